@@ -1,0 +1,519 @@
+//! The job model: what a job file means once parsed and validated.
+//!
+//! Every type here is plain data. Parsing (`parse`) builds it from a file and reports
+//! problems with positions; the engine only ever sees a validated [`Job`].
+//! Durations are [`std::time::Duration`]; parameter values are JSON values, so YAML,
+//! TOML and JSON job files and `-p key=value` all meet in one representation.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A parameter, step-output or default value.
+pub type Value = serde_json::Value;
+
+/// One job definition, as found in a job file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// `[a-z0-9-]`, 3–64 characters, unique within its namespace.
+    pub id: String,
+    /// Namespace the job lives in; `None` when the file does not say (ad-hoc runs then use
+    /// the ephemeral digest namespace, a server uses `default`).
+    pub namespace: Option<String>,
+    /// Free text shown in listings.
+    pub description: Option<String>,
+    /// Declared parameters, in file order.
+    pub params: Vec<ParamSpec>,
+    /// Names of environment variables whose values are secrets: passed to steps, redacted
+    /// from every log line.
+    pub secrets: Vec<String>,
+    /// Environment variables (templates) given to every step; a step's `env` overrides.
+    pub env: BTreeMap<String, String>,
+    /// What starts runs of this job besides a manual start.
+    pub triggers: Vec<Trigger>,
+    /// Run-level policies.
+    pub policy: Policy,
+    /// Maximum number of steps of one run that execute at the same time.
+    pub concurrency: u32,
+    /// The steps, in file order. Validation guarantees unique ids, known `needs` and no cycle.
+    pub steps: Vec<Step>,
+}
+
+/// A declared parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// Parameter name, usable as `{{ params.<name> }}`.
+    pub name: String,
+    /// Declared type; `-p name=value` is coerced to it.
+    pub ty: ParamType,
+    /// Default value, already of the declared type. A parameter without a default is required.
+    pub default: Option<Value>,
+    /// Allowed values, when restricted (`enum: [...]`).
+    pub choices: Option<Vec<Value>>,
+    /// One-line help shown by `rota run --help-params` and the UI.
+    pub help: Option<String>,
+}
+
+/// The type of a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    /// Any string.
+    String,
+    /// A 64-bit signed integer.
+    Int,
+    /// A 64-bit float.
+    Float,
+    /// `true`/`false` (also `yes/no`, `1/0`, `on/off` on the command line).
+    Bool,
+    /// A list of values (`a,b,c` or a JSON array on the command line).
+    List,
+    /// A map of values (a JSON object on the command line).
+    Map,
+    /// One of `choices`, each a string.
+    Enum,
+}
+
+/// What starts a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A cron expression (5, 6 or 7 fields) evaluated in an IANA time zone.
+    Cron {
+        /// The expression as written.
+        expr: String,
+        /// IANA zone name; `UTC` when not given.
+        timezone: String,
+        /// Random delay added to each firing, up to this bound.
+        jitter: Option<Duration>,
+    },
+    /// A fixed interval.
+    Interval {
+        /// Period between firings.
+        every: Duration,
+        /// Whether the period counts from the previous start (fixed rate) or end (fixed delay).
+        anchor: IntervalAnchor,
+        /// Random delay added to each firing, up to this bound.
+        jitter: Option<Duration>,
+    },
+    /// One firing at a fixed instant (RFC 3339 text, validated at load time).
+    At {
+        /// The instant, RFC 3339.
+        time: String,
+    },
+    /// Fires when another job's run finishes.
+    After {
+        /// The other job's id (same namespace).
+        job: String,
+        /// Which outcomes of that run fire this trigger.
+        on: AfterOutcome,
+    },
+    /// `POST /hooks/<namespace>/<job>` on the server, verified by a shared secret.
+    Webhook {
+        /// Name of the secret holding the shared key.
+        secret: String,
+        /// How the request proves it knows the secret.
+        signature: WebhookSignature,
+    },
+}
+
+/// Interval anchoring, like `watch -p` (start) versus plain `watch` (end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalAnchor {
+    /// Fixed rate: the next run is due `every` after the previous one was due.
+    Start,
+    /// Fixed delay: the next run is due `every` after the previous one finished.
+    End,
+}
+
+/// Outcomes of another job that fire an `after` trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterOutcome {
+    /// Only a succeeded run.
+    Success,
+    /// Only a failed or timed-out run.
+    Failure,
+    /// Any finished run.
+    Any,
+}
+
+/// Webhook verification scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookSignature {
+    /// `X-Hub-Signature-256: sha256=<hex HMAC of the body>`.
+    Github,
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+}
+
+/// Run-level policies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    /// What a new occurrence does while a run of the same job is active.
+    pub overlap: Overlap,
+    /// What happens to occurrences missed while the server was down.
+    pub catchup: Catchup,
+    /// Deadline for the whole run.
+    pub timeout: Option<Duration>,
+    /// Maximum number of active runs of this job (server only).
+    pub max_active_runs: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            overlap: Overlap::Skip,
+            catchup: Catchup::default(),
+            timeout: None,
+            max_active_runs: 1,
+        }
+    }
+}
+
+/// Overlap policy, after Temporal schedules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Record the new occurrence as skipped.
+    Skip,
+    /// Keep at most one waiting occurrence; later ones are skipped.
+    BufferOne,
+    /// Queue every occurrence.
+    BufferAll,
+    /// Cancel the active run, then start the new one.
+    CancelRunning,
+    /// Start the new run alongside.
+    Allow,
+}
+
+/// Catch-up of occurrences missed during downtime.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Catchup {
+    /// Only occurrences at most this old are candidates.
+    pub window: Duration,
+    /// Which of the candidates run.
+    pub mode: CatchupMode,
+}
+
+impl Default for Catchup {
+    fn default() -> Self {
+        Catchup {
+            window: Duration::from_secs(3600),
+            mode: CatchupMode::Last,
+        }
+    }
+}
+
+/// Which missed occurrences run on catch-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchupMode {
+    /// Every missed occurrence inside the window, oldest first.
+    All,
+    /// Only the most recent one; the others are recorded as missed.
+    Last,
+    /// None; all are recorded as missed.
+    None,
+}
+
+/// One step of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Unique within the job, `[a-z0-9_-]`.
+    pub id: String,
+    /// What the step runs.
+    pub kind: StepKind,
+    /// Steps that must finish before this one starts.
+    pub needs: Vec<String>,
+    /// Which outcome of the `needs` lets this step run.
+    pub when: When,
+    /// Jinja expression over `params`, `steps` and `run`; false → the step is skipped.
+    pub if_expr: Option<String>,
+    /// Extra environment (templates).
+    pub env: BTreeMap<String, String>,
+    /// Working directory (template); relative paths are against the job file's directory.
+    pub workdir: Option<String>,
+    /// Deadline for one attempt.
+    pub timeout: Option<Duration>,
+    /// Retries of failed attempts.
+    pub retry: Retry,
+    /// Behaviour under `--dry-run`.
+    pub dry_run: DryRun,
+}
+
+/// The work a step does. Every string field is a template.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// `sh -c <command>`.
+    Sh {
+        /// The shell command.
+        command: String,
+    },
+    /// An argv run directly, no shell.
+    Exec {
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
+    /// A script file run by its interpreter (from `interpreter:` or its `#!` line).
+    Script {
+        /// Path of the script, relative to the job file's directory.
+        path: String,
+        /// Interpreter command line, e.g. `python3` or `uv run`; `None` runs the file itself.
+        interpreter: Option<String>,
+        /// Extra arguments.
+        args: Vec<String>,
+    },
+    /// A Jupyter notebook executed natively, papermill-compatible.
+    Notebook {
+        /// Path of the `.ipynb`, relative to the job file's directory.
+        path: String,
+        /// Parameters injected into the notebook (values may hold templates).
+        params: BTreeMap<String, Value>,
+        /// Kernel name; the notebook's own kernelspec when `None`.
+        kernel: Option<String>,
+        /// Per-cell execution timeout.
+        cell_timeout: Option<Duration>,
+    },
+}
+
+/// Which outcome of a step's `needs` lets it run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Every need succeeded (or was skipped by its own `if`).
+    #[default]
+    Success,
+    /// At least one need failed (or timed out).
+    Failure,
+    /// Regardless of outcome (not after a cancel).
+    Always,
+}
+
+/// Retry policy of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Total attempts, at least 1.
+    pub attempts: u32,
+    /// How the delay grows.
+    pub backoff: Backoff,
+    /// Delay before the second attempt.
+    pub initial: Duration,
+    /// Upper bound of the delay.
+    pub max: Option<Duration>,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Backoff::Constant,
+            initial: Duration::from_secs(1),
+            max: None,
+        }
+    }
+}
+
+impl Retry {
+    /// Delay before attempt `next_attempt` (2 for the first retry).
+    pub fn delay_before(&self, next_attempt: u32) -> Duration {
+        let retries_so_far = next_attempt.saturating_sub(2);
+        let delay = match self.backoff {
+            Backoff::Constant => self.initial,
+            Backoff::Exponential => self
+                .initial
+                .saturating_mul(2u32.saturating_pow(retries_so_far.min(31))),
+        };
+        match self.max {
+            Some(max) => delay.min(max),
+            None => delay,
+        }
+    }
+}
+
+/// Backoff shape between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backoff {
+    /// The same delay every time.
+    Constant,
+    /// Doubling delays.
+    Exponential,
+}
+
+/// What a step does in a dry run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DryRun {
+    /// Print the resolved command; run nothing (the default).
+    #[default]
+    EchoOnly,
+    /// The step is safe: run it for real, also in a dry run.
+    Run,
+    /// Run this other shell command instead (e.g. `terraform plan`).
+    Command(String),
+    /// Do nothing and record the step as skipped.
+    Skip,
+}
+
+/// Run states (SPEC §1), plus `abandoned` for a run whose process died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Resolved, not yet executed.
+    Planned,
+    /// Waiting for approvals.
+    AwaitingApproval,
+    /// Accepted, waiting for a worker.
+    Queued,
+    /// Executing.
+    Running,
+    /// Every step succeeded or was skipped.
+    Succeeded,
+    /// A step failed.
+    Failed,
+    /// Cancelled by a user.
+    Cancelled,
+    /// The run's deadline passed.
+    TimedOut,
+    /// The process running it died; recorded at the next start.
+    Abandoned,
+}
+
+impl RunStatus {
+    /// The wire and database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Planned => "planned",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+            RunStatus::TimedOut => "timed_out",
+            RunStatus::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(text: &str) -> Option<RunStatus> {
+        ALL_RUN_STATUSES.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the run can change no more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded
+                | RunStatus::Failed
+                | RunStatus::Cancelled
+                | RunStatus::TimedOut
+                | RunStatus::Abandoned
+        )
+    }
+}
+
+const ALL_RUN_STATUSES: [RunStatus; 9] = [
+    RunStatus::Planned,
+    RunStatus::AwaitingApproval,
+    RunStatus::Queued,
+    RunStatus::Running,
+    RunStatus::Succeeded,
+    RunStatus::Failed,
+    RunStatus::Cancelled,
+    RunStatus::TimedOut,
+    RunStatus::Abandoned,
+];
+
+/// Step-run states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not started yet.
+    Pending,
+    /// Executing (some attempt).
+    Running,
+    /// Exited 0.
+    Succeeded,
+    /// Failed after its last attempt.
+    Failed,
+    /// Not run: its `if`/`when` said no, or the run ended first.
+    Skipped,
+    /// Stopped by a cancel.
+    Cancelled,
+    /// Stopped by its own or the run's deadline.
+    TimedOut,
+    /// Its process died with the process running the run.
+    Abandoned,
+}
+
+impl StepStatus {
+    /// The wire and database spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+            StepStatus::TimedOut => "timed_out",
+            StepStatus::Abandoned => "abandoned",
+        }
+    }
+
+    /// Parses the wire spelling.
+    pub fn parse(text: &str) -> Option<StepStatus> {
+        ALL_STEP_STATUSES.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Whether the step can change no more.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StepStatus::Pending | StepStatus::Running)
+    }
+}
+
+const ALL_STEP_STATUSES: [StepStatus; 8] = [
+    StepStatus::Pending,
+    StepStatus::Running,
+    StepStatus::Succeeded,
+    StepStatus::Failed,
+    StepStatus::Skipped,
+    StepStatus::Cancelled,
+    StepStatus::TimedOut,
+    StepStatus::Abandoned,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_through_their_spelling() {
+        for s in ALL_RUN_STATUSES {
+            assert_eq!(RunStatus::parse(s.as_str()), Some(s));
+        }
+        for s in ALL_STEP_STATUSES {
+            assert_eq!(StepStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RunStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn exponential_backoff_doubles_up_to_max() {
+        let retry = Retry {
+            attempts: 5,
+            backoff: Backoff::Exponential,
+            initial: Duration::from_secs(2),
+            max: Some(Duration::from_secs(5)),
+        };
+        assert_eq!(retry.delay_before(2), Duration::from_secs(2));
+        assert_eq!(retry.delay_before(3), Duration::from_secs(4));
+        assert_eq!(retry.delay_before(4), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,4 @@
+//! Schedule maths. STUB: being written.
+#![warn(missing_docs)]
+
+pub mod cron;
