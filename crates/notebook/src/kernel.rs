@@ -1,0 +1,534 @@
+//! A Jupyter kernel client over ZeroMQ: launch, readiness, execute, interrupt, shutdown.
+//!
+//! One kernel process per notebook run. The kernel runs in its own process group (so a
+//! terminal's Ctrl-C reaches Rota, which then interrupts and shuts the kernel down itself),
+//! dies with its parent (`PR_SET_PDEATHSIG`), and its connection file is removed on every
+//! exit path, including drop. IOPub and shell replies are read as raw frames by one reader
+//! task per socket, so outputs keep every field the kernel sent.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use jupyter_protocol::{ConnectionInfo, ExecuteRequest, JupyterMessage, KernelInfoRequest};
+use jupyter_zmq_client::{
+    ClientControlConnection, Connection, RawMessage, create_client_control_connection,
+    create_client_iopub_connection, create_client_shell_connection_with_identity,
+    peer_identity_for_session,
+};
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{NotebookError, Result};
+use crate::kernelspec::{InterruptMode, KernelSpec};
+
+/// One message read from the kernel, with the fields this crate uses.
+#[derive(Debug, Clone)]
+pub struct KernelMessage {
+    /// `header.msg_type`.
+    pub msg_type: String,
+    /// `parent_header.msg_id`, when there is a parent.
+    pub parent_id: Option<String>,
+    /// `header.date` as sent by the kernel.
+    pub date: Option<String>,
+    /// The message content.
+    pub content: Value,
+}
+
+impl KernelMessage {
+    fn from_raw(raw: RawMessage) -> Option<KernelMessage> {
+        let header: Value = serde_json::from_slice(raw.jparts.first()?).ok()?;
+        let parent: Value = serde_json::from_slice(raw.jparts.get(1)?).unwrap_or(Value::Null);
+        let content: Value = serde_json::from_slice(raw.jparts.get(3)?).ok()?;
+        Some(KernelMessage {
+            msg_type: header.get("msg_type")?.as_str()?.to_string(),
+            parent_id: parent
+                .get("msg_id")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            date: header
+                .get("date")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            content,
+        })
+    }
+}
+
+/// How a kernel is launched.
+#[derive(Debug, Clone)]
+pub struct KernelOptions {
+    /// Working directory of the kernel process.
+    pub cwd: Option<PathBuf>,
+    /// How long to wait for the kernel to answer `kernel_info`.
+    pub start_timeout: Duration,
+    /// Where the kernel process's own stdout/stderr lines go (dropped when `None`).
+    pub process_log: Option<mpsc::UnboundedSender<String>>,
+}
+
+/// What became of one `execute_request`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecuteEnd {
+    /// The kernel replied and went idle.
+    Replied {
+        /// `ok`, `error` or `aborted`.
+        status: String,
+        /// `execution_count` of the reply.
+        execution_count: Option<i64>,
+        /// Error name, for `status == "error"`.
+        ename: String,
+        /// Error value, for `status == "error"`.
+        evalue: String,
+    },
+    /// The timeout passed; the kernel was interrupted.
+    TimedOut {
+        /// Whether the kernel answered after the interrupt.
+        replied: bool,
+    },
+    /// The kernel process exited.
+    Died,
+    /// The cancellation token fired; the kernel was interrupted.
+    Cancelled,
+}
+
+struct ConnFileGuard(PathBuf);
+
+impl Drop for ConnFileGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A running kernel with connected channels.
+pub struct Kernel {
+    spec: KernelSpec,
+    child: tokio::process::Child,
+    pid: i32,
+    exited: bool,
+    shell: jupyter_zmq_client::DealerSendConnection,
+    control: ClientControlConnection,
+    iopub_rx: mpsc::UnboundedReceiver<KernelMessage>,
+    shell_rx: mpsc::UnboundedReceiver<KernelMessage>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    conn_file: Option<ConnFileGuard>,
+    kernel_info: Value,
+}
+
+fn random_hex(n: usize) -> String {
+    use rand::Rng as _;
+    let mut rng = rand::rng();
+    (0..n)
+        .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))
+        .collect()
+}
+
+fn start_error(spec: &KernelSpec, reason: impl Into<String>) -> NotebookError {
+    NotebookError::KernelStart {
+        kernel: spec.name.clone(),
+        reason: reason.into(),
+    }
+}
+
+fn proto(e: impl std::fmt::Display) -> NotebookError {
+    NotebookError::Protocol(e.to_string())
+}
+
+fn spawn_reader<S>(mut conn: Connection<S>) -> (mpsc::UnboundedReceiver<KernelMessage>, tokio::task::JoinHandle<()>)
+where
+    S: zeromq::SocketRecv + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = tokio::spawn(async move {
+        loop {
+            let Ok(frames) = conn.socket.recv().await else {
+                break;
+            };
+            // A message with a bad signature or framing is dropped, as Jupyter clients do.
+            let Ok(raw) = RawMessage::from_multipart(frames, &conn.mac) else {
+                continue;
+            };
+            if let Some(msg) = KernelMessage::from_raw(raw)
+                && tx.send(msg).is_err()
+            {
+                break;
+            }
+        }
+    });
+    (rx, handle)
+}
+
+fn forward_lines<R>(reader: R, log: Option<mpsc::UnboundedSender<String>>)
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(reader).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(log) = &log {
+                let _ = log.send(format!("kernel: {line}"));
+            }
+        }
+    });
+}
+
+impl Kernel {
+    /// Launch a kernel from `spec` and wait until it answers `kernel_info`.
+    pub async fn start(spec: &KernelSpec, opts: &KernelOptions) -> Result<Kernel> {
+        if spec.argv.is_empty() {
+            return Err(start_error(spec, "kernelspec has an empty argv"));
+        }
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (ports, listeners) = jupyter_zmq_client::peek_ports_with_listeners(ip, 5)
+            .await
+            .map_err(|e| start_error(spec, e.to_string()))?;
+        let info = ConnectionInfo {
+            transport: jupyter_protocol::connection_info::Transport::TCP,
+            ip: ip.to_string(),
+            stdin_port: ports[0],
+            control_port: ports[1],
+            hb_port: ports[2],
+            shell_port: ports[3],
+            iopub_port: ports[4],
+            signature_scheme: "hmac-sha256".to_string(),
+            key: random_hex(32),
+            kernel_name: Some(spec.name.clone()),
+        };
+        let runtime_dir = jupyter_zmq_client::dirs::runtime_dir();
+        std::fs::create_dir_all(&runtime_dir).map_err(|e| NotebookError::io(&runtime_dir, e))?;
+        let conn_path = runtime_dir.join(format!("kernel-rota-{}.json", random_hex(12)));
+        let conn_text = serde_json::to_string(&info).map_err(proto)?;
+        write_private(&conn_path, &conn_text)?;
+        let guard = ConnFileGuard(conn_path.clone());
+
+        let mut cmd = tokio::process::Command::new(&spec.argv[0]);
+        for arg in &spec.argv[1..] {
+            let arg = arg
+                .replace("{connection_file}", &conn_path.to_string_lossy())
+                .replace("{resource_dir}", &spec.dir.to_string_lossy());
+            cmd.arg(arg);
+        }
+        cmd.envs(&spec.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        if let Some(cwd) = &opts.cwd {
+            cmd.current_dir(cwd);
+        }
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        // It makes the kernel die with Rota even on SIGKILL, so no kernel is orphaned.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| start_error(spec, format!("cannot run {}: {e}", spec.argv[0])))?;
+        // The kernel binds these ports first thing; release them now.
+        drop(listeners);
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| start_error(spec, "kernel exited at once"))?;
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, opts.process_log.clone());
+        }
+        if let Some(err) = child.stderr.take() {
+            forward_lines(err, opts.process_log.clone());
+        }
+
+        let deadline = tokio::time::Instant::now() + opts.start_timeout;
+        let connect = Self::connect(spec, &info, child, pid, guard);
+        let mut kernel = tokio::time::timeout_at(deadline, connect)
+            .await
+            .map_err(|_| start_error(spec, "timed out waiting for the kernel's ports"))??;
+        match tokio::time::timeout_at(deadline, kernel.wait_ready()).await {
+            Ok(Ok(())) => Ok(kernel),
+            Ok(Err(e)) => {
+                kernel.shutdown().await;
+                Err(e)
+            }
+            Err(_) => {
+                kernel.shutdown().await;
+                Err(start_error(
+                    spec,
+                    format!(
+                        "no kernel_info reply within {} s",
+                        opts.start_timeout.as_secs_f64()
+                    ),
+                ))
+            }
+        }
+    }
+
+    async fn connect(
+        spec: &KernelSpec,
+        info: &ConnectionInfo,
+        mut child: tokio::process::Child,
+        pid: i32,
+        guard: ConnFileGuard,
+    ) -> Result<Kernel> {
+        // zeromq's connect retries with long back-off; poll the ports ourselves first,
+        // and notice a kernel that exits instead of binding.
+        let addr = |port: u16| std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        for port in [info.shell_port, info.iopub_port, info.control_port] {
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(start_error(spec, format!("kernel exited during start-up ({status})")));
+                }
+                if tokio::net::TcpStream::connect(addr(port)).await.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let session = format!("{}-{}", random_hex(8), random_hex(8));
+        let iopub = create_client_iopub_connection(info, "", &session)
+            .await
+            .map_err(proto)?;
+        let identity = peer_identity_for_session(&session).map_err(proto)?;
+        let shell = create_client_shell_connection_with_identity(info, &session, identity)
+            .await
+            .map_err(proto)?;
+        let control = create_client_control_connection(info, &session)
+            .await
+            .map_err(proto)?;
+        let (shell_send, shell_recv) = shell.split();
+        let (iopub_rx, iopub_task) = spawn_reader(iopub);
+        let (shell_rx, shell_task) = spawn_reader(shell_recv);
+        Ok(Kernel {
+            spec: spec.clone(),
+            child,
+            pid,
+            exited: false,
+            shell: shell_send,
+            control,
+            iopub_rx,
+            shell_rx,
+            readers: vec![iopub_task, shell_task],
+            conn_file: Some(guard),
+            kernel_info: Value::Null,
+        })
+    }
+
+    /// Send `kernel_info_request` until it is answered and IOPub delivers messages
+    /// (so no output of the first cell can be lost to a late subscription).
+    async fn wait_ready(&mut self) -> Result<()> {
+        let mut replied = false;
+        let mut iopub_seen = false;
+        loop {
+            if !replied {
+                let msg: JupyterMessage = KernelInfoRequest {}.into();
+                self.shell.send(msg).await.map_err(proto)?;
+            }
+            let tick = tokio::time::sleep(Duration::from_millis(100));
+            tokio::pin!(tick);
+            loop {
+                tokio::select! {
+                    Some(m) = self.shell_rx.recv() => {
+                        if m.msg_type == "kernel_info_reply" {
+                            self.kernel_info = m.content;
+                            replied = true;
+                        }
+                    }
+                    Some(_) = self.iopub_rx.recv() => { iopub_seen = true; }
+                    status = self.child.wait() => {
+                        self.exited = true;
+                        let status = status.map(|s| s.to_string()).unwrap_or_default();
+                        return Err(start_error(&self.spec, format!("kernel exited during start-up ({status})")));
+                    }
+                    _ = &mut tick => break,
+                }
+                if replied && iopub_seen {
+                    // Drain what the kernel_info requests produced on IOPub.
+                    while self.iopub_rx.try_recv().is_ok() {}
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The content of the kernel's `kernel_info_reply`.
+    pub fn kernel_info(&self) -> &Value {
+        &self.kernel_info
+    }
+
+    /// The kernelspec this kernel was started from.
+    pub fn spec(&self) -> &KernelSpec {
+        &self.spec
+    }
+
+    /// The kernel's process id (also its process group id).
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Execute `code`; `on_message` sees every IOPub message belonging to it, in order,
+    /// and the `execute_reply`.
+    pub async fn execute(
+        &mut self,
+        code: &str,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+        on_message: &mut (dyn FnMut(&KernelMessage) + Send),
+    ) -> Result<ExecuteEnd> {
+        if self.exited {
+            return Ok(ExecuteEnd::Died);
+        }
+        let request = ExecuteRequest {
+            code: code.to_string(),
+            silent: false,
+            store_history: true,
+            user_expressions: None,
+            allow_stdin: false,
+            stop_on_error: true,
+        };
+        let msg: JupyterMessage = request.into();
+        let msg_id = msg.header.msg_id.clone();
+        self.shell.send(msg).await.map_err(proto)?;
+
+        let far = Duration::from_secs(60 * 60 * 24 * 365);
+        let deadline = tokio::time::sleep(timeout.unwrap_or(far));
+        tokio::pin!(deadline);
+        let mut reply: Option<KernelMessage> = None;
+        let mut idle = false;
+        let mut interrupted: Option<ExecuteEnd> = None;
+        // After an interrupt, how long the kernel gets to answer before it is given up on.
+        let grace = Duration::from_secs(10);
+        loop {
+            if idle && let Some(r) = &reply {
+                if let Some(end) = interrupted {
+                    return Ok(match end {
+                        ExecuteEnd::TimedOut { .. } => ExecuteEnd::TimedOut { replied: true },
+                        other => other,
+                    });
+                }
+                let c = &r.content;
+                let s = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                return Ok(ExecuteEnd::Replied {
+                    status: s("status"),
+                    execution_count: c.get("execution_count").and_then(Value::as_i64),
+                    ename: s("ename"),
+                    evalue: s("evalue"),
+                });
+            }
+            tokio::select! {
+                m = self.iopub_rx.recv() => {
+                    let Some(m) = m else { return Err(proto("IOPub channel closed")) };
+                    if m.parent_id.as_deref() == Some(msg_id.as_str()) {
+                        if m.msg_type == "status"
+                            && m.content.get("execution_state").and_then(Value::as_str) == Some("idle")
+                        {
+                            idle = true;
+                        }
+                        on_message(&m);
+                    }
+                }
+                m = self.shell_rx.recv() => {
+                    let Some(m) = m else { return Err(proto("shell channel closed")) };
+                    if m.parent_id.as_deref() == Some(msg_id.as_str()) && m.msg_type == "execute_reply" {
+                        on_message(&m);
+                        reply = Some(m);
+                    }
+                }
+                _ = self.child.wait() => {
+                    self.exited = true;
+                    return Ok(ExecuteEnd::Died);
+                }
+                _ = cancel.cancelled(), if interrupted.is_none() => {
+                    self.interrupt().await;
+                    interrupted = Some(ExecuteEnd::Cancelled);
+                    deadline.as_mut().reset(tokio::time::Instant::now() + grace);
+                }
+                _ = &mut deadline => {
+                    match interrupted {
+                        None => {
+                            self.interrupt().await;
+                            interrupted = Some(ExecuteEnd::TimedOut { replied: false });
+                            deadline.as_mut().reset(tokio::time::Instant::now() + grace);
+                        }
+                        Some(ExecuteEnd::TimedOut { .. }) => return Ok(ExecuteEnd::TimedOut { replied: false }),
+                        Some(other) => return Ok(other),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Interrupt the running cell (SIGINT to the group, or `interrupt_request`).
+    pub async fn interrupt(&mut self) {
+        match self.spec.interrupt_mode {
+            InterruptMode::Signal => {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(self.pid),
+                    nix::sys::signal::Signal::SIGINT,
+                );
+            }
+            InterruptMode::Message => {
+                let msg: JupyterMessage = jupyter_protocol::InterruptRequest {}.into();
+                let _ = self.control.send(msg).await;
+            }
+        }
+    }
+
+    /// Shut the kernel down: `shutdown_request`, then SIGTERM, then SIGKILL to its
+    /// process group; remove the connection file. Safe to call on a dead kernel.
+    pub async fn shutdown(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.pid);
+        if !self.exited {
+            let msg: JupyterMessage = jupyter_protocol::ShutdownRequest { restart: false }.into();
+            let _ = self.control.send(msg).await;
+            let polite = tokio::time::timeout(Duration::from_secs(3), self.child.wait()).await;
+            if polite.is_err() {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+                if tokio::time::timeout(Duration::from_secs(2), self.child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                    let _ = self.child.wait().await;
+                }
+            }
+            self.exited = true;
+        }
+        // Whatever the kernel started in its group goes too.
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        for r in self.readers.drain(..) {
+            r.abort();
+        }
+        self.conn_file.take();
+    }
+}
+
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(self.pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        for r in self.readers.drain(..) {
+            r.abort();
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| NotebookError::io(path, e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| NotebookError::io(path, e))
+}
