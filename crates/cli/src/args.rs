@@ -1,0 +1,220 @@
+//! What the user typed: clap definitions, validation only. Conversions into engine
+//! requests live with each command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Rota runs a team's operational work: DAGs of shell, script and notebook steps, with
+/// durable history, from one binary.
+///
+/// Exit codes: 0 success; 1 the run failed or timed out; 2 usage or validation error;
+/// 130 the run was cancelled.
+#[derive(Debug, Parser)]
+#[command(name = "rota", version, propagate_version = true)]
+pub struct Cli {
+    /// Output format of results (diagnostics always go to stderr).
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// Data directory holding the store (default: the platform data dir, e.g. ~/.local/share/rota).
+    #[arg(long, global = true, env = "ROTA_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Tables and text for people.
+    Human,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a job file, a stored job, or an ad-hoc command, and wait for it to finish.
+    Run(RunArgs),
+    /// Check job files without running anything; reports every problem as file:line:col.
+    Validate(ValidateArgs),
+    /// List runs, newest first, or show one.
+    Runs(RunsArgs),
+    /// Print a run's logs, optionally following them live.
+    Logs(LogsArgs),
+    /// Cancel a run started from another terminal.
+    Cancel(CancelArgs),
+    /// List stored jobs (latest revision of each).
+    Jobs(JobsArgs),
+    /// Schedules: preview cron expressions.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Internal: the watchdog that stops a run's processes if `rota` dies.
+    #[command(name = "__guardian", hide = true)]
+    Guardian,
+}
+
+/// `rota run`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["target", "command", "argv"]))]
+pub struct RunArgs {
+    /// Job file (YAML, TOML, JSON or a script with a `# /// rota` header) or a stored job id.
+    pub target: Option<String>,
+
+    /// Run one shell command as a one-step job, with no file.
+    #[arg(long, short = 'c', value_name = "SHELL COMMAND")]
+    pub command: Option<String>,
+
+    /// Which job of a file that defines several.
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+
+    /// Namespace for a stored job, or for a file that names none.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// Set a parameter (repeatable); the value is coerced to the declared type.
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+
+    /// Read parameters from a JSON or YAML file (`-p` wins over it).
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+
+    /// Resolve everything, run each step in its dry-run mode, run nothing else.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Program and arguments to run as a one-step job, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub argv: Vec<String>,
+}
+
+/// `rota validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Job files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `rota runs`.
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    pub show: Option<RunsCommand>,
+
+    /// Only runs of this job.
+    #[arg(long)]
+    pub job: Option<String>,
+
+    /// Only runs with this status (succeeded, failed, running, …).
+    #[arg(long)]
+    pub status: Option<String>,
+
+    /// Only runs in this namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// How many runs at most.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// `rota runs show`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Show one run with its steps.
+    Show {
+        /// Run id or a unique prefix of it.
+        run: String,
+    },
+}
+
+/// `rota logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Run id or a unique prefix of it.
+    pub run: String,
+    /// Only this step's lines.
+    pub step: Option<String>,
+    /// Keep printing new lines until the run ends.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Prefix each line with its timestamp.
+    #[arg(long, short = 't')]
+    pub timestamps: bool,
+}
+
+/// `rota cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// Run id or a unique prefix of it.
+    pub run: String,
+}
+
+/// `rota jobs`.
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only jobs in this namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+}
+
+/// `rota schedule`.
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the next fire times of a cron expression.
+    Preview {
+        /// The expression: 5, 6 (seconds first) or 7 (… year) fields.
+        #[arg(long)]
+        cron: String,
+        /// IANA time zone the expression is evaluated in.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// Start after this instant (RFC 3339; default: now).
+        #[arg(long)]
+        from: Option<String>,
+        /// How many fire times.
+        #[arg(short = 'n', default_value_t = 5)]
+        count: usize,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, found {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_takes_a_file_a_command_or_argv() {
+        let cli = Cli::try_parse_from(["rota", "run", "job.yaml", "-p", "a=b=c"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.params, vec![("a".to_owned(), "b=c".to_owned())]);
+        let cli = Cli::try_parse_from(["rota", "run", "--", "echo", "hi"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!("not run") };
+        assert_eq!(args.argv, ["echo", "hi"]);
+        assert!(Cli::try_parse_from(["rota", "run"]).is_err());
+        assert!(Cli::try_parse_from(["rota", "run", "f.yaml", "-p", "novalue"]).is_err());
+    }
+}

@@ -1,0 +1,75 @@
+//! The `rota` binary: parse the command line, dispatch, map the outcome to an exit code.
+//!
+//! Exit codes are a promise (see `rota --help` and ARCHITECTURE.md): 0 success, 1 the run
+//! failed or timed out, 2 usage or validation error, 130 the run was cancelled.
+
+mod args;
+mod home;
+mod jobs_cmd;
+mod logs_cmd;
+mod output;
+mod run_cmd;
+mod runs_cmd;
+mod schedule_cmd;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::args::{Cli, Command};
+
+/// Exit code for a usage or input error.
+pub const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Guardian) {
+        // The watchdog must not start a runtime or touch the store: it only waits.
+        return ExitCode::from(rota_engine::guardian::guardian_main() as u8);
+    }
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("rota: cannot start the async runtime: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("rota: {error:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+/// Dispatches one command; `Ok` carries the exit code.
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let out = output::Printer::new(cli.output);
+    match cli.command {
+        Command::Run(args) => run_cmd::run(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Validate(args) => Ok(jobs_cmd::validate(args, &out)),
+        Command::Runs(args) => runs_cmd::runs(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Logs(args) => logs_cmd::logs(&home::Home::new(cli.home)?, args).await,
+        Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Schedule(command) => Ok(schedule_cmd::schedule(command, &out)),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "rota", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Guardian => Ok(0),
+    }
+}
+
+/// Diagnostics of Rota itself go to stderr, filtered by `ROTA_LOG` (default: warnings).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROTA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

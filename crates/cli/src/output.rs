@@ -1,0 +1,124 @@
+//! All results pass through here: a human table by default, JSON with `--output json`.
+//! Results go to stdout, diagnostics to stderr. A closed stdout pipe is not an error.
+
+use std::io::Write;
+
+use rota_store::RunRecord;
+use serde_json::{Value, json};
+
+use crate::args::OutputFormat;
+
+/// Prints results in the chosen format.
+pub struct Printer {
+    pub format: OutputFormat,
+}
+
+impl Printer {
+    pub fn new(format: OutputFormat) -> Printer {
+        Printer { format }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Prints a JSON value, pretty, on stdout.
+    pub fn json(&self, value: &Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".to_owned());
+        write_stdout(&format!("{text}\n"));
+    }
+
+    /// Prints rows as an aligned table with a header.
+    pub fn table(&self, header: &[&str], rows: &[Vec<String>]) {
+        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+        for row in rows {
+            for (i, cell) in row.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(cell.chars().count());
+                }
+            }
+        }
+        let mut text = String::new();
+        let line = |cells: Vec<&str>, text: &mut String| {
+            let last = cells.len().saturating_sub(1);
+            for (i, cell) in cells.iter().enumerate() {
+                text.push_str(cell);
+                if i < last {
+                    let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
+                    text.push_str(&" ".repeat(pad));
+                }
+            }
+            text.push('\n');
+        };
+        line(header.to_vec(), &mut text);
+        for row in rows {
+            line(row.iter().map(String::as_str).collect(), &mut text);
+        }
+        write_stdout(&text);
+    }
+
+    /// Prints plain text on stdout.
+    pub fn text(&self, text: &str) {
+        write_stdout(text);
+    }
+}
+
+/// Writes to stdout; a closed pipe (`rota runs | head`) ends quietly.
+pub fn write_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_err() {
+        std::process::exit(0);
+    }
+}
+
+/// The JSON contract of a run (`rota run --output json`, `rota runs --output json`).
+pub fn run_json(run: &RunRecord) -> Value {
+    json!({
+        "id": run.id,
+        "job": run.job_id,
+        "namespace": run.namespace,
+        "status": run.status.as_str(),
+        "reason": run.reason,
+        "job_revision": run.job_revision,
+        "params": run.params,
+        "dry_run": run.dry_run,
+        "trigger": run.trigger,
+        "created_at": run.created_at.to_string(),
+        "started_at": run.started_at.map(|t| t.to_string()),
+        "finished_at": run.finished_at.map(|t| t.to_string()),
+        "steps": run.steps.iter().map(|step| json!({
+            "id": step.step_id,
+            "status": step.status.as_str(),
+            "exit_code": step.exit_code,
+            "attempts": step.attempts,
+            "outputs": step.outputs,
+            "reason": step.reason,
+            "started_at": step.started_at.map(|t| t.to_string()),
+            "finished_at": step.finished_at.map(|t| t.to_string()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// `1.234s`, `2m03s`: a duration between two instants, for tables.
+pub fn elapsed(from: Option<jiff::Timestamp>, to: Option<jiff::Timestamp>) -> String {
+    let (Some(from), Some(to)) = (from, to) else {
+        return "-".to_owned();
+    };
+    let millis = to.as_millisecond() - from.as_millisecond();
+    if millis < 60_000 {
+        format!("{:.3}s", millis as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", millis / 60_000, millis / 1000 % 60)
+    }
+}
+
+/// An instant in local time without sub-seconds, for tables.
+pub fn when(at: Option<jiff::Timestamp>) -> String {
+    match at {
+        Some(at) => at
+            .to_zoned(jiff::tz::TimeZone::system())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
+        None => "-".to_owned(),
+    }
+}

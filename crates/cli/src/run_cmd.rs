@@ -1,0 +1,402 @@
+//! `rota run`: turn what the user typed into a run request, execute it in this process,
+//! print live lines and the result.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rota_core::model::{Job, Policy, RunStatus, Step, StepKind, Value};
+use rota_engine::guardian::Guardian;
+use rota_engine::process::Stream;
+use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason, Update};
+use rota_store::{NewJobRevision, Store};
+use tokio::sync::mpsc;
+
+use crate::args::RunArgs;
+use crate::home::Home;
+use crate::output::{self, Printer};
+use crate::EXIT_USAGE;
+
+/// A job ready to run, with where it came from.
+struct Loaded {
+    job: Job,
+    source: String,
+    source_path: Option<String>,
+    base_dir: PathBuf,
+    namespace: String,
+}
+
+/// Usage and validation errors exit 2 with their message; they are not runtime failures.
+struct UsageError(String);
+
+pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    let loaded = match load(&store, &args).await {
+        Ok(loaded) => loaded,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let params = match resolve_params(&loaded.job, &args) {
+        Ok(params) => params,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let secrets = match read_secrets(&loaded.job) {
+        Ok(secrets) => secrets,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let definition = serde_json::to_value(&loaded.job).context("cannot serialise the job")?;
+    let mut revision = NewJobRevision::new(
+        loaded.namespace.clone(),
+        loaded.job.id.clone(),
+        loaded.source.clone(),
+        definition,
+        jiff::Timestamp::now(),
+    );
+    revision.source_path = loaded.source_path.clone();
+    let revision = store.save_job_revision(&revision).await?;
+
+    let request = RunRequest {
+        run_id: rota_engine::ids::new_run_id(),
+        job: loaded.job,
+        job_revision: revision.revision,
+        namespace: loaded.namespace,
+        params,
+        secrets,
+        dry_run: args.dry_run,
+        trigger: "cli".to_owned(),
+        scheduled_at: None,
+        base_dir: loaded.base_dir,
+    };
+    execute(home, &store, request, out).await
+}
+
+async fn execute(home: &Home, store: &Store, request: RunRequest, out: &Printer) -> anyhow::Result<u8> {
+    let guardian = spawn_guardian();
+    let config = EngineConfig {
+        artifacts_dir: home.artifacts_dir(),
+        grace: Duration::from_secs(5),
+        log_cap_bytes: 10 * 1024 * 1024,
+        guardian: guardian.map(Arc::new),
+    };
+    let stop = RunStop::new();
+    let run_id = request.run_id.clone();
+    let watchers = [
+        tokio::spawn(stop_on_signals(stop.clone())),
+        tokio::spawn(stop_on_cancel_request(store.clone(), run_id.clone(), stop.clone())),
+    ];
+    if !out.is_json() {
+        eprintln!("run {run_id} of {} started", request.job.id);
+    }
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_updates(updates_rx, out.is_json()));
+    let summary = rota_engine::run::execute(store, &config, request, stop, Some(updates_tx)).await;
+    for watcher in watchers {
+        watcher.abort();
+    }
+    let _ = printer.await;
+    let summary = summary?;
+    let record = store.find_run(&summary.run_id).await?;
+    if out.is_json() {
+        out.json(&output::run_json(&record));
+    } else {
+        print_summary(out, &record);
+    }
+    Ok(exit_code(summary.status))
+}
+
+/// The run's exit code: the scripting contract of `rota run`.
+fn exit_code(status: RunStatus) -> u8 {
+    match status {
+        RunStatus::Succeeded => 0,
+        RunStatus::Cancelled => 130,
+        _ => 1,
+    }
+}
+
+/// The watchdog is this same binary (`rota __guardian`); without it a SIGKILLed `rota`
+/// would leave its steps running, so failing to start it is only a warning when the
+/// executable cannot be found at all.
+fn spawn_guardian() -> Option<Guardian> {
+    let exe = std::env::current_exe().ok()?;
+    match Guardian::spawn(&exe, &["__guardian"]) {
+        Ok(guardian) => Some(guardian),
+        Err(error) => {
+            eprintln!("rota: warning: cannot start the process guardian: {error}");
+            None
+        }
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP cancel the run cleanly (the steps get SIGTERM, then SIGKILL).
+async fn stop_on_signals(stop: RunStop) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+    };
+    eprintln!("rota: {name} received, cancelling the run");
+    stop.stop(StopReason::Cancelled(name.to_owned()));
+}
+
+/// `rota cancel` from another terminal sets a flag in the store (and signals this process
+/// when it can); polling the flag covers the cases where no signal arrives.
+async fn stop_on_cancel_request(store: Store, run_id: String, stop: RunStop) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if let Ok(true) = store.cancel_requested(&run_id).await {
+            stop.stop(StopReason::Cancelled("rota cancel".to_owned()));
+            return;
+        }
+    }
+}
+
+async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool) {
+    use std::io::Write;
+    while let Some(update) = updates.recv().await {
+        let text = match update {
+            Update::StepStarted { step, attempt, command } if attempt > 1 => {
+                format!("{step} | ▶ attempt {attempt}: {command}\n")
+            }
+            Update::StepStarted { step, command, .. } => format!("{step} | ▶ {command}\n"),
+            Update::Line { step, line } => match line.stream {
+                Stream::Stdout => format!("{step} | {}\n", line.text),
+                Stream::Stderr => format!("{step} ! {}\n", line.text),
+            },
+            Update::StepFinished { step, status, reason, .. } => match reason {
+                Some(reason) => format!("{step} | ■ {} ({reason})\n", status.as_str()),
+                None => format!("{step} | ■ {}\n", status.as_str()),
+            },
+        };
+        // Live lines are progress: on stderr when stdout carries JSON.
+        if json {
+            let _ = std::io::stderr().write_all(text.as_bytes());
+        } else {
+            output::write_stdout(&text);
+        }
+    }
+}
+
+fn print_summary(out: &Printer, run: &rota_store::RunRecord) {
+    let rows: Vec<Vec<String>> = run
+        .steps
+        .iter()
+        .map(|step| {
+            vec![
+                step.step_id.clone(),
+                step.status.as_str().to_owned(),
+                step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
+                step.attempts.to_string(),
+                output::elapsed(step.started_at, step.finished_at),
+                step.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.text("\n");
+    out.table(&["STEP", "STATUS", "EXIT", "ATTEMPTS", "DURATION", "REASON"], &rows);
+    out.text(&format!(
+        "\nrun {} {} in {}{}\n",
+        run.id,
+        run.status.as_str(),
+        output::elapsed(run.started_at, run.finished_at),
+        run.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+    ));
+}
+
+/// Finds what to run: an ad-hoc command, a job file, or a stored job.
+async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageError> {
+    let cwd = std::env::current_dir().map_err(|e| UsageError(format!("rota: no working directory: {e}")))?;
+    if let Some(command) = &args.command {
+        return Ok(ad_hoc(StepKind::Sh { command: command.clone() }, command, &cwd, args));
+    }
+    if !args.argv.is_empty() {
+        let text = args.argv.join(" ");
+        return Ok(ad_hoc(StepKind::Exec { argv: args.argv.clone() }, &text, &cwd, args));
+    }
+    let target = args.target.as_deref().unwrap_or_default();
+    let path = Path::new(target);
+    if path.exists() {
+        return load_file(path, args);
+    }
+    load_stored(store, target, args).await
+}
+
+fn load_file(path: &Path, args: &RunArgs) -> Result<Loaded, UsageError> {
+    let file = rota_core::parse::load_file(path).map_err(|e| UsageError(e.to_string()))?;
+    let job = pick_job(file.jobs, args.job.as_deref(), &path.display().to_string())?;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let base_dir = absolute.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+    let namespace = job
+        .namespace
+        .clone()
+        .or_else(|| args.namespace.clone())
+        .unwrap_or_else(|| ephemeral_namespace(&absolute.display().to_string()));
+    Ok(Loaded {
+        job,
+        source: file.source,
+        source_path: Some(absolute.display().to_string()),
+        base_dir,
+        namespace,
+    })
+}
+
+async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Loaded, UsageError> {
+    let namespace = args.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let revision = store
+        .latest_job_revision(&namespace, job_id)
+        .await
+        .map_err(|e| UsageError(format!("rota: {e}")))?
+        .ok_or_else(|| {
+            UsageError(format!(
+                "rota: {job_id:?} is neither a file nor a stored job in namespace {namespace:?}"
+            ))
+        })?;
+    let origin = revision.source_path.clone().unwrap_or_else(|| format!("{job_id} (stored)"));
+    let format = rota_core::parse::Format::from_path(Path::new(&origin));
+    let jobs = rota_core::parse::parse_str(&revision.source, &origin, format)
+        .map_err(|e| UsageError(e.to_string()))?;
+    let job = pick_job(jobs, Some(job_id), &origin)?;
+    let base_dir = Path::new(&origin).parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+    Ok(Loaded {
+        job,
+        source: revision.source,
+        source_path: revision.source_path,
+        base_dir,
+        namespace,
+    })
+}
+
+fn pick_job(jobs: Vec<Job>, wanted: Option<&str>, origin: &str) -> Result<Job, UsageError> {
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    match wanted {
+        Some(id) => jobs.into_iter().find(|j| j.id == id).ok_or_else(|| {
+            UsageError(format!("rota: {origin} has no job {id:?} (it has: {})", ids.join(", ")))
+        }),
+        None if jobs.len() == 1 => Ok(jobs.into_iter().next().expect("one job")),
+        None => Err(UsageError(format!(
+            "rota: {origin} defines {} jobs; choose one with --job ({})",
+            ids.len(),
+            ids.join(", ")
+        ))),
+    }
+}
+
+/// A one-step job for `--command` / `-- cmd args`.
+fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
+    let job = Job {
+        id: "adhoc".to_owned(),
+        namespace: None,
+        description: Some(text.to_owned()),
+        params: Vec::new(),
+        secrets: Vec::new(),
+        env: BTreeMap::new(),
+        triggers: Vec::new(),
+        policy: Policy::default(),
+        concurrency: 1,
+        steps: vec![Step {
+            id: "main".to_owned(),
+            kind,
+            needs: Vec::new(),
+            when: Default::default(),
+            if_expr: None,
+            env: BTreeMap::new(),
+            workdir: None,
+            timeout: None,
+            retry: Default::default(),
+            dry_run: Default::default(),
+        }],
+    };
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ephemeral_namespace(&format!("command in {}", cwd.display())));
+    Loaded {
+        source: text.to_owned(),
+        source_path: None,
+        base_dir: cwd.to_owned(),
+        job,
+        namespace,
+    }
+}
+
+/// SPEC §1: a job run ad hoc without a namespace gets a stable ephemeral one, a short
+/// digest of host, user and the file's absolute path.
+fn ephemeral_namespace(what: &str) -> String {
+    use sha2::Digest;
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown-user".to_owned());
+    let digest = sha2::Sha256::digest(format!("{}\0{user}\0{what}", rota_engine::owner::host_name()));
+    format!("adhoc-{}", &hex::encode(digest)[..10])
+}
+
+fn resolve_params(job: &Job, args: &RunArgs) -> Result<BTreeMap<String, Value>, UsageError> {
+    let file_values = match &args.params_file {
+        Some(path) => read_params_file(path)?,
+        None => BTreeMap::new(),
+    };
+    rota_core::params::resolve(job, &file_values, &args.params).map_err(|errors| {
+        UsageError(
+            errors
+                .iter()
+                .map(|e| format!("rota: {e}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
+fn read_params_file(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("rota: cannot read {}: {e}", path.display())))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| UsageError(format!("rota: {}: {e}", path.display())))?;
+    match value {
+        Value::Object(map) => Ok(map.into_iter().collect()),
+        _ => Err(UsageError(format!(
+            "rota: {}: expected a mapping of parameter names to values",
+            path.display()
+        ))),
+    }
+}
+
+/// Secret values come from this process's environment (the secrets store comes later).
+fn read_secrets(job: &Job) -> Result<BTreeMap<String, String>, UsageError> {
+    let mut secrets = BTreeMap::new();
+    let mut missing = Vec::new();
+    for name in &job.secrets {
+        match std::env::var(name) {
+            Ok(value) => {
+                secrets.insert(name.clone(), value);
+            }
+            Err(_) => missing.push(name.as_str()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(secrets)
+    } else {
+        Err(UsageError(format!(
+            "rota: job {} needs secrets that are not set in the environment: {}",
+            job.id,
+            missing.join(", ")
+        )))
+    }
+}

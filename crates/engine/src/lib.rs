@@ -1,0 +1,19 @@
+//! Rota's engine: turns a validated job into a run — the step DAG executed as supervised
+//! processes, with retries, timeouts, cancellation, outputs and live, redacted logs — and
+//! records every state change in the store.
+//!
+//! It knows nothing of HTTP or terminals: callers (the CLI, the server) give it a job and
+//! a store and watch the run through its events.
+#![warn(missing_docs)]
+
+pub mod guardian;
+pub mod process;
+pub mod redact;
+pub mod outputs;
+pub mod owner;
+pub mod recorder;
+pub mod run;
+mod step;
+pub mod ids;
+pub mod recovery;
+mod notebook_step;

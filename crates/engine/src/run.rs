@@ -1,0 +1,615 @@
+//! The run loop: executes one run of a job — its step DAG — to a final status.
+//!
+//! [`execute`] is the engine's front door. It records the run, then repeatedly starts every
+//! step whose `needs` are finished (up to the job's `concurrency`), decides `when`/`if`
+//! skips, and waits for the next step to end. Steps run as tasks (see [`crate::step`]);
+//! only this loop changes the run's state, so no locks guard it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rota_core::model::{Job, RunStatus, StepStatus, Value, When};
+use rota_core::template::{self, Context, RunContext, StepContext};
+use rota_store::{NewRun, Owner, RunEvent, Store};
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::guardian::Guardian;
+use crate::process::LogLine;
+use crate::recorder::{RecordError, Recorder};
+use crate::redact::Redactor;
+use crate::step::{self, StepResult};
+
+/// Everything needed to start one run.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// The new run's id.
+    pub run_id: String,
+    /// The validated job.
+    pub job: Job,
+    /// The job revision the run uses (recorded with it).
+    pub job_revision: i64,
+    /// Namespace the run lives in.
+    pub namespace: String,
+    /// Resolved parameters.
+    pub params: BTreeMap<String, Value>,
+    /// Values of the job's secrets, by name: given to steps, redacted from logs.
+    pub secrets: BTreeMap<String, String>,
+    /// Run every step in its dry-run mode.
+    pub dry_run: bool,
+    /// What started the run (`cli`, `cron`, `webhook`, …).
+    pub trigger: String,
+    /// When the run was due, for scheduled runs.
+    pub scheduled_at: Option<Timestamp>,
+    /// Directory relative step paths and working directories are resolved against.
+    pub base_dir: PathBuf,
+}
+
+/// Engine settings shared by all runs.
+#[derive(Clone)]
+pub struct EngineConfig {
+    /// Where per-run files (step outputs, notebooks) live: `<dir>/<run id>/…`.
+    pub artifacts_dir: PathBuf,
+    /// Time between SIGTERM and SIGKILL when a step is stopped.
+    pub grace: Duration,
+    /// Per-step cap on stored log bytes.
+    pub log_cap_bytes: usize,
+    /// Watchdog that kills step process groups if this process dies.
+    pub guardian: Option<Arc<Guardian>>,
+}
+
+/// Live progress of a run, for a terminal or an SSE stream.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// An attempt of a step started; `command` is the resolved command line.
+    StepStarted {
+        /// Step id.
+        step: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+        /// What runs, for display.
+        command: String,
+    },
+    /// A log line of a step (already redacted).
+    Line {
+        /// Step id.
+        step: String,
+        /// The line.
+        line: LogLine,
+    },
+    /// A step reached its final status.
+    StepFinished {
+        /// Step id.
+        step: String,
+        /// Final status.
+        status: StepStatus,
+        /// Exit code of its last attempt, if it ran.
+        exit_code: Option<i32>,
+        /// Why, when it did not succeed.
+        reason: Option<String>,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// Run id.
+    pub run_id: String,
+    /// Final status.
+    pub status: RunStatus,
+    /// Why, when it did not succeed.
+    pub reason: Option<String>,
+    /// Every step, in file order.
+    pub steps: Vec<StepSummary>,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone)]
+pub struct StepSummary {
+    /// Step id.
+    pub id: String,
+    /// Final status.
+    pub status: StepStatus,
+    /// Exit code of its last attempt.
+    pub exit_code: Option<i32>,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Outputs of its last attempt.
+    pub outputs: BTreeMap<String, String>,
+    /// Why, when it did not succeed.
+    pub reason: Option<String>,
+}
+
+/// Errors that stop the engine from running or recording a run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store refused the run's records.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The run's working files could not be created.
+    #[error("cannot create {path}: {source}")]
+    Artifacts {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Why a run is being stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// A user (or the process's shutdown) cancelled it.
+    Cancelled(String),
+    /// The job's `policy.timeout` passed.
+    TimedOut,
+}
+
+/// Stops a run: cancel it from anywhere (Ctrl-C handler, `rota cancel` poller, server).
+#[derive(Debug, Clone, Default)]
+pub struct RunStop {
+    token: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+}
+
+impl RunStop {
+    /// A stop that has not fired.
+    pub fn new() -> RunStop {
+        RunStop::default()
+    }
+
+    /// Stops the run; the first reason given wins.
+    pub fn stop(&self, reason: StopReason) {
+        if let Ok(mut slot) = self.reason.lock() {
+            slot.get_or_insert(reason);
+        }
+        self.token.cancel();
+    }
+
+    /// Why the run was stopped, if it was.
+    pub fn reason(&self) -> Option<StopReason> {
+        self.reason.lock().ok().and_then(|slot| slot.clone())
+    }
+
+    /// Whether the run was stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+}
+
+/// State shared by the run loop and its step tasks.
+pub(crate) struct Shared {
+    pub run_id: String,
+    pub job: Job,
+    pub dry_run: bool,
+    pub base_dir: PathBuf,
+    pub run_dir: PathBuf,
+    pub config: EngineConfig,
+    pub recorder: Recorder,
+    pub redactor: Redactor,
+    pub secrets: BTreeMap<String, String>,
+    pub updates: Option<UnboundedSender<Update>>,
+    pub stop: RunStop,
+}
+
+impl Shared {
+    pub(crate) fn update(&self, update: Update) {
+        if let Some(updates) = &self.updates {
+            let _ = updates.send(update);
+        }
+    }
+}
+
+/// One step's progress in the run loop.
+#[derive(Debug, Clone)]
+struct StepState {
+    outcome: Option<Outcome>,
+    started: bool,
+    attempts: u32,
+    exit_code: Option<i32>,
+    outputs: BTreeMap<String, String>,
+    reason: Option<String>,
+}
+
+/// A finished step as the DAG rules see it: skips are told apart by their cause, because
+/// a step skipped by its own `if` lets its dependents run and one skipped because its
+/// needs failed does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    SkippedByCondition,
+    SkippedUpstream,
+}
+
+impl Outcome {
+    fn status(self) -> StepStatus {
+        match self {
+            Outcome::Succeeded => StepStatus::Succeeded,
+            Outcome::Failed => StepStatus::Failed,
+            Outcome::TimedOut => StepStatus::TimedOut,
+            Outcome::Cancelled => StepStatus::Cancelled,
+            Outcome::SkippedByCondition | Outcome::SkippedUpstream => StepStatus::Skipped,
+        }
+    }
+
+    fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::TimedOut)
+    }
+}
+
+/// Runs `request` to its end, recording everything in `store`.
+///
+/// Returns the run's summary once its final status is committed. Errors mean the run could
+/// not be recorded; a failing step is not an error but a `failed` run.
+pub async fn execute(
+    store: &Store,
+    config: &EngineConfig,
+    request: RunRequest,
+    stop: RunStop,
+    updates: Option<UnboundedSender<Update>>,
+) -> Result<RunSummary, EngineError> {
+    let run_dir = config.artifacts_dir.join(&request.run_id);
+    std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Artifacts {
+        path: run_dir.clone(),
+        source,
+    })?;
+    let recorder = Recorder::spawn(store.clone());
+    let now = Timestamp::now();
+    recorder.send(RunEvent::RunCreated {
+        run: new_run(&request, now),
+    });
+    recorder.send(RunEvent::RunStarted {
+        run_id: request.run_id.clone(),
+        at: now,
+    });
+    recorder.flush().await?;
+
+    let deadline = request.job.policy.timeout.map(|timeout| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            stop.stop(StopReason::TimedOut);
+        })
+    });
+    let shared = Arc::new(Shared {
+        run_id: request.run_id.clone(),
+        redactor: Redactor::new(request.secrets.values().cloned()),
+        secrets: request.secrets.clone(),
+        job: request.job.clone(),
+        dry_run: request.dry_run,
+        base_dir: request.base_dir.clone(),
+        run_dir,
+        config: config.clone(),
+        recorder: recorder.clone(),
+        updates,
+        stop: stop.clone(),
+    });
+    let states = drive(&shared, &request).await;
+    if let Some(deadline) = deadline {
+        deadline.abort();
+    }
+
+    let (status, reason) = final_status(&request.job, &states, stop.reason());
+    recorder.send(RunEvent::RunFinished {
+        run_id: request.run_id.clone(),
+        status,
+        reason: reason.clone(),
+        at: Timestamp::now(),
+    });
+    recorder.flush().await?;
+    Ok(RunSummary {
+        run_id: request.run_id.clone(),
+        status,
+        reason,
+        steps: summaries(&request.job, states),
+    })
+}
+
+fn new_run(request: &RunRequest, now: Timestamp) -> NewRun {
+    NewRun {
+        id: request.run_id.clone(),
+        namespace: request.namespace.clone(),
+        job_id: request.job.id.clone(),
+        job_revision: request.job_revision,
+        params: Value::Object(request.params.clone().into_iter().collect()),
+        dry_run: request.dry_run,
+        trigger: request.trigger.clone(),
+        scheduled_at: request.scheduled_at,
+        created_at: now,
+        owner: Owner {
+            host: crate::owner::host_name(),
+            pid: std::process::id(),
+            start_token: crate::owner::own_start_token(),
+        },
+        steps: request.job.steps.iter().map(|s| s.id.clone()).collect(),
+    }
+}
+
+/// The scheduling loop proper: returns every step's final state.
+async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
+    let job = &shared.job;
+    let order = rota_core::dag::topological_order(job);
+    let index_of: BTreeMap<&str, usize> = job
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let needs: Vec<Vec<usize>> = job
+        .steps
+        .iter()
+        .map(|s| s.needs.iter().filter_map(|n| index_of.get(n.as_str()).copied()).collect())
+        .collect();
+    let mut states: Vec<StepState> = vec![
+        StepState {
+            outcome: None,
+            started: false,
+            attempts: 0,
+            exit_code: None,
+            outputs: BTreeMap::new(),
+            reason: None,
+        };
+        job.steps.len()
+    ];
+    let limit = job.concurrency.max(1) as usize;
+    let mut running: JoinSet<(usize, StepResult)> = JoinSet::new();
+    // Steps not yet started, in topological order; scanned after every completion.
+    let mut waiting: Vec<usize> = order;
+
+    loop {
+        let mut still_waiting = Vec::with_capacity(waiting.len());
+        for &i in &waiting {
+            if states[i].started {
+                continue;
+            }
+            if !needs[i].iter().all(|&n| states[n].outcome.is_some()) {
+                still_waiting.push(i);
+                continue;
+            }
+            if let Some((outcome, reason)) = gate(shared, &states, &needs[i], i) {
+                finish_without_running(shared, &mut states[i], i, outcome, reason);
+                continue;
+            }
+            if running.len() >= limit {
+                still_waiting.push(i);
+                continue;
+            }
+            let ctx = template_context(shared, request, &states, &needs, i);
+            if let Some((outcome, reason)) = check_condition(shared, &ctx, i) {
+                finish_without_running(shared, &mut states[i], i, outcome, reason);
+                continue;
+            }
+            states[i].started = true;
+            let shared = Arc::clone(shared);
+            running.spawn(async move { (i, step::run_step(&shared, i, ctx).await) });
+        }
+        waiting = still_waiting;
+        match running.join_next().await {
+            Some(Ok((i, result))) => apply_result(shared, &mut states[i], i, result),
+            Some(Err(join_error)) => {
+                // A panicking step task is a bug; the run records it rather than hanging.
+                tracing::error!(%join_error, "step task failed");
+                if let Some(i) = states.iter().position(|s| s.started && s.outcome.is_none()) {
+                    let result = StepResult::internal_error(format!("internal error: {join_error}"));
+                    apply_result(shared, &mut states[i], i, result);
+                }
+            }
+            // Nothing runs: every remaining step was decided in the scan above.
+            None => break,
+        }
+    }
+    states
+}
+
+/// Applies the run's stop and the step's `when` rule to a step whose needs are finished;
+/// `Some` means the step does not run.
+fn gate(
+    shared: &Shared,
+    states: &[StepState],
+    needs: &[usize],
+    index: usize,
+) -> Option<(Outcome, String)> {
+    let step = &shared.job.steps[index];
+    if let Some(reason) = shared.stop.reason() {
+        let why = match reason {
+            StopReason::Cancelled(_) => "run cancelled before the step started",
+            StopReason::TimedOut => "run timed out before the step started",
+        };
+        return Some((Outcome::Cancelled, why.to_owned()));
+    }
+    let outcomes: Vec<Outcome> = needs.iter().filter_map(|&n| states[n].outcome).collect();
+    let upstream_failed = outcomes
+        .iter()
+        .any(|o| o.is_failure() || *o == Outcome::SkippedUpstream);
+    match step.when {
+        When::Success if upstream_failed || outcomes.contains(&Outcome::Cancelled) => Some((
+            Outcome::SkippedUpstream,
+            "a needed step did not succeed".to_owned(),
+        )),
+        When::Failure if !upstream_failed => Some((
+            Outcome::SkippedByCondition,
+            "no needed step failed (when: failure)".to_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// Evaluates the step's `if:`; `Some` means the step does not run.
+fn check_condition(shared: &Shared, ctx: &Context, index: usize) -> Option<(Outcome, String)> {
+    let expr = shared.job.steps[index].if_expr.as_ref()?;
+    match template::eval_condition(expr, ctx) {
+        Ok(true) => None,
+        Ok(false) => Some((Outcome::SkippedByCondition, format!("`if: {expr}` is false"))),
+        Err(error) => Some((Outcome::Failed, format!("cannot evaluate `if: {expr}`: {error}"))),
+    }
+}
+
+/// The template context of step `index`: parameters, run facts, and the finished steps it
+/// may reference — its ancestors, which validation guarantees are the only ones named.
+fn template_context(
+    shared: &Shared,
+    request: &RunRequest,
+    states: &[StepState],
+    needs: &[Vec<usize>],
+    index: usize,
+) -> Context {
+    let mut steps = BTreeMap::new();
+    let mut stack: Vec<usize> = needs[index].clone();
+    while let Some(n) = stack.pop() {
+        let id = &shared.job.steps[n].id;
+        if steps.contains_key(id) {
+            continue;
+        }
+        if let Some(outcome) = states[n].outcome {
+            steps.insert(
+                id.clone(),
+                StepContext {
+                    status: outcome.status().as_str().to_owned(),
+                    outputs: states[n].outputs.clone(),
+                    exit_code: states[n].exit_code,
+                },
+            );
+        }
+        stack.extend(needs[n].iter().copied());
+    }
+    Context {
+        params: request.params.clone(),
+        steps,
+        run: RunContext {
+            id: request.run_id.clone(),
+            job: request.job.id.clone(),
+            namespace: request.namespace.clone(),
+            scheduled_at: request
+                .scheduled_at
+                .unwrap_or_else(Timestamp::now)
+                .to_string(),
+            dry_run: request.dry_run,
+        },
+        secrets: shared.secrets.clone(),
+    }
+}
+
+fn finish_without_running(
+    shared: &Shared,
+    state: &mut StepState,
+    index: usize,
+    outcome: Outcome,
+    reason: String,
+) {
+    let step_id = shared.job.steps[index].id.clone();
+    state.outcome = Some(outcome);
+    state.started = true;
+    state.reason = Some(reason.clone());
+    shared.recorder.send(RunEvent::StepSkipped {
+        run_id: shared.run_id.clone(),
+        step_id: step_id.clone(),
+        status: outcome.status(),
+        reason: reason.clone(),
+        at: Timestamp::now(),
+    });
+    shared.update(Update::StepFinished {
+        step: step_id,
+        status: outcome.status(),
+        exit_code: None,
+        reason: Some(reason),
+    });
+}
+
+fn apply_result(shared: &Shared, state: &mut StepState, index: usize, result: StepResult) {
+    let outcome = match result.status {
+        StepStatus::Succeeded => Outcome::Succeeded,
+        StepStatus::TimedOut => Outcome::TimedOut,
+        StepStatus::Cancelled => Outcome::Cancelled,
+        StepStatus::Skipped => Outcome::SkippedByCondition,
+        _ => Outcome::Failed,
+    };
+    state.outcome = Some(outcome);
+    state.attempts = result.attempts;
+    state.exit_code = result.exit_code;
+    state.outputs = result.outputs;
+    state.reason = result.reason.clone();
+    shared.update(Update::StepFinished {
+        step: shared.job.steps[index].id.clone(),
+        status: result.status,
+        exit_code: result.exit_code,
+        reason: result.reason,
+    });
+}
+
+/// The run's status from its steps and from why it was stopped, if it was.
+fn final_status(
+    job: &Job,
+    states: &[StepState],
+    stop: Option<StopReason>,
+) -> (RunStatus, Option<String>) {
+    match stop {
+        Some(StopReason::Cancelled(by)) => return (RunStatus::Cancelled, Some(format!("cancelled by {by}"))),
+        Some(StopReason::TimedOut) => {
+            let timeout = job.policy.timeout.unwrap_or_default();
+            return (
+                RunStatus::TimedOut,
+                Some(format!("run exceeded its timeout of {}", humantime(timeout))),
+            );
+        }
+        None => {}
+    }
+    let failed: Vec<&str> = job
+        .steps
+        .iter()
+        .zip(states)
+        .filter(|(_, s)| s.outcome.is_some_and(Outcome::is_failure))
+        .map(|(step, _)| step.id.as_str())
+        .collect();
+    if failed.is_empty() {
+        (RunStatus::Succeeded, None)
+    } else {
+        (RunStatus::Failed, Some(format!("failed steps: {}", failed.join(", "))))
+    }
+}
+
+fn summaries(job: &Job, states: Vec<StepState>) -> Vec<StepSummary> {
+    job.steps
+        .iter()
+        .zip(states)
+        .map(|(step, state)| StepSummary {
+            id: step.id.clone(),
+            status: state.outcome.map_or(StepStatus::Skipped, Outcome::status),
+            exit_code: state.exit_code,
+            attempts: state.attempts,
+            outputs: state.outputs,
+            reason: state.reason,
+        })
+        .collect()
+}
+
+/// `90s` → `1m30s`, for messages.
+pub fn humantime(duration: Duration) -> String {
+    let total_ms = duration.as_millis();
+    if total_ms < 1000 {
+        return format!("{total_ms}ms");
+    }
+    let secs = duration.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut text = String::new();
+    if h > 0 {
+        text.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        text.push_str(&format!("{m}m"));
+    }
+    if s > 0 || text.is_empty() {
+        text.push_str(&format!("{s}s"));
+    }
+    text
+}

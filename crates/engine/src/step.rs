@@ -1,0 +1,429 @@
+//! One step of a run: render its templates, run its attempts through the supervisor (or the
+//! notebook runner), collect outputs, retry per policy, and record every attempt.
+//!
+//! Executors sit side by side here, one function per step kind, and every child process is
+//! started by [`crate::process::supervise`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use jiff::Timestamp;
+use rota_core::model::{DryRun, Step, StepKind, StepStatus};
+use rota_core::template::{self, Context};
+use rota_store::{LogStream, RunEvent};
+
+use crate::outputs;
+use crate::process::{self, Ending, LogLine, ProcessSpec, Stream};
+use crate::run::{Shared, StopReason, Update};
+
+/// How a step ended, after all its attempts.
+#[derive(Debug, Clone)]
+pub struct StepResult {
+    /// Final status.
+    pub status: StepStatus,
+    /// Attempts made.
+    pub attempts: u32,
+    /// Exit code of the last attempt, if a process ran.
+    pub exit_code: Option<i32>,
+    /// Outputs of the last attempt.
+    pub outputs: BTreeMap<String, String>,
+    /// Why, when it did not succeed.
+    pub reason: Option<String>,
+}
+
+impl StepResult {
+    pub(crate) fn internal_error(reason: String) -> StepResult {
+        StepResult {
+            status: StepStatus::Failed,
+            attempts: 0,
+            exit_code: None,
+            outputs: BTreeMap::new(),
+            reason: Some(reason),
+        }
+    }
+}
+
+/// What one attempt did.
+struct Attempt {
+    status: StepStatus,
+    exit_code: Option<i32>,
+    outputs: BTreeMap<String, String>,
+    reason: Option<String>,
+}
+
+/// A step's work with every template rendered.
+enum Resolved {
+    Process { spec: ProcessSpec, display: String },
+    Notebook(crate::notebook_step::NotebookWork),
+    /// A dry run that runs nothing: show what would have run.
+    Echo(String),
+    /// `dry_run: skip`.
+    Skip,
+}
+
+/// Runs every attempt of step `index` and returns its final result.
+pub(crate) async fn run_step(shared: &Shared, index: usize, ctx: Context) -> StepResult {
+    let step = &shared.job.steps[index];
+    let mut attempt_no = 0;
+    loop {
+        attempt_no += 1;
+        let attempt = run_attempt(shared, step, attempt_no, &ctx).await;
+        let retryable = matches!(attempt.status, StepStatus::Failed | StepStatus::TimedOut)
+            && attempt_no < step.retry.attempts
+            && !shared.stop.is_stopped();
+        if !retryable {
+            return StepResult {
+                status: attempt.status,
+                attempts: attempt_no,
+                exit_code: attempt.exit_code,
+                outputs: attempt.outputs,
+                reason: attempt.reason,
+            };
+        }
+        let delay = step.retry.delay_before(attempt_no + 1);
+        system_line(
+            shared,
+            step,
+            attempt_no,
+            format!(
+                "attempt {attempt_no} of {} {}; retrying in {}",
+                step.retry.attempts,
+                attempt.reason.as_deref().unwrap_or("failed"),
+                crate::run::humantime(delay)
+            ),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shared.stop.token().cancelled() => {
+                return StepResult {
+                    status: stopped_status(shared),
+                    attempts: attempt_no,
+                    exit_code: attempt.exit_code,
+                    outputs: attempt.outputs,
+                    reason: Some("stopped while waiting to retry".to_owned()),
+                };
+            }
+        }
+    }
+}
+
+async fn run_attempt(shared: &Shared, step: &Step, attempt_no: u32, ctx: &Context) -> Attempt {
+    let output_path = shared
+        .run_dir
+        .join(format!("{}.{attempt_no}.output", step.id));
+    let resolved = match resolve(shared, step, attempt_no, ctx, &output_path) {
+        Ok(resolved) => resolved,
+        Err(reason) => {
+            record_start(shared, step, attempt_no, "(not started)".to_owned());
+            return finish(shared, step, attempt_no, failed(reason));
+        }
+    };
+    let attempt = match resolved {
+        Resolved::Skip => {
+            record_start(shared, step, attempt_no, "(dry run: skip)".to_owned());
+            Attempt {
+                status: StepStatus::Skipped,
+                exit_code: None,
+                outputs: BTreeMap::new(),
+                reason: Some("dry run: step declares `dry_run: skip`".to_owned()),
+            }
+        }
+        Resolved::Echo(display) => {
+            record_start(shared, step, attempt_no, display.clone());
+            system_line(shared, step, attempt_no, format!("dry run: would run {display}"));
+            Attempt {
+                status: StepStatus::Succeeded,
+                exit_code: None,
+                outputs: BTreeMap::new(),
+                reason: None,
+            }
+        }
+        Resolved::Process { spec, display } => {
+            record_start(shared, step, attempt_no, display);
+            run_process(shared, step, attempt_no, &spec, &output_path).await
+        }
+        Resolved::Notebook(work) => {
+            record_start(shared, step, attempt_no, work.display());
+            let result = crate::notebook_step::run(shared, step, attempt_no, work).await;
+            Attempt {
+                status: result.status,
+                exit_code: result.exit_code,
+                outputs: BTreeMap::new(),
+                reason: result.reason,
+            }
+        }
+    };
+    finish(shared, step, attempt_no, attempt)
+}
+
+fn failed(reason: String) -> Attempt {
+    Attempt {
+        status: StepStatus::Failed,
+        exit_code: None,
+        outputs: BTreeMap::new(),
+        reason: Some(reason),
+    }
+}
+
+fn record_start(shared: &Shared, step: &Step, attempt_no: u32, command: String) {
+    shared.recorder.send(RunEvent::StepStarted {
+        run_id: shared.run_id.clone(),
+        step_id: step.id.clone(),
+        attempt: attempt_no,
+        at: Timestamp::now(),
+        pgid: None,
+    });
+    shared.update(Update::StepStarted {
+        step: step.id.clone(),
+        attempt: attempt_no,
+        command,
+    });
+}
+
+fn finish(shared: &Shared, step: &Step, attempt_no: u32, attempt: Attempt) -> Attempt {
+    shared.recorder.send(RunEvent::StepFinished {
+        run_id: shared.run_id.clone(),
+        step_id: step.id.clone(),
+        attempt: attempt_no,
+        status: attempt.status,
+        exit_code: attempt.exit_code,
+        reason: attempt.reason.clone(),
+        outputs: attempt.outputs.clone(),
+        at: Timestamp::now(),
+    });
+    attempt
+}
+
+/// Renders the step's templates into what will run.
+fn resolve(
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
+    ctx: &Context,
+    output_path: &Path,
+) -> Result<Resolved, String> {
+    let render = |text: &str| {
+        template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
+    };
+    let dry_run = shared.dry_run.then_some(&step.dry_run);
+    if matches!(dry_run, Some(DryRun::Skip)) {
+        return Ok(Resolved::Skip);
+    }
+    let workdir = match &step.workdir {
+        Some(dir) => shared.base_dir.join(render(dir)?),
+        None => shared.base_dir.clone(),
+    };
+    if let StepKind::Notebook { .. } = &step.kind {
+        return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir).map(Resolved::Notebook);
+    }
+    let (program, args) = match (&step.kind, dry_run) {
+        (_, Some(DryRun::Command(command))) => ("sh".to_owned(), vec!["-c".to_owned(), render(command)?]),
+        (StepKind::Sh { command }, _) => ("sh".to_owned(), vec!["-c".to_owned(), render(command)?]),
+        (StepKind::Exec { argv }, _) => {
+            let mut argv = argv.iter().map(|a| render(a)).collect::<Result<Vec<_>, _>>()?;
+            if argv.is_empty() {
+                return Err("`exec` needs at least a program".to_owned());
+            }
+            let program = argv.remove(0);
+            (program, argv)
+        }
+        (StepKind::Script { path, interpreter, args }, _) => {
+            let script = shared.base_dir.join(render(path)?);
+            let mut argv: Vec<String> = match interpreter {
+                Some(interpreter) => render(interpreter)?.split_whitespace().map(str::to_owned).collect(),
+                None => Vec::new(),
+            };
+            argv.push(script.display().to_string());
+            for arg in args {
+                argv.push(render(arg)?);
+            }
+            let program = argv.remove(0);
+            (program, argv)
+        }
+        (StepKind::Notebook { .. }, _) => unreachable!("notebook steps returned above"),
+    };
+    let display = shell_display(&program, &args);
+    if matches!(dry_run, Some(DryRun::EchoOnly)) {
+        return Ok(Resolved::Echo(display));
+    }
+    let mut env = Vec::new();
+    for (name, value) in shared.job.env.iter().chain(&step.env) {
+        env.push((name.clone(), render(value)?));
+    }
+    env.extend([
+        ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
+        ("ROTA_JOB".to_owned(), shared.job.id.clone()),
+        ("ROTA_STEP".to_owned(), step.id.clone()),
+        ("ROTA_ATTEMPT".to_owned(), attempt_no.to_string()),
+        ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
+        ("ROTA_OUTPUT".to_owned(), output_path.display().to_string()),
+    ]);
+    for (name, value) in &shared.secrets {
+        env.push((name.clone(), value.clone()));
+    }
+    Ok(Resolved::Process {
+        spec: ProcessSpec {
+            program,
+            args,
+            env,
+            cwd: Some(workdir),
+            timeout: step.timeout,
+            grace: shared.config.grace,
+            log_cap_bytes: shared.config.log_cap_bytes,
+        },
+        display,
+    })
+}
+
+/// Renders every string inside a JSON value.
+pub(crate) fn render_value(value: &serde_json::Value, ctx: &Context) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    Ok(match value {
+        J::String(text) => J::String(
+            template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))?,
+        ),
+        J::Array(items) => J::Array(items.iter().map(|v| render_value(v, ctx)).collect::<Result<_, _>>()?),
+        J::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                out.insert(k.clone(), render_value(v, ctx)?);
+            }
+            J::Object(out)
+        }
+        other => other.clone(),
+    })
+}
+
+async fn run_process(
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
+    spec: &ProcessSpec,
+    output_path: &Path,
+) -> Attempt {
+    let mut on_line = |line: LogLine| record_line(shared, step, attempt_no, line);
+    let token = shared.stop.token().child_token();
+    let guardian = shared.config.guardian.as_deref();
+    let outcome = match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {
+        Ok(outcome) => outcome,
+        Err(error) => return failed(format!("cannot start {}: {error}", spec.program)),
+    };
+    let outputs = outputs::read_outputs(output_path);
+    let _ = std::fs::remove_file(output_path);
+    let (status, exit_code, reason) = match outcome.ending {
+        Ending::Exited(0) => (StepStatus::Succeeded, Some(0), None),
+        Ending::Exited(code) => (StepStatus::Failed, Some(code), Some(format!("exited with code {code}"))),
+        Ending::Signalled(signal) => (
+            StepStatus::Failed,
+            None,
+            Some(format!("killed by signal {signal}")),
+        ),
+        Ending::TimedOut => (
+            StepStatus::TimedOut,
+            None,
+            Some(format!(
+                "timed out after {}",
+                crate::run::humantime(spec.timeout.unwrap_or_default())
+            )),
+        ),
+        Ending::Cancelled => (stopped_status(shared), None, Some(stopped_reason(shared))),
+    };
+    match outputs {
+        Ok(outputs) => Attempt {
+            status,
+            exit_code,
+            outputs,
+            reason,
+        },
+        Err(problem) if status == StepStatus::Succeeded => Attempt {
+            status: StepStatus::Failed,
+            exit_code,
+            outputs: BTreeMap::new(),
+            reason: Some(problem),
+        },
+        Err(_) => Attempt {
+            status,
+            exit_code,
+            outputs: BTreeMap::new(),
+            reason,
+        },
+    }
+}
+
+pub(crate) fn record_line(shared: &Shared, step: &Step, attempt_no: u32, line: LogLine) {
+    shared.recorder.send(RunEvent::Log {
+        run_id: shared.run_id.clone(),
+        step_id: step.id.clone(),
+        attempt: attempt_no,
+        ts: line.ts,
+        stream: match line.stream {
+            Stream::Stdout => LogStream::Stdout,
+            Stream::Stderr => LogStream::Stderr,
+        },
+        text: line.text.clone(),
+    });
+    shared.update(Update::Line {
+        step: step.id.clone(),
+        line,
+    });
+}
+
+/// A line from Rota itself about a step (retries, dry-run echoes).
+fn system_line(shared: &Shared, step: &Step, attempt_no: u32, text: String) {
+    let ts = Timestamp::now();
+    shared.recorder.send(RunEvent::Log {
+        run_id: shared.run_id.clone(),
+        step_id: step.id.clone(),
+        attempt: attempt_no,
+        ts,
+        stream: LogStream::System,
+        text: text.clone(),
+    });
+    shared.update(Update::Line {
+        step: step.id.clone(),
+        line: LogLine {
+            ts,
+            stream: Stream::Stderr,
+            text: format!("[rota] {text}"),
+        },
+    });
+}
+
+pub(crate) fn stopped_status(shared: &Shared) -> StepStatus {
+    match shared.stop.reason() {
+        Some(StopReason::TimedOut) => StepStatus::TimedOut,
+        _ => StepStatus::Cancelled,
+    }
+}
+
+pub(crate) fn stopped_reason(shared: &Shared) -> String {
+    match shared.stop.reason() {
+        Some(StopReason::TimedOut) => "run timed out".to_owned(),
+        Some(StopReason::Cancelled(by)) => format!("cancelled by {by}"),
+        None => "cancelled".to_owned(),
+    }
+}
+
+/// A command line as a user would type it, for display only.
+fn shell_display(program: &str, args: &[String]) -> String {
+    if program == "sh" && args.len() == 2 && args[0] == "-c" {
+        return args[1].clone();
+    }
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(quote)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
