@@ -6,9 +6,13 @@
 //! This crate deliberately knows nothing of tokio, SQL, HTTP or processes.
 #![warn(missing_docs)]
 
+mod check;
+mod convert;
 pub mod dag;
 pub mod diag;
+pub mod duration;
 pub mod model;
 pub mod params;
 pub mod parse;
 pub mod template;
+mod tree;

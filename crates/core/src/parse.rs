@@ -1,11 +1,41 @@
 //! Job files → [`Job`]s: YAML, TOML, JSON and `# /// rota` script headers.
 //!
-//! STUB: signatures only; the parser is being written.
+//! A document is read into a spanned tree first, then converted to the model by hand so that
+//! every problem is reported (not just the first) as `file:line:col: message`, sorted by
+//! position.
+//!
+//! What a document may hold at its top level:
+//! - one job: a mapping with `id`, `steps`, …;
+//! - several jobs: a list of job mappings, or a mapping whose only key is `jobs:` holding that
+//!   list (the TOML spelling is `[[jobs]]`);
+//! - in YAML, several `---` documents, each of them one of the above.
+//!
+//! A script (any other extension) carries TOML job metadata in a leading comment block, like
+//! PEP 723:
+//!
+//! ```text
+//! #!/usr/bin/env python3
+//! # /// rota
+//! # id = "nightly-report"
+//! # [[triggers]]
+//! # cron = "0 0 6 * * *"
+//! # ///
+//! ```
+//!
+//! Lines between the markers start with `# ` (or are a lone `#`). Without `steps`, the script
+//! itself is the job's only step, `main`, run by the header's `interpreter` or else by the
+//! command on its `#!` line. Without `id`, the job id is the file name's stem when that is a
+//! valid id.
 
 use std::path::Path;
 
-use crate::diag::Diagnostics;
+use sha2::{Digest, Sha256};
+
+use crate::check;
+use crate::convert::{self, Cx, ScriptInfo};
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::model::Job;
+use crate::tree::{self, Kind, Node, Pos, TreeError};
 
 /// The syntax of a job document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +107,256 @@ pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
 
 /// Parses and validates a job document; `origin` names it in diagnostics.
 pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>, Diagnostics> {
-    let _ = (source, origin, format);
-    unimplemented!("parser not written yet")
+    let mut cx = Cx { errors: Vec::new() };
+    let jobs = parse_into(&mut cx, source, origin, format);
+    if cx.errors.is_empty() {
+        return Ok(jobs);
+    }
+    let mut errors = cx.errors;
+    errors.sort_by(|a, b| a.0.cmp(&b.0));
+    errors.dedup();
+    Err(Diagnostics(
+        errors
+            .into_iter()
+            .map(|(pos, message)| Diagnostic {
+                file: origin.to_owned(),
+                line: pos.line,
+                col: pos.col,
+                message,
+            })
+            .collect(),
+    ))
+}
+
+/// The revision hash of a job file: lower-case hex SHA-256 of its exact source text.
+///
+/// ```
+/// let digest = rota_core::parse::job_digest("id: hello\n");
+/// assert_eq!(digest.len(), 64);
+/// ```
+pub fn job_digest(source: &str) -> String {
+    hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+const START: Pos = Pos { line: 1, col: 1 };
+
+fn parse_into(cx: &mut Cx, source: &str, origin: &str, format: Format) -> Vec<Job> {
+    let report = |cx: &mut Cx, errors: Vec<TreeError>| {
+        for e in errors {
+            cx.err(e.pos, e.message);
+        }
+    };
+    match format {
+        Format::Yaml | Format::Json => {
+            let mut errors = Vec::new();
+            let docs = tree::from_yaml(source, &mut errors);
+            let failed = !errors.is_empty();
+            report(cx, errors);
+            if docs.is_empty() && !failed {
+                cx.err(
+                    START,
+                    "empty job file: expected a job (a mapping) or a list of jobs",
+                );
+            }
+            let mut drafts = Vec::new();
+            for doc in &docs {
+                drafts.extend(top_level(cx, doc, None));
+            }
+            finish(cx, drafts)
+        }
+        Format::Toml => match tree::from_toml(source) {
+            Ok(doc) => {
+                let drafts = top_level(cx, &doc, None);
+                finish(cx, drafts)
+            }
+            Err(e) => {
+                report(cx, vec![e]);
+                Vec::new()
+            }
+        },
+        Format::ScriptHeader => {
+            let Some(doc) = script_header(cx, source) else {
+                return Vec::new();
+            };
+            let info = script_info(source, origin);
+            let drafts: Vec<_> = convert::job(cx, &doc, Some(&info)).into_iter().collect();
+            finish(cx, drafts)
+        }
+    }
+}
+
+/// Splits a top-level node into job mappings and converts each.
+fn top_level(cx: &mut Cx, doc: &Node, script: Option<&ScriptInfo>) -> Vec<convert::Draft> {
+    match &doc.kind {
+        Kind::Map(entries) if entries.iter().any(|(k, _)| k.name == "jobs") => {
+            for (key, _) in entries {
+                if key.name != "jobs" {
+                    cx.err(
+                        key.pos,
+                        format!(
+                            "unknown key `{}` next to `jobs` (a file with `jobs:` holds only the list of jobs)",
+                            key.name
+                        ),
+                    );
+                }
+            }
+            let list = entries
+                .iter()
+                .find(|(k, _)| k.name == "jobs")
+                .map(|(_, v)| v);
+            match list.map(|n| (n, &n.kind)) {
+                Some((_, Kind::Seq(items))) => items
+                    .iter()
+                    .filter_map(|item| convert::job(cx, item, script))
+                    .collect(),
+                Some((n, _)) => {
+                    cx.err(
+                        n.pos,
+                        format!("expected a list of jobs for `jobs`, found {}", n.describe()),
+                    );
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
+        }
+        Kind::Map(_) => convert::job(cx, doc, script).into_iter().collect(),
+        Kind::Seq(items) => {
+            if items.is_empty() {
+                cx.err(doc.pos, "empty list of jobs");
+            }
+            items
+                .iter()
+                .filter_map(|item| convert::job(cx, item, script))
+                .collect()
+        }
+        _ => {
+            cx.err(
+                doc.pos,
+                format!(
+                    "expected a job (a mapping) or a list of jobs, found {}",
+                    doc.describe()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Runs the cross-field checks and rejects duplicate job ids within the file.
+fn finish(cx: &mut Cx, drafts: Vec<convert::Draft>) -> Vec<Job> {
+    let mut seen: Vec<(&str, Pos)> = Vec::new();
+    for draft in &drafts {
+        check::check(cx, draft);
+        let id = draft.job.id.as_str();
+        if id.is_empty() {
+            continue;
+        }
+        if let Some((_, first)) = seen.iter().find(|(s, _)| *s == id) {
+            cx.err(
+                draft.pos,
+                format!(
+                    "duplicate job id `{id}` (first defined at line {})",
+                    first.line
+                ),
+            );
+        } else {
+            seen.push((id, draft.pos));
+        }
+    }
+    drafts.into_iter().map(|d| d.job).collect()
+}
+
+/// Finds the `# /// rota` block and reads its TOML, with positions mapped back to the file.
+fn script_header(cx: &mut Cx, source: &str) -> Option<Node> {
+    let lines: Vec<&str> = source.lines().collect();
+    let Some(start) = lines.iter().position(|l| l.trim_end() == "# /// rota") else {
+        cx.err(
+            START,
+            "no job header found: a script needs a leading `# /// rota` … `# ///` comment block (or use a .yaml, .toml or .json file)",
+        );
+        return None;
+    };
+    let Some(len) = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_end() == "# ///")
+    else {
+        cx.err(
+            Pos {
+                line: start + 1,
+                col: 1,
+            },
+            "unclosed `# /// rota` block: expected a closing `# ///` line",
+        );
+        return None;
+    };
+    let mut toml = String::new();
+    let mut bad = false;
+    for (i, line) in lines[start + 1..start + 1 + len].iter().enumerate() {
+        if let Some(rest) = line.strip_prefix("# ") {
+            toml.push_str(rest);
+        } else if line.trim_end() != "#" {
+            cx.err(
+                Pos {
+                    line: start + 2 + i,
+                    col: 1,
+                },
+                "lines inside the `# /// rota` block must start with `# `",
+            );
+            bad = true;
+        }
+        toml.push('\n');
+    }
+    if bad {
+        return None;
+    }
+    let shift = |pos: Pos| Pos {
+        line: pos.line + start + 1,
+        col: pos.col + 2,
+    };
+    match tree::from_toml(&toml) {
+        Ok(mut node) => {
+            shift_positions(&mut node, &shift);
+            Some(node)
+        }
+        Err(e) => {
+            cx.err(shift(e.pos), e.message);
+            None
+        }
+    }
+}
+
+fn shift_positions(node: &mut Node, shift: &impl Fn(Pos) -> Pos) {
+    node.pos = shift(node.pos);
+    match &mut node.kind {
+        Kind::Seq(items) => items.iter_mut().for_each(|n| shift_positions(n, shift)),
+        Kind::Map(entries) => {
+            for (key, value) in entries {
+                key.pos = shift(key.pos);
+                shift_positions(value, shift);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn script_info(source: &str, origin: &str) -> ScriptInfo {
+    let path = Path::new(origin);
+    let file_name = path
+        .file_name()
+        .map_or_else(|| origin.to_owned(), |n| n.to_string_lossy().into_owned());
+    let default_id = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase().replace('_', "-"))
+        .filter(|s| convert::is_valid_job_id(s));
+    let shebang = source
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("#!"))
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty());
+    ScriptInfo {
+        file_name,
+        default_id,
+        shebang,
+    }
 }

@@ -1,0 +1,334 @@
+//! Cross-field checks on a converted job: unique step ids, known `needs`, no dependency
+//! cycle, and template references that resolve (`params.X` declared, `steps.S` an ancestor,
+//! `secrets.N` listed, `run.X` known, syntax valid).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::convert::{Cx, Draft, TemplateSite};
+
+/// Fields of `run` visible to templates.
+const RUN_FIELDS: &[&str] = &["id", "job", "namespace", "scheduled_at", "dry_run"];
+/// Fields of `steps.<id>` visible to templates.
+const STEP_FIELDS: &[&str] = &["outputs", "status", "exit_code"];
+/// Global functions templates may call (minijinja builtins).
+const GLOBAL_FUNCTIONS: &[&str] = &["range", "dict", "namespace", "debug"];
+
+/// Runs every cross-field check on `draft`.
+pub(crate) fn check(cx: &mut Cx, draft: &Draft) {
+    let job = &draft.job;
+    let mut index_of: HashMap<&str, usize> = HashMap::new();
+    for (i, step) in job.steps.iter().enumerate() {
+        if step.id.is_empty() {
+            continue;
+        }
+        if let Some(&first) = index_of.get(step.id.as_str()) {
+            cx.err(
+                draft.step_pos[i],
+                format!(
+                    "duplicate step id `{}` (first defined at line {})",
+                    step.id, draft.step_pos[first].line
+                ),
+            );
+        } else {
+            index_of.insert(&step.id, i);
+        }
+    }
+
+    // Edges to known steps only; unknown needs are reported here.
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); job.steps.len()];
+    for (i, step) in job.steps.iter().enumerate() {
+        for (j, need) in step.needs.iter().enumerate() {
+            match index_of.get(need.as_str()) {
+                Some(&n) => edges[i].push(n),
+                None => {
+                    let hint = closest(need, index_of.keys().copied())
+                        .map(|c| format!(" (did you mean `{c}`?)"))
+                        .unwrap_or_default();
+                    cx.err(
+                        draft.needs_pos[i][j],
+                        format!("step `{}` needs unknown step `{need}`{hint}", step.id),
+                    );
+                }
+            }
+        }
+    }
+    for cycle in cycles(&edges) {
+        let names: Vec<&str> = cycle.iter().map(|&i| job.steps[i].id.as_str()).collect();
+        let first = cycle[0];
+        cx.err(
+            draft.step_pos[first],
+            format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
+        );
+    }
+
+    let ancestors: Vec<BTreeSet<usize>> =
+        (0..job.steps.len()).map(|i| reachable(&edges, i)).collect();
+    let env = template_env();
+    for site in &draft.templates {
+        check_template(cx, &env, draft, site, &index_of, &ancestors);
+    }
+}
+
+/// Every elementary cycle found by a depth-first search, each once, starting at the
+/// step that comes first in the file.
+fn cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks = vec![Mark::New; edges.len()];
+    let mut found: Vec<Vec<usize>> = Vec::new();
+    for root in 0..edges.len() {
+        if marks[root] != Mark::New {
+            continue;
+        }
+        // Iterative DFS: (node, next edge index) with the active path kept in `path`.
+        let mut path: Vec<usize> = vec![root];
+        let mut next: Vec<usize> = vec![0];
+        marks[root] = Mark::Active;
+        while let Some(&node) = path.last() {
+            let k = next.last().copied().unwrap_or(0);
+            if let Some(&to) = edges[node].get(k) {
+                if let Some(top) = next.last_mut() {
+                    *top += 1;
+                }
+                match marks[to] {
+                    Mark::New => {
+                        marks[to] = Mark::Active;
+                        path.push(to);
+                        next.push(0);
+                    }
+                    Mark::Active => {
+                        let start = path.iter().position(|&p| p == to).unwrap_or(0);
+                        let mut cycle: Vec<usize> = path[start..].to_vec();
+                        // The path follows `needs` edges; show it in run order (a -> b means
+                        // b needs a) by reversing, starting at the smallest index.
+                        cycle.reverse();
+                        let min_at = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|&(_, &v)| v)
+                            .map_or(0, |(i, _)| i);
+                        cycle.rotate_left(min_at);
+                        if !found.contains(&cycle) {
+                            found.push(cycle);
+                        }
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[node] = Mark::Done;
+                path.pop();
+                next.pop();
+            }
+        }
+    }
+    found
+}
+
+/// Steps reachable from `from` through `needs` (its ancestors), excluding itself unless a
+/// cycle leads back.
+fn reachable(edges: &[Vec<usize>], from: usize) -> BTreeSet<usize> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<usize> = edges[from].clone();
+    while let Some(n) = todo.pop() {
+        if seen.insert(n) {
+            todo.extend(&edges[n]);
+        }
+    }
+    seen
+}
+
+/// The closest name within edit distance 2, for "did you mean" hints.
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|&(d, _)| d <= 2)
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The environment used to analyse templates; it matches the one `template::render` uses.
+fn template_env() -> minijinja::Environment<'static> {
+    crate::template::environment()
+}
+
+fn check_template(
+    cx: &mut Cx,
+    env: &minijinja::Environment<'static>,
+    draft: &Draft,
+    site: &TemplateSite,
+    index_of: &HashMap<&str, usize>,
+    ancestors: &[BTreeSet<usize>],
+) {
+    let names = if site.is_expr {
+        match env.compile_expression(&site.text) {
+            Ok(expr) => expr.undeclared_variables(true),
+            Err(e) => {
+                cx.err(
+                    site.pos,
+                    format!("invalid `if` expression: {}", crate::template::describe(&e)),
+                );
+                return;
+            }
+        }
+    } else {
+        if !site.text.contains("{{") && !site.text.contains("{%") && !site.text.contains("{#") {
+            return;
+        }
+        match env.template_from_str(&site.text) {
+            Ok(t) => t.undeclared_variables(true),
+            Err(e) => {
+                cx.err(
+                    site.pos,
+                    format!("invalid template: {}", crate::template::describe(&e)),
+                );
+                return;
+            }
+        }
+    };
+    let mut names: Vec<String> = names.into_iter().collect();
+    names.sort();
+    for name in names {
+        if let Some(message) = reference_problem(&name, draft, site.step, index_of, ancestors) {
+            cx.err(site.pos, message);
+        }
+    }
+}
+
+fn reference_problem(
+    name: &str,
+    draft: &Draft,
+    step: Option<usize>,
+    index_of: &HashMap<&str, usize>,
+    ancestors: &[BTreeSet<usize>],
+) -> Option<String> {
+    let job = &draft.job;
+    let parts: Vec<&str> = name.split('.').collect();
+    let list = |items: Vec<&str>| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    match parts[0] {
+        "params" => {
+            let declared: Vec<&str> = job.params.iter().map(|p| p.name.as_str()).collect();
+            let field = parts.get(1)?;
+            (!declared.contains(field)).then(|| {
+                format!(
+                    "unknown template reference `params.{field}` (declared params: {})",
+                    list(declared)
+                )
+            })
+        }
+        "secrets" => {
+            let declared: Vec<&str> = job.secrets.iter().map(String::as_str).collect();
+            let field = parts.get(1)?;
+            (!declared.contains(field)).then(|| {
+                format!(
+                    "unknown template reference `secrets.{field}` (declared secrets: {})",
+                    list(declared)
+                )
+            })
+        }
+        "run" => {
+            let field = parts.get(1)?;
+            (!RUN_FIELDS.contains(field)).then(|| {
+                format!(
+                    "unknown template reference `run.{field}` (run has: {})",
+                    RUN_FIELDS.join(", ")
+                )
+            })
+        }
+        "steps" => {
+            let target = parts.get(1)?;
+            let Some(&t) = index_of.get(target) else {
+                let dashed = job
+                    .steps
+                    .iter()
+                    .find(|s| s.id.starts_with(&format!("{target}-")));
+                let hint = match dashed {
+                    Some(s) => format!(
+                        " (a step id with `-` must be written `steps[\"{}\"]`)",
+                        s.id
+                    ),
+                    None => String::new(),
+                };
+                return Some(format!(
+                    "unknown template reference `{name}`: there is no step `{target}`{hint}"
+                ));
+            };
+            if let Some(field) = parts.get(2) {
+                if !STEP_FIELDS.contains(field) {
+                    return Some(format!(
+                        "unknown template reference `{name}` (a step has: {})",
+                        STEP_FIELDS.join(", ")
+                    ));
+                }
+            }
+            match step {
+                None => Some(format!(
+                    "template reference `{name}` cannot be used in job-level `env` (step results exist only for steps that need `{target}`)"
+                )),
+                Some(s) if !ancestors[s].contains(&t) => Some(format!(
+                    "step `{}` references `{name}` but `{target}` is not among its `needs` (directly or transitively)",
+                    job.steps[s].id
+                )),
+                Some(_) => None,
+            }
+        }
+        root if GLOBAL_FUNCTIONS.contains(&root) => None,
+        root => Some(format!(
+            "unknown template reference `{root}` (expected params, steps, secrets or run)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::Pos;
+
+    #[test]
+    fn cycles_are_found_once_in_run_order() {
+        // 0 needs 1, 1 needs 0; 2 needs 2.
+        let edges = vec![vec![1], vec![0], vec![2]];
+        assert_eq!(cycles(&edges), vec![vec![0, 1], vec![2]]);
+        let acyclic = vec![vec![], vec![0], vec![0, 1]];
+        assert!(cycles(&acyclic).is_empty());
+    }
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("biuld", "build"), 2);
+        assert_eq!(edit_distance("test", "test"), 0);
+        assert_eq!(
+            closest("biuld", ["build", "deploy"].into_iter()),
+            Some("build")
+        );
+        assert_eq!(closest("zzz", ["build"].into_iter()), None);
+    }
+
+    #[test]
+    fn positions_are_ordered_by_line_then_column() {
+        assert!(Pos { line: 1, col: 9 } < Pos { line: 2, col: 1 });
+    }
+}

@@ -1,0 +1,1224 @@
+//! Spanned tree → [`Job`], by hand, so that every wrong key, type or value becomes a
+//! diagnostic at its own line:col and conversion goes on to find the next one.
+//!
+//! Cross-field rules (unknown `needs`, cycles, template references) are checked afterwards by
+//! `check`, from the positions this module records in a [`Draft`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::duration::parse_duration;
+use crate::model::{
+    AfterOutcome, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job, Overlap, ParamSpec,
+    ParamType, Policy, Retry, Step, StepKind, Trigger, Value, WebhookSignature, When,
+};
+use crate::tree::{Key, Kind, Node, Pos};
+
+/// Keys a job mapping may hold.
+const JOB_KEYS: &[&str] = &[
+    "id",
+    "namespace",
+    "description",
+    "concurrency",
+    "secrets",
+    "env",
+    "params",
+    "triggers",
+    "policy",
+    "steps",
+];
+/// Keys a step mapping may hold.
+const STEP_KEYS: &[&str] = &[
+    "id", "needs", "sh", "exec", "script", "notebook", "params", "if", "when", "env", "workdir",
+    "timeout", "retry", "dry_run",
+];
+/// Step kinds that exist.
+const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook"];
+/// Step kinds the spec names that are not built yet.
+const FUTURE_STEP_KINDS: &[&str] = &["http", "sql", "check", "approval", "container", "job"];
+/// Keys the spec names that are not built yet, at job level.
+const FUTURE_JOB_KEYS: &[&str] = &["notify"];
+
+/// A template found in the job, with where it is and which step it belongs to.
+#[derive(Debug, Clone)]
+pub(crate) struct TemplateSite {
+    pub text: String,
+    pub pos: Pos,
+    /// Index of the step, `None` for job-level `env`.
+    pub step: Option<usize>,
+    /// An `if:` expression rather than a `{{ }}` template.
+    pub is_expr: bool,
+}
+
+/// A converted job plus the positions later checks need.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub job: Job,
+    /// Position of the job mapping.
+    pub pos: Pos,
+    /// Position of each step's id (or of the step when it has none).
+    pub step_pos: Vec<Pos>,
+    /// Position of each entry of each step's `needs`.
+    pub needs_pos: Vec<Vec<Pos>>,
+    pub templates: Vec<TemplateSite>,
+}
+
+/// Where the job comes from, for script-header defaults.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ScriptInfo {
+    /// The script's file name, run by the default step.
+    pub file_name: String,
+    /// A default job id derived from the file name, if it is a valid id.
+    pub default_id: Option<String>,
+    /// Interpreter from the `#!` line.
+    pub shebang: Option<String>,
+}
+
+/// Collects diagnostics while converting.
+pub(crate) struct Cx {
+    pub errors: Vec<(Pos, String)>,
+}
+
+impl Cx {
+    pub fn err(&mut self, pos: Pos, message: impl Into<String>) {
+        self.errors.push((pos, message.into()));
+    }
+
+    fn expected(&mut self, node: &Node, expected: &str, what: &str) {
+        self.err(
+            node.pos,
+            format!("expected {expected} for {what}, found {}", node.describe()),
+        );
+    }
+
+    fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Key, Node)]> {
+        match &node.kind {
+            Kind::Map(entries) => Some(entries),
+            _ => {
+                self.expected(node, "a mapping", what);
+                None
+            }
+        }
+    }
+
+    fn seq<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+        match &node.kind {
+            Kind::Seq(items) => Some(items),
+            _ => {
+                self.expected(node, "a list", what);
+                None
+            }
+        }
+    }
+
+    fn unknown_keys(&mut self, entries: &[(Key, Node)], allowed: &[&str], what: &str) {
+        for (key, _) in entries {
+            if !allowed.contains(&key.name.as_str()) {
+                self.err(
+                    key.pos,
+                    format!(
+                        "unknown key `{}` in {what} (expected one of: {})",
+                        key.name,
+                        allowed.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            Kind::Str(s) => Some(s.clone()),
+            _ => {
+                self.expected(node, "a string", what);
+                None
+            }
+        }
+    }
+
+    /// A string, also accepting numbers and booleans written bare (env values, argv).
+    fn scalar_string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            Kind::Str(s) => Some(s.clone()),
+            Kind::Int(i) => Some(i.to_string()),
+            Kind::Float(f) => Some(f.to_string()),
+            Kind::Bool(b) => Some(b.to_string()),
+            _ => {
+                self.expected(node, "a string", what);
+                None
+            }
+        }
+    }
+
+    fn int_at_least(&mut self, node: &Node, min: i64, what: &str) -> Option<u32> {
+        match &node.kind {
+            Kind::Int(i) if *i >= min && *i <= i64::from(u32::MAX) => u32::try_from(*i).ok(),
+            Kind::Int(i) => {
+                self.err(
+                    node.pos,
+                    format!("{what} must be an integer of at least {min}, found {i}"),
+                );
+                None
+            }
+            _ => {
+                self.expected(node, "an integer", what);
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        match &node.kind {
+            Kind::Int(i) if *i >= 0 => u64::try_from(*i).ok().map(Duration::from_secs),
+            Kind::Str(s) => match parse_duration(s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.err(node.pos, format!("{e} for {what}"));
+                    None
+                }
+            },
+            _ => {
+                self.expected(node, "a duration (e.g. `30s`, `10m`, `1h30m`)", what);
+                None
+            }
+        }
+    }
+
+    fn choice<T: Copy>(&mut self, node: &Node, what: &str, choices: &[(&str, T)]) -> Option<T> {
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        match &node.kind {
+            Kind::Str(s) => match choices.iter().find(|(n, _)| n == s) {
+                Some((_, v)) => Some(*v),
+                None => {
+                    self.err(
+                        node.pos,
+                        format!(
+                            "invalid value {s:?} for {what} (expected one of: {})",
+                            names.join(", ")
+                        ),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.expected(node, &format!("one of {}", names.join(", ")), what);
+                None
+            }
+        }
+    }
+
+    /// A list of strings; a single string counts as a one-element list when `single_ok`.
+    fn strings(&mut self, node: &Node, what: &str, single_ok: bool) -> Vec<(String, Pos)> {
+        match &node.kind {
+            Kind::Str(s) if single_ok => vec![(s.clone(), node.pos)],
+            Kind::Seq(items) => items
+                .iter()
+                .filter_map(|n| self.string(n, what).map(|s| (s, n.pos)))
+                .collect(),
+            _ => {
+                self.expected(node, "a list of strings", what);
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn get<'n>(entries: &'n [(Key, Node)], name: &str) -> Option<&'n Node> {
+    entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v)
+}
+
+/// Whether `id` is a valid job id or namespace: `[a-z0-9-]`, 3–64, starting alphanumeric.
+pub(crate) fn is_valid_job_id(id: &str) -> bool {
+    (3..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+}
+
+fn is_valid_step_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Converts one job mapping. `script` is set for script headers (extra key `interpreter`,
+/// default id and default step).
+pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Option<Draft> {
+    let entries = cx.map(node, "a job")?;
+    let mut allowed: Vec<&str> = JOB_KEYS.to_vec();
+    if script.is_some() {
+        allowed.push("interpreter");
+    }
+    for (key, _) in entries {
+        if FUTURE_JOB_KEYS.contains(&key.name.as_str()) {
+            cx.err(key.pos, format!("`{}` is not supported yet", key.name));
+        }
+    }
+    let known: Vec<(Key, Node)> = entries
+        .iter()
+        .filter(|(k, _)| !FUTURE_JOB_KEYS.contains(&k.name.as_str()))
+        .cloned()
+        .collect();
+    cx.unknown_keys(&known, &allowed, "job");
+
+    let id = match get(entries, "id") {
+        Some(n) => cx.string(n, "`id`").inspect(|id| {
+            if !is_valid_job_id(id) {
+                cx.err(
+                    n.pos,
+                    format!(
+                        "invalid job id `{id}`: expected 3–64 characters of a-z, 0-9 and -, \
+                         starting with a letter or digit"
+                    ),
+                );
+            }
+        }),
+        None => match script.and_then(|s| s.default_id.clone()) {
+            Some(id) => Some(id),
+            None => {
+                cx.err(node.pos, "missing required key `id` in job");
+                None
+            }
+        },
+    };
+    let namespace = get(entries, "namespace").and_then(|n| {
+        let ns = cx.string(n, "`namespace`")?;
+        if !is_valid_job_id(&ns) {
+            cx.err(
+                n.pos,
+                format!(
+                    "invalid namespace `{ns}`: expected 3–64 characters of a-z, 0-9 and -, \
+                     starting with a letter or digit"
+                ),
+            );
+        }
+        Some(ns)
+    });
+    let description = get(entries, "description").and_then(|n| cx.string(n, "`description`"));
+    let concurrency = get(entries, "concurrency")
+        .map_or(Some(4), |n| cx.int_at_least(n, 1, "`concurrency`"))
+        .unwrap_or(4);
+    let secrets: Vec<String> = get(entries, "secrets")
+        .map(|n| cx.strings(n, "`secrets`", false))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, pos)| {
+            if is_identifier(&name) {
+                Some(name)
+            } else {
+                cx.err(
+                    pos,
+                    format!(
+                        "invalid secret name `{name}`: expected an environment variable name \
+                         (letters, digits and _, not starting with a digit)"
+                    ),
+                );
+                None
+            }
+        })
+        .collect();
+
+    let mut templates = Vec::new();
+    let env = get(entries, "env")
+        .map(|n| env_map(cx, n, "`env`", None, &mut templates))
+        .unwrap_or_default();
+    let params = get(entries, "params")
+        .map(|n| params(cx, n))
+        .unwrap_or_default();
+    let triggers = get(entries, "triggers")
+        .map(|n| triggers(cx, n))
+        .unwrap_or_default();
+    let policy = get(entries, "policy")
+        .map(|n| policy(cx, n))
+        .unwrap_or_default();
+
+    let interpreter = match (script, get(entries, "interpreter")) {
+        (Some(_), Some(n)) => {
+            if get(entries, "steps").is_some() {
+                cx.err(
+                    n.pos,
+                    "`interpreter` only applies when `steps` is not given (the script is then the only step)",
+                );
+            }
+            cx.string(n, "`interpreter`")
+        }
+        _ => None,
+    };
+
+    let mut step_pos = Vec::new();
+    let mut needs_pos = Vec::new();
+    let mut steps = Vec::new();
+    match (get(entries, "steps"), script) {
+        (Some(n), _) => {
+            if let Some(items) = cx.seq(n, "`steps`") {
+                if items.is_empty() {
+                    cx.err(n.pos, "`steps` must hold at least one step");
+                }
+                for item in items {
+                    if let Some((step, pos, needs)) = step(cx, item, steps.len(), &mut templates) {
+                        steps.push(step);
+                        step_pos.push(pos);
+                        needs_pos.push(needs);
+                    }
+                }
+            }
+        }
+        (None, Some(info)) => {
+            steps.push(Step {
+                id: "main".to_owned(),
+                kind: StepKind::Script {
+                    path: info.file_name.clone(),
+                    interpreter: interpreter.or_else(|| info.shebang.clone()),
+                    args: Vec::new(),
+                },
+                needs: Vec::new(),
+                when: When::Success,
+                if_expr: None,
+                env: BTreeMap::new(),
+                workdir: None,
+                timeout: None,
+                retry: Retry::default(),
+                dry_run: DryRun::default(),
+            });
+            step_pos.push(node.pos);
+            needs_pos.push(Vec::new());
+        }
+        (None, None) => cx.err(node.pos, "missing required key `steps` in job"),
+    }
+
+    Some(Draft {
+        job: Job {
+            id: id.unwrap_or_default(),
+            namespace,
+            description,
+            params,
+            secrets,
+            env,
+            triggers,
+            policy,
+            concurrency,
+            steps,
+        },
+        pos: node.pos,
+        step_pos,
+        needs_pos,
+        templates,
+    })
+}
+
+fn env_map(
+    cx: &mut Cx,
+    node: &Node,
+    what: &str,
+    step: Option<usize>,
+    templates: &mut Vec<TemplateSite>,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    let Some(entries) = cx.map(node, what) else {
+        return env;
+    };
+    for (key, value) in entries {
+        if !is_identifier(&key.name) {
+            cx.err(
+                key.pos,
+                format!(
+                    "invalid environment variable name `{}` in {what}: expected letters, digits and _, not starting with a digit",
+                    key.name
+                ),
+            );
+        }
+        if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
+            templates.push(TemplateSite {
+                text: text.clone(),
+                pos: value.pos,
+                step,
+                is_expr: false,
+            });
+            env.insert(key.name.clone(), text);
+        }
+    }
+    env
+}
+
+const PARAM_TYPES: &[(&str, ParamType)] = &[
+    ("string", ParamType::String),
+    ("int", ParamType::Int),
+    ("float", ParamType::Float),
+    ("bool", ParamType::Bool),
+    ("list", ParamType::List),
+    ("map", ParamType::Map),
+    ("enum", ParamType::Enum),
+];
+
+fn type_name(ty: ParamType) -> &'static str {
+    PARAM_TYPES
+        .iter()
+        .find(|(_, t)| *t == ty)
+        .map_or("string", |(n, _)| n)
+}
+
+/// Checks that `node` fits `ty`; returns the JSON value (ints widen to floats).
+fn typed_value(cx: &mut Cx, node: &Node, ty: ParamType, what: &str) -> Option<Value> {
+    let ok = match (ty, &node.kind) {
+        (ParamType::String | ParamType::Enum, Kind::Str(_))
+        | (ParamType::Int, Kind::Int(_))
+        | (ParamType::Float, Kind::Float(_))
+        | (ParamType::Bool, Kind::Bool(_))
+        | (ParamType::List, Kind::Seq(_))
+        | (ParamType::Map, Kind::Map(_)) => true,
+        (ParamType::Float, Kind::Int(i)) => {
+            #[allow(clippy::cast_precision_loss)]
+            let f = *i as f64;
+            return serde_json::Number::from_f64(f).map(Value::Number);
+        }
+        _ => false,
+    };
+    if ok {
+        Some(node.to_json())
+    } else {
+        let article = if matches!(ty, ParamType::Int | ParamType::Enum) {
+            "an"
+        } else {
+            "a"
+        };
+        cx.expected(node, &format!("{article} {}", type_name(ty)), what);
+        None
+    }
+}
+
+fn params(cx: &mut Cx, node: &Node) -> Vec<ParamSpec> {
+    let mut out = Vec::new();
+    let Some(entries) = cx.map(node, "`params`") else {
+        return out;
+    };
+    for (key, spec) in entries {
+        let name = key.name.clone();
+        if !is_identifier(&name) {
+            cx.err(
+                key.pos,
+                format!(
+                    "invalid parameter name `{name}`: expected letters, digits and _, not starting with a digit"
+                ),
+            );
+        }
+        let what = format!("parameter `{name}`");
+        let param = match &spec.kind {
+            Kind::Map(fields) => param_spec(cx, name, fields, spec.pos, &what),
+            Kind::Null => Some(ParamSpec {
+                name,
+                ty: ParamType::String,
+                default: None,
+                choices: None,
+                help: None,
+            }),
+            Kind::Str(_) | Kind::Bool(_) | Kind::Int(_) | Kind::Float(_) | Kind::Seq(_) => {
+                let ty = match spec.kind {
+                    Kind::Bool(_) => ParamType::Bool,
+                    Kind::Int(_) => ParamType::Int,
+                    Kind::Float(_) => ParamType::Float,
+                    Kind::Seq(_) => ParamType::List,
+                    _ => ParamType::String,
+                };
+                Some(ParamSpec {
+                    name,
+                    ty,
+                    default: Some(spec.to_json()),
+                    choices: None,
+                    help: None,
+                })
+            }
+        };
+        out.extend(param);
+    }
+    out
+}
+
+fn param_spec(
+    cx: &mut Cx,
+    name: String,
+    fields: &[(Key, Node)],
+    pos: Pos,
+    what: &str,
+) -> Option<ParamSpec> {
+    cx.unknown_keys(fields, &["type", "default", "enum", "values", "help"], what);
+    let declared =
+        get(fields, "type").map(|n| cx.choice(n, &format!("`type` of {what}"), PARAM_TYPES));
+    let choices_node = get(fields, "values").or_else(|| get(fields, "enum"));
+    let default_node = get(fields, "default");
+    let ty = match declared {
+        Some(None) => return None,
+        Some(Some(ty)) => ty,
+        None => match default_node.map(|n| &n.kind) {
+            _ if choices_node.is_some() => ParamType::String,
+            Some(Kind::Int(_)) => ParamType::Int,
+            Some(Kind::Float(_)) => ParamType::Float,
+            Some(Kind::Bool(_)) => ParamType::Bool,
+            Some(Kind::Seq(_)) => ParamType::List,
+            Some(Kind::Map(_)) => ParamType::Map,
+            _ => ParamType::String,
+        },
+    };
+    let mut choices = None;
+    if let Some(n) = choices_node {
+        if let Some(items) = cx.seq(n, &format!("the choices of {what}")) {
+            if items.is_empty() {
+                cx.err(n.pos, format!("the choices of {what} must not be empty"));
+            }
+            let vals: Vec<Value> = items
+                .iter()
+                .filter_map(|item| typed_value(cx, item, ty, &format!("a choice of {what}")))
+                .collect();
+            choices = Some(vals);
+        }
+        if matches!(ty, ParamType::List | ParamType::Map | ParamType::Bool) {
+            cx.err(
+                n.pos,
+                format!("{what} of type {} cannot have choices", type_name(ty)),
+            );
+        }
+    } else if ty == ParamType::Enum {
+        cx.err(
+            pos,
+            format!("{what} has type enum but no `values` (the list of choices)"),
+        );
+    }
+    let default = default_node.and_then(|n| {
+        let v = typed_value(cx, n, ty, &format!("the default of {what}"))?;
+        if let Some(choices) = &choices {
+            if !choices.is_empty() && !choices.contains(&v) {
+                let listed: Vec<String> = choices.iter().map(Value::to_string).collect();
+                cx.err(
+                    n.pos,
+                    format!(
+                        "default {} of {what} is not one of its choices: {}",
+                        v,
+                        listed.join(", ")
+                    ),
+                );
+            }
+        }
+        Some(v)
+    });
+    let help = get(fields, "help").and_then(|n| cx.string(n, &format!("`help` of {what}")));
+    Some(ParamSpec {
+        name,
+        ty,
+        default,
+        choices,
+        help,
+    })
+}
+
+const TRIGGER_KINDS: &[&str] = &["cron", "interval", "every", "at", "after", "webhook"];
+
+fn triggers(cx: &mut Cx, node: &Node) -> Vec<Trigger> {
+    let Some(items) = cx.seq(node, "`triggers`") else {
+        return Vec::new();
+    };
+    items.iter().filter_map(|item| trigger(cx, item)).collect()
+}
+
+fn trigger(cx: &mut Cx, node: &Node) -> Option<Trigger> {
+    let entries = cx.map(node, "a trigger")?;
+    let kinds: Vec<&(Key, Node)> = entries
+        .iter()
+        .filter(|(k, _)| TRIGGER_KINDS.contains(&k.name.as_str()))
+        .collect();
+    let Some((kind_key, value)) = kinds.first().map(|(k, v)| (k, v)) else {
+        cx.err(
+            node.pos,
+            format!(
+                "trigger has no kind (expected one of: {})",
+                TRIGGER_KINDS.join(", ")
+            ),
+        );
+        return None;
+    };
+    if let Some((second, _)) = kinds.get(1) {
+        cx.err(
+            second.pos,
+            format!(
+                "trigger has more than one kind: `{}` and `{}`",
+                kind_key.name, second.name
+            ),
+        );
+    }
+    let jitter = |cx: &mut Cx| get(entries, "jitter").and_then(|n| cx.duration(n, "`jitter`"));
+    match kind_key.name.as_str() {
+        "cron" => {
+            cx.unknown_keys(entries, &["cron", "timezone", "jitter"], "cron trigger");
+            let expr = cx.string(value, "`cron`")?;
+            if let Err(e) = rota_sched::cron::CronExpr::parse(&expr) {
+                cx.err(value.pos, format!("invalid cron expression: {e}"));
+            }
+            let timezone = match get(entries, "timezone") {
+                Some(n) => {
+                    let tz = cx.string(n, "`timezone`")?;
+                    if !is_known_zone(&tz) {
+                        cx.err(n.pos, format!("unknown time zone `{tz}` (expected an IANA name such as Europe/Berlin or UTC)"));
+                    }
+                    tz
+                }
+                None => "UTC".to_owned(),
+            };
+            Some(Trigger::Cron {
+                expr,
+                timezone,
+                jitter: jitter(cx),
+            })
+        }
+        "interval" | "every" => {
+            cx.unknown_keys(
+                entries,
+                &[kind_key.name.as_str(), "anchor", "jitter"],
+                "interval trigger",
+            );
+            let every = cx.duration(value, &format!("`{}`", kind_key.name))?;
+            if every.is_zero() {
+                cx.err(value.pos, "the interval must be greater than zero");
+            }
+            let anchor = get(entries, "anchor")
+                .and_then(|n| {
+                    cx.choice(
+                        n,
+                        "`anchor`",
+                        &[
+                            ("start", IntervalAnchor::Start),
+                            ("end", IntervalAnchor::End),
+                        ],
+                    )
+                })
+                .unwrap_or(IntervalAnchor::Start);
+            Some(Trigger::Interval {
+                every,
+                anchor,
+                jitter: jitter(cx),
+            })
+        }
+        "at" => {
+            cx.unknown_keys(entries, &["at"], "at trigger");
+            let time = cx.string(value, "`at`")?;
+            if !is_rfc3339(&time) {
+                cx.err(
+                    value.pos,
+                    format!("invalid time `{time}`: expected RFC 3339, e.g. 2026-12-01T10:00:00Z"),
+                );
+            }
+            Some(Trigger::At { time })
+        }
+        "after" => {
+            cx.unknown_keys(entries, &["after"], "after trigger");
+            let fields = cx.map(value, "`after`")?;
+            cx.unknown_keys(fields, &["job", "on"], "`after`");
+            let Some(job_node) = get(fields, "job") else {
+                cx.err(value.pos, "missing required key `job` in `after`");
+                return None;
+            };
+            let job = cx.string(job_node, "`job`")?;
+            if !is_valid_job_id(&job) {
+                cx.err(job_node.pos, format!("invalid job id `{job}`: expected 3–64 characters of a-z, 0-9 and -, starting with a letter or digit"));
+            }
+            let on = get(fields, "on")
+                .and_then(|n| {
+                    cx.choice(
+                        n,
+                        "`on`",
+                        &[
+                            ("success", AfterOutcome::Success),
+                            ("failure", AfterOutcome::Failure),
+                            ("any", AfterOutcome::Any),
+                        ],
+                    )
+                })
+                .unwrap_or(AfterOutcome::Success);
+            Some(Trigger::After { job, on })
+        }
+        _ => {
+            cx.unknown_keys(entries, &["webhook"], "webhook trigger");
+            let fields = cx.map(value, "`webhook`")?;
+            cx.unknown_keys(fields, &["secret", "signature"], "`webhook`");
+            let Some(secret_node) = get(fields, "secret") else {
+                cx.err(value.pos, "missing required key `secret` in `webhook`");
+                return None;
+            };
+            let secret = cx.string(secret_node, "`secret`")?;
+            let signature = get(fields, "signature")
+                .and_then(|n| {
+                    cx.choice(
+                        n,
+                        "`signature`",
+                        &[
+                            ("github", WebhookSignature::Github),
+                            ("bearer", WebhookSignature::Bearer),
+                        ],
+                    )
+                })
+                .unwrap_or(WebhookSignature::Github);
+            Some(Trigger::Webhook { secret, signature })
+        }
+    }
+}
+
+fn is_rfc3339(text: &str) -> bool {
+    // jiff also accepts RFC 9557 suffixes and lower-case separators; require the plain
+    // RFC 3339 shape first: a date, `T`, a time and a `Z` or numeric offset.
+    let b = text.as_bytes();
+    let shape = b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        && (text.ends_with(['Z', 'z']) || b[b.len() - 6] == b'+' || b[b.len() - 6] == b'-')
+        && !text.contains('[');
+    shape && text.parse::<jiff::Timestamp>().is_ok()
+}
+
+fn is_known_zone(name: &str) -> bool {
+    let db = jiff::tz::db();
+    // Without a time zone database on this machine, nothing can be checked here; the
+    // scheduler reports it when it loads the zone.
+    db.is_definitively_empty() || db.get(name).is_ok()
+}
+
+fn policy(cx: &mut Cx, node: &Node) -> Policy {
+    let mut policy = Policy::default();
+    let Some(entries) = cx.map(node, "`policy`") else {
+        return policy;
+    };
+    cx.unknown_keys(
+        entries,
+        &[
+            "overlap",
+            "catchup",
+            "timeout",
+            "max_active_runs",
+            "concurrency",
+        ],
+        "`policy`",
+    );
+    if let Some(v) = get(entries, "overlap").and_then(|n| {
+        cx.choice(
+            n,
+            "`overlap`",
+            &[
+                ("skip", Overlap::Skip),
+                ("buffer_one", Overlap::BufferOne),
+                ("buffer_all", Overlap::BufferAll),
+                ("cancel_running", Overlap::CancelRunning),
+                ("allow", Overlap::Allow),
+            ],
+        )
+    }) {
+        policy.overlap = v;
+    }
+    if let Some(n) = get(entries, "catchup") {
+        policy.catchup = catchup(cx, n);
+    }
+    policy.timeout = get(entries, "timeout").and_then(|n| cx.duration(n, "`timeout`"));
+    // `concurrency` under `policy` is the spec's spelling of `max_active_runs`.
+    for name in ["max_active_runs", "concurrency"] {
+        if let Some(v) =
+            get(entries, name).and_then(|n| cx.int_at_least(n, 1, &format!("`{name}`")))
+        {
+            policy.max_active_runs = v;
+        }
+    }
+    policy
+}
+
+fn catchup(cx: &mut Cx, node: &Node) -> Catchup {
+    let mut catchup = Catchup::default();
+    let Some(entries) = cx.map(node, "`catchup`") else {
+        return catchup;
+    };
+    cx.unknown_keys(entries, &["window", "mode"], "`catchup`");
+    if let Some(w) = get(entries, "window").and_then(|n| cx.duration(n, "`window`")) {
+        catchup.window = w;
+    }
+    if let Some(m) = get(entries, "mode").and_then(|n| {
+        cx.choice(
+            n,
+            "`mode`",
+            &[
+                ("all", CatchupMode::All),
+                ("last", CatchupMode::Last),
+                ("none", CatchupMode::None),
+            ],
+        )
+    }) {
+        catchup.mode = m;
+    }
+    catchup
+}
+
+/// Converts one step; returns it with the position of its id and of each `needs` entry.
+fn step(
+    cx: &mut Cx,
+    node: &Node,
+    index: usize,
+    templates: &mut Vec<TemplateSite>,
+) -> Option<(Step, Pos, Vec<Pos>)> {
+    let entries = cx.map(node, "a step")?;
+    for (key, _) in entries {
+        if FUTURE_STEP_KINDS.contains(&key.name.as_str()) {
+            cx.err(
+                key.pos,
+                format!("step kind `{}` is not supported yet", key.name),
+            );
+        }
+    }
+    let known: Vec<(Key, Node)> = entries
+        .iter()
+        .filter(|(k, _)| !FUTURE_STEP_KINDS.contains(&k.name.as_str()))
+        .cloned()
+        .collect();
+    cx.unknown_keys(&known, STEP_KEYS, "step");
+
+    let (id, id_pos) = match get(entries, "id") {
+        Some(n) => {
+            let id = cx.string(n, "`id` of a step").unwrap_or_default();
+            if !id.is_empty() && !is_valid_step_id(&id) {
+                cx.err(
+                    n.pos,
+                    format!(
+                        "invalid step id `{id}`: expected 1–64 characters of a-z, 0-9, _ and -"
+                    ),
+                );
+            }
+            (id, n.pos)
+        }
+        None => {
+            cx.err(node.pos, "missing required key `id` in step");
+            (String::new(), node.pos)
+        }
+    };
+    let label = if id.is_empty() {
+        format!("step #{}", index + 1)
+    } else {
+        format!("step `{id}`")
+    };
+    let mut site = |text: &str, pos: Pos, is_expr: bool| {
+        templates.push(TemplateSite {
+            text: text.to_owned(),
+            pos,
+            step: Some(index),
+            is_expr,
+        });
+    };
+
+    let kinds: Vec<&(Key, Node)> = entries
+        .iter()
+        .filter(|(k, _)| STEP_KINDS.contains(&k.name.as_str()))
+        .collect();
+    let has_future_kind = entries
+        .iter()
+        .any(|(k, _)| FUTURE_STEP_KINDS.contains(&k.name.as_str()));
+    if kinds.is_empty() && !has_future_kind {
+        cx.err(
+            id_pos,
+            format!(
+                "{label} has no kind (expected exactly one of: {})",
+                STEP_KINDS.join(", ")
+            ),
+        );
+    }
+    if let (Some((first, _)), Some((second, _))) = (kinds.first(), kinds.get(1)) {
+        cx.err(
+            second.pos,
+            format!(
+                "{label} has more than one kind: `{}` and `{}`",
+                first.name, second.name
+            ),
+        );
+    }
+    let step_params = get(entries, "params");
+    let kind = kinds.first().and_then(|(key, value)| {
+        let what = format!("`{}` in {label}", key.name);
+        match key.name.as_str() {
+            "sh" => {
+                let command = cx.string(value, &what)?;
+                site(&command, value.pos, false);
+                Some(StepKind::Sh { command })
+            }
+            "exec" => {
+                let items = cx.seq(value, &what)?;
+                if items.is_empty() {
+                    cx.err(value.pos, format!("{what} must name a program"));
+                }
+                let argv: Vec<String> = items
+                    .iter()
+                    .filter_map(|n| {
+                        let arg = cx.scalar_string(n, &what)?;
+                        site(&arg, n.pos, false);
+                        Some(arg)
+                    })
+                    .collect();
+                Some(StepKind::Exec { argv })
+            }
+            "script" => match &value.kind {
+                Kind::Str(path) => {
+                    site(path, value.pos, false);
+                    Some(StepKind::Script {
+                        path: path.clone(),
+                        interpreter: None,
+                        args: Vec::new(),
+                    })
+                }
+                _ => {
+                    let fields = cx.map(value, &what)?;
+                    cx.unknown_keys(fields, &["path", "interpreter", "args"], &what);
+                    let Some(path_node) = get(fields, "path") else {
+                        cx.err(value.pos, format!("missing required key `path` in {what}"));
+                        return None;
+                    };
+                    let path = cx.string(path_node, &what)?;
+                    site(&path, path_node.pos, false);
+                    let interpreter = get(fields, "interpreter")
+                        .and_then(|n| cx.string(n, &format!("`interpreter` in {label}")));
+                    let args = get(fields, "args")
+                        .and_then(|n| cx.seq(n, &format!("`args` in {label}")))
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|n| {
+                            let arg = cx.scalar_string(n, &format!("`args` in {label}"))?;
+                            site(&arg, n.pos, false);
+                            Some(arg)
+                        })
+                        .collect();
+                    Some(StepKind::Script {
+                        path,
+                        interpreter,
+                        args,
+                    })
+                }
+            },
+            _ => {
+                let (path, path_pos, mut params, kernel, cell_timeout) = match &value.kind {
+                    Kind::Str(path) => (path.clone(), value.pos, BTreeMap::new(), None, None),
+                    _ => {
+                        let fields = cx.map(value, &what)?;
+                        cx.unknown_keys(
+                            fields,
+                            &["path", "params", "kernel", "cell_timeout"],
+                            &what,
+                        );
+                        let Some(path_node) = get(fields, "path") else {
+                            cx.err(value.pos, format!("missing required key `path` in {what}"));
+                            return None;
+                        };
+                        let path = cx.string(path_node, &what)?;
+                        let params = get(fields, "params")
+                            .map(|n| notebook_params(cx, n, &label, &mut site))
+                            .unwrap_or_default();
+                        let kernel = get(fields, "kernel")
+                            .and_then(|n| cx.string(n, &format!("`kernel` in {label}")));
+                        let cell_timeout = get(fields, "cell_timeout")
+                            .and_then(|n| cx.duration(n, &format!("`cell_timeout` in {label}")));
+                        (path, path_node.pos, params, kernel, cell_timeout)
+                    }
+                };
+                site(&path, path_pos, false);
+                if let Some(n) = step_params {
+                    params.extend(notebook_params(cx, n, &label, &mut site));
+                }
+                Some(StepKind::Notebook {
+                    path,
+                    params,
+                    kernel,
+                    cell_timeout,
+                })
+            }
+        }
+    });
+    if let Some(n) = step_params {
+        if kinds.first().is_some_and(|(k, _)| k.name != "notebook") {
+            cx.err(
+                n.pos,
+                format!("`params` in {label} is only for notebook steps"),
+            );
+        }
+    }
+
+    let mut needs = Vec::new();
+    let mut needs_pos = Vec::new();
+    if let Some(n) = get(entries, "needs") {
+        for (need, pos) in cx.strings(n, &format!("`needs` in {label}"), true) {
+            needs.push(need);
+            needs_pos.push(pos);
+        }
+    }
+    let when = get(entries, "when")
+        .and_then(|n| {
+            cx.choice(
+                n,
+                &format!("`when` in {label}"),
+                &[
+                    ("success", When::Success),
+                    ("failure", When::Failure),
+                    ("always", When::Always),
+                ],
+            )
+        })
+        .unwrap_or_default();
+    let if_expr = get(entries, "if").and_then(|n| {
+        let expr = match &n.kind {
+            Kind::Bool(b) => Some(b.to_string()),
+            _ => cx.string(n, &format!("`if` in {label}")),
+        }?;
+        site(&expr, n.pos, true);
+        Some(expr)
+    });
+    let env = match get(entries, "env") {
+        Some(n) => env_map(cx, n, &format!("`env` of {label}"), Some(index), templates),
+        None => BTreeMap::new(),
+    };
+    let workdir = get(entries, "workdir").and_then(|n| {
+        let dir = cx.string(n, &format!("`workdir` in {label}"))?;
+        templates.push(TemplateSite {
+            text: dir.clone(),
+            pos: n.pos,
+            step: Some(index),
+            is_expr: false,
+        });
+        Some(dir)
+    });
+    let timeout =
+        get(entries, "timeout").and_then(|n| cx.duration(n, &format!("`timeout` in {label}")));
+    let retry = get(entries, "retry")
+        .and_then(|n| retry(cx, n, &label))
+        .unwrap_or_default();
+    let dry_run = get(entries, "dry_run")
+        .and_then(|n| dry_run(cx, n, &label))
+        .unwrap_or_default();
+
+    let kind = kind?;
+    Some((
+        Step {
+            id,
+            kind,
+            needs,
+            when,
+            if_expr,
+            env,
+            workdir,
+            timeout,
+            retry,
+            dry_run,
+        },
+        id_pos,
+        needs_pos,
+    ))
+}
+
+fn notebook_params(
+    cx: &mut Cx,
+    node: &Node,
+    label: &str,
+    site: &mut impl FnMut(&str, Pos, bool),
+) -> BTreeMap<String, Value> {
+    let Some(entries) = cx.map(node, &format!("`params` in {label}")) else {
+        return BTreeMap::new();
+    };
+    let mut out = BTreeMap::new();
+    for (key, value) in entries {
+        collect_strings(value, site);
+        out.insert(key.name.clone(), value.to_json());
+    }
+    out
+}
+
+/// Every string inside a value is a template (notebook parameters may nest).
+fn collect_strings(node: &Node, site: &mut impl FnMut(&str, Pos, bool)) {
+    match &node.kind {
+        Kind::Str(s) => site(s, node.pos, false),
+        Kind::Seq(items) => items.iter().for_each(|n| collect_strings(n, site)),
+        Kind::Map(entries) => entries.iter().for_each(|(_, n)| collect_strings(n, site)),
+        _ => {}
+    }
+}
+
+fn retry(cx: &mut Cx, node: &Node, label: &str) -> Option<Retry> {
+    let what = format!("`retry` in {label}");
+    let mut retry = Retry::default();
+    match &node.kind {
+        Kind::Int(_) => {
+            retry.attempts = cx.int_at_least(node, 1, &what)?;
+        }
+        _ => {
+            let entries = cx.map(node, &what)?;
+            cx.unknown_keys(entries, &["attempts", "backoff", "initial", "max"], &what);
+            if let Some(n) = get(entries, "attempts") {
+                retry.attempts = cx.int_at_least(n, 1, &format!("`attempts` in {what}"))?;
+            }
+            if let Some(b) = get(entries, "backoff").and_then(|n| {
+                cx.choice(
+                    n,
+                    &format!("`backoff` in {what}"),
+                    &[
+                        ("constant", Backoff::Constant),
+                        ("exponential", Backoff::Exponential),
+                    ],
+                )
+            }) {
+                retry.backoff = b;
+            }
+            if let Some(d) = get(entries, "initial")
+                .and_then(|n| cx.duration(n, &format!("`initial` in {what}")))
+            {
+                retry.initial = d;
+            }
+            retry.max =
+                get(entries, "max").and_then(|n| cx.duration(n, &format!("`max` in {what}")));
+        }
+    }
+    Some(retry)
+}
+
+fn dry_run(cx: &mut Cx, node: &Node, label: &str) -> Option<DryRun> {
+    let what = format!("`dry_run` in {label}");
+    match &node.kind {
+        Kind::Map(entries) => {
+            cx.unknown_keys(entries, &["command"], &what);
+            let Some(n) = get(entries, "command") else {
+                cx.err(
+                    node.pos,
+                    format!("missing required key `command` in {what}"),
+                );
+                return None;
+            };
+            cx.string(n, &format!("`command` in {what}"))
+                .map(DryRun::Command)
+        }
+        _ => {
+            #[derive(Clone, Copy)]
+            enum Simple {
+                EchoOnly,
+                Run,
+                Skip,
+            }
+            let simple = cx.choice(
+                node,
+                &what,
+                &[
+                    ("echo-only", Simple::EchoOnly),
+                    ("run", Simple::Run),
+                    ("skip", Simple::Skip),
+                ],
+            )?;
+            Some(match simple {
+                Simple::EchoOnly => DryRun::EchoOnly,
+                Simple::Run => DryRun::Run,
+                Simple::Skip => DryRun::Skip,
+            })
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of rota-core, one binary: job files → model or diagnostics, parameters,
+//! templates, and robustness against arbitrary input.
+
+mod data;
+mod examples;
+mod params;
+mod props;
+mod templates;
