@@ -1,0 +1,175 @@
+//! Control from outside the process executing a run: cancel requests, and crash recovery
+//! of runs whose owner process is gone.
+
+use jiff::Timestamp;
+use rota_core::model::RunStatus;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::convert::{append_event, micros, opt_i32, run_status, u32_col};
+use crate::{ActiveRun, Owner, RunningStep, Store, StoreError};
+
+impl Store {
+    /// Asks the run's owner to cancel it (the engine polls [`Store::cancel_requested`]).
+    /// Returns `false` if the run has already ended; asking twice records one request.
+    pub async fn request_cancel(&self, run_id: &str, by: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT status, cancel_requested_at FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+        if run_status(&row, "status")?.is_terminal() {
+            return Ok(false);
+        }
+        let already: Option<i64> = row.try_get("cancel_requested_at")?;
+        if already.is_none() {
+            let now = Timestamp::now();
+            sqlx::query(
+                "UPDATE runs SET cancel_requested_at = ?, cancel_requested_by = ? WHERE id = ?",
+            )
+            .bind(micros(now))
+            .bind(by)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            let data = json!({ "by": by });
+            append_event(&mut tx, now, "run.cancel_requested", run_id, None, data).await?;
+            tx.commit().await?;
+        }
+        Ok(true)
+    }
+
+    /// Whether a cancel was requested for the run.
+    pub async fn cancel_requested(&self, run_id: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT cancel_requested_at FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+        let at: Option<i64> = row.try_get("cancel_requested_at")?;
+        Ok(at.is_some())
+    }
+
+    /// Runs still `queued` or `running`, oldest first, with their owner and running steps,
+    /// so a starting process can tell which belong to processes that are gone.
+    pub async fn active_runs(&self) -> Result<Vec<ActiveRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, namespace, job_id, status, owner_host, owner_pid, owner_start_token \
+             FROM runs WHERE status IN ('queued', 'running') ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let steps = sqlx::query(
+                "SELECT step_id, attempt, pgid FROM step_runs \
+                 WHERE run_id = ? AND status = 'running' ORDER BY position",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await?;
+            let running_steps = steps
+                .iter()
+                .map(|s| {
+                    Ok(RunningStep {
+                        step_id: s.try_get("step_id")?,
+                        attempt: u32_col(s, "attempt")?,
+                        pgid: opt_i32(s, "pgid")?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?;
+            runs.push(ActiveRun {
+                id,
+                namespace: row.try_get("namespace")?,
+                job_id: row.try_get("job_id")?,
+                status: run_status(row, "status")?,
+                owner: Owner {
+                    host: row.try_get("owner_host")?,
+                    pid: u32_col(row, "owner_pid")?,
+                    start_token: row.try_get("owner_start_token")?,
+                },
+                running_steps,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Records that a run's owner process died: running steps become `abandoned`, pending
+    /// ones `skipped`, the run `abandoned`, all with `reason`, with their events, in one
+    /// transaction. Does nothing if the run has already ended.
+    pub async fn mark_abandoned(
+        &self,
+        run_id: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT status FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+        if run_status(&row, "status")?.is_terminal() {
+            return Ok(());
+        }
+        let steps = sqlx::query(
+            "SELECT step_id, status, attempt FROM step_runs \
+             WHERE run_id = ? AND status IN ('running', 'pending') ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for step in &steps {
+            let step_id: String = step.try_get("step_id")?;
+            let status: String = step.try_get("status")?;
+            let attempt: i64 = step.try_get("attempt")?;
+            let (new_status, kind) = if status == "running" {
+                ("abandoned", "step.finished")
+            } else {
+                ("skipped", "step.skipped")
+            };
+            sqlx::query(
+                "UPDATE step_runs SET status = ?, reason = ?, finished_at = ?, pgid = NULL \
+                 WHERE run_id = ? AND step_id = ?",
+            )
+            .bind(new_status)
+            .bind(reason)
+            .bind(micros(at))
+            .bind(run_id)
+            .bind(&step_id)
+            .execute(&mut *tx)
+            .await?;
+            let data = if status == "running" {
+                sqlx::query(
+                    "UPDATE step_attempts SET status = 'abandoned', reason = ?, finished_at = ? \
+                     WHERE run_id = ? AND step_id = ? AND attempt = ?",
+                )
+                .bind(reason)
+                .bind(micros(at))
+                .bind(run_id)
+                .bind(&step_id)
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await?;
+                json!({ "attempt": attempt, "status": new_status, "exit_code": null,
+                        "reason": reason, "outputs": {} })
+            } else {
+                json!({ "status": new_status, "reason": reason })
+            };
+            append_event(&mut tx, at, kind, run_id, Some(&step_id), data).await?;
+        }
+        sqlx::query("UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?")
+            .bind(RunStatus::Abandoned.as_str())
+            .bind(reason)
+            .bind(micros(at))
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        let data = json!({ "status": RunStatus::Abandoned.as_str(), "reason": reason });
+        append_event(&mut tx, at, "run.abandoned", run_id, None, data).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

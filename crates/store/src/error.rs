@@ -1,0 +1,82 @@
+//! The store's error type.
+//!
+//! Variants speak in the caller's terms (which run, which prefix) and keep the offending
+//! input; database failures keep sqlx's error as their source.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The database URL is not one this build can open.
+    #[error("unsupported database URL {url:?}: {why}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it was refused.
+        why: String,
+    },
+    /// Opening or connecting to the database failed.
+    #[error("cannot open the store at {location}: {source}")]
+    Open {
+        /// A path or URL.
+        location: String,
+        /// The underlying failure.
+        source: sqlx::Error,
+    },
+    /// Bringing the schema up to date failed.
+    #[error("cannot migrate the store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// No run has this id (or id prefix).
+    #[error("no run matches {0:?}")]
+    RunNotFound(String),
+    /// A run id prefix matches more than one run.
+    #[error("{prefix:?} matches several runs: {}", candidates.join(", "))]
+    Ambiguous {
+        /// The prefix as given.
+        prefix: String,
+        /// Some of the matching run ids (at most ten).
+        candidates: Vec<String>,
+    },
+    /// A `RunCreated` event named a run id that already exists.
+    #[error("run {0} already exists")]
+    DuplicateRun(String),
+    /// A `RunCreated` event named a job revision that was never saved.
+    #[error("job {namespace}/{job_id} has no revision {revision}")]
+    UnknownJobRevision {
+        /// Namespace of the job.
+        namespace: String,
+        /// Job id.
+        job_id: String,
+        /// The revision number as given.
+        revision: i64,
+    },
+    /// An event named a step the run does not have.
+    #[error("run {run_id} has no step {step_id:?}")]
+    UnknownStep {
+        /// The run.
+        run_id: String,
+        /// The step id as given.
+        step_id: String,
+    },
+    /// A stored value could not be decoded (a bad status, timestamp or JSON document).
+    #[error("invalid stored {what}: {detail}")]
+    Corrupt {
+        /// Which column or value.
+        what: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+}

@@ -1,0 +1,127 @@
+//! Job revisions: every distinct version of a job file that was run or registered.
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::convert::{json, micros, ts};
+use crate::{JobRevision, NewJobRevision, Store, StoreError};
+
+const COLUMNS: &str =
+    "namespace, job_id, revision, hash, source, source_path, definition, created_at";
+
+impl Store {
+    /// Saves a job revision. If the job's latest revision has the same hash, that revision
+    /// is returned and nothing is written; otherwise the next revision number is taken.
+    ///
+    /// Only the latest revision is compared: after A → B → A the third save is a new
+    /// revision 3, so "the latest revision" is always what was saved last.
+    pub async fn save_job_revision(&self, rev: &NewJobRevision) -> Result<JobRevision, StoreError> {
+        let mut tx = self.write().await?;
+        let latest = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = ? AND job_id = ? \
+             ORDER BY revision DESC LIMIT 1"
+        ))
+        .bind(&rev.namespace)
+        .bind(&rev.job_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|row| job_revision(&row))
+        .transpose()?;
+        if let Some(latest) = &latest
+            && latest.hash == rev.hash
+        {
+            return Ok(latest.clone());
+        }
+        let revision = latest.map_or(1, |l| l.revision + 1);
+        sqlx::query(&format!(
+            "INSERT INTO job_revisions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&rev.namespace)
+        .bind(&rev.job_id)
+        .bind(revision)
+        .bind(&rev.hash)
+        .bind(&rev.source)
+        .bind(&rev.source_path)
+        .bind(rev.definition.to_string())
+        .bind(micros(rev.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(JobRevision {
+            namespace: rev.namespace.clone(),
+            job_id: rev.job_id.clone(),
+            revision,
+            hash: rev.hash.clone(),
+            source: rev.source.clone(),
+            source_path: rev.source_path.clone(),
+            definition: rev.definition.clone(),
+            created_at: rev.created_at,
+        })
+    }
+
+    /// The latest revision of a job, if it has any.
+    pub async fn latest_job_revision(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> Result<Option<JobRevision>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = ? AND job_id = ? \
+             ORDER BY revision DESC LIMIT 1"
+        ))
+        .bind(namespace)
+        .bind(job_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| job_revision(&row))
+        .transpose()
+    }
+
+    /// A specific revision of a job.
+    pub async fn job_revision(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        revision: i64,
+    ) -> Result<Option<JobRevision>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM job_revisions \
+             WHERE namespace = ? AND job_id = ? AND revision = ?"
+        ))
+        .bind(namespace)
+        .bind(job_id)
+        .bind(revision)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|row| job_revision(&row))
+        .transpose()
+    }
+
+    /// The latest revision of every job (of one namespace, or all), by namespace and id.
+    pub async fn list_jobs(&self, namespace: Option<&str>) -> Result<Vec<JobRevision>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {COLUMNS} FROM job_revisions j WHERE revision = \
+             (SELECT MAX(revision) FROM job_revisions k \
+              WHERE k.namespace = j.namespace AND k.job_id = j.job_id)"
+        ));
+        if let Some(namespace) = namespace {
+            query.push(" AND namespace = ").push_bind(namespace);
+        }
+        query.push(" ORDER BY namespace, job_id");
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_revision).collect()
+    }
+}
+
+fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
+    Ok(JobRevision {
+        namespace: row.try_get("namespace")?,
+        job_id: row.try_get("job_id")?,
+        revision: row.try_get("revision")?,
+        hash: row.try_get("hash")?,
+        source: row.try_get("source")?,
+        source_path: row.try_get("source_path")?,
+        definition: json(row, "definition")?,
+        created_at: ts(row, "created_at")?,
+    })
+}

@@ -1,0 +1,50 @@
+//! Rota's durable state: job revisions, runs, step runs and their attempts, captured log
+//! lines and the append-only event log.
+//!
+//! This is the only crate that writes SQL. Everything goes through [`Store`]: the engine
+//! records what happens as batches of [`RunEvent`]s, each batch in one transaction; the CLI
+//! (and later the server) reads runs, logs and events back, requests cancellation from
+//! another process, and recovers runs whose process died.
+//!
+//! The backend is SQLite (`$ROTA_HOME/rota.db`) for now. The schema is kept portable so a
+//! PostgreSQL backend with the same semantics can follow: ids are text, timestamps are
+//! integer microseconds since the Unix epoch (UTC), JSON is stored as text.
+//!
+//! It deliberately knows nothing of HTTP, processes or terminals.
+//!
+//! ```
+//! # async fn demo() -> Result<(), rota_store::StoreError> {
+//! let home = std::env::temp_dir().join(format!("rota-doc-{}", std::process::id()));
+//! let store = rota_store::Store::open(&home).await?;
+//! let rev = rota_store::NewJobRevision::new(
+//!     "default", "hello", "id: hello\n", serde_json::json!({"id": "hello"}),
+//!     jiff::Timestamp::now(),
+//! );
+//! assert_eq!(store.save_job_revision(&rev).await?.revision, 1);
+//! # store.close().await;
+//! # let _ = std::fs::remove_dir_all(home);
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?
+//! #     .block_on(demo()).map_err(|e| e.to_string())?;
+//! # Ok::<(), String>(())
+//! ```
+#![warn(missing_docs)]
+
+mod control;
+mod convert;
+mod error;
+mod events;
+mod jobs;
+mod read;
+mod records;
+mod store;
+mod write;
+
+pub use error::StoreError;
+pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
+pub use records::{
+    ActiveRun, EventRecord, JobRevision, LogRecord, RunCursor, RunFilter, RunRecord, RunningStep,
+    StepAttemptRecord, StepRunRecord,
+};
+pub use store::{DB_FILE, Store};

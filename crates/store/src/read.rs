@@ -1,0 +1,273 @@
+//! Reads: runs with their steps, step attempts, log lines and the event log.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use crate::convert::{
+    json, micros, opt_i32, opt_ts, outputs, run_status, step_status, ts, u32_col,
+};
+use crate::{
+    EventRecord, LogRecord, LogStream, Owner, RunFilter, RunRecord, StepAttemptRecord,
+    StepRunRecord, Store, StoreError,
+};
+
+const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
+    dry_run, triggered_by, scheduled_at, created_at, started_at, finished_at, owner_host, \
+    owner_pid, owner_start_token, cancel_requested_at, cancel_requested_by";
+
+const STEP_COLUMNS: &str = "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
+    s.outputs, s.started_at, s.finished_at, \
+    (SELECT COUNT(*) FROM step_attempts a \
+     WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS attempts";
+
+/// Most candidates an ambiguous prefix reports.
+const MAX_CANDIDATES: usize = 10;
+
+/// Most rows one listing returns.
+const MAX_LIMIT: u32 = 1000;
+
+impl Store {
+    /// A run with its steps (latest attempt of each, in file order).
+    pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        let Some(row) = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut run = run_record(&row)?;
+        let steps = sqlx::query(&format!(
+            "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.position"
+        ))
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        run.steps = steps.iter().map(step_record).collect::<Result<_, _>>()?;
+        Ok(Some(run))
+    }
+
+    /// The run whose id is `id_or_prefix`, or the only run whose id starts with it
+    /// (like git's abbreviated hashes).
+    pub async fn find_run(&self, id_or_prefix: &str) -> Result<RunRecord, StoreError> {
+        if let Some(run) = self.get_run(id_or_prefix).await? {
+            return Ok(run);
+        }
+        // A range scan over the primary key: every id starting with the prefix sorts at or
+        // after it and before the prefix followed by the largest code point.
+        let upper = format!("{id_or_prefix}\u{10FFFF}");
+        let ids: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?")
+                .bind(id_or_prefix)
+                .bind(&upper)
+                .bind(i64::try_from(MAX_CANDIDATES).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await?;
+        match ids.as_slice() {
+            [] => Err(StoreError::RunNotFound(id_or_prefix.to_owned())),
+            [id] => self
+                .get_run(id)
+                .await?
+                .ok_or_else(|| StoreError::RunNotFound(id_or_prefix.to_owned())),
+            _ => Err(StoreError::Ambiguous {
+                prefix: id_or_prefix.to_owned(),
+                candidates: ids,
+            }),
+        }
+    }
+
+    /// Runs matching `filter`, newest first (by `created_at`, then id), with their steps.
+    pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+        let mut query =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+        if let Some(namespace) = &filter.namespace {
+            query.push(" AND namespace = ").push_bind(namespace);
+        }
+        if let Some(job_id) = &filter.job_id {
+            query.push(" AND job_id = ").push_bind(job_id);
+        }
+        if let Some(status) = filter.status {
+            query.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(cursor) = &filter.before {
+            let at = micros(cursor.created_at);
+            query
+                .push(" AND (created_at < ")
+                .push_bind(at)
+                .push(" OR (created_at = ")
+                .push_bind(at)
+                .push(" AND id < ")
+                .push_bind(&cursor.id)
+                .push("))");
+        }
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.min(MAX_LIMIT)));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        let mut runs = rows.iter().map(run_record).collect::<Result<Vec<_>, _>>()?;
+        if runs.is_empty() {
+            return Ok(runs);
+        }
+
+        let mut steps = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id IN ("
+        ));
+        let mut ids = steps.separated(", ");
+        for run in &runs {
+            ids.push_bind(&run.id);
+        }
+        steps.push(") ORDER BY s.run_id, s.position");
+        let rows = steps.build().fetch_all(&self.pool).await?;
+        let mut by_run: HashMap<String, Vec<StepRunRecord>> = HashMap::new();
+        for row in &rows {
+            let run_id: String = row.try_get("run_id")?;
+            by_run.entry(run_id).or_default().push(step_record(row)?);
+        }
+        for run in &mut runs {
+            run.steps = by_run.remove(&run.id).unwrap_or_default();
+        }
+        Ok(runs)
+    }
+
+    /// Every attempt of one step, oldest first.
+    pub async fn step_attempts(
+        &self,
+        run_id: &str,
+        step_id: &str,
+    ) -> Result<Vec<StepAttemptRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT attempt, status, exit_code, reason, outputs, started_at, finished_at, pgid \
+             FROM step_attempts WHERE run_id = ? AND step_id = ? ORDER BY attempt",
+        )
+        .bind(run_id)
+        .bind(step_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StepAttemptRecord {
+                    attempt: u32_col(row, "attempt")?,
+                    status: step_status(row, "status")?,
+                    exit_code: opt_i32(row, "exit_code")?,
+                    reason: row.try_get("reason")?,
+                    outputs: outputs(row, "outputs")?,
+                    started_at: opt_ts(row, "started_at")?,
+                    finished_at: opt_ts(row, "finished_at")?,
+                    pgid: opt_i32(row, "pgid")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Log lines of a run (or of one of its steps) with `seq > after_seq`, in order, at
+    /// most `limit` (capped at 1,000). Pass the last `seq` seen to follow a live run.
+    pub async fn logs(
+        &self,
+        run_id: &str,
+        step_id: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<LogRecord>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT seq, run_id, step_id, attempt, ts, stream, text FROM logs WHERE run_id = ",
+        );
+        query.push_bind(run_id);
+        if let Some(step_id) = step_id {
+            query.push(" AND step_id = ").push_bind(step_id);
+        }
+        query
+            .push(" AND seq > ")
+            .push_bind(after_seq)
+            .push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::from(limit.min(MAX_LIMIT)));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let stream: String = row.try_get("stream")?;
+                Ok(LogRecord {
+                    seq: row.try_get("seq")?,
+                    run_id: row.try_get("run_id")?,
+                    step_id: row.try_get("step_id")?,
+                    attempt: u32_col(row, "attempt")?,
+                    ts: ts(row, "ts")?,
+                    stream: LogStream::parse(&stream).ok_or(StoreError::Corrupt {
+                        what: "stream",
+                        detail: format!("unknown log stream {stream:?}"),
+                    })?,
+                    text: row.try_get("text")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Events with `id > after_id`, oldest first, at most `limit` (capped at 1,000).
+    pub async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, kind, run_id, step_id, data FROM events \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit.min(MAX_LIMIT)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(EventRecord {
+                    id: row.try_get("id")?,
+                    at: ts(row, "at")?,
+                    kind: row.try_get("kind")?,
+                    run_id: row.try_get("run_id")?,
+                    step_id: row.try_get("step_id")?,
+                    data: json(row, "data")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A run row, without its steps.
+pub(crate) fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+    Ok(RunRecord {
+        id: row.try_get("id")?,
+        namespace: row.try_get("namespace")?,
+        job_id: row.try_get("job_id")?,
+        job_revision: row.try_get("job_revision")?,
+        status: run_status(row, "status")?,
+        reason: row.try_get("reason")?,
+        params: json(row, "params")?,
+        dry_run: row.try_get("dry_run")?,
+        trigger: row.try_get("triggered_by")?,
+        scheduled_at: opt_ts(row, "scheduled_at")?,
+        created_at: ts(row, "created_at")?,
+        started_at: opt_ts(row, "started_at")?,
+        finished_at: opt_ts(row, "finished_at")?,
+        owner: Owner {
+            host: row.try_get("owner_host")?,
+            pid: u32_col(row, "owner_pid")?,
+            start_token: row.try_get("owner_start_token")?,
+        },
+        cancel_requested: opt_ts(row, "cancel_requested_at")?.is_some(),
+        cancel_requested_by: row.try_get("cancel_requested_by")?,
+        steps: Vec::new(),
+    })
+}
+
+fn step_record(row: &SqliteRow) -> Result<StepRunRecord, StoreError> {
+    Ok(StepRunRecord {
+        step_id: row.try_get("step_id")?,
+        status: step_status(row, "status")?,
+        attempt: u32_col(row, "attempt")?,
+        attempts: u32_col(row, "attempts")?,
+        exit_code: opt_i32(row, "exit_code")?,
+        reason: row.try_get("reason")?,
+        outputs: outputs(row, "outputs")?,
+        started_at: opt_ts(row, "started_at")?,
+        finished_at: opt_ts(row, "finished_at")?,
+    })
+}

@@ -1,0 +1,114 @@
+//! Opening the database: connection settings, the pool and migrations.
+//!
+//! Several `rota` processes share one SQLite file (a running `rota run`, `rota runs` in
+//! another terminal, `rota cancel`), so every connection uses WAL (readers never block the
+//! writer), `synchronous=NORMAL` (durable at each checkpoint, safe against corruption), a
+//! busy timeout so a writer waits for another instead of failing, and foreign keys.
+//! Writes begin with `BEGIN IMMEDIATE`, taking the write lock up front: a deferred
+//! transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+
+use crate::StoreError;
+
+/// The schema migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a writer waits for another process's write transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections per process: WAL lets readers run beside the one writer.
+const MAX_CONNECTIONS: u32 = 4;
+
+/// The database file's name inside `$ROTA_HOME`.
+pub const DB_FILE: &str = "rota.db";
+
+/// A handle on the store; cheap to clone (it wraps a connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) `home/rota.db`, creating `home` too, and brings the
+    /// schema up to date.
+    pub async fn open(home: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(home).map_err(|source| StoreError::CreateDir {
+            path: home.to_path_buf(),
+            source,
+        })?;
+        let path = home.join(DB_FILE);
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        Store::connect(options, path.display().to_string()).await
+    }
+
+    /// Opens a database by URL, e.g. `sqlite:///var/lib/rota/rota.db?mode=rwc`, and brings
+    /// the schema up to date. Only SQLite URLs are supported so far.
+    pub async fn open_url(url: &str) -> Result<Store, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::BadUrl {
+                url: url.to_owned(),
+                why: "only sqlite: URLs are supported".to_owned(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl {
+            url: url.to_owned(),
+            why: e.to_string(),
+        })?;
+        Store::connect(options, url.to_owned()).await
+    }
+
+    async fn connect(options: SqliteConnectOptions, location: String) -> Result<Store, StoreError> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open { location, source })?;
+        migrate(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Begins a write transaction holding the database's write lock.
+    pub(crate) async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Runs pending migrations. sqlx does not lock SQLite while migrating, so two processes
+/// opening a fresh file at once can race; the loser's migration fails (the tables exist)
+/// and a retry then finds the migration applied by the winner.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 1;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(_) if attempt < ATTEMPTS => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
