@@ -74,7 +74,12 @@ pub struct RunArgs {
     #[arg(long, alias = "execution-timeout", value_name = "SECS")]
     pub cell_timeout: Option<f64>,
     /// Seconds to wait for the kernel to start.
-    #[arg(long, alias = "start_timeout", value_name = "SECS", default_value_t = 60.0)]
+    #[arg(
+        long,
+        alias = "start_timeout",
+        value_name = "SECS",
+        default_value_t = 60.0
+    )]
     pub start_timeout: f64,
     /// Inject parameters and write the output notebook without executing it.
     #[arg(long)]
@@ -97,15 +102,22 @@ pub struct RunArgs {
 }
 
 fn seconds(v: f64, what: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(v).map_err(|_| format!("{what} must be a non-negative number of seconds"))
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| format!("{what} must be a non-negative number of seconds"))
 }
 
 /// Turn the typed-in arguments into a run request (papermill's parameter order).
 pub fn run_request(args: &RunArgs) -> Result<RunRequest, String> {
     let mut p = Params::default();
     if args.inject_paths {
-        p.set("PAPERMILL_INPUT_PATH", Param::Str(args.input.display().to_string()));
-        p.set("PAPERMILL_OUTPUT_PATH", Param::Str(args.output.display().to_string()));
+        p.set(
+            "PAPERMILL_INPUT_PATH",
+            Param::Str(args.input.display().to_string()),
+        );
+        p.set(
+            "PAPERMILL_OUTPUT_PATH",
+            Param::Str(args.output.display().to_string()),
+        );
     }
     for file in &args.parameters_file {
         let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
@@ -278,7 +290,10 @@ async fn run_cmd(args: &RunArgs) -> i32 {
                 .map(|c| c.to_string())
                 .unwrap_or_else(|| "None".into());
             eprintln!("{}", "-".repeat(75));
-            eprintln!("Exception encountered at \"In [{count}]\" (cell {}):", f.cell_index);
+            eprintln!(
+                "Exception encountered at \"In [{count}]\" (cell {}):",
+                f.cell_index
+            );
             if f.traceback.is_empty() {
                 eprintln!("{}: {}", f.ename, f.evalue);
             }

@@ -78,7 +78,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Value> {
     let obj = nb
         .as_object_mut()
         .ok_or_else(|| bad("top level is not an object".into()))?;
-    let minor = obj.get("nbformat_minor").and_then(Value::as_i64).unwrap_or(0);
+    let minor = obj
+        .get("nbformat_minor")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
     obj.insert("nbformat".into(), json!(4));
     obj.insert("nbformat_minor".into(), json!(minor.max(5)));
     if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -337,7 +340,10 @@ pub fn remove_error_markers(nb: &mut Value) {
 
 /// `metadata.papermill` as a mutable map (created when missing).
 pub fn papermill_meta(nb: &mut Value) -> &mut Map<String, Value> {
-    if !nb.pointer("/metadata/papermill").is_some_and(Value::is_object) {
+    if !nb
+        .pointer("/metadata/papermill")
+        .is_some_and(Value::is_object)
+    {
         nb["metadata"]["papermill"] = json!({});
     }
     match nb.pointer_mut("/metadata/papermill") {

@@ -19,7 +19,8 @@ use crate::params::{Language, Params};
 pub const DEAD_KERNEL_EXIT_CODE: i32 = 138;
 
 /// Style shared by papermill's banner and anchor cells (users and tools look for it).
-const ERROR_STYLE: &str = "style=\"color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;\"";
+const ERROR_STYLE: &str =
+    "style=\"color:red; font-family:Helvetica Neue, Helvetica, Arial, sans-serif; font-size:2em;\"";
 
 /// What to run and how.
 #[derive(Debug, Clone)]
@@ -316,7 +317,10 @@ impl OutputState {
             .map(str::to_string);
         let kind = m.msg_type.as_str();
         if let Some(id) = &display_id
-            && matches!(kind, "execute_result" | "display_data" | "update_display_data")
+            && matches!(
+                kind,
+                "execute_result" | "display_data" | "update_display_data"
+            )
         {
             self.update_display(nb, id, content);
         }
@@ -397,7 +401,10 @@ impl OutputState {
 
 fn cell_meta(nb: &mut Value, idx: usize) -> &mut serde_json::Map<String, Value> {
     let cell = &mut document::cells_mut(nb)[idx];
-    if !cell.pointer("/metadata/papermill").is_some_and(Value::is_object) {
+    if !cell
+        .pointer("/metadata/papermill")
+        .is_some_and(Value::is_object)
+    {
         cell["metadata"]["papermill"] = json!({});
     }
     match cell.pointer_mut("/metadata/papermill") {
@@ -429,7 +436,11 @@ fn find_failure(nb: &Value) -> Option<CellFailure> {
             let traceback = out
                 .get("traceback")
                 .and_then(Value::as_array)
-                .map(|t| t.iter().filter_map(|l| l.as_str().map(String::from)).collect())
+                .map(|t| {
+                    t.iter()
+                        .filter_map(|l| l.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             return Some(CellFailure {
                 cell_index: index,
@@ -468,7 +479,10 @@ fn insert_error_cells(nb: &mut Value, failure: &CellFailure) {
         failure.cell_index,
         document::new_cell("markdown", &anchor, &[ERROR_MARKER_TAG]),
     );
-    cells.insert(0, document::new_cell("markdown", &banner, &[ERROR_MARKER_TAG]));
+    cells.insert(
+        0,
+        document::new_cell("markdown", &banner, &[ERROR_MARKER_TAG]),
+    );
 }
 
 /// Run a notebook end to end. Errors are for things that prevent running at all
@@ -572,9 +586,15 @@ pub async fn run(
 fn notebook_complete(nb: &mut Value, started: Instant) {
     let meta = document::papermill_meta(nb);
     meta.insert("end_time".into(), Value::String(now_iso()));
-    meta.insert("duration".into(), json!(started.elapsed().as_micros() as f64 / 1e6));
+    meta.insert(
+        "duration".into(),
+        json!(started.elapsed().as_micros() as f64 / 1e6),
+    );
     for cell in document::cells_mut(nb) {
-        match cell.pointer("/metadata/papermill/status").and_then(Value::as_str) {
+        match cell
+            .pointer("/metadata/papermill/status")
+            .and_then(Value::as_str)
+        {
             Some("failed") => break,
             Some("pending") => cell["metadata"]["papermill"]["status"] = json!("completed"),
             _ => {}
@@ -626,13 +646,27 @@ async fn execute_cells(
             let mut on_msg = |m: &KernelMessage| {
                 if m.msg_type == "stream" {
                     progress(Progress::Stream {
-                        name: m.content.get("name").and_then(Value::as_str).unwrap_or("stdout").to_string(),
-                        text: m.content.get("text").and_then(Value::as_str).unwrap_or("").to_string(),
+                        name: m
+                            .content
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("stdout")
+                            .to_string(),
+                        text: m
+                            .content
+                            .get("text")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string(),
                     });
                 }
                 state.apply(nb, idx, m);
             };
-            end = Some(kernel.execute(&src, req.cell_timeout, cancel, &mut on_msg).await?);
+            end = Some(
+                kernel
+                    .execute(&src, req.cell_timeout, cancel, &mut on_msg)
+                    .await?,
+            );
         }
         let failed = match &end {
             Some(ExecuteEnd::Replied { status, .. }) => status == "error" && !allows_errors,

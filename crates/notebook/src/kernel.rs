@@ -136,7 +136,12 @@ fn proto(e: impl std::fmt::Display) -> NotebookError {
     NotebookError::Protocol(e.to_string())
 }
 
-fn spawn_reader<S>(mut conn: Connection<S>) -> (mpsc::UnboundedReceiver<KernelMessage>, tokio::task::JoinHandle<()>)
+fn spawn_reader<S>(
+    mut conn: Connection<S>,
+) -> (
+    mpsc::UnboundedReceiver<KernelMessage>,
+    tokio::task::JoinHandle<()>,
+)
 where
     S: zeromq::SocketRecv + Send + 'static,
 {
@@ -280,7 +285,10 @@ impl Kernel {
         for port in [info.shell_port, info.iopub_port, info.control_port] {
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
-                    return Err(start_error(spec, format!("kernel exited during start-up ({status})")));
+                    return Err(start_error(
+                        spec,
+                        format!("kernel exited during start-up ({status})"),
+                    ));
                 }
                 if tokio::net::TcpStream::connect(addr(port)).await.is_ok() {
                     break;

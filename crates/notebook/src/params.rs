@@ -55,11 +55,9 @@ impl Param {
                 .unwrap_or(Value::Null),
             Param::Str(s) => Value::String(s.clone()),
             Param::List(l) => Value::Array(l.iter().map(Param::to_json).collect()),
-            Param::Dict(d) => Value::Object(
-                d.iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect(),
-            ),
+            Param::Dict(d) => {
+                Value::Object(d.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+            }
         }
     }
 }
@@ -299,9 +297,12 @@ impl Language {
             (Julia | Bash, Param::Bool(b)) => if *b { "true" } else { "false" }.into(),
             (_, Param::Int(i)) => i.to_string(),
             (Python, Param::Float(f)) if f.is_nan() => "float('nan')".into(),
-            (Python, Param::Float(f)) if f.is_infinite() => {
-                if *f < 0.0 { "float('-inf')" } else { "float('inf')" }.into()
+            (Python, Param::Float(f)) if f.is_infinite() => if *f < 0.0 {
+                "float('-inf')"
+            } else {
+                "float('inf')"
             }
+            .into(),
             (_, Param::Float(f)) => python_float(*f),
             (Bash, Param::Str(s)) => shell_quote(s),
             (_, Param::Str(s)) => escaped_str(s),

@@ -65,7 +65,11 @@ fn output_pieces(out: &Value) -> Vec<Piece> {
                 .map(|t| t.iter().filter_map(Value::as_str).map(strip_ansi).collect())
                 .unwrap_or_default();
             let text = if tb.is_empty() {
-                format!("{}: {}", text_of(out.get("ename")), text_of(out.get("evalue")))
+                format!(
+                    "{}: {}",
+                    text_of(out.get("ename")),
+                    text_of(out.get("evalue"))
+                )
             } else {
                 tb.join("\n")
             };
@@ -118,7 +122,12 @@ fn summary(nb: &Value) -> (String, String, String) {
     };
     (
         s("input_path"),
-        format!("start {} · duration {} s · exception {}", s("start_time"), s("duration"), s("exception")),
+        format!(
+            "start {} · duration {} s · exception {}",
+            s("start_time"),
+            s("duration"),
+            s("exception")
+        ),
         pm.and_then(|p| p.get("parameters"))
             .map(|p| p.to_string())
             .unwrap_or_else(|| "{}".into()),
@@ -142,7 +151,11 @@ body{font-family:sans-serif;max-width:60em;margin:auto}pre{background:#f6f6f6;pa
     for (i, cell) in document::cells(nb).iter().enumerate() {
         let kind = document::cell_type(cell);
         let t = timing(cell);
-        let class = if t.starts_with("failed") { "cell failed" } else { "cell" };
+        let class = if t.starts_with("failed") {
+            "cell failed"
+        } else {
+            "cell"
+        };
         let count = cell
             .get("execution_count")
             .and_then(Value::as_i64)

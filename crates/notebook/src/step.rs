@@ -133,7 +133,11 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
             status,
             duration,
         } => {
-            let status = if status == "completed" { "ok".to_string() } else { status };
+            let status = if status == "completed" {
+                "ok".to_string()
+            } else {
+                status
+            };
             let _ = log.send(format!(
                 "cell {}/{} {status} ({} ms)",
                 index + 1,
@@ -165,9 +169,10 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
     if let Some(path) = &req.report
         && let Err(e) = std::fs::write(path, report::render(&report.notebook, ReportFormat::Html))
     {
-        let _ = req
-            .log
-            .send(format!("warning: cannot write report {}: {e}", path.display()));
+        let _ = req.log.send(format!(
+            "warning: cannot write report {}: {e}",
+            path.display()
+        ));
     }
     match report.outcome {
         RunOutcome::Succeeded => StepOutcome::Succeeded,
