@@ -25,6 +25,8 @@ pub enum OutputFormat {
 }
 
 /// `rota notebook …` subcommands.
+// Parsed once per process; boxing `RunArgs` would only make matching on it clumsier.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum NotebookCommand {
     /// List the parameters inferred from the notebook's `parameters` cell.
