@@ -3,11 +3,17 @@
 //! Each event updates the current-state tables (`runs`, `step_runs`, `step_attempts`) and,
 //! except for log lines, appends one row to `events`. An event naming an unknown run or
 //! step fails the whole batch, so a batch is applied entirely or not at all.
+//!
+//! Event-log rows and log lines are collected while the batch is applied and written at
+//! its end with multi-row inserts, in batch order: every statement is a round trip to
+//! SQLite's connection thread, and these two tables take most of a busy run's rows.
 
+use jiff::Timestamp;
 use serde_json::json;
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::convert::{append_event, micros, outputs_text};
+use crate::LogStream;
+use crate::convert::{micros, outputs_text};
 use crate::{NewRun, RunEvent, Store, StoreError};
 
 impl Store {
@@ -17,17 +23,23 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write().await?;
+        let mut rows = Rows::default();
         for event in batch {
-            apply(&mut tx, event).await?;
+            apply(&mut tx, event, &mut rows).await?;
         }
+        rows.flush(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
 }
 
-async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), StoreError> {
+async fn apply<'a>(
+    conn: &mut SqliteConnection,
+    event: &'a RunEvent,
+    rows: &mut Rows<'a>,
+) -> Result<(), StoreError> {
     match event {
-        RunEvent::RunCreated { run } => create_run(conn, run).await,
+        RunEvent::RunCreated { run } => create_run(conn, run, rows).await,
         RunEvent::RunStarted { run_id, at } => {
             let done =
                 sqlx::query("UPDATE runs SET status = 'running', started_at = ? WHERE id = ?")
@@ -36,7 +48,8 @@ async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), Stor
                     .execute(&mut *conn)
                     .await?;
             expect_run(done.rows_affected(), run_id)?;
-            append_event(conn, *at, "run.started", run_id, None, json!({})).await
+            rows.event(*at, "run.started", run_id, None, json!({}));
+            Ok(())
         }
         RunEvent::RunFinished {
             run_id,
@@ -54,7 +67,8 @@ async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), Stor
                     .await?;
             expect_run(done.rows_affected(), run_id)?;
             let data = json!({ "status": status.as_str(), "reason": reason });
-            append_event(conn, *at, "run.finished", run_id, None, data).await
+            rows.event(*at, "run.finished", run_id, None, data);
+            Ok(())
         }
         RunEvent::StepStarted {
             run_id,
@@ -91,7 +105,8 @@ async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), Stor
             .execute(&mut *conn)
             .await?;
             let data = json!({ "attempt": attempt, "pgid": pgid });
-            append_event(conn, *at, "step.started", run_id, Some(step_id), data).await
+            rows.event(*at, "step.started", run_id, Some(step_id), data);
+            Ok(())
         }
         RunEvent::StepFinished {
             run_id,
@@ -150,7 +165,8 @@ async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), Stor
                 "reason": reason,
                 "outputs": outputs,
             });
-            append_event(conn, *at, "step.finished", run_id, Some(step_id), data).await
+            rows.event(*at, "step.finished", run_id, Some(step_id), data);
+            Ok(())
         }
         RunEvent::StepSkipped {
             run_id,
@@ -172,7 +188,8 @@ async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), Stor
             .await?;
             expect_step(done.rows_affected(), run_id, step_id)?;
             let data = json!({ "status": status.as_str(), "reason": reason });
-            append_event(conn, *at, "step.skipped", run_id, Some(step_id), data).await
+            rows.event(*at, "step.skipped", run_id, Some(step_id), data);
+            Ok(())
         }
         RunEvent::Log {
             run_id,
@@ -182,30 +199,24 @@ async fn apply(conn: &mut SqliteConnection, event: &RunEvent) -> Result<(), Stor
             stream,
             text,
         } => {
-            let inserted = sqlx::query(
-                "INSERT INTO logs (run_id, step_id, attempt, ts, stream, text) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(step_id)
-            .bind(i64::from(*attempt))
-            .bind(micros(*ts))
-            .bind(stream.as_str())
-            .bind(text)
-            .execute(&mut *conn)
-            .await;
-            match inserted {
-                Ok(_) => Ok(()),
-                Err(e) if is_foreign_key_violation(&e) => {
-                    Err(StoreError::RunNotFound(run_id.clone()))
-                }
-                Err(e) => Err(e.into()),
-            }
+            rows.logs.push(LogRow {
+                run_id,
+                step_id,
+                attempt: *attempt,
+                ts: *ts,
+                stream: *stream,
+                text,
+            });
+            Ok(())
         }
     }
 }
 
-async fn create_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<(), StoreError> {
+async fn create_run<'a>(
+    conn: &mut SqliteConnection,
+    run: &'a NewRun,
+    rows: &mut Rows<'a>,
+) -> Result<(), StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
          triggered_by, scheduled_at, created_at, owner_host, owner_pid, owner_start_token) \
@@ -260,7 +271,8 @@ async fn create_run(conn: &mut SqliteConnection, run: &NewRun) -> Result<(), Sto
         "scheduled_at": run.scheduled_at.map(|t| t.to_string()),
         "steps": run.steps,
     });
-    append_event(conn, run.created_at, "run.created", &run.id, None, data).await
+    rows.event(run.created_at, "run.created", &run.id, None, data);
+    Ok(())
 }
 
 fn expect_run(rows: u64, run_id: &str) -> Result<(), StoreError> {
@@ -296,4 +308,104 @@ async fn step_exists(
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|db| db.is_foreign_key_violation())
+}
+
+/// Rows collected while a batch is applied, written by [`Rows::flush`].
+#[derive(Default)]
+struct Rows<'a> {
+    events: Vec<EventRow<'a>>,
+    logs: Vec<LogRow<'a>>,
+}
+
+struct EventRow<'a> {
+    at: Timestamp,
+    kind: &'static str,
+    run_id: &'a str,
+    step_id: Option<&'a str>,
+    data: String,
+}
+
+struct LogRow<'a> {
+    run_id: &'a str,
+    step_id: &'a str,
+    attempt: u32,
+    ts: Timestamp,
+    stream: LogStream,
+    text: &'a str,
+}
+
+/// Rows per multi-row insert: well under SQLite's limit of 32,766 bound parameters.
+const CHUNK: usize = 200;
+
+impl<'a> Rows<'a> {
+    fn event(
+        &mut self,
+        at: Timestamp,
+        kind: &'static str,
+        run_id: &'a str,
+        step_id: Option<&'a str>,
+        data: serde_json::Value,
+    ) {
+        self.events.push(EventRow {
+            at,
+            kind,
+            run_id,
+            step_id,
+            data: data.to_string(),
+        });
+    }
+
+    async fn flush(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        for chunk in self.events.chunks(CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (at, kind, run_id, step_id, data) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(micros(e.at))
+                    .push_bind(e.kind)
+                    .push_bind(e.run_id)
+                    .push_bind(e.step_id)
+                    .push_bind(&e.data);
+            });
+            // Chunk sizes vary, so these statements are not worth caching.
+            insert.build().persistent(false).execute(&mut *conn).await?;
+        }
+        for chunk in self.logs.chunks(CHUNK) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO logs (run_id, step_id, attempt, ts, stream, text) ",
+            );
+            insert.push_values(chunk, |mut row, l| {
+                row.push_bind(l.run_id)
+                    .push_bind(l.step_id)
+                    .push_bind(i64::from(l.attempt))
+                    .push_bind(micros(l.ts))
+                    .push_bind(l.stream.as_str())
+                    .push_bind(l.text);
+            });
+            let inserted = insert.build().persistent(false).execute(&mut *conn).await;
+            if let Err(e) = inserted {
+                if is_foreign_key_violation(&e) {
+                    return Err(missing_run(conn, chunk).await);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The error for a chunk of log lines of which some name a run that does not exist.
+async fn missing_run(conn: &mut SqliteConnection, chunk: &[LogRow<'_>]) -> StoreError {
+    for line in chunk {
+        let found = sqlx::query("SELECT 1 FROM runs WHERE id = ?")
+            .bind(line.run_id)
+            .fetch_optional(&mut *conn)
+            .await;
+        match found {
+            Ok(Some(_)) => continue,
+            Ok(None) => return StoreError::RunNotFound(line.run_id.to_owned()),
+            Err(e) => return e.into(),
+        }
+    }
+    StoreError::RunNotFound(String::new())
 }
