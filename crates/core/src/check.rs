@@ -5,6 +5,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::convert::{Cx, Draft, TemplateSite};
+use crate::tree::Pos;
 
 /// Fields of `run` visible to templates.
 const RUN_FIELDS: &[&str] = &["id", "job", "namespace", "scheduled_at", "dry_run"];
@@ -207,9 +208,47 @@ fn check_template(
     names.sort();
     for name in names {
         if let Some(message) = reference_problem(&name, draft, site.step, index_of, ancestors) {
-            cx.err(site.pos, message);
+            let pos = locate(cx, site, &name);
+            cx.err(pos, message);
         }
     }
+}
+
+/// Points at the reference inside the template when the template is written verbatim on
+/// one source line (plain or simply quoted); otherwise at the start of the value.
+fn locate(cx: &Cx, site: &TemplateSite, name: &str) -> Pos {
+    let Some(in_text) = find_reference(&site.text, name) else {
+        return site.pos;
+    };
+    if site.text.contains('\n') {
+        return site.pos;
+    }
+    let Some(line) = cx.lines.get(site.pos.line.saturating_sub(1)) else {
+        return site.pos;
+    };
+    let chars: Vec<char> = line.chars().collect();
+    let text: Vec<char> = site.text.chars().collect();
+    let start = site.pos.col - 1;
+    for skip in [0, 1] {
+        let from = start + skip;
+        if chars.get(from..from + text.len()) == Some(&text[..]) {
+            let offset = site.text[..in_text].chars().count();
+            return Pos {
+                line: site.pos.line,
+                col: from + offset + 1,
+            };
+        }
+    }
+    site.pos
+}
+
+/// Byte offset of a dotted reference in a template, matching whole names only.
+fn find_reference(text: &str, name: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name).map(|(i, _)| i).find(|&i| {
+        !text[..i].ends_with(|c: char| is_ident(c) || c == '.')
+            && !text[i + name.len()..].starts_with(is_ident)
+    })
 }
 
 fn reference_problem(
@@ -276,13 +315,13 @@ fn reference_problem(
                     "unknown template reference `{name}`: there is no step `{target}`{hint}"
                 ));
             };
-            if let Some(field) = parts.get(2) {
-                if !STEP_FIELDS.contains(field) {
-                    return Some(format!(
-                        "unknown template reference `{name}` (a step has: {})",
-                        STEP_FIELDS.join(", ")
-                    ));
-                }
+            if let Some(field) = parts.get(2)
+                && !STEP_FIELDS.contains(field)
+            {
+                return Some(format!(
+                    "unknown template reference `{name}` (a step has: {})",
+                    STEP_FIELDS.join(", ")
+                ));
             }
             match step {
                 None => Some(format!(
@@ -305,7 +344,6 @@ fn reference_problem(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::Pos;
 
     #[test]
     fn cycles_are_found_once_in_run_order() {
@@ -325,6 +363,15 @@ mod tests {
             Some("build")
         );
         assert_eq!(closest("zzz", ["build"].into_iter()), None);
+    }
+
+    #[test]
+    fn references_are_found_as_whole_names() {
+        assert_eq!(
+            find_reference("{{ xparams.a }} {{ params.a }}", "params.a"),
+            Some(19)
+        );
+        assert_eq!(find_reference("{{ params.ab }}", "params.a"), None);
     }
 
     #[test]

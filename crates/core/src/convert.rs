@@ -77,6 +77,8 @@ pub(crate) struct ScriptInfo {
 /// Collects diagnostics while converting.
 pub(crate) struct Cx {
     pub errors: Vec<(Pos, String)>,
+    /// The source's lines, to point inside a template at the offending reference.
+    pub lines: Vec<String>,
 }
 
 impl Cx {
@@ -173,7 +175,14 @@ impl Cx {
             Kind::Str(s) => match parse_duration(s) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    self.err(node.pos, format!("{e} for {what}"));
+                    self.err(
+                        node.pos,
+                        format!(
+                            "invalid duration `{}` for {what}: expected a number with a unit \
+                             (ms, s, m, h, d), e.g. `30s` or `1h30m`",
+                            e.text
+                        ),
+                    );
                     None
                 }
             },
@@ -569,7 +578,16 @@ fn param_spec(
         },
     };
     let mut choices = None;
-    if let Some(n) = choices_node {
+    if let Some(n) = choices_node.filter(|n| {
+        let allowed = !matches!(ty, ParamType::List | ParamType::Map | ParamType::Bool);
+        if !allowed {
+            cx.err(
+                n.pos,
+                format!("{what} of type {} cannot have choices", type_name(ty)),
+            );
+        }
+        allowed
+    }) {
         if let Some(items) = cx.seq(n, &format!("the choices of {what}")) {
             if items.is_empty() {
                 cx.err(n.pos, format!("the choices of {what} must not be empty"));
@@ -580,12 +598,6 @@ fn param_spec(
                 .collect();
             choices = Some(vals);
         }
-        if matches!(ty, ParamType::List | ParamType::Map | ParamType::Bool) {
-            cx.err(
-                n.pos,
-                format!("{what} of type {} cannot have choices", type_name(ty)),
-            );
-        }
     } else if ty == ParamType::Enum {
         cx.err(
             pos,
@@ -594,18 +606,19 @@ fn param_spec(
     }
     let default = default_node.and_then(|n| {
         let v = typed_value(cx, n, ty, &format!("the default of {what}"))?;
-        if let Some(choices) = &choices {
-            if !choices.is_empty() && !choices.contains(&v) {
-                let listed: Vec<String> = choices.iter().map(Value::to_string).collect();
-                cx.err(
-                    n.pos,
-                    format!(
-                        "default {} of {what} is not one of its choices: {}",
-                        v,
-                        listed.join(", ")
-                    ),
-                );
-            }
+        if let Some(choices) = &choices
+            && !choices.is_empty()
+            && !choices.contains(&v)
+        {
+            let listed: Vec<String> = choices.iter().map(Value::to_string).collect();
+            cx.err(
+                n.pos,
+                format!(
+                    "default {} of {what} is not one of its choices: {}",
+                    v,
+                    listed.join(", ")
+                ),
+            );
         }
         Some(v)
     });
@@ -659,7 +672,8 @@ fn trigger(cx: &mut Cx, node: &Node) -> Option<Trigger> {
             cx.unknown_keys(entries, &["cron", "timezone", "jitter"], "cron trigger");
             let expr = cx.string(value, "`cron`")?;
             if let Err(e) = rota_sched::cron::CronExpr::parse(&expr) {
-                cx.err(value.pos, format!("invalid cron expression: {e}"));
+                // The error's own text repeats the expression; the kind is what the user needs.
+                cx.err(value.pos, format!("invalid cron expression: {}", e.kind));
             }
             let timezone = match get(entries, "timezone") {
                 Some(n) => {
@@ -1039,13 +1053,13 @@ fn step(
             }
         }
     });
-    if let Some(n) = step_params {
-        if kinds.first().is_some_and(|(k, _)| k.name != "notebook") {
-            cx.err(
-                n.pos,
-                format!("`params` in {label} is only for notebook steps"),
-            );
-        }
+    if let Some(n) = step_params
+        && kinds.first().is_some_and(|(k, _)| k.name != "notebook")
+    {
+        cx.err(
+            n.pos,
+            format!("`params` in {label} is only for notebook steps"),
+        );
     }
 
     let mut needs = Vec::new();
@@ -1097,7 +1111,22 @@ fn step(
         .and_then(|n| retry(cx, n, &label))
         .unwrap_or_default();
     let dry_run = get(entries, "dry_run")
-        .and_then(|n| dry_run(cx, n, &label))
+        .and_then(|n| {
+            let d = dry_run(cx, n, &label)?;
+            if let DryRun::Command(command) = &d {
+                let pos = match &n.kind {
+                    Kind::Map(fields) => get(fields, "command").map_or(n.pos, |c| c.pos),
+                    _ => n.pos,
+                };
+                templates.push(TemplateSite {
+                    text: command.clone(),
+                    pos,
+                    step: Some(index),
+                    is_expr: false,
+                });
+            }
+            Some(d)
+        })
         .unwrap_or_default();
 
     let kind = kind?;

@@ -169,17 +169,17 @@ fn check_value(spec: &ParamSpec, value: Value) -> Result<Value, String> {
             .ok_or_else(|| format!("expected float, got {n}"))?,
         (ty, v) => return Err(format!("expected {}, got {v}", type_name(ty))),
     };
-    if let Some(choices) = &spec.choices {
-        if !choices.contains(&value) {
-            let listed: Vec<String> = choices
-                .iter()
-                .map(|c| match c {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                })
-                .collect();
-            return Err(format!("{value} is not one of: {}", listed.join(", ")));
-        }
+    if let Some(choices) = &spec.choices
+        && !choices.contains(&value)
+    {
+        let listed: Vec<String> = choices
+            .iter()
+            .map(|c| match c {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        return Err(format!("{value} is not one of: {}", listed.join(", ")));
     }
     Ok(value)
 }

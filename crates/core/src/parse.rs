@@ -107,13 +107,16 @@ pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
 
 /// Parses and validates a job document; `origin` names it in diagnostics.
 pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>, Diagnostics> {
-    let mut cx = Cx { errors: Vec::new() };
+    let mut cx = Cx {
+        errors: Vec::new(),
+        lines: source.lines().map(str::to_owned).collect(),
+    };
     let jobs = parse_into(&mut cx, source, origin, format);
     if cx.errors.is_empty() {
         return Ok(jobs);
     }
     let mut errors = cx.errors;
-    errors.sort_by(|a, b| a.0.cmp(&b.0));
+    errors.sort_by_key(|a| a.0);
     errors.dedup();
     Err(Diagnostics(
         errors

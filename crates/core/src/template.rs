@@ -98,10 +98,10 @@ pub(crate) fn describe(err: &minijinja::Error) -> String {
         Some(detail) => format!("{}: {detail}", err.kind()),
         None => err.kind().to_string(),
     };
-    if let (Some(line), Some(_)) = (err.line(), err.range()) {
-        if line > 1 {
-            text.push_str(&format!(" (template line {line})"));
-        }
+    if let (Some(line), Some(_)) = (err.line(), err.range())
+        && line > 1
+    {
+        text.push_str(&format!(" (template line {line})"));
     }
     text
 }

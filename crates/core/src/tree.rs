@@ -5,7 +5,6 @@
 //! which is read as YAML 1.2) is built from `saphyr-parser` events, which keeps duplicate keys
 //! visible; TOML comes from `toml_edit`, whose byte spans are turned into line:col.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
@@ -269,12 +268,12 @@ fn count_nodes(node: &Node) -> usize {
 
 /// Resolves a scalar by the YAML 1.2 core schema: only plain scalars can be null, booleans or
 /// numbers; quoted and block scalars are strings. A `!!str` tag forces a string.
-fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Kind {
+fn scalar(value: &str, style: ScalarStyle, tag: Option<&Tag>) -> Kind {
     let forced_str = tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str");
     if style != ScalarStyle::Plain || forced_str {
         return Kind::Str(value.to_string());
     }
-    let v: &str = value;
+    let v = value;
     match v {
         "" | "~" | "null" | "Null" | "NULL" => return Kind::Null,
         "true" | "True" | "TRUE" => return Kind::Bool(true),
@@ -290,10 +289,10 @@ fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Kind {
         if let Ok(i) = i64::from_str_radix(hex, 16) {
             return Kind::Int(i);
         }
-    } else if let Some(oct) = v.strip_prefix("0o") {
-        if let Ok(i) = i64::from_str_radix(oct, 8) {
-            return Kind::Int(i);
-        }
+    } else if let Some(oct) = v.strip_prefix("0o")
+        && let Ok(i) = i64::from_str_radix(oct, 8)
+    {
+        return Kind::Int(i);
     }
     let numeric = v
         .strip_prefix(['-', '+'])
@@ -302,10 +301,10 @@ fn scalar(value: &Cow<'_, str>, style: ScalarStyle, tag: Option<&Tag>) -> Kind {
         .next()
         .is_some_and(|c| c.is_ascii_digit() || c == '.');
     if numeric && v.chars().all(|c| c.is_ascii_digit() || "+-.eE".contains(c)) {
-        if v.chars().skip(1).all(|c| c.is_ascii_digit()) {
-            if let Ok(i) = v.parse::<i64>() {
-                return Kind::Int(i);
-            }
+        if v.chars().skip(1).all(|c| c.is_ascii_digit())
+            && let Ok(i) = v.parse::<i64>()
+        {
+            return Kind::Int(i);
         }
         if let Ok(f) = v.parse::<f64>() {
             return Kind::Float(f);
