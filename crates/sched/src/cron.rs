@@ -482,7 +482,7 @@ fn parse_field(field: Field, text: &str) -> Result<Bits, String> {
             Some((r, s)) => {
                 let step: u16 = s
                     .parse()
-                    .map_err(|_| format!("step {s:?} is not a number"))?;
+                    .map_err(|_| format!("step {s:?} is not a number from 1 to 65535"))?;
                 if step == 0 {
                     return Err(format!("step 0 in {item:?}"));
                 }
@@ -508,7 +508,7 @@ fn parse_field(field: Field, text: &str) -> Result<Bits, String> {
         while v <= end {
             // Years are stored as offsets so that the set fits 256 bits.
             bits.insert(v - field.offset());
-            v += step;
+            v = v.saturating_add(step);
         }
     }
     Ok(bits)

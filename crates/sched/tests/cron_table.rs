@@ -422,7 +422,10 @@ fn parse_errors_name_their_field() {
     );
     check_err("x * * * *", r#"minute field: "x" is not a number"#);
     check_err("*/0 * * * *", r#"minute field: step 0 in "*/0""#);
-    check_err("*/a * * * *", r#"minute field: step "a" is not a number"#);
+    check_err(
+        "*/a * * * *",
+        r#"minute field: step "a" is not a number from 1 to 65535"#,
+    );
     check_err(
         "50-10 * * * *",
         r#"minute field: range "50-10" runs backwards"#,
@@ -502,4 +505,35 @@ fn next_after_keeps_the_zone_and_is_strictly_after() {
     let next = e.next_after(&at).unwrap_or_else(|| panic!("no next"));
     assert_eq!(next.time_zone().iana_name(), Some("Europe/Berlin"));
     assert_eq!(rfc3339(&next), "2026-06-05T11:00:00+02:00");
+}
+
+#[test]
+fn huge_steps_and_extreme_instants_do_not_panic() {
+    for expr in [
+        "0 0 0 1 1 * */65535",
+        "*/65535 * * * *",
+        "0 0 0 1 1 * 1970/65000",
+    ] {
+        let e = CronExpr::parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        assert!(
+            e.matches(jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0)),
+            "{expr}"
+        );
+    }
+    let e = CronExpr::parse("* * * * * *").unwrap_or_else(|e| panic!("{e}"));
+    for zone in [UTC, NY, "Australia/Lord_Howe"] {
+        let tz = jiff::tz::TimeZone::get(zone).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            e.next_after(&jiff::Timestamp::MAX.to_zoned(tz.clone())),
+            None,
+            "{zone}"
+        );
+        let from_min = e.next_after(&jiff::Timestamp::MIN.to_zoned(tz));
+        assert!(
+            from_min
+                .as_ref()
+                .is_some_and(|z| z.timestamp() > jiff::Timestamp::MIN),
+            "{zone}: {from_min:?}"
+        );
+    }
 }
