@@ -3,7 +3,10 @@
 //! Five fields (`min hour dom mon dow`), six (seconds first) or seven (seconds … year) are accepted,
 //! plus the macros `@yearly @annually @monthly @weekly @daily @midnight @hourly`.
 //! Syntax beyond Vixie cron (`L`, `W`, `#`, `?`) is rejected with a message saying so.
-//! Expressions that can never fire (`0 0 31 2 *`) are rejected at parse time.
+//! Expressions that can never fire (`0 0 31 2 *`) are rejected at parse time: without a year
+//! field one 400-year Gregorian cycle is searched (the calendar repeats after it), with one the
+//! listed years are. Parsing never reads the clock, so a year field wholly in the past
+//! (`0 0 0 1 1 * 2020`) parses, and [`CronExpr::next_after`] returns `None` for it at once.
 //!
 //! The matcher is our own rather than croner's because Rota's DST rules (Vixie's: fixed-time
 //! jobs fire once after a gap and once in an overlap, every other job fires at each real instant
@@ -18,7 +21,9 @@
 //! Vixie cron's `entry.c` (and cronie's): a field whose text *begins* with `*` sets the
 //! `DOM_STAR`/`DOW_STAR` flag and counts as unrestricted, so `0 0 */2 * MON` fires on odd days
 //! that are Mondays (AND), while `0 0 1,15 * MON` fires on the 1st, the 15th and every Monday.
-//! [`DayRule::Union`] is the literal reading of crontab(5) ("restricted" means "is not `*`").
+//! [`DayRule::Union`] is the literal reading of crontab(5) ("restricted" means "is not `*`"),
+//! which is also how SPEC §3 words it ("OR, also for step forms such as `*/2`"); the two differ
+//! only for day fields that begin with `*` but are not a bare `*`.
 
 use std::fmt;
 
