@@ -10,6 +10,9 @@
 //!   list (the TOML spelling is `[[jobs]]`);
 //! - in YAML, several `---` documents, each of them one of the above.
 //!
+//! JSON is read by the YAML 1.2 parser, of which it is a subset; positions and duplicate-key
+//! checks therefore work the same for both.
+//!
 //! A script (any other extension) carries TOML job metadata in a leading comment block, like
 //! PEP 723:
 //!

@@ -42,7 +42,10 @@ fn fragment() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    // `ROTA_FUZZ_CASES=20000` runs a longer search locally; CI keeps the default.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("ROTA_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    ))]
 
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
