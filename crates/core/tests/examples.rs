@@ -31,3 +31,70 @@ fn hello_example_validates_and_is_a_fan_out() {
             .any(|s| s.when == rota_core::model::When::Always)
     );
 }
+
+/// Runs the example the way the engine will, in miniature: steps in dependency order, each
+/// rendered and given to a real `sh -c`, outputs read back from `$ROTA_OUTPUT`.
+#[test]
+fn hello_example_runs_under_plain_sh_and_passes_its_output_along() {
+    use rota_core::template::{Context, StepContext, render};
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello.yaml");
+    let job = match load_file(&path) {
+        Ok(mut f) => f.jobs.remove(0),
+        Err(e) => panic!("{e}"),
+    };
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let mut ctx = Context::default();
+    for p in &job.params {
+        ctx.params
+            .insert(p.name.clone(), p.default.clone().unwrap_or_default());
+    }
+    ctx.run.id = "run-1".into();
+    ctx.run.job = job.id.clone();
+    let mut printed = Vec::new();
+    for i in rota_core::dag::topological_order(&job) {
+        let step = &job.steps[i];
+        let StepKind::Sh { command } = &step.kind else {
+            panic!("hello.yaml only has sh steps")
+        };
+        let command = render(command, &ctx).unwrap_or_else(|e| panic!("{}: {e}", step.id));
+        let output_file = dir.path().join(format!("{}.out", step.id));
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .env("ROTA_OUTPUT", &output_file)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run sh: {e}"));
+        assert!(out.status.success(), "step {} failed: {out:?}", step.id);
+        printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        let mut result = StepContext {
+            status: "succeeded".into(),
+            exit_code: out.status.code(),
+            ..StepContext::default()
+        };
+        for line in std::fs::read_to_string(&output_file)
+            .unwrap_or_default()
+            .lines()
+        {
+            if let Some((k, v)) = line.split_once('=') {
+                result.outputs.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        ctx.steps.insert(step.id.clone(), result);
+    }
+    let kernel = ctx
+        .steps
+        .get("kernel")
+        .and_then(|s| s.outputs.get("kernel"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(!kernel.is_empty(), "the kernel step published no output");
+    assert!(
+        printed.contains(&format!("running on kernel {kernel}\n")),
+        "summary did not receive the output: {printed:?}"
+    );
+    assert!(
+        printed.contains(&"hello from hello\n".to_owned()),
+        "{printed:?}"
+    );
+}
