@@ -52,6 +52,9 @@ pub enum Command {
     /// Schedules: preview cron expressions.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Execute and inspect Jupyter notebooks, papermill-compatible.
+    #[command(subcommand)]
+    Notebook(rota_notebook::cli::NotebookCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -55,6 +55,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
         Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
         Command::Schedule(command) => Ok(schedule_cmd::schedule(command, &out)),
+        Command::Notebook(command) => {
+            let code = rota_notebook::cli::run(command).await;
+            Ok(u8::try_from(code).unwrap_or(1))
+        }
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "rota", &mut std::io::stdout());

@@ -1,20 +1,28 @@
 //! The `notebook:` step kind: prepared here, executed natively by `rota-notebook`.
+//!
+//! The executed notebook (`<step>.<attempt>.ipynb`) and its HTML report are kept in the
+//! run's directory beside the other artifacts.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use jiff::Timestamp;
 use rota_core::model::{Step, StepKind, StepStatus};
 use rota_core::template::Context;
 
+use crate::process::{LogLine, Stream};
 use crate::run::Shared;
+use crate::step::{record_line, render_value, stopped_reason, stopped_status};
 
 /// A notebook step with its templates rendered.
 pub(crate) struct NotebookWork {
-    input: PathBuf,
+    request: rota_notebook::StepRequest,
+    log: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl NotebookWork {
     pub(crate) fn display(&self) -> String {
-        format!("notebook {}", self.input.display())
+        format!("notebook {}", self.request.input.display())
     }
 }
 
@@ -28,28 +36,77 @@ pub(crate) struct NotebookResult {
 pub(crate) fn resolve(
     shared: &Shared,
     step: &Step,
-    _attempt_no: u32,
+    attempt_no: u32,
     ctx: &Context,
-    _workdir: PathBuf,
+    workdir: PathBuf,
 ) -> Result<NotebookWork, String> {
-    let StepKind::Notebook { path, .. } = &step.kind else {
+    let StepKind::Notebook {
+        path,
+        params,
+        kernel,
+        cell_timeout,
+    } = &step.kind
+    else {
         return Err("not a notebook step".to_owned());
     };
-    let input = shared.base_dir.join(
-        rota_core::template::render(path, ctx).map_err(|e| format!("cannot render {path:?}: {e}"))?,
-    );
-    Ok(NotebookWork { input })
+    let render = |text: &str| {
+        rota_core::template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
+    };
+    let mut rendered = BTreeMap::new();
+    for (name, value) in params {
+        rendered.insert(name.clone(), render_value(value, ctx)?);
+    }
+    let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
+    let request = rota_notebook::StepRequest {
+        input: shared.base_dir.join(render(path)?),
+        output: shared.run_dir.join(format!("{}.{attempt_no}.ipynb", step.id)),
+        report: Some(shared.run_dir.join(format!("{}.{attempt_no}.html", step.id))),
+        params: rendered,
+        kernel: kernel.clone(),
+        cell_timeout: *cell_timeout,
+        cwd: Some(workdir),
+        dry_run: shared.dry_run,
+        cancel: shared.stop.token().child_token(),
+        log: log_tx,
+    };
+    Ok(NotebookWork { request, log: log_rx })
 }
 
 pub(crate) async fn run(
-    _shared: &Shared,
-    _step: &Step,
-    _attempt_no: u32,
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
     work: NotebookWork,
 ) -> NotebookResult {
-    NotebookResult {
-        status: StepStatus::Failed,
-        exit_code: None,
-        reason: Some(format!("{}: notebook execution is not wired yet", work.display())),
+    let NotebookWork { request, mut log } = work;
+    let forward = async {
+        while let Some(text) = log.recv().await {
+            let text = shared.redactor.redact(&text).into_owned();
+            let line = LogLine {
+                ts: Timestamp::now(),
+                stream: Stream::Stdout,
+                text,
+            };
+            record_line(shared, step, attempt_no, line);
+        }
+    };
+    let (outcome, ()) = tokio::join!(rota_notebook::run_notebook_step(request), forward);
+    use rota_notebook::StepOutcome;
+    match outcome {
+        StepOutcome::Succeeded | StepOutcome::Prepared => NotebookResult {
+            status: StepStatus::Succeeded,
+            exit_code: Some(0),
+            reason: None,
+        },
+        StepOutcome::Cancelled => NotebookResult {
+            status: stopped_status(shared),
+            exit_code: None,
+            reason: Some(stopped_reason(shared)),
+        },
+        other => NotebookResult {
+            status: StepStatus::Failed,
+            exit_code: None,
+            reason: Some(other.reason()),
+        },
     }
 }

@@ -17,13 +17,13 @@
 //!
 //! When both day fields are restricted a day matches if either one matches (OR), otherwise both
 //! must match (AND, where the unrestricted one matches every day).
-//! What "restricted" means follows [`DayRule`]: by default [`DayRule::VixieStar`], the rule in
-//! Vixie cron's `entry.c` (and cronie's): a field whose text *begins* with `*` sets the
-//! `DOM_STAR`/`DOW_STAR` flag and counts as unrestricted, so `0 0 */2 * MON` fires on odd days
-//! that are Mondays (AND), while `0 0 1,15 * MON` fires on the 1st, the 15th and every Monday.
-//! [`DayRule::Union`] is the literal reading of crontab(5) ("restricted" means "is not `*`"),
-//! which is also how SPEC §3 words it ("OR, also for step forms such as `*/2`"); the two differ
-//! only for day fields that begin with `*` but are not a bare `*`.
+//! What "restricted" means follows [`DayRule`]. By default it is [`DayRule::Union`], the
+//! documented crontab(5) reading that SPEC §3 asks for ("OR, also for step forms such as
+//! `*/2`"): only a bare `*` is unrestricted, so `0 0 */2 * MON` fires on odd days and on
+//! Mondays. [`DayRule::VixieStar`] is what Vixie cron's `entry.c` (and cronie) actually do: a
+//! field whose text *begins* with `*` sets `DOM_STAR`/`DOW_STAR` and counts as unrestricted, so
+//! the same expression fires only on odd days that are Mondays. The two differ only for day
+//! fields that begin with `*` but are not a bare `*`.
 
 use std::fmt;
 
@@ -44,9 +44,10 @@ pub(crate) const CYCLE_YEARS: i16 = 400;
 pub enum DayRule {
     /// Vixie cron's implementation: a field whose text begins with `*` (`*`, `*/2`, `*,5`) is
     /// unrestricted.
-    #[default]
     VixieStar,
-    /// crontab(5)'s wording: only a bare `*` is unrestricted; `*/2` is restricted.
+    /// crontab(5)'s wording, and Rota's default as SPEC §3 asks: only a bare `*` is
+    /// unrestricted; `*/2` is restricted, so it is ORed with the other day field.
+    #[default]
     Union,
 }
 
@@ -222,7 +223,7 @@ pub struct CronExpr {
 
 impl CronExpr {
     /// Parses 5, 6 (seconds first) or 7 (… year) fields, or an `@` macro, with the default
-    /// [`DayRule::VixieStar`].
+    /// [`DayRule::Union`].
     ///
     /// ```
     /// use rota_sched::cron::CronExpr;
