@@ -63,12 +63,11 @@ impl Printer {
     }
 }
 
-/// Writes to stdout; a closed pipe (`rota runs | head`) ends quietly.
+/// Writes to stdout. A closed pipe (`rota runs | head`) is not an error, and it must not
+/// stop `rota run`, whose record and exit code matter more than its echo: the text is dropped.
 pub fn write_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_err() {
-        std::process::exit(0);
-    }
+    let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
 }
 
 /// The JSON contract of a run (`rota run --output json`, `rota runs --output json`).

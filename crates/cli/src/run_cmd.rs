@@ -367,8 +367,8 @@ fn resolve_params(job: &Job, args: &RunArgs) -> Result<BTreeMap<String, Value>, 
 fn read_params_file(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| UsageError(format!("rota: cannot read {}: {e}", path.display())))?;
-    let value: Value = serde_json::from_str(&text)
-        .map_err(|e| UsageError(format!("rota: {}: {e}", path.display())))?;
+    let value = rota_core::parse::parse_value(&text, &path.display().to_string())
+        .map_err(|e| UsageError(e.to_string()))?;
     match value {
         Value::Object(map) => Ok(map.into_iter().collect()),
         _ => Err(UsageError(format!(

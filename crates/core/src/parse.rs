@@ -366,3 +366,33 @@ fn script_info(source: &str, origin: &str) -> ScriptInfo {
         shebang,
     }
 }
+
+/// Reads a YAML (or JSON) document as a plain value, e.g. a `--params-file`; `origin` names
+/// it in diagnostics. A stream of several documents is an error.
+pub fn parse_value(source: &str, origin: &str) -> Result<crate::model::Value, Diagnostics> {
+    let mut errors = Vec::new();
+    let docs = crate::tree::from_yaml(source, &mut errors);
+    let diagnostic = |line: usize, col: usize, message: String| Diagnostic {
+        file: origin.to_owned(),
+        line,
+        col,
+        message,
+    };
+    if !errors.is_empty() {
+        return Err(Diagnostics(
+            errors
+                .into_iter()
+                .map(|e| diagnostic(e.pos.line, e.pos.col, e.message))
+                .collect(),
+        ));
+    }
+    match docs.as_slice() {
+        [] => Ok(crate::model::Value::Object(Default::default())),
+        [doc] => Ok(doc.to_json()),
+        _ => Err(Diagnostics(vec![diagnostic(
+            1,
+            1,
+            format!("expected one document, found {}", docs.len()),
+        )])),
+    }
+}
