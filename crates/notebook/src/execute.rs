@@ -615,6 +615,13 @@ async fn execute_cells(
         clear_before_next: false,
         display_ids: HashMap::new(),
     };
+    // Cells are sent one ahead: the kernel queues them, so its idle→busy gap between
+    // cells overlaps our bookkeeping. An error aborts the queued request (stop_on_error).
+    let runnable = |nb: &Value, i: usize| {
+        let cell = &document::cells(nb)[i];
+        document::cell_type(cell) == "code" && !document::source(cell).trim().is_empty()
+    };
+    let mut sent: HashMap<usize, String> = HashMap::new();
     for idx in 0..total {
         while let Ok(line) = log_rx.try_recv() {
             progress(Progress::KernelLog(line));
@@ -636,11 +643,22 @@ async fn execute_cells(
         document::save(nb, &req.output)?;
 
         let cell = &document::cells(nb)[idx];
-        let src = document::source(cell);
-        let runnable = document::cell_type(cell) == "code" && !src.trim().is_empty();
         let allows_errors = document::has_tag(cell, "raises-exception");
         let mut end = None;
-        if runnable {
+        if runnable(nb, idx) {
+            let msg_id = match sent.remove(&idx) {
+                Some(id) => id,
+                None => {
+                    let src = document::source(&document::cells(nb)[idx]);
+                    kernel.send_execute(&src, !allows_errors).await?
+                }
+            };
+            if let Some(next) = (idx + 1..total).find(|&j| runnable(nb, j)) {
+                let cell = &document::cells(nb)[next];
+                let stop = !document::has_tag(cell, "raises-exception");
+                let id = kernel.send_execute(&document::source(cell), stop).await?;
+                sent.insert(next, id);
+            }
             document::cells_mut(nb)[idx]["metadata"]["execution"] = json!({});
             state.clear_before_next = false;
             let mut on_msg = |m: &KernelMessage| {
@@ -664,12 +682,12 @@ async fn execute_cells(
             };
             end = Some(
                 kernel
-                    .execute(&src, req.cell_timeout, cancel, &mut on_msg)
+                    .wait_execute(&msg_id, req.cell_timeout, cancel, &mut on_msg)
                     .await?,
             );
         }
         let failed = match &end {
-            Some(ExecuteEnd::Replied { status, .. }) => status == "error" && !allows_errors,
+            Some(ExecuteEnd::Replied { status, .. }) => status != "ok" && !allows_errors,
             Some(_) => true,
             None => false,
         };

@@ -115,6 +115,8 @@ pub struct Kernel {
     readers: Vec<tokio::task::JoinHandle<()>>,
     conn_file: Option<ConnFileGuard>,
     kernel_info: Value,
+    in_flight: Vec<String>,
+    stash: Vec<KernelMessage>,
 }
 
 fn random_hex(n: usize) -> String {
@@ -322,6 +324,8 @@ impl Kernel {
             readers: vec![iopub_task, shell_task],
             conn_file: Some(guard),
             kernel_info: Value::Null,
+            in_flight: Vec::new(),
+            stash: Vec::new(),
         })
     }
 
@@ -389,23 +393,94 @@ impl Kernel {
         if self.exited {
             return Ok(ExecuteEnd::Died);
         }
+        let msg_id = self.send_execute(code, true).await?;
+        self.wait_execute(&msg_id, timeout, cancel, on_message)
+            .await
+    }
+
+    /// Queue an `execute_request` and return its message id. The kernel runs queued
+    /// requests in order; with `stop_on_error` an error aborts the ones queued after it,
+    /// which is what lets a caller send the next cell before the current one finishes.
+    pub async fn send_execute(&mut self, code: &str, stop_on_error: bool) -> Result<String> {
         let request = ExecuteRequest {
             code: code.to_string(),
             silent: false,
             store_history: true,
             user_expressions: None,
             allow_stdin: false,
-            stop_on_error: true,
+            stop_on_error,
         };
         let msg: JupyterMessage = request.into();
         let msg_id = msg.header.msg_id.clone();
         self.shell.send(msg).await.map_err(proto)?;
+        self.in_flight.push(msg_id.clone());
+        Ok(msg_id)
+    }
 
+    /// Wait for the request `msg_id` (sent with [`Kernel::send_execute`]) to finish.
+    pub async fn wait_execute(
+        &mut self,
+        msg_id: &str,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+        on_message: &mut (dyn FnMut(&KernelMessage) + Send),
+    ) -> Result<ExecuteEnd> {
+        if self.exited {
+            return Ok(ExecuteEnd::Died);
+        }
+        let msg_id = msg_id.to_string();
+        // Messages of this request that arrived while an earlier one was awaited.
+        let mut early_iopub = Vec::new();
+        let mut early_reply = None;
+        for m in std::mem::take(&mut self.stash) {
+            if m.parent_id.as_deref() != Some(msg_id.as_str()) {
+                self.stash.push(m);
+            } else if m.msg_type == "execute_reply" {
+                early_reply = Some(m);
+            } else {
+                early_iopub.push(m);
+            }
+        }
+        let result = self
+            .wait_loop(
+                &msg_id,
+                early_iopub,
+                early_reply,
+                timeout,
+                cancel,
+                on_message,
+            )
+            .await;
+        self.in_flight.retain(|id| *id != msg_id);
+        result
+    }
+
+    async fn wait_loop(
+        &mut self,
+        msg_id: &str,
+        early_iopub: Vec<KernelMessage>,
+        early_reply: Option<KernelMessage>,
+        timeout: Option<Duration>,
+        cancel: &CancellationToken,
+        on_message: &mut (dyn FnMut(&KernelMessage) + Send),
+    ) -> Result<ExecuteEnd> {
+        let mut reply: Option<KernelMessage> = None;
+        let mut idle = false;
+        for m in &early_iopub {
+            if m.msg_type == "status"
+                && m.content.get("execution_state").and_then(Value::as_str) == Some("idle")
+            {
+                idle = true;
+            }
+            on_message(m);
+        }
+        if let Some(m) = early_reply {
+            on_message(&m);
+            reply = Some(m);
+        }
         let far = Duration::from_secs(60 * 60 * 24 * 365);
         let deadline = tokio::time::sleep(timeout.unwrap_or(far));
         tokio::pin!(deadline);
-        let mut reply: Option<KernelMessage> = None;
-        let mut idle = false;
         let mut interrupted: Option<ExecuteEnd> = None;
         // After an interrupt, how long the kernel gets to answer before it is given up on.
         let grace = Duration::from_secs(10);
@@ -429,7 +504,9 @@ impl Kernel {
             tokio::select! {
                 m = self.iopub_rx.recv() => {
                     let Some(m) = m else { return Err(proto("IOPub channel closed")) };
-                    if m.parent_id.as_deref() == Some(msg_id.as_str()) {
+                    if m.parent_id.as_deref() != Some(msg_id) {
+                        self.keep_if_in_flight(m);
+                    } else {
                         if m.msg_type == "status"
                             && m.content.get("execution_state").and_then(Value::as_str) == Some("idle")
                         {
@@ -440,7 +517,9 @@ impl Kernel {
                 }
                 m = self.shell_rx.recv() => {
                     let Some(m) = m else { return Err(proto("shell channel closed")) };
-                    if m.parent_id.as_deref() == Some(msg_id.as_str()) && m.msg_type == "execute_reply" {
+                    if m.parent_id.as_deref() != Some(msg_id) {
+                        self.keep_if_in_flight(m);
+                    } else if m.msg_type == "execute_reply" {
                         on_message(&m);
                         reply = Some(m);
                     }
@@ -466,6 +545,15 @@ impl Kernel {
                     }
                 }
             }
+        }
+    }
+
+    fn keep_if_in_flight(&mut self, m: KernelMessage) {
+        if m.parent_id
+            .as_ref()
+            .is_some_and(|id| self.in_flight.contains(id))
+        {
+            self.stash.push(m);
         }
     }
 
