@@ -1,0 +1,9 @@
+//! End-to-end tests of the `rota` binary: each test runs the real executable in a fresh
+//! working directory with a fresh `ROTA_HOME` and checks its stdout, stderr, exit code,
+//! the files its steps touch and the processes they leave (none).
+//!
+//! One integration-test binary with a module per area keeps link time down on 2-core CI.
+
+mod util;
+
+mod run;

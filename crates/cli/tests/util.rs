@@ -1,0 +1,272 @@
+//! Test helpers: a fresh data directory and working directory per test, the real `rota`
+//! binary run inside them with every `ROTA_*` variable cleared, JSON parsing of its output,
+//! and bounded polls for things that happen asynchronously (process exits, files appearing).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The generous upper bound of every wait: long enough for a loaded 2-core CI machine, and
+/// only ever reached when something is broken.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One isolated `rota` installation: its own `ROTA_HOME` and its own working directory.
+pub struct Rota {
+    home: TempDir,
+    work: TempDir,
+    envs: Vec<(String, String)>,
+}
+
+impl Rota {
+    /// A fresh home and working directory.
+    pub fn new() -> Rota {
+        Rota {
+            home: tempfile::Builder::new()
+                .prefix("rota-home-")
+                .tempdir()
+                .expect("temp home"),
+            work: tempfile::Builder::new()
+                .prefix("rota-work-")
+                .tempdir()
+                .expect("temp work dir"),
+            envs: Vec::new(),
+        }
+    }
+
+    /// Sets an environment variable for every later command.
+    pub fn env(mut self, name: &str, value: &str) -> Rota {
+        self.envs.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// The working directory the binary runs in.
+    pub fn dir(&self) -> &Path {
+        self.work.path()
+    }
+
+    /// `ROTA_HOME`.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// A path inside the working directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// Writes a file into the working directory and returns its path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent dir");
+        }
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    /// The `rota` command, ready to run in this installation.
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rota"));
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("ROTA_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .args(args)
+            .current_dir(self.work.path())
+            .env("ROTA_HOME", self.home.path())
+            .stdin(Stdio::null());
+        for (name, value) in &self.envs {
+            command.env(name, value);
+        }
+        command
+    }
+
+    /// Runs `rota ARGS` to completion.
+    pub fn run<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self.spawn(args);
+        wait_for_exit(&mut child, "rota");
+        child.wait_with_output().expect("collect rota output")
+    }
+
+    /// Starts `rota ARGS` with stdout and stderr piped.
+    pub fn spawn<I, S>(&self, args: I) -> Child
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rota")
+    }
+
+    /// Runs `rota ARGS --output json` and parses stdout, whatever the exit code.
+    pub fn run_json(&self, args: &[&str]) -> (Value, Output) {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--output", "json"]);
+        let output = self.run(&all);
+        (json(&output), output)
+    }
+
+    /// `rota runs --output json`: every run, newest first.
+    pub fn runs(&self) -> Vec<Value> {
+        let (value, output) = self.run_json(&["runs"]);
+        assert_eq!(output.status.code(), Some(0), "rota runs failed: {}", describe(&output));
+        value.as_array().expect("rota runs prints an array").clone()
+    }
+
+    /// Polls `rota runs --status running` until a run shows up, and returns its id.
+    pub fn wait_for_running_run(&self) -> String {
+        let mut id = None;
+        wait_until("a run in state running", || {
+            let (value, _) = self.run_json(&["runs", "--status", "running"]);
+            id = value
+                .as_array()
+                .and_then(|runs| runs.first())
+                .and_then(|run| run["id"].as_str())
+                .map(str::to_owned);
+            id.is_some()
+        });
+        id.expect("polled until present")
+    }
+}
+
+/// Parses stdout as JSON, failing with everything the binary printed.
+pub fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {}", describe(output)))
+}
+
+/// Exit status, stdout and stderr, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Stdout as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing everything the binary printed otherwise.
+#[track_caller]
+pub fn assert_code(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "unexpected exit: {}", describe(output));
+}
+
+/// The step called `id` in a run's JSON.
+#[track_caller]
+pub fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("run has no step {id:?}: {run:#}"))
+}
+
+/// Polls `condition` every 50 ms until it holds; fails after [`PATIENCE`] naming `what`.
+#[track_caller]
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "gave up after {PATIENCE:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for a child to exit, killing it and failing if it takes longer than [`PATIENCE`].
+#[track_caller]
+pub fn wait_for_exit(child: &mut Child, what: &str) {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return,
+            Ok(None) if start.elapsed() < PATIENCE => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => {
+                let _ = child.kill();
+                panic!("{what} (pid {}) did not exit within {PATIENCE:?}", child.id());
+            }
+            Err(error) => panic!("cannot wait for {what}: {error}"),
+        }
+    }
+}
+
+/// Waits for the child to exit and collects what it printed.
+#[track_caller]
+pub fn finish(mut child: Child, what: &str) -> Output {
+    wait_for_exit(&mut child, what);
+    child.wait_with_output().expect("collect output")
+}
+
+/// Whether a process runs: it exists and is not a zombie waiting to be reaped.
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name, which may itself hold spaces.
+        Ok(stat) => match stat.rfind(')') {
+            Some(end) => !matches!(stat[end + 1..].trim_start().chars().next(), Some('Z' | 'X')),
+            None => true,
+        },
+        Err(_) => false,
+    }
+}
+
+/// Reads a pid a step wrote to a file, waiting until the file holds one.
+#[track_caller]
+pub fn read_pid(path: &Path) -> i32 {
+    let mut pid = None;
+    wait_until(&format!("a pid in {}", path.display()), || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok());
+        pid.is_some()
+    });
+    pid.expect("polled until present")
+}
+
+/// Waits until the process is gone (or a zombie), failing with its pid otherwise.
+#[track_caller]
+pub fn wait_gone(pid: i32, what: &str) {
+    wait_until(&format!("{what} (pid {pid}) to end"), || !pid_alive(pid));
+}
+
+/// Sends a signal to a process.
+pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
+    nix::sys::signal::kill(pid, signal).expect("send signal");
+}
+
+/// The data directory of the crate's own test files.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+}
+
+/// The workspace's `examples/` directory.
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+}
