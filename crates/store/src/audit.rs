@@ -1,0 +1,253 @@
+//! The audit log: who did what, when, from where, and how it went, hash-chained.
+//!
+//! Each entry's `hash` is the SHA-256 of its content together with the previous entry's
+//! hash (`prev_hash`; the first entry links to [`GENESIS_HASH`]). Ids count from 1 without
+//! gaps, and a one-row head records the last id and hash. [`Store::check_audit_chain`]
+//! recomputes everything and names the first entry that does not fit, so an edited,
+//! deleted, reordered or cut-off entry is found. Someone able to rewrite the whole file can
+//! recompute the whole chain; publishing the head hash elsewhere (logs, backups) guards
+//! against that.
+
+use jiff::Timestamp;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::convert::{micros, ts};
+use crate::{Store, StoreError};
+
+/// The link of the first entry: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Entries checked per query while verifying.
+const VERIFY_PAGE: i64 = 500;
+
+/// An audit entry to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who: a token id and name, or `local` without authentication.
+    pub actor: String,
+    /// What, e.g. `run.cancel` or `token.create`.
+    pub action: String,
+    /// On what, e.g. `run/01j…` or `token/abc`.
+    pub target: String,
+    /// From where: the client's address, when known.
+    pub source: Option<String>,
+    /// How it went: `ok`, or the error's kind.
+    pub result: String,
+}
+
+/// A stored audit entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    /// Position in the chain, from 1.
+    pub id: i64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// From where.
+    pub source: Option<String>,
+    /// How it went.
+    pub result: String,
+    /// The previous entry's hash.
+    pub prev_hash: String,
+    /// This entry's hash.
+    pub hash: String,
+}
+
+/// The first place the audit chain does not hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("audit entry {entry_id}: {what}")]
+pub struct AuditBreak {
+    /// The entry where the chain breaks (for a missing entry, the id it should have had).
+    pub entry_id: i64,
+    /// What is wrong there.
+    pub what: AuditBreakKind,
+}
+
+/// What is wrong at an [`AuditBreak`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditBreakKind {
+    /// The entry's content does not match its hash: it was edited.
+    #[error("its content was modified")]
+    Modified,
+    /// The entry is missing: an id was skipped, or entries were cut off the end.
+    #[error("it was deleted")]
+    Deleted,
+    /// The entry does not link to the one before it: entries were reordered (or the one
+    /// before was replaced).
+    #[error("it does not follow the entry before it (reordered or replaced)")]
+    OutOfOrder,
+}
+
+impl Store {
+    /// Appends an entry at the end of the chain, in one transaction.
+    pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.write().await?;
+        let head = sqlx::query("SELECT last_id, hash FROM audit_head WHERE one = 1")
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (last_id, prev_hash) = match head {
+            Some(row) => (row.try_get::<i64, _>("last_id")?, row.try_get("hash")?),
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        let mut record = AuditRecord {
+            id: last_id + 1,
+            at: entry.at,
+            actor: entry.actor.clone(),
+            action: entry.action.clone(),
+            target: entry.target.clone(),
+            source: entry.source.clone(),
+            result: entry.result.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        record.hash = entry_hash(&record);
+        sqlx::query(
+            "INSERT INTO audit (id, at, actor, action, target, source, result, prev_hash, hash) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(record.id)
+        .bind(micros(record.at))
+        .bind(&record.actor)
+        .bind(&record.action)
+        .bind(&record.target)
+        .bind(&record.source)
+        .bind(&record.result)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?) \
+             ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
+        )
+        .bind(record.id)
+        .bind(&record.hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Audit entries with `id > after_id`, oldest first, at most `limit` (capped at 1,000).
+    pub async fn list_audit(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, target, source, result, prev_hash, hash FROM audit \
+             WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(after_id)
+        .bind(i64::from(limit.min(1000)))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(audit_record).collect()
+    }
+
+    /// Walks the whole chain and returns the first break, or `None` if it holds.
+    pub async fn check_audit_chain(&self) -> Result<Option<AuditBreak>, StoreError> {
+        let mut expected_id = 1;
+        let mut prev_hash = GENESIS_HASH.to_owned();
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, at, actor, action, target, source, result, prev_hash, hash \
+                 FROM audit WHERE id >= ? ORDER BY id LIMIT ?",
+            )
+            .bind(expected_id)
+            .bind(VERIFY_PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in &rows {
+                let entry = audit_record(row)?;
+                let broken = |what| Ok(Some(AuditBreak { entry_id: entry.id, what }));
+                if entry.id != expected_id {
+                    return Ok(Some(AuditBreak {
+                        entry_id: expected_id,
+                        what: AuditBreakKind::Deleted,
+                    }));
+                }
+                if entry.prev_hash != prev_hash {
+                    return broken(AuditBreakKind::OutOfOrder);
+                }
+                if entry_hash(&entry) != entry.hash {
+                    return broken(AuditBreakKind::Modified);
+                }
+                prev_hash = entry.hash;
+                expected_id += 1;
+            }
+        }
+        let head = sqlx::query("SELECT last_id, hash FROM audit_head WHERE one = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        let last_id = expected_id - 1;
+        if let Some(head) = head {
+            let head_id: i64 = head.try_get("last_id")?;
+            let head_hash: String = head.try_get("hash")?;
+            if head_id > last_id {
+                return Ok(Some(AuditBreak {
+                    entry_id: last_id + 1,
+                    what: AuditBreakKind::Deleted,
+                }));
+            }
+            if head_id < last_id || head_hash != prev_hash {
+                // Entries past the head, or a last entry other than the one recorded, were
+                // written around the store's API.
+                return Ok(Some(AuditBreak {
+                    entry_id: head_id.max(1),
+                    what: AuditBreakKind::Modified,
+                }));
+            }
+        } else if last_id > 0 {
+            return Ok(Some(AuditBreak {
+                entry_id: 1,
+                what: AuditBreakKind::Modified,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+/// The hash of an entry: SHA-256 (hex) over a JSON array of its fields and its link, which
+/// is unambiguous whatever the fields contain.
+fn entry_hash(entry: &AuditRecord) -> String {
+    let content = json!([
+        entry.id,
+        micros(entry.at),
+        entry.actor,
+        entry.action,
+        entry.target,
+        entry.source,
+        entry.result,
+        entry.prev_hash,
+    ]);
+    hex::encode(Sha256::digest(content.to_string().as_bytes()))
+}
+
+fn audit_record(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        id: row.try_get("id")?,
+        at: ts(row, "at")?,
+        actor: row.try_get("actor")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        source: row.try_get("source")?,
+        result: row.try_get("result")?,
+        prev_hash: row.try_get("prev_hash")?,
+        hash: row.try_get("hash")?,
+    })
+}
