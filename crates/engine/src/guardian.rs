@@ -1,0 +1,184 @@
+//! A watchdog that kills a runner's step process groups if the runner itself dies.
+//!
+//! Every step runs in its own process group, so a runner killed with SIGKILL would leave its
+//! steps running. The [`Guardian`] is a small child process (the `rota` binary started as
+//! `rota __guardian`, whose body is [`guardian_main`]) in a process group of its own, so a
+//! terminal's Ctrl-C does not reach it. The runner holds the only write end of the guardian's
+//! stdin and sends it one line per event: `+<pgid>` when a step's group starts and `-<pgid>`
+//! when it is finished. When the runner dies, for whatever reason, the kernel closes that pipe;
+//! the guardian reads end-of-file, sends SIGTERM to every group still watched, waits a short
+//! grace, sends SIGKILL to what is left, and exits.
+
+use std::collections::BTreeSet;
+use std::io::{self, BufRead, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, SigHandler, Signal};
+use nix::unistd::Pid;
+
+/// How long the guardian waits between SIGTERM and SIGKILL once its runner is gone.
+pub const GUARDIAN_GRACE: Duration = Duration::from_secs(2);
+
+/// The runner's handle on its watchdog process.
+///
+/// [`watch`](Guardian::watch) and [`unwatch`](Guardian::unwatch) write one short line to a
+/// pipe the guardian drains continuously; they do not wait for it. Dropping the handle closes
+/// the pipe, which tells the guardian to clean up whatever is still watched and exit, and then
+/// reaps it.
+#[derive(Debug)]
+pub struct Guardian {
+    inner: Mutex<Inner>,
+    pid: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    stdin: Option<ChildStdin>,
+    child: Child,
+}
+
+impl Guardian {
+    /// Starts the watchdog: `program args…` must end up calling [`guardian_main`].
+    ///
+    /// The child gets its own process group (so Ctrl-C in a terminal does not reach it), a
+    /// pipe as stdin, stdout discarded and stderr inherited for its diagnostics.
+    pub fn spawn(program: &Path, args: &[&str]) -> io::Result<Guardian> {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .process_group(0)
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let pid = child.id();
+        Ok(Guardian {
+            inner: Mutex::new(Inner { stdin, child }),
+            pid,
+        })
+    }
+
+    /// The watchdog's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Tells the guardian that process group `pgid` belongs to a running step.
+    pub fn watch(&self, pgid: u32) {
+        self.send('+', pgid);
+    }
+
+    /// Tells the guardian that process group `pgid` is finished and must be left alone.
+    pub fn unwatch(&self, pgid: u32) {
+        self.send('-', pgid);
+    }
+
+    fn send(&self, op: char, pgid: u32) {
+        // A line this short is written atomically, and the guardian reads continuously, so the
+        // write returns at once. A dead guardian only loses its protection: the step still runs.
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stdin) = inner.stdin.as_mut()
+            && let Err(err) = writeln!(stdin, "{op}{pgid}")
+        {
+            tracing::warn!(pid = self.pid, %err, "the guardian process is gone");
+            inner.stdin = None;
+        }
+    }
+}
+
+impl Drop for Guardian {
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        // Closing stdin is the guardian's signal to finish; it exits promptly when nothing
+        // is watched, and within its grace otherwise.
+        inner.stdin = None;
+        if let Err(err) = inner.child.wait() {
+            tracing::warn!(pid = self.pid, %err, "cannot reap the guardian process");
+        }
+    }
+}
+
+/// The watchdog's body: call it from `main` of the process [`Guardian::spawn`] starts, and
+/// exit with its return value.
+///
+/// Reads `+<pgid>` / `-<pgid>` lines from stdin until end-of-file, then SIGTERMs every group
+/// still watched, waits up to [`GUARDIAN_GRACE`] for them to go, SIGKILLs the rest and returns
+/// 0. SIGINT and SIGHUP are ignored so that a terminal closing or a Ctrl-C aimed at the
+/// runner cannot take the guardian down before the runner.
+pub fn guardian_main() -> i32 {
+    for sig in [Signal::SIGINT, Signal::SIGHUP] {
+        // SAFETY: installing SIG_IGN runs no handler code, so no async-signal-safety rules apply.
+        if let Err(err) = unsafe { signal::signal(sig, SigHandler::SigIgn) } {
+            eprintln!("rota guardian: cannot ignore {sig}: {err}");
+        }
+    }
+    let mut watched: BTreeSet<i32> = BTreeSet::new();
+    let stdin = io::stdin();
+    for line in stdin.lock().split(b'\n') {
+        let Ok(line) = line else { break };
+        match parse_command(&line) {
+            Some(('+', pgid)) => {
+                watched.insert(pgid);
+            }
+            Some((_, pgid)) => {
+                watched.remove(&pgid);
+            }
+            None => {}
+        }
+    }
+    if !watched.is_empty() {
+        kill_groups(&watched);
+    }
+    0
+}
+
+/// Parses one `+<pgid>` or `-<pgid>` line; anything else (or a pgid ≤ 1) is ignored.
+fn parse_command(line: &[u8]) -> Option<(char, i32)> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    let mut chars = text.chars();
+    let op = chars.next()?;
+    if op != '+' && op != '-' {
+        return None;
+    }
+    let pgid: i32 = chars.as_str().parse().ok()?;
+    (pgid > 1).then_some((op, pgid))
+}
+
+fn kill_groups(groups: &BTreeSet<i32>) {
+    let mut alive: Vec<i32> = groups
+        .iter()
+        .copied()
+        .filter(|&g| signal::killpg(Pid::from_raw(g), Signal::SIGTERM) != Err(Errno::ESRCH))
+        .collect();
+    let deadline = Instant::now() + GUARDIAN_GRACE;
+    let mut pause = Duration::from_millis(5);
+    while !alive.is_empty() && Instant::now() < deadline {
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+        alive.retain(|&g| signal::killpg(Pid::from_raw(g), None) != Err(Errno::ESRCH));
+    }
+    for g in alive {
+        let _ = signal::killpg(Pid::from_raw(g), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_and_junk_is_ignored() {
+        assert_eq!(parse_command(b"+1234"), Some(('+', 1234)));
+        assert_eq!(parse_command(b"-77\r"), Some(('-', 77)));
+        assert_eq!(parse_command(b"+1"), None);
+        assert_eq!(parse_command(b"+-5"), None);
+        assert_eq!(parse_command(b"*12"), None);
+        assert_eq!(parse_command(b""), None);
+    }
+}
