@@ -7,3 +7,6 @@
 mod util;
 
 mod run;
+mod crash;
+mod dag;
+mod process;

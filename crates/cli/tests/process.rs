@@ -1,0 +1,159 @@
+//! Stopping steps: step and run timeouts, Ctrl-C, `rota cancel` from another process.
+//! Every test checks that the step's processes, including a background grandchild, are gone
+//! afterwards (polled through /proc with a generous bound).
+
+use nix::sys::signal::Signal;
+
+use crate::util::{Rota, assert_code, finish, json, read_pid, signal, step, wait_gone};
+
+/// A long step that leaves a background grandchild: its pid goes to `<id>.bg`, the shell's
+/// own pid (which then becomes a `sleep`) to `<id>.pid`.
+fn long_step(id: &str, extra: &str) -> String {
+    format!(
+        r#"  - id: {id}
+{extra}    sh: |
+      sleep 300 &
+      echo $! > {id}.bg
+      echo $$ > {id}.pid
+      exec sleep 300
+"#
+    )
+}
+
+/// Asserts that both processes of a [`long_step`] are gone.
+fn assert_step_processes_gone(rota: &Rota, id: &str) {
+    for suffix in ["pid", "bg"] {
+        let path = rota.path(&format!("{id}.{suffix}"));
+        let pid = read_pid(&path);
+        wait_gone(pid, &format!("process of step {id} ({suffix})"));
+    }
+}
+
+#[test]
+fn step_timeout_stops_the_whole_process_group() {
+    let rota = Rota::new();
+    let job = format!("id: timeout-job\nsteps:\n{}", long_step("slow", "    timeout: 2s\n"));
+    rota.write("timeout.yaml", &job);
+    let (run, output) = rota.run_json(&["run", "timeout.yaml"]);
+    assert_code(&output, 1);
+    assert_eq!(run["status"], "failed", "{run:#}");
+    let slow = step(&run, "slow");
+    assert_eq!(slow["status"], "timed_out", "{slow:#}");
+    assert!(slow["reason"].as_str().is_some_and(|r| r.contains("timed out")), "{slow:#}");
+    assert_step_processes_gone(&rota, "slow");
+}
+
+#[test]
+fn step_ignoring_sigterm_is_killed_after_the_grace_period() {
+    let rota = Rota::new();
+    rota.write(
+        "stubborn.yaml",
+        r#"id: stubborn-job
+steps:
+  - id: stubborn
+    timeout: 2s
+    sh: |
+      trap '' TERM
+      sleep 300 &
+      echo $! > stubborn.bg
+      echo $$ > stubborn.pid
+      while true; do sleep 1; done
+"#,
+    );
+    let (run, output) = rota.run_json(&["run", "stubborn.yaml"]);
+    assert_code(&output, 1);
+    assert_eq!(step(&run, "stubborn")["status"], "timed_out", "{run:#}");
+    assert_step_processes_gone(&rota, "stubborn");
+}
+
+#[test]
+fn run_timeout_stops_running_steps_and_cancels_the_rest() {
+    let rota = Rota::new();
+    let mut job = "id: run-timeout-job\npolicy:\n  timeout: 2s\nsteps:\n".to_owned();
+    job.push_str(&long_step("slow", ""));
+    job.push_str("  - id: later\n    needs: [slow]\n    when: always\n    sh: touch later.ran\n");
+    rota.write("run-timeout.yaml", &job);
+    let (run, output) = rota.run_json(&["run", "run-timeout.yaml"]);
+    assert_code(&output, 1);
+    assert_eq!(run["status"], "timed_out", "{run:#}");
+    assert!(run["reason"].as_str().is_some_and(|r| r.contains("timeout")), "{run:#}");
+    assert_eq!(step(&run, "slow")["status"], "timed_out");
+    assert_ne!(step(&run, "later")["status"], "succeeded");
+    assert!(!rota.path("later.ran").exists());
+    assert_step_processes_gone(&rota, "slow");
+    let runs = rota.runs();
+    assert_eq!(runs[0]["status"], "timed_out");
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_with_exit_code_130() {
+    let rota = Rota::new();
+    let job = format!("id: interrupt-job\nsteps:\n{}", long_step("slow", ""));
+    rota.write("interrupt.yaml", &job);
+    let child = rota.spawn(["run", "interrupt.yaml", "--output", "json"]);
+    // Once the step wrote its pid, rota's signal handlers are installed and the step runs.
+    read_pid(&rota.path("slow.bg"));
+    read_pid(&rota.path("slow.pid"));
+    signal(child.id(), Signal::SIGINT);
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    let run = json(&output);
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "slow")["status"], "cancelled", "{run:#}");
+    assert_step_processes_gone(&rota, "slow");
+    let runs = rota.runs();
+    assert_eq!(runs[0]["id"], run["id"]);
+    assert_eq!(runs[0]["status"], "cancelled");
+}
+
+#[test]
+fn rota_cancel_from_another_process_stops_the_run() {
+    let rota = Rota::new();
+    let mut job = format!("id: cancel-job\nsteps:\n{}", long_step("slow", ""));
+    job.push_str("  - id: later\n    needs: [slow]\n    sh: touch later.ran\n");
+    rota.write("cancel.yaml", &job);
+    let child = rota.spawn(["run", "cancel.yaml", "--output", "json"]);
+    let run_id = rota.wait_for_running_run();
+    read_pid(&rota.path("slow.pid"));
+
+    let (reply, cancel) = rota.run_json(&["cancel", &run_id]);
+    assert_code(&cancel, 0);
+    assert_eq!(reply["id"], run_id.as_str());
+
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    let run = json(&output);
+    assert_eq!(run["id"], run_id.as_str());
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "slow")["status"], "cancelled");
+    assert_ne!(step(&run, "later")["status"], "succeeded");
+    assert!(!rota.path("later.ran").exists());
+    assert_step_processes_gone(&rota, "slow");
+
+    let (shown, output) = rota.run_json(&["runs", "show", &run_id]);
+    assert_code(&output, 0);
+    assert_eq!(shown["status"], "cancelled");
+
+    // A finished run cannot be cancelled again, and an unknown one is a usage error.
+    let again = rota.run(["cancel", &run_id]);
+    assert_code(&again, 1);
+    let unknown = rota.run(["cancel", "no-such-run"]);
+    assert_code(&unknown, 2);
+}
+
+#[test]
+fn cancel_by_unique_prefix_works() {
+    let rota = Rota::new();
+    let job = format!("id: prefix-job\nsteps:\n{}", long_step("slow", ""));
+    rota.write("prefix.yaml", &job);
+    let child = rota.spawn(["run", "prefix.yaml"]);
+    let run_id = rota.wait_for_running_run();
+    read_pid(&rota.path("slow.pid"));
+    let prefix = &run_id[..12];
+    let cancel = rota.run(["cancel", prefix]);
+    assert_code(&cancel, 0);
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    assert_step_processes_gone(&rota, "slow");
+    assert_eq!(rota.runs()[0]["status"], "cancelled");
+}
