@@ -3,7 +3,8 @@
 //! Every `rota` command calls [`mark_abandoned_runs`] when it opens the store, so a
 //! `rota run` killed with SIGKILL is noticed by whatever runs next. The dead run's step
 //! processes were already stopped by its guardian; as a second line of defence any
-//! recorded step process group that still exists is killed here.
+//! recorded step process group that still exists is killed here. Queued runs are left
+//! alone: they belong to no process until a server claims them.
 
 use jiff::Timestamp;
 use rota_store::{Store, StoreError};
@@ -14,6 +15,11 @@ use crate::owner;
 pub async fn mark_abandoned_runs(store: &Store) -> Result<Vec<String>, StoreError> {
     let mut abandoned = Vec::new();
     for run in store.active_runs().await? {
+        // A queued run is durable work waiting for a worker (the scheduler daemon queues
+        // runs before starting them), not work of a process: it runs when a server takes it.
+        if run.status == rota_core::model::RunStatus::Queued {
+            continue;
+        }
         let o = &run.owner;
         if owner::is_alive(&o.host, o.pid, &o.start_token) {
             continue;

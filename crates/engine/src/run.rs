@@ -259,21 +259,47 @@ pub async fn execute(
     stop: RunStop,
     updates: Option<UnboundedSender<Update>>,
 ) -> Result<RunSummary, EngineError> {
+    execute_run(store, config, request, stop, updates, true).await
+}
+
+/// Like [`execute`] for a run that is already recorded and was taken for execution by
+/// this process (`Store::claim_queued_run` made it `running`): records nothing at the
+/// start, then runs it to its end. The scheduler daemon queues runs durably first.
+pub async fn execute_claimed(
+    store: &Store,
+    config: &EngineConfig,
+    request: RunRequest,
+    stop: RunStop,
+    updates: Option<UnboundedSender<Update>>,
+) -> Result<RunSummary, EngineError> {
+    execute_run(store, config, request, stop, updates, false).await
+}
+
+async fn execute_run(
+    store: &Store,
+    config: &EngineConfig,
+    request: RunRequest,
+    stop: RunStop,
+    updates: Option<UnboundedSender<Update>>,
+    create: bool,
+) -> Result<RunSummary, EngineError> {
     let run_dir = config.artifacts_dir.join(&request.run_id);
     std::fs::create_dir_all(&run_dir).map_err(|source| EngineError::Artifacts {
         path: run_dir.clone(),
         source,
     })?;
     let recorder = Recorder::spawn(store.clone());
-    let now = Timestamp::now();
-    recorder.send(RunEvent::RunCreated {
-        run: new_run(&request, now),
-    });
-    recorder.send(RunEvent::RunStarted {
-        run_id: request.run_id.clone(),
-        at: now,
-    });
-    recorder.flush().await?;
+    if create {
+        let now = Timestamp::now();
+        recorder.send(RunEvent::RunCreated {
+            run: new_run(&request, now),
+        });
+        recorder.send(RunEvent::RunStarted {
+            run_id: request.run_id.clone(),
+            at: now,
+        });
+        recorder.flush().await?;
+    }
 
     let deadline = request.job.policy.timeout.map(|timeout| {
         let stop = stop.clone();

@@ -6,6 +6,10 @@
 //! (and later the server) reads runs, logs and events back, requests cancellation from
 //! another process, and recovers runs whose process died.
 //!
+//! The scheduler daemon records every schedule occurrence with [`Store::record_occurrence`],
+//! which inserts the occurrence and its queued run in one transaction, so an occurrence
+//! never runs twice.
+//!
 //! The backend is SQLite (`$ROTA_HOME/rota.db`) for now. The schema is kept portable so a
 //! PostgreSQL backend with the same semantics can follow: ids are text, timestamps are
 //! integer microseconds since the Unix epoch (UTC), JSON is stored as text.
@@ -31,6 +35,8 @@
 //! ```
 #![warn(missing_docs)]
 
+mod audit;
+mod catalog;
 mod control;
 mod convert;
 mod error;
@@ -38,13 +44,21 @@ mod events;
 mod jobs;
 mod read;
 mod records;
+mod schedule;
 mod store;
+mod tokens;
 mod write;
 
+pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
+pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use records::{
     ActiveRun, EventRecord, JobRevision, LogRecord, RunCursor, RunFilter, RunRecord, RunningStep,
     StepAttemptRecord, StepRunRecord,
 };
+pub use schedule::{
+    JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerState,
+};
 pub use store::{DB_FILE, Store};
+pub use tokens::{Grant, NewToken, Role, TokenRecord};

@@ -212,7 +212,7 @@ async fn apply<'a>(
     }
 }
 
-async fn create_run<'a>(
+pub(crate) async fn create_run<'a>(
     conn: &mut SqliteConnection,
     run: &'a NewRun,
     rows: &mut Rows<'a>,
@@ -312,7 +312,7 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
 
 /// Rows collected while a batch is applied, written by [`Rows::flush`].
 #[derive(Default)]
-struct Rows<'a> {
+pub(crate) struct Rows<'a> {
     events: Vec<EventRow<'a>>,
     logs: Vec<LogRow<'a>>,
 }
@@ -355,7 +355,7 @@ impl<'a> Rows<'a> {
         });
     }
 
-    async fn flush(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    pub(crate) async fn flush(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         for chunk in self.events.chunks(CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (at, kind, run_id, step_id, data) ",

@@ -978,3 +978,6 @@ async fn records_a_thousand_step_batch_in_one_call() -> TestResult {
     );
     Ok(())
 }
+
+#[path = "store/schedule.rs"]
+mod schedule;
