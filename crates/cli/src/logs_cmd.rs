@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use rota_store::LogStream;
 
+use crate::EXIT_USAGE;
 use crate::args::LogsArgs;
 use crate::home::Home;
 use crate::output::write_stdout;
 use crate::runs_cmd::find;
-use crate::EXIT_USAGE;
 
 const PAGE: u32 = 5000;
 
@@ -17,11 +17,11 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
     let Some(run) = find(&store, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    if let Some(step) = &args.step {
-        if !run.steps.iter().any(|s| &s.step_id == step) {
-            eprintln!("rota: run {} has no step {step:?}", run.id);
-            return Ok(EXIT_USAGE);
-        }
+    if let Some(step) = &args.step
+        && !run.steps.iter().any(|s| &s.step_id == step)
+    {
+        eprintln!("rota: run {} has no step {step:?}", run.id);
+        return Ok(EXIT_USAGE);
     }
     let mut after = 0;
     loop {
@@ -32,7 +32,9 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
             None => true,
         };
         loop {
-            let lines = store.logs(&run.id, args.step.as_deref(), after, PAGE).await?;
+            let lines = store
+                .logs(&run.id, args.step.as_deref(), after, PAGE)
+                .await?;
             let Some(last) = lines.last() else { break };
             after = last.seq;
             let mut text = String::new();

@@ -28,7 +28,15 @@ fn main() -> ExitCode {
         return ExitCode::from(rota_engine::guardian::guardian_main() as u8);
     }
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Processes a step leaves behind are re-parented to `rota` rather than to PID 1 (which
+    // may not reap them), so the supervisor can kill and reap its whole process group.
+    if let Err(error) = rota_engine::process::adopt_orphans() {
+        tracing::warn!(%error, "cannot become a child subreaper");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("rota: cannot start the async runtime: {error}");

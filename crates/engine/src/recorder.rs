@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 /// Largest number of events written in one transaction.
 const MAX_BATCH: usize = 4096;
 
+// Events are the common message; boxing them to shrink the rare `Flush` would cost an
+// allocation per event.
+#[allow(clippy::large_enum_variant)]
 enum Message {
     Event(RunEvent),
     Flush(oneshot::Sender<Result<(), String>>),
@@ -69,11 +72,12 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Message>) {
                 Err(_) => break,
             }
         }
-        if failure.is_none() && !batch.is_empty() {
-            if let Err(error) = write_with_retry(&store, &batch).await {
-                tracing::error!(%error, "recording run events failed");
-                failure = Some(error.to_string());
-            }
+        if failure.is_none()
+            && !batch.is_empty()
+            && let Err(error) = write_with_retry(&store, &batch).await
+        {
+            tracing::error!(%error, "recording run events failed");
+            failure = Some(error.to_string());
         }
         batch.clear();
         for waiter in waiters.drain(..) {
