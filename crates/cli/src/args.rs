@@ -212,10 +212,14 @@ mod tests {
     #[test]
     fn run_takes_a_file_a_command_or_argv() {
         let cli = Cli::try_parse_from(["rota", "run", "job.yaml", "-p", "a=b=c"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!("not run") };
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(args.params, vec![("a".to_owned(), "b=c".to_owned())]);
         let cli = Cli::try_parse_from(["rota", "run", "--", "echo", "hi"]).unwrap();
-        let Command::Run(args) = cli.command else { panic!("not run") };
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
         assert_eq!(args.argv, ["echo", "hi"]);
         assert!(Cli::try_parse_from(["rota", "run"]).is_err());
         assert!(Cli::try_parse_from(["rota", "run", "f.yaml", "-p", "novalue"]).is_err());

@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
+use crate::EXIT_USAGE;
 use crate::args::{JobsArgs, ValidateArgs};
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::EXIT_USAGE;
 
 pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
     let mut reports = Vec::new();
@@ -28,7 +28,9 @@ pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
                     .iter()
                     .map(|d| json!({ "line": d.line, "column": d.col, "message": d.message }))
                     .collect();
-                reports.push(json!({ "file": name, "valid": false, "jobs": [], "problems": problems }));
+                reports.push(
+                    json!({ "file": name, "valid": false, "jobs": [], "problems": problems }),
+                );
             }
             Err(error) => {
                 all_valid = false;
@@ -75,6 +77,9 @@ pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<
             ]
         })
         .collect();
-    out.table(&["JOB", "NAMESPACE", "REVISION", "UPDATED", "SOURCE"], &rows);
+    out.table(
+        &["JOB", "NAMESPACE", "REVISION", "UPDATED", "SOURCE"],
+        &rows,
+    );
     Ok(0)
 }

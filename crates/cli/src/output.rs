@@ -67,7 +67,9 @@ impl Printer {
 /// stop `rota run`, whose record and exit code matter more than its echo: the text is dropped.
 pub fn write_stdout(text: &str) {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush());
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush());
 }
 
 /// The JSON contract of a run (`rota run --output json`, `rota runs --output json`).

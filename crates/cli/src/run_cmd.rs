@@ -14,10 +14,10 @@ use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason, Update};
 use rota_store::{NewJobRevision, Store};
 use tokio::sync::mpsc;
 
+use crate::EXIT_USAGE;
 use crate::args::RunArgs;
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::EXIT_USAGE;
 
 /// A job ready to run, with where it came from.
 struct Loaded {
@@ -80,7 +80,12 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
     execute(home, &store, request, out).await
 }
 
-async fn execute(home: &Home, store: &Store, request: RunRequest, out: &Printer) -> anyhow::Result<u8> {
+async fn execute(
+    home: &Home,
+    store: &Store,
+    request: RunRequest,
+    out: &Printer,
+) -> anyhow::Result<u8> {
     let guardian = spawn_guardian();
     let config = EngineConfig {
         artifacts_dir: home.artifacts_dir(),
@@ -92,7 +97,11 @@ async fn execute(home: &Home, store: &Store, request: RunRequest, out: &Printer)
     let run_id = request.run_id.clone();
     let watchers = [
         tokio::spawn(stop_on_signals(stop.clone())),
-        tokio::spawn(stop_on_cancel_request(store.clone(), run_id.clone(), stop.clone())),
+        tokio::spawn(stop_on_cancel_request(
+            store.clone(),
+            run_id.clone(),
+            stop.clone(),
+        )),
     ];
     if !out.is_json() {
         eprintln!("run {run_id} of {} started", request.job.id);
@@ -173,7 +182,11 @@ async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool)
     use std::io::Write;
     while let Some(update) = updates.recv().await {
         let text = match update {
-            Update::StepStarted { step, attempt, command } if attempt > 1 => {
+            Update::StepStarted {
+                step,
+                attempt,
+                command,
+            } if attempt > 1 => {
                 format!("{step} | ▶ attempt {attempt}: {command}\n")
             }
             Update::StepStarted { step, command, .. } => format!("{step} | ▶ {command}\n"),
@@ -181,7 +194,12 @@ async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool)
                 Stream::Stdout => format!("{step} | {}\n", line.text),
                 Stream::Stderr => format!("{step} ! {}\n", line.text),
             },
-            Update::StepFinished { step, status, reason, .. } => match reason {
+            Update::StepFinished {
+                step,
+                status,
+                reason,
+                ..
+            } => match reason {
                 Some(reason) => format!("{step} | ■ {} ({reason})\n", status.as_str()),
                 None => format!("{step} | ■ {}\n", status.as_str()),
             },
@@ -211,25 +229,46 @@ fn print_summary(out: &Printer, run: &rota_store::RunRecord) {
         })
         .collect();
     out.text("\n");
-    out.table(&["STEP", "STATUS", "EXIT", "ATTEMPTS", "DURATION", "REASON"], &rows);
+    out.table(
+        &["STEP", "STATUS", "EXIT", "ATTEMPTS", "DURATION", "REASON"],
+        &rows,
+    );
     out.text(&format!(
         "\nrun {} {} in {}{}\n",
         run.id,
         run.status.as_str(),
         output::elapsed(run.started_at, run.finished_at),
-        run.reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default()
+        run.reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
     ));
 }
 
 /// Finds what to run: an ad-hoc command, a job file, or a stored job.
 async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageError> {
-    let cwd = std::env::current_dir().map_err(|e| UsageError(format!("rota: no working directory: {e}")))?;
+    let cwd = std::env::current_dir()
+        .map_err(|e| UsageError(format!("rota: no working directory: {e}")))?;
     if let Some(command) = &args.command {
-        return Ok(ad_hoc(StepKind::Sh { command: command.clone() }, command, &cwd, args));
+        return Ok(ad_hoc(
+            StepKind::Sh {
+                command: command.clone(),
+            },
+            command,
+            &cwd,
+            args,
+        ));
     }
     if !args.argv.is_empty() {
         let text = args.argv.join(" ");
-        return Ok(ad_hoc(StepKind::Exec { argv: args.argv.clone() }, &text, &cwd, args));
+        return Ok(ad_hoc(
+            StepKind::Exec {
+                argv: args.argv.clone(),
+            },
+            &text,
+            &cwd,
+            args,
+        ));
     }
     let target = args.target.as_deref().unwrap_or_default();
     let path = Path::new(target);
@@ -243,7 +282,10 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Loaded, UsageError> {
     let file = rota_core::parse::load_file(path).map_err(|e| UsageError(e.to_string()))?;
     let job = pick_job(file.jobs, args.job.as_deref(), &path.display().to_string())?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let base_dir = absolute.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = absolute
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."));
     let namespace = job
         .namespace
         .clone()
@@ -259,7 +301,10 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Loaded, UsageError> {
 }
 
 async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Loaded, UsageError> {
-    let namespace = args.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
     let revision = store
         .latest_job_revision(&namespace, job_id)
         .await
@@ -269,12 +314,18 @@ async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Load
                 "rota: {job_id:?} is neither a file nor a stored job in namespace {namespace:?}"
             ))
         })?;
-    let origin = revision.source_path.clone().unwrap_or_else(|| format!("{job_id} (stored)"));
+    let origin = revision
+        .source_path
+        .clone()
+        .unwrap_or_else(|| format!("{job_id} (stored)"));
     let format = rota_core::parse::Format::from_path(Path::new(&origin));
     let jobs = rota_core::parse::parse_str(&revision.source, &origin, format)
         .map_err(|e| UsageError(e.to_string()))?;
     let job = pick_job(jobs, Some(job_id), &origin)?;
-    let base_dir = Path::new(&origin).parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+    let base_dir = Path::new(&origin)
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_else(|| PathBuf::from("."));
     Ok(Loaded {
         job,
         source: revision.source,
@@ -288,7 +339,10 @@ fn pick_job(jobs: Vec<Job>, wanted: Option<&str>, origin: &str) -> Result<Job, U
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
     match wanted {
         Some(id) => jobs.into_iter().find(|j| j.id == id).ok_or_else(|| {
-            UsageError(format!("rota: {origin} has no job {id:?} (it has: {})", ids.join(", ")))
+            UsageError(format!(
+                "rota: {origin} has no job {id:?} (it has: {})",
+                ids.join(", ")
+            ))
         }),
         None if jobs.len() == 1 => Ok(jobs.into_iter().next().expect("one job")),
         None => Err(UsageError(format!(
@@ -344,7 +398,10 @@ fn ephemeral_namespace(what: &str) -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown-user".to_owned());
-    let digest = sha2::Sha256::digest(format!("{}\0{user}\0{what}", rota_engine::owner::host_name()));
+    let digest = sha2::Sha256::digest(format!(
+        "{}\0{user}\0{what}",
+        rota_engine::owner::host_name()
+    ));
     format!("adhoc-{}", &hex::encode(digest)[..10])
 }
 

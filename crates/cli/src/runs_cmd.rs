@@ -5,10 +5,10 @@ use rota_core::model::RunStatus;
 use rota_store::{RunFilter, RunRecord, StoreError};
 use serde_json::Value;
 
+use crate::EXIT_USAGE;
 use crate::args::{CancelArgs, RunsArgs, RunsCommand};
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::EXIT_USAGE;
 
 pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
@@ -55,7 +55,18 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
             ]
         })
         .collect();
-    out.table(&["RUN", "JOB", "STATUS", "STARTED", "DURATION", "TRIGGER", "NAMESPACE"], &rows);
+    out.table(
+        &[
+            "RUN",
+            "JOB",
+            "STATUS",
+            "STARTED",
+            "DURATION",
+            "TRIGGER",
+            "NAMESPACE",
+        ],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -83,7 +94,10 @@ fn show(out: &Printer, run: &RunRecord) {
         run.job_revision,
         run.namespace,
         run.status.as_str(),
-        run.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default(),
+        run.reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
         run.trigger,
         if run.dry_run { " (dry run)" } else { "" },
         output::when(Some(run.created_at)),
@@ -91,14 +105,21 @@ fn show(out: &Printer, run: &RunRecord) {
         run.params,
     );
     if run.status == RunStatus::Running {
-        text.push_str(&format!("owner      pid {} on {}\n\n", run.owner.pid, run.owner.host));
+        text.push_str(&format!(
+            "owner      pid {} on {}\n\n",
+            run.owner.pid, run.owner.host
+        ));
     }
     out.text(&text);
     let rows: Vec<Vec<String>> = run
         .steps
         .iter()
         .map(|step| {
-            let outputs: Vec<String> = step.outputs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let outputs: Vec<String> = step
+                .outputs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             vec![
                 step.step_id.clone(),
                 step.status.as_str().to_owned(),
@@ -110,7 +131,12 @@ fn show(out: &Printer, run: &RunRecord) {
             ]
         })
         .collect();
-    out.table(&["STEP", "STATUS", "EXIT", "ATTEMPTS", "DURATION", "OUTPUTS", "REASON"], &rows);
+    out.table(
+        &[
+            "STEP", "STATUS", "EXIT", "ATTEMPTS", "DURATION", "OUTPUTS", "REASON",
+        ],
+        &rows,
+    );
 }
 
 pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Result<u8> {
@@ -121,7 +147,11 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
     let by = format!("rota cancel (pid {})", std::process::id());
     let accepted = store.request_cancel(&run.id, &by).await?;
     if !accepted {
-        eprintln!("rota: run {} already finished ({})", run.id, run.status.as_str());
+        eprintln!(
+            "rota: run {} already finished ({})",
+            run.id,
+            run.status.as_str()
+        );
         return Ok(1);
     }
     // Wake the owning `rota run` at once; it also polls the flag, so a failed signal

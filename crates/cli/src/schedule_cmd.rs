@@ -2,13 +2,18 @@
 
 use serde_json::Value;
 
+use crate::EXIT_USAGE;
 use crate::args::ScheduleCommand;
 use crate::output::Printer;
-use crate::EXIT_USAGE;
 
 pub fn schedule(command: ScheduleCommand, out: &Printer) -> u8 {
     match command {
-        ScheduleCommand::Preview { cron, tz, from, count } => preview(&cron, &tz, from.as_deref(), count, out),
+        ScheduleCommand::Preview {
+            cron,
+            tz,
+            from,
+            count,
+        } => preview(&cron, &tz, from.as_deref(), count, out),
     }
 }
 
@@ -32,7 +37,9 @@ fn preview(cron: &str, tz: &str, from: Option<&str>, count: usize, out: &Printer
         Some(text) => match parse_instant(text) {
             Some(at) => at,
             None => {
-                eprintln!("rota: --from {text:?} is not an RFC 3339 instant (e.g. 2026-03-29T00:00:00Z)");
+                eprintln!(
+                    "rota: --from {text:?} is not an RFC 3339 instant (e.g. 2026-03-29T00:00:00Z)"
+                );
                 return EXIT_USAGE;
             }
         },
@@ -48,7 +55,9 @@ fn preview(cron: &str, tz: &str, from: Option<&str>, count: usize, out: &Printer
         );
     }
     if out.is_json() {
-        out.json(&Value::Array(times.into_iter().map(Value::String).collect()));
+        out.json(&Value::Array(
+            times.into_iter().map(Value::String).collect(),
+        ));
     } else {
         out.text(&times.iter().map(|t| format!("{t}\n")).collect::<String>());
     }

@@ -7,13 +7,13 @@
 #![warn(missing_docs)]
 
 pub mod guardian;
-pub mod process;
-pub mod redact;
+pub mod ids;
+mod notebook_step;
 pub mod outputs;
 pub mod owner;
+pub mod process;
 pub mod recorder;
+pub mod recovery;
+pub mod redact;
 pub mod run;
 mod step;
-pub mod ids;
-pub mod recovery;
-mod notebook_step;

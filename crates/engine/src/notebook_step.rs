@@ -50,7 +50,8 @@ pub(crate) fn resolve(
         return Err("not a notebook step".to_owned());
     };
     let render = |text: &str| {
-        rota_core::template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
+        rota_core::template::render(text, ctx)
+            .map_err(|e| format!("cannot render template {text:?}: {e}"))
     };
     let mut rendered = BTreeMap::new();
     for (name, value) in params {
@@ -59,8 +60,14 @@ pub(crate) fn resolve(
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
     let request = rota_notebook::StepRequest {
         input: shared.base_dir.join(render(path)?),
-        output: shared.run_dir.join(format!("{}.{attempt_no}.ipynb", step.id)),
-        report: Some(shared.run_dir.join(format!("{}.{attempt_no}.html", step.id))),
+        output: shared
+            .run_dir
+            .join(format!("{}.{attempt_no}.ipynb", step.id)),
+        report: Some(
+            shared
+                .run_dir
+                .join(format!("{}.{attempt_no}.html", step.id)),
+        ),
         params: rendered,
         kernel: kernel.clone(),
         cell_timeout: *cell_timeout,
@@ -69,7 +76,10 @@ pub(crate) fn resolve(
         cancel: shared.stop.token().child_token(),
         log: log_tx,
     };
-    Ok(NotebookWork { request, log: log_rx })
+    Ok(NotebookWork {
+        request,
+        log: log_rx,
+    })
 }
 
 pub(crate) async fn run(

@@ -37,7 +37,9 @@ pub async fn mark_abandoned_runs(store: &Store) -> Result<Vec<String>, StoreErro
             "the rota process (pid {}) on {} that ran it died",
             o.pid, o.host
         );
-        store.mark_abandoned(&run.id, &reason, Timestamp::now()).await?;
+        store
+            .mark_abandoned(&run.id, &reason, Timestamp::now())
+            .await?;
         abandoned.push(run.id);
     }
     Ok(abandoned)

@@ -375,7 +375,12 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
     let needs: Vec<Vec<usize>> = job
         .steps
         .iter()
-        .map(|s| s.needs.iter().filter_map(|n| index_of.get(n.as_str()).copied()).collect())
+        .map(|s| {
+            s.needs
+                .iter()
+                .filter_map(|n| index_of.get(n.as_str()).copied())
+                .collect()
+        })
         .collect();
     let mut states: Vec<StepState> = vec![
         StepState {
@@ -427,7 +432,8 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
                 // A panicking step task is a bug; the run records it rather than hanging.
                 tracing::error!(%join_error, "step task failed");
                 if let Some(i) = states.iter().position(|s| s.started && s.outcome.is_none()) {
-                    let result = StepResult::internal_error(format!("internal error: {join_error}"));
+                    let result =
+                        StepResult::internal_error(format!("internal error: {join_error}"));
                     apply_result(shared, &mut states[i], i, result);
                 }
             }
@@ -476,8 +482,14 @@ fn check_condition(shared: &Shared, ctx: &Context, index: usize) -> Option<(Outc
     let expr = shared.job.steps[index].if_expr.as_ref()?;
     match template::eval_condition(expr, ctx) {
         Ok(true) => None,
-        Ok(false) => Some((Outcome::SkippedByCondition, format!("`if: {expr}` is false"))),
-        Err(error) => Some((Outcome::Failed, format!("cannot evaluate `if: {expr}`: {error}"))),
+        Ok(false) => Some((
+            Outcome::SkippedByCondition,
+            format!("`if: {expr}` is false"),
+        )),
+        Err(error) => Some((
+            Outcome::Failed,
+            format!("cannot evaluate `if: {expr}`: {error}"),
+        )),
     }
 }
 
@@ -580,12 +592,17 @@ fn final_status(
     stop: Option<StopReason>,
 ) -> (RunStatus, Option<String>) {
     match stop {
-        Some(StopReason::Cancelled(by)) => return (RunStatus::Cancelled, Some(format!("cancelled by {by}"))),
+        Some(StopReason::Cancelled(by)) => {
+            return (RunStatus::Cancelled, Some(format!("cancelled by {by}")));
+        }
         Some(StopReason::TimedOut) => {
             let timeout = job.policy.timeout.unwrap_or_default();
             return (
                 RunStatus::TimedOut,
-                Some(format!("run exceeded its timeout of {}", humantime(timeout))),
+                Some(format!(
+                    "run exceeded its timeout of {}",
+                    humantime(timeout)
+                )),
             );
         }
         None => {}
@@ -600,7 +617,10 @@ fn final_status(
     if failed.is_empty() {
         (RunStatus::Succeeded, None)
     } else {
-        (RunStatus::Failed, Some(format!("failed steps: {}", failed.join(", "))))
+        (
+            RunStatus::Failed,
+            Some(format!("failed steps: {}", failed.join(", "))),
+        )
     }
 }
 

@@ -53,7 +53,10 @@ struct Attempt {
 
 /// A step's work with every template rendered.
 enum Resolved {
-    Process { spec: ProcessSpec, display: String },
+    Process {
+        spec: ProcessSpec,
+        display: String,
+    },
     Notebook(crate::notebook_step::NotebookWork),
     /// A dry run that runs nothing: show what would have run.
     Echo(String),
@@ -130,7 +133,12 @@ async fn run_attempt(shared: &Shared, step: &Step, attempt_no: u32, ctx: &Contex
         }
         Resolved::Echo(display) => {
             record_start(shared, step, attempt_no, display.clone());
-            system_line(shared, step, attempt_no, format!("dry run: would run {display}"));
+            system_line(
+                shared,
+                step,
+                attempt_no,
+                format!("dry run: would run {display}"),
+            );
             Attempt {
                 status: StepStatus::Succeeded,
                 exit_code: None,
@@ -214,23 +222,39 @@ fn resolve(
         None => shared.base_dir.clone(),
     };
     if let StepKind::Notebook { .. } = &step.kind {
-        return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir).map(Resolved::Notebook);
+        return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir)
+            .map(Resolved::Notebook);
     }
     let (program, args) = match (&step.kind, dry_run) {
-        (_, Some(DryRun::Command(command))) => ("sh".to_owned(), vec!["-c".to_owned(), render(command)?]),
+        (_, Some(DryRun::Command(command))) => {
+            ("sh".to_owned(), vec!["-c".to_owned(), render(command)?])
+        }
         (StepKind::Sh { command }, _) => ("sh".to_owned(), vec!["-c".to_owned(), render(command)?]),
         (StepKind::Exec { argv }, _) => {
-            let mut argv = argv.iter().map(|a| render(a)).collect::<Result<Vec<_>, _>>()?;
+            let mut argv = argv
+                .iter()
+                .map(|a| render(a))
+                .collect::<Result<Vec<_>, _>>()?;
             if argv.is_empty() {
                 return Err("`exec` needs at least a program".to_owned());
             }
             let program = argv.remove(0);
             (program, argv)
         }
-        (StepKind::Script { path, interpreter, args }, _) => {
+        (
+            StepKind::Script {
+                path,
+                interpreter,
+                args,
+            },
+            _,
+        ) => {
             let script = shared.base_dir.join(render(path)?);
             let mut argv: Vec<String> = match interpreter {
-                Some(interpreter) => render(interpreter)?.split_whitespace().map(str::to_owned).collect(),
+                Some(interpreter) => render(interpreter)?
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
                 None => Vec::new(),
             };
             argv.push(script.display().to_string());
@@ -242,7 +266,12 @@ fn resolve(
         }
         (StepKind::Notebook { .. }, _) => unreachable!("notebook steps returned above"),
     };
-    let display = shell_display(&program, &args);
+    // The display goes to live output and (in dry runs) to the stored logs, and a rendered
+    // `{{ secrets.X }}` may sit in it.
+    let display = shared
+        .redactor
+        .redact(&shell_display(&program, &args))
+        .into_owned();
     if matches!(dry_run, Some(DryRun::EchoOnly)) {
         return Ok(Resolved::Echo(display));
     }
@@ -276,13 +305,22 @@ fn resolve(
 }
 
 /// Renders every string inside a JSON value.
-pub(crate) fn render_value(value: &serde_json::Value, ctx: &Context) -> Result<serde_json::Value, String> {
+pub(crate) fn render_value(
+    value: &serde_json::Value,
+    ctx: &Context,
+) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     Ok(match value {
         J::String(text) => J::String(
-            template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))?,
+            template::render(text, ctx)
+                .map_err(|e| format!("cannot render template {text:?}: {e}"))?,
         ),
-        J::Array(items) => J::Array(items.iter().map(|v| render_value(v, ctx)).collect::<Result<_, _>>()?),
+        J::Array(items) => J::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
         J::Object(map) => {
             let mut out = serde_json::Map::new();
             for (k, v) in map {
@@ -304,15 +342,20 @@ async fn run_process(
     let mut on_line = |line: LogLine| record_line(shared, step, attempt_no, line);
     let token = shared.stop.token().child_token();
     let guardian = shared.config.guardian.as_deref();
-    let outcome = match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {
-        Ok(outcome) => outcome,
-        Err(error) => return failed(format!("cannot start {}: {error}", spec.program)),
-    };
+    let outcome =
+        match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {
+            Ok(outcome) => outcome,
+            Err(error) => return failed(format!("cannot start {}: {error}", spec.program)),
+        };
     let outputs = outputs::read_outputs(output_path);
     let _ = std::fs::remove_file(output_path);
     let (status, exit_code, reason) = match outcome.ending {
         Ending::Exited(0) => (StepStatus::Succeeded, Some(0), None),
-        Ending::Exited(code) => (StepStatus::Failed, Some(code), Some(format!("exited with code {code}"))),
+        Ending::Exited(code) => (
+            StepStatus::Failed,
+            Some(code),
+            Some(format!("exited with code {code}")),
+        ),
         Ending::Signalled(signal) => (
             StepStatus::Failed,
             None,
