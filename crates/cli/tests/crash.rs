@@ -34,12 +34,19 @@ steps:
 
     let listing = rota.run(["runs", "--output", "json"]);
     assert_code(&listing, 0);
-    assert!(stderr(&listing).contains(&run_id), "the abandonment is reported: {}", stderr(&listing));
+    assert!(
+        stderr(&listing).contains(&run_id),
+        "the abandonment is reported: {}",
+        stderr(&listing)
+    );
     let runs: serde_json::Value = serde_json::from_slice(&listing.stdout).expect("JSON");
     let run = &runs[0];
     assert_eq!(run["id"], run_id.as_str());
     assert_eq!(run["status"], "abandoned", "{run:#}");
-    assert!(run["reason"].as_str().is_some_and(|r| !r.is_empty()), "{run:#}");
+    assert!(
+        run["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{run:#}"
+    );
 
     // The verdict is stored, not recomputed: it stays the same and filters find it.
     let (filtered, output) = rota.run_json(&["runs", "--status", "abandoned"]);

@@ -75,7 +75,11 @@ fn concurrency_one_runs_steps_one_at_a_time() {
     // No interval overlaps another: every start is directly followed by its own end.
     for pair in lines.chunks(2) {
         let started = pair[0].strip_prefix("start ").expect("a start line");
-        assert_eq!(pair[1], format!("end {started}"), "intervals overlap: {lines:?}");
+        assert_eq!(
+            pair[1],
+            format!("end {started}"),
+            "intervals overlap: {lines:?}"
+        );
     }
 }
 
@@ -174,14 +178,22 @@ steps:
 #[test]
 fn retries_until_success_with_constant_backoff() {
     let rota = Rota::new();
-    rota.write("flaky.yaml", &flaky_job("{ attempts: 3, initial: 100ms }", 3));
+    rota.write(
+        "flaky.yaml",
+        &flaky_job("{ attempts: 3, initial: 100ms }", 3),
+    );
     let (run, output) = rota.run_json(&["run", "flaky.yaml"]);
     assert_code(&output, 0);
     let flaky = step(&run, "flaky");
     assert_eq!(flaky["status"], "succeeded");
     assert_eq!(flaky["attempts"], 3);
     assert_eq!(flaky["outputs"]["attempt"], "3");
-    assert_eq!(std::fs::read_to_string(rota.path("count")).expect("count").trim(), "3");
+    assert_eq!(
+        std::fs::read_to_string(rota.path("count"))
+            .expect("count")
+            .trim(),
+        "3"
+    );
 }
 
 #[test]
@@ -197,7 +209,12 @@ fn retries_with_exponential_backoff_give_up_after_the_last_attempt() {
     assert_eq!(flaky["status"], "failed");
     assert_eq!(flaky["attempts"], 3);
     assert_eq!(flaky["exit_code"], 1);
-    assert_eq!(std::fs::read_to_string(rota.path("count")).expect("count").trim(), "3");
+    assert_eq!(
+        std::fs::read_to_string(rota.path("count"))
+            .expect("count")
+            .trim(),
+        "3"
+    );
 }
 
 #[test]
@@ -205,7 +222,10 @@ fn exponential_backoff_retry_can_succeed() {
     let rota = Rota::new();
     rota.write(
         "flaky.yaml",
-        &flaky_job("{ attempts: 4, backoff: exponential, initial: 50ms, max: 200ms }", 2),
+        &flaky_job(
+            "{ attempts: 4, backoff: exponential, initial: 50ms, max: 200ms }",
+            2,
+        ),
     );
     let (run, output) = rota.run_json(&["run", "flaky.yaml"]);
     assert_code(&output, 0);

@@ -6,7 +6,10 @@
 
 mod util;
 
-mod run;
 mod crash;
 mod dag;
+mod logs;
 mod process;
+mod run;
+mod runs;
+mod validate;

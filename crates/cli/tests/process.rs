@@ -32,14 +32,22 @@ fn assert_step_processes_gone(rota: &Rota, id: &str) {
 #[test]
 fn step_timeout_stops_the_whole_process_group() {
     let rota = Rota::new();
-    let job = format!("id: timeout-job\nsteps:\n{}", long_step("slow", "    timeout: 2s\n"));
+    let job = format!(
+        "id: timeout-job\nsteps:\n{}",
+        long_step("slow", "    timeout: 2s\n")
+    );
     rota.write("timeout.yaml", &job);
     let (run, output) = rota.run_json(&["run", "timeout.yaml"]);
     assert_code(&output, 1);
     assert_eq!(run["status"], "failed", "{run:#}");
     let slow = step(&run, "slow");
     assert_eq!(slow["status"], "timed_out", "{slow:#}");
-    assert!(slow["reason"].as_str().is_some_and(|r| r.contains("timed out")), "{slow:#}");
+    assert!(
+        slow["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("timed out")),
+        "{slow:#}"
+    );
     assert_step_processes_gone(&rota, "slow");
 }
 
@@ -76,7 +84,12 @@ fn run_timeout_stops_running_steps_and_cancels_the_rest() {
     let (run, output) = rota.run_json(&["run", "run-timeout.yaml"]);
     assert_code(&output, 1);
     assert_eq!(run["status"], "timed_out", "{run:#}");
-    assert!(run["reason"].as_str().is_some_and(|r| r.contains("timeout")), "{run:#}");
+    assert!(
+        run["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("timeout")),
+        "{run:#}"
+    );
     assert_eq!(step(&run, "slow")["status"], "timed_out");
     assert_ne!(step(&run, "later")["status"], "succeeded");
     assert!(!rota.path("later.ran").exists());

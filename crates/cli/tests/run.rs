@@ -1,7 +1,7 @@
 //! `rota run`: the JSON contract, exit codes, ad-hoc commands, step kinds, parameters,
 //! environment, working directories, outputs and dry runs.
 
-use crate::util::{Rota, assert_code, describe, example, step, stderr, stdout};
+use crate::util::{Rota, assert_code, describe, example, stderr, stdout, step};
 
 #[test]
 fn hello_example_succeeds_with_the_json_contract() {
@@ -11,8 +11,14 @@ fn hello_example_succeeds_with_the_json_contract() {
     assert_code(&output, 0);
     assert_eq!(run["job"], "hello");
     assert_eq!(run["status"], "succeeded");
-    assert!(run["id"].as_str().is_some_and(|id| !id.is_empty()), "{run:#}");
-    assert!(run["namespace"].as_str().is_some_and(|ns| !ns.is_empty()), "{run:#}");
+    assert!(
+        run["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{run:#}"
+    );
+    assert!(
+        run["namespace"].as_str().is_some_and(|ns| !ns.is_empty()),
+        "{run:#}"
+    );
     let ids: Vec<&str> = run["steps"]
         .as_array()
         .expect("steps")
@@ -26,9 +32,17 @@ fn hello_example_succeeds_with_the_json_contract() {
         assert_eq!(s["attempts"], 1, "{s:#}");
         assert!(s["outputs"].is_object(), "{s:#}");
     }
-    assert!(step(&run, "kernel")["outputs"]["kernel"].as_str().is_some_and(|k| !k.is_empty()));
+    assert!(
+        step(&run, "kernel")["outputs"]["kernel"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
     // Live lines go to stderr in JSON mode, so stdout held exactly one JSON document.
-    assert!(stderr(&output).contains("summary | running on kernel"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("summary | running on kernel"),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -53,7 +67,8 @@ fn ad_hoc_shell_command_runs_one_step() {
     assert_code(&output, 0);
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["steps"].as_array().map(Vec::len), Some(1));
-    let made = std::fs::read_to_string(rota.path("made-by-command")).expect("file made by the step");
+    let made =
+        std::fs::read_to_string(rota.path("made-by-command")).expect("file made by the step");
     assert_eq!(made, "hi\n");
 }
 
@@ -63,7 +78,11 @@ fn ad_hoc_argv_runs_without_a_shell() {
     // With no shell, `>` is an ordinary argument that echo prints.
     let output = rota.run(["run", "--", "echo", "a > b", "$HOME"]);
     assert_code(&output, 0);
-    assert!(stdout(&output).contains("main | a > b $HOME"), "{}", describe(&output));
+    assert!(
+        stdout(&output).contains("main | a > b $HOME"),
+        "{}",
+        describe(&output)
+    );
     assert!(!rota.path("b").exists());
     let failing = rota.run(["run", "--", "false"]);
     assert_code(&failing, 1);
@@ -84,7 +103,11 @@ fn missing_file_is_a_usage_error() {
     let rota = Rota::new();
     let output = rota.run(["run", "no-such-file.yaml"]);
     assert_code(&output, 2);
-    assert!(stderr(&output).contains("no-such-file.yaml"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("no-such-file.yaml"),
+        "{}",
+        describe(&output)
+    );
     assert!(rota.runs().is_empty());
 }
 
@@ -151,9 +174,16 @@ fn param_of_the_wrong_type_is_a_usage_error_naming_it() {
     let output = rota.run(["run", "typed.yaml", "-p", "count=many"]);
     assert_code(&output, 2);
     let err = stderr(&output);
-    assert!(err.contains("count") && err.contains("many"), "{}", describe(&output));
+    assert!(
+        err.contains("count") && err.contains("many"),
+        "{}",
+        describe(&output)
+    );
     assert!(!rota.path("ran").exists());
-    assert!(rota.runs().is_empty(), "a rejected run must not be recorded");
+    assert!(
+        rota.runs().is_empty(),
+        "a rejected run must not be recorded"
+    );
 
     let unknown = rota.run(["run", "typed.yaml", "-p", "nope=1"]);
     assert_code(&unknown, 2);
@@ -178,7 +208,10 @@ steps:
       echo "n={{ params.n }}" >> "$ROTA_OUTPUT"
 "#,
     );
-    rota.write("params.json", r#"{"who": "file", "hosts": ["a", "b"], "n": 3}"#);
+    rota.write(
+        "params.json",
+        r#"{"who": "file", "hosts": ["a", "b"], "n": 3}"#,
+    );
     let (run, output) = rota.run_json(&["run", "pf.yaml", "--params-file", "params.json"]);
     assert_code(&output, 0);
     let outputs = &step(&run, "show")["outputs"];
@@ -186,7 +219,14 @@ steps:
     assert_eq!(outputs["hosts"], "a,b");
     assert_eq!(outputs["n"], "3");
 
-    let (run, output) = rota.run_json(&["run", "pf.yaml", "--params-file", "params.json", "-p", "who=flag"]);
+    let (run, output) = rota.run_json(&[
+        "run",
+        "pf.yaml",
+        "--params-file",
+        "params.json",
+        "-p",
+        "who=flag",
+    ]);
     assert_code(&output, 0);
     assert_eq!(step(&run, "show")["outputs"]["who"], "flag");
 
@@ -300,7 +340,10 @@ steps:
 #[test]
 fn exec_and_script_steps_run() {
     let rota = Rota::new();
-    rota.write("tools/greet.sh", "echo \"script got $1 $2\"\necho \"arg=$1\" >> \"$ROTA_OUTPUT\"\n");
+    rota.write(
+        "tools/greet.sh",
+        "echo \"script got $1 $2\"\necho \"arg=$1\" >> \"$ROTA_OUTPUT\"\n",
+    );
     rota.write(
         "kinds.yaml",
         r#"id: kinds-job
@@ -318,7 +361,11 @@ steps:
     // The templated argument stays one argv entry: no shell splits it.
     assert_eq!(step(&run, "exec-step")["outputs"]["argc"], "2");
     assert_eq!(step(&run, "script-step")["outputs"]["arg"], "two words");
-    assert!(stderr(&output).contains("script got two words second"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("script got two words second"),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -342,7 +389,11 @@ touch script-ran
     assert_eq!(run["job"], "header-job");
     assert_eq!(run["status"], "succeeded");
     assert!(rota.path("script-ran").exists(), "{}", describe(&output));
-    assert!(stderr(&output).contains("hello from the script"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("hello from the script"),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
@@ -370,11 +421,23 @@ steps:
     let output = rota.run(["run", "dry.yaml", "--dry-run", "-p", "name=m"]);
     assert_code(&output, 0);
     let text = stdout(&output);
-    assert!(text.contains("touch m-dangerous"), "the resolved command is printed: {text}");
-    assert!(!rota.path("m-dangerous").exists(), "a dry run must not run the step");
-    assert!(rota.path("m-safe").exists(), "`dry_run: run` runs also in a dry run");
+    assert!(
+        text.contains("touch m-dangerous"),
+        "the resolved command is printed: {text}"
+    );
+    assert!(
+        !rota.path("m-dangerous").exists(),
+        "a dry run must not run the step"
+    );
+    assert!(
+        rota.path("m-safe").exists(),
+        "`dry_run: run` runs also in a dry run"
+    );
     assert!(!rota.path("m-skipped").exists());
-    assert!(rota.path("m-substitute").exists(), "`dry_run: {{command}}` runs its command");
+    assert!(
+        rota.path("m-substitute").exists(),
+        "`dry_run: {{command}}` runs its command"
+    );
     assert!(!rota.path("m-real").exists());
 
     let runs = rota.runs();
@@ -392,7 +455,10 @@ fn completions_are_printed_for_each_shell() {
         let output = rota.run(["completions", shell]);
         assert_code(&output, 0);
         let text = stdout(&output);
-        assert!(text.contains("rota") && text.contains("validate"), "{shell}: {text}");
+        assert!(
+            text.contains("rota") && text.contains("validate"),
+            "{shell}: {text}"
+        );
     }
     assert_code(&rota.run(["completions", "tcsh-like-nonsense"]), 2);
 }

@@ -126,7 +126,12 @@ impl Rota {
     /// `rota runs --output json`: every run, newest first.
     pub fn runs(&self) -> Vec<Value> {
         let (value, output) = self.run_json(&["runs"]);
-        assert_eq!(output.status.code(), Some(0), "rota runs failed: {}", describe(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "rota runs failed: {}",
+            describe(&output)
+        );
         value.as_array().expect("rota runs prints an array").clone()
     }
 
@@ -175,7 +180,12 @@ pub fn stderr(output: &Output) -> String {
 /// Asserts the exit code, showing everything the binary printed otherwise.
 #[track_caller]
 pub fn assert_code(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "unexpected exit: {}", describe(output));
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "unexpected exit: {}",
+        describe(output)
+    );
 }
 
 /// The step called `id` in a run's JSON.
@@ -210,7 +220,10 @@ pub fn wait_for_exit(child: &mut Child, what: &str) {
             Ok(None) if start.elapsed() < PATIENCE => std::thread::sleep(Duration::from_millis(50)),
             Ok(None) => {
                 let _ = child.kill();
-                panic!("{what} (pid {}) did not exit within {PATIENCE:?}", child.id());
+                panic!(
+                    "{what} (pid {}) did not exit within {PATIENCE:?}",
+                    child.id()
+                );
             }
             Err(error) => panic!("cannot wait for {what}: {error}"),
         }
@@ -263,10 +276,14 @@ pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
 
 /// The data directory of the crate's own test files.
 pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// The workspace's `examples/` directory.
 pub fn example(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
 }
