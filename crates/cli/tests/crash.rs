@@ -31,6 +31,8 @@ steps:
 
     wait_gone(step_pid, "the step's sleep");
     wait_gone(background_pid, "the step's background sleep");
+    // The guardian itself exits once its work is done.
+    rota.assert_no_processes_left();
 
     let listing = rota.run(["runs", "--output", "json"]);
     assert_code(&listing, 0);

@@ -187,7 +187,11 @@ fn secrets_rendered_into_commands_are_redacted_in_dry_runs() {
     // The echoed command holds the rendered secret; it goes to the live output and the logs.
     let live = rota.run(["run", "secret.yaml", "--dry-run", "--output", "json"]);
     assert_code(&live, 0);
-    assert!(stderr(&live).contains(r#"= "***" ]"#), "{}", describe(&live));
+    assert!(
+        stderr(&live).contains(r#"= "***" ]"#),
+        "{}",
+        describe(&live)
+    );
     assert!(!stderr(&live).contains(SECRET), "{}", describe(&live));
     let run = json(&live);
     let stored = rota.run(["logs", run["id"].as_str().expect("run id")]);

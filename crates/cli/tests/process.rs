@@ -2,9 +2,11 @@
 //! Every test checks that the step's processes, including a background grandchild, are gone
 //! afterwards (polled through /proc with a generous bound).
 
+use std::path::Path;
+
 use nix::sys::signal::Signal;
 
-use crate::util::{Rota, assert_code, finish, json, read_pid, signal, step, wait_gone};
+use crate::util::{Rota, assert_code, finish, json, read_pid, signal, step, wait_gone, wait_until};
 
 /// A long step that leaves a background grandchild: its pid goes to `<id>.bg`, the shell's
 /// own pid (which then becomes a `sleep`) to `<id>.pid`.
@@ -27,6 +29,8 @@ fn assert_step_processes_gone(rota: &Rota, id: &str) {
         let pid = read_pid(&path);
         wait_gone(pid, &format!("process of step {id} ({suffix})"));
     }
+    // Nor is anything else of this installation left: no guardian, no stray child.
+    rota.assert_no_processes_left();
 }
 
 #[test]
@@ -169,4 +173,43 @@ fn cancel_by_unique_prefix_works() {
     assert_code(&output, 130);
     assert_step_processes_gone(&rota, "slow");
     assert_eq!(rota.runs()[0]["status"], "cancelled");
+}
+
+#[test]
+fn background_process_left_by_a_finished_step_is_killed_and_reaped() {
+    let rota = Rota::new();
+    rota.write(
+        "leftover.yaml",
+        r#"id: leftover-job
+steps:
+  - id: leaves
+    sh: |
+      sleep 300 &
+      echo $! > leaves.bg
+  - id: waits
+    needs: [leaves]
+    sh: |
+      i=0
+      while [ ! -e go ]; do
+        i=$((i+1)); [ $i -gt 600 ] && exit 1
+        sleep 0.1
+      done
+"#,
+    );
+    let child = rota.spawn(["run", "leftover.yaml", "--output", "json"]);
+    let orphan = read_pid(&rota.path("leaves.bg"));
+    // While `rota run` still runs (the second step waits for `go`), the leftover is not only
+    // killed but reaped: not even a zombie entry remains.
+    wait_until(
+        &format!("leftover process {orphan} to be killed and reaped"),
+        || !Path::new(&format!("/proc/{orphan}")).exists(),
+    );
+    // The helper used below sees this installation's processes: rota, its guardian, a step.
+    assert!(rota.processes().len() >= 3, "{:?}", rota.processes());
+    rota.write("go", "");
+    let output = finish(child, "rota run");
+    assert_code(&output, 0);
+    let run = json(&output);
+    assert_eq!(step(&run, "leaves")["status"], "succeeded", "{run:#}");
+    rota.assert_no_processes_left();
 }

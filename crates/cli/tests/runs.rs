@@ -48,11 +48,11 @@ fn runs_lists_newest_first_and_filters_by_job_and_status() {
     let (good, _) = rota.run_json(&["runs", "--job", "good-job"]);
     assert_eq!(ids(&good), [third.clone(), first.clone()]);
     let (failed, _) = rota.run_json(&["runs", "--status", "failed"]);
-    assert_eq!(ids(&failed), [second.clone()]);
+    assert_eq!(ids(&failed), [second]);
     let (none, _) = rota.run_json(&["runs", "--job", "bad-job", "--status", "succeeded"]);
     assert_eq!(ids(&none), Vec::<String>::new());
     let (limited, _) = rota.run_json(&["runs", "--limit", "1"]);
-    assert_eq!(ids(&limited), [third.clone()]);
+    assert_eq!(ids(&limited), [third]);
 
     let human = rota.run(["runs"]);
     assert_code(&human, 0);

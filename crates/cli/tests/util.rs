@@ -43,11 +43,6 @@ impl Rota {
         self
     }
 
-    /// The working directory the binary runs in.
-    pub fn dir(&self) -> &Path {
-        self.work.path()
-    }
-
     /// `ROTA_HOME`.
     pub fn home(&self) -> &Path {
         self.home.path()
@@ -133,6 +128,50 @@ impl Rota {
             describe(&output)
         );
         value.as_array().expect("rota runs prints an array").clone()
+    }
+
+    /// Pids of live processes started for this installation: `rota` itself, its guardian
+    /// and every step process, all of which inherit this `ROTA_HOME` in their environment.
+    pub fn processes(&self) -> Vec<i32> {
+        let needle = format!("ROTA_HOME={}", self.home.path().display()).into_bytes();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_slice()))
+            })
+            .filter(|&pid| pid_alive(pid))
+            .collect()
+    }
+
+    /// Waits until no process of this installation is left (see [`Rota::processes`]).
+    #[track_caller]
+    pub fn assert_no_processes_left(&self) {
+        let start = Instant::now();
+        let left = loop {
+            let left = self.processes();
+            if left.is_empty() {
+                return;
+            }
+            if start.elapsed() > PATIENCE {
+                break left;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let described: Vec<String> = left
+            .iter()
+            .map(|pid| {
+                let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!(
+                    "{pid}: {}",
+                    String::from_utf8_lossy(&cmdline).replace('\0', " ")
+                )
+            })
+            .collect();
+        panic!("processes left behind after {PATIENCE:?}: {described:?}");
     }
 
     /// Polls `rota runs --status running` until a run shows up, and returns its id.
@@ -272,13 +311,6 @@ pub fn wait_gone(pid: i32, what: &str) {
 pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).expect("pid fits i32"));
     nix::sys::signal::kill(pid, signal).expect("send signal");
-}
-
-/// The data directory of the crate's own test files.
-pub fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
 }
 
 /// The workspace's `examples/` directory.
