@@ -1,18 +1,25 @@
-//! `nbrun`: the notebook CLI without the rest of Rota, for benchmarks before `rota` exists.
+//! `nbrun`: the notebook CLI without the rest of Rota, for benchmarks and CLI tests.
 //!
 //! Run with `cargo run --release -p rota-notebook --example nbrun -- run IN.ipynb OUT.ipynb`.
+//! Like `rota`, it has a global `--output human|json` that it copies into `inspect`.
 
 use clap::Parser;
+use rota_notebook::cli::{NotebookCommand, OutputFormat};
 
 #[derive(Parser)]
 struct Args {
+    /// Output format of results.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human)]
+    output: OutputFormat,
     #[command(subcommand)]
-    cmd: rota_notebook::cli::NotebookCommand,
+    cmd: NotebookCommand,
 }
 
 #[tokio::main]
 async fn main() {
-    let args = Args::parse();
-    let code = rota_notebook::cli::run(args.cmd).await;
-    std::process::exit(code);
+    let mut args = Args::parse();
+    if let NotebookCommand::Inspect { output, .. } = &mut args.cmd {
+        *output = args.output;
+    }
+    std::process::exit(rota_notebook::cli::run(args.cmd).await);
 }

@@ -33,8 +33,9 @@ pub enum NotebookCommand {
     Inspect {
         /// The notebook.
         notebook: PathBuf,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+        /// Output format. Not parsed here: `rota` has a global `--output human|json`
+        /// and the binary copies it in (see the `nbrun` example).
+        #[arg(skip = OutputFormat::Human)]
         output: OutputFormat,
     },
     /// Execute a notebook like `papermill IN OUT` (exit 0 ok, 1 cell failed, 138 kernel died).
@@ -47,6 +48,8 @@ pub struct RunArgs {
     /// Input notebook.
     pub input: PathBuf,
     /// Output notebook (written after every cell).
+    // Its own id: `output` is the `rota` binary's global `--output` format flag.
+    #[arg(id = "output_notebook", value_name = "OUTPUT")]
     pub output: PathBuf,
     /// Parameter, typed like papermill (True/False/None, int, float, else string).
     #[arg(short = 'p', long = "parameters", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]

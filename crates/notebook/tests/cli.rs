@@ -118,3 +118,42 @@ async fn ctrl_c_shuts_the_kernel_down_and_removes_the_connection_file() {
     );
     validate(&out);
 }
+
+/// `rota` embeds `NotebookCommand` under a parent with a global `--output` flag;
+/// the definitions must not clash with it.
+#[test]
+fn embeds_under_a_parent_with_a_global_output_flag() {
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+    enum Format {
+        Human,
+        Json,
+    }
+    #[derive(Parser)]
+    struct Parent {
+        #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Human)]
+        output: Format,
+        #[command(subcommand)]
+        cmd: rota_notebook::cli::NotebookCommand,
+    }
+    Parent::command().debug_assert();
+    let parsed = Parent::try_parse_from([
+        "rota",
+        "run",
+        "in.ipynb",
+        "out.ipynb",
+        "-p",
+        "a",
+        "1",
+        "--output",
+        "json",
+    ])
+    .expect("parses");
+    assert!(matches!(parsed.output, Format::Json));
+    let rota_notebook::cli::NotebookCommand::Run(args) = parsed.cmd else {
+        panic!("expected run");
+    };
+    assert_eq!(args.output, std::path::PathBuf::from("out.ipynb"));
+    assert_eq!(args.parameters, vec!["a", "1"]);
+}
