@@ -213,3 +213,32 @@ fn missing_secret_is_a_usage_error() {
     );
     assert!(rota.runs().is_empty());
 }
+
+#[test]
+fn secrets_written_as_outputs_are_redacted_everywhere() {
+    let rota = Rota::new().env("MY_TOKEN", SECRET);
+    rota.write(
+        "outputs.yaml",
+        r#"id: output-secret-job
+secrets: [MY_TOKEN]
+steps:
+  - id: produce
+    sh: |
+      echo "token=$MY_TOKEN" >> "$ROTA_OUTPUT"
+      echo "plain=visible" >> "$ROTA_OUTPUT"
+  - id: consume
+    needs: [produce]
+    sh: echo "got {{ steps.produce.outputs.token }} and {{ steps.produce.outputs.plain }}"
+"#,
+    );
+    let (run, output) = rota.run_json(&["run", "outputs.yaml"]);
+    assert_code(&output, 0);
+    assert!(!stdout(&output).contains(SECRET), "{}", describe(&output));
+    assert!(!stderr(&output).contains(SECRET), "{}", describe(&output));
+    let outputs = &crate::util::step(&run, "produce")["outputs"];
+    assert_eq!(outputs["token"], "***");
+    assert_eq!(outputs["plain"], "visible");
+    let listing = rota.run(["runs", "--output", "json"]);
+    assert!(!stdout(&listing).contains(SECRET), "{}", describe(&listing));
+    assert!(stderr(&output).contains("consume | got *** and visible"), "{}", describe(&output));
+}

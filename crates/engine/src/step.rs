@@ -347,7 +347,17 @@ async fn run_process(
             Ok(outcome) => outcome,
             Err(error) => return failed(format!("cannot start {}: {error}", spec.program)),
         };
-    let outputs = outputs::read_outputs(output_path);
+    // Outputs are printed, stored and passed to later steps: like log lines, they must not
+    // carry a secret value (GitHub Actions masks such outputs the same way).
+    let outputs = outputs::read_outputs(output_path).map(|outputs| {
+        outputs
+            .into_iter()
+            .map(|(key, value)| {
+                let value = shared.redactor.redact(&value).into_owned();
+                (key, value)
+            })
+            .collect::<BTreeMap<_, _>>()
+    });
     let _ = std::fs::remove_file(output_path);
     let (status, exit_code, reason) = match outcome.ending {
         Ending::Exited(0) => (StepStatus::Succeeded, Some(0), None),
