@@ -45,7 +45,7 @@ measure() { # name cells cmd...
     for _ in $(seq "$RUNS"); do
         local t0 t1
         t0=$(now)
-        "$@" >/dev/null 2>&1
+        "$@" >/dev/null 2>"$WORK/err.txt" || { echo "$name failed: $*" >&2; cat "$WORK/err.txt" >&2; exit 1; }
         t1=$(now)
         total=$(echo "$total + $t1 - $t0" | bc -l)
     done
