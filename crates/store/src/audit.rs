@@ -174,7 +174,12 @@ impl Store {
             }
             for row in &rows {
                 let entry = audit_record(row)?;
-                let broken = |what| Ok(Some(AuditBreak { entry_id: entry.id, what }));
+                let broken = |what| {
+                    Ok(Some(AuditBreak {
+                        entry_id: entry.id,
+                        what,
+                    }))
+                };
                 if entry.id != expected_id {
                     return Ok(Some(AuditBreak {
                         entry_id: expected_id,

@@ -160,9 +160,9 @@ impl Store {
         Ok(tokens)
     }
 
-    /// How many tokens exist, revoked ones included.
-    pub async fn count_tokens(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens")
+    /// How many tokens are live (not revoked).
+    pub async fn count_live_tokens(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL")
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(count).unwrap_or(0))

@@ -1,0 +1,147 @@
+//! Rota's HTTP API under `/api/v1`, as an axum [`Router`] the server mounts.
+//!
+//! [`app`] builds the router; it binds no socket. Every route but the OpenAPI document
+//! (`/api/v1/openapi.json`) needs a bearer token whose role fits the call
+//! ([`auth`] explains tokens and roles), unless the server runs with [`AuthMode::None`].
+//! Every error is an RFC 9457 `application/problem+json` body ([`ApiError`]); every
+//! mutating call appends an entry to the hash-chained audit log, which [`verify_audit`]
+//! checks.
+//!
+//! This crate holds no SQL (it calls [`rota_store::Store`]) and starts no processes.
+//!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use tower::ServiceExt;
+//! let home = tempfile::tempdir()?;
+//! let store = rota_store::Store::open(home.path()).await?;
+//! let token = rota_api::ensure_admin_token(&store, home.path()).await?;
+//! assert!(token.is_some(), "the first start creates an admin token");
+//! let app = rota_api::app(rota_api::ApiState::new(store, rota_api::AuthMode::Tokens));
+//! let request = axum::http::Request::get("/api/v1/namespaces")
+//!     .header("authorization", format!("Bearer {}", token.unwrap_or_default()))
+//!     .body(axum::body::Body::empty())?;
+//! assert_eq!(app.oneshot(request).await?.status(), 200);
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build()?
+//! #     .block_on(demo()).map_err(|e| e.to_string())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod auth;
+mod error;
+pub mod extract;
+pub mod ids;
+pub mod openapi;
+mod routes;
+pub mod wire;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use jiff::Timestamp;
+use rota_store::{AuditBreak, NewAuditEntry, Store, StoreError};
+
+pub use auth::{
+    ADMIN_TOKEN_FILE, AdminTokenError, AuthMode, Principal, Scope, ensure_admin_token, issue_token,
+};
+pub use error::{ApiError, PROBLEM_BASE};
+pub use rota_store::Role;
+
+/// Largest request body accepted, in bytes; larger ones get a 413 problem.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// What every handler shares: the store and how callers are authenticated.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The store.
+    pub store: Store,
+    /// How callers are authenticated.
+    pub auth: AuthMode,
+}
+
+impl ApiState {
+    /// State over `store` with authentication `auth`.
+    pub fn new(store: Store, auth: AuthMode) -> ApiState {
+        ApiState { store, auth }
+    }
+}
+
+/// The `/api/v1` router. It binds no socket: the server mounts it (merge it into the
+/// server's router) and serves it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so the audit log records client
+/// addresses.
+pub fn app(state: ApiState) -> Router {
+    use routes::*;
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/api/v1/namespaces", get(namespaces::list))
+        .route("/api/v1/namespaces/{namespace}/jobs", get(jobs::list))
+        .route("/api/v1/namespaces/{namespace}/jobs/{job}", get(jobs::get))
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/revisions",
+            get(jobs::revisions),
+        )
+        .route("/api/v1/runs", get(runs::list))
+        .route("/api/v1/runs/{id}", get(runs::get))
+        .route("/api/v1/runs/{id}/logs", get(runs::logs))
+        .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/api/v1/audit", get(audit::list))
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// Appends the audit entry of a mutating call (`ok`, or the problem slug it failed
+/// with) and passes its outcome on. If the entry cannot be written, the call answers 500:
+/// an unaudited change must not look like a success.
+pub(crate) async fn audited<T>(
+    state: &ApiState,
+    principal: &Principal,
+    source: Option<SocketAddr>,
+    action: &str,
+    target: &str,
+    outcome: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let entry = NewAuditEntry {
+        at: Timestamp::now(),
+        actor: principal.actor.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        source: source.map(|a| a.to_string()),
+        result: match &outcome {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.slug().to_owned(),
+        },
+    };
+    state.store.append_audit(&entry).await?;
+    outcome
+}
+
+/// Why [`verify_audit`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyAuditError {
+    /// The chain is broken at this entry.
+    #[error("the audit log was tampered with: {0}")]
+    Broken(AuditBreak),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks the whole audit chain; names the first entry that was modified, deleted or
+/// reordered.
+pub async fn verify_audit(store: &Store) -> Result<(), VerifyAuditError> {
+    match store.check_audit_chain().await? {
+        None => Ok(()),
+        Some(broken) => Err(VerifyAuditError::Broken(broken)),
+    }
+}

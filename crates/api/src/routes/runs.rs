@@ -1,0 +1,207 @@
+//! Runs: list with filters and cursor pagination, get one with its steps, its log lines,
+//! and cancel.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use rota_core::model::RunStatus;
+use rota_store::{Role, RunCursor, RunFilter, RunRecord};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{AfterQuery, page_limit};
+use crate::auth::{Principal, Scope};
+use crate::extract::{ClientAddr, Json, Path, Query};
+use crate::ids::{JobId, Namespace, RunId};
+use crate::wire::{CancelAccepted, LogLine, LogPage, Problem, Run, RunPage};
+use crate::{ApiError, ApiState, audited};
+
+/// `GET /api/v1/runs` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunQuery {
+    /// Only this namespace (without it, the caller needs a role in every namespace).
+    #[param(value_type = Option<String>)]
+    namespace: Option<Namespace>,
+    /// Only this job.
+    #[param(value_type = Option<String>)]
+    job: Option<JobId>,
+    /// Only this status.
+    status: Option<String>,
+    /// At most this many (1–500, default 50).
+    limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor`.
+    cursor: Option<String>,
+}
+
+impl RunQuery {
+    fn scope(&self) -> Scope<'_> {
+        self.namespace
+            .as_ref()
+            .map_or(Scope::Global, |ns| Scope::Namespace(ns.as_str()))
+    }
+
+    /// The store filter; asks for one run more than the page, to know if another follows.
+    fn filter(&self) -> Result<RunFilter, ApiError> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| {
+                RunStatus::parse(s)
+                    .ok_or_else(|| ApiError::InvalidQuery(format!("unknown run status {s:?}")))
+            })
+            .transpose()?;
+        Ok(RunFilter {
+            namespace: self.namespace.as_ref().map(|n| n.to_string()),
+            job_id: self.job.as_ref().map(|j| j.to_string()),
+            status,
+            limit: page_limit(self.limit)? + 1,
+            before: self.cursor.as_deref().map(decode_cursor).transpose()?,
+        })
+    }
+}
+
+/// A cursor's text: `<created_at in µs>.<run id>`. Clients treat it as opaque.
+fn encode_cursor(cursor: &RunCursor) -> String {
+    format!("{}.{}", cursor.created_at.as_microsecond(), cursor.id)
+}
+
+fn decode_cursor(text: &str) -> Result<RunCursor, ApiError> {
+    let bad = || ApiError::InvalidQuery(format!("{text:?} is not a cursor from this API"));
+    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    Ok(RunCursor {
+        created_at: Timestamp::from_microsecond(micros).map_err(|_| bad())?,
+        id: RunId::try_from(id.to_owned())
+            .map_err(|_| bad())?
+            .to_string(),
+    })
+}
+
+/// Lists runs, newest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunQuery),
+    responses((status = 200, body = RunPage),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Query(query): Query<RunQuery>,
+) -> Result<Json<RunPage>, ApiError> {
+    principal.require(query.scope(), Role::Viewer)?;
+    let filter = query.filter()?;
+    let mut runs = state.store.list_runs(&filter).await?;
+    let page_size = (filter.limit - 1) as usize;
+    let next_cursor = (runs.len() > page_size).then(|| {
+        runs.truncate(page_size);
+        runs.last().map(|r| encode_cursor(&r.cursor()))
+    });
+    Ok(Json(RunPage {
+        items: runs.into_iter().map(Run::from).collect(),
+        next_cursor: next_cursor.flatten(),
+    }))
+}
+
+/// The run, or a 404 problem.
+async fn find(state: &ApiState, id: &RunId) -> Result<RunRecord, ApiError> {
+    state
+        .store
+        .get_run(id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("run {id:?}", id = id.as_str())))
+}
+
+/// A run with the latest state of each step.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 200, body = Run),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn get(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(id): Path<RunId>,
+) -> Result<Json<Run>, ApiError> {
+    let run = find(&state, &id).await?;
+    principal.require(Scope::Namespace(&run.namespace), Role::Viewer)?;
+    Ok(Json(Run::from(run)))
+}
+
+/// `GET /api/v1/runs/{id}/logs` parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogQuery {
+    /// Only lines with a larger `seq`; 0 or absent for the start.
+    after: Option<i64>,
+    /// At most this many (1–500, default 50).
+    limit: Option<u32>,
+    /// Only this step's lines.
+    step: Option<String>,
+}
+
+/// A run's log lines (or one step's) in order, a page at a time.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", tag = "runs",
+    params(("id" = String, Path, description = "Run id"), LogQuery),
+    responses((status = 200, body = LogPage),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn logs(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(id): Path<RunId>,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<LogPage>, ApiError> {
+    let run = find(&state, &id).await?;
+    principal.require(Scope::Namespace(&run.namespace), Role::Viewer)?;
+    let (after, limit) = AfterQuery {
+        after: query.after,
+        limit: query.limit,
+    }
+    .checked()?;
+    let lines = state
+        .store
+        .logs(id.as_str(), query.step.as_deref(), after, limit)
+        .await?;
+    Ok(Json(LogPage {
+        next_after: lines.last().map_or(after, |l| l.seq),
+        items: lines.into_iter().map(LogLine::from).collect(),
+    }))
+}
+
+/// Asks the process running the run to cancel it (`409` if it has already ended).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
+    params(("id" = String, Path, description = "Run id")),
+    responses((status = 202, body = CancelAccepted),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path(id): Path<RunId>,
+) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
+    let outcome = async {
+        let run = find(&state, &id).await?;
+        principal.require(Scope::Namespace(&run.namespace), Role::Operator)?;
+        if !state
+            .store
+            .request_cancel(&run.id, &principal.actor)
+            .await?
+        {
+            let status = run.status.as_str();
+            return Err(ApiError::Conflict(format!(
+                "run {id} has already ended ({status})"
+            )));
+        }
+        Ok(CancelAccepted {
+            run_id: run.id,
+            cancel_requested: true,
+        })
+    }
+    .await;
+    let target = format!("run/{id}");
+    let accepted = audited(&state, &principal, addr, "run.cancel", &target, outcome).await?;
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}

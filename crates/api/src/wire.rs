@@ -1,0 +1,476 @@
+//! The wire types of `/api/v1`: what the API sends and accepts, converted from the store's
+//! records. Every field here is a promise to clients; the OpenAPI document is generated
+//! from these definitions.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use rota_store::{
+    AuditRecord, EventRecord, Grant, JobRevision, LogRecord, NamespaceRecord, Role, RunRecord,
+    StepRunRecord, TokenRecord,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An RFC 9457 problem: the body of every error response (`application/problem+json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Problem {
+    /// A stable URI naming the kind of problem, `https://rota.dev/problems/<slug>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What was wrong with this request.
+    pub detail: String,
+}
+
+/// A namespace.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Namespace {
+    /// Its name.
+    pub name: String,
+    /// How many jobs it holds.
+    pub jobs: u64,
+    /// How many runs it holds.
+    pub runs: u64,
+}
+
+impl From<NamespaceRecord> for Namespace {
+    fn from(r: NamespaceRecord) -> Self {
+        Namespace {
+            name: r.name,
+            jobs: r.jobs,
+            runs: r.runs,
+        }
+    }
+}
+
+/// One revision of a job, without its source (listings).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobSummary {
+    /// Namespace.
+    pub namespace: String,
+    /// Job id.
+    pub id: String,
+    /// Revision number, from 1.
+    pub revision: i64,
+    /// Content hash of the revision.
+    pub hash: String,
+    /// When the revision was saved.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<JobRevision> for JobSummary {
+    fn from(r: JobRevision) -> Self {
+        JobSummary {
+            namespace: r.namespace,
+            id: r.job_id,
+            revision: r.revision,
+            hash: r.hash,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// One revision of a job, with its source and normalized definition.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Job {
+    /// Namespace.
+    pub namespace: String,
+    /// Job id.
+    pub id: String,
+    /// Revision number, from 1.
+    pub revision: i64,
+    /// Content hash of the revision.
+    pub hash: String,
+    /// The job file's text.
+    pub source: String,
+    /// Where the file was read from.
+    pub source_path: Option<String>,
+    /// The normalized definition.
+    #[schema(value_type = Object)]
+    pub definition: serde_json::Value,
+    /// When the revision was saved.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<JobRevision> for Job {
+    fn from(r: JobRevision) -> Self {
+        Job {
+            namespace: r.namespace,
+            id: r.job_id,
+            revision: r.revision,
+            hash: r.hash,
+            source: r.source,
+            source_path: r.source_path,
+            definition: r.definition,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// A run and the latest state of each step.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Run {
+    /// Run id.
+    pub id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Job id.
+    pub job_id: String,
+    /// Job revision used.
+    pub job_revision: i64,
+    /// `planned`, `awaiting_approval`, `queued`, `running`, `succeeded`, `failed`,
+    /// `cancelled`, `timed_out` or `abandoned`.
+    pub status: String,
+    /// Why it ended as it did.
+    pub reason: Option<String>,
+    /// Resolved parameters.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// Whether it is a dry run.
+    pub dry_run: bool,
+    /// What started it.
+    pub trigger: String,
+    /// The schedule occurrence it is for.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub scheduled_at: Option<Timestamp>,
+    /// When it was accepted.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When it began executing.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    /// Whether someone asked to cancel it.
+    pub cancel_requested: bool,
+    /// Its steps, in file order.
+    pub steps: Vec<StepRun>,
+}
+
+impl From<RunRecord> for Run {
+    fn from(r: RunRecord) -> Self {
+        Run {
+            id: r.id,
+            namespace: r.namespace,
+            job_id: r.job_id,
+            job_revision: r.job_revision,
+            status: r.status.as_str().to_owned(),
+            reason: r.reason,
+            params: r.params,
+            dry_run: r.dry_run,
+            trigger: r.trigger,
+            scheduled_at: r.scheduled_at,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            cancel_requested: r.cancel_requested,
+            steps: r.steps.into_iter().map(StepRun::from).collect(),
+        }
+    }
+}
+
+/// The latest state of one step of a run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StepRun {
+    /// Step id.
+    pub id: String,
+    /// Status of the latest attempt (or `pending` / `skipped`).
+    pub status: String,
+    /// Latest attempt number; 0 if it never started.
+    pub attempt: u32,
+    /// How many attempts were recorded.
+    pub attempts: u32,
+    /// Exit code of the latest attempt.
+    pub exit_code: Option<i32>,
+    /// Why the step ended as it did.
+    pub reason: Option<String>,
+    /// Outputs of the latest attempt.
+    pub outputs: BTreeMap<String, String>,
+    /// Start of the latest attempt.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    /// End of the latest attempt.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+}
+
+impl From<StepRunRecord> for StepRun {
+    fn from(s: StepRunRecord) -> Self {
+        StepRun {
+            id: s.step_id,
+            status: s.status.as_str().to_owned(),
+            attempt: s.attempt,
+            attempts: s.attempts,
+            exit_code: s.exit_code,
+            reason: s.reason,
+            outputs: s.outputs,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+        }
+    }
+}
+
+/// A page of runs, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RunPage {
+    /// The runs.
+    pub items: Vec<Run>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One captured output line.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LogLine {
+    /// Position; pass the last one seen as `after` to continue.
+    pub seq: i64,
+    /// Step id.
+    pub step_id: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// When the line was read.
+    #[schema(value_type = String, format = DateTime)]
+    pub ts: Timestamp,
+    /// `stdout`, `stderr` or `system`.
+    pub stream: String,
+    /// The line.
+    pub text: String,
+}
+
+impl From<LogRecord> for LogLine {
+    fn from(l: LogRecord) -> Self {
+        LogLine {
+            seq: l.seq,
+            step_id: l.step_id,
+            attempt: l.attempt,
+            ts: l.ts,
+            stream: l.stream.as_str().to_owned(),
+            text: l.text,
+        }
+    }
+}
+
+/// A page of log lines, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LogPage {
+    /// The lines.
+    pub items: Vec<LogLine>,
+    /// Pass as `after` to continue: the last `seq` returned, or the `after` given.
+    pub next_after: i64,
+}
+
+/// One state change from the event log.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Event {
+    /// Position; pass the last one seen as `after` to continue.
+    pub id: i64,
+    /// When it happened.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// What happened, e.g. `run.started`.
+    pub kind: String,
+    /// The run concerned.
+    pub run_id: Option<String>,
+    /// The step concerned.
+    pub step_id: Option<String>,
+    /// Details.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+impl From<EventRecord> for Event {
+    fn from(e: EventRecord) -> Self {
+        Event {
+            id: e.id,
+            at: e.at,
+            kind: e.kind,
+            run_id: e.run_id,
+            step_id: e.step_id,
+            data: e.data,
+        }
+    }
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventPage {
+    /// The events.
+    pub items: Vec<Event>,
+    /// Pass as `after` to continue: the last `id` returned, or the `after` given.
+    pub next_after: i64,
+}
+
+/// The answer to a cancel request.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CancelAccepted {
+    /// The run.
+    pub run_id: String,
+    /// Always true: the run's owner will stop it.
+    pub cancel_requested: bool,
+}
+
+/// A role in a namespace, or in every namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenGrant {
+    /// The namespace; absent for every namespace.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// `viewer`, `operator`, `editor` or `admin`.
+    pub role: String,
+}
+
+impl From<Grant> for TokenGrant {
+    fn from(g: Grant) -> Self {
+        TokenGrant {
+            namespace: g.namespace,
+            role: g.role.as_str().to_owned(),
+        }
+    }
+}
+
+impl TokenGrant {
+    /// The store's grant, if the role and namespace are valid.
+    pub fn to_grant(&self) -> Result<Grant, String> {
+        let role = Role::parse(&self.role).ok_or_else(|| {
+            format!(
+                "unknown role {:?}: expected viewer, operator, editor or admin",
+                self.role
+            )
+        })?;
+        if let Some(ns) = &self.namespace {
+            crate::ids::Namespace::try_from(ns.clone())?;
+        }
+        Ok(Grant {
+            namespace: self.namespace.clone(),
+            role,
+        })
+    }
+}
+
+/// A token to create.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    /// A human name: who or what uses it.
+    pub name: String,
+    /// Its roles (at least one).
+    pub grants: Vec<TokenGrant>,
+}
+
+/// A token (its text is never shown again after creation).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Token {
+    /// Id, for listing and revoking.
+    pub id: String,
+    /// Human name.
+    pub name: String,
+    /// Its roles.
+    pub grants: Vec<TokenGrant>,
+    /// When it was created.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When it was last used (to the minute).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl From<TokenRecord> for Token {
+    fn from(t: TokenRecord) -> Self {
+        Token {
+            id: t.id,
+            name: t.name,
+            grants: t.grants.into_iter().map(TokenGrant::from).collect(),
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A token just created, with its text: the only time the text is shown.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The token.
+    #[serde(flatten)]
+    pub token: Token,
+    /// The bearer token's text.
+    pub secret: String,
+}
+
+/// A list of tokens.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TokenList {
+    /// The tokens, oldest first.
+    pub items: Vec<Token>,
+}
+
+/// A list of namespaces.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct NamespaceList {
+    /// The namespaces the caller can see, by name.
+    pub items: Vec<Namespace>,
+}
+
+/// A list of jobs or job revisions.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobList {
+    /// The jobs (latest revision each, by id) or one job's revisions (newest first).
+    pub items: Vec<JobSummary>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub id: i64,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// Who.
+    pub actor: String,
+    /// What, e.g. `run.cancel`.
+    pub action: String,
+    /// On what, e.g. `run/<id>`.
+    pub target: String,
+    /// The client's address, when known.
+    pub source: Option<String>,
+    /// `ok` or the problem slug it failed with.
+    pub result: String,
+    /// This entry's hash (SHA-256, hex), chained to the previous entry's.
+    pub hash: String,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(a: AuditRecord) -> Self {
+        AuditEntry {
+            id: a.id,
+            at: a.at,
+            actor: a.actor,
+            action: a.action,
+            target: a.target,
+            source: a.source,
+            result: a.result,
+            hash: a.hash,
+        }
+    }
+}
+
+/// A page of audit entries, oldest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditPage {
+    /// The entries.
+    pub items: Vec<AuditEntry>,
+    /// Pass as `after` to continue.
+    pub next_after: i64,
+}

@@ -1,0 +1,147 @@
+//! The audit log: mutating calls are recorded, and tampering with the SQLite file directly
+//! (edit, delete, reorder, truncate) is detected and located.
+
+use axum::http::Method;
+use rota_api::{VerifyAuditError, verify_audit};
+use rota_store::{AuditBreakKind, NewAuditEntry, Store};
+use sqlx::sqlite::SqlitePoolOptions;
+
+use crate::support::Env;
+
+#[tokio::test]
+async fn mutating_calls_are_audited_with_their_outcome() {
+    let env = Env::new().await;
+    let running = env.ops_runs[0].clone();
+    let cancel = format!("/api/v1/runs/{running}/cancel");
+    env.call(Method::POST, &cancel, Some("viewer_ops"), None)
+        .await;
+    env.call(Method::POST, &cancel, Some("operator_ops"), None)
+        .await;
+    env.call(
+        Method::POST,
+        "/api/v1/tokens",
+        Some("admin"),
+        Some(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#),
+    )
+    .await;
+    // Reads are not audited.
+    env.get("/api/v1/runs", "admin").await;
+
+    let page = env.get("/api/v1/audit", "admin").await;
+    let entries = page.body["items"].as_array().expect("items");
+    let summary: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (field("actor"), field("action"), field("result"))
+        })
+        .collect();
+    let actor = |persona: &str| format!("token:{}:{persona}", env.token_ids[persona]);
+    assert_eq!(
+        summary,
+        [
+            (actor("viewer_ops"), "run.cancel".into(), "forbidden".into()),
+            (actor("operator_ops"), "run.cancel".into(), "ok".into()),
+            (actor("admin"), "token.create".into(), "ok".into()),
+        ]
+    );
+    assert_eq!(entries[1]["target"], format!("run/{running}"));
+    assert!(
+        env.store
+            .cancel_requested(&running)
+            .await
+            .expect("cancel flag")
+    );
+    verify_audit(&env.store)
+        .await
+        .expect("an untouched chain verifies");
+}
+
+/// A store with five audit entries, and a raw connection to its file.
+async fn chain() -> (tempfile::TempDir, Store, sqlx::SqlitePool) {
+    let home = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(home.path()).await.expect("store");
+    for n in 1..=5 {
+        let entry = NewAuditEntry {
+            at: jiff::Timestamp::now(),
+            actor: format!("token:t{n}:someone"),
+            action: "run.cancel".into(),
+            target: format!("run/r{n}"),
+            source: Some("127.0.0.1:4000".into()),
+            result: "ok".into(),
+        };
+        store.append_audit(&entry).await.expect("append");
+    }
+    verify_audit(&store).await.expect("intact");
+    let url = format!(
+        "sqlite://{}",
+        home.path().join(rota_store::DB_FILE).display()
+    );
+    let raw = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("raw connection");
+    (home, store, raw)
+}
+
+async fn tamper(raw: &sqlx::SqlitePool, sql: &str) {
+    for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
+        sqlx::query(statement).execute(raw).await.expect(statement);
+    }
+}
+
+async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
+    match verify_audit(store).await {
+        Err(VerifyAuditError::Broken(b)) => (b.entry_id, b.what),
+        other => panic!("expected a break, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_edited_entry_is_found() {
+    let (_home, store, raw) = chain().await;
+    tamper(
+        &raw,
+        "UPDATE audit SET actor = 'token:t9:mallory' WHERE id = 3",
+    )
+    .await;
+    assert_eq!(broken_at(&store).await, (3, AuditBreakKind::Modified));
+}
+
+#[tokio::test]
+async fn a_deleted_entry_is_found() {
+    let (_home, store, raw) = chain().await;
+    tamper(&raw, "DELETE FROM audit WHERE id = 2").await;
+    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Deleted));
+}
+
+#[tokio::test]
+async fn reordered_entries_are_found() {
+    let (_home, store, raw) = chain().await;
+    tamper(
+        &raw,
+        "UPDATE audit SET id = 100 WHERE id = 2; UPDATE audit SET id = 2 WHERE id = 3; \
+         UPDATE audit SET id = 3 WHERE id = 100",
+    )
+    .await;
+    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::OutOfOrder));
+}
+
+#[tokio::test]
+async fn cutting_off_the_last_entries_is_found() {
+    let (_home, store, raw) = chain().await;
+    tamper(&raw, "DELETE FROM audit WHERE id >= 4").await;
+    assert_eq!(broken_at(&store).await, (4, AuditBreakKind::Deleted));
+}
+
+#[tokio::test]
+async fn a_forged_hash_is_found() {
+    let (_home, store, raw) = chain().await;
+    tamper(
+        &raw,
+        "UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 1) WHERE id = 2",
+    )
+    .await;
+    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Modified));
+}

@@ -1,0 +1,370 @@
+//! Every route: no token → 401, a token without the role → 403, the right role → 2xx.
+//! Plus revoked tokens, role inclusion, `AuthMode::None` and the first admin token.
+
+use std::collections::BTreeSet;
+
+use axum::http::Method;
+use rota_api::{ADMIN_TOKEN_FILE, AuthMode};
+
+use crate::support::Env;
+
+/// One route's permission case.
+struct Case {
+    method: Method,
+    /// The path template, as in the OpenAPI document.
+    template: &'static str,
+    /// The concrete URI called.
+    uri: String,
+    body: Option<&'static str>,
+    /// A persona lacking the role.
+    denied: &'static str,
+    /// A persona holding it, and what it gets.
+    allowed: &'static str,
+    ok: u16,
+}
+
+fn cases(env: &Env) -> Vec<Case> {
+    let run = &env.ops_runs[1];
+    let running = &env.ops_runs[0];
+    let spare = &env.token_ids["spare"];
+    let case = |method, template, uri: String, denied, allowed, ok| Case {
+        method,
+        template,
+        uri,
+        body: None,
+        denied,
+        allowed,
+        ok,
+    };
+    vec![
+        case(
+            Method::GET,
+            "/api/v1/namespaces",
+            "/api/v1/namespaces".into(),
+            "nobody",
+            "viewer_web",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/namespaces/{namespace}/jobs",
+            "/api/v1/namespaces/ops/jobs".into(),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/namespaces/{namespace}/jobs/{job}",
+            "/api/v1/namespaces/ops/jobs/deploy".into(),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/namespaces/{namespace}/jobs/{job}/revisions",
+            "/api/v1/namespaces/ops/jobs/deploy/revisions".into(),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/runs",
+            "/api/v1/runs".into(),
+            "viewer_ops",
+            "viewer_all",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/runs/{id}",
+            format!("/api/v1/runs/{run}"),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/runs/{id}/logs",
+            format!("/api/v1/runs/{run}/logs"),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/runs/{id}/cancel",
+            format!("/api/v1/runs/{running}/cancel"),
+            "viewer_ops",
+            "operator_ops",
+            202,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/events",
+            "/api/v1/events".into(),
+            "viewer_ops",
+            "viewer_all",
+            200,
+        ),
+        Case {
+            body: Some(r#"{"name": "ci", "grants": [{"namespace": "ops", "role": "operator"}]}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/tokens",
+                "/api/v1/tokens".into(),
+                "viewer_all",
+                "admin",
+                201,
+            )
+        },
+        case(
+            Method::GET,
+            "/api/v1/tokens",
+            "/api/v1/tokens".into(),
+            "operator_ops",
+            "admin",
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/v1/tokens/{id}",
+            format!("/api/v1/tokens/{spare}"),
+            "viewer_all",
+            "admin",
+            204,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/audit",
+            "/api/v1/audit".into(),
+            "viewer_all",
+            "admin",
+            200,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_route_needs_a_token_and_the_right_role() {
+    let env = Env::new().await;
+    for case in cases(&env) {
+        let what = format!("{} {}", case.method, case.uri);
+        let anonymous = env
+            .call(case.method.clone(), &case.uri, None, case.body)
+            .await;
+        anonymous.assert_problem(401, "unauthorized");
+        assert!(anonymous.headers.contains_key("www-authenticate"), "{what}");
+
+        let denied = env
+            .call(case.method.clone(), &case.uri, Some(case.denied), case.body)
+            .await;
+        denied.assert_problem(403, "forbidden");
+
+        let allowed = env
+            .call(
+                case.method.clone(),
+                &case.uri,
+                Some(case.allowed),
+                case.body,
+            )
+            .await;
+        assert_eq!(allowed.status.as_u16(), case.ok, "{what}: {}", allowed.body);
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_has_a_permission_case() {
+    let env = Env::new().await;
+    let doc = env
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(doc.status, 200, "the OpenAPI document is public");
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, item) in doc.body["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("path item").keys() {
+            documented.insert(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    let tested: BTreeSet<String> = cases(&env)
+        .iter()
+        .map(|c| format!("{} {}", c.method, c.template))
+        .collect();
+    assert_eq!(documented, tested);
+}
+
+#[tokio::test]
+async fn stronger_roles_include_weaker_ones() {
+    let env = Env::new().await;
+    let run = &env.ops_runs[1];
+    for persona in ["operator_ops", "admin", "viewer_all"] {
+        let answer = env.get(&format!("/api/v1/runs/{run}/logs"), persona).await;
+        assert_eq!(answer.status, 200, "{persona}");
+    }
+    // A viewer everywhere still cannot cancel.
+    let answer = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/runs/{}/cancel", env.ops_runs[0]),
+            Some("viewer_all"),
+            None,
+        )
+        .await;
+    answer.assert_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn namespaces_are_filtered_to_what_the_caller_may_view() {
+    let env = Env::new().await;
+    let names = |answer: &crate::support::Answer| -> Vec<String> {
+        answer.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|n| n["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&env.get("/api/v1/namespaces", "viewer_all").await),
+        ["default", "ops", "web"]
+    );
+    let ops = env.get("/api/v1/namespaces", "viewer_ops").await;
+    assert_eq!(names(&ops), ["ops"]);
+    assert_eq!(ops.body["items"][0]["jobs"], 1);
+    assert_eq!(ops.body["items"][0]["runs"], crate::support::OPS_RUNS);
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_revoked_tokens_are_unauthorized() {
+    let env = Env::new().await;
+    let request = |auth: &str| {
+        axum::http::Request::get("/api/v1/runs")
+            .header("authorization", auth)
+            .body(axum::body::Body::empty())
+            .expect("request")
+    };
+    for auth in [
+        "Bearer rota_0000",
+        "Basic dXNlcjpwYXNz",
+        "Bearer",
+        "rota_abc",
+    ] {
+        let answer = crate::support::send(&env.app, request(auth)).await;
+        answer.assert_problem(401, "unauthorized");
+    }
+    let token = env.token("viewer_all").to_owned();
+    let lower = crate::support::send(&env.app, request(&format!("bearer {token}"))).await;
+    assert_eq!(lower.status, 200, "the scheme is case-insensitive");
+
+    let id = &env.token_ids["viewer_all"];
+    let revoked = env
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some("admin"),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 204);
+    env.get("/api/v1/runs", "viewer_all")
+        .await
+        .assert_problem(401, "unauthorized");
+    let again = env
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            Some("admin"),
+            None,
+        )
+        .await;
+    again.assert_problem(404, "not-found");
+}
+
+#[tokio::test]
+async fn created_tokens_work_and_their_text_is_never_listed() {
+    let env = Env::new().await;
+    let created = env
+        .call(
+            Method::POST,
+            "/api/v1/tokens",
+            Some("admin"),
+            Some(r#"{"name": "ci", "grants": [{"namespace": "web", "role": "viewer"}]}"#),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let secret = created.body["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("rota_"));
+    assert_eq!(created.body["grants"][0]["role"], "viewer");
+
+    let request = axum::http::Request::get(format!("/api/v1/runs/{}", env.web_run))
+        .header("authorization", format!("Bearer {secret}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    assert_eq!(crate::support::send(&env.app, request).await.status, 200);
+
+    let listed = env.get("/api/v1/tokens", "admin").await;
+    let text = listed.body.to_string();
+    assert!(!text.contains(&secret));
+    assert!(
+        !text.contains(&rota_api::auth::hash_token(&secret)),
+        "no hashes either"
+    );
+    assert!(text.contains("\"ci\""));
+}
+
+#[tokio::test]
+async fn auth_mode_none_lets_every_caller_act_as_local_admin() {
+    let env = Env::with_auth(AuthMode::None).await;
+    let tokens = env.call(Method::GET, "/api/v1/tokens", None, None).await;
+    assert_eq!(tokens.status, 200);
+    let cancel = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/runs/{}/cancel", env.ops_runs[0]),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 202);
+    let audit = env.store.list_audit(0, 10).await.expect("audit");
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].actor, "local");
+}
+
+#[tokio::test]
+async fn the_first_start_writes_an_admin_token_once() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let store = rota_store::Store::open(home.path()).await.expect("store");
+    let token = rota_api::ensure_admin_token(&store, home.path())
+        .await
+        .expect("ensure")
+        .expect("a token on first start");
+    let path = home.path().join(ADMIN_TOKEN_FILE);
+    let written = std::fs::read_to_string(&path).expect("token file");
+    assert_eq!(written.trim(), token);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path)
+        .expect("metadata")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let app = rota_api::app(rota_api::ApiState::new(store.clone(), AuthMode::Tokens));
+    let request = axum::http::Request::get("/api/v1/tokens")
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let listed = crate::support::send(&app, request).await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.body["items"][0]["grants"][0]["role"], "admin");
+    assert!(listed.body["items"][0]["grants"][0]["namespace"].is_null());
+
+    let again = rota_api::ensure_admin_token(&store, home.path())
+        .await
+        .expect("ensure");
+    assert_eq!(again, None, "the token is handed out once");
+    assert_eq!(store.list_tokens().await.expect("tokens").len(), 1);
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the `/api/v1` router: in-process with `oneshot` against a real
+//! SQLite store in a temp dir, plus one test over a real TCP listener.
+
+mod support;
+
+mod audit;
+mod auth;
+mod errors;
+mod listener;
+mod pages;

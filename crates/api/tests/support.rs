@@ -1,0 +1,276 @@
+//! A fresh store seeded through the store's own write API, tokens for each role, and one
+//! helper that performs a request and decodes the answer.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use jiff::{SignedDuration, Timestamp};
+use rota_api::{ApiState, AuthMode, Role, app, issue_token};
+use rota_core::model::{RunStatus, StepStatus};
+use rota_store::{Grant, LogStream, NewJobRevision, NewRun, Owner, RunEvent, Store};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+/// A seeded store, the router over it and a token per test persona.
+pub struct Env {
+    /// Keeps the store's directory alive.
+    pub _home: TempDir,
+    pub store: Store,
+    pub app: Router,
+    tokens: BTreeMap<&'static str, String>,
+    /// Token ids by persona.
+    pub token_ids: BTreeMap<&'static str, String>,
+    /// Runs of `ops/deploy`, newest first: the first is running, the rest succeeded.
+    pub ops_runs: Vec<String>,
+    /// The one run of `web/site`.
+    pub web_run: String,
+}
+
+/// What a call answered.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    /// Asserts a problem body of this status and slug.
+    pub fn assert_problem(&self, status: u16, slug: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+        );
+        assert_eq!(
+            self.body["type"],
+            format!("https://rota.dev/problems/{slug}"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(self.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+}
+
+/// A grant: a namespace (or every one) and a role.
+type SeedGrant = (Option<&'static str>, Role);
+
+/// Personas and their grants.
+const PERSONAS: &[(&str, &[SeedGrant])] = &[
+    ("admin", &[(None, Role::Admin)]),
+    ("viewer_all", &[(None, Role::Viewer)]),
+    ("viewer_ops", &[(Some("ops"), Role::Viewer)]),
+    ("operator_ops", &[(Some("ops"), Role::Operator)]),
+    ("viewer_web", &[(Some("web"), Role::Viewer)]),
+    ("nobody", &[]),
+    ("spare", &[(Some("web"), Role::Viewer)]),
+];
+
+/// Number of `ops/deploy` runs seeded.
+pub const OPS_RUNS: usize = 7;
+
+/// Number of log lines seeded on the newest `ops` run.
+pub const LOG_LINES: usize = 5;
+
+impl Env {
+    pub async fn new() -> Env {
+        Env::with_auth(AuthMode::Tokens).await
+    }
+
+    pub async fn with_auth(auth: AuthMode) -> Env {
+        let home = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(home.path()).await.expect("open store");
+        let base = Timestamp::from_second(1_800_000_000).expect("base time");
+        for (ns, job, revisions) in [("ops", "deploy", 2), ("web", "site", 1)] {
+            for r in 0..revisions {
+                let source = format!("id: {job}\nnamespace: {ns}\n# revision {r}\n");
+                let rev = NewJobRevision::new(
+                    ns,
+                    job,
+                    source,
+                    serde_json::json!({ "id": job, "r": r }),
+                    base,
+                );
+                store.save_job_revision(&rev).await.expect("save revision");
+            }
+        }
+        let mut ops_runs = Vec::new();
+        for i in 0..OPS_RUNS {
+            let id = format!("run{i:02}");
+            let at = base + SignedDuration::from_secs(i as i64 * 60);
+            let running = i == OPS_RUNS - 1;
+            seed_run(&store, &id, "ops", "deploy", 2, at, running, running).await;
+            ops_runs.push(id);
+        }
+        ops_runs.reverse();
+        let web_run = "webrun".to_owned();
+        seed_run(&store, &web_run, "web", "site", 1, base, true, false).await;
+
+        let mut tokens = BTreeMap::new();
+        let mut token_ids = BTreeMap::new();
+        for (name, grants) in PERSONAS {
+            let grants = grants
+                .iter()
+                .map(|(ns, role)| Grant {
+                    namespace: ns.map(str::to_owned),
+                    role: *role,
+                })
+                .collect();
+            let (record, text) = issue_token(&store, name, grants).await.expect("token");
+            tokens.insert(*name, text);
+            token_ids.insert(*name, record.id);
+        }
+        let app = app(ApiState::new(store.clone(), auth));
+        Env {
+            _home: home,
+            store,
+            app,
+            tokens,
+            token_ids,
+            ops_runs,
+            web_run,
+        }
+    }
+
+    /// The token text of a persona.
+    pub fn token(&self, persona: &str) -> &str {
+        self.tokens.get(persona).map_or("", String::as_str)
+    }
+
+    /// Performs a request; `token` is a persona, `body` JSON text.
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(persona) = token {
+            request = request.header("authorization", format!("Bearer {}", self.token(persona)));
+        }
+        let body = match body {
+            Some(text) => {
+                request = request.header("content-type", "application/json");
+                Body::from(text.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let request = request.body(body).expect("request");
+        send(&self.app, request).await
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Answer {
+        self.call(Method::GET, uri, Some(token), None).await
+    }
+}
+
+/// Sends a request through the router and decodes a JSON (or empty) body.
+pub async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Records a run of two steps; `running` leaves it running, `logs` adds log lines.
+#[allow(clippy::too_many_arguments)]
+async fn seed_run(
+    store: &Store,
+    id: &str,
+    namespace: &str,
+    job: &str,
+    revision: i64,
+    at: Timestamp,
+    running: bool,
+    logs: bool,
+) {
+    let run = NewRun {
+        id: id.to_owned(),
+        namespace: namespace.to_owned(),
+        job_id: job.to_owned(),
+        job_revision: revision,
+        params: serde_json::json!({}),
+        dry_run: false,
+        trigger: "manual".to_owned(),
+        scheduled_at: None,
+        created_at: at,
+        owner: Owner {
+            host: "test".to_owned(),
+            pid: std::process::id(),
+            start_token: "t".to_owned(),
+        },
+        steps: vec!["build".to_owned(), "ship".to_owned()],
+    };
+    let mut batch = vec![
+        RunEvent::RunCreated { run },
+        RunEvent::RunStarted {
+            run_id: id.to_owned(),
+            at,
+        },
+        RunEvent::StepStarted {
+            run_id: id.to_owned(),
+            step_id: "build".to_owned(),
+            attempt: 1,
+            at,
+            pgid: None,
+        },
+    ];
+    if logs {
+        for n in 0..LOG_LINES {
+            batch.push(RunEvent::Log {
+                run_id: id.to_owned(),
+                step_id: "build".to_owned(),
+                attempt: 1,
+                ts: at,
+                stream: LogStream::Stdout,
+                text: format!("line {n}"),
+            });
+        }
+    }
+    if !running {
+        batch.extend([
+            RunEvent::StepFinished {
+                run_id: id.to_owned(),
+                step_id: "build".to_owned(),
+                attempt: 1,
+                status: StepStatus::Succeeded,
+                exit_code: Some(0),
+                reason: None,
+                outputs: BTreeMap::new(),
+                at,
+            },
+            RunEvent::StepSkipped {
+                run_id: id.to_owned(),
+                step_id: "ship".to_owned(),
+                status: StepStatus::Skipped,
+                reason: "not needed".to_owned(),
+                at,
+            },
+            RunEvent::RunFinished {
+                run_id: id.to_owned(),
+                status: RunStatus::Succeeded,
+                reason: None,
+                at,
+            },
+        ]);
+    }
+    store.record(&batch).await.expect("record run");
+}
