@@ -22,6 +22,7 @@ use crate::wire;
         routes::runs::logs,
         routes::runs::cancel,
         routes::events::list,
+        routes::events::stream,
         routes::tokens::create,
         routes::tokens::list,
         routes::tokens::revoke,

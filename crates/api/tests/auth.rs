@@ -109,6 +109,14 @@ fn cases(env: &Env) -> Vec<Case> {
             "viewer_all",
             200,
         ),
+        case(
+            Method::GET,
+            "/api/v1/events/stream",
+            "/api/v1/events/stream".into(),
+            "viewer_ops",
+            "viewer_all",
+            200,
+        ),
         Case {
             body: Some(r#"{"name": "ci", "grants": [{"namespace": "ops", "role": "operator"}]}"#),
             ..case(

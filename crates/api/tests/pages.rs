@@ -172,3 +172,71 @@ async fn jobs_list_latest_revisions_and_history() {
     assert_eq!(empty.status, 200);
     assert!(ids(&empty, "id").is_empty());
 }
+
+fn stream_request(
+    env: &Env,
+    uri: &str,
+    last_event_id: Option<&str>,
+) -> axum::http::Request<axum::body::Body> {
+    let mut request = axum::http::Request::get(uri).header(
+        "authorization",
+        format!("Bearer {}", env.token("viewer_all")),
+    );
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    request.body(axum::body::Body::empty()).expect("request")
+}
+
+#[tokio::test]
+async fn the_event_stream_resumes_after_last_event_id() {
+    let env = Env::new().await;
+    let resumed = crate::support::sse_ids(
+        &env.app,
+        stream_request(&env, "/api/v1/events/stream", Some("3")),
+        2,
+    )
+    .await;
+    assert_eq!(
+        resumed.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert_eq!(resumed[0].1["id"], 4);
+
+    let from_query = crate::support::sse_ids(
+        &env.app,
+        stream_request(&env, "/api/v1/events/stream?after=1", None),
+        1,
+    )
+    .await;
+    assert_eq!(from_query[0].0, 2);
+}
+
+#[tokio::test]
+async fn the_event_stream_follows_new_events() {
+    let env = Env::new().await;
+    let all = env.get("/api/v1/events?limit=500", "viewer_all").await;
+    let last = all.body["next_after"].as_i64().expect("next_after");
+    let app = env.app.clone();
+    let request = stream_request(&env, "/api/v1/events/stream", Some(&last.to_string()));
+    let reader = tokio::spawn(async move { crate::support::sse_ids(&app, request, 1).await });
+    // A change made after the stream started reaches it.
+    env.store
+        .request_cancel(&env.ops_runs[0], "someone")
+        .await
+        .expect("cancel");
+    let events = reader.await.expect("reader");
+    assert_eq!(events[0].0, last + 1);
+    assert_eq!(events[0].1["kind"], "run.cancel_requested");
+}
+
+#[tokio::test]
+async fn a_malformed_last_event_id_is_a_400_problem() {
+    let env = Env::new().await;
+    let answer = crate::support::send(
+        &env.app,
+        stream_request(&env, "/api/v1/events/stream", Some("yesterday")),
+    )
+    .await;
+    answer.assert_problem(400, "invalid-query");
+}

@@ -175,6 +175,14 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
     let headers = response.headers().clone();
+    if is_event_stream(&headers) {
+        // An event stream never ends; `sse_ids` reads it.
+        return Answer {
+            status,
+            headers,
+            body: serde_json::Value::Null,
+        };
+    }
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("body");
@@ -273,4 +281,48 @@ async fn seed_run(
         ]);
     }
     store.record(&batch).await.expect("record run");
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Sends a request for an event stream and returns the ids of its first `count` events
+/// and their `data` documents.
+pub async fn sse_ids(
+    app: &Router,
+    request: Request<Body>,
+    count: usize,
+) -> Vec<(i64, serde_json::Value)> {
+    use futures_util::StreamExt;
+    let response = app.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(is_event_stream(response.headers()));
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < count {
+        let chunk = body.next().await.expect("stream open").expect("chunk");
+        text.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
+        while let Some(end) = text.find("\n\n") {
+            let frame: String = text.drain(..end + 2).collect();
+            let mut id = None;
+            let mut data = None;
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse::<i64>().ok();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).ok();
+                }
+            }
+            if let (Some(id), Some(data)) = (id, data) {
+                events.push((id, data));
+            }
+        }
+    }
+    events.truncate(count);
+    events
 }
