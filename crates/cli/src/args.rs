@@ -49,9 +49,17 @@ pub enum Command {
     Cancel(CancelArgs),
     /// List stored jobs (latest revision of each).
     Jobs(JobsArgs),
-    /// Schedules: preview cron expressions.
+    /// Schedules: preview cron expressions, a job's next fire times and its history.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Run the scheduler daemon: triggers, schedule policies, webhooks, a local worker pool.
+    Serve(crate::serve_cmd::ServeArgs),
+    /// Pause a job's schedule (occurrences are recorded as skipped: paused).
+    Pause(crate::serve_cmd::PauseArgs),
+    /// Resume a paused job's schedule.
+    Resume(crate::serve_cmd::ResumeArgs),
+    /// Queue runs for a job's past occurrences between two instants.
+    Backfill(crate::serve_cmd::BackfillArgs),
     /// Execute and inspect Jupyter notebooks, papermill-compatible.
     #[command(subcommand)]
     Notebook(rota_notebook::cli::NotebookCommand),
@@ -190,6 +198,10 @@ pub enum ScheduleCommand {
         #[arg(short = 'n', default_value_t = 5)]
         count: usize,
     },
+    /// Print the next fire times of a stored job's triggers.
+    Next(crate::serve_cmd::NextArgs),
+    /// Print a job's occurrences: runs, skipped and missed, with reasons.
+    History(crate::serve_cmd::HistoryArgs),
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {

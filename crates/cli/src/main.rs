@@ -11,6 +11,7 @@ mod output;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
+mod serve_cmd;
 
 use std::process::ExitCode;
 
@@ -62,7 +63,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Logs(args) => logs_cmd::logs(&home::Home::new(cli.home)?, args).await,
         Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
         Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Schedule(args::ScheduleCommand::Next(args)) => {
+            serve_cmd::next(&home::Home::new(cli.home)?, args, &out).await
+        }
+        Command::Schedule(args::ScheduleCommand::History(args)) => {
+            serve_cmd::history(&home::Home::new(cli.home)?, args, &out).await
+        }
         Command::Schedule(command) => Ok(schedule_cmd::schedule(command, &out)),
+        Command::Serve(args) => serve_cmd::serve(home::Home::new(cli.home)?, args).await,
+        Command::Pause(args) => serve_cmd::pause(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Resume(args) => serve_cmd::resume(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Backfill(args) => serve_cmd::backfill(&home::Home::new(cli.home)?, args, &out).await,
         Command::Notebook(command) => {
             let code = rota_notebook::cli::run(command).await;
             Ok(u8::try_from(code).unwrap_or(1))

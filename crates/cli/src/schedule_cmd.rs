@@ -14,6 +14,8 @@ pub fn schedule(command: ScheduleCommand, out: &Printer) -> u8 {
             from,
             count,
         } => preview(&cron, &tz, from.as_deref(), count, out),
+        // Commands that read the store are dispatched to serve_cmd by main.
+        ScheduleCommand::Next(_) | ScheduleCommand::History(_) => EXIT_USAGE,
     }
 }
 

@@ -378,3 +378,32 @@ fn occurrence_record(row: &SqliteRow) -> Result<OccurrenceRecord, StoreError> {
         reason: row.try_get("reason")?,
     })
 }
+
+impl Store {
+    /// Every trigger cursor of a job, by trigger key (read-only, for `rota schedule next`).
+    pub async fn trigger_states(
+        &self,
+        namespace: &str,
+        job_id: &str,
+    ) -> Result<Vec<(String, TriggerState)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT trigger_key, origin, evaluated_until FROM trigger_state \
+             WHERE namespace = ? AND job_id = ? ORDER BY trigger_key",
+        )
+        .bind(namespace)
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("trigger_key")?,
+                    TriggerState {
+                        origin: ts(row, "origin")?,
+                        evaluated_until: ts(row, "evaluated_until")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}

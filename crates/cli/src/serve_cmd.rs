@@ -1,0 +1,407 @@
+//! `rota serve` and the schedule commands around it: `pause`, `resume`, `backfill`,
+//! `schedule next`, `schedule history`. The daemon itself lives in `rota-server`; these
+//! commands only talk to the store, which the running server reads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use jiff::Timestamp;
+use rota_core::model::Job;
+use rota_server::trigger::{CompiledTrigger, parse_instant, upcoming};
+use rota_store::{NewOccurrence, NewRun, OccurrenceKind, Owner, Store};
+use serde_json::json;
+
+use crate::EXIT_USAGE;
+use crate::home::Home;
+use crate::output::Printer;
+
+/// `rota serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address (webhooks at /hooks/<namespace>/<job>).
+    #[arg(long, default_value = "127.0.0.1:8480", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Load every job file in this directory and watch it for changes.
+    #[arg(long, value_name = "DIR")]
+    pub jobs: Option<PathBuf>,
+    /// On SIGTERM/SIGINT, seconds running runs may take before they are cancelled.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub grace: u64,
+}
+
+/// `rota pause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// The job id.
+    pub job: String,
+    /// Its namespace.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+}
+
+/// `rota resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The job id.
+    pub job: String,
+    /// Its namespace.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// Occurrences before this instant stay skipped as paused: `now` or RFC 3339.
+    #[arg(long, default_value = "now")]
+    pub from: String,
+}
+
+/// `rota backfill`.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// The job id.
+    pub job: String,
+    /// Its namespace.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// First instant (inclusive), RFC 3339.
+    #[arg(long)]
+    pub from: String,
+    /// Last instant (inclusive), RFC 3339.
+    #[arg(long)]
+    pub to: String,
+}
+
+/// `rota schedule next`.
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    /// The job id.
+    pub job: String,
+    /// Its namespace.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// How many fire times.
+    #[arg(long = "count", short = 'c', default_value_t = 5)]
+    pub count: usize,
+}
+
+/// `rota schedule history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The job id.
+    pub job: String,
+    /// Its namespace.
+    #[arg(long, short = 'n', default_value = "default")]
+    pub namespace: String,
+    /// How many occurrences at most, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
+    let mut config = rota_server::ServeConfig::new(home.dir.clone());
+    config.listen = args.listen;
+    config.jobs_dir = args.jobs;
+    config.grace = Duration::from_secs(args.grace);
+    config.guardian = spawn_guardian().map(Arc::new);
+    rota_server::serve(config, shutdown_signal()).await?;
+    Ok(0)
+}
+
+/// SIGTERM or SIGINT: stop taking work, let running steps finish within the grace period.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    let name = tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    eprintln!("rota serve: {name} received, shutting down");
+}
+
+/// The step-process watchdog (`rota __guardian`), as for `rota run`.
+fn spawn_guardian() -> Option<rota_engine::guardian::Guardian> {
+    let exe = std::env::current_exe().ok()?;
+    match rota_engine::guardian::Guardian::spawn(&exe, &["__guardian"]) {
+        Ok(guardian) => Some(guardian),
+        Err(error) => {
+            eprintln!("rota: warning: cannot start the process guardian: {error}");
+            None
+        }
+    }
+}
+
+pub async fn pause(home: &Home, args: PauseArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    if stored_job(&store, &args.namespace, &args.job)
+        .await?
+        .is_none()
+    {
+        eprintln!(
+            "rota: no stored job {:?} in namespace {:?}",
+            args.job, args.namespace
+        );
+        return Ok(EXIT_USAGE);
+    }
+    store
+        .set_paused(&args.namespace, &args.job, true, None, Timestamp::now())
+        .await?;
+    report(out, &args.namespace, &args.job, "paused", None);
+    Ok(0)
+}
+
+pub async fn resume(home: &Home, args: ResumeArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    if stored_job(&store, &args.namespace, &args.job)
+        .await?
+        .is_none()
+    {
+        eprintln!(
+            "rota: no stored job {:?} in namespace {:?}",
+            args.job, args.namespace
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let now = Timestamp::now();
+    let from = if args.from == "now" {
+        now
+    } else if let Some(at) = parse_instant(&args.from) {
+        at
+    } else {
+        eprintln!(
+            "rota: --from {:?} is neither `now` nor an RFC 3339 instant",
+            args.from
+        );
+        return Ok(EXIT_USAGE);
+    };
+    store
+        .set_paused(&args.namespace, &args.job, false, Some(from), now)
+        .await?;
+    report(out, &args.namespace, &args.job, "resumed", Some(from));
+    Ok(0)
+}
+
+fn report(out: &Printer, namespace: &str, job: &str, state: &str, from: Option<Timestamp>) {
+    if out.is_json() {
+        out.json(&json!({
+            "namespace": namespace, "job": job, "state": state,
+            "resume_from": from.map(|t| t.to_string()),
+        }));
+    } else {
+        let from = from.map(|t| format!(" from {t}")).unwrap_or_default();
+        out.text(&format!("{namespace}/{job} {state}{from}\n"));
+    }
+}
+
+async fn stored_job(
+    store: &Store,
+    namespace: &str,
+    job_id: &str,
+) -> anyhow::Result<Option<(i64, Job)>> {
+    let Some(revision) = store.latest_job_revision(namespace, job_id).await? else {
+        return Ok(None);
+    };
+    let job: Job = serde_json::from_value(revision.definition)
+        .with_context(|| format!("stored definition of {job_id} does not load"))?;
+    Ok(Some((revision.revision, job)))
+}
+
+pub async fn next(home: &Home, args: NextArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    let Some((_, job)) = stored_job(&store, &args.namespace, &args.job).await? else {
+        eprintln!(
+            "rota: no stored job {:?} in namespace {:?}",
+            args.job, args.namespace
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let triggers = CompiledTrigger::compile_all(&job)?;
+    let origins: BTreeMap<String, Timestamp> = store
+        .trigger_states(&args.namespace, &args.job)
+        .await?
+        .into_iter()
+        .map(|(key, state)| (key, state.origin))
+        .collect();
+    let times = upcoming(&triggers, Timestamp::now(), args.count.min(10_000), |key| {
+        origins.get(key).copied()
+    });
+    if out.is_json() {
+        let items: Vec<_> = times
+            .iter()
+            .map(|(at, key)| json!({ "at": at.to_string(), "trigger": key }))
+            .collect();
+        out.json(&serde_json::Value::Array(items));
+    } else {
+        let rows: Vec<Vec<String>> = times
+            .iter()
+            .map(|(at, key)| vec![at.to_string(), key.clone()])
+            .collect();
+        out.table(&["AT", "TRIGGER"], &rows);
+    }
+    Ok(0)
+}
+
+pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    let occurrences = store
+        .occurrences(&args.namespace, &args.job, args.limit)
+        .await?;
+    if out.is_json() {
+        let items: Vec<_> = occurrences
+            .iter()
+            .map(|o| {
+                json!({
+                    "scheduled_at": o.scheduled_at.to_string(),
+                    "trigger": o.trigger_key,
+                    "outcome": o.kind.as_str(),
+                    "run_id": o.run_id,
+                    "reason": o.reason,
+                    "recorded_at": o.recorded_at.to_string(),
+                })
+            })
+            .collect();
+        out.json(&serde_json::Value::Array(items));
+    } else {
+        let rows: Vec<Vec<String>> = occurrences
+            .iter()
+            .map(|o| {
+                vec![
+                    o.scheduled_at.to_string(),
+                    o.trigger_key.clone(),
+                    o.kind.as_str().to_owned(),
+                    o.run_id
+                        .clone()
+                        .or_else(|| o.reason.clone())
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        out.table(&["SCHEDULED", "TRIGGER", "OUTCOME", "RUN / REASON"], &rows);
+    }
+    Ok(0)
+}
+
+/// Queues one run per occurrence of the job's cron and start-anchored interval triggers in
+/// `[from, to]`. An occurrence already recorded (run, skipped or missed) is not run again.
+/// The runs wait in the store's queue; `rota serve` executes them under the job's
+/// `concurrency`, oldest first.
+pub async fn backfill(home: &Home, args: BackfillArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    let Some((revision, job)) = stored_job(&store, &args.namespace, &args.job).await? else {
+        eprintln!(
+            "rota: no stored job {:?} in namespace {:?}",
+            args.job, args.namespace
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let (Some(from), Some(to)) = (parse_instant(&args.from), parse_instant(&args.to)) else {
+        eprintln!("rota: --from and --to must be RFC 3339 instants");
+        return Ok(EXIT_USAGE);
+    };
+    if to < from {
+        eprintln!("rota: --to is before --from");
+        return Ok(EXIT_USAGE);
+    }
+    let origins: BTreeMap<String, Timestamp> = store
+        .trigger_states(&args.namespace, &args.job)
+        .await?
+        .into_iter()
+        .map(|(key, state)| (key, state.origin))
+        .collect();
+    let params = match rota_core::params::resolve(&job, &BTreeMap::new(), &[]) {
+        Ok(params) => params,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("rota: {e}");
+            }
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let owner = Owner {
+        host: rota_engine::owner::host_name(),
+        pid: std::process::id(),
+        start_token: rota_engine::owner::own_start_token(),
+    };
+    let just_before = from
+        .checked_sub(jiff::SignedDuration::from_nanos(1))
+        .unwrap_or(from);
+    let mut rows = Vec::new();
+    for trigger in CompiledTrigger::compile_all(&job)? {
+        let origin = origins.get(&trigger.key).copied().unwrap_or(from);
+        let mut cursor = just_before;
+        let mut count = 0;
+        while let Some(at) = trigger
+            .next_after(origin, cursor)
+            .filter(|&at| at > cursor && at <= to)
+        {
+            cursor = at;
+            count += 1;
+            if count > 10_000 {
+                eprintln!("rota: more than 10000 occurrences; stopping at {at}");
+                break;
+            }
+            let now = Timestamp::now();
+            let run = NewRun {
+                id: rota_engine::ids::new_run_id(),
+                namespace: args.namespace.clone(),
+                job_id: args.job.clone(),
+                job_revision: revision,
+                params: serde_json::Value::Object(params.clone().into_iter().collect()),
+                dry_run: false,
+                trigger: "backfill".to_owned(),
+                scheduled_at: Some(at),
+                created_at: now,
+                owner: owner.clone(),
+                steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+            };
+            let occurrence = NewOccurrence {
+                namespace: args.namespace.clone(),
+                job_id: args.job.clone(),
+                trigger_key: trigger.key.clone(),
+                scheduled_at: at,
+                recorded_at: now,
+                kind: OccurrenceKind::Run,
+                reason: Some("backfill".to_owned()),
+            };
+            let queued = store.record_occurrence(&occurrence, Some(&run)).await?;
+            rows.push((at, trigger.key.clone(), queued.then(|| run.id.clone())));
+        }
+    }
+    rows.sort();
+    if out.is_json() {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(at, key, run)| {
+                json!({
+                    "scheduled_at": at.to_string(), "trigger": key, "run_id": run,
+                    "queued": run.is_some(),
+                })
+            })
+            .collect();
+        out.json(&serde_json::Value::Array(items));
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(at, key, run)| {
+                vec![
+                    at.to_string(),
+                    key.clone(),
+                    run.clone()
+                        .unwrap_or_else(|| "already recorded; not run again".to_owned()),
+                ]
+            })
+            .collect();
+        out.table(&["SCHEDULED", "TRIGGER", "RUN"], &table);
+        let queued = rows.iter().filter(|r| r.2.is_some()).count();
+        out.text(&format!(
+            "{queued} run(s) queued; rota serve executes them\n"
+        ));
+    }
+    Ok(0)
+}

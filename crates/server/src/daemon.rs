@@ -1,0 +1,732 @@
+//! The daemon: a thin tokio driver around the [`Scheduler`] state machine.
+//!
+//! One task owns the scheduler. It sleeps until the next due occurrence (no polling of the
+//! clock), or until a run ends, a webhook arrives, or the light control poll (job directory,
+//! pause states, runs queued by other processes) is due. Each decision is recorded in the
+//! store before it is acted on: an occurrence and its queued run are inserted in one
+//! transaction, then the run is claimed and executed by the engine. After a crash, queued runs
+//! run, runs that were executing are marked abandoned, and missed occurrences follow the
+//! catch-up policy because each trigger's cursor is durable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rota_core::model::{Job, RunStatus};
+use rota_engine::guardian::Guardian;
+use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason};
+use rota_store::{NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::ServerError;
+use crate::hooks::{self, HookReply, HookRequest};
+use crate::jobdir::{Change, JobDir};
+use crate::scheduler::{Cursor, Decisions, JobKey, Outcome, Scheduler};
+use crate::trigger::{CompiledTrigger, TriggerKind};
+
+/// Namespace of jobs whose file names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The lock file that keeps two servers off one data directory.
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// The file where the server writes the address it listens on.
+pub const ADDR_FILE: &str = "serve.addr";
+
+/// Name of the file, in a run's artifacts directory, holding the webhook request body.
+pub const WEBHOOK_BODY_FILE: &str = "webhook-body";
+
+/// Settings of `rota serve`.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The data directory (`$ROTA_HOME`).
+    pub home: PathBuf,
+    /// Directory of job files to load and watch.
+    pub jobs_dir: Option<PathBuf>,
+    /// HTTP listen address (port 0 picks a free port; see [`ADDR_FILE`]).
+    pub listen: SocketAddr,
+    /// On shutdown, how long running runs may take before they are cancelled.
+    pub grace: Duration,
+    /// Between SIGTERM and SIGKILL when a step is stopped.
+    pub step_grace: Duration,
+    /// Occurrences later than this are treated as missed (catch-up policy).
+    pub misfire_grace: Duration,
+    /// How often the job directory, pause states and externally queued runs are checked.
+    pub poll_every: Duration,
+    /// The watchdog that kills step process groups if the server dies.
+    pub guardian: Option<Arc<Guardian>>,
+}
+
+impl ServeConfig {
+    /// Defaults for `home`: listen on 127.0.0.1:8480, 30 s shutdown grace, 5 s misfire
+    /// grace, 1 s control poll, no job directory, no guardian.
+    pub fn new(home: PathBuf) -> ServeConfig {
+        ServeConfig {
+            home,
+            jobs_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
+            grace: Duration::from_secs(30),
+            step_grace: Duration::from_secs(5),
+            misfire_grace: crate::scheduler::DEFAULT_MISFIRE_GRACE,
+            poll_every: Duration::from_secs(1),
+            guardian: None,
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` completes, then stops taking work, lets running runs
+/// finish within the grace period (cancelling them after it) and returns.
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    std::fs::create_dir_all(&config.home).map_err(|source| ServerError::Io {
+        path: config.home.clone(),
+        source,
+    })?;
+    let _lock = lock_home(&config.home)?;
+    let store = Store::open(&config.home).await?;
+    for run in rota_engine::recovery::mark_abandoned_runs(&store).await? {
+        tracing::warn!(run = %run, "run abandoned: the process running it died");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let addr_path = config.home.join(ADDR_FILE);
+    std::fs::write(&addr_path, bound.to_string()).map_err(|source| ServerError::Io {
+        path: addr_path.clone(),
+        source,
+    })?;
+    tracing::info!(addr = %bound, "rota serve listening");
+    eprintln!("rota serve: listening on {bound}");
+
+    let (hook_tx, hook_rx) = mpsc::channel(64);
+    let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(async move {
+        let app = hooks::router(hook_tx);
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_http_rx.await;
+            })
+            .await;
+    });
+
+    let mut daemon = Daemon::new(config, store);
+    let result = daemon.run(hook_rx, shutdown).await;
+    let _ = stop_http_tx.send(());
+    let _ = http.await;
+    daemon.drain().await;
+    daemon.store.close().await;
+    let _ = std::fs::remove_file(&addr_path);
+    result
+}
+
+/// Holds an exclusive `flock` on `home/serve.lock` for the server's lifetime.
+fn lock_home(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServerError> {
+    let path = home.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| ServerError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| ServerError::AlreadyRunning(home.to_owned()))
+}
+
+/// Which job keys each job file defined, for reloads and removals.
+type FileJobs = BTreeMap<PathBuf, Vec<JobKey>>;
+
+struct Daemon {
+    config: ServeConfig,
+    store: Store,
+    scheduler: Scheduler,
+    engine: EngineConfig,
+    owner: Owner,
+    jobs_dir: Option<JobDir>,
+    file_jobs: FileJobs,
+    running: JoinSet<(String, RunStatus)>,
+    stops: HashMap<String, RunStop>,
+}
+
+impl Daemon {
+    fn new(config: ServeConfig, store: Store) -> Daemon {
+        let engine = EngineConfig {
+            artifacts_dir: config.home.join("runs"),
+            grace: config.step_grace,
+            log_cap_bytes: 10 * 1024 * 1024,
+            guardian: config.guardian.clone(),
+        };
+        let owner = Owner {
+            host: rota_engine::owner::host_name(),
+            pid: std::process::id(),
+            start_token: rota_engine::owner::own_start_token(),
+        };
+        Daemon {
+            scheduler: Scheduler::new(config.misfire_grace, Box::new(rota_engine::ids::new_run_id)),
+            jobs_dir: config.jobs_dir.as_deref().map(JobDir::new),
+            config,
+            store,
+            engine,
+            owner,
+            file_jobs: BTreeMap::new(),
+            running: JoinSet::new(),
+            stops: HashMap::new(),
+        }
+    }
+
+    async fn run(
+        &mut self,
+        mut hooks: mpsc::Receiver<HookRequest>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        self.control_poll().await;
+        let mut poll = tokio::time::interval(self.config.poll_every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            let now = Timestamp::now();
+            let decisions = self.scheduler.tick(now);
+            self.apply(decisions, None).await;
+            self.start_runs().await;
+            let sleep = self.scheduler.next_wake().map(|wake| {
+                let wait = wake.duration_since(Timestamp::now());
+                let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+                tokio::time::Instant::now() + wait
+            });
+            tokio::select! {
+                () = &mut shutdown => {
+                    tracing::info!("shutting down: no new work is taken");
+                    return Ok(());
+                }
+                () = sleep_until(sleep) => {}
+                Some(done) = self.running.join_next(), if !self.running.is_empty() => {
+                    match done {
+                        Ok((run_id, status)) => self.finished(&run_id, status).await,
+                        Err(error) => tracing::error!(%error, "a run task failed"),
+                    }
+                }
+                Some(request) = hooks.recv() => self.webhook(request).await,
+                _ = poll.tick() => self.control_poll().await,
+            }
+        }
+    }
+
+    /// Job directory changes, pause states, runs queued by other processes.
+    async fn control_poll(&mut self) {
+        self.reload_jobs().await;
+        match self.store.schedule_states().await {
+            Ok(states) => {
+                for s in states {
+                    let key = (s.namespace, s.job_id);
+                    self.scheduler.set_paused(&key, s.paused, s.resume_from);
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot read pause states"),
+        }
+        match self.store.queued_run_ids().await {
+            Ok(ids) => {
+                for id in ids {
+                    if self.scheduler.knows_run(&id) {
+                        continue;
+                    }
+                    if let Ok(Some(run)) = self.store.get_run(&id).await {
+                        let key = (run.namespace.clone(), run.job_id.clone());
+                        let max_active = self
+                            .scheduler
+                            .job(&key)
+                            .map_or(1, |j| j.policy.max_active_runs);
+                        self.scheduler.adopt_queued(&key, &id, max_active);
+                        tracing::info!(run = %id, job = %run.job_id, "queued run adopted");
+                    }
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot list queued runs"),
+        }
+    }
+
+    async fn reload_jobs(&mut self) {
+        let Some(dir) = &mut self.jobs_dir else {
+            return;
+        };
+        let changes = match dir.scan() {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::error!(dir = %dir.dir().display(), %error, "cannot scan the job directory");
+                return;
+            }
+        };
+        let now = Timestamp::now();
+        for change in changes {
+            match change {
+                Change::Loaded { path, source, jobs } => {
+                    let shown = path.display().to_string();
+                    let _ = self.store.clear_job_load_error(&shown).await;
+                    let mut keys = Vec::new();
+                    for job in jobs {
+                        match self.load_job(&path, &source, job, now).await {
+                            Ok(key) => keys.push(key),
+                            Err(error) => {
+                                tracing::error!(file = %shown, %error, "cannot load job");
+                                let _ = self
+                                    .store
+                                    .set_job_load_error(&shown, &error.to_string(), now)
+                                    .await;
+                            }
+                        }
+                    }
+                    let old = self
+                        .file_jobs
+                        .insert(path, keys.clone())
+                        .unwrap_or_default();
+                    for key in old.iter().filter(|k| !keys.contains(k)) {
+                        tracing::info!(job = %key.1, "job removed from its file");
+                        self.scheduler.remove_job(key);
+                    }
+                }
+                Change::Broken { path, message } => {
+                    let shown = path.display().to_string();
+                    tracing::error!(file = %shown, problems = %message, "job file does not load; its last good revision keeps running");
+                    eprintln!("rota serve: {message}");
+                    let _ = self.store.set_job_load_error(&shown, &message, now).await;
+                }
+                Change::Removed { path } => {
+                    let _ = self
+                        .store
+                        .clear_job_load_error(&path.display().to_string())
+                        .await;
+                    for key in self.file_jobs.remove(&path).unwrap_or_default() {
+                        tracing::info!(job = %key.1, "job file removed");
+                        self.scheduler.remove_job(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Saves a job's revision and gives it to the scheduler with its triggers' cursors.
+    async fn load_job(
+        &mut self,
+        path: &Path,
+        source: &str,
+        job: Job,
+        now: Timestamp,
+    ) -> Result<JobKey, ServerError> {
+        let namespace = job
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+        let triggers = CompiledTrigger::compile_all(&job)?;
+        let definition = serde_json::to_value(&job)
+            .map_err(|e| ServerError::BadTrigger(format!("cannot serialise the job: {e}")))?;
+        let mut revision =
+            NewJobRevision::new(namespace.clone(), job.id.clone(), source, definition, now);
+        revision.source_path = Some(path.display().to_string());
+        let saved = self.store.save_job_revision(&revision).await?;
+        let mut cursors = HashMap::new();
+        for t in &triggers {
+            let state = self
+                .store
+                .ensure_trigger_state(&namespace, &job.id, &t.key, now)
+                .await?;
+            cursors.insert(
+                t.key.clone(),
+                Cursor {
+                    origin: state.origin,
+                    evaluated_until: state.evaluated_until,
+                },
+            );
+        }
+        tracing::info!(job = %job.id, namespace = %namespace, revision = saved.revision, "job loaded");
+        let key = (namespace, job.id.clone());
+        self.scheduler.upsert_job(key.clone(), job, triggers, |k| {
+            cursors.get(k).copied().unwrap_or(Cursor {
+                origin: now,
+                evaluated_until: now,
+            })
+        });
+        Ok(key)
+    }
+
+    /// Records each decision; runs are queued in the same transaction as their occurrence.
+    /// A run whose occurrence was already recorded (by a previous life of the server) is
+    /// dropped: that occurrence is not run twice.
+    async fn apply(&mut self, decisions: Decisions, body: Option<&[u8]>) -> Vec<Outcome> {
+        for run_id in &decisions.cancel {
+            if let Some(stop) = self.stops.get(run_id) {
+                tracing::info!(run = %run_id, "cancelling: overlap policy cancel_running");
+                stop.stop(StopReason::Cancelled(
+                    "overlap policy cancel_running".to_owned(),
+                ));
+            } else if self.scheduler.knows_run(run_id) {
+                // Still queued: it ends as cancelled without running.
+                self.scheduler.forget(run_id);
+                let _ = self
+                    .store
+                    .record(&[RunEvent::RunFinished {
+                        run_id: run_id.clone(),
+                        status: RunStatus::Cancelled,
+                        reason: Some(
+                            "superseded by a newer occurrence (overlap policy cancel_running)"
+                                .to_owned(),
+                        ),
+                        at: Timestamp::now(),
+                    }])
+                    .await;
+            }
+        }
+        let mut outcomes = Vec::new();
+        for decision in decisions.occurrences {
+            let (namespace, job_id) = decision.job.clone();
+            let now = Timestamp::now();
+            let (kind, reason) = match &decision.outcome {
+                Outcome::Run { .. } => (OccurrenceKind::Run, None),
+                Outcome::Skipped(reason) => (OccurrenceKind::Skipped, Some(reason.clone())),
+                Outcome::Missed(reason) => (OccurrenceKind::Missed, Some(reason.clone())),
+            };
+            let occurrence = NewOccurrence {
+                namespace: namespace.clone(),
+                job_id: job_id.clone(),
+                trigger_key: decision.trigger_key.clone(),
+                scheduled_at: decision.scheduled_at,
+                recorded_at: now,
+                kind,
+                reason: reason.clone(),
+            };
+            let run = match &decision.outcome {
+                Outcome::Run { run_id } => match self
+                    .new_run(
+                        &decision.job,
+                        run_id,
+                        &decision.trigger_key,
+                        decision.scheduled_at,
+                        now,
+                    )
+                    .await
+                {
+                    Some(run) => Some(run),
+                    None => {
+                        self.scheduler.forget(run_id);
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            if let (Some(run), Some(body)) = (&run, body) {
+                let dir = self.engine.artifacts_dir.join(&run.id);
+                let written = std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::write(dir.join(WEBHOOK_BODY_FILE), body));
+                if let Err(error) = written {
+                    tracing::error!(%error, "cannot save the webhook body");
+                    self.scheduler.forget(&run.id);
+                    continue;
+                }
+            }
+            match self
+                .store
+                .record_occurrence(&occurrence, run.as_ref())
+                .await
+            {
+                Ok(true) => {
+                    match &decision.outcome {
+                        Outcome::Run { run_id } => {
+                            tracing::info!(job = %job_id, trigger = %decision.trigger_key, at = %decision.scheduled_at, run = %run_id, "occurrence queued")
+                        }
+                        _ => {
+                            tracing::info!(job = %job_id, trigger = %decision.trigger_key, at = %decision.scheduled_at, kind = kind.as_str(), reason = ?reason, "occurrence not run")
+                        }
+                    }
+                    outcomes.push(decision.outcome);
+                }
+                Ok(false) => {
+                    tracing::info!(job = %job_id, at = %decision.scheduled_at, "occurrence already recorded; not run again");
+                    if let Outcome::Run { run_id } = &decision.outcome {
+                        self.scheduler.forget(run_id);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, job = %job_id, "cannot record an occurrence");
+                    if let Outcome::Run { run_id } = &decision.outcome {
+                        self.scheduler.forget(run_id);
+                    }
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// The queued run for an occurrence, with the job's latest saved revision and default
+    /// parameters.
+    async fn new_run(
+        &self,
+        key: &JobKey,
+        run_id: &str,
+        trigger_key: &str,
+        scheduled_at: Timestamp,
+        now: Timestamp,
+    ) -> Option<NewRun> {
+        let job = self.scheduler.job(key)?;
+        let revision = match self.store.latest_job_revision(&key.0, &key.1).await {
+            Ok(Some(revision)) => revision.revision,
+            _ => return None,
+        };
+        let params = rota_core::params::resolve(job, &BTreeMap::new(), &[]).unwrap_or_default();
+        Some(NewRun {
+            id: run_id.to_owned(),
+            namespace: key.0.clone(),
+            job_id: key.1.clone(),
+            job_revision: revision,
+            params: serde_json::Value::Object(params.into_iter().collect()),
+            dry_run: false,
+            trigger: trigger_kind(trigger_key).to_owned(),
+            scheduled_at: Some(scheduled_at),
+            created_at: now,
+            owner: self.owner.clone(),
+            steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+        })
+    }
+
+    /// Claims and starts every run the scheduler lets start.
+    async fn start_runs(&mut self) {
+        loop {
+            let startable = self.scheduler.take_startable();
+            if startable.is_empty() {
+                return;
+            }
+            for (_key, run_id) in startable {
+                self.start_run(run_id).await;
+            }
+        }
+    }
+
+    async fn start_run(&mut self, run_id: String) {
+        {
+            let now = Timestamp::now();
+            match self.store.claim_queued_run(&run_id, &self.owner, now).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // Someone else took it, or it ended: not ours to run.
+                    self.scheduler.forget(&run_id);
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(%error, run = %run_id, "cannot claim a queued run");
+                    self.scheduler.forget(&run_id);
+                    return;
+                }
+            }
+            match self.request_for(&run_id).await {
+                Ok(request) => {
+                    let stop = RunStop::new();
+                    self.stops.insert(run_id.clone(), stop.clone());
+                    let store = self.store.clone();
+                    let engine = self.engine.clone();
+                    tracing::info!(run = %run_id, job = %request.job.id, "run started");
+                    self.running.spawn(async move {
+                        let id = request.run_id.clone();
+                        match rota_engine::run::execute_claimed(
+                            &store, &engine, request, stop, None,
+                        )
+                        .await
+                        {
+                            Ok(summary) => (id, summary.status),
+                            Err(error) => {
+                                tracing::error!(%error, run = %id, "the run could not be recorded");
+                                (id, RunStatus::Failed)
+                            }
+                        }
+                    });
+                }
+                Err(reason) => {
+                    tracing::error!(run = %run_id, %reason, "run cannot start");
+                    let _ = self
+                        .store
+                        .record(&[RunEvent::RunFinished {
+                            run_id: run_id.clone(),
+                            status: RunStatus::Failed,
+                            reason: Some(reason),
+                            at: Timestamp::now(),
+                        }])
+                        .await;
+                    let decisions =
+                        self.scheduler
+                            .run_finished(&run_id, Timestamp::now(), RunStatus::Failed);
+                    self.apply(decisions, None).await;
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the engine's request from the stored run and its job revision.
+    async fn request_for(&self, run_id: &str) -> Result<RunRequest, String> {
+        let run = self
+            .store
+            .get_run(run_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("run {run_id} vanished"))?;
+        let revision = self
+            .store
+            .job_revision(&run.namespace, &run.job_id, run.job_revision)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("job revision {} is missing", run.job_revision))?;
+        let mut job: Job = serde_json::from_value(revision.definition)
+            .map_err(|e| format!("stored job definition does not load: {e}"))?;
+        let mut secrets = BTreeMap::new();
+        let mut missing = Vec::new();
+        for name in &job.secrets {
+            match std::env::var(name) {
+                Ok(value) => {
+                    secrets.insert(name.clone(), value);
+                }
+                Err(_) => missing.push(name.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(format!(
+                "secrets not set in the server's environment: {}",
+                missing.join(", ")
+            ));
+        }
+        let body = self
+            .engine
+            .artifacts_dir
+            .join(run_id)
+            .join(WEBHOOK_BODY_FILE);
+        if body.exists() {
+            job.env.insert(
+                "ROTA_WEBHOOK_BODY_FILE".to_owned(),
+                body.display().to_string(),
+            );
+        }
+        let base_dir = revision
+            .source_path
+            .as_deref()
+            .and_then(|p| Path::new(p).parent())
+            .map(Path::to_owned)
+            .unwrap_or_else(|| self.config.home.clone());
+        let params = match run.params {
+            serde_json::Value::Object(map) => map.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        Ok(RunRequest {
+            run_id: run.id,
+            job,
+            job_revision: run.job_revision,
+            namespace: run.namespace,
+            params,
+            secrets,
+            dry_run: run.dry_run,
+            trigger: run.trigger,
+            scheduled_at: run.scheduled_at,
+            base_dir,
+        })
+    }
+
+    async fn finished(&mut self, run_id: &str, status: RunStatus) {
+        self.stops.remove(run_id);
+        tracing::info!(run = %run_id, status = status.as_str(), "run finished");
+        let decisions = self
+            .scheduler
+            .run_finished(run_id, Timestamp::now(), status);
+        self.apply(decisions, None).await;
+        self.start_runs().await;
+    }
+
+    async fn webhook(&mut self, request: HookRequest) {
+        let key = (request.namespace.clone(), request.job.clone());
+        let hook = self
+            .scheduler
+            .triggers(&key)
+            .into_iter()
+            .find_map(|t| match t.kind {
+                TriggerKind::Webhook { secret, signature } => Some((t.key, secret, signature)),
+                _ => None,
+            });
+        let Some((trigger_key, secret_name, scheme)) = hook else {
+            let _ = request.reply.send(HookReply::NotFound);
+            return;
+        };
+        let secret = std::env::var(&secret_name).unwrap_or_default();
+        if !hooks::verify(scheme, &secret, &request.headers, &request.body) {
+            tracing::warn!(job = %request.job, "webhook refused: bad or missing signature");
+            let _ = request.reply.send(HookReply::Unauthorized);
+            return;
+        }
+        let Some(decisions) = self
+            .scheduler
+            .fire_now(&key, &trigger_key, Timestamp::now())
+        else {
+            let _ = request.reply.send(HookReply::NotFound);
+            return;
+        };
+        let outcomes = self.apply(decisions, Some(&request.body)).await;
+        let reply = match outcomes.into_iter().next() {
+            Some(Outcome::Run { run_id }) => HookReply::Queued { run_id },
+            Some(Outcome::Skipped(reason) | Outcome::Missed(reason)) => {
+                HookReply::Skipped { reason }
+            }
+            None => HookReply::Unavailable("the request could not be recorded".to_owned()),
+        };
+        let _ = request.reply.send(reply);
+        self.start_runs().await;
+    }
+
+    /// After shutdown: running runs get the grace period, then are cancelled; queued runs
+    /// stay queued for the next start.
+    async fn drain(&mut self) {
+        if self.running.is_empty() {
+            return;
+        }
+        eprintln!(
+            "rota serve: waiting up to {}s for {} running run(s)",
+            self.config.grace.as_secs(),
+            self.running.len()
+        );
+        let deadline = tokio::time::Instant::now() + self.config.grace;
+        loop {
+            tokio::select! {
+                done = self.running.join_next() => match done {
+                    None => return,
+                    Some(Ok((run_id, _))) => { self.stops.remove(&run_id); }
+                    Some(Err(error)) => tracing::error!(%error, "a run task failed"),
+                },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        for stop in self.stops.values() {
+            stop.stop(StopReason::Cancelled("server shutdown".to_owned()));
+        }
+        while self.running.join_next().await.is_some() {}
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The run's `trigger` column from a trigger key: `cron`, `every`, `at`, `after`, `webhook`.
+fn trigger_kind(trigger_key: &str) -> &str {
+    trigger_key.split(':').next().unwrap_or(trigger_key)
+}

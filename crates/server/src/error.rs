@@ -1,0 +1,35 @@
+//! The server's error type.
+
+use std::path::PathBuf;
+
+/// What stops `rota serve` from starting or running.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] rota_store::StoreError),
+    /// Another `rota serve` holds the data directory.
+    #[error("another rota serve is running on {0} (its lock file is held)")]
+    AlreadyRunning(PathBuf),
+    /// A file or directory could not be used.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A trigger that validation let through cannot be compiled (a bug, or a zone database
+    /// that changed).
+    #[error("bad trigger: {0}")]
+    BadTrigger(String),
+}

@@ -1,0 +1,536 @@
+//! The scheduler's decisions as a pure, clock-injected state machine.
+//!
+//! [`Scheduler`] knows the loaded jobs, each trigger's cursor (every occurrence at or before
+//! it is decided), each job's active and queued runs and its pause state. Given "now" it
+//! lists what is due and decides each occurrence: a run (queued, then started when the job's
+//! `concurrency` allows), `skipped` (overlap policy, paused) or `missed` (catch-up policy).
+//! It does no IO and never reads the clock; the daemon ([`crate::daemon`]) records each
+//! decision in the store before acting on it, and tells the scheduler when runs end.
+//!
+//! Occurrences older than the misfire grace (they fell due while the server was down or
+//! stalled) go through the catch-up policy of `rota-sched`; the others fire normally.
+//! Every occurrence, run or not, then meets the pause state and the overlap policy.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rota_core::model::{CatchupMode, IntervalAnchor, Job, Overlap, RunStatus};
+use rota_sched::policy::{
+    CatchupDecision, CatchupPolicy, OverlapDecision, OverlapPolicy, decide_overlap, plan_catchup,
+};
+
+use crate::trigger::{CompiledTrigger, TriggerKind, after_fires};
+
+/// Occurrences later than this behind "now" are treated as missed during downtime.
+pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(5);
+
+/// A job as the scheduler knows it: (namespace, job id).
+pub type JobKey = (String, String);
+
+/// What became of an occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A run with this id was queued for it.
+    Run {
+        /// The new run's id.
+        run_id: String,
+    },
+    /// Not run, with the reason.
+    Skipped(String),
+    /// Fell due during downtime and not caught up, with the reason.
+    Missed(String),
+}
+
+/// One decided occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The job.
+    pub job: JobKey,
+    /// The trigger's key.
+    pub trigger_key: String,
+    /// When it was due.
+    pub scheduled_at: Timestamp,
+    /// What became of it.
+    pub outcome: Outcome,
+}
+
+/// The result of [`Scheduler::tick`] (and of the other entry points that decide).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decisions {
+    /// Occurrences to record, in order.
+    pub occurrences: Vec<Decision>,
+    /// Active runs to cancel (overlap policy `cancel_running`).
+    pub cancel: Vec<String>,
+}
+
+struct TriggerEntry {
+    trigger: CompiledTrigger,
+    origin: Timestamp,
+    cursor: Timestamp,
+    /// End-anchored intervals: the last run of this trigger finished at this instant.
+    last_finished: Option<Timestamp>,
+    /// End-anchored intervals: a run of this trigger is queued or active.
+    outstanding: usize,
+}
+
+struct JobEntry {
+    job: Option<Job>,
+    triggers: Vec<TriggerEntry>,
+    paused: bool,
+    resume_from: Option<Timestamp>,
+    max_active: usize,
+    active: BTreeSet<String>,
+    queued: VecDeque<String>,
+    /// Which trigger queued each outstanding run.
+    run_trigger: HashMap<String, String>,
+}
+
+impl JobEntry {
+    fn empty(max_active: u32) -> JobEntry {
+        JobEntry {
+            job: None,
+            triggers: Vec::new(),
+            paused: false,
+            resume_from: None,
+            max_active: max_active.max(1) as usize,
+            active: BTreeSet::new(),
+            queued: VecDeque::new(),
+            run_trigger: HashMap::new(),
+        }
+    }
+}
+
+/// A trigger's stored cursor, given to [`Scheduler::upsert_job`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// Grid origin of a start-anchored interval.
+    pub origin: Timestamp,
+    /// Every occurrence at or before this instant is decided.
+    pub evaluated_until: Timestamp,
+}
+
+/// The scheduler state machine.
+pub struct Scheduler {
+    jobs: BTreeMap<JobKey, JobEntry>,
+    misfire_grace: Duration,
+    new_id: Box<dyn FnMut() -> String + Send>,
+}
+
+impl Scheduler {
+    /// An empty scheduler; `new_id` names new runs.
+    pub fn new(misfire_grace: Duration, new_id: Box<dyn FnMut() -> String + Send>) -> Scheduler {
+        Scheduler {
+            jobs: BTreeMap::new(),
+            misfire_grace,
+            new_id,
+        }
+    }
+
+    /// Loads or replaces a job's definition. Its runs are kept; triggers present before keep
+    /// their in-memory state, new ones start from `cursor_of(key)`.
+    pub fn upsert_job(
+        &mut self,
+        key: JobKey,
+        job: Job,
+        triggers: Vec<CompiledTrigger>,
+        cursor_of: impl Fn(&str) -> Cursor,
+    ) {
+        let entry = self
+            .jobs
+            .entry(key)
+            .or_insert_with(|| JobEntry::empty(job.policy.max_active_runs));
+        let mut old: HashMap<String, TriggerEntry> = entry
+            .triggers
+            .drain(..)
+            .map(|t| (t.trigger.key.clone(), t))
+            .collect();
+        entry.triggers = triggers
+            .into_iter()
+            .map(|trigger| match old.remove(&trigger.key) {
+                Some(mut kept) => {
+                    kept.trigger = trigger;
+                    kept
+                }
+                None => {
+                    let cursor = cursor_of(&trigger.key);
+                    TriggerEntry {
+                        trigger,
+                        origin: cursor.origin,
+                        cursor: cursor.evaluated_until,
+                        last_finished: None,
+                        outstanding: 0,
+                    }
+                }
+            })
+            .collect();
+        entry.max_active = job.policy.max_active_runs.max(1) as usize;
+        entry.job = Some(job);
+    }
+
+    /// Unloads a job (its file was removed): its triggers stop; its runs finish.
+    pub fn remove_job(&mut self, key: &JobKey) {
+        if let Some(entry) = self.jobs.get_mut(key) {
+            entry.job = None;
+            entry.triggers.clear();
+        }
+    }
+
+    /// The loaded definition of a job.
+    pub fn job(&self, key: &JobKey) -> Option<&Job> {
+        self.jobs.get(key).and_then(|e| e.job.as_ref())
+    }
+
+    /// Keys of the loaded jobs.
+    pub fn job_keys(&self) -> Vec<JobKey> {
+        self.jobs
+            .iter()
+            .filter(|(_, e)| e.job.is_some())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A job's triggers.
+    pub fn triggers(&self, key: &JobKey) -> Vec<CompiledTrigger> {
+        self.jobs
+            .get(key)
+            .map(|e| e.triggers.iter().map(|t| t.trigger.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Sets a job's pause state (`resume_from`: occurrences before it count as paused).
+    pub fn set_paused(&mut self, key: &JobKey, paused: bool, resume_from: Option<Timestamp>) {
+        let entry = self
+            .jobs
+            .entry(key.clone())
+            .or_insert_with(|| JobEntry::empty(1));
+        entry.paused = paused;
+        entry.resume_from = resume_from;
+    }
+
+    /// Adds a run that is already queued in the store (found at start-up, or queued by
+    /// another process such as `rota backfill`). Returns `false` if it is known already.
+    pub fn adopt_queued(&mut self, key: &JobKey, run_id: &str, max_active: u32) -> bool {
+        let entry = self
+            .jobs
+            .entry(key.clone())
+            .or_insert_with(|| JobEntry::empty(max_active));
+        if entry.active.contains(run_id) || entry.queued.iter().any(|r| r == run_id) {
+            return false;
+        }
+        entry.queued.push_back(run_id.to_owned());
+        true
+    }
+
+    /// Whether the run is queued or active here.
+    pub fn knows_run(&self, run_id: &str) -> bool {
+        self.jobs
+            .values()
+            .any(|e| e.active.contains(run_id) || e.queued.iter().any(|r| r == run_id))
+    }
+
+    /// Drops a queued run the store refused (its occurrence was already recorded).
+    pub fn forget(&mut self, run_id: &str) {
+        for entry in self.jobs.values_mut() {
+            entry.queued.retain(|r| r != run_id);
+            entry.active.remove(run_id);
+            if let Some(key) = entry.run_trigger.remove(run_id) {
+                release(entry, &key);
+            }
+        }
+    }
+
+    /// Moves queued runs to active while each job's `concurrency` allows, oldest first;
+    /// returns them for the daemon to start.
+    pub fn take_startable(&mut self) -> Vec<(JobKey, String)> {
+        let mut out = Vec::new();
+        for (key, entry) in &mut self.jobs {
+            while entry.active.len() < entry.max_active {
+                let Some(run_id) = entry.queued.pop_front() else {
+                    break;
+                };
+                entry.active.insert(run_id.clone());
+                out.push((key.clone(), run_id));
+            }
+        }
+        out
+    }
+
+    /// Active and queued run counts of a job.
+    pub fn load_of(&self, key: &JobKey) -> (usize, usize) {
+        self.jobs
+            .get(key)
+            .map_or((0, 0), |e| (e.active.len(), e.queued.len()))
+    }
+
+    /// A run ended at `at` with `status`: frees its slot and fires the `after` triggers that
+    /// watch its job.
+    pub fn run_finished(&mut self, run_id: &str, at: Timestamp, status: RunStatus) -> Decisions {
+        let mut finished_job = None;
+        for (key, entry) in &mut self.jobs {
+            let was_active = entry.active.remove(run_id);
+            entry.queued.retain(|r| r != run_id);
+            if let Some(trigger_key) = entry.run_trigger.remove(run_id) {
+                release(entry, &trigger_key);
+                if let Some(t) = entry
+                    .triggers
+                    .iter_mut()
+                    .find(|t| t.trigger.key == trigger_key)
+                {
+                    t.last_finished = Some(at);
+                }
+            }
+            if was_active {
+                finished_job = Some(key.clone());
+            }
+        }
+        let mut decisions = Decisions::default();
+        let Some((namespace, job_id)) = finished_job else {
+            return decisions;
+        };
+        let job_id = &job_id;
+        let watchers: Vec<(JobKey, String)> = self
+            .jobs
+            .iter()
+            .filter(|((ns, _), _)| *ns == namespace)
+            .flat_map(|(key, entry)| {
+                entry
+                    .triggers
+                    .iter()
+                    .filter_map(move |t| match &t.trigger.kind {
+                        TriggerKind::After { job, on }
+                            if job == job_id && after_fires(*on, status) =>
+                        {
+                            Some((key.clone(), t.trigger.key.clone()))
+                        }
+                        _ => None,
+                    })
+            })
+            .collect();
+        for (key, trigger_key) in watchers {
+            self.fire(&key, &trigger_key, at, &mut decisions);
+        }
+        decisions
+    }
+
+    /// Fires an event-driven trigger (webhook, after, manual) now; the occurrence is due at
+    /// `at`. `None` when the job or trigger is unknown.
+    pub fn fire_now(
+        &mut self,
+        key: &JobKey,
+        trigger_key: &str,
+        at: Timestamp,
+    ) -> Option<Decisions> {
+        let entry = self.jobs.get(key)?;
+        entry.job.as_ref()?;
+        let mut decisions = Decisions::default();
+        self.fire(key, trigger_key, at, &mut decisions);
+        Some(decisions)
+    }
+
+    /// Decides every occurrence due at `now`.
+    pub fn tick(&mut self, now: Timestamp) -> Decisions {
+        let mut decisions = Decisions::default();
+        let keys: Vec<JobKey> = self.jobs.keys().cloned().collect();
+        for key in keys {
+            let due = self.due_occurrences(&key, now);
+            for (trigger_key, at, catchup) in due {
+                match catchup {
+                    Some(reason) => decisions.occurrences.push(Decision {
+                        job: key.clone(),
+                        trigger_key,
+                        scheduled_at: at,
+                        outcome: Outcome::Missed(reason),
+                    }),
+                    None => self.fire(&key, &trigger_key, at, &mut decisions),
+                }
+            }
+        }
+        decisions
+    }
+
+    /// The next instant at which [`Scheduler::tick`] has something to decide.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        let mut wake: Option<Timestamp> = None;
+        for entry in self.jobs.values() {
+            for t in &entry.triggers {
+                if let Some(at) = next_due(t) {
+                    let fire = at.checked_add(t.trigger.jitter_at(at)).unwrap_or(at);
+                    wake = Some(wake.map_or(fire, |w| w.min(fire)));
+                }
+            }
+        }
+        wake
+    }
+
+    /// Lists the occurrences of `key`'s timed triggers due at `now`, advancing cursors:
+    /// (trigger key, due instant, `Some(reason)` when missed under the catch-up policy).
+    fn due_occurrences(
+        &mut self,
+        key: &JobKey,
+        now: Timestamp,
+    ) -> Vec<(String, Timestamp, Option<String>)> {
+        let Some(entry) = self.jobs.get_mut(key) else {
+            return Vec::new();
+        };
+        let Some(job) = &entry.job else {
+            return Vec::new();
+        };
+        let policy = CatchupPolicy {
+            window: job.policy.catchup.window,
+            mode: match job.policy.catchup.mode {
+                CatchupMode::All => rota_sched::policy::CatchupMode::All,
+                CatchupMode::Last => rota_sched::policy::CatchupMode::Last,
+                CatchupMode::None => rota_sched::policy::CatchupMode::None,
+            },
+        };
+        let late_bound = now.checked_sub(self.misfire_grace).unwrap_or(now);
+        let mut out = Vec::new();
+        for t in &mut entry.triggers {
+            if let TriggerKind::Interval {
+                anchor: IntervalAnchor::End,
+                ..
+            } = t.trigger.kind
+            {
+                // Fixed delay: one occurrence at a time, due `every` after the last end.
+                if let Some(at) = next_due(t) {
+                    let fire = at.checked_add(t.trigger.jitter_at(at)).unwrap_or(at);
+                    if fire <= now {
+                        // Late (the server was down): it runs once now; a delay schedule
+                        // has no backlog to catch up.
+                        out.push((t.trigger.key.clone(), at, None));
+                        t.cursor = at;
+                        t.outstanding += 1;
+                    }
+                }
+                continue;
+            }
+            if !t.trigger.is_timed() {
+                continue;
+            }
+            let origin = t.origin;
+            if t.cursor < late_bound {
+                let trig = &t.trigger;
+                let plan = plan_catchup(t.cursor, late_bound, &policy, |after| {
+                    trig.next_after(origin, after)
+                });
+                for occ in plan.occurrences {
+                    let reason = match occ.decision {
+                        CatchupDecision::Run => None,
+                        CatchupDecision::Missed { reason } => Some(reason.as_str().to_owned()),
+                    };
+                    out.push((t.trigger.key.clone(), occ.at, reason));
+                    t.cursor = t.cursor.max(occ.at);
+                }
+                // Everything up to the late bound is decided, listed or not.
+                t.cursor = t.cursor.max(late_bound);
+            }
+            while let Some(at) = t.trigger.next_after(origin, t.cursor) {
+                if at <= t.cursor || at > now {
+                    break;
+                }
+                let fire = at.checked_add(t.trigger.jitter_at(at)).unwrap_or(at);
+                if fire > now {
+                    break;
+                }
+                out.push((t.trigger.key.clone(), at, None));
+                t.cursor = at;
+            }
+        }
+        out
+    }
+
+    /// Decides one occurrence that is due to run: pause state, then overlap policy.
+    fn fire(&mut self, key: &JobKey, trigger_key: &str, at: Timestamp, decisions: &mut Decisions) {
+        let new_id = &mut self.new_id;
+        let Some(entry) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let Some(job) = &entry.job else {
+            return;
+        };
+        let decision = |outcome| Decision {
+            job: key.clone(),
+            trigger_key: trigger_key.to_owned(),
+            scheduled_at: at,
+            outcome,
+        };
+        let paused_until = entry.resume_from.is_some_and(|from| at < from);
+        if entry.paused || paused_until {
+            release(entry, trigger_key);
+            decisions
+                .occurrences
+                .push(decision(Outcome::Skipped("paused".to_owned())));
+            return;
+        }
+        let policy = match job.policy.overlap {
+            Overlap::Skip => OverlapPolicy::Skip,
+            Overlap::BufferOne => OverlapPolicy::BufferOne,
+            Overlap::BufferAll => OverlapPolicy::BufferAll,
+            Overlap::CancelRunning => OverlapPolicy::CancelRunning,
+            Overlap::Allow => OverlapPolicy::Allow,
+        };
+        // Runs accepted but not started yet (waiting for `concurrency`) count as running for
+        // `skip` and `cancel_running`: they would overlap the new one all the same.
+        let active = match policy {
+            OverlapPolicy::Skip | OverlapPolicy::CancelRunning => {
+                entry.active.len() + entry.queued.len()
+            }
+            _ => entry.active.len(),
+        };
+        match decide_overlap(policy, active, entry.queued.len()) {
+            OverlapDecision::Skip { reason } => {
+                release(entry, trigger_key);
+                decisions
+                    .occurrences
+                    .push(decision(Outcome::Skipped(reason.to_string())));
+            }
+            choice => {
+                if choice == OverlapDecision::CancelRunningThenStart {
+                    decisions.cancel.extend(entry.active.iter().cloned());
+                    // Runs waiting behind the cancelled ones are superseded too.
+                    decisions.cancel.extend(entry.queued.iter().cloned());
+                }
+                let run_id = new_id();
+                entry.queued.push_back(run_id.clone());
+                entry
+                    .run_trigger
+                    .insert(run_id.clone(), trigger_key.to_owned());
+                decisions
+                    .occurrences
+                    .push(decision(Outcome::Run { run_id }));
+            }
+        }
+    }
+}
+
+/// An end-anchored trigger's outstanding count drops when its occurrence will not run or its
+/// run ends.
+fn release(entry: &mut JobEntry, trigger_key: &str) {
+    if let Some(t) = entry
+        .triggers
+        .iter_mut()
+        .find(|t| t.trigger.key == trigger_key)
+    {
+        t.outstanding = t.outstanding.saturating_sub(1);
+    }
+}
+
+/// The next due instant of a timed trigger, jitter not included.
+fn next_due(t: &TriggerEntry) -> Option<Timestamp> {
+    match t.trigger.kind {
+        TriggerKind::Interval {
+            every,
+            anchor: IntervalAnchor::End,
+        } => {
+            if t.outstanding > 0 {
+                return None;
+            }
+            // One period after the last run ended, or after the last decided occurrence
+            // (the trigger's origin when it never fired).
+            let base = t.last_finished.unwrap_or(t.cursor).max(t.cursor);
+            base.checked_add(every).ok()
+        }
+        _ => t.trigger.next_after(t.origin, t.cursor),
+    }
+}

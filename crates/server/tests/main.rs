@@ -1,0 +1,7 @@
+//! Tests of the scheduler daemon: the clock-driven state machine, webhook verification and
+//! routing, the job directory, and the real `rota` binary killed and restarted.
+
+mod hooks;
+mod jobdir;
+mod process;
+mod scheduler;

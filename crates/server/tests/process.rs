@@ -1,0 +1,390 @@
+//! The real `rota` binary: `rota serve` killed with SIGKILL mid-run and restarted loses and
+//! duplicates nothing; webhooks over a real listener; hot reload; SIGTERM lets runs finish.
+//!
+//! The binary is `<workspace>/target/debug/rota`, built by `scripts/test` before the tests.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use rota_core::model::RunStatus;
+use rota_store::{OccurrenceKind, RunFilter, RunRecord, Store};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Generous bound for things that happen "soon" on a loaded 2-core machine; tests wait for
+/// states, never assert durations.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn rota_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("debug/rota");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
+        bin.display()
+    );
+    bin
+}
+
+struct Server {
+    child: Child,
+    home: PathBuf,
+}
+
+impl Server {
+    fn start(
+        home: &Path,
+        jobs: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Server, Box<dyn std::error::Error>> {
+        let _ = std::fs::remove_file(home.join("serve.addr"));
+        std::fs::create_dir_all(home)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("serve.log"))?;
+        let mut command = Command::new(rota_bin());
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--grace",
+                "30",
+                "--jobs",
+            ])
+            .arg(jobs)
+            .env_remove("ROTA_LOG")
+            .env("ROTA_HOME", home)
+            .env("ROTA_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let child = command.spawn()?;
+        let server = Server {
+            child,
+            home: home.to_owned(),
+        };
+        wait_for("the server to listen", || home.join("serve.addr").exists())?;
+        Ok(server)
+    }
+
+    fn addr(&self) -> Result<String, std::io::Error> {
+        std::fs::read_to_string(self.home.join("serve.addr"))
+    }
+
+    fn kill9(&mut self) -> Result<(), std::io::Error> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    fn terminate(&mut self) -> Result<std::process::ExitStatus, Box<dyn std::error::Error>> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("gave up waiting for {what}"))
+}
+
+async fn runs_of(store: &Store, job: &str) -> Result<Vec<RunRecord>, rota_store::StoreError> {
+    store
+        .list_runs(&RunFilter {
+            job_id: Some(job.to_owned()),
+            limit: 1000,
+            ..RunFilter::default()
+        })
+        .await
+}
+
+fn pid_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_run_then_restart_loses_and_duplicates_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("tick.yaml"),
+        "id: tick\ntriggers:\n  - cron: '* * * * * *'\npolicy:\n  overlap: buffer_one\n\
+         steps:\n  - id: main\n    sh: echo $$ >> pids.txt; sleep 2\n",
+    )?;
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let store = Store::open(&home).await?;
+
+    // Wait for a running run with one buffered behind it, then kill the server outright.
+    let mut at_kill = (String::new(), String::new());
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        let runs = runs_of(&store, "tick").await?;
+        let running = runs.iter().find(|r| {
+            r.status == RunStatus::Running
+                && !r.steps.is_empty()
+                && r.steps[0].status.as_str() == "running"
+        });
+        let queued = runs.iter().find(|r| r.status == RunStatus::Queued);
+        if let (Some(running), Some(queued)) = (running, queued) {
+            at_kill = (running.id.clone(), queued.id.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !at_kill.0.is_empty(),
+        "never saw a running run with a buffered one"
+    );
+    server.kill9()?;
+
+    // The step's process group dies with the server (the guardian), leaving no orphan.
+    wait_for("the step processes to be gone", || {
+        std::fs::read_to_string(jobs.join("pids.txt"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse::<i32>().ok())
+            .all(|pid| !pid_alive(pid))
+    })?;
+
+    // Down long enough (past the misfire grace) for occurrences to go through catch-up.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let (running_id, queued_id) = at_kill;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let queued = store
+            .get_run(&queued_id)
+            .await?
+            .ok_or("queued run vanished")?;
+        if queued.status.is_terminal() {
+            assert_eq!(
+                queued.status,
+                RunStatus::Succeeded,
+                "the queued run ran after the restart"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queued run never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let status = server.terminate()?;
+    assert!(
+        status.success(),
+        "rota serve exits 0 on SIGTERM: {status:?}"
+    );
+
+    let abandoned = store
+        .get_run(&running_id)
+        .await?
+        .ok_or("running run vanished")?;
+    assert_eq!(abandoned.status, RunStatus::Abandoned);
+    assert_eq!(abandoned.steps[0].status.as_str(), "abandoned");
+
+    // Nothing ran twice: one run per occurrence, and every run has its occurrence.
+    let runs = runs_of(&store, "tick").await?;
+    let mut scheduled = BTreeSet::new();
+    for run in &runs {
+        let at = run
+            .scheduled_at
+            .ok_or("a scheduled run without its instant")?;
+        assert!(scheduled.insert(at), "two runs for the occurrence at {at}");
+    }
+    let history = store.occurrences("default", "tick", 1000).await?;
+    let with_runs: BTreeSet<Timestamp> = history
+        .iter()
+        .filter(|o| o.kind == OccurrenceKind::Run)
+        .map(|o| o.scheduled_at)
+        .collect();
+    assert_eq!(with_runs, scheduled);
+
+    // Nothing was lost: every second from the first occurrence to the last is recorded, as a
+    // run, skipped or missed — including the seconds the server was dead.
+    let mut instants: Vec<Timestamp> = history.iter().map(|o| o.scheduled_at).collect();
+    instants.sort();
+    for pair in instants.windows(2) {
+        assert_eq!(
+            pair[1].as_second() - pair[0].as_second(),
+            1,
+            "a gap in the recorded occurrences between {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    assert!(
+        history.iter().any(|o| o.kind == OccurrenceKind::Missed),
+        "the downtime left missed occurrences (catch-up mode last)"
+    );
+    store.close().await;
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 POST; returns the status code and the body.
+fn post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("hook.yaml"),
+        "id: hook\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: github }\n\
+         policy:\n  overlap: buffer_all\n\
+         steps:\n  - id: main\n    sh: sleep 1; cp \"$ROTA_WEBHOOK_BODY_FILE\" body.txt\n",
+    )?;
+    let mut server = Server::start(&home, &jobs, &[("HOOK_SECRET", "s3cret")])?;
+    let addr = server.addr()?;
+    let store = Store::open(&home).await?;
+
+    let body = br#"{"ref":"refs/heads/main"}"#;
+    let (status, _) = post(
+        &addr,
+        "/hooks/default/hook",
+        &[("X-Hub-Signature-256", "sha256=00")],
+        body,
+    )?;
+    assert_eq!(status, 401);
+    let (status, _) = post(&addr, "/hooks/default/hook", &[], body)?;
+    assert_eq!(status, 401);
+    let (status, _) = post(&addr, "/hooks/default/nope", &[], body)?;
+    assert_eq!(status, 404);
+    assert!(
+        runs_of(&store, "hook").await?.is_empty(),
+        "refused requests queue nothing"
+    );
+
+    let signature = rota_server::hooks::github_signature("s3cret", body);
+    let (status, answer) = post(
+        &addr,
+        "/hooks/default/hook",
+        &[("X-Hub-Signature-256", &signature)],
+        body,
+    )?;
+    assert_eq!(status, 202, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer)?;
+    let run_id = answer["run_id"].as_str().ok_or("no run id")?.to_owned();
+
+    // Hot reload: a broken edit is reported and the last good revision keeps serving.
+    std::fs::write(jobs.join("hook.yaml"), "id: hook\nbogus: true\nsteps: []\n")?;
+    let shown = jobs.join("hook.yaml").display().to_string();
+    let deadline = Instant::now() + PATIENCE;
+    while store.job_load_errors().await?.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the broken file was never reported"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let errors = store.job_load_errors().await?;
+    assert_eq!(errors[0].path, shown);
+    assert!(errors[0].message.contains(":2:"), "{}", errors[0].message);
+    let (status, _) = post(
+        &addr,
+        "/hooks/default/hook",
+        &[("X-Hub-Signature-256", &signature)],
+        body,
+    )?;
+    assert_eq!(status, 202, "the last good revision still takes webhooks");
+
+    // A fixed file becomes a new revision and clears the error.
+    std::fs::write(
+        jobs.join("hook.yaml"),
+        "id: hook\ndescription: v2\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: bearer }\n\
+         steps:\n  - id: main\n    sh: 'true'\n",
+    )?;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let revision = store
+            .latest_job_revision("default", "hook")
+            .await?
+            .ok_or("no revision")?;
+        if revision.revision == 2 && store.job_load_errors().await?.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the fixed file was never loaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, _) = post(
+        &addr,
+        "/hooks/default/hook",
+        &[("Authorization", "Bearer s3cret")],
+        b"",
+    )?;
+    assert_eq!(status, 202, "the new revision's bearer scheme applies");
+
+    // SIGTERM: running runs finish within the grace period.
+    let status = server.terminate()?;
+    assert!(status.success(), "{status:?}");
+    let run = store.get_run(&run_id).await?.ok_or("webhook run missing")?;
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.reason);
+    assert_eq!(run.trigger, "webhook");
+    assert_eq!(
+        std::fs::read(jobs.join("body.txt"))?,
+        body,
+        "the step saw the request body"
+    );
+    store.close().await;
+    Ok(())
+}
