@@ -74,7 +74,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Pause(args) => serve_cmd::pause(&home::Home::new(cli.home)?, args, &out).await,
         Command::Resume(args) => serve_cmd::resume(&home::Home::new(cli.home)?, args, &out).await,
         Command::Backfill(args) => serve_cmd::backfill(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Notebook(command) => {
+        Command::Notebook(mut command) => {
+            // `--output` is global to `rota`; the notebook commands take it from here.
+            if let rota_notebook::cli::NotebookCommand::Inspect { output, .. } = &mut command {
+                *output = match cli.output {
+                    args::OutputFormat::Human => rota_notebook::cli::OutputFormat::Human,
+                    args::OutputFormat::Json => rota_notebook::cli::OutputFormat::Json,
+                };
+            }
             let code = rota_notebook::cli::run(command).await;
             Ok(u8::try_from(code).unwrap_or(1))
         }
