@@ -240,5 +240,9 @@ steps:
     assert_eq!(outputs["plain"], "visible");
     let listing = rota.run(["runs", "--output", "json"]);
     assert!(!stdout(&listing).contains(SECRET), "{}", describe(&listing));
-    assert!(stderr(&output).contains("consume | got *** and visible"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("consume | got *** and visible"),
+        "{}",
+        describe(&output)
+    );
 }

@@ -8,6 +8,7 @@ mod util;
 
 mod crash;
 mod dag;
+mod jobs;
 mod logs;
 mod process;
 mod run;

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use nix::sys::signal::Signal;
 
-use crate::util::{Rota, assert_code, finish, json, read_pid, signal, step, wait_gone, wait_until};
+use crate::util::{
+    Rota, assert_code, finish, json, read_pid, signal, stdout, step, wait_gone, wait_until,
+};
 
 /// A long step that leaves a background grandchild: its pid goes to `<id>.bg`, the shell's
 /// own pid (which then becomes a `sleep`) to `<id>.pid`.
@@ -212,4 +214,77 @@ steps:
     let run = json(&output);
     assert_eq!(step(&run, "leaves")["status"], "succeeded", "{run:#}");
     rota.assert_no_processes_left();
+}
+
+#[test]
+fn sigterm_to_rota_run_cancels_like_ctrl_c() {
+    let rota = Rota::new();
+    let job = format!("id: term-job\nsteps:\n{}", long_step("slow", ""));
+    rota.write("term.yaml", &job);
+    let child = rota.spawn(["run", "term.yaml"]);
+    read_pid(&rota.path("slow.pid"));
+    read_pid(&rota.path("slow.bg"));
+    signal(child.id(), Signal::SIGTERM);
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    assert!(
+        stdout(&output).contains("cancelled"),
+        "human summary: {}",
+        stdout(&output)
+    );
+    assert_step_processes_gone(&rota, "slow");
+    assert_eq!(rota.runs()[0]["status"], "cancelled");
+}
+
+#[test]
+fn ctrl_c_while_waiting_to_retry_cancels_the_run() {
+    let rota = Rota::new();
+    rota.write(
+        "retry.yaml",
+        r#"id: retry-wait-job
+steps:
+  - id: flaky
+    retry: { attempts: 5, initial: 1h }
+    sh: |
+      echo $ROTA_ATTEMPT >> attempts
+      exit 1
+"#,
+    );
+    let child = rota.spawn(["run", "retry.yaml", "--output", "json"]);
+    // Wait for the first attempt to be recorded as finished: the step then sleeps an hour.
+    wait_until("the first attempt to be logged as failed", || {
+        let logs = rota.run(["runs", "--output", "json", "--status", "running"]);
+        let Ok(runs) = serde_json::from_slice::<serde_json::Value>(&logs.stdout) else {
+            return false;
+        };
+        let Some(run_id) = runs[0]["id"].as_str() else {
+            return false;
+        };
+        stdout(&rota.run(["logs", run_id])).contains("retrying in")
+    });
+    signal(child.id(), Signal::SIGINT);
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    let run = json(&output);
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "flaky")["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "flaky")["attempts"], 1, "{run:#}");
+    let attempts = std::fs::read_to_string(rota.path("attempts")).expect("attempts file");
+    assert_eq!(attempts, "1\n");
+}
+
+#[test]
+fn logs_follow_ends_when_the_run_is_cancelled() {
+    let rota = Rota::new();
+    let job = format!("id: follow-cancel-job\nsteps:\n{}", long_step("slow", ""));
+    rota.write("follow-cancel.yaml", &job);
+    let runner = rota.spawn(["run", "follow-cancel.yaml"]);
+    let run_id = rota.wait_for_running_run();
+    read_pid(&rota.path("slow.pid"));
+    let follower = rota.spawn(["logs", "--follow", &run_id]);
+    assert_code(&rota.run(["cancel", &run_id]), 0);
+    assert_code(&finish(runner, "rota run"), 130);
+    let follower = finish(follower, "rota logs --follow");
+    assert_code(&follower, 0);
+    assert_step_processes_gone(&rota, "slow");
 }

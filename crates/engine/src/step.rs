@@ -98,12 +98,20 @@ pub(crate) async fn run_step(shared: &Shared, index: usize, ctx: Context) -> Ste
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shared.stop.token().cancelled() => {
-                return StepResult {
+                // The store holds this attempt as `failed`; record the step's real end, or
+                // history would disagree with the run's own summary.
+                let stopped = finish(shared, step, attempt_no, Attempt {
                     status: stopped_status(shared),
-                    attempts: attempt_no,
                     exit_code: attempt.exit_code,
                     outputs: attempt.outputs,
                     reason: Some("stopped while waiting to retry".to_owned()),
+                });
+                return StepResult {
+                    status: stopped.status,
+                    attempts: attempt_no,
+                    exit_code: stopped.exit_code,
+                    outputs: stopped.outputs,
+                    reason: stopped.reason,
                 };
             }
         }

@@ -1,0 +1,106 @@
+//! Where jobs come from and where runs live: file formats, files with several jobs, stored
+//! jobs run by id, namespaces (explicit and the stable ephemeral one), `rota jobs`.
+
+use crate::util::{Rota, assert_code, describe, stderr, stdout, step};
+
+#[test]
+fn toml_and_json_job_files_run_like_yaml() {
+    let rota = Rota::new();
+    rota.write(
+        "job.toml",
+        "id = \"toml-job\"\n[[steps]]\nid = \"one\"\nsh = \"echo from=toml >> \\\"$ROTA_OUTPUT\\\"\"\n",
+    );
+    rota.write(
+        "job.json",
+        r#"{"id": "json-job", "steps": [{"id": "one", "exec": ["sh", "-c", "echo from=json >> \"$ROTA_OUTPUT\""]}]}"#,
+    );
+    for (file, from) in [("job.toml", "toml"), ("job.json", "json")] {
+        let (run, output) = rota.run_json(&["run", file]);
+        assert_code(&output, 0);
+        assert_eq!(step(&run, "one")["outputs"]["from"], from, "{run:#}");
+    }
+}
+
+#[test]
+fn a_file_with_several_jobs_needs_job_to_choose() {
+    let rota = Rota::new();
+    rota.write(
+        "many.yaml",
+        "- id: first-job\n  steps:\n    - id: s\n      sh: touch first.ran\n- id: second-job\n  steps:\n    - id: s\n      sh: touch second.ran\n",
+    );
+    let output = rota.run(["run", "many.yaml"]);
+    assert_code(&output, 2);
+    assert!(
+        stderr(&output).contains("first-job") && stderr(&output).contains("second-job"),
+        "{}",
+        describe(&output)
+    );
+    let (run, output) = rota.run_json(&["run", "many.yaml", "--job", "second-job"]);
+    assert_code(&output, 0);
+    assert_eq!(run["job"], "second-job");
+    assert!(rota.path("second.ran").exists());
+    assert!(!rota.path("first.ran").exists());
+    assert_code(&rota.run(["run", "many.yaml", "--job", "third-job"]), 2);
+}
+
+#[test]
+fn namespaces_are_explicit_or_stable_per_file() {
+    let rota = Rota::new();
+    let plain = "id: ns-job\nsteps:\n  - id: s\n    sh: echo hi\n";
+    rota.write("a/job.yaml", plain);
+    rota.write("b/job.yaml", plain);
+    rota.write(
+        "named.yaml",
+        "id: named-job\nnamespace: ops\nsteps:\n  - id: s\n    sh: echo hi\n",
+    );
+
+    let ns = |file: &str| {
+        let (run, output) = rota.run_json(&["run", file]);
+        assert_code(&output, 0);
+        run["namespace"].as_str().expect("namespace").to_owned()
+    };
+    let a1 = ns("a/job.yaml");
+    let a2 = ns("a/job.yaml");
+    let b = ns("b/job.yaml");
+    assert_eq!(a1, a2, "the same file gets the same ephemeral namespace");
+    assert_ne!(a1, b, "another file gets another namespace");
+    assert_eq!(ns("named.yaml"), "ops");
+
+    let (runs, _) = rota.run_json(&["runs", "--namespace", "ops"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
+    let (runs, _) = rota.run_json(&["runs", "--namespace", &a1]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(2), "{runs:#}");
+}
+
+#[test]
+fn a_stored_job_runs_by_id_and_jobs_lists_it() {
+    let rota = Rota::new();
+    rota.write(
+        "stored.yaml",
+        "id: stored-job\nnamespace: default\nsteps:\n  - id: s\n    sh: echo \"n=$((1+1))\" >> \"$ROTA_OUTPUT\"\n",
+    );
+    let (first, output) = rota.run_json(&["run", "stored.yaml"]);
+    assert_code(&output, 0);
+
+    let listing = rota.run(["jobs"]);
+    assert_code(&listing, 0);
+    assert!(
+        stdout(&listing).contains("stored-job"),
+        "{}",
+        describe(&listing)
+    );
+    let (jobs, output) = rota.run_json(&["jobs"]);
+    assert_code(&output, 0);
+    assert_eq!(jobs[0]["id"], "stored-job");
+    assert_eq!(jobs[0]["namespace"], "default");
+
+    // Not a file in the working directory any more: the stored revision runs.
+    std::fs::remove_file(rota.path("stored.yaml")).expect("remove the file");
+    let (second, output) = rota.run_json(&["run", "stored-job"]);
+    assert_code(&output, 0);
+    assert_eq!(second["job"], "stored-job");
+    assert_ne!(second["id"], first["id"]);
+    assert_eq!(step(&second, "s")["outputs"]["n"], "2");
+
+    assert_code(&rota.run(["run", "never-stored-job"]), 2);
+}
