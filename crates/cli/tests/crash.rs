@@ -54,6 +54,9 @@ steps:
     let (filtered, output) = rota.run_json(&["runs", "--status", "abandoned"]);
     assert_code(&output, 0);
     assert_eq!(filtered[0]["id"], run_id.as_str());
+    // Its logs stay readable, and following them ends at once: the run is over.
+    let logs = rota.run(["logs", "--follow", &run_id]);
+    assert_code(&logs, 0);
     let (running, _) = rota.run_json(&["runs", "--status", "running"]);
     assert_eq!(running.as_array().map(Vec::len), Some(0), "{running:#}");
 }
