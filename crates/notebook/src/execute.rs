@@ -650,14 +650,23 @@ async fn execute_cells(
                 Some(id) => id,
                 None => {
                     let src = document::source(&document::cells(nb)[idx]);
-                    kernel.send_execute(&src, !allows_errors).await?
+                    match kernel.send_execute(&src, !allows_errors).await {
+                        Ok(id) => id,
+                        Err(_) if kernel.died_within(Duration::from_secs(5)).await => {
+                            return Ok(RunOutcome::KernelDied { cell_index: idx });
+                        }
+                        Err(error) => return Err(error),
+                    }
                 }
             };
             if let Some(next) = (idx + 1..total).find(|&j| runnable(nb, j)) {
                 let cell = &document::cells(nb)[next];
                 let stop = !document::has_tag(cell, "raises-exception");
-                let id = kernel.send_execute(&document::source(cell), stop).await?;
-                sent.insert(next, id);
+                // Sending ahead only saves a round trip: if it fails (the kernel may just
+                // have died), the cell is sent again in its turn, where failure is handled.
+                if let Ok(id) = kernel.send_execute(&document::source(cell), stop).await {
+                    sent.insert(next, id);
+                }
             }
             document::cells_mut(nb)[idx]["metadata"]["execution"] = json!({});
             state.clear_before_next = false;

@@ -503,7 +503,7 @@ impl Kernel {
             }
             tokio::select! {
                 m = self.iopub_rx.recv() => {
-                    let Some(m) = m else { return Err(proto("IOPub channel closed")) };
+                    let Some(m) = m else { return self.closed_or_died("IOPub channel closed").await };
                     if m.parent_id.as_deref() != Some(msg_id) {
                         self.keep_if_in_flight(m);
                     } else {
@@ -516,7 +516,7 @@ impl Kernel {
                     }
                 }
                 m = self.shell_rx.recv() => {
-                    let Some(m) = m else { return Err(proto("shell channel closed")) };
+                    let Some(m) = m else { return self.closed_or_died("shell channel closed").await };
                     if m.parent_id.as_deref() != Some(msg_id) {
                         self.keep_if_in_flight(m);
                     } else if m.msg_type == "execute_reply" {
@@ -546,6 +546,28 @@ impl Kernel {
                 }
             }
         }
+    }
+
+    /// A channel closed: when the kernel died, its sockets can close before its exit is
+    /// seen, so give the exit a moment to show up before calling it a protocol error.
+    async fn closed_or_died(&mut self, what: &str) -> Result<ExecuteEnd, NotebookError> {
+        if self.died_within(Duration::from_secs(5)).await {
+            Ok(ExecuteEnd::Died)
+        } else {
+            Err(proto(what))
+        }
+    }
+
+    /// Whether the kernel process has exited, or exits within `limit`. A failed send or a
+    /// closed socket asks this before it is reported as a protocol error.
+    pub async fn died_within(&mut self, limit: Duration) -> bool {
+        if self.exited {
+            return true;
+        }
+        if tokio::time::timeout(limit, self.child.wait()).await.is_ok() {
+            self.exited = true;
+        }
+        self.exited
     }
 
     fn keep_if_in_flight(&mut self, m: KernelMessage) {
