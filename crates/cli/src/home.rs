@@ -27,7 +27,7 @@ impl Home {
     pub async fn open_store(&self) -> anyhow::Result<Store> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let store = open_with_retries(&self.dir)
+        let store = Store::open(&self.dir)
             .await
             .with_context(|| format!("cannot open the store in {}", self.dir.display()))?;
         let abandoned = rota_engine::recovery::mark_abandoned_runs(&store)
@@ -42,27 +42,5 @@ impl Home {
     /// Where runs keep their files (outputs, notebooks).
     pub fn artifacts_dir(&self) -> PathBuf {
         self.dir.join("runs")
-    }
-}
-
-/// Opens the store, retrying while another `rota` holds the fresh database's lock.
-///
-/// Two commands started at once on a new `ROTA_HOME` (a `rota run` and a `rota runs`
-/// polling it) race to create the file and switch it to WAL mode; SQLite answers the loser
-/// "database is locked" without waiting for its busy timeout. The race only lasts while
-/// the schema is created, so a few short retries settle it.
-async fn open_with_retries(dir: &std::path::Path) -> Result<Store, rota_store::StoreError> {
-    const ATTEMPTS: u64 = 10;
-    let mut attempt = 1;
-    loop {
-        match Store::open(dir).await {
-            Err(rota_store::StoreError::Open { .. } | rota_store::StoreError::Migrate(_))
-                if attempt < ATTEMPTS =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
-                attempt += 1;
-            }
-            result => return result,
-        }
     }
 }

@@ -68,20 +68,39 @@ impl Store {
         Store::connect(options, url.to_owned()).await
     }
 
+    /// Connects and migrates. Two processes opening a fresh file at once race to create it
+    /// and switch it to WAL mode, and SQLite answers the loser "database is locked" without
+    /// waiting for the busy timeout; the race lasts only while the schema is created, so a
+    /// few short retries settle it.
     async fn connect(options: SqliteConnectOptions, location: String) -> Result<Store, StoreError> {
+        const ATTEMPTS: u64 = 10;
         let options = options
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .min_connections(0)
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open { location, source })?;
-        migrate(&pool).await?;
-        Ok(Store { pool })
+        let mut attempt = 1;
+        loop {
+            let pool = SqlitePoolOptions::new()
+                .max_connections(MAX_CONNECTIONS)
+                .min_connections(0)
+                .connect_with(options.clone())
+                .await;
+            let result = match pool {
+                Ok(pool) => migrate(&pool).await.map(|()| Store { pool }),
+                Err(source) => Err(StoreError::Open {
+                    location: location.clone(),
+                    source,
+                }),
+            };
+            match result {
+                Err(StoreError::Open { .. } | StoreError::Migrate(_)) if attempt < ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Begins a write transaction holding the database's write lock.
@@ -96,19 +115,8 @@ impl Store {
 }
 
 /// Runs pending migrations. sqlx does not lock SQLite while migrating, so two processes
-/// opening a fresh file at once can race; the loser's migration fails (the tables exist)
-/// and a retry then finds the migration applied by the winner.
+/// opening a fresh file at once can race; the loser's migration fails (the tables exist) and
+/// `Store::connect`'s retry then finds the migration applied by the winner.
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    const ATTEMPTS: u32 = 5;
-    let mut attempt = 1;
-    loop {
-        match MIGRATOR.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(_) if attempt < ATTEMPTS => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    MIGRATOR.run(pool).await.map_err(StoreError::from)
 }
