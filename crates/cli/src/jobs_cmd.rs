@@ -48,6 +48,10 @@ pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
 pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
     let jobs = store.list_jobs(args.namespace.as_deref()).await?;
+    // Files `rota serve --jobs DIR` could not load: their last good revision keeps running.
+    for broken in store.job_load_errors().await? {
+        eprintln!("rota: {} does not load:\n{}", broken.path, broken.message);
+    }
     if out.is_json() {
         let items: Vec<_> = jobs
             .iter()

@@ -388,3 +388,118 @@ async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResul
     store.close().await;
     Ok(())
 }
+
+/// Runs the `rota` binary with `home` as its data directory; returns stdout.
+fn rota(home: &Path, args: &[&str]) -> Result<String, Box<dyn std::error::Error>> {
+    let output = Command::new(rota_bin())
+        .args(args)
+        .env("ROTA_HOME", home)
+        .env_remove("ROTA_LOG")
+        .output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "rota {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_queues_past_occurrences_once_and_the_server_runs_them() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("daily.yaml"),
+        "id: daily\ntriggers:\n  - cron: '0 0 12 * * *'\npolicy:\n  overlap: buffer_all\n\
+         steps:\n  - id: main\n    sh: echo {{ run.scheduled_at }} >> seen.txt\n",
+    )?;
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let store = Store::open(&home).await?;
+
+    rota(&home, &["pause", "daily"])?;
+    assert!(store.schedule_states().await?[0].paused);
+    let args = [
+        "backfill",
+        "daily",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-03T23:00:00Z",
+        "--output",
+        "json",
+    ];
+    let first: serde_json::Value = serde_json::from_str(&rota(&home, &args)?)?;
+    let queued: Vec<&str> = first
+        .as_array()
+        .ok_or("not a list")?
+        .iter()
+        .filter_map(|o| o["run_id"].as_str())
+        .collect();
+    assert_eq!(queued.len(), 3, "{first}");
+    // The same range again queues nothing: those occurrences are recorded.
+    let again: serde_json::Value = serde_json::from_str(&rota(&home, &args)?)?;
+    assert!(
+        again
+            .as_array()
+            .ok_or("not a list")?
+            .iter()
+            .all(|o| o["queued"] == false),
+        "{again}"
+    );
+
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let runs = runs_of(&store, "daily").await?;
+        if runs.len() == 3 && runs.iter().all(|r| r.status.is_terminal()) {
+            assert!(runs.iter().all(|r| r.status == RunStatus::Succeeded));
+            assert!(runs.iter().all(|r| r.trigger == "backfill"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the backfilled runs never ran");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = std::fs::read_to_string(jobs.join("seen.txt"))?;
+    let mut seen: Vec<&str> = seen.lines().collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "2026-01-01T12:00:00Z",
+            "2026-01-02T12:00:00Z",
+            "2026-01-03T12:00:00Z"
+        ]
+    );
+
+    let history: serde_json::Value = serde_json::from_str(&rota(
+        &home,
+        &["schedule", "history", "daily", "--output", "json"],
+    )?)?;
+    assert_eq!(history.as_array().map(Vec::len), Some(3));
+    assert_eq!(history[0]["scheduled_at"], "2026-01-03T12:00:00Z");
+
+    rota(
+        &home,
+        &["resume", "daily", "--from", "2026-01-05T00:00:00Z"],
+    )?;
+    let state = &store.schedule_states().await?[0];
+    assert!(!state.paused);
+    assert_eq!(state.resume_from, Some("2026-01-05T00:00:00Z".parse()?));
+
+    let next: serde_json::Value = serde_json::from_str(&rota(
+        &home,
+        &["schedule", "next", "daily", "-c", "2", "--output", "json"],
+    )?)?;
+    let next = next.as_array().ok_or("not a list")?;
+    assert_eq!(next.len(), 2);
+    assert!(
+        next.iter()
+            .all(|n| n["at"].as_str().is_some_and(|t| t.ends_with("T12:00:00Z"))),
+        "{next:?}"
+    );
+    server.terminate()?;
+    store.close().await;
+    Ok(())
+}
