@@ -17,6 +17,8 @@ const MAX_BATCH: usize = 4096;
 #[allow(clippy::large_enum_variant)]
 enum Message {
     Event(RunEvent),
+    /// Events that must land in the same transaction.
+    Together(Vec<RunEvent>),
     Flush(oneshot::Sender<Result<(), String>>),
 }
 
@@ -44,6 +46,11 @@ impl Recorder {
         // A closed channel means the task ended after a write error, which the next
         // flush reports; dropping the event here loses nothing that flush won't name.
         let _ = self.tx.send(Message::Event(event));
+    }
+
+    /// Queues events that must be committed in one transaction.
+    pub fn send_together(&self, events: Vec<RunEvent>) {
+        let _ = self.tx.send(Message::Together(events));
     }
 
     /// Waits until every event sent so far is committed.
@@ -93,6 +100,7 @@ fn take(
 ) {
     match message {
         Message::Event(event) => batch.push(event),
+        Message::Together(events) => batch.extend(events),
         Message::Flush(waiter) => waiters.push(waiter),
     }
 }

@@ -291,13 +291,17 @@ async fn execute_run(
     let recorder = Recorder::spawn(store.clone());
     if create {
         let now = Timestamp::now();
-        recorder.send(RunEvent::RunCreated {
-            run: new_run(&request, now),
-        });
-        recorder.send(RunEvent::RunStarted {
-            run_id: request.run_id.clone(),
-            at: now,
-        });
+        // One transaction: a run that exists is a run that started, so a crash can never
+        // leave it `queued` for a server to pick up and run a second time.
+        recorder.send_together(vec![
+            RunEvent::RunCreated {
+                run: new_run(&request, now),
+            },
+            RunEvent::RunStarted {
+                run_id: request.run_id.clone(),
+                at: now,
+            },
+        ]);
         recorder.flush().await?;
     }
 
