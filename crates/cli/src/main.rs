@@ -73,7 +73,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Serve(args) => serve_cmd::serve(home::Home::new(cli.home)?, args).await,
         Command::Pause(args) => serve_cmd::pause(&home::Home::new(cli.home)?, args, &out).await,
         Command::Resume(args) => serve_cmd::resume(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Backfill(args) => serve_cmd::backfill(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Backfill(args) => {
+            serve_cmd::backfill(&home::Home::new(cli.home)?, args, &out).await
+        }
         Command::Notebook(mut command) => {
             // `--output` is global to `rota`; the notebook commands take it from here.
             if let rota_notebook::cli::NotebookCommand::Inspect { output, .. } = &mut command {
