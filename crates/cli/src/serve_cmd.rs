@@ -32,6 +32,19 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, seconds running runs may take before they are cancelled.
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub grace: u64,
+    /// How `/api/v1` authenticates: bearer tokens (an admin token is written to
+    /// `$ROTA_HOME/admin.token` on first start), or `none` for single-user local use.
+    #[arg(long, value_enum, default_value_t = AuthArg::Token)]
+    pub auth: AuthArg,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthArg {
+    /// Bearer tokens with per-namespace roles.
+    Token,
+    /// No authentication: every caller is admin.
+    None,
 }
 
 /// `rota pause`.
@@ -104,6 +117,10 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
     config.listen = args.listen;
     config.jobs_dir = args.jobs;
     config.grace = Duration::from_secs(args.grace);
+    config.auth = match args.auth {
+        AuthArg::Token => rota_api::AuthMode::Tokens,
+        AuthArg::None => rota_api::AuthMode::None,
+    };
     config.guardian = spawn_guardian().map(Arc::new);
     rota_server::serve(config, shutdown_signal()).await?;
     Ok(0)

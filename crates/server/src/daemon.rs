@@ -60,6 +60,8 @@ pub struct ServeConfig {
     pub poll_every: Duration,
     /// The watchdog that kills step process groups if the server dies.
     pub guardian: Option<Arc<Guardian>>,
+    /// How `/api/v1` authenticates callers.
+    pub auth: rota_api::AuthMode,
 }
 
 impl ServeConfig {
@@ -74,6 +76,7 @@ impl ServeConfig {
             step_grace: Duration::from_secs(5),
             misfire_grace: crate::scheduler::DEFAULT_MISFIRE_GRACE,
             poll_every: Duration::from_secs(1),
+            auth: rota_api::AuthMode::Tokens,
             guardian: None,
         }
     }
@@ -114,11 +117,14 @@ pub async fn serve(
     tracing::info!(addr = %bound, "rota serve listening");
     eprintln!("rota serve: listening on {bound}");
 
+    let api = api_state(&config, &store).await?;
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        let app = hooks::router(hook_tx);
-        let _ = axum::serve(listener, app)
+        let app = hooks::router(hook_tx).merge(rota_api::app(api));
+        // Client addresses reach the audit trail through the connect info.
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 let _ = stop_http_rx.await;
             })
@@ -133,6 +139,34 @@ pub async fn serve(
     daemon.store.close().await;
     let _ = std::fs::remove_file(&addr_path);
     result
+}
+
+/// The API's state; on first start with token auth, creates the admin token file and says
+/// where it is (once: the token itself is never logged).
+async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiState, ServerError> {
+    match config.auth {
+        rota_api::AuthMode::None => {
+            tracing::warn!(
+                "API authentication is OFF (--auth none): anyone who can reach the listener is admin"
+            );
+            eprintln!(
+                "rota serve: WARNING: API authentication is OFF (--auth none); anyone who can reach {} is admin",
+                config.listen
+            );
+        }
+        rota_api::AuthMode::Tokens => {
+            let created = rota_api::ensure_admin_token(store, &config.home)
+                .await
+                .map_err(|error| ServerError::Api(error.to_string()))?;
+            if created.is_some() {
+                eprintln!(
+                    "rota serve: created an admin API token in {} (mode 0600); use it as a bearer token",
+                    config.home.join(rota_api::ADMIN_TOKEN_FILE).display()
+                );
+            }
+        }
+    }
+    Ok(rota_api::ApiState::new(store.clone(), config.auth))
 }
 
 /// Holds an exclusive `flock` on `home/serve.lock` for the server's lifetime.

@@ -32,4 +32,7 @@ pub enum ServerError {
     /// that changed).
     #[error("bad trigger: {0}")]
     BadTrigger(String),
+    /// The API could not be set up (e.g. the admin token file).
+    #[error("cannot set up the API: {0}")]
+    Api(String),
 }

@@ -503,3 +503,75 @@ async fn backfill_queues_past_occurrences_once_and_the_server_runs_them() -> Tes
     store.close().await;
     Ok(())
 }
+
+/// A minimal HTTP/1.1 GET; returns the status code, the raw head and the body.
+fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String, String)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head.to_owned(), body.to_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_served_with_a_first_start_admin_token() -> TestResult {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("tick.yaml"),
+        "id: tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: one\n    sh: echo tick\n",
+    )?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let token_file = home.join("admin.token");
+    assert!(token_file.exists(), "no admin token file was written");
+    assert_eq!(
+        std::fs::metadata(&token_file)?.permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&token_file)?.trim().to_owned();
+
+    let (status, head, body) = get(&addr, "/api/v1/runs", None)?;
+    assert_eq!(status, 401, "{head}\n{body}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("application/problem+json"),
+        "{head}"
+    );
+    let (status, _, body) = get(&addr, "/api/v1/runs", Some("not-a-token"))?;
+    assert_eq!(status, 401, "{body}");
+
+    wait_for("a scheduled run to finish", || {
+        get(&addr, "/api/v1/runs?status=succeeded", Some(&token))
+            .ok()
+            .and_then(|(_, _, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|page| page["items"].as_array().map(|items| !items.is_empty()))
+            .unwrap_or(false)
+    })?;
+    let (status, _, body) = get(&addr, "/api/v1/openapi.json", None)?;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&body)?;
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1")),
+        "{body}"
+    );
+    // The token is never written to the server's log.
+    let log = std::fs::read_to_string(home.join("serve.log"))?;
+    assert!(!log.contains(&token), "the admin token leaked into the log");
+    Ok(())
+}
