@@ -92,10 +92,10 @@ pub struct NextArgs {
     /// The job id.
     pub job: String,
     /// Its namespace.
-    #[arg(long, short = 'n', default_value = "default")]
+    #[arg(long, default_value = "default")]
     pub namespace: String,
-    /// How many fire times.
-    #[arg(long = "count", short = 'c', default_value_t = 5)]
+    /// How many fire times (`-n`, like `schedule preview`).
+    #[arg(long = "count", short = 'n', default_value_t = 5)]
     pub count: usize,
 }
 
