@@ -468,7 +468,7 @@ pub(crate) fn stopped_reason(shared: &Shared) -> String {
 /// A command line as a user would type it, for display only.
 fn shell_display(program: &str, args: &[String]) -> String {
     if program == "sh" && args.len() == 2 && args[0] == "-c" {
-        return args[1].clone();
+        return args[1].trim_end().to_owned();
     }
     std::iter::once(program)
         .chain(args.iter().map(String::as_str))
