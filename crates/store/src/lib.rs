@@ -45,6 +45,7 @@ mod jobs;
 mod read;
 mod records;
 mod schedule;
+mod secrets;
 mod store;
 mod tokens;
 mod write;
@@ -60,5 +61,6 @@ pub use records::{
 pub use schedule::{
     JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerState,
 };
+pub use secrets::{NewSecret, SealedSecret, SecretInfo, SecretRecord, SecretUse};
 pub use store::{DB_FILE, Store};
 pub use tokens::{Grant, NewToken, Role, TokenRecord};
