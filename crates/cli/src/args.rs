@@ -60,6 +60,9 @@ pub enum Command {
     Resume(crate::serve_cmd::ResumeArgs),
     /// Queue runs for a job's past occurrences between two instants.
     Backfill(crate::serve_cmd::BackfillArgs),
+    /// Encrypted secrets of a namespace: set (value from stdin or a prompt), list, rm.
+    #[command(subcommand)]
+    Secrets(crate::secrets_cmd::SecretsCommand),
     /// Execute and inspect Jupyter notebooks, papermill-compatible.
     #[command(subcommand)]
     Notebook(rota_notebook::cli::NotebookCommand),

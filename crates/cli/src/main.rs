@@ -11,6 +11,7 @@ mod output;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
+mod secrets_cmd;
 mod serve_cmd;
 
 use std::process::ExitCode;
@@ -76,6 +77,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Backfill(args) => {
             serve_cmd::backfill(&home::Home::new(cli.home)?, args, &out).await
         }
+        Command::Secrets(command) => {
+            secrets_cmd::secrets(&home::Home::new(cli.home)?, command, &out).await
+        }
         Command::Notebook(mut command) => {
             // `--output` is global to `rota`; the notebook commands take it from here.
             if let rota_notebook::cli::NotebookCommand::Inspect { output, .. } = &mut command {
@@ -88,8 +92,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(u8::try_from(code).unwrap_or(1))
         }
         Command::Completions { shell } => {
+            // Written at once: line by line, a script near the pipe's 64 KiB capacity
+            // stalls a reader that waits for the exit before reading.
             let mut command = Cli::command();
-            clap_complete::generate(shell, &mut command, "rota", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "rota", &mut script);
+            output::write_stdout(&String::from_utf8_lossy(&script));
             Ok(0)
         }
         Command::Guardian => Ok(0),

@@ -47,7 +47,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    let secrets = match read_secrets(&loaded.job) {
+    let secrets = match read_secrets(home, &store, &loaded.job, &loaded.namespace).await {
         Ok(secrets) => secrets,
         Err(UsageError(message)) => {
             eprintln!("{message}");
@@ -65,13 +65,20 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
     revision.source_path = loaded.source_path.clone();
     let revision = store.save_job_revision(&revision).await?;
 
+    let run_id = rota_engine::ids::new_run_id();
+    // Recorded (and audited) before the run starts, so a use is on record even if this
+    // process dies during the run.
+    store
+        .record_secret_use(&run_id, &secrets.uses, jiff::Timestamp::now())
+        .await
+        .context("cannot record the run's use of secrets")?;
     let request = RunRequest {
-        run_id: rota_engine::ids::new_run_id(),
+        run_id,
         job: loaded.job,
         job_revision: revision.revision,
         namespace: loaded.namespace,
         params,
-        secrets,
+        secrets: secrets.exposed(),
         dry_run: args.dry_run,
         trigger: "cli".to_owned(),
         scheduled_at: None,
@@ -435,25 +442,20 @@ fn read_params_file(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> 
     }
 }
 
-/// Secret values come from this process's environment (the secrets store comes later).
-fn read_secrets(job: &Job) -> Result<BTreeMap<String, String>, UsageError> {
-    let mut secrets = BTreeMap::new();
-    let mut missing = Vec::new();
-    for name in &job.secrets {
-        match std::env::var(name) {
-            Ok(value) => {
-                secrets.insert(name.clone(), value);
-            }
-            Err(_) => missing.push(name.as_str()),
-        }
+/// The job's secrets for a run in `namespace`: the latest version in the secrets store, or
+/// else this process's environment variable of that name.
+async fn read_secrets(
+    home: &Home,
+    store: &Store,
+    job: &Job,
+    namespace: &str,
+) -> Result<rota_secrets::Resolved, UsageError> {
+    if job.secrets.is_empty() {
+        return Ok(rota_secrets::Resolved::default());
     }
-    if missing.is_empty() {
-        Ok(secrets)
-    } else {
-        Err(UsageError(format!(
-            "rota: job {} needs secrets that are not set in the environment: {}",
-            job.id,
-            missing.join(", ")
-        )))
-    }
+    let key =
+        rota_secrets::SecretKey::load(&home.dir).map_err(|e| UsageError(format!("rota: {e}")))?;
+    rota_secrets::resolve(store, key.as_ref(), namespace, &job.secrets)
+        .await
+        .map_err(|e| UsageError(format!("rota: job {}: {e}", job.id)))
 }

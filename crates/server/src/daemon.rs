@@ -624,22 +624,23 @@ impl Daemon {
             .ok_or_else(|| format!("job revision {} is missing", run.job_revision))?;
         let mut job: Job = serde_json::from_value(revision.definition)
             .map_err(|e| format!("stored job definition does not load: {e}"))?;
-        let mut secrets = BTreeMap::new();
-        let mut missing = Vec::new();
-        for name in &job.secrets {
-            match std::env::var(name) {
-                Ok(value) => {
-                    secrets.insert(name.clone(), value);
-                }
-                Err(_) => missing.push(name.clone()),
-            }
-        }
-        if !missing.is_empty() {
-            return Err(format!(
-                "secrets not set in the server's environment: {}",
-                missing.join(", ")
-            ));
-        }
+        // The secrets store first, the server's environment for names it lacks; each use
+        // is recorded and audited before the run executes.
+        let secrets = if job.secrets.is_empty() {
+            BTreeMap::new()
+        } else {
+            let key =
+                rota_secrets::SecretKey::load(&self.config.home).map_err(|e| e.to_string())?;
+            let resolved =
+                rota_secrets::resolve(&self.store, key.as_ref(), &run.namespace, &job.secrets)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            self.store
+                .record_secret_use(run_id, &resolved.uses, Timestamp::now())
+                .await
+                .map_err(|e| format!("cannot record the use of secrets: {e}"))?;
+            resolved.exposed()
+        };
         let body = self
             .engine
             .artifacts_dir
