@@ -174,3 +174,86 @@ steps:
     assert_eq!(rm_again.status.code(), Some(1), "{}", describe(&rm_again));
     Ok(())
 }
+
+/// Kills and reaps `rota serve` however the test ends.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn runs_started_by_the_server_receive_stored_secrets() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path().join("home");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&home)?;
+    std::fs::create_dir_all(&jobs)?;
+    let set = rota(&home, &["secrets", "set", "TOKEN"], &[], LATEST)?;
+    assert_eq!(set.status.code(), Some(0), "{}", describe(&set));
+    std::fs::write(
+        jobs.join("tick.yaml"),
+        "id: tick\ntriggers:\n  - interval: 1s\npolicy:\n  overlap: skip\nsecrets: [TOKEN]\n\
+         steps:\n  - id: show\n    sh: echo \"token=$TOKEN\"\n",
+    )?;
+    let mut command = Command::new(rota_bin());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ROTA_") {
+            command.env_remove(name);
+        }
+    }
+    let server = Serve(
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--jobs"])
+            .arg(&jobs)
+            .env("ROTA_HOME", &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+
+    let store = Store::open(&home).await?;
+    let patience = std::time::Instant::now();
+    let run = loop {
+        let runs = store.list_runs(&rota_store::RunFilter::default()).await?;
+        if let Some(run) = runs.into_iter().find(|r| r.finished_at.is_some()) {
+            break run;
+        }
+        assert!(
+            patience.elapsed() < std::time::Duration::from_secs(60),
+            "no run of the server finished within a minute"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    drop(server);
+    assert_eq!(run.status.as_str(), "succeeded", "{run:?}");
+    let logs = rota(&home, &["logs", &run.id], &[], "")?;
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("token=***"),
+        "{}",
+        describe(&logs)
+    );
+    assert_no_value(&logs);
+    assert_eq!(
+        store.run_secret_uses(&run.id).await?,
+        [SecretUse {
+            namespace: "default".into(),
+            name: "TOKEN".into(),
+            version: Some(1),
+        }]
+    );
+    let source = format!("run/{}", run.id);
+    let audit = store.list_audit(0, 1000).await?;
+    assert!(
+        audit.iter().any(|e| e.action == "secret.use"
+            && e.target == "default/TOKEN@1"
+            && e.source.as_deref() == Some(source.as_str())),
+        "{audit:?}"
+    );
+    store.close().await;
+    Ok(())
+}
