@@ -92,9 +92,7 @@ impl Rota {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = self.spawn(args);
-        wait_for_exit(&mut child, "rota");
-        child.wait_with_output().expect("collect rota output")
+        finish(self.spawn(args), "rota")
     }
 
     /// Starts `rota ARGS` with stdout and stderr piped.
@@ -269,11 +267,38 @@ pub fn wait_for_exit(child: &mut Child, what: &str) {
     }
 }
 
-/// Waits for the child to exit and collects what it printed.
+/// Waits for the child to exit and collects what it printed. The pipes are drained while
+/// it runs: a child that prints more than a pipe holds (64 KiB) would otherwise block forever.
 #[track_caller]
 pub fn finish(mut child: Child, what: &str) -> Output {
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     wait_for_exit(&mut child, what);
-    child.wait_with_output().expect("collect output")
+    let status = child.wait().expect("collect exit status");
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
 }
 
 /// Whether a process runs: it exists and is not a zombie waiting to be reaped.
