@@ -92,15 +92,16 @@ impl Store {
             query.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(cursor) = &filter.before {
-            let at = micros(cursor.created_at);
+            // A row value, not `created_at < ? OR (created_at = ? AND id < ?)`: SQLite turns
+            // the row value into a range on the (…, created_at, id) indexes, while with bound
+            // parameters it plans the OR as a filter over a scan from the newest run, so a
+            // page 500,000 runs deep took 0.2–1.6 s (bench/api_latency).
             query
-                .push(" AND (created_at < ")
-                .push_bind(at)
-                .push(" OR (created_at = ")
-                .push_bind(at)
-                .push(" AND id < ")
+                .push(" AND (created_at, id) < (")
+                .push_bind(micros(cursor.created_at))
+                .push(", ")
                 .push_bind(&cursor.id)
-                .push("))");
+                .push(")");
         }
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")

@@ -674,6 +674,21 @@ async fn list_runs_filters_orders_newest_first_and_pages() -> TestResult {
         seen.extend(ids(page));
     }
     assert_eq!(seen, ["r-e", "r-d", "r-c", "r-b", "r-a"]);
+
+    // One at a time within a namespace: the cursor steps across the tie and the filter holds.
+    let mut seen = Vec::new();
+    let mut filter = RunFilter {
+        namespace: Some("ops".into()),
+        limit: 1,
+        ..RunFilter::default()
+    };
+    loop {
+        let page = store.list_runs(&filter).await?;
+        let Some(last) = page.last() else { break };
+        filter.before = Some(last.cursor());
+        seen.extend(ids(page));
+    }
+    assert_eq!(seen, ["r-d", "r-c", "r-b", "r-a"]);
     Ok(())
 }
 
