@@ -84,6 +84,7 @@ TOTAL=$(sqlite3 "file:$HOME_DIR/rota.db?mode=ro" 'SELECT COUNT(*) FROM runs')
 MIDDLE="$BASE/api/v1/runs?limit=50&cursor=$(cursor_at $((TOTAL / 2)))"
 LAST="$BASE/api/v1/runs?limit=50&cursor=$(cursor_at $((TOTAL - 100)))"
 FIRST="$BASE/api/v1/runs?limit=50"
+NAMESPACE="$BASE/api/v1/runs?limit=50&namespace=default&cursor=$(cursor_at $((TOTAL / 2)))"
 
 # Run ids for the by-id test, spread over the whole table.
 IDS_FILE="$BENCH_HOME/ids.txt"
@@ -91,7 +92,7 @@ sqlite3 "file:$HOME_DIR/rota.db?mode=ro" \
   "SELECT id FROM runs WHERE rowid % $(( TOTAL / 1000 > 0 ? TOTAL / 1000 : 1 )) = 0" >"$IDS_FILE"
 ONE="$BASE/api/v1/runs/$(head -n 1 "$IDS_FILE")"
 
-for url in "$FIRST" "$FOLLOWED" "$MIDDLE" "$LAST"; do
+for url in "$FIRST" "$FOLLOWED" "$MIDDLE" "$LAST" "$NAMESPACE"; do
   n=$(get "$url" | jq '.items | length')
   steps=$(get "$url" | jq '.items[0].steps | length')
   echo "check: $n runs of $steps steps from ${url#"$BASE"}"
@@ -112,8 +113,15 @@ bench first-page -H "$AUTH" "$FIRST"
 bench followed-cursor -H "$AUTH" "$FOLLOWED"
 bench middle-cursor -H "$AUTH" "$MIDDLE"
 bench last-cursor -H "$AUTH" "$LAST"
+bench namespace-middle-cursor -H "$AUTH" "$NAMESPACE"
 export IDS_FILE TOKEN
 bench run-by-id -s "$HERE/byid.lua" "$BASE"
+
+# One client at a time: the time one request takes, without queueing behind the others.
+WRK=(wrk -t1 -c1 -d"$DURATION" --latency)
+bench first-page-1-client -H "$AUTH" "$FIRST"
+bench middle-cursor-1-client -H "$AUTH" "$MIDDLE"
+bench run-by-id-1-client -s "$HERE/byid.lua" "$BASE"
 
 echo
 echo "server peak RSS: $(awk '/VmHWM/ {print $2, $3}' "/proc/$SERVER/status")"
