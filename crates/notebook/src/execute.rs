@@ -1,5 +1,5 @@
 //! Running a notebook like `papermill IN OUT`: parameters, papermill's metadata, the
-//! output notebook saved around every cell, error banner and anchor cells, and outcomes.
+//! output notebook saved after every cell, error banner and anchor cells, and outcomes.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,12 +8,24 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::document::{self, ERROR_MARKER_TAG, INJECTED_TAG, PARAMETERS_TAG};
+use crate::document::{self, ERROR_MARKER_TAG, INJECTED_TAG, NotebookWriter, PARAMETERS_TAG};
 use crate::error::{NotebookError, Result};
 use crate::inspect;
 use crate::kernel::{ExecuteEnd, Kernel, KernelMessage, KernelOptions};
 use crate::kernelspec;
 use crate::params::{Language, Params};
+
+/// How long a cell runs before the output notebook is saved showing it `running`.
+///
+/// The notebook is always saved when a cell ends (and once before the first cell), which
+/// is what keeps a readable partial notebook after a crash. Saving at every cell's start
+/// too, as papermill does, doubles the writes for nothing when cells are quick, so the
+/// `running` state is only written for cells that last long enough for anyone to look.
+const RUNNING_SAVE_AFTER: Duration = Duration::from_millis(100);
+
+/// While a cell keeps running, how often its outputs so far are saved (papermill's
+/// `autosave_cell_every`).
+const AUTOSAVE_EVERY: Duration = Duration::from_secs(30);
 
 /// Exit status papermill uses when the kernel died.
 pub const DEAD_KERNEL_EXIT_CODE: i32 = 138;
@@ -27,7 +39,8 @@ const ERROR_STYLE: &str =
 pub struct RunRequest {
     /// Input notebook.
     pub input: PathBuf,
-    /// Output notebook (written around every cell).
+    /// Output notebook (written before the first cell, after every cell, and while a
+    /// long cell runs).
     pub output: PathBuf,
     /// Parameters to inject (none: no injected cell, like papermill).
     pub params: Params,
@@ -278,6 +291,9 @@ struct OutputState {
     clear_before_next: bool,
     /// display_id → cell index → output indices.
     display_ids: HashMap<String, HashMap<usize, Vec<usize>>>,
+    /// Cells an `update_display_data` changed since this was last emptied (they may be
+    /// earlier cells, whose saved text must then be redone).
+    updated_cells: Vec<usize>,
 }
 
 impl OutputState {
@@ -289,12 +305,15 @@ impl OutputState {
         }
     }
 
-    fn update_display(&self, nb: &mut Value, display_id: &str, content: &Value) {
+    fn update_display(&mut self, nb: &mut Value, display_id: &str, content: &Value) {
         let Some(per_cell) = self.display_ids.get(display_id) else {
             return;
         };
         let cells = document::cells_mut(nb);
         for (cell_idx, outs) in per_cell {
+            if !outs.is_empty() {
+                self.updated_cells.push(*cell_idx);
+            }
             for out_idx in outs {
                 if let Some(out) = cells
                     .get_mut(*cell_idx)
@@ -506,8 +525,10 @@ pub async fn run(
     let kernel_name =
         document::kernel_name(&nb, req.kernel.as_deref()).ok_or(NotebookError::NoKernelName)?;
     let spec = kernelspec::find_kernelspec(&kernel_name).await?;
+    let mut writer = NotebookWriter::new(&req.output);
 
-    // notebook_start: reset counts, outputs and per-cell metadata, then save.
+    // notebook_start: reset counts, outputs and per-cell metadata, then save, so even a
+    // crash before the first cell leaves a readable output notebook.
     let started = Instant::now();
     {
         let meta = document::papermill_meta(&mut nb);
@@ -527,7 +548,7 @@ pub async fn run(
             "duration": null, "status": "pending",
         });
     }
-    document::save(&nb, &req.output)?;
+    writer.save(&nb)?;
 
     let (log_tx, mut log_rx) = tokio::sync::mpsc::unbounded_channel();
     let opts = KernelOptions {
@@ -543,12 +564,12 @@ pub async fn run(
         Some(Ok(k)) => k,
         Some(Err(e)) => {
             notebook_complete(&mut nb, started);
-            document::save(&nb, &req.output)?;
+            writer.save(&nb)?;
             return Err(e);
         }
         None => {
             notebook_complete(&mut nb, started);
-            document::save(&nb, &req.output)?;
+            writer.save(&nb)?;
             return Ok(RunReport {
                 outcome: RunOutcome::Cancelled { cell_index: None },
                 notebook: nb,
@@ -556,7 +577,16 @@ pub async fn run(
         }
     };
 
-    let result = execute_cells(&mut nb, &mut kernel, req, cancel, progress, &mut log_rx).await;
+    let result = execute_cells(
+        &mut nb,
+        &mut kernel,
+        &mut writer,
+        req,
+        cancel,
+        progress,
+        &mut log_rx,
+    )
+    .await;
     if let Some(li) = kernel.kernel_info().get("language_info") {
         nb["metadata"]["language_info"] = li.clone();
     }
@@ -576,7 +606,7 @@ pub async fn run(
         }
         outcome = RunOutcome::Failed(failure);
     }
-    document::save(&nb, &req.output)?;
+    writer.save(&nb)?;
     Ok(RunReport {
         outcome,
         notebook: nb,
@@ -605,6 +635,7 @@ fn notebook_complete(nb: &mut Value, started: Instant) {
 async fn execute_cells(
     nb: &mut Value,
     kernel: &mut Kernel,
+    writer: &mut NotebookWriter,
     req: &RunRequest,
     cancel: &CancellationToken,
     progress: &mut (dyn FnMut(Progress) + Send),
@@ -614,6 +645,7 @@ async fn execute_cells(
     let mut state = OutputState {
         clear_before_next: false,
         display_ids: HashMap::new(),
+        updated_cells: Vec::new(),
     };
     // Cells are sent one ahead: the kernel queues them, so its idle→busy gap between
     // cells overlaps our bookkeeping. An error aborts the queued request (stop_on_error).
@@ -640,7 +672,6 @@ async fn execute_cells(
             m.insert("status".into(), json!("running"));
             m.insert("exception".into(), json!(false));
         }
-        document::save(nb, &req.output)?;
 
         let cell = &document::cells(nb)[idx];
         let allows_errors = document::has_tag(cell, "raises-exception");
@@ -670,6 +701,14 @@ async fn execute_cells(
             }
             document::cells_mut(nb)[idx]["metadata"]["execution"] = json!({});
             state.clear_before_next = false;
+            // The message handler and the autosave below both need the notebook while
+            // the cell runs; they take turns on this (never contended) lock.
+            let shared = std::sync::Mutex::new(&mut *nb);
+            let lock = || {
+                shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+            };
             let mut on_msg = |m: &KernelMessage| {
                 if m.msg_type == "stream" {
                     progress(Progress::Stream {
@@ -687,13 +726,21 @@ async fn execute_cells(
                             .to_string(),
                     });
                 }
-                state.apply(nb, idx, m);
+                state.apply(&mut lock(), idx, m);
             };
-            end = Some(
-                kernel
-                    .wait_execute(&msg_id, req.cell_timeout, cancel, &mut on_msg)
-                    .await?,
+            let wait = kernel.wait_execute(&msg_id, req.cell_timeout, cancel, &mut on_msg);
+            tokio::pin!(wait);
+            let mut autosave = tokio::time::interval_at(
+                tokio::time::Instant::now() + RUNNING_SAVE_AFTER,
+                AUTOSAVE_EVERY,
             );
+            end = Some(loop {
+                tokio::select! {
+                    biased;
+                    end = &mut wait => break end?,
+                    _ = autosave.tick() => writer.save(&lock())?,
+                }
+            });
         }
         let failed = match &end {
             Some(ExecuteEnd::Replied { status, .. }) => status != "ok" && !allows_errors,
@@ -716,7 +763,12 @@ async fn execute_cells(
         if failed {
             document::papermill_meta(nb).insert("exception".into(), json!(true));
         }
-        document::save(nb, &req.output)?;
+        // This cell and those before it are final now, bar display updates (which redo the
+        // cells they changed): each cell is serialised once, not once per later cell.
+        for updated in state.updated_cells.drain(..) {
+            writer.unsettle(updated);
+        }
+        writer.save_settled(nb, idx + 1)?;
         progress(Progress::CellEnd {
             index: idx,
             total,

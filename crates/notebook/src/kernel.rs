@@ -25,6 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{NotebookError, Result};
 use crate::kernelspec::{InterruptMode, KernelSpec};
 
+/// After the kernel exits, how long messages it sent before dying may take to arrive.
+const DEATH_SETTLE: Duration = Duration::from_millis(100);
+
 /// One message read from the kernel, with the fields this crate uses.
 #[derive(Debug, Clone)]
 pub struct KernelMessage {
@@ -484,6 +487,12 @@ impl Kernel {
         let mut interrupted: Option<ExecuteEnd> = None;
         // After an interrupt, how long the kernel gets to answer before it is given up on.
         let grace = Duration::from_secs(10);
+        // Once the kernel has exited, what it sent just before is still on its way through
+        // the reader tasks: a request it finished before a queued one killed it must not
+        // be reported as dead. `settle` is how long those last messages get.
+        let settle = tokio::time::sleep(far);
+        tokio::pin!(settle);
+        let mut died = false;
         loop {
             if idle && let Some(r) = &reply {
                 if let Some(end) = interrupted {
@@ -524,16 +533,26 @@ impl Kernel {
                         reply = Some(m);
                     }
                 }
-                _ = self.child.wait() => {
+                _ = self.child.wait(), if !died => {
                     self.exited = true;
-                    return Ok(ExecuteEnd::Died);
+                    died = true;
+                    settle.as_mut().reset(tokio::time::Instant::now() + DEATH_SETTLE);
                 }
-                _ = cancel.cancelled(), if interrupted.is_none() => {
+                _ = &mut settle, if died => {
+                    // A kernel replies when the code has run: with the reply in, this
+                    // request finished and a later one killed the kernel, even if the
+                    // `idle` that follows the reply on IOPub died with it.
+                    if reply.is_none() {
+                        return Ok(ExecuteEnd::Died);
+                    }
+                    idle = true;
+                }
+                _ = cancel.cancelled(), if interrupted.is_none() && !died => {
                     self.interrupt().await;
                     interrupted = Some(ExecuteEnd::Cancelled);
                     deadline.as_mut().reset(tokio::time::Instant::now() + grace);
                 }
-                _ = &mut deadline => {
+                _ = &mut deadline, if !died => {
                     match interrupted {
                         None => {
                             self.interrupt().await;

@@ -2,7 +2,7 @@
 //!
 //! Rota runs `.ipynb` notebooks itself: it speaks the Jupyter messaging protocol over
 //! ZeroMQ to a real kernel (ipykernel), injects parameters the way papermill does, records
-//! papermill's metadata on the notebook and its cells, saves the output notebook around
+//! papermill's metadata on the notebook and its cells, saves the output notebook after
 //! every cell, and marks the first failing cell with papermill's banner and anchor cells.
 //!
 //! It deliberately knows nothing of the store, HTTP or job files: the engine hands it a

@@ -191,6 +191,10 @@ async fn cell_timeout_interrupts_and_fails_the_cell() {
     assert_eq!(c[3]["outputs"][0]["ename"], "KeyboardInterrupt");
 }
 
+// FIXME: cell 1 is sent while cell 0 runs, and kills the kernel a moment after cell 0's
+// reply is queued; libzmq sends from a background thread, so on a loaded machine that reply
+// can die with the process and the death is then blamed on cell 0 (seen before and after
+// saves became cheaper). Only not sending ahead would close this race.
 #[tokio::test]
 async fn kernel_killed_mid_cell_is_reported_as_dead_kernel() {
     let (report, out, _dir) = run("suicide.ipynb", |_| {}).await;
@@ -324,4 +328,64 @@ async fn step_streams_cell_output_line_by_line() {
         lines.push(l);
     }
     assert!(lines.contains(&"0.1 rota 3 False".to_string()), "{lines:?}");
+}
+
+/// The output notebook is saved after every cell, and a later cell's display update
+/// reaches the earlier cell it changed in that save, not only in the final one.
+#[tokio::test]
+async fn saved_after_each_cell_with_updated_displays() {
+    require_kernel().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.ipynb");
+    let out = dir.path().join("out.ipynb");
+    let code = |src: &str| {
+        json!({"cell_type": "code", "execution_count": null, "id": src.len().to_string(),
+               "metadata": {}, "outputs": [], "source": src})
+    };
+    let nb = json!({
+        "cells": [
+            code("from IPython.display import display\nh = display('first', display_id=True)"),
+            code("h.update('second')"),
+            code("x = 1"),
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    });
+    std::fs::write(&input, nb.to_string()).expect("input written");
+    let req = RunRequest::new(&input, &out);
+    // (cell that ended, statuses in the saved file, cell 0's display text in the file)
+    let mut seen: Vec<(usize, Vec<String>, String)> = Vec::new();
+    let mut progress = |p: Progress| {
+        if let Progress::CellEnd { index, .. } = p {
+            let saved = read(&out);
+            let statuses = cells(&saved)
+                .iter()
+                .map(|c| status(c).to_string())
+                .collect();
+            let display = text(&cells(&saved)[0]["outputs"][0]["data"]["text/plain"]);
+            seen.push((index, statuses, display));
+        }
+    };
+    let report = rota_notebook::execute::run(&req, &CancellationToken::new(), &mut progress)
+        .await
+        .expect("run starts");
+    assert_eq!(report.outcome, RunOutcome::Succeeded);
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        seen,
+        [
+            (0, s(&["completed", "pending", "pending"]), "'first'".into()),
+            (
+                1,
+                s(&["completed", "completed", "pending"]),
+                "'second'".into()
+            ),
+            (
+                2,
+                s(&["completed", "completed", "completed"]),
+                "'second'".into()
+            ),
+        ]
+    );
+    validate(&out);
 }
