@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rota_store::{Role, StoreError};
 
-use crate::wire::Problem;
+use crate::wire::{Problem, ProblemItem};
 
 /// The base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://rota.dev/problems/";
@@ -54,6 +54,27 @@ pub enum ApiError {
     /// The call conflicts with the current state (e.g. cancelling a finished run).
     #[error("{0}")]
     Conflict(String),
+    /// A job file sent in the body is not a valid job (or not the job the path names);
+    /// `problems` lists each problem with its position.
+    #[error("{detail}")]
+    InvalidJob {
+        /// A summary.
+        detail: String,
+        /// Every problem found.
+        problems: Vec<ProblemItem>,
+    },
+    /// Run parameters do not fit the job's declarations; `problems` names each one.
+    #[error("{detail}")]
+    InvalidParams {
+        /// A summary.
+        detail: String,
+        /// Every problem found.
+        problems: Vec<ProblemItem>,
+    },
+    /// A feature the call needs is not set up on this server (e.g. secrets without a
+    /// data directory).
+    #[error("{0}")]
+    Unavailable(String),
     /// No route has this path.
     #[error("no API route matches this path")]
     NoRoute,
@@ -75,10 +96,13 @@ impl ApiError {
             ApiError::InvalidId(_) | ApiError::InvalidQuery(_) | ApiError::MalformedJson(_) => {
                 StatusCode::BAD_REQUEST
             }
-            ApiError::InvalidBody(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidBody(_)
+            | ApiError::InvalidJob { .. }
+            | ApiError::InvalidParams { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -97,6 +121,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload-too-large",
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Conflict(_) => "conflict",
+            ApiError::InvalidJob { .. } => "invalid-job",
+            ApiError::InvalidParams { .. } => "invalid-params",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::NoRoute => "no-route",
             ApiError::MethodNotAllowed => "method-not-allowed",
             ApiError::Internal(_) => "internal",
@@ -115,6 +142,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "Request body too large",
             ApiError::UnsupportedMediaType(_) => "Unsupported media type",
             ApiError::Conflict(_) => "Conflict",
+            ApiError::InvalidJob { .. } => "Invalid job file",
+            ApiError::InvalidParams { .. } => "Invalid run parameters",
+            ApiError::Unavailable(_) => "Not available",
             ApiError::NoRoute => "No such route",
             ApiError::MethodNotAllowed => "Method not allowed",
             ApiError::Internal(_) => "Internal error",
@@ -134,6 +164,11 @@ impl ApiError {
             title: self.title().to_owned(),
             status: self.status().as_u16(),
             detail,
+            problems: match self {
+                ApiError::InvalidJob { problems, .. }
+                | ApiError::InvalidParams { problems, .. } => problems.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

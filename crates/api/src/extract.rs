@@ -31,6 +31,39 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// An optional JSON body: an empty body is `T::default()`; any other body must be JSON
+/// of `T`'s shape (rejections are problem bodies, as with [`Json`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_type = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        if !has_type {
+            // No declared body type: accept only an empty body.
+            let bytes = axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection| {
+                    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::PayloadTooLarge(crate::BODY_LIMIT)
+                    } else {
+                        ApiError::MalformedJson(rejection.body_text())
+                    }
+                })?;
+            if bytes.is_empty() {
+                return Ok(OptionalJson(T::default()));
+            }
+            return Err(ApiError::UnsupportedMediaType(
+                "a non-empty body must be declared `Content-Type: application/json`".into(),
+            ));
+        }
+        let Json(value) = Json::<T>::from_request(req, state).await?;
+        Ok(OptionalJson(value))
+    }
+}
+
 /// A query string (rejections are problem bodies).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);

@@ -38,10 +38,11 @@ mod routes;
 pub mod wire;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use jiff::Timestamp;
 use rota_store::{AuditBreak, NewAuditEntry, Store, StoreError};
 
@@ -54,19 +55,34 @@ pub use rota_store::Role;
 /// Largest request body accepted, in bytes; larger ones get a 413 problem.
 pub const BODY_LIMIT: usize = 1 << 20;
 
-/// What every handler shares: the store and how callers are authenticated.
+/// What every handler shares: the store, how callers are authenticated and where the
+/// secrets key lives.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     /// The store.
     pub store: Store,
     /// How callers are authenticated.
     pub auth: AuthMode,
+    /// The data directory whose `secret.key` seals stored secrets (or `ROTA_SECRET_KEY`,
+    /// which takes precedence). Without it, setting a secret answers 503.
+    pub secrets_home: Option<PathBuf>,
 }
 
 impl ApiState {
-    /// State over `store` with authentication `auth`.
+    /// State over `store` with authentication `auth`, without secrets.
     pub fn new(store: Store, auth: AuthMode) -> ApiState {
-        ApiState { store, auth }
+        ApiState {
+            store,
+            auth,
+            secrets_home: None,
+        }
+    }
+
+    /// Enables setting secrets: their key is `ROTA_SECRET_KEY`, else `home/secret.key`,
+    /// created (mode 0600) on the first secret set through the API.
+    pub fn with_secrets_home(mut self, home: impl Into<PathBuf>) -> ApiState {
+        self.secrets_home = Some(home.into());
+        self
     }
 }
 
@@ -80,7 +96,35 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/api/v1/namespaces", get(namespaces::list))
         .route("/api/v1/namespaces/{namespace}/jobs", get(jobs::list))
-        .route("/api/v1/namespaces/{namespace}/jobs/{job}", get(jobs::get))
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/validate",
+            post(jobs::validate),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}",
+            get(jobs::get).put(jobs::put),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/runs",
+            post(runs::create),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",
+            get(schedules::history),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/pause",
+            post(schedules::pause),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/resume",
+            post(schedules::resume),
+        )
+        .route("/api/v1/namespaces/{namespace}/secrets", get(secrets::list))
+        .route(
+            "/api/v1/namespaces/{namespace}/secrets/{name}",
+            put(secrets::put).delete(secrets::remove),
+        )
         .route(
             "/api/v1/namespaces/{namespace}/jobs/{job}/revisions",
             get(jobs::revisions),
@@ -92,7 +136,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
         .route("/api/v1/audit", get(audit::list))
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)

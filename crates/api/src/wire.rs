@@ -24,6 +24,25 @@ pub struct Problem {
     pub status: u16,
     /// What was wrong with this request.
     pub detail: String,
+    /// Each problem found, for `invalid-job` and `invalid-params` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<ProblemItem>,
+}
+
+/// One problem in a request's job file or parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProblemItem {
+    /// 1-based line in the job file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// 1-based column in the job file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+    /// The parameter concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// A namespace.
@@ -473,4 +492,201 @@ pub struct AuditPage {
     pub items: Vec<AuditEntry>,
     /// Pass as `after` to continue.
     pub next_after: i64,
+}
+
+/// The syntax of a job file sent to the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JobFormat {
+    /// YAML 1.2.
+    Yaml,
+    /// TOML 1.0.
+    Toml,
+    /// JSON.
+    Json,
+}
+
+impl JobFormat {
+    /// The parser's format.
+    pub fn to_core(self) -> rota_core::parse::Format {
+        match self {
+            JobFormat::Yaml => rota_core::parse::Format::Yaml,
+            JobFormat::Toml => rota_core::parse::Format::Toml,
+            JobFormat::Json => rota_core::parse::Format::Json,
+        }
+    }
+}
+
+/// A job file to validate or save.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobSubmission {
+    /// `yaml`, `toml` or `json`.
+    pub format: JobFormat,
+    /// The job file's text.
+    pub source: String,
+}
+
+/// A job a valid file defines.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ValidatedJob {
+    /// Job id.
+    pub id: String,
+    /// The namespace the file names, if any.
+    pub namespace: Option<String>,
+    /// Declared parameters, in file order.
+    pub params: Vec<String>,
+    /// Step ids, in file order.
+    pub steps: Vec<String>,
+    /// How many triggers it declares.
+    pub triggers: usize,
+}
+
+/// The answer to a validation that found no problem.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Validation {
+    /// Always true (an invalid file is a 422 problem).
+    pub valid: bool,
+    /// The jobs the file defines.
+    pub jobs: Vec<ValidatedJob>,
+}
+
+/// A run to start.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    /// Parameter values by name, typed as declared (defaults fill the rest).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Plan only: steps are not executed.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// One schedule occurrence and what became of it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Occurrence {
+    /// The trigger, e.g. `cron:0 * * * *@UTC`.
+    pub trigger: String,
+    /// When it was due.
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_at: Timestamp,
+    /// When it was decided.
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: Timestamp,
+    /// `run`, `skipped` or `missed`.
+    pub outcome: String,
+    /// The run queued for it.
+    pub run_id: Option<String>,
+    /// Why it did not run.
+    pub reason: Option<String>,
+}
+
+impl From<rota_store::OccurrenceRecord> for Occurrence {
+    fn from(o: rota_store::OccurrenceRecord) -> Self {
+        Occurrence {
+            trigger: o.trigger_key,
+            scheduled_at: o.scheduled_at,
+            recorded_at: o.recorded_at,
+            outcome: o.kind.as_str().to_owned(),
+            run_id: o.run_id,
+            reason: o.reason,
+        }
+    }
+}
+
+/// A job's schedule occurrences, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OccurrenceList {
+    /// The occurrences.
+    pub items: Vec<Occurrence>,
+}
+
+/// How to resume a schedule.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeSchedule {
+    /// Occurrences before this instant (RFC 3339, or `now`, the default) are skipped as
+    /// paused; later ones run.
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// A job's schedule state after a pause or resume.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleState {
+    /// Namespace.
+    pub namespace: String,
+    /// Job id.
+    pub job: String,
+    /// Whether the schedule is paused.
+    pub paused: bool,
+    /// When resumed: occurrences before this instant are skipped.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resume_from: Option<Timestamp>,
+}
+
+/// A stored secret: its name and versions, never its value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Secret {
+    /// Its name.
+    pub name: String,
+    /// The latest version.
+    pub latest_version: i64,
+    /// How many versions exist.
+    pub versions: i64,
+    /// When the first version was set.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When the latest version was set.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+    /// Who set the latest version.
+    pub updated_by: String,
+}
+
+impl From<rota_store::SecretInfo> for Secret {
+    fn from(s: rota_store::SecretInfo) -> Self {
+        Secret {
+            name: s.name,
+            latest_version: s.latest_version,
+            versions: s.versions,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            updated_by: s.updated_by,
+        }
+    }
+}
+
+/// The secrets of a namespace, by name.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SecretList {
+    /// The secrets.
+    pub items: Vec<Secret>,
+}
+
+/// A secret's new value.
+#[derive(Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutSecret {
+    /// The value; stored encrypted, never returned.
+    pub value: String,
+}
+
+impl std::fmt::Debug for PutSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PutSecret { value: <redacted> }")
+    }
+}
+
+/// A secret version just stored.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoredSecret {
+    /// Namespace.
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// The version stored.
+    pub version: i64,
 }

@@ -8,6 +8,9 @@ use rota_api::{ADMIN_TOKEN_FILE, AuthMode};
 
 use crate::support::Env;
 
+/// A valid job file for `ops/deploy`, as a `PUT`/`validate` body.
+const VALID_JOB: &str = r#"{"format": "yaml", "source": "id: deploy\nnamespace: ops\nsteps:\n  - id: build\n    sh: echo new\n"}"#;
+
 /// One route's permission case.
 struct Case {
     method: Method,
@@ -68,6 +71,90 @@ fn cases(env: &Env) -> Vec<Case> {
             "viewer_web",
             "viewer_ops",
             200,
+        ),
+        Case {
+            body: Some(VALID_JOB),
+            ..case(
+                Method::POST,
+                "/api/v1/namespaces/{namespace}/jobs/validate",
+                "/api/v1/namespaces/ops/jobs/validate".into(),
+                "viewer_web",
+                "viewer_ops",
+                200,
+            )
+        },
+        Case {
+            body: Some(VALID_JOB),
+            ..case(
+                Method::PUT,
+                "/api/v1/namespaces/{namespace}/jobs/{job}",
+                "/api/v1/namespaces/ops/jobs/deploy".into(),
+                "operator_ops",
+                "editor_ops",
+                201,
+            )
+        },
+        Case {
+            body: Some(r#"{"params": {}, "dry_run": true}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/namespaces/{namespace}/jobs/{job}/runs",
+                "/api/v1/namespaces/ops/jobs/deploy/runs".into(),
+                "viewer_ops",
+                "operator_ops",
+                202,
+            )
+        },
+        case(
+            Method::GET,
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",
+            "/api/v1/namespaces/ops/jobs/deploy/schedule/history".into(),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/pause",
+            "/api/v1/namespaces/ops/jobs/deploy/schedule/pause".into(),
+            "operator_ops",
+            "editor_ops",
+            200,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/resume",
+            "/api/v1/namespaces/ops/jobs/deploy/schedule/resume".into(),
+            "operator_ops",
+            "editor_ops",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/namespaces/{namespace}/secrets",
+            "/api/v1/namespaces/ops/secrets".into(),
+            "operator_ops",
+            "editor_ops",
+            200,
+        ),
+        Case {
+            body: Some(r#"{"value": "hunter2"}"#),
+            ..case(
+                Method::PUT,
+                "/api/v1/namespaces/{namespace}/secrets/{name}",
+                "/api/v1/namespaces/ops/secrets/DB_PASSWORD".into(),
+                "operator_ops",
+                "editor_ops",
+                200,
+            )
+        },
+        case(
+            Method::DELETE,
+            "/api/v1/namespaces/{namespace}/secrets/{name}",
+            "/api/v1/namespaces/ops/secrets/SEEDED".into(),
+            "viewer_all",
+            "editor_ops",
+            204,
         ),
         case(
             Method::GET,

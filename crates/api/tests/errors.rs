@@ -84,7 +84,7 @@ async fn oversize_bodies_are_413_problems() {
     answer.assert_problem(413, "payload-too-large");
     assert_eq!(
         env.store.list_tokens().await.expect("tokens").len(),
-        7,
+        crate::support::PERSONA_COUNT,
         "nothing created"
     );
 }

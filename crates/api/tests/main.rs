@@ -8,3 +8,4 @@ mod auth;
 mod errors;
 mod listener;
 mod pages;
+mod writes;

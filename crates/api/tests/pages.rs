@@ -159,7 +159,7 @@ async fn jobs_list_latest_revisions_and_history() {
             .as_str()
             .is_some_and(|s| s.contains("revision 1"))
     );
-    assert_eq!(job.body["definition"]["r"], 1);
+    assert_eq!(job.body["definition"]["description"], "revision 1");
 
     let revisions = env
         .get("/api/v1/namespaces/ops/jobs/deploy/revisions", "viewer_ops")

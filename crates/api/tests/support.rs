@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use rota_api::{ApiState, AuthMode, Role, app, issue_token};
 use rota_core::model::{RunStatus, StepStatus};
+use rota_core::parse::Format;
 use rota_store::{Grant, LogStream, NewJobRevision, NewRun, Owner, RunEvent, Store};
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -66,10 +67,28 @@ const PERSONAS: &[(&str, &[SeedGrant])] = &[
     ("viewer_all", &[(None, Role::Viewer)]),
     ("viewer_ops", &[(Some("ops"), Role::Viewer)]),
     ("operator_ops", &[(Some("ops"), Role::Operator)]),
+    ("editor_ops", &[(Some("ops"), Role::Editor)]),
     ("viewer_web", &[(Some("web"), Role::Viewer)]),
     ("nobody", &[]),
     ("spare", &[(Some("web"), Role::Viewer)]),
 ];
+
+/// The value of the secret `ops/SEEDED`.
+pub const SEEDED_SECRET_VALUE: &str = "seeded-value-4f9a";
+
+/// How many tokens are seeded (one per persona).
+pub const PERSONA_COUNT: usize = PERSONAS.len();
+
+/// A valid YAML job file: two steps, `build` then `ship`, and two parameters with
+/// defaults, `target` (string) and `replicas` (int).
+pub fn job_source(namespace: &str, job: &str, description: &str) -> String {
+    format!(
+        "id: {job}\nnamespace: {namespace}\ndescription: {description}\nparams:\n  \
+         target: {{ type: string, default: staging }}\n  \
+         replicas: {{ type: int, default: 1 }}\nsteps:\n  - id: build\n    sh: echo build\n  \
+         - id: ship\n    needs: [build]\n    sh: echo ship\n"
+    )
+}
 
 /// Number of `ops/deploy` runs seeded.
 pub const OPS_RUNS: usize = 7;
@@ -88,17 +107,35 @@ impl Env {
         let base = Timestamp::from_second(1_800_000_000).expect("base time");
         for (ns, job, revisions) in [("ops", "deploy", 2), ("web", "site", 1)] {
             for r in 0..revisions {
-                let source = format!("id: {job}\nnamespace: {ns}\n# revision {r}\n");
-                let rev = NewJobRevision::new(
-                    ns,
-                    job,
-                    source,
-                    serde_json::json!({ "id": job, "r": r }),
-                    base,
-                );
+                let source = job_source(ns, job, &format!("revision {r}"));
+                let parsed = rota_core::parse::parse_str(&source, "<seed>", Format::Yaml)
+                    .expect("seed job parses")
+                    .remove(0);
+                let definition = serde_json::to_value(&parsed).expect("definition");
+                let rev = NewJobRevision::new(ns, job, source, definition, base);
                 store.save_job_revision(&rev).await.expect("save revision");
             }
         }
+        let key = rota_secrets::SecretKey::load_or_create(home.path()).expect("secret key");
+        // Sealed and stored directly, so the audit log starts empty.
+        let secret = rota_store::NewSecret {
+            namespace: "ops".to_owned(),
+            name: "SEEDED".to_owned(),
+            created_at: base,
+            created_by: "seed".to_owned(),
+        };
+        store
+            .put_secret(&secret, |version| {
+                rota_secrets::seal(
+                    &key,
+                    "ops",
+                    "SEEDED",
+                    version,
+                    SEEDED_SECRET_VALUE.as_bytes(),
+                )
+            })
+            .await
+            .expect("seed secret");
         let mut ops_runs = Vec::new();
         for i in 0..OPS_RUNS {
             let id = format!("run{i:02}");
@@ -125,7 +162,7 @@ impl Env {
             tokens.insert(*name, text);
             token_ids.insert(*name, record.id);
         }
-        let app = app(ApiState::new(store.clone(), auth));
+        let app = app(ApiState::new(store.clone(), auth).with_secrets_home(home.path()));
         Env {
             _home: home,
             store,
@@ -163,6 +200,11 @@ impl Env {
         };
         let request = request.body(body).expect("request");
         send(&self.app, request).await
+    }
+
+    /// The router over the same store without a secrets key location.
+    pub fn app_without_secrets(&self) -> Router {
+        app(ApiState::new(self.store.clone(), AuthMode::Tokens))
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> Answer {

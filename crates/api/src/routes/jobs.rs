@@ -1,13 +1,177 @@
-//! Jobs of a namespace: `GET /api/v1/namespaces/{namespace}/jobs[/{job}[/revisions]]`.
+//! Jobs of a namespace: `GET /api/v1/namespaces/{namespace}/jobs[/{job}[/revisions]]`,
+//! validating a job file (`POST …/jobs/validate`) and saving one as the job's next
+//! revision (`PUT …/jobs/{job}`).
+//!
+//! Jobs cannot be deleted through the API yet: the store keeps revisions only, with no
+//! cheap way to mark a job deleted.
 
 use axum::extract::State;
-use rota_store::Role;
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use rota_store::{NewJobRevision, Role};
 
 use crate::auth::{Principal, Scope};
-use crate::extract::{Json, Path};
+use crate::extract::{ClientAddr, Json, Path};
 use crate::ids::{JobId, Namespace};
-use crate::wire::{Job, JobList, JobSummary, Problem};
-use crate::{ApiError, ApiState};
+use crate::wire::{
+    Job, JobList, JobSubmission, JobSummary, Problem, ProblemItem, ValidatedJob, Validation,
+};
+use crate::{ApiError, ApiState, audited};
+
+/// How diagnostics name a job file sent to the API.
+const ORIGIN: &str = "<api>";
+
+/// Parses and validates a submitted job file; its jobs must not name a namespace other than
+/// `namespace`. Every problem is a [`ProblemItem`] of one 422 problem.
+fn parse_submission(
+    body: &JobSubmission,
+    namespace: &Namespace,
+) -> Result<Vec<rota_core::model::Job>, ApiError> {
+    let jobs = rota_core::parse::parse_str(&body.source, ORIGIN, body.format.to_core()).map_err(
+        |diagnostics| {
+            let problems: Vec<ProblemItem> = diagnostics
+                .0
+                .into_iter()
+                .map(|d| ProblemItem {
+                    line: Some(d.line),
+                    column: Some(d.col),
+                    param: None,
+                    message: d.message,
+                })
+                .collect();
+            ApiError::InvalidJob {
+                detail: format!("the job file has {} problem(s)", problems.len()),
+                problems,
+            }
+        },
+    )?;
+    let elsewhere: Vec<ProblemItem> = jobs
+        .iter()
+        .filter(|j| {
+            j.namespace
+                .as_deref()
+                .is_some_and(|ns| ns != namespace.as_str())
+        })
+        .map(|j| ProblemItem {
+            line: None,
+            column: None,
+            param: None,
+            message: format!(
+                "job {:?} names namespace {:?}, not {:?}",
+                j.id,
+                j.namespace.as_deref().unwrap_or_default(),
+                namespace.as_str()
+            ),
+        })
+        .collect();
+    if !elsewhere.is_empty() {
+        return Err(ApiError::InvalidJob {
+            detail: format!(
+                "the job file belongs to another namespace than {:?}",
+                namespace.as_str()
+            ),
+            problems: elsewhere,
+        });
+    }
+    Ok(jobs)
+}
+
+/// Checks a job file without saving anything: 200 with the jobs it defines, or a 422
+/// problem listing every problem with its line and column.
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/validate", tag = "jobs",
+    params(("namespace" = String, Path, description = "Namespace")),
+    request_body = JobSubmission,
+    responses((status = 200, body = Validation),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn validate(
+    principal: Principal,
+    Path(namespace): Path<Namespace>,
+    Json(body): Json<JobSubmission>,
+) -> Result<Json<Validation>, ApiError> {
+    principal.require(Scope::Namespace(namespace.as_str()), Role::Viewer)?;
+    let jobs = parse_submission(&body, &namespace)?;
+    Ok(Json(Validation {
+        valid: true,
+        jobs: jobs
+            .into_iter()
+            .map(|j| ValidatedJob {
+                params: j.params.iter().map(|p| p.name.clone()).collect(),
+                steps: j.steps.iter().map(|s| s.id.clone()).collect(),
+                triggers: j.triggers.len(),
+                id: j.id,
+                namespace: j.namespace,
+            })
+            .collect(),
+    }))
+}
+
+/// Saves a job file as the job's next revision: 201 with the new revision, or 200 with
+/// the latest one when the text is unchanged. The file must define exactly this job.
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
+    params(("namespace" = String, Path, description = "Namespace"),
+           ("job" = String, Path, description = "Job id")),
+    request_body = JobSubmission,
+    responses((status = 201, body = Job, description = "A new revision was saved"),
+              (status = 200, body = Job, description = "Unchanged: the latest revision"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn put(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path((namespace, job)): Path<(Namespace, JobId)>,
+    Json(body): Json<JobSubmission>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    let outcome = async {
+        principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
+        let mut jobs = parse_submission(&body, &namespace)?;
+        let parsed = match (jobs.pop(), jobs.is_empty()) {
+            (Some(parsed), true) => parsed,
+            _ => {
+                return Err(ApiError::InvalidJob {
+                    detail: "the job file must define exactly one job".into(),
+                    problems: Vec::new(),
+                });
+            }
+        };
+        if parsed.id != job.as_str() {
+            return Err(ApiError::InvalidJob {
+                detail: format!(
+                    "the file defines job {:?}, not {:?}",
+                    parsed.id,
+                    job.as_str()
+                ),
+                problems: Vec::new(),
+            });
+        }
+        let definition = serde_json::to_value(&parsed)
+            .map_err(|e| ApiError::Internal(format!("cannot serialise job {job}: {e}")))?;
+        let previous = state
+            .store
+            .latest_job_revision(namespace.as_str(), job.as_str())
+            .await?;
+        let revision = NewJobRevision::new(
+            namespace.as_str(),
+            job.as_str(),
+            body.source.as_str(),
+            definition,
+            Timestamp::now(),
+        );
+        let saved = state.store.save_job_revision(&revision).await?;
+        let unchanged = previous.is_some_and(|p| p.revision == saved.revision);
+        Ok((unchanged, saved))
+    }
+    .await;
+    let target = format!("job/{namespace}/{job}");
+    let (unchanged, saved) = audited(&state, &principal, addr, "job.put", &target, outcome).await?;
+    let status = if unchanged {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(Job::from(saved))))
+}
 
 /// Lists the jobs of a namespace (latest revision of each), by id.
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs", tag = "jobs",

@@ -6,6 +6,8 @@ pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod namespaces;
 pub(crate) mod runs;
+pub(crate) mod schedules;
+pub(crate) mod secrets;
 pub(crate) mod tokens;
 
 use serde::Deserialize;

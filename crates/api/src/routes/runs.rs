@@ -1,11 +1,18 @@
 //! Runs: list with filters and cursor pagination, get one with its steps, its log lines,
-//! and cancel.
+//! cancel, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
+//!
+//! Starting a run records it as `queued` against the job's latest revision, with no owner;
+//! `rota serve` adopts queued runs from the store, claims them and executes them, exactly
+//! as it does for runs queued by `rota backfill`.
+
+use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
-use rota_store::{Role, RunCursor, RunFilter, RunRecord};
+use rota_store::{NewRun, Owner, Role, RunCursor, RunEvent, RunFilter, RunRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -13,7 +20,9 @@ use super::{AfterQuery, page_limit};
 use crate::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, Path, Query};
 use crate::ids::{JobId, Namespace, RunId};
-use crate::wire::{CancelAccepted, LogLine, LogPage, Problem, Run, RunPage};
+use crate::wire::{
+    CancelAccepted, CreateRun, LogLine, LogPage, Problem, ProblemItem, Run, RunPage,
+};
 use crate::{ApiError, ApiState, audited};
 
 /// `GET /api/v1/runs` filters.
@@ -204,4 +213,86 @@ pub(crate) async fn cancel(
     let target = format!("run/{id}");
     let accepted = audited(&state, &principal, addr, "run.cancel", &target, outcome).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Queues a run of the job's latest revision with these parameters: 202 with the run
+/// (`queued`) and its `Location`; a server executes it. Parameters that do not fit the
+/// job's declarations are a 422 problem naming each one.
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/runs", tag = "runs",
+    params(("namespace" = String, Path, description = "Namespace"),
+           ("job" = String, Path, description = "Job id")),
+    request_body = CreateRun,
+    responses((status = 202, body = Run, headers(("location" = String, description = "The run"))),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn create(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path((namespace, job)): Path<(Namespace, JobId)>,
+    Json(body): Json<CreateRun>,
+) -> Result<Response, ApiError> {
+    let outcome = async {
+        principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
+        let revision = state
+            .store
+            .latest_job_revision(namespace.as_str(), job.as_str())
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
+        let definition: rota_core::model::Job = serde_json::from_value(revision.definition)
+            .map_err(|e| {
+                ApiError::Internal(format!("stored definition of {namespace}/{job}: {e}"))
+            })?;
+        let given: BTreeMap<String, serde_json::Value> = body.params.into_iter().collect();
+        let params = rota_core::params::resolve(&definition, &given, &[]).map_err(|errors| {
+            ApiError::InvalidParams {
+                detail: format!("{} parameter problem(s)", errors.len()),
+                problems: errors
+                    .into_iter()
+                    .map(|e| ProblemItem {
+                        line: None,
+                        column: None,
+                        param: Some(e.name),
+                        message: e.message,
+                    })
+                    .collect(),
+            }
+        })?;
+        let run = NewRun {
+            id: crate::ids::new_run_id(),
+            namespace: namespace.to_string(),
+            job_id: job.to_string(),
+            job_revision: revision.revision,
+            params: serde_json::Value::Object(params.into_iter().collect()),
+            dry_run: body.dry_run,
+            trigger: "api".to_owned(),
+            scheduled_at: None,
+            created_at: Timestamp::now(),
+            // Nobody owns a queued run: the server that claims it becomes its owner.
+            owner: Owner {
+                host: String::new(),
+                pid: 0,
+                start_token: String::new(),
+            },
+            steps: definition.steps.iter().map(|s| s.id.clone()).collect(),
+        };
+        let id = run.id.clone();
+        state.store.record(&[RunEvent::RunCreated { run }]).await?;
+        state
+            .store
+            .get_run(&id)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("run {id} vanished after creation")))
+    }
+    .await;
+    let target = match &outcome {
+        Ok(run) => format!("run/{}", run.id),
+        Err(_) => format!("job/{namespace}/{job}"),
+    };
+    let run = audited(&state, &principal, addr, "run.create", &target, outcome).await?;
+    let location = HeaderValue::try_from(format!("/api/v1/runs/{}", run.id))
+        .map_err(|e| ApiError::Internal(format!("run id is not a header value: {e}")))?;
+    let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
 }

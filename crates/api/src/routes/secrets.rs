@@ -1,0 +1,152 @@
+//! Secrets of a namespace, for editors: list (names, versions and dates, never values),
+//! set a new version, delete (`/api/v1/namespaces/{namespace}/secrets[/{name}]`).
+//!
+//! Values are sealed by `rota-secrets` with the server's key before they reach the store,
+//! and no response or audit entry ever carries one. Setting and deleting are audited by
+//! `rota-secrets` itself (`secret.set`, `secret.delete`); a call refused before that is
+//! audited here with the problem it failed with.
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use rota_secrets::{SecretKey, SecretValue, SecretsError};
+use rota_store::Role;
+
+use crate::auth::{Principal, Scope};
+use crate::extract::{ClientAddr, Json, Path};
+use crate::ids::Namespace;
+use crate::wire::{Problem, PutSecret, Secret, SecretList, StoredSecret};
+use crate::{ApiError, ApiState, audited};
+
+/// A secret's name from the path, checked as `rota-secrets` names them.
+fn checked_name(name: &str) -> Result<(), ApiError> {
+    rota_secrets::validate_name(name).map_err(|e| ApiError::InvalidId(e.to_string()))
+}
+
+impl From<SecretsError> for ApiError {
+    fn from(error: SecretsError) -> Self {
+        match error {
+            SecretsError::InvalidName(_) => ApiError::InvalidId(error.to_string()),
+            SecretsError::Store(e) => ApiError::from(e),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Audits a call that failed before `rota-secrets` audited it; passes success through.
+async fn audit_failure<T>(
+    state: &ApiState,
+    principal: &Principal,
+    source: Option<SocketAddr>,
+    action: &str,
+    target: &str,
+    outcome: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(error) => audited(state, principal, source, action, target, Err(error)).await,
+    }
+}
+
+/// The key that seals secrets, created on first use; 503 without a data directory.
+async fn key(state: &ApiState) -> Result<SecretKey, ApiError> {
+    let home = state
+        .secrets_home
+        .clone()
+        .ok_or_else(|| ApiError::Unavailable("secrets are not configured on this server".into()))?;
+    tokio::task::spawn_blocking(move || SecretKey::load_or_create(&home))
+        .await
+        .map_err(|e| ApiError::Internal(format!("loading the secrets key: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// The secrets of a namespace by name: versions and dates, never values.
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/secrets", tag = "secrets",
+    params(("namespace" = String, Path, description = "Namespace")),
+    responses((status = 200, body = SecretList),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn list(
+    State(state): State<ApiState>,
+    principal: Principal,
+    Path(namespace): Path<Namespace>,
+) -> Result<Json<SecretList>, ApiError> {
+    principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
+    let secrets = state.store.list_secrets(namespace.as_str()).await?;
+    Ok(Json(SecretList {
+        items: secrets.into_iter().map(Secret::from).collect(),
+    }))
+}
+
+/// Stores a new version of a secret (encrypted); the answer names the version, never the
+/// value. 503 when the server has no secrets key location.
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}", tag = "secrets",
+    params(("namespace" = String, Path, description = "Namespace"),
+           ("name" = String, Path, description = "Secret name")),
+    request_body = PutSecret,
+    responses((status = 200, body = StoredSecret),
+              (status = "4XX", body = Problem, content_type = "application/problem+json"),
+              (status = 503, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn put(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path((namespace, name)): Path<(Namespace, String)>,
+    Json(body): Json<PutSecret>,
+) -> Result<Json<StoredSecret>, ApiError> {
+    let outcome = async {
+        principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
+        checked_name(&name)?;
+        let key = key(&state).await?;
+        let value = SecretValue::new(body.value);
+        let version = rota_secrets::put(
+            &state.store,
+            &key,
+            namespace.as_str(),
+            &name,
+            &value,
+            &principal.actor,
+        )
+        .await?;
+        Ok(StoredSecret {
+            namespace: namespace.to_string(),
+            name: name.clone(),
+            version,
+        })
+    }
+    .await;
+    let target = format!("{namespace}/{name}");
+    let stored = audit_failure(&state, &principal, addr, "secret.set", &target, outcome).await?;
+    Ok(Json(stored))
+}
+
+/// Deletes every version of a secret.
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/secrets/{name}", tag = "secrets",
+    params(("namespace" = String, Path, description = "Namespace"),
+           ("name" = String, Path, description = "Secret name")),
+    responses((status = 204, description = "Deleted"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn remove(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path((namespace, name)): Path<(Namespace, String)>,
+) -> Result<StatusCode, ApiError> {
+    let outcome = async {
+        principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
+        checked_name(&name)?;
+        let removed =
+            rota_secrets::remove(&state.store, namespace.as_str(), &name, &principal.actor).await?;
+        if removed == 0 {
+            return Err(ApiError::NotFound(format!("secret {namespace}/{name}")));
+        }
+        Ok(())
+    }
+    .await;
+    let target = format!("{namespace}/{name}");
+    audit_failure(&state, &principal, addr, "secret.delete", &target, outcome).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
