@@ -40,26 +40,33 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let has_type = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
-        if !has_type {
-            // No declared body type: accept only an empty body.
-            let bytes = axum::body::Bytes::from_request(req, state)
-                .await
-                .map_err(|rejection| {
-                    if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::PayloadTooLarge(crate::BODY_LIMIT)
-                    } else {
-                        ApiError::MalformedJson(rejection.body_text())
-                    }
-                })?;
-            if bytes.is_empty() {
-                return Ok(OptionalJson(T::default()));
-            }
+        let declared_json = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let mime = v.split(';').next().unwrap_or_default().trim();
+                mime.eq_ignore_ascii_case("application/json")
+                    || mime.to_ascii_lowercase().ends_with("+json")
+            });
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(crate::BODY_LIMIT)
+                } else {
+                    ApiError::MalformedJson(rejection.body_text())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !declared_json {
             return Err(ApiError::UnsupportedMediaType(
                 "a non-empty body must be declared `Content-Type: application/json`".into(),
             ));
         }
-        let Json(value) = Json::<T>::from_request(req, state).await?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(OptionalJson(value))
     }
 }

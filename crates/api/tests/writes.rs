@@ -327,6 +327,28 @@ async fn schedules_pause_resume_and_show_their_history() {
     )
     .await
     .assert_problem(422, "invalid-body");
+    // An empty body declared as JSON resumes from now; text not declared as JSON is refused.
+    let empty = env
+        .call(
+            Method::POST,
+            &format!("{base}/resume"),
+            Some("editor_ops"),
+            Some(""),
+        )
+        .await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    let states = env.store.schedule_states().await.expect("states");
+    assert!(states[0].resume_from.is_some_and(|t| t < expected));
+    let request = axum::http::Request::post(format!("{base}/resume"))
+        .header(
+            "authorization",
+            format!("Bearer {}", env.token("editor_ops")),
+        )
+        .body(axum::body::Body::from(r#"{"from": "now"}"#))
+        .expect("request");
+    crate::support::send(&env.app, request)
+        .await
+        .assert_problem(415, "unsupported-media-type");
     env.call(
         Method::POST,
         "/api/v1/namespaces/ops/jobs/nothing/schedule/pause",
@@ -370,6 +392,7 @@ async fn schedules_pause_resume_and_show_their_history() {
             "schedule.pause ok",
             "schedule.resume ok",
             "schedule.resume invalid-body",
+            "schedule.resume ok",
             "schedule.pause not-found"
         ]
     );
