@@ -83,6 +83,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
         trigger: "cli".to_owned(),
         scheduled_at: None,
         base_dir: loaded.base_dir,
+        prior: Vec::new(),
     };
     execute(home, &store, request, out).await
 }

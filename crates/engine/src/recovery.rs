@@ -1,19 +1,42 @@
-//! Crash recovery: runs whose owning process died are marked `abandoned`.
+//! Crash recovery: runs whose owning process died are resumed or marked `abandoned`.
 //!
-//! Every `rota` command calls [`mark_abandoned_runs`] when it opens the store, so a
-//! `rota run` killed with SIGKILL is noticed by whatever runs next. The dead run's step
-//! processes were already stopped by its guardian; as a second line of defence any
-//! recorded step process group that still exists is killed here. Queued runs are left
-//! alone: they belong to no process until a server claims them.
+//! Every `rota` command calls [`mark_abandoned_runs`] (the server [`recover_runs`]) when it
+//! opens the store, so a `rota` killed with SIGKILL is noticed by whatever runs next. The
+//! dead run's step processes were already stopped by its guardian; as a second line of
+//! defence any recorded step process group that still exists is killed here.
+//!
+//! A run started by a server (any trigger but `cli`) is resumed when every step it was
+//! running may be tried again under its `retry.attempts`: the dead attempts are recorded
+//! `abandoned` and the run is queued again, for a server to claim and continue where it
+//! stopped (see [`crate::run::PriorStep`]). Other runs are marked `abandoned`: a `rota run`
+//! has no server to continue it. Queued runs are left alone: they belong to no process
+//! until a server claims them.
 
 use jiff::Timestamp;
-use rota_store::{Store, StoreError};
+use rota_core::model::Job;
+use rota_store::{ActiveRun, Store, StoreError};
 
 use crate::owner;
 
-/// Marks every active run whose owner is gone as abandoned; returns their ids.
+/// What recovery did with the runs whose owner is gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Runs marked `abandoned`.
+    pub abandoned: Vec<String>,
+    /// Runs queued again to be resumed by a server.
+    pub resumed: Vec<String>,
+}
+
+/// Recovers every active run whose owner is gone; returns the ids of those marked
+/// abandoned (resumed runs are logged).
 pub async fn mark_abandoned_runs(store: &Store) -> Result<Vec<String>, StoreError> {
-    let mut abandoned = Vec::new();
+    Ok(recover_runs(store).await?.abandoned)
+}
+
+/// Recovers every active run whose owner is gone: resumes it if it was started by a server
+/// and its running steps may be retried, marks it abandoned otherwise.
+pub async fn recover_runs(store: &Store) -> Result<Recovered, StoreError> {
+    let mut recovered = Recovered::default();
     for run in store.active_runs().await? {
         // A queued run is durable work waiting for a worker (the scheduler daemon queues
         // runs before starting them), not work of a process: it runs when a server takes it.
@@ -37,10 +60,41 @@ pub async fn mark_abandoned_runs(store: &Store) -> Result<Vec<String>, StoreErro
             "the rota process (pid {}) on {} that ran it died",
             o.pid, o.host
         );
-        store
-            .mark_abandoned(&run.id, &reason, Timestamp::now())
-            .await?;
-        abandoned.push(run.id);
+        let now = Timestamp::now();
+        if resumable(store, &run).await? && store.requeue_for_resume(&run.id, &reason, now).await? {
+            tracing::info!(run = %run.id, "run queued again to resume after its owner died");
+            recovered.resumed.push(run.id);
+            continue;
+        }
+        store.mark_abandoned(&run.id, &reason, now).await?;
+        recovered.abandoned.push(run.id);
     }
-    Ok(abandoned)
+    Ok(recovered)
+}
+
+/// Whether a server may continue the run: it is not a `rota run`, no cancel was asked for,
+/// its job revision still loads and every step it was running has attempts left. (Starts
+/// are committed before a step's process starts, so a step recorded `pending` never ran.)
+async fn resumable(store: &Store, active: &ActiveRun) -> Result<bool, StoreError> {
+    let Some(run) = store.get_run(&active.id).await? else {
+        return Ok(false);
+    };
+    if run.trigger == "cli" || run.cancel_requested {
+        return Ok(false);
+    }
+    let Some(revision) = store
+        .job_revision(&run.namespace, &run.job_id, run.job_revision)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let Ok(job) = serde_json::from_value::<Job>(revision.definition) else {
+        return Ok(false);
+    };
+    Ok(active.running_steps.iter().all(|running| {
+        job.steps
+            .iter()
+            .find(|s| s.id == running.step_id)
+            .is_some_and(|step| running.attempt < step.retry.attempts)
+    }))
 }

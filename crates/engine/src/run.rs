@@ -47,6 +47,43 @@ pub struct RunRequest {
     pub scheduled_at: Option<Timestamp>,
     /// Directory relative step paths and working directories are resolved against.
     pub base_dir: PathBuf,
+    /// What the run's steps did before, when a server resumes a run whose previous owner
+    /// died; empty for a new run.
+    pub prior: Vec<PriorStep>,
+}
+
+/// A step's recorded state from before a run was resumed.
+///
+/// A step that ended (succeeded, failed, timed out, cancelled) keeps its outcome and
+/// outputs and does not run again; any other step runs, its attempts numbered after the
+/// `attempts` already made (an `abandoned` attempt counts).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriorStep {
+    /// Step id.
+    pub step_id: String,
+    /// Its recorded status.
+    pub status: StepStatus,
+    /// Number of its last recorded attempt; 0 if it never started.
+    pub attempts: u32,
+    /// Exit code of its last attempt.
+    pub exit_code: Option<i32>,
+    /// Outputs of its last attempt.
+    pub outputs: BTreeMap<String, String>,
+    /// Why it ended as it did.
+    pub reason: Option<String>,
+}
+
+impl From<&rota_store::StepRunRecord> for PriorStep {
+    fn from(step: &rota_store::StepRunRecord) -> PriorStep {
+        PriorStep {
+            step_id: step.step_id.clone(),
+            status: step.status,
+            attempts: step.attempt,
+            exit_code: step.exit_code,
+            outputs: step.outputs.clone(),
+            reason: step.reason.clone(),
+        }
+    }
 }
 
 /// Engine settings shared by all runs.
@@ -397,6 +434,11 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
         };
         job.steps.len()
     ];
+    for prior in &request.prior {
+        if let Some(&i) = index_of.get(prior.step_id.as_str()) {
+            resume_state(&mut states[i], prior);
+        }
+    }
     let limit = job.concurrency.max(1) as usize;
     let mut running: JoinSet<(usize, StepResult)> = JoinSet::new();
     // Steps not yet started, in topological order; scanned after every completion.
@@ -427,7 +469,8 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
             }
             states[i].started = true;
             let shared = Arc::clone(shared);
-            running.spawn(async move { (i, step::run_step(&shared, i, ctx).await) });
+            let before = states[i].attempts;
+            running.spawn(async move { (i, step::run_step(&shared, i, ctx, before).await) });
         }
         waiting = still_waiting;
         match running.join_next().await {
@@ -446,6 +489,25 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
         }
     }
     states
+}
+
+/// Takes over what a step did before the run was resumed: an ended step keeps its outcome
+/// (it is not run again); any other step only carries its attempt count forward. A skip is
+/// decided again, since its cause (condition or upstream) is not recorded.
+fn resume_state(state: &mut StepState, prior: &PriorStep) {
+    state.attempts = prior.attempts;
+    let outcome = match prior.status {
+        StepStatus::Succeeded => Outcome::Succeeded,
+        StepStatus::Failed => Outcome::Failed,
+        StepStatus::TimedOut => Outcome::TimedOut,
+        StepStatus::Cancelled => Outcome::Cancelled,
+        _ => return,
+    };
+    state.outcome = Some(outcome);
+    state.started = true;
+    state.exit_code = prior.exit_code;
+    state.outputs = prior.outputs.clone();
+    state.reason = prior.reason.clone();
 }
 
 /// Applies the run's stop and the step's `when` rule to a step whose needs are finished;

@@ -64,10 +64,16 @@ enum Resolved {
     Skip,
 }
 
-/// Runs every attempt of step `index` and returns its final result.
-pub(crate) async fn run_step(shared: &Shared, index: usize, ctx: Context) -> StepResult {
+/// Runs every attempt of step `index` and returns its final result; `before` attempts were
+/// made before the run was resumed (0 for a new run), and count against `retry.attempts`.
+pub(crate) async fn run_step(
+    shared: &Shared,
+    index: usize,
+    ctx: Context,
+    before: u32,
+) -> StepResult {
     let step = &shared.job.steps[index];
-    let mut attempt_no = 0;
+    let mut attempt_no = before;
     loop {
         attempt_no += 1;
         let attempt = run_attempt(shared, step, attempt_no, &ctx).await;
@@ -156,10 +162,16 @@ async fn run_attempt(shared: &Shared, step: &Step, attempt_no: u32, ctx: &Contex
         }
         Resolved::Process { spec, display } => {
             record_start(shared, step, attempt_no, display);
+            if let Err(error) = shared.recorder.flush().await {
+                return finish(shared, step, attempt_no, failed(error.to_string()));
+            }
             run_process(shared, step, attempt_no, &spec, &output_path).await
         }
         Resolved::Notebook(work) => {
             record_start(shared, step, attempt_no, work.display());
+            if let Err(error) = shared.recorder.flush().await {
+                return finish(shared, step, attempt_no, failed(error.to_string()));
+            }
             let result = crate::notebook_step::run(shared, step, attempt_no, work).await;
             Attempt {
                 status: result.status,
@@ -181,6 +193,9 @@ fn failed(reason: String) -> Attempt {
     }
 }
 
+/// Records an attempt's start. Before a process starts, callers flush it: a server that dies
+/// must leave a record of every attempt it began, or a resumed run could start one again
+/// that its retry policy forbids.
 fn record_start(shared: &Shared, step: &Step, attempt_no: u32, command: String) {
     shared.recorder.send(RunEvent::StepStarted {
         run_id: shared.run_id.clone(),

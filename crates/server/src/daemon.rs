@@ -18,7 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::{Job, RunStatus};
 use rota_engine::guardian::Guardian;
-use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason};
+use rota_engine::run::{EngineConfig, PriorStep, RunRequest, RunStop, StopReason};
 use rota_store::{NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -94,8 +94,12 @@ pub async fn serve(
     })?;
     let _lock = lock_home(&config.home)?;
     let store = Store::open(&config.home).await?;
-    for run in rota_engine::recovery::mark_abandoned_runs(&store).await? {
+    let recovered = rota_engine::recovery::recover_runs(&store).await?;
+    for run in recovered.abandoned {
         tracing::warn!(run = %run, "run abandoned: the process running it died");
+    }
+    for run in recovered.resumed {
+        tracing::warn!(run = %run, "run queued to resume: the process running it died");
     }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -166,7 +170,7 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
             }
         }
     }
-    Ok(rota_api::ApiState::new(store.clone(), config.auth))
+    Ok(rota_api::ApiState::new(store.clone(), config.auth).with_secrets_home(&config.home))
 }
 
 /// Holds an exclusive `flock` on `home/serve.lock` for the server's lifetime.
@@ -658,6 +662,8 @@ impl Daemon {
             .and_then(|p| Path::new(p).parent())
             .map(Path::to_owned)
             .unwrap_or_else(|| self.config.home.clone());
+        // A resumed run continues from its recorded steps; a new one has only pending steps.
+        let prior = run.steps.iter().map(PriorStep::from).collect();
         let params = match run.params {
             serde_json::Value::Object(map) => map.into_iter().collect(),
             _ => BTreeMap::new(),
@@ -673,6 +679,7 @@ impl Daemon {
             trigger: run.trigger,
             scheduled_at: run.scheduled_at,
             base_dir,
+            prior,
         })
     }
 

@@ -575,3 +575,128 @@ async fn the_api_is_served_with_a_first_start_admin_token() -> TestResult {
     assert!(!log.contains(&token), "the admin token leaked into the log");
     Ok(())
 }
+
+/// A one-off run whose first step writes a marker and whose second step (with `retry`)
+/// records `<attempt> <pid>` and, on its first attempt only, sleeps for good. The server is
+/// killed with SIGKILL while that attempt sleeps; returns the run's id and the pid of the
+/// killed attempt, once that process is gone.
+async fn kill_while_the_second_step_sleeps(
+    home: &Path,
+    jobs: &Path,
+    store: &Store,
+    retry: &str,
+) -> Result<(String, i32), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(jobs)?;
+    let at = Timestamp::now() + jiff::SignedDuration::from_secs(3);
+    std::fs::write(
+        jobs.join("resume.yaml"),
+        format!(
+            "id: resume\ntriggers:\n  - at: '{at}'\nsteps:\n  - id: first\n    \
+             sh: echo ran >> first.marker\n  - id: second\n    needs: [first]\n{retry}    \
+             sh: |\n      echo \"$ROTA_ATTEMPT $$\" >> second.txt\n      \
+             if [ \"$ROTA_ATTEMPT\" = 1 ]; then exec sleep 600; fi\n"
+        ),
+    )?;
+    let mut server = Server::start(home, jobs, &[])?;
+    let mut found = None;
+    let deadline = Instant::now() + PATIENCE;
+    while found.is_none() && Instant::now() < deadline {
+        let runs = runs_of(store, "resume").await?;
+        let sleeping = std::fs::read_to_string(jobs.join("second.txt")).unwrap_or_default();
+        if let (Some(run), Some(line)) = (runs.first(), sleeping.lines().next())
+            && run
+                .steps
+                .get(1)
+                .is_some_and(|s| s.status.as_str() == "running")
+        {
+            let pid = line.strip_prefix("1 ").ok_or("not attempt 1")?.parse()?;
+            found = Some((run.id.clone(), pid));
+        } else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let (run_id, pid) = found.ok_or("never saw the second step's first attempt running")?;
+    server.kill9()?;
+    // The attempt's process dies with the server (the guardian), leaving no orphan.
+    wait_for("the first attempt's process to be gone", || !pid_alive(pid))?;
+    Ok((run_id, pid))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_step_then_restart_retries_the_step_and_reruns_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&home)?;
+    let store = Store::open(&home).await?;
+    let retry = "    retry: {attempts: 2, initial: 100ms}\n";
+    let (run_id, killed) = kill_while_the_second_step_sleeps(&home, &jobs, &store, retry).await?;
+
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let run = store.get_run(&run_id).await?.ok_or("run vanished")?;
+        if run.status.is_terminal() {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the resumed run never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let status = server.terminate()?;
+    assert!(
+        status.success(),
+        "rota serve exits 0 on SIGTERM: {status:?}"
+    );
+
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    let attempts: Vec<(u32, String)> = store
+        .step_attempts(&run_id, "second")
+        .await?
+        .iter()
+        .map(|a| (a.attempt, a.status.as_str().to_owned()))
+        .collect();
+    assert_eq!(
+        attempts,
+        [(1, "abandoned".to_owned()), (2, "succeeded".to_owned())]
+    );
+    // Nothing ran twice: the first step's marker has one line, and it has one attempt.
+    assert_eq!(std::fs::read_to_string(jobs.join("first.marker"))?, "ran\n");
+    assert_eq!(store.step_attempts(&run_id, "first").await?.len(), 1);
+    let second = std::fs::read_to_string(jobs.join("second.txt"))?;
+    let lines: Vec<&str> = second.lines().collect();
+    assert_eq!(lines.len(), 2, "{second}");
+    assert!(lines[1].starts_with("2 "), "{second}");
+    assert_eq!(runs_of(&store, "resume").await?.len(), 1);
+    assert!(!pid_alive(killed));
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_step_without_retries_left_abandons_the_run() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&home)?;
+    let store = Store::open(&home).await?;
+    let (run_id, _) = kill_while_the_second_step_sleeps(&home, &jobs, &store, "").await?;
+
+    // Recovery is done before the server listens.
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let run = store.get_run(&run_id).await?.ok_or("run vanished")?;
+    let status = server.terminate()?;
+    assert!(
+        status.success(),
+        "rota serve exits 0 on SIGTERM: {status:?}"
+    );
+    assert_eq!(run.status, RunStatus::Abandoned);
+    assert_eq!(run.steps[0].status.as_str(), "succeeded");
+    assert_eq!(run.steps[1].status.as_str(), "abandoned");
+    assert_eq!(store.step_attempts(&run_id, "second").await?.len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(jobs.join("second.txt"))?
+            .lines()
+            .count(),
+        1
+    );
+    store.close().await;
+    Ok(())
+}

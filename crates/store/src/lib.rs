@@ -44,6 +44,7 @@ mod events;
 mod jobs;
 mod read;
 mod records;
+mod resume;
 mod schedule;
 mod secrets;
 mod store;

@@ -149,7 +149,7 @@ pub struct EventRecord {
     /// When the change happened.
     pub at: Timestamp,
     /// `run.created`, `run.started`, `run.finished`, `step.started`, `step.finished`,
-    /// `step.skipped`, `run.cancel_requested` or `run.abandoned`.
+    /// `step.skipped`, `run.cancel_requested`, `run.abandoned` or `run.requeued`.
     pub kind: String,
     /// The run concerned.
     pub run_id: Option<String>,

@@ -890,6 +890,90 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run() -> TestResult {
+    let (_dir, store) = fresh().await?;
+    job(&store, "ops", "deploy").await?;
+    create(
+        &store,
+        new_run("r-1", "ops", "deploy", 1, &["done", "busy", "later"]),
+    )
+    .await?;
+    store
+        .record(&[
+            RunEvent::RunStarted {
+                run_id: "r-1".into(),
+                at: at(2),
+            },
+            started("r-1", "done", 1, 3, Some(10)),
+            finished("r-1", "done", 1, StepStatus::Succeeded, 0, 4),
+            started("r-1", "busy", 1, 5, Some(11)),
+        ])
+        .await?;
+    let before = store.events_after(0, 1000).await?.len();
+
+    assert!(
+        store
+            .requeue_for_resume("r-1", "server died", at(9))
+            .await?
+    );
+
+    let run = store.get_run("r-1").await?.ok_or("run missing")?;
+    assert_eq!(run.status, RunStatus::Queued);
+    let states: Vec<_> = run
+        .steps
+        .iter()
+        .map(|s| (s.step_id.as_str(), s.status, s.attempt))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("done", StepStatus::Succeeded, 1),
+            ("busy", StepStatus::Abandoned, 1),
+            ("later", StepStatus::Pending, 0),
+        ]
+    );
+    let attempts = store.step_attempts("r-1", "busy").await?;
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].status, StepStatus::Abandoned);
+    assert_eq!(attempts[0].reason.as_deref(), Some("server died"));
+    assert_eq!(store.queued_run_ids().await?, ["r-1"]);
+    let new: Vec<_> = store.events_after(0, 1000).await?[before..]
+        .iter()
+        .map(|e| (e.kind.clone(), e.step_id.clone()))
+        .collect();
+    assert_eq!(
+        new,
+        [
+            ("step.finished".to_owned(), Some("busy".to_owned())),
+            ("run.requeued".to_owned(), None),
+        ]
+    );
+
+    // Only a running run is requeued: a second call changes nothing.
+    assert!(!store.requeue_for_resume("r-1", "again", at(10)).await?);
+    assert_eq!(store.events_after(0, 1000).await?.len(), before + 2);
+
+    // The next attempt of the abandoned step continues the step's history.
+    assert!(store.claim_queued_run("r-1", &owner(), at(11)).await?);
+    store
+        .record(&[
+            started("r-1", "busy", 2, 12, None),
+            finished("r-1", "busy", 2, StepStatus::Succeeded, 0, 13),
+        ])
+        .await?;
+    let run = store.get_run("r-1").await?.ok_or("run missing")?;
+    assert_eq!(run.steps[1].status, StepStatus::Succeeded);
+    assert_eq!((run.steps[1].attempt, run.steps[1].attempts), (2, 2));
+    let attempts = store.step_attempts("r-1", "busy").await?;
+    assert_eq!(attempts[0].status, StepStatus::Abandoned);
+    assert!(matches!(
+        store.requeue_for_resume("ghost", "x", at(1)).await,
+        Err(StoreError::RunNotFound(_))
+    ));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handles_on_one_file_write_concurrently_without_lock_errors() -> TestResult {
     let (dir, first) = fresh().await?;

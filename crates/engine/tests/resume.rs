@@ -1,0 +1,244 @@
+//! Resuming a server run whose owner died, on a real SQLite store with real processes: what
+//! ended before is kept (and not run again), the abandoned step runs its next attempt.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rota_core::model::{Job, RunStatus, StepStatus};
+use rota_core::parse::{Format, parse_str};
+use rota_engine::recovery::recover_runs;
+use rota_engine::run::{EngineConfig, PriorStep, RunRequest, RunStop, execute_claimed};
+use rota_store::{NewJobRevision, NewRun, Owner, RunEvent, Store};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// `a` appends to a marker and publishes an output, `b` (retry from the caller) appends its
+/// attempt number, `c` writes `a`'s output.
+fn job_source(b_retry: &str) -> String {
+    format!(
+        r#"id: resume-job
+steps:
+  - id: a
+    sh: |
+      echo ran >> a.marker
+      echo "x=from-a" >> "$ROTA_OUTPUT"
+  - id: b
+    needs: [a]
+    retry: {b_retry}
+    sh: echo "$ROTA_ATTEMPT" >> b.attempts
+  - id: c
+    needs: [b]
+    sh: echo "{{{{ steps.a.outputs.x }}}}" > c.out
+"#
+    )
+}
+
+/// A process that is certainly not running: this one, with a start token it never had.
+fn dead_owner() -> Owner {
+    Owner {
+        host: rota_engine::owner::host_name(),
+        pid: std::process::id(),
+        start_token: "a-process-long-gone".to_owned(),
+    }
+}
+
+fn live_owner() -> Owner {
+    Owner {
+        host: rota_engine::owner::host_name(),
+        pid: std::process::id(),
+        start_token: rota_engine::owner::own_start_token(),
+    }
+}
+
+/// Records what a server that died while `b`'s first attempt ran left behind: `a` ran (its
+/// marker line written, its output recorded) and succeeded, `b` started attempt 1.
+async fn dead_run(
+    store: &Store,
+    dir: &Path,
+    source: &str,
+    trigger: &str,
+) -> Result<Job, Box<dyn std::error::Error>> {
+    let job = parse_str(source, "resume.yaml", Format::Yaml)
+        .map_err(|d| format!("{d:?}"))?
+        .remove(0);
+    let revision = NewJobRevision::new(
+        "default",
+        job.id.clone(),
+        source,
+        serde_json::to_value(&job)?,
+        Timestamp::now(),
+    );
+    let revision = store.save_job_revision(&revision).await?.revision;
+    std::fs::write(dir.join("a.marker"), "ran\n")?;
+    std::fs::write(dir.join("b.attempts"), "1\n")?;
+    let now = Timestamp::now();
+    let step_event = |step: &str, finished: Option<StepStatus>| match finished {
+        None => RunEvent::StepStarted {
+            run_id: "run-1".into(),
+            step_id: step.into(),
+            attempt: 1,
+            at: now,
+            pgid: None,
+        },
+        Some(status) => RunEvent::StepFinished {
+            run_id: "run-1".into(),
+            step_id: step.into(),
+            attempt: 1,
+            status,
+            exit_code: Some(0),
+            reason: None,
+            outputs: BTreeMap::from([("x".to_owned(), "from-a".to_owned())]),
+            at: now,
+        },
+    };
+    store
+        .record(&[
+            RunEvent::RunCreated {
+                run: NewRun {
+                    id: "run-1".into(),
+                    namespace: "default".into(),
+                    job_id: job.id.clone(),
+                    job_revision: revision,
+                    params: serde_json::json!({}),
+                    dry_run: false,
+                    trigger: trigger.into(),
+                    scheduled_at: Some(now),
+                    created_at: now,
+                    owner: dead_owner(),
+                    steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+                },
+            },
+            RunEvent::RunStarted {
+                run_id: "run-1".into(),
+                at: now,
+            },
+            step_event("a", None),
+            step_event("a", Some(StepStatus::Succeeded)),
+            step_event("b", None),
+        ])
+        .await?;
+    Ok(job)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_resumed_run_retries_the_abandoned_step_and_does_not_rerun_finished_ones() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("home")).await?;
+    let job = dead_run(
+        &store,
+        dir.path(),
+        &job_source("{ attempts: 2, initial: 100ms }"),
+        "cron",
+    )
+    .await?;
+
+    let recovered = recover_runs(&store).await?;
+    assert_eq!(recovered.resumed, ["run-1"]);
+    assert!(recovered.abandoned.is_empty());
+    let run = store.get_run("run-1").await?.ok_or("run missing")?;
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(run.steps[1].status, StepStatus::Abandoned);
+
+    // As the server does: claim the queued run, continue from its recorded steps.
+    assert!(
+        store
+            .claim_queued_run("run-1", &live_owner(), Timestamp::now())
+            .await?
+    );
+    let request = RunRequest {
+        run_id: "run-1".into(),
+        job,
+        job_revision: run.job_revision,
+        namespace: run.namespace.clone(),
+        params: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        dry_run: false,
+        trigger: run.trigger.clone(),
+        scheduled_at: run.scheduled_at,
+        base_dir: dir.path().to_owned(),
+        prior: run.steps.iter().map(PriorStep::from).collect(),
+    };
+    let config = EngineConfig {
+        artifacts_dir: dir.path().join("runs"),
+        grace: Duration::from_secs(5),
+        log_cap_bytes: 1 << 20,
+        guardian: None,
+    };
+    let summary = execute_claimed(&store, &config, request, RunStop::new(), None).await?;
+
+    assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
+    let steps: Vec<_> = summary
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.status, s.attempts))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("a", StepStatus::Succeeded, 1),
+            ("b", StepStatus::Succeeded, 2),
+            ("c", StepStatus::Succeeded, 1),
+        ]
+    );
+    // `a` did not run again; `b` ran once more, as attempt 2; `c` saw `a`'s recorded output.
+    assert_eq!(read(&dir.path().join("a.marker")), "ran\n");
+    assert_eq!(read(&dir.path().join("b.attempts")), "1\n2\n");
+    assert_eq!(read(&dir.path().join("c.out")), "from-a\n");
+
+    let run = store.get_run("run-1").await?.ok_or("run missing")?;
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.steps[0].attempts, 1);
+    let b: Vec<_> = store
+        .step_attempts("run-1", "b")
+        .await?
+        .iter()
+        .map(|a| (a.attempt, a.status))
+        .collect();
+    assert_eq!(b, [(1, StepStatus::Abandoned), (2, StepStatus::Succeeded)]);
+    assert!(recover_runs(&store).await?.resumed.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_step_without_attempts_left_abandons_the_run() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("home")).await?;
+    dead_run(&store, dir.path(), &job_source("{ attempts: 1 }"), "cron").await?;
+
+    let recovered = recover_runs(&store).await?;
+    assert_eq!(recovered.abandoned, ["run-1"]);
+    assert!(recovered.resumed.is_empty());
+    let run = store.get_run("run-1").await?.ok_or("run missing")?;
+    assert_eq!(run.status, RunStatus::Abandoned);
+    assert_eq!(run.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(run.steps[1].status, StepStatus::Abandoned);
+    assert_eq!(run.steps[2].status, StepStatus::Skipped);
+    assert!(store.queued_run_ids().await?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cli_run_is_abandoned_even_with_attempts_left() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("home")).await?;
+    dead_run(
+        &store,
+        dir.path(),
+        &job_source("{ attempts: 3, initial: 100ms }"),
+        "cli",
+    )
+    .await?;
+
+    let recovered = recover_runs(&store).await?;
+    assert_eq!(recovered.abandoned, ["run-1"]);
+    let run = store.get_run("run-1").await?.ok_or("run missing")?;
+    assert_eq!(run.status, RunStatus::Abandoned);
+    assert!(store.queued_run_ids().await?.is_empty());
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Crash recovery of server runs that can continue: the attempt that died with its owner is
+//! recorded as `abandoned` and the run goes back to `queued`, so a server claims it again.
+
+use jiff::Timestamp;
+use serde_json::json;
+use sqlx::Row;
+
+use crate::convert::{append_event, micros, run_status};
+use crate::{Store, StoreError};
+
+impl Store {
+    /// Records that a run's owner died and that the run will continue: its running steps'
+    /// attempts become `abandoned` with `reason` (the steps keep their other state, so a
+    /// resumed run sees what finished before), and the run is `queued` again for a server
+    /// to claim, with the events, in one transaction.
+    ///
+    /// Returns `false` (and changes nothing) unless the run is `running`.
+    pub async fn requeue_for_resume(
+        &self,
+        run_id: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT status FROM runs WHERE id = ?")
+            .bind(run_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+        if run_status(&row, "status")? != rota_core::model::RunStatus::Running {
+            return Ok(false);
+        }
+        let steps = sqlx::query(
+            "SELECT step_id, attempt FROM step_runs \
+             WHERE run_id = ? AND status = 'running' ORDER BY position",
+        )
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for step in &steps {
+            let step_id: String = step.try_get("step_id")?;
+            let attempt: i64 = step.try_get("attempt")?;
+            sqlx::query(
+                "UPDATE step_runs SET status = 'abandoned', reason = ?, finished_at = ?, \
+                 pgid = NULL WHERE run_id = ? AND step_id = ?",
+            )
+            .bind(reason)
+            .bind(micros(at))
+            .bind(run_id)
+            .bind(&step_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE step_attempts SET status = 'abandoned', reason = ?, finished_at = ? \
+                 WHERE run_id = ? AND step_id = ? AND attempt = ?",
+            )
+            .bind(reason)
+            .bind(micros(at))
+            .bind(run_id)
+            .bind(&step_id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+            let data = json!({ "attempt": attempt, "status": "abandoned", "exit_code": null,
+                               "reason": reason, "outputs": {} });
+            append_event(&mut tx, at, "step.finished", run_id, Some(&step_id), data).await?;
+        }
+        sqlx::query("UPDATE runs SET status = 'queued' WHERE id = ?")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+        let data = json!({ "status": "queued", "reason": reason });
+        append_event(&mut tx, at, "run.requeued", run_id, None, data).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
