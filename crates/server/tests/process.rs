@@ -351,7 +351,10 @@ async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResul
     // A fixed file becomes a new revision and clears the error.
     std::fs::write(
         jobs.join("hook.yaml"),
+        // The runs of the first revision may still be going: keep buffering, or the new
+        // request would be skipped by the default overlap policy instead of queued.
         "id: hook\ndescription: v2\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: bearer }\n\
+         policy:\n  overlap: buffer_all\n\
          steps:\n  - id: main\n    sh: 'true'\n",
     )?;
     let deadline = Instant::now() + PATIENCE;
@@ -366,13 +369,16 @@ async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResul
         assert!(Instant::now() < deadline, "the fixed file was never loaded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (status, _) = post(
+    let (status, answer) = post(
         &addr,
         "/hooks/default/hook",
         &[("Authorization", "Bearer s3cret")],
         b"",
     )?;
-    assert_eq!(status, 202, "the new revision's bearer scheme applies");
+    assert_eq!(
+        status, 202,
+        "the new revision's bearer scheme applies: {answer}"
+    );
 
     // SIGTERM: running runs finish within the grace period.
     let status = server.terminate()?;
