@@ -191,10 +191,10 @@ async fn cell_timeout_interrupts_and_fails_the_cell() {
     assert_eq!(c[3]["outputs"][0]["ename"], "KeyboardInterrupt");
 }
 
-// FIXME: cell 1 is sent while cell 0 runs, and kills the kernel a moment after cell 0's
-// reply is queued; libzmq sends from a background thread, so on a loaded machine that reply
-// can die with the process and the death is then blamed on cell 0 (seen before and after
-// saves became cheaper). Only not sending ahead would close this race.
+// The dying cell sleeps first, so the kernel dies mid-cell. Known limit (FIXME): because
+// the next cell is sent ahead, a cell that kills the kernel within microseconds of starting
+// can take the previous cell's unsent reply down with it, and the death is then blamed on
+// the previous cell; only not sending ahead would close that race.
 #[tokio::test]
 async fn kernel_killed_mid_cell_is_reported_as_dead_kernel() {
     let (report, out, _dir) = run("suicide.ipynb", |_| {}).await;
