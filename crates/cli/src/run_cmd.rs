@@ -100,6 +100,7 @@ async fn execute(
         grace: Duration::from_secs(5),
         log_cap_bytes: 10 * 1024 * 1024,
         guardian: guardian.map(Arc::new),
+        durable_step_starts: false,
     };
     let stop = RunStop::new();
     let run_id = request.run_id.clone();

@@ -97,6 +97,10 @@ pub struct EngineConfig {
     pub log_cap_bytes: usize,
     /// Watchdog that kills step process groups if this process dies.
     pub guardian: Option<Arc<Guardian>>,
+    /// Commit each attempt's start before its process starts. A run that can be resumed
+    /// after a crash (a server's) needs it, or a resumed run could start a step twice; a
+    /// `rota run` is never resumed, so it skips the extra commit per step.
+    pub durable_step_starts: bool,
 }
 
 /// Live progress of a run, for a terminal or an SSE stream.

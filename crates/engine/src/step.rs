@@ -162,14 +162,18 @@ async fn run_attempt(shared: &Shared, step: &Step, attempt_no: u32, ctx: &Contex
         }
         Resolved::Process { spec, display } => {
             record_start(shared, step, attempt_no, display);
-            if let Err(error) = shared.recorder.flush().await {
+            if shared.config.durable_step_starts
+                && let Err(error) = shared.recorder.flush().await
+            {
                 return finish(shared, step, attempt_no, failed(error.to_string()));
             }
             run_process(shared, step, attempt_no, &spec, &output_path).await
         }
         Resolved::Notebook(work) => {
             record_start(shared, step, attempt_no, work.display());
-            if let Err(error) = shared.recorder.flush().await {
+            if shared.config.durable_step_starts
+                && let Err(error) = shared.recorder.flush().await
+            {
                 return finish(shared, step, attempt_no, failed(error.to_string()));
             }
             let result = crate::notebook_step::run(shared, step, attempt_no, work).await;
@@ -193,9 +197,9 @@ fn failed(reason: String) -> Attempt {
     }
 }
 
-/// Records an attempt's start. Before a process starts, callers flush it: a server that dies
-/// must leave a record of every attempt it began, or a resumed run could start one again
-/// that its retry policy forbids.
+/// Records an attempt's start. Before a process starts, callers flush it when the run can be
+/// resumed (`EngineConfig::durable_step_starts`): a server that dies must leave a record of
+/// every attempt it began, or a resumed run could start one again that its retry policy forbids.
 fn record_start(shared: &Shared, step: &Step, attempt_no: u32, command: String) {
     shared.recorder.send(RunEvent::StepStarted {
         run_id: shared.run_id.clone(),

@@ -169,6 +169,7 @@ async fn a_resumed_run_retries_the_abandoned_step_and_does_not_rerun_finished_on
         grace: Duration::from_secs(5),
         log_cap_bytes: 1 << 20,
         guardian: None,
+        durable_step_starts: true,
     };
     let summary = execute_claimed(&store, &config, request, RunStop::new(), None).await?;
 

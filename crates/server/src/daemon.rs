@@ -211,6 +211,7 @@ impl Daemon {
             grace: config.step_grace,
             log_cap_bytes: 10 * 1024 * 1024,
             guardian: config.guardian.clone(),
+            durable_step_starts: true,
         };
         let owner = Owner {
             host: rota_engine::owner::host_name(),
