@@ -63,6 +63,12 @@ pub enum Command {
     /// Encrypted secrets of a namespace: set (value from stdin or a prompt), list, rm.
     #[command(subcommand)]
     Secrets(crate::secrets_cmd::SecretsCommand),
+    /// The audit log of the local store: verify its hash chain, list entries.
+    #[command(subcommand)]
+    Audit(crate::audit_cmd::AuditCommand),
+    /// API bearer tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Tokens(crate::tokens_cmd::TokensCommand),
     /// Execute and inspect Jupyter notebooks, papermill-compatible.
     #[command(subcommand)]
     Notebook(rota_notebook::cli::NotebookCommand),

@@ -4,6 +4,7 @@
 //! failed or timed out, 2 usage or validation error, 130 the run was cancelled.
 
 mod args;
+mod audit_cmd;
 mod home;
 mod jobs_cmd;
 mod logs_cmd;
@@ -13,6 +14,7 @@ mod runs_cmd;
 mod schedule_cmd;
 mod secrets_cmd;
 mod serve_cmd;
+mod tokens_cmd;
 
 use std::process::ExitCode;
 
@@ -79,6 +81,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Secrets(command) => {
             secrets_cmd::secrets(&home::Home::new(cli.home)?, command, &out).await
+        }
+        Command::Audit(command) => {
+            audit_cmd::audit(&home::Home::new(cli.home)?, command, &out).await
+        }
+        Command::Tokens(command) => {
+            tokens_cmd::tokens(&home::Home::new(cli.home)?, command, &out).await
         }
         Command::Notebook(mut command) => {
             // `--output` is global to `rota`; the notebook commands take it from here.

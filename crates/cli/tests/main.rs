@@ -6,6 +6,7 @@
 
 mod util;
 
+mod admin;
 mod crash;
 mod dag;
 mod jobs;
