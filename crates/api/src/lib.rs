@@ -5,7 +5,8 @@
 //! ([`auth`] explains tokens and roles), unless the server runs with [`AuthMode::None`].
 //! Every error is an RFC 9457 `application/problem+json` body ([`ApiError`]); every
 //! mutating call appends an entry to the hash-chained audit log, which [`verify_audit`]
-//! checks.
+//! checks. `GET /metrics` serves Prometheus metrics ([`metrics`]) to `viewer`s of every
+//! namespace.
 //!
 //! This crate holds no SQL (it calls [`rota_store::Store`]) and starts no processes.
 //!
@@ -33,6 +34,7 @@ pub mod auth;
 mod error;
 pub mod extract;
 pub mod ids;
+pub mod metrics;
 pub mod openapi;
 mod routes;
 pub mod wire;
@@ -50,6 +52,7 @@ pub use auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, AuthMode, Principal, Scope, ensure_admin_token, issue_token,
 };
 pub use error::{ApiError, PROBLEM_BASE};
+pub use metrics::{SchedulerMetrics, metrics_router};
 pub use rota_store::Role;
 
 /// Largest request body accepted, in bytes; larger ones get a 413 problem.
@@ -66,6 +69,11 @@ pub struct ApiState {
     /// The data directory whose `secret.key` seals stored secrets (or `ROTA_SECRET_KEY`,
     /// which takes precedence). Without it, setting a secret answers 503.
     pub secrets_home: Option<PathBuf>,
+    /// Where the scheduler reports its lateness, exported at `/metrics`; the server clones
+    /// it and feeds it.
+    pub scheduler_metrics: SchedulerMetrics,
+    /// API latency, recorded by a layer of [`app`] and exported at `/metrics`.
+    pub(crate) api_metrics: metrics::ApiMetrics,
 }
 
 impl ApiState {
@@ -75,6 +83,8 @@ impl ApiState {
             store,
             auth,
             secrets_home: None,
+            scheduler_metrics: SchedulerMetrics::default(),
+            api_metrics: metrics::ApiMetrics::default(),
         }
     }
 
@@ -86,7 +96,8 @@ impl ApiState {
     }
 }
 
-/// The `/api/v1` router. It binds no socket: the server mounts it (merge it into the
+/// The `/api/v1` router, plus `GET /metrics` ([`metrics_router`]); every request is timed
+/// for `rota_api_request_duration_seconds`. It binds no socket: the server mounts it (merge it into the
 /// server's router) and serves it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so the audit log records client
 /// addresses.
@@ -141,7 +152,12 @@ pub fn app(state: ApiState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(metrics_router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.api_metrics,
+            metrics::record_latency,
+        ))
 }
 
 /// Appends the audit entry of a mutating call (`ok`, or the problem slug it failed

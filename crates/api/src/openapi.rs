@@ -36,6 +36,7 @@ use crate::wire;
         routes::tokens::list,
         routes::tokens::revoke,
         routes::audit::list,
+        crate::metrics::serve,
     ),
     components(schemas(wire::Problem)),
     modifiers(&BearerAuth),

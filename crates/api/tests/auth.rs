@@ -40,6 +40,15 @@ fn cases(env: &Env) -> Vec<Case> {
         ok,
     };
     vec![
+        // Metrics span every namespace, so a viewer of one namespace may not read them.
+        case(
+            Method::GET,
+            "/metrics",
+            "/metrics".into(),
+            "viewer_ops",
+            "viewer_all",
+            200,
+        ),
         case(
             Method::GET,
             "/api/v1/namespaces",

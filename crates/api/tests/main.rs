@@ -7,5 +7,6 @@ mod audit;
 mod auth;
 mod errors;
 mod listener;
+mod metrics;
 mod pages;
 mod writes;

@@ -230,6 +230,9 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
         .expect("body");
     let body = if bytes.is_empty() {
         serde_json::Value::Null
+    } else if is_text(&headers) {
+        // The Prometheus text of `/metrics`: kept as one JSON string.
+        serde_json::Value::String(String::from_utf8(bytes.to_vec()).expect("UTF-8 text"))
     } else {
         serde_json::from_slice(&bytes).expect("JSON body")
     };
@@ -323,6 +326,13 @@ async fn seed_run(
         ]);
     }
     store.record(&batch).await.expect("record run");
+}
+
+fn is_text(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"))
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

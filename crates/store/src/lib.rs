@@ -42,6 +42,7 @@ mod convert;
 mod error;
 mod events;
 mod jobs;
+mod metrics;
 mod read;
 mod records;
 mod resume;
@@ -55,6 +56,7 @@ pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditE
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
+pub use metrics::{RunCount, STEP_DURATION_LIMIT};
 pub use records::{
     ActiveRun, EventRecord, JobRevision, LogRecord, RunCursor, RunFilter, RunRecord, RunningStep,
     StepAttemptRecord, StepRunRecord,
