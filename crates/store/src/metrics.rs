@@ -1,9 +1,10 @@
 //! Cheap aggregate reads for the `/metrics` endpoint: run counts by namespace and status,
 //! and the durations of recently finished step attempts.
 //!
-//! Both are read on every scrape, so each is a single query that an index bounds: run
-//! counts read the `runs_by_status` index only, and step durations reach `step_attempts`
-//! through recent runs (`runs_by_created`) with a row limit.
+//! Both are read on every scrape, so each is a single query. Step durations reach
+//! `step_attempts` through recent runs (the `runs_by_created` index) with a row limit. Run
+//! counts pass over every run once: no index covers `(namespace, status)` yet, so a
+//! history of millions of runs makes each scrape read them all.
 
 use std::time::Duration;
 
