@@ -122,6 +122,7 @@ pub async fn serve(
     eprintln!("rota serve: listening on {bound}");
 
     let api = api_state(&config, &store).await?;
+    let lateness = api.scheduler_metrics.clone();
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -135,7 +136,7 @@ pub async fn serve(
             .await;
     });
 
-    let mut daemon = Daemon::new(config, store);
+    let mut daemon = Daemon::new(config, store, lateness);
     let result = daemon.run(hook_rx, shutdown).await;
     let _ = stop_http_tx.send(());
     let _ = http.await;
@@ -202,10 +203,12 @@ struct Daemon {
     file_jobs: FileJobs,
     running: JoinSet<(String, RunStatus)>,
     stops: HashMap<String, RunStop>,
+    /// Feeds `rota_scheduler_lateness_seconds` on `/metrics`.
+    lateness: rota_api::SchedulerMetrics,
 }
 
 impl Daemon {
-    fn new(config: ServeConfig, store: Store) -> Daemon {
+    fn new(config: ServeConfig, store: Store, lateness: rota_api::SchedulerMetrics) -> Daemon {
         let engine = EngineConfig {
             artifacts_dir: config.home.join("runs"),
             grace: config.step_grace,
@@ -228,6 +231,7 @@ impl Daemon {
             file_jobs: BTreeMap::new(),
             running: JoinSet::new(),
             stops: HashMap::new(),
+            lateness,
         }
     }
 
@@ -243,6 +247,7 @@ impl Daemon {
         loop {
             let now = Timestamp::now();
             let decisions = self.scheduler.tick(now);
+            self.observe_lateness(&decisions, now);
             self.apply(decisions, None).await;
             self.start_runs().await;
             let sleep = self.scheduler.next_wake().map(|wake| {
@@ -407,6 +412,19 @@ impl Daemon {
     /// Records each decision; runs are queued in the same transaction as their occurrence.
     /// A run whose occurrence was already recorded (by a previous life of the server) is
     /// dropped: that occurrence is not run twice.
+    /// How late the scheduler woke for occurrences that fire on time; catch-up occurrences
+    /// (older than the misfire grace) would measure downtime, not the scheduler.
+    fn observe_lateness(&self, decisions: &Decisions, now: Timestamp) {
+        for decision in &decisions.occurrences {
+            let late = Duration::try_from(now.duration_since(decision.scheduled_at));
+            if let Ok(late) = late
+                && late <= self.config.misfire_grace
+            {
+                self.lateness.observe_lateness(late);
+            }
+        }
+    }
+
     async fn apply(&mut self, decisions: Decisions, body: Option<&[u8]>) -> Vec<Outcome> {
         for run_id in &decisions.cancel {
             if let Some(stop) = self.stops.get(run_id) {

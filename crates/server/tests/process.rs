@@ -567,6 +567,15 @@ async fn the_api_is_served_with_a_first_start_admin_token() -> TestResult {
             .and_then(|page| page["items"].as_array().map(|items| !items.is_empty()))
             .unwrap_or(false)
     })?;
+    // The scheduler feeds its lateness to /metrics: the interval job has fired on time.
+    let (status, _, body) = get(&addr, "/metrics", Some(&token))?;
+    assert_eq!(status, 200, "{body}");
+    let fired = body
+        .lines()
+        .find_map(|line| line.strip_prefix("rota_scheduler_lateness_seconds_count "))
+        .and_then(|count| count.trim().parse::<f64>().ok())
+        .ok_or("no lateness count in /metrics")?;
+    assert!(fired >= 1.0, "lateness observed {fired} times:\n{body}");
     let (status, _, body) = get(&addr, "/api/v1/openapi.json", None)?;
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&body)?;
