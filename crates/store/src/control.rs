@@ -125,40 +125,22 @@ impl Store {
             let step_id: String = step.try_get("step_id")?;
             let status: String = step.try_get("status")?;
             let attempt: i64 = step.try_get("attempt")?;
-            let (new_status, kind) = if status == "running" {
-                ("abandoned", "step.finished")
-            } else {
-                ("skipped", "step.skipped")
-            };
+            if status == "running" {
+                abandon_running_step(&mut tx, run_id, &step_id, attempt, reason, at).await?;
+                continue;
+            }
             sqlx::query(
-                "UPDATE step_runs SET status = ?, reason = ?, finished_at = ?, pgid = NULL \
+                "UPDATE step_runs SET status = 'skipped', reason = ?, finished_at = ?, pgid = NULL \
                  WHERE run_id = ? AND step_id = ?",
             )
-            .bind(new_status)
             .bind(reason)
             .bind(micros(at))
             .bind(run_id)
             .bind(&step_id)
             .execute(&mut *tx)
             .await?;
-            let data = if status == "running" {
-                sqlx::query(
-                    "UPDATE step_attempts SET status = 'abandoned', reason = ?, finished_at = ? \
-                     WHERE run_id = ? AND step_id = ? AND attempt = ?",
-                )
-                .bind(reason)
-                .bind(micros(at))
-                .bind(run_id)
-                .bind(&step_id)
-                .bind(attempt)
-                .execute(&mut *tx)
-                .await?;
-                json!({ "attempt": attempt, "status": new_status, "exit_code": null,
-                        "reason": reason, "outputs": {} })
-            } else {
-                json!({ "status": new_status, "reason": reason })
-            };
-            append_event(&mut tx, at, kind, run_id, Some(&step_id), data).await?;
+            let data = json!({ "status": "skipped", "reason": reason });
+            append_event(&mut tx, at, "step.skipped", run_id, Some(&step_id), data).await?;
         }
         sqlx::query("UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?")
             .bind(RunStatus::Abandoned.as_str())
@@ -172,4 +154,41 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Records a step whose process died with its runner: the step and its current attempt
+/// become `abandoned`, and a `step.finished` event says so. Shared by abandoning a run and by
+/// requeueing one for resumption, which differ only in what becomes of the run.
+pub(crate) async fn abandon_running_step(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    run_id: &str,
+    step_id: &str,
+    attempt: i64,
+    reason: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE step_runs SET status = 'abandoned', reason = ?, finished_at = ?, pgid = NULL \
+         WHERE run_id = ? AND step_id = ?",
+    )
+    .bind(reason)
+    .bind(micros(at))
+    .bind(run_id)
+    .bind(step_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE step_attempts SET status = 'abandoned', reason = ?, finished_at = ? \
+         WHERE run_id = ? AND step_id = ? AND attempt = ?",
+    )
+    .bind(reason)
+    .bind(micros(at))
+    .bind(run_id)
+    .bind(step_id)
+    .bind(attempt)
+    .execute(&mut **tx)
+    .await?;
+    let data = json!({ "attempt": attempt, "status": "abandoned", "exit_code": null,
+                       "reason": reason, "outputs": {} });
+    append_event(tx, at, "step.finished", run_id, Some(step_id), data).await
 }

@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::convert::{append_event, micros, run_status};
+use crate::convert::{append_event, run_status};
 use crate::{Store, StoreError};
 
 impl Store {
@@ -40,30 +40,8 @@ impl Store {
         for step in &steps {
             let step_id: String = step.try_get("step_id")?;
             let attempt: i64 = step.try_get("attempt")?;
-            sqlx::query(
-                "UPDATE step_runs SET status = 'abandoned', reason = ?, finished_at = ?, \
-                 pgid = NULL WHERE run_id = ? AND step_id = ?",
-            )
-            .bind(reason)
-            .bind(micros(at))
-            .bind(run_id)
-            .bind(&step_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE step_attempts SET status = 'abandoned', reason = ?, finished_at = ? \
-                 WHERE run_id = ? AND step_id = ? AND attempt = ?",
-            )
-            .bind(reason)
-            .bind(micros(at))
-            .bind(run_id)
-            .bind(&step_id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
-            let data = json!({ "attempt": attempt, "status": "abandoned", "exit_code": null,
-                               "reason": reason, "outputs": {} });
-            append_event(&mut tx, at, "step.finished", run_id, Some(&step_id), data).await?;
+            crate::control::abandon_running_step(&mut tx, run_id, &step_id, attempt, reason, at)
+                .await?;
         }
         sqlx::query("UPDATE runs SET status = 'queued' WHERE id = ?")
             .bind(run_id)
