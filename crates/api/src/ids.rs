@@ -82,33 +82,13 @@ checked_id!(
     "token id (1–64 characters of a-z and 0-9)"
 );
 
-/// Lower-case Crockford base32, as run ids use it.
-const RUN_ID_ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-
-/// A new run id in the scheme every Rota process uses: 26 characters of lower-case
-/// Crockford base32, 48 bits of milliseconds since the epoch then 80 random bits, so ids
-/// sort by creation. The engine has the same function; this crate does not depend on the
-/// engine, so the scheme is repeated here (keep the two in step).
-pub(crate) fn new_run_id() -> String {
-    let millis = jiff::Timestamp::now().as_millisecond().max(0) as u128;
-    let random: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
-    let mut value = (millis << 80) | random;
-    let mut id = [0u8; 26];
-    for slot in id.iter_mut().rev() {
-        *slot = RUN_ID_ALPHABET[(value & 31) as usize];
-        value >>= 5;
-    }
-    id.iter().map(|&b| char::from(b)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn run_ids_are_well_formed_and_distinct() {
-        let a = super::new_run_id();
-        let b = super::new_run_id();
+        let a = rota_store::ids::new_run_id();
+        let b = rota_store::ids::new_run_id();
         assert_eq!(a.len(), 26);
-        assert!(a.bytes().all(|c| super::RUN_ID_ALPHABET.contains(&c)));
         assert_ne!(a, b);
         assert!(
             super::RunId::try_from(a).is_ok(),

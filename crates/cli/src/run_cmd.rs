@@ -65,7 +65,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
     revision.source_path = loaded.source_path.clone();
     let revision = store.save_job_revision(&revision).await?;
 
-    let run_id = rota_engine::ids::new_run_id();
+    let run_id = rota_store::ids::new_run_id();
     // Recorded (and audited) before the run starts, so a use is on record even if this
     // process dies during the run.
     store
@@ -144,7 +144,7 @@ fn exit_code(status: RunStatus) -> u8 {
 /// The watchdog is this same binary (`rota __guardian`); without it a SIGKILLed `rota`
 /// would leave its steps running, so failing to start it is only a warning when the
 /// executable cannot be found at all.
-fn spawn_guardian() -> Option<Guardian> {
+pub(crate) fn spawn_guardian() -> Option<Guardian> {
     let exe = std::env::current_exe().ok()?;
     match Guardian::spawn(&exe, &["__guardian"]) {
         Ok(guardian) => Some(guardian),

@@ -121,7 +121,7 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
         AuthArg::Token => rota_api::AuthMode::Tokens,
         AuthArg::None => rota_api::AuthMode::None,
     };
-    config.guardian = spawn_guardian().map(Arc::new);
+    config.guardian = crate::run_cmd::spawn_guardian().map(Arc::new);
     rota_server::serve(config, shutdown_signal()).await?;
     Ok(0)
 }
@@ -142,28 +142,12 @@ async fn shutdown_signal() {
     eprintln!("rota serve: {name} received, shutting down");
 }
 
-/// The step-process watchdog (`rota __guardian`), as for `rota run`.
-fn spawn_guardian() -> Option<rota_engine::guardian::Guardian> {
-    let exe = std::env::current_exe().ok()?;
-    match rota_engine::guardian::Guardian::spawn(&exe, &["__guardian"]) {
-        Ok(guardian) => Some(guardian),
-        Err(error) => {
-            eprintln!("rota: warning: cannot start the process guardian: {error}");
-            None
-        }
-    }
-}
-
 pub async fn pause(home: &Home, args: PauseArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    if stored_job(&store, &args.namespace, &args.job)
+    if require_stored_job(&store, &args.namespace, &args.job)
         .await?
         .is_none()
     {
-        eprintln!(
-            "rota: no stored job {:?} in namespace {:?}",
-            args.job, args.namespace
-        );
         return Ok(EXIT_USAGE);
     }
     store
@@ -175,14 +159,10 @@ pub async fn pause(home: &Home, args: PauseArgs, out: &Printer) -> anyhow::Resul
 
 pub async fn resume(home: &Home, args: ResumeArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    if stored_job(&store, &args.namespace, &args.job)
+    if require_stored_job(&store, &args.namespace, &args.job)
         .await?
         .is_none()
     {
-        eprintln!(
-            "rota: no stored job {:?} in namespace {:?}",
-            args.job, args.namespace
-        );
         return Ok(EXIT_USAGE);
     }
     let now = Timestamp::now();
@@ -216,12 +196,14 @@ fn report(out: &Printer, namespace: &str, job: &str, state: &str, from: Option<T
     }
 }
 
-async fn stored_job(
+/// The latest stored revision of a job, or `None` after saying on stderr that there is none.
+async fn require_stored_job(
     store: &Store,
     namespace: &str,
     job_id: &str,
 ) -> anyhow::Result<Option<(i64, Job)>> {
     let Some(revision) = store.latest_job_revision(namespace, job_id).await? else {
+        eprintln!("rota: no stored job {job_id:?} in namespace {namespace:?}");
         return Ok(None);
     };
     let job: Job = serde_json::from_value(revision.definition)
@@ -231,11 +213,7 @@ async fn stored_job(
 
 pub async fn next(home: &Home, args: NextArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    let Some((_, job)) = stored_job(&store, &args.namespace, &args.job).await? else {
-        eprintln!(
-            "rota: no stored job {:?} in namespace {:?}",
-            args.job, args.namespace
-        );
+    let Some((_, job)) = require_stored_job(&store, &args.namespace, &args.job).await? else {
         return Ok(EXIT_USAGE);
     };
     let triggers = CompiledTrigger::compile_all(&job)?;
@@ -310,11 +288,8 @@ pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::R
 /// `concurrency`, oldest first.
 pub async fn backfill(home: &Home, args: BackfillArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    let Some((revision, job)) = stored_job(&store, &args.namespace, &args.job).await? else {
-        eprintln!(
-            "rota: no stored job {:?} in namespace {:?}",
-            args.job, args.namespace
-        );
+    let Some((revision, job)) = require_stored_job(&store, &args.namespace, &args.job).await?
+    else {
         return Ok(EXIT_USAGE);
     };
     let (Some(from), Some(to)) = (parse_instant(&args.from), parse_instant(&args.to)) else {
@@ -365,7 +340,7 @@ pub async fn backfill(home: &Home, args: BackfillArgs, out: &Printer) -> anyhow:
             }
             let now = Timestamp::now();
             let run = NewRun {
-                id: rota_engine::ids::new_run_id(),
+                id: rota_store::ids::new_run_id(),
                 namespace: args.namespace.clone(),
                 job_id: args.job.clone(),
                 job_revision: revision,

@@ -7,7 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod guardian;
-pub mod ids;
 mod notebook_step;
 pub mod outputs;
 pub mod owner;

@@ -222,7 +222,7 @@ impl Daemon {
             start_token: rota_engine::owner::own_start_token(),
         };
         Daemon {
-            scheduler: Scheduler::new(config.misfire_grace, Box::new(rota_engine::ids::new_run_id)),
+            scheduler: Scheduler::new(config.misfire_grace, Box::new(rota_store::ids::new_run_id)),
             jobs_dir: config.jobs_dir.as_deref().map(JobDir::new),
             config,
             store,

@@ -41,6 +41,7 @@ mod control;
 mod convert;
 mod error;
 mod events;
+pub mod ids;
 mod jobs;
 mod metrics;
 mod read;

@@ -259,7 +259,7 @@ pub(crate) async fn create(
             }
         })?;
         let run = NewRun {
-            id: crate::ids::new_run_id(),
+            id: rota_store::ids::new_run_id(),
             namespace: namespace.to_string(),
             job_id: job.to_string(),
             job_revision: revision.revision,

@@ -1,5 +1,6 @@
 //! Run ids: 26 characters, lower-case Crockford base32, time-ordered like ULIDs, so
-//! listings sort by creation and a short prefix is usually unique.
+//! listings sort by creation and a short prefix is usually unique. They live here, with the
+//! runs they name, so every writer of runs (engine, server, API) uses the one scheme.
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
