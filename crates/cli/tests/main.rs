@@ -14,4 +14,5 @@ mod logs;
 mod process;
 mod run;
 mod runs;
+mod schedule;
 mod validate;
