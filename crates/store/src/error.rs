@@ -71,6 +71,14 @@ pub enum StoreError {
         /// The step id as given.
         step_id: String,
     },
+    /// A retry was asked for a run that has not ended yet.
+    #[error("run {run_id} has not ended yet ({status})")]
+    RunNotEnded {
+        /// The run.
+        run_id: String,
+        /// Its current status.
+        status: String,
+    },
     /// A stored value could not be decoded (a bad status, timestamp or JSON document).
     #[error("invalid stored {what}: {detail}")]
     Corrupt {

@@ -47,6 +47,7 @@ mod metrics;
 mod read;
 mod records;
 mod resume;
+mod retry;
 mod schedule;
 mod secrets;
 mod store;

@@ -15,7 +15,7 @@ use crate::{
 
 const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
     dry_run, triggered_by, scheduled_at, created_at, started_at, finished_at, owner_host, \
-    owner_pid, owner_start_token, cancel_requested_at, cancel_requested_by";
+    owner_pid, owner_start_token, cancel_requested_at, cancel_requested_by, retry_of";
 
 const STEP_COLUMNS: &str = "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
     s.outputs, s.started_at, s.finished_at, \
@@ -255,6 +255,7 @@ pub(crate) fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         },
         cancel_requested: opt_ts(row, "cancel_requested_at")?.is_some(),
         cancel_requested_by: row.try_get("cancel_requested_by")?,
+        retry_of: row.try_get("retry_of")?,
         steps: Vec::new(),
     })
 }

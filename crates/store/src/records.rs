@@ -64,6 +64,8 @@ pub struct RunRecord {
     pub cancel_requested: bool,
     /// Who asked to cancel it.
     pub cancel_requested_by: Option<String>,
+    /// The run this one retries ([`Store::create_retry_run`](crate::Store::create_retry_run)).
+    pub retry_of: Option<String>,
     /// Its steps, in file order.
     pub steps: Vec<StepRunRecord>,
 }
