@@ -201,6 +201,8 @@ struct Daemon {
     owner: Owner,
     jobs_dir: Option<JobDir>,
     file_jobs: FileJobs,
+    /// Jobs scheduled from the store (saved through the API), by their scheduled revision.
+    stored_jobs: HashMap<JobKey, i64>,
     running: JoinSet<(String, RunStatus)>,
     stops: HashMap<String, RunStop>,
     /// Feeds `rota_scheduler_lateness_seconds` on `/metrics`.
@@ -229,6 +231,7 @@ impl Daemon {
             engine,
             owner,
             file_jobs: BTreeMap::new(),
+            stored_jobs: HashMap::new(),
             running: JoinSet::new(),
             stops: HashMap::new(),
             lateness,
@@ -276,6 +279,7 @@ impl Daemon {
     /// Job directory changes, pause states, runs queued by other processes.
     async fn control_poll(&mut self) {
         self.reload_jobs().await;
+        self.sync_stored_jobs().await;
         match self.store.schedule_states().await {
             Ok(states) => {
                 for s in states {
@@ -365,7 +369,7 @@ impl Daemon {
         }
     }
 
-    /// Saves a job's revision and gives it to the scheduler with its triggers' cursors.
+    /// Saves a job file's revision and gives the job to the scheduler.
     async fn load_job(
         &mut self,
         path: &Path,
@@ -377,18 +381,79 @@ impl Daemon {
             .namespace
             .clone()
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        let triggers = CompiledTrigger::compile_all(&job)?;
+        // Compiled before saving, so a job whose triggers cannot run is not recorded.
+        CompiledTrigger::compile_all(&job)?;
         let definition = serde_json::to_value(&job)
             .map_err(|e| ServerError::BadTrigger(format!("cannot serialise the job: {e}")))?;
         let mut revision =
             NewJobRevision::new(namespace.clone(), job.id.clone(), source, definition, now);
         revision.source_path = Some(path.display().to_string());
         let saved = self.store.save_job_revision(&revision).await?;
+        tracing::info!(job = %job.id, namespace = %namespace, revision = saved.revision, "job loaded");
+        let key = (namespace, job.id.clone());
+        self.schedule_job(key.clone(), job, now).await?;
+        Ok(key)
+    }
+
+    /// Follows the jobs saved through the API (revisions without a source file): a new
+    /// latest revision replaces the scheduled one, and a deleted job, or one whose latest
+    /// revision now comes from a file, stops being scheduled from the store.
+    async fn sync_stored_jobs(&mut self) {
+        let latest = match self.store.list_jobs(None).await {
+            Ok(jobs) => jobs,
+            Err(error) => {
+                tracing::error!(%error, "cannot list stored jobs");
+                return;
+            }
+        };
+        let now = Timestamp::now();
+        let mut current = HashMap::new();
+        for revision in latest.into_iter().filter(|r| r.source_path.is_none()) {
+            let key = (revision.namespace.clone(), revision.job_id.clone());
+            current.insert(key.clone(), revision.revision);
+            if self.stored_jobs.get(&key) == Some(&revision.revision) {
+                continue;
+            }
+            let loaded = serde_json::from_value::<Job>(revision.definition)
+                .map_err(|e| ServerError::BadTrigger(format!("stored job does not load: {e}")));
+            let scheduled = match loaded {
+                Ok(job) => self.schedule_job(key.clone(), job, now).await,
+                Err(error) => Err(error),
+            };
+            match scheduled {
+                Ok(()) => {
+                    tracing::info!(job = %key.1, namespace = %key.0, revision = revision.revision, "stored job scheduled")
+                }
+                // Recorded as seen all the same: the error is logged once per revision.
+                Err(error) => {
+                    tracing::error!(job = %key.1, namespace = %key.0, %error, "stored job cannot be scheduled")
+                }
+            }
+        }
+        let file_backed: Vec<JobKey> = self.file_jobs.values().flatten().cloned().collect();
+        for key in self.stored_jobs.keys() {
+            if !current.contains_key(key) && !file_backed.contains(key) {
+                tracing::info!(job = %key.1, namespace = %key.0, "stored job no longer scheduled");
+                self.scheduler.remove_job(key);
+            }
+        }
+        self.stored_jobs = current;
+    }
+
+    /// Gives a job to the scheduler with its triggers' durable cursors.
+    async fn schedule_job(
+        &mut self,
+        key: JobKey,
+        job: Job,
+        now: Timestamp,
+    ) -> Result<(), ServerError> {
+        let triggers = CompiledTrigger::compile_all(&job)?;
+        let (namespace, _) = &key;
         let mut cursors = HashMap::new();
         for t in &triggers {
             let state = self
                 .store
-                .ensure_trigger_state(&namespace, &job.id, &t.key, now)
+                .ensure_trigger_state(namespace, &job.id, &t.key, now)
                 .await?;
             cursors.insert(
                 t.key.clone(),
@@ -398,15 +463,13 @@ impl Daemon {
                 },
             );
         }
-        tracing::info!(job = %job.id, namespace = %namespace, revision = saved.revision, "job loaded");
-        let key = (namespace, job.id.clone());
-        self.scheduler.upsert_job(key.clone(), job, triggers, |k| {
+        self.scheduler.upsert_job(key, job, triggers, |k| {
             cursors.get(k).copied().unwrap_or(Cursor {
                 origin: now,
                 evaluated_until: now,
             })
         });
-        Ok(key)
+        Ok(())
     }
 
     /// Records each decision; runs are queued in the same transaction as their occurrence.

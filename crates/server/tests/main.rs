@@ -1,7 +1,9 @@
 //! Tests of the scheduler daemon: the clock-driven state machine, webhook verification and
 //! routing, the job directory, and the real `rota` binary killed and restarted.
 
+mod api_features;
 mod hooks;
 mod jobdir;
 mod process;
 mod scheduler;
+mod support;

@@ -4,114 +4,14 @@
 //! The binary is `<workspace>/target/debug/rota`, built by `scripts/test` before the tests.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::{PATIENCE, Server, TestResult, get, post, rota_bin, send, wait_for};
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
 use rota_store::{OccurrenceKind, RunFilter, RunRecord, Store};
-
-type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Generous bound for things that happen "soon" on a loaded 2-core machine; tests wait for
-/// states, never assert durations.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-fn rota_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let bin = target.join("debug/rota");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
-        bin.display()
-    );
-    bin
-}
-
-struct Server {
-    child: Child,
-    home: PathBuf,
-}
-
-impl Server {
-    fn start(
-        home: &Path,
-        jobs: &Path,
-        extra_env: &[(&str, &str)],
-    ) -> Result<Server, Box<dyn std::error::Error>> {
-        let _ = std::fs::remove_file(home.join("serve.addr"));
-        std::fs::create_dir_all(home)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(home.join("serve.log"))?;
-        let mut command = Command::new(rota_bin());
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--grace",
-                "30",
-                "--jobs",
-            ])
-            .arg(jobs)
-            .env_remove("ROTA_LOG")
-            .env("ROTA_HOME", home)
-            .env("ROTA_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (k, v) in extra_env {
-            command.env(k, v);
-        }
-        let child = command.spawn()?;
-        let server = Server {
-            child,
-            home: home.to_owned(),
-        };
-        wait_for("the server to listen", || home.join("serve.addr").exists())?;
-        Ok(server)
-    }
-
-    fn addr(&self) -> Result<String, std::io::Error> {
-        std::fs::read_to_string(self.home.join("serve.addr"))
-    }
-
-    fn kill9(&mut self) -> Result<(), std::io::Error> {
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
-    }
-
-    fn terminate(&mut self) -> Result<std::process::ExitStatus, Box<dyn std::error::Error>> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
-        Ok(self.child.wait()?)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if ready() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("gave up waiting for {what}"))
-}
 
 async fn runs_of(store: &Store, job: &str) -> Result<Vec<RunRecord>, rota_store::StoreError> {
     store
@@ -248,39 +148,6 @@ async fn sigkill_mid_run_then_restart_loses_and_duplicates_nothing() -> TestResu
     );
     store.close().await;
     Ok(())
-}
-
-/// A minimal HTTP/1.1 POST; returns the status code and the body.
-fn post(
-    addr: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<(u16, String)> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    stream.write_all(body)?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split("\r\n\r\n")
-        .nth(1)
-        .unwrap_or_default()
-        .to_owned();
-    Ok((status, body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,26 +377,6 @@ async fn backfill_queues_past_occurrences_once_and_the_server_runs_them() -> Tes
     Ok(())
 }
 
-/// A minimal HTTP/1.1 GET; returns the status code, the raw head and the body.
-fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String, String)> {
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(token) = token {
-        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, head.to_owned(), body.to_owned()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_is_served_with_a_first_start_admin_token() -> TestResult {
     use std::os::unix::fs::PermissionsExt;
@@ -712,6 +559,75 @@ async fn sigkill_mid_step_without_retries_left_abandons_the_run() -> TestResult 
             .count(),
         1
     );
+    store.close().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_saved_through_the_api_is_scheduled_and_its_new_revision_replaces_it() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let token = std::fs::read_to_string(home.join("admin.token"))?
+        .trim()
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let put_job = |word: &str| -> std::io::Result<(u16, String)> {
+        let source = format!(
+            "id: api-tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: say\n    sh: echo {word}\n"
+        );
+        let body = serde_json::json!({ "format": "yaml", "source": source }).to_string();
+        send(
+            "PUT",
+            &addr,
+            "/api/v1/namespaces/default/jobs/api-tick",
+            &headers,
+            body.as_bytes(),
+        )
+    };
+    let (status, body) = put_job("first")?;
+    assert_eq!(status, 201, "{body}");
+
+    let store = Store::open(&home).await?;
+    let mut first_revision_ran = false;
+    for _ in 0..(PATIENCE.as_millis() / 100) {
+        let runs = runs_of(&store, "api-tick").await?;
+        if runs
+            .iter()
+            .any(|r| r.status == RunStatus::Succeeded && r.job_revision == 1)
+        {
+            first_revision_ran = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        first_revision_ran,
+        "the API-saved job never ran on its interval"
+    );
+
+    // A new revision through the API: the schedule follows it.
+    let (status, body) = put_job("second")?;
+    assert_eq!(status, 201, "{body}");
+    let mut second_revision_ran = false;
+    for _ in 0..(PATIENCE.as_millis() / 100) {
+        let runs = runs_of(&store, "api-tick").await?;
+        if runs
+            .iter()
+            .any(|r| r.status == RunStatus::Succeeded && r.job_revision == 2)
+        {
+            second_revision_ran = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(second_revision_ran, "the new revision was not scheduled");
     store.close().await;
     Ok(())
 }

@@ -1,0 +1,172 @@
+//! What the process tests share: the real `rota` binary, a `rota serve` child process that
+//! is killed when dropped, waiting for states, and a minimal HTTP/1.1 client (the tests
+//! speak to the listener the way any client would, byte for byte).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Generous bound for things that happen "soon" on a loaded 2-core machine; tests wait for
+/// states, never assert durations.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+pub fn rota_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("debug/rota");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
+        bin.display()
+    );
+    bin
+}
+
+pub struct Server {
+    pub child: Child,
+    pub home: PathBuf,
+}
+
+impl Server {
+    pub fn start(
+        home: &Path,
+        jobs: &Path,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Server, Box<dyn std::error::Error>> {
+        let _ = std::fs::remove_file(home.join("serve.addr"));
+        std::fs::create_dir_all(home)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("serve.log"))?;
+        let mut command = Command::new(rota_bin());
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--grace",
+                "30",
+                "--jobs",
+            ])
+            .arg(jobs)
+            .env_remove("ROTA_LOG")
+            .env("ROTA_HOME", home)
+            .env("ROTA_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (k, v) in extra_env {
+            command.env(k, v);
+        }
+        let child = command.spawn()?;
+        let server = Server {
+            child,
+            home: home.to_owned(),
+        };
+        wait_for("the server to listen", || home.join("serve.addr").exists())?;
+        Ok(server)
+    }
+
+    pub fn addr(&self) -> Result<String, std::io::Error> {
+        std::fs::read_to_string(self.home.join("serve.addr"))
+    }
+
+    pub fn kill9(&mut self) -> Result<(), std::io::Error> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus, Box<dyn std::error::Error>> {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+        Ok(self.child.wait()?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("gave up waiting for {what}"))
+}
+
+/// A minimal HTTP/1.1 POST; returns the status code and the body.
+pub fn post(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    send("POST", addr, path, headers, body)
+}
+
+/// A minimal HTTP/1.1 request with a body; returns the status code and the body.
+pub fn send(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    Ok((status, body))
+}
+
+/// A minimal HTTP/1.1 GET; returns the status code, the raw head and the body.
+pub fn get(addr: &str, path: &str, token: Option<&str>) -> std::io::Result<(u16, String, String)> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, head.to_owned(), body.to_owned()))
+}
