@@ -79,6 +79,25 @@ pub enum StoreError {
         /// Its current status.
         status: String,
     },
+    /// The job has no revision, or was deleted.
+    #[error("no job {namespace}/{job_id}")]
+    JobNotFound {
+        /// Namespace of the job.
+        namespace: String,
+        /// Job id.
+        job_id: String,
+    },
+    /// The job's latest revision comes from a file in a server's job directory, which
+    /// would bring it back; the file must be removed instead.
+    #[error("job {namespace}/{job_id} is defined by file {path}; remove the file")]
+    JobDefinedByFile {
+        /// Namespace of the job.
+        namespace: String,
+        /// Job id.
+        job_id: String,
+        /// The file.
+        path: String,
+    },
     /// A stored value could not be decoded (a bad status, timestamp or JSON document).
     #[error("invalid stored {what}: {detail}")]
     Corrupt {

@@ -4,6 +4,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::convert::{json, micros, ts};
+use crate::job_delete::LIVE_JOB;
 use crate::{JobRevision, NewJobRevision, Store, StoreError};
 
 const COLUMNS: &str =
@@ -14,21 +15,28 @@ impl Store {
     /// is returned and nothing is written; otherwise the next revision number is taken.
     ///
     /// Only the latest revision is compared: after A → B → A the third save is a new
-    /// revision 3, so "the latest revision" is always what was saved last.
+    /// revision 3, so "the latest revision" is always what was saved last. Saving a
+    /// deleted job ([`Store::delete_job`]) always takes a new revision, which revives it.
     pub async fn save_job_revision(&self, rev: &NewJobRevision) -> Result<JobRevision, StoreError> {
         let mut tx = self.write().await?;
-        let latest = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = ? AND job_id = ? \
-             ORDER BY revision DESC LIMIT 1"
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS}, {LIVE_JOB} AS live FROM job_revisions j \
+             WHERE namespace = ? AND job_id = ? ORDER BY revision DESC LIMIT 1"
         ))
         .bind(&rev.namespace)
         .bind(&rev.job_id)
         .fetch_optional(&mut *tx)
-        .await?
-        .map(|row| job_revision(&row))
-        .transpose()?;
+        .await?;
+        let live = row
+            .as_ref()
+            .map(|row| row.try_get::<bool, _>("live"))
+            .transpose()?
+            .unwrap_or(true);
+        let latest = row.map(|row| job_revision(&row)).transpose()?;
+        // A deleted job is revived by a new revision, even of the same text.
         if let Some(latest) = &latest
             && latest.hash == rev.hash
+            && live
         {
             return Ok(latest.clone());
         }
@@ -59,15 +67,18 @@ impl Store {
         })
     }
 
-    /// The latest revision of a job, if it has any.
+    /// The latest revision of a job, if it has any and is not deleted
+    /// ([`Store::delete_job`]).
     pub async fn latest_job_revision(
         &self,
         namespace: &str,
         job_id: &str,
     ) -> Result<Option<JobRevision>, StoreError> {
+        // Filtered after the `LIMIT 1`: only the latest revision decides.
         sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = ? AND job_id = ? \
-             ORDER BY revision DESC LIMIT 1"
+            "SELECT * FROM (SELECT {COLUMNS} FROM job_revisions \
+             WHERE namespace = ? AND job_id = ? ORDER BY revision DESC LIMIT 1) j \
+             WHERE {LIVE_JOB}"
         ))
         .bind(namespace)
         .bind(job_id)
@@ -97,12 +108,13 @@ impl Store {
         .transpose()
     }
 
-    /// The latest revision of every job (of one namespace, or all), by namespace and id.
+    /// The latest revision of every job (of one namespace, or all), by namespace and id;
+    /// deleted jobs ([`Store::delete_job`]) are left out.
     pub async fn list_jobs(&self, namespace: Option<&str>) -> Result<Vec<JobRevision>, StoreError> {
         let mut query = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {COLUMNS} FROM job_revisions j WHERE revision = \
              (SELECT MAX(revision) FROM job_revisions k \
-              WHERE k.namespace = j.namespace AND k.job_id = j.job_id)"
+              WHERE k.namespace = j.namespace AND k.job_id = j.job_id) AND {LIVE_JOB}"
         ));
         if let Some(namespace) = namespace {
             query.push(" AND namespace = ").push_bind(namespace);

@@ -42,6 +42,7 @@ mod convert;
 mod error;
 mod events;
 pub mod ids;
+mod job_delete;
 mod jobs;
 mod metrics;
 mod read;
