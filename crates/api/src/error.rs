@@ -208,7 +208,9 @@ impl From<StoreError> for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
-            JsonRejection::JsonDataError(e) => ApiError::InvalidBody(e.body_text()),
+            JsonRejection::JsonDataError(e) => {
+                ApiError::InvalidBody(without_string_values(&e.body_text()))
+            }
             JsonRejection::JsonSyntaxError(e) => ApiError::MalformedJson(e.body_text()),
             JsonRejection::MissingJsonContentType(e) => {
                 ApiError::UnsupportedMediaType(e.body_text())
@@ -219,6 +221,32 @@ impl From<JsonRejection> for ApiError {
             other => ApiError::MalformedJson(other.body_text()),
         }
     }
+}
+
+/// `text` with the contents of every double-quoted string replaced by `…`. A body's
+/// deserialisation error quotes the string it could not use (`invalid type: string
+/// "…"`), and that string may be a secret's value sent in the wrong shape; field names
+/// and expected values, which the client needs to fix the body, are in backticks and stay.
+fn without_string_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '"' {
+            continue;
+        }
+        out.push('…');
+        let mut escaped = false;
+        for c in chars.by_ref() {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+        out.push('"');
+    }
+    out
 }
 
 impl From<QueryRejection> for ApiError {
@@ -233,5 +261,18 @@ impl From<PathRejection> for ApiError {
             PathRejection::FailedToDeserializePathParams(e) => ApiError::InvalidId(e.body_text()),
             other => ApiError::Internal(other.body_text()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn string_values_are_dropped_from_body_errors_and_field_names_kept() {
+        let text = r#"invalid type: string "hunter2 \"quoted\"", expected struct PutSecret; unknown field `valu`"#;
+        let shown = super::without_string_values(text);
+        assert_eq!(
+            shown,
+            "invalid type: string \"…\", expected struct PutSecret; unknown field `valu`"
+        );
     }
 }

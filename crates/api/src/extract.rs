@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -20,9 +21,53 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
-        Ok(Json(value))
+        if !declares_json(&req) {
+            return Err(ApiError::UnsupportedMediaType(
+                "the body must be declared `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = body_bytes(req, state).await?;
+        Ok(Json(object_from_bytes(&bytes)?))
     }
+}
+
+/// Whether the request says its body is JSON (`application/json` or `…+json`).
+fn declares_json(req: &Request) -> bool {
+    req.headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let mime = v.split(';').next().unwrap_or_default().trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || mime.to_ascii_lowercase().ends_with("+json")
+        })
+}
+
+/// The body, within [`crate::BODY_LIMIT`].
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(crate::BODY_LIMIT)
+        } else {
+            ApiError::MalformedJson(rejection.body_text())
+        }
+    })
+}
+
+/// `T` from a body that must be a JSON object. serde would also build a struct from an
+/// array of its fields' values; every request body of this API is an object, so anything
+/// else is refused before it can be read positionally.
+fn object_from_bytes<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(
+            match serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+                Ok(_) => ApiError::InvalidBody("the body must be a JSON object".into()),
+                Err(error) => ApiError::MalformedJson(format!("the body is not JSON: {error}")),
+            },
+        );
+    }
+    let axum::Json(value) = axum::Json::<T>::from_bytes(bytes)?;
+    Ok(value)
 }
 
 impl<T: Serialize> IntoResponse for Json<T> {
@@ -40,24 +85,8 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let declared_json = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                let mime = v.split(';').next().unwrap_or_default().trim();
-                mime.eq_ignore_ascii_case("application/json")
-                    || mime.to_ascii_lowercase().ends_with("+json")
-            });
-        let bytes = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(crate::BODY_LIMIT)
-                } else {
-                    ApiError::MalformedJson(rejection.body_text())
-                }
-            })?;
+        let declared_json = declares_json(&req);
+        let bytes = body_bytes(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
@@ -66,8 +95,7 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
                 "a non-empty body must be declared `Content-Type: application/json`".into(),
             ));
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(OptionalJson(value))
+        Ok(OptionalJson(object_from_bytes(&bytes)?))
     }
 }
 

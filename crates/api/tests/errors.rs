@@ -196,3 +196,29 @@ async fn internal_errors_do_not_reveal_their_cause() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn a_secret_value_sent_in_the_wrong_shape_is_not_echoed() {
+    let env = Env::new().await;
+    let value = "hunter2-never-echoed";
+    for body in [
+        format!("{value:?}"),
+        format!(r#"{{"value": {{"nested": {value:?}}}}}"#),
+        format!(r#"[{value:?}]"#),
+    ] {
+        let answer = env
+            .call(
+                Method::PUT,
+                "/api/v1/namespaces/ops/secrets/DB_PASSWORD",
+                Some("admin"),
+                Some(&body),
+            )
+            .await;
+        answer.assert_problem(422, "invalid-body");
+        assert!(
+            !answer.body.to_string().contains(value),
+            "{body} → {}",
+            answer.body
+        );
+    }
+}
