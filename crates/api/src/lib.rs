@@ -113,7 +113,7 @@ pub fn app(state: ApiState) -> Router {
         )
         .route(
             "/api/v1/namespaces/{namespace}/jobs/{job}",
-            get(jobs::get).put(jobs::put),
+            get(jobs::get).put(jobs::put).delete(jobs::remove),
         )
         .route(
             "/api/v1/namespaces/{namespace}/jobs/{job}/runs",
@@ -144,6 +144,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/v1/runs/{id}", get(runs::get))
         .route("/api/v1/runs/{id}/logs", get(runs::logs))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/api/v1/runs/{id}/retry", post(runs::retry))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))

@@ -60,3 +60,5 @@ impl Modify for BearerAuth {
 pub(crate) async fn document() -> Response {
     axum::Json(ApiDoc::openapi()).into_response()
 }
+        routes::jobs::remove,
+        routes::runs::retry,

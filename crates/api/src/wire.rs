@@ -170,6 +170,8 @@ pub struct Run {
     /// Whether someone asked to cancel it.
     pub cancel_requested: bool,
     /// Its steps, in file order.
+    /// The run this one retries, if it is a retry.
+    pub retry_of: Option<String>,
     pub steps: Vec<StepRun>,
 }
 
@@ -191,6 +193,7 @@ impl From<RunRecord> for Run {
             finished_at: r.finished_at,
             cancel_requested: r.cancel_requested,
             steps: r.steps.into_iter().map(StepRun::from).collect(),
+            retry_of: r.retry_of,
         }
     }
 }
@@ -689,4 +692,14 @@ pub struct StoredSecret {
     pub name: String,
     /// The version stored.
     pub version: i64,
+}
+
+/// How to retry a run (`POST /api/v1/runs/{id}/retry`); an empty body reruns every step.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRun {
+    /// Rerun this step and every step downstream of it (through `needs`); the other steps
+    /// keep the results of the original run. Absent: rerun every step.
+    #[serde(default)]
+    pub from: Option<String>,
 }

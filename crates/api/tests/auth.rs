@@ -198,6 +198,14 @@ fn cases(env: &Env) -> Vec<Case> {
             202,
         ),
         case(
+            Method::POST,
+            "/api/v1/runs/{id}/retry",
+            format!("/api/v1/runs/{run}/retry"),
+            "viewer_ops",
+            "operator_ops",
+            202,
+        ),
+        case(
             Method::GET,
             "/api/v1/events",
             "/api/v1/events".into(),
@@ -247,6 +255,15 @@ fn cases(env: &Env) -> Vec<Case> {
             "viewer_all",
             "admin",
             200,
+        ),
+        // Last: the cases before it use the job.
+        case(
+            Method::DELETE,
+            "/api/v1/namespaces/{namespace}/jobs/{job}",
+            "/api/v1/namespaces/ops/jobs/deploy".into(),
+            "operator_ops",
+            "editor_ops",
+            204,
         ),
     ]
 }

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod errors;
 mod listener;
+mod features;
 mod metrics;
 mod pages;
 mod writes;

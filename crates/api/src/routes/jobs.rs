@@ -1,9 +1,7 @@
 //! Jobs of a namespace: `GET /api/v1/namespaces/{namespace}/jobs[/{job}[/revisions]]`,
 //! validating a job file (`POST …/jobs/validate`) and saving one as the job's next
-//! revision (`PUT …/jobs/{job}`).
-//!
-//! Jobs cannot be deleted through the API yet: the store keeps revisions only, with no
-//! cheap way to mark a job deleted.
+//! revision (`PUT …/jobs/{job}`), and deleting a job (`DELETE …/jobs/{job}`): its
+//! revisions and runs stay as history, and a new `PUT` revives it.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -235,4 +233,46 @@ pub(crate) async fn revisions(
     Ok(Json(JobList {
         items: revisions.into_iter().map(JobSummary::from).collect(),
     }))
+}
+
+/// Deletes a job: it leaves job listings, cannot be started and is no longer scheduled;
+/// its revisions and runs stay. A later `PUT` revives it as a new revision. A job loaded
+/// from a file of the server's job directory cannot be deleted here (409): remove the file.
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id")),
+    responses((status = 204, description = "Deleted"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn remove(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path((namespace, job)): Path<(Namespace, JobId)>,
+) -> Result<StatusCode, ApiError> {
+    let outcome = async {
+        principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
+        let deleted = state
+            .store
+            .delete_job(
+                namespace.as_str(),
+                job.as_str(),
+                &principal.actor,
+                Timestamp::now(),
+            )
+            .await;
+        deleted.map_err(|e| match e {
+            rota_store::StoreError::JobNotFound { .. } => {
+                ApiError::NotFound(format!("job {namespace}/{job}"))
+            }
+            rota_store::StoreError::JobDefinedByFile { path, .. } => ApiError::Conflict(format!(
+                "job {namespace}/{job} is defined by file {path}; remove the file"
+            )),
+            other => other.into(),
+        })
+    }
+    .await;
+    let target = format!("job/{namespace}/{job}");
+    audited(&state, &principal, addr, "job.delete", &target, outcome).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,5 +1,5 @@
 //! Runs: list with filters and cursor pagination, get one with its steps, its log lines,
-//! cancel, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
+//! cancel, retry, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
 //!
 //! Starting a run records it as `queued` against the job's latest revision, with no owner;
 //! `rota serve` adopts queued runs from the store, claims them and executes them, exactly
@@ -18,10 +18,10 @@ use utoipa::IntoParams;
 
 use super::{AfterQuery, page_limit};
 use crate::auth::{Principal, Scope};
-use crate::extract::{ClientAddr, Json, Path, Query};
+use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
 use crate::ids::{JobId, Namespace, RunId};
 use crate::wire::{
-    CancelAccepted, CreateRun, LogLine, LogPage, Problem, ProblemItem, Run, RunPage,
+    CancelAccepted, CreateRun, LogLine, LogPage, Problem, ProblemItem, RetryRun, Run, RunPage,
 };
 use crate::{ApiError, ApiState, audited};
 
@@ -295,4 +295,79 @@ pub(crate) async fn create(
     let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
+}
+
+/// Queues a retry of an ended run: a new run of the same job revision with the same
+/// parameters (`retry_of` names the original). With `from`, that step and every step
+/// downstream of it run again and the others keep the original's results (outputs
+/// included); without it every step runs again. 202 with the new run and its `Location`;
+/// 409 while the run is still active; 422 for a `from` the job does not have.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs",
+    params(("id" = RunId, Path, description = "Run id")),
+    request_body(content = Option<RetryRun>, description = "Optional"),
+    responses((status = 202, body = Run, headers(("location" = String, description = "The new run"))),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn retry(
+    State(state): State<ApiState>,
+    principal: Principal,
+    ClientAddr(addr): ClientAddr,
+    Path(id): Path<RunId>,
+    OptionalJson(body): OptionalJson<RetryRun>,
+) -> Result<Response, ApiError> {
+    let outcome = async {
+        let original = find(&state, &id).await?;
+        principal.require(Scope::Namespace(&original.namespace), Role::Operator)?;
+        let rerun = match &body.from {
+            None => None,
+            Some(from) => Some(rerun_from(&state, &original, from).await?),
+        };
+        let new_id = rota_store::ids::new_run_id();
+        let created = state
+            .store
+            .create_retry_run(
+                &original.id,
+                &new_id,
+                rerun.as_ref(),
+                &principal.actor,
+                Timestamp::now(),
+            )
+            .await;
+        created.map_err(|e| match e {
+            rota_store::StoreError::RunNotEnded { run_id, status } => ApiError::Conflict(format!(
+                "run {run_id} has not ended yet ({status}); cancel it or wait"
+            )),
+            other => other.into(),
+        })
+    }
+    .await;
+    let target = format!("run/{id}");
+    let run = audited(&state, &principal, addr, "run.retry", &target, outcome).await?;
+    let location = HeaderValue::try_from(format!("/api/v1/runs/{}", run.id))
+        .map_err(|e| ApiError::Internal(format!("run id is not a header value: {e}")))?;
+    let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
+}
+
+/// The steps a retry `from` a step reruns, from the run's job revision; a 422 problem
+/// naming `from` when the job has no such step.
+async fn rerun_from(
+    state: &ApiState,
+    run: &RunRecord,
+    from: &str,
+) -> Result<std::collections::BTreeSet<String>, ApiError> {
+    let revision = state
+        .store
+        .job_revision(&run.namespace, &run.job_id, run.job_revision)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("run {} has no job revision", run.id)))?;
+    let job: rota_core::model::Job = serde_json::from_value(revision.definition)
+        .map_err(|e| ApiError::Internal(format!("stored definition of {}: {e}", run.job_id)))?;
+    rota_core::dag::downstream(&job, from).ok_or_else(|| {
+        ApiError::InvalidBody(format!(
+            "`from`: job {}/{} has no step {from:?}",
+            run.namespace, run.job_id
+        ))
+    })
 }

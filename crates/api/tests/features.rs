@@ -1,0 +1,253 @@
+//! Retrying runs, deleting jobs, a job's next fire times and backfill, and following a
+//! run's log over SSE: what each answers, what the store holds afterwards, the problems of
+//! bad input and the audit entries written.
+
+use axum::http::Method;
+use jiff::Timestamp;
+use rota_store::NewJobRevision;
+
+use crate::support::{Env, job_source};
+
+/// The audit entries, as (action, target, result).
+async fn audit(env: &Env) -> Vec<(String, String, String)> {
+    env.store
+        .list_audit(0, 500)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| (a.action, a.target, a.result))
+        .collect()
+}
+
+fn step_states(run: &serde_json::Value) -> Vec<(String, String)> {
+    run["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_owned(),
+                s["status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pair(id: &str, status: &str) -> (String, String) {
+    (id.to_owned(), status.to_owned())
+}
+
+#[tokio::test]
+async fn a_retry_from_a_step_queues_a_run_that_keeps_the_steps_before_it() {
+    let env = Env::new().await;
+    let ended = &env.ops_runs[1];
+    let uri = format!("/api/v1/runs/{ended}/retry");
+    let retry = env
+        .call(
+            Method::POST,
+            &uri,
+            Some("operator_ops"),
+            Some(r#"{"from": "ship"}"#),
+        )
+        .await;
+    assert_eq!(retry.status, 202, "{}", retry.body);
+    let id = retry.body["id"].as_str().expect("id").to_owned();
+    assert_ne!(&id, ended);
+    assert_eq!(
+        retry.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some(format!("/api/v1/runs/{id}").as_str())
+    );
+    assert_eq!(retry.body["status"], "queued");
+    assert_eq!(retry.body["trigger"], "retry");
+    assert_eq!(retry.body["retry_of"], ended.as_str());
+    assert_eq!(retry.body["job_revision"], 2);
+    assert_eq!(
+        step_states(&retry.body),
+        [pair("build", "succeeded"), pair("ship", "pending")]
+    );
+    let stored = env.get(&format!("/api/v1/runs/{id}"), "viewer_ops").await;
+    assert_eq!(stored.body["retry_of"], ended.as_str());
+
+    // No body, or `{}`: every step again.
+    for body in [None, Some("{}")] {
+        let all = env
+            .call(Method::POST, &uri, Some("operator_ops"), body)
+            .await;
+        assert_eq!(all.status, 202, "{}", all.body);
+        assert_eq!(
+            step_states(&all.body),
+            [pair("build", "pending"), pair("ship", "pending")]
+        );
+    }
+    let entries = audit(&env).await;
+    assert_eq!(entries.len(), 3);
+    assert!(
+        entries
+            .iter()
+            .all(|(action, target, result)| action == "run.retry"
+                && target == &format!("run/{ended}")
+                && result == "ok"),
+        "{entries:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_is_refused_for_active_runs_unknown_runs_and_unknown_steps() {
+    let env = Env::new().await;
+    let running = &env.ops_runs[0];
+    let active = env
+        .call(
+            Method::POST,
+            &format!("/api/v1/runs/{running}/retry"),
+            Some("operator_ops"),
+            None,
+        )
+        .await;
+    active.assert_problem(409, "conflict");
+
+    let unknown = env
+        .call(
+            Method::POST,
+            "/api/v1/runs/nosuchrun/retry",
+            Some("admin"),
+            None,
+        )
+        .await;
+    unknown.assert_problem(404, "not-found");
+
+    let ended = &env.ops_runs[1];
+    let uri = format!("/api/v1/runs/{ended}/retry");
+    let step = env
+        .call(
+            Method::POST,
+            &uri,
+            Some("operator_ops"),
+            Some(r#"{"from": "deplo"}"#),
+        )
+        .await;
+    step.assert_problem(422, "invalid-body");
+    assert!(
+        step.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"deplo\""),
+        "{}",
+        step.body
+    );
+    let field = env
+        .call(
+            Method::POST,
+            &uri,
+            Some("operator_ops"),
+            Some(r#"{"form": "ship"}"#),
+        )
+        .await;
+    field.assert_problem(422, "invalid-body");
+
+    let results: Vec<String> = audit(&env).await.into_iter().map(|e| e.2).collect();
+    assert_eq!(results, ["conflict", "not-found", "invalid-body"]);
+    let runs = env
+        .get("/api/v1/runs?namespace=ops&limit=500", "viewer_ops")
+        .await;
+    assert_eq!(
+        runs.body["items"].as_array().map(Vec::len),
+        Some(crate::support::OPS_RUNS),
+        "nothing was queued"
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_job_is_gone_until_saved_again_and_its_runs_stay() {
+    let env = Env::new().await;
+    let uri = "/api/v1/namespaces/ops/jobs/deploy";
+    let deleted = env
+        .call(Method::DELETE, uri, Some("editor_ops"), None)
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+
+    env.get(uri, "viewer_ops")
+        .await
+        .assert_problem(404, "not-found");
+    let listed = env.get("/api/v1/namespaces/ops/jobs", "viewer_ops").await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.body["items"],
+        serde_json::json!([]),
+        "{}",
+        listed.body
+    );
+    env.call(
+        Method::POST,
+        &format!("{uri}/runs"),
+        Some("operator_ops"),
+        Some("{}"),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    env.call(Method::DELETE, uri, Some("editor_ops"), None)
+        .await
+        .assert_problem(404, "not-found");
+    let run = env
+        .get(&format!("/api/v1/runs/{}", env.ops_runs[1]), "viewer_ops")
+        .await;
+    assert_eq!(run.status, 200, "runs are history and stay");
+
+    // The same text as before is a new revision: the job is back.
+    let source = job_source("ops", "deploy", "revision 1");
+    let body = serde_json::json!({ "format": "yaml", "source": source }).to_string();
+    let revived = env
+        .call(Method::PUT, uri, Some("editor_ops"), Some(&body))
+        .await;
+    assert_eq!(revived.status, 201, "{}", revived.body);
+    assert_eq!(revived.body["revision"], 3);
+    assert_eq!(env.get(uri, "viewer_ops").await.status, 200);
+
+    let entries: Vec<(String, String)> = audit(&env)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "job.delete")
+        .map(|e| (e.1, e.2))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("job/ops/deploy".to_owned(), "ok".to_owned()),
+            ("job/ops/deploy".to_owned(), "not-found".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_job_defined_by_a_file_cannot_be_deleted_through_the_api() {
+    let env = Env::new().await;
+    let mut revision = NewJobRevision::new(
+        "ops",
+        "filed",
+        "id: filed\n",
+        serde_json::json!({"id": "filed", "steps": []}),
+        Timestamp::now(),
+    );
+    revision.source_path = Some("/srv/jobs/filed.yaml".to_owned());
+    env.store
+        .save_job_revision(&revision)
+        .await
+        .expect("save revision");
+    let refused = env
+        .call(
+            Method::DELETE,
+            "/api/v1/namespaces/ops/jobs/filed",
+            Some("editor_ops"),
+            None,
+        )
+        .await;
+    refused.assert_problem(409, "conflict");
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("/srv/jobs/filed.yaml"),
+        "{}",
+        refused.body
+    );
+    assert!(!env.store.job_deleted("ops", "filed").await.expect("store"));
+}
