@@ -10,6 +10,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Exit codes: 0 success; 1 the run failed or timed out; 2 usage or validation error;
 /// 130 the run was cancelled.
+///
+/// With `--server URL` (or `ROTA_SERVER`) the commands `jobs`, `runs`, `run`, `logs`,
+/// `cancel`, `retry`, `schedule history`, `pause`, `resume`, `secrets`, `tokens` and
+/// `audit list` talk to a Rota server's API instead of the local store, with the same
+/// output. There, every error of the server (401 no or a wrong token, 403 a missing role,
+/// 404, 409, 422 an invalid job or parameters, any other 4xx or 5xx) and every failure to
+/// reach it exits 2 with the server's explanation; as in local mode, `cancel` of a run
+/// that already ended (409) and `secrets rm`/`tokens revoke` of something absent (404)
+/// exit 1, and a followed run exits 0, 1 or 130 by its status.
 #[derive(Debug, Parser)]
 #[command(name = "rota", version, propagate_version = true)]
 pub struct Cli {
@@ -20,6 +29,24 @@ pub struct Cli {
     /// Data directory holding the store (default: the platform data dir, e.g. ~/.local/share/rota).
     #[arg(long, global = true, env = "ROTA_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
+
+    /// A Rota server to talk to instead of the local store (e.g. http://127.0.0.1:8480).
+    #[arg(long, global = true, env = "ROTA_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// Bearer token for `--server` (prefer ROTA_TOKEN or --token-file: argv is visible to `ps`).
+    #[arg(
+        long,
+        global = true,
+        env = "ROTA_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+
+    /// Read the bearer token for `--server` from this file (its first line).
+    #[arg(long, global = true, value_name = "PATH", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -47,6 +74,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Cancel a run started from another terminal.
     Cancel(CancelArgs),
+    /// Run a finished run again, whole or from one step on (finished steps before it are kept).
+    Retry(RetryArgs),
     /// List stored jobs (latest revision of each).
     Jobs(JobsArgs),
     /// Schedules: preview cron expressions, a job's next fire times and its history.
@@ -116,6 +145,23 @@ pub struct RunArgs {
     /// Program and arguments to run as a one-step job, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub argv: Vec<String>,
+
+    /// With `--server`: print the queued run's id and return without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `rota retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Run id (a unique prefix of it in local mode).
+    pub run: String,
+    /// Start again from this step: it and every step downstream of it run again.
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// With `--server`: print the new run's id and return without following it.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `rota validate`.
@@ -184,9 +230,23 @@ pub struct CancelArgs {
 /// `rota jobs`.
 #[derive(Debug, Args)]
 pub struct JobsArgs {
-    /// Only jobs in this namespace.
-    #[arg(long, short = 'n')]
+    #[command(subcommand)]
+    pub command: Option<JobsCommand>,
+
+    /// Only jobs in this namespace (for `put`: the namespace to save into).
+    #[arg(long, short = 'n', global = true)]
     pub namespace: Option<String>,
+}
+
+/// `rota jobs put`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Validate a job file and save each job it defines as a new revision (unchanged text
+    /// keeps the latest revision).
+    Put {
+        /// The job file (YAML, TOML or JSON).
+        file: PathBuf,
+    },
 }
 
 /// `rota schedule`.

@@ -8,8 +8,10 @@ use rota_api::VerifyAuditError;
 use rota_store::{AuditBreak, AuditBreakKind, AuditRecord, Store};
 use serde_json::{Value, json};
 
+use crate::client::Remote;
 use crate::home::Home;
 use crate::output::{self, Printer};
+use crate::view::{AuditView, via_wire};
 
 /// The store returns at most this many entries per query.
 const PAGE: u32 = 1000;
@@ -99,13 +101,57 @@ async fn all_entries(store: &Store) -> anyhow::Result<Vec<AuditRecord>> {
 }
 
 async fn list(store: &Store, args: ListArgs, out: &Printer) -> anyhow::Result<u8> {
-    let mut entries = all_entries(store).await?;
-    if let Some(limit) = args.limit {
+    let entries = all_entries(store)
+        .await?
+        .into_iter()
+        .map(|e| via_wire(rota_api::wire::AuditEntry::from(e)))
+        .collect::<anyhow::Result<Vec<AuditView>>>()?;
+    print_entries(out, entries, args.limit);
+    Ok(0)
+}
+
+/// `rota audit list` against a server (admin role): every page of `GET /api/v1/audit`.
+/// `verify` has no API route and is refused before this is called.
+pub async fn audit_remote(
+    remote: &Remote,
+    command: AuditCommand,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let AuditCommand::List(args) = command else {
+        return Ok(crate::EXIT_USAGE);
+    };
+    #[derive(serde::Deserialize)]
+    struct Page {
+        items: Vec<AuditView>,
+        next_after: i64,
+    }
+    let mut entries: Vec<AuditView> = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Page = remote
+            .get(
+                "/api/v1/audit",
+                &[("after", after.to_string()), ("limit", "500".to_owned())],
+            )
+            .await?;
+        let done = page.items.len() < 500 || page.next_after <= after;
+        after = page.next_after;
+        entries.extend(page.items);
+        if done {
+            break;
+        }
+    }
+    print_entries(out, entries, args.limit);
+    Ok(0)
+}
+
+fn print_entries(out: &Printer, mut entries: Vec<AuditView>, limit: Option<usize>) {
+    if let Some(limit) = limit {
         entries.drain(..entries.len().saturating_sub(limit));
     }
     if out.is_json() {
-        out.json(&Value::Array(entries.iter().map(entry_json).collect()));
-        return Ok(0);
+        out.json(&Value::Array(entries.iter().map(AuditView::json).collect()));
+        return;
     }
     let rows: Vec<Vec<String>> = entries
         .iter()
@@ -127,18 +173,4 @@ async fn list(store: &Store, args: ListArgs, out: &Printer) -> anyhow::Result<u8
         ],
         &rows,
     );
-    Ok(0)
-}
-
-fn entry_json(e: &AuditRecord) -> Value {
-    json!({
-        "id": e.id,
-        "at": e.at.to_string(),
-        "actor": e.actor,
-        "action": e.action,
-        "target": e.target,
-        "source": e.source,
-        "result": e.result,
-        "hash": e.hash,
-    })
 }

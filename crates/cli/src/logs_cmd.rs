@@ -1,14 +1,15 @@
-//! `rota logs RUN [STEP] [-f]`.
+//! `rota logs RUN [STEP] [-f]`, on the local store or a server.
 
 use std::time::Duration;
 
-use rota_store::LogStream;
-
 use crate::EXIT_USAGE;
 use crate::args::LogsArgs;
+use crate::client::{Remote, seg};
+use crate::follow::{self, Style, log_line};
 use crate::home::Home;
 use crate::output::write_stdout;
 use crate::runs_cmd::find;
+use crate::view::{LogLineView, RunView, via_wire};
 
 const PAGE: u32 = 5000;
 
@@ -37,20 +38,14 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
                 .await?;
             let Some(last) = lines.last() else { break };
             after = last.seq;
+            let full = lines.len() >= PAGE as usize;
             let mut text = String::new();
-            for line in &lines {
-                if args.timestamps {
-                    text.push_str(&format!("{} ", line.ts));
-                }
-                let mark = match line.stream {
-                    LogStream::Stdout => "|",
-                    LogStream::Stderr => "!",
-                    LogStream::System => "#",
-                };
-                text.push_str(&format!("{} {mark} {}\n", line.step_id, line.text));
+            for line in lines {
+                let line: LogLineView = via_wire(rota_api::wire::LogLine::from(line))?;
+                text.push_str(&log_line(&line, args.timestamps));
             }
             write_stdout(&text);
-            if lines.len() < PAGE as usize {
+            if !full {
                 break;
             }
         }
@@ -59,4 +54,34 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `rota logs` against a server: the lines so far, then with `-f` new ones until the run
+/// ends.
+pub async fn logs_remote(remote: &Remote, args: LogsArgs) -> anyhow::Result<u8> {
+    let run: RunView = remote
+        .get(&format!("/api/v1/runs/{}", seg(&args.run)), &[])
+        .await?;
+    if let Some(step) = &args.step
+        && !run.steps.iter().any(|s| &s.id == step)
+    {
+        eprintln!("rota: run {} has no step {step:?}", run.id);
+        return Ok(EXIT_USAGE);
+    }
+    let style = Style::Logs {
+        timestamps: args.timestamps,
+    };
+    if args.follow {
+        follow::follow(remote, &run.id, args.step.as_deref(), style, None).await?;
+        return Ok(0);
+    }
+    let mut after = 0;
+    let lines = follow::fetch_lines(remote, &run.id, args.step.as_deref(), &mut after).await?;
+    write_stdout(
+        &lines
+            .iter()
+            .map(|l| log_line(l, args.timestamps))
+            .collect::<String>(),
+    );
+    Ok(0)
 }

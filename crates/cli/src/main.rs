@@ -5,6 +5,8 @@
 
 mod args;
 mod audit_cmd;
+mod client;
+mod follow;
 mod home;
 mod jobs_cmd;
 mod logs_cmd;
@@ -15,6 +17,7 @@ mod schedule_cmd;
 mod secrets_cmd;
 mod serve_cmd;
 mod tokens_cmd;
+mod view;
 
 use std::process::ExitCode;
 
@@ -59,12 +62,22 @@ fn main() -> ExitCode {
 /// Dispatches one command; `Ok` carries the exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = output::Printer::new(cli.output);
-    match cli.command {
+    let mut command = cli.command;
+    if let Some(server) = &cli.server {
+        let token = client::Remote::read_token(cli.token, cli.token_file.as_deref())?;
+        let remote = client::Remote::new(server, token)?;
+        match run_remote(&remote, command, &out).await? {
+            Ok(code) => return Ok(code),
+            Err(local) => command = local,
+        }
+    }
+    match command {
         Command::Run(args) => run_cmd::run(&home::Home::new(cli.home)?, args, &out).await,
         Command::Validate(args) => Ok(jobs_cmd::validate(args, &out)),
         Command::Runs(args) => runs_cmd::runs(&home::Home::new(cli.home)?, args, &out).await,
         Command::Logs(args) => logs_cmd::logs(&home::Home::new(cli.home)?, args).await,
         Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Retry(args) => run_cmd::retry(&home::Home::new(cli.home)?, args, &out).await,
         Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(&home::Home::new(cli.home)?, args, &out).await
@@ -99,16 +112,69 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let code = rota_notebook::cli::run(command).await;
             Ok(u8::try_from(code).unwrap_or(1))
         }
-        Command::Completions { shell } => {
+        Command::Completions { shell } => Ok(completions(shell)),
+        Command::Guardian => Ok(0),
+    }
+}
+
+/// Dispatches one command to a server (`--server`): `Ok(code)`, or `Err(command)` for the
+/// commands that work here whatever the server (`validate`, `schedule preview`, `serve`,
+/// `notebook`, `completions`). The few that need the server's store but have no API
+/// route say so and exit 2.
+async fn run_remote(
+    remote: &client::Remote,
+    command: Command,
+    out: &output::Printer,
+) -> anyhow::Result<Result<u8, Command>> {
+    let local_only = |what: &str| {
+        eprintln!(
+            "rota: {what} has no API route yet, so it works only on the local store: run it on the server's host without --server/ROTA_SERVER"
+        );
+        Ok(Ok(EXIT_USAGE))
+    };
+    let code = match command {
+        Command::Run(args) => run_cmd::run_remote(remote, args, out).await?,
+        Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await?,
+        Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await?,
+        Command::Logs(args) => logs_cmd::logs_remote(remote, args).await?,
+        Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await?,
+        Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await?,
+        Command::Schedule(args::ScheduleCommand::History(args)) => {
+            serve_cmd::history_remote(remote, args, out).await?
+        }
+        Command::Schedule(args::ScheduleCommand::Next(_)) => {
+            return local_only("`rota schedule next`");
+        }
+        Command::Pause(args) => serve_cmd::pause_remote(remote, args, out).await?,
+        Command::Resume(args) => serve_cmd::resume_remote(remote, args, out).await?,
+        Command::Backfill(_) => return local_only("`rota backfill`"),
+        Command::Secrets(command) => secrets_cmd::secrets_remote(remote, command, out).await?,
+        Command::Tokens(command) => tokens_cmd::tokens_remote(remote, command, out).await?,
+        Command::Audit(audit_cmd::AuditCommand::Verify) => {
+            return local_only("`rota audit verify` (it reads the whole chain from the store)");
+        }
+        Command::Audit(command) => audit_cmd::audit_remote(remote, command, out).await?,
+        local @ (Command::Serve(_)
+        | Command::Validate(_)
+        | Command::Schedule(args::ScheduleCommand::Preview { .. })
+        | Command::Completions { .. }
+        | Command::Notebook(_)
+        | Command::Guardian) => return Ok(Err(local)),
+    };
+    Ok(Ok(code))
+}
+
+fn completions(shell: clap_complete::Shell) -> u8 {
+    {
+        {
             // Written at once: line by line, a script near the pipe's 64 KiB capacity
             // stalls a reader that waits for the exit before reading.
             let mut command = Cli::command();
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut command, "rota", &mut script);
             output::write_stdout(&String::from_utf8_lossy(&script));
-            Ok(0)
+            0
         }
-        Command::Guardian => Ok(0),
     }
 }
 

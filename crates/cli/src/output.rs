@@ -3,8 +3,7 @@
 
 use std::io::Write;
 
-use rota_store::RunRecord;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::args::OutputFormat;
 
@@ -70,34 +69,6 @@ pub fn write_stdout(text: &str) {
     let _ = stdout
         .write_all(text.as_bytes())
         .and_then(|_| stdout.flush());
-}
-
-/// The JSON contract of a run (`rota run --output json`, `rota runs --output json`).
-pub fn run_json(run: &RunRecord) -> Value {
-    json!({
-        "id": run.id,
-        "job": run.job_id,
-        "namespace": run.namespace,
-        "status": run.status.as_str(),
-        "reason": run.reason,
-        "job_revision": run.job_revision,
-        "params": run.params,
-        "dry_run": run.dry_run,
-        "trigger": run.trigger,
-        "created_at": run.created_at.to_string(),
-        "started_at": run.started_at.map(|t| t.to_string()),
-        "finished_at": run.finished_at.map(|t| t.to_string()),
-        "steps": run.steps.iter().map(|step| json!({
-            "id": step.step_id,
-            "status": step.status.as_str(),
-            "exit_code": step.exit_code,
-            "attempts": step.attempts,
-            "outputs": step.outputs,
-            "reason": step.reason,
-            "started_at": step.started_at.map(|t| t.to_string()),
-            "finished_at": step.finished_at.map(|t| t.to_string()),
-        })).collect::<Vec<_>>(),
-    })
 }
 
 /// `1.234s`, `2m03s`: a duration between two instants, for tables.

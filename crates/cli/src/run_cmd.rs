@@ -15,9 +15,12 @@ use rota_store::{NewJobRevision, Store};
 use tokio::sync::mpsc;
 
 use crate::EXIT_USAGE;
-use crate::args::RunArgs;
+use crate::args::{RetryArgs, RunArgs};
+use crate::client::{Remote, seg};
+use crate::follow::{self, Style};
 use crate::home::Home;
 use crate::output::{self, Printer};
+use crate::view::RunView;
 
 /// A job ready to run, with where it came from.
 struct Loaded {
@@ -123,13 +126,118 @@ async fn execute(
     }
     let _ = printer.await;
     let summary = summary?;
-    let record = store.find_run(&summary.run_id).await?;
+    let record = RunView::from_record(store.find_run(&summary.run_id).await?)?;
     if out.is_json() {
-        out.json(&output::run_json(&record));
+        out.json(&record.json());
     } else {
         print_summary(out, &record);
     }
     Ok(exit_code(summary.status))
+}
+
+/// `rota run JOB` against a server: the job stored there is queued with these parameters
+/// (coerced here as in local mode), then followed to its end, unless `--detach`.
+pub async fn run_remote(remote: &Remote, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
+    if args.command.is_some() || !args.argv.is_empty() {
+        eprintln!(
+            "rota: ad-hoc commands (-c, -- CMD) run only locally: drop --server/ROTA_SERVER, or save a job on the server with `rota jobs put FILE`"
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let target = args.target.clone().unwrap_or_default();
+    if Path::new(&target).exists() {
+        eprintln!(
+            "rota: with --server, `rota run` starts a job stored on the server by its id; save {target} there first with `rota jobs put {target}`"
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let namespace = args
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
+    let job_path = format!(
+        "/api/v1/namespaces/{}/jobs/{}",
+        seg(&namespace),
+        seg(&target)
+    );
+    let stored: StoredJob = remote.get(&job_path, &[]).await?;
+    let job: Job = serde_json::from_value(stored.definition.clone())
+        .context("the server's definition of the job does not load in this rota")?;
+    let params = match resolve_params(&job, &args) {
+        Ok(params) => params,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let body = serde_json::json!({ "params": params, "dry_run": args.dry_run });
+    let run: RunView = remote
+        .send(reqwest::Method::POST, &format!("{job_path}/runs"), &body)
+        .await?;
+    follow_remote(remote, run, args.detach, Some(&stored.definition), out).await
+}
+
+/// A job as the server stores it (`wire::Job`): only what following a run needs.
+#[derive(serde::Deserialize)]
+struct StoredJob {
+    definition: serde_json::Value,
+}
+
+/// Prints a run just queued on a server and, unless `detach`, follows it to its end like
+/// local `rota run`: live lines, then the summary; the exit code follows its status.
+async fn follow_remote(
+    remote: &Remote,
+    run: RunView,
+    detach: bool,
+    definition: Option<&serde_json::Value>,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    if detach {
+        if out.is_json() {
+            out.json(&run.json());
+        } else {
+            out.text(&format!("{}\n", run.id));
+        }
+        return Ok(0);
+    }
+    if !out.is_json() {
+        eprintln!("run {} of {} started", run.id, run.job_id);
+    }
+    let style = Style::Run {
+        to_stderr: out.is_json(),
+    };
+    let run = follow::follow(remote, &run.id, None, style, definition).await?;
+    if out.is_json() {
+        out.json(&run.json());
+    } else {
+        print_summary(out, &run);
+    }
+    Ok(run.run_status().map_or(1, exit_code))
+}
+
+/// `rota retry RUN` against a server: `POST /api/v1/runs/{id}/retry`, then followed.
+pub async fn retry_remote(remote: &Remote, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
+    let body = serde_json::json!({ "from": args.from });
+    let path = format!("/api/v1/runs/{}/retry", seg(&args.run));
+    let run: RunView = remote.send(reqwest::Method::POST, &path, &body).await?;
+    let job_path = format!(
+        "/api/v1/namespaces/{}/jobs/{}",
+        seg(&run.namespace),
+        seg(&run.job_id)
+    );
+    // Only the `▶` lines need the definition; a viewer may still follow without it.
+    let definition = remote
+        .get::<StoredJob>(&job_path, &[])
+        .await
+        .ok()
+        .map(|j| j.definition);
+    follow_remote(remote, run, args.detach, definition.as_ref(), out).await
+}
+
+/// `rota retry RUN` on the local store.
+pub async fn retry(_home: &Home, _args: RetryArgs, _out: &Printer) -> anyhow::Result<u8> {
+    eprintln!("rota: local retry is not available in this build; use --server");
+    Ok(EXIT_USAGE)
 }
 
 /// The run's exit code: the scripting contract of `rota run`.
@@ -222,14 +330,14 @@ async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool)
     }
 }
 
-fn print_summary(out: &Printer, run: &rota_store::RunRecord) {
+fn print_summary(out: &Printer, run: &RunView) {
     let rows: Vec<Vec<String>> = run
         .steps
         .iter()
         .map(|step| {
             vec![
-                step.step_id.clone(),
-                step.status.as_str().to_owned(),
+                step.id.clone(),
+                step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
                 output::elapsed(step.started_at, step.finished_at),
@@ -245,7 +353,7 @@ fn print_summary(out: &Printer, run: &rota_store::RunRecord) {
     out.text(&format!(
         "\nrun {} {} in {}{}\n",
         run.id,
-        run.status.as_str(),
+        run.status,
         output::elapsed(run.started_at, run.finished_at),
         run.reason
             .as_ref()

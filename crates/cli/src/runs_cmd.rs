@@ -1,14 +1,34 @@
-//! `rota runs`, `rota runs show` and `rota cancel`.
+//! `rota runs`, `rota runs show` and `rota cancel`, on the local store or a server.
 
 use anyhow::Context as _;
+use reqwest::{Method, StatusCode};
 use rota_core::model::RunStatus;
 use rota_store::{RunFilter, RunRecord, StoreError};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::EXIT_USAGE;
 use crate::args::{CancelArgs, RunsArgs, RunsCommand};
+use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
+use crate::view::{RunPageView, RunView};
+
+/// The API's largest page.
+const API_PAGE: u32 = 500;
+
+/// The status filter, checked; `Err` carries the exit code after saying why.
+fn status_filter(status: Option<&str>) -> Result<Option<RunStatus>, u8> {
+    match status.map(|s| (s, RunStatus::parse(s))) {
+        Some((text, None)) => {
+            eprintln!(
+                "rota: unknown status {text:?} (expected one of: queued, running, succeeded, failed, cancelled, timed_out, abandoned)"
+            );
+            Err(EXIT_USAGE)
+        }
+        Some((_, status)) => Ok(status),
+        None => Ok(None),
+    }
+}
 
 pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
@@ -16,18 +36,12 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
         let Some(record) = find(&store, &run).await? else {
             return Ok(EXIT_USAGE);
         };
-        show(out, &record);
+        show(out, &RunView::from_record(record)?);
         return Ok(0);
     }
-    let status = match args.status.as_deref().map(|s| (s, RunStatus::parse(s))) {
-        Some((text, None)) => {
-            eprintln!(
-                "rota: unknown status {text:?} (expected one of: queued, running, succeeded, failed, cancelled, timed_out, abandoned)"
-            );
-            return Ok(EXIT_USAGE);
-        }
-        Some((_, status)) => status,
-        None => None,
+    let status = match status_filter(args.status.as_deref()) {
+        Ok(status) => status,
+        Err(code) => return Ok(code),
     };
     let filter = RunFilter {
         namespace: args.namespace,
@@ -36,10 +50,62 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
         limit: args.limit.clamp(1, 10_000),
         before: None,
     };
-    let runs = store.list_runs(&filter).await?;
-    if out.is_json() {
-        out.json(&Value::Array(runs.iter().map(output::run_json).collect()));
+    let runs = store
+        .list_runs(&filter)
+        .await?
+        .into_iter()
+        .map(RunView::from_record)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    print_runs(out, &runs);
+    Ok(0)
+}
+
+/// `rota runs` against a server: pages through `GET /api/v1/runs` up to `--limit`.
+pub async fn runs_remote(remote: &Remote, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
+    if let Some(RunsCommand::Show { run }) = args.show {
+        let view: RunView = remote
+            .get(&format!("/api/v1/runs/{}", seg(&run)), &[])
+            .await?;
+        show(out, &view);
         return Ok(0);
+    }
+    if let Err(code) = status_filter(args.status.as_deref()) {
+        return Ok(code);
+    }
+    let wanted = args.limit.clamp(1, 10_000) as usize;
+    let mut runs: Vec<RunView> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut query = vec![(
+            "limit",
+            (wanted - runs.len()).min(API_PAGE as usize).to_string(),
+        )];
+        for (name, value) in [
+            ("namespace", &args.namespace),
+            ("job", &args.job),
+            ("status", &args.status),
+            ("cursor", &cursor),
+        ] {
+            if let Some(value) = value {
+                query.push((name, value.clone()));
+            }
+        }
+        let page: RunPageView = remote.get("/api/v1/runs", &query).await?;
+        runs.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() || runs.len() >= wanted {
+            break;
+        }
+    }
+    runs.truncate(wanted);
+    print_runs(out, &runs);
+    Ok(0)
+}
+
+fn print_runs(out: &Printer, runs: &[RunView]) {
+    if out.is_json() {
+        out.json(&Value::Array(runs.iter().map(RunView::json).collect()));
+        return;
     }
     let rows: Vec<Vec<String>> = runs
         .iter()
@@ -47,7 +113,7 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
             vec![
                 run.id.clone(),
                 run.job_id.clone(),
-                run.status.as_str().to_owned(),
+                run.status.clone(),
                 output::when(run.started_at.or(Some(run.created_at))),
                 output::elapsed(run.started_at, run.finished_at),
                 run.trigger.clone(),
@@ -67,7 +133,6 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
         ],
         &rows,
     );
-    Ok(0)
 }
 
 /// Looks a run up by id or unique prefix; prints why not and returns `None` on failure.
@@ -82,9 +147,9 @@ pub async fn find(store: &rota_store::Store, run: &str) -> anyhow::Result<Option
     }
 }
 
-fn show(out: &Printer, run: &RunRecord) {
+pub fn show(out: &Printer, run: &RunView) {
     if out.is_json() {
-        out.json(&output::run_json(run));
+        out.json(&run.json());
         return;
     }
     let mut text = format!(
@@ -93,7 +158,7 @@ fn show(out: &Printer, run: &RunRecord) {
         run.job_id,
         run.job_revision,
         run.namespace,
-        run.status.as_str(),
+        run.status,
         run.reason
             .as_ref()
             .map(|r| format!(" ({r})"))
@@ -104,11 +169,8 @@ fn show(out: &Printer, run: &RunRecord) {
         output::elapsed(run.started_at, run.finished_at),
         run.params,
     );
-    if run.status == RunStatus::Running {
-        text.push_str(&format!(
-            "owner      pid {} on {}\n\n",
-            run.owner.pid, run.owner.host
-        ));
+    if let (Some(RunStatus::Running), Some((pid, host))) = (run.run_status(), &run.owner) {
+        text.push_str(&format!("owner      pid {pid} on {host}\n\n"));
     }
     out.text(&text);
     let rows: Vec<Vec<String>> = run
@@ -121,8 +183,8 @@ fn show(out: &Printer, run: &RunRecord) {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             vec![
-                step.step_id.clone(),
-                step.status.as_str().to_owned(),
+                step.id.clone(),
+                step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
                 output::elapsed(step.started_at, step.finished_at),
@@ -169,6 +231,29 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
         out.json(&serde_json::json!({ "id": run.id, "cancel_requested": true }));
     } else {
         out.text(&format!("cancel requested for run {}\n", run.id));
+    }
+    Ok(0)
+}
+
+/// `rota cancel` against a server: `POST /api/v1/runs/{id}/cancel`; the server's worker
+/// stops the run. A run that already ended exits 1, as in local mode.
+pub async fn cancel_remote(remote: &Remote, args: CancelArgs, out: &Printer) -> anyhow::Result<u8> {
+    let path = format!("/api/v1/runs/{}/cancel", seg(&args.run));
+    match remote
+        .send::<_, Value>(Method::POST, &path, &json!({}))
+        .await
+    {
+        Ok(_) => {}
+        Err(failure) if failure.is(StatusCode::CONFLICT) => {
+            eprintln!("rota: {failure}");
+            return Ok(1);
+        }
+        Err(failure) => return Err(failure.into()),
+    }
+    if out.is_json() {
+        out.json(&json!({ "id": args.run, "cancel_requested": true }));
+    } else {
+        out.text(&format!("cancel requested for run {}\n", args.run));
     }
     Ok(0)
 }

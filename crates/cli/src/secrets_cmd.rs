@@ -11,9 +11,13 @@ use clap::{Args, Subcommand};
 use rota_secrets::{SecretKey, SecretValue};
 use serde_json::json;
 
+use reqwest::{Method, StatusCode};
+
 use crate::EXIT_USAGE;
+use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
+use crate::view::{Items, SecretView, StoredSecretView, via_wire};
 
 /// Who sets and removes secrets from the CLI, in the audit log (as the API's unauthenticated
 /// mode does).
@@ -84,26 +88,127 @@ async fn set(home: &Home, args: SetArgs, out: &Printer) -> anyhow::Result<u8> {
     let version = rota_secrets::put(&store, &key, &args.namespace, &args.name, &value, ACTOR)
         .await
         .with_context(|| format!("cannot store secret {}", args.name))?;
+    print_stored(
+        out,
+        &StoredSecretView {
+            namespace: args.namespace,
+            name: args.name,
+            version,
+        },
+    );
+    Ok(0)
+}
+
+fn print_stored(out: &Printer, stored: &StoredSecretView) {
     if out.is_json() {
-        out.json(&json!({ "namespace": args.namespace, "name": args.name, "version": version }));
+        out.json(
+            &json!({ "namespace": stored.namespace, "name": stored.name, "version": stored.version }),
+        );
     } else {
         out.text(&format!(
-            "secret {}/{} version {version} stored\n",
-            args.namespace, args.name
+            "secret {}/{} version {} stored\n",
+            stored.namespace, stored.name, stored.version
         ));
     }
-    Ok(0)
+}
+
+/// `rota secrets` against a server; the value still comes from stdin or the prompt and
+/// travels only in the body of `PUT …/secrets/{name}`.
+pub async fn secrets_remote(
+    remote: &Remote,
+    command: SecretsCommand,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    match command {
+        SecretsCommand::Set(args) => {
+            if let Err(error) = rota_secrets::validate_name(&args.name) {
+                eprintln!("rota: {error}");
+                return Ok(EXIT_USAGE);
+            }
+            let value = match read_value(&args.name) {
+                Ok(value) => value,
+                Err(message) => {
+                    eprintln!("rota: {message}");
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            let body = json!({ "value": value.expose() });
+            let stored: StoredSecretView = remote
+                .send(
+                    Method::PUT,
+                    &secret_path(&args.namespace, &args.name),
+                    &body,
+                )
+                .await?;
+            print_stored(out, &stored);
+            Ok(0)
+        }
+        SecretsCommand::List(args) => {
+            let list = remote_list(remote, &args.namespace).await?;
+            print_list(out, &args.namespace, &list);
+            Ok(0)
+        }
+        SecretsCommand::Rm(args) => {
+            // The API answers 204 without a count: the listing just before says how many
+            // versions go.
+            let versions = remote_list(remote, &args.namespace)
+                .await?
+                .into_iter()
+                .find(|s| s.name == args.name)
+                .map_or(0, |s| s.versions);
+            match remote
+                .delete(&secret_path(&args.namespace, &args.name))
+                .await
+            {
+                Ok(()) => {}
+                Err(failure) if failure.is(StatusCode::NOT_FOUND) => {
+                    eprintln!(
+                        "rota: no secret {} in namespace {:?}",
+                        args.name, args.namespace
+                    );
+                    return Ok(1);
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+            print_removed(out, &args.namespace, &args.name, versions);
+            Ok(0)
+        }
+    }
+}
+
+fn secret_path(namespace: &str, name: &str) -> String {
+    format!(
+        "/api/v1/namespaces/{}/secrets/{}",
+        seg(namespace),
+        seg(name)
+    )
+}
+
+async fn remote_list(remote: &Remote, namespace: &str) -> anyhow::Result<Vec<SecretView>> {
+    let path = format!("/api/v1/namespaces/{}/secrets", seg(namespace));
+    let list: Items<SecretView> = remote.get(&path, &[]).await?;
+    Ok(list.items)
 }
 
 async fn list(home: &Home, args: ListArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    let secrets = store.list_secrets(&args.namespace).await?;
+    let secrets = store
+        .list_secrets(&args.namespace)
+        .await?
+        .into_iter()
+        .map(|s| via_wire(rota_api::wire::Secret::from(s)))
+        .collect::<anyhow::Result<Vec<SecretView>>>()?;
+    print_list(out, &args.namespace, &secrets);
+    Ok(0)
+}
+
+fn print_list(out: &Printer, namespace: &str, secrets: &[SecretView]) {
     if out.is_json() {
         let items: Vec<_> = secrets
             .iter()
             .map(|s| {
                 json!({
-                    "namespace": s.namespace,
+                    "namespace": namespace,
                     "name": s.name,
                     "version": s.latest_version,
                     "versions": s.versions,
@@ -114,7 +219,7 @@ async fn list(home: &Home, args: ListArgs, out: &Printer) -> anyhow::Result<u8> 
             })
             .collect();
         out.json(&serde_json::Value::Array(items));
-        return Ok(0);
+        return;
     }
     let rows: Vec<Vec<String>> = secrets
         .iter()
@@ -133,7 +238,6 @@ async fn list(home: &Home, args: ListArgs, out: &Printer) -> anyhow::Result<u8> 
         &["NAME", "VERSION", "VERSIONS", "CREATED", "UPDATED", "BY"],
         &rows,
     );
-    Ok(0)
 }
 
 async fn rm(home: &Home, args: RmArgs, out: &Printer) -> anyhow::Result<u8> {
@@ -146,21 +250,23 @@ async fn rm(home: &Home, args: RmArgs, out: &Printer) -> anyhow::Result<u8> {
         );
         return Ok(1);
     }
+    print_removed(out, &args.namespace, &args.name, removed as i64);
+    Ok(0)
+}
+
+fn print_removed(out: &Printer, namespace: &str, name: &str, removed: i64) {
     if out.is_json() {
         out.json(&json!({
-            "namespace": args.namespace,
-            "name": args.name,
+            "namespace": namespace,
+            "name": name,
             "removed_versions": removed,
         }));
     } else {
         out.text(&format!(
-            "secret {}/{} removed ({removed} version{})\n",
-            args.namespace,
-            args.name,
+            "secret {namespace}/{name} removed ({removed} version{})\n",
             if removed == 1 { "" } else { "s" }
         ));
     }
-    Ok(0)
 }
 
 /// The value: a no-echo prompt on a terminal, else all of stdin minus one trailing newline.

@@ -16,9 +16,13 @@ use rota_server::trigger::{CompiledTrigger, parse_instant, upcoming};
 use rota_store::{NewOccurrence, NewRun, OccurrenceKind, Owner, Store};
 use serde_json::json;
 
+use reqwest::Method;
+
 use crate::EXIT_USAGE;
+use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::Printer;
+use crate::view::{Items, OccurrenceView, ScheduleStateView, via_wire};
 
 /// `rota serve`.
 #[derive(Debug, Args)]
@@ -246,30 +250,41 @@ pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::R
     let store = home.open_store().await?;
     let occurrences = store
         .occurrences(&args.namespace, &args.job, args.limit)
+        .await?
+        .into_iter()
+        .map(|o| via_wire(rota_api::wire::Occurrence::from(o)))
+        .collect::<anyhow::Result<Vec<OccurrenceView>>>()?;
+    print_history(out, &occurrences);
+    Ok(0)
+}
+
+/// `rota schedule history` against a server.
+pub async fn history_remote(
+    remote: &Remote,
+    args: HistoryArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let path = format!("{}/schedule/history", job_path(&args.namespace, &args.job));
+    let list: Items<OccurrenceView> = remote
+        .get(&path, &[("limit", args.limit.clamp(1, 500).to_string())])
         .await?;
+    print_history(out, &list.items);
+    Ok(0)
+}
+
+fn print_history(out: &Printer, occurrences: &[OccurrenceView]) {
     if out.is_json() {
-        let items: Vec<_> = occurrences
-            .iter()
-            .map(|o| {
-                json!({
-                    "scheduled_at": o.scheduled_at.to_string(),
-                    "trigger": o.trigger_key,
-                    "outcome": o.kind.as_str(),
-                    "run_id": o.run_id,
-                    "reason": o.reason,
-                    "recorded_at": o.recorded_at.to_string(),
-                })
-            })
-            .collect();
-        out.json(&serde_json::Value::Array(items));
+        out.json(&serde_json::Value::Array(
+            occurrences.iter().map(OccurrenceView::json).collect(),
+        ));
     } else {
         let rows: Vec<Vec<String>> = occurrences
             .iter()
             .map(|o| {
                 vec![
                     o.scheduled_at.to_string(),
-                    o.trigger_key.clone(),
-                    o.kind.as_str().to_owned(),
+                    o.trigger.clone(),
+                    o.outcome.clone(),
                     o.run_id
                         .clone()
                         .or_else(|| o.reason.clone())
@@ -279,6 +294,29 @@ pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::R
             .collect();
         out.table(&["SCHEDULED", "TRIGGER", "OUTCOME", "RUN / REASON"], &rows);
     }
+}
+
+/// `/api/v1/namespaces/{namespace}/jobs/{job}`.
+fn job_path(namespace: &str, job: &str) -> String {
+    format!("/api/v1/namespaces/{}/jobs/{}", seg(namespace), seg(job))
+}
+
+/// `rota pause` against a server.
+pub async fn pause_remote(remote: &Remote, args: PauseArgs, out: &Printer) -> anyhow::Result<u8> {
+    let path = format!("{}/schedule/pause", job_path(&args.namespace, &args.job));
+    let state: ScheduleStateView = remote.send(Method::POST, &path, &json!({})).await?;
+    report(out, &state.namespace, &state.job, "paused", None);
+    Ok(0)
+}
+
+/// `rota resume` against a server.
+pub async fn resume_remote(remote: &Remote, args: ResumeArgs, out: &Printer) -> anyhow::Result<u8> {
+    let path = format!("{}/schedule/resume", job_path(&args.namespace, &args.job));
+    let state: ScheduleStateView = remote
+        .send(Method::POST, &path, &json!({ "from": args.from }))
+        .await?;
+    let label = if state.paused { "paused" } else { "resumed" };
+    report(out, &state.namespace, &state.job, label, state.resume_from);
     Ok(0)
 }
 

@@ -6,13 +6,16 @@
 
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::Timestamp;
+use reqwest::{Method, StatusCode};
 use rota_api::wire::TokenGrant;
-use rota_store::{DEFAULT_NAMESPACE, Grant, NewAuditEntry, Role, Store, TokenRecord};
+use rota_store::{DEFAULT_NAMESPACE, NewAuditEntry, Role, Store};
 use serde_json::{Value, json};
 
 use crate::EXIT_USAGE;
+use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
+use crate::view::{CreatedTokenView, Items, TokenView, grants_json, grants_text, via_wire};
 
 /// Who creates and revokes tokens from the CLI, in the audit log.
 const ACTOR: &str = "local";
@@ -83,10 +86,11 @@ pub async fn tokens(home: &Home, command: TokensCommand, out: &Printer) -> anyho
     }
 }
 
-async fn create(home: &Home, args: CreateArgs, out: &Printer) -> anyhow::Result<u8> {
+/// The grants asked for, checked; `None` after saying what is wrong.
+fn requested_grants(args: &CreateArgs) -> Option<Vec<TokenGrant>> {
     if args.name.trim().is_empty() {
         eprintln!("rota: a token needs a non-empty name");
-        return Ok(EXIT_USAGE);
+        return None;
     }
     let role = Role::from(args.role);
     let namespaces: Vec<Option<String>> = if args.all_namespaces {
@@ -94,47 +98,116 @@ async fn create(home: &Home, args: CreateArgs, out: &Printer) -> anyhow::Result<
     } else if args.namespace.is_empty() {
         vec![Some(DEFAULT_NAMESPACE.to_owned())]
     } else {
-        args.namespace.into_iter().map(Some).collect()
+        args.namespace.iter().cloned().map(Some).collect()
     };
-    let mut grants = Vec::with_capacity(namespaces.len());
-    for namespace in namespaces {
-        let typed = TokenGrant {
+    let grants: Vec<TokenGrant> = namespaces
+        .into_iter()
+        .map(|namespace| TokenGrant {
             namespace,
             role: role.as_str().to_owned(),
-        };
-        match typed.to_grant() {
-            Ok(grant) => grants.push(grant),
-            Err(message) => {
-                eprintln!("rota: {message}");
-                return Ok(EXIT_USAGE);
-            }
+        })
+        .collect();
+    for grant in &grants {
+        if let Err(message) = grant.to_grant() {
+            eprintln!("rota: {message}");
+            return None;
         }
     }
+    Some(grants)
+}
+
+async fn create(home: &Home, args: CreateArgs, out: &Printer) -> anyhow::Result<u8> {
+    let Some(typed) = requested_grants(&args) else {
+        return Ok(EXIT_USAGE);
+    };
+    let grants = typed
+        .iter()
+        .map(TokenGrant::to_grant)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
     let store = home.open_store().await?;
     let (record, token) = rota_api::issue_token(&store, &args.name, grants).await?;
     record_audit(&store, "token.create", &record.id).await?;
-    if out.is_json() {
-        out.json(&json!({
-            "id": record.id,
-            "name": record.name,
-            "token": token,
-            "grants": grants_json(&record.grants),
-        }));
-    } else {
-        out.text(&format!("{token}\n"));
-        eprintln!(
-            "rota: token {} created; it is shown only this once",
-            record.id
-        );
-    }
+    let created = CreatedTokenView {
+        token: via_wire(rota_api::wire::Token::from(record))?,
+        secret: token,
+    };
+    print_created(out, &created);
     Ok(0)
 }
 
-async fn list(store: &Store, out: &Printer) -> anyhow::Result<u8> {
-    let tokens = store.list_tokens().await?;
+fn print_created(out: &Printer, created: &CreatedTokenView) {
     if out.is_json() {
-        out.json(&Value::Array(tokens.iter().map(token_json).collect()));
-        return Ok(0);
+        out.json(&json!({
+            "id": created.token.id,
+            "name": created.token.name,
+            "token": created.secret,
+            "grants": grants_json(&created.token.grants),
+        }));
+    } else {
+        out.text(&format!("{}\n", created.secret));
+        eprintln!(
+            "rota: token {} created; it is shown only this once",
+            created.token.id
+        );
+    }
+}
+
+/// `rota tokens` against a server (the token used needs the admin role everywhere).
+pub async fn tokens_remote(
+    remote: &Remote,
+    command: TokensCommand,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    match command {
+        TokensCommand::Create(args) => {
+            let Some(grants) = requested_grants(&args) else {
+                return Ok(EXIT_USAGE);
+            };
+            let body = json!({ "name": args.name, "grants": grants });
+            let created: CreatedTokenView =
+                remote.send(Method::POST, "/api/v1/tokens", &body).await?;
+            print_created(out, &created);
+            Ok(0)
+        }
+        TokensCommand::List => {
+            let list: Items<TokenView> = remote.get("/api/v1/tokens", &[]).await?;
+            print_list(out, &list.items);
+            Ok(0)
+        }
+        TokensCommand::Revoke(args) => {
+            match remote
+                .delete(&format!("/api/v1/tokens/{}", seg(&args.id)))
+                .await
+            {
+                Ok(()) => {}
+                Err(failure) if failure.is(StatusCode::NOT_FOUND) => {
+                    eprintln!("rota: no live token {:?}", args.id);
+                    return Ok(1);
+                }
+                Err(failure) => return Err(failure.into()),
+            }
+            print_revoked(out, &args.id);
+            Ok(0)
+        }
+    }
+}
+
+async fn list(store: &Store, out: &Printer) -> anyhow::Result<u8> {
+    let tokens = store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .map(|t| via_wire(rota_api::wire::Token::from(t)))
+        .collect::<anyhow::Result<Vec<TokenView>>>()?;
+    print_list(out, &tokens);
+    Ok(0)
+}
+
+fn print_list(out: &Printer, tokens: &[TokenView]) {
+    if out.is_json() {
+        out.json(&Value::Array(tokens.iter().map(TokenView::json).collect()));
+        return;
     }
     let rows: Vec<Vec<String>> = tokens
         .iter()
@@ -153,7 +226,6 @@ async fn list(store: &Store, out: &Printer) -> anyhow::Result<u8> {
         &["ID", "NAME", "GRANTS", "CREATED", "LAST USED", "REVOKED"],
         &rows,
     );
-    Ok(0)
 }
 
 async fn revoke(store: &Store, args: RevokeArgs, out: &Printer) -> anyhow::Result<u8> {
@@ -162,12 +234,16 @@ async fn revoke(store: &Store, args: RevokeArgs, out: &Printer) -> anyhow::Resul
         return Ok(1);
     }
     record_audit(store, "token.revoke", &args.id).await?;
-    if out.is_json() {
-        out.json(&json!({ "id": args.id, "revoked": true }));
-    } else {
-        out.text(&format!("token {} revoked\n", args.id));
-    }
+    print_revoked(out, &args.id);
     Ok(0)
+}
+
+fn print_revoked(out: &Printer, id: &str) {
+    if out.is_json() {
+        out.json(&json!({ "id": id, "revoked": true }));
+    } else {
+        out.text(&format!("token {id} revoked\n"));
+    }
 }
 
 async fn record_audit(store: &Store, action: &str, id: &str) -> anyhow::Result<()> {
@@ -182,37 +258,4 @@ async fn record_audit(store: &Store, action: &str, id: &str) -> anyhow::Result<(
         })
         .await?;
     Ok(())
-}
-
-fn token_json(t: &TokenRecord) -> Value {
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "grants": grants_json(&t.grants),
-        "created_at": t.created_at.to_string(),
-        "last_used_at": t.last_used_at.map(|at| at.to_string()),
-        "revoked_at": t.revoked_at.map(|at| at.to_string()),
-    })
-}
-
-fn grants_json(grants: &[Grant]) -> Value {
-    grants
-        .iter()
-        .map(|g| json!({ "namespace": g.namespace, "role": g.role.as_str() }))
-        .collect()
-}
-
-/// `admin@*`, `viewer@team-a,viewer@team-b`.
-fn grants_text(grants: &[Grant]) -> String {
-    grants
-        .iter()
-        .map(|g| {
-            format!(
-                "{}@{}",
-                g.role.as_str(),
-                g.namespace.as_deref().unwrap_or("*")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }

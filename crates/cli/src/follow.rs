@@ -1,0 +1,215 @@
+//! Following a run on a server until it ends: its log lines, and for `rota run` the
+//! starts and ends of its steps, printed as local mode prints them.
+//!
+//! The run's state and its lines are polled (`GET /api/v1/runs/{id}` and
+//! `GET /api/v1/runs/{id}/logs?after=`); the state is read before the lines, so the lines a
+//! step wrote before it ended are printed before its end and before the loop stops.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::Method;
+use rota_core::model::{Job, StepKind};
+use serde_json::{Value, json};
+
+use crate::client::{Remote, seg};
+use crate::output;
+use crate::view::{LogLineView, LogPageView, RunView};
+
+/// Between two polls of a running run.
+const POLL: Duration = Duration::from_millis(300);
+/// Log lines per request (the API's largest page).
+const PAGE: u32 = 500;
+
+/// How lines are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Like `rota run`: `step | line`, `step ! line`, step starts and ends; on stderr when
+    /// stdout carries JSON.
+    Run {
+        /// Live lines go to stderr (stdout carries JSON).
+        to_stderr: bool,
+    },
+    /// Like `rota logs`: `step | line`, `step ! line`, `step # line`, optionally timestamped.
+    Logs {
+        /// Prefix each line with its timestamp.
+        timestamps: bool,
+    },
+}
+
+/// One `rota logs` line: `[ts ]step mark text`.
+pub fn log_line(line: &LogLineView, timestamps: bool) -> String {
+    let mark = match line.stream.as_str() {
+        "stdout" => "|",
+        "stderr" => "!",
+        _ => "#",
+    };
+    let ts = if timestamps {
+        format!("{} ", line.ts)
+    } else {
+        String::new()
+    };
+    format!("{ts}{} {mark} {}\n", line.step_id, line.text)
+}
+
+/// What a step runs, for the `▶` line of `rota run` (the text before templates render).
+fn step_commands(definition: &Value) -> BTreeMap<String, String> {
+    let Ok(job) = serde_json::from_value::<Job>(definition.clone()) else {
+        return BTreeMap::new();
+    };
+    job.steps
+        .into_iter()
+        .map(|step| {
+            let text = match step.kind {
+                StepKind::Sh { command } => command.trim_end().to_owned(),
+                StepKind::Exec { argv } => argv.join(" "),
+                StepKind::Script { path, .. } => path,
+                StepKind::Notebook { path, .. } => format!("notebook {path}"),
+            };
+            (step.id, text)
+        })
+        .collect()
+}
+
+/// Follows the run `run_id` until it ends and returns its final state. With `step`, only
+/// that step's lines. `definition` (the job's) names what each step runs. In `Run` style,
+/// the first Ctrl-C asks the server to cancel the run, which is then followed to its end.
+pub async fn follow(
+    remote: &Remote,
+    run_id: &str,
+    step: Option<&str>,
+    style: Style,
+    definition: Option<&Value>,
+) -> anyhow::Result<RunView> {
+    let commands = definition.map(step_commands).unwrap_or_default();
+    let mut after = 0;
+    let mut started: BTreeMap<String, u32> = BTreeMap::new();
+    let mut ended: BTreeMap<String, u32> = BTreeMap::new();
+    let mut interrupt = match style {
+        Style::Run { .. } => {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()
+        }
+        Style::Logs { .. } => None,
+    };
+    let mut cancel_sent = false;
+    let path = format!("/api/v1/runs/{}", seg(run_id));
+    loop {
+        let run: RunView = remote.get(&path, &[]).await?;
+        let lines = fetch_lines(remote, run_id, step, &mut after).await?;
+        let text = match style {
+            Style::Run { .. } => run_text(&run, &lines, &commands, &mut started, &mut ended),
+            Style::Logs { timestamps } => lines.iter().map(|l| log_line(l, timestamps)).collect(),
+        };
+        match style {
+            Style::Run { to_stderr: true } => {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
+            _ => output::write_stdout(&text),
+        }
+        if run.is_terminal() {
+            return Ok(run);
+        }
+        let interrupted = match interrupt.as_mut() {
+            Some(signal) => tokio::select! {
+                _ = tokio::time::sleep(POLL) => false,
+                _ = signal.recv() => true,
+            },
+            None => {
+                tokio::time::sleep(POLL).await;
+                false
+            }
+        };
+        if interrupted && !cancel_sent {
+            cancel_sent = true;
+            eprintln!("rota: SIGINT received, asking the server to cancel run {run_id}");
+            let cancel = format!("{path}/cancel");
+            if let Err(error) = remote
+                .send::<_, Value>(Method::POST, &cancel, &json!({}))
+                .await
+            {
+                eprintln!("rota: {error}");
+            }
+        }
+    }
+}
+
+/// The text of one poll in `rota run` style: step starts, lines and step ends, in the
+/// order they happened (a step's start precedes its lines, which precede its end).
+fn run_text(
+    run: &RunView,
+    lines: &[LogLineView],
+    commands: &BTreeMap<String, String>,
+    started: &mut BTreeMap<String, u32>,
+    ended: &mut BTreeMap<String, u32>,
+) -> String {
+    // (when, rank within one instant, text)
+    let mut items: Vec<(Timestamp, u8, String)> = Vec::new();
+    let mut start = |step_id: &str, attempt: u32, at: Timestamp, items: &mut Vec<_>| {
+        if attempt == 0 || started.get(step_id).is_some_and(|&a| a >= attempt) {
+            return;
+        }
+        started.insert(step_id.to_owned(), attempt);
+        let command = commands.get(step_id).map(String::as_str).unwrap_or("");
+        let text = if attempt > 1 {
+            format!("{step_id} | ▶ attempt {attempt}: {command}\n")
+        } else {
+            format!("{step_id} | ▶ {command}\n")
+        };
+        items.push((at, 0, text));
+    };
+    for line in lines {
+        start(&line.step_id, line.attempt, line.ts, &mut items);
+        let text = match line.stream.as_str() {
+            "stdout" => format!("{} | {}\n", line.step_id, line.text),
+            "stderr" => format!("{} ! {}\n", line.step_id, line.text),
+            _ => format!("{} ! [rota] {}\n", line.step_id, line.text),
+        };
+        items.push((line.ts, 1, text));
+    }
+    for step in &run.steps {
+        if let Some(at) = step.started_at {
+            start(&step.id, step.attempt, at, &mut items);
+        }
+        let terminal = !matches!(step.status.as_str(), "pending" | "running");
+        let attempt = step.attempt.max(1);
+        if terminal && ended.get(&step.id).is_none_or(|&a| a < attempt) {
+            ended.insert(step.id.clone(), attempt);
+            let at = step.finished_at.unwrap_or(run.created_at);
+            let text = match &step.reason {
+                Some(reason) => format!("{} | ■ {} ({reason})\n", step.id, step.status),
+                None => format!("{} | ■ {}\n", step.id, step.status),
+            };
+            items.push((at, 2, text));
+        }
+    }
+    items.sort_by_key(|(at, rank, _)| (*at, *rank));
+    items.into_iter().map(|(_, _, text)| text).collect()
+}
+
+/// Every line after `after` (which is advanced), page by page.
+pub async fn fetch_lines(
+    remote: &Remote,
+    run_id: &str,
+    step: Option<&str>,
+    after: &mut i64,
+) -> anyhow::Result<Vec<LogLineView>> {
+    let path = format!("/api/v1/runs/{}/logs", seg(run_id));
+    let mut all = Vec::new();
+    loop {
+        let mut query = vec![("after", after.to_string()), ("limit", PAGE.to_string())];
+        if let Some(step) = step {
+            query.push(("step", step.to_owned()));
+        }
+        let page: LogPageView = remote.get(&path, &query).await?;
+        let full = page.items.len() >= PAGE as usize;
+        if let Some(last) = page.items.last() {
+            *after = last.seq;
+        }
+        all.extend(page.items);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
