@@ -1,9 +1,16 @@
 //! Ids that appear in paths and queries, checked when they are parsed: a malformed id is
 //! a 400 problem before any handler or query runs.
+//!
+//! Each id type also describes itself to the OpenAPI document (a string schema with the
+//! same `pattern`, `minLength` and `maxLength` its check applies), so the document says
+//! exactly which ids the server accepts.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 /// Whether `id` is a valid namespace or job id: 3–64 of `a-z`, `0-9` and `-`, not starting
 /// with `-` (the job-file rule).
@@ -15,6 +22,9 @@ fn is_name(id: &str) -> bool {
         && !id.starts_with('-')
 }
 
+/// [`is_name`] as a JSON Schema pattern.
+const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9-]{2,63}$";
+
 /// Whether `id` looks like a run or token id: 1–64 of `a-z` and `0-9`.
 fn is_opaque_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
@@ -23,8 +33,23 @@ fn is_opaque_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
+/// [`is_opaque_id`] as a JSON Schema pattern.
+const OPAQUE_PATTERN: &str = "^[a-z0-9]{1,64}$";
+
+/// Whether `name` is a valid secret name (the rule of [`rota_secrets::validate_name`]).
+fn is_secret_name(name: &str) -> bool {
+    rota_secrets::validate_name(name).is_ok()
+}
+
+/// [`is_secret_name`] as a JSON Schema pattern.
+const SECRET_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
+
 macro_rules! checked_id {
-    ($(#[$doc:meta])* $name:ident, $check:ident, $what:literal) => {
+    (
+        $(#[$doc:meta])* $name:ident, $check:ident, $what:literal,
+        schema: $schema_name:literal, $pattern:ident, $min:literal..=$max:literal,
+        example: $example:literal
+    ) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
         #[serde(try_from = "String")]
@@ -54,6 +79,25 @@ macro_rules! checked_id {
                 f.write_str(&self.0)
             }
         }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(concat!("A ", $what, ".")))
+                    .pattern(Some($pattern))
+                    .min_length(Some($min))
+                    .max_length(Some($max))
+                    .examples([$example])
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> Cow<'static, str> {
+                Cow::Borrowed($schema_name)
+            }
+        }
     };
 }
 
@@ -61,38 +105,71 @@ checked_id!(
     /// A namespace name.
     Namespace,
     is_name,
-    "namespace (3–64 characters of a-z, 0-9 and -)"
+    "namespace (3–64 characters of a-z, 0-9 and -)",
+    schema: "NamespaceName", NAME_PATTERN, 3..=64,
+    example: "default"
 );
 checked_id!(
     /// A job id.
     JobId,
     is_name,
-    "job id (3–64 characters of a-z, 0-9 and -)"
+    "job id (3–64 characters of a-z, 0-9 and -)",
+    schema: "JobId", NAME_PATTERN, 3..=64,
+    example: "hello"
 );
 checked_id!(
     /// A run id.
     RunId,
     is_opaque_id,
-    "run id (1–64 characters of a-z and 0-9)"
+    "run id (1–64 characters of a-z and 0-9)",
+    schema: "RunId", OPAQUE_PATTERN, 1..=64,
+    example: "01jd2x3y4z5a6b7c8d9e0f1g2h"
 );
 checked_id!(
     /// A token id.
     TokenId,
     is_opaque_id,
-    "token id (1–64 characters of a-z and 0-9)"
+    "token id (1–64 characters of a-z and 0-9)",
+    schema: "TokenId", OPAQUE_PATTERN, 1..=64,
+    example: "3f9a0c1d2e4b5a67"
+);
+checked_id!(
+    /// A secret's name: a letter or `_`, then letters, digits and `_`, at most 128.
+    SecretName,
+    is_secret_name,
+    "secret name (a letter or _, then letters, digits and _, at most 128 characters)",
+    schema: "SecretName", SECRET_PATTERN, 1..=128,
+    example: "API_TOKEN"
 );
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn run_ids_are_well_formed_and_distinct() {
         let a = rota_store::ids::new_run_id();
         let b = rota_store::ids::new_run_id();
         assert_eq!(a.len(), 26);
         assert_ne!(a, b);
-        assert!(
-            super::RunId::try_from(a).is_ok(),
-            "the API accepts its own ids"
-        );
+        assert!(RunId::try_from(a).is_ok(), "the API accepts its own ids");
+    }
+
+    #[test]
+    fn checks_agree_with_their_documented_bounds() {
+        assert!(Namespace::try_from("abc".to_owned()).is_ok());
+        assert!(Namespace::try_from("a".repeat(64)).is_ok());
+        assert!(Namespace::try_from("ab".to_owned()).is_err());
+        assert!(Namespace::try_from("a".repeat(65)).is_err());
+        assert!(Namespace::try_from("-ab".to_owned()).is_err());
+        assert!(Namespace::try_from("a-b".to_owned()).is_ok());
+        assert!(JobId::try_from("Abc".to_owned()).is_err());
+        assert!(RunId::try_from("0".to_owned()).is_ok());
+        assert!(RunId::try_from(String::new()).is_err());
+        assert!(TokenId::try_from("a-b".to_owned()).is_err());
+        assert!(SecretName::try_from("_".to_owned()).is_ok());
+        assert!(SecretName::try_from(format!("A{}", "b".repeat(127))).is_ok());
+        assert!(SecretName::try_from(format!("A{}", "b".repeat(128))).is_err());
+        assert!(SecretName::try_from("1A".to_owned()).is_err());
     }
 }

@@ -1,12 +1,100 @@
 //! The OpenAPI 3.1 document, generated from the handlers' `#[utoipa::path]` annotations
 //! and the wire types, served at `/api/v1/openapi.json`.
+//!
+//! The document is a promise checked by schemathesis (`scripts/schemathesis`): it must say
+//! exactly what the server accepts and answers. Ids carry the pattern their check applies
+//! ([`crate::ids`]), closed sets of words are enums (the helpers here), and bodies whose
+//! serde type denies unknown fields say `additionalProperties: false`.
 
 use axum::response::{IntoResponse, Response};
+use rota_core::model::{RunStatus, StepStatus};
+use rota_store::{LogStream, OccurrenceKind, Role};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes;
-use crate::wire;
+use crate::{ids, routes, wire};
+
+/// A string schema that allows exactly these words.
+fn words(values: impl IntoIterator<Item = &'static str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// Every run status, as the API spells it.
+pub(crate) fn run_status_schema() -> Object {
+    words(
+        [
+            RunStatus::Planned,
+            RunStatus::AwaitingApproval,
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::TimedOut,
+            RunStatus::Abandoned,
+        ]
+        .map(RunStatus::as_str),
+    )
+}
+
+/// Every step status, as the API spells it.
+pub(crate) fn step_status_schema() -> Object {
+    words(
+        [
+            StepStatus::Pending,
+            StepStatus::Running,
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+            StepStatus::Cancelled,
+            StepStatus::TimedOut,
+            StepStatus::Abandoned,
+        ]
+        .map(StepStatus::as_str),
+    )
+}
+
+/// Every role.
+pub(crate) fn role_schema() -> Object {
+    words(Role::ALL.map(Role::as_str))
+}
+
+/// The streams a log line comes from.
+pub(crate) fn log_stream_schema() -> Object {
+    words([LogStream::Stdout, LogStream::Stderr, LogStream::System].map(LogStream::as_str))
+}
+
+/// What became of a schedule occurrence.
+pub(crate) fn outcome_schema() -> Object {
+    words(
+        [
+            OccurrenceKind::Run,
+            OccurrenceKind::Skipped,
+            OccurrenceKind::Missed,
+        ]
+        .map(OccurrenceKind::as_str),
+    )
+}
+
+/// `now`, an RFC 3339 instant, or null (meaning `now`).
+pub(crate) fn resume_from_schema() -> Schema {
+    AnyOfBuilder::new()
+        .item(words(["now"]))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -19,6 +107,7 @@ use crate::wire;
         routes::jobs::revisions,
         routes::jobs::validate,
         routes::jobs::put,
+        routes::jobs::remove,
         routes::runs::create,
         routes::schedules::history,
         routes::schedules::pause,
@@ -30,6 +119,7 @@ use crate::wire;
         routes::runs::get,
         routes::runs::logs,
         routes::runs::cancel,
+        routes::runs::retry,
         routes::events::list,
         routes::events::stream,
         routes::tokens::create,
@@ -38,7 +128,14 @@ use crate::wire;
         routes::audit::list,
         crate::metrics::serve,
     ),
-    components(schemas(wire::Problem)),
+    components(schemas(
+        wire::Problem,
+        ids::Namespace,
+        ids::JobId,
+        ids::RunId,
+        ids::TokenId,
+        ids::SecretName
+    )),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -60,5 +157,3 @@ impl Modify for BearerAuth {
 pub(crate) async fn document() -> Response {
     axum::Json(ApiDoc::openapi()).into_response()
 }
-        routes::jobs::remove,
-        routes::runs::retry,

@@ -145,6 +145,7 @@ pub struct Run {
     pub job_revision: i64,
     /// `planned`, `awaiting_approval`, `queued`, `running`, `succeeded`, `failed`,
     /// `cancelled`, `timed_out` or `abandoned`.
+    #[schema(schema_with = crate::openapi::run_status_schema)]
     pub status: String,
     /// Why it ended as it did.
     pub reason: Option<String>,
@@ -169,9 +170,9 @@ pub struct Run {
     pub finished_at: Option<Timestamp>,
     /// Whether someone asked to cancel it.
     pub cancel_requested: bool,
-    /// Its steps, in file order.
     /// The run this one retries, if it is a retry.
     pub retry_of: Option<String>,
+    /// Its steps, in file order.
     pub steps: Vec<StepRun>,
 }
 
@@ -192,8 +193,8 @@ impl From<RunRecord> for Run {
             started_at: r.started_at,
             finished_at: r.finished_at,
             cancel_requested: r.cancel_requested,
-            steps: r.steps.into_iter().map(StepRun::from).collect(),
             retry_of: r.retry_of,
+            steps: r.steps.into_iter().map(StepRun::from).collect(),
         }
     }
 }
@@ -204,6 +205,7 @@ pub struct StepRun {
     /// Step id.
     pub id: String,
     /// Status of the latest attempt (or `pending` / `skipped`).
+    #[schema(schema_with = crate::openapi::step_status_schema)]
     pub status: String,
     /// Latest attempt number; 0 if it never started.
     pub attempt: u32,
@@ -261,6 +263,7 @@ pub struct LogLine {
     #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     /// `stdout`, `stderr` or `system`.
+    #[schema(schema_with = crate::openapi::log_stream_schema)]
     pub stream: String,
     /// The line.
     pub text: String,
@@ -342,10 +345,12 @@ pub struct CancelAccepted {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenGrant {
-    /// The namespace; absent for every namespace.
+    /// The namespace; absent or null for every namespace.
     #[serde(default)]
+    #[schema(value_type = Option<crate::ids::Namespace>)]
     pub namespace: Option<String>,
     /// `viewer`, `operator`, `editor` or `admin`.
+    #[schema(schema_with = crate::openapi::role_schema)]
     pub role: String,
 }
 
@@ -381,9 +386,11 @@ impl TokenGrant {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
-    /// A human name: who or what uses it.
+    /// A human name: who or what uses it (1–200 characters, not only spaces).
+    #[schema(min_length = 1, max_length = 200, pattern = "[^ \t\n\r]")]
     pub name: String,
-    /// Its roles (at least one).
+    /// Its roles (at least one). A namespace named twice gets the stronger role.
+    #[schema(min_items = 1)]
     pub grants: Vec<TokenGrant>,
 }
 
@@ -430,25 +437,31 @@ pub struct CreatedToken {
     pub secret: String,
 }
 
-/// A list of tokens.
+/// A page of tokens.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct TokenList {
     /// The tokens, oldest first.
     pub items: Vec<Token>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// A list of namespaces.
+/// A page of namespaces.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NamespaceList {
     /// The namespaces the caller can see, by name.
     pub items: Vec<Namespace>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
-/// A list of jobs or job revisions.
+/// A page of jobs or job revisions.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct JobList {
     /// The jobs (latest revision each, by id) or one job's revisions (newest first).
     pub items: Vec<JobSummary>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// One audit entry.
@@ -579,6 +592,7 @@ pub struct Occurrence {
     #[schema(value_type = String, format = DateTime)]
     pub recorded_at: Timestamp,
     /// `run`, `skipped` or `missed`.
+    #[schema(schema_with = crate::openapi::outcome_schema)]
     pub outcome: String,
     /// The run queued for it.
     pub run_id: Option<String>,
@@ -613,6 +627,7 @@ pub struct ResumeSchedule {
     /// Occurrences before this instant (RFC 3339, or `now`, the default) are skipped as
     /// paused; later ones run.
     #[serde(default)]
+    #[schema(schema_with = crate::openapi::resume_from_schema)]
     pub from: Option<String>,
 }
 
@@ -662,11 +677,13 @@ impl From<rota_store::SecretInfo> for Secret {
     }
 }
 
-/// The secrets of a namespace, by name.
+/// A page of the secrets of a namespace, by name.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SecretList {
     /// The secrets.
     pub items: Vec<Secret>,
+    /// Pass as `cursor` to get the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A secret's new value.

@@ -5,9 +5,10 @@ mod support;
 
 mod audit;
 mod auth;
+mod conformance;
 mod errors;
-mod listener;
 mod features;
+mod listener;
 mod metrics;
 mod pages;
 mod writes;

@@ -1,9 +1,17 @@
-//! Listings for the API: namespaces in use and the revision history of a job.
+//! Listings for the API: namespaces in use, the revision history of a job, and pages of
+//! namespaces, jobs, revisions and secrets.
+//!
+//! Pages are keyset pages: each continues strictly after the last key of the previous one
+//! (`name > ?`, `revision < ?`), never with `OFFSET`, so a deep page costs what the first
+//! does and rows added meanwhile neither repeat nor vanish. Each page function returns at
+//! most `limit` rows; callers that want to know whether more follow ask for one more.
 
-use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::convert::{json, ts};
-use crate::{JobRevision, Store, StoreError};
+use crate::job_delete::LIVE_JOB;
+use crate::{JobRevision, SecretInfo, Store, StoreError};
 
 /// The namespace that always exists.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -35,14 +43,132 @@ impl Store {
         .bind(DEFAULT_NAMESPACE)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(namespace_record).collect()
+    }
+
+    /// A page of [`Store::list_namespaces`]: up to `limit` namespaces named after `after`,
+    /// by name; with `only`, just those of these names.
+    pub async fn list_namespaces_page(
+        &self,
+        after: Option<&str>,
+        only: Option<&[String]>,
+        limit: u32,
+    ) -> Result<Vec<NamespaceRecord>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT name, \
+               (SELECT COUNT(DISTINCT job_id) FROM job_revisions j WHERE j.namespace = n.name) \
+                 AS jobs, \
+               (SELECT COUNT(*) FROM runs r WHERE r.namespace = n.name) AS runs \
+             FROM (SELECT ",
+        );
+        query.push_bind(DEFAULT_NAMESPACE).push(
+            " AS name UNION SELECT namespace FROM job_revisions \
+                 UNION SELECT namespace FROM runs) n WHERE 1 = 1",
+        );
+        if let Some(after) = after {
+            query.push(" AND name > ").push_bind(after);
+        }
+        if let Some(only) = only {
+            query.push(" AND name IN (SELECT NULL");
+            for name in only {
+                query.push(" UNION SELECT ").push_bind(name.as_str());
+            }
+            query.push(")");
+        }
+        query
+            .push(" ORDER BY name LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(namespace_record).collect()
+    }
+
+    /// A page of the jobs of a namespace (the latest revision of each, deleted jobs left
+    /// out, as [`Store::list_jobs`]): up to `limit` jobs whose id sorts after `after`, by id.
+    pub async fn list_jobs_page(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<JobRevision>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(
+            "SELECT namespace, job_id, revision, hash, source, source_path, definition, \
+             created_at FROM job_revisions j WHERE namespace = ",
+        );
+        query.push_bind(namespace).push(format!(
+            " AND revision = (SELECT MAX(revision) FROM job_revisions k \
+              WHERE k.namespace = j.namespace AND k.job_id = j.job_id) AND {LIVE_JOB}"
+        ));
+        // Deleted jobs (`Store::delete_job`) are not listed.
+        query.push(" AND ").push(crate::job_delete::LIVE_JOB);
+        if let Some(after) = after {
+            query.push(" AND job_id > ").push_bind(after);
+        }
+        query
+            .push(" ORDER BY job_id LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_revision).collect()
+    }
+
+    /// A page of a job's revisions, newest first: up to `limit` revisions numbered below
+    /// `before` (all of them without it).
+    pub async fn list_job_revisions_page(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JobRevision>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT namespace, job_id, revision, hash, source, source_path, definition, \
+             created_at FROM job_revisions WHERE namespace = ? AND job_id = ? AND revision < ? \
+             ORDER BY revision DESC LIMIT ?",
+        )
+        .bind(namespace)
+        .bind(job_id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_revision).collect()
+    }
+
+    /// A page of [`Store::list_secrets`]: up to `limit` secrets of a namespace named after
+    /// `after`, by name; names, versions and dates, never values.
+    pub async fn list_secrets_page(
+        &self,
+        namespace: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SecretInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.namespace, s.name, s.version AS latest_version, s.created_at AS updated_at, \
+             s.created_by AS updated_by, \
+             (SELECT COUNT(*) FROM secrets c WHERE c.namespace = s.namespace AND c.name = s.name \
+              AND c.deleted_at IS NULL) AS versions, \
+             (SELECT MIN(f.created_at) FROM secrets f WHERE f.namespace = s.namespace \
+              AND f.name = s.name AND f.deleted_at IS NULL) AS created_at \
+             FROM secrets s WHERE s.namespace = ? AND s.name > ? AND s.deleted_at IS NULL \
+             AND s.version = (SELECT MAX(m.version) FROM secrets m WHERE m.namespace = s.namespace \
+              AND m.name = s.name AND m.deleted_at IS NULL) \
+             ORDER BY s.name LIMIT ?",
+        )
+        .bind(namespace)
+        // Every name sorts after the empty string.
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
-                let jobs: i64 = row.try_get("jobs")?;
-                let runs: i64 = row.try_get("runs")?;
-                Ok(NamespaceRecord {
+                Ok(SecretInfo {
+                    namespace: row.try_get("namespace")?,
                     name: row.try_get("name")?,
-                    jobs: u64::try_from(jobs).unwrap_or(0),
-                    runs: u64::try_from(runs).unwrap_or(0),
+                    latest_version: row.try_get("latest_version")?,
+                    versions: row.try_get("versions")?,
+                    updated_at: ts(row, "updated_at")?,
+                    updated_by: row.try_get("updated_by")?,
+                    created_at: ts(row, "created_at")?,
                 })
             })
             .collect()
@@ -63,19 +189,29 @@ impl Store {
         .bind(job_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(JobRevision {
-                    namespace: row.try_get("namespace")?,
-                    job_id: row.try_get("job_id")?,
-                    revision: row.try_get("revision")?,
-                    hash: row.try_get("hash")?,
-                    source: row.try_get("source")?,
-                    source_path: row.try_get("source_path")?,
-                    definition: json(row, "definition")?,
-                    created_at: ts(row, "created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(job_revision).collect()
     }
+}
+
+fn namespace_record(row: &SqliteRow) -> Result<NamespaceRecord, StoreError> {
+    let jobs: i64 = row.try_get("jobs")?;
+    let runs: i64 = row.try_get("runs")?;
+    Ok(NamespaceRecord {
+        name: row.try_get("name")?,
+        jobs: u64::try_from(jobs).unwrap_or(0),
+        runs: u64::try_from(runs).unwrap_or(0),
+    })
+}
+
+fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
+    Ok(JobRevision {
+        namespace: row.try_get("namespace")?,
+        job_id: row.try_get("job_id")?,
+        revision: row.try_get("revision")?,
+        hash: row.try_get("hash")?,
+        source: row.try_get("source")?,
+        source_path: row.try_get("source_path")?,
+        definition: json(row, "definition")?,
+        created_at: ts(row, "created_at")?,
+    })
 }

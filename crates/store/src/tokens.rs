@@ -160,6 +160,32 @@ impl Store {
         Ok(tokens)
     }
 
+    /// A page of [`Store::list_tokens`]: up to `limit` tokens created after `after` (a
+    /// previous page's last `(created_at, id)`), oldest first. A keyset condition on the
+    /// same order, so deep pages cost what the first does.
+    pub async fn list_tokens_page(
+        &self,
+        after: Option<(Timestamp, &str)>,
+        limit: u32,
+    ) -> Result<Vec<TokenRecord>, StoreError> {
+        // Before every stored token: no timestamp is below jiff's minimum.
+        let (at, id) = after.map_or((i64::MIN, ""), |(at, id)| (micros(at), id));
+        let rows = sqlx::query(
+            "SELECT id, name, hash, created_at, last_used_at, revoked_at FROM tokens \
+             WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tokens = Vec::with_capacity(rows.len());
+        for row in &rows {
+            tokens.push(self.token_record(row).await?);
+        }
+        Ok(tokens)
+    }
+
     /// How many tokens are live (not revoked).
     pub async fn count_live_tokens(&self) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE revoked_at IS NULL")

@@ -49,7 +49,7 @@ const STREAM_BATCH: u32 = 100;
 #[into_params(parameter_in = Query)]
 pub(crate) struct StreamQuery {
     /// Start after this event id (default 0, the beginning); a `Last-Event-ID` header,
-    /// sent by a reconnecting client, takes precedence.
+    /// sent by a reconnecting client, takes precedence. A negative value means 0.
     after: Option<i64>,
 }
 

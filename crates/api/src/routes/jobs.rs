@@ -7,9 +7,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use rota_store::{NewJobRevision, Role};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
+use super::{cut_page, page_limit};
 use crate::auth::{Principal, Scope};
-use crate::extract::{ClientAddr, Json, Path};
+use crate::extract::{ClientAddr, Json, Path, Query};
 use crate::ids::{JobId, Namespace};
 use crate::wire::{
     Job, JobList, JobSubmission, JobSummary, Problem, ProblemItem, ValidatedJob, Validation,
@@ -77,7 +80,7 @@ fn parse_submission(
 /// Checks a job file without saving anything: 200 with the jobs it defines, or a 422
 /// problem listing every problem with its line and column.
 #[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/validate", tag = "jobs",
-    params(("namespace" = String, Path, description = "Namespace")),
+    params(("namespace" = Namespace, Path, description = "Namespace")),
     request_body = JobSubmission,
     responses((status = 200, body = Validation),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -107,8 +110,8 @@ pub(crate) async fn validate(
 /// Saves a job file as the job's next revision: 201 with the new revision, or 200 with
 /// the latest one when the text is unchanged. The file must define exactly this job.
 #[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id")),
     request_body = JobSubmission,
     responses((status = 201, body = Job, description = "A new revision was saved"),
               (status = 200, body = Job, description = "Unchanged: the latest revision"),
@@ -171,9 +174,21 @@ pub(crate) async fn put(
     Ok((status, Json(Job::from(saved))))
 }
 
-/// Lists the jobs of a namespace (latest revision of each), by id.
+/// `GET …/jobs` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct JobPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    cursor: Option<JobId>,
+}
+
+/// Lists the jobs of a namespace (latest revision of each), by id, a page at a time.
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs", tag = "jobs",
-    params(("namespace" = String, Path, description = "Namespace")),
+    params(("namespace" = Namespace, Path, description = "Namespace"), JobPageQuery),
     responses((status = 200, body = JobList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -181,18 +196,29 @@ pub(crate) async fn list(
     State(state): State<ApiState>,
     principal: Principal,
     Path(namespace): Path<Namespace>,
+    Query(query): Query<JobPageQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     principal.require(Scope::Namespace(namespace.as_str()), Role::Viewer)?;
-    let jobs = state.store.list_jobs(Some(namespace.as_str())).await?;
+    let limit = page_limit(query.limit)?;
+    let jobs = state
+        .store
+        .list_jobs_page(
+            namespace.as_str(),
+            query.cursor.as_ref().map(JobId::as_str),
+            limit + 1,
+        )
+        .await?;
+    let (jobs, next_cursor) = cut_page(jobs, limit, |j| j.job_id.clone());
     Ok(Json(JobList {
         items: jobs.into_iter().map(JobSummary::from).collect(),
+        next_cursor,
     }))
 }
 
 /// The latest revision of a job, with its source and definition.
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id")),
     responses((status = 200, body = Job),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -210,10 +236,23 @@ pub(crate) async fn get(
     Ok(Json(Job::from(revision)))
 }
 
-/// Every revision of a job, newest first.
+/// `GET …/revisions` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RevisionPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    #[param(pattern = "^[1-9][0-9]{0,17}$", max_length = 18)]
+    cursor: Option<String>,
+}
+
+/// Every revision of a job, newest first, a page at a time (404 if the job has none).
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/revisions", tag = "jobs",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id"), RevisionPageQuery),
     responses((status = 200, body = JobList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -221,17 +260,37 @@ pub(crate) async fn revisions(
     State(state): State<ApiState>,
     principal: Principal,
     Path((namespace, job)): Path<(Namespace, JobId)>,
+    Query(query): Query<RevisionPageQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     principal.require(Scope::Namespace(namespace.as_str()), Role::Viewer)?;
+    let limit = page_limit(query.limit)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(|text| {
+            text.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ApiError::InvalidQuery(format!("{text:?} is not a cursor from this API"))
+            })
+        })
+        .transpose()?;
     let revisions = state
         .store
-        .list_job_revisions(namespace.as_str(), job.as_str())
+        .list_job_revisions_page(namespace.as_str(), job.as_str(), before, limit + 1)
         .await?;
-    if revisions.is_empty() {
+    // An empty first page means no such job; a later page may be empty after a cursor.
+    if revisions.is_empty()
+        && state
+            .store
+            .latest_job_revision(namespace.as_str(), job.as_str())
+            .await?
+            .is_none()
+    {
         return Err(ApiError::NotFound(format!("job {namespace}/{job}")));
     }
+    let (revisions, next_cursor) = cut_page(revisions, limit, |r| r.revision.to_string());
     Ok(Json(JobList {
         items: revisions.into_iter().map(JobSummary::from).collect(),
+        next_cursor,
     }))
 }
 

@@ -22,7 +22,7 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
 
 /// The checked page size: 1 to 500, 50 by default.
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit.unwrap_or(DEFAULT_LIMIT) {
         0 => Err(ApiError::InvalidQuery("`limit` must be at least 1".into())),
         n if n > MAX_LIMIT => Err(ApiError::InvalidQuery(format!(
@@ -38,8 +38,10 @@ fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct AfterQuery {
     /// Only entries after this position (exclusive); 0 or absent for the start.
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -53,6 +55,22 @@ impl AfterQuery {
         }
         Ok((after, page_limit(self.limit)?))
     }
+}
+
+/// Cuts a page out of rows fetched with `limit + 1`: the first `limit` rows, and the
+/// cursor of the next page (the last row's key) if a further row showed that one follows.
+pub(crate) fn cut_page<T>(
+    mut rows: Vec<T>,
+    limit: u32,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let limit = limit as usize;
+    if rows.len() <= limit {
+        return (rows, None);
+    }
+    rows.truncate(limit);
+    let next = rows.last().map(key);
+    (rows, next)
 }
 
 /// The 404 answer for routes no handler serves.

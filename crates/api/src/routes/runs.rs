@@ -31,16 +31,17 @@ use crate::{ApiError, ApiState, audited};
 #[into_params(parameter_in = Query)]
 pub(crate) struct RunQuery {
     /// Only this namespace (without it, the caller needs a role in every namespace).
-    #[param(value_type = Option<String>)]
     namespace: Option<Namespace>,
     /// Only this job.
-    #[param(value_type = Option<String>)]
     job: Option<JobId>,
     /// Only this status.
+    #[param(schema_with = crate::openapi::run_status_schema)]
     status: Option<String>,
     /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Continue after this page: a previous page's `next_cursor`.
+    #[param(pattern = "^[0-9]{1,17}\\.[a-z0-9]{1,64}$", max_length = 82)]
     cursor: Option<String>,
 }
 
@@ -123,7 +124,7 @@ async fn find(state: &ApiState, id: &RunId) -> Result<RunRecord, ApiError> {
 
 /// A run with the latest state of each step.
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
-    params(("id" = String, Path, description = "Run id")),
+    params(("id" = RunId, Path, description = "Run id")),
     responses((status = 200, body = Run),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -143,8 +144,10 @@ pub(crate) async fn get(
 #[into_params(parameter_in = Query)]
 pub(crate) struct LogQuery {
     /// Only lines with a larger `seq`; 0 or absent for the start.
+    #[param(minimum = 0)]
     after: Option<i64>,
     /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
     /// Only this step's lines.
     step: Option<String>,
@@ -152,7 +155,7 @@ pub(crate) struct LogQuery {
 
 /// A run's log lines (or one step's) in order, a page at a time.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/logs", tag = "runs",
-    params(("id" = String, Path, description = "Run id"), LogQuery),
+    params(("id" = RunId, Path, description = "Run id"), LogQuery),
     responses((status = 200, body = LogPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -181,7 +184,7 @@ pub(crate) async fn logs(
 
 /// Asks the process running the run to cancel it (`409` if it has already ended).
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
-    params(("id" = String, Path, description = "Run id")),
+    params(("id" = RunId, Path, description = "Run id")),
     responses((status = 202, body = CancelAccepted),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -219,8 +222,8 @@ pub(crate) async fn cancel(
 /// (`queued`) and its `Location`; a server executes it. Parameters that do not fit the
 /// job's declarations are a 422 problem naming each one.
 #[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/runs", tag = "runs",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id")),
     request_body = CreateRun,
     responses((status = 202, body = Run, headers(("location" = String, description = "The run"))),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),

@@ -23,6 +23,7 @@ use crate::{ApiError, ApiState, audited};
 #[into_params(parameter_in = Query)]
 pub(crate) struct HistoryQuery {
     /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
 }
 
@@ -39,8 +40,8 @@ async fn require_job(state: &ApiState, namespace: &Namespace, job: &JobId) -> Re
 /// The job's schedule occurrences (run, skipped or missed), newest first.
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",
     tag = "schedules",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id"), HistoryQuery),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id"), HistoryQuery),
     responses((status = 200, body = OccurrenceList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -65,8 +66,8 @@ pub(crate) async fn history(
 /// Pauses the job's schedule: its occurrences are skipped until it is resumed.
 #[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/pause",
     tag = "schedules",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id")),
     responses((status = 200, body = ScheduleState),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -106,8 +107,8 @@ pub(crate) async fn pause(
 /// paused; an earlier `from` lets the server catch up on those since then.
 #[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/resume",
     tag = "schedules",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("job" = String, Path, description = "Job id")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("job" = JobId, Path, description = "Job id")),
     request_body(content = Option<ResumeSchedule>, description = "Optional"),
     responses((status = 200, body = ScheduleState),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),

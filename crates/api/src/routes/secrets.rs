@@ -13,15 +13,20 @@ use axum::http::StatusCode;
 use rota_secrets::{SecretKey, SecretValue, SecretsError};
 use rota_store::Role;
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{cut_page, page_limit};
 use crate::auth::{Principal, Scope};
-use crate::extract::{ClientAddr, Json, Path};
-use crate::ids::Namespace;
+use crate::extract::{ClientAddr, Json, Path, Query};
+use crate::ids::{Namespace, SecretName};
 use crate::wire::{Problem, PutSecret, Secret, SecretList, StoredSecret};
 use crate::{ApiError, ApiState, audited};
 
-/// A secret's name from the path, checked as `rota-secrets` names them.
-fn checked_name(name: &str) -> Result<(), ApiError> {
-    rota_secrets::validate_name(name).map_err(|e| ApiError::InvalidId(e.to_string()))
+/// A secret's name from the path, checked in the handler rather than by the extractor so
+/// that a call refused for a bad name is still audited.
+fn checked_name(name: &str) -> Result<SecretName, ApiError> {
+    SecretName::try_from(name.to_owned()).map_err(ApiError::InvalidId)
 }
 
 impl From<SecretsError> for ApiError {
@@ -61,9 +66,21 @@ async fn key(state: &ApiState) -> Result<SecretKey, ApiError> {
         .map_err(ApiError::from)
 }
 
-/// The secrets of a namespace by name: versions and dates, never values.
+/// `GET …/secrets` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SecretPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    cursor: Option<SecretName>,
+}
+
+/// The secrets of a namespace by name, a page at a time: versions and dates, never values.
 #[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/secrets", tag = "secrets",
-    params(("namespace" = String, Path, description = "Namespace")),
+    params(("namespace" = Namespace, Path, description = "Namespace"), SecretPageQuery),
     responses((status = 200, body = SecretList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -71,19 +88,30 @@ pub(crate) async fn list(
     State(state): State<ApiState>,
     principal: Principal,
     Path(namespace): Path<Namespace>,
+    Query(query): Query<SecretPageQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
     principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
-    let secrets = state.store.list_secrets(namespace.as_str()).await?;
+    let limit = page_limit(query.limit)?;
+    let secrets = state
+        .store
+        .list_secrets_page(
+            namespace.as_str(),
+            query.cursor.as_ref().map(SecretName::as_str),
+            limit + 1,
+        )
+        .await?;
+    let (secrets, next_cursor) = cut_page(secrets, limit, |s| s.name.clone());
     Ok(Json(SecretList {
         items: secrets.into_iter().map(Secret::from).collect(),
+        next_cursor,
     }))
 }
 
 /// Stores a new version of a secret (encrypted); the answer names the version, never the
 /// value. 503 when the server has no secrets key location.
 #[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}", tag = "secrets",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("name" = String, Path, description = "Secret name")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("name" = SecretName, Path, description = "Secret name")),
     request_body = PutSecret,
     responses((status = 200, body = StoredSecret),
               (status = "4XX", body = Problem, content_type = "application/problem+json"),
@@ -98,21 +126,21 @@ pub(crate) async fn put(
 ) -> Result<Json<StoredSecret>, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
-        checked_name(&name)?;
+        let name = checked_name(&name)?;
         let key = key(&state).await?;
         let value = SecretValue::new(body.value);
         let version = rota_secrets::put(
             &state.store,
             &key,
             namespace.as_str(),
-            &name,
+            name.as_str(),
             &value,
             &principal.actor,
         )
         .await?;
         Ok(StoredSecret {
             namespace: namespace.to_string(),
-            name: name.clone(),
+            name: name.to_string(),
             version,
         })
     }
@@ -124,8 +152,8 @@ pub(crate) async fn put(
 
 /// Deletes every version of a secret.
 #[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/secrets/{name}", tag = "secrets",
-    params(("namespace" = String, Path, description = "Namespace"),
-           ("name" = String, Path, description = "Secret name")),
+    params(("namespace" = Namespace, Path, description = "Namespace"),
+           ("name" = SecretName, Path, description = "Secret name")),
     responses((status = 204, description = "Deleted"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -137,9 +165,14 @@ pub(crate) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
-        checked_name(&name)?;
-        let removed =
-            rota_secrets::remove(&state.store, namespace.as_str(), &name, &principal.actor).await?;
+        let name = checked_name(&name)?;
+        let removed = rota_secrets::remove(
+            &state.store,
+            namespace.as_str(),
+            name.as_str(),
+            &principal.actor,
+        )
+        .await?;
         if removed == 0 {
             return Err(ApiError::NotFound(format!("secret {namespace}/{name}")));
         }
