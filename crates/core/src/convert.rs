@@ -838,6 +838,11 @@ fn policy(cx: &mut Cx, node: &Node) -> Policy {
         policy.catchup = catchup(cx, n);
     }
     policy.timeout = get(entries, "timeout").and_then(|n| cx.duration(n, "`timeout`"));
+    // `overlap: allow` asks for runs side by side; a cap of one would quietly turn it
+    // into `buffer_all`, so it gets its own default cap unless one is given.
+    if policy.overlap == Overlap::Allow {
+        policy.max_active_runs = crate::model::ALLOW_DEFAULT_MAX_ACTIVE_RUNS;
+    }
     // `concurrency` under `policy` is the spec's spelling of `max_active_runs`.
     for name in ["max_active_runs", "concurrency"] {
         if let Some(v) =

@@ -159,9 +159,14 @@ pub struct Policy {
     pub catchup: Catchup,
     /// Deadline for the whole run.
     pub timeout: Option<Duration>,
-    /// Maximum number of active runs of this job (server only).
+    /// Maximum number of active runs of this job (server only): 1 by default, or
+    /// [`ALLOW_DEFAULT_MAX_ACTIVE_RUNS`] with `overlap: allow`.
     pub max_active_runs: u32,
 }
+
+/// The cap on active runs of a job whose overlap policy is `allow` and that sets no
+/// `max_active_runs` of its own (Airflow's default is the same).
+pub const ALLOW_DEFAULT_MAX_ACTIVE_RUNS: u32 = 16;
 
 impl Default for Policy {
     fn default() -> Self {

@@ -4,5 +4,6 @@
 mod data;
 mod examples;
 mod params;
+mod policy;
 mod props;
 mod templates;
