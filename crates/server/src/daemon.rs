@@ -789,8 +789,17 @@ impl Daemon {
             let _ = request.reply.send(HookReply::NotFound);
             return;
         };
-        let secret = std::env::var(&secret_name).unwrap_or_default();
-        if !hooks::verify(scheme, &secret, &request.headers, &request.body) {
+        let secret = match self.webhook_secret(&key, &secret_name).await {
+            Ok(secret) => secret,
+            Err(why) => {
+                tracing::error!(job = %request.job, %why, "webhook refused: its secret is unavailable");
+                let _ = request.reply.send(HookReply::Unavailable(format!(
+                    "the webhook's secret {secret_name} is not set"
+                )));
+                return;
+            }
+        };
+        if !hooks::verify(scheme, secret.expose(), &request.headers, &request.body) {
             tracing::warn!(job = %request.job, "webhook refused: bad or missing signature");
             let _ = request.reply.send(HookReply::Unauthorized);
             return;
@@ -812,6 +821,39 @@ impl Daemon {
         };
         let _ = request.reply.send(reply);
         self.start_runs().await;
+    }
+
+    /// A webhook trigger's shared secret: from the secrets store of the job's namespace,
+    /// else the server's environment. Each check of a request is a use of the secret and
+    /// is audited as one, refused requests included.
+    async fn webhook_secret(
+        &self,
+        (namespace, job): &JobKey,
+        name: &str,
+    ) -> Result<rota_secrets::SecretValue, String> {
+        let key = rota_secrets::SecretKey::load(&self.config.home).map_err(|e| e.to_string())?;
+        let mut resolved =
+            rota_secrets::resolve(&self.store, key.as_ref(), namespace, &[name.to_owned()])
+                .await
+                .map_err(|e| e.to_string())?;
+        for secret_use in &resolved.uses {
+            let entry = rota_store::NewAuditEntry {
+                at: Timestamp::now(),
+                actor: "webhook".to_owned(),
+                action: "secret.use".to_owned(),
+                target: secret_use.target(),
+                source: Some(format!("hook/{namespace}/{job}")),
+                result: "ok".to_owned(),
+            };
+            self.store
+                .append_audit(&entry)
+                .await
+                .map_err(|e| format!("cannot audit the use of the secret: {e}"))?;
+        }
+        resolved
+            .values
+            .remove(name)
+            .ok_or_else(|| format!("secret {name} is not set"))
     }
 
     /// After shutdown: running runs get the grace period, then are cancelled; queued runs

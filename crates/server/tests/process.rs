@@ -631,3 +631,88 @@ async fn a_job_saved_through_the_api_is_scheduled_and_its_new_revision_replaces_
     store.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    for (job, secret) in [
+        ("stored-hook", "HOOK_TOKEN"),
+        ("unset-hook", "NOT_SET_ANYWHERE"),
+    ] {
+        std::fs::write(
+            jobs.join(format!("{job}.yaml")),
+            format!(
+                "id: {job}\ntriggers:\n  - webhook: {{ secret: {secret}, signature: bearer }}\n\
+                 steps:\n  - id: main\n    sh: echo hooked\n"
+            ),
+        )?;
+    }
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let admin = format!(
+        "Bearer {}",
+        std::fs::read_to_string(home.join("admin.token"))?.trim()
+    );
+    let (status, body) = send(
+        "PUT",
+        &addr,
+        "/api/v1/namespaces/default/secrets/HOOK_TOKEN",
+        &[
+            ("Authorization", &admin),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"value": "hook-s3cret"}"#,
+    )?;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    wait_for("the hook jobs to load", || {
+        post(&addr, "/hooks/default/stored-hook", &[], b"{}").is_ok_and(|(s, _)| s == 401)
+    })?;
+
+    let (status, _) = post(
+        &addr,
+        "/hooks/default/stored-hook",
+        &[("Authorization", "Bearer wrong")],
+        b"{}",
+    )?;
+    assert_eq!(status, 401, "a wrong secret is refused");
+    let (status, answer) = post(
+        &addr,
+        "/hooks/default/stored-hook",
+        &[("Authorization", "Bearer hook-s3cret")],
+        b"{}",
+    )?;
+    assert_eq!(status, 202, "the stored secret is accepted: {answer}");
+    let (status, answer) = post(
+        &addr,
+        "/hooks/default/unset-hook",
+        &[("Authorization", "Bearer anything")],
+        b"{}",
+    )?;
+    assert_eq!(
+        status, 503,
+        "a secret set nowhere is a server problem: {answer}"
+    );
+    assert!(!answer.contains("anything"), "{answer}");
+
+    let store = Store::open(&home).await?;
+    let uses: Vec<_> = store
+        .list_audit(0, 500)
+        .await?
+        .into_iter()
+        .filter(|e| e.action == "secret.use" && e.actor == "webhook")
+        .collect();
+    assert!(
+        uses.len() >= 3,
+        "every check is audited (the load probe included): {uses:?}"
+    );
+    assert!(
+        uses.iter().all(|e| e.target == "default/HOOK_TOKEN@1"),
+        "{uses:?}"
+    );
+    let log = std::fs::read_to_string(home.join("serve.log"))?;
+    assert!(!log.contains("hook-s3cret"), "the secret reached the log");
+    store.close().await;
+    Ok(())
+}
