@@ -69,6 +69,35 @@ async fn runs_filter_by_job_and_status() {
 }
 
 #[tokio::test]
+async fn runs_filter_by_creation_time() {
+    let env = Env::new().await;
+    let all = env
+        .get("/api/v1/runs?namespace=ops&limit=500", "viewer_ops")
+        .await;
+    let items = all.body["items"].as_array().expect("items").clone();
+    assert!(items.len() >= 3, "{}", all.body);
+    // The middle run's creation time splits the list: `since` keeps it, `until` drops it.
+    let middle = items[items.len() / 2]["created_at"]
+        .as_str()
+        .expect("created_at")
+        .to_owned();
+    let query = |filter: &str| {
+        let encoded = middle.replace('+', "%2B").replace(':', "%3A");
+        format!("/api/v1/runs?namespace=ops&limit=500&{filter}={encoded}")
+    };
+    let newer = env.get(&query("since"), "viewer_ops").await;
+    let older = env.get(&query("until"), "viewer_ops").await;
+    assert_eq!(newer.status, 200, "{}", newer.body);
+    assert_eq!(older.status, 200, "{}", older.body);
+    let (newer, older) = (ids(&newer, "id"), ids(&older, "id"));
+    assert!(!newer.is_empty() && !older.is_empty());
+    assert_eq!(newer.len() + older.len(), items.len());
+    assert!(newer.iter().all(|id| !older.contains(id)));
+    let bad = env.get("/api/v1/runs?since=yesterday", "viewer_all").await;
+    bad.assert_problem(400, "invalid-query");
+}
+
+#[tokio::test]
 async fn a_run_comes_with_its_steps() {
     let env = Env::new().await;
     let run = env

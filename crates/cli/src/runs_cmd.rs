@@ -48,7 +48,7 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
         job_id: args.job,
         status,
         limit: args.limit.clamp(1, 10_000),
-        before: None,
+        ..RunFilter::default()
     };
     let runs = store
         .list_runs(&filter)

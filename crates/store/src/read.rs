@@ -91,6 +91,12 @@ impl Store {
         if let Some(status) = filter.status {
             query.push(" AND status = ").push_bind(status.as_str());
         }
+        if let Some(since) = filter.created_since {
+            query.push(" AND created_at >= ").push_bind(micros(since));
+        }
+        if let Some(until) = filter.created_until {
+            query.push(" AND created_at < ").push_bind(micros(until));
+        }
         if let Some(cursor) = &filter.before {
             // A row value, not `created_at < ? OR (created_at = ? AND id < ?)`: SQLite turns
             // the row value into a range on the (…, created_at, id) indexes, while with bound

@@ -179,6 +179,10 @@ pub struct RunFilter {
     pub job_id: Option<String>,
     /// Only this status.
     pub status: Option<RunStatus>,
+    /// Only runs created at or after this instant.
+    pub created_since: Option<Timestamp>,
+    /// Only runs created before this instant.
+    pub created_until: Option<Timestamp>,
     /// At most this many runs (capped at 1,000).
     pub limit: u32,
     /// Only runs after this cursor, in newest-first order.
@@ -191,6 +195,8 @@ impl Default for RunFilter {
             namespace: None,
             job_id: None,
             status: None,
+            created_since: None,
+            created_until: None,
             limit: 50,
             before: None,
         }

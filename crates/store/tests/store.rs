@@ -660,6 +660,13 @@ async fn list_runs_filters_orders_newest_first_and_pages() -> TestResult {
         ids(store.list_runs(&queued_deploys).await?),
         ["r-e", "r-d", "r-a"]
     );
+    // A time window: since is inclusive, until exclusive.
+    let window = RunFilter {
+        created_since: Some(at(2)),
+        created_until: Some(at(4)),
+        ..RunFilter::default()
+    };
+    assert_eq!(ids(store.list_runs(&window).await?), ["r-d", "r-c", "r-b"]);
 
     // Page through everything two at a time with the cursor.
     let mut seen = Vec::new();

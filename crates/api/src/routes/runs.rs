@@ -37,6 +37,12 @@ pub(crate) struct RunQuery {
     /// Only this status.
     #[param(schema_with = crate::openapi::run_status_schema)]
     status: Option<String>,
+    /// Only runs created at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<Timestamp>,
+    /// Only runs created before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<Timestamp>,
     /// At most this many (1–500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
@@ -66,6 +72,8 @@ impl RunQuery {
             namespace: self.namespace.as_ref().map(|n| n.to_string()),
             job_id: self.job.as_ref().map(|j| j.to_string()),
             status,
+            created_since: self.since,
+            created_until: self.until,
             limit: page_limit(self.limit)? + 1,
             before: self.cursor.as_deref().map(decode_cursor).transpose()?,
         })
