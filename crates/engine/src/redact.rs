@@ -7,6 +7,12 @@
 //! a longer base64 string such as an HTTP `Authorization: Basic` header) and percent-encoding.
 //! All forms of all secrets are searched in one pass with an Aho-Corasick automaton.
 //!
+//! Percent-encoding is not enumerated: encoders disagree on which characters they leave
+//! alone (Python's `quote` keeps `/`, JavaScript's `encodeURI` keeps `@`, `:` and more),
+//! on hex case, and on `+` for a space. A line holding `%` or `+` is also searched in a
+//! decoded view, whose matches are mapped back to the spans of the line they came from, so
+//! every mix of encoded and literal characters is found.
+//!
 //! Known limits: redaction works per line, so a value split over two lines (a multi-line
 //! secret is also registered line by line) or across the supervisor's 64 KiB split of an
 //! over-long line is not recognised as a whole.
@@ -85,20 +91,94 @@ impl Redactor {
         let Some(automaton) = &self.automaton else {
             return Cow::Borrowed(line);
         };
-        let mut matches = automaton.find_iter(line).peekable();
-        if matches.peek().is_none() {
+        let mut spans: Vec<(usize, usize)> = automaton
+            .find_iter(line)
+            .map(|m| (m.start(), m.end()))
+            .collect();
+        for plus_is_space in [false, true] {
+            let Some(view) = DecodedView::of(line, plus_is_space) else {
+                continue;
+            };
+            spans.extend(
+                automaton
+                    .find_iter(&view.bytes)
+                    .filter_map(|m| view.original_span(m.start(), m.end()))
+                    .filter(|&(start, end)| {
+                        line.is_char_boundary(start) && line.is_char_boundary(end)
+                    }),
+            );
+        }
+        if spans.is_empty() {
             return Cow::Borrowed(line);
         }
+        spans.sort_unstable();
         let mut out = String::with_capacity(line.len());
         let mut last = 0;
-        for m in matches {
-            out.push_str(&line[last..m.start()]);
-            out.push_str(MASK);
-            last = m.end();
+        for (start, end) in spans {
+            if end <= last {
+                continue;
+            }
+            if start >= last {
+                out.push_str(&line[last..start]);
+                out.push_str(MASK);
+            }
+            // An overlapping span extends the mask already written.
+            last = end;
         }
         out.push_str(&line[last..]);
         Cow::Owned(out)
     }
+}
+
+/// A line with its percent-escapes (and, for form encoding, `+`) decoded, and for each
+/// decoded byte the span of the line it came from.
+struct DecodedView {
+    bytes: Vec<u8>,
+    origin: Vec<(usize, usize)>,
+}
+
+impl DecodedView {
+    /// The decoded view of `line`, or `None` when decoding would change nothing.
+    fn of(line: &str, plus_is_space: bool) -> Option<DecodedView> {
+        let raw = line.as_bytes();
+        let decodes = |b: &u8| *b == b'%' || (plus_is_space && *b == b'+');
+        if !raw.iter().any(decodes) {
+            return None;
+        }
+        let mut view = DecodedView {
+            bytes: Vec::with_capacity(raw.len()),
+            origin: Vec::with_capacity(raw.len()),
+        };
+        let mut i = 0;
+        while i < raw.len() {
+            let escaped = match raw.get(i..i + 3) {
+                Some([b'%', high, low]) => hex_digit(*high).zip(hex_digit(*low)),
+                _ => None,
+            };
+            let (byte, width) = match (escaped, raw[i]) {
+                (Some((high, low)), _) => ((high << 4) | low, 3),
+                (None, b'+') if plus_is_space => (b' ', 1),
+                (None, other) => (other, 1),
+            };
+            view.bytes.push(byte);
+            view.origin.push((i, i + width));
+            i += width;
+        }
+        Some(view)
+    }
+
+    /// The span of the line that decoded bytes `start..end` came from.
+    fn original_span(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let first = self.origin.get(start)?;
+        let last = self.origin.get(end.checked_sub(1)?)?;
+        Some((first.0, last.1))
+    }
+}
+
+fn hex_digit(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 impl fmt::Debug for Redactor {
@@ -109,7 +189,8 @@ impl fmt::Debug for Redactor {
     }
 }
 
-/// Adds the plain, base64 and percent-encoded forms of one secret value.
+/// Adds the plain and base64 forms of one secret value (percent-encoded forms are found
+/// through [`DecodedView`]).
 fn add_forms(patterns: &mut BTreeSet<String>, value: &str) {
     if value.len() < MIN_SECRET_LEN {
         return;
@@ -137,44 +218,9 @@ fn add_forms(patterns: &mut BTreeSet<String>, value: &str) {
             derived.push(middle.replace('+', "-").replace('/', "_"));
         }
     }
-    // Percent-encoding (RFC 3986 unreserved characters kept), upper- and lower-case hex, and
-    // the form-encoding variant with `+` for a space.
-    let upper = percent_encode(value, false);
-    derived.push(upper.replace("%20", "+"));
-    derived.push(percent_encode(value, true));
-    derived.push(upper);
     for form in derived {
         if form.len() >= MIN_DERIVED_LEN {
             patterns.insert(form);
         }
-    }
-}
-
-/// Percent-encodes every byte outside RFC 3986's unreserved set.
-fn percent_encode(value: &str, lower_hex: bool) -> String {
-    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
-    const LOWER: &[u8; 16] = b"0123456789abcdef";
-    let digits = if lower_hex { LOWER } else { UPPER };
-    let mut out = String::with_capacity(value.len() * 3);
-    for &b in value.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(digits[usize::from(b >> 4)]));
-            out.push(char::from(digits[usize::from(b & 0xf)]));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_encoding_keeps_unreserved_and_escapes_the_rest() {
-        assert_eq!(percent_encode("a b/c~é", false), "a%20b%2Fc~%C3%A9");
-        assert_eq!(percent_encode("/", true), "%2f");
     }
 }

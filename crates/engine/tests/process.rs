@@ -412,6 +412,16 @@ fn percent_encoded_values_are_redacted() {
     assert_eq!(r.redact("?pw=p%40ss%20word%2F%C3%BC&x=1"), "?pw=***&x=1");
     assert_eq!(r.redact("?pw=p%40ss%20word%2f%c3%bc"), "?pw=***");
     assert_eq!(r.redact("pw=p%40ss+word%2F%C3%BC"), "pw=***");
+    // Encoders that keep some reserved characters literal (Python's `quote` keeps `/`,
+    // `encodeURI` keeps `@`), mixed hex case, and the value twice on a line.
+    assert_eq!(r.redact("p%40ss%20word/%C3%BC"), "***");
+    assert_eq!(
+        r.redact("x=p@ss%20word/%c3%BC y=p%40ss word%2F\u{fc}"),
+        "x=*** y=***"
+    );
+    // A malformed escape or a lone `%` is left alone, and so is text near the value.
+    assert_eq!(r.redact("100% p%40ss%2 word"), "100% p%40ss%2 word");
+    assert_eq!(r.redact("p%40ss%20wor"), "p%40ss%20wor");
 }
 
 #[test]
