@@ -17,6 +17,8 @@ use serde::de::DeserializeOwned;
 
 /// How long one ordinary call may take, connection included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// The API's largest page.
+pub const PAGE: u32 = 500;
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -116,6 +118,36 @@ impl Remote {
     ) -> Result<T, ApiFailure> {
         let request = self.request(Method::GET, path).query(query);
         self.json(request).await
+    }
+
+    /// Every item of a keyset-paged listing (`?limit=&cursor=` answered with `items` and
+    /// `next_cursor`), page by page.
+    pub async fn get_all<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<T>, ApiFailure> {
+        #[derive(serde::Deserialize)]
+        struct Page<T> {
+            items: Vec<T>,
+            #[serde(default)]
+            next_cursor: Option<String>,
+        }
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut page_query = query.to_vec();
+            page_query.push(("limit", PAGE.to_string()));
+            if let Some(cursor) = &cursor {
+                page_query.push(("cursor", cursor.clone()));
+            }
+            let page: Page<T> = self.get(path, &page_query).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
+                _ => return Ok(all),
+            }
+        }
     }
 
     /// `method path` with a JSON body, answered with JSON.

@@ -10,7 +10,7 @@ use crate::args::{JobsArgs, JobsCommand, ValidateArgs};
 use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::view::{Items, JobView, via_wire};
+use crate::view::{JobView, via_wire};
 
 pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
     let mut reports = Vec::new();
@@ -81,16 +81,19 @@ pub async fn jobs_remote(remote: &Remote, args: JobsArgs, out: &Printer) -> anyh
     let namespaces = match &args.namespace {
         Some(namespace) => vec![namespace.clone()],
         None => {
-            let list: Items<NamespaceView> = remote.get("/api/v1/namespaces", &[]).await?;
-            list.items.into_iter().map(|n| n.name).collect()
+            let list: Vec<NamespaceView> = remote.get_all("/api/v1/namespaces", &[]).await?;
+            list.into_iter().map(|n| n.name).collect()
         }
     };
     let mut jobs = Vec::new();
     for namespace in namespaces {
-        let list: Items<JobView> = remote
-            .get(&format!("/api/v1/namespaces/{}/jobs", seg(&namespace)), &[])
-            .await?;
-        jobs.extend(list.items);
+        let path = format!("/api/v1/namespaces/{}/jobs", seg(&namespace));
+        let list: Vec<JobView> = remote.get_all(&path, &[]).await?;
+        // Listings leave out where each file came from; the job itself says it.
+        for job in list {
+            let one: JobView = remote.get(&format!("{path}/{}", seg(&job.id)), &[]).await?;
+            jobs.push(one);
+        }
     }
     print_jobs(out, &jobs);
     Ok(0)

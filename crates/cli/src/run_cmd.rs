@@ -88,14 +88,17 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
         base_dir: loaded.base_dir,
         prior: Vec::new(),
     };
-    execute(home, &store, request, out).await
+    execute(home, &store, request, out, false).await
 }
 
+/// Executes the run here, printing live lines and the summary. `claimed`: the run is
+/// already recorded and owned by this process (a retry), so the engine records no start.
 async fn execute(
     home: &Home,
     store: &Store,
     request: RunRequest,
     out: &Printer,
+    claimed: bool,
 ) -> anyhow::Result<u8> {
     let guardian = spawn_guardian();
     let config = EngineConfig {
@@ -120,7 +123,11 @@ async fn execute(
     }
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_updates(updates_rx, out.is_json()));
-    let summary = rota_engine::run::execute(store, &config, request, stop, Some(updates_tx)).await;
+    let summary = if claimed {
+        rota_engine::run::execute_claimed(store, &config, request, stop, Some(updates_tx)).await
+    } else {
+        rota_engine::run::execute(store, &config, request, stop, Some(updates_tx)).await
+    };
     for watcher in watchers {
         watcher.abort();
     }
@@ -234,10 +241,112 @@ pub async fn retry_remote(remote: &Remote, args: RetryArgs, out: &Printer) -> an
     follow_remote(remote, run, args.detach, definition.as_ref(), out).await
 }
 
-/// `rota retry RUN` on the local store.
-pub async fn retry(_home: &Home, _args: RetryArgs, _out: &Printer) -> anyhow::Result<u8> {
-    eprintln!("rota: local retry is not available in this build; use --server");
-    Ok(EXIT_USAGE)
+/// `rota retry RUN [--from STEP]` on the local store: a new run of the same job revision
+/// and parameters (`Store::create_retry_run` copies the steps it does not rerun), executed
+/// here like `rota run`, the copied steps handed to the engine as already done.
+pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    let Some(original) = crate::runs_cmd::find(&store, &args.run).await? else {
+        return Ok(EXIT_USAGE);
+    };
+    let revision = store
+        .job_revision(&original.namespace, &original.job_id, original.job_revision)
+        .await?
+        .with_context(|| {
+            format!(
+                "revision {} of job {} is missing from the store",
+                original.job_revision, original.job_id
+            )
+        })?;
+    let job: Job = serde_json::from_value(revision.definition.clone())
+        .context("the stored job definition does not load")?;
+    let rerun = match &args.from {
+        None => None,
+        Some(from) => match rota_core::dag::downstream(&job, from) {
+            Some(steps) => Some(steps),
+            None => {
+                eprintln!(
+                    "rota: run {} has no step {from:?} (job {})",
+                    original.id, original.job_id
+                );
+                return Ok(EXIT_USAGE);
+            }
+        },
+    };
+    let run_id = rota_store::ids::new_run_id();
+    let by = format!("rota retry (pid {})", std::process::id());
+    match store
+        .create_retry_run(
+            &original.id,
+            &run_id,
+            rerun.as_ref(),
+            &by,
+            jiff::Timestamp::now(),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(error @ rota_store::StoreError::RunNotEnded { .. }) => {
+            eprintln!("rota: {error}");
+            return Ok(EXIT_USAGE);
+        }
+        Err(error) => return Err(error).context("cannot create the retry run"),
+    }
+    let owner = rota_store::Owner {
+        host: rota_engine::owner::host_name(),
+        pid: std::process::id(),
+        start_token: rota_engine::owner::own_start_token(),
+    };
+    if !store
+        .claim_queued_run(&run_id, &owner, jiff::Timestamp::now())
+        .await?
+    {
+        // A `rota serve` on this store took it first; it runs there.
+        eprintln!(
+            "rota: retry run {run_id} was claimed by a server; follow it with `rota logs -f {run_id}`"
+        );
+        return Ok(0);
+    }
+    let retry = store.find_run(&run_id).await?;
+    let secrets = match read_secrets(home, &store, &job, &retry.namespace).await {
+        Ok(secrets) => secrets,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    store
+        .record_secret_use(&run_id, &secrets.uses, jiff::Timestamp::now())
+        .await
+        .context("cannot record the run's use of secrets")?;
+    let base_dir = revision
+        .source_path
+        .as_deref()
+        .and_then(|p| Path::new(p).parent())
+        .map(Path::to_owned)
+        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
+    let params = match retry.params.clone() {
+        serde_json::Value::Object(map) => map.into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let request = RunRequest {
+        run_id,
+        job,
+        job_revision: retry.job_revision,
+        namespace: retry.namespace.clone(),
+        params,
+        secrets: secrets.exposed(),
+        dry_run: retry.dry_run,
+        trigger: retry.trigger.clone(),
+        scheduled_at: None,
+        base_dir,
+        prior: retry
+            .steps
+            .iter()
+            .map(rota_engine::run::PriorStep::from)
+            .collect(),
+    };
+    execute(home, &store, request, out, true).await
 }
 
 /// The run's exit code: the scripting contract of `rota run`.

@@ -17,7 +17,7 @@ use crate::EXIT_USAGE;
 use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::view::{Items, SecretView, StoredSecretView, via_wire};
+use crate::view::{SecretView, StoredSecretView, via_wire};
 
 /// Who sets and removes secrets from the CLI, in the audit log (as the API's unauthenticated
 /// mode does).
@@ -186,8 +186,7 @@ fn secret_path(namespace: &str, name: &str) -> String {
 
 async fn remote_list(remote: &Remote, namespace: &str) -> anyhow::Result<Vec<SecretView>> {
     let path = format!("/api/v1/namespaces/{}/secrets", seg(namespace));
-    let list: Items<SecretView> = remote.get(&path, &[]).await?;
-    Ok(list.items)
+    Ok(remote.get_all(&path, &[]).await?)
 }
 
 async fn list(home: &Home, args: ListArgs, out: &Printer) -> anyhow::Result<u8> {

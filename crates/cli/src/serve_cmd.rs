@@ -13,7 +13,7 @@ use clap::Args;
 use jiff::Timestamp;
 use rota_core::model::Job;
 use rota_server::trigger::{CompiledTrigger, parse_instant, upcoming};
-use rota_store::{NewOccurrence, NewRun, OccurrenceKind, Owner, Store};
+use rota_store::{Owner, Store};
 use serde_json::json;
 
 use reqwest::Method;
@@ -320,90 +320,51 @@ pub async fn resume_remote(remote: &Remote, args: ResumeArgs, out: &Printer) -> 
     Ok(0)
 }
 
+/// Most occurrences one `rota backfill` queues; a longer range queues nothing.
+const BACKFILL_LIMIT: usize = 10_000;
+
 /// Queues one run per occurrence of the job's cron and start-anchored interval triggers in
-/// `[from, to]`. An occurrence already recorded (run, skipped or missed) is not run again.
+/// `[from, to]` (the shared `rota_server::backfill`). An occurrence already recorded (run, skipped or missed) is not run again.
 /// The runs wait in the store's queue; `rota serve` executes them under the job's
 /// `concurrency`, oldest first.
 pub async fn backfill(home: &Home, args: BackfillArgs, out: &Printer) -> anyhow::Result<u8> {
+    use rota_server::backfill::{BackfillError, backfill as queue_backfill};
     let store = home.open_store().await?;
-    let Some((revision, job)) = require_stored_job(&store, &args.namespace, &args.job).await?
-    else {
-        return Ok(EXIT_USAGE);
-    };
     let (Some(from), Some(to)) = (parse_instant(&args.from), parse_instant(&args.to)) else {
         eprintln!("rota: --from and --to must be RFC 3339 instants");
         return Ok(EXIT_USAGE);
-    };
-    if to < from {
-        eprintln!("rota: --to is before --from");
-        return Ok(EXIT_USAGE);
-    }
-    let origins: BTreeMap<String, Timestamp> = store
-        .trigger_states(&args.namespace, &args.job)
-        .await?
-        .into_iter()
-        .map(|(key, state)| (key, state.origin))
-        .collect();
-    let params = match rota_core::params::resolve(&job, &BTreeMap::new(), &[]) {
-        Ok(params) => params,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("rota: {e}");
-            }
-            return Ok(EXIT_USAGE);
-        }
     };
     let owner = Owner {
         host: rota_engine::owner::host_name(),
         pid: std::process::id(),
         start_token: rota_engine::owner::own_start_token(),
     };
-    let just_before = from
-        .checked_sub(jiff::SignedDuration::from_nanos(1))
-        .unwrap_or(from);
-    let mut rows = Vec::new();
-    for trigger in CompiledTrigger::compile_all(&job)? {
-        let origin = origins.get(&trigger.key).copied().unwrap_or(from);
-        let mut cursor = just_before;
-        let mut count = 0;
-        while let Some(at) = trigger
-            .next_after(origin, cursor)
-            .filter(|&at| at > cursor && at <= to)
-        {
-            cursor = at;
-            count += 1;
-            if count > 10_000 {
-                eprintln!("rota: more than 10000 occurrences; stopping at {at}");
-                break;
-            }
-            let now = Timestamp::now();
-            let run = NewRun {
-                id: rota_store::ids::new_run_id(),
-                namespace: args.namespace.clone(),
-                job_id: args.job.clone(),
-                job_revision: revision,
-                params: serde_json::Value::Object(params.clone().into_iter().collect()),
-                dry_run: false,
-                trigger: "backfill".to_owned(),
-                scheduled_at: Some(at),
-                created_at: now,
-                owner: owner.clone(),
-                steps: job.steps.iter().map(|s| s.id.clone()).collect(),
-            };
-            let occurrence = NewOccurrence {
-                namespace: args.namespace.clone(),
-                job_id: args.job.clone(),
-                trigger_key: trigger.key.clone(),
-                scheduled_at: at,
-                recorded_at: now,
-                kind: OccurrenceKind::Run,
-                reason: Some("backfill".to_owned()),
-            };
-            let queued = store.record_occurrence(&occurrence, Some(&run)).await?;
-            rows.push((at, trigger.key.clone(), queued.then(|| run.id.clone())));
+    let done = queue_backfill(
+        &store,
+        &args.namespace,
+        &args.job,
+        from,
+        to,
+        BACKFILL_LIMIT,
+        &owner,
+    )
+    .await;
+    let rows: Vec<(Timestamp, String, Option<String>)> = match done {
+        Ok(done) => done
+            .into_iter()
+            .map(|b| (b.scheduled_at, b.trigger, b.run_id))
+            .collect(),
+        Err(
+            error @ (BackfillError::JobNotFound { .. }
+            | BackfillError::Backwards { .. }
+            | BackfillError::TooMany { .. }
+            | BackfillError::Params(_)),
+        ) => {
+            eprintln!("rota: {error}");
+            return Ok(EXIT_USAGE);
         }
-    }
-    rows.sort();
+        Err(error) => return Err(error.into()),
+    };
     if out.is_json() {
         let items: Vec<_> = rows
             .iter()

@@ -15,7 +15,7 @@ use crate::EXIT_USAGE;
 use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::view::{CreatedTokenView, Items, TokenView, grants_json, grants_text, via_wire};
+use crate::view::{CreatedTokenView, TokenView, grants_json, grants_text, via_wire};
 
 /// Who creates and revokes tokens from the CLI, in the audit log.
 const ACTOR: &str = "local";
@@ -171,8 +171,8 @@ pub async fn tokens_remote(
             Ok(0)
         }
         TokensCommand::List => {
-            let list: Items<TokenView> = remote.get("/api/v1/tokens", &[]).await?;
-            print_list(out, &list.items);
+            let list: Vec<TokenView> = remote.get_all("/api/v1/tokens", &[]).await?;
+            print_list(out, &list);
             Ok(0)
         }
         TokensCommand::Revoke(args) => {

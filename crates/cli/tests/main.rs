@@ -12,6 +12,7 @@ mod dag;
 mod jobs;
 mod logs;
 mod process;
+mod remote;
 mod run;
 mod runs;
 mod schedule;

@@ -344,3 +344,80 @@ pub fn example(name: &str) -> PathBuf {
         .join("../../examples")
         .join(name)
 }
+
+/// A `rota serve` of a [`Rota`] installation on a free loopback port, stopped (SIGTERM,
+/// then waited for) when dropped.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The admin token the first start wrote to `$ROTA_HOME/admin.token`.
+    pub admin_token: String,
+}
+
+impl Rota {
+    /// Starts `rota serve --listen 127.0.0.1:0 --jobs DIR` and waits until it listens.
+    pub fn serve(&self, jobs_dir: &Path) -> Server {
+        use std::io::BufRead as _;
+        let mut child = self
+            .command(["serve", "--listen", "127.0.0.1:0", "--grace", "5", "--jobs"])
+            .arg(jobs_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rota serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("rota serve: listening on ") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                if let Ok(mut log) = sink.lock() {
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(PATIENCE) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let log = log.lock().map(|l| l.clone()).unwrap_or_default();
+                panic!("rota serve did not start listening:\n{log}");
+            }
+        };
+        let token_file = self.home().join("admin.token");
+        let mut admin_token = String::new();
+        wait_until("the admin token file", || {
+            admin_token = std::fs::read_to_string(&token_file)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            !admin_token.is_empty()
+        });
+        Server {
+            child,
+            url: format!("http://{addr}"),
+            admin_token,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < PATIENCE {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
