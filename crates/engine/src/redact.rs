@@ -3,8 +3,9 @@
 //! A [`Redactor`] is built once per step from the secret values that step may see, and
 //! replaces every occurrence of a value with `***` in each log line before the line leaves the
 //! supervisor. Besides the plain value it looks for the forms a script commonly produces by
-//! accident: base64 (standard and URL-safe alphabets, padded or not, standalone or embedded in
-//! a longer base64 string such as an HTTP `Authorization: Basic` header) and percent-encoding.
+//! accident: JSON string escapes, base64 (standard and URL-safe alphabets, padded or not,
+//! standalone or embedded in a longer base64 string such as an HTTP `Authorization: Basic`
+//! header) and percent-encoding.
 //! All forms of all secrets are searched in one pass with an Aho-Corasick automaton.
 //!
 //! Percent-encoding is not enumerated: encoders disagree on which characters they leave
@@ -218,9 +219,43 @@ fn add_forms(patterns: &mut BTreeSet<String>, value: &str) {
             derived.push(middle.replace('+', "-").replace('/', "_"));
         }
     }
+    // Inside a JSON string: escaped quotes, backslashes and control characters, and with
+    // non-ASCII characters as `\uXXXX` (what Python's `json.dumps` writes by default).
+    let json = json_escaped(value, false);
+    if json != value {
+        derived.push(json);
+    }
+    if !value.is_ascii() {
+        derived.push(json_escaped(value, true));
+    }
     for form in derived {
         if form.len() >= MIN_DERIVED_LEN {
             patterns.insert(form);
         }
     }
+}
+
+/// `value` as the inside of a JSON string; with `ascii_only`, every non-ASCII character as
+/// `\uXXXX` escapes (UTF-16, lower-case hex, as Python writes them).
+fn json_escaped(value: &str, ascii_only: bool) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    let inner = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default();
+    if !ascii_only {
+        return inner.to_owned();
+    }
+    let mut out = String::with_capacity(inner.len() * 2);
+    for c in inner.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
 }

@@ -425,6 +425,18 @@ fn percent_encoded_values_are_redacted() {
 }
 
 #[test]
+fn json_escaped_values_are_redacted() {
+    let secret = "p\"ss\\wörd";
+    let r = Redactor::new([secret.to_owned()]);
+    let as_json = serde_json::json!({ "password": secret }).to_string();
+    assert_eq!(r.redact(&as_json), r#"{"password":"***"}"#);
+    assert_eq!(
+        r.redact(r#"{"password": "p\"ss\\w\u00f6rd"}"#),
+        r#"{"password": "***"}"#
+    );
+}
+
+#[test]
 fn unrelated_text_is_left_alone_and_debug_hides_values() {
     let r = Redactor::new(["topsecret".to_owned()]);
     let line = "dG9wIHNlY3JldA== top secret topsecre";
