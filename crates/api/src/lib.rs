@@ -41,6 +41,7 @@ pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -54,6 +55,7 @@ pub use auth::{
 pub use error::{ApiError, PROBLEM_BASE};
 pub use metrics::{SchedulerMetrics, metrics_router};
 pub use rota_store::Role;
+pub use routes::schedules::{BoxFuture, NextFires, ScheduleOps};
 
 /// Largest request body accepted, in bytes; larger ones get a 413 problem.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -74,6 +76,9 @@ pub struct ApiState {
     pub scheduler_metrics: SchedulerMetrics,
     /// API latency, recorded by a layer of [`app`] and exported at `/metrics`.
     pub(crate) api_metrics: metrics::ApiMetrics,
+    /// The scheduler's trigger arithmetic for fire times and backfill, handed in by the
+    /// server; without it those routes answer 503.
+    pub schedules: Option<Arc<dyn ScheduleOps>>,
 }
 
 impl ApiState {
@@ -85,7 +90,15 @@ impl ApiState {
             secrets_home: None,
             scheduler_metrics: SchedulerMetrics::default(),
             api_metrics: metrics::ApiMetrics::default(),
+            schedules: None,
         }
+    }
+
+    /// Enables a job's next fire times and backfill through `ops` (`rota-server` provides
+    /// it).
+    pub fn with_schedules(mut self, ops: Arc<dyn ScheduleOps>) -> ApiState {
+        self.schedules = Some(ops);
+        self
     }
 
     /// Enables setting secrets: their key is `ROTA_SECRET_KEY`, else `home/secret.key`,
@@ -118,6 +131,14 @@ pub fn app(state: ApiState) -> Router {
         .route(
             "/api/v1/namespaces/{namespace}/jobs/{job}/runs",
             post(runs::create),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule",
+            get(schedules::next),
+        )
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/backfill",
+            post(schedules::backfill),
         )
         .route(
             "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",

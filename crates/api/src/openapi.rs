@@ -109,6 +109,8 @@ pub(crate) fn resume_from_schema() -> Schema {
         routes::jobs::put,
         routes::jobs::remove,
         routes::runs::create,
+        routes::schedules::next,
+        routes::schedules::backfill,
         routes::schedules::history,
         routes::schedules::pause,
         routes::schedules::resume,

@@ -720,3 +720,63 @@ pub struct RetryRun {
     #[serde(default)]
     pub from: Option<String>,
 }
+
+/// One upcoming fire time of a job.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FireTime {
+    /// When it fires.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// The trigger, e.g. `cron:0 * * * *@UTC`.
+    pub trigger: String,
+}
+
+/// A job's time triggers, next fire times and pause state.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleNext {
+    /// Namespace.
+    pub namespace: String,
+    /// Job id.
+    pub job: String,
+    /// Whether the schedule is paused (paused occurrences are skipped).
+    pub paused: bool,
+    /// When resumed: occurrences before this instant are skipped.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resume_from: Option<Timestamp>,
+    /// The keys of the job's time triggers (cron, interval, at).
+    pub triggers: Vec<String>,
+    /// The next fire times, in time order.
+    pub next: Vec<FireTime>,
+}
+
+/// A range to backfill.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backfill {
+    /// Start of the range (RFC 3339, inclusive).
+    pub from: String,
+    /// End of the range (RFC 3339, inclusive).
+    pub to: String,
+}
+
+/// One occurrence a backfill covered.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackfilledOccurrence {
+    /// When it was due.
+    #[schema(value_type = String, format = DateTime)]
+    pub scheduled_at: Timestamp,
+    /// The trigger.
+    pub trigger: String,
+    /// The run queued for it; null when the occurrence was already recorded (it is not
+    /// run again).
+    pub run_id: Option<String>,
+}
+
+/// What a backfill queued.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BackfillResult {
+    /// How many runs were queued.
+    pub queued: usize,
+    /// Every occurrence in the range, in time order.
+    pub items: Vec<BackfilledOccurrence>,
+}

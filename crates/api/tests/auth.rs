@@ -116,6 +116,25 @@ fn cases(env: &Env) -> Vec<Case> {
         },
         case(
             Method::GET,
+            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule",
+            "/api/v1/namespaces/ops/jobs/deploy/schedule?count=3".into(),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        Case {
+            body: Some(r#"{"from": "2026-01-01T00:00:00Z", "to": "2026-01-02T00:00:00Z"}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/backfill",
+                "/api/v1/namespaces/ops/jobs/deploy/schedule/backfill".into(),
+                "operator_ops",
+                "editor_ops",
+                201,
+            )
+        },
+        case(
+            Method::GET,
             "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",
             "/api/v1/namespaces/ops/jobs/deploy/schedule/history".into(),
             "viewer_web",

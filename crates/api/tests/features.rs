@@ -251,3 +251,163 @@ async fn a_job_defined_by_a_file_cannot_be_deleted_through_the_api() {
     );
     assert!(!env.store.job_deleted("ops", "filed").await.expect("store"));
 }
+
+/// Saves `ops/hourly`: a cron trigger at every full hour (UTC) and a webhook.
+async fn save_hourly(env: &Env) {
+    let source = "id: hourly\nnamespace: ops\ntriggers:\n  - cron: '0 * * * *'\n  \
+                  - webhook: { secret: HOOK }\nsteps:\n  - id: main\n    sh: 'true'\n";
+    let body = serde_json::json!({ "format": "yaml", "source": source }).to_string();
+    let saved = env
+        .call(
+            Method::PUT,
+            "/api/v1/namespaces/ops/jobs/hourly",
+            Some("editor_ops"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(saved.status, 201, "{}", saved.body);
+}
+
+#[tokio::test]
+async fn the_schedule_shows_the_next_fire_times_and_the_pause_state() {
+    let env = Env::new().await;
+    save_hourly(&env).await;
+    let uri = "/api/v1/namespaces/ops/jobs/hourly/schedule";
+    let shown = env.get(&format!("{uri}?count=3"), "viewer_ops").await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    assert_eq!(shown.body["paused"], false);
+    assert_eq!(
+        shown.body["triggers"],
+        serde_json::json!(["cron:0 * * * *@UTC"])
+    );
+    let times: Vec<Timestamp> = shown.body["next"]
+        .as_array()
+        .expect("next")
+        .iter()
+        .map(|t| {
+            assert_eq!(t["trigger"], "cron:0 * * * *@UTC");
+            t["at"].as_str().expect("at").parse().expect("RFC 3339")
+        })
+        .collect();
+    assert_eq!(times.len(), 3);
+    assert!(times[0] > Timestamp::now() - jiff::SignedDuration::from_secs(1));
+    for pair in times.windows(2) {
+        assert_eq!(pair[1].as_second() - pair[0].as_second(), 3600, "{times:?}");
+    }
+    assert_eq!(times[0].as_second() % 3600, 0);
+    let default = env.get(uri, "viewer_ops").await;
+    assert_eq!(default.body["next"].as_array().map(Vec::len), Some(5));
+
+    for bad in ["0", "101", "x"] {
+        env.get(&format!("{uri}?count={bad}"), "viewer_ops")
+            .await
+            .assert_problem(400, "invalid-query");
+    }
+    env.get("/api/v1/namespaces/ops/jobs/nope/schedule", "viewer_ops")
+        .await
+        .assert_problem(404, "not-found");
+
+    let paused = env
+        .call(
+            Method::POST,
+            &format!("{uri}/pause"),
+            Some("editor_ops"),
+            None,
+        )
+        .await;
+    assert_eq!(paused.status, 200);
+    assert_eq!(env.get(uri, "viewer_ops").await.body["paused"], true);
+}
+
+#[tokio::test]
+async fn a_backfill_queues_one_run_per_occurrence_once() {
+    let env = Env::new().await;
+    save_hourly(&env).await;
+    let uri = "/api/v1/namespaces/ops/jobs/hourly/schedule/backfill";
+    let range = r#"{"from": "2026-01-01T01:00:00Z", "to": "2026-01-01T03:00:00Z"}"#;
+    let done = env
+        .call(Method::POST, uri, Some("editor_ops"), Some(range))
+        .await;
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert_eq!(done.body["queued"], 3);
+    let items = done.body["items"].as_array().expect("items");
+    let at: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i["scheduled_at"].as_str())
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "2026-01-01T01:00:00Z",
+            "2026-01-01T02:00:00Z",
+            "2026-01-01T03:00:00Z"
+        ]
+    );
+    for item in items {
+        let run_id = item["run_id"].as_str().expect("a queued run");
+        let run = env
+            .get(&format!("/api/v1/runs/{run_id}"), "viewer_ops")
+            .await;
+        assert_eq!(run.body["status"], "queued");
+        assert_eq!(run.body["trigger"], "backfill");
+        assert_eq!(run.body["scheduled_at"], item["scheduled_at"]);
+    }
+
+    // The same range again: every occurrence is already recorded, nothing is queued.
+    let again = env
+        .call(Method::POST, uri, Some("editor_ops"), Some(range))
+        .await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.body["queued"], 0);
+    assert!(
+        again.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["run_id"].is_null())
+    );
+
+    // Over 1,000 hours is refused whole; a backwards range and bad instants are 422.
+    for body in [
+        r#"{"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}"#,
+        r#"{"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"}"#,
+        r#"{"from": "yesterday", "to": "2026-01-01T00:00:00Z"}"#,
+    ] {
+        env.call(Method::POST, uri, Some("editor_ops"), Some(body))
+            .await
+            .assert_problem(422, "invalid-body");
+    }
+    env.call(
+        Method::POST,
+        "/api/v1/namespaces/ops/jobs/nope/schedule/backfill",
+        Some("editor_ops"),
+        Some(range),
+    )
+    .await
+    .assert_problem(404, "not-found");
+    let runs = env
+        .get(
+            "/api/v1/runs?namespace=ops&job=hourly&limit=500",
+            "viewer_ops",
+        )
+        .await;
+    assert_eq!(runs.body["items"].as_array().map(Vec::len), Some(3));
+
+    let results: Vec<String> = audit(&env)
+        .await
+        .into_iter()
+        .filter(|e| e.0 == "schedule.backfill")
+        .map(|e| e.2)
+        .collect();
+    assert_eq!(
+        results,
+        [
+            "ok",
+            "ok",
+            "invalid-body",
+            "invalid-body",
+            "invalid-body",
+            "not-found"
+        ]
+    );
+}

@@ -162,7 +162,10 @@ impl Env {
             tokens.insert(*name, text);
             token_ids.insert(*name, record.id);
         }
-        let app = app(ApiState::new(store.clone(), auth).with_secrets_home(home.path()));
+        let state = ApiState::new(store.clone(), auth)
+            .with_secrets_home(home.path())
+            .with_schedules(std::sync::Arc::new(rota_server::backfill::ApiSchedules));
+        let app = app(state);
         Env {
             _home: home,
             store,

@@ -171,7 +171,9 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
             }
         }
     }
-    Ok(rota_api::ApiState::new(store.clone(), config.auth).with_secrets_home(&config.home))
+    Ok(rota_api::ApiState::new(store.clone(), config.auth)
+        .with_secrets_home(&config.home)
+        .with_schedules(Arc::new(crate::backfill::ApiSchedules)))
 }
 
 /// Holds an exclusive `flock` on `home/serve.lock` for the server's lifetime.

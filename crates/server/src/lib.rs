@@ -38,6 +38,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod backfill;
 pub mod daemon;
 mod error;
 pub mod hooks;
