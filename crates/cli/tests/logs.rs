@@ -246,3 +246,52 @@ steps:
         describe(&output)
     );
 }
+
+#[test]
+fn a_secret_in_a_command_that_cannot_start_is_redacted_from_the_reason() {
+    let rota = Rota::new().env("MY_TOKEN", SECRET);
+    rota.write(
+        "nostart.yaml",
+        r#"id: nostart-job
+secrets: [MY_TOKEN]
+steps:
+  - id: missing-program
+    exec: ["/nonexistent/{{ secrets.MY_TOKEN }}"]
+  - id: missing-workdir
+    workdir: "/nonexistent/{{ secrets.MY_TOKEN }}"
+    sh: echo unreachable
+"#,
+    );
+    let (run, output) = rota.run_json(&["run", "nostart.yaml"]);
+    assert_code(&output, 1);
+    let everything = format!(
+        "{}{}",
+        describe(&output),
+        rota.run([
+            "runs",
+            "show",
+            run["id"].as_str().unwrap_or_default(),
+            "--output",
+            "json"
+        ])
+        .stdout
+        .escape_ascii()
+    );
+    assert!(!everything.contains(SECRET), "{everything}");
+    let reason = |step: &str| {
+        crate::util::step(&run, step)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        reason("missing-program").contains("/nonexistent/***"),
+        "{}",
+        reason("missing-program")
+    );
+    assert!(
+        reason("missing-workdir").contains("workdir /nonexistent/*** does not exist"),
+        "{}",
+        reason("missing-workdir")
+    );
+}

@@ -215,7 +215,12 @@ fn record_start(shared: &Shared, step: &Step, attempt_no: u32, command: String) 
     });
 }
 
-fn finish(shared: &Shared, step: &Step, attempt_no: u32, attempt: Attempt) -> Attempt {
+/// Records an attempt's end. Its reason is redacted first: errors quote what they could
+/// not run, and a rendered command or path may hold a secret.
+fn finish(shared: &Shared, step: &Step, attempt_no: u32, mut attempt: Attempt) -> Attempt {
+    attempt.reason = attempt
+        .reason
+        .map(|reason| shared.redactor.redact(&reason).into_owned());
     shared.recorder.send(RunEvent::StepFinished {
         run_id: shared.run_id.clone(),
         step_id: step.id.clone(),
@@ -372,7 +377,7 @@ async fn run_process(
     let outcome =
         match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {
             Ok(outcome) => outcome,
-            Err(error) => return failed(format!("cannot start {}: {error}", spec.program)),
+            Err(error) => return failed(start_failure(spec, &error)),
         };
     // Outputs are printed, stored and passed to later steps: like log lines, they must not
     // carry a secret value (GitHub Actions masks such outputs the same way).
@@ -427,6 +432,15 @@ async fn run_process(
             outputs: BTreeMap::new(),
             reason,
         },
+    }
+}
+
+/// Why a process could not start; a missing working directory fails the spawn with the
+/// same error as a missing program, so it is named first.
+fn start_failure(spec: &ProcessSpec, error: &process::SpawnError) -> String {
+    match &spec.cwd {
+        Some(dir) if !dir.is_dir() => format!("workdir {} does not exist", dir.display()),
+        _ => format!("cannot start {}: {error}", spec.program),
     }
 }
 
