@@ -74,19 +74,28 @@ fn step_commands(definition: &Value) -> BTreeMap<String, String> {
 }
 
 /// Follows the run `run_id` until it ends and returns its final state. With `step`, only
-/// that step's lines. `definition` (the job's) names what each step runs. In `Run` style,
-/// the first Ctrl-C asks the server to cancel the run, which is then followed to its end.
+/// that step's lines. `definition` (the job's) names what each step runs. `created` is
+/// the run as it was created: steps already ended there (those a retry took over from
+/// the original) are not shown as starting or ending. In `Run` style, the first Ctrl-C
+/// asks the server to cancel the run, which is then followed to its end.
 pub async fn follow(
     remote: &Remote,
     run_id: &str,
     step: Option<&str>,
     style: Style,
     definition: Option<&Value>,
+    created: Option<&RunView>,
 ) -> anyhow::Result<RunView> {
     let commands = definition.map(step_commands).unwrap_or_default();
     let mut after = 0;
     let mut started: BTreeMap<String, u32> = BTreeMap::new();
     let mut ended: BTreeMap<String, u32> = BTreeMap::new();
+    for step in created.map_or(&[][..], |run| &run.steps) {
+        if !matches!(step.status.as_str(), "pending" | "running") {
+            started.insert(step.id.clone(), step.attempt.max(1));
+            ended.insert(step.id.clone(), step.attempt.max(1));
+        }
+    }
     let mut interrupt = match style {
         Style::Run { .. } => {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok()

@@ -213,7 +213,7 @@ async fn follow_remote(
     let style = Style::Run {
         to_stderr: out.is_json(),
     };
-    let run = follow::follow(remote, &run.id, None, style, definition).await?;
+    let run = follow::follow(remote, &run.id, None, style, definition, Some(&run)).await?;
     if out.is_json() {
         out.json(&run.json());
     } else {

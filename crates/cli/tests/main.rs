@@ -13,6 +13,7 @@ mod jobs;
 mod logs;
 mod process;
 mod remote;
+mod retry;
 mod run;
 mod runs;
 mod schedule;
