@@ -164,6 +164,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/v1/runs", get(runs::list))
         .route("/api/v1/runs/{id}", get(runs::get))
         .route("/api/v1/runs/{id}/logs", get(runs::logs))
+        .route("/api/v1/runs/{id}/logs/stream", get(runs::logs_stream))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/retry", post(runs::retry))
         .route("/api/v1/events", get(events::list))

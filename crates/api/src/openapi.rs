@@ -120,6 +120,7 @@ pub(crate) fn resume_from_schema() -> Schema {
         routes::runs::list,
         routes::runs::get,
         routes::runs::logs,
+        routes::runs::logs_stream,
         routes::runs::cancel,
         routes::runs::retry,
         routes::events::list,

@@ -209,6 +209,14 @@ fn cases(env: &Env) -> Vec<Case> {
             200,
         ),
         case(
+            Method::GET,
+            "/api/v1/runs/{id}/logs/stream",
+            format!("/api/v1/runs/{run}/logs/stream"),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
             Method::POST,
             "/api/v1/runs/{id}/cancel",
             format!("/api/v1/runs/{running}/cancel"),

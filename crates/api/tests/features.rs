@@ -411,3 +411,211 @@ async fn a_backfill_queues_one_run_per_occurrence_once() {
         ]
     );
 }
+
+/// One server-sent event: its `event` name (`message` when absent), `id` and `data`.
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    event: String,
+    id: Option<i64>,
+    data: serde_json::Value,
+}
+
+/// Reads whole frames from an event stream until `enough` says so or the stream ends.
+async fn read_frames(
+    body: &mut axum::body::BodyDataStream,
+    buffer: &mut String,
+    frames: &mut Vec<Frame>,
+    enough: impl Fn(&[Frame]) -> bool,
+) {
+    use futures_util::StreamExt;
+    while !enough(frames) {
+        let Some(chunk) = body.next().await else {
+            return;
+        };
+        buffer.push_str(std::str::from_utf8(&chunk.expect("chunk")).expect("UTF-8"));
+        while let Some(end) = buffer.find("\n\n") {
+            let text: String = buffer.drain(..end + 2).collect();
+            let mut frame = Frame {
+                event: "message".to_owned(),
+                id: None,
+                data: serde_json::Value::Null,
+            };
+            for line in text.lines() {
+                if let Some(v) = line.strip_prefix("event: ") {
+                    frame.event = v.to_owned();
+                } else if let Some(v) = line.strip_prefix("id: ") {
+                    frame.id = v.parse().ok();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    frame.data = serde_json::from_str(v).expect("JSON data");
+                }
+            }
+            // Keep-alive comments carry no data.
+            if !frame.data.is_null() {
+                frames.push(frame);
+            }
+        }
+    }
+}
+
+/// Opens a log stream; `last_event_id` resumes it.
+async fn open_log_stream(
+    env: &Env,
+    uri: &str,
+    last_event_id: Option<i64>,
+) -> axum::body::BodyDataStream {
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::get(uri).header(
+        "authorization",
+        format!("Bearer {}", env.token("viewer_ops")),
+    );
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let request = request.body(axum::body::Body::empty()).expect("request");
+    let response = env.app.clone().oneshot(request).await.expect("infallible");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/event-stream")
+    );
+    response.into_body().into_data_stream()
+}
+
+/// Reads a stream to its end, with a generous bound so a stream that never ends fails
+/// the test instead of hanging it.
+async fn all_frames(mut body: axum::body::BodyDataStream) -> Vec<Frame> {
+    let (mut buffer, mut frames) = (String::new(), Vec::new());
+    let read = read_frames(&mut body, &mut buffer, &mut frames, |_| false);
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the stream ends after the run has ended");
+    frames
+}
+
+fn texts(frames: &[Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f.event == "message")
+        .map(|f| f.data["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_log_stream_follows_a_live_run_to_its_end_and_resumes_by_last_event_id() {
+    use rota_core::model::{RunStatus, StepStatus};
+    use rota_store::{LogStream, RunEvent};
+
+    let env = Env::new().await;
+    let run = env.ops_runs[0].clone();
+    let uri = format!("/api/v1/runs/{run}/logs/stream");
+    let mut body = open_log_stream(&env, &uri, None).await;
+    let (mut buffer, mut frames) = (String::new(), Vec::new());
+    read_frames(&mut body, &mut buffer, &mut frames, |f| {
+        f.len() >= crate::support::LOG_LINES
+    })
+    .await;
+    assert_eq!(
+        texts(&frames),
+        ["line 0", "line 1", "line 2", "line 3", "line 4"]
+    );
+
+    // The run goes on while the stream is open: two more lines (one of another step),
+    // then it ends.
+    let line = |step: &str, text: &str| RunEvent::Log {
+        run_id: run.clone(),
+        step_id: step.to_owned(),
+        attempt: 1,
+        ts: Timestamp::now(),
+        stream: LogStream::Stdout,
+        text: text.to_owned(),
+    };
+    env.store
+        .record(&[line("build", "late 1")])
+        .await
+        .expect("record");
+    env.store
+        .record(&[
+            line("ship", "shipping"),
+            RunEvent::StepFinished {
+                run_id: run.clone(),
+                step_id: "build".to_owned(),
+                attempt: 1,
+                status: StepStatus::Failed,
+                exit_code: Some(3),
+                reason: None,
+                outputs: Default::default(),
+                at: Timestamp::now(),
+            },
+            RunEvent::RunFinished {
+                run_id: run.clone(),
+                status: RunStatus::Failed,
+                reason: Some("step build failed".to_owned()),
+                at: Timestamp::now(),
+            },
+        ])
+        .await
+        .expect("record");
+    let read = read_frames(&mut body, &mut buffer, &mut frames, |_| false);
+    tokio::time::timeout(std::time::Duration::from_secs(60), read)
+        .await
+        .expect("the stream ends after the run has ended");
+    assert_eq!(
+        texts(&frames),
+        [
+            "line 0", "line 1", "line 2", "line 3", "line 4", "late 1", "shipping"
+        ]
+    );
+    let ids: Vec<i64> = frames.iter().filter_map(|f| f.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(ids.len(), 7, "every line has its seq as id");
+    let last = frames.last().expect("frames");
+    assert_eq!(last.event, "end");
+    assert_eq!(last.data["status"], "failed");
+    assert_eq!(last.data["reason"], "step build failed");
+    assert_eq!(
+        frames.iter().filter(|f| f.event == "end").count(),
+        1,
+        "one end event, last"
+    );
+
+    // A reconnecting client resumes right after the last line it saw.
+    let resumed = all_frames(open_log_stream(&env, &uri, Some(ids[4])).await).await;
+    assert_eq!(texts(&resumed), ["late 1", "shipping"]);
+    assert_eq!(resumed.last().map(|f| f.event.as_str()), Some("end"));
+    let after =
+        all_frames(open_log_stream(&env, &format!("{uri}?after={}", ids[5]), None).await).await;
+    assert_eq!(texts(&after), ["shipping"]);
+    let one_step = all_frames(open_log_stream(&env, &format!("{uri}?step=ship"), None).await).await;
+    assert_eq!(texts(&one_step), ["shipping"]);
+}
+
+#[tokio::test]
+async fn a_log_stream_refuses_bad_positions_and_unknown_runs() {
+    let env = Env::new().await;
+    let uri = format!("/api/v1/runs/{}/logs/stream", env.ops_runs[1]);
+    env.get(&format!("{uri}?after=-1"), "viewer_ops")
+        .await
+        .assert_problem(400, "invalid-query");
+    let request = axum::http::Request::get(&uri)
+        .header(
+            "authorization",
+            format!("Bearer {}", env.token("viewer_ops")),
+        )
+        .header("last-event-id", "abc")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    crate::support::send(&env.app, request)
+        .await
+        .assert_problem(400, "invalid-query");
+    env.get("/api/v1/runs/nosuchrun/logs/stream", "viewer_ops")
+        .await
+        .assert_problem(404, "not-found");
+    // An ended run without lines: just the end.
+    let frames = all_frames(open_log_stream(&env, &uri, None).await).await;
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].event, "end");
+    assert_eq!(frames[0].data["status"], "succeeded");
+}

@@ -1,5 +1,5 @@
-//! Runs: list with filters and cursor pagination, get one with its steps, its log lines,
-//! cancel, retry, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
+//! Runs: list with filters and cursor pagination, get one with its steps, its log lines
+//! (paged, or followed live over SSE), cancel, retry, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
 //!
 //! Starting a run records it as `queued` against the job's latest revision, with no owner;
 //! `rota serve` adopts queued runs from the store, claims them and executes them, exactly
@@ -381,4 +381,135 @@ async fn rerun_from(
             run.namespace, run.job_id
         ))
     })
+}
+
+/// How often a log stream looks for new lines when it has caught up.
+const LOG_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Log lines read per query while streaming.
+const LOG_STREAM_BATCH: u32 = 200;
+
+/// `GET /api/v1/runs/{id}/logs/stream` parameters.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LogStreamQuery {
+    /// Start after this line (`seq`; default 0, the beginning); a `Last-Event-ID` header,
+    /// sent by a reconnecting client, takes precedence.
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// Only this step's lines.
+    step: Option<String>,
+}
+
+/// Where a log stream is.
+struct LogFollow {
+    store: rota_store::Store,
+    run_id: String,
+    step: Option<String>,
+    after: i64,
+    pending: std::collections::VecDeque<LogLine>,
+    done: bool,
+}
+
+/// Follows a run's log (or one step's) live as server-sent events: one event per line
+/// (`id` is the line's `seq`, `data` the `LogLine` as JSON), then, once the run has ended
+/// and every line was sent, one `end` event whose data is `{"status", "reason"}` of the
+/// run, and the stream closes. A client that reconnects with `Last-Event-ID` resumes
+/// exactly after the last line it saw.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs/stream", tag = "runs",
+    params(("id" = RunId, Path, description = "Run id"), LogStreamQuery),
+    responses((status = 200, description = "Server-sent events: `LogLine`s, then `end`",
+               content_type = "text/event-stream", body = String),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn logs_stream(
+    State(state): State<ApiState>,
+    principal: Principal,
+    headers: axum::http::HeaderMap,
+    Path(id): Path<RunId>,
+    Query(query): Query<LogStreamQuery>,
+) -> Result<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+    ApiError,
+> {
+    let run = find(&state, &id).await?;
+    principal.require(Scope::Namespace(&run.namespace), Role::Viewer)?;
+    let after = match headers.get("last-event-id") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|seq| *seq >= 0)
+            .ok_or_else(|| ApiError::InvalidQuery("`Last-Event-ID` must be a line seq".into()))?,
+        None => match query.after {
+            Some(n) if n < 0 => {
+                return Err(ApiError::InvalidQuery("`after` must be at least 0".into()));
+            }
+            other => other.unwrap_or(0),
+        },
+    };
+    let follow = LogFollow {
+        store: state.store,
+        run_id: run.id,
+        step: query.step,
+        after,
+        pending: std::collections::VecDeque::new(),
+        done: false,
+    };
+    let events = futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some(line) = f.pending.pop_front() {
+                let event = axum::response::sse::Event::default().id(line.seq.to_string());
+                // A `LogLine` always serialises; the fallback keeps the stream going.
+                let event = event
+                    .json_data(&line)
+                    .unwrap_or_else(|_| axum::response::sse::Event::default().data("{}"));
+                return Some((Ok(event), f));
+            }
+            if f.done {
+                return None;
+            }
+            // The run's state is read before its lines: a run seen ended has committed
+            // every line, so the read that follows sees them all.
+            let run = match f.store.get_run(&f.run_id).await {
+                Ok(Some(run)) => run,
+                Ok(None) => return None,
+                Err(error) => {
+                    tracing::error!(%error, run = %f.run_id, "log stream stopped");
+                    return None;
+                }
+            };
+            match f
+                .store
+                .logs(&f.run_id, f.step.as_deref(), f.after, LOG_STREAM_BATCH)
+                .await
+            {
+                Ok(batch) if !batch.is_empty() => {
+                    f.after = batch.last().map_or(f.after, |l| l.seq);
+                    f.pending.extend(batch.into_iter().map(LogLine::from));
+                }
+                Ok(_) if run.status.is_terminal() => {
+                    f.done = true;
+                    let end = serde_json::json!({
+                        "status": run.status.as_str(),
+                        "reason": run.reason,
+                    });
+                    let event = axum::response::sse::Event::default()
+                        .event("end")
+                        .data(end.to_string());
+                    return Some((Ok(event), f));
+                }
+                Ok(_) => tokio::time::sleep(LOG_POLL_EVERY).await,
+                Err(error) => {
+                    // The client reconnects with `Last-Event-ID` and resumes.
+                    tracing::error!(%error, run = %f.run_id, "log stream stopped");
+                    return None;
+                }
+            }
+        }
+    });
+    Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
 }
