@@ -129,6 +129,7 @@ pub(crate) fn resume_from_schema() -> Schema {
         routes::tokens::list,
         routes::tokens::revoke,
         routes::audit::list,
+        routes::audit::verify,
         crate::metrics::serve,
     ),
     components(schemas(

@@ -510,6 +510,18 @@ pub struct AuditPage {
     pub next_after: i64,
 }
 
+/// The outcome of checking the audit log's hash chain.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditVerification {
+    /// Whether every entry is as it was appended, in order, with none missing.
+    pub intact: bool,
+    /// Where the chain breaks: the first entry that was modified, deleted or reordered
+    /// (for a deleted one, the id it should have had).
+    pub broken_entry: Option<i64>,
+    /// What is wrong there.
+    pub problem: Option<String>,
+}
+
 /// The syntax of a job file sent to the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -145,3 +145,41 @@ async fn a_forged_hash_is_found() {
     .await;
     assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Modified));
 }
+
+#[tokio::test]
+async fn the_api_reports_where_the_chain_was_tampered_with() {
+    let env = Env::new().await;
+    env.call(
+        Method::POST,
+        "/api/v1/tokens",
+        Some("admin"),
+        Some(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#),
+    )
+    .await;
+    let intact = env.get("/api/v1/audit/verify", "admin").await;
+    assert_eq!(intact.status, 200, "{}", intact.body);
+    assert_eq!(intact.body["intact"], true, "{}", intact.body);
+
+    let url = format!(
+        "sqlite://{}",
+        env._home.path().join(rota_store::DB_FILE).display()
+    );
+    let raw = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("raw connection");
+    tamper(&raw, "UPDATE audit SET result = 'ok' WHERE id = 1").await;
+    tamper(&raw, "UPDATE audit SET actor = 'someone-else' WHERE id = 1").await;
+    let broken = env.get("/api/v1/audit/verify", "admin").await;
+    assert_eq!(broken.status, 200, "{}", broken.body);
+    assert_eq!(broken.body["intact"], false, "{}", broken.body);
+    assert_eq!(broken.body["broken_entry"], 1, "{}", broken.body);
+    assert!(
+        broken.body["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("modified")),
+        "{}",
+        broken.body
+    );
+}

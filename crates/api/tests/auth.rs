@@ -283,6 +283,14 @@ fn cases(env: &Env) -> Vec<Case> {
             "admin",
             200,
         ),
+        case(
+            Method::GET,
+            "/api/v1/audit/verify",
+            "/api/v1/audit/verify".into(),
+            "editor_ops",
+            "admin",
+            200,
+        ),
         // Last: the cases before it use the job.
         case(
             Method::DELETE,

@@ -1,4 +1,5 @@
-//! `GET /api/v1/audit`: the audit log, for admins.
+//! `GET /api/v1/audit`: the audit log, for admins, and `GET /api/v1/audit/verify`, the
+//! check of its hash chain.
 
 use axum::extract::State;
 use rota_store::Role;
@@ -6,7 +7,7 @@ use rota_store::Role;
 use super::AfterQuery;
 use crate::auth::{Principal, Scope};
 use crate::extract::{Json, Query};
-use crate::wire::{AuditEntry, AuditPage, Problem};
+use crate::wire::{AuditEntry, AuditPage, AuditVerification, Problem};
 use crate::{ApiError, ApiState};
 
 /// Audit entries after a position, oldest first.
@@ -26,4 +27,30 @@ pub(crate) async fn list(
         next_after: entries.last().map_or(after, |e| e.id),
         items: entries.into_iter().map(AuditEntry::from).collect(),
     }))
+}
+
+/// Checks the whole hash chain: `intact`, or the first entry that was modified, deleted or
+/// reordered since it was appended (as `rota audit verify` does on the server's store).
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = AuditVerification),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn verify(
+    State(state): State<ApiState>,
+    principal: Principal,
+) -> Result<Json<AuditVerification>, ApiError> {
+    principal.require(Scope::Global, Role::Admin)?;
+    let verification = match state.store.check_audit_chain().await? {
+        None => AuditVerification {
+            intact: true,
+            broken_entry: None,
+            problem: None,
+        },
+        Some(broken) => AuditVerification {
+            intact: false,
+            broken_entry: Some(broken.entry_id),
+            problem: Some(broken.what.to_string()),
+        },
+    };
+    Ok(Json(verification))
 }
