@@ -10,20 +10,46 @@ use std::path::Path;
 /// Largest output file read; a step that writes more gets an error, not a huge run record.
 pub const MAX_OUTPUT_BYTES: u64 = 1024 * 1024;
 
-/// Outputs of one attempt, or why they could not be read.
-pub fn read_outputs(path: &Path) -> Result<BTreeMap<String, String>, String> {
-    let size = match std::fs::metadata(path) {
-        Ok(meta) => meta.len(),
+/// Outputs of one attempt, or why they could not be read; the file is removed once read.
+///
+/// Most steps never write their output file, so the common case costs one failed `open`:
+/// no `stat` before it and no `unlink` after it.
+pub fn take_outputs(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(error) => return Err(format!("cannot read $ROTA_OUTPUT: {error}")),
     };
+    let read = read_capped(file);
+    // The step is over; the file was only a channel for its outputs.
+    let _ = std::fs::remove_file(path);
+    parse_outputs(&String::from_utf8_lossy(&read?))
+}
+
+/// Reads an open output file, refusing one above [`MAX_OUTPUT_BYTES`] before reading it.
+fn read_capped(mut file: std::fs::File) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let size = file
+        .metadata()
+        .map_err(|e| format!("cannot read $ROTA_OUTPUT: {e}"))?
+        .len();
     if size > MAX_OUTPUT_BYTES {
         return Err(format!(
             "$ROTA_OUTPUT holds {size} bytes, more than the {MAX_OUTPUT_BYTES}-byte limit"
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read $ROTA_OUTPUT: {e}"))?;
-    parse_outputs(&String::from_utf8_lossy(&bytes))
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    // `take` holds the cap even if the step left a process behind that still appends.
+    file.by_ref()
+        .take(MAX_OUTPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read $ROTA_OUTPUT: {e}"))?;
+    if bytes.len() as u64 > MAX_OUTPUT_BYTES {
+        return Err(format!(
+            "$ROTA_OUTPUT holds more than the {MAX_OUTPUT_BYTES}-byte limit"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Parses the content of an output file.
@@ -80,6 +106,27 @@ fn checked_key(key: &str, line_no: usize) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn taking_outputs_reads_then_removes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("step.1.output");
+        assert_eq!(take_outputs(&path).unwrap(), BTreeMap::new());
+        std::fs::write(&path, "a=1\n").unwrap();
+        assert_eq!(take_outputs(&path).unwrap()["a"], "1");
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn an_output_file_over_the_limit_is_refused_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.output");
+        let line = format!("k={}\n", "x".repeat(1023));
+        std::fs::write(&path, line.repeat(1025)).unwrap();
+        let error = take_outputs(&path).unwrap_err();
+        assert!(error.contains("limit"), "{error}");
+        assert!(!path.exists());
+    }
 
     #[test]
     fn single_and_multi_line_values() {

@@ -2,15 +2,33 @@
 //!
 //! Step tasks send [`RunEvent`]s down a channel; one task writes them in batches, each
 //! batch one transaction. Batching is what lets a 1,000-step fan-out keep up with
-//! `xargs -P`: while one transaction commits, the next batch accumulates. Events that
-//! must be durable before the engine goes on (the run's creation and its end) are sent
-//! with [`Recorder::flush`], which waits until everything sent so far is committed.
+//! `xargs -P`: after the first event of a batch the task waits up to [`LINGER`] for more,
+//! so a busy run commits a few dozen events at a time instead of one or two, and while one
+//! transaction commits, the next batch accumulates. Events that must be durable before the
+//! engine goes on (the run's creation, an attempt's start under `rota serve`, the run's
+//! end) are sent with [`Recorder::flush`], which ends the wait at once and returns when
+//! everything sent so far is committed.
+
+use std::time::Duration;
 
 use rota_store::{RunEvent, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Largest number of events written in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// How long the first event of a batch waits for others before it is written, unless a
+/// flush asks for it sooner.
+///
+/// Each transaction costs the same fixed work (taking the write lock, re-reading pages
+/// another pooled connection changed, writing every touched page to the WAL), and a
+/// fan-out of short steps sends an event every few hundred microseconds: one commit per
+/// event spent more CPU than the step's own process (bench/README.md). Nothing waits on
+/// an unflushed event, so the only cost is that readers of the store (`rota runs`, the
+/// API) see progress up to this much later; events not yet written when `rota` dies are
+/// lost with or without the wait, and the run is then abandoned by recovery.
+pub const LINGER: Duration = Duration::from_millis(10);
 
 // Events are the common message; boxing them to shrink the rare `Flush` would cost an
 // allocation per event.
@@ -73,6 +91,14 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut failure: Option<String> = None;
     while let Some(first) = rx.recv().await {
         take(first, &mut batch, &mut waiters);
+        let deadline = Instant::now() + LINGER;
+        while waiters.is_empty() && batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(message)) => take(message, &mut batch, &mut waiters),
+                // Closed: write what we have; the outer loop then ends.
+                Ok(None) | Err(_) => break,
+            }
+        }
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(message) => take(message, &mut batch, &mut waiters),

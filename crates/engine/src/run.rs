@@ -448,10 +448,19 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
     // Steps not yet started, in topological order; scanned after every completion.
     let mut waiting: Vec<usize> = order;
 
+    // Steps whose `when` let them run and that wait only for a free slot. Their needs are
+    // final, so only a stop can change that decision: while the run is not stopped they are
+    // not gated again, which keeps a wide fan-out's scans cheap.
+    let mut passed_gate = vec![false; job.steps.len()];
+
     loop {
         let mut still_waiting = Vec::with_capacity(waiting.len());
         for &i in &waiting {
             if states[i].started {
+                continue;
+            }
+            if running.len() >= limit && passed_gate[i] && !shared.stop.is_stopped() {
+                still_waiting.push(i);
                 continue;
             }
             if !needs[i].iter().all(|&n| states[n].outcome.is_some()) {
@@ -462,6 +471,7 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
                 finish_without_running(shared, &mut states[i], i, outcome, reason);
                 continue;
             }
+            passed_gate[i] = true;
             if running.len() >= limit {
                 still_waiting.push(i);
                 continue;

@@ -243,6 +243,11 @@ fn resolve(
     output_path: &Path,
 ) -> Result<Resolved, String> {
     let render = |text: &str| {
+        // Every Jinja tag starts with `{`; text without one renders to itself, and most
+        // commands have none, so they skip building a template environment per attempt.
+        if !text.contains('{') {
+            return Ok(text.to_owned());
+        }
         template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
     };
     let dry_run = shared.dry_run.then_some(&step.dry_run);
@@ -381,7 +386,7 @@ async fn run_process(
         };
     // Outputs are printed, stored and passed to later steps: like log lines, they must not
     // carry a secret value (GitHub Actions masks such outputs the same way).
-    let outputs = outputs::read_outputs(output_path).map(|outputs| {
+    let outputs = outputs::take_outputs(output_path).map(|outputs| {
         outputs
             .into_iter()
             .map(|(key, value)| {
@@ -390,7 +395,6 @@ async fn run_process(
             })
             .collect::<BTreeMap<_, _>>()
     });
-    let _ = std::fs::remove_file(output_path);
     let (status, exit_code, reason) = match outcome.ending {
         Ending::Exited(0) => (StepStatus::Succeeded, Some(0), None),
         Ending::Exited(code) => (

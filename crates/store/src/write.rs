@@ -7,6 +7,11 @@
 //! Event-log rows and log lines are collected while the batch is applied and written at
 //! its end with multi-row inserts, in batch order: every statement is a round trip to
 //! SQLite's connection thread, and these two tables take most of a busy run's rows.
+//! For the same reason an attempt that starts and finishes within one batch (a short step,
+//! as the engine's recorder batches events) has its `step_runs` and `step_attempts` rows
+//! written once, with the state the two events leave them in; its two event-log rows stay.
+
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -22,10 +27,11 @@ impl Store {
         if batch.is_empty() {
             return Ok(());
         }
+        let folds = fold_attempts(batch);
         let mut tx = self.write().await?;
         let mut rows = Rows::default();
-        for event in batch {
-            apply(&mut tx, event, &mut rows).await?;
+        for (event, fold) in batch.iter().zip(folds) {
+            apply(&mut tx, event, fold, &mut rows).await?;
         }
         rows.flush(&mut tx).await?;
         tx.commit().await?;
@@ -33,9 +39,66 @@ impl Store {
     }
 }
 
+/// How one event of a batch is applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fold {
+    /// On its own.
+    Alone,
+    /// An attempt's start whose finish comes later in the batch: only its event-log row now;
+    /// the finish writes the attempt's rows.
+    StartLater,
+    /// An attempt's finish whose start came earlier in the batch (with that start's time and
+    /// process group): writes the rows as both events together leave them.
+    WithStart(Timestamp, Option<i32>),
+}
+
+/// Pairs each attempt's start with its finish when both are in `batch` and no other event
+/// changes the same step between them; every other event is applied [`Fold::Alone`].
+fn fold_attempts(batch: &[RunEvent]) -> Vec<Fold> {
+    let mut folds = vec![Fold::Alone; batch.len()];
+    // The last event per (run, step) that changed the step's rows.
+    let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+    for (index, event) in batch.iter().enumerate() {
+        let key = match event {
+            RunEvent::StepStarted {
+                run_id, step_id, ..
+            }
+            | RunEvent::StepFinished {
+                run_id, step_id, ..
+            }
+            | RunEvent::StepSkipped {
+                run_id, step_id, ..
+            } => (run_id.as_str(), step_id.as_str()),
+            // A start sent before its run was created must fail where it stands, not be
+            // carried past the run's creation.
+            RunEvent::RunCreated { .. } => {
+                last.clear();
+                continue;
+            }
+            _ => continue,
+        };
+        if let RunEvent::StepFinished { attempt, .. } = event
+            && let Some(&start) = last.get(&key)
+            && let RunEvent::StepStarted {
+                attempt: started,
+                at,
+                pgid,
+                ..
+            } = &batch[start]
+            && started == attempt
+        {
+            folds[start] = Fold::StartLater;
+            folds[index] = Fold::WithStart(*at, *pgid);
+        }
+        last.insert(key, index);
+    }
+    folds
+}
+
 async fn apply<'a>(
     conn: &mut SqliteConnection,
     event: &'a RunEvent,
+    fold: Fold,
     rows: &mut Rows<'a>,
 ) -> Result<(), StoreError> {
     match event {
@@ -68,6 +131,17 @@ async fn apply<'a>(
             expect_run(done.rows_affected(), run_id)?;
             let data = json!({ "status": status.as_str(), "reason": reason });
             rows.event(*at, "run.finished", run_id, None, data);
+            Ok(())
+        }
+        RunEvent::StepStarted {
+            run_id,
+            step_id,
+            attempt,
+            at,
+            pgid,
+        } if fold == Fold::StartLater => {
+            let data = json!({ "attempt": attempt, "pgid": pgid });
+            rows.event(*at, "step.started", run_id, Some(step_id), data);
             Ok(())
         }
         RunEvent::StepStarted {
@@ -119,45 +193,22 @@ async fn apply<'a>(
             at,
         } => {
             let outputs_json = outputs_text(outputs);
-            // An older attempt finishing late must not overwrite a newer one's state.
-            let done = sqlx::query(
-                "UPDATE step_runs SET status = ?, attempt = ?, exit_code = ?, reason = ?, \
-                 outputs = ?, finished_at = ?, pgid = NULL \
-                 WHERE run_id = ? AND step_id = ? AND attempt <= ?",
-            )
-            .bind(status.as_str())
-            .bind(i64::from(*attempt))
-            .bind(exit_code)
-            .bind(reason)
-            .bind(&outputs_json)
-            .bind(micros(*at))
-            .bind(run_id)
-            .bind(step_id)
-            .bind(i64::from(*attempt))
-            .execute(&mut *conn)
-            .await?;
-            if done.rows_affected() == 0 {
-                step_exists(conn, run_id, step_id).await?;
+            let finish = Finish {
+                run_id,
+                step_id,
+                attempt: i64::from(*attempt),
+                status: status.as_str(),
+                exit_code: *exit_code,
+                reason: reason.as_deref(),
+                outputs: &outputs_json,
+                at: micros(*at),
+            };
+            match fold {
+                Fold::WithStart(started_at, pgid) => {
+                    write_whole_attempt(conn, &finish, micros(started_at), pgid).await?;
+                }
+                _ => write_finish(conn, &finish).await?,
             }
-            sqlx::query(
-                "INSERT INTO step_attempts \
-                 (run_id, step_id, attempt, status, exit_code, reason, outputs, finished_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
-                 status = excluded.status, exit_code = excluded.exit_code, \
-                 reason = excluded.reason, outputs = excluded.outputs, \
-                 finished_at = excluded.finished_at",
-            )
-            .bind(run_id)
-            .bind(step_id)
-            .bind(i64::from(*attempt))
-            .bind(status.as_str())
-            .bind(exit_code)
-            .bind(reason)
-            .bind(&outputs_json)
-            .bind(micros(*at))
-            .execute(&mut *conn)
-            .await?;
             let data = json!({
                 "attempt": attempt,
                 "status": status.as_str(),
@@ -210,6 +261,114 @@ async fn apply<'a>(
             Ok(())
         }
     }
+}
+
+/// The columns an attempt's finish writes.
+struct Finish<'a> {
+    run_id: &'a str,
+    step_id: &'a str,
+    attempt: i64,
+    status: &'a str,
+    exit_code: Option<i32>,
+    reason: Option<&'a str>,
+    outputs: &'a str,
+    at: i64,
+}
+
+/// Records the end of an attempt whose start was recorded before.
+async fn write_finish(conn: &mut SqliteConnection, f: &Finish<'_>) -> Result<(), StoreError> {
+    // An older attempt finishing late must not overwrite a newer one's state.
+    let done = sqlx::query(
+        "UPDATE step_runs SET status = ?, attempt = ?, exit_code = ?, reason = ?, \
+         outputs = ?, finished_at = ?, pgid = NULL \
+         WHERE run_id = ? AND step_id = ? AND attempt <= ?",
+    )
+    .bind(f.status)
+    .bind(f.attempt)
+    .bind(f.exit_code)
+    .bind(f.reason)
+    .bind(f.outputs)
+    .bind(f.at)
+    .bind(f.run_id)
+    .bind(f.step_id)
+    .bind(f.attempt)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        step_exists(conn, f.run_id, f.step_id).await?;
+    }
+    sqlx::query(
+        "INSERT INTO step_attempts \
+         (run_id, step_id, attempt, status, exit_code, reason, outputs, finished_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
+         status = excluded.status, exit_code = excluded.exit_code, \
+         reason = excluded.reason, outputs = excluded.outputs, \
+         finished_at = excluded.finished_at",
+    )
+    .bind(f.run_id)
+    .bind(f.step_id)
+    .bind(f.attempt)
+    .bind(f.status)
+    .bind(f.exit_code)
+    .bind(f.reason)
+    .bind(f.outputs)
+    .bind(f.at)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records an attempt that started and finished in the same batch: the rows its start
+/// followed by its finish would leave (the start makes it the step's current attempt, so
+/// the finish's guard against older attempts always passes), in two statements, not four.
+async fn write_whole_attempt(
+    conn: &mut SqliteConnection,
+    f: &Finish<'_>,
+    started_at: i64,
+    pgid: Option<i32>,
+) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE step_runs SET status = ?, attempt = ?, exit_code = ?, reason = ?, \
+         outputs = ?, started_at = ?, finished_at = ?, pgid = NULL \
+         WHERE run_id = ? AND step_id = ?",
+    )
+    .bind(f.status)
+    .bind(f.attempt)
+    .bind(f.exit_code)
+    .bind(f.reason)
+    .bind(f.outputs)
+    .bind(started_at)
+    .bind(f.at)
+    .bind(f.run_id)
+    .bind(f.step_id)
+    .execute(&mut *conn)
+    .await?;
+    expect_step(done.rows_affected(), f.run_id, f.step_id)?;
+    sqlx::query(
+        "INSERT INTO step_attempts \
+         (run_id, step_id, attempt, status, exit_code, reason, outputs, started_at, \
+         finished_at, pgid) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
+         status = excluded.status, exit_code = excluded.exit_code, \
+         reason = excluded.reason, outputs = excluded.outputs, \
+         started_at = excluded.started_at, finished_at = excluded.finished_at, \
+         pgid = excluded.pgid",
+    )
+    .bind(f.run_id)
+    .bind(f.step_id)
+    .bind(f.attempt)
+    .bind(f.status)
+    .bind(f.exit_code)
+    .bind(f.reason)
+    .bind(f.outputs)
+    .bind(started_at)
+    .bind(f.at)
+    .bind(pgid)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 pub(crate) async fn create_run<'a>(
@@ -408,4 +567,225 @@ async fn missing_run(conn: &mut SqliteConnection, chunk: &[LogRow<'_>]) -> Store
         }
     }
     StoreError::RunNotFound(String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Folding an attempt's start and finish must leave exactly the rows that applying the
+    //! two events one by one leaves; these tests compare both on real SQLite files.
+
+    use std::collections::BTreeMap;
+
+    use rota_core::model::StepStatus;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{NewJobRevision, Owner};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_microsecond(1_700_000_000_000_000 + ms * 1000).expect("in range")
+    }
+
+    async fn store_with_run(dir: &std::path::Path, steps: &[&str]) -> Result<Store, StoreError> {
+        let store = Store::open(dir).await?;
+        let rev = NewJobRevision::new("ns", "job", "id: job\n", json!({}), at(0));
+        store.save_job_revision(&rev).await?;
+        store
+            .record(&[RunEvent::RunCreated { run: run(steps) }])
+            .await?;
+        Ok(store)
+    }
+
+    fn run(steps: &[&str]) -> NewRun {
+        NewRun {
+            id: "r1".into(),
+            namespace: "ns".into(),
+            job_id: "job".into(),
+            job_revision: 1,
+            params: json!({}),
+            dry_run: false,
+            trigger: "cli".into(),
+            scheduled_at: None,
+            created_at: at(0),
+            owner: Owner {
+                host: "h".into(),
+                pid: 1,
+                start_token: "t".into(),
+            },
+            steps: steps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn start(step: &str, attempt: u32, ms: i64) -> RunEvent {
+        RunEvent::StepStarted {
+            run_id: "r1".into(),
+            step_id: step.into(),
+            attempt,
+            at: at(ms),
+            pgid: Some(100 + i32::try_from(ms).unwrap_or(0)),
+        }
+    }
+
+    fn finish(step: &str, attempt: u32, ms: i64, code: i32) -> RunEvent {
+        let status = if code == 0 {
+            StepStatus::Succeeded
+        } else {
+            StepStatus::Failed
+        };
+        RunEvent::StepFinished {
+            run_id: "r1".into(),
+            step_id: step.into(),
+            attempt,
+            status,
+            exit_code: Some(code),
+            reason: (code != 0).then(|| format!("exited with code {code}")),
+            outputs: BTreeMap::from([("n".to_owned(), ms.to_string())]),
+            at: at(ms),
+        }
+    }
+
+    fn line(step: &str, ms: i64) -> RunEvent {
+        RunEvent::Log {
+            run_id: "r1".into(),
+            step_id: step.into(),
+            attempt: 1,
+            ts: at(ms),
+            stream: crate::LogStream::Stdout,
+            text: format!("line {ms}"),
+        }
+    }
+
+    /// Every row an event can touch, as text, in a stable order.
+    async fn dump(store: &Store) -> Result<Vec<String>, sqlx::Error> {
+        let queries = [
+            "SELECT 'step_runs', step_id, status, attempt, exit_code, reason, outputs, \
+             started_at, finished_at, pgid FROM step_runs ORDER BY step_id",
+            "SELECT 'step_attempts', step_id || '#' || attempt, status, attempt, exit_code, \
+             reason, outputs, started_at, finished_at, pgid FROM step_attempts \
+             ORDER BY step_id, attempt",
+            "SELECT 'events', kind, coalesce(step_id, '-'), id, NULL, NULL, data, at, NULL, NULL \
+             FROM events ORDER BY id",
+            "SELECT 'logs', step_id, text, attempt, NULL, NULL, stream, ts, NULL, NULL \
+             FROM logs ORDER BY seq",
+        ];
+        let mut rows = Vec::new();
+        for query in queries {
+            type Row = (
+                String,
+                String,
+                String,
+                i64,
+                Option<i64>,
+                Option<String>,
+                String,
+                Option<i64>,
+                Option<i64>,
+                Option<i64>,
+            );
+            let found: Vec<Row> = sqlx::query_as(query).fetch_all(&store.pool).await?;
+            rows.extend(found.into_iter().map(|row| format!("{row:?}")));
+        }
+        Ok(rows)
+    }
+
+    /// Applies `events` once one by one and once as a single batch, and compares.
+    async fn check_same_rows(steps: &[&str], events: Vec<RunEvent>) -> TestResult {
+        let (one_dir, batch_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let one_by_one = store_with_run(one_dir.path(), steps).await?;
+        for event in &events {
+            one_by_one.record(std::slice::from_ref(event)).await?;
+        }
+        let batched = store_with_run(batch_dir.path(), steps).await?;
+        batched.record(&events).await?;
+        let (expected, got) = (dump(&one_by_one).await?, dump(&batched).await?);
+        assert!(expected.len() > events.len(), "{expected:#?}");
+        assert_eq!(got, expected);
+        Ok(())
+    }
+
+    #[test]
+    fn starts_are_folded_only_into_the_same_attempts_finish() {
+        let events = vec![
+            start("a", 1, 1),
+            start("b", 1, 2),
+            finish("a", 1, 3, 0),
+            start("b", 2, 4),
+            finish("b", 1, 5, 1),
+            RunEvent::StepSkipped {
+                run_id: "r1".into(),
+                step_id: "c".into(),
+                status: StepStatus::Skipped,
+                reason: "no".into(),
+                at: at(6),
+            },
+            finish("c", 1, 7, 0),
+        ];
+        let folds = fold_attempts(&events);
+        assert_eq!(
+            folds,
+            [
+                Fold::StartLater,
+                Fold::Alone,
+                Fold::WithStart(at(1), Some(101)),
+                Fold::Alone,
+                Fold::Alone,
+                Fold::Alone,
+                Fold::Alone,
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one() -> TestResult {
+        check_same_rows(
+            &["a", "b", "c"],
+            vec![
+                start("a", 1, 1),
+                start("b", 1, 2),
+                line("a", 3),
+                finish("a", 1, 4, 0),
+                finish("b", 1, 5, 2),
+                start("b", 2, 6),
+                finish("b", 2, 7, 0),
+                start("c", 1, 8),
+            ],
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start() -> TestResult {
+        check_same_rows(
+            &["a"],
+            vec![
+                start("a", 1, 1),
+                start("a", 2, 2),
+                finish("a", 1, 3, 1),
+                finish("a", 2, 4, 0),
+            ],
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_folded_attempt_of_an_unknown_step_fails_the_whole_batch() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let store = store_with_run(dir.path(), &["a"]).await?;
+        let before = dump(&store).await?;
+        let result = store
+            .record(&[
+                start("a", 1, 1),
+                start("ghost", 1, 2),
+                finish("ghost", 1, 3, 0),
+            ])
+            .await;
+        assert!(
+            matches!(&result, Err(StoreError::UnknownStep { step_id, .. }) if step_id == "ghost"),
+            "{result:?}"
+        );
+        assert_eq!(dump(&store).await?, before);
+        Ok(())
+    }
 }
