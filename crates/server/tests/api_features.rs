@@ -192,3 +192,152 @@ async fn retry_from_a_failed_step_reruns_it_and_downstream_only() -> TestResult 
     assert_eq!(lines(&jobs.join("c.txt")), ["c 41", "c 41"]);
     Ok(())
 }
+
+/// The body of a response read to its end, with chunked transfer coding removed.
+fn dechunk(raw: &str) -> Result<String, String> {
+    let (head, mut rest) = raw.split_once("\r\n\r\n").ok_or("no header end")?;
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return Ok(rest.to_owned());
+    }
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").ok_or("truncated chunk size")?;
+        let size = usize::from_str_radix(size.trim(), 16).map_err(|e| e.to_string())?;
+        if size == 0 {
+            return Ok(body);
+        }
+        body.push_str(after.get(..size).ok_or("truncated chunk")?);
+        rest = after.get(size + 2..).ok_or("truncated chunk end")?;
+    }
+}
+
+/// Reads a run's log stream until the server closes it (after the `end` event); the
+/// frames as (event, id, data).
+fn log_stream(
+    addr: &str,
+    token: &str,
+    run: &str,
+    last_event_id: Option<&str>,
+) -> Result<Vec<(String, Option<String>, String)>, Box<dyn std::error::Error>> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    let mut request = format!(
+        "GET /api/v1/runs/{run}/logs/stream HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Accept: text/event-stream\r\nAuthorization: Bearer {token}\r\n"
+    );
+    if let Some(id) = last_event_id {
+        request.push_str(&format!("Last-Event-ID: {id}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw)?;
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    let body = dechunk(&raw)?;
+    let mut frames = Vec::new();
+    for block in body.split("\n\n") {
+        let (mut event, mut id, mut data) = ("message".to_owned(), None, None);
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.to_owned());
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = Some(v.to_owned());
+            }
+        }
+        if let Some(data) = data {
+            frames.push((event, id, data));
+        }
+    }
+    Ok(frames)
+}
+
+fn line_texts(frames: &[(String, Option<String>, String)]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f.0 == "message")
+        .filter_map(|f| serde_json::from_str::<serde_json::Value>(&f.2).ok())
+        .map(|v| v["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_stream_follows_a_live_run_and_resumes_with_last_event_id() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    // It prints for about a second, and waits for a go file first so the stream is open
+    // before the first line.
+    std::fs::write(
+        jobs.join("talk.yaml"),
+        "id: talk\ntriggers:\n  - cron: '0 0 1 1 *'\nsteps:\n  - id: main\n    sh: |\n      \
+         while [ ! -f go ]; do sleep 0.05; done\n      \
+         for i in 1 2 3 4 5; do echo \"line $i\"; sleep 0.2; done\n",
+    )?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let token = admin_token(&home)?;
+
+    // The server installed the schedule routes' trigger arithmetic.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, shown) = call(
+            &addr,
+            &token,
+            "GET",
+            "/api/v1/namespaces/default/jobs/talk/schedule?count=2",
+            "",
+        )?;
+        if status == 200 {
+            assert_eq!(shown["next"].as_array().map(Vec::len), Some(2), "{shown}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "schedule never shown: {status} {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (status, run) = call(
+        &addr,
+        &token,
+        "POST",
+        "/api/v1/namespaces/default/jobs/talk/runs",
+        "{}",
+    )?;
+    assert_eq!(status, 202, "{run}");
+    let run_id = run["id"].as_str().ok_or("no run id")?.to_owned();
+    let reader = {
+        let (addr, token, run_id) = (addr.clone(), token.clone(), run_id.clone());
+        std::thread::spawn(move || {
+            log_stream(&addr, &token, &run_id, None).map_err(|e| e.to_string())
+        })
+    };
+    std::fs::write(jobs.join("go"), "")?;
+    let frames = reader.join().map_err(|_| "the reader panicked")??;
+    assert_eq!(
+        line_texts(&frames),
+        ["line 1", "line 2", "line 3", "line 4", "line 5"]
+    );
+    let last = frames.last().ok_or("no frames")?;
+    assert_eq!(last.0, "end", "{frames:?}");
+    let end: serde_json::Value = serde_json::from_str(&last.2)?;
+    assert_eq!(end["status"], "succeeded");
+    let ids: Vec<i64> = frames
+        .iter()
+        .filter_map(|f| f.1.as_deref()?.parse().ok())
+        .collect();
+    assert_eq!(ids.len(), 5, "{frames:?}");
+
+    let second = ids[1].to_string();
+    let resumed = log_stream(&addr, &token, &run_id, Some(&second))?;
+    assert_eq!(line_texts(&resumed), ["line 3", "line 4", "line 5"]);
+    assert_eq!(resumed.last().map(|f| f.0.as_str()), Some("end"));
+    Ok(())
+}
