@@ -214,6 +214,9 @@ fn dechunk(raw: &str) -> Result<String, String> {
     }
 }
 
+/// One server-sent event: its name, `id` and `data`.
+type Frame = (String, Option<String>, String);
+
 /// Reads a run's log stream until the server closes it (after the `end` event); the
 /// frames as (event, id, data).
 fn log_stream(
@@ -221,7 +224,7 @@ fn log_stream(
     token: &str,
     run: &str,
     last_event_id: Option<&str>,
-) -> Result<Vec<(String, Option<String>, String)>, Box<dyn std::error::Error>> {
+) -> Result<Vec<Frame>, Box<dyn std::error::Error>> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(PATIENCE))?;
@@ -257,7 +260,7 @@ fn log_stream(
     Ok(frames)
 }
 
-fn line_texts(frames: &[(String, Option<String>, String)]) -> Vec<String> {
+fn line_texts(frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
         .filter(|f| f.0 == "message")
