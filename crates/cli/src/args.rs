@@ -12,9 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// 130 the run was cancelled.
 ///
 /// With `--server URL` (or `ROTA_SERVER`) the commands `jobs`, `runs`, `run`, `logs`,
-/// `cancel`, `retry`, `schedule history`, `pause`, `resume`, `secrets`, `tokens` and
-/// `audit list` talk to a Rota server's API instead of the local store, with the same
-/// output. There, every error of the server (401 no or a wrong token, 403 a missing role,
+/// `cancel`, `retry`, `schedule next|history`, `pause`, `resume`, `backfill`, `secrets`,
+/// `tokens` and `audit list` talk to a Rota server's API instead of the local store, with
+/// the same output (`audit verify` reads the store itself: local only). There, every error of the server (401 no or a wrong token, 403 a missing role,
 /// 404, 409, 422 an invalid job or parameters, any other 4xx or 5xx) and every failure to
 /// reach it exits 2 with the server's explanation; as in local mode, `cancel` of a run
 /// that already ended (409) and `secrets rm`/`tokens revoke` of something absent (404)

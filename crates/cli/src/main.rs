@@ -142,12 +142,12 @@ async fn run_remote(
         Command::Schedule(args::ScheduleCommand::History(args)) => {
             serve_cmd::history_remote(remote, args, out).await?
         }
-        Command::Schedule(args::ScheduleCommand::Next(_)) => {
-            return local_only("`rota schedule next`");
+        Command::Schedule(args::ScheduleCommand::Next(args)) => {
+            serve_cmd::next_remote(remote, args, out).await?
         }
         Command::Pause(args) => serve_cmd::pause_remote(remote, args, out).await?,
         Command::Resume(args) => serve_cmd::resume_remote(remote, args, out).await?,
-        Command::Backfill(_) => return local_only("`rota backfill`"),
+        Command::Backfill(args) => serve_cmd::backfill_remote(remote, args, out).await?,
         Command::Secrets(command) => secrets_cmd::secrets_remote(remote, command, out).await?,
         Command::Tokens(command) => tokens_cmd::tokens_remote(remote, command, out).await?,
         Command::Audit(audit_cmd::AuditCommand::Verify) => {

@@ -227,9 +227,39 @@ pub async fn next(home: &Home, args: NextArgs, out: &Printer) -> anyhow::Result<
         .into_iter()
         .map(|(key, state)| (key, state.origin))
         .collect();
-    let times = upcoming(&triggers, Timestamp::now(), args.count.min(10_000), |key| {
-        origins.get(key).copied()
-    });
+    let times: Vec<(Timestamp, String)> =
+        upcoming(&triggers, Timestamp::now(), args.count.min(10_000), |key| {
+            origins.get(key).copied()
+        });
+    print_next(out, &times);
+    Ok(0)
+}
+
+/// `rota schedule next` against a server: `GET …/jobs/{job}/schedule?count=N`.
+pub async fn next_remote(remote: &Remote, args: NextArgs, out: &Printer) -> anyhow::Result<u8> {
+    #[derive(serde::Deserialize)]
+    struct Fire {
+        at: Timestamp,
+        trigger: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Schedule {
+        next: Vec<Fire>,
+    }
+    let path = format!("{}/schedule", job_path(&args.namespace, &args.job));
+    let schedule: Schedule = remote
+        .get(&path, &[("count", args.count.to_string())])
+        .await?;
+    let times: Vec<(Timestamp, String)> = schedule
+        .next
+        .into_iter()
+        .map(|f| (f.at, f.trigger))
+        .collect();
+    print_next(out, &times);
+    Ok(0)
+}
+
+fn print_next(out: &Printer, times: &[(Timestamp, String)]) {
     if out.is_json() {
         let items: Vec<_> = times
             .iter()
@@ -243,7 +273,74 @@ pub async fn next(home: &Home, args: NextArgs, out: &Printer) -> anyhow::Result<
             .collect();
         out.table(&["AT", "TRIGGER"], &rows);
     }
+}
+
+/// `rota backfill` against a server: `POST …/jobs/{job}/schedule/backfill`; the runs are
+/// queued on the server, which executes them. Printed as local `rota backfill` prints.
+pub async fn backfill_remote(
+    remote: &Remote,
+    args: BackfillArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        scheduled_at: Timestamp,
+        trigger: String,
+        run_id: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Done {
+        items: Vec<Item>,
+    }
+    let path = format!("{}/schedule/backfill", job_path(&args.namespace, &args.job));
+    let done: Done = remote
+        .send(
+            Method::POST,
+            &path,
+            &json!({ "from": args.from, "to": args.to }),
+        )
+        .await?;
+    let rows: Vec<(Timestamp, String, Option<String>)> = done
+        .items
+        .into_iter()
+        .map(|i| (i.scheduled_at, i.trigger, i.run_id))
+        .collect();
+    print_backfill(out, &rows);
     Ok(0)
+}
+
+/// The output of `rota backfill`: one row per occurrence in the range, with the run queued
+/// for it or none when it was already recorded.
+fn print_backfill(out: &Printer, rows: &[(Timestamp, String, Option<String>)]) {
+    if out.is_json() {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(at, key, run)| {
+                json!({
+                    "scheduled_at": at.to_string(), "trigger": key, "run_id": run,
+                    "queued": run.is_some(),
+                })
+            })
+            .collect();
+        out.json(&serde_json::Value::Array(items));
+    } else {
+        let table: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(at, key, run)| {
+                vec![
+                    at.to_string(),
+                    key.clone(),
+                    run.clone()
+                        .unwrap_or_else(|| "already recorded; not run again".to_owned()),
+                ]
+            })
+            .collect();
+        out.table(&["SCHEDULED", "TRIGGER", "RUN"], &table);
+        let queued = rows.iter().filter(|r| r.2.is_some()).count();
+        out.text(&format!(
+            "{queued} run(s) queued; rota serve executes them\n"
+        ));
+    }
 }
 
 pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::Result<u8> {

@@ -429,8 +429,61 @@ fn schedule_pause_and_resume_over_the_api_match_local_output() {
             .unwrap_or_default()
     };
     assert_eq!(keys(&paused), keys(&local));
-    let next = remote(&rota, &server, &["schedule", "next", "hello"]);
-    assert_code(&next, 2);
+}
+
+#[test]
+fn schedule_next_and_backfill_over_the_api_match_local_output() {
+    let rota = Rota::new();
+    // Yearly, so "now" cannot cross a fire time between the two calls compared.
+    rota.write(
+        "jobs/yearly.yaml",
+        "id: yearly\ntriggers:\n  - cron: \"0 0 1 1 *\"\nsteps:\n  - id: a\n    sh: echo new year\n",
+    );
+    let server = rota.serve(&rota.path("jobs"));
+    let next = remote_json(&rota, &server, &["schedule", "next", "yearly", "-n", "3"]);
+    assert_eq!(
+        next,
+        local_json(&rota, &["schedule", "next", "yearly", "-n", "3"])
+    );
+    assert_eq!(next.as_array().map(Vec::len), Some(3), "{next:#}");
+    let range = [
+        "--from",
+        "2020-01-01T00:00:00Z",
+        "--to",
+        "2022-06-01T00:00:00Z",
+    ];
+    let mut args = vec!["backfill", "yearly"];
+    args.extend(range);
+    let queued = remote_json(&rota, &server, &args);
+    let times = |v: &Value| {
+        v.as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| i["scheduled_at"].as_str().unwrap_or_default().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        times(&queued),
+        [
+            "2020-01-01T00:00:00Z",
+            "2021-01-01T00:00:00Z",
+            "2022-01-01T00:00:00Z"
+        ]
+    );
+    assert!(
+        queued[0]["queued"] == true && queued[0]["run_id"].is_string(),
+        "{queued:#}"
+    );
+    // The same range again, locally: the same occurrences, none queued twice.
+    let again = local_json(&rota, &args);
+    assert_eq!(times(&again), times(&queued));
+    assert!(
+        again[0]["queued"] == false && again[0]["run_id"].is_null(),
+        "{again:#}"
+    );
 }
 
 #[test]
