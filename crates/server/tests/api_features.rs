@@ -344,3 +344,48 @@ async fn a_log_stream_follows_a_live_run_and_resumes_with_last_event_id() -> Tes
     assert_eq!(resumed.last().map(|f| f.0.as_str()), Some("end"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_deleted_through_the_api_is_no_longer_scheduled() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let token = admin_token(&home)?;
+    let source =
+        "id: tick\ntriggers:\n  - cron: '* * * * * *'\nsteps:\n  - id: main\n    sh: 'true'\n";
+    let body = serde_json::json!({ "format": "yaml", "source": source }).to_string();
+    let uri = "/api/v1/namespaces/default/jobs/tick";
+    let (status, saved) = call(&addr, &token, "PUT", uri, &body)?;
+    assert_eq!(status, 201, "{saved}");
+    let runs = |token: &str| -> Result<usize, Box<dyn std::error::Error>> {
+        let (_, page) = call(
+            &addr,
+            token,
+            "GET",
+            "/api/v1/runs?namespace=default&job=tick&limit=500",
+            "",
+        )?;
+        Ok(page["items"].as_array().map_or(0, Vec::len))
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while runs(&token)? == 0 {
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (status, answer) = call(&addr, &token, "DELETE", uri, "")?;
+    assert_eq!(status, 204, "{answer}");
+    let log = home.join("serve.log");
+    crate::support::wait_for("the server to unschedule the job", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("stored job no longer scheduled"))
+    })?;
+    let after_delete = runs(&token)?;
+    // Three occurrences would be due meanwhile if the job were still scheduled.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(runs(&token)?, after_delete, "a deleted job queued runs");
+    let (status, _) = call(&addr, &token, "GET", uri, "")?;
+    assert_eq!(status, 404);
+    Ok(())
+}
