@@ -98,8 +98,6 @@ impl Store {
             " AND revision = (SELECT MAX(revision) FROM job_revisions k \
               WHERE k.namespace = j.namespace AND k.job_id = j.job_id) AND {LIVE_JOB}"
         ));
-        // Deleted jobs (`Store::delete_job`) are not listed.
-        query.push(" AND ").push(crate::job_delete::LIVE_JOB);
         if let Some(after) = after {
             query.push(" AND job_id > ").push_bind(after);
         }
