@@ -151,7 +151,8 @@ pub struct EventRecord {
     /// When the change happened.
     pub at: Timestamp,
     /// `run.created`, `run.started`, `run.finished`, `step.started`, `step.finished`,
-    /// `step.skipped`, `run.cancel_requested`, `run.abandoned` or `run.requeued`.
+    /// `step.skipped`, `run.cancel_requested`, `run.abandoned`, `run.requeued` or
+    /// `job.deleted` (which names no run). A retry's `run.created` carries `retry_of`.
     pub kind: String,
     /// The run concerned.
     pub run_id: Option<String>,
