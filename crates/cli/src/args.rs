@@ -13,10 +13,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// With `--server URL` (or `ROTA_SERVER`) the commands `jobs`, `runs`, `run`, `logs`,
 /// `cancel`, `retry`, `schedule next|history`, `pause`, `resume`, `backfill`, `secrets`,
-/// `tokens` and `audit list` talk to a Rota server's API instead of the local store, with
-/// the same output (`audit verify` reads the store itself: local only). There, every error of the server (401 no or a wrong token, 403 a missing role,
-/// 404, 409, 422 an invalid job or parameters, any other 4xx or 5xx) and every failure to
-/// reach it exits 2 with the server's explanation; as in local mode, `cancel` of a run
+/// `tokens` and `audit` talk to a Rota server's API instead of the local store, with the
+/// same output. There, every error of the server (401 no or a wrong token, 403 a missing
+/// role, 404, 409, 422 an invalid job or parameters, any other 4xx or 5xx) and every
+/// failure to reach it exits 2 with the server's explanation; as in local mode, `cancel` of a run
 /// that already ended (409) and `secrets rm`/`tokens revoke` of something absent (404)
 /// exit 1, and a followed run exits 0, 1 or 130 by its status.
 #[derive(Debug, Parser)]

@@ -5,7 +5,7 @@
 
 use clap::{Args, Subcommand};
 use rota_api::VerifyAuditError;
-use rota_store::{AuditBreak, AuditBreakKind, AuditRecord, Store};
+use rota_store::{AuditBreakKind, AuditRecord, Store};
 use serde_json::{Value, json};
 
 use crate::client::Remote;
@@ -44,17 +44,22 @@ pub async fn audit(home: &Home, command: AuditCommand, out: &Printer) -> anyhow:
 async fn verify(store: &Store, out: &Printer) -> anyhow::Result<u8> {
     let broken = match rota_api::verify_audit(store).await {
         Ok(()) => None,
-        Err(VerifyAuditError::Broken(broken)) => Some(broken),
+        Err(VerifyAuditError::Broken(broken)) => Some((broken.entry_id, what(broken.what))),
         Err(error) => return Err(error.into()),
     };
     let entries = all_entries(store).await?.len();
+    Ok(print_verification(out, entries, broken))
+}
+
+/// Prints the outcome of a check of `entries` entries; exit 1 when the chain is broken.
+fn print_verification(out: &Printer, entries: usize, broken: Option<(i64, String)>) -> u8 {
     if out.is_json() {
         out.json(&json!({
             "intact": broken.is_none(),
             "entries": entries,
-            "break": broken.as_ref().map(|b| json!({
-                "entry_id": b.entry_id,
-                "what": what(b),
+            "break": broken.as_ref().map(|(entry_id, what)| json!({
+                "entry_id": entry_id,
+                "what": what,
             })),
         }));
     }
@@ -63,27 +68,36 @@ async fn verify(store: &Store, out: &Printer) -> anyhow::Result<u8> {
             if !out.is_json() {
                 out.text(&format!("audit log intact: {entries} entries\n"));
             }
-            Ok(0)
+            0
         }
-        Some(broken) => {
-            eprintln!(
-                "audit log broken at entry {}: {}",
-                broken.entry_id,
-                what(&broken)
-            );
-            Ok(1)
+        Some((entry_id, what)) => {
+            eprintln!("audit log broken at entry {entry_id}: {what}");
+            1
         }
     }
 }
 
 /// The short spelling of what is wrong at a break.
-fn what(broken: &AuditBreak) -> &'static str {
-    match broken.what {
+fn what(kind: AuditBreakKind) -> String {
+    match kind {
         AuditBreakKind::Modified => "modified",
         AuditBreakKind::Deleted => "deleted",
         AuditBreakKind::OutOfOrder => "out of order",
         _ => "broken",
     }
+    .to_owned()
+}
+
+/// The short spelling of a break the API describes in words (`AuditBreakKind`'s display).
+fn what_of_text(text: &str) -> String {
+    [
+        AuditBreakKind::Modified,
+        AuditBreakKind::Deleted,
+        AuditBreakKind::OutOfOrder,
+    ]
+    .into_iter()
+    .find(|kind| kind.to_string() == text)
+    .map_or_else(|| text.to_owned(), what)
 }
 
 /// Every entry, oldest first, page by page.
@@ -110,16 +124,47 @@ async fn list(store: &Store, args: ListArgs, out: &Printer) -> anyhow::Result<u8
     Ok(0)
 }
 
-/// `rota audit list` against a server (admin role): every page of `GET /api/v1/audit`.
-/// `verify` has no API route and is refused before this is called.
+/// `rota audit list|verify` against a server (admin role).
 pub async fn audit_remote(
     remote: &Remote,
     command: AuditCommand,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    let AuditCommand::List(args) = command else {
-        return Ok(crate::EXIT_USAGE);
+    let args = match command {
+        AuditCommand::List(args) => args,
+        AuditCommand::Verify => return verify_remote(remote, out).await,
     };
+    let entries = remote_entries(remote).await?;
+    print_entries(out, entries, args.limit);
+    Ok(0)
+}
+
+/// `rota audit verify` against a server: `GET /api/v1/audit/verify` checks the chain on
+/// the server's store.
+async fn verify_remote(remote: &Remote, out: &Printer) -> anyhow::Result<u8> {
+    #[derive(serde::Deserialize)]
+    struct Verification {
+        intact: bool,
+        broken_entry: Option<i64>,
+        problem: Option<String>,
+    }
+    let checked: Verification = remote.get("/api/v1/audit/verify", &[]).await?;
+    let entries = remote_entries(remote).await?.len();
+    let broken = match (checked.intact, checked.broken_entry) {
+        (true, _) => None,
+        (false, entry) => Some((
+            entry.unwrap_or_default(),
+            checked
+                .problem
+                .as_deref()
+                .map_or_else(|| "broken".to_owned(), what_of_text),
+        )),
+    };
+    Ok(print_verification(out, entries, broken))
+}
+
+/// Every entry of the server's audit log, oldest first.
+async fn remote_entries(remote: &Remote) -> anyhow::Result<Vec<AuditView>> {
     #[derive(serde::Deserialize)]
     struct Page {
         items: Vec<AuditView>,
@@ -138,11 +183,9 @@ pub async fn audit_remote(
         after = page.next_after;
         entries.extend(page.items);
         if done {
-            break;
+            return Ok(entries);
         }
     }
-    print_entries(out, entries, args.limit);
-    Ok(0)
 }
 
 fn print_entries(out: &Printer, mut entries: Vec<AuditView>, limit: Option<usize>) {

@@ -119,19 +119,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 /// Dispatches one command to a server (`--server`): `Ok(code)`, or `Err(command)` for the
 /// commands that work here whatever the server (`validate`, `schedule preview`, `serve`,
-/// `notebook`, `completions`). The few that need the server's store but have no API
-/// route say so and exit 2.
+/// `notebook`, `completions`).
 async fn run_remote(
     remote: &client::Remote,
     command: Command,
     out: &output::Printer,
 ) -> anyhow::Result<Result<u8, Command>> {
-    let local_only = |what: &str| {
-        eprintln!(
-            "rota: {what} has no API route yet, so it works only on the local store: run it on the server's host without --server/ROTA_SERVER"
-        );
-        Ok(Ok(EXIT_USAGE))
-    };
     let code = match command {
         Command::Run(args) => run_cmd::run_remote(remote, args, out).await?,
         Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await?,
@@ -150,9 +143,6 @@ async fn run_remote(
         Command::Backfill(args) => serve_cmd::backfill_remote(remote, args, out).await?,
         Command::Secrets(command) => secrets_cmd::secrets_remote(remote, command, out).await?,
         Command::Tokens(command) => tokens_cmd::tokens_remote(remote, command, out).await?,
-        Command::Audit(audit_cmd::AuditCommand::Verify) => {
-            return local_only("`rota audit verify` (it reads the whole chain from the store)");
-        }
         Command::Audit(command) => audit_cmd::audit_remote(remote, command, out).await?,
         local @ (Command::Serve(_)
         | Command::Validate(_)

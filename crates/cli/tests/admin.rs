@@ -34,7 +34,7 @@ fn token_list(rota: &Rota) -> Vec<Value> {
 
 /// Runs one SQL statement on the store's database file, around `rota`, and checks that it
 /// changed exactly one row.
-fn tamper(rota: &Rota, statement: &str) {
+pub fn tamper(rota: &Rota, statement: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

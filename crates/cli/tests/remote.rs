@@ -376,12 +376,27 @@ fn secrets_and_tokens_are_managed_over_the_api() {
     ]);
     assert_code(&output, 2);
 
-    let verify = remote(&rota, &server, &["audit", "verify"]);
-    assert_code(&verify, 2);
-    assert!(
-        stderr(&verify).contains("only on the local store"),
+    let verify = remote_json(&rota, &server, &["audit", "verify"]);
+    assert_eq!(verify["intact"], true, "{verify:#}");
+    assert_eq!(verify, local_json(&rota, &["audit", "verify"]));
+    // Tampering with the server's audit table is found over the API too.
+    crate::admin::tamper(
+        &rota,
+        "UPDATE audit SET actor = 'someone-else' WHERE id = 1",
+    );
+    let broken = remote(&rota, &server, &["audit", "verify", "--output", "json"]);
+    assert_code(&broken, 1);
+    assert_eq!(
+        json(&broken)["break"]["entry_id"],
+        1,
         "{}",
-        describe(&verify)
+        describe(&broken)
+    );
+    assert_eq!(json(&broken)["break"]["what"], "modified");
+    assert!(
+        stderr(&broken).contains("audit log broken at entry 1"),
+        "{}",
+        describe(&broken)
     );
 }
 
