@@ -168,6 +168,28 @@ impl Remote {
             .map(drop)
     }
 
+    /// A request whose answer streams (server-sent events): no overall time limit, only
+    /// the connect timeout. `last_event_id` resumes after the last event seen.
+    pub async fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+    ) -> Result<reqwest::Response, ApiFailure> {
+        let mut request = self
+            .request(Method::GET, path)
+            .query(query)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.map_err(|e| self.unreachable(e))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(self.failure(response).await)
+    }
+
     async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ApiFailure> {
         let response = self.call(request).await?;
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;

@@ -1,9 +1,11 @@
 //! Following a run on a server until it ends: its log lines, and for `rota run` the
 //! starts and ends of its steps, printed as local mode prints them.
 //!
-//! The run's state and its lines are polled (`GET /api/v1/runs/{id}` and
+//! `rota run` polls the run's state and its lines (`GET /api/v1/runs/{id}` and
 //! `GET /api/v1/runs/{id}/logs?after=`); the state is read before the lines, so the lines a
 //! step wrote before it ended are printed before its end and before the loop stops.
+//! `rota logs -f` reads the server-sent events of `GET /api/v1/runs/{id}/logs/stream`,
+//! resuming with `Last-Event-ID` after a dropped connection.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -197,6 +199,103 @@ fn run_text(
     items.into_iter().map(|(_, _, text)| text).collect()
 }
 
+/// One server-sent event: its `id`, `event` name and `data` (lines joined by `\n`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+/// Splits complete events off the front of `buffer` (carriage returns already removed),
+/// leaving an incomplete one in place. Comment lines (keep-alives) yield no event.
+pub fn take_events(buffer: &mut Vec<u8>) -> Vec<SseEvent> {
+    let mut events = Vec::new();
+    while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+        let frame: Vec<u8> = buffer.drain(..end + 2).collect();
+        let text = String::from_utf8_lossy(&frame);
+        let mut event = SseEvent::default();
+        let mut has_field = false;
+        for line in text.lines() {
+            if line.is_empty() || line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            has_field = true;
+            match field {
+                "id" => event.id = Some(value.to_owned()),
+                "event" => event.event = Some(value.to_owned()),
+                "data" => {
+                    if !event.data.is_empty() {
+                        event.data.push('\n');
+                    }
+                    event.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+        if has_field {
+            events.push(event);
+        }
+    }
+    events
+}
+
+/// `rota logs -f` over `GET /api/v1/runs/{id}/logs/stream`: prints each line as it comes
+/// until the `end` event, reconnecting with `Last-Event-ID` if the connection drops.
+/// `Ok(false)` when the server has no such route (an older server): poll instead.
+pub async fn stream_logs(
+    remote: &Remote,
+    run_id: &str,
+    step: Option<&str>,
+    timestamps: bool,
+) -> anyhow::Result<bool> {
+    use futures_util::StreamExt as _;
+    let path = format!("/api/v1/runs/{}/logs/stream", seg(run_id));
+    let query: Vec<(&str, String)> = step.map(|s| ("step", s.to_owned())).into_iter().collect();
+    let mut last_id: Option<String> = None;
+    loop {
+        let response = match remote.stream(&path, &query, last_id.as_deref()).await {
+            Ok(response) => response,
+            // The run exists (the caller read it), so a 404 means the route does not.
+            Err(failure) if failure.is(reqwest::StatusCode::NOT_FOUND) && last_id.is_none() => {
+                return Ok(false);
+            }
+            Err(failure) => return Err(failure.into()),
+        };
+        let mut body = response.bytes_stream();
+        let mut buffer: Vec<u8> = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            buffer.extend(chunk.iter().filter(|&&b| b != b'\r'));
+            let mut text = String::new();
+            let mut ended = false;
+            for event in take_events(&mut buffer) {
+                match event.event.as_deref() {
+                    Some("end") => ended = true,
+                    None | Some("message") => {
+                        let line: LogLineView = serde_json::from_str(&event.data).map_err(|e| {
+                            anyhow::anyhow!("a log event this rota does not understand: {e}")
+                        })?;
+                        text.push_str(&log_line(&line, timestamps));
+                        if event.id.is_some() {
+                            last_id = event.id;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            output::write_stdout(&text);
+            if ended {
+                return Ok(true);
+            }
+        }
+        // The connection closed before `end`: resume after the last line printed.
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Every line after `after` (which is advanced), page by page.
 pub async fn fetch_lines(
     remote: &Remote,
@@ -220,5 +319,37 @@ pub async fn fetch_lines(
         if !full {
             return Ok(all);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_split_at_blank_lines_and_partial_ones_wait() {
+        let mut buffer =
+            b"id: 1\ndata: {\"a\":1}\n\n: keep-alive\n\nevent: end\ndata: x\n\nid: 2\nda".to_vec();
+        let events = take_events(&mut buffer);
+        assert_eq!(
+            events,
+            [
+                SseEvent {
+                    id: Some("1".into()),
+                    event: None,
+                    data: "{\"a\":1}".into()
+                },
+                SseEvent {
+                    id: None,
+                    event: Some("end".into()),
+                    data: "x".into()
+                },
+            ]
+        );
+        assert_eq!(buffer, b"id: 2\nda");
+        buffer.extend(b"ta: two\ndata: lines\n\n");
+        let events = take_events(&mut buffer);
+        assert_eq!(events[0].data, "two\nlines");
+        assert!(buffer.is_empty());
     }
 }

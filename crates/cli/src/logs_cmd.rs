@@ -72,7 +72,9 @@ pub async fn logs_remote(remote: &Remote, args: LogsArgs) -> anyhow::Result<u8> 
         timestamps: args.timestamps,
     };
     if args.follow {
-        follow::follow(remote, &run.id, args.step.as_deref(), style, None, None).await?;
+        if !follow::stream_logs(remote, &run.id, args.step.as_deref(), args.timestamps).await? {
+            follow::follow(remote, &run.id, args.step.as_deref(), style, None, None).await?;
+        }
         return Ok(0);
     }
     let mut after = 0;

@@ -271,6 +271,12 @@ fn logs_follow_prints_lines_of_a_running_job_until_it_ends() {
         Some("wait | released"),
         "{rest:?}"
     );
+    // It followed the server-sent events of the log stream, not pages of lines.
+    let metrics = server.get("/metrics");
+    assert!(
+        metrics.contains(r#"route="/api/v1/runs/{id}/logs/stream",status="2xx""#),
+        "{metrics}"
+    );
 }
 
 #[test]
