@@ -34,17 +34,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "ROTA_SERVER", value_name = "URL")]
     pub server: Option<String>,
 
-    /// Bearer token for `--server` (prefer ROTA_TOKEN or --token-file: argv is visible to `ps`).
-    #[arg(
-        long,
-        global = true,
-        env = "ROTA_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    /// Bearer token for `--server`; else `--token-file`, else the ROTA_TOKEN variable
+    /// (prefer those two: a command line is visible to `ps`).
+    #[arg(long, global = true, value_name = "TOKEN")]
     pub token: Option<String>,
 
-    /// Read the bearer token for `--server` from this file (its first line).
+    /// Read the bearer token for `--server` from this file (its first line); it wins over
+    /// ROTA_TOKEN.
     #[arg(long, global = true, value_name = "PATH", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
 

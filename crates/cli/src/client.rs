@@ -87,15 +87,16 @@ impl Remote {
         })
     }
 
-    /// The token from `--token`/`ROTA_TOKEN`, else the first line of `--token-file`.
+    /// The token: `--token`, else the first line of `--token-file`, else `ROTA_TOKEN`.
     pub fn read_token(
         token: Option<String>,
         file: Option<&Path>,
+        env: Option<String>,
     ) -> anyhow::Result<Option<String>> {
         if token.is_some() {
             return Ok(token);
         }
-        let Some(file) = file else { return Ok(None) };
+        let Some(file) = file else { return Ok(env) };
         let text = std::fs::read_to_string(file)
             .with_context(|| format!("cannot read the token file {}", file.display()))?;
         Ok(text.lines().next().map(|l| l.trim().to_owned()))

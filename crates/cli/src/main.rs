@@ -64,7 +64,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = output::Printer::new(cli.output);
     let mut command = cli.command;
     if let Some(server) = &cli.server {
-        let token = client::Remote::read_token(cli.token, cli.token_file.as_deref())?;
+        let token = client::Remote::read_token(
+            cli.token,
+            cli.token_file.as_deref(),
+            std::env::var("ROTA_TOKEN").ok(),
+        )?;
         let remote = client::Remote::new(server, token)?;
         match run_remote(&remote, command, &out).await? {
             Ok(code) => return Ok(code),

@@ -186,13 +186,18 @@ fn wrong_or_missing_token_exits_2_with_a_clear_message() {
 
     // The environment and a token file work like --token.
     let file = rota.write("token", &format!("{}\n", server.admin_token));
-    let from_file = rota.run([
-        "--server",
-        &server.url,
-        "--token-file",
-        file.to_str().expect("utf-8 path"),
-        "jobs",
-    ]);
+    // A token file wins over a stale ROTA_TOKEN.
+    let from_file = rota
+        .command([
+            "--server",
+            &server.url,
+            "--token-file",
+            file.to_str().expect("utf-8 path"),
+            "jobs",
+        ])
+        .env("ROTA_TOKEN", wrong)
+        .output()
+        .expect("run rota");
     assert_code(&from_file, 0);
     let from_env = rota
         .command(["jobs"])
@@ -516,4 +521,68 @@ fn completions_offer_the_server_flags() {
     for flag in ["--server", "--token-file", "retry", "--detach"] {
         assert!(script.contains(flag), "completions lack {flag}");
     }
+}
+
+#[test]
+fn ctrl_c_while_following_a_remote_run_asks_the_server_to_cancel_it() {
+    let (rota, server) = setup();
+    let follower = rota.spawn([
+        "--server",
+        &server.url,
+        "--token",
+        &server.admin_token,
+        "run",
+        "waits",
+    ]);
+    wait_until("the remote run to be running", || {
+        let runs = remote_json(&rota, &server, &["runs", "--status", "running"]);
+        runs.as_array().is_some_and(|r| !r.is_empty())
+    });
+    crate::util::signal(follower.id(), nix::sys::signal::Signal::SIGINT);
+    wait_until("the cancel request in the audit log", || {
+        let entries = remote_json(&rota, &server, &["audit", "list"]);
+        entries.as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e["action"] == "run.cancel" && e["result"] == "ok")
+        })
+    });
+    // FIXME(issue 6): as in the cancel test above, the server does not stop the run yet;
+    // release it so it ends either way.
+    rota.write("release", "");
+    let output = finish(follower, "rota run (remote)");
+    assert!(
+        stderr(&output).contains("asking the server to cancel"),
+        "{}",
+        describe(&output)
+    );
+    let code = output.status.code();
+    assert!(
+        code == Some(130) || code == Some(0),
+        "{}",
+        describe(&output)
+    );
+}
+
+#[test]
+fn jobs_put_saves_a_file_in_the_local_store() {
+    let rota = Rota::new();
+    let file = rota.write(
+        "put.yaml",
+        "id: stored\nsteps:\n  - id: a\n    sh: echo stored\n",
+    );
+    let path = file.to_str().expect("utf-8");
+    let saved = local_json(&rota, &["jobs", "put", path, "-n", "team"]);
+    assert_eq!(saved[0]["id"], "stored");
+    assert_eq!(saved[0]["namespace"], "team");
+    assert_eq!(saved[0]["revision"], 1);
+    // The same text again keeps the revision.
+    let again = local_json(&rota, &["jobs", "put", path, "-n", "team"]);
+    assert_eq!(again[0]["revision"], 1);
+    let output = rota.run(["run", "stored", "-n", "team"]);
+    assert_code(&output, 0);
+    assert!(
+        stdout(&output).contains("a | stored"),
+        "{}",
+        describe(&output)
+    );
 }
