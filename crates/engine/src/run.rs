@@ -366,7 +366,24 @@ async fn execute_run(
         updates,
         stop: stop.clone(),
     });
-    let states = drive(&shared, &request).await;
+    let request = Arc::new(request);
+    let states = {
+        // The run loop wakes once per finished step. As a task it runs on the runtime's
+        // workers, where the step tasks finish, instead of on the thread that called
+        // `execute` (the CLI's main thread), which costs a thread wake-up per step. The set
+        // aborts the loop, and with it the steps, if this future is dropped.
+        let (task_shared, task_request) = (Arc::clone(&shared), Arc::clone(&request));
+        let mut run_loop = JoinSet::new();
+        run_loop.spawn(async move { drive(&task_shared, &task_request).await });
+        match run_loop.join_next().await {
+            Some(Ok(states)) => states,
+            Some(Err(error)) => match error.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(error) => panic!("the run loop of {} ended: {error}", shared.run_id),
+            },
+            None => unreachable!("the set holds the run loop"),
+        }
+    };
     if let Some(deadline) = deadline {
         deadline.abort();
     }
