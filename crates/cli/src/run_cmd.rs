@@ -31,10 +31,17 @@ struct Loaded {
     namespace: String,
 }
 
+/// A local run lives in the `rota` process that started it, so it cannot be left running.
+const DETACH_NEEDS_SERVER: &str = "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server, or run it in the background)";
+
 /// Usage and validation errors exit 2 with their message; they are not runtime failures.
 struct UsageError(String);
 
 pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
+    if args.detach {
+        eprintln!("{DETACH_NEEDS_SERVER}");
+        return Ok(EXIT_USAGE);
+    }
     let store = home.open_store().await?;
     let loaded = match load(&store, &args).await {
         Ok(loaded) => loaded,
@@ -245,6 +252,10 @@ pub async fn retry_remote(remote: &Remote, args: RetryArgs, out: &Printer) -> an
 /// and parameters (`Store::create_retry_run` copies the steps it does not rerun), executed
 /// here like `rota run`, the copied steps handed to the engine as already done.
 pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
+    if args.detach {
+        eprintln!("{DETACH_NEEDS_SERVER}");
+        return Ok(EXIT_USAGE);
+    }
     let store = home.open_store().await?;
     let Some(original) = crate::runs_cmd::find(&store, &args.run).await? else {
         return Ok(EXIT_USAGE);
