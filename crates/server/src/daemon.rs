@@ -310,6 +310,44 @@ impl Daemon {
             }
             Err(error) => tracing::error!(%error, "cannot list queued runs"),
         }
+        self.honour_cancel_requests().await;
+    }
+
+    /// Stops runs whose cancel was requested through the store (the API, or `rota cancel`):
+    /// a running one is stopped like a Ctrl-C stops `rota run`; a queued one ends as
+    /// cancelled without starting.
+    async fn honour_cancel_requests(&mut self) {
+        let requests = match self.store.pending_cancels().await {
+            Ok(requests) => requests,
+            Err(error) => {
+                tracing::error!(%error, "cannot read cancel requests");
+                return;
+            }
+        };
+        for (run_id, by) in requests {
+            let reason = format!("cancelled by {by}");
+            if let Some(stop) = self.stops.get(&run_id) {
+                if !stop.is_stopped() {
+                    tracing::info!(run = %run_id, %by, "cancelling on request");
+                    stop.stop(StopReason::Cancelled(reason));
+                }
+            } else if self.scheduler.knows_run(&run_id) {
+                tracing::info!(run = %run_id, %by, "queued run cancelled on request");
+                self.scheduler.forget(&run_id);
+                let ended = self
+                    .store
+                    .record(&[RunEvent::RunFinished {
+                        run_id: run_id.clone(),
+                        status: RunStatus::Cancelled,
+                        reason: Some(format!("{reason} before it started")),
+                        at: Timestamp::now(),
+                    }])
+                    .await;
+                if let Err(error) = ended {
+                    tracing::error!(%error, run = %run_id, "cannot record a cancelled queued run");
+                }
+            }
+        }
     }
 
     async fn reload_jobs(&mut self) {

@@ -716,3 +716,93 @@ async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited
     store.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_the_api_stops_a_running_run_and_a_queued_one() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("slow.yaml"),
+        "id: slow\npolicy:\n  max_active_runs: 1\nsteps:\n  - id: wait\n    sh: echo $$ > pid.$ROTA_RUN_ID; sleep 60\n",
+    )?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let bearer = format!(
+        "Bearer {}",
+        std::fs::read_to_string(home.join("admin.token"))?.trim()
+    );
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    wait_for("the job to load", || {
+        get(
+            &addr,
+            "/api/v1/namespaces/default/jobs/slow",
+            Some(&bearer[7..]),
+        )
+        .is_ok_and(|(status, _, _)| status == 200)
+    })?;
+    let start = || -> Result<String, Box<dyn std::error::Error>> {
+        let (status, body) = post(
+            &addr,
+            "/api/v1/namespaces/default/jobs/slow/runs",
+            &headers,
+            b"{}",
+        )?;
+        assert_eq!(status, 202, "{body}");
+        let run: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(run["id"].as_str().ok_or("no run id")?.to_owned())
+    };
+    let (first, second) = (start()?, start()?);
+    let store = Store::open(&home).await?;
+    let status_of = |id: &str| {
+        let id = id.to_owned();
+        let store = store.clone();
+        async move { store.get_run(&id).await.ok().flatten().map(|r| r.status) }
+    };
+    let deadline = Instant::now() + PATIENCE;
+    while status_of(&first).await != Some(RunStatus::Running) {
+        assert!(Instant::now() < deadline, "the first run never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status_of(&second).await,
+        Some(RunStatus::Queued),
+        "max_active_runs: 1"
+    );
+
+    for id in [&second, &first] {
+        let (status, body) = post(&addr, &format!("/api/v1/runs/{id}/cancel"), &headers, b"")?;
+        assert_eq!(status, 202, "{body}");
+    }
+    while status_of(&first).await != Some(RunStatus::Cancelled) {
+        assert!(
+            Instant::now() < deadline,
+            "the running run was never cancelled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second_run = store.get_run(&second).await?.ok_or("second run missing")?;
+    assert_eq!(second_run.status, RunStatus::Cancelled);
+    assert!(
+        second_run
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("before it started")),
+        "{:?}",
+        second_run.reason
+    );
+    assert!(
+        second_run.steps.iter().all(|s| s.started_at.is_none()),
+        "the queued run ran nothing: {:?}",
+        second_run.steps
+    );
+    // The step's process is gone, not left sleeping.
+    let pid_file = jobs.join(format!("pid.{first}"));
+    let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    wait_for("the cancelled step's process to go", || !pid_alive(pid))?;
+    store.close().await;
+    Ok(())
+}

@@ -51,6 +51,25 @@ impl Store {
         Ok(at.is_some())
     }
 
+    /// Cancel requests of runs that are still `queued` or `running`: `(run id, who asked)`,
+    /// oldest run first. A server polls this to stop runs cancelled from elsewhere (the API,
+    /// or `rota cancel` on its store).
+    pub async fn pending_cancels(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, cancel_requested_by FROM runs \
+             WHERE status IN ('queued', 'running') AND cancel_requested_at IS NOT NULL \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let by: Option<String> = row.try_get("cancel_requested_by")?;
+                Ok((row.try_get("id")?, by.unwrap_or_default()))
+            })
+            .collect()
+    }
+
     /// Runs still `queued` or `running`, oldest first, with their owner and running steps,
     /// so a starting process can tell which belong to processes that are gone.
     pub async fn active_runs(&self) -> Result<Vec<ActiveRun>, StoreError> {
