@@ -462,34 +462,6 @@ pub async fn backfill(home: &Home, args: BackfillArgs, out: &Printer) -> anyhow:
         }
         Err(error) => return Err(error.into()),
     };
-    if out.is_json() {
-        let items: Vec<_> = rows
-            .iter()
-            .map(|(at, key, run)| {
-                json!({
-                    "scheduled_at": at.to_string(), "trigger": key, "run_id": run,
-                    "queued": run.is_some(),
-                })
-            })
-            .collect();
-        out.json(&serde_json::Value::Array(items));
-    } else {
-        let table: Vec<Vec<String>> = rows
-            .iter()
-            .map(|(at, key, run)| {
-                vec![
-                    at.to_string(),
-                    key.clone(),
-                    run.clone()
-                        .unwrap_or_else(|| "already recorded; not run again".to_owned()),
-                ]
-            })
-            .collect();
-        out.table(&["SCHEDULED", "TRIGGER", "RUN"], &table);
-        let queued = rows.iter().filter(|r| r.2.is_some()).count();
-        out.text(&format!(
-            "{queued} run(s) queued; rota serve executes them\n"
-        ));
-    }
+    print_backfill(out, &rows);
     Ok(0)
 }
