@@ -76,8 +76,9 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// An optional JSON body: an empty body is `T::default()`; any other body must be JSON
-/// of `T`'s shape (rejections are problem bodies, as with [`Json`]).
+/// An optional JSON body: an empty body, or the JSON `null` (what the OpenAPI document's
+/// optional body allows), is `T::default()`; any other body must be a JSON object of `T`'s
+/// shape (rejections are problem bodies, as with [`Json`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalJson<T>(pub T);
 
@@ -94,6 +95,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
             return Err(ApiError::UnsupportedMediaType(
                 "a non-empty body must be declared `Content-Type: application/json`".into(),
             ));
+        }
+        if bytes.trim_ascii() == b"null" {
+            return Ok(OptionalJson(T::default()));
         }
         Ok(OptionalJson(object_from_bytes(&bytes)?))
     }

@@ -138,7 +138,10 @@ pub(crate) fn resume_from_schema() -> Schema {
         ids::JobId,
         ids::RunId,
         ids::TokenId,
-        ids::SecretName
+        ids::SecretName,
+        EventFrame,
+        LogFrame,
+        wire::LogLine
     )),
     modifiers(&BearerAuth),
 )]
@@ -157,7 +160,83 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The schema of a server-sent event as a client parses it: `id`, `event` and `data`, the
+/// last always JSON text. `id` and `event` are required only where the stream always
+/// sends them.
+fn sse_frame(id_and_event_required: bool) -> utoipa::openapi::RefOr<Schema> {
+    let text = || ObjectBuilder::new().schema_type(Type::String);
+    let mut frame = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("id", text().pattern(Some("^[0-9]+$")))
+        .property("event", text().min_length(Some(1)))
+        .property("data", text().content_media_type("application/json"))
+        .required("data");
+    if id_and_event_required {
+        frame = frame.required("id").required("event");
+    }
+    frame.into()
+}
+
+/// One server-sent event of `/api/v1/events/stream`: `id` (the event id), `event` (its
+/// kind) and `data` (the [`wire::Event`] as JSON text).
+pub(crate) struct EventFrame;
+
+impl utoipa::PartialSchema for EventFrame {
+    fn schema() -> utoipa::openapi::RefOr<Schema> {
+        sse_frame(true)
+    }
+}
+
+impl utoipa::ToSchema for EventFrame {}
+
+/// One server-sent event of `/api/v1/runs/{id}/logs/stream`: a log line (`id` is its
+/// `seq`, `data` the [`wire::LogLine`]), or the last event, `end`, whose `data` is the
+/// run's `{"status", "reason"}`.
+pub(crate) struct LogFrame;
+
+impl utoipa::PartialSchema for LogFrame {
+    fn schema() -> utoipa::openapi::RefOr<Schema> {
+        sse_frame(false)
+    }
+}
+
+impl utoipa::ToSchema for LogFrame {}
+
+/// The document as served: [`ApiDoc`], plus what utoipa cannot state: the `contentSchema`
+/// of each event frame's `data` (JSON Schema 2020-12, which OpenAPI 3.1 uses).
+pub fn document_json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let run_end = serde_json::json!({
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": run_status_schema(),
+            "reason": { "type": ["string", "null"] }
+        }
+    });
+    let contents = [
+        (
+            "EventFrame",
+            serde_json::json!({ "$ref": "#/components/schemas/Event" }),
+        ),
+        (
+            "LogFrame",
+            serde_json::json!({ "anyOf": [{ "$ref": "#/components/schemas/LogLine" }, run_end] }),
+        ),
+    ];
+    for (frame, content) in contents {
+        let pointer = format!("/components/schemas/{frame}/properties/data");
+        if let Some(data) = doc
+            .pointer_mut(&pointer)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            data.insert("contentSchema".to_owned(), content);
+        }
+    }
+    doc
+}
+
 /// `GET /api/v1/openapi.json`. Public: it describes the API, it reveals no data.
 pub(crate) async fn document() -> Response {
-    axum::Json(ApiDoc::openapi()).into_response()
+    axum::Json(document_json()).into_response()
 }

@@ -545,9 +545,14 @@ impl JobFormat {
     }
 }
 
-/// A job file to validate or save.
+/// A job file to validate or save. Whether `source` is a valid job cannot be stated here:
+/// an invalid one is a 422 `invalid-job` problem listing each problem with its position.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "format": "yaml",
+    "source": "id: hello\nsteps:\n  - id: greet\n    sh: echo hello\n"
+}))]
 pub struct JobSubmission {
     /// `yaml`, `toml` or `json`.
     pub format: JobFormat,
@@ -766,8 +771,10 @@ pub struct ScheduleNext {
 #[serde(deny_unknown_fields)]
 pub struct Backfill {
     /// Start of the range (RFC 3339, inclusive).
+    #[schema(format = DateTime)]
     pub from: String,
     /// End of the range (RFC 3339, inclusive).
+    #[schema(format = DateTime)]
     pub to: String,
 }
 

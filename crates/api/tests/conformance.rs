@@ -394,3 +394,74 @@ async fn closed_bodies_say_additional_properties_false() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_null_optional_body_means_no_body() {
+    let env = Env::new().await;
+    let resumed = env
+        .call(
+            Method::POST,
+            "/api/v1/namespaces/ops/jobs/deploy/schedule/resume",
+            Some("editor_ops"),
+            Some("null"),
+        )
+        .await;
+    assert_eq!(resumed.status, 200, "{}", resumed.body);
+    assert_eq!(resumed.body["paused"], false);
+    let array = env
+        .call(
+            Method::POST,
+            "/api/v1/namespaces/ops/jobs/deploy/schedule/resume",
+            Some("editor_ops"),
+            Some("[]"),
+        )
+        .await;
+    array.assert_problem(422, "invalid-body");
+}
+
+#[tokio::test]
+async fn an_unusable_secrets_key_is_503_not_500() {
+    let env = Env::new().await;
+    let home = tempfile::tempdir().expect("temp dir");
+    std::fs::write(home.path().join("secret.key"), "not a key\n").expect("write key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(home.path().join("secret.key"), private).expect("chmod");
+    }
+    let app = rota_api::app(
+        rota_api::ApiState::new(env.store.clone(), rota_api::AuthMode::Tokens)
+            .with_secrets_home(home.path()),
+    );
+    let request = axum::http::Request::put("/api/v1/namespaces/ops/secrets/TOKEN")
+        .header("authorization", format!("Bearer {}", env.token("admin")))
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(r#"{"value":"v"}"#))
+        .expect("request");
+    let answer = crate::support::send(&app, request).await;
+    answer.assert_problem(503, "unavailable");
+    let detail = answer.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        !detail.contains("secret.key"),
+        "no path in the detail: {detail}"
+    );
+}
+
+#[tokio::test]
+async fn event_frames_state_their_data_schema() {
+    let env = Env::new().await;
+    let doc = document(&env).await;
+    let schemas = &doc["components"]["schemas"];
+    let data = &schemas["EventFrame"]["properties"]["data"];
+    assert_eq!(data["contentMediaType"], "application/json");
+    assert_eq!(data["contentSchema"]["$ref"], "#/components/schemas/Event");
+    let log_data = &schemas["LogFrame"]["properties"]["data"];
+    assert_eq!(
+        log_data["contentSchema"]["anyOf"][0]["$ref"],
+        "#/components/schemas/LogLine"
+    );
+    let stream = &doc["paths"]["/api/v1/events/stream"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+        ["schema"];
+    assert_eq!(stream["$ref"], "#/components/schemas/EventFrame");
+}

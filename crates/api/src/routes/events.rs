@@ -59,7 +59,7 @@ pub(crate) struct StreamQuery {
 /// saw.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(StreamQuery),
     responses((status = 200, description = "Server-sent events, each one `Event` as data",
-               content_type = "text/event-stream", body = String),
+               content_type = "text/event-stream", body = crate::openapi::EventFrame),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn stream(

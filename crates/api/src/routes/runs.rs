@@ -420,7 +420,7 @@ struct LogFollow {
 #[utoipa::path(get, path = "/api/v1/runs/{id}/logs/stream", tag = "runs",
     params(("id" = RunId, Path, description = "Run id"), LogStreamQuery),
     responses((status = 200, description = "Server-sent events: `LogLine`s, then `end`",
-               content_type = "text/event-stream", body = String),
+               content_type = "text/event-stream", body = crate::openapi::LogFrame),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn logs_stream(

@@ -54,16 +54,32 @@ async fn audit_failure<T>(
     }
 }
 
-/// The key that seals secrets, created on first use; 503 without a data directory.
+/// The key that seals secrets, created on first use; 503 without a data directory, or
+/// when the configured key is unusable (a malformed `ROTA_SECRET_KEY` or key file, or a key
+/// file others may read): that is the server's configuration, which its log explains,
+/// not a failure of this request.
 async fn key(state: &ApiState) -> Result<SecretKey, ApiError> {
     let home = state
         .secrets_home
         .clone()
         .ok_or_else(|| ApiError::Unavailable("secrets are not configured on this server".into()))?;
-    tokio::task::spawn_blocking(move || SecretKey::load_or_create(&home))
+    let loaded = tokio::task::spawn_blocking(move || SecretKey::load_or_create(&home))
         .await
-        .map_err(|e| ApiError::Internal(format!("loading the secrets key: {e}")))?
-        .map_err(ApiError::from)
+        .map_err(|e| ApiError::Internal(format!("loading the secrets key: {e}")))?;
+    match loaded {
+        Ok(key) => Ok(key),
+        Err(
+            error @ (SecretsError::BadEnvKey { .. }
+            | SecretsError::BadKeyFile { .. }
+            | SecretsError::KeyFileExposed { .. }),
+        ) => {
+            tracing::error!(%error, "the secrets key is unusable");
+            Err(ApiError::Unavailable(
+                "the server's secrets key is unusable; its log says why".into(),
+            ))
+        }
+        Err(error) => Err(ApiError::from(error)),
+    }
 }
 
 /// `GET …/secrets` parameters.
