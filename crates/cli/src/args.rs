@@ -72,8 +72,10 @@ pub enum Command {
     Cancel(CancelArgs),
     /// Run a finished run again, whole or from one step on (finished steps before it are kept).
     Retry(RetryArgs),
-    /// List stored jobs (latest revision of each).
+    /// List stored jobs (latest revision of each), save one from a file, or delete one.
     Jobs(JobsArgs),
+    /// List namespaces with their job and run counts.
+    Namespaces,
     /// Schedules: preview cron expressions, a job's next fire times and its history.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -242,6 +244,13 @@ pub enum JobsCommand {
     Put {
         /// The job file (YAML, TOML or JSON).
         file: PathBuf,
+    },
+    /// Delete a job: it is no longer listed, started or scheduled; its revisions and runs
+    /// stay, and saving it again brings it back. A job loaded from `rota serve --jobs DIR`
+    /// is removed by removing its file.
+    Rm {
+        /// The job's id (its namespace is `-n`, default `default`).
+        job: String,
     },
 }
 

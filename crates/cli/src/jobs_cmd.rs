@@ -52,8 +52,15 @@ pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
 
 pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    if let Some(JobsCommand::Put { file }) = &args.command {
-        return put_local(&store, file, args.namespace.as_deref(), out).await;
+    match &args.command {
+        Some(JobsCommand::Put { file }) => {
+            return put_local(&store, file, args.namespace.as_deref(), out).await;
+        }
+        Some(JobsCommand::Rm { job }) => {
+            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+            return rm_local(&store, namespace, job, out).await;
+        }
+        None => {}
     }
     let jobs = store.list_jobs(args.namespace.as_deref()).await?;
     // Files `rota serve --jobs DIR` could not load: their last good revision keeps running.
@@ -75,8 +82,26 @@ pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<
 
 /// `rota jobs` against a server: the jobs of `-n NS`, or of every namespace the token sees.
 pub async fn jobs_remote(remote: &Remote, args: JobsArgs, out: &Printer) -> anyhow::Result<u8> {
-    if let Some(JobsCommand::Put { file }) = &args.command {
-        return put_remote(remote, file, args.namespace.as_deref(), out).await;
+    match &args.command {
+        Some(JobsCommand::Put { file }) => {
+            return put_remote(remote, file, args.namespace.as_deref(), out).await;
+        }
+        Some(JobsCommand::Rm { job }) => {
+            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+            let path = format!("/api/v1/namespaces/{}/jobs/{}", seg(namespace), seg(job));
+            return match remote.delete(&path).await {
+                Ok(()) => {
+                    print_removed(out, namespace, job);
+                    Ok(0)
+                }
+                Err(failure) if failure.is(reqwest::StatusCode::NOT_FOUND) => {
+                    eprintln!("rota: no job {job} in namespace {namespace:?}");
+                    Ok(1)
+                }
+                Err(failure) => Err(failure.into()),
+            };
+        }
+        None => {}
     }
     let namespaces = match &args.namespace {
         Some(namespace) => vec![namespace.clone()],
@@ -99,10 +124,84 @@ pub async fn jobs_remote(remote: &Remote, args: JobsArgs, out: &Printer) -> anyh
     Ok(0)
 }
 
-/// A namespace of `GET /api/v1/namespaces`.
+/// A namespace of `GET /api/v1/namespaces`, or of the local store.
 #[derive(serde::Deserialize)]
 struct NamespaceView {
     name: String,
+    jobs: u64,
+    runs: u64,
+}
+
+/// `rota namespaces` on the local store.
+pub async fn namespaces(home: &Home, out: &Printer) -> anyhow::Result<u8> {
+    let store = home.open_store().await?;
+    let namespaces = store
+        .list_namespaces()
+        .await?
+        .into_iter()
+        .map(|n| via_wire(rota_api::wire::Namespace::from(n)))
+        .collect::<anyhow::Result<Vec<NamespaceView>>>()?;
+    print_namespaces(out, &namespaces);
+    Ok(0)
+}
+
+/// `rota namespaces` against a server: those the token can see.
+pub async fn namespaces_remote(remote: &Remote, out: &Printer) -> anyhow::Result<u8> {
+    let namespaces: Vec<NamespaceView> = remote.get_all("/api/v1/namespaces", &[]).await?;
+    print_namespaces(out, &namespaces);
+    Ok(0)
+}
+
+fn print_namespaces(out: &Printer, namespaces: &[NamespaceView]) {
+    if out.is_json() {
+        out.json(&serde_json::Value::Array(
+            namespaces
+                .iter()
+                .map(|n| json!({ "name": n.name, "jobs": n.jobs, "runs": n.runs }))
+                .collect(),
+        ));
+        return;
+    }
+    let rows: Vec<Vec<String>> = namespaces
+        .iter()
+        .map(|n| vec![n.name.clone(), n.jobs.to_string(), n.runs.to_string()])
+        .collect();
+    out.table(&["NAMESPACE", "JOBS", "RUNS"], &rows);
+}
+
+/// `rota jobs rm` on the local store.
+async fn rm_local(
+    store: &rota_store::Store,
+    namespace: &str,
+    job: &str,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    match store
+        .delete_job(namespace, job, "local", jiff::Timestamp::now())
+        .await
+    {
+        Ok(_) => {
+            print_removed(out, namespace, job);
+            Ok(0)
+        }
+        Err(rota_store::StoreError::JobNotFound { .. }) => {
+            eprintln!("rota: no job {job} in namespace {namespace:?}");
+            Ok(1)
+        }
+        Err(error @ rota_store::StoreError::JobDefinedByFile { .. }) => {
+            eprintln!("rota: {error}");
+            Ok(EXIT_USAGE)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn print_removed(out: &Printer, namespace: &str, job: &str) {
+    if out.is_json() {
+        out.json(&json!({ "namespace": namespace, "id": job, "deleted": true }));
+    } else {
+        out.text(&format!("job {namespace}/{job} deleted\n"));
+    }
 }
 
 fn print_jobs(out: &Printer, jobs: &[JobView]) {
@@ -135,7 +234,6 @@ struct PutFile {
     source: String,
     format: rota_api::wire::JobFormat,
     jobs: Vec<rota_core::model::Job>,
-    absolute: String,
 }
 
 /// Reads and validates the file; prints the problems and returns `None` when it is invalid.
@@ -161,12 +259,10 @@ fn read_put_file(file: &Path) -> Option<PutFile> {
             return None;
         }
     };
-    let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
     Some(PutFile {
         source: loaded.source,
         format,
         jobs: loaded.jobs,
-        absolute: absolute.display().to_string(),
     })
 }
 
@@ -201,14 +297,16 @@ async fn put_local(
                 return Ok(EXIT_USAGE);
             }
         };
-        let mut revision = rota_store::NewJobRevision::new(
+        let revision = rota_store::NewJobRevision::new(
             namespace,
             job.id.clone(),
             put.source.clone(),
             serde_json::to_value(job)?,
             jiff::Timestamp::now(),
         );
-        revision.source_path = Some(put.absolute.clone());
+        // Like a job saved through the API, and unlike one a server loads from its job
+        // directory, the revision has no source file: a server on this store schedules it
+        // and `rota jobs rm` can delete it.
         let stored = store.save_job_revision(&revision).await?;
         let source_path = stored.source_path.clone();
         let mut view: JobView = via_wire(rota_api::wire::JobSummary::from(stored))?;

@@ -83,6 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
         Command::Retry(args) => run_cmd::retry(&home::Home::new(cli.home)?, args, &out).await,
         Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Namespaces => jobs_cmd::namespaces(&home::Home::new(cli.home)?, &out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(&home::Home::new(cli.home)?, args, &out).await
         }
@@ -136,6 +137,7 @@ async fn run_remote(
         Command::Logs(args) => logs_cmd::logs_remote(remote, args).await?,
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await?,
         Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await?,
+        Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await?,
         Command::Schedule(args::ScheduleCommand::History(args)) => {
             serve_cmd::history_remote(remote, args, out).await?
         }

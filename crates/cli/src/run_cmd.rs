@@ -551,18 +551,19 @@ async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Load
                 "rota: {job_id:?} is neither a file nor a stored job in namespace {namespace:?}"
             ))
         })?;
-    let origin = revision
-        .source_path
-        .clone()
-        .unwrap_or_else(|| format!("{job_id} (stored)"));
-    let format = rota_core::parse::Format::from_path(Path::new(&origin));
-    let jobs = rota_core::parse::parse_str(&revision.source, &origin, format)
-        .map_err(|e| UsageError(e.to_string()))?;
-    let job = pick_job(jobs, Some(job_id), &origin)?;
-    let base_dir = Path::new(&origin)
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_else(|| PathBuf::from("."));
+    // The normalized definition, as a server runs it: the text of a revision saved
+    // through the API or `rota jobs put` has no file name to tell its format by.
+    let job: Job = serde_json::from_value(revision.definition.clone()).map_err(|e| {
+        UsageError(format!(
+            "rota: the stored definition of {job_id:?} does not load: {e}"
+        ))
+    })?;
+    let base_dir = match revision.source_path.as_deref().map(Path::new) {
+        Some(file) => file
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_owned),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+    };
     Ok(Loaded {
         job,
         source: revision.source,

@@ -561,3 +561,59 @@ fn jobs_put_saves_a_file_in_the_local_store() {
         describe(&output)
     );
 }
+
+#[test]
+fn namespaces_and_job_deletion_work_remotely_and_locally_alike() {
+    let (rota, server) = setup();
+    let file = rota.write(
+        "gone.yaml",
+        "id: gone-soon\nnamespace: team\nsteps:\n  - id: a\n    sh: echo bye\n",
+    );
+    let path = file.to_str().expect("utf-8");
+    remote_json(&rota, &server, &["jobs", "put", path]);
+    let listed = remote_json(&rota, &server, &["namespaces"]);
+    assert_eq!(
+        listed,
+        local_json(&rota, &["namespaces"]),
+        "same shape both ways"
+    );
+    let team = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|n| n["name"] == "team"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(team["jobs"], 1, "{listed:#}");
+
+    let removed = remote(&rota, &server, &["jobs", "rm", "gone-soon", "-n", "team"]);
+    assert_code(&removed, 0);
+    let jobs = remote_json(&rota, &server, &["jobs", "-n", "team"]);
+    assert_eq!(jobs, serde_json::json!([]), "a deleted job is not listed");
+    let again = remote(&rota, &server, &["jobs", "rm", "gone-soon", "-n", "team"]);
+    assert_code(&again, 1);
+    assert!(
+        stderr(&again).contains("no job gone-soon"),
+        "{}",
+        describe(&again)
+    );
+    let run = remote(&rota, &server, &["run", "gone-soon", "-n", "team"]);
+    assert_code(&run, 2);
+    assert!(stderr(&run).contains("not found"), "{}", describe(&run));
+
+    // A job loaded from the server's job directory is removed with its file.
+    let from_file = remote(&rota, &server, &["jobs", "rm", "hello"]);
+    assert_code(&from_file, 2);
+    assert!(
+        stderr(&from_file).contains("file"),
+        "{}",
+        describe(&from_file)
+    );
+
+    // Locally: saving revives it, and `jobs rm` deletes it again.
+    local_json(&rota, &["jobs", "put", path]);
+    let local = rota.run(["jobs", "rm", "gone-soon", "-n", "team"]);
+    assert_code(&local, 0);
+    assert_eq!(
+        local_json(&rota, &["jobs", "-n", "team"]),
+        serde_json::json!([])
+    );
+}
