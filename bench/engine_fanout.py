@@ -2,9 +2,16 @@
 """Engine throughput: 1,000 no-op `sh` steps (fan-out, concurrency 2) run by `rota run`,
 against `xargs -P2` spawning the same 1,000 `sh -c true` commands, measured in the same run.
 
-Usage: python3 bench/engine_fanout.py [--rounds N] [--steps N] [--rota PATH]
+Usage: python3 bench/engine_fanout.py [--rounds N] [--steps N] [--rota PATH] [--compare PATH]
 Builds `rota` in release mode unless --rota is given. Prints medians, the ratio of Rota's
-rate to xargs' rate (1.0 = as fast as spawning the processes can go), and Rota's peak RSS.
+rate to xargs' rate (1.0 = as fast as spawning the processes can go), Rota's own CPU time
+per step, its peak RSS and the load average around the measurement.
+
+Wall-clock ratios are only meaningful on an idle machine (load average well below 1): other
+work slows xargs and Rota differently. Rota's own CPU per step (its CPU time, children
+included, minus xargs' for the same commands) barely moves with load, so it is the figure
+to compare changes with. --compare runs a second `rota` binary (e.g. an older build) in the
+same rounds, interleaved, each with its own ROTA_HOME.
 """
 import argparse
 import os
@@ -18,7 +25,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def timed(argv, env=None, stdin=None):
-    """Runs argv, returns (seconds, peak RSS in KiB) of that process and its children."""
+    """Runs argv; returns (seconds, CPU seconds, peak RSS in KiB) of it and its children."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin else None,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -30,7 +37,11 @@ def timed(argv, env=None, stdin=None):
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"{argv[0]} exited with {proc.returncode}")
-    return elapsed, usage.ru_maxrss
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
+
+
+def load():
+    return os.getloadavg()[0]
 
 
 def main():
@@ -38,6 +49,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--rota")
+    parser.add_argument("--compare", help="a second rota binary measured in the same rounds")
     args = parser.parse_args()
     rota = args.rota
     if not rota:
@@ -49,22 +61,44 @@ def main():
         f.write("id: fanout\nconcurrency: 2\nsteps:\n")
         for i in range(args.steps):
             f.write(f"  - id: s{i}\n    sh: \"true\"\n")
-    env = dict(os.environ, ROTA_HOME=os.path.join(work, "home"))
+    binaries = [("rota run", rota)]
+    if args.compare:
+        binaries.append(("compared", args.compare))
+    envs = {
+        name: dict(os.environ, ROTA_HOME=os.path.join(work, f"home{i}"))
+        for i, (name, _) in enumerate(binaries)
+    }
     commands = b"".join(b"true\n" for _ in range(args.steps))
-    xargs_times, rota_times, rota_rss = [], [], []
-    timed([rota, "run", job], env=env)  # warm-up: creates the store, page cache
+    xargs_times, xargs_cpu = [], []
+    times = {name: [] for name, _ in binaries}
+    cpus = {name: [] for name, _ in binaries}
+    rss = {name: [] for name, _ in binaries}
+    for name, path in binaries:
+        timed([path, "run", job], env=envs[name])  # warm-up: creates the store, page cache
+    loads = [load()]
     for _ in range(args.rounds):
-        t, _ = timed(["xargs", "-P2", "-I{}", "sh", "-c", "{}"], stdin=commands)
+        t, cpu, _ = timed(["xargs", "-P2", "-I{}", "sh", "-c", "{}"], stdin=commands)
         xargs_times.append(t)
-        t, rss = timed([rota, "run", job], env=env)
-        rota_times.append(t)
-        rota_rss.append(rss)
-    x, r = statistics.median(xargs_times), statistics.median(rota_times)
-    print(f"steps                 {args.steps} (sh -c true, concurrency 2), {args.rounds} rounds")
-    print(f"xargs -P2   median    {x:.3f} s  ({args.steps / x:.0f} commands/s)")
-    print(f"rota run    median    {r:.3f} s  ({args.steps / r:.0f} steps/s)")
-    print(f"ratio (rota rate / xargs rate)  {x / r:.2f}")
-    print(f"rota peak RSS         {max(rota_rss) / 1024:.1f} MiB")
+        xargs_cpu.append(cpu)
+        for name, path in binaries:
+            t, cpu, peak = timed([path, "run", job], env=envs[name])
+            times[name].append(t)
+            cpus[name].append(cpu)
+            rss[name].append(peak)
+    loads.append(load())
+    x = statistics.median(xargs_times)
+    xc = statistics.median(xargs_cpu)
+    n = args.steps
+    print(f"steps                 {n} (sh -c true, concurrency 2), {args.rounds} rounds")
+    print(f"load average (1 min)  {loads[0]:.2f} before, {loads[1]:.2f} after")
+    print(f"xargs -P2   median    {x:.3f} s  ({n / x:.0f} commands/s), CPU {xc / n * 1e3:.3f} ms/command")
+    for name, path in binaries:
+        r = statistics.median(times[name])
+        own = statistics.median(c - xc for c in cpus[name])
+        print(f"{name:<11} median    {r:.3f} s  ({n / r:.0f} steps/s)  [{path}]")
+        print(f"  ratio (rota rate / xargs rate)  {x / r:.2f}")
+        print(f"  rota's own CPU      {own / n * 1e3:.3f} ms/step (CPU with children minus xargs')")
+        print(f"  peak RSS            {max(rss[name]) / 1024:.1f} MiB")
 
 
 if __name__ == "__main__":

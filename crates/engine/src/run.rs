@@ -472,11 +472,14 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
 
     loop {
         let mut still_waiting = Vec::with_capacity(waiting.len());
+        // Read once per scan (it takes a lock): a stop that lands during the scan is seen by
+        // the next one, which comes, since a step skipped here means every slot is busy.
+        let stopped = shared.stop.is_stopped();
         for &i in &waiting {
             if states[i].started {
                 continue;
             }
-            if running.len() >= limit && passed_gate[i] && !shared.stop.is_stopped() {
+            if running.len() >= limit && passed_gate[i] && !stopped {
                 still_waiting.push(i);
                 continue;
             }
