@@ -9,7 +9,9 @@
 //! SQLite's connection thread, and these two tables take most of a busy run's rows.
 //! For the same reason an attempt that starts and finishes within one batch (a short step,
 //! as the engine's recorder batches events) has its `step_runs` and `step_attempts` rows
-//! written once, with the state the two events leave them in; its two event-log rows stay.
+//! written once, with the state the two events leave them in (its two event-log rows stay),
+//! and when nothing later in the batch changes that step, together with every other such
+//! attempt in two multi-row statements at the batch's end.
 
 use std::collections::HashMap;
 
@@ -50,6 +52,9 @@ enum Fold {
     /// An attempt's finish whose start came earlier in the batch (with that start's time and
     /// process group): writes the rows as both events together leave them.
     WithStart(Timestamp, Option<i32>),
+    /// Like [`Fold::WithStart`], for the last event of the batch that changes its step: its
+    /// rows are written with the batch's other such attempts, at the end.
+    Together(Timestamp, Option<i32>),
 }
 
 /// Pairs each attempt's start with its finish when both are in `batch` and no other event
@@ -91,6 +96,11 @@ fn fold_attempts(batch: &[RunEvent]) -> Vec<Fold> {
             folds[index] = Fold::WithStart(*at, *pgid);
         }
         last.insert(key, index);
+    }
+    for &index in last.values() {
+        if let Fold::WithStart(at, pgid) = folds[index] {
+            folds[index] = Fold::Together(at, pgid);
+        }
     }
     folds
 }
@@ -193,6 +203,29 @@ async fn apply<'a>(
             at,
         } => {
             let outputs_json = outputs_text(outputs);
+            let data = json!({
+                "attempt": attempt,
+                "status": status.as_str(),
+                "exit_code": exit_code,
+                "reason": reason,
+                "outputs": outputs,
+            });
+            if let Fold::Together(started_at, pgid) = fold {
+                rows.attempts.push(AttemptRow {
+                    run_id,
+                    step_id,
+                    attempt: i64::from(*attempt),
+                    status: status.as_str(),
+                    exit_code: *exit_code,
+                    reason: reason.as_deref(),
+                    outputs: outputs_json,
+                    started_at: micros(started_at),
+                    finished_at: micros(*at),
+                    pgid,
+                });
+                rows.event(*at, "step.finished", run_id, Some(step_id), data);
+                return Ok(());
+            }
             let finish = Finish {
                 run_id,
                 step_id,
@@ -209,13 +242,6 @@ async fn apply<'a>(
                 }
                 _ => write_finish(conn, &finish).await?,
             }
-            let data = json!({
-                "attempt": attempt,
-                "status": status.as_str(),
-                "exit_code": exit_code,
-                "reason": reason,
-                "outputs": outputs,
-            });
             rows.event(*at, "step.finished", run_id, Some(step_id), data);
             Ok(())
         }
@@ -472,8 +498,23 @@ fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
 /// Rows collected while a batch is applied, written by [`Rows::flush`].
 #[derive(Default)]
 pub(crate) struct Rows<'a> {
+    attempts: Vec<AttemptRow<'a>>,
     events: Vec<EventRow<'a>>,
     logs: Vec<LogRow<'a>>,
+}
+
+/// An attempt that started and finished in the batch ([`Fold::Together`]).
+struct AttemptRow<'a> {
+    run_id: &'a str,
+    step_id: &'a str,
+    attempt: i64,
+    status: &'static str,
+    exit_code: Option<i32>,
+    reason: Option<&'a str>,
+    outputs: String,
+    started_at: i64,
+    finished_at: i64,
+    pgid: Option<i32>,
 }
 
 struct EventRow<'a> {
@@ -515,6 +556,9 @@ impl<'a> Rows<'a> {
     }
 
     pub(crate) async fn flush(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        for chunk in self.attempts.chunks(ATTEMPT_CHUNK) {
+            write_attempts(conn, chunk).await?;
+        }
         for chunk in self.events.chunks(CHUNK) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO events (at, kind, run_id, step_id, data) ",
@@ -551,6 +595,69 @@ impl<'a> Rows<'a> {
         }
         Ok(())
     }
+}
+
+/// Attempts per multi-row statement (ten parameters each).
+const ATTEMPT_CHUNK: usize = 100;
+
+/// Writes attempts that started and finished in the batch, and are the last change of their
+/// step in it (so each step appears once): the rows their start and finish would leave.
+async fn write_attempts(
+    conn: &mut SqliteConnection,
+    chunk: &[AttemptRow<'_>],
+) -> Result<(), StoreError> {
+    let mut update = QueryBuilder::<Sqlite>::new(
+        "WITH v (run_id, step_id, status, attempt, exit_code, reason, outputs, started_at, \
+         finished_at) AS (",
+    );
+    update.push_values(chunk, |mut row, a| {
+        row.push_bind(a.run_id)
+            .push_bind(a.step_id)
+            .push_bind(a.status)
+            .push_bind(a.attempt)
+            .push_bind(a.exit_code)
+            .push_bind(a.reason)
+            .push_bind(&a.outputs)
+            .push_bind(a.started_at)
+            .push_bind(a.finished_at);
+    });
+    update.push(
+        ") UPDATE step_runs SET status = v.status, attempt = v.attempt, \
+         exit_code = v.exit_code, reason = v.reason, outputs = v.outputs, \
+         started_at = v.started_at, finished_at = v.finished_at, pgid = NULL \
+         FROM v WHERE step_runs.run_id = v.run_id AND step_runs.step_id = v.step_id",
+    );
+    let done = update.build().persistent(false).execute(&mut *conn).await?;
+    if done.rows_affected() < chunk.len() as u64 {
+        for a in chunk {
+            step_exists(conn, a.run_id, a.step_id).await?;
+        }
+    }
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO step_attempts (run_id, step_id, attempt, status, exit_code, reason, \
+         outputs, started_at, finished_at, pgid) ",
+    );
+    insert.push_values(chunk, |mut row, a| {
+        row.push_bind(a.run_id)
+            .push_bind(a.step_id)
+            .push_bind(a.attempt)
+            .push_bind(a.status)
+            .push_bind(a.exit_code)
+            .push_bind(a.reason)
+            .push_bind(&a.outputs)
+            .push_bind(a.started_at)
+            .push_bind(a.finished_at)
+            .push_bind(a.pgid);
+    });
+    insert.push(
+        " ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
+         status = excluded.status, exit_code = excluded.exit_code, \
+         reason = excluded.reason, outputs = excluded.outputs, \
+         started_at = excluded.started_at, finished_at = excluded.finished_at, \
+         pgid = excluded.pgid",
+    );
+    insert.build().persistent(false).execute(&mut *conn).await?;
+    Ok(())
 }
 
 /// The error for a chunk of log lines of which some name a run that does not exist.
@@ -728,7 +835,7 @@ mod tests {
             [
                 Fold::StartLater,
                 Fold::Alone,
-                Fold::WithStart(at(1), Some(101)),
+                Fold::Together(at(1), Some(101)),
                 Fold::Alone,
                 Fold::Alone,
                 Fold::Alone,
@@ -753,6 +860,38 @@ mod tests {
             ],
         )
         .await
+    }
+
+    #[test]
+    fn only_the_last_attempt_of_a_step_in_a_batch_is_written_with_the_others() {
+        let events = vec![
+            start("a", 1, 1),
+            finish("a", 1, 2, 1),
+            start("a", 2, 3),
+            finish("a", 2, 4, 0),
+        ];
+        assert_eq!(
+            fold_attempts(&events),
+            [
+                Fold::StartLater,
+                Fold::WithStart(at(1), Some(101)),
+                Fold::StartLater,
+                Fold::Together(at(3), Some(103)),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn more_attempts_than_one_statement_takes_are_written_in_chunks() -> TestResult {
+        let names: Vec<String> = (0..ATTEMPT_CHUNK + 50).map(|i| format!("s{i}")).collect();
+        let steps: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut events = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let ms = i64::try_from(i).unwrap_or(0) * 10;
+            events.push(start(name, 1, ms + 1));
+            events.push(finish(name, 1, ms + 2, i32::from(i % 7 == 0)));
+        }
+        check_same_rows(&steps, events).await
     }
 
     #[tokio::test]
