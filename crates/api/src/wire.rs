@@ -108,6 +108,7 @@ pub struct Job {
     /// The job file's text.
     pub source: String,
     /// Where the file was read from.
+    #[schema(required = true)]
     pub source_path: Option<String>,
     /// The normalized definition.
     #[schema(value_type = Object)]
@@ -148,6 +149,7 @@ pub struct Run {
     #[schema(schema_with = crate::openapi::run_status_schema)]
     pub status: String,
     /// Why it ended as it did.
+    #[schema(required = true)]
     pub reason: Option<String>,
     /// Resolved parameters.
     #[schema(value_type = Object)]
@@ -157,20 +159,21 @@ pub struct Run {
     /// What started it.
     pub trigger: String,
     /// The schedule occurrence it is for.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub scheduled_at: Option<Timestamp>,
     /// When it was accepted.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it began executing.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub started_at: Option<Timestamp>,
     /// When it ended.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub finished_at: Option<Timestamp>,
     /// Whether someone asked to cancel it.
     pub cancel_requested: bool,
     /// The run this one retries, if it is a retry.
+    #[schema(required = true)]
     pub retry_of: Option<String>,
     /// Its steps, in file order.
     pub steps: Vec<StepRun>,
@@ -212,16 +215,18 @@ pub struct StepRun {
     /// How many attempts were recorded.
     pub attempts: u32,
     /// Exit code of the latest attempt.
+    #[schema(required = true)]
     pub exit_code: Option<i32>,
     /// Why the step ended as it did.
+    #[schema(required = true)]
     pub reason: Option<String>,
     /// Outputs of the latest attempt.
     pub outputs: BTreeMap<String, String>,
     /// Start of the latest attempt.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub started_at: Option<Timestamp>,
     /// End of the latest attempt.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub finished_at: Option<Timestamp>,
 }
 
@@ -247,6 +252,7 @@ pub struct RunPage {
     /// The runs.
     pub items: Vec<Run>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -302,8 +308,10 @@ pub struct Event {
     /// What happened, e.g. `run.started`.
     pub kind: String,
     /// The run concerned.
+    #[schema(required = true)]
     pub run_id: Option<String>,
     /// The step concerned.
+    #[schema(required = true)]
     pub step_id: Option<String>,
     /// Details.
     #[schema(value_type = Object)]
@@ -407,10 +415,10 @@ pub struct Token {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When it was last used (to the minute).
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub last_used_at: Option<Timestamp>,
     /// When it was revoked.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -443,6 +451,7 @@ pub struct TokenList {
     /// The tokens, oldest first.
     pub items: Vec<Token>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -452,6 +461,7 @@ pub struct NamespaceList {
     /// The namespaces the caller can see, by name.
     pub items: Vec<Namespace>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -461,6 +471,7 @@ pub struct JobList {
     /// The jobs (latest revision each, by id) or one job's revisions (newest first).
     pub items: Vec<JobSummary>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -479,6 +490,7 @@ pub struct AuditEntry {
     /// On what, e.g. `run/<id>`.
     pub target: String,
     /// The client's address, when known.
+    #[schema(required = true)]
     pub source: Option<String>,
     /// `ok` or the problem slug it failed with.
     pub result: String,
@@ -566,6 +578,7 @@ pub struct ValidatedJob {
     /// Job id.
     pub id: String,
     /// The namespace the file names, if any.
+    #[schema(required = true)]
     pub namespace: Option<String>,
     /// Declared parameters, in file order.
     pub params: Vec<String>,
@@ -612,8 +625,10 @@ pub struct Occurrence {
     #[schema(schema_with = crate::openapi::outcome_schema)]
     pub outcome: String,
     /// The run queued for it.
+    #[schema(required = true)]
     pub run_id: Option<String>,
     /// Why it did not run.
+    #[schema(required = true)]
     pub reason: Option<String>,
 }
 
@@ -658,7 +673,7 @@ pub struct ScheduleState {
     /// Whether the schedule is paused.
     pub paused: bool,
     /// When resumed: occurrences before this instant are skipped.
-    #[schema(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub resume_from: Option<Timestamp>,
 }
 
@@ -700,6 +715,7 @@ pub struct SecretList {
     /// The secrets.
     pub items: Vec<Secret>,
     /// Pass as `cursor` to get the next page; null on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

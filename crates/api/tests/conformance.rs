@@ -393,6 +393,17 @@ async fn closed_bodies_say_additional_properties_false() {
         schemas["CreateToken"]["properties"]["grants"]["minItems"],
         1
     );
+    // A response field serde always writes, null or not, is required (and nullable).
+    let run_required = schemas["Run"]["required"].as_array().expect("required");
+    assert!(run_required.contains(&json!("finished_at")));
+    assert_eq!(
+        schemas["Run"]["properties"]["finished_at"]["type"],
+        json!(["string", "null"])
+    );
+    let list_required = schemas["TokenList"]["required"]
+        .as_array()
+        .expect("required");
+    assert!(list_required.contains(&json!("next_cursor")));
 }
 
 #[tokio::test]
