@@ -224,6 +224,7 @@ pub fn document_json() -> serde_json::Value {
             serde_json::json!({ "anyOf": [{ "$ref": "#/components/schemas/LogLine" }, run_end] }),
         ),
     ];
+    spell_out_client_errors(&mut doc);
     for (frame, content) in contents {
         let pointer = format!("/components/schemas/{frame}/properties/data");
         if let Some(data) = doc
@@ -234,6 +235,67 @@ pub fn document_json() -> serde_json::Value {
         }
     }
     doc
+}
+
+/// Replaces each operation's catch-all `4XX` problem response by the client errors it can
+/// actually answer, so a status the document does not name is a finding:
+/// 400 for a malformed id, query string or JSON body; 401 and 403 where a token is needed;
+/// 404 where a path names something; 413, 415 and 422 where there is a request body.
+/// Statuses a handler adds on its own (409, 503) are declared in its annotation and kept.
+fn spell_out_client_errors(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in operations.values_mut() {
+            let params = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let has_body = operation.get("requestBody").is_some();
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(|r| r.as_object_mut())
+            else {
+                continue;
+            };
+            let Some(problem) = responses.remove("4XX") else {
+                continue;
+            };
+            let mut codes: Vec<(&str, &str)> = Vec::new();
+            if !params.is_empty() || has_body {
+                codes.push(("400", "A malformed id, query string or JSON body"));
+            }
+            if secured {
+                codes.push(("401", "No valid bearer token"));
+                codes.push(("403", "The token lacks the role this call needs"));
+            }
+            if params.iter().any(|p| p["in"] == "path") {
+                codes.push(("404", "What the path names does not exist"));
+            }
+            if has_body {
+                codes.push(("413", "The body is larger than the API accepts"));
+                codes.push(("415", "The body is not declared as JSON"));
+                codes.push((
+                    "422",
+                    "The body is JSON of the wrong shape, or its content is invalid",
+                ));
+            }
+            for (code, description) in codes {
+                if !responses.contains_key(code) {
+                    let mut response = problem.clone();
+                    response["description"] = serde_json::Value::from(description);
+                    responses.insert(code.to_owned(), response);
+                }
+            }
+        }
+    }
 }
 
 /// `GET /api/v1/openapi.json`. Public: it describes the API, it reveals no data.

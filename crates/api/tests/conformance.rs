@@ -476,3 +476,38 @@ async fn event_frames_state_their_data_schema() {
         ["schema"];
     assert_eq!(stream["$ref"], "#/components/schemas/EventFrame");
 }
+
+#[tokio::test]
+async fn client_errors_are_spelled_out_per_operation() {
+    let env = Env::new().await;
+    let doc = document(&env).await;
+    for (method, path, operation) in operations(&doc) {
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(
+            !responses.contains_key("4XX"),
+            "{method} {path}: a catch-all 4XX is left"
+        );
+        if operation["security"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+        {
+            assert!(responses.contains_key("401") && responses.contains_key("403"));
+        }
+        if operation.get("requestBody").is_some() {
+            for code in ["400", "413", "415", "422"] {
+                assert!(responses.contains_key(code), "{method} {path}: no {code}");
+            }
+        }
+    }
+    let revoke = &doc["paths"]["/api/v1/tokens/{id}"]["delete"]["responses"];
+    assert!(
+        revoke["409"].is_object(),
+        "a token revoking itself is a 409"
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/namespaces"]["get"]["responses"]
+            .as_object()
+            .map(|r| r.keys().cloned().collect::<Vec<_>>()),
+        Some(vec!["200".into(), "400".into(), "401".into(), "403".into()])
+    );
+}

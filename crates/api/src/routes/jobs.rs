@@ -301,6 +301,8 @@ pub(crate) async fn revisions(
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
     responses((status = 204, description = "Deleted"),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "The job is defined by a file of the server's job directory"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn remove(

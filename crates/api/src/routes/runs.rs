@@ -194,6 +194,8 @@ pub(crate) async fn logs(
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
     params(("id" = RunId, Path, description = "Run id")),
     responses((status = 202, body = CancelAccepted),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "The run has already ended"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
@@ -317,6 +319,8 @@ pub(crate) async fn create(
     params(("id" = RunId, Path, description = "Run id")),
     request_body(content = Option<RetryRun>, description = "Optional"),
     responses((status = 202, body = Run, headers(("location" = String, description = "The new run"))),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "The run is still active"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn retry(
