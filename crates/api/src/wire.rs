@@ -650,6 +650,9 @@ impl From<rota_store::OccurrenceRecord> for Occurrence {
 pub struct OccurrenceList {
     /// The occurrences.
     pub items: Vec<Occurrence>,
+    /// Pass as `cursor` to get the next (older) page; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
 }
 
 /// How to resume a schedule.

@@ -9,7 +9,7 @@
 
 use jiff::Timestamp;
 use serde_json::json;
-use sqlx::Row;
+use sqlx::{QueryBuilder, Row, Sqlite};
 use sqlx::sqlite::SqliteRow;
 
 use crate::convert::{append_event, micros, opt_ts, ts};
@@ -180,15 +180,38 @@ impl Store {
         job_id: &str,
         limit: u32,
     ) -> Result<Vec<OccurrenceRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {OCCURRENCE_COLUMNS} FROM occurrences WHERE namespace = ? AND job_id = ? \
-             ORDER BY scheduled_at DESC, trigger_key LIMIT ?"
-        ))
-        .bind(namespace)
-        .bind(job_id)
-        .bind(i64::from(limit.min(1000)))
-        .fetch_all(&self.pool)
-        .await?;
+        self.occurrences_page(namespace, job_id, None, limit).await
+    }
+
+    /// A page of [`Store::occurrences`]: up to `limit` occurrences that come after
+    /// `before` (an occurrence's `(scheduled_at, trigger_key)`) in the same order, newest
+    /// first, then by trigger key descending.
+    pub async fn occurrences_page(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        before: Option<(Timestamp, &str)>,
+        limit: u32,
+    ) -> Result<Vec<OccurrenceRecord>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {OCCURRENCE_COLUMNS} FROM occurrences WHERE namespace = "
+        ));
+        query
+            .push_bind(namespace)
+            .push(" AND job_id = ")
+            .push_bind(job_id);
+        if let Some((at, key)) = before {
+            query
+                .push(" AND (scheduled_at, trigger_key) < (")
+                .push_bind(micros(at))
+                .push(", ")
+                .push_bind(key)
+                .push(")");
+        }
+        query
+            .push(" ORDER BY scheduled_at DESC, trigger_key DESC LIMIT ")
+            .push_bind(i64::from(limit.min(1000)));
+        let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(occurrence_record).collect()
     }
 

@@ -28,7 +28,7 @@ use crate::wire::{
 };
 use crate::{ApiError, ApiState, audited};
 
-/// `?limit=` of the history.
+/// `?limit=&cursor=` of the history.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -36,6 +36,34 @@ pub(crate) struct HistoryQuery {
     /// At most this many (1–500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor`.
+    #[param(pattern = "^[0-9]{1,17}\\.([0-9a-f]{2}){1,512}$", max_length = 1042)]
+    cursor: Option<String>,
+}
+
+/// A history cursor's text: `<scheduled_at in µs>.<trigger key in hex>` (trigger keys hold
+/// spaces and `*`). Clients treat it as opaque.
+fn encode_history_cursor(occurrence: &Occurrence) -> String {
+    format!(
+        "{}.{}",
+        occurrence.scheduled_at.as_microsecond(),
+        hex::encode(&occurrence.trigger)
+    )
+}
+
+fn decode_history_cursor(text: &str) -> Result<(Timestamp, String), ApiError> {
+    let bad = || ApiError::InvalidQuery(format!("{text:?} is not a cursor from this API"));
+    let (micros, key) = text.split_once('.').ok_or_else(bad)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(|m| Timestamp::from_microsecond(m).ok())
+        .ok_or_else(bad)?;
+    let key = hex::decode(key)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(bad)?;
+    Ok((at, key))
 }
 
 /// A 404 problem unless the job has a stored revision.
@@ -64,14 +92,24 @@ pub(crate) async fn history(
 ) -> Result<Json<OccurrenceList>, ApiError> {
     principal.require(Scope::Namespace(namespace.as_str()), Role::Viewer)?;
     let limit = page_limit(query.limit)?;
+    let before = query
+        .cursor
+        .as_deref()
+        .map(decode_history_cursor)
+        .transpose()?;
     require_job(&state, &namespace, &job).await?;
-    let items = state
+    let rows = state
         .store
-        .occurrences(namespace.as_str(), job.as_str(), limit)
+        .occurrences_page(
+            namespace.as_str(),
+            job.as_str(),
+            before.as_ref().map(|(at, key)| (*at, key.as_str())),
+            limit + 1,
+        )
         .await?;
-    Ok(Json(OccurrenceList {
-        items: items.into_iter().map(Occurrence::from).collect(),
-    }))
+    let items: Vec<Occurrence> = rows.into_iter().map(Occurrence::from).collect();
+    let (items, next_cursor) = super::cut_page(items, limit, encode_history_cursor);
+    Ok(Json(OccurrenceList { items, next_cursor }))
 }
 
 /// Pauses the job's schedule: its occurrences are skipped until it is resumed.
