@@ -5,7 +5,8 @@ against `xargs -P2` spawning the same 1,000 `sh -c true` commands, measured in t
 Usage: python3 bench/engine_fanout.py [--rounds N] [--steps N] [--rota PATH] [--compare PATH]
 Builds `rota` in release mode unless --rota is given. Prints medians, the ratio of Rota's
 rate to xargs' rate (1.0 = as fast as spawning the processes can go), Rota's own CPU time
-per step, its peak RSS and the load average around the measurement.
+per step, its peak RSS, the load average around the measurement and the CPU time other
+processes used during it (more than a few percent of one core spoils the ratio).
 
 Wall-clock ratios are only meaningful on an idle machine (load average well below 1): other
 work slows xargs and Rota differently. Rota's own CPU per step (its CPU time, children
@@ -44,6 +45,14 @@ def load():
     return os.getloadavg()[0]
 
 
+def busy_seconds():
+    """CPU time all processes on the machine have used since boot (user, nice, system, irq)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
@@ -76,21 +85,29 @@ def main():
     for name, path in binaries:
         timed([path, "run", job], env=envs[name])  # warm-up: creates the store, page cache
     loads = [load()]
+    busy_before, wall_before, ours = busy_seconds(), time.perf_counter(), 0.0
     for _ in range(args.rounds):
         t, cpu, _ = timed(["xargs", "-P2", "-I{}", "sh", "-c", "{}"], stdin=commands)
         xargs_times.append(t)
         xargs_cpu.append(cpu)
+        ours += cpu
         for name, path in binaries:
             t, cpu, peak = timed([path, "run", job], env=envs[name])
             times[name].append(t)
             cpus[name].append(cpu)
             rss[name].append(peak)
+            ours += cpu
     loads.append(load())
+    # The machine's CPU time minus what the measured commands used: other work competing
+    # with them.
+    others = busy_seconds() - busy_before - ours
+    others_share = others / (time.perf_counter() - wall_before)
     x = statistics.median(xargs_times)
     xc = statistics.median(xargs_cpu)
     n = args.steps
     print(f"steps                 {n} (sh -c true, concurrency 2), {args.rounds} rounds")
     print(f"load average (1 min)  {loads[0]:.2f} before, {loads[1]:.2f} after")
+    print(f"other processes' CPU  {others:.2f} s during the rounds ({others_share:.0%} of one core)")
     print(f"xargs -P2   median    {x:.3f} s  ({n / x:.0f} commands/s), CPU {xc / n * 1e3:.3f} ms/command")
     for name, path in binaries:
         r = statistics.median(times[name])
