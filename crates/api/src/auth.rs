@@ -54,6 +54,8 @@ pub enum Scope<'a> {
 pub struct Principal {
     /// How the audit log names them: `token:<id>:<name>`, or `local` without auth.
     pub actor: String,
+    /// The id of the token they authenticated with (`None` without auth).
+    pub token_id: Option<String>,
     /// Their grants.
     pub grants: Vec<Grant>,
 }
@@ -63,6 +65,7 @@ impl Principal {
     pub fn local() -> Principal {
         Principal {
             actor: "local".to_owned(),
+            token_id: None,
             grants: vec![Grant {
                 namespace: None,
                 role: Role::Admin,
@@ -155,6 +158,7 @@ impl FromRequestParts<ApiState> for Principal {
         }
         Ok(Principal {
             actor: format!("token:{}:{}", record.id, record.name),
+            token_id: Some(record.id),
             grants: record.grants,
         })
     }

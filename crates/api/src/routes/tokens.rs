@@ -123,16 +123,6 @@ pub(crate) async fn list(
     Ok(Json(TokenList { items, next_cursor }))
 }
 
-/// The id of the token the caller authenticated with, if any. The audit actor of a token
-/// is `token:<id>:<name>`, and ids hold no `:`.
-fn own_token_id(principal: &Principal) -> Option<&str> {
-    principal
-        .actor
-        .strip_prefix("token:")
-        .and_then(|rest| rest.split_once(':'))
-        .map(|(id, _)| id)
-}
-
 /// Revokes a token; it authenticates nobody from then on. A token cannot revoke itself
 /// (409): that would lock its holder out by accident; revoke it with another admin token.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
@@ -150,7 +140,7 @@ pub(crate) async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let outcome = async {
         principal.require(Scope::Global, Role::Admin)?;
-        if own_token_id(&principal) == Some(id.as_str()) {
+        if principal.token_id.as_deref() == Some(id.as_str()) {
             return Err(ApiError::Conflict(
                 "a token cannot revoke itself; revoke it with another admin token".into(),
             ));
