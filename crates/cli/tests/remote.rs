@@ -588,6 +588,13 @@ fn namespaces_and_job_deletion_work_remotely_and_locally_alike() {
     assert_code(&removed, 0);
     let jobs = remote_json(&rota, &server, &["jobs", "-n", "team"]);
     assert_eq!(jobs, serde_json::json!([]), "a deleted job is not listed");
+    let counted = remote_json(&rota, &server, &["namespaces"]);
+    let team = counted
+        .as_array()
+        .and_then(|all| all.iter().find(|n| n["name"] == "team"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(team["jobs"], 0, "nor counted: {counted:#}");
     let again = remote(&rota, &server, &["jobs", "rm", "gone-soon", "-n", "team"]);
     assert_code(&again, 1);
     assert!(

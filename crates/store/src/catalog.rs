@@ -30,37 +30,27 @@ pub struct NamespaceRecord {
 impl Store {
     /// Every namespace that has a job or a run, plus `default`, by name.
     pub async fn list_namespaces(&self) -> Result<Vec<NamespaceRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT name, \
-               (SELECT COUNT(DISTINCT job_id) FROM job_revisions j WHERE j.namespace = n.name) \
-                 AS jobs, \
-               (SELECT COUNT(*) FROM runs r WHERE r.namespace = n.name) AS runs \
-             FROM (SELECT ? AS name \
-                   UNION SELECT namespace FROM job_revisions \
-                   UNION SELECT namespace FROM runs) n \
-             ORDER BY name",
-        )
-        .bind(DEFAULT_NAMESPACE)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(namespace_record).collect()
+        self.list_namespaces_page(None, None, u32::MAX).await
     }
 
     /// A page of [`Store::list_namespaces`]: up to `limit` namespaces named after `after`,
-    /// by name; with `only`, just those of these names.
+    /// by name; with `only`, just those of these names. `jobs` counts the jobs a listing
+    /// shows (deleted ones are left out); `runs` every run.
     pub async fn list_namespaces_page(
         &self,
         after: Option<&str>,
         only: Option<&[String]>,
         limit: u32,
     ) -> Result<Vec<NamespaceRecord>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
             "SELECT name, \
-               (SELECT COUNT(DISTINCT job_id) FROM job_revisions j WHERE j.namespace = n.name) \
-                 AS jobs, \
+               (SELECT COUNT(*) FROM job_revisions j WHERE j.namespace = n.name \
+                  AND j.revision = (SELECT MAX(revision) FROM job_revisions k \
+                                    WHERE k.namespace = j.namespace AND k.job_id = j.job_id) \
+                  AND {LIVE_JOB}) AS jobs, \
                (SELECT COUNT(*) FROM runs r WHERE r.namespace = n.name) AS runs \
-             FROM (SELECT ",
-        );
+             FROM (SELECT "
+        ));
         query.push_bind(DEFAULT_NAMESPACE).push(
             " AS name UNION SELECT namespace FROM job_revisions \
                  UNION SELECT namespace FROM runs) n WHERE 1 = 1",
