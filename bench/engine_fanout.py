@@ -100,7 +100,8 @@ def main():
     loads.append(load())
     # The machine's CPU time minus what the measured commands used: other work competing
     # with them.
-    others = busy_seconds() - busy_before - ours
+    # Clock ticks are coarser than rusage: a slightly negative difference means none.
+    others = max(0.0, busy_seconds() - busy_before - ours)
     others_share = others / (time.perf_counter() - wall_before)
     x = statistics.median(xargs_times)
     xc = statistics.median(xargs_cpu)
