@@ -9,8 +9,8 @@
 
 use jiff::Timestamp;
 use serde_json::json;
-use sqlx::{QueryBuilder, Row, Sqlite};
 use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::convert::{append_event, micros, opt_ts, ts};
 use crate::write::{Rows, create_run};
