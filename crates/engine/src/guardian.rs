@@ -82,9 +82,12 @@ impl Guardian {
     fn send(&self, op: char, pgid: u32) {
         // A line this short is written atomically, and the guardian reads continuously, so the
         // write returns at once. A dead guardian only loses its protection: the step still runs.
+        // The line is built first: `writeln!` on the unbuffered pipe would make one `write`
+        // (and wake the guardian) per piece.
+        let line = format!("{op}{pgid}\n");
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stdin) = inner.stdin.as_mut()
-            && let Err(err) = writeln!(stdin, "{op}{pgid}")
+            && let Err(err) = stdin.write_all(line.as_bytes())
         {
             tracing::warn!(pid = self.pid, %err, "the guardian process is gone");
             inner.stdin = None;
