@@ -383,7 +383,8 @@ pub(crate) fn spawn_guardian() -> Option<Guardian> {
     }
 }
 
-/// Ctrl-C, SIGTERM and SIGHUP cancel the run cleanly (the steps get SIGTERM, then SIGKILL).
+/// Ctrl-C, SIGTERM and SIGHUP cancel the run cleanly (the steps get SIGTERM, then SIGKILL)
+/// and let its `when: always` steps clean up; a second signal stops those too.
 async fn stop_on_signals(stop: RunStop) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
@@ -393,13 +394,25 @@ async fn stop_on_signals(stop: RunStop) {
     ) else {
         return;
     };
-    let name = tokio::select! {
-        _ = int.recv() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-        _ = hup.recv() => "SIGHUP",
-    };
-    eprintln!("rota: {name} received, cancelling the run");
-    stop.stop(StopReason::Cancelled(name.to_owned()));
+    let mut received = 0;
+    loop {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+        };
+        received += 1;
+        if received == 1 {
+            eprintln!(
+                "rota: {name} received, cancelling the run (`when: always` steps still run; signal again to stop them)"
+            );
+            stop.stop(StopReason::Cancelled(name.to_owned()));
+        } else {
+            eprintln!("rota: {name} received again, stopping the cleanup steps too");
+            stop.force(StopReason::Cancelled(name.to_owned()));
+            return;
+        }
+    }
 }
 
 /// `rota cancel` from another terminal sets a flag in the store (and signals this process

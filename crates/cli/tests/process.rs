@@ -81,11 +81,14 @@ steps:
 }
 
 #[test]
-fn run_timeout_stops_running_steps_and_cancels_the_rest() {
+fn run_timeout_stops_running_steps_cancels_the_rest_and_runs_cleanup() {
     let rota = Rota::new();
     let mut job = "id: run-timeout-job\npolicy:\n  timeout: 2s\nsteps:\n".to_owned();
     job.push_str(&long_step("slow", ""));
-    job.push_str("  - id: later\n    needs: [slow]\n    when: always\n    sh: touch later.ran\n");
+    job.push_str("  - id: next\n    needs: [slow]\n    sh: touch next.ran\n");
+    job.push_str(
+        "  - id: cleanup\n    needs: [slow]\n    when: always\n    sh: touch cleanup.ran\n",
+    );
     rota.write("run-timeout.yaml", &job);
     let (run, output) = rota.run_json(&["run", "run-timeout.yaml"]);
     assert_code(&output, 1);
@@ -97,11 +100,44 @@ fn run_timeout_stops_running_steps_and_cancels_the_rest() {
         "{run:#}"
     );
     assert_eq!(step(&run, "slow")["status"], "timed_out");
-    assert_ne!(step(&run, "later")["status"], "succeeded");
-    assert!(!rota.path("later.ran").exists());
+    assert_eq!(step(&run, "next")["status"], "cancelled", "{run:#}");
+    assert!(!rota.path("next.ran").exists());
+    // `when: always` is the run's cleanup: it runs after the stop, and the run stays
+    // timed out.
+    assert_eq!(step(&run, "cleanup")["status"], "succeeded", "{run:#}");
+    assert!(rota.path("cleanup.ran").exists());
     assert_step_processes_gone(&rota, "slow");
     let runs = rota.runs();
     assert_eq!(runs[0]["status"], "timed_out");
+}
+
+#[test]
+fn a_second_ctrl_c_stops_the_cleanup_steps_too() {
+    let rota = Rota::new();
+    let mut job = format!("id: cleanup-job\nsteps:\n{}", long_step("slow", ""));
+    job.push_str(&long_step(
+        "cleanup",
+        "    needs: [slow]\n    when: always\n",
+    ));
+    rota.write("cleanup.yaml", &job);
+    let child = rota.spawn(["run", "cleanup.yaml", "--output", "json"]);
+    read_pid(&rota.path("slow.pid"));
+    signal(child.id(), Signal::SIGINT);
+    // The first Ctrl-C stops `slow`; the cleanup step starts after it.
+    read_pid(&rota.path("cleanup.pid"));
+    for suffix in ["pid", "bg"] {
+        let pid = read_pid(&rota.path(&format!("slow.{suffix}")));
+        wait_gone(pid, &format!("process of step slow ({suffix})"));
+    }
+    signal(child.id(), Signal::SIGINT);
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    let run = json(&output);
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "slow")["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "cleanup")["status"], "cancelled", "{run:#}");
+    assert_step_processes_gone(&rota, "slow");
+    assert_step_processes_gone(&rota, "cleanup");
 }
 
 #[test]

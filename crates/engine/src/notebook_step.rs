@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use rota_core::model::{Step, StepKind, StepStatus};
 use rota_core::template::Context;
+use tokio_util::sync::CancellationToken;
 
 use crate::process::{LogLine, Stream};
 use crate::run::Shared;
@@ -21,6 +22,11 @@ pub(crate) struct NotebookWork {
 }
 
 impl NotebookWork {
+    /// Makes `stop` (the step's own stop) interrupt the notebook.
+    pub(crate) fn stopped_by(&mut self, stop: &CancellationToken) {
+        self.request.cancel = stop.child_token();
+    }
+
     pub(crate) fn display(&self) -> String {
         format!("notebook {}", self.request.input.display())
     }
@@ -73,7 +79,8 @@ pub(crate) fn resolve(
         cell_timeout: *cell_timeout,
         cwd: Some(workdir),
         dry_run: shared.dry_run,
-        cancel: shared.stop.token().child_token(),
+        // Replaced by the step's own stop when it runs (`step::run_attempt`).
+        cancel: CancellationToken::new(),
         log: log_tx,
     };
     Ok(NotebookWork {

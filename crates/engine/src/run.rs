@@ -191,9 +191,14 @@ pub enum StopReason {
 }
 
 /// Stops a run: cancel it from anywhere (Ctrl-C handler, `rota cancel` poller, server).
+///
+/// A stop cancels the running steps and every step that has not started, except the
+/// `when: always` steps whose needs are finished: they are the run's cleanup and still run,
+/// each within its own `timeout`. [`RunStop::force`] stops those too.
 #[derive(Debug, Clone, Default)]
 pub struct RunStop {
     token: CancellationToken,
+    force: CancellationToken,
     reason: Arc<Mutex<Option<StopReason>>>,
 }
 
@@ -221,8 +226,26 @@ impl RunStop {
         self.token.is_cancelled()
     }
 
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
+    /// Stops the run and its cleanup steps (`when: always`) too: what a second Ctrl-C or a
+    /// server's shutdown deadline does.
+    pub fn force(&self, reason: StopReason) {
+        self.stop(reason);
+        self.force.cancel();
+    }
+
+    /// Whether the cleanup steps were stopped too.
+    pub fn is_forced(&self) -> bool {
+        self.force.is_cancelled()
+    }
+
+    /// What stops a step: the run's stop, or for a cleanup step started after it, only
+    /// [`RunStop::force`].
+    pub(crate) fn step_token(&self, cleanup: bool) -> CancellationToken {
+        if cleanup {
+            self.force.clone()
+        } else {
+            self.token.clone()
+        }
     }
 }
 
@@ -504,7 +527,11 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
             states[i].started = true;
             let shared = Arc::clone(shared);
             let before = states[i].attempts;
-            running.spawn(async move { (i, step::run_step(&shared, i, ctx, before).await) });
+            // A `when: always` step that starts after the stop is cleanup: only a forced
+            // stop ends it. Any other step that got here is stopped by the run's stop.
+            let cleanup = shared.job.steps[i].when == When::Always && shared.stop.is_stopped();
+            let stop = shared.stop.step_token(cleanup);
+            running.spawn(async move { (i, step::run_step(&shared, i, ctx, before, stop).await) });
         }
         waiting = still_waiting;
         match running.join_next().await {
@@ -553,7 +580,8 @@ fn gate(
     index: usize,
 ) -> Option<(Outcome, String)> {
     let step = &shared.job.steps[index];
-    if let Some(reason) = shared.stop.reason() {
+    let cleanup = step.when == When::Always && !shared.stop.is_forced();
+    if let Some(reason) = shared.stop.reason().filter(|_| !cleanup) {
         let why = match reason {
             StopReason::Cancelled(_) => "run cancelled before the step started",
             StopReason::TimedOut => "run timed out before the step started",

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use rota_core::model::{DryRun, Step, StepKind, StepStatus};
 use rota_core::template::{self, Context};
 use rota_store::{LogStream, RunEvent};
+use tokio_util::sync::CancellationToken;
 
 use crate::outputs;
 use crate::process::{self, Ending, LogLine, ProcessSpec, Stream};
@@ -66,20 +67,24 @@ enum Resolved {
 
 /// Runs every attempt of step `index` and returns its final result; `before` attempts were
 /// made before the run was resumed (0 for a new run), and count against `retry.attempts`.
+///
+/// `stop` stops it: the run's stop, or for a cleanup step started after that, only a forced
+/// stop ([`RunStop::step_token`](crate::run::RunStop)).
 pub(crate) async fn run_step(
     shared: &Shared,
     index: usize,
     ctx: Context,
     before: u32,
+    stop: CancellationToken,
 ) -> StepResult {
     let step = &shared.job.steps[index];
     let mut attempt_no = before;
     loop {
         attempt_no += 1;
-        let attempt = run_attempt(shared, step, attempt_no, &ctx).await;
+        let attempt = run_attempt(shared, step, attempt_no, &ctx, &stop).await;
         let retryable = matches!(attempt.status, StepStatus::Failed | StepStatus::TimedOut)
             && attempt_no < step.retry.attempts
-            && !shared.stop.is_stopped();
+            && !stop.is_cancelled();
         if !retryable {
             return StepResult {
                 status: attempt.status,
@@ -103,7 +108,7 @@ pub(crate) async fn run_step(
         );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = shared.stop.token().cancelled() => {
+            _ = stop.cancelled() => {
                 // The store holds this attempt as `failed`; record the step's real end, or
                 // history would disagree with the run's own summary.
                 let stopped = finish(shared, step, attempt_no, Attempt {
@@ -124,7 +129,13 @@ pub(crate) async fn run_step(
     }
 }
 
-async fn run_attempt(shared: &Shared, step: &Step, attempt_no: u32, ctx: &Context) -> Attempt {
+async fn run_attempt(
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
+    ctx: &Context,
+    stop: &CancellationToken,
+) -> Attempt {
     let output_path = shared
         .run_dir
         .join(format!("{}.{attempt_no}.output", step.id));
@@ -167,9 +178,10 @@ async fn run_attempt(shared: &Shared, step: &Step, attempt_no: u32, ctx: &Contex
             {
                 return finish(shared, step, attempt_no, failed(error.to_string()));
             }
-            run_process(shared, step, attempt_no, &spec, &output_path).await
+            run_process(shared, step, attempt_no, &spec, &output_path, stop).await
         }
-        Resolved::Notebook(work) => {
+        Resolved::Notebook(mut work) => {
+            work.stopped_by(stop);
             record_start(shared, step, attempt_no, work.display());
             if shared.config.durable_step_starts
                 && let Err(error) = shared.recorder.flush().await
@@ -375,9 +387,10 @@ async fn run_process(
     attempt_no: u32,
     spec: &ProcessSpec,
     output_path: &Path,
+    stop: &CancellationToken,
 ) -> Attempt {
     let mut on_line = |line: LogLine| record_line(shared, step, attempt_no, line);
-    let token = shared.stop.token().child_token();
+    let token = stop.child_token();
     let guardian = shared.config.guardian.as_deref();
     let outcome =
         match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {

@@ -921,6 +921,18 @@ impl Daemon {
         for stop in self.stops.values() {
             stop.stop(StopReason::Cancelled("server shutdown".to_owned()));
         }
+        // Cancelled runs still run their `when: always` cleanup steps; those get one more
+        // step grace period before they are stopped too.
+        let deadline = tokio::time::Instant::now() + self.config.step_grace;
+        loop {
+            tokio::select! {
+                done = self.running.join_next() => if done.is_none() { return },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        for stop in self.stops.values() {
+            stop.force(StopReason::Cancelled("server shutdown".to_owned()));
+        }
         while self.running.join_next().await.is_some() {}
     }
 }
