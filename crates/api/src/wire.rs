@@ -77,6 +77,10 @@ pub struct JobSummary {
     pub revision: i64,
     /// Content hash of the revision.
     pub hash: String,
+    /// The file a server's job directory loaded it from; null when it was saved through
+    /// the API or `rota jobs put`.
+    #[schema(required = true)]
+    pub source_path: Option<String>,
     /// When the revision was saved.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -89,6 +93,7 @@ impl From<JobRevision> for JobSummary {
             id: r.job_id,
             revision: r.revision,
             hash: r.hash,
+            source_path: r.source_path,
             created_at: r.created_at,
         }
     }

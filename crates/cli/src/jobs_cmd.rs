@@ -69,13 +69,8 @@ pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<
     }
     let jobs = jobs
         .into_iter()
-        .map(|revision| {
-            let source_path = revision.source_path.clone();
-            let mut view: JobView = via_wire(rota_api::wire::JobSummary::from(revision))?;
-            view.source_path = source_path;
-            Ok(view)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .map(|revision| via_wire(rota_api::wire::JobSummary::from(revision)))
+        .collect::<anyhow::Result<Vec<JobView>>>()?;
     print_jobs(out, &jobs);
     Ok(0)
 }
@@ -113,12 +108,7 @@ pub async fn jobs_remote(remote: &Remote, args: JobsArgs, out: &Printer) -> anyh
     let mut jobs = Vec::new();
     for namespace in namespaces {
         let path = format!("/api/v1/namespaces/{}/jobs", seg(&namespace));
-        let list: Vec<JobView> = remote.get_all(&path, &[]).await?;
-        // Listings leave out where each file came from; the job itself says it.
-        for job in list {
-            let one: JobView = remote.get(&format!("{path}/{}", seg(&job.id)), &[]).await?;
-            jobs.push(one);
-        }
+        jobs.extend(remote.get_all::<JobView>(&path, &[]).await?);
     }
     print_jobs(out, &jobs);
     Ok(0)
@@ -308,10 +298,7 @@ async fn put_local(
         // directory, the revision has no source file: a server on this store schedules it
         // and `rota jobs rm` can delete it.
         let stored = store.save_job_revision(&revision).await?;
-        let source_path = stored.source_path.clone();
-        let mut view: JobView = via_wire(rota_api::wire::JobSummary::from(stored))?;
-        view.source_path = source_path;
-        saved.push(view);
+        saved.push(via_wire(rota_api::wire::JobSummary::from(stored))?);
     }
     print_jobs(out, &saved);
     Ok(0)

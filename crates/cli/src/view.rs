@@ -108,8 +108,7 @@ pub struct JobView {
     pub id: String,
     pub revision: i64,
     pub hash: String,
-    /// Where the file was read from; job listings of the API do not carry it.
-    #[serde(default)]
+    /// Where a server's job directory read the file from.
     pub source_path: Option<String>,
     pub created_at: Timestamp,
 }

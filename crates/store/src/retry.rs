@@ -125,6 +125,22 @@ impl Store {
             .bind(new_run_id)
             .execute(&mut *tx)
             .await?;
+            // Its attempts come along, so the retry shows how the kept result came about
+            // (without process groups: nothing of them runs in the retry).
+            sqlx::query(&format!(
+                "INSERT INTO step_attempts (run_id, step_id, attempt, status, exit_code, \
+                 reason, outputs, started_at, finished_at) \
+                 SELECT ?3, step_id, attempt, status, exit_code, reason, outputs, started_at, \
+                 finished_at FROM step_attempts WHERE run_id = ?1 AND step_id = ?2 AND EXISTS \
+                 (SELECT 1 FROM step_runs WHERE run_id = ?1 AND step_id = ?2 \
+                  AND status IN ('{}'))",
+                COPIED.join("', '")
+            ))
+            .bind(original_id)
+            .bind(step_id.as_str())
+            .bind(new_run_id)
+            .execute(&mut *tx)
+            .await?;
         }
         let rerun_steps: Vec<&String> = steps.iter().filter(|s| !copied.contains(s)).collect();
         let data = json!({
@@ -285,6 +301,12 @@ mod tests {
             retry.steps[0].outputs.get("x").map(String::as_str),
             Some("42")
         );
+        // The kept step's attempts come along; the rerun ones start with none.
+        let attempts: Vec<u32> = retry.steps.iter().map(|s| s.attempts).collect();
+        assert_eq!(attempts, [1, 0, 0]);
+        let kept = store.step_attempts("r2", "a").await?;
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].status, StepStatus::Succeeded);
 
         let all = store.create_retry_run("r1", "r3", None, "me", now).await?;
         assert!(all.steps.iter().all(|s| s.status == StepStatus::Pending));
