@@ -79,6 +79,24 @@ pub(crate) async fn run_step(
 ) -> StepResult {
     let step = &shared.job.steps[index];
     let mut attempt_no = before;
+    if before > 0 {
+        // A resumed step's last attempt died with its runner: it waits the backoff a
+        // failure would have, so a crash loop does not turn into a retry storm.
+        let delay = step.retry.delay_before(before + 1);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = stop.cancelled() => {
+                // No attempt starts; the step stays as its runner left it.
+                return StepResult {
+                    status: StepStatus::Abandoned,
+                    attempts: before,
+                    exit_code: None,
+                    outputs: BTreeMap::new(),
+                    reason: Some("stopped while waiting to retry after its runner died".into()),
+                };
+            }
+        }
+    }
     loop {
         attempt_no += 1;
         let attempt = run_attempt(shared, step, attempt_no, &ctx, &stop).await;

@@ -243,3 +243,62 @@ async fn a_cli_run_is_abandoned_even_with_attempts_left() -> TestResult {
     assert!(store.queued_run_ids().await?.is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_resumed_step_waits_its_retry_backoff_before_the_next_attempt() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("home")).await?;
+    let job = dead_run(
+        &store,
+        dir.path(),
+        &job_source("{ attempts: 2, initial: 1h }"),
+        "cron",
+    )
+    .await?;
+    recover_runs(&store).await?;
+    let run = store.get_run("run-1").await?.ok_or("run missing")?;
+    assert!(
+        store
+            .claim_queued_run("run-1", &live_owner(), Timestamp::now())
+            .await?
+    );
+    let request = RunRequest {
+        run_id: "run-1".into(),
+        job,
+        job_revision: run.job_revision,
+        namespace: run.namespace.clone(),
+        params: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        dry_run: false,
+        trigger: run.trigger.clone(),
+        scheduled_at: run.scheduled_at,
+        base_dir: dir.path().to_owned(),
+        prior: run.steps.iter().map(PriorStep::from).collect(),
+    };
+    let config = EngineConfig {
+        artifacts_dir: dir.path().join("runs"),
+        grace: Duration::from_secs(5),
+        log_cap_bytes: 1 << 20,
+        guardian: None,
+        durable_step_starts: true,
+    };
+    let stop = RunStop::new();
+    let stopper = stop.clone();
+    tokio::spawn(async move {
+        // Long enough for an attempt that did not wait to have run its `echo`.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stopper.stop(rota_engine::run::StopReason::Cancelled("test".into()));
+    });
+    let summary = execute_claimed(&store, &config, request, stop, None).await?;
+    assert_eq!(summary.status, RunStatus::Cancelled, "{summary:?}");
+    // Attempt 2 never started: the hour of backoff was still running when the run stopped.
+    assert_eq!(read(&dir.path().join("b.attempts")), "1\n");
+    let b: Vec<_> = store
+        .step_attempts("run-1", "b")
+        .await?
+        .iter()
+        .map(|a| (a.attempt, a.status))
+        .collect();
+    assert_eq!(b, [(1, StepStatus::Abandoned)]);
+    Ok(())
+}
