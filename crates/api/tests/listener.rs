@@ -34,7 +34,7 @@ async fn a_real_listener_serves_the_api_and_audits_the_client_address() {
     assert!(response.starts_with("HTTP/1.1 202"), "{response}");
     assert!(response.contains("\"cancel_requested\":true"), "{response}");
 
-    let audit = env.store.list_audit(0, 10).await.expect("audit");
+    let audit = crate::support::api_audit_records(&env).await;
     assert_eq!(audit.len(), 1);
     assert_eq!(
         audit[0].source.as_deref(),

@@ -381,3 +381,24 @@ pub async fn sse_ids(
     events.truncate(count);
     events
 }
+
+/// The audit entries of API calls, oldest first: the engine's entries for run state
+/// changes (actor `engine`) are left out.
+pub async fn api_audit_records(env: &Env) -> Vec<rota_store::AuditRecord> {
+    env.store
+        .list_audit(0, 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|a| a.actor != "engine")
+        .collect()
+}
+
+/// [`api_audit_records`] as (action, target, result).
+pub async fn api_audit(env: &Env) -> Vec<(String, String, String)> {
+    api_audit_records(env)
+        .await
+        .into_iter()
+        .map(|a| (a.action, a.target, a.result))
+        .collect()
+}

@@ -13,17 +13,6 @@ fn submission(format: &str, source: &str) -> String {
     serde_json::json!({ "format": format, "source": source }).to_string()
 }
 
-/// The audit entries, as (action, target, result).
-async fn audit(env: &Env) -> Vec<(String, String, String)> {
-    env.store
-        .list_audit(0, 500)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|a| (a.action, a.target, a.result))
-        .collect()
-}
-
 #[tokio::test]
 async fn a_job_file_is_saved_as_a_new_revision_once() {
     let env = Env::new().await;
@@ -63,7 +52,7 @@ async fn a_job_file_is_saved_as_a_new_revision_once() {
     assert_eq!(new.body["revision"], 1);
     assert_eq!(new.body["namespace"], "ops");
 
-    let entries = audit(&env).await;
+    let entries = crate::support::api_audit(&env).await;
     let puts: Vec<_> = entries.iter().filter(|e| e.0 == "job.put").collect();
     assert_eq!(puts.len(), 3);
     assert_eq!(puts[0].1, "job/ops/deploy");
@@ -145,7 +134,7 @@ async fn invalid_job_files_are_422_problems_with_positions() {
 
     let revisions = env.store.list_job_revisions("ops", "deploy").await;
     assert_eq!(revisions.expect("revisions").len(), 2, "nothing was saved");
-    let failed: Vec<_> = audit(&env)
+    let failed: Vec<_> = crate::support::api_audit(&env)
         .await
         .into_iter()
         .filter(|e| e.0 == "job.put")
@@ -178,7 +167,10 @@ async fn validate_lists_the_jobs_of_a_valid_file() {
     );
     let saved = env.store.latest_job_revision("ops", "fresh").await;
     assert!(saved.expect("read").is_none(), "validate saves nothing");
-    assert!(audit(&env).await.is_empty(), "validate is not audited");
+    assert!(
+        crate::support::api_audit(&env).await.is_empty(),
+        "validate is not audited"
+    );
 }
 
 #[tokio::test]
@@ -230,7 +222,7 @@ async fn a_started_run_is_queued_for_a_server_with_resolved_params() {
     let claimed = env.store.claim_queued_run(&id, &owner, Timestamp::now());
     assert!(claimed.await.expect("claim"));
 
-    let entries = audit(&env).await;
+    let entries = crate::support::api_audit(&env).await;
     assert_eq!(
         entries,
         [(
@@ -281,7 +273,11 @@ async fn run_parameters_that_do_not_fit_are_422_problems_naming_each() {
     .assert_problem(404, "not-found");
     let queued = env.store.queued_run_ids().await.expect("queue");
     assert!(queued.is_empty(), "nothing was queued: {queued:?}");
-    let results: Vec<_> = audit(&env).await.into_iter().map(|e| e.2).collect();
+    let results: Vec<_> = crate::support::api_audit(&env)
+        .await
+        .into_iter()
+        .map(|e| e.2)
+        .collect();
     assert_eq!(results, ["invalid-params", "not-found"]);
 }
 
@@ -381,7 +377,7 @@ async fn schedules_pause_resume_and_show_their_history() {
         .await
         .assert_problem(400, "invalid-query");
 
-    let results: Vec<_> = audit(&env)
+    let results: Vec<_> = crate::support::api_audit(&env)
         .await
         .into_iter()
         .map(|e| format!("{} {}", e.0, e.2))
@@ -468,7 +464,7 @@ async fn secret_values_never_leave_the_server() {
     .await
     .assert_problem(400, "invalid-id");
 
-    let results: Vec<_> = audit(&env)
+    let results: Vec<_> = crate::support::api_audit(&env)
         .await
         .into_iter()
         .map(|e| format!("{} {} {}", e.0, e.1, e.2))

@@ -11,8 +11,8 @@
 use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
 use crate::convert::{micros, ts};
 use crate::{Store, StoreError};
@@ -89,52 +89,98 @@ pub enum AuditBreakKind {
     OutOfOrder,
 }
 
+/// The run events that change a run's state, each of which is also an audit entry.
+/// (A cancel request is audited by whoever takes it, with the caller as actor; the state
+/// change it leads to is `run.finished`.)
+const RUN_STATE_CHANGES: [&str; 5] = [
+    "run.created",
+    "run.started",
+    "run.finished",
+    "run.requeued",
+    "run.abandoned",
+];
+
+/// The audit entry of a run's state change (`None` for any other event kind): the actor is
+/// who caused it (`by` in the event's data) or `engine`, the target `run/<id>`, and the
+/// result the run's status when it ended, else `ok`.
+pub(crate) fn run_change_entry(
+    at: Timestamp,
+    kind: &str,
+    run_id: &str,
+    data: &serde_json::Value,
+) -> Option<NewAuditEntry> {
+    if !RUN_STATE_CHANGES.contains(&kind) {
+        return None;
+    }
+    let text = |key: &str| data.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    Some(NewAuditEntry {
+        at,
+        actor: text("by").unwrap_or_else(|| "engine".to_owned()),
+        action: kind.to_owned(),
+        target: format!("run/{run_id}"),
+        source: None,
+        result: match kind {
+            "run.finished" => text("status").unwrap_or_else(|| "ok".to_owned()),
+            _ => "ok".to_owned(),
+        },
+    })
+}
+
+/// Appends an entry at the end of the chain, inside the caller's transaction.
+pub(crate) async fn append_audit_in(
+    conn: &mut SqliteConnection,
+    entry: &NewAuditEntry,
+) -> Result<AuditRecord, StoreError> {
+    let head = sqlx::query("SELECT last_id, hash FROM audit_head WHERE one = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (last_id, prev_hash) = match head {
+        Some(row) => (row.try_get::<i64, _>("last_id")?, row.try_get("hash")?),
+        None => (0, GENESIS_HASH.to_owned()),
+    };
+    let mut record = AuditRecord {
+        id: last_id + 1,
+        at: entry.at,
+        actor: entry.actor.clone(),
+        action: entry.action.clone(),
+        target: entry.target.clone(),
+        source: entry.source.clone(),
+        result: entry.result.clone(),
+        prev_hash,
+        hash: String::new(),
+    };
+    record.hash = entry_hash(&record);
+    sqlx::query(
+        "INSERT INTO audit (id, at, actor, action, target, source, result, prev_hash, hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(record.id)
+    .bind(micros(record.at))
+    .bind(&record.actor)
+    .bind(&record.action)
+    .bind(&record.target)
+    .bind(&record.source)
+    .bind(&record.result)
+    .bind(&record.prev_hash)
+    .bind(&record.hash)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?) \
+         ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
+    )
+    .bind(record.id)
+    .bind(&record.hash)
+    .execute(&mut *conn)
+    .await?;
+    Ok(record)
+}
+
 impl Store {
     /// Appends an entry at the end of the chain, in one transaction.
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditRecord, StoreError> {
         let mut tx = self.write().await?;
-        let head = sqlx::query("SELECT last_id, hash FROM audit_head WHERE one = 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (last_id, prev_hash) = match head {
-            Some(row) => (row.try_get::<i64, _>("last_id")?, row.try_get("hash")?),
-            None => (0, GENESIS_HASH.to_owned()),
-        };
-        let mut record = AuditRecord {
-            id: last_id + 1,
-            at: entry.at,
-            actor: entry.actor.clone(),
-            action: entry.action.clone(),
-            target: entry.target.clone(),
-            source: entry.source.clone(),
-            result: entry.result.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        record.hash = entry_hash(&record);
-        sqlx::query(
-            "INSERT INTO audit (id, at, actor, action, target, source, result, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.id)
-        .bind(micros(record.at))
-        .bind(&record.actor)
-        .bind(&record.action)
-        .bind(&record.target)
-        .bind(&record.source)
-        .bind(&record.result)
-        .bind(&record.prev_hash)
-        .bind(&record.hash)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?) \
-             ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
-        )
-        .bind(record.id)
-        .bind(&record.hash)
-        .execute(&mut *tx)
-        .await?;
+        let record = append_audit_in(&mut tx, entry).await?;
         tx.commit().await?;
         Ok(record)
     }

@@ -122,7 +122,11 @@ pub(crate) async fn append_event(
         .bind(run_id)
         .bind(step_id)
         .bind(data.to_string())
-        .execute(conn)
+        .execute(&mut *conn)
         .await?;
+    // A run's state change is also an audit entry, in the same transaction.
+    if let Some(entry) = crate::audit::run_change_entry(at, kind, run_id, &data) {
+        crate::audit::append_audit_in(conn, &entry).await?;
+    }
     Ok(())
 }

@@ -501,6 +501,8 @@ pub(crate) struct Rows<'a> {
     attempts: Vec<AttemptRow<'a>>,
     events: Vec<EventRow<'a>>,
     logs: Vec<LogRow<'a>>,
+    /// The audit entries of the batch's run state changes, in order.
+    audits: Vec<crate::NewAuditEntry>,
 }
 
 /// An attempt that started and finished in the batch ([`Fold::Together`]).
@@ -546,6 +548,8 @@ impl<'a> Rows<'a> {
         step_id: Option<&'a str>,
         data: serde_json::Value,
     ) {
+        self.audits
+            .extend(crate::audit::run_change_entry(at, kind, run_id, &data));
         self.events.push(EventRow {
             at,
             kind,
@@ -592,6 +596,9 @@ impl<'a> Rows<'a> {
                 }
                 return Err(e.into());
             }
+        }
+        for entry in &self.audits {
+            crate::audit::append_audit_in(conn, entry).await?;
         }
         Ok(())
     }

@@ -1095,3 +1095,52 @@ async fn records_a_thousand_step_batch_in_one_call() -> TestResult {
 
 #[path = "store/schedule.rs"]
 mod schedule;
+
+#[tokio::test]
+async fn every_run_state_change_is_an_audit_entry_in_the_chain() -> TestResult {
+    let (_dir, store) = fresh().await?;
+    job(&store, "ops", "deploy").await?;
+    create(&store, new_run("r-1", "ops", "deploy", 1, &["s"])).await?;
+    store
+        .record(&[
+            RunEvent::RunStarted {
+                run_id: "r-1".into(),
+                at: at(2),
+            },
+            RunEvent::RunFinished {
+                run_id: "r-1".into(),
+                status: RunStatus::Failed,
+                reason: Some("failed steps: s".into()),
+                at: at(3),
+            },
+        ])
+        .await?;
+    assert!(
+        !store.request_cancel("r-1", "token:t1:ci").await?,
+        "an ended run takes no cancel request"
+    );
+    let entries: Vec<(String, String, String, String)> = store
+        .list_audit(0, 100)
+        .await?
+        .into_iter()
+        .map(|e| (e.actor, e.action, e.target, e.result))
+        .collect();
+    let entry = |actor: &str, action: &str, result: &str| {
+        (
+            actor.to_owned(),
+            action.to_owned(),
+            "run/r-1".to_owned(),
+            result.to_owned(),
+        )
+    };
+    assert_eq!(
+        entries,
+        [
+            entry("engine", "run.created", "ok"),
+            entry("engine", "run.started", "ok"),
+            entry("engine", "run.finished", "failed"),
+        ]
+    );
+    assert_eq!(store.check_audit_chain().await?, None);
+    Ok(())
+}
