@@ -216,10 +216,22 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
         );
         return Ok(1);
     }
+    store
+        .append_audit(&rota_store::NewAuditEntry {
+            at: jiff::Timestamp::now(),
+            actor: "local".to_owned(),
+            action: "run.cancel".to_owned(),
+            target: format!("run/{}", run.id),
+            source: None,
+            result: "ok".to_owned(),
+        })
+        .await?;
     // Wake the owning `rota run` at once; it also polls the flag, so a failed signal
-    // only delays the cancel.
+    // only delays the cancel. A server's run is left to the server's own poll: the owner
+    // there is `rota serve`, which a signal would shut down.
     let owner = &run.owner;
-    if rota_engine::owner::is_alive(&owner.host, owner.pid, &owner.start_token)
+    if run.trigger == "cli"
+        && rota_engine::owner::is_alive(&owner.host, owner.pid, &owner.start_token)
         && owner.host == rota_engine::owner::host_name()
     {
         let _ = nix::sys::signal::kill(

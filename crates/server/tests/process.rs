@@ -718,7 +718,7 @@ async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cancel_through_the_api_stops_a_running_run_and_a_queued_one() -> TestResult {
+async fn cancels_from_the_api_and_rota_cancel_stop_a_queued_and_a_running_run() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
     std::fs::create_dir_all(&jobs)?;
@@ -773,10 +773,16 @@ async fn a_cancel_through_the_api_stops_a_running_run_and_a_queued_one() -> Test
         "max_active_runs: 1"
     );
 
-    for id in [&second, &first] {
-        let (status, body) = post(&addr, &format!("/api/v1/runs/{id}/cancel"), &headers, b"")?;
-        assert_eq!(status, 202, "{body}");
-    }
+    // The queued one through the API, the running one with a local `rota cancel` on the
+    // server's store: the server's poll stops it, and the server itself keeps serving.
+    let (status, body) = post(
+        &addr,
+        &format!("/api/v1/runs/{second}/cancel"),
+        &headers,
+        b"",
+    )?;
+    assert_eq!(status, 202, "{body}");
+    rota(&home, &["cancel", &first])?;
     while status_of(&first).await != Some(RunStatus::Cancelled) {
         assert!(
             Instant::now() < deadline,
@@ -803,6 +809,12 @@ async fn a_cancel_through_the_api_stops_a_running_run_and_a_queued_one() -> Test
     let pid_file = jobs.join(format!("pid.{first}"));
     let pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
     wait_for("the cancelled step's process to go", || !pid_alive(pid))?;
+    let (status, _, _) = get(&addr, "/api/v1/openapi.json", None)?;
+    assert_eq!(status, 200, "the server still serves after a local cancel");
+    let audited = store.list_audit(0, 1000).await?.into_iter().any(|e| {
+        e.actor == "local" && e.action == "run.cancel" && e.target == format!("run/{first}")
+    });
+    assert!(audited, "the local cancel is audited");
     store.close().await;
     Ok(())
 }
