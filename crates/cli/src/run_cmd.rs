@@ -11,7 +11,7 @@ use rota_core::model::{Job, Policy, RunStatus, Step, StepKind, Value};
 use rota_engine::guardian::Guardian;
 use rota_engine::process::Stream;
 use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason, Update};
-use rota_store::{NewJobRevision, Store};
+use rota_store::{CancelState, NewJobRevision, Store};
 use tokio::sync::mpsc;
 
 use crate::EXIT_USAGE;
@@ -416,14 +416,20 @@ async fn stop_on_signals(stop: RunStop) {
 }
 
 /// `rota cancel` from another terminal sets a flag in the store (and signals this process
-/// when it can); polling the flag covers the cases where no signal arrives.
+/// when it can); polling the flag covers the cases where no signal arrives. A second
+/// `rota cancel` forces the stop, as a second Ctrl-C does.
 async fn stop_on_cancel_request(store: Store, run_id: String, stop: RunStop) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
-        if let Ok(true) = store.cancel_requested(&run_id).await {
-            stop.stop(StopReason::Cancelled("rota cancel".to_owned()));
-            return;
+        let reason = || StopReason::Cancelled("rota cancel".to_owned());
+        match store.cancel_state(&run_id).await {
+            Ok(CancelState::Requested) => stop.stop(reason()),
+            Ok(CancelState::Forced) => {
+                stop.force(reason());
+                return;
+            }
+            Ok(CancelState::None) | Err(_) => {}
         }
     }
 }

@@ -314,8 +314,9 @@ impl Daemon {
     }
 
     /// Stops runs whose cancel was requested through the store (the API, or `rota cancel`):
-    /// a running one is stopped like a Ctrl-C stops `rota run`; a queued one ends as
-    /// cancelled without starting.
+    /// a running one is stopped like a Ctrl-C stops `rota run` (a second request, like a
+    /// second Ctrl-C, stops its cleanup steps too); a queued one ends as cancelled without
+    /// starting.
     async fn honour_cancel_requests(&mut self) {
         let requests = match self.store.pending_cancels().await {
             Ok(requests) => requests,
@@ -324,10 +325,14 @@ impl Daemon {
                 return;
             }
         };
-        for (run_id, by) in requests {
+        for request in requests {
+            let (run_id, by) = (request.run_id, request.by);
             let reason = format!("cancelled by {by}");
             if let Some(stop) = self.stops.get(&run_id) {
-                if !stop.is_stopped() {
+                if request.forced && !stop.is_forced() {
+                    tracing::info!(run = %run_id, "cancel asked again: stopping the cleanup steps too");
+                    stop.force(StopReason::Cancelled(reason));
+                } else if !stop.is_stopped() {
                     tracing::info!(run = %run_id, %by, "cancelling on request");
                     stop.stop(StopReason::Cancelled(reason));
                 }

@@ -818,3 +818,92 @@ async fn cancels_from_the_api_and_rota_cancel_stop_a_queued_and_a_running_run() 
     store.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("tidy.yaml"),
+        "id: tidy\nsteps:\n  - id: work\n    sh: touch work.started; sleep 60\n\
+         \x20 - id: cleanup\n    needs: [work]\n    when: always\n\
+         \x20   sh: echo $$ > cleanup.pid; sleep 60\n",
+    )?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let addr = server.addr()?;
+    let bearer = format!(
+        "Bearer {}",
+        std::fs::read_to_string(home.join("admin.token"))?.trim()
+    );
+    let headers = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    wait_for("the job to load", || {
+        get(
+            &addr,
+            "/api/v1/namespaces/default/jobs/tidy",
+            Some(&bearer[7..]),
+        )
+        .is_ok_and(|(status, _, _)| status == 200)
+    })?;
+    let (status, body) = post(
+        &addr,
+        "/api/v1/namespaces/default/jobs/tidy/runs",
+        &headers,
+        b"{}",
+    )?;
+    assert_eq!(status, 202, "{body}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&body)?["id"]
+        .as_str()
+        .ok_or("no run id")?
+        .to_owned();
+    let cancel = format!("/api/v1/runs/{run_id}/cancel");
+    wait_for("the work step to start", || {
+        jobs.join("work.started").exists()
+    })?;
+    let (status, body) = post(&addr, &cancel, &headers, b"")?;
+    assert_eq!(status, 202, "{body}");
+    // The first cancel stops `work`; `cleanup` runs all the same.
+    wait_for("the cleanup step to start", || {
+        jobs.join("cleanup.pid").exists()
+    })?;
+    let pid: i32 = std::fs::read_to_string(jobs.join("cleanup.pid"))?
+        .trim()
+        .parse()?;
+    let store = Store::open(&home).await?;
+    let run = store.get_run(&run_id).await?.ok_or("run missing")?;
+    assert_eq!(
+        run.status,
+        RunStatus::Running,
+        "cleanup keeps the run going"
+    );
+    let (status, body) = post(&addr, &cancel, &headers, b"")?;
+    assert_eq!(status, 202, "{body}");
+    wait_for("the cleanup step's process to go", || !pid_alive(pid))?;
+    let deadline = Instant::now() + PATIENCE;
+    let run = loop {
+        let run = store.get_run(&run_id).await?.ok_or("run missing")?;
+        if run.status.is_terminal() {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the run never ended");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let statuses: Vec<_> = run
+        .steps
+        .iter()
+        .map(|s| (s.step_id.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("work", rota_core::model::StepStatus::Cancelled),
+            ("cleanup", rota_core::model::StepStatus::Cancelled)
+        ]
+    );
+    store.close().await;
+    Ok(())
+}

@@ -10,53 +10,75 @@ use crate::convert::{append_event, micros, opt_i32, run_status, u32_col};
 use crate::{ActiveRun, Owner, RunningStep, Store, StoreError};
 
 impl Store {
-    /// Asks the run's owner to cancel it (the engine polls [`Store::cancel_requested`]).
-    /// Returns `false` if the run has already ended; asking twice records one request.
+    /// Asks the run's owner to cancel it (the engine polls [`Store::cancel_state`]).
+    /// Returns `false` if the run has already ended. The first request cancels the run and
+    /// lets its cleanup steps (`when: always`) run; a second one, while the run is still
+    /// active, forces it: the cleanup steps are stopped too. Later ones change nothing.
     pub async fn request_cancel(&self, run_id: &str, by: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT status, cancel_requested_at FROM runs WHERE id = ?")
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+        let row = sqlx::query(
+            "SELECT status, cancel_requested_at, cancel_forced_at FROM runs WHERE id = ?",
+        )
+        .bind(run_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
         if run_status(&row, "status")?.is_terminal() {
             return Ok(false);
         }
-        let already: Option<i64> = row.try_get("cancel_requested_at")?;
-        if already.is_none() {
-            let now = Timestamp::now();
-            sqlx::query(
-                "UPDATE runs SET cancel_requested_at = ?, cancel_requested_by = ? WHERE id = ?",
-            )
-            .bind(micros(now))
-            .bind(by)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await?;
-            let data = json!({ "by": by });
-            append_event(&mut tx, now, "run.cancel_requested", run_id, None, data).await?;
-            tx.commit().await?;
+        let requested: Option<i64> = row.try_get("cancel_requested_at")?;
+        let forced: Option<i64> = row.try_get("cancel_forced_at")?;
+        let now = Timestamp::now();
+        let data = json!({ "by": by });
+        match (requested, forced) {
+            (None, _) => {
+                sqlx::query(
+                    "UPDATE runs SET cancel_requested_at = ?, cancel_requested_by = ? \
+                     WHERE id = ?",
+                )
+                .bind(micros(now))
+                .bind(by)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+                append_event(&mut tx, now, "run.cancel_requested", run_id, None, data).await?;
+            }
+            (Some(_), None) => {
+                sqlx::query("UPDATE runs SET cancel_forced_at = ? WHERE id = ?")
+                    .bind(micros(now))
+                    .bind(run_id)
+                    .execute(&mut *tx)
+                    .await?;
+                append_event(&mut tx, now, "run.cancel_forced", run_id, None, data).await?;
+            }
+            (Some(_), Some(_)) => return Ok(true),
         }
+        tx.commit().await?;
         Ok(true)
     }
 
     /// Whether a cancel was requested for the run.
     pub async fn cancel_requested(&self, run_id: &str) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT cancel_requested_at FROM runs WHERE id = ?")
-            .bind(run_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
-        let at: Option<i64> = row.try_get("cancel_requested_at")?;
-        Ok(at.is_some())
+        Ok(self.cancel_state(run_id).await? != CancelState::None)
     }
 
-    /// Cancel requests of runs that are still `queued` or `running`: `(run id, who asked)`,
-    /// oldest run first. A server polls this to stop runs cancelled from elsewhere (the API,
-    /// or `rota cancel` on its store).
-    pub async fn pending_cancels(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// How far the run's cancellation was asked for.
+    pub async fn cancel_state(&self, run_id: &str) -> Result<CancelState, StoreError> {
+        let row =
+            sqlx::query("SELECT cancel_requested_at, cancel_forced_at FROM runs WHERE id = ?")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+        cancel_state(&row)
+    }
+
+    /// Cancel requests of runs that are still `queued` or `running`, oldest run first. A
+    /// server polls this to stop runs cancelled from elsewhere (the API, or `rota cancel`
+    /// on its store).
+    pub async fn pending_cancels(&self) -> Result<Vec<PendingCancel>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, cancel_requested_by FROM runs \
+            "SELECT id, cancel_requested_by, cancel_requested_at, cancel_forced_at FROM runs \
              WHERE status IN ('queued', 'running') AND cancel_requested_at IS NOT NULL \
              ORDER BY created_at, id",
         )
@@ -65,7 +87,11 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let by: Option<String> = row.try_get("cancel_requested_by")?;
-                Ok((row.try_get("id")?, by.unwrap_or_default()))
+                Ok(PendingCancel {
+                    run_id: row.try_get("id")?,
+                    by: by.unwrap_or_default(),
+                    forced: cancel_state(row)? == CancelState::Forced,
+                })
             })
             .collect()
     }
@@ -210,4 +236,36 @@ pub(crate) async fn abandon_running_step(
     let data = json!({ "attempt": attempt, "status": "abandoned", "exit_code": null,
                        "reason": reason, "outputs": {} });
     append_event(tx, at, "step.finished", run_id, Some(step_id), data).await
+}
+
+/// How far a run's cancellation was asked for ([`Store::request_cancel`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelState {
+    /// Nobody asked.
+    None,
+    /// Cancel it; its cleanup steps still run.
+    Requested,
+    /// Asked again: stop its cleanup steps too.
+    Forced,
+}
+
+/// A cancel request of an active run, for the process that runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCancel {
+    /// The run.
+    pub run_id: String,
+    /// Who asked first.
+    pub by: String,
+    /// Whether it was asked again, which stops the cleanup steps too.
+    pub forced: bool,
+}
+
+fn cancel_state(row: &sqlx::sqlite::SqliteRow) -> Result<CancelState, StoreError> {
+    let requested: Option<i64> = row.try_get("cancel_requested_at")?;
+    let forced: Option<i64> = row.try_get("cancel_forced_at")?;
+    Ok(match (requested, forced) {
+        (None, _) => CancelState::None,
+        (Some(_), None) => CancelState::Requested,
+        (Some(_), Some(_)) => CancelState::Forced,
+    })
 }

@@ -57,6 +57,7 @@ mod write;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
+pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};

@@ -734,7 +734,8 @@ async fn find_run_matches_unique_prefixes_only() -> TestResult {
 }
 
 #[tokio::test]
-async fn cancel_requests_are_recorded_once_and_refused_after_the_end() -> TestResult {
+async fn cancel_requests_are_recorded_once_forced_by_a_second_and_refused_after_the_end()
+-> TestResult {
     let (_dir, store) = fresh().await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["s"])).await?;
@@ -755,6 +756,28 @@ async fn cancel_requests_are_recorded_once_and_refused_after_the_end() -> TestRe
         .collect();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].data, json!({ "by": "alice" }));
+    // The second request forced the cancel; a third changes nothing.
+    assert_eq!(
+        store.cancel_state("r-1").await?,
+        rota_store::CancelState::Forced
+    );
+    assert!(store.request_cancel("r-1", "carol").await?);
+    let pending = store.pending_cancels().await?;
+    assert_eq!(
+        pending,
+        [rota_store::PendingCancel {
+            run_id: "r-1".into(),
+            by: "alice".into(),
+            forced: true
+        }]
+    );
+    let forced = store
+        .events_after(0, 100)
+        .await?
+        .into_iter()
+        .filter(|e| e.kind == "run.cancel_forced")
+        .count();
+    assert_eq!(forced, 1);
 
     store
         .record(&[RunEvent::RunFinished {

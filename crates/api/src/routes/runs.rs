@@ -190,7 +190,9 @@ pub(crate) async fn logs(
     }))
 }
 
-/// Asks the process running the run to cancel it (`409` if it has already ended).
+/// Asks the process running the run to cancel it (`409` if it has already ended). Its
+/// cleanup steps (`when: always`) still run; asking again while it is still active stops
+/// those too.
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
     params(("id" = RunId, Path, description = "Run id")),
     responses((status = 202, body = CancelAccepted),
