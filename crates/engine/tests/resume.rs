@@ -10,7 +10,7 @@ use rota_core::model::{Job, RunStatus, StepStatus};
 use rota_core::parse::{Format, parse_str};
 use rota_engine::recovery::recover_runs;
 use rota_engine::run::{EngineConfig, PriorStep, RunRequest, RunStop, execute_claimed};
-use rota_store::{NewJobRevision, NewRun, Owner, RunEvent, Store};
+use rota_store::{NewJobRevision, NewRun, Owner, RunEvent, RunRecord, Store};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -122,6 +122,31 @@ async fn dead_run(
     Ok(job)
 }
 
+/// What a server builds to continue a claimed run from its recorded steps.
+fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) {
+    let request = RunRequest {
+        run_id: run.id.clone(),
+        job,
+        job_revision: run.job_revision,
+        namespace: run.namespace.clone(),
+        params: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+        dry_run: false,
+        trigger: run.trigger.clone(),
+        scheduled_at: run.scheduled_at,
+        base_dir: dir.to_owned(),
+        prior: run.steps.iter().map(PriorStep::from).collect(),
+    };
+    let config = EngineConfig {
+        artifacts_dir: dir.join("runs"),
+        grace: Duration::from_secs(5),
+        log_cap_bytes: 1 << 20,
+        guardian: None,
+        durable_step_starts: true,
+    };
+    (request, config)
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -151,26 +176,7 @@ async fn a_resumed_run_retries_the_abandoned_step_and_does_not_rerun_finished_on
             .claim_queued_run("run-1", &live_owner(), Timestamp::now())
             .await?
     );
-    let request = RunRequest {
-        run_id: "run-1".into(),
-        job,
-        job_revision: run.job_revision,
-        namespace: run.namespace.clone(),
-        params: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        dry_run: false,
-        trigger: run.trigger.clone(),
-        scheduled_at: run.scheduled_at,
-        base_dir: dir.path().to_owned(),
-        prior: run.steps.iter().map(PriorStep::from).collect(),
-    };
-    let config = EngineConfig {
-        artifacts_dir: dir.path().join("runs"),
-        grace: Duration::from_secs(5),
-        log_cap_bytes: 1 << 20,
-        guardian: None,
-        durable_step_starts: true,
-    };
+    let (request, config) = resumed(job, &run, dir.path());
     let summary = execute_claimed(&store, &config, request, RunStop::new(), None).await?;
 
     assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
@@ -262,26 +268,7 @@ async fn a_resumed_step_waits_its_retry_backoff_before_the_next_attempt() -> Tes
             .claim_queued_run("run-1", &live_owner(), Timestamp::now())
             .await?
     );
-    let request = RunRequest {
-        run_id: "run-1".into(),
-        job,
-        job_revision: run.job_revision,
-        namespace: run.namespace.clone(),
-        params: BTreeMap::new(),
-        secrets: BTreeMap::new(),
-        dry_run: false,
-        trigger: run.trigger.clone(),
-        scheduled_at: run.scheduled_at,
-        base_dir: dir.path().to_owned(),
-        prior: run.steps.iter().map(PriorStep::from).collect(),
-    };
-    let config = EngineConfig {
-        artifacts_dir: dir.path().join("runs"),
-        grace: Duration::from_secs(5),
-        log_cap_bytes: 1 << 20,
-        guardian: None,
-        durable_step_starts: true,
-    };
+    let (request, config) = resumed(job, &run, dir.path());
     let stop = RunStop::new();
     let stopper = stop.clone();
     tokio::spawn(async move {

@@ -728,33 +728,9 @@ async fn cancels_from_the_api_and_rota_cancel_stop_a_queued_and_a_running_run() 
     )?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let bearer = format!(
-        "Bearer {}",
-        std::fs::read_to_string(home.join("admin.token"))?.trim()
-    );
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    wait_for("the job to load", || {
-        get(
-            &addr,
-            "/api/v1/namespaces/default/jobs/slow",
-            Some(&bearer[7..]),
-        )
-        .is_ok_and(|(status, _, _)| status == 200)
-    })?;
-    let start = || -> Result<String, Box<dyn std::error::Error>> {
-        let (status, body) = post(
-            &addr,
-            "/api/v1/namespaces/default/jobs/slow/runs",
-            &headers,
-            b"{}",
-        )?;
-        assert_eq!(status, 202, "{body}");
-        let run: serde_json::Value = serde_json::from_str(&body)?;
-        Ok(run["id"].as_str().ok_or("no run id")?.to_owned())
-    };
+    let bearer = server.admin_bearer()?;
+    let headers = [("Authorization", bearer.as_str())];
+    let start = || server.start_run("slow");
     let (first, second) = (start()?, start()?);
     let store = Store::open(&home).await?;
     let status_of = |id: &str| {
@@ -832,33 +808,9 @@ async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> Te
     )?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let bearer = format!(
-        "Bearer {}",
-        std::fs::read_to_string(home.join("admin.token"))?.trim()
-    );
-    let headers = [
-        ("Authorization", bearer.as_str()),
-        ("Content-Type", "application/json"),
-    ];
-    wait_for("the job to load", || {
-        get(
-            &addr,
-            "/api/v1/namespaces/default/jobs/tidy",
-            Some(&bearer[7..]),
-        )
-        .is_ok_and(|(status, _, _)| status == 200)
-    })?;
-    let (status, body) = post(
-        &addr,
-        "/api/v1/namespaces/default/jobs/tidy/runs",
-        &headers,
-        b"{}",
-    )?;
-    assert_eq!(status, 202, "{body}");
-    let run_id = serde_json::from_str::<serde_json::Value>(&body)?["id"]
-        .as_str()
-        .ok_or("no run id")?
-        .to_owned();
+    let bearer = server.admin_bearer()?;
+    let headers = [("Authorization", bearer.as_str())];
+    let run_id = server.start_run("tidy")?;
     let cancel = format!("/api/v1/runs/{run_id}/cancel");
     wait_for("the work step to start", || {
         jobs.join("work.started").exists()

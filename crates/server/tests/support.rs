@@ -76,6 +76,38 @@ impl Server {
         std::fs::read_to_string(self.home.join("serve.addr"))
     }
 
+    /// `Bearer <token>` for the admin token the server wrote on its first start.
+    pub fn admin_bearer(&self) -> Result<String, std::io::Error> {
+        let token = std::fs::read_to_string(self.home.join("admin.token"))?;
+        Ok(format!("Bearer {}", token.trim()))
+    }
+
+    /// Waits until the server has loaded job `default/<job>`, starts a run of it through
+    /// the API and returns the run's id.
+    pub fn start_run(&self, job: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let (addr, bearer) = (self.addr()?, self.admin_bearer()?);
+        let token = bearer.trim_start_matches("Bearer ");
+        wait_for("the job to load", || {
+            get(
+                &addr,
+                &format!("/api/v1/namespaces/default/jobs/{job}"),
+                Some(token),
+            )
+            .is_ok_and(|(status, _, _)| status == 200)
+        })?;
+        let headers = [
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ];
+        let path = format!("/api/v1/namespaces/default/jobs/{job}/runs");
+        let (status, body) = post(&addr, &path, &headers, b"{}")?;
+        if status != 202 {
+            return Err(format!("starting {job}: {status} {body}").into());
+        }
+        let run: serde_json::Value = serde_json::from_str(&body)?;
+        Ok(run["id"].as_str().ok_or("no run id")?.to_owned())
+    }
+
     pub fn kill9(&mut self) -> Result<(), std::io::Error> {
         self.child.kill()?;
         self.child.wait()?;
