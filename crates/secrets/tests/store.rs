@@ -16,6 +16,27 @@ struct Fixture {
     key: SecretKey,
 }
 
+impl Fixture {
+    /// Stores a new version of `namespace/name` with this value; its version number.
+    async fn put(
+        &self,
+        namespace: &str,
+        name: &str,
+        value: &str,
+        actor: &str,
+    ) -> Result<i64, SecretsError> {
+        put(
+            &self.store,
+            &self.key,
+            namespace,
+            name,
+            &SecretValue::new(value),
+            actor,
+        )
+        .await
+    }
+}
+
 async fn fixture() -> Result<Fixture, Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path()).await?;
@@ -36,42 +57,12 @@ fn no_env(_: &str) -> Option<String> {
 async fn versions_count_up_and_the_latest_is_resolved() -> TestResult {
     let f = fixture().await?;
     for (i, text) in ["one", "two", "three"].into_iter().enumerate() {
-        let version = put(
-            &f.store,
-            &f.key,
-            "ops",
-            "TOKEN",
-            &SecretValue::new(text),
-            "me",
-        )
-        .await?;
+        let version = f.put("ops", "TOKEN", text, "me").await?;
         assert_eq!(version, i as i64 + 1);
     }
     // Another name and another namespace have their own counters.
-    assert_eq!(
-        put(
-            &f.store,
-            &f.key,
-            "ops",
-            "OTHER",
-            &SecretValue::new("x"),
-            "me"
-        )
-        .await?,
-        1
-    );
-    assert_eq!(
-        put(
-            &f.store,
-            &f.key,
-            "dev",
-            "TOKEN",
-            &SecretValue::new("d"),
-            "me"
-        )
-        .await?,
-        1
-    );
+    assert_eq!(f.put("ops", "OTHER", "x", "me").await?, 1);
+    assert_eq!(f.put("dev", "TOKEN", "d", "me").await?, 1);
 
     let resolved = resolve_with(&f.store, Some(&f.key), "ops", &names(&["TOKEN"]), no_env).await?;
     assert_eq!(resolved.values["TOKEN"].expose(), "three");
@@ -91,33 +82,9 @@ async fn versions_count_up_and_the_latest_is_resolved() -> TestResult {
 #[tokio::test]
 async fn listing_shows_names_and_versions_never_values() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new(PLAINTEXT),
-        "alice",
-    )
-    .await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new(PLAINTEXT),
-        "bob",
-    )
-    .await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "HOOK",
-        &SecretValue::new(PLAINTEXT),
-        "alice",
-    )
-    .await?;
+    f.put("ops", "TOKEN", PLAINTEXT, "alice").await?;
+    f.put("ops", "TOKEN", PLAINTEXT, "bob").await?;
+    f.put("ops", "HOOK", PLAINTEXT, "alice").await?;
     let list = f.store.list_secrets("ops").await?;
     let shown: Vec<(&str, i64, i64, &str)> = list
         .iter()
@@ -141,24 +108,8 @@ async fn listing_shows_names_and_versions_never_values() -> TestResult {
 #[tokio::test]
 async fn removing_hides_every_version_and_numbers_are_not_reused() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new("a"),
-        "me",
-    )
-    .await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new("b"),
-        "me",
-    )
-    .await?;
+    f.put("ops", "TOKEN", "a", "me").await?;
+    f.put("ops", "TOKEN", "b", "me").await?;
     assert_eq!(remove(&f.store, "ops", "TOKEN", "me").await?, 2);
     assert_eq!(remove(&f.store, "ops", "TOKEN", "me").await?, 0);
     assert!(f.store.list_secrets("ops").await?.is_empty());
@@ -167,18 +118,7 @@ async fn removing_hides_every_version_and_numbers_are_not_reused() -> TestResult
         Err(SecretsError::Missing { names, .. }) => assert_eq!(names, ["TOKEN"]),
         other => panic!("expected Missing, got {other:?}"),
     }
-    assert_eq!(
-        put(
-            &f.store,
-            &f.key,
-            "ops",
-            "TOKEN",
-            &SecretValue::new("c"),
-            "me"
-        )
-        .await?,
-        3
-    );
+    assert_eq!(f.put("ops", "TOKEN", "c", "me").await?, 3);
     let list = f.store.list_secrets("ops").await?;
     assert_eq!((list[0].latest_version, list[0].versions), (3, 1));
     Ok(())
@@ -187,15 +127,7 @@ async fn removing_hides_every_version_and_numbers_are_not_reused() -> TestResult
 #[tokio::test]
 async fn the_environment_is_the_fallback_for_names_the_store_lacks() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "STORED",
-        &SecretValue::new("from-store"),
-        "me",
-    )
-    .await?;
+    f.put("ops", "STORED", "from-store", "me").await?;
     let env = |name: &str| match name {
         "STORED" => Some("from-env-loses".to_owned()),
         "ONLY_ENV" => Some("from-env".to_owned()),
@@ -240,15 +172,7 @@ async fn the_environment_is_the_fallback_for_names_the_store_lacks() -> TestResu
 #[tokio::test]
 async fn a_wrong_key_is_an_error_not_a_fallback() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new("v"),
-        "me",
-    )
-    .await?;
+    f.put("ops", "TOKEN", "v", "me").await?;
     let other = SecretKey::generate()?;
     let env = |_: &str| Some("env".to_owned());
     match resolve_with(&f.store, Some(&other), "ops", &names(&["TOKEN"]), env).await {
@@ -269,33 +193,9 @@ async fn raw(dir: &std::path::Path) -> Result<sqlx::SqliteConnection, sqlx::Erro
 #[tokio::test]
 async fn a_ciphertext_moved_to_another_row_does_not_open() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "A",
-        &SecretValue::new("value-of-a"),
-        "me",
-    )
-    .await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "B",
-        &SecretValue::new("value-of-b"),
-        "me",
-    )
-    .await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "B",
-        &SecretValue::new("value-of-b-2"),
-        "me",
-    )
-    .await?;
+    f.put("ops", "A", "value-of-a", "me").await?;
+    f.put("ops", "B", "value-of-b", "me").await?;
+    f.put("ops", "B", "value-of-b-2", "me").await?;
     let mut db = raw(f.dir.path()).await?;
     // A's value copied over B's latest version.
     sqlx::query(
@@ -337,15 +237,7 @@ async fn a_ciphertext_moved_to_another_row_does_not_open() -> TestResult {
 #[tokio::test]
 async fn the_database_file_never_holds_the_plaintext() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN_NAME_MARKER",
-        &SecretValue::new(PLAINTEXT),
-        "me",
-    )
-    .await?;
+    f.put("ops", "TOKEN_NAME_MARKER", PLAINTEXT, "me").await?;
     let resolved = resolve_with(
         &f.store,
         Some(&f.key),
@@ -384,24 +276,8 @@ async fn the_database_file_never_holds_the_plaintext() -> TestResult {
 #[tokio::test]
 async fn every_use_is_recorded_and_audited() -> TestResult {
     let f = fixture().await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new("a"),
-        "alice",
-    )
-    .await?;
-    put(
-        &f.store,
-        &f.key,
-        "ops",
-        "TOKEN",
-        &SecretValue::new("b"),
-        "alice",
-    )
-    .await?;
+    f.put("ops", "TOKEN", "a", "alice").await?;
+    f.put("ops", "TOKEN", "b", "alice").await?;
     let env = |name: &str| (name == "FROM_ENV").then(|| "e".to_owned());
     let resolved = resolve_with(
         &f.store,
@@ -464,7 +340,7 @@ async fn every_use_is_recorded_and_audited() -> TestResult {
 async fn names_that_cannot_be_environment_variables_are_refused() -> TestResult {
     let f = fixture().await?;
     for bad in ["", "1ABC", "A-B", "A B", "A=B", "ÄBC"] {
-        let result = put(&f.store, &f.key, "ops", bad, &SecretValue::new("v"), "me").await;
+        let result = f.put("ops", bad, "v", "me").await;
         assert!(
             matches!(result, Err(SecretsError::InvalidName(_))),
             "{bad:?}: {result:?}"
