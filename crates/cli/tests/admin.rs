@@ -7,7 +7,9 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::util::{Rota, assert_code, describe, finish, stderr, stdout};
+use crate::util::{
+    Rota, assert_code, assert_stderr_has, assert_stdout_has, describe, finish, stdout,
+};
 
 /// `rota tokens create NAME ARGS…` in human mode; returns the token printed on stdout.
 fn create_token(rota: &Rota, name: &str, args: &[&str]) -> String {
@@ -132,11 +134,7 @@ fn audit_verify_passes_then_names_the_modified_entry() {
     tamper(&rota, "UPDATE audit SET action = 'token.list' WHERE id = 2");
     let output = rota.run(["audit", "verify"]);
     assert_code(&output, 1);
-    assert!(
-        stderr(&output).contains("audit log broken at entry 2: modified"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "audit log broken at entry 2: modified");
     let (report, output) = rota.run_json(&["audit", "verify"]);
     assert_code(&output, 1);
     assert_eq!(report["intact"], false);
@@ -153,11 +151,7 @@ fn audit_verify_notices_a_deleted_entry() {
     tamper(&rota, "DELETE FROM audit WHERE id = 3");
     let output = rota.run(["audit", "verify"]);
     assert_code(&output, 1);
-    assert!(
-        stderr(&output).contains("audit log broken at entry 3: deleted"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "audit log broken at entry 3: deleted");
 }
 
 #[test]
@@ -184,11 +178,7 @@ fn tokens_are_shown_once_listed_with_grants_and_revocable() {
         !all_listed.contains(secret),
         "the token leaked: {all_listed}"
     );
-    assert!(
-        stdout(&table).contains("operator@team-a"),
-        "{}",
-        describe(&table)
-    );
+    assert_stdout_has(&table, "operator@team-a");
 
     let (created, output) = rota.run_json(&[
         "tokens",

@@ -1,7 +1,7 @@
 //! Where jobs come from and where runs live: file formats, files with several jobs, stored
 //! jobs run by id, namespaces (explicit and the stable ephemeral one), `rota jobs`.
 
-use crate::util::{Rota, assert_code, describe, stderr, stdout, step};
+use crate::util::{Rota, assert_code, assert_stderr_has, assert_stdout_has, step};
 
 #[test]
 fn toml_and_json_job_files_run_like_yaml() {
@@ -30,11 +30,8 @@ fn a_file_with_several_jobs_needs_job_to_choose() {
     );
     let output = rota.run(["run", "many.yaml"]);
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("first-job") && stderr(&output).contains("second-job"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "first-job");
+    assert_stderr_has(&output, "second-job");
     let (run, output) = rota.run_json(&["run", "many.yaml", "--job", "second-job"]);
     assert_code(&output, 0);
     assert_eq!(run["job"], "second-job");
@@ -84,11 +81,7 @@ fn a_stored_job_runs_by_id_and_jobs_lists_it() {
 
     let listing = rota.run(["jobs"]);
     assert_code(&listing, 0);
-    assert!(
-        stdout(&listing).contains("stored-job"),
-        "{}",
-        describe(&listing)
-    );
+    assert_stdout_has(&listing, "stored-job");
     let (jobs, output) = rota.run_json(&["jobs"]);
     assert_code(&output, 0);
     assert_eq!(jobs[0]["id"], "stored-job");

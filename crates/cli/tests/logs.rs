@@ -5,7 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::util::{PATIENCE, Rota, assert_code, describe, finish, json, stderr, stdout};
+use crate::util::{
+    PATIENCE, Rota, assert_code, assert_stderr_has, assert_stdout_has, describe, finish, json,
+    stderr, stdout,
+};
 
 #[test]
 fn logs_prints_stored_lines_of_a_run_and_of_one_step() {
@@ -187,16 +190,12 @@ fn secrets_rendered_into_commands_are_redacted_in_dry_runs() {
     // The echoed command holds the rendered secret; it goes to the live output and the logs.
     let live = rota.run(["run", "secret.yaml", "--dry-run", "--output", "json"]);
     assert_code(&live, 0);
-    assert!(
-        stderr(&live).contains(r#"= "***" ]"#),
-        "{}",
-        describe(&live)
-    );
+    assert_stderr_has(&live, r#"= "***" ]"#);
     assert!(!stderr(&live).contains(SECRET), "{}", describe(&live));
     let run = json(&live);
     let stored = rota.run(["logs", run["id"].as_str().expect("run id")]);
     assert_code(&stored, 0);
-    assert!(stdout(&stored).contains("dry run"), "{}", describe(&stored));
+    assert_stdout_has(&stored, "dry run");
     assert!(!stdout(&stored).contains(SECRET), "{}", describe(&stored));
 }
 
@@ -206,11 +205,7 @@ fn missing_secret_is_a_usage_error() {
     secret_job(&rota);
     let output = rota.run(["run", "secret.yaml"]);
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("ODD_TOKEN"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "ODD_TOKEN");
     assert!(rota.runs().is_empty());
 }
 
@@ -240,11 +235,7 @@ steps:
     assert_eq!(outputs["plain"], "visible");
     let listing = rota.run(["runs", "--output", "json"]);
     assert!(!stdout(&listing).contains(SECRET), "{}", describe(&listing));
-    assert!(
-        stderr(&output).contains("consume | got *** and visible"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "consume | got *** and visible");
 }
 
 #[test]

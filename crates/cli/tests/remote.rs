@@ -8,7 +8,8 @@ use std::sync::mpsc;
 use serde_json::Value;
 
 use crate::util::{
-    PATIENCE, Rota, Server, assert_code, describe, finish, json, stderr, stdout, wait_until,
+    PATIENCE, Rota, Server, assert_code, assert_stderr_has, assert_stdout_has, describe, finish,
+    json, stderr, stdout, wait_until,
 };
 
 const HELLO: &str = "\
@@ -141,11 +142,7 @@ fn remote_run_follows_to_the_end_with_the_run_exit_code() {
     );
     let failed = remote(&rota, &server, &["run", "fails"]);
     assert_code(&failed, 1);
-    assert!(
-        stdout(&failed).contains("boom | ■ failed"),
-        "{}",
-        describe(&failed)
-    );
+    assert_stdout_has(&failed, "boom | ■ failed");
     let detached = remote(&rota, &server, &["run", "hello", "--detach"]);
     assert_code(&detached, 0);
     let id = stdout(&detached).trim().to_owned();
@@ -157,14 +154,10 @@ fn remote_run_rejects_bad_params_with_the_local_message() {
     let (rota, server) = setup();
     let output = remote(&rota, &server, &["run", "hello", "-p", "n=many"]);
     assert_code(&output, 2);
-    assert!(stderr(&output).contains("n"), "{}", describe(&output));
+    assert_stderr_has(&output, "n");
     let missing = remote(&rota, &server, &["run", "nope"]);
     assert_code(&missing, 2);
-    assert!(
-        stderr(&missing).contains("Not found"),
-        "{}",
-        describe(&missing)
-    );
+    assert_stderr_has(&missing, "Not found");
 }
 
 #[test]
@@ -221,19 +214,11 @@ fn a_missing_role_and_an_unreachable_server_exit_2() {
     let viewer = stdout(&created).trim().to_owned();
     let output = rota.run(["--server", &server.url, "--token", &viewer, "run", "hello"]);
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("operator"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "operator");
     assert!(!stderr(&output).contains(&viewer));
     let output = rota.run(["--server", "http://127.0.0.1:9", "--token", "x", "runs"]);
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("127.0.0.1:9"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "127.0.0.1:9");
 }
 
 #[test]
@@ -311,11 +296,7 @@ fn cancel_of_a_followed_remote_run_is_accepted_and_the_exit_code_follows_the_end
     // Cancelling it again is refused as in local mode: it already ended.
     let again = remote(&rota, &server, &["cancel", &id]);
     assert_code(&again, 1);
-    assert!(
-        stderr(&again).contains("already ended"),
-        "{}",
-        describe(&again)
-    );
+    assert_stderr_has(&again, "already ended");
 }
 
 #[test]
@@ -387,11 +368,7 @@ fn secrets_and_tokens_are_managed_over_the_api() {
         describe(&broken)
     );
     assert_eq!(json(&broken)["break"]["what"], "modified");
-    assert!(
-        stderr(&broken).contains("audit log broken at entry 1"),
-        "{}",
-        describe(&broken)
-    );
+    assert_stderr_has(&broken, "audit log broken at entry 1");
 }
 
 #[test]
@@ -417,11 +394,7 @@ fn jobs_put_saves_a_file_on_the_server_and_reports_problems_with_positions() {
         &["jobs", "put", bad.to_str().expect("utf-8")],
     );
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("bad.yaml:4:5"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "bad.yaml:4:5");
 }
 
 #[test]
@@ -530,11 +503,7 @@ fn ctrl_c_while_following_a_remote_run_asks_the_server_to_cancel_it() {
         })
     });
     let output = finish(follower, "rota run (remote)");
-    assert!(
-        stderr(&output).contains("asking the server to cancel"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "asking the server to cancel");
     assert_code(&output, 130);
 }
 
@@ -555,11 +524,7 @@ fn jobs_put_saves_a_file_in_the_local_store() {
     assert_eq!(again[0]["revision"], 1);
     let output = rota.run(["run", "stored", "-n", "team"]);
     assert_code(&output, 0);
-    assert!(
-        stdout(&output).contains("a | stored"),
-        "{}",
-        describe(&output)
-    );
+    assert_stdout_has(&output, "a | stored");
 }
 
 #[test]
@@ -597,23 +562,15 @@ fn namespaces_and_job_deletion_work_remotely_and_locally_alike() {
     assert_eq!(team["jobs"], 0, "nor counted: {counted:#}");
     let again = remote(&rota, &server, &["jobs", "rm", "gone-soon", "-n", "team"]);
     assert_code(&again, 1);
-    assert!(
-        stderr(&again).contains("no job gone-soon"),
-        "{}",
-        describe(&again)
-    );
+    assert_stderr_has(&again, "no job gone-soon");
     let run = remote(&rota, &server, &["run", "gone-soon", "-n", "team"]);
     assert_code(&run, 2);
-    assert!(stderr(&run).contains("not found"), "{}", describe(&run));
+    assert_stderr_has(&run, "not found");
 
     // A job loaded from the server's job directory is removed with its file.
     let from_file = remote(&rota, &server, &["jobs", "rm", "hello"]);
     assert_code(&from_file, 2);
-    assert!(
-        stderr(&from_file).contains("file"),
-        "{}",
-        describe(&from_file)
-    );
+    assert_stderr_has(&from_file, "file");
 
     // Locally: saving revives it, and `jobs rm` deletes it again.
     local_json(&rota, &["jobs", "put", path]);

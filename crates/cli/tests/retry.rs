@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Rota, assert_code, describe, json, stderr, stdout, step};
+use crate::util::{Rota, assert_code, assert_stderr_has, describe, json, stdout, step};
 
 /// `b` fails until the file `ok` exists next to the job; `a`'s output feeds `b`.
 fn job(rota: &Rota) -> String {
@@ -55,11 +55,7 @@ fn local_retry_from_a_step_keeps_earlier_steps_and_reruns_the_rest() {
     assert_eq!(runs[1]["status"], "failed");
     let unknown = rota.run(["retry", id, "--from", "nope"]);
     assert_code(&unknown, 2);
-    assert!(
-        stderr(&unknown).contains("no step \"nope\""),
-        "{}",
-        describe(&unknown)
-    );
+    assert_stderr_has(&unknown, "no step \"nope\"");
 }
 
 #[test]
@@ -87,5 +83,5 @@ fn remote_retry_is_queued_on_the_server_and_followed() {
     assert!(text.contains("c | ■ succeeded"), "{}", describe(&output));
     let unknown = over(&["retry", &id, "--from", "nope"]);
     assert_code(&unknown, 2);
-    assert!(stderr(&unknown).contains("nope"), "{}", describe(&unknown));
+    assert_stderr_has(&unknown, "nope");
 }

@@ -1,7 +1,10 @@
 //! `rota run`: the JSON contract, exit codes, ad-hoc commands, step kinds, parameters,
 //! environment, working directories, outputs and dry runs.
 
-use crate::util::{Rota, assert_code, describe, example, stderr, stdout, step};
+use crate::util::{
+    Rota, assert_code, assert_stderr_has, assert_stdout_has, describe, example, stderr, stdout,
+    step,
+};
 
 #[test]
 fn hello_example_succeeds_with_the_json_contract() {
@@ -38,11 +41,7 @@ fn hello_example_succeeds_with_the_json_contract() {
             .is_some_and(|k| !k.is_empty())
     );
     // Live lines go to stderr in JSON mode, so stdout held exactly one JSON document.
-    assert!(
-        stderr(&output).contains("summary | running on kernel"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "summary | running on kernel");
 }
 
 #[test]
@@ -78,11 +77,7 @@ fn ad_hoc_argv_runs_without_a_shell() {
     // With no shell, `>` is an ordinary argument that echo prints.
     let output = rota.run(["run", "--", "echo", "a > b", "$HOME"]);
     assert_code(&output, 0);
-    assert!(
-        stdout(&output).contains("main | a > b $HOME"),
-        "{}",
-        describe(&output)
-    );
+    assert_stdout_has(&output, "main | a > b $HOME");
     assert!(!rota.path("b").exists());
     let failing = rota.run(["run", "--", "false"]);
     assert_code(&failing, 1);
@@ -103,11 +98,7 @@ fn missing_file_is_a_usage_error() {
     let rota = Rota::new();
     let output = rota.run(["run", "no-such-file.yaml"]);
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("no-such-file.yaml"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "no-such-file.yaml");
     assert!(rota.runs().is_empty());
 }
 
@@ -187,7 +178,7 @@ fn param_of_the_wrong_type_is_a_usage_error_naming_it() {
 
     let unknown = rota.run(["run", "typed.yaml", "-p", "nope=1"]);
     assert_code(&unknown, 2);
-    assert!(stderr(&unknown).contains("nope"), "{}", describe(&unknown));
+    assert_stderr_has(&unknown, "nope");
 }
 
 #[test]
@@ -233,7 +224,7 @@ steps:
     rota.write("wrong.json", r#"{"who": "x", "n": "three"}"#);
     let output = rota.run(["run", "pf.yaml", "--params-file", "wrong.json"]);
     assert_code(&output, 2);
-    assert!(stderr(&output).contains('n'), "{}", describe(&output));
+    assert_stderr_has(&output, "n");
 }
 
 #[test]
@@ -245,7 +236,7 @@ fn missing_required_param_is_a_usage_error() {
     );
     let output = rota.run(["run", "req.yaml"]);
     assert_code(&output, 2);
-    assert!(stderr(&output).contains("who"), "{}", describe(&output));
+    assert_stderr_has(&output, "who");
 }
 
 #[test]
@@ -361,11 +352,7 @@ steps:
     // The templated argument stays one argv entry: no shell splits it.
     assert_eq!(step(&run, "exec-step")["outputs"]["argc"], "2");
     assert_eq!(step(&run, "script-step")["outputs"]["arg"], "two words");
-    assert!(
-        stderr(&output).contains("script got two words second"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "script got two words second");
 }
 
 #[test]
@@ -389,11 +376,7 @@ touch script-ran
     assert_eq!(run["job"], "header-job");
     assert_eq!(run["status"], "succeeded");
     assert!(rota.path("script-ran").exists(), "{}", describe(&output));
-    assert!(
-        stderr(&output).contains("hello from the script"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "hello from the script");
 }
 
 #[test]
@@ -468,6 +451,6 @@ fn help_and_version_exit_zero() {
     let rota = Rota::new();
     let help = rota.run(["--help"]);
     assert_code(&help, 0);
-    assert!(stdout(&help).contains("Exit codes"), "{}", describe(&help));
+    assert_stdout_has(&help, "Exit codes");
     assert_code(&rota.run(["--version"]), 0);
 }

@@ -214,6 +214,18 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Asserts that the binary printed `text` on stderr, showing everything it printed otherwise.
+#[track_caller]
+pub fn assert_stderr_has(output: &Output, text: &str) {
+    assert!(stderr(output).contains(text), "{}", describe(output));
+}
+
+/// Asserts that the binary printed `text` on stdout, showing everything it printed otherwise.
+#[track_caller]
+pub fn assert_stdout_has(output: &Output, text: &str) {
+    assert!(stdout(output).contains(text), "{}", describe(output));
+}
+
 /// Asserts the exit code, showing everything the binary printed otherwise.
 #[track_caller]
 pub fn assert_code(output: &Output, code: i32) {

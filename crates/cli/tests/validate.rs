@@ -1,7 +1,7 @@
 //! `rota validate` and what `rota run` does with a file that does not validate: every
 //! problem of a file is reported as `file:line:col: message`, exit code 2, and no run.
 
-use crate::util::{Rota, assert_code, describe, stderr, stdout};
+use crate::util::{Rota, assert_code, assert_stderr_has, assert_stdout_has, describe, stderr};
 
 const INVALID_YAML: &str = include_str!("data/invalid.yaml");
 const INVALID_TOML: &str = include_str!("data/invalid.toml");
@@ -56,11 +56,7 @@ fn valid_file_validates_with_exit_code_0() {
     rota.write("valid.yaml", VALID_YAML);
     let output = rota.run(["validate", "valid.yaml"]);
     assert_code(&output, 0);
-    assert!(
-        stdout(&output).contains("valid-job"),
-        "{}",
-        describe(&output)
-    );
+    assert_stdout_has(&output, "valid-job");
     assert!(stderr(&output).is_empty(), "{}", describe(&output));
     // And it runs.
     let (run, output) = rota.run_json(&["run", "valid.yaml"]);
@@ -75,11 +71,7 @@ fn one_bad_file_among_several_fails_validation() {
     rota.write("invalid.toml", INVALID_TOML);
     let output = rota.run(["validate", "valid.yaml", "invalid.toml"]);
     assert_code(&output, 2);
-    assert!(
-        stderr(&output).contains("invalid.toml:"),
-        "{}",
-        describe(&output)
-    );
+    assert_stderr_has(&output, "invalid.toml:");
     assert!(
         !stderr(&output).contains("valid.yaml:"),
         "{}",
