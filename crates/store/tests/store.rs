@@ -836,12 +836,12 @@ async fn active_runs_lists_queued_and_running_runs_with_process_groups() -> Test
     Ok(())
 }
 
-#[tokio::test]
-async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
-    let (_dir, store) = fresh().await?;
-    job(&store, "ops", "deploy").await?;
+/// Run `r-1` of `ops/deploy` whose owner died while step `busy` ran: `done` succeeded,
+/// `later` never started. Returns how many events the store holds.
+async fn run_with_a_busy_step(store: &Store) -> Result<usize, StoreError> {
+    job(store, "ops", "deploy").await?;
     create(
-        &store,
+        store,
         new_run("r-1", "ops", "deploy", 1, &["done", "busy", "later"]),
     )
     .await?;
@@ -856,7 +856,13 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
             started("r-1", "busy", 1, 5, Some(11)),
         ])
         .await?;
-    let before = store.events_after(0, 1000).await?.len();
+    Ok(store.events_after(0, 1000).await?.len())
+}
+
+#[tokio::test]
+async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
+    let (_dir, store) = fresh().await?;
+    let before = run_with_a_busy_step(&store).await?;
 
     store
         .mark_abandoned("r-1", "owner process 4242 on host-a is gone", at(9))
@@ -923,24 +929,7 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
 #[tokio::test]
 async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run() -> TestResult {
     let (_dir, store) = fresh().await?;
-    job(&store, "ops", "deploy").await?;
-    create(
-        &store,
-        new_run("r-1", "ops", "deploy", 1, &["done", "busy", "later"]),
-    )
-    .await?;
-    store
-        .record(&[
-            RunEvent::RunStarted {
-                run_id: "r-1".into(),
-                at: at(2),
-            },
-            started("r-1", "done", 1, 3, Some(10)),
-            finished("r-1", "done", 1, StepStatus::Succeeded, 0, 4),
-            started("r-1", "busy", 1, 5, Some(11)),
-        ])
-        .await?;
-    let before = store.events_after(0, 1000).await?.len();
+    let before = run_with_a_busy_step(&store).await?;
 
     assert!(
         store
