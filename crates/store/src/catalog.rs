@@ -168,16 +168,8 @@ impl Store {
         namespace: &str,
         job_id: &str,
     ) -> Result<Vec<JobRevision>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT namespace, job_id, revision, hash, source, source_path, definition, \
-             created_at FROM job_revisions WHERE namespace = ? AND job_id = ? \
-             ORDER BY revision DESC",
-        )
-        .bind(namespace)
-        .bind(job_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(job_revision).collect()
+        self.list_job_revisions_page(namespace, job_id, None, u32::MAX)
+            .await
     }
 }
 

@@ -162,34 +162,7 @@ impl Store {
     /// The secrets of a namespace that are not deleted, by name: names, versions and
     /// dates, never values.
     pub async fn list_secrets(&self, namespace: &str) -> Result<Vec<SecretInfo>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.namespace, s.name, s.version AS latest_version, s.created_at AS updated_at, \
-             s.created_by AS updated_by, \
-             (SELECT COUNT(*) FROM secrets c WHERE c.namespace = s.namespace AND c.name = s.name \
-              AND c.deleted_at IS NULL) AS versions, \
-             (SELECT MIN(f.created_at) FROM secrets f WHERE f.namespace = s.namespace \
-              AND f.name = s.name AND f.deleted_at IS NULL) AS created_at \
-             FROM secrets s WHERE s.namespace = ? AND s.deleted_at IS NULL \
-             AND s.version = (SELECT MAX(m.version) FROM secrets m WHERE m.namespace = s.namespace \
-              AND m.name = s.name AND m.deleted_at IS NULL) \
-             ORDER BY s.name",
-        )
-        .bind(namespace)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(SecretInfo {
-                    namespace: row.try_get("namespace")?,
-                    name: row.try_get("name")?,
-                    latest_version: row.try_get("latest_version")?,
-                    versions: row.try_get("versions")?,
-                    updated_at: ts(row, "updated_at")?,
-                    updated_by: row.try_get("updated_by")?,
-                    created_at: ts(row, "created_at")?,
-                })
-            })
-            .collect()
+        self.list_secrets_page(namespace, None, u32::MAX).await
     }
 
     /// Marks every version of a secret deleted; returns how many versions that was (0: no

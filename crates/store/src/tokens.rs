@@ -147,17 +147,7 @@ impl Store {
 
     /// Every token, revoked ones included, oldest first.
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, hash, created_at, last_used_at, revoked_at FROM tokens \
-             ORDER BY created_at, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut tokens = Vec::with_capacity(rows.len());
-        for row in &rows {
-            tokens.push(self.token_record(row).await?);
-        }
-        Ok(tokens)
+        self.list_tokens_page(None, u32::MAX).await
     }
 
     /// A page of [`Store::list_tokens`]: up to `limit` tokens created after `after` (a
