@@ -305,11 +305,7 @@ pub(crate) async fn create(
         Err(_) => format!("job/{namespace}/{job}"),
     };
     let run = audited(&state, &principal, addr, "run.create", &target, outcome).await?;
-    let location = HeaderValue::try_from(format!("/api/v1/runs/{}", run.id))
-        .map_err(|e| ApiError::Internal(format!("run id is not a header value: {e}")))?;
-    let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
-    response.headers_mut().insert(header::LOCATION, location);
-    Ok(response)
+    queued(run)
 }
 
 /// Queues a retry of an ended run: a new run of the same job revision with the same
@@ -360,11 +356,7 @@ pub(crate) async fn retry(
     .await;
     let target = format!("run/{id}");
     let run = audited(&state, &principal, addr, "run.retry", &target, outcome).await?;
-    let location = HeaderValue::try_from(format!("/api/v1/runs/{}", run.id))
-        .map_err(|e| ApiError::Internal(format!("run id is not a header value: {e}")))?;
-    let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
-    response.headers_mut().insert(header::LOCATION, location);
-    Ok(response)
+    queued(run)
 }
 
 /// The steps a retry `from` a step reruns, from the run's job revision; a 422 problem
@@ -518,4 +510,13 @@ pub(crate) async fn logs_stream(
         }
     });
     Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
+}
+
+/// The answer to a call that queued a run: 202 with the run and its `Location`.
+fn queued(run: RunRecord) -> Result<Response, ApiError> {
+    let location = HeaderValue::try_from(format!("/api/v1/runs/{}", run.id))
+        .map_err(|e| ApiError::Internal(format!("run id is not a header value: {e}")))?;
+    let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
+    response.headers_mut().insert(header::LOCATION, location);
+    Ok(response)
 }
