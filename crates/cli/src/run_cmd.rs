@@ -90,7 +90,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
         params,
         secrets: secrets.exposed(),
         dry_run: args.dry_run,
-        trigger: "cli".to_owned(),
+        trigger: rota_store::FOREGROUND_TRIGGER.to_owned(),
         scheduled_at: None,
         base_dir: loaded.base_dir,
         prior: Vec::new(),

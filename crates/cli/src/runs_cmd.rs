@@ -230,7 +230,7 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
     // only delays the cancel. A server's run is left to the server's own poll: the owner
     // there is `rota serve`, which a signal would shut down.
     let owner = &run.owner;
-    if run.trigger == "cli"
+    if run.is_foreground()
         && rota_engine::owner::is_alive(&owner.host, owner.pid, &owner.start_token)
         && owner.host == rota_engine::owner::host_name()
     {

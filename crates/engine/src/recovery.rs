@@ -79,7 +79,7 @@ async fn resumable(store: &Store, active: &ActiveRun) -> Result<bool, StoreError
     let Some(run) = store.get_run(&active.id).await? else {
         return Ok(false);
     };
-    if run.trigger == "cli" || run.cancel_requested {
+    if run.is_foreground() || run.cancel_requested {
         return Ok(false);
     }
     let Some(revision) = store

@@ -62,8 +62,8 @@ pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};
 pub use records::{
-    ActiveRun, EventRecord, JobRevision, LogRecord, RunCursor, RunFilter, RunRecord, RunningStep,
-    StepAttemptRecord, StepRunRecord,
+    ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,
+    RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,
 };
 pub use schedule::{
     JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerState,

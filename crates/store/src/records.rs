@@ -70,7 +70,17 @@ pub struct RunRecord {
     pub steps: Vec<StepRunRecord>,
 }
 
+/// The trigger of a run that a `rota run` executes in the foreground: its owner is that
+/// process, and no server ever continues it.
+pub const FOREGROUND_TRIGGER: &str = "cli";
+
 impl RunRecord {
+    /// Whether a `rota run` executes it in the foreground ([`FOREGROUND_TRIGGER`]), rather
+    /// than a server.
+    pub fn is_foreground(&self) -> bool {
+        self.trigger == FOREGROUND_TRIGGER
+    }
+
     /// The cursor that continues a listing after this run.
     pub fn cursor(&self) -> RunCursor {
         RunCursor {
