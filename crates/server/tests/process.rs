@@ -859,3 +859,46 @@ async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> Te
     store.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_cleanup_start_then_stops_it_after_one_more_grace() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(
+        jobs.join("tidy.yaml"),
+        "id: tidy\nsteps:\n  - id: work\n    sh: touch work.started; sleep 60\n\
+         \x20 - id: cleanup\n    needs: [work]\n    when: always\n\
+         \x20   sh: echo $$ > cleanup.pid; sleep 60\n",
+    )?;
+    let mut server = Server::start_with_grace(&home, &jobs, &[], 1)?;
+    let run_id = server.start_run("tidy")?;
+    wait_for("the work step to start", || {
+        jobs.join("work.started").exists()
+    })?;
+    // SIGTERM: after the 1 s grace `work` is cancelled, `cleanup` starts, and after one
+    // more step grace (5 s) the server stops it too and exits.
+    let status = server.terminate()?;
+    assert!(status.success(), "the server exited with {status}");
+    let pid: i32 = std::fs::read_to_string(jobs.join("cleanup.pid"))?
+        .trim()
+        .parse()?;
+    wait_for("the cleanup step's process to go", || !pid_alive(pid))?;
+    let store = Store::open(&home).await?;
+    let run = store.get_run(&run_id).await?.ok_or("run missing")?;
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let statuses: Vec<_> = run
+        .steps
+        .iter()
+        .map(|s| (s.step_id.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("work", rota_core::model::StepStatus::Cancelled),
+            ("cleanup", rota_core::model::StepStatus::Cancelled)
+        ]
+    );
+    store.close().await;
+    Ok(())
+}

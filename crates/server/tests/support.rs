@@ -37,6 +37,16 @@ impl Server {
         jobs: &Path,
         extra_env: &[(&str, &str)],
     ) -> Result<Server, Box<dyn std::error::Error>> {
+        Server::start_with_grace(home, jobs, extra_env, 30)
+    }
+
+    /// Like [`Server::start`], with `--grace SECS` for shutdown.
+    pub fn start_with_grace(
+        home: &Path,
+        jobs: &Path,
+        extra_env: &[(&str, &str)],
+        grace_secs: u32,
+    ) -> Result<Server, Box<dyn std::error::Error>> {
         let _ = std::fs::remove_file(home.join("serve.addr"));
         std::fs::create_dir_all(home)?;
         let log = std::fs::OpenOptions::new()
@@ -50,7 +60,7 @@ impl Server {
                 "--listen",
                 "127.0.0.1:0",
                 "--grace",
-                "30",
+                &grace_secs.to_string(),
                 "--jobs",
             ])
             .arg(jobs)
