@@ -151,7 +151,9 @@ async fn schedule_history_pages_newest_first_across_triggers_firing_together() {
     let bad = env.get(&format!("{path}?cursor=12.zz"), "viewer_ops").await;
     bad.assert_problem(400, "invalid-query");
     // Hex that is not UTF-8 is still a position (the schema allows it).
-    let odd = env.get(&format!("{path}?cursor=4.e7bf"), "viewer_ops").await;
+    let odd = env
+        .get(&format!("{path}?cursor=4.e7bf"), "viewer_ops")
+        .await;
     assert_eq!(odd.status, 200, "{}", odd.body);
 }
 

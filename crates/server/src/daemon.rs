@@ -444,8 +444,8 @@ impl Daemon {
     /// latest revision replaces the scheduled one, and a deleted job, or one whose latest
     /// revision now comes from a file, stops being scheduled from the store.
     async fn sync_stored_jobs(&mut self) {
-        let latest = match self.store.list_jobs(None).await {
-            Ok(jobs) => jobs,
+        let heads = match self.store.stored_job_heads().await {
+            Ok(heads) => heads,
             Err(error) => {
                 tracing::error!(%error, "cannot list stored jobs");
                 return;
@@ -453,21 +453,26 @@ impl Daemon {
         };
         let now = Timestamp::now();
         let mut current = HashMap::new();
-        for revision in latest.into_iter().filter(|r| r.source_path.is_none()) {
-            let key = (revision.namespace.clone(), revision.job_id.clone());
-            current.insert(key.clone(), revision.revision);
-            if self.stored_jobs.get(&key) == Some(&revision.revision) {
+        for (namespace, job_id, revision) in heads {
+            let key = (namespace, job_id);
+            current.insert(key.clone(), revision);
+            if self.stored_jobs.get(&key) == Some(&revision) {
                 continue;
             }
-            let loaded = serde_json::from_value::<Job>(revision.definition)
-                .map_err(|e| ServerError::BadTrigger(format!("stored job does not load: {e}")));
-            let scheduled = match loaded {
-                Ok(job) => self.schedule_job(key.clone(), job, now).await,
-                Err(error) => Err(error),
+            // Read and scheduled only when its latest revision changed.
+            let scheduled = match self.store.job_revision(&key.0, &key.1, revision).await {
+                Ok(Some(saved)) => match serde_json::from_value::<Job>(saved.definition) {
+                    Ok(job) => self.schedule_job(key.clone(), job, now).await,
+                    Err(e) => Err(ServerError::BadTrigger(format!(
+                        "stored job does not load: {e}"
+                    ))),
+                },
+                Ok(None) => continue,
+                Err(error) => Err(error.into()),
             };
             match scheduled {
                 Ok(()) => {
-                    tracing::info!(job = %key.1, namespace = %key.0, revision = revision.revision, "stored job scheduled")
+                    tracing::info!(job = %key.1, namespace = %key.0, revision, "stored job scheduled")
                 }
                 // Recorded as seen all the same: the error is logged once per revision.
                 Err(error) => {

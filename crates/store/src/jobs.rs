@@ -123,6 +123,29 @@ impl Store {
         let rows = query.build().fetch_all(&self.pool).await?;
         rows.iter().map(job_revision).collect()
     }
+
+    /// The latest revision number of every live job saved without a source file (through
+    /// the API or `rota jobs put`), by namespace and id: what a server polls to follow them
+    /// without reading their definitions each time.
+    pub async fn stored_job_heads(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT namespace, job_id, revision FROM job_revisions j WHERE revision = \
+             (SELECT MAX(revision) FROM job_revisions k \
+              WHERE k.namespace = j.namespace AND k.job_id = j.job_id) \
+             AND source_path IS NULL AND {LIVE_JOB} ORDER BY namespace, job_id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("namespace")?,
+                    row.try_get("job_id")?,
+                    row.try_get("revision")?,
+                ))
+            })
+            .collect()
+    }
 }
 
 fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
