@@ -72,10 +72,6 @@ pub async fn secrets(home: &Home, command: SecretsCommand, out: &Printer) -> any
 }
 
 async fn set(home: &Home, args: SetArgs, out: &Printer) -> anyhow::Result<u8> {
-    if let Err(error) = rota_secrets::validate_name(&args.name) {
-        eprintln!("rota: {error}");
-        return Ok(EXIT_USAGE);
-    }
     let value = match read_value(&args.name) {
         Ok(value) => value,
         Err(message) => {
@@ -121,10 +117,6 @@ pub async fn secrets_remote(
 ) -> anyhow::Result<u8> {
     match command {
         SecretsCommand::Set(args) => {
-            if let Err(error) = rota_secrets::validate_name(&args.name) {
-                eprintln!("rota: {error}");
-                return Ok(EXIT_USAGE);
-            }
             let value = match read_value(&args.name) {
                 Ok(value) => value,
                 Err(message) => {
@@ -268,8 +260,10 @@ fn print_removed(out: &Printer, namespace: &str, name: &str, removed: i64) {
     }
 }
 
-/// The value: a no-echo prompt on a terminal, else all of stdin minus one trailing newline.
+/// The value of secret `name` (checked first, before anything is read): a no-echo prompt
+/// on a terminal, else all of stdin minus one trailing newline.
 fn read_value(name: &str) -> Result<SecretValue, String> {
+    rota_secrets::validate_name(name).map_err(|e| e.to_string())?;
     let stdin = std::io::stdin();
     let mut text = if stdin.is_terminal() {
         prompt(&format!("value of {name}: "))
