@@ -6,9 +6,11 @@
 //! exit path, including drop. IOPub and shell replies are read as raw frames by one reader
 //! task per socket, so outputs keep every field the kernel sent.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use jupyter_protocol::{ConnectionInfo, ExecuteRequest, JupyterMessage, KernelInfoRequest};
@@ -170,18 +172,77 @@ where
     (rx, handle)
 }
 
-fn forward_lines<R>(reader: R, log: Option<mpsc::UnboundedSender<String>>)
+/// The last lines a kernel wrote to stderr, kept to explain a failed start.
+#[derive(Clone, Default)]
+struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    const LINES: usize = 20;
+
+    fn push(&self, line: &str) {
+        let mut lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if lines.len() == Self::LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line.to_string());
+    }
+
+    fn mentions(&self, text: &str) -> bool {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().any(|l| l.contains(text))
+    }
+
+    fn last(&self) -> Option<String> {
+        let lines = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.iter().rev().find(|l| !l.trim().is_empty()).cloned()
+    }
+}
+
+fn forward_lines<R>(
+    reader: R,
+    log: Option<mpsc::UnboundedSender<String>>,
+    tail: Option<StderrTail>,
+) -> tokio::task::JoinHandle<()>
 where
     R: tokio::io::AsyncRead + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(reader).lines();
         while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(tail) = &tail {
+                tail.push(&line);
+            }
             if let Some(log) = &log {
                 let _ = log.send(format!("kernel: {line}"));
             }
         }
-    });
+    })
+}
+
+/// How often a kernel that lost one of its ports to another process is started again on
+/// fresh ports (see [`crate::ports`]).
+const PORT_CONFLICT_RETRIES: usize = 3;
+
+/// Why one launch of a kernel did not give a ready kernel.
+enum LaunchFailure {
+    /// The kernel exited because a port it was given was taken meanwhile.
+    PortTaken,
+    Failed(NotebookError),
+}
+
+impl From<NotebookError> for LaunchFailure {
+    fn from(e: NotebookError) -> Self {
+        LaunchFailure::Failed(e)
+    }
+}
+
+/// The sockets of a kernel whose ports accept connections.
+struct Channels {
+    shell: jupyter_zmq_client::DealerSendConnection,
+    control: ClientControlConnection,
+    iopub_rx: mpsc::UnboundedReceiver<KernelMessage>,
+    shell_rx: mpsc::UnboundedReceiver<KernelMessage>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Kernel {
@@ -190,10 +251,37 @@ impl Kernel {
         if spec.argv.is_empty() {
             return Err(start_error(spec, "kernelspec has an empty argv"));
         }
+        let deadline = tokio::time::Instant::now() + opts.start_timeout;
+        let mut conflicts = 0;
+        loop {
+            match Self::launch(spec, opts, deadline).await {
+                Ok(kernel) => return Ok(kernel),
+                Err(LaunchFailure::Failed(e)) => return Err(e),
+                Err(LaunchFailure::PortTaken) if conflicts < PORT_CONFLICT_RETRIES => {
+                    conflicts += 1;
+                }
+                Err(LaunchFailure::PortTaken) => {
+                    return Err(start_error(
+                        spec,
+                        format!(
+                            "another process took the kernel's ports {} times in a row",
+                            conflicts + 1
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// One launch on fresh ports: spawn, connect, wait for `kernel_info`, all by `deadline`.
+    async fn launch(
+        spec: &KernelSpec,
+        opts: &KernelOptions,
+        deadline: tokio::time::Instant,
+    ) -> std::result::Result<Kernel, LaunchFailure> {
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let (ports, listeners) = jupyter_zmq_client::peek_ports_with_listeners(ip, 5)
-            .await
-            .map_err(|e| start_error(spec, e.to_string()))?;
+        let (ports, listeners) =
+            crate::ports::reserve(ip, 5).map_err(|e| start_error(spec, e.to_string()))?;
         let info = ConnectionInfo {
             transport: jupyter_protocol::connection_info::Transport::TCP,
             ip: ip.to_string(),
@@ -213,6 +301,81 @@ impl Kernel {
         write_private(&conn_path, &conn_text)?;
         let guard = ConnFileGuard(conn_path.clone());
 
+        let mut child = Self::spawn(spec, opts, &conn_path)?;
+        // The kernel binds these ports first thing; release them now.
+        drop(listeners);
+        let pid = child
+            .id()
+            .and_then(|p| i32::try_from(p).ok())
+            .ok_or_else(|| start_error(spec, "kernel exited at once"))?;
+        if let Some(out) = child.stdout.take() {
+            forward_lines(out, opts.process_log.clone(), None);
+        }
+        let tail = StderrTail::default();
+        let stderr = child
+            .stderr
+            .take()
+            .map(|err| forward_lines(err, opts.process_log.clone(), Some(tail.clone())));
+
+        let connected = tokio::select! {
+            channels = tokio::time::timeout_at(deadline, connect_channels(&info)) => channels,
+            status = child.wait() => {
+                let status = status.map(|s| s.to_string()).unwrap_or_default();
+                return Err(exit_failure(spec, &status, &tail, stderr).await);
+            }
+        };
+        let channels = match connected {
+            Ok(Ok(channels)) => channels,
+            Ok(Err(e)) => {
+                kill_group(pid, &mut child).await;
+                return Err(e.into());
+            }
+            Err(_) => {
+                kill_group(pid, &mut child).await;
+                return Err(start_error(spec, "timed out waiting for the kernel's ports").into());
+            }
+        };
+        let mut kernel = Kernel {
+            spec: spec.clone(),
+            child,
+            pid,
+            exited: false,
+            shell: channels.shell,
+            control: channels.control,
+            iopub_rx: channels.iopub_rx,
+            shell_rx: channels.shell_rx,
+            readers: channels.readers,
+            conn_file: Some(guard),
+            kernel_info: Value::Null,
+            in_flight: Vec::new(),
+            stash: Vec::new(),
+        };
+        let failure = match tokio::time::timeout_at(deadline, kernel.wait_ready()).await {
+            Ok(Ok(())) => return Ok(kernel),
+            Ok(Err(e)) => e,
+            Err(_) => start_error(
+                spec,
+                format!(
+                    "no kernel_info reply within {} s",
+                    opts.start_timeout.as_secs_f64()
+                ),
+            ),
+        };
+        if kernel.exited {
+            let status = kernel.child.try_wait().ok().flatten();
+            let status = status.map(|s| s.to_string()).unwrap_or_default();
+            kernel.shutdown().await;
+            return Err(exit_failure(spec, &status, &tail, stderr).await);
+        }
+        kernel.shutdown().await;
+        Err(failure.into())
+    }
+
+    fn spawn(
+        spec: &KernelSpec,
+        opts: &KernelOptions,
+        conn_path: &Path,
+    ) -> Result<tokio::process::Child> {
         let mut cmd = tokio::process::Command::new(&spec.argv[0]);
         for arg in &spec.argv[1..] {
             let arg = arg
@@ -237,99 +400,8 @@ impl Kernel {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| start_error(spec, format!("cannot run {}: {e}", spec.argv[0])))?;
-        // The kernel binds these ports first thing; release them now.
-        drop(listeners);
-        let pid = child
-            .id()
-            .and_then(|p| i32::try_from(p).ok())
-            .ok_or_else(|| start_error(spec, "kernel exited at once"))?;
-        if let Some(out) = child.stdout.take() {
-            forward_lines(out, opts.process_log.clone());
-        }
-        if let Some(err) = child.stderr.take() {
-            forward_lines(err, opts.process_log.clone());
-        }
-
-        let deadline = tokio::time::Instant::now() + opts.start_timeout;
-        let connect = Self::connect(spec, &info, child, pid, guard);
-        let mut kernel = tokio::time::timeout_at(deadline, connect)
-            .await
-            .map_err(|_| start_error(spec, "timed out waiting for the kernel's ports"))??;
-        match tokio::time::timeout_at(deadline, kernel.wait_ready()).await {
-            Ok(Ok(())) => Ok(kernel),
-            Ok(Err(e)) => {
-                kernel.shutdown().await;
-                Err(e)
-            }
-            Err(_) => {
-                kernel.shutdown().await;
-                Err(start_error(
-                    spec,
-                    format!(
-                        "no kernel_info reply within {} s",
-                        opts.start_timeout.as_secs_f64()
-                    ),
-                ))
-            }
-        }
-    }
-
-    async fn connect(
-        spec: &KernelSpec,
-        info: &ConnectionInfo,
-        mut child: tokio::process::Child,
-        pid: i32,
-        guard: ConnFileGuard,
-    ) -> Result<Kernel> {
-        // zeromq's connect retries with long back-off; poll the ports ourselves first,
-        // and notice a kernel that exits instead of binding.
-        let addr = |port: u16| std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-        for port in [info.shell_port, info.iopub_port, info.control_port] {
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Err(start_error(
-                        spec,
-                        format!("kernel exited during start-up ({status})"),
-                    ));
-                }
-                if tokio::net::TcpStream::connect(addr(port)).await.is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        let session = format!("{}-{}", random_hex(8), random_hex(8));
-        let iopub = create_client_iopub_connection(info, "", &session)
-            .await
-            .map_err(proto)?;
-        let identity = peer_identity_for_session(&session).map_err(proto)?;
-        let shell = create_client_shell_connection_with_identity(info, &session, identity)
-            .await
-            .map_err(proto)?;
-        let control = create_client_control_connection(info, &session)
-            .await
-            .map_err(proto)?;
-        let (shell_send, shell_recv) = shell.split();
-        let (iopub_rx, iopub_task) = spawn_reader(iopub);
-        let (shell_rx, shell_task) = spawn_reader(shell_recv);
-        Ok(Kernel {
-            spec: spec.clone(),
-            child,
-            pid,
-            exited: false,
-            shell: shell_send,
-            control,
-            iopub_rx,
-            shell_rx,
-            readers: vec![iopub_task, shell_task],
-            conn_file: Some(guard),
-            kernel_info: Value::Null,
-            in_flight: Vec::new(),
-            stash: Vec::new(),
-        })
+        cmd.spawn()
+            .map_err(|e| start_error(spec, format!("cannot run {}: {e}", spec.argv[0])))
     }
 
     /// Send `kernel_info_request` until it is answered and IOPub delivers messages
@@ -641,6 +713,71 @@ impl Kernel {
         }
         self.conn_file.take();
     }
+}
+
+/// Connect to a spawned kernel's shell, IOPub and control ports.
+async fn connect_channels(info: &ConnectionInfo) -> Result<Channels> {
+    // zeromq's connect retries with long back-off; poll the ports ourselves first.
+    let addr = |port: u16| std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    for port in [info.shell_port, info.iopub_port, info.control_port] {
+        while tokio::net::TcpStream::connect(addr(port)).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    let session = format!("{}-{}", random_hex(8), random_hex(8));
+    let iopub = create_client_iopub_connection(info, "", &session)
+        .await
+        .map_err(proto)?;
+    let identity = peer_identity_for_session(&session).map_err(proto)?;
+    let shell = create_client_shell_connection_with_identity(info, &session, identity)
+        .await
+        .map_err(proto)?;
+    let control = create_client_control_connection(info, &session)
+        .await
+        .map_err(proto)?;
+    let (shell, shell_recv) = shell.split();
+    let (iopub_rx, iopub_task) = spawn_reader(iopub);
+    let (shell_rx, shell_task) = spawn_reader(shell_recv);
+    Ok(Channels {
+        shell,
+        control,
+        iopub_rx,
+        shell_rx,
+        readers: vec![iopub_task, shell_task],
+    })
+}
+
+/// What a kernel's exit during start-up means, from what it wrote to stderr.
+async fn exit_failure(
+    spec: &KernelSpec,
+    status: &str,
+    tail: &StderrTail,
+    stderr: Option<tokio::task::JoinHandle<()>>,
+) -> LaunchFailure {
+    if let Some(reader) = stderr {
+        // The pipe closes when the kernel exits; a grandchild holding it must not stall us.
+        let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+    }
+    if tail.mentions("Address already in use") {
+        return LaunchFailure::PortTaken;
+    }
+    let mut reason = String::from("kernel exited during start-up");
+    if !status.is_empty() {
+        reason.push_str(&format!(" ({status})"));
+    }
+    if let Some(line) = tail.last() {
+        reason.push_str(&format!(": {}", line.trim()));
+    }
+    LaunchFailure::Failed(start_error(spec, reason))
+}
+
+/// Kill a kernel that never became ready, with whatever it started in its group.
+async fn kill_group(pid: i32, child: &mut tokio::process::Child) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = child.wait().await;
 }
 
 impl Drop for Kernel {

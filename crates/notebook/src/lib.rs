@@ -29,6 +29,7 @@ pub mod inspect;
 pub mod kernel;
 pub mod kernelspec;
 pub mod params;
+mod ports;
 pub mod report;
 pub mod step;
 

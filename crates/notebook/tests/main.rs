@@ -9,4 +9,5 @@ mod util;
 mod cli;
 mod execute;
 mod inject;
+mod kernel;
 mod params;
