@@ -69,6 +69,7 @@ fn step_commands(definition: &Value) -> BTreeMap<String, String> {
                 StepKind::Exec { argv } => argv.join(" "),
                 StepKind::Script { path, .. } => path,
                 StepKind::Notebook { path, .. } => format!("notebook {path}"),
+                StepKind::Http(http) => format!("{} {}", http.method.as_str(), http.url),
             };
             (step.id, text)
         })

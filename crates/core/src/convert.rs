@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::model::{
-    AfterOutcome, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job, Overlap, ParamSpec,
-    ParamType, Policy, Retry, Step, StepKind, Trigger, Value, WebhookSignature, When,
+    AfterOutcome, Backoff, Catchup, CatchupMode, DryRun, HttpBody, HttpExpect, HttpMethod,
+    HttpStep, IntervalAnchor, Job, Overlap, ParamSpec, ParamType, Policy, Retry, StatusMatch, Step,
+    StepKind, Trigger, Value, WebhookSignature, When,
 };
 use crate::tree::{Key, Kind, Node, Pos};
 
@@ -29,13 +30,13 @@ const JOB_KEYS: &[&str] = &[
 ];
 /// Keys a step mapping may hold.
 const STEP_KEYS: &[&str] = &[
-    "id", "needs", "sh", "exec", "script", "notebook", "params", "if", "when", "env", "workdir",
-    "timeout", "retry", "dry_run",
+    "id", "needs", "sh", "exec", "script", "notebook", "http", "params", "if", "when", "env",
+    "workdir", "timeout", "retry", "dry_run",
 ];
 /// Step kinds that exist.
-const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook"];
+const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook", "http"];
 /// Step kinds the spec names that are not built yet.
-const FUTURE_STEP_KINDS: &[&str] = &["http", "sql", "check", "approval", "container", "job"];
+const FUTURE_STEP_KINDS: &[&str] = &["sql", "check", "approval", "container", "job"];
 /// Keys the spec names that are not built yet, at job level.
 const FUTURE_JOB_KEYS: &[&str] = &["notify"];
 
@@ -1020,6 +1021,7 @@ fn step(
                     })
                 }
             },
+            "http" => http_step(cx, value, &label, &mut site).map(|h| StepKind::Http(Box::new(h))),
             _ => {
                 let (path, path_pos, mut params, kernel, cell_timeout) = match &value.kind {
                     Kind::Str(path) => (path.clone(), value.pos, BTreeMap::new(), None, None),
@@ -1133,6 +1135,33 @@ fn step(
             Some(d)
         })
         .unwrap_or_default();
+
+    if kinds.first().is_some_and(|(k, _)| k.name == "http") {
+        // No process runs: a shell command, environment or working directory would be
+        // silently ignored, so each is refused where it is written.
+        if let DryRun::Command(_) = &dry_run
+            && let Some(n) = get(entries, "dry_run")
+        {
+            cx.err(
+                n.pos,
+                format!(
+                    "`dry_run` in {label}: an http step runs no shell command \
+                     (expected one of: echo-only, run, skip)"
+                ),
+            );
+        }
+        for name in ["env", "workdir"] {
+            if let Some((key, _)) = entries.iter().find(|(k, _)| k.name == name) {
+                cx.err(
+                    key.pos,
+                    format!(
+                        "`{name}` in {label} does not apply to http steps (no process runs; \
+                         use templates in `url`, `headers` or `body`)"
+                    ),
+                );
+            }
+        }
+    }
 
     let kind = kind?;
     Some((
@@ -1254,5 +1283,356 @@ fn dry_run(cx: &mut Cx, node: &Node, label: &str) -> Option<DryRun> {
                 Simple::Skip => DryRun::Skip,
             })
         }
+    }
+}
+
+/// Keys an `http:` step mapping may hold.
+const HTTP_KEYS: &[&str] = &[
+    "url",
+    "method",
+    "headers",
+    "body",
+    "json",
+    "expect",
+    "follow_redirects",
+    "insecure",
+];
+
+const HTTP_METHODS: &[(&str, HttpMethod)] = &[
+    ("GET", HttpMethod::Get),
+    ("HEAD", HttpMethod::Head),
+    ("POST", HttpMethod::Post),
+    ("PUT", HttpMethod::Put),
+    ("PATCH", HttpMethod::Patch),
+    ("DELETE", HttpMethod::Delete),
+];
+
+/// Converts the mapping under `http:`.
+fn http_step(
+    cx: &mut Cx,
+    node: &Node,
+    label: &str,
+    site: &mut impl FnMut(&str, Pos, bool),
+) -> Option<HttpStep> {
+    let what = format!("`http` in {label}");
+    let fields = cx.map(node, &what)?;
+    cx.unknown_keys(fields, HTTP_KEYS, &what);
+
+    let url = match get(fields, "url") {
+        Some(n) => {
+            let url = cx.string(n, &format!("`url` in {label}"));
+            if let Some(url) = &url {
+                site(url, n.pos, false);
+                if let Err(problem) = check_url(url) {
+                    cx.err(n.pos, format!("invalid URL {url:?} in {label}: {problem}"));
+                }
+            }
+            url
+        }
+        None => {
+            cx.err(node.pos, format!("missing required key `url` in {what}"));
+            None
+        }
+    };
+    let method = get(fields, "method")
+        .and_then(|n| match &n.kind {
+            Kind::Str(s) => {
+                let upper = s.to_ascii_uppercase();
+                let found = HTTP_METHODS.iter().find(|(name, _)| *name == upper);
+                if found.is_none() {
+                    let names: Vec<&str> = HTTP_METHODS.iter().map(|(n, _)| *n).collect();
+                    cx.err(
+                        n.pos,
+                        format!(
+                            "invalid value {s:?} for `method` in {label} (expected one of: {})",
+                            names.join(", ")
+                        ),
+                    );
+                }
+                found.map(|(_, m)| *m)
+            }
+            _ => {
+                cx.expected(n, "an HTTP method", &format!("`method` in {label}"));
+                None
+            }
+        })
+        .unwrap_or(HttpMethod::Get);
+
+    let mut headers = BTreeMap::new();
+    if let Some(n) = get(fields, "headers") {
+        let what = format!("`headers` in {label}");
+        for (key, value) in cx.map(n, &what).unwrap_or_default() {
+            if !is_header_name(&key.name) {
+                cx.err(
+                    key.pos,
+                    format!(
+                        "invalid header name `{}` in {what}: expected letters, digits and \
+                         !#$%&'*+-.^_`|~",
+                        key.name
+                    ),
+                );
+            }
+            if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
+                site(&text, value.pos, false);
+                headers.insert(key.name.clone(), text);
+            }
+        }
+    }
+
+    let body = match (get(fields, "body"), get(fields, "json")) {
+        (Some(_), Some(j)) => {
+            cx.err(
+                j.pos,
+                format!("{what} has both `body` and `json`; give at most one"),
+            );
+            None
+        }
+        (Some(b), None) => cx
+            .scalar_string(b, &format!("`body` in {label}"))
+            .inspect(|text| site(text, b.pos, false))
+            .map(HttpBody::Text),
+        (None, Some(j)) => {
+            collect_strings(j, site);
+            Some(HttpBody::Json(j.to_json()))
+        }
+        (None, None) => None,
+    };
+    if body.is_some() && method == HttpMethod::Head {
+        let pos = get(fields, "body")
+            .or(get(fields, "json"))
+            .map_or(node.pos, |n| n.pos);
+        cx.err(pos, format!("{what}: a HEAD request has no body"));
+    }
+
+    let expect = get(fields, "expect")
+        .map(|n| http_expect(cx, n, label, site))
+        .unwrap_or_default();
+    let follow_redirects = get(fields, "follow_redirects")
+        .and_then(|n| boolean(cx, n, &format!("`follow_redirects` in {label}")))
+        .unwrap_or(true);
+    let insecure = get(fields, "insecure")
+        .and_then(|n| boolean(cx, n, &format!("`insecure` in {label}")))
+        .unwrap_or(false);
+    Some(HttpStep {
+        url: url?,
+        method,
+        headers,
+        body,
+        expect,
+        follow_redirects,
+        insecure,
+    })
+}
+
+fn http_expect(
+    cx: &mut Cx,
+    node: &Node,
+    label: &str,
+    site: &mut impl FnMut(&str, Pos, bool),
+) -> HttpExpect {
+    let what = format!("`expect` in {label}");
+    let mut expect = HttpExpect::default();
+    let Some(fields) = cx.map(node, &what) else {
+        return expect;
+    };
+    cx.unknown_keys(fields, &["status", "body_contains", "json"], &what);
+    if let Some(n) = get(fields, "status") {
+        let what = format!("`status` in {what}");
+        let items: Vec<&Node> = match &n.kind {
+            Kind::Seq(items) => {
+                if items.is_empty() {
+                    cx.err(n.pos, format!("{what} must accept at least one status"));
+                }
+                items.iter().collect()
+            }
+            _ => vec![n],
+        };
+        let status: Vec<StatusMatch> = items
+            .into_iter()
+            .filter_map(|item| {
+                let found = status_match(item);
+                if found.is_none() {
+                    cx.err(
+                        item.pos,
+                        format!(
+                            "invalid status {} in {what}: expected a code from 100 to 599 or \
+                             a class such as \"2xx\"",
+                            item.describe()
+                        ),
+                    );
+                }
+                found
+            })
+            .collect();
+        if !status.is_empty() {
+            expect.status = status;
+        }
+    }
+    if let Some(n) = get(fields, "body_contains") {
+        expect.body_contains = cx
+            .scalar_string(n, &format!("`body_contains` in {what}"))
+            .inspect(|text| site(text, n.pos, false));
+    }
+    if let Some(n) = get(fields, "json") {
+        let json_what = format!("`json` in {what}");
+        for (key, value) in cx.map(n, &json_what).unwrap_or_default() {
+            if key.name.is_empty() || key.name.split('.').any(str::is_empty) {
+                cx.err(
+                    key.pos,
+                    format!(
+                        "invalid path `{}` in {json_what}: expected dotted keys or indexes, \
+                         e.g. `data.items.0.id`",
+                        key.name
+                    ),
+                );
+            }
+            collect_strings(value, site);
+            expect.json.insert(key.name.clone(), value.to_json());
+        }
+    }
+    expect
+}
+
+/// A status entry: an integer code, its text, or a class such as `2xx`.
+fn status_match(node: &Node) -> Option<StatusMatch> {
+    match &node.kind {
+        Kind::Int(code) => u16::try_from(*code)
+            .ok()
+            .filter(|c| (100..=599).contains(c))
+            .map(StatusMatch::Code),
+        Kind::Str(text) => {
+            let text = text.trim();
+            if let Some(class) = text
+                .strip_suffix("xx")
+                .or_else(|| text.strip_suffix("XX"))
+                .and_then(|d| d.parse::<u8>().ok())
+                .filter(|d| (1..=5).contains(d))
+            {
+                return Some(StatusMatch::Class(class));
+            }
+            text.parse::<u16>()
+                .ok()
+                .filter(|c| (100..=599).contains(c))
+                .map(StatusMatch::Code)
+        }
+        _ => None,
+    }
+}
+
+fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
+    match node.kind {
+        Kind::Bool(b) => Some(b),
+        _ => {
+            cx.expected(node, "true or false", what);
+            None
+        }
+    }
+}
+
+/// Whether `name` is an HTTP header name (an RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Checks the literal parts of a URL template: an `http`/`https` scheme and a host.
+///
+/// Templates stand in for any text, so a URL that starts with one (its scheme is only known
+/// once rendered) passes, and one inside the host counts as a host. The engine checks the
+/// rendered URL again before sending.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    let text = url.trim();
+    if text.starts_with("{{") || text.starts_with("{%") {
+        return Ok(());
+    }
+    let literal = replace_templates(text);
+    if literal.chars().any(char::is_whitespace) {
+        return Err("a URL cannot contain whitespace (percent-encode it as %20)".to_owned());
+    }
+    let Some((scheme, rest)) = literal.split_once("://") else {
+        return Err("expected an absolute http:// or https:// URL".to_owned());
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "unsupported scheme `{scheme}` (expected http or https)"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(())
+}
+
+/// `text` with each `{{ … }}` / `{% … %}` replaced by a placeholder word.
+fn replace_templates(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(['{']) {
+        let (open, close) = match rest.get(start..start + 2) {
+            Some("{{") => ("{{", "}}"),
+            Some("{%") => ("{%", "%}"),
+            _ => {
+                out.push_str(&rest[..=start]);
+                rest = &rest[start + 1..];
+                continue;
+            }
+        };
+        out.push_str(&rest[..start]);
+        match rest[start + open.len()..].find(close) {
+            Some(end) => {
+                out.push('x');
+                rest = &rest[start + open.len() + end + close.len()..];
+            }
+            None => {
+                // An unclosed tag is reported by the template check; keep the text.
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_templates_stand_in_for_text() {
+        assert_eq!(check_url("https://api.example/health"), Ok(()));
+        assert_eq!(check_url("{{ params.base }}/health"), Ok(()));
+        assert_eq!(
+            check_url("http://{{ params.host }}:8080/x?y={{ params.y }}"),
+            Ok(())
+        );
+        assert!(check_url("ftp://example.com").is_err());
+        assert!(check_url("example.com/health").is_err());
+        assert!(check_url("https:///path").is_err());
+        assert!(check_url("https://a b").is_err());
+        assert_eq!(replace_templates("a{{ b }}c{% d %}e{x"), "axcxe{x");
+    }
+
+    #[test]
+    fn status_entries_are_codes_or_classes() {
+        let node = |kind| Node {
+            kind,
+            pos: Pos::default(),
+        };
+        assert_eq!(
+            status_match(&node(Kind::Int(204))),
+            Some(StatusMatch::Code(204))
+        );
+        assert_eq!(
+            status_match(&node(Kind::Str("3xx".into()))),
+            Some(StatusMatch::Class(3))
+        );
+        assert_eq!(status_match(&node(Kind::Int(600))), None);
+        assert_eq!(status_match(&node(Kind::Str("6xx".into()))), None);
+        assert_eq!(status_match(&node(Kind::Bool(true))), None);
     }
 }

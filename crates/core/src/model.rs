@@ -284,6 +284,124 @@ pub enum StepKind {
         /// Per-cell execution timeout.
         cell_timeout: Option<Duration>,
     },
+    /// One HTTP request, with expectations on its response.
+    Http(Box<HttpStep>),
+}
+
+/// An `http:` step: the request to send and what its response must look like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpStep {
+    /// `http://` or `https://` URL (template).
+    pub url: String,
+    /// Request method.
+    pub method: HttpMethod,
+    /// Request headers; values are templates. Never logged.
+    pub headers: BTreeMap<String, String>,
+    /// Request body, if any.
+    pub body: Option<HttpBody>,
+    /// What the response must look like for the attempt to succeed.
+    pub expect: HttpExpect,
+    /// Follow redirects (at most [`HTTP_MAX_REDIRECTS`]); off, a 3xx is the response.
+    pub follow_redirects: bool,
+    /// Skip TLS certificate verification (logged as a warning on every attempt).
+    pub insecure: bool,
+}
+
+/// The most redirects an `http` step follows before it fails.
+pub const HTTP_MAX_REDIRECTS: usize = 10;
+
+/// Methods an `http` step may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    /// `GET` (the default).
+    Get,
+    /// `HEAD`.
+    Head,
+    /// `POST`.
+    Post,
+    /// `PUT`.
+    Put,
+    /// `PATCH`.
+    Patch,
+    /// `DELETE`.
+    Delete,
+}
+
+impl HttpMethod {
+    /// The method as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+}
+
+/// The body of an `http` step's request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpBody {
+    /// `body:` raw text (template), sent as is.
+    Text(String),
+    /// `json:` any value (its strings are templates), sent as JSON with
+    /// `content-type: application/json`.
+    Json(Value),
+}
+
+/// Expectations on an `http` step's response; every one must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpExpect {
+    /// The status must match one of these (any 2xx when the file says nothing).
+    pub status: Vec<StatusMatch>,
+    /// Text (template) the body must contain.
+    pub body_contains: Option<String>,
+    /// Dotted paths into the JSON body (`data.items.0.id`) and the value each must equal;
+    /// string values are templates.
+    pub json: BTreeMap<String, Value>,
+}
+
+impl Default for HttpExpect {
+    fn default() -> Self {
+        HttpExpect {
+            status: vec![StatusMatch::Class(2)],
+            body_contains: None,
+            json: BTreeMap::new(),
+        }
+    }
+}
+
+/// One accepted response status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusMatch {
+    /// Exactly this code (100–599).
+    Code(u16),
+    /// Any code of this class: `2` is `2xx` (1–5).
+    Class(u8),
+}
+
+impl StatusMatch {
+    /// Whether `code` is accepted.
+    pub fn matches(self, code: u16) -> bool {
+        match self {
+            StatusMatch::Code(c) => c == code,
+            StatusMatch::Class(class) => code / 100 == u16::from(class),
+        }
+    }
+}
+
+impl std::fmt::Display for StatusMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatusMatch::Code(c) => write!(f, "{c}"),
+            StatusMatch::Class(class) => write!(f, "{class}xx"),
+        }
+    }
 }
 
 /// Which outcome of a step's `needs` lets it run.

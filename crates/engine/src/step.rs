@@ -332,6 +332,7 @@ fn resolve(
             (program, argv)
         }
         (StepKind::Notebook { .. }, _) => unreachable!("notebook steps returned above"),
+        (StepKind::Http(_), _) => return Err("http steps are not built yet".to_owned()),
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
     // `{{ secrets.X }}` may sit in it.
