@@ -98,6 +98,32 @@ async fn runs_filter_by_creation_time() {
 }
 
 #[tokio::test]
+async fn runs_filter_by_id_prefix() {
+    let env = Env::new().await;
+    let found = env.get("/api/v1/runs?id_prefix=webr", "viewer_all").await;
+    assert_eq!(ids(&found, "id"), std::slice::from_ref(&env.web_run));
+    let whole = env.get("/api/v1/runs?id_prefix=webrun", "viewer_all").await;
+    assert_eq!(ids(&whole, "id"), std::slice::from_ref(&env.web_run));
+    let many = env.get("/api/v1/runs?id_prefix=run0", "viewer_all").await;
+    let many = ids(&many, "id");
+    let expected: Vec<&String> = env
+        .ops_runs
+        .iter()
+        .filter(|id| id.starts_with("run0"))
+        .collect();
+    assert_eq!(many.iter().collect::<Vec<_>>(), expected);
+    // The prefix narrows the namespace filter, never widens it.
+    let elsewhere = env
+        .get("/api/v1/runs?namespace=ops&id_prefix=webr", "viewer_ops")
+        .await;
+    assert!(ids(&elsewhere, "id").is_empty(), "{}", elsewhere.body);
+    let bad = env
+        .get("/api/v1/runs?id_prefix=NOT-AN-ID", "viewer_all")
+        .await;
+    bad.assert_problem(400, "invalid-query");
+}
+
+#[tokio::test]
 async fn a_run_comes_with_its_steps() {
     let env = Env::new().await;
     let run = env

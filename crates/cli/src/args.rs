@@ -152,7 +152,7 @@ pub struct RunArgs {
 /// `rota retry`.
 #[derive(Debug, Args)]
 pub struct RetryArgs {
-    /// Run id (a unique prefix of it in local mode).
+    /// Run id or a unique prefix of it.
     pub run: String,
     /// Start again from this step: it and every step downstream of it run again.
     #[arg(long, value_name = "STEP")]

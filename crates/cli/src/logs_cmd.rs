@@ -59,8 +59,9 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
 /// `rota logs` against a server: the lines so far, then with `-f` new ones until the run
 /// ends.
 pub async fn logs_remote(remote: &Remote, args: LogsArgs) -> anyhow::Result<u8> {
+    let run_id = crate::runs_cmd::resolve_remote_run(remote, &args.run).await?;
     let run: RunView = remote
-        .get(&format!("/api/v1/runs/{}", seg(&args.run)), &[])
+        .get(&format!("/api/v1/runs/{}", seg(&run_id)), &[])
         .await?;
     if let Some(step) = &args.step
         && !run.steps.iter().any(|s| &s.id == step)

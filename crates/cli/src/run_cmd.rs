@@ -232,7 +232,8 @@ async fn follow_remote(
 /// `rota retry RUN` against a server: `POST /api/v1/runs/{id}/retry`, then followed.
 pub async fn retry_remote(remote: &Remote, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
     let body = serde_json::json!({ "from": args.from });
-    let path = format!("/api/v1/runs/{}/retry", seg(&args.run));
+    let original = crate::runs_cmd::resolve_remote_run(remote, &args.run).await?;
+    let path = format!("/api/v1/runs/{}/retry", seg(&original));
     let run: RunView = remote.send(reqwest::Method::POST, &path, &body).await?;
     let job_path = format!(
         "/api/v1/namespaces/{}/jobs/{}",

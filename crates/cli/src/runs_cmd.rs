@@ -8,13 +8,15 @@ use serde_json::{Value, json};
 
 use crate::EXIT_USAGE;
 use crate::args::{CancelArgs, RunsArgs, RunsCommand};
-use crate::client::{Remote, seg};
+use crate::client::{ApiFailure, Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
 use crate::view::{RunPageView, RunView};
 
 /// The API's largest page.
 const API_PAGE: u32 = 500;
+/// Most runs an ambiguous abbreviated id lists (as in local mode).
+const AMBIGUOUS_SHOWN: u32 = 10;
 
 /// The status filter, checked; `Err` carries the exit code after saying why.
 fn status_filter(status: Option<&str>) -> Result<Option<RunStatus>, u8> {
@@ -63,6 +65,7 @@ pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<
 /// `rota runs` against a server: pages through `GET /api/v1/runs` up to `--limit`.
 pub async fn runs_remote(remote: &Remote, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
     if let Some(RunsCommand::Show { run }) = args.show {
+        let run = resolve_remote_run(remote, &run).await?;
         let view: RunView = remote
             .get(&format!("/api/v1/runs/{}", seg(&run)), &[])
             .await?;
@@ -250,7 +253,8 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
 /// `rota cancel` against a server: `POST /api/v1/runs/{id}/cancel`; the server's worker
 /// stops the run. A run that already ended exits 1, as in local mode.
 pub async fn cancel_remote(remote: &Remote, args: CancelArgs, out: &Printer) -> anyhow::Result<u8> {
-    let path = format!("/api/v1/runs/{}/cancel", seg(&args.run));
+    let run = resolve_remote_run(remote, &args.run).await?;
+    let path = format!("/api/v1/runs/{}/cancel", seg(&run));
     match remote
         .send::<_, Value>(Method::POST, &path, &json!({}))
         .await
@@ -263,9 +267,42 @@ pub async fn cancel_remote(remote: &Remote, args: CancelArgs, out: &Printer) -> 
         Err(failure) => return Err(failure.into()),
     }
     if out.is_json() {
-        out.json(&json!({ "id": args.run, "cancel_requested": true }));
+        out.json(&json!({ "id": run, "cancel_requested": true }));
     } else {
-        out.text(&format!("cancel requested for run {}\n", args.run));
+        out.text(&format!("cancel requested for run {run}\n"));
     }
     Ok(0)
+}
+
+/// The whole id of the run `given` names on the server: `given` itself when it is whole,
+/// else the one run visible to the token whose id starts with it. A prefix nothing matches,
+/// or that the token may not list across namespaces, is passed on as given, so the call
+/// made with it reports what the server says about it.
+pub async fn resolve_remote_run(remote: &Remote, given: &str) -> Result<String, ApiFailure> {
+    if given.len() >= rota_store::ids::RUN_ID_LEN {
+        return Ok(given.to_owned());
+    }
+    let query = [
+        ("id_prefix", given.to_owned()),
+        ("limit", AMBIGUOUS_SHOWN.to_string()),
+    ];
+    let Ok(page) = remote.get::<RunPageView>("/api/v1/runs", &query).await else {
+        return Ok(given.to_owned());
+    };
+    let mut ids: Vec<String> = page.items.into_iter().map(|run| run.id).collect();
+    match ids.len() {
+        0 => Ok(given.to_owned()),
+        1 => Ok(ids.remove(0)),
+        _ => {
+            ids.sort();
+            Err(ApiFailure {
+                status: None,
+                message: StoreError::Ambiguous {
+                    prefix: given.to_owned(),
+                    candidates: ids,
+                }
+                .to_string(),
+            })
+        }
+    }
 }

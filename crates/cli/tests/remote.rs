@@ -581,3 +581,43 @@ fn namespaces_and_job_deletion_work_remotely_and_locally_alike() {
         serde_json::json!([])
     );
 }
+
+#[test]
+fn abbreviated_run_ids_work_remotely_as_locally() {
+    let (rota, server) = setup();
+    let first = remote_json(&rota, &server, &["run", "hello"]);
+    let second = remote_json(&rota, &server, &["run", "hello"]);
+    let first = first["id"].as_str().expect("run id");
+    let second = second["id"].as_str().expect("run id");
+    let short = &first[..16];
+
+    for args in [vec!["runs", "show", short], vec!["logs", short]] {
+        let over_api = remote(&rota, &server, &args);
+        assert_code(&over_api, 0);
+        let on_store = rota.run(&args);
+        assert_eq!(
+            stdout(&over_api),
+            stdout(&on_store),
+            "`rota {args:?}` differs"
+        );
+    }
+    // The run has ended: a cancel by prefix reaches it and is refused as locally.
+    assert_code(&remote(&rota, &server, &["cancel", short]), 1);
+
+    // A prefix both runs share names neither.
+    let shared: String = first
+        .chars()
+        .zip(second.chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    let ambiguous = remote(&rota, &server, &["runs", "show", &shared]);
+    assert_code(&ambiguous, 2);
+    for text in ["matches several runs", first, second] {
+        assert_stderr_has(&ambiguous, text);
+    }
+    // A prefix no run has is the server's 404.
+    let unknown = remote(&rota, &server, &["logs", "zzzz"]);
+    assert_code(&unknown, 2);
+    assert_stderr_has(&unknown, "not found");
+}

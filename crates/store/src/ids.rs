@@ -4,12 +4,15 @@
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
+/// How many characters a whole run id has; anything shorter is an abbreviation.
+pub const RUN_ID_LEN: usize = 26;
+
 /// A new, unique, time-ordered run id.
 pub fn new_run_id() -> String {
     let millis = jiff::Timestamp::now().as_millisecond().max(0) as u128;
     let random: u128 = rand::random::<u128>() & ((1u128 << 80) - 1);
     let mut value = (millis << 80) | random;
-    let mut id = [0u8; 26];
+    let mut id = [0u8; RUN_ID_LEN];
     for slot in id.iter_mut().rev() {
         *slot = ALPHABET[(value & 31) as usize];
         value >>= 5;
@@ -24,7 +27,7 @@ mod tests {
         let a = super::new_run_id();
         std::thread::sleep(std::time::Duration::from_millis(2));
         let b = super::new_run_id();
-        assert_eq!(a.len(), 26);
+        assert_eq!(a.len(), super::RUN_ID_LEN);
         assert!(a < b, "{a} !< {b}");
         assert!(a.bytes().all(|c| super::ALPHABET.contains(&c)));
     }

@@ -55,9 +55,8 @@ impl Store {
         if let Some(run) = self.get_run(id_or_prefix).await? {
             return Ok(run);
         }
-        // A range scan over the primary key: every id starting with the prefix sorts at or
-        // after it and before the prefix followed by the largest code point.
-        let upper = format!("{id_or_prefix}\u{10FFFF}");
+        // A range scan over the primary key.
+        let upper = prefix_upper_bound(id_or_prefix);
         let ids: Vec<String> =
             sqlx::query_scalar("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?")
                 .bind(id_or_prefix)
@@ -96,6 +95,13 @@ impl Store {
         }
         if let Some(until) = filter.created_until {
             query.push(" AND created_at < ").push_bind(micros(until));
+        }
+        if let Some(prefix) = &filter.id_prefix {
+            query
+                .push(" AND id >= ")
+                .push_bind(prefix)
+                .push(" AND id < ")
+                .push_bind(prefix_upper_bound(prefix));
         }
         if let Some(cursor) = &filter.before {
             // A row value, not `created_at < ? OR (created_at = ? AND id < ?)`: SQLite turns
@@ -278,4 +284,10 @@ fn step_record(row: &SqliteRow) -> Result<StepRunRecord, StoreError> {
         started_at: opt_ts(row, "started_at")?,
         finished_at: opt_ts(row, "finished_at")?,
     })
+}
+
+/// The end (exclusive) of the id range that starts with `prefix`: every id starting with
+/// the prefix sorts at or after it and before the prefix followed by the largest code point.
+fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
 }

@@ -194,6 +194,8 @@ pub struct RunFilter {
     pub created_since: Option<Timestamp>,
     /// Only runs created before this instant.
     pub created_until: Option<Timestamp>,
+    /// Only runs whose id starts with this (an abbreviated id, as `rota` prints them).
+    pub id_prefix: Option<String>,
     /// At most this many runs (capped at 1,000).
     pub limit: u32,
     /// Only runs after this cursor, in newest-first order.
@@ -208,6 +210,7 @@ impl Default for RunFilter {
             status: None,
             created_since: None,
             created_until: None,
+            id_prefix: None,
             limit: 50,
             before: None,
         }

@@ -667,6 +667,18 @@ async fn list_runs_filters_orders_newest_first_and_pages() -> TestResult {
         ..RunFilter::default()
     };
     assert_eq!(ids(store.list_runs(&window).await?), ["r-d", "r-c", "r-b"]);
+    // An id prefix, as the CLI resolves abbreviated ids against a server.
+    let prefixed = |prefix: &str| RunFilter {
+        id_prefix: Some(prefix.into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(store.list_runs(&prefixed("r-")).await?),
+        ["r-e", "r-d", "r-c", "r-b", "r-a"]
+    );
+    assert_eq!(ids(store.list_runs(&prefixed("r-c")).await?), ["r-c"]);
+    assert!(store.list_runs(&prefixed("r-cx")).await?.is_empty());
+    assert_eq!(store.list_runs(&prefixed("r")).await?.len(), 5);
 
     // Page through everything two at a time with the cursor.
     let mut seen = Vec::new();

@@ -43,6 +43,8 @@ pub(crate) struct RunQuery {
     /// Only runs created before this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
     until: Option<Timestamp>,
+    /// Only runs whose id starts with this (to resolve an abbreviated id).
+    id_prefix: Option<RunId>,
     /// At most this many (1–500, default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
@@ -74,6 +76,7 @@ impl RunQuery {
             status,
             created_since: self.since,
             created_until: self.until,
+            id_prefix: self.id_prefix.as_ref().map(|id| id.to_string()),
             limit: page_limit(self.limit)? + 1,
             before: self.cursor.as_deref().map(decode_cursor).transpose()?,
         })
