@@ -396,7 +396,11 @@ impl Daemon {
                 }
                 Change::Broken { path, message } => {
                     let shown = path.display().to_string();
-                    tracing::error!(file = %shown, problems = %message, "job file does not load; its last good revision keeps running");
+                    if self.file_jobs.contains_key(&path) {
+                        tracing::error!(file = %shown, problems = %message, "job file does not load; its last good revision keeps running");
+                    } else {
+                        tracing::error!(file = %shown, problems = %message, "job file does not load; its jobs are not scheduled until it is fixed");
+                    }
                     eprintln!("rota serve: {message}");
                     let _ = self.store.set_job_load_error(&shown, &message, now).await;
                 }
