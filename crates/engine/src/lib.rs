@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod guardian;
+mod http_step;
 mod notebook_step;
 pub mod outputs;
 pub mod owner;

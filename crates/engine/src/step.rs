@@ -2,7 +2,8 @@
 //! notebook runner), collect outputs, retry per policy, and record every attempt.
 //!
 //! Executors sit side by side here, one function per step kind, and every child process is
-//! started by [`crate::process::supervise`].
+//! started by [`crate::process::supervise`]; notebook and http steps start none and have
+//! their own modules.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,8 +60,16 @@ enum Resolved {
         display: String,
     },
     Notebook(crate::notebook_step::NotebookWork),
-    /// A dry run that runs nothing: show what would have run.
-    Echo(String),
+    Http {
+        work: crate::http_step::HttpWork,
+        display: String,
+    },
+    /// A dry run that runs nothing: show what would have run (`would run`) or been sent
+    /// (`would send`).
+    Echo {
+        display: String,
+        verb: &'static str,
+    },
     /// `dry_run: skip`.
     Skip,
 }
@@ -174,13 +183,13 @@ async fn run_attempt(
                 reason: Some("dry run: step declares `dry_run: skip`".to_owned()),
             }
         }
-        Resolved::Echo(display) => {
+        Resolved::Echo { display, verb } => {
             record_start(shared, step, attempt_no, display.clone());
             system_line(
                 shared,
                 step,
                 attempt_no,
-                format!("dry run: would run {display}"),
+                format!("dry run: {verb} {display}"),
             );
             Attempt {
                 status: StepStatus::Succeeded,
@@ -211,6 +220,21 @@ async fn run_attempt(
                 status: result.status,
                 exit_code: result.exit_code,
                 outputs: BTreeMap::new(),
+                reason: result.reason,
+            }
+        }
+        Resolved::Http { work, display } => {
+            record_start(shared, step, attempt_no, display);
+            if shared.config.durable_step_starts
+                && let Err(error) = shared.recorder.flush().await
+            {
+                return finish(shared, step, attempt_no, failed(error.to_string()));
+            }
+            let result = crate::http_step::run(shared, step, attempt_no, work, stop).await;
+            Attempt {
+                status: result.status,
+                exit_code: None,
+                outputs: result.outputs,
                 reason: result.reason,
             }
         }
@@ -284,6 +308,19 @@ fn resolve(
     if matches!(dry_run, Some(DryRun::Skip)) {
         return Ok(Resolved::Skip);
     }
+    if let StepKind::Http(http) = &step.kind {
+        // Sent without a process: no workdir, env or `$ROTA_OUTPUT` (validation refuses the
+        // first two), and no shell command can stand in for it in a dry run.
+        let work = crate::http_step::resolve(http, step.timeout, ctx)?;
+        let display = shared.redactor.redact(&work.display()).into_owned();
+        return Ok(match dry_run {
+            Some(DryRun::Run) | None => Resolved::Http { work, display },
+            Some(_) => Resolved::Echo {
+                display,
+                verb: "would send",
+            },
+        });
+    }
     let workdir = match &step.workdir {
         Some(dir) => shared.base_dir.join(render(dir)?),
         None => shared.base_dir.clone(),
@@ -332,7 +369,7 @@ fn resolve(
             (program, argv)
         }
         (StepKind::Notebook { .. }, _) => unreachable!("notebook steps returned above"),
-        (StepKind::Http(_), _) => return Err("http steps are not built yet".to_owned()),
+        (StepKind::Http(_), _) => unreachable!("http steps returned above"),
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
     // `{{ secrets.X }}` may sit in it.
@@ -341,7 +378,10 @@ fn resolve(
         .redact(&shell_display(&program, &args))
         .into_owned();
     if matches!(dry_run, Some(DryRun::EchoOnly)) {
-        return Ok(Resolved::Echo(display));
+        return Ok(Resolved::Echo {
+            display,
+            verb: "would run",
+        });
     }
     let mut env = Vec::new();
     for (name, value) in shared.job.env.iter().chain(&step.env) {
