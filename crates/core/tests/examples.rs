@@ -98,3 +98,31 @@ fn hello_example_runs_under_plain_sh_and_passes_its_output_along() {
         "{printed:?}"
     );
 }
+
+#[test]
+fn http_example_validates_with_its_http_steps() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/http.yaml");
+    let file = match load_file(&path) {
+        Ok(f) => f,
+        Err(e) => panic!("examples/http.yaml does not validate:\n{e}"),
+    };
+    let kinds: Vec<(&str, Option<&str>)> = file.jobs[0]
+        .steps
+        .iter()
+        .map(|s| {
+            let method = match &s.kind {
+                StepKind::Http(http) => Some(http.method.as_str()),
+                _ => None,
+            };
+            (s.id.as_str(), method)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("health", Some("GET")),
+            ("report", None),
+            ("notify", Some("POST"))
+        ]
+    );
+}
