@@ -92,3 +92,25 @@ fn err_cases_report_exactly_their_expected_diagnostics() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The store keeps a job's definition as JSON and readers (`rota run`'s display, the
+/// server) read it back: every ok case must come back equal.
+#[test]
+fn ok_cases_survive_a_json_round_trip() {
+    let mut failures = Vec::new();
+    for case in &cases("ok") {
+        let source = fs::read_to_string(case).unwrap_or_default();
+        let Ok(jobs) = parse_str(&source, &origin("ok", case), Format::from_path(case)) else {
+            continue;
+        };
+        for job in jobs {
+            let back = serde_json::to_value(&job)
+                .and_then(serde_json::from_value::<rota_core::model::Job>);
+            match back {
+                Ok(back) if back == job => {}
+                other => failures.push(format!("{}: {other:?}", case.display())),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
