@@ -27,6 +27,8 @@ const RUN_LIMIT: Duration = Duration::from_secs(120);
 enum Reply {
     /// Send this status, content type and body, then close.
     Respond(u16, &'static str, String),
+    /// Answer `302 Found` pointing at this location.
+    Redirect(&'static str),
     /// Never answer (the connection stays open).
     Hang,
 }
@@ -142,6 +144,14 @@ async fn answer(
             // Hold the connection open until the client goes away.
             let _ = stream.read(&mut buf).await;
             Ok(())
+        }
+        Reply::Redirect(location) => {
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 0\r\n\
+                 connection: close\r\n\r\n"
+            );
+            stream.write_all(response.as_bytes()).await?;
+            stream.shutdown().await
         }
         Reply::Respond(status, content_type, body) => {
             let response = format!(
@@ -727,5 +737,63 @@ steps:
             .filter(|l| !l.starts_with("xxx"))
             .collect::<Vec<_>>()
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn redirects_are_followed_unless_the_step_says_not_to() -> TestResult {
+    let server = Server::start(|_, req| match req.path() {
+        "/old" => Reply::Redirect("/new"),
+        "/loop" => Reply::Redirect("/loop"),
+        _ => text(200, "moved here"),
+    })
+    .await?;
+    let source = format!(
+        r#"id: http-redirect
+steps:
+  - id: followed
+    http: {{ url: "{base}/old", expect: {{ body_contains: moved }} }}
+  - id: kept
+    needs: [followed]
+    http: {{ url: "{base}/old", follow_redirects: false, expect: {{ status: 302 }} }}
+  - id: head
+    needs: [kept]
+    http: {{ url: "{base}/new", method: HEAD }}
+  - id: looping
+    needs: [head]
+    http: {{ url: "{base}/loop" }}
+"#,
+        base = server.base
+    );
+    let ran = run_job(&source, Options::default()).await?;
+    assert_eq!(ran.step("followed").status, StepStatus::Succeeded);
+    assert_eq!(ran.step("kept").status, StepStatus::Succeeded);
+    assert_eq!(
+        ran.step("kept").outputs.get("status").map(String::as_str),
+        Some("302")
+    );
+    assert_eq!(ran.step("head").status, StepStatus::Succeeded);
+    let looping = ran.step("looping");
+    assert_eq!(looping.status, StepStatus::Failed);
+    assert_eq!(
+        looping.reason.as_deref(),
+        Some(format!("too many redirects from {}/loop (at most 10)", server.base).as_str())
+    );
+    let seen: Vec<String> = server
+        .requests()
+        .iter()
+        .map(|r| r.head.lines().next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        seen[..4],
+        [
+            "GET /old HTTP/1.1",
+            "GET /new HTTP/1.1",
+            "GET /old HTTP/1.1",
+            "HEAD /new HTTP/1.1"
+        ]
+    );
+    // The first request and ten redirects, then the step gives up.
+    assert_eq!(seen.len(), 4 + 11);
     Ok(())
 }
