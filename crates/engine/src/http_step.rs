@@ -244,8 +244,16 @@ pub(crate) async fn run(
     );
     let log_cap = LOG_BODY_CAP.min(shared.config.log_cap_bytes);
     let shown = &received.body[..received.body.len().min(log_cap)];
-    for line in String::from_utf8_lossy(shown).lines() {
-        log(Stream::Stdout, line);
+    match printable(shown) {
+        Some(text) => {
+            for line in text.lines() {
+                log(Stream::Stdout, line);
+            }
+        }
+        None => log(
+            Stream::Stderr,
+            &format!("! the body is not text: {} bytes not shown", shown.len()),
+        ),
     }
     if received.cut || received.body.len() > shown.len() {
         log(
@@ -277,6 +285,16 @@ pub(crate) async fn run(
         },
         outputs,
         reason: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+/// The body as text, when it is UTF-8 (a character cut by the log cap at the very end is
+/// dropped); `None` for a binary body, which would only litter the log.
+fn printable(body: &[u8]) -> Option<&str> {
+    match std::str::from_utf8(body) {
+        Ok(text) => Some(text),
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&body[..e.valid_up_to()]).ok(),
+        Err(_) => None,
     }
 }
 
@@ -468,6 +486,14 @@ mod tests {
         assert_eq!(lookup(&doc, "data.items.0.id"), Some(&json!(7)));
         assert_eq!(lookup(&doc, "data.items.1.id"), None);
         assert_eq!(lookup(&doc, "data.status.x"), None);
+    }
+
+    #[test]
+    fn only_text_bodies_are_printable() {
+        assert_eq!(printable(b"ok\n"), Some("ok\n"));
+        // "é" cut in half by the cap: the whole characters before it remain.
+        assert_eq!(printable(&[b'a', 0xc3]), Some("a"));
+        assert_eq!(printable(&[0xff, 0x00, b'a']), None);
     }
 
     #[test]

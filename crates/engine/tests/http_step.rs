@@ -496,6 +496,7 @@ steps:
       method: POST
       headers: {{ X-Run: "{{{{ run.id }}}}" }}
       json: {{ env: "{{{{ params.env }}}}", replicas: 3 }}
+      insecure: true
 "#,
         base = server.base
     );
@@ -522,6 +523,12 @@ steps:
     assert_eq!(requests[0].header("x-run"), Some("run-1"));
     let sent: serde_json::Value = serde_json::from_str(&requests[0].body)?;
     assert_eq!(sent, serde_json::json!({ "env": "staging", "replicas": 3 }));
+    let log = ran.log().await?;
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("! TLS certificate verification is off")),
+        "{log:?}"
+    );
     Ok(())
 }
 
