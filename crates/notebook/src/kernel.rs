@@ -139,8 +139,21 @@ fn start_error(spec: &KernelSpec, reason: impl Into<String>) -> NotebookError {
     }
 }
 
+/// The reason inside a start error, or the whole message of any other error.
+fn start_reason(e: NotebookError) -> String {
+    match e {
+        NotebookError::KernelStart { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
 fn proto(e: impl std::fmt::Display) -> NotebookError {
     NotebookError::Protocol(e.to_string())
+}
+
+/// [`proto`] for a failure while doing `what`, which the message names.
+fn proto_during<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> NotebookError {
+    move |e| NotebookError::Protocol(format!("{what}: {e}"))
 }
 
 fn spawn_reader<S>(
@@ -219,14 +232,14 @@ where
     })
 }
 
-/// How often a kernel that lost one of its ports to another process is started again on
-/// fresh ports (see [`crate::ports`]).
-const PORT_CONFLICT_RETRIES: usize = 3;
+/// How many launches one start makes at most when launches fail for a passing reason.
+const LAUNCH_ATTEMPTS: usize = 4;
 
 /// Why one launch of a kernel did not give a ready kernel.
 enum LaunchFailure {
-    /// The kernel exited because a port it was given was taken meanwhile.
-    PortTaken,
+    /// Worth another launch on fresh ports: the kernel lost one of its ports to another
+    /// process, or a channel broke before the kernel became ready while the kernel lived.
+    Passing(NotebookError),
     Failed(NotebookError),
 }
 
@@ -252,21 +265,16 @@ impl Kernel {
             return Err(start_error(spec, "kernelspec has an empty argv"));
         }
         let deadline = tokio::time::Instant::now() + opts.start_timeout;
-        let mut conflicts = 0;
+        let mut attempt = 1;
         loop {
             match Self::launch(spec, opts, deadline).await {
                 Ok(kernel) => return Ok(kernel),
                 Err(LaunchFailure::Failed(e)) => return Err(e),
-                Err(LaunchFailure::PortTaken) if conflicts < PORT_CONFLICT_RETRIES => {
-                    conflicts += 1;
-                }
-                Err(LaunchFailure::PortTaken) => {
+                Err(LaunchFailure::Passing(_)) if attempt < LAUNCH_ATTEMPTS => attempt += 1,
+                Err(LaunchFailure::Passing(e)) => {
                     return Err(start_error(
                         spec,
-                        format!(
-                            "another process took the kernel's ports {} times in a row",
-                            conflicts + 1
-                        ),
+                        format!("{} (gave up after {attempt} launches)", start_reason(e)),
                     ));
                 }
             }
@@ -328,7 +336,7 @@ impl Kernel {
             Ok(Ok(channels)) => channels,
             Ok(Err(e)) => {
                 kill_group(pid, &mut child).await;
-                return Err(e.into());
+                return Err(LaunchFailure::Passing(e));
             }
             Err(_) => {
                 kill_group(pid, &mut child).await;
@@ -368,7 +376,10 @@ impl Kernel {
             return Err(exit_failure(spec, &status, &tail, stderr).await);
         }
         kernel.shutdown().await;
-        Err(failure.into())
+        match failure {
+            NotebookError::Protocol(_) => Err(LaunchFailure::Passing(failure)),
+            other => Err(LaunchFailure::Failed(other)),
+        }
     }
 
     fn spawn(
@@ -412,7 +423,10 @@ impl Kernel {
         loop {
             if !replied {
                 let msg: JupyterMessage = KernelInfoRequest {}.into();
-                self.shell.send(msg).await.map_err(proto)?;
+                self.shell
+                    .send(msg)
+                    .await
+                    .map_err(proto_during("sending kernel_info_request"))?;
             }
             let tick = tokio::time::sleep(Duration::from_millis(100));
             tokio::pin!(tick);
@@ -487,7 +501,10 @@ impl Kernel {
         };
         let msg: JupyterMessage = request.into();
         let msg_id = msg.header.msg_id.clone();
-        self.shell.send(msg).await.map_err(proto)?;
+        self.shell
+            .send(msg)
+            .await
+            .map_err(proto_during("sending execute_request"))?;
         self.in_flight.push(msg_id.clone());
         Ok(msg_id)
     }
@@ -727,14 +744,14 @@ async fn connect_channels(info: &ConnectionInfo) -> Result<Channels> {
     let session = format!("{}-{}", random_hex(8), random_hex(8));
     let iopub = create_client_iopub_connection(info, "", &session)
         .await
-        .map_err(proto)?;
+        .map_err(proto_during("connecting to IOPub"))?;
     let identity = peer_identity_for_session(&session).map_err(proto)?;
     let shell = create_client_shell_connection_with_identity(info, &session, identity)
         .await
-        .map_err(proto)?;
+        .map_err(proto_during("connecting to the shell channel"))?;
     let control = create_client_control_connection(info, &session)
         .await
-        .map_err(proto)?;
+        .map_err(proto_during("connecting to the control channel"))?;
     let (shell, shell_recv) = shell.split();
     let (iopub_rx, iopub_task) = spawn_reader(iopub);
     let (shell_rx, shell_task) = spawn_reader(shell_recv);
@@ -759,7 +776,10 @@ async fn exit_failure(
         let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
     }
     if tail.mentions("Address already in use") {
-        return LaunchFailure::PortTaken;
+        return LaunchFailure::Passing(start_error(
+            spec,
+            "another process took one of the kernel's ports",
+        ));
     }
     let mut reason = String::from("kernel exited during start-up");
     if !status.is_empty() {
