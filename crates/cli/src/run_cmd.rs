@@ -635,6 +635,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
             retry: Default::default(),
             dry_run: Default::default(),
         }],
+        notify: Vec::new(),
     };
     let namespace = args
         .namespace

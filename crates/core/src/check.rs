@@ -207,7 +207,13 @@ fn check_template(
     let mut names: Vec<String> = names.into_iter().collect();
     names.sort();
     for name in names {
-        if let Some(message) = reference_problem(&name, draft, site.step, index_of, ancestors) {
+        let problem = if site.notify {
+            notify_reference_problem(&name)
+                .or_else(|| reference_problem(&name, draft, site.step, index_of, ancestors))
+        } else {
+            reference_problem(&name, draft, site.step, index_of, ancestors)
+        };
+        if let Some(message) = problem {
             let pos = locate(cx, site, &name);
             cx.err(pos, message);
         }
@@ -249,6 +255,19 @@ fn find_reference(text: &str, name: &str) -> Option<usize> {
         !text[..i].ends_with(|c: char| is_ident(c) || c == '.')
             && !text[i + name.len()..].starts_with(is_ident)
     })
+}
+
+/// Notification templates are rendered when the notification is sent, from what the run
+/// recorded: its parameters, its facts and the job's secrets; step results are not there.
+fn notify_reference_problem(name: &str) -> Option<String> {
+    let root = name.split('.').next().unwrap_or_default();
+    match root {
+        "params" | "secrets" | "run" => None,
+        root if GLOBAL_FUNCTIONS.contains(&root) => None,
+        _ => Some(format!(
+            "unknown template reference `{name}` in a notification (expected params, secrets or run)"
+        )),
+    }
 }
 
 fn reference_problem(

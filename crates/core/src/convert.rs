@@ -10,8 +10,8 @@ use std::time::Duration;
 use crate::duration::parse_duration;
 use crate::model::{
     AfterOutcome, Backoff, Catchup, CatchupMode, DryRun, HttpBody, HttpExpect, HttpMethod,
-    HttpStep, IntervalAnchor, Job, Overlap, ParamSpec, ParamType, Policy, Retry, StatusMatch, Step,
-    StepKind, Trigger, Value, WebhookSignature, When,
+    HttpStep, IntervalAnchor, Job, Notification, NotifyChannel, NotifyEvent, Overlap, ParamSpec,
+    ParamType, Policy, Retry, StatusMatch, Step, StepKind, Trigger, Value, WebhookSignature, When,
 };
 use crate::tree::{Key, Kind, Node, Pos};
 
@@ -27,6 +27,7 @@ const JOB_KEYS: &[&str] = &[
     "triggers",
     "policy",
     "steps",
+    "notify",
 ];
 /// Keys a step mapping may hold.
 const STEP_KEYS: &[&str] = &[
@@ -38,7 +39,11 @@ const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook", "http"];
 /// Step kinds the spec names that are not built yet.
 const FUTURE_STEP_KINDS: &[&str] = &["sql", "check", "approval", "container", "job"];
 /// Keys the spec names that are not built yet, at job level.
-const FUTURE_JOB_KEYS: &[&str] = &["notify"];
+const FUTURE_JOB_KEYS: &[&str] = &[];
+/// Keys a `notify:` rule may hold.
+const NOTIFY_KEYS: &[&str] = &["on", "after", "webhook", "slack"];
+/// Channels a `notify:` rule may name.
+const NOTIFY_CHANNELS: &[&str] = &["webhook", "slack"];
 
 /// A template found in the job, with where it is and which step it belongs to.
 #[derive(Debug, Clone)]
@@ -49,6 +54,8 @@ pub(crate) struct TemplateSite {
     pub step: Option<usize>,
     /// An `if:` expression rather than a `{{ }}` template.
     pub is_expr: bool,
+    /// A `notify:` template: only `params`, `secrets` and `run` exist there.
+    pub notify: bool,
 }
 
 /// A converted job plus the positions later checks need.
@@ -351,6 +358,9 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
     let policy = get(entries, "policy")
         .map(|n| policy(cx, n))
         .unwrap_or_default();
+    let notify = get(entries, "notify")
+        .map(|n| notify(cx, n, &mut templates))
+        .unwrap_or_default();
 
     let interpreter = match (script, get(entries, "interpreter")) {
         (Some(_), Some(n)) => {
@@ -418,6 +428,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
             policy,
             concurrency,
             steps,
+            notify,
         },
         pos: node.pos,
         step_pos,
@@ -453,6 +464,7 @@ fn env_map(
                 pos: value.pos,
                 step,
                 is_expr: false,
+                notify: false,
             });
             env.insert(key.name.clone(), text);
         }
@@ -932,6 +944,7 @@ fn step(
             pos,
             step: Some(index),
             is_expr,
+            notify: false,
         });
     };
 
@@ -1109,6 +1122,7 @@ fn step(
             pos: n.pos,
             step: Some(index),
             is_expr: false,
+            notify: false,
         });
         Some(dir)
     });
@@ -1130,6 +1144,7 @@ fn step(
                     pos,
                     step: Some(index),
                     is_expr: false,
+                    notify: false,
                 });
             }
             Some(d)
@@ -1297,6 +1312,204 @@ const HTTP_KEYS: &[&str] = &[
     "follow_redirects",
     "insecure",
 ];
+
+/// Converts the list under `notify:`.
+fn notify(cx: &mut Cx, node: &Node, templates: &mut Vec<TemplateSite>) -> Vec<Notification> {
+    let Some(items) = cx.seq(node, "`notify`") else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| notify_rule(cx, item, i, templates))
+        .collect()
+}
+
+/// Converts one `notify:` rule.
+fn notify_rule(
+    cx: &mut Cx,
+    node: &Node,
+    index: usize,
+    templates: &mut Vec<TemplateSite>,
+) -> Option<Notification> {
+    let label = format!("notify rule #{}", index + 1);
+    let entries = cx.map(node, &label)?;
+    cx.unknown_keys(entries, NOTIFY_KEYS, &label);
+    let mut site = |text: &str, pos: Pos| {
+        templates.push(TemplateSite {
+            text: text.to_owned(),
+            pos,
+            step: None,
+            is_expr: false,
+            notify: true,
+        });
+    };
+
+    let names: Vec<&str> = NotifyEvent::ALL.iter().map(|e| e.as_str()).collect();
+    let mut on: Vec<NotifyEvent> = Vec::new();
+    let mut on_ok = true;
+    match get(entries, "on") {
+        Some(n) => {
+            let listed = cx.strings(n, &format!("`on` in {label}"), true);
+            if listed.is_empty() && matches!(n.kind, Kind::Seq(_)) {
+                cx.err(
+                    n.pos,
+                    format!(
+                        "`on` in {label} must name at least one event (one of: {})",
+                        names.join(", ")
+                    ),
+                );
+            }
+            if listed.is_empty() {
+                on_ok = false;
+            }
+            for (text, pos) in listed {
+                match NotifyEvent::parse(&text) {
+                    Some(event) if on.contains(&event) => {
+                        cx.err(pos, format!("event `{text}` is listed twice in {label}"));
+                    }
+                    Some(event) => on.push(event),
+                    None => {
+                        on_ok = false;
+                        cx.err(
+                            pos,
+                            format!(
+                                "unknown event `{text}` in {label} (expected one of: {})",
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        None => {
+            on_ok = false;
+            cx.err(
+                node.pos,
+                format!(
+                    "missing required key `on` in {label} (a list of: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+
+    let after = get(entries, "after").and_then(|n| {
+        let after = cx.duration(n, &format!("`after` in {label}"))?;
+        if !on.contains(&NotifyEvent::DurationExceeded) && on_ok {
+            cx.err(
+                n.pos,
+                format!("`after` in {label} only applies to the `duration_exceeded` event"),
+            );
+        }
+        if after.is_zero() {
+            cx.err(
+                n.pos,
+                format!("`after` in {label} must be longer than zero"),
+            );
+        }
+        Some(after)
+    });
+    if on.contains(&NotifyEvent::DurationExceeded) && get(entries, "after").is_none() {
+        cx.err(
+            node.pos,
+            format!("{label} reacts to `duration_exceeded` and needs `after: <duration>`"),
+        );
+    }
+
+    let channels: Vec<&(Key, Node)> = entries
+        .iter()
+        .filter(|(k, _)| NOTIFY_CHANNELS.contains(&k.name.as_str()))
+        .collect();
+    let channel = match channels.as_slice() {
+        [] => {
+            cx.err(
+                node.pos,
+                format!(
+                    "{label} needs a channel: one of {}",
+                    NOTIFY_CHANNELS.join(", ")
+                ),
+            );
+            None
+        }
+        [(key, value)] => notify_channel(cx, &key.name, value, &label, &mut site),
+        [_, (second, _), ..] => {
+            cx.err(
+                second.pos,
+                format!("{label} has more than one channel; give exactly one"),
+            );
+            None
+        }
+    };
+    Some(Notification {
+        on,
+        after,
+        channel: channel?,
+    })
+}
+
+/// Converts the mapping under a rule's `webhook:` or `slack:`.
+fn notify_channel(
+    cx: &mut Cx,
+    kind: &str,
+    node: &Node,
+    label: &str,
+    site: &mut impl FnMut(&str, Pos),
+) -> Option<NotifyChannel> {
+    let what = format!("`{kind}` in {label}");
+    let fields = cx.map(node, &what)?;
+    let (url_key, allowed): (&str, &[&str]) = match kind {
+        "slack" => ("webhook", &["webhook"]),
+        _ => ("url", &["url", "headers"]),
+    };
+    cx.unknown_keys(fields, allowed, &what);
+    let url = match get(fields, url_key) {
+        Some(n) => {
+            let url = cx.string(n, &format!("`{url_key}` in {what}"));
+            if let Some(url) = &url {
+                site(url, n.pos);
+                if let Err(problem) = check_url(url) {
+                    // The text may hold a secret's name but never its value; it is the
+                    // file's own text.
+                    cx.err(n.pos, format!("invalid URL {url:?} in {what}: {problem}"));
+                }
+            }
+            url
+        }
+        None => {
+            cx.err(
+                node.pos,
+                format!("missing required key `{url_key}` in {what}"),
+            );
+            None
+        }
+    };
+    let mut headers = BTreeMap::new();
+    if let Some(n) = get(fields, "headers") {
+        let what = format!("`headers` in {what}");
+        for (key, value) in cx.map(n, &what).unwrap_or_default() {
+            if !is_header_name(&key.name) {
+                cx.err(
+                    key.pos,
+                    format!(
+                        "invalid header name `{}` in {what}: expected letters, digits and \
+                         !#$%&'*+-.^_`|~",
+                        key.name
+                    ),
+                );
+            }
+            if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
+                site(&text, value.pos);
+                headers.insert(key.name.clone(), text);
+            }
+        }
+    }
+    let url = url?;
+    Some(match kind {
+        "slack" => NotifyChannel::Slack { webhook: url },
+        _ => NotifyChannel::Webhook { url, headers },
+    })
+}
 
 const HTTP_METHODS: &[(&str, HttpMethod)] = &[
     ("GET", HttpMethod::Get),

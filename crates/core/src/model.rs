@@ -38,6 +38,93 @@ pub struct Job {
     pub concurrency: u32,
     /// The steps, in file order. Validation guarantees unique ids, known `needs` and no cycle.
     pub steps: Vec<Step>,
+    /// Notification rules, in file order (`notify:`). Absent in definitions stored before
+    /// notifications existed, hence the default.
+    #[serde(default)]
+    pub notify: Vec<Notification>,
+}
+
+/// One `notify:` rule: which run events it reacts to and where it sends them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// The events that fire this rule; never empty, no duplicates, in file order.
+    pub on: Vec<NotifyEvent>,
+    /// For `duration_exceeded`: how long a run may run before the rule fires.
+    pub after: Option<Duration>,
+    /// Where the notification goes.
+    pub channel: NotifyChannel,
+}
+
+/// A run event a notification rule can react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyEvent {
+    /// The run succeeded.
+    Success,
+    /// The run failed or timed out.
+    Failure,
+    /// The run was cancelled.
+    Cancelled,
+    /// The run succeeded and the previous finished run of the same job did not.
+    Recovery,
+    /// The run is still running `after` its start (fires once per run).
+    DurationExceeded,
+}
+
+impl NotifyEvent {
+    /// The job-file and wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Success => "success",
+            NotifyEvent::Failure => "failure",
+            NotifyEvent::Cancelled => "cancelled",
+            NotifyEvent::Recovery => "recovery",
+            NotifyEvent::DurationExceeded => "duration_exceeded",
+        }
+    }
+
+    /// Every event, in documentation order.
+    pub const ALL: [NotifyEvent; 5] = [
+        NotifyEvent::Success,
+        NotifyEvent::Failure,
+        NotifyEvent::Cancelled,
+        NotifyEvent::Recovery,
+        NotifyEvent::DurationExceeded,
+    ];
+
+    /// Parses the job-file spelling.
+    pub fn parse(text: &str) -> Option<NotifyEvent> {
+        NotifyEvent::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+/// Where a notification is sent. URLs and header values are templates over `params`,
+/// `secrets` and `run`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyChannel {
+    /// A JSON `POST` describing the run to any URL.
+    Webhook {
+        /// `http://` or `https://` URL (template).
+        url: String,
+        /// Extra request headers; values are templates. Never logged.
+        headers: BTreeMap<String, String>,
+    },
+    /// A Slack incoming webhook: a `POST` of `{"text": …}` with a one-line summary.
+    Slack {
+        /// The incoming-webhook URL (template), usually `{{ secrets.… }}`.
+        webhook: String,
+    },
+}
+
+impl NotifyChannel {
+    /// `webhook` or `slack`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            NotifyChannel::Webhook { .. } => "webhook",
+            NotifyChannel::Slack { .. } => "slack",
+        }
+    }
 }
 
 /// A declared parameter.
