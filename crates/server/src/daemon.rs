@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 use crate::ServerError;
 use crate::hooks::{self, HookReply, HookRequest};
 use crate::jobdir::{Change, JobDir};
-use crate::scheduler::{Cursor, Decisions, JobKey, Outcome, Scheduler};
+use crate::scheduler::{Cursor, Decisions, JobKey, Outcome, Scheduler, TriggerRun};
 use crate::trigger::{CompiledTrigger, TriggerKind};
 
 /// Namespace of jobs whose file names none.
@@ -509,19 +509,24 @@ impl Daemon {
                 .store
                 .ensure_trigger_state(namespace, &job.id, &t.key, now)
                 .await?;
+            let last_run = self
+                .store
+                .last_trigger_run(namespace, &job.id, &t.key)
+                .await?;
             cursors.insert(
                 t.key.clone(),
                 Cursor {
                     origin: state.origin,
                     evaluated_until: state.evaluated_until,
+                    last_run: last_run.map(|run| TriggerRun {
+                        run_id: run.run_id,
+                        finished_at: run.finished_at,
+                    }),
                 },
             );
         }
         self.scheduler.upsert_job(key, job, triggers, |k| {
-            cursors.get(k).copied().unwrap_or(Cursor {
-                origin: now,
-                evaluated_until: now,
-            })
+            cursors.get(k).cloned().unwrap_or(Cursor::fresh(now))
         });
         Ok(())
     }

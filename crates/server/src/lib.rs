@@ -30,7 +30,7 @@
 //! );
 //! let triggers = CompiledTrigger::compile_all(&job)?;
 //! let key = ("default".to_owned(), "tick".to_owned());
-//! scheduler.upsert_job(key, job, triggers, |_| Cursor { origin: start, evaluated_until: start });
+//! scheduler.upsert_job(key, job, triggers, |_| Cursor::fresh(start));
 //! assert_eq!(scheduler.next_wake(), Some("2026-01-01T01:00:00Z".parse()?));
 //! let decided = scheduler.tick("2026-01-01T01:00:00Z".parse()?);
 //! assert_eq!(decided.occurrences[0].outcome, Outcome::Run { run_id: "run-1".into() });

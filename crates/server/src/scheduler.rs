@@ -102,12 +102,36 @@ impl JobEntry {
 }
 
 /// A trigger's stored cursor, given to [`Scheduler::upsert_job`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cursor {
     /// Grid origin of a start-anchored interval.
     pub origin: Timestamp,
     /// Every occurrence at or before this instant is decided.
     pub evaluated_until: Timestamp,
+    /// The run of the trigger's latest occurrence that ran, as the store has it: an
+    /// end-anchored interval counts from its end, or waits for it while it has not ended
+    /// (a run a previous life of the server left queued or running).
+    pub last_run: Option<TriggerRun>,
+}
+
+impl Cursor {
+    /// A cursor at `at` with no run behind it (a trigger seen for the first time).
+    pub fn fresh(at: Timestamp) -> Cursor {
+        Cursor {
+            origin: at,
+            evaluated_until: at,
+            last_run: None,
+        }
+    }
+}
+
+/// A run a trigger queued, with its end when it has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerRun {
+    /// The run.
+    pub run_id: String,
+    /// When it ended; `None` while it is queued or running.
+    pub finished_at: Option<Timestamp>,
 }
 
 /// The scheduler state machine.
@@ -145,7 +169,8 @@ impl Scheduler {
             .drain(..)
             .map(|t| (t.trigger.key.clone(), t))
             .collect();
-        entry.triggers = triggers
+        let run_trigger = &mut entry.run_trigger;
+        let triggers = triggers
             .into_iter()
             .map(|trigger| match old.remove(&trigger.key) {
                 Some(mut kept) => {
@@ -154,16 +179,41 @@ impl Scheduler {
                 }
                 None => {
                     let cursor = cursor_of(&trigger.key);
+                    let mut last_finished = None;
+                    let mut outstanding = 0;
+                    let end_anchored = matches!(
+                        trigger.kind,
+                        TriggerKind::Interval {
+                            anchor: IntervalAnchor::End,
+                            ..
+                        }
+                    );
+                    match cursor.last_run.filter(|_| end_anchored) {
+                        Some(TriggerRun {
+                            finished_at: Some(at),
+                            ..
+                        }) => last_finished = Some(at),
+                        Some(TriggerRun {
+                            run_id,
+                            finished_at: None,
+                        }) => {
+                            // Its end releases the trigger, as for a run queued in this life.
+                            run_trigger.insert(run_id, trigger.key.clone());
+                            outstanding = 1;
+                        }
+                        None => {}
+                    }
                     TriggerEntry {
                         trigger,
                         origin: cursor.origin,
                         cursor: cursor.evaluated_until,
-                        last_finished: None,
-                        outstanding: 0,
+                        last_finished,
+                        outstanding,
                     }
                 }
             })
             .collect();
+        entry.triggers = triggers;
         entry.max_active = job.policy.max_active_runs.max(1) as usize;
         entry.job = Some(job);
     }

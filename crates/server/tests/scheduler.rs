@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
-use rota_server::scheduler::{Cursor, Decision, JobKey, Outcome, Scheduler};
+use rota_server::scheduler::{Cursor, Decision, JobKey, Outcome, Scheduler, TriggerRun};
 use rota_server::trigger::CompiledTrigger;
 
 fn t(text: &str) -> Timestamp {
@@ -19,28 +19,36 @@ fn key(job: &str) -> JobKey {
 /// A scheduler with one job parsed from `yaml`, its triggers' cursors at `start`; run ids
 /// are `r1`, `r2`, ….
 fn scheduler_with(yaml: &str, start: Timestamp) -> Scheduler {
+    let mut scheduler = empty_scheduler();
+    add(&mut scheduler, yaml, start);
+    scheduler
+}
+
+/// A scheduler with no job; run ids are `r1`, `r2`, ….
+fn empty_scheduler() -> Scheduler {
     let mut n = 0;
-    let mut scheduler = Scheduler::new(
+    Scheduler::new(
         Duration::from_secs(5),
         Box::new(move || {
             n += 1;
             format!("r{n}")
         }),
-    );
-    add(&mut scheduler, yaml, start);
-    scheduler
+    )
 }
 
 fn add(scheduler: &mut Scheduler, yaml: &str, start: Timestamp) {
+    add_with_cursor(scheduler, yaml, Cursor::fresh(start));
+}
+
+/// Loads the job of `yaml` with every trigger at `cursor`, as the server does at start-up
+/// from what the store holds.
+fn add_with_cursor(scheduler: &mut Scheduler, yaml: &str, cursor: Cursor) {
     let job = rota_core::parse::parse_str(yaml, "job.yaml", rota_core::parse::Format::Yaml)
         .expect("valid job")
         .remove(0);
     let triggers = CompiledTrigger::compile_all(&job).expect("triggers compile");
     let id = job.id.clone();
-    scheduler.upsert_job(key(&id), job, triggers, |_| Cursor {
-        origin: start,
-        evaluated_until: start,
-    });
+    scheduler.upsert_job(key(&id), job, triggers, |_| cursor.clone());
 }
 
 fn job_yaml(id: &str, triggers: &str, policy: &str) -> String {
@@ -319,6 +327,59 @@ fn an_end_anchored_interval_waits_for_the_run_to_end() {
     assert!(s.tick(t("2026-01-01T00:02:00Z")).occurrences.is_empty());
     s.run_finished("r1", t("2026-01-01T00:02:10Z"), RunStatus::Succeeded);
     assert_eq!(s.next_wake(), Some(t("2026-01-01T00:02:40Z")));
+}
+
+/// A scheduler restarted with an end-anchored interval whose last occurrence was at 00:00:30
+/// and ran as `old`.
+fn restarted_delay(finished_at: Option<Timestamp>) -> Scheduler {
+    let yaml = job_yaml(
+        "delay",
+        "  - every: 30s\n    anchor: end",
+        "  overlap: allow",
+    );
+    let mut s = empty_scheduler();
+    add_with_cursor(
+        &mut s,
+        &yaml,
+        Cursor {
+            origin: t("2026-01-01T00:00:00Z"),
+            evaluated_until: t("2026-01-01T00:00:30Z"),
+            last_run: Some(TriggerRun {
+                run_id: "old".to_owned(),
+                finished_at,
+            }),
+        },
+    );
+    s
+}
+
+#[test]
+fn after_a_restart_an_end_anchored_interval_counts_from_its_last_run_end() {
+    // The run of the 00:00:30 occurrence ended at 00:02:10: due 30 s later, not at 00:01:00.
+    let mut s = restarted_delay(Some(t("2026-01-01T00:02:10Z")));
+    assert_eq!(s.next_wake(), Some(t("2026-01-01T00:02:40Z")));
+    assert!(s.tick(t("2026-01-01T00:02:00Z")).occurrences.is_empty());
+    let d = s.tick(t("2026-01-01T00:02:40Z"));
+    assert_eq!(
+        summary(&d.occurrences),
+        pairs(&[("2026-01-01T00:02:40Z", "run r1")])
+    );
+}
+
+#[test]
+fn after_a_restart_an_end_anchored_interval_waits_for_its_unfinished_run() {
+    // The server died while the 00:00:30 run was going; it resumes as `old`.
+    let mut s = restarted_delay(None);
+    s.adopt_queued(&key("delay"), "old", 1);
+    s.take_startable();
+    assert_eq!(
+        s.next_wake(),
+        None,
+        "nothing is due while the old run is going"
+    );
+    assert!(s.tick(t("2026-01-01T00:05:00Z")).occurrences.is_empty());
+    s.run_finished("old", t("2026-01-01T00:06:00Z"), RunStatus::Succeeded);
+    assert_eq!(s.next_wake(), Some(t("2026-01-01T00:06:30Z")));
 }
 
 #[test]

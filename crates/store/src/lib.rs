@@ -66,7 +66,8 @@ pub use records::{
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,
 };
 pub use schedule::{
-    JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerState,
+    JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerRunRecord,
+    TriggerState,
 };
 pub use secrets::{NewSecret, SealedSecret, SecretInfo, SecretRecord, SecretUse};
 pub use store::{DB_FILE, Store};

@@ -402,7 +402,44 @@ fn occurrence_record(row: &SqliteRow) -> Result<OccurrenceRecord, StoreError> {
     })
 }
 
+/// The run of a trigger's latest occurrence that ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerRunRecord {
+    /// The run.
+    pub run_id: String,
+    /// When it ended; `None` while it is queued or running.
+    pub finished_at: Option<Timestamp>,
+}
+
 impl Store {
+    /// The run queued for the latest occurrence of a trigger that ran, if any.
+    pub async fn last_trigger_run(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        trigger_key: &str,
+    ) -> Result<Option<TriggerRunRecord>, StoreError> {
+        // The occurrences' primary key starts with these columns, so this reads one index
+        // range from its newest end.
+        let row = sqlx::query(
+            "SELECT r.id, r.finished_at FROM occurrences o JOIN runs r ON r.id = o.run_id \
+             WHERE o.namespace = ? AND o.job_id = ? AND o.trigger_key = ? \
+             ORDER BY o.scheduled_at DESC LIMIT 1",
+        )
+        .bind(namespace)
+        .bind(job_id)
+        .bind(trigger_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(TriggerRunRecord {
+                run_id: row.try_get("id")?,
+                finished_at: opt_ts(&row, "finished_at")?,
+            })
+        })
+        .transpose()
+    }
+
     /// Every trigger cursor of a job, by trigger key (read-only, for `rota schedule next`).
     pub async fn trigger_states(
         &self,

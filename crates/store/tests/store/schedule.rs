@@ -2,7 +2,7 @@
 //! state, claims of queued runs and job load errors.
 
 use rota_core::model::RunStatus;
-use rota_store::{NewOccurrence, OccurrenceKind, Owner};
+use rota_store::{NewOccurrence, OccurrenceKind, Owner, RunEvent};
 
 use super::{TestResult, at, fresh, job, new_run, owner};
 
@@ -45,6 +45,57 @@ async fn an_occurrence_and_its_run_are_recorded_once() -> TestResult {
         "the cursor follows recorded occurrences"
     );
     assert_eq!(cursor.origin, at(0), "the origin is kept");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_triggers_last_run_is_the_run_of_its_latest_occurrence_that_ran() -> TestResult {
+    let (_dir, store) = fresh().await?;
+    job(&store, "default", "tick").await?;
+    let key = "interval:30s:end";
+    assert_eq!(store.last_trigger_run("default", "tick", key).await?, None);
+    let first = new_run("r1", "default", "tick", 30, &["main"]);
+    store
+        .record_occurrence(
+            &occurrence(key, 30, OccurrenceKind::Run, None),
+            Some(&first),
+        )
+        .await?;
+    let second = new_run("r2", "default", "tick", 90, &["main"]);
+    store
+        .record_occurrence(
+            &occurrence(key, 90, OccurrenceKind::Run, None),
+            Some(&second),
+        )
+        .await?;
+    // A later occurrence that did not run, and another trigger's run, change nothing.
+    store
+        .record_occurrence(
+            &occurrence(key, 120, OccurrenceKind::Skipped, Some("paused")),
+            None,
+        )
+        .await?;
+    let other = new_run("r3", "default", "tick", 150, &["main"]);
+    store
+        .record_occurrence(
+            &occurrence("cron:* * * * *@UTC", 150, OccurrenceKind::Run, None),
+            Some(&other),
+        )
+        .await?;
+
+    let last = store.last_trigger_run("default", "tick", key).await?;
+    let last = last.ok_or("the trigger has run")?;
+    assert_eq!((last.run_id.as_str(), last.finished_at), ("r2", None));
+    store
+        .record(&[RunEvent::RunFinished {
+            run_id: "r2".into(),
+            status: RunStatus::Succeeded,
+            reason: None,
+            at: at(100),
+        }])
+        .await?;
+    let last = store.last_trigger_run("default", "tick", key).await?;
+    assert_eq!(last.and_then(|run| run.finished_at), Some(at(100)));
     Ok(())
 }
 
