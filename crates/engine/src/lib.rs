@@ -9,6 +9,7 @@
 pub mod guardian;
 mod http_step;
 mod notebook_step;
+pub mod notify;
 pub mod outputs;
 pub mod owner;
 pub mod process;

@@ -369,6 +369,7 @@ async fn execute_run(
         recorder.flush().await?;
     }
 
+    let overdue = crate::notify::watch_duration(store, &recorder, &request).await;
     let deadline = request.job.policy.timeout.map(|timeout| {
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -411,13 +412,41 @@ async fn execute_run(
         deadline.abort();
     }
 
+    if let Some(overdue) = overdue {
+        overdue.abort();
+    }
+
     let (status, reason) = final_status(&request.job, &states, stop.reason());
-    recorder.send(RunEvent::RunFinished {
+    let finished_at = Timestamp::now();
+    let failed_steps: Vec<String> = request
+        .job
+        .steps
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| s.outcome.is_some_and(Outcome::is_failure))
+        .map(|(step, _)| step.id.clone())
+        .collect();
+    // The run's end and the notifications it causes commit together: a run that ended is
+    // a run whose notifications are in the outbox.
+    let mut batch = vec![RunEvent::RunFinished {
         run_id: request.run_id.clone(),
         status,
         reason: reason.clone(),
-        at: Timestamp::now(),
-    });
+        at: finished_at,
+    }];
+    batch.extend(
+        crate::notify::queue_end(
+            store,
+            &request,
+            &shared.redactor,
+            status,
+            reason.as_deref(),
+            failed_steps,
+            finished_at,
+        )
+        .await,
+    );
+    recorder.send_together(batch);
     recorder.flush().await?;
     Ok(RunSummary {
         run_id: request.run_id.clone(),

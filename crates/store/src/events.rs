@@ -193,6 +193,12 @@ pub enum RunEvent {
         /// When.
         at: Timestamp,
     },
+    /// A notification was queued (into the outbox, with the event that caused it when both
+    /// are in one batch).
+    NotificationQueued {
+        /// What to send.
+        notification: crate::NewNotification,
+    },
     /// One captured output line (no event-log row).
     Log {
         /// The run.

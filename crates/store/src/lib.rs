@@ -45,6 +45,7 @@ pub mod ids;
 mod job_delete;
 mod jobs;
 mod metrics;
+mod notify;
 mod read;
 mod records;
 mod resume;
@@ -61,6 +62,7 @@ pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};
+pub use notify::{DeliveryOutcome, NewNotification, NotificationRecord, NotificationStatus};
 pub use records::{
     ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,

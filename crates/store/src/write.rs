@@ -143,6 +143,14 @@ async fn apply<'a>(
             rows.event(*at, "run.finished", run_id, None, data);
             Ok(())
         }
+        RunEvent::NotificationQueued { notification: n } => {
+            if crate::notify::insert_in(conn, n).await? {
+                let data = json!({ "id": n.id, "rule": n.rule, "event": n.event,
+                                   "channel": n.channel });
+                rows.event(n.created_at, "notification.queued", &n.run_id, None, data);
+            }
+            Ok(())
+        }
         RunEvent::StepStarted {
             run_id,
             step_id,
