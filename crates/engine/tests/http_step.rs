@@ -194,6 +194,10 @@ struct Ran {
 }
 
 impl Ran {
+    fn assert_status(&self, status: RunStatus) {
+        assert_eq!(self.summary.status, status, "{:?}", self.summary);
+    }
+
     fn step(&self, id: &str) -> &StepSummary {
         self.summary
             .steps
@@ -315,12 +319,7 @@ steps:
         base = server.base
     );
     let ran = run_job(&source, Options::default()).await?;
-    assert_eq!(
-        ran.summary.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        ran.summary
-    );
+    ran.assert_status(RunStatus::Succeeded);
     let health = ran.step("health");
     assert_eq!(
         health.outputs.get("status").map(String::as_str),
@@ -385,7 +384,7 @@ steps:
         base = server.base
     );
     let ran = run_job(&source, Options::default()).await?;
-    assert_eq!(ran.summary.status, RunStatus::Failed);
+    ran.assert_status(RunStatus::Failed);
     let reason = |id: &str| {
         let step = ran.step(id);
         assert_eq!(step.status, StepStatus::Failed, "{step:?}");
@@ -449,12 +448,7 @@ steps:
         },
     )
     .await?;
-    assert_eq!(
-        ran.summary.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        ran.summary
-    );
+    ran.assert_status(RunStatus::Succeeded);
     let requests = server.requests();
     assert_eq!(
         requests[0].header("authorization"),
@@ -508,12 +502,7 @@ steps:
         },
     )
     .await?;
-    assert_eq!(
-        ran.summary.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        ran.summary
-    );
+    ran.assert_status(RunStatus::Succeeded);
     let requests = server.requests();
     assert!(
         requests[0].head.starts_with("POST /deploy "),
@@ -552,12 +541,7 @@ steps:
         base = server.base
     );
     let ran = run_job(&source, Options::default()).await?;
-    assert_eq!(
-        ran.summary.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        ran.summary
-    );
+    ran.assert_status(RunStatus::Succeeded);
     assert_eq!(ran.step("flaky").attempts, 2);
     assert_eq!(server.requests().len(), 2);
     let attempts: Vec<_> = ran
@@ -587,7 +571,7 @@ steps:
         base = server.base
     );
     let ran = run_job(&source, Options::default()).await?;
-    assert_eq!(ran.summary.status, RunStatus::Failed, "{:?}", ran.summary);
+    ran.assert_status(RunStatus::Failed);
     let stuck = ran.step("stuck");
     assert_eq!(stuck.status, StepStatus::TimedOut);
     assert_eq!(stuck.reason.as_deref(), Some("timed out after 1s"));
@@ -629,12 +613,7 @@ steps:
         },
     )
     .await?;
-    assert_eq!(
-        ran.summary.status,
-        RunStatus::Cancelled,
-        "{:?}",
-        ran.summary
-    );
+    ran.assert_status(RunStatus::Cancelled);
     assert_eq!(ran.step("stuck").status, StepStatus::Cancelled);
     assert_eq!(
         ran.step("stuck").reason.as_deref(),
@@ -669,12 +648,7 @@ steps:
         },
     )
     .await?;
-    assert_eq!(
-        ran.summary.status,
-        RunStatus::Succeeded,
-        "{:?}",
-        ran.summary
-    );
+    ran.assert_status(RunStatus::Succeeded);
     let paths: Vec<String> = server
         .requests()
         .iter()
