@@ -126,7 +126,9 @@ pub async fn serve(
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
-        let app = hooks::router(hook_tx).merge(rota_api::app(api));
+        let app = hooks::router(hook_tx)
+            .merge(rota_api::app(api))
+            .merge(rota_ui::router());
         // Client addresses reach the audit trail through the connect info.
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let _ = axum::serve(listener, service)
@@ -136,11 +138,13 @@ pub async fn serve(
             .await;
     });
 
+    let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
     let mut daemon = Daemon::new(config, store, lateness);
     let result = daemon.run(hook_rx, shutdown).await;
     let _ = stop_http_tx.send(());
     let _ = http.await;
     daemon.drain().await;
+    notifier.stop().await;
     daemon.store.close().await;
     let _ = std::fs::remove_file(&addr_path);
     result

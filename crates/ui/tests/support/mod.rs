@@ -1,0 +1,129 @@
+//! What the tests share: patience for things that happen "soon", the real `rota` binary
+//! serving a fresh `ROTA_HOME` (killed when dropped), and a WebDriver client.
+
+pub mod webdriver;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Generous bound for things that happen "soon" on a loaded 2-core machine; tests wait for
+/// states, never assert durations.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `ready` every 50 ms until it holds, or fails after [`PATIENCE`].
+pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if ready() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("gave up waiting for {what}"))
+}
+
+/// `target/debug/rota`, built before the tests (`cargo build -p rota-cli`, done by scripts/test).
+pub fn rota_bin() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let bin = target.join("debug/rota");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `rota serve` child on a free port in a fresh `ROTA_HOME`, with the given job files.
+pub struct Server {
+    child: Child,
+    /// The temp dir holding `home/` and `jobs/`.
+    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+}
+
+impl Server {
+    /// Writes `jobs` (file name, text) and starts the server on them.
+    pub fn start(jobs: &[(&str, &str)]) -> Result<Server, Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let (home, jobs_dir) = (dir.path().join("home"), dir.path().join("jobs"));
+        std::fs::create_dir_all(&home)?;
+        std::fs::create_dir_all(&jobs_dir)?;
+        for (name, text) in jobs {
+            std::fs::write(jobs_dir.join(name), text)?;
+        }
+        let log = std::fs::File::create(dir.path().join("serve.log"))?;
+        let mut command = Command::new(rota_bin());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("ROTA_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .args(["serve", "--listen", "127.0.0.1:0", "--grace", "5", "--jobs"])
+            .arg(&jobs_dir)
+            .env("ROTA_HOME", &home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        let mut server = Server {
+            child,
+            dir,
+            base: String::new(),
+        };
+        let addr_file = home.join("serve.addr");
+        wait_for("rota serve to listen", || addr_file.exists())?;
+        server.base = format!("http://{}", std::fs::read_to_string(&addr_file)?.trim());
+        Ok(server)
+    }
+
+    /// The admin token the server wrote on its first start.
+    pub fn admin_token(&self) -> Result<String, std::io::Error> {
+        Ok(
+            std::fs::read_to_string(self.dir.path().join("home/admin.token"))?
+                .trim()
+                .to_owned(),
+        )
+    }
+
+    /// Waits until the API lists `job` in `default` (the job directory is loaded).
+    pub async fn wait_for_jobs(&self, jobs: &[&str]) -> TestResult {
+        let token = self.admin_token()?;
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            let list: serde_json::Value = http
+                .get(format!("{}/api/v1/namespaces/default/jobs", self.base))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let ids: Vec<&str> = list["items"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|j| j["id"].as_str()).collect())
+                .unwrap_or_default();
+            if jobs.iter().all(|j| ids.contains(j)) {
+                return Ok(());
+            }
+            if start.elapsed() > PATIENCE {
+                return Err(format!("the server never loaded {jobs:?} (has {ids:?})").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
