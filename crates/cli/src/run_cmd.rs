@@ -128,6 +128,7 @@ async fn execute(
     if !out.is_json() {
         eprintln!("run {run_id} of {} started", request.job.id);
     }
+    let notifications = Notifications::start(store, &request);
     let (updates_tx, updates_rx) = mpsc::unbounded_channel();
     let printer = tokio::spawn(print_updates(updates_rx, out.is_json()));
     let summary = if claimed {
@@ -140,6 +141,9 @@ async fn execute(
     }
     let _ = printer.await;
     let summary = summary?;
+    if let Some(notifications) = notifications {
+        notifications.finish(store, &summary.run_id).await;
+    }
     let record = RunView::from_record(store.find_run(&summary.run_id).await?)?;
     if out.is_json() {
         out.json(&record.json());
@@ -147,6 +151,80 @@ async fn execute(
         print_summary(out, &record);
     }
     Ok(exit_code(summary.status))
+}
+
+/// How long `rota run` keeps trying to deliver its run's notifications after the run ended.
+const NOTIFY_BUDGET: Duration = Duration::from_secs(15);
+
+/// Delivery of the run's notifications by `rota run` itself: while the run goes on (for
+/// `duration_exceeded`), then bounded by [`NOTIFY_BUDGET`] once it ended. What is still
+/// undelivered stays queued in the store for the next `rota serve` on this home.
+struct Notifications {
+    deliverer: rota_engine::notify::Deliverer,
+    done: tokio::sync::oneshot::Sender<()>,
+    during: tokio::task::JoinHandle<()>,
+}
+
+impl Notifications {
+    fn start(store: &Store, request: &RunRequest) -> Option<Notifications> {
+        if request.job.notify.is_empty() || request.dry_run {
+            return None;
+        }
+        // The run's own secret values: the templates can only name the job's secrets.
+        let known = request.secrets.clone();
+        let source: rota_engine::notify::SecretSource =
+            Arc::new(move |_namespace: String, names: Vec<String>| {
+                let found: Result<BTreeMap<String, String>, String> = names
+                    .iter()
+                    .map(|name| match known.get(name) {
+                        Some(value) => Ok((name.clone(), value.clone())),
+                        None => Err(format!("secret {name} is not set")),
+                    })
+                    .collect();
+                Box::pin(async move { found })
+            });
+        let deliverer = rota_engine::notify::Deliverer::new(source);
+        let (done, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let (store, run_id, during_deliverer) =
+            (store.clone(), request.run_id.clone(), deliverer.clone());
+        let during = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = &mut stopped => break,
+                }
+                if let Err(error) = during_deliverer.deliver_due(&store, Some(&run_id)).await {
+                    eprintln!("rota: warning: cannot deliver notifications: {error}");
+                }
+            }
+        });
+        Some(Notifications {
+            deliverer,
+            done,
+            during,
+        })
+    }
+
+    /// Delivers what the run's end queued; says on stderr what could not be delivered.
+    async fn finish(self, store: &Store, run_id: &str) {
+        let _ = self.done.send(());
+        let _ = self.during.await;
+        match self
+            .deliverer
+            .deliver_run(store, run_id, NOTIFY_BUDGET)
+            .await
+        {
+            Ok((_, 0)) => {}
+            Ok((_, pending)) => eprintln!(
+                "rota: {pending} notification(s) of run {run_id} not delivered yet; they stay \
+                 queued and `rota serve` on this ROTA_HOME delivers them"
+            ),
+            Err(error) => eprintln!(
+                "rota: cannot deliver the notifications of run {run_id} ({error}); they stay \
+                 queued and `rota serve` on this ROTA_HOME delivers them"
+            ),
+        }
+    }
 }
 
 /// `rota run JOB` against a server: the job stored there is queued with these parameters

@@ -43,6 +43,7 @@ pub mod daemon;
 mod error;
 pub mod hooks;
 pub mod jobdir;
+pub mod notifier;
 pub mod scheduler;
 pub mod trigger;
 
