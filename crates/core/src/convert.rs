@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::model::{
-    AfterOutcome, Backoff, Catchup, CatchupMode, DryRun, HttpBody, HttpExpect, HttpMethod,
-    HttpStep, IntervalAnchor, Job, Notification, NotifyChannel, NotifyEvent, Overlap, ParamSpec,
-    ParamType, Policy, Retry, StatusMatch, Step, StepKind, Trigger, Value, WebhookSignature, When,
+    AfterOutcome, Backoff, CHECK_DEFAULT_EVERY, CHECK_MIN_EVERY, Catchup, CatchupMode, CheckStep,
+    DryRun, HttpBody, HttpExpect, HttpMethod, HttpStep, IntervalAnchor, Job, NoData, Notification,
+    NotifyChannel, NotifyEvent, Overlap, ParamSpec, ParamType, Policy, Retry, StatusMatch, Step,
+    StepKind, Trigger, Value, WebhookSignature, When,
 };
 use crate::tree::{Key, Kind, Node, Pos};
 
@@ -31,13 +32,13 @@ const JOB_KEYS: &[&str] = &[
 ];
 /// Keys a step mapping may hold.
 const STEP_KEYS: &[&str] = &[
-    "id", "needs", "sh", "exec", "script", "notebook", "http", "params", "if", "when", "env",
-    "workdir", "timeout", "retry", "dry_run",
+    "id", "needs", "sh", "exec", "script", "notebook", "http", "check", "params", "if", "when",
+    "env", "workdir", "timeout", "retry", "dry_run",
 ];
 /// Step kinds that exist.
-const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook", "http"];
+const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook", "http", "check"];
 /// Step kinds the spec names that are not built yet.
-const FUTURE_STEP_KINDS: &[&str] = &["sql", "check", "approval", "container", "job"];
+const FUTURE_STEP_KINDS: &[&str] = &["sql", "approval", "container", "job"];
 /// Keys the spec names that are not built yet, at job level.
 const FUTURE_JOB_KEYS: &[&str] = &[];
 /// Keys a `notify:` rule may hold.
@@ -1035,6 +1036,9 @@ fn step(
                 }
             },
             "http" => http_step(cx, value, &label, &mut site).map(|h| StepKind::Http(Box::new(h))),
+            "check" => {
+                check_step(cx, value, &label, &mut site).map(|c| StepKind::Check(Box::new(c)))
+            }
             _ => {
                 let (path, path_pos, mut params, kernel, cell_timeout) = match &value.kind {
                     Kind::Str(path) => (path.clone(), value.pos, BTreeMap::new(), None, None),
@@ -1151,7 +1155,12 @@ fn step(
         })
         .unwrap_or_default();
 
-    if kinds.first().is_some_and(|(k, _)| k.name == "http") {
+    let no_process = kinds.first().and_then(|(k, _)| match k.name.as_str() {
+        "http" => Some(("http", "`url`, `headers` or `body`")),
+        "check" => Some(("check", "`prometheus`, `query` or `headers`")),
+        _ => None,
+    });
+    if let Some((kind_name, templated)) = no_process {
         // No process runs: a shell command, environment or working directory would be
         // silently ignored, so each is refused where it is written.
         if let DryRun::Command(_) = &dry_run
@@ -1160,8 +1169,9 @@ fn step(
             cx.err(
                 n.pos,
                 format!(
-                    "`dry_run` in {label}: an http step runs no shell command \
-                     (expected one of: echo-only, run, skip)"
+                    "`dry_run` in {label}: {} {kind_name} step runs no shell command \
+                     (expected one of: echo-only, run, skip)",
+                    if kind_name == "http" { "an" } else { "a" }
                 ),
             );
         }
@@ -1170,12 +1180,15 @@ fn step(
                 cx.err(
                     key.pos,
                     format!(
-                        "`{name}` in {label} does not apply to http steps (no process runs; \
-                         use templates in `url`, `headers` or `body`)"
+                        "`{name}` in {label} does not apply to {kind_name} steps (no process \
+                         runs; use templates in {templated})"
                     ),
                 );
             }
         }
+    }
+    if let Some(StepKind::Check(check)) = &kind {
+        check_timing(cx, check, entries, timeout, &label);
     }
 
     let kind = kind?;
@@ -1571,26 +1584,9 @@ fn http_step(
         })
         .unwrap_or(HttpMethod::Get);
 
-    let mut headers = BTreeMap::new();
-    if let Some(n) = get(fields, "headers") {
-        let what = format!("`headers` in {label}");
-        for (key, value) in cx.map(n, &what).unwrap_or_default() {
-            if !is_header_name(&key.name) {
-                cx.err(
-                    key.pos,
-                    format!(
-                        "invalid header name `{}` in {what}: expected letters, digits and \
-                         !#$%&'*+-.^_`|~",
-                        key.name
-                    ),
-                );
-            }
-            if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
-                site(&text, value.pos, false);
-                headers.insert(key.name.clone(), text);
-            }
-        }
-    }
+    let headers = get(fields, "headers")
+        .map(|n| header_map(cx, n, label, site))
+        .unwrap_or_default();
 
     let body = match (get(fields, "body"), get(fields, "json")) {
         (Some(_), Some(j)) => {
@@ -1704,6 +1700,218 @@ fn http_expect(
         }
     }
     expect
+}
+
+/// The `headers:` of an `http` or `check` step: valid names, values as templates.
+fn header_map(
+    cx: &mut Cx,
+    node: &Node,
+    label: &str,
+    site: &mut impl FnMut(&str, Pos, bool),
+) -> BTreeMap<String, String> {
+    let mut headers = BTreeMap::new();
+    let what = format!("`headers` in {label}");
+    for (key, value) in cx.map(node, &what).unwrap_or_default() {
+        if !is_header_name(&key.name) {
+            cx.err(
+                key.pos,
+                format!(
+                    "invalid header name `{}` in {what}: expected letters, digits and \
+                     !#$%&'*+-.^_`|~",
+                    key.name
+                ),
+            );
+        }
+        if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
+            site(&text, value.pos, false);
+            headers.insert(key.name.clone(), text);
+        }
+    }
+    headers
+}
+
+/// Keys a `check:` step mapping may hold.
+const CHECK_KEYS: &[&str] = &[
+    "prometheus",
+    "query",
+    "below",
+    "above",
+    "for",
+    "every",
+    "wait",
+    "no_data",
+    "headers",
+];
+
+/// Converts the mapping under `check:`.
+fn check_step(
+    cx: &mut Cx,
+    node: &Node,
+    label: &str,
+    site: &mut impl FnMut(&str, Pos, bool),
+) -> Option<CheckStep> {
+    let what = format!("`check` in {label}");
+    let fields = cx.map(node, &what)?;
+    cx.unknown_keys(fields, CHECK_KEYS, &what);
+
+    let prometheus = match get(fields, "prometheus") {
+        Some(n) => {
+            let url = cx.string(n, &format!("`prometheus` in {label}"));
+            if let Some(url) = &url {
+                site(url, n.pos, false);
+                if let Err(problem) = check_url(url) {
+                    cx.err(
+                        n.pos,
+                        format!("invalid `prometheus` URL {url:?} in {label}: {problem}"),
+                    );
+                }
+            }
+            url
+        }
+        None => {
+            cx.err(
+                node.pos,
+                format!("missing required key `prometheus` in {what}"),
+            );
+            None
+        }
+    };
+    let query = match get(fields, "query") {
+        Some(n) => {
+            let query = cx.string(n, &format!("`query` in {label}"));
+            if let Some(query) = &query {
+                if query.trim().is_empty() {
+                    cx.err(n.pos, format!("`query` in {label} is empty"));
+                }
+                site(query, n.pos, false);
+            }
+            query
+        }
+        None => {
+            cx.err(node.pos, format!("missing required key `query` in {what}"));
+            None
+        }
+    };
+
+    let below = get(fields, "below").and_then(|n| threshold(cx, n, &format!("`below` in {label}")));
+    let above = get(fields, "above").and_then(|n| threshold(cx, n, &format!("`above` in {label}")));
+    if get(fields, "below").is_none() && get(fields, "above").is_none() {
+        cx.err(
+            node.pos,
+            format!("{what} needs a threshold: `below`, `above`, or both for a band"),
+        );
+    }
+    if let (Some(b), Some(a), Some(n)) = (below, above, get(fields, "below"))
+        && b <= a
+    {
+        cx.err(
+            n.pos,
+            format!(
+                "`below` ({b}) must be greater than `above` ({a}) in {label}: \
+                 no value could pass"
+            ),
+        );
+    }
+
+    let hold = get(fields, "for")
+        .and_then(|n| cx.duration(n, &format!("`for` in {label}")))
+        .unwrap_or(Duration::ZERO);
+    let every = match get(fields, "every") {
+        Some(n) => {
+            let every = cx.duration(n, &format!("`every` in {label}"));
+            if let Some(every) = every {
+                if every < CHECK_MIN_EVERY {
+                    cx.err(n.pos, format!("`every` in {label} must be at least 1s"));
+                } else if !hold.is_zero() && every > hold {
+                    cx.err(
+                        n.pos,
+                        format!(
+                            "`every` in {label} must not be longer than `for`: \
+                             the condition is evaluated several times within `for`"
+                        ),
+                    );
+                }
+            }
+            every.unwrap_or(CHECK_DEFAULT_EVERY)
+        }
+        None => CHECK_DEFAULT_EVERY,
+    };
+    let wait = get(fields, "wait")
+        .and_then(|n| boolean(cx, n, &format!("`wait` in {label}")))
+        .unwrap_or(false);
+    let no_data = get(fields, "no_data")
+        .and_then(|n| {
+            cx.choice(
+                n,
+                &format!("`no_data` in {label}"),
+                &[("fail", NoData::Fail), ("pass", NoData::Pass)],
+            )
+        })
+        .unwrap_or_default();
+    let headers = get(fields, "headers")
+        .map(|n| header_map(cx, n, label, site))
+        .unwrap_or_default();
+    Some(CheckStep {
+        prometheus: prometheus?,
+        query: query?,
+        below,
+        above,
+        hold,
+        every,
+        wait,
+        no_data,
+        headers,
+    })
+}
+
+/// A threshold: a finite number.
+fn threshold(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    let value = match node.kind {
+        Kind::Int(i) => i as f64,
+        Kind::Float(f) => f,
+        _ => {
+            cx.expected(node, "a number", what);
+            return None;
+        }
+    };
+    if !value.is_finite() {
+        cx.err(node.pos, format!("{what} must be a finite number"));
+        return None;
+    }
+    Some(value)
+}
+
+/// Checks a `check` step against its step's `timeout`: a gate must have one, and a
+/// `timeout` no longer than `for` could never let the condition hold long enough.
+fn check_timing(
+    cx: &mut Cx,
+    check: &CheckStep,
+    entries: &[(Key, Node)],
+    timeout: Option<Duration>,
+    label: &str,
+) {
+    let check_pos = get(entries, "check").map_or(Pos::default(), |n| n.pos);
+    match timeout {
+        None if check.wait => cx.err(
+            check_pos,
+            format!(
+                "`check` in {label} has `wait: true` but the step has no `timeout`: \
+                 a gate needs a bound"
+            ),
+        ),
+        Some(timeout) if !check.hold.is_zero() && timeout <= check.hold => {
+            let pos = get(entries, "timeout").map_or(check_pos, |n| n.pos);
+            cx.err(
+                pos,
+                format!(
+                    "`timeout` in {label} must be longer than the check's `for`: \
+                     the condition could never hold long enough"
+                ),
+            );
+        }
+        _ => {}
+    }
 }
 
 /// A status entry: an integer code, its text, or a class such as `2xx`.

@@ -373,6 +373,70 @@ pub enum StepKind {
     },
     /// One HTTP request, with expectations on its response.
     Http(Box<HttpStep>),
+    /// A metric polled from a Prometheus-compatible API and compared with thresholds.
+    Check(Box<CheckStep>),
+}
+
+/// A `check:` step: an instant query evaluated every `every`, which must stay within its
+/// thresholds over `for`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckStep {
+    /// Base URL of a Prometheus-compatible HTTP API, e.g. `http://prom:9090` (template).
+    pub prometheus: String,
+    /// PromQL instant query (template).
+    pub query: String,
+    /// Every value must be strictly below this.
+    pub below: Option<f64>,
+    /// Every value must be strictly above this.
+    pub above: Option<f64>,
+    /// How long the condition must hold; zero means one evaluation.
+    #[serde(rename = "for")]
+    pub hold: Duration,
+    /// Time between evaluations (at least [`CHECK_MIN_EVERY`]).
+    pub every: Duration,
+    /// `false`: fail at the first evaluation that breaks the condition (a verification);
+    /// `true`: keep evaluating until it has held for `hold` (a gate), bounded by the step's
+    /// `timeout`.
+    pub wait: bool,
+    /// What an empty result means.
+    pub no_data: NoData,
+    /// Request headers; values are templates. Never logged.
+    pub headers: BTreeMap<String, String>,
+}
+
+/// The default time between a check's evaluations.
+pub const CHECK_DEFAULT_EVERY: Duration = Duration::from_secs(15);
+/// The shortest time allowed between a check's evaluations.
+pub const CHECK_MIN_EVERY: Duration = Duration::from_secs(1);
+
+impl CheckStep {
+    /// Whether `value` satisfies the thresholds (strict comparisons; NaN never does).
+    pub fn accepts(&self, value: f64) -> bool {
+        value.is_finite()
+            && self.below.is_none_or(|b| value < b)
+            && self.above.is_none_or(|a| value > a)
+    }
+
+    /// The thresholds as a reader says them: `below 0.01`, `above 1 and below 5`.
+    pub fn condition(&self) -> String {
+        match (self.above, self.below) {
+            (Some(a), Some(b)) => format!("above {a} and below {b}"),
+            (Some(a), None) => format!("above {a}"),
+            (None, Some(b)) => format!("below {b}"),
+            (None, None) => "no threshold".to_owned(),
+        }
+    }
+}
+
+/// What a `check` step makes of a query that returns no series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoData {
+    /// An empty result breaks the condition (the default).
+    #[default]
+    Fail,
+    /// An empty result satisfies it.
+    Pass,
 }
 
 /// An `http:` step: the request to send and what its response must look like.
