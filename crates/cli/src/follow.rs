@@ -70,6 +70,9 @@ fn step_commands(definition: &Value) -> BTreeMap<String, String> {
                 StepKind::Script { path, .. } => path,
                 StepKind::Notebook { path, .. } => format!("notebook {path}"),
                 StepKind::Http(http) => format!("{} {}", http.method.as_str(), http.url),
+                StepKind::Check(check) => {
+                    format!("check {} against {}", check.query, check.prometheus)
+                }
             };
             (step.id, text)
         })

@@ -10,15 +10,16 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use jiff::Timestamp;
 use reqwest::header::{HeaderName, HeaderValue};
 use rota_core::model::{HttpBody, HttpMethod, HttpStep, StatusMatch, Step, StepStatus, Value};
-use rota_core::template::{self, Context};
+use rota_core::template::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::process::{LogLine, Stream};
+use crate::process::Stream;
 use crate::run::Shared;
-use crate::step::{record_line, render_value, stopped_reason, stopped_status};
+use crate::step::{
+    Interrupted, log_redacted, race, render_text, render_value, stopped_reason, stopped_status,
+};
 
 /// Bytes of a response body kept for the expectations; a longer body is cut here.
 pub const ASSERT_BODY_CAP: usize = 1024 * 1024;
@@ -63,12 +64,7 @@ pub(crate) fn resolve(
     timeout: Option<Duration>,
     ctx: &Context,
 ) -> Result<HttpWork, String> {
-    let render = |text: &str| {
-        if !text.contains('{') {
-            return Ok(text.to_owned());
-        }
-        template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
-    };
+    let render = |text: &str| render_text(text, ctx);
     let rendered_url = render(&http.url)?;
     let url = reqwest::Url::parse(rendered_url.trim())
         .map_err(|e| format!("invalid URL {rendered_url:?}: {e}"))?;
@@ -77,15 +73,7 @@ pub(crate) fn resolve(
             "invalid URL {rendered_url:?}: expected an http:// or https:// URL"
         ));
     }
-    let mut headers = Vec::new();
-    for (name, value) in &http.headers {
-        let header = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("invalid header name `{name}`"))?;
-        // The value may hold a secret: the error names the header, not the value.
-        let value = HeaderValue::from_str(&render(value)?)
-            .map_err(|_| format!("header `{name}` renders to an invalid value"))?;
-        headers.push((header, value));
-    }
+    let headers = render_headers(&http.headers, ctx)?;
     let body = match &http.body {
         Some(HttpBody::Text(text)) => Some(HttpBody::Text(render(text)?)),
         Some(HttpBody::Json(value)) => Some(HttpBody::Json(render_value(value, ctx)?)),
@@ -117,9 +105,26 @@ pub(crate) fn resolve(
     })
 }
 
+/// Renders header templates into request headers.
+pub(crate) fn render_headers(
+    headers: &BTreeMap<String, String>,
+    ctx: &Context,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let mut rendered = Vec::new();
+    for (name, value) in headers {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name `{name}`"))?;
+        // The value may hold a secret: the error names the header, not the value.
+        let value = HeaderValue::from_str(&render_text(value, ctx)?)
+            .map_err(|_| format!("header `{name}` renders to an invalid value"))?;
+        rendered.push((header, value));
+    }
+    Ok(rendered)
+}
+
 /// One client per (redirect policy, TLS verification) pair for the whole process: a
 /// client holds a connection pool and the system's root certificates, both worth sharing.
-fn client(follow_redirects: bool, insecure: bool) -> Result<reqwest::Client, String> {
+pub(crate) fn client(follow_redirects: bool, insecure: bool) -> Result<reqwest::Client, String> {
     static CLIENTS: [OnceLock<reqwest::Client>; 4] = [
         OnceLock::new(),
         OnceLock::new(),
@@ -165,19 +170,7 @@ pub(crate) async fn run(
     work: HttpWork,
     stop: &CancellationToken,
 ) -> HttpResult {
-    let log = |stream: Stream, text: &str| {
-        let text = shared.redactor.redact(text).into_owned();
-        record_line(
-            shared,
-            step,
-            attempt_no,
-            LogLine {
-                ts: Timestamp::now(),
-                stream,
-                text,
-            },
-        );
-    };
+    let log = |stream: Stream, text: &str| log_redacted(shared, step, attempt_no, stream, text);
     if work.insecure {
         log(
             Stream::Stderr,
@@ -189,15 +182,9 @@ pub(crate) async fn run(
         Ok(client) => client,
         Err(reason) => return failed(reason),
     };
-    let deadline = async {
-        match work.timeout {
-            Some(timeout) => tokio::time::sleep(timeout).await,
-            None => std::future::pending().await,
-        }
-    };
-    let received = tokio::select! {
-        received = exchange(&client, &work) => received,
-        () = stop.cancelled() => {
+    let received = match race(exchange(&client, &work), stop, work.timeout).await {
+        Ok(Ok(received)) => received,
+        Err(Interrupted::Stopped) => {
             log(Stream::Stderr, "! request abandoned: the step was stopped");
             return HttpResult {
                 status: stopped_status(shared),
@@ -205,7 +192,7 @@ pub(crate) async fn run(
                 reason: Some(stopped_reason(shared)),
             };
         }
-        () = deadline => {
+        Err(Interrupted::TimedOut) => {
             let reason = format!(
                 "timed out after {}",
                 crate::run::humantime(work.timeout.unwrap_or_default())
@@ -217,10 +204,7 @@ pub(crate) async fn run(
                 reason: Some(reason),
             };
         }
-    };
-    let received = match received {
-        Ok(received) => received,
-        Err(reason) => {
+        Ok(Err(reason)) => {
             log(Stream::Stderr, &format!("! {reason}"));
             return failed(reason);
         }
@@ -326,21 +310,9 @@ async fn exchange(client: &reqwest::Client, work: &HttpWork) -> Result<Received,
         .map_err(|e| describe_error(&e, &work.url))?;
     let status = response.status();
     let declared_len = response.content_length();
-    let mut body = Vec::new();
-    let mut cut = false;
-    while let Some(chunk) = response
-        .chunk()
+    let (body, cut) = read_capped(&mut response, ASSERT_BODY_CAP)
         .await
-        .map_err(|e| describe_error(&e, &work.url))?
-    {
-        let room = ASSERT_BODY_CAP - body.len();
-        if chunk.len() > room {
-            body.extend_from_slice(&chunk[..room]);
-            cut = true;
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
+        .map_err(|e| describe_error(&e, &work.url))?;
     Ok(Received {
         status,
         body,
@@ -348,6 +320,24 @@ async fn exchange(client: &reqwest::Client, work: &HttpWork) -> Result<Received,
         declared_len,
         elapsed: started.elapsed(),
     })
+}
+
+/// Reads at most `cap` bytes of a response body; `true` when it was longer (the rest is
+/// not read).
+pub(crate) async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 /// Every expectation the response fails, in the order the file lists them.
@@ -442,7 +432,7 @@ fn shown(value: &Value) -> String {
 }
 
 /// Names what failed, with the URL (redacted later with the rest of the reason).
-fn describe_error(error: &reqwest::Error, url: &reqwest::Url) -> String {
+pub(crate) fn describe_error(error: &reqwest::Error, url: &reqwest::Url) -> String {
     let cause = root_cause(error);
     if error.is_redirect() {
         return format!(

@@ -6,6 +6,7 @@
 //! a store and watch the run through its events.
 #![warn(missing_docs)]
 
+mod check_step;
 pub mod guardian;
 mod http_step;
 mod notebook_step;

@@ -2,11 +2,13 @@
 //! notebook runner), collect outputs, retry per policy, and record every attempt.
 //!
 //! Executors sit side by side here, one function per step kind, and every child process is
-//! started by [`crate::process::supervise`]; notebook and http steps start none and have
-//! their own modules.
+//! started by [`crate::process::supervise`]; notebook, http and check steps start none and
+//! have their own modules, which share the helpers at the end of this one: a redacted log
+//! line ([`log_redacted`]) and a race against the step's stop and timeout ([`race`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::model::{DryRun, Step, StepKind, StepStatus};
@@ -62,6 +64,10 @@ enum Resolved {
     Notebook(crate::notebook_step::NotebookWork),
     Http {
         work: crate::http_step::HttpWork,
+        display: String,
+    },
+    Check {
+        work: crate::check_step::CheckWork,
         display: String,
     },
     /// A dry run that runs nothing: show what would have run (`would run`) or been sent
@@ -238,6 +244,21 @@ async fn run_attempt(
                 reason: result.reason,
             }
         }
+        Resolved::Check { work, display } => {
+            record_start(shared, step, attempt_no, display);
+            if shared.config.durable_step_starts
+                && let Err(error) = shared.recorder.flush().await
+            {
+                return finish(shared, step, attempt_no, failed(error.to_string()));
+            }
+            let result = crate::check_step::run(shared, step, attempt_no, work, stop).await;
+            Attempt {
+                status: result.status,
+                exit_code: None,
+                outputs: result.outputs,
+                reason: result.reason,
+            }
+        }
     };
     finish(shared, step, attempt_no, attempt)
 }
@@ -296,14 +317,7 @@ fn resolve(
     ctx: &Context,
     output_path: &Path,
 ) -> Result<Resolved, String> {
-    let render = |text: &str| {
-        // Every Jinja tag starts with `{`; text without one renders to itself, and most
-        // commands have none, so they skip building a template environment per attempt.
-        if !text.contains('{') {
-            return Ok(text.to_owned());
-        }
-        template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
-    };
+    let render = |text: &str| render_text(text, ctx);
     let dry_run = shared.dry_run.then_some(&step.dry_run);
     if matches!(dry_run, Some(DryRun::Skip)) {
         return Ok(Resolved::Skip);
@@ -318,6 +332,18 @@ fn resolve(
             Some(_) => Resolved::Echo {
                 display,
                 verb: "would send",
+            },
+        });
+    }
+    if let StepKind::Check(check) = &step.kind {
+        // Like an http step: a request, no process, no shell command for dry runs.
+        let work = crate::check_step::resolve(check, step.timeout, ctx)?;
+        let display = shared.redactor.redact(&work.display()).into_owned();
+        return Ok(match dry_run {
+            Some(DryRun::Run) | None => Resolved::Check { work, display },
+            Some(_) => Resolved::Echo {
+                display,
+                verb: "would check",
             },
         });
     }
@@ -370,6 +396,7 @@ fn resolve(
         }
         (StepKind::Notebook { .. }, _) => unreachable!("notebook steps returned above"),
         (StepKind::Http(_), _) => unreachable!("http steps returned above"),
+        (StepKind::Check(_), _) => unreachable!("check steps returned above"),
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
     // `{{ secrets.X }}` may sit in it.
@@ -410,6 +437,16 @@ fn resolve(
         },
         display,
     })
+}
+
+/// Renders one template.
+pub(crate) fn render_text(text: &str, ctx: &Context) -> Result<String, String> {
+    // Every Jinja tag starts with `{`; text without one renders to itself, and most
+    // commands have none, so they skip building a template environment per attempt.
+    if !text.contains('{') {
+        return Ok(text.to_owned());
+    }
+    template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
 }
 
 /// Renders every string inside a JSON value.
@@ -557,6 +594,56 @@ fn system_line(shared: &Shared, step: &Step, attempt_no: u32, text: String) {
             text: format!("[rota] {text}"),
         },
     });
+}
+
+/// A line a step without a process writes about itself, redacted like a process's output.
+pub(crate) fn log_redacted(
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
+    stream: Stream,
+    text: &str,
+) {
+    let text = shared.redactor.redact(text).into_owned();
+    record_line(
+        shared,
+        step,
+        attempt_no,
+        LogLine {
+            ts: Timestamp::now(),
+            stream,
+            text,
+        },
+    );
+}
+
+/// Why [`race`] gave up on its work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupted {
+    /// The step's stop fired (cancel, the run's deadline).
+    Stopped,
+    /// The step's own `timeout` passed.
+    TimedOut,
+}
+
+/// Runs `work` until it ends, the step is stopped, or its `timeout` passes, whichever comes
+/// first; work that loses the race is dropped where it stands.
+pub(crate) async fn race<T>(
+    work: impl std::future::Future<Output = T>,
+    stop: &CancellationToken,
+    timeout: Option<Duration>,
+) -> Result<T, Interrupted> {
+    let deadline = async {
+        match timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        done = work => Ok(done),
+        () = stop.cancelled() => Err(Interrupted::Stopped),
+        () = deadline => Err(Interrupted::TimedOut),
+    }
 }
 
 pub(crate) fn stopped_status(shared: &Shared) -> StepStatus {
