@@ -103,16 +103,18 @@ struct Sample {
 }
 
 impl Sample {
-    /// ` {job="api", instance="a:1"}`, or nothing for a series without labels.
+    /// ` {instance="a:1", job="api"}`, or nothing for a series without labels; the metric
+    /// name is left out (the query names it).
     fn labels_text(&self) -> String {
-        if self.labels.is_empty() {
-            return String::new();
-        }
         let pairs: Vec<String> = self
             .labels
             .iter()
+            .filter(|(k, _)| *k != "__name__")
             .map(|(k, v)| format!("{k}={v:?}"))
             .collect();
+        if pairs.is_empty() {
+            return String::new();
+        }
         format!(" {{{}}}", pairs.join(", "))
     }
 }
