@@ -4,6 +4,7 @@
 mod api_features;
 mod hooks;
 mod jobdir;
+mod notify;
 mod process;
 mod scheduler;
 mod support;
