@@ -126,3 +126,31 @@ fn http_example_validates_with_its_http_steps() {
         ]
     );
 }
+
+#[test]
+fn check_example_validates_with_a_gate_and_a_verification() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/check.yaml");
+    let file = match load_file(&path) {
+        Ok(f) => f,
+        Err(e) => panic!("examples/check.yaml does not validate:\n{e}"),
+    };
+    let kinds: Vec<(&str, Option<bool>)> = file.jobs[0]
+        .steps
+        .iter()
+        .map(|s| {
+            let wait = match &s.kind {
+                StepKind::Check(check) => Some(check.wait),
+                _ => None,
+            };
+            (s.id.as_str(), wait)
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("target_up", Some(true)),
+            ("error_rate", Some(false)),
+            ("deploy", None)
+        ]
+    );
+}
