@@ -154,3 +154,23 @@ fn check_example_validates_with_a_gate_and_a_verification() {
         ]
     );
 }
+
+#[test]
+fn notify_example_validates_with_its_rules() {
+    use rota_core::model::{NotifyChannel, NotifyEvent};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/notify.yaml");
+    let file = match load_file(&path) {
+        Ok(f) => f,
+        Err(e) => panic!("examples/notify.yaml does not validate:\n{e}"),
+    };
+    let rules = &file.jobs[0].notify;
+    assert_eq!(
+        rules.iter().map(|r| r.on.clone()).collect::<Vec<_>>(),
+        [
+            vec![NotifyEvent::Failure, NotifyEvent::Recovery],
+            vec![NotifyEvent::DurationExceeded],
+        ]
+    );
+    assert!(matches!(rules[0].channel, NotifyChannel::Slack { .. }));
+    assert_eq!(rules[1].after, Some(std::time::Duration::from_secs(1800)));
+}
