@@ -1,1 +1,361 @@
-//! End to end in headless Chromium (through chromedriver) against a real `rota serve`.
+//! End to end in headless Chromium (through chromedriver) against a real `rota serve` in a
+//! fresh `ROTA_HOME`: each test signs in with the admin token and checks, as a user would,
+//! what the pages show. Waits poll the page with a generous bound; nothing is timed.
+//! Missing chromium or chromedriver fails the tests with the Debian packages to install.
+
+use serde_json::json;
+
+use crate::support::webdriver::{Driver, Session};
+use crate::support::{Server, TestResult};
+
+/// One browser at a time: two Chromiums and two servers at once overload a 2-core runner.
+static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const XSS: &str = "<img src=x onerror=alert(1)>";
+
+/// A job that succeeds: a three-step chain, typed params, a cron trigger, and a description
+/// and a log line holding markup that must be shown as text.
+const GREET: &str = r#"id: greet
+description: "Says hello <img src=x onerror=alert(1)>"
+params:
+  env: { type: string, enum: [staging, prod], default: staging, help: Target environment }
+  count: { type: int, default: 3 }
+triggers:
+  - cron: "0 3 * * *"
+steps:
+  - id: first
+    sh: echo "hello from {{ params.env }}"; echo "oops on stderr" >&2
+  - id: second
+    needs: [first]
+    sh: echo 'markup <img src=x onerror=alert(2)> stays text'
+  - id: third
+    needs: [second]
+    sh: echo "count is {{ params.count }}"
+"#;
+
+const BROKEN: &str = "id: broken\nsteps:\n  - id: boom\n    sh: echo failing; exit 3\n";
+
+const SLEEPER: &str = "id: sleeper\nsteps:\n  - id: wait\n    sh: for i in $(seq 1 600); do echo tick $i; sleep 1; done\n";
+
+struct Fixture {
+    server: Server,
+    browser: Session,
+    _driver: Driver,
+}
+
+impl Fixture {
+    async fn start() -> Result<Fixture, Box<dyn std::error::Error>> {
+        let driver = Driver::start()?;
+        let server = Server::start(&[
+            ("greet.yaml", GREET),
+            ("broken.yaml", BROKEN),
+            ("sleeper.yaml", SLEEPER),
+        ])?;
+        server
+            .wait_for_jobs(&["greet", "broken", "sleeper"])
+            .await?;
+        let browser = driver.session().await?;
+        Ok(Fixture {
+            server,
+            browser,
+            _driver: driver,
+        })
+    }
+
+    /// Opens a page of the UI by its hash route (`/runs`), as a fresh page load.
+    async fn open(&self, route: &str) -> TestResult {
+        self.browser
+            .goto(&format!("{}/ui/#{route}", self.server.base))
+            .await
+    }
+
+    /// Signs in through the form with the admin token and waits for the jobs list.
+    async fn sign_in(&self) -> TestResult {
+        self.browser.goto(&self.server.base).await?;
+        self.browser
+            .type_into("#token", &self.server.admin_token()?)
+            .await?;
+        self.browser
+            .click("form.signin button[type=submit]")
+            .await?;
+        self.browser
+            .wait_for(
+                "the jobs list",
+                "return document.querySelectorAll('#jobs-table tbody tr').length >= 3",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Waits for the page's text (of `<main>`) to contain `text`.
+    async fn wait_text(&self, css: &str, text: &str) -> TestResult {
+        let script = format!(
+            "const el = document.querySelector({css}); return !!el && el.textContent.includes({text});",
+            css = json!(css),
+            text = json!(text)
+        );
+        self.browser
+            .wait_for(&format!("{css} to contain {text:?}"), &script)
+            .await?;
+        Ok(())
+    }
+
+    /// No markup from data became an element, and no injected script opened an alert.
+    async fn assert_no_injection(&self) -> TestResult {
+        assert_eq!(self.browser.alert_text().await?, None, "an alert opened");
+        let images = self
+            .browser
+            .js("return document.querySelectorAll('img').length", json!([]))
+            .await?;
+        assert_eq!(images, json!(0), "markup from data became an <img>");
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn sign_in_rejects_a_wrong_token_with_the_servers_message_and_sign_out_forgets_it()
+-> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::start().await?;
+    f.browser.goto(&f.server.base).await?;
+    let url = f.browser.js("return location.pathname", json!([])).await?;
+    assert_eq!(url, json!("/ui/"), "/ redirects to the UI");
+
+    f.browser.type_into("#token", "not-a-token").await?;
+    f.browser.click("form.signin button[type=submit]").await?;
+    f.wait_text("#signin-status", "the token is unknown or revoked")
+        .await?;
+    let kept = f
+        .browser
+        .js("return sessionStorage.length", json!([]))
+        .await?;
+    assert_eq!(kept, json!(0), "a rejected token is not kept");
+
+    f.sign_in().await?;
+    let in_url = f.browser.js("return location.href", json!([])).await?;
+    let token = f.server.admin_token()?;
+    assert!(
+        !in_url.to_string().contains(&token),
+        "the token is never in the URL"
+    );
+    f.browser.click("#sign-out").await?;
+    f.browser
+        .wait_for(
+            "the sign-in form after signing out",
+            "return !!document.querySelector('#token') && sessionStorage.length === 0",
+        )
+        .await?;
+
+    // Signed out, a deep link shows the sign-in form, not the data.
+    f.open("/runs").await?;
+    f.browser
+        .wait_for(
+            "the sign-in form on a deep link",
+            "return !!document.querySelector('#token') && !document.querySelector('#runs-table')",
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_started_from_the_job_page_shows_its_dag_and_logs_live() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::start().await?;
+    f.sign_in().await?;
+
+    // The jobs list: every job, the description as text, the next fire time of the cron job.
+    for job in ["greet", "broken", "sleeper"] {
+        f.wait_text("#jobs-table", job).await?;
+    }
+    f.wait_text("#jobs-table", XSS).await?;
+    f.wait_text("#jobs-table", "cron").await?;
+    f.assert_no_injection().await?;
+
+    // The filter box narrows the list (`/` focuses it).
+    f.browser.type_into("#job-filter", "brok").await?;
+    f.browser
+        .wait_for(
+            "the filter to leave one job",
+            "return [...document.querySelectorAll('#jobs-table tbody tr')].filter(r => !r.hidden).length === 1",
+        )
+        .await?;
+    f.browser.press("#job-filter", "\u{E00C}").await?;
+    f.browser
+        .wait_for(
+            "every job back after Escape clears the filter",
+            "return [...document.querySelectorAll('#jobs-table tbody tr')].filter(r => !r.hidden).length === 3",
+        )
+        .await?;
+
+    f.browser
+        .click("#jobs-table a[href='#/jobs/default/greet']")
+        .await?;
+    f.wait_text("#job-description", XSS).await?;
+    let shown = f.browser.text("#job-description").await?;
+    assert_eq!(shown, format!("Says hello {XSS}"));
+    f.wait_text("#schedule", "Next fire times").await?;
+    f.assert_no_injection().await?;
+
+    // The Run form is built from the declared params: an enum is a select.
+    f.browser
+        .wait_for(
+            "the env select",
+            "return [...document.querySelectorAll('#param-env option')].map(o => o.value).join(',') === 'staging,prod'",
+        )
+        .await?;
+    f.browser.click("#param-env option[value=prod]").await?;
+    f.browser.type_into("#param-count", "7").await?;
+    f.browser.click("#run-job").await?;
+    f.browser
+        .wait_for("the run page", "return location.hash.startsWith('#/runs/')")
+        .await?;
+
+    f.browser
+        .wait_for(
+            "every DAG node to succeed",
+            "const n = [...document.querySelectorAll('#run-dag g.node')].map(g => g.dataset.status); \
+             return n.length === 3 && n.every(s => s === 'succeeded');",
+        )
+        .await?;
+    f.wait_text("#run-status", "succeeded").await?;
+    f.wait_text("#run-summary", "prod").await?;
+    f.wait_text("#log", "hello from prod").await?;
+    f.wait_text("#log", "markup <img src=x onerror=alert(2)> stays text")
+        .await?;
+    f.wait_text("#log", "count is 7").await?;
+    f.wait_text("#log .line.stderr", "oops on stderr").await?;
+    f.assert_no_injection().await?;
+
+    // Clicking a node shows only that step's lines.
+    f.browser.click("#run-dag g.node[data-step=third]").await?;
+    f.browser
+        .wait_for(
+            "the log filtered to step third",
+            "const shown = [...document.querySelectorAll('#log .line')].filter(l => !l.hidden); \
+             return shown.length === 1 && shown[0].dataset.step === 'third';",
+        )
+        .await?;
+
+    // An ended run offers Retry, not Cancel.
+    f.browser.find("#retry-run").await?;
+    let cancel = f
+        .browser
+        .js("return !!document.querySelector('#cancel-run')", json!([]))
+        .await?;
+    assert_eq!(cancel, json!(false));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::start().await?;
+    f.sign_in().await?;
+
+    f.open("/jobs/default/broken").await?;
+    f.browser.click("#run-job").await?;
+    f.browser
+        .wait_for(
+            "the failed run",
+            "return document.querySelector('#run-status')?.dataset.status === 'failed'",
+        )
+        .await?;
+    f.wait_text("#run-reason", "failed steps: boom").await?;
+    f.wait_text("#steps-table", "exited with code 3").await?;
+    f.wait_text("#log", "failing").await?;
+    f.browser
+        .wait_for(
+            "the failed node",
+            "return document.querySelector('#run-dag g.node[data-step=boom]')?.dataset.status === 'failed'",
+        )
+        .await?;
+
+    f.open("/jobs/default/sleeper").await?;
+    f.browser.click("#run-job").await?;
+    // Lines arrive while the run is still going.
+    f.wait_text("#log", "tick 2").await?;
+    f.wait_text("#run-status", "running").await?;
+    f.browser.click("#cancel-run").await?;
+    f.browser
+        .wait_for(
+            "the cancelled run",
+            "return document.querySelector('#run-status')?.dataset.status === 'cancelled'",
+        )
+        .await?;
+    f.browser
+        .wait_for(
+            "Cancel to give way to Retry",
+            "return !document.querySelector('#cancel-run') && !!document.querySelector('#retry-run')",
+        )
+        .await?;
+
+    // The runs list shows both, newest first, and filters by status.
+    f.open("/runs").await?;
+    f.browser
+        .wait_for(
+            "both runs listed",
+            "return [...document.querySelectorAll('#runs-table tbody tr')].map(r => r.dataset.status).join(',') === 'cancelled,failed'",
+        )
+        .await?;
+    f.open("/runs?status=failed").await?;
+    f.browser
+        .wait_for(
+            "only the failed run",
+            "return [...document.querySelectorAll('#runs-table tbody tr')].map(r => r.dataset.status).join(',') === 'failed'",
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn secrets_show_names_never_values_and_the_audit_chain_verifies() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::start().await?;
+    f.sign_in().await?;
+
+    let value = "hunter2-very-secret-value";
+    f.open("/secrets").await?;
+    f.browser.type_into("#secret-name", "API_KEY").await?;
+    f.browser.type_into("#secret-value", value).await?;
+    f.browser.click("#secret-save").await?;
+    f.wait_text("#secrets-table", "API_KEY").await?;
+    f.wait_text("#secret-form-status", "Saved API_KEY version 1")
+        .await?;
+    let leaked = f
+        .browser
+        .js(
+            "return document.body.textContent.includes(arguments[0]) || document.querySelector('#secret-value').value !== ''",
+            json!([value]),
+        )
+        .await?;
+    assert_eq!(
+        leaked,
+        json!(false),
+        "the value is shown or kept in the form"
+    );
+
+    // Delete asks first.
+    f.browser.type_into("#secret-name", "OLD_KEY").await?;
+    f.browser.type_into("#secret-value", "x").await?;
+    f.browser.click("#secret-save").await?;
+    f.wait_text("#secrets-table", "OLD_KEY").await?;
+    f.browser.click("[data-delete=OLD_KEY]").await?;
+    f.browser.click("[data-confirm-delete=OLD_KEY]").await?;
+    f.browser
+        .wait_for(
+            "OLD_KEY to be deleted",
+            "const t = document.querySelector('#secrets-table').textContent; return !t.includes('OLD_KEY') && t.includes('API_KEY');",
+        )
+        .await?;
+
+    f.open("/audit").await?;
+    f.wait_text("#audit-table", "secret.set").await?;
+    f.browser.click("#verify-chain").await?;
+    f.browser
+        .wait_for(
+            "the chain to verify",
+            "return document.querySelector('#verify-result [data-intact]')?.dataset.intact === 'true'",
+        )
+        .await?;
+    Ok(())
+}

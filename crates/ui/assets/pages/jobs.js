@@ -58,6 +58,7 @@ export function render(main) {
     if (rows.length) mount(status, shown === rows.length ? null : h("p", { class: "muted" }, `${shown} of ${rows.length} jobs`));
   }
   filter.addEventListener("input", applyFilter);
+  filter.addEventListener("change", applyFilter);
   filter.addEventListener("keydown", (e) => {
     if (e.key === "Enter") {
       const first = rows.find((r) => !r.tr.hidden);

@@ -229,7 +229,8 @@ impl Session {
     pub async fn click(&self, css: &str) -> TestResult {
         let el = self.find(css).await?;
         self.call("POST", &format!("/element/{el}/click"), None)
-            .await?;
+            .await
+            .map_err(|e| format!("clicking {css}: {e}"))?;
         Ok(())
     }
 
@@ -237,13 +238,23 @@ impl Session {
     pub async fn type_into(&self, css: &str, text: &str) -> TestResult {
         let el = self.find(css).await?;
         self.call("POST", &format!("/element/{el}/clear"), None)
-            .await?;
-        self.call(
-            "POST",
-            &format!("/element/{el}/value"),
-            Some(json!({"text": text})),
-        )
-        .await?;
+            .await
+            .map_err(|e| format!("clearing {css}: {e}"))?;
+        let keys = Some(json!({"text": text}));
+        self.call("POST", &format!("/element/{el}/value"), keys)
+            .await
+            .map_err(|e| format!("typing into {css}: {e}"))?;
+        Ok(())
+    }
+
+    /// Sends keys to the element matching `css` without clearing it first (WebDriver key
+    /// codes such as `\u{E00C}` for Escape work here).
+    pub async fn press(&self, css: &str, keys: &str) -> TestResult {
+        let el = self.find(css).await?;
+        let keys = Some(json!({"text": keys}));
+        self.call("POST", &format!("/element/{el}/value"), keys)
+            .await
+            .map_err(|e| format!("pressing keys in {css}: {e}"))?;
         Ok(())
     }
 
@@ -324,7 +335,8 @@ impl Drop for Session {
     }
 }
 
-/// One HTTP/1.1 request to chromedriver without a body, from sync code.
+/// One HTTP/1.1 request to chromedriver without a body, from sync code. Chromedriver keeps
+/// the connection open despite `Connection: close`, so the body is read by its length.
 fn raw_http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
@@ -332,7 +344,28 @@ fn raw_http(port: u16, method: &str, path: &str) -> std::io::Result<String> {
         stream,
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&response);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if response.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&response).into_owned())
 }
