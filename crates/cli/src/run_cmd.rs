@@ -141,14 +141,14 @@ async fn execute(
     }
     let _ = printer.await;
     let summary = summary?;
-    if let Some(notifications) = notifications {
-        notifications.finish(store, &summary.run_id).await;
-    }
     let record = RunView::from_record(store.find_run(&summary.run_id).await?)?;
     if out.is_json() {
         out.json(&record.json());
     } else {
         print_summary(out, &record);
+    }
+    if let Some(notifications) = notifications {
+        notifications.finish(store, &summary.run_id).await;
     }
     Ok(exit_code(summary.status))
 }
@@ -209,11 +209,15 @@ impl Notifications {
     async fn finish(self, store: &Store, run_id: &str) {
         let _ = self.done.send(());
         let _ = self.during.await;
-        match self
-            .deliverer
-            .deliver_run(store, run_id, NOTIFY_BUDGET)
-            .await
-        {
+        let delivered = tokio::select! {
+            delivered = self.deliverer.deliver_run(store, run_id, NOTIFY_BUDGET) => delivered,
+            // A Ctrl-C while waiting for an endpoint leaves the rest to `rota serve`.
+            _ = tokio::signal::ctrl_c() => store
+                .count_pending_notifications(Some(run_id))
+                .await
+                .map(|pending| (Default::default(), pending)),
+        };
+        match delivered {
             Ok((_, 0)) => {}
             Ok((_, pending)) => eprintln!(
                 "rota: {pending} notification(s) of run {run_id} not delivered yet; they stay \
