@@ -257,28 +257,42 @@ fn sample_value(pair: Option<&serde_json::Value>, query: &str) -> Result<(String
     Ok((raw.to_owned(), value))
 }
 
+/// Why an evaluation got no samples.
+struct Unanswered {
+    reason: String,
+    /// The API could not be reached or was not ready (a transport error, a 5xx, a 429):
+    /// another evaluation may succeed. Anything else (a rejected query, a refused token, a
+    /// result of the wrong type) will not change by waiting.
+    transient: bool,
+}
+
 /// Sends one query and returns its samples.
-async fn fetch(client: &reqwest::Client, work: &CheckWork) -> Result<Vec<Sample>, String> {
+async fn fetch(client: &reqwest::Client, work: &CheckWork) -> Result<Vec<Sample>, Unanswered> {
+    let unreachable = |e: reqwest::Error| Unanswered {
+        reason: describe_error(&e, &work.url),
+        transient: true,
+    };
     let mut request = client.get(work.url.clone());
     for (name, value) in &work.headers {
         request = request.header(name.clone(), value.clone());
     }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| describe_error(&e, &work.url))?;
+    let mut response = request.send().await.map_err(unreachable)?;
     let status = response.status();
     let (body, cut) = read_capped(&mut response, RESPONSE_CAP)
         .await
-        .map_err(|e| describe_error(&e, &work.url))?;
+        .map_err(unreachable)?;
+    let transient = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
     if cut {
-        return Err(format!(
-            "the answer for {} is longer than {} MiB; narrow the query",
-            work.query,
-            RESPONSE_CAP / (1024 * 1024)
-        ));
+        return Err(Unanswered {
+            reason: format!(
+                "the answer for {} is longer than {} MiB; narrow the query",
+                work.query,
+                RESPONSE_CAP / (1024 * 1024)
+            ),
+            transient: false,
+        });
     }
-    parse_answer(status, &body, &work.query)
+    parse_answer(status, &body, &work.query).map_err(|reason| Unanswered { reason, transient })
 }
 
 /// What the evaluations so far have seen; kept outside the evaluation loop so a stop or a
@@ -306,14 +320,24 @@ async fn evaluate(
     let mut held_since: Option<Instant> = None;
     loop {
         tokio::time::sleep_until(slot).await;
-        let samples = match fetch(client, work).await {
+        let samples = fetch(client, work).await;
+        progress.evaluations += 1;
+        let samples = match samples {
             Ok(samples) => samples,
-            Err(reason) => {
-                log(Stream::Stderr, &format!("! {reason}"));
-                return Err(reason);
+            Err(unanswered) if spec.wait && unanswered.transient => {
+                // A gate waits through an API that is down or not ready yet: Prometheus
+                // answers 503 while it starts, which is when a gate is often used.
+                held_since = None;
+                log(Stream::Stderr, &format!("! {}; waiting", unanswered.reason));
+                progress.last = Some(unanswered.reason);
+                slot = next_slot(slot, spec.every);
+                continue;
+            }
+            Err(unanswered) => {
+                log(Stream::Stderr, &format!("! {}", unanswered.reason));
+                return Err(unanswered.reason);
             }
         };
-        progress.evaluations += 1;
         let verdict = judge(spec, samples);
         progress.value = verdict.worst.as_ref().map(|s| s.raw.clone());
         // Held time counts in scheduled slots, so `for: 3s, every: 1s` passes at the fourth
@@ -327,7 +351,7 @@ async fn evaluate(
         let done = verdict.ok && held >= spec.hold;
         let state = match (verdict.ok, spec.hold.is_zero(), spec.wait) {
             (true, true, _) => "ok".to_owned(),
-            (true, false, _) => format!("ok, held {} of {}", humantime(held), humantime(spec.hold)),
+            (true, false, _) => format!("ok, held {} of {}", held_text(held), humantime(spec.hold)),
             (false, _, true) => "not ok, waiting".to_owned(),
             (false, _, false) => "not ok".to_owned(),
         };
@@ -371,14 +395,23 @@ async fn evaluate(
                 None => format!("no data for {}", work.query),
             });
         }
-        slot += spec.every;
-        let now = Instant::now();
-        if slot < now {
-            // A request took longer than `every`: evaluate again at once rather than
-            // firing a burst to catch up.
-            slot = now;
-        }
+        slot = next_slot(slot, spec.every);
     }
+}
+
+/// `held` as the log line says it: whole slots, so `0s` rather than `0ms`.
+fn held_text(held: Duration) -> String {
+    if held.is_zero() {
+        "0s".to_owned()
+    } else {
+        humantime(held)
+    }
+}
+
+/// The slot after `slot`; when a request took longer than `every`, now, rather than a burst
+/// of evaluations to catch up.
+fn next_slot(slot: Instant, every: Duration) -> Instant {
+    (slot + every).max(Instant::now())
 }
 
 /// Evaluates the check until it passes, fails, is stopped or times out.

@@ -660,3 +660,34 @@ steps:
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn an_unreachable_api_fails_a_verification_and_is_waited_through_by_a_gate() -> TestResult {
+    // A port nobody listens on: bound, then released.
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let source = format!(
+        r#"id: check-down
+steps:
+  - id: verify
+    check: {{ prometheus: "{base}", query: up, below: 1 }}
+  - id: gate
+    check: {{ prometheus: "{base}", query: up, below: 1, wait: true, every: 1s }}
+    timeout: 3s
+"#
+    );
+    let ran = run_job(&source, Options::default()).await?;
+    ran.assert_status(RunStatus::Failed);
+    let refused = format!("connection refused to {base}/api/v1/query?query=up");
+    assert_eq!(ran.step("verify").status, StepStatus::Failed);
+    assert_eq!(ran.reason("verify"), refused);
+    assert_eq!(ran.step("gate").status, StepStatus::TimedOut);
+    assert_eq!(
+        ran.reason("gate"),
+        format!("condition did not hold before the step timeout of 3s; last evaluation: {refused}")
+    );
+    // Timed out rather than failed: the gate waited through the refusals.
+    let log = ran.log().await?;
+    assert!(log.contains(&format!("! {refused}; waiting")), "{log:?}");
+    Ok(())
+}
