@@ -2,7 +2,17 @@
 // first and paged; "Verify chain" checks the hash chain on the server.
 
 import { api } from "../api.js";
-import { h, mount, problemBox, timeEl, badge } from "../dom.js";
+import { h, mount, problemBox, timeEl, badge, enc } from "../dom.js";
+
+/** The target as a link when it names a run or a job, else as text. */
+function targetCell(target) {
+  const text = String(target || "");
+  const run = text.match(/^run\/([0-9a-z]+)$/);
+  if (run) return h("a", { href: `#/runs/${enc(run[1])}` }, text);
+  const job = text.match(/^job\/([^/]+)\/([^/]+)$/);
+  if (job) return h("a", { href: `#/jobs/${enc(job[1])}/${enc(job[2])}` }, text);
+  return text;
+}
 
 export function render(main) {
   let alive = true;
@@ -45,9 +55,9 @@ export function render(main) {
           h("td", {}, timeEl(e.at)),
           h("td", { class: "small mono" }, e.actor),
           h("td", { class: "mono" }, e.action),
-          h("td", { class: "small mono wrap" }, e.target),
+          h("td", { class: "small mono wrap" }, targetCell(e.target)),
           h("td", { class: "small" }, e.source || ""),
-          h("td", {}, e.result === "ok" ? h("span", { class: "muted" }, "ok") : badge("failed"), e.result === "ok" ? "" : ` ${e.result}`)));
+          h("td", {}, e.result === "ok" ? h("span", { class: "muted" }, "ok") : badge(e.result))));
       }
       if (!body.children.length) body.appendChild(h("tr", {}, h("td", { colspan: 7, class: "empty" }, "No entries.")));
       const full = page.items.length === 100;

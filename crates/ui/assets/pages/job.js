@@ -60,6 +60,12 @@ function paramField(p) {
     input = h("input", { id, name: p.name, type: "text", value: required ? "" : String(p.default), spellcheck: "false", autocomplete: "off" });
     read = () => (input.value === "" && required ? undefined : input.value);
   }
+  if (p.ty === "bool") {
+    const field = h("div", { class: "field inline" }, input,
+      h("label", { for: id }, p.name, " ", h("span", { class: "muted small" }, "bool")),
+      p.help ? h("span", { class: "muted small" }, ` — ${p.help}`) : null);
+    return { field, read, name: p.name };
+  }
   const field = h("div", { class: "field" },
     h("label", { for: id }, p.name, " ", h("span", { class: "muted small" }, p.ty, required ? " · required" : "")),
     input,
@@ -175,7 +181,7 @@ export function render(main, [namespace, jobId]) {
     h("h2", {}, "Run"),
     fields.length ? fields.map((f) => f.field) : h("p", { class: "muted" }, "This job declares no parameters."),
     h("div", { class: "field inline" }, dry, h("label", { for: "dry-run" }, "Dry run (plan only)")),
-    runButton, runStatus);
+    h("div", {}, runButton), runStatus);
 
     const stepRows = steps.map((st) => h("tr", {},
       h("td", { class: "mono" }, st.id),

@@ -15,7 +15,18 @@ export function render(main) {
   const status = h("div", { "aria-live": "polite", id: "secrets-status" });
   const body = h("tbody");
   const nameInput = h("input", { id: "secret-name", name: "name", type: "text", required: true, autocomplete: "off", spellcheck: "false", placeholder: "DB_PASSWORD" });
-  const valueInput = h("textarea", { id: "secret-value", name: "value", rows: 2, required: true, autocomplete: "off", spellcheck: "false", placeholder: "the value (write-only)" });
+  // A password field by default (nothing readable over a shoulder); a multi-line value
+  // (a key, a certificate) switches to a text area.
+  let valueInput = h("input", { id: "secret-value", name: "value", type: "password", required: true, autocomplete: "off", spellcheck: "false", placeholder: "the value (write-only)" });
+  const multi = h("input", { type: "checkbox", id: "secret-multiline" });
+  multi.addEventListener("change", () => {
+    const next = multi.checked
+      ? h("textarea", { id: "secret-value", name: "value", rows: 4, required: true, autocomplete: "off", spellcheck: "false", placeholder: "the value (write-only)" })
+      : h("input", { id: "secret-value", name: "value", type: "password", required: true, autocomplete: "off", spellcheck: "false", placeholder: "the value (write-only)" });
+    next.value = valueInput.value;
+    valueInput.replaceWith(next);
+    valueInput = next;
+  });
   const formStatus = h("div", { "aria-live": "polite", id: "secret-form-status" });
   const form = h("form", { class: "card", id: "secret-form", autocomplete: "off", onsubmit: async (e) => {
     e.preventDefault();
@@ -37,6 +48,7 @@ export function render(main) {
   h("div", { class: "field" }, h("label", { for: "secret-name" }, "Name"), nameInput),
   h("div", { class: "field" }, h("label", { for: "secret-value" }, "Value"), valueInput,
     h("span", { class: "muted small" }, "Stored encrypted. It is never shown again; setting an existing name adds a version.")),
+  h("div", { class: "field inline" }, multi, h("label", { for: "secret-multiline" }, "Multi-line value")),
   h("button", { type: "submit", class: "primary", id: "secret-save" }, "Save secret"),
   formStatus);
 
