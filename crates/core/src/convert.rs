@@ -1834,6 +1834,8 @@ fn check_step(
             }
             every.unwrap_or(CHECK_DEFAULT_EVERY)
         }
+        // A window shorter than the default interval is still evaluated more than once.
+        None if !hold.is_zero() => hold.clamp(CHECK_MIN_EVERY, CHECK_DEFAULT_EVERY),
         None => CHECK_DEFAULT_EVERY,
     };
     let wait = get(fields, "wait")

@@ -392,7 +392,8 @@ pub struct CheckStep {
     /// How long the condition must hold; zero means one evaluation.
     #[serde(rename = "for")]
     pub hold: Duration,
-    /// Time between evaluations (at least [`CHECK_MIN_EVERY`]).
+    /// Time between evaluations: at least [`CHECK_MIN_EVERY`]; by default
+    /// [`CHECK_DEFAULT_EVERY`], or `hold` when that is shorter.
     pub every: Duration,
     /// `false`: fail at the first evaluation that breaks the condition (a verification);
     /// `true`: keep evaluating until it has held for `hold` (a gate), bounded by the step's
