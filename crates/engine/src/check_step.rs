@@ -552,7 +552,7 @@ mod tests {
     fn answers_parse_as_vectors_scalars_or_errors() {
         let ok = reqwest::StatusCode::OK;
         let vector = br#"{"status":"success","data":{"resultType":"vector","result":[
-            {"metric":{"job":"api"},"value":[1.5,"+Inf"]}]}}"#;
+            {"metric":{"__name__":"up","job":"api"},"value":[1.5,"+Inf"]}]}}"#;
         let samples = parse_answer(ok, vector, "q").unwrap_or_default();
         assert_eq!(samples.len(), 1);
         assert_eq!(samples[0].labels_text(), r#" {job="api"}"#);
