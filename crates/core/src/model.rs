@@ -38,9 +38,10 @@ pub struct Job {
     pub concurrency: u32,
     /// The steps, in file order. Validation guarantees unique ids, known `needs` and no cycle.
     pub steps: Vec<Step>,
-    /// Notification rules, in file order (`notify:`). Absent in definitions stored before
-    /// notifications existed, hence the default.
-    #[serde(default)]
+    /// Notification rules, in file order (`notify:`). Left out of the stored definition
+    /// when empty, so a job without rules keeps the definition (and revision hash) it had
+    /// before notifications existed, and such stored definitions still load.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<Notification>,
 }
 

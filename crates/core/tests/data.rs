@@ -114,3 +114,20 @@ fn ok_cases_survive_a_json_round_trip() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A job without `notify:` keeps the stored definition it had before notifications
+/// existed, so upgrading does not make a new revision of every job.
+#[test]
+fn a_job_without_notify_rules_stores_no_notify_key() {
+    let jobs = match parse_str(
+        "id: plain\nsteps:\n  - id: a\n    sh: exit 0\n",
+        "plain.yaml",
+        Format::Yaml,
+    ) {
+        Ok(jobs) => jobs,
+        Err(diags) => panic!("{diags}"),
+    };
+    let stored = serde_json::to_value(&jobs[0]).unwrap_or_default();
+    assert!(stored.get("id").is_some(), "{stored}");
+    assert!(stored.get("notify").is_none(), "{stored}");
+}
