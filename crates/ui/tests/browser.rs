@@ -71,10 +71,13 @@ impl Fixture {
 
     /// Signs in through the form with the admin token and waits for the jobs list.
     async fn sign_in(&self) -> TestResult {
+        self.sign_in_with(&self.server.admin_token()?).await
+    }
+
+    /// Signs in through the form with this token and waits for the jobs list.
+    async fn sign_in_with(&self, token: &str) -> TestResult {
         self.browser.goto(&self.server.base).await?;
-        self.browser
-            .type_into("#token", &self.server.admin_token()?)
-            .await?;
+        self.browser.type_into("#token", token).await?;
         self.browser
             .click("form.signin button[type=submit]")
             .await?;
@@ -138,6 +141,30 @@ async fn sign_in_rejects_a_wrong_token_with_the_servers_message_and_sign_out_for
         !in_url.to_string().contains(&token),
         "the token is never in the URL"
     );
+
+    // Keyboard: `g r` goes to runs, `g j` back to jobs, `/` focuses the filter.
+    f.browser.keyboard("gr").await?;
+    f.browser
+        .wait_for(
+            "g r to open runs",
+            "return !!document.querySelector('#runs-table')",
+        )
+        .await?;
+    f.browser.keyboard("gj").await?;
+    f.browser
+        .wait_for(
+            "g j to open jobs",
+            "return !!document.querySelector('#jobs-table')",
+        )
+        .await?;
+    f.browser.keyboard("/").await?;
+    f.browser
+        .wait_for(
+            "/ to focus the filter",
+            "return document.activeElement?.id === 'job-filter'",
+        )
+        .await?;
+
     f.browser.click("#sign-out").await?;
     f.browser
         .wait_for(
@@ -261,6 +288,7 @@ async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page
         )
         .await?;
     f.wait_text("#run-reason", "failed steps: boom").await?;
+    let failed_run = f.browser.js("return location.hash", json!([])).await?;
     f.wait_text("#steps-table", "exited with code 3").await?;
     f.wait_text("#log", "failing").await?;
     f.browser
@@ -303,6 +331,21 @@ async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page
             "only the failed run",
             "return [...document.querySelectorAll('#runs-table tbody tr')].map(r => r.dataset.status).join(',') === 'failed'",
         )
+        .await?;
+
+    // A viewer sees the run, and a retry it may not do shows the server's problem detail.
+    let viewer = f.server.create_token("viewer").await?;
+    f.browser.click("#sign-out").await?;
+    f.sign_in_with(&viewer).await?;
+    let route = failed_run
+        .as_str()
+        .ok_or("no run route")?
+        .trim_start_matches('#');
+    f.open(route).await?;
+    f.wait_text("#run-reason", "failed steps: boom").await?;
+    f.browser.click("#retry-run").await?;
+    f.wait_text("#action-status", "Permission denied").await?;
+    f.wait_text("#action-status", "needs the operator role")
         .await?;
     Ok(())
 }

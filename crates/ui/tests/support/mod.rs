@@ -93,6 +93,25 @@ impl Server {
         )
     }
 
+    /// Creates an API token with one role in every namespace and returns its text.
+    pub async fn create_token(&self, role: &str) -> Result<String, Box<dyn std::error::Error>> {
+        let created: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/tokens", self.base))
+            .bearer_auth(self.admin_token()?)
+            .json(
+                &serde_json::json!({"name": format!("ui test {role}"), "grants": [{"role": role}]}),
+            )
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(created["secret"]
+            .as_str()
+            .ok_or("no token text in the answer")?
+            .to_owned())
+    }
+
     /// Waits until the API lists `job` in `default` (the job directory is loaded).
     pub async fn wait_for_jobs(&self, jobs: &[&str]) -> TestResult {
         let token = self.admin_token()?;

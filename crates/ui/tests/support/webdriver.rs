@@ -258,6 +258,18 @@ impl Session {
         Ok(())
     }
 
+    /// Types `keys` on the keyboard into whatever has the focus (for page shortcuts).
+    pub async fn keyboard(&self, keys: &str) -> TestResult {
+        let mut actions = Vec::new();
+        for key in keys.chars() {
+            actions.push(json!({"type": "keyDown", "value": key.to_string()}));
+            actions.push(json!({"type": "keyUp", "value": key.to_string()}));
+        }
+        let body = json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]});
+        self.call("POST", "/actions", Some(body)).await?;
+        Ok(())
+    }
+
     /// The visible text of the element matching `css`.
     pub async fn text(&self, css: &str) -> Result<String, Box<dyn std::error::Error>> {
         let el = self.find(css).await?;
