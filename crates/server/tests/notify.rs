@@ -155,3 +155,60 @@ async fn a_notification_rota_run_could_not_send_is_delivered_by_a_later_rota_ser
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_run_notifies_while_it_runs_too_long_and_when_it_fails() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let home = dir.path().join("home");
+    let jobs = dir.path().join("jobs");
+    std::fs::create_dir_all(&jobs)?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let seen = endpoint(listener);
+    // The step runs until the `duration_exceeded` notification has arrived (so it is sent
+    // while the run is still running, whatever the machine's speed), then fails.
+    let flag = dir.path().join("arrived");
+    std::fs::write(
+        jobs.join("slow.yaml"),
+        format!(
+            "id: slow\nsteps:\n  - id: work\n    \
+             sh: for i in $(seq 1 1200); do test -e {flag} && exit 5; sleep 0.1; done\n\
+             notify:\n  - on: [duration_exceeded]\n    after: 1s\n    \
+             webhook: {{ url: \"http://127.0.0.1:{port}/slow\" }}\n  \
+             - on: [failure]\n    slack: {{ webhook: \"http://127.0.0.1:{port}/slack\" }}\n",
+            flag = flag.display()
+        ),
+    )?;
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let run_id = server.start_run("slow")?;
+    let count = || seen.lock().unwrap_or_else(|e| e.into_inner()).len();
+    wait_for("the duration_exceeded notification", || count() >= 1)?;
+    std::fs::write(&flag, "")?;
+    wait_for("the failure notification", || count() >= 2)?;
+    server.terminate()?;
+
+    let requests = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests[0].starts_with("POST /slow "), "{}", requests[0]);
+    assert!(requests[0].contains("\"event\":\"duration_exceeded\""));
+    assert!(requests[0].contains("\"status\":\"running\""));
+    assert!(requests[1].starts_with("POST /slack "), "{}", requests[1]);
+    let text = format!(":x: default/slow run {run_id} failed: failed steps: work");
+    assert!(requests[1].contains(&text), "{}", requests[1]);
+
+    let store = Store::open(&home).await?;
+    let rows = store.notifications_of_run(&run_id).await?;
+    let states: Vec<(&str, NotificationStatus)> = rows
+        .iter()
+        .map(|r| (r.queued.event.as_str(), r.status))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("duration_exceeded", NotificationStatus::Sent),
+            ("failure", NotificationStatus::Sent)
+        ]
+    );
+    store.close().await;
+    Ok(())
+}
