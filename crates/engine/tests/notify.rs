@@ -523,3 +523,37 @@ async fn the_outbox_row_commits_with_the_runs_end_or_not_at_all() -> TestResult 
     assert_eq!(home.store.count_pending_notifications(None).await?, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_claimed_notification_is_not_taken_by_a_second_deliverer() -> TestResult {
+    let server = Server::start(vec![200]).await?;
+    let mut home = Home::new().await?;
+    let source = job(
+        &server,
+        "exit 1",
+        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
+    );
+    home.run(&source, &[]).await?;
+    let lease = Duration::from_secs(60);
+    let now = Timestamp::now();
+    let first = home
+        .store
+        .claim_due_notifications(now, lease, 10, None)
+        .await?;
+    assert_eq!(first.len(), 1);
+    let second = home
+        .store
+        .claim_due_notifications(now, lease, 10, None)
+        .await?;
+    assert!(second.is_empty(), "{second:?}");
+    // A deliverer that died holding it: after the lease the row is due again.
+    let later = now.checked_add(jiff::SignedDuration::from_secs(61))?;
+    let again = home
+        .store
+        .claim_due_notifications(later, lease, 10, None)
+        .await?;
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].queued.id, first[0].queued.id);
+    assert_eq!(again[0].status, NotificationStatus::Pending);
+    Ok(())
+}
