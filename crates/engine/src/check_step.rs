@@ -316,8 +316,8 @@ async fn evaluate(
 ) -> Result<(), String> {
     let spec = &work.spec;
     let mut slot = Instant::now();
-    // Where the current run of passing evaluations began.
-    let mut held_since: Option<Instant> = None;
+    // Passing evaluations in a row.
+    let mut streak: u32 = 0;
     loop {
         tokio::time::sleep_until(slot).await;
         let samples = fetch(client, work).await;
@@ -327,7 +327,7 @@ async fn evaluate(
             Err(unanswered) if spec.wait && unanswered.transient => {
                 // A gate waits through an API that is down or not ready yet: Prometheus
                 // answers 503 while it starts, which is when a gate is often used.
-                held_since = None;
+                streak = 0;
                 log(Stream::Stderr, &format!("! {}; waiting", unanswered.reason));
                 progress.last = Some(unanswered.reason);
                 slot = next_slot(slot, spec.every);
@@ -340,14 +340,11 @@ async fn evaluate(
         };
         let verdict = judge(spec, samples);
         progress.value = verdict.worst.as_ref().map(|s| s.raw.clone());
-        // Held time counts in scheduled slots, so `for: 3s, every: 1s` passes at the fourth
-        // evaluation however long each request took.
-        let held = if verdict.ok {
-            slot - *held_since.get_or_insert(slot)
-        } else {
-            held_since = None;
-            Duration::ZERO
-        };
+        // Held time counts intervals between passing evaluations in a row, so `for: 3s,
+        // every: 1s` passes at the fourth one; a slow request stretches the wall-clock span,
+        // never shortens it, and the number of evaluations does not depend on the machine.
+        streak = if verdict.ok { streak + 1 } else { 0 };
+        let held = spec.every * streak.saturating_sub(1);
         let done = verdict.ok && held >= spec.hold;
         let state = match (verdict.ok, spec.hold.is_zero(), spec.wait) {
             (true, true, _) => "ok".to_owned(),

@@ -398,7 +398,7 @@ steps:
     let ran = run_job(&source, Options::default()).await?;
     ran.assert_status(RunStatus::Succeeded);
     assert_eq!(ran.output("precheck", "value"), Some("0.003"));
-    // Held in scheduled slots: at 0s, 1s, 2s and 3s.
+    // Four passing evaluations in a row (0s, 1s, 2s, 3s) span `for: 3s`.
     assert_eq!(ran.output("precheck", "evaluations"), Some("4"));
     let log = ran.log().await?;
     assert!(
