@@ -402,3 +402,44 @@ async fn secrets_show_names_never_values_and_the_audit_chain_verifies() -> TestR
         .await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_live_log_resumes_after_the_server_restarts_without_repeating_lines() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let mut f = Fixture::start().await?;
+    f.sign_in().await?;
+    f.open("/jobs/default/sleeper").await?;
+    f.browser.click("#run-job").await?;
+    f.wait_text("#log", "tick 3").await?;
+
+    // The stream drops with the server; the page reconnects with `Last-Event-ID` to the
+    // restarted server, which ends the run (its owner died) after the lines already sent.
+    f.server.crash_and_restart()?;
+    f.browser
+        .wait_for(
+            "the stream to end after the restart",
+            "return document.querySelector('#log-state')?.dataset.state === 'ended'",
+        )
+        .await?;
+    f.browser
+        .wait_for(
+            "the run to end",
+            "const s = document.querySelector('#run-status')?.dataset.status; \
+             return !!s && !['queued', 'running'].includes(s);",
+        )
+        .await?;
+    let lines = f
+        .browser
+        .js(
+            "const seqs = [...document.querySelectorAll('#log .line[data-seq]')].map(l => l.dataset.seq); \
+             return {count: seqs.length, unique: new Set(seqs).size};",
+            json!([]),
+        )
+        .await?;
+    assert!(lines["count"].as_u64().unwrap_or(0) >= 3, "{lines}");
+    assert_eq!(
+        lines["count"], lines["unique"],
+        "a line was shown twice: {lines}"
+    );
+    Ok(())
+}

@@ -49,39 +49,83 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes `jobs` (file name, text) and starts the server on them.
+    /// Writes `jobs` (file name, text) and starts the server on them, on a free port.
     pub fn start(jobs: &[(&str, &str)]) -> Result<Server, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let (home, jobs_dir) = (dir.path().join("home"), dir.path().join("jobs"));
-        std::fs::create_dir_all(&home)?;
+        let jobs_dir = dir.path().join("jobs");
+        std::fs::create_dir_all(dir.path().join("home"))?;
         std::fs::create_dir_all(&jobs_dir)?;
         for (name, text) in jobs {
             std::fs::write(jobs_dir.join(name), text)?;
         }
-        let log = std::fs::File::create(dir.path().join("serve.log"))?;
+        // A fixed port (free now) lets a restarted server answer at the same address.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Server::spawn(dir.path(), port)?;
+        let mut server = Server {
+            child,
+            dir,
+            base: String::new(),
+        };
+        server.base = server.wait_listening()?;
+        Ok(server)
+    }
+
+    fn spawn(dir: &Path, port: u16) -> std::io::Result<Child> {
+        let home = dir.join("home");
+        let _ = std::fs::remove_file(home.join("serve.addr"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("serve.log"))?;
         let mut command = Command::new(rota_bin());
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("ROTA_") {
                 command.env_remove(key);
             }
         }
-        let child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--grace", "5", "--jobs"])
-            .arg(&jobs_dir)
+        command
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--grace",
+                "5",
+                "--jobs",
+            ])
+            .arg(dir.join("jobs"))
             .env("ROTA_HOME", &home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
-            .spawn()?;
-        let mut server = Server {
-            child,
-            dir,
-            base: String::new(),
-        };
-        let addr_file = home.join("serve.addr");
+            .spawn()
+    }
+
+    fn wait_listening(&self) -> Result<String, Box<dyn std::error::Error>> {
+        let addr_file = self.dir.path().join("home/serve.addr");
         wait_for("rota serve to listen", || addr_file.exists())?;
-        server.base = format!("http://{}", std::fs::read_to_string(&addr_file)?.trim());
-        Ok(server)
+        Ok(format!(
+            "http://{}",
+            std::fs::read_to_string(&addr_file)?.trim()
+        ))
+    }
+
+    /// Kills the server with SIGKILL (as a crash would) and starts it again on the same
+    /// home, jobs and address.
+    pub fn crash_and_restart(&mut self) -> TestResult {
+        self.child.kill()?;
+        self.child.wait()?;
+        let port = self
+            .base
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or("no port in the server's address")?;
+        self.child = Server::spawn(self.dir.path(), port)?;
+        let base = self.wait_listening()?;
+        assert_eq!(base, self.base, "the restarted server listens where it did");
+        Ok(())
     }
 
     /// The admin token the server wrote on its first start.
