@@ -464,7 +464,8 @@ impl Deliverer {
     }
 
     /// Delivers the notifications of `run_id`, retrying as scheduled, until none is pending
-    /// or `budget` is spent; returns what it did and how many are still pending.
+    /// or `budget` is spent (a request still in flight then is abandoned); returns what it
+    /// did and how many are still pending.
     pub async fn deliver_run(
         &self,
         store: &Store,
@@ -474,7 +475,12 @@ impl Deliverer {
         let deadline = tokio::time::Instant::now() + budget;
         let mut report = DeliveryReport::default();
         loop {
-            report.add(self.deliver_due(store, Some(run_id)).await?);
+            // The budget is a bound: a pass still waiting for an endpoint at the deadline
+            // is dropped. Its row stays claimed for the lease, then any deliverer retries it.
+            let pass = tokio::time::timeout_at(deadline, self.deliver_due(store, Some(run_id)));
+            if let Ok(done) = pass.await {
+                report.add(done?);
+            }
             let pending = store.count_pending_notifications(Some(run_id)).await?;
             if pending == 0 || tokio::time::Instant::now() >= deadline {
                 return Ok((report, pending));

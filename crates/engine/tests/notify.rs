@@ -45,7 +45,8 @@ impl Seen {
     }
 }
 
-/// A server on 127.0.0.1:0 answering the `statuses` in turn (the last one repeats).
+/// A server on 127.0.0.1:0 answering the `statuses` in turn (the last one repeats); a
+/// status of 0 never answers.
 struct Server {
     base: String,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -72,6 +73,14 @@ impl Server {
                     .or(statuses.last())
                     .copied()
                     .unwrap_or(200);
+                if status == 0 {
+                    // Never answer: hold the connection open.
+                    tokio::spawn(async move {
+                        let _keep = stream;
+                        tokio::time::sleep(Duration::from_secs(600)).await;
+                    });
+                    continue;
+                }
                 let reply = format!(
                     "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
                 );
@@ -555,5 +564,27 @@ async fn a_claimed_notification_is_not_taken_by_a_second_deliverer() -> TestResu
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].queued.id, first[0].queued.id);
     assert_eq!(again[0].status, NotificationStatus::Pending);
+    Ok(())
+}
+
+#[tokio::test]
+async fn delivery_by_a_run_stops_at_its_budget_and_leaves_the_row_pending() -> TestResult {
+    let server = Server::start(vec![0]).await?;
+    let mut home = Home::new().await?;
+    let source = job(
+        &server,
+        "exit 1",
+        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
+    );
+    home.run(&source, &[]).await?;
+    let deliverer = Deliverer::new(secrets(&[]));
+    let budget = Duration::from_millis(300);
+    let (report, pending) =
+        tokio::time::timeout(LIMIT, deliverer.deliver_run(&home.store, "run-1", budget)).await??;
+    assert_eq!((report.sent, report.retrying, pending), (0, 0, 1));
+    // The request was still waiting for an answer (its 10 s timeout had not passed): the
+    // attempt was cut off, not recorded, and the row waits for its lease.
+    let row = &home.store.notifications_of_run("run-1").await?[0];
+    assert_eq!((row.status, row.attempts), (NotificationStatus::Pending, 0));
     Ok(())
 }
