@@ -456,7 +456,7 @@ pub(crate) fn describe_error(error: &reqwest::Error, url: &reqwest::Url) -> Stri
 }
 
 /// The innermost error's message: reqwest's outer ones only say "error sending request".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
     while let Some(source) = current.source() {
         current = source;

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -22,6 +22,7 @@ use rota_store::{
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::http_step;
 use crate::recorder::Recorder;
 use crate::redact::Redactor;
 use crate::run::RunRequest;
@@ -549,22 +550,6 @@ impl Deliverer {
     }
 }
 
-/// The client notifications are sent with: no redirects (a 3xx is not a delivery), a
-/// bounded request time.
-fn client() -> Result<reqwest::Client, String> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    if let Some(client) = CLIENT.get() {
-        return Ok(client.clone());
-    }
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("rota/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .map_err(|e| format!("cannot set up the HTTP client: {}", root_cause(&e)))?;
-    Ok(CLIENT.get_or_init(|| client).clone())
-}
-
 /// Renders the target and sends one notification; the error text may hold secrets and is
 /// redacted by the caller.
 async fn send(q: &NewNotification, secrets: BTreeMap<String, String>) -> Result<(), String> {
@@ -575,8 +560,10 @@ async fn send(q: &NewNotification, secrets: BTreeMap<String, String>) -> Result<
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("unsupported URL scheme `{}`", parsed.scheme()));
     }
-    let mut request = client()?
+    // The step client without redirects (a 3xx is not a delivery), with a bounded request.
+    let mut request = http_step::client(false, false)?
         .post(parsed)
+        .timeout(REQUEST_TIMEOUT)
         .header("content-type", "application/json")
         .header("idempotency-key", &q.id)
         .header("x-rota-notification-id", &q.id)
@@ -592,7 +579,7 @@ async fn send(q: &NewNotification, secrets: BTreeMap<String, String>) -> Result<
         if e.is_timeout() {
             format!("no answer within {}s", REQUEST_TIMEOUT.as_secs())
         } else {
-            format!("request failed: {}", root_cause(&e))
+            format!("request failed: {}", http_step::root_cause(&e))
         }
     })?;
     let status = response.status();
@@ -631,15 +618,6 @@ fn render_context(stored: &serde_json::Value, secrets: BTreeMap<String, String>)
         },
         secrets,
     }
-}
-
-/// The innermost error's message: reqwest's outer ones only say "error sending request".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
 }
 
 #[cfg(test)]
