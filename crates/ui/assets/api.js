@@ -35,6 +35,11 @@ export function setUnauthorizedHandler(fn) {
   onUnauthorized = fn;
 }
 
+/** Reports a 401 met outside `api()` (the log stream) so the UI returns to sign-in. */
+export function unauthorized(problem) {
+  onUnauthorized(problem);
+}
+
 /** Headers of every API request: the bearer token when there is one. */
 export function authHeaders(extra = {}) {
   const headers = { Accept: "application/json", ...extra };

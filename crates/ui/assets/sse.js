@@ -2,7 +2,7 @@
 // parses text/event-stream, remembers the last event id and reconnects with
 // `Last-Event-ID` after a dropped connection, until the stream ends or is stopped.
 
-import { authHeaders, problemOf, unreachable } from "./api.js";
+import { authHeaders, problemOf, unreachable, unauthorized } from "./api.js";
 
 /**
  * Follows `/api/v1${path}`. `onEvent({event, id, data})` gets each event; `onEnd()` is
@@ -28,6 +28,7 @@ export function follow(path, { onEvent, onEnd, onError, onState }) {
     }
     if (!res.ok) {
       const problem = await problemOf(res);
+      if (res.status === 401) unauthorized(problem);
       if (res.status >= 400 && res.status < 500) {
         onError && onError(problem);
         return "fatal";

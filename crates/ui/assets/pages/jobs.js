@@ -2,7 +2,7 @@
 // next fire time and paused state; a filter box narrows the list as you type.
 
 import { api, all } from "../api.js";
-import { h, mount, problemBox, timeEl, hashQuery, enc } from "../dom.js";
+import { h, mount, problemBox, timeEl, hashQuery, enc, badge } from "../dom.js";
 
 /** A short text for one trigger of a job definition (`{cron: {...}}`, `{interval: ...}`). */
 export function triggerText(trigger) {
@@ -41,7 +41,7 @@ export function render(main) {
       h("th", { scope: "col" }, "Namespace"), h("th", { scope: "col" }, "Job"),
       h("th", { scope: "col" }, "Description"), h("th", { scope: "col" }, "Rev"),
       h("th", { scope: "col" }, "Triggers"), h("th", { scope: "col" }, "Next fire"),
-      h("th", { scope: "col" }, "State"))),
+      h("th", { scope: "col" }, "Last run"), h("th", { scope: "col" }, "State"))),
     body);
   mount(main, h("div", { class: "page-head" }, h("h1", {}, "Jobs"), filter), status, table);
   document.title = "Jobs · Rota";
@@ -85,21 +85,27 @@ export function render(main) {
         const desc = h("td", { class: "desc" });
         const trig = h("td", { class: "mono small" });
         const next = h("td", {}, "…");
+        const last = h("td");
         const state = h("td");
         const tr = h("tr", {},
           h("td", {}, s.namespace),
           h("td", {}, h("a", { href, class: "strong" }, s.id)),
-          desc, h("td", { class: "num" }, String(s.revision)), trig, next, state);
+          desc, h("td", { class: "num" }, String(s.revision)), trig, next, last, state);
         body.appendChild(tr);
-        return { s, tr, href, desc, trig, next, state, text: `${s.namespace}/${s.id}`.toLowerCase() };
+        return { s, tr, href, desc, trig, next, last, state, text: `${s.namespace}/${s.id}`.toLowerCase() };
       });
       applyFilter();
       await pool(rows, 6, async (r) => {
         const base = `/namespaces/${enc(r.s.namespace)}/jobs/${enc(r.s.id)}`;
-        const [detail, sched] = await Promise.all([
+        const [detail, sched, runs] = await Promise.all([
           api("GET", base).catch(() => null),
           api("GET", `${base}/schedule?count=1`).catch(() => null),
+          api("GET", `/runs?namespace=${enc(r.s.namespace)}&job=${enc(r.s.id)}&limit=1`).catch(() => null),
         ]);
+        const latest = runs && runs.items && runs.items[0];
+        mount(r.last, latest
+          ? h("a", { href: `#/runs/${enc(latest.id)}`, title: latest.created_at }, badge(latest.status))
+          : h("span", { class: "muted" }, "never"));
         if (!alive) return;
         const def = detail && detail.definition ? detail.definition : {};
         const description = def.description || "";

@@ -134,8 +134,9 @@ export function render(main, [runId]) {
   }
 
   function drawRun() {
+    // While the run is active the header redraws each poll, so durations keep counting.
     const json = JSON.stringify(run);
-    if (json === lastRunJson) return;
+    if (json === lastRunJson && !ACTIVE.has(run.status)) return;
     lastRunJson = json;
     document.title = `${run.job_id} ${run.status} · Rota`;
     mount(head, h("h1", {}, h("a", { href: `#/jobs/${enc(run.namespace)}/${enc(run.job_id)}` }, run.job_id), " ",

@@ -85,7 +85,11 @@ export function render(main) {
       mount(status);
       draw();
     } catch (err) {
-      if (alive) mount(status, problemBox(err));
+      if (!alive) return;
+      mount(status, problemBox(err),
+        err.status === 403 && !filters.namespace
+          ? h("p", { class: "muted" }, "This token has roles in some namespaces only: choose one above.")
+          : null);
     }
     schedule();
   }
