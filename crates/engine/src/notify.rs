@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rota_core::model::{Job, NotifyChannel, NotifyEvent, RunStatus, Value};
+use rota_core::model::{Job, NotifyChannel, NotifyEvent, RunStatus, StepStatus, Value};
 use rota_core::template::{self, Context, RunContext};
 use rota_store::{
-    DeliveryOutcome, NewNotification, NotificationRecord, RunEvent, Store, StoreError,
+    DeliveryOutcome, NewNotification, NotificationRecord, RunEvent, RunRecord, Store, StoreError,
 };
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -151,6 +151,47 @@ pub(crate) async fn queue_end(
         .collect()
 }
 
+/// The notifications of a run that crash recovery marks `abandoned` at `at`: its `failure`
+/// rules fire as for a failed run. A dry run notifies no one.
+pub(crate) fn abandoned_notifications(
+    job: &Job,
+    run: &RunRecord,
+    reason: &str,
+    at: Timestamp,
+) -> Vec<NewNotification> {
+    if job.notify.is_empty() || run.dry_run {
+        return Vec::new();
+    }
+    let facts = RunFacts {
+        run_id: run.id.clone(),
+        namespace: run.namespace.clone(),
+        revision: run.job_revision,
+        trigger: run.trigger.clone(),
+        params: run
+            .params
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+        dry_run: run.dry_run,
+        scheduled_at: run.scheduled_at,
+        created_at: run.created_at,
+        started_at: run.started_at,
+    };
+    let end = RunEnd {
+        status: RunStatus::Abandoned,
+        reason: Some(reason.to_owned()),
+        finished_at: at,
+        failed_steps: run
+            .steps
+            .iter()
+            .filter(|s| s.status == StepStatus::Running)
+            .map(|s| s.step_id.clone())
+            .collect(),
+        previous: None,
+    };
+    end_notifications(job, &facts, &end)
+}
+
 /// Starts the timer of each `duration_exceeded` rule: when a rule's `after` has passed
 /// since the run started, its notification is queued. The caller aborts the task when the
 /// run ends. `None` when the job has no such rule (or it is a dry run).
@@ -193,7 +234,8 @@ fn end_event(on: &[NotifyEvent], end: &RunEnd) -> Option<NotifyEvent> {
     let candidates: &[NotifyEvent] = match end.status {
         RunStatus::Succeeded if recovered => &[NotifyEvent::Recovery, NotifyEvent::Success],
         RunStatus::Succeeded => &[NotifyEvent::Success],
-        RunStatus::Failed | RunStatus::TimedOut => &[NotifyEvent::Failure],
+        // A run whose process died is a failure to the people who wait for it.
+        RunStatus::Failed | RunStatus::TimedOut | RunStatus::Abandoned => &[NotifyEvent::Failure],
         RunStatus::Cancelled => &[NotifyEvent::Cancelled],
         _ => &[],
     };

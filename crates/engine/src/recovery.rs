@@ -14,7 +14,7 @@
 
 use jiff::Timestamp;
 use rota_core::model::Job;
-use rota_store::{ActiveRun, Store, StoreError};
+use rota_store::{ActiveRun, NewNotification, RunRecord, Store, StoreError};
 
 use crate::owner;
 
@@ -66,10 +66,42 @@ pub async fn recover_runs(store: &Store) -> Result<Recovered, StoreError> {
             recovered.resumed.push(run.id);
             continue;
         }
-        store.mark_abandoned(&run.id, &reason, now).await?;
+        let notifications = abandoned_notifications(store, &run.id, &reason, now).await?;
+        store
+            .mark_abandoned(&run.id, &reason, now, &notifications)
+            .await?;
         recovered.abandoned.push(run.id);
     }
     Ok(recovered)
+}
+
+/// The notifications the abandoned run's end queues (its job's `failure` rules).
+async fn abandoned_notifications(
+    store: &Store,
+    run_id: &str,
+    reason: &str,
+    at: Timestamp,
+) -> Result<Vec<NewNotification>, StoreError> {
+    let Some(run) = store.get_run(run_id).await? else {
+        return Ok(Vec::new());
+    };
+    let Some(job) = job_of(store, &run).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(crate::notify::abandoned_notifications(
+        &job, &run, reason, at,
+    ))
+}
+
+/// The job revision a run used, when it still loads.
+async fn job_of(store: &Store, run: &RunRecord) -> Result<Option<Job>, StoreError> {
+    let Some(revision) = store
+        .job_revision(&run.namespace, &run.job_id, run.job_revision)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(serde_json::from_value::<Job>(revision.definition).ok())
 }
 
 /// Whether a server may continue the run: it is not a `rota run`, no cancel was asked for,
@@ -82,13 +114,7 @@ async fn resumable(store: &Store, active: &ActiveRun) -> Result<bool, StoreError
     if run.is_foreground() || run.cancel_requested {
         return Ok(false);
     }
-    let Some(revision) = store
-        .job_revision(&run.namespace, &run.job_id, run.job_revision)
-        .await?
-    else {
-        return Ok(false);
-    };
-    let Ok(job) = serde_json::from_value::<Job>(revision.definition) else {
+    let Some(job) = job_of(store, &run).await? else {
         return Ok(false);
     };
     Ok(active.running_steps.iter().all(|running| {

@@ -289,3 +289,27 @@ async fn a_resumed_step_waits_its_retry_backoff_before_the_next_attempt() -> Tes
     assert_eq!(b, [(1, StepStatus::Abandoned)]);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_abandoned_run_queues_its_failure_notifications_with_its_end() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("home")).await?;
+    let source = format!(
+        "{}notify:\n  - on: [failure]\n    webhook: {{ url: \"http://127.0.0.1:9/failed\" }}\n  \
+         - on: [success]\n    webhook: {{ url: \"http://127.0.0.1:9/ok\" }}\n",
+        job_source("{ attempts: 1 }")
+    );
+    dead_run(&store, dir.path(), &source, "cron").await?;
+
+    assert_eq!(recover_runs(&store).await?.abandoned, ["run-1"]);
+    let queued = store.notifications_of_run("run-1").await?;
+    let queued: Vec<_> = queued
+        .iter()
+        .map(|n| (n.queued.event.as_str(), n.queued.url_template.as_str()))
+        .collect();
+    assert_eq!(queued, [("failure", "http://127.0.0.1:9/failed")]);
+    // Recovering again finds nothing to do and queues nothing more.
+    assert!(recover_runs(&store).await?.abandoned.is_empty());
+    assert_eq!(store.notifications_of_run("run-1").await?.len(), 1);
+    Ok(())
+}

@@ -142,13 +142,15 @@ impl Store {
     }
 
     /// Records that a run's owner process died: running steps become `abandoned`, pending
-    /// ones `skipped`, the run `abandoned`, all with `reason`, with their events, in one
-    /// transaction. Does nothing if the run has already ended.
+    /// ones `skipped`, the run `abandoned`, all with `reason`, with their events and the
+    /// `notifications` its end queues, in one transaction. Does nothing if the run has
+    /// already ended.
     pub async fn mark_abandoned(
         &self,
         run_id: &str,
         reason: &str,
         at: Timestamp,
+        notifications: &[crate::NewNotification],
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let row = sqlx::query("SELECT status FROM runs WHERE id = ?")
@@ -196,6 +198,22 @@ impl Store {
             .await?;
         let data = json!({ "status": RunStatus::Abandoned.as_str(), "reason": reason });
         append_event(&mut tx, at, "run.abandoned", run_id, None, data).await?;
+        // The abandoned run's notifications are queued with its end, as a finished run's.
+        for n in notifications {
+            if crate::notify::insert_in(&mut tx, n).await? {
+                let data = json!({ "id": n.id, "rule": n.rule, "event": n.event,
+                                   "channel": n.channel });
+                append_event(
+                    &mut tx,
+                    n.created_at,
+                    "notification.queued",
+                    run_id,
+                    None,
+                    data,
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -877,7 +877,7 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
     let before = run_with_a_busy_step(&store).await?;
 
     store
-        .mark_abandoned("r-1", "owner process 4242 on host-a is gone", at(9))
+        .mark_abandoned("r-1", "owner process 4242 on host-a is gone", at(9), &[])
         .await?;
 
     let run = store.get_run("r-1").await?.ok_or("run missing")?;
@@ -924,7 +924,7 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
     );
 
     // Already terminal: nothing changes, no event is added.
-    store.mark_abandoned("r-1", "again", at(10)).await?;
+    store.mark_abandoned("r-1", "again", at(10), &[]).await?;
     assert_eq!(store.events_after(0, 1000).await?.len(), events.len());
     let run = store.get_run("r-1").await?.ok_or("run missing")?;
     assert_eq!(
@@ -932,7 +932,7 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
         Some("owner process 4242 on host-a is gone")
     );
     assert!(matches!(
-        store.mark_abandoned("ghost", "x", at(1)).await,
+        store.mark_abandoned("ghost", "x", at(1), &[]).await,
         Err(StoreError::RunNotFound(_))
     ));
     Ok(())
