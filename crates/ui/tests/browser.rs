@@ -45,12 +45,19 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Result<Fixture, Box<dyn std::error::Error>> {
+        Fixture::start_with(&[]).await
+    }
+
+    async fn start_with(serve_args: &[&str]) -> Result<Fixture, Box<dyn std::error::Error>> {
         let driver = Driver::start()?;
-        let server = Server::start(&[
-            ("greet.yaml", GREET),
-            ("broken.yaml", BROKEN),
-            ("sleeper.yaml", SLEEPER),
-        ])?;
+        let server = Server::start_with(
+            &[
+                ("greet.yaml", GREET),
+                ("broken.yaml", BROKEN),
+                ("sleeper.yaml", SLEEPER),
+            ],
+            serve_args,
+        )?;
         server
             .wait_for_jobs(&["greet", "broken", "sleeper"])
             .await?;
@@ -223,6 +230,17 @@ async fn a_run_started_from_the_job_page_shows_its_dag_and_logs_live() -> TestRe
     f.wait_text("#schedule", "Next fire times").await?;
     f.assert_no_injection().await?;
 
+    // Pause and resume the schedule.
+    f.browser.click("#schedule #pause").await?;
+    f.wait_text("#schedule", "paused").await?;
+    f.browser.click("#schedule #resume").await?;
+    f.browser
+        .wait_for(
+            "the schedule to resume",
+            "return !!document.querySelector('#schedule #pause') && !document.querySelector('#schedule .st-paused')",
+        )
+        .await?;
+
     // The Run form is built from the declared params: an enum is a select.
     f.browser
         .wait_for(
@@ -270,6 +288,24 @@ async fn a_run_started_from_the_job_page_shows_its_dag_and_logs_live() -> TestRe
         .js("return !!document.querySelector('#cancel-run')", json!([]))
         .await?;
     assert_eq!(cancel, json!(false));
+
+    // Retry from a step: a new run that reruns that step and what follows it.
+    let first_run = f.browser.js("return location.hash", json!([])).await?;
+    f.browser.click("#retry-from option[value=second]").await?;
+    f.browser.click("#retry-from-step").await?;
+    f.browser
+        .wait_for(
+            "the retry's page",
+            &format!("return location.hash.startsWith('#/runs/') && location.hash !== {first_run}"),
+        )
+        .await?;
+    f.wait_text("#run-summary", "Retry of").await?;
+    f.browser
+        .wait_for(
+            "the retry to succeed",
+            "return document.querySelector('#run-status')?.dataset.status === 'succeeded'",
+        )
+        .await?;
     Ok(())
 }
 
@@ -317,12 +353,37 @@ async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page
         )
         .await?;
 
-    // The runs list shows both, newest first, and filters by status.
+    // The runs list refreshes itself while a run is active: another user's cancel shows up.
+    f.open("/jobs/default/sleeper").await?;
+    f.browser.click("#run-job").await?;
+    f.wait_text("#log", "tick 1").await?;
+    let route = f.browser.js("return location.hash", json!([])).await?;
+    let second = route
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/runs/"))
+        .ok_or("no run id in the address")?
+        .to_owned();
+    f.open("/runs?job=sleeper").await?;
+    f.browser
+        .wait_for(
+            "the running run listed",
+            "return document.querySelector('#runs-table tbody tr')?.dataset.status === 'running'",
+        )
+        .await?;
+    f.server.cancel(&second).await?;
+    f.browser
+        .wait_for(
+            "the list to show the cancel without a reload",
+            "return document.querySelector('#runs-table tbody tr')?.dataset.status === 'cancelled'",
+        )
+        .await?;
+
+    // The runs list shows all three, newest first, and filters by status.
     f.open("/runs").await?;
     f.browser
         .wait_for(
-            "both runs listed",
-            "return [...document.querySelectorAll('#runs-table tbody tr')].map(r => r.dataset.status).join(',') === 'cancelled,failed'",
+            "every run listed",
+            "return [...document.querySelectorAll('#runs-table tbody tr')].map(r => r.dataset.status).join(',') === 'cancelled,cancelled,failed'",
         )
         .await?;
     f.open("/runs?status=failed").await?;
@@ -441,5 +502,20 @@ async fn the_live_log_resumes_after_the_server_restarts_without_repeating_lines(
         lines["count"], lines["unique"],
         "a line was shown twice: {lines}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_auth_none_the_ui_needs_no_sign_in() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::start_with(&["--auth", "none"]).await?;
+    f.browser.goto(&f.server.base).await?;
+    f.browser
+        .wait_for(
+            "the jobs list without signing in",
+            "return document.querySelectorAll('#jobs-table tbody tr').length === 3 && !document.querySelector('#token')",
+        )
+        .await?;
+    f.wait_text("#session", "no sign-in required").await?;
     Ok(())
 }

@@ -46,11 +46,22 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Extra arguments of `rota serve`, kept for a restart.
+    extra: Vec<String>,
 }
 
 impl Server {
     /// Writes `jobs` (file name, text) and starts the server on them, on a free port.
     pub fn start(jobs: &[(&str, &str)]) -> Result<Server, Box<dyn std::error::Error>> {
+        Server::start_with(jobs, &[])
+    }
+
+    /// Like [`Server::start`], with extra arguments for `rota serve` (e.g. `--auth none`).
+    pub fn start_with(
+        jobs: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Result<Server, Box<dyn std::error::Error>> {
+        let extra: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
         let dir = tempfile::tempdir()?;
         let jobs_dir = dir.path().join("jobs");
         std::fs::create_dir_all(dir.path().join("home"))?;
@@ -62,17 +73,18 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Server::spawn(dir.path(), port)?;
+        let child = Server::spawn(dir.path(), port, &extra)?;
         let mut server = Server {
             child,
             dir,
             base: String::new(),
+            extra,
         };
         server.base = server.wait_listening()?;
         Ok(server)
     }
 
-    fn spawn(dir: &Path, port: u16) -> std::io::Result<Child> {
+    fn spawn(dir: &Path, port: u16, extra: &[String]) -> std::io::Result<Child> {
         let home = dir.join("home");
         let _ = std::fs::remove_file(home.join("serve.addr"));
         let log = std::fs::OpenOptions::new()
@@ -95,6 +107,7 @@ impl Server {
                 "--jobs",
             ])
             .arg(dir.join("jobs"))
+            .args(extra)
             .env("ROTA_HOME", &home)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -122,7 +135,7 @@ impl Server {
             .next()
             .and_then(|p| p.parse::<u16>().ok())
             .ok_or("no port in the server's address")?;
-        self.child = Server::spawn(self.dir.path(), port)?;
+        self.child = Server::spawn(self.dir.path(), port, &self.extra)?;
         let base = self.wait_listening()?;
         assert_eq!(base, self.base, "the restarted server listens where it did");
         Ok(())
@@ -156,19 +169,29 @@ impl Server {
             .to_owned())
     }
 
+    /// Cancels a run through the API, as another user would.
+    pub async fn cancel(&self, run: &str) -> TestResult {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/runs/{run}/cancel", self.base))
+            .bearer_auth(self.admin_token()?)
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
     /// Waits until the API lists `job` in `default` (the job directory is loaded).
     pub async fn wait_for_jobs(&self, jobs: &[&str]) -> TestResult {
-        let token = self.admin_token()?;
+        // Under `--auth none` there may be no admin token, and none is needed.
+        let token = self.admin_token().ok();
         let http = reqwest::Client::new();
         let start = Instant::now();
         loop {
-            let list: serde_json::Value = http
-                .get(format!("{}/api/v1/namespaces/default/jobs", self.base))
-                .bearer_auth(&token)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let mut request = http.get(format!("{}/api/v1/namespaces/default/jobs", self.base));
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let list: serde_json::Value = request.send().await?.json().await?;
             let ids: Vec<&str> = list["items"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|j| j["id"].as_str()).collect())
