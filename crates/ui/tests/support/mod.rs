@@ -51,12 +51,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Writes `jobs` (file name, text) and starts the server on them, on a free port.
-    pub fn start(jobs: &[(&str, &str)]) -> Result<Server, Box<dyn std::error::Error>> {
-        Server::start_with(jobs, &[])
-    }
-
-    /// Like [`Server::start`], with extra arguments for `rota serve` (e.g. `--auth none`).
+    /// Writes `jobs` (file name, text) and starts the server on them, on a free port, with
+    /// extra arguments for `rota serve` (e.g. `--auth none`).
     pub fn start_with(
         jobs: &[(&str, &str)],
         extra: &[&str],
