@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use crate::duration::parse_duration;
 use crate::model::{
-    AfterOutcome, Backoff, CHECK_DEFAULT_EVERY, CHECK_MIN_EVERY, Catchup, CatchupMode, CheckStep,
-    DryRun, HttpBody, HttpExpect, HttpMethod, HttpStep, IntervalAnchor, Job, NoData, Notification,
-    NotifyChannel, NotifyEvent, Overlap, ParamSpec, ParamType, Policy, Retry, StatusMatch, Step,
-    StepKind, Trigger, Value, WebhookSignature, When,
+    AfterOutcome, Approval, Backoff, CHECK_DEFAULT_EVERY, CHECK_MIN_EVERY, Catchup, CatchupMode,
+    CheckStep, DryRun, HttpBody, HttpExpect, HttpMethod, HttpStep, IntervalAnchor, Job, NoData,
+    Notification, NotifyChannel, NotifyEvent, Overlap, ParamSpec, ParamType, Policy, Retry,
+    StatusMatch, Step, StepKind, Trigger, Value, WebhookSignature, When,
 };
 use crate::tree::{Key, Kind, Node, Pos};
 
@@ -29,6 +29,7 @@ const JOB_KEYS: &[&str] = &[
     "policy",
     "steps",
     "notify",
+    "approval",
 ];
 /// Keys a step mapping may hold.
 const STEP_KEYS: &[&str] = &[
@@ -362,6 +363,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
     let notify = get(entries, "notify")
         .map(|n| notify(cx, n, &mut templates))
         .unwrap_or_default();
+    let approval = get(entries, "approval").and_then(|n| approval(cx, n));
 
     let interpreter = match (script, get(entries, "interpreter")) {
         (Some(_), Some(n)) => {
@@ -430,6 +432,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
             concurrency,
             steps,
             notify,
+            approval,
         },
         pos: node.pos,
         step_pos,
@@ -1325,6 +1328,80 @@ const HTTP_KEYS: &[&str] = &[
     "follow_redirects",
     "insecure",
 ];
+
+/// Roles an `approval:` approver may name as `role:<role>`.
+const APPROVER_ROLES: &[&str] = &["viewer", "operator", "editor", "admin"];
+
+/// Converts the job-level `approval:` mapping.
+fn approval(cx: &mut Cx, node: &Node) -> Option<Approval> {
+    let entries = cx.map(node, "`approval`")?;
+    cx.unknown_keys(
+        entries,
+        &["approvers", "quorum", "allow_self", "expires"],
+        "`approval`",
+    );
+    let mut ok = true;
+    let approvers: Vec<String> = match get(entries, "approvers") {
+        Some(n) => {
+            let list = cx.strings(n, "`approvers`", false);
+            if list.is_empty() && matches!(n.kind, Kind::Seq(_)) {
+                cx.err(n.pos, "`approvers` must name at least one approver");
+                ok = false;
+            }
+            list.into_iter()
+                .filter_map(|(name, pos)| {
+                    let valid = match name.split_once(':') {
+                        Some(("role", role)) => APPROVER_ROLES.contains(&role),
+                        Some(_) => false,
+                        None => !name.trim().is_empty() && name.len() <= 64,
+                    };
+                    if valid {
+                        Some(name)
+                    } else {
+                        cx.err(
+                            pos,
+                            format!(
+                                "invalid approver `{name}`: expected a token name or \
+                                 `role:<role>` with a role of: {}",
+                                APPROVER_ROLES.join(", ")
+                            ),
+                        );
+                        ok = false;
+                        None
+                    }
+                })
+                .collect()
+        }
+        None => {
+            cx.err(node.pos, "missing required key `approvers` in `approval`");
+            ok = false;
+            Vec::new()
+        }
+    };
+    let quorum = match get(entries, "quorum") {
+        Some(n) => cx.int_at_least(n, 1, "`quorum`").unwrap_or(1),
+        None => 1,
+    };
+    let allow_self = get(entries, "allow_self")
+        .and_then(|n| boolean(cx, n, "`allow_self`"))
+        .unwrap_or(false);
+    let expires = match get(entries, "expires") {
+        Some(n) => match cx.duration(n, "`expires`") {
+            Some(d) if d.is_zero() => {
+                cx.err(n.pos, "`expires` must be longer than zero");
+                None
+            }
+            d => d,
+        },
+        None => None,
+    };
+    ok.then_some(Approval {
+        approvers,
+        quorum,
+        allow_self,
+        expires,
+    })
+}
 
 /// Converts the list under `notify:`.
 fn notify(cx: &mut Cx, node: &Node, templates: &mut Vec<TemplateSite>) -> Vec<Notification> {

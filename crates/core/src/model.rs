@@ -43,6 +43,27 @@ pub struct Job {
     /// before notifications existed, and such stored definitions still load.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<Notification>,
+    /// Approval rules (`approval:`): manual runs of such a job go through plan → approve →
+    /// apply. Left out of the stored definition when absent, so older definitions (and
+    /// their revision hashes) stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// A job's `approval:` rules: who may approve a plan of it, how many must, and for how long
+/// a plan stays open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Who may approve: API token names, or `role:<role>` for anyone holding at least that
+    /// role in the job's namespace. Never empty.
+    pub approvers: Vec<String>,
+    /// How many distinct approvers a plan needs; at least 1.
+    pub quorum: u32,
+    /// Whether the plan's creator may approve it.
+    pub allow_self: bool,
+    /// How long a plan stays open for approval and apply; `None` means no expiry.
+    #[serde(default)]
+    pub expires: Option<Duration>,
 }
 
 /// One `notify:` rule: which run events it reacts to and where it sends them.
