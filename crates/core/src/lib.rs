@@ -32,5 +32,6 @@ pub mod duration;
 pub mod model;
 pub mod params;
 pub mod parse;
+pub mod plan;
 pub mod template;
 mod tree;

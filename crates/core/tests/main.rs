@@ -4,6 +4,7 @@
 mod data;
 mod examples;
 mod params;
+mod plan;
 mod policy;
 mod props;
 mod templates;
