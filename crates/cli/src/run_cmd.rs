@@ -718,6 +718,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
             dry_run: Default::default(),
         }],
         notify: Vec::new(),
+        approval: None,
     };
     let namespace = args
         .namespace
