@@ -49,18 +49,25 @@ impl Fixture {
     }
 
     async fn start_with(serve_args: &[&str]) -> Result<Fixture, Box<dyn std::error::Error>> {
+        let jobs = [
+            ("greet.yaml", GREET),
+            ("broken.yaml", BROKEN),
+            ("sleeper.yaml", SLEEPER),
+        ];
+        Fixture::with_jobs(&jobs, serve_args).await
+    }
+
+    async fn with_jobs(
+        jobs: &[(&str, &str)],
+        serve_args: &[&str],
+    ) -> Result<Fixture, Box<dyn std::error::Error>> {
         let driver = Driver::start()?;
-        let server = Server::start_with(
-            &[
-                ("greet.yaml", GREET),
-                ("broken.yaml", BROKEN),
-                ("sleeper.yaml", SLEEPER),
-            ],
-            serve_args,
-        )?;
-        server
-            .wait_for_jobs(&["greet", "broken", "sleeper"])
-            .await?;
+        let server = Server::start_with(jobs, serve_args)?;
+        let ids: Vec<&str> = jobs
+            .iter()
+            .map(|(file, _)| file.trim_end_matches(".yaml"))
+            .collect();
+        server.wait_for_jobs(&ids).await?;
         let browser = driver.session().await?;
         Ok(Fixture {
             server,
@@ -91,7 +98,7 @@ impl Fixture {
         self.browser
             .wait_for(
                 "the jobs list",
-                "return document.querySelectorAll('#jobs-table tbody tr').length >= 3",
+                "return document.querySelectorAll('#jobs-table tbody tr').length >= 1",
             )
             .await?;
         Ok(())
@@ -517,5 +524,59 @@ async fn with_auth_none_the_ui_needs_no_sign_in() -> TestResult {
         )
         .await?;
     f.wait_text("#session", "no sign-in required").await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_job_page_lists_skipped_occurrences_with_their_reason() -> TestResult {
+    let _one = BROWSER.lock().await;
+    // Every second, but each run takes a minute: overlapping occurrences are skipped.
+    let ticker =
+        "id: ticker\ntriggers:\n  - interval: 1s\nsteps:\n  - id: long\n    sh: sleep 60\n";
+    let f = Fixture::with_jobs(&[("ticker.yaml", ticker)], &[]).await?;
+    f.sign_in().await?;
+    // The page shows the history as it was when opened: reopen it until skips are recorded.
+    let start = std::time::Instant::now();
+    f.open("/jobs/default/ticker").await?;
+    loop {
+        f.browser
+            .wait_for(
+                "the schedule history",
+                "return document.querySelectorAll('#history tbody tr').length > 0",
+            )
+            .await?;
+        let seen = f
+            .browser
+            .js(
+                "const t = document.querySelector('#history').textContent; \
+                 return t.includes('skipped') && !!document.querySelector('#history a[href^=\"#/runs/\"]');",
+                json!([]),
+            )
+            .await?;
+        if seen == json!(true) {
+            break;
+        }
+        if start.elapsed() > crate::support::PATIENCE {
+            return Err("no skipped occurrence appeared in the schedule history".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        f.browser.reload().await?;
+    }
+    // Each skipped row says why.
+    let reasons = f
+        .browser
+        .js(
+            "return [...document.querySelectorAll('#history tbody tr')] \
+               .filter(r => r.textContent.includes('skipped')) \
+               .every(r => r.children[3].textContent.trim().length > 0)",
+            json!([]),
+        )
+        .await?;
+    assert_eq!(
+        reasons,
+        json!(true),
+        "a skipped occurrence without its reason"
+    );
+    f.wait_text("#schedule", "every").await?;
     Ok(())
 }

@@ -5,7 +5,6 @@
 import { api } from "../api.js";
 import { h, mount, problemBox, timeEl, badge, enc } from "../dom.js";
 import { drawDag } from "../dag.js";
-import { triggerText } from "./jobs.js";
 
 /** A one-line summary of a step's kind (`sh: echo hi`). */
 function kindText(kind) {
@@ -124,7 +123,7 @@ export function render(main, [namespace, jobId]) {
       for (const o of page.items) {
         historyBody.appendChild(h("tr", {},
           h("td", {}, timeEl(o.scheduled_at)),
-          h("td", {}, badge(o.outcome === "run" ? "queued" : o.outcome), o.outcome === "run" ? " run" : ""),
+          h("td", {}, badge(o.outcome)),
           h("td", {}, o.run_id ? h("a", { href: `#/runs/${enc(o.run_id)}`, class: "mono" }, o.run_id) : h("span", { class: "muted" }, "—")),
           h("td", {}, o.reason || ""),
           h("td", { class: "mono small" }, o.trigger)));
@@ -205,7 +204,6 @@ export function render(main, [namespace, jobId]) {
         h("table", { class: "list" },
           h("thead", {}, h("tr", {}, ["Step", "Kind", "Needs", "Condition", "Retry"].map((t) => h("th", { scope: "col" }, t)))),
           h("tbody", {}, stepRows)),
-        def.triggers && def.triggers.length ? h("p", { class: "small muted" }, "Declared triggers: ", def.triggers.map(triggerText).join(", ")) : null,
         h("details", {}, h("summary", {}, "Source", job.source_path ? ` (${job.source_path})` : ""), h("pre", { class: "source" }, job.source || ""))),
       h("section", { class: "card" }, h("h2", {}, "Schedule history"),
         h("table", { class: "list", id: "history" },

@@ -183,6 +183,12 @@ impl Session {
         Ok(())
     }
 
+    /// Reloads the page.
+    pub async fn reload(&self) -> TestResult {
+        self.call("POST", "/refresh", None).await?;
+        Ok(())
+    }
+
     /// Evaluates a script (a function body; `arguments` holds `args`) and returns its value.
     pub async fn js(&self, script: &str, args: Value) -> Result<Value, Box<dyn std::error::Error>> {
         self.call(
