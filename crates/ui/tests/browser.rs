@@ -402,7 +402,7 @@ async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page
         .await?;
 
     // A viewer sees the run, and a retry it may not do shows the server's problem detail.
-    let viewer = f.server.create_token("viewer").await?;
+    let viewer = f.server.create_token("viewer", None).await?;
     f.browser.click("#sign-out").await?;
     f.sign_in_with(&viewer).await?;
     let route = failed_run
@@ -414,6 +414,18 @@ async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page
     f.browser.click("#retry-run").await?;
     f.wait_text("#action-status", "Permission denied").await?;
     f.wait_text("#action-status", "needs the operator role")
+        .await?;
+
+    // A token limited to one namespace cannot list every run: Runs opens on its namespace.
+    let scoped = f.server.create_token("viewer", Some("default")).await?;
+    f.browser.click("#sign-out").await?;
+    f.sign_in_with(&scoped).await?;
+    f.open("/runs").await?;
+    f.browser
+        .wait_for(
+            "the runs of the token's namespace",
+            "return location.hash.includes('namespace=default') && document.querySelectorAll('#runs-table tbody tr[data-run]').length === 3",
+        )
         .await?;
     Ok(())
 }

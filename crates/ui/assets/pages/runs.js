@@ -86,10 +86,16 @@ export function render(main) {
       draw();
     } catch (err) {
       if (!alive) return;
-      mount(status, problemBox(err),
-        err.status === 403 && !filters.namespace
-          ? h("p", { class: "muted" }, "This token has roles in some namespaces only: choose one above.")
-          : null);
+      if (err.status === 403 && !filters.namespace) {
+        // A token with roles in some namespaces only cannot list every run: show its first.
+        const first = await all("/namespaces").then((l) => l[0], () => null);
+        if (alive && first) {
+          history.replaceState(null, "", hashLink("/runs", { ...filters, namespace: first.name }));
+          dispatchEvent(new HashChangeEvent("hashchange"));
+          return;
+        }
+      }
+      mount(status, problemBox(err));
     }
     schedule();
   }

@@ -6,7 +6,8 @@ import { h, mount, problemBox, timeEl, hashQuery, hashLink, enc } from "../dom.j
 
 export function render(main) {
   let alive = true;
-  const namespace = hashQuery().get("namespace") || "default";
+  const chosen = hashQuery().get("namespace");
+  const namespace = chosen || "default";
   document.title = "Secrets · Rota";
   const nsSelect = h("select", { id: "secrets-namespace", "aria-label": "Namespace" }, h("option", { value: namespace, selected: true }, namespace));
   nsSelect.addEventListener("change", () => {
@@ -62,6 +63,11 @@ export function render(main) {
 
   all("/namespaces").then((list) => {
     if (!alive) return;
+    // Without a choice, a token that cannot see `default` starts at its first namespace.
+    if (!chosen && list.length && !list.some((ns) => ns.name === "default")) {
+      location.hash = hashLink("/secrets", { namespace: list[0].name });
+      return;
+    }
     for (const ns of list) if (ns.name !== namespace) nsSelect.appendChild(h("option", { value: ns.name }, ns.name));
   }).catch(() => {});
 

@@ -146,14 +146,20 @@ impl Server {
         )
     }
 
-    /// Creates an API token with one role in every namespace and returns its text.
-    pub async fn create_token(&self, role: &str) -> Result<String, Box<dyn std::error::Error>> {
+    /// Creates an API token with one role, in one namespace or (None) in every namespace,
+    /// and returns its text.
+    pub async fn create_token(
+        &self,
+        role: &str,
+        namespace: Option<&str>,
+    ) -> Result<String, Box<dyn std::error::Error>> {
         let created: serde_json::Value = reqwest::Client::new()
             .post(format!("{}/api/v1/tokens", self.base))
             .bearer_auth(self.admin_token()?)
-            .json(
-                &serde_json::json!({"name": format!("ui test {role}"), "grants": [{"role": role}]}),
-            )
+            .json(&serde_json::json!({
+                "name": format!("ui test {role}"),
+                "grants": [{"role": role, "namespace": namespace}],
+            }))
             .send()
             .await?
             .error_for_status()?
