@@ -46,6 +46,7 @@ mod job_delete;
 mod jobs;
 mod metrics;
 mod notify;
+mod plans;
 mod read;
 mod records;
 mod resume;
@@ -63,6 +64,9 @@ pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};
 pub use notify::{DeliveryOutcome, NewNotification, NotificationRecord, NotificationStatus};
+pub use plans::{
+    Approver, Decision, NewPlan, PlanDecisionRecord, PlanError, PlanFilter, PlanRecord, PlanStatus,
+};
 pub use records::{
     ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,
