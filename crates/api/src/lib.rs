@@ -167,6 +167,15 @@ pub fn app(state: ApiState) -> Router {
         .route("/api/v1/runs/{id}/logs/stream", get(runs::logs_stream))
         .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/api/v1/runs/{id}/retry", post(runs::retry))
+        .route(
+            "/api/v1/namespaces/{namespace}/jobs/{job}/plans",
+            post(plans::create),
+        )
+        .route("/api/v1/plans", get(plans::list))
+        .route("/api/v1/plans/{id}", get(plans::get))
+        .route("/api/v1/plans/{id}/approve", post(plans::approve))
+        .route("/api/v1/plans/{id}/reject", post(plans::reject))
+        .route("/api/v1/plans/{id}/apply", post(plans::apply))
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::create))

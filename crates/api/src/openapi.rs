@@ -60,6 +60,16 @@ pub(crate) fn step_status_schema() -> Object {
     )
 }
 
+/// Every plan status, as the API spells it.
+pub(crate) fn plan_status_schema() -> Object {
+    words(rota_store::PlanStatus::ALL.map(rota_store::PlanStatus::as_str))
+}
+
+/// An approver's decision.
+pub(crate) fn decision_schema() -> Object {
+    words(["approve", "reject"])
+}
+
 /// Every role.
 pub(crate) fn role_schema() -> Object {
     words(Role::ALL.map(Role::as_str))
@@ -123,6 +133,12 @@ pub(crate) fn resume_from_schema() -> Schema {
         routes::runs::logs_stream,
         routes::runs::cancel,
         routes::runs::retry,
+        routes::plans::create,
+        routes::plans::list,
+        routes::plans::get,
+        routes::plans::approve,
+        routes::plans::reject,
+        routes::plans::apply,
         routes::events::list,
         routes::events::stream,
         routes::tokens::create,

@@ -823,3 +823,215 @@ pub struct BackfillResult {
     /// Every occurrence in the range, in time order.
     pub items: Vec<BackfilledOccurrence>,
 }
+
+/// A plan to make (`POST /api/v1/namespaces/{namespace}/jobs/{job}/plans`).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePlan {
+    /// Parameter values by name, typed as declared (defaults fill the rest).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Also queue a dry run of the plan (every step in its dry-run mode); its id is the
+    /// plan's `dry_run_id`.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// A decision on a plan (`POST /api/v1/plans/{id}/approve` or `/reject`); an empty body
+/// decides without a comment.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecidePlan {
+    /// Why, in the approver's words.
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub comment: Option<String>,
+    /// The plan hash the approver reviewed; when given, the decision is refused (409)
+    /// unless it is the plan's hash.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub hash: Option<String>,
+}
+
+/// One step of a plan, as it will run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanStep {
+    /// Step id.
+    pub id: String,
+    /// Step kind (`sh`, `exec`, `script`, `notebook`, `http`, `check`).
+    pub kind: String,
+    /// The step's definition with every template rendered; secrets appear as
+    /// `{{ secrets.NAME }}`, never as values.
+    #[schema(value_type = Object)]
+    pub resolved: serde_json::Value,
+}
+
+/// A secret a plan's job receives: its name and the version it would get.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanSecret {
+    /// The secret's name.
+    pub name: String,
+    /// The latest stored version; null when the store has none (the server's
+    /// environment would provide it).
+    #[schema(required = true)]
+    pub version: Option<i64>,
+}
+
+/// A job's approval rules as a plan was made under them.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApprovalRules {
+    /// Token names, or `role:<role>`.
+    pub approvers: Vec<String>,
+    /// Distinct approvals needed.
+    pub quorum: u32,
+    /// Whether the plan's creator may approve it.
+    pub allow_self: bool,
+    /// How long a plan stays open, in seconds; null for no limit.
+    #[schema(required = true)]
+    pub expires_seconds: Option<u64>,
+}
+
+/// One approver's decision on a plan.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanDecision {
+    /// Who.
+    pub actor: String,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// The plan hash decided on.
+    pub hash: String,
+    /// `approve` or `reject`.
+    #[schema(schema_with = crate::openapi::decision_schema)]
+    pub decision: String,
+    /// Their comment.
+    #[schema(required = true)]
+    pub comment: Option<String>,
+}
+
+/// A plan: a run resolved but not executed, its approvals and what became of it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Plan {
+    /// Plan id.
+    pub id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Job id.
+    pub job_id: String,
+    /// The job revision it pins.
+    pub job_revision: i64,
+    /// `awaiting_approval`, `approved`, `rejected`, `expired` or `applied`.
+    #[schema(schema_with = crate::openapi::plan_status_schema)]
+    pub status: String,
+    /// SHA-256 of the plan's canonical content; approvals bind to it.
+    pub hash: String,
+    /// Resolved parameters.
+    #[schema(value_type = Object)]
+    pub params: serde_json::Value,
+    /// The steps in file order, rendered.
+    pub steps: Vec<PlanStep>,
+    /// The job's secrets: names and versions, never values.
+    pub secrets: Vec<PlanSecret>,
+    /// The approval rules; null when the job has none (the plan is approved at once).
+    #[schema(required = true)]
+    pub approval: Option<ApprovalRules>,
+    /// Approvals still needed before it can be applied.
+    pub approvals_needed: u32,
+    /// The decisions so far, oldest first (empty in listings).
+    pub decisions: Vec<PlanDecision>,
+    /// Who made it.
+    pub created_by: String,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// When it expires.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub expires_at: Option<Timestamp>,
+    /// The dry run made with it.
+    #[schema(required = true)]
+    pub dry_run_id: Option<String>,
+    /// The run its apply created.
+    #[schema(required = true)]
+    pub run_id: Option<String>,
+    /// Who applied it.
+    #[schema(required = true)]
+    pub applied_by: Option<String>,
+    /// When.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub applied_at: Option<Timestamp>,
+}
+
+impl From<rota_store::PlanRecord> for Plan {
+    fn from(p: rota_store::PlanRecord) -> Self {
+        let needed = match (&p.approval, p.status) {
+            (Some(rules), rota_store::PlanStatus::AwaitingApproval) => {
+                (rules.quorum as usize).saturating_sub(p.approvals()) as u32
+            }
+            _ => 0,
+        };
+        Plan {
+            id: p.id,
+            namespace: p.content.namespace,
+            job_id: p.content.job,
+            job_revision: p.content.revision,
+            status: p.status.as_str().to_owned(),
+            hash: p.hash,
+            params: serde_json::Value::Object(p.content.params.into_iter().collect()),
+            steps: p
+                .content
+                .steps
+                .into_iter()
+                .map(|s| PlanStep {
+                    id: s.id,
+                    kind: s.kind,
+                    resolved: s.resolved,
+                })
+                .collect(),
+            secrets: p
+                .content
+                .secrets
+                .into_iter()
+                .map(|s| PlanSecret {
+                    name: s.name,
+                    version: s.version,
+                })
+                .collect(),
+            approval: p.approval.map(|a| ApprovalRules {
+                approvers: a.approvers,
+                quorum: a.quorum,
+                allow_self: a.allow_self,
+                expires_seconds: a.expires.map(|d| d.as_secs()),
+            }),
+            approvals_needed: needed,
+            decisions: p
+                .decisions
+                .into_iter()
+                .map(|d| PlanDecision {
+                    actor: d.actor,
+                    at: d.at,
+                    hash: d.hash,
+                    decision: d.decision.as_str().to_owned(),
+                    comment: d.comment,
+                })
+                .collect(),
+            created_by: p.created_by,
+            created_at: p.created_at,
+            expires_at: p.expires_at,
+            dry_run_id: p.dry_run_id,
+            run_id: p.run_id,
+            applied_by: p.applied_by,
+            applied_at: p.applied_at,
+        }
+    }
+}
+
+/// A page of plans, newest first.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PlanPage {
+    /// The plans (without their decisions).
+    pub items: Vec<Plan>,
+    /// Pass as `cursor` to get the next (older) page; absent on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}

@@ -26,7 +26,85 @@ struct Case {
     ok: u16,
 }
 
-fn cases(env: &Env) -> Vec<Case> {
+/// Plans of `ops/gated` (approvers: `role:operator`, quorum 1), made by `seed`: two
+/// awaiting approval, one approved.
+struct SeededPlans {
+    to_approve: String,
+    to_reject: String,
+    to_apply: String,
+}
+
+impl SeededPlans {
+    /// Ids for calls that never reach a plan (the route list only).
+    fn placeholders() -> SeededPlans {
+        SeededPlans {
+            to_approve: "none".into(),
+            to_reject: "none".into(),
+            to_apply: "none".into(),
+        }
+    }
+
+    async fn seed(env: &Env) -> SeededPlans {
+        let source = "id: gated\nnamespace: ops\napproval: { approvers: [\"role:operator\"] }\n\
+                      steps:\n  - id: go\n    sh: echo go\n";
+        let job = rota_core::parse::parse_str(source, "<seed>", rota_core::parse::Format::Yaml)
+            .expect("gated job parses")
+            .remove(0);
+        let rev = rota_store::NewJobRevision::new(
+            "ops",
+            "gated",
+            source,
+            serde_json::to_value(&job).expect("definition"),
+            jiff::Timestamp::now(),
+        );
+        env.store.save_job_revision(&rev).await.expect("save gated");
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let (content, job) = env
+                .store
+                .resolve_plan("ops", "gated", &Default::default())
+                .await
+                .expect("resolve")
+                .expect("gated exists");
+            let plan = env
+                .store
+                .create_plan(&rota_store::NewPlan {
+                    id: rota_store::ids::new_run_id(),
+                    content,
+                    approval: job.approval,
+                    created_by: "seed".into(),
+                    created_at: jiff::Timestamp::now(),
+                    dry_run: None,
+                })
+                .await
+                .expect("plan");
+            ids.push(plan.id);
+        }
+        let approver = rota_store::Approver {
+            actor: "seed-approver".into(),
+            name: "seed-approver".into(),
+            role: Some(rota_api::Role::Admin),
+        };
+        env.store
+            .decide_plan(
+                &ids[2],
+                &approver,
+                rota_store::Decision::Approve,
+                None,
+                None,
+                jiff::Timestamp::now(),
+            )
+            .await
+            .expect("approve");
+        SeededPlans {
+            to_approve: ids[0].clone(),
+            to_reject: ids[1].clone(),
+            to_apply: ids[2].clone(),
+        }
+    }
+}
+
+fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
     let run = &env.ops_runs[1];
     let running = &env.ops_runs[0];
     let spare = &env.token_ids["spare"];
@@ -232,6 +310,60 @@ fn cases(env: &Env) -> Vec<Case> {
             "operator_ops",
             202,
         ),
+        Case {
+            body: Some(r#"{"params": {}}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/namespaces/{namespace}/jobs/{job}/plans",
+                "/api/v1/namespaces/ops/jobs/deploy/plans".into(),
+                "viewer_ops",
+                "operator_ops",
+                201,
+            )
+        },
+        case(
+            Method::GET,
+            "/api/v1/plans",
+            "/api/v1/plans".into(),
+            "viewer_ops",
+            "viewer_all",
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/v1/plans/{id}",
+            format!("/api/v1/plans/{}", plans.to_approve),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::POST,
+            "/api/v1/plans/{id}/approve",
+            format!("/api/v1/plans/{}/approve", plans.to_approve),
+            "viewer_ops",
+            "operator_ops",
+            200,
+        ),
+        Case {
+            body: Some(r#"{"comment": "not today"}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/plans/{id}/reject",
+                format!("/api/v1/plans/{}/reject", plans.to_reject),
+                "viewer_ops",
+                "operator_ops",
+                200,
+            )
+        },
+        case(
+            Method::POST,
+            "/api/v1/plans/{id}/apply",
+            format!("/api/v1/plans/{}/apply", plans.to_apply),
+            "viewer_ops",
+            "operator_ops",
+            202,
+        ),
         case(
             Method::GET,
             "/api/v1/events",
@@ -306,7 +438,8 @@ fn cases(env: &Env) -> Vec<Case> {
 #[tokio::test]
 async fn every_route_needs_a_token_and_the_right_role() {
     let env = Env::new().await;
-    for case in cases(&env) {
+    let plans = SeededPlans::seed(&env).await;
+    for case in cases(&env, &plans) {
         let what = format!("{} {}", case.method, case.uri);
         let anonymous = env
             .call(case.method.clone(), &case.uri, None, case.body)
@@ -345,7 +478,7 @@ async fn every_documented_route_has_a_permission_case() {
             documented.insert(format!("{} {path}", method.to_uppercase()));
         }
     }
-    let tested: BTreeSet<String> = cases(&env)
+    let tested: BTreeSet<String> = cases(&env, &SeededPlans::placeholders())
         .iter()
         .map(|c| format!("{} {}", c.method, c.template))
         .collect();

@@ -261,6 +261,14 @@ pub(crate) async fn create(
             .map_err(|e| {
                 ApiError::Internal(format!("stored definition of {namespace}/{job}: {e}"))
             })?;
+        // A job with approval rules runs only through plan → approve → apply.
+        if definition.approval.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "job {namespace}/{job} has approval rules: make a plan \
+                 (POST /api/v1/namespaces/{namespace}/jobs/{job}/plans, or `rota plan {job}`), \
+                 have it approved, then apply it"
+            )));
+        }
         let given: BTreeMap<String, serde_json::Value> = body.params.into_iter().collect();
         let params = rota_core::params::resolve(&definition, &given, &[]).map_err(|errors| {
             ApiError::InvalidParams {
