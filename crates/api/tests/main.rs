@@ -11,4 +11,5 @@ mod features;
 mod listener;
 mod metrics;
 mod pages;
+mod plans;
 mod writes;
