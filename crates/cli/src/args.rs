@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// With `--server URL` (or `ROTA_SERVER`) the commands `jobs`, `runs`, `run`, `logs`,
 /// `cancel`, `retry`, `schedule next|history`, `pause`, `resume`, `backfill`, `secrets`,
-/// `tokens` and `audit` talk to a Rota server's API instead of the local store, with the
+/// `tokens`, `audit`, `plan`, `plans`, `approve`, `reject` and `apply` talk to a Rota server's API instead of the local store, with the
 /// same output. There, every error of the server (401 no or a wrong token, 403 a missing
 /// role, 404, 409, 422 an invalid job or parameters, any other 4xx or 5xx) and every
 /// failure to reach it exits 2 with the server's explanation; as in local mode, `cancel` of a run
@@ -74,6 +74,16 @@ pub enum Command {
     Retry(RetryArgs),
     /// List stored jobs (latest revision of each), save one from a file, or delete one.
     Jobs(JobsArgs),
+    /// Resolve a job into a plan (steps, parameters, secret names, hash) without running it.
+    Plan(PlanArgs),
+    /// List plans, newest first, or show one with its approvals.
+    Plans(PlansArgs),
+    /// Approve a plan (bound to its hash).
+    Approve(DecideArgs),
+    /// Reject a plan; one rejection ends it.
+    Reject(DecideArgs),
+    /// Run an approved plan, if nothing it pinned changed since.
+    Apply(ApplyArgs),
     /// List namespaces with their job and run counts.
     Namespaces,
     /// Schedules: preview cron expressions, a job's next fire times and its history.
@@ -143,6 +153,85 @@ pub struct RunArgs {
     /// Program and arguments to run as a one-step job, after `--`.
     #[arg(last = true, value_name = "CMD")]
     pub argv: Vec<String>,
+
+    /// With `--server`: print the queued run's id and return without following it.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+/// `rota plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Job file or a stored job id.
+    pub target: String,
+
+    /// Which job of a file that defines several.
+    #[arg(long, value_name = "ID")]
+    pub job: Option<String>,
+
+    /// Namespace for a stored job, or for a file that names none.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// Set a parameter (repeatable); the value is coerced to the declared type.
+    #[arg(long = "param", short = 'p', value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub params: Vec<(String, String)>,
+
+    /// Read parameters from a JSON or YAML file (`-p` wins over it).
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+
+    /// Also execute the plan with every step in its dry-run mode (locally in the
+    /// foreground; on a server, queued) and record that run on the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `rota plans`.
+#[derive(Debug, Args)]
+pub struct PlansArgs {
+    #[command(subcommand)]
+    pub show: Option<PlansCommand>,
+
+    /// Only plans with this status (awaiting_approval, approved, rejected, expired, applied).
+    #[arg(long)]
+    pub status: Option<String>,
+
+    /// Only plans in this namespace.
+    #[arg(long, short = 'n')]
+    pub namespace: Option<String>,
+
+    /// How many plans at most.
+    #[arg(long, default_value_t = 50)]
+    pub limit: u32,
+}
+
+/// `rota plans show`.
+#[derive(Debug, Subcommand)]
+pub enum PlansCommand {
+    /// Show one plan with its steps and decisions.
+    Show {
+        /// Plan id or a unique prefix of it.
+        plan: String,
+    },
+}
+
+/// `rota approve` and `rota reject`.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// Plan id (or, locally, a unique prefix of it).
+    pub plan: String,
+
+    /// Why, in your words; kept with the decision.
+    #[arg(long, short = 'm')]
+    pub comment: Option<String>,
+}
+
+/// `rota apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Plan id (or, locally, a unique prefix of it).
+    pub plan: String,
 
     /// With `--server`: print the queued run's id and return without following it.
     #[arg(long)]

@@ -11,6 +11,7 @@ mod home;
 mod jobs_cmd;
 mod logs_cmd;
 mod output;
+mod plan_cmd;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -84,6 +85,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Retry(args) => run_cmd::retry(&home::Home::new(cli.home)?, args, &out).await,
         Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
         Command::Namespaces => jobs_cmd::namespaces(&home::Home::new(cli.home)?, &out).await,
+        Command::Plan(args) => plan_cmd::plan(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Plans(args) => plan_cmd::plans(&home::Home::new(cli.home)?, args, &out).await,
+        Command::Approve(args) => {
+            plan_cmd::decide(&home::Home::new(cli.home)?, args, true, &out).await
+        }
+        Command::Reject(args) => {
+            plan_cmd::decide(&home::Home::new(cli.home)?, args, false, &out).await
+        }
+        Command::Apply(args) => plan_cmd::apply(&home::Home::new(cli.home)?, args, &out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(&home::Home::new(cli.home)?, args, &out).await
         }
@@ -138,6 +148,11 @@ async fn run_remote(
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await?,
         Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await?,
         Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await?,
+        Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await?,
+        Command::Plans(args) => plan_cmd::plans_remote(remote, args, out).await?,
+        Command::Approve(args) => plan_cmd::decide_remote(remote, args, true, out).await?,
+        Command::Reject(args) => plan_cmd::decide_remote(remote, args, false, out).await?,
+        Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await?,
         Command::Schedule(args::ScheduleCommand::History(args)) => {
             serve_cmd::history_remote(remote, args, out).await?
         }

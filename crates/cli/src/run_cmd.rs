@@ -23,19 +23,19 @@ use crate::output::{self, Printer};
 use crate::view::RunView;
 
 /// A job ready to run, with where it came from.
-struct Loaded {
-    job: Job,
-    source: String,
-    source_path: Option<String>,
-    base_dir: PathBuf,
-    namespace: String,
+pub(crate) struct Loaded {
+    pub(crate) job: Job,
+    pub(crate) source: String,
+    pub(crate) source_path: Option<String>,
+    pub(crate) base_dir: PathBuf,
+    pub(crate) namespace: String,
 }
 
 /// A local run lives in the `rota` process that started it, so it cannot be left running.
 const DETACH_NEEDS_SERVER: &str = "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server, or run it in the background)";
 
 /// Usage and validation errors exit 2 with their message; they are not runtime failures.
-struct UsageError(String);
+pub(crate) struct UsageError(pub(crate) String);
 
 pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
     if args.detach {
@@ -50,6 +50,14 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
+    if loaded.job.approval.is_some() {
+        eprintln!(
+            "rota: job {} has approval rules: make a plan with `rota plan {}`, have it approved (`rota approve PLAN`), then `rota apply PLAN`",
+            loaded.job.id,
+            args.target.as_deref().unwrap_or_default()
+        );
+        return Ok(EXIT_USAGE);
+    }
     let params = match resolve_params(&loaded.job, &args) {
         Ok(params) => params,
         Err(UsageError(message)) => {
@@ -100,7 +108,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
 
 /// Executes the run here, printing live lines and the summary. `claimed`: the run is
 /// already recorded and owned by this process (a retry), so the engine records no start.
-async fn execute(
+pub(crate) async fn execute(
     home: &Home,
     store: &Store,
     request: RunRequest,
@@ -281,7 +289,7 @@ struct StoredJob {
 
 /// Prints a run just queued on a server and, unless `detach`, follows it to its end like
 /// local `rota run`: live lines, then the summary; the exit code follows its status.
-async fn follow_remote(
+pub(crate) async fn follow_remote(
     remote: &Remote,
     run: RunView,
     detach: bool,
@@ -585,7 +593,7 @@ fn print_summary(out: &Printer, run: &RunView) {
 }
 
 /// Finds what to run: an ad-hoc command, a job file, or a stored job.
-async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageError> {
+pub(crate) async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageError> {
     let cwd = std::env::current_dir()
         .map_err(|e| UsageError(format!("rota: no working directory: {e}")))?;
     if let Some(command) = &args.command {
@@ -747,7 +755,10 @@ fn ephemeral_namespace(what: &str) -> String {
     format!("adhoc-{}", &hex::encode(digest)[..10])
 }
 
-fn resolve_params(job: &Job, args: &RunArgs) -> Result<BTreeMap<String, Value>, UsageError> {
+pub(crate) fn resolve_params(
+    job: &Job,
+    args: &RunArgs,
+) -> Result<BTreeMap<String, Value>, UsageError> {
     let file_values = match &args.params_file {
         Some(path) => read_params_file(path)?,
         None => BTreeMap::new(),
@@ -779,7 +790,7 @@ fn read_params_file(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> 
 
 /// The job's secrets for a run in `namespace`: the latest version in the secrets store, or
 /// else this process's environment variable of that name.
-async fn read_secrets(
+pub(crate) async fn read_secrets(
     home: &Home,
     store: &Store,
     job: &Job,

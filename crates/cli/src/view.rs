@@ -297,6 +297,102 @@ pub struct RunPageView {
     pub next_cursor: Option<String>,
 }
 
+/// A plan with its approvals (`wire::Plan`); `--output json` prints the wire form as is.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanView {
+    pub id: String,
+    pub namespace: String,
+    pub job_id: String,
+    pub job_revision: i64,
+    pub status: String,
+    pub hash: String,
+    pub params: Value,
+    pub steps: Vec<PlanStepView>,
+    pub secrets: Vec<PlanSecretView>,
+    pub approval: Option<ApprovalView>,
+    pub approvals_needed: u32,
+    pub decisions: Vec<PlanDecisionView>,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub dry_run_id: Option<String>,
+    pub run_id: Option<String>,
+    /// The wire JSON it was read from.
+    #[serde(skip)]
+    pub wire: Value,
+}
+
+/// One step of a plan (`wire::PlanStep`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanStepView {
+    pub id: String,
+    pub kind: String,
+    pub resolved: Value,
+}
+
+impl PlanStepView {
+    /// What the step runs, in one line: its command, argv, script, notebook, URL or query.
+    pub fn what(&self) -> String {
+        let body = &self.resolved["kind"][&self.kind];
+        let text = match self.kind.as_str() {
+            "sh" => body["command"].as_str().map(str::to_owned),
+            "exec" => body["argv"].as_array().map(|argv| {
+                argv.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+            "script" | "notebook" => body["path"].as_str().map(str::to_owned),
+            "http" => Some(format!(
+                "{} {}",
+                body["method"].as_str().unwrap_or("GET").to_uppercase(),
+                body["url"].as_str().unwrap_or_default()
+            )),
+            "check" => body["query"].as_str().map(str::to_owned),
+            _ => None,
+        };
+        text.unwrap_or_else(|| body.to_string())
+    }
+}
+
+/// A secret of a plan (`wire::PlanSecret`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanSecretView {
+    pub name: String,
+    pub version: Option<i64>,
+}
+
+/// Approval rules (`wire::ApprovalRules`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApprovalView {
+    pub approvers: Vec<String>,
+    pub quorum: u32,
+    pub allow_self: bool,
+}
+
+/// A decision on a plan (`wire::PlanDecision`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlanDecisionView {
+    pub actor: String,
+    pub at: Timestamp,
+    pub decision: String,
+    pub comment: Option<String>,
+}
+
+impl PlanView {
+    /// Reads the wire JSON of a plan, keeping it for `--output json`.
+    pub fn from_wire(wire: Value) -> anyhow::Result<PlanView> {
+        let mut view: PlanView = serde_json::from_value(wire.clone())?;
+        view.wire = wire;
+        Ok(view)
+    }
+
+    /// A store record, as the API would show it.
+    pub fn from_record(record: rota_store::PlanRecord) -> anyhow::Result<PlanView> {
+        PlanView::from_wire(serde_json::to_value(rota_api::wire::Plan::from(record))?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
