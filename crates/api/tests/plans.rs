@@ -486,3 +486,37 @@ async fn a_job_without_rules_is_planned_approved_and_applied() {
     assert_eq!(run.status, 202, "{}", run.body);
     assert_eq!(run.body["params"]["replicas"], 3);
 }
+
+#[tokio::test]
+async fn a_run_of_a_job_with_approval_rules_cannot_be_retried() {
+    let t = Plans::new(1, false, "").await;
+    let id = approved(&t).await;
+    let run = t.act(&id, "apply", &t.carol).await;
+    assert_eq!(run.status, 202, "{}", run.body);
+    // End the queued run (nothing executes it here) so it could be retried.
+    let run_id = run.body["id"].as_str().unwrap_or("-").to_owned();
+    t.env
+        .store
+        .record(&[rota_store::RunEvent::RunFinished {
+            run_id: run_id.clone(),
+            status: rota_core::model::RunStatus::Failed,
+            reason: None,
+            at: jiff::Timestamp::now(),
+        }])
+        .await
+        .expect("finish the run");
+    let retry = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/runs/{run_id}/retry"),
+            &t.carol,
+            None,
+        )
+        .await;
+    retry.assert_problem(409, "conflict");
+    assert!(
+        detail(&retry).contains("make a new plan"),
+        "{}",
+        detail(&retry)
+    );
+}

@@ -362,6 +362,13 @@ pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Resul
         })?;
     let job: Job = serde_json::from_value(revision.definition.clone())
         .context("the stored job definition does not load")?;
+    if job.approval.is_some() {
+        eprintln!(
+            "rota: job {} has approval rules: a retry would skip them; make a new plan with `rota plan`",
+            job.id
+        );
+        return Ok(EXIT_USAGE);
+    }
     let rerun = match &args.from {
         None => None,
         Some(from) => match rota_core::dag::downstream(&job, from) {

@@ -174,3 +174,17 @@ fn notify_example_validates_with_its_rules() {
     assert!(matches!(rules[0].channel, NotifyChannel::Slack { .. }));
     assert_eq!(rules[1].after, Some(std::time::Duration::from_secs(1800)));
 }
+
+#[test]
+fn approval_example_validates_with_its_rules() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/approval.yaml");
+    let file = match load_file(&path) {
+        Ok(f) => f,
+        Err(e) => panic!("examples/approval.yaml does not validate:\n{e}"),
+    };
+    let rules = file.jobs[0]
+        .approval
+        .as_ref()
+        .map(|a| (a.quorum, a.allow_self));
+    assert_eq!(rules, Some((2, false)));
+}

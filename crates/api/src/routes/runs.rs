@@ -342,6 +342,7 @@ pub(crate) async fn retry(
     let outcome = async {
         let original = find(&state, &id).await?;
         principal.require(Scope::Namespace(&original.namespace), Role::Operator)?;
+        refuse_gated_retry(&state, &original).await?;
         let rerun = match &body.from {
             None => None,
             Some(from) => Some(rerun_from(&state, &original, from).await?),
@@ -368,6 +369,25 @@ pub(crate) async fn retry(
     let target = format!("run/{id}");
     let run = audited(&state, &principal, addr, "run.retry", &target, outcome).await?;
     queued(run)
+}
+
+/// A 409 problem when the run's job revision has approval rules: a retry would run it
+/// again without a plan.
+async fn refuse_gated_retry(state: &ApiState, run: &RunRecord) -> Result<(), ApiError> {
+    let revision = state
+        .store
+        .job_revision(&run.namespace, &run.job_id, run.job_revision)
+        .await?;
+    let gated = revision
+        .and_then(|r| serde_json::from_value::<rota_core::model::Job>(r.definition).ok())
+        .is_some_and(|job| job.approval.is_some());
+    if gated {
+        return Err(ApiError::Conflict(format!(
+            "job {}/{} has approval rules: a retry would skip them; make a new plan",
+            run.namespace, run.job_id
+        )));
+    }
+    Ok(())
 }
 
 /// The steps a retry `from` a step reruns, from the run's job revision; a 422 problem
