@@ -938,7 +938,7 @@ pub struct Plan {
     pub approval: Option<ApprovalRules>,
     /// Approvals still needed before it can be applied.
     pub approvals_needed: u32,
-    /// The decisions so far, oldest first (empty in listings).
+    /// The decisions so far, oldest first.
     pub decisions: Vec<PlanDecision>,
     /// Who made it.
     pub created_by: String,
@@ -1029,7 +1029,7 @@ impl From<rota_store::PlanRecord> for Plan {
 /// A page of plans, newest first.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PlanPage {
-    /// The plans (without their decisions).
+    /// The plans.
     pub items: Vec<Plan>,
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     #[schema(required = true)]

@@ -333,6 +333,16 @@ async fn a_plan_past_its_time_expires() {
         assert_eq!(shown.body["status"], "awaiting_approval");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    let listed = t
+        .call(
+            Method::GET,
+            "/api/v1/plans?namespace=ops&status=expired",
+            &t.alice,
+            None,
+        )
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.body["items"][0]["id"], plan["id"]);
     let late = t.act(&plan["id"], "approve", &t.alice).await;
     late.assert_problem(409, "conflict");
     assert!(

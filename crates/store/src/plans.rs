@@ -350,21 +350,25 @@ async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<PlanRecord
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    for row in rows {
-        let decision: String = row.try_get("decision")?;
-        plan.decisions.push(PlanDecisionRecord {
-            actor: row.try_get("actor")?,
-            at: ts(&row, "at")?,
-            hash: row.try_get("hash")?,
-            decision: match decision.as_str() {
-                "approve" => Decision::Approve,
-                "reject" => Decision::Reject,
-                other => return Err(corrupt("plan_decisions.decision", other)),
-            },
-            comment: row.try_get("comment")?,
-        });
+    for row in &rows {
+        plan.decisions.push(decision_row(row)?);
     }
     Ok(Some(plan))
+}
+
+fn decision_row(row: &SqliteRow) -> Result<PlanDecisionRecord, StoreError> {
+    let decision: String = row.try_get("decision")?;
+    Ok(PlanDecisionRecord {
+        actor: row.try_get("actor")?,
+        at: ts(row, "at")?,
+        hash: row.try_get("hash")?,
+        decision: match decision.as_str() {
+            "approve" => Decision::Approve,
+            "reject" => Decision::Reject,
+            other => return Err(corrupt("plan_decisions.decision", other)),
+        },
+        comment: row.try_get("comment")?,
+    })
 }
 
 /// Appends a plan event; it names a run only once the plan has one.
@@ -549,45 +553,64 @@ impl Store {
         Ok(plan)
     }
 
-    /// Plans newest first (without their decisions). Plans past their time show as
-    /// `expired` (they are marked so when next read one by one).
+    /// Plans newest first, with their decisions. Plans past their time show as `expired`
+    /// (they are marked so when next read one by one), also for the status filter.
     pub async fn list_plans(&self, filter: &PlanFilter) -> Result<Vec<PlanRecord>, StoreError> {
         let limit = match filter.limit {
             0 => 50,
             n => n.min(1000),
         };
-        let mut sql = format!("SELECT {COLUMNS} FROM plans WHERE 1 = 1");
+        let now = micros(Timestamp::now());
+        // A plan past its time reads as expired before anything marks it so.
+        let shown_status = "CASE WHEN status IN ('awaiting_approval', 'approved') \
+                            AND expires_at IS NOT NULL AND expires_at <= ? \
+                            THEN 'expired' ELSE status END";
+        let mut sql = format!("SELECT {COLUMNS}, {shown_status} AS shown FROM plans WHERE 1 = 1");
         if filter.namespace.is_some() {
             sql.push_str(" AND namespace = ?");
+        }
+        if filter.status.is_some() {
+            sql.push_str(&format!(" AND {shown_status} = ?"));
         }
         if filter.before.is_some() {
             sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
         }
-        sql.push_str(" ORDER BY created_at DESC, id DESC");
-        let mut query = sqlx::query(&sql);
+        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
+        let mut query = sqlx::query(&sql).bind(now);
         if let Some(ns) = &filter.namespace {
             query = query.bind(ns);
+        }
+        if let Some(status) = filter.status {
+            query = query.bind(now).bind(status.as_str());
         }
         if let Some((at, id)) = &filter.before {
             query = query.bind(micros(*at)).bind(micros(*at)).bind(id);
         }
-        // The status filter is applied after the lazy expiry view, so fetch in pages.
-        let rows = query.fetch_all(&self.pool).await?;
-        let now = Timestamp::now();
-        let mut plans = Vec::new();
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let mut plans = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut plan = plan_row(row)?;
-            if matches!(
-                plan.status,
-                PlanStatus::AwaitingApproval | PlanStatus::Approved
-            ) && plan.expires_at.is_some_and(|at| at <= now)
-            {
-                plan.status = PlanStatus::Expired;
+            let shown: String = row.try_get("shown")?;
+            plan.status = shown.parse().map_err(|e| corrupt("plans.status", e))?;
+            plans.push(plan);
+        }
+        // The page's decisions in one query.
+        if !plans.is_empty() {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT plan_id, actor, at, hash, decision, comment FROM plan_decisions \
+                 WHERE plan_id IN (",
+            );
+            let mut ids = query.separated(", ");
+            for plan in &plans {
+                ids.push_bind(&plan.id);
             }
-            if filter.status.is_none_or(|s| s == plan.status) {
-                plans.push(plan);
-                if plans.len() >= limit as usize {
-                    break;
+            query.push(") ORDER BY at, actor");
+            let rows = query.build().fetch_all(&self.pool).await?;
+            for row in &rows {
+                let plan_id: String = row.try_get("plan_id")?;
+                let decision = decision_row(row)?;
+                if let Some(plan) = plans.iter_mut().find(|p| p.id == plan_id) {
+                    plan.decisions.push(decision);
                 }
             }
         }
@@ -1109,6 +1132,49 @@ mod tests {
         );
         let runs = store.list_runs(&crate::RunFilter::default()).await?;
         assert_eq!(runs.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn listing_filters_by_shown_status_pages_and_carries_decisions() -> TestResult {
+        let (_dir, store) = setup(Some(rules(2, false))).await?;
+        let first = plan(&store, "token:carol:carol").await?;
+        let second = plan(&store, "token:carol:carol").await?;
+        decide(
+            &store,
+            &second,
+            &who("alice", Role::Operator),
+            Decision::Approve,
+        )
+        .await?;
+        let all = store.list_plans(&PlanFilter::default()).await?;
+        let ids: Vec<&str> = all.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, [second.id.as_str(), first.id.as_str()]);
+        assert_eq!(all[0].approvals(), 1);
+        let page = store
+            .list_plans(&PlanFilter {
+                limit: 1,
+                before: Some((all[0].created_at, all[0].id.clone())),
+                ..PlanFilter::default()
+            })
+            .await?;
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, first.id);
+        let approved = store
+            .list_plans(&PlanFilter {
+                status: Some(PlanStatus::Approved),
+                ..PlanFilter::default()
+            })
+            .await?;
+        assert!(approved.is_empty());
+        let awaiting = store
+            .list_plans(&PlanFilter {
+                status: Some(PlanStatus::AwaitingApproval),
+                namespace: Some("ops".into()),
+                ..PlanFilter::default()
+            })
+            .await?;
+        assert_eq!(awaiting.len(), 2);
         Ok(())
     }
 }
