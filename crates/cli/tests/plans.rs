@@ -253,3 +253,55 @@ fn remote_plan_is_approved_by_another_token_and_applied() {
     assert_code(&output, 0);
     assert_eq!(local, json(&shown));
 }
+
+/// Sets `ops/DB_PASS` through `rota secrets set` (value on stdin).
+fn set_secret(rota: &Rota, value: &str) {
+    use std::io::Write as _;
+    let mut child = rota
+        .command(["secrets", "set", "DB_PASS", "-n", "ops"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rota secrets set");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{value}\n").as_bytes())
+        .expect("write the value");
+    assert_code(&crate::util::finish(child, "rota secrets set"), 0);
+}
+
+#[test]
+fn local_plan_names_secrets_never_their_values_and_apply_sees_a_new_version() {
+    let rota = Rota::new();
+    set_secret(&rota, "hunter2-plan-secret");
+    let file = rota.write(
+        "secret.yaml",
+        "id: uses-secret\nnamespace: ops\nsecrets: [DB_PASS]\n\
+         approval: { approvers: [alice] }\n\
+         steps:\n  - id: use\n    sh: echo connecting with {{ secrets.DB_PASS }}\n",
+    );
+    let file = file.to_str().expect("utf-8 path");
+    let human = rota
+        .command(["plan", file])
+        .env("USER", "carol")
+        .output()
+        .expect("run rota");
+    assert_code(&human, 0);
+    let (plan, output) = as_user(&rota, "carol", &["plan", file]);
+    assert_code(&output, 0);
+    for text in [stdout(&human), stdout(&output), plan.to_string()] {
+        assert!(!text.contains("hunter2-plan-secret"), "{text}");
+    }
+    assert!(stdout(&human).contains("{{ secrets.DB_PASS }}"));
+    assert_eq!(plan["secrets"][0]["version"], 1);
+    let id = plan_id(&plan);
+    let (_, output) = as_user(&rota, "alice", &["approve", &id]);
+    assert_code(&output, 0);
+    set_secret(&rota, "rotated-plan-secret");
+    let (_, refused) = as_user(&rota, "carol", &["apply", &id]);
+    assert_code(&refused, 2);
+    assert_stderr_has(&refused, "secret DB_PASS version 1 → 2");
+}
