@@ -530,3 +530,56 @@ async fn a_run_of_a_job_with_approval_rules_cannot_be_retried() {
         detail(&retry)
     );
 }
+
+#[tokio::test]
+async fn decisions_bind_to_the_hash_and_every_change_is_an_event() {
+    let t = Plans::new(1, false, "").await;
+    let plan = t.plan(&t.carol, json!({})).await;
+    let uri = format!(
+        "/api/v1/plans/{}/approve",
+        plan["id"].as_str().unwrap_or("-")
+    );
+    let stale = t
+        .call(
+            Method::POST,
+            &uri,
+            &t.alice,
+            Some(json!({"hash": "0".repeat(64)})),
+        )
+        .await;
+    stale.assert_problem(409, "conflict");
+    let bound = t
+        .call(
+            Method::POST,
+            &uri,
+            &t.alice,
+            Some(json!({"hash": plan["hash"], "comment": "reviewed"})),
+        )
+        .await;
+    assert_eq!(bound.body["status"], "approved", "{}", bound.body);
+    let run = t.act(&plan["id"], "apply", &t.carol).await;
+    assert_eq!(run.status, 202, "{}", run.body);
+
+    let events = t.env.get("/api/v1/events?limit=500", "admin").await;
+    assert_eq!(events.status, 200, "{}", events.body);
+    let of_plan: Vec<(String, Value)> = events.body["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["data"]["plan_id"] == plan["id"])
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or("").to_owned(),
+                e["run_id"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        of_plan,
+        [
+            ("plan.created".to_owned(), Value::Null),
+            ("plan.approved".to_owned(), Value::Null),
+            ("plan.applied".to_owned(), run.body["id"].clone()),
+        ]
+    );
+}
