@@ -225,6 +225,11 @@ pub struct DecideArgs {
     /// Why, in your words; kept with the decision.
     #[arg(long, short = 'm')]
     pub comment: Option<String>,
+
+    /// The plan hash you reviewed (as `rota plan` printed it); the decision is refused
+    /// unless it is still the plan's.
+    #[arg(long, value_name = "SHA256")]
+    pub hash: Option<String>,
 }
 
 /// `rota apply`.

@@ -408,7 +408,7 @@ pub async fn decide(
             &who,
             decision,
             args.comment.as_deref(),
-            None,
+            args.hash.as_deref(),
             jiff::Timestamp::now(),
         )
         .await;
@@ -431,10 +431,13 @@ pub async fn decide_remote(
     out: &Printer,
 ) -> anyhow::Result<u8> {
     let action = if approve { "approve" } else { "reject" };
-    let body = match &args.comment {
-        Some(comment) => json!({ "comment": comment }),
-        None => json!({}),
-    };
+    let mut body = serde_json::Map::new();
+    if let Some(comment) = &args.comment {
+        body.insert("comment".into(), json!(comment));
+    }
+    if let Some(hash) = &args.hash {
+        body.insert("hash".into(), json!(hash));
+    }
     let wire: serde_json::Value = remote
         .send(
             reqwest::Method::POST,

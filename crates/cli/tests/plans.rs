@@ -63,7 +63,11 @@ fn local_plan_needs_two_other_users_then_applies_once() {
     let (_, twice) = as_user(&rota, "alice", &["approve", &id]);
     assert_code(&twice, 2);
     assert_stderr_has(&twice, "already decided");
-    let (second, output) = as_user(&rota, "bob", &["approve", &id]);
+    let (_, stale) = as_user(&rota, "bob", &["approve", &id, "--hash", &"0".repeat(64)]);
+    assert_code(&stale, 2);
+    assert_stderr_has(&stale, "has hash");
+    let hash = plan["hash"].as_str().expect("a hash");
+    let (second, output) = as_user(&rota, "bob", &["approve", &id, "--hash", hash]);
     assert_code(&output, 0);
     assert_eq!(second["status"], "approved");
 
