@@ -28,9 +28,6 @@ use crate::output::{self, Printer};
 use crate::run_cmd::{self, UsageError};
 use crate::view::{PlanView, RunView};
 
-/// The trigger recorded on runs made from plans.
-const PLAN_TRIGGER: &str = "plan";
-
 /// The local user's name.
 fn user() -> String {
     std::env::var("USER")
@@ -61,32 +58,6 @@ fn run_args(
         dry_run: false,
         argv: Vec::new(),
         detach: false,
-    }
-}
-
-/// A queued run of a plan: nobody owns it until it is claimed.
-fn queued_run(plan: &rota_core::plan::PlanContent, dry_run: bool) -> NewRun {
-    NewRun {
-        id: rota_store::ids::new_run_id(),
-        namespace: plan.namespace.clone(),
-        job_id: plan.job.clone(),
-        job_revision: plan.revision,
-        params: serde_json::Value::Object(
-            plan.params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        dry_run,
-        trigger: PLAN_TRIGGER.to_owned(),
-        scheduled_at: None,
-        created_at: jiff::Timestamp::now(),
-        owner: Owner {
-            host: String::new(),
-            pid: 0,
-            start_token: String::new(),
-        },
-        steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
     }
 }
 
@@ -223,7 +194,7 @@ pub async fn plan(home: &Home, args: PlanArgs, out: &Printer) -> anyhow::Result<
         );
         return Ok(EXIT_USAGE);
     };
-    let dry_run = args.dry_run.then(|| queued_run(&content, true));
+    let dry_run = args.dry_run.then(|| NewRun::of_plan(&content, true));
     let record = store
         .create_plan(&NewPlan {
             id: rota_store::ids::new_run_id(),
@@ -477,7 +448,7 @@ pub async fn apply(home: &Home, args: ApplyArgs, out: &Printer) -> anyhow::Resul
             &plan.content.params,
         )
         .await?;
-    let run = queued_run(
+    let run = NewRun::of_plan(
         current
             .as_ref()
             .map_or(&plan.content, |(content, _)| content),

@@ -270,11 +270,7 @@ impl rota_api::ScheduleOps for ApiSchedules {
     ) -> rota_api::BoxFuture<'a, Vec<(Timestamp, String, Option<String>)>> {
         Box::pin(async move {
             // Nobody owns a queued run: the server that claims it becomes its owner.
-            let owner = Owner {
-                host: String::new(),
-                pid: 0,
-                start_token: String::new(),
-            };
+            let owner = Owner::nobody();
             let done = backfill(store, namespace, job, from, to, API_LIMIT, &owner).await?;
             Ok(done
                 .into_iter()

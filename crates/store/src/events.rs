@@ -65,6 +65,17 @@ pub struct Owner {
     pub start_token: String,
 }
 
+impl Owner {
+    /// The owner of a queued run: nobody, until a server claims it and becomes its owner.
+    pub fn nobody() -> Owner {
+        Owner {
+            host: String::new(),
+            pid: 0,
+            start_token: String::new(),
+        }
+    }
+}
+
 /// A run to create; it starts `queued`, with one `pending` step row per step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {

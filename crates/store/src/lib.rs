@@ -65,7 +65,8 @@ pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};
 pub use notify::{DeliveryOutcome, NewNotification, NotificationRecord, NotificationStatus};
 pub use plans::{
-    Approver, Decision, NewPlan, PlanDecisionRecord, PlanError, PlanFilter, PlanRecord, PlanStatus,
+    Approver, Decision, NewPlan, PLAN_TRIGGER, PlanDecisionRecord, PlanError, PlanFilter,
+    PlanRecord, PlanStatus,
 };
 pub use records::{
     ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,

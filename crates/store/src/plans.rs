@@ -163,6 +163,34 @@ pub struct PlanRecord {
     pub decisions: Vec<PlanDecisionRecord>,
 }
 
+/// The trigger recorded on runs made from plans.
+pub const PLAN_TRIGGER: &str = "plan";
+
+impl NewRun {
+    /// A queued run of `plan` (a dry run of it with `dry_run`), owned by nobody until a
+    /// server claims it.
+    pub fn of_plan(plan: &PlanContent, dry_run: bool) -> NewRun {
+        NewRun {
+            id: crate::ids::new_run_id(),
+            namespace: plan.namespace.clone(),
+            job_id: plan.job.clone(),
+            job_revision: plan.revision,
+            params: serde_json::Value::Object(
+                plan.params
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            dry_run,
+            trigger: PLAN_TRIGGER.to_owned(),
+            scheduled_at: None,
+            created_at: Timestamp::now(),
+            owner: crate::Owner::nobody(),
+            steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
+        }
+    }
+}
+
 impl PlanRecord {
     /// How many distinct approvals it has.
     pub fn approvals(&self) -> usize {
@@ -832,7 +860,7 @@ mod tests {
     use rota_core::parse::{Format, parse_str};
 
     use super::*;
-    use crate::{NewJobRevision, Owner};
+    use crate::NewJobRevision;
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -903,23 +931,7 @@ mod tests {
     }
 
     fn run_of(plan: &PlanRecord) -> NewRun {
-        NewRun {
-            id: crate::ids::new_run_id(),
-            namespace: plan.content.namespace.clone(),
-            job_id: plan.content.job.clone(),
-            job_revision: plan.content.revision,
-            params: serde_json::to_value(&plan.content.params).unwrap_or_default(),
-            dry_run: false,
-            trigger: "plan".into(),
-            scheduled_at: None,
-            created_at: Timestamp::now(),
-            owner: Owner {
-                host: String::new(),
-                pid: 0,
-                start_token: String::new(),
-            },
-            steps: plan.content.steps.iter().map(|s| s.id.clone()).collect(),
-        }
+        NewRun::of_plan(&plan.content, false)
     }
 
     async fn apply(store: &Store, plan: &PlanRecord) -> Result<PlanRecord, PlanError> {

@@ -8,27 +8,22 @@
 //! 409 for self-approval, a second decision, an expired or decided plan, missing approvals
 //! and drift (naming what changed). Applying queues the run, like `POST …/runs`.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use rota_store::{
-    Approver, Decision, NewPlan, NewRun, Owner, PlanError, PlanFilter, PlanRecord, PlanStatus, Role,
+    Approver, Decision, NewPlan, NewRun, PlanError, PlanFilter, PlanRecord, PlanStatus, Role,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::page_limit;
+use super::{latest_job, page_limit, resolve_params};
 use crate::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
 use crate::ids::{JobId, Namespace, RunId};
-use crate::wire::{CreatePlan, DecidePlan, Plan, PlanPage, Problem, ProblemItem, Run};
+use crate::wire::{CreatePlan, DecidePlan, Plan, PlanPage, Problem, Run};
 use crate::{ApiError, ApiState, audited};
-
-/// The trigger recorded on runs made from plans (applies and dry runs).
-const PLAN_TRIGGER: &str = "plan";
 
 /// `GET /api/v1/plans` filters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -83,32 +78,6 @@ async fn find(
     Ok(plan)
 }
 
-/// A queued run of a plan, owned by nobody until a server claims it.
-fn queued_run(plan: &rota_core::plan::PlanContent, dry_run: bool) -> NewRun {
-    NewRun {
-        id: rota_store::ids::new_run_id(),
-        namespace: plan.namespace.clone(),
-        job_id: plan.job.clone(),
-        job_revision: plan.revision,
-        params: serde_json::Value::Object(
-            plan.params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        dry_run,
-        trigger: PLAN_TRIGGER.to_owned(),
-        scheduled_at: None,
-        created_at: Timestamp::now(),
-        owner: Owner {
-            host: String::new(),
-            pid: 0,
-            start_token: String::new(),
-        },
-        steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
-    }
-}
-
 /// An answer with a body and a `Location`.
 fn located<T: serde::Serialize>(
     status: StatusCode,
@@ -142,36 +111,14 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        let revision = state
-            .store
-            .latest_job_revision(namespace.as_str(), job.as_str())
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
-        let definition: rota_core::model::Job = serde_json::from_value(revision.definition)
-            .map_err(|e| {
-                ApiError::Internal(format!("stored definition of {namespace}/{job}: {e}"))
-            })?;
-        let given: BTreeMap<String, serde_json::Value> = body.params.into_iter().collect();
-        let params = rota_core::params::resolve(&definition, &given, &[]).map_err(|errors| {
-            ApiError::InvalidParams {
-                detail: format!("{} parameter problem(s)", errors.len()),
-                problems: errors
-                    .into_iter()
-                    .map(|e| ProblemItem {
-                        line: None,
-                        column: None,
-                        param: Some(e.name),
-                        message: e.message,
-                    })
-                    .collect(),
-            }
-        })?;
+        let (_, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
+        let params = resolve_params(&definition, body.params)?;
         let (content, job_def) = state
             .store
             .resolve_plan(namespace.as_str(), job.as_str(), &params)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
-        let dry_run = body.dry_run.then(|| queued_run(&content, true));
+        let dry_run = body.dry_run.then(|| NewRun::of_plan(&content, true));
         let plan = NewPlan {
             id: rota_store::ids::new_run_id(),
             content,
@@ -388,7 +335,7 @@ pub(crate) async fn apply(
             )
             .await?
             .map(|(content, _)| content);
-        let run = queued_run(current.as_ref().unwrap_or(&plan.content), false);
+        let run = NewRun::of_plan(current.as_ref().unwrap_or(&plan.content), false);
         let applied = state
             .store
             .apply_plan(

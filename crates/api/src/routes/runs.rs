@@ -5,8 +5,6 @@
 //! `rota serve` adopts queued runs from the store, claims them and executes them, exactly
 //! as it does for runs queued by `rota backfill`.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,13 +14,11 @@ use rota_store::{NewRun, Owner, Role, RunCursor, RunEvent, RunFilter, RunRecord}
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{AfterQuery, page_limit};
+use super::{AfterQuery, latest_job, page_limit, resolve_params};
 use crate::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
 use crate::ids::{JobId, Namespace, RunId};
-use crate::wire::{
-    CancelAccepted, CreateRun, LogLine, LogPage, Problem, ProblemItem, RetryRun, Run, RunPage,
-};
+use crate::wire::{CancelAccepted, CreateRun, LogLine, LogPage, Problem, RetryRun, Run, RunPage};
 use crate::{ApiError, ApiState, audited};
 
 /// `GET /api/v1/runs` filters.
@@ -252,15 +248,7 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        let revision = state
-            .store
-            .latest_job_revision(namespace.as_str(), job.as_str())
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
-        let definition: rota_core::model::Job = serde_json::from_value(revision.definition)
-            .map_err(|e| {
-                ApiError::Internal(format!("stored definition of {namespace}/{job}: {e}"))
-            })?;
+        let (revision, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
         // A job with approval rules runs only through plan → approve → apply.
         if definition.approval.is_some() {
             return Err(ApiError::Conflict(format!(
@@ -269,37 +257,19 @@ pub(crate) async fn create(
                  have it approved, then apply it"
             )));
         }
-        let given: BTreeMap<String, serde_json::Value> = body.params.into_iter().collect();
-        let params = rota_core::params::resolve(&definition, &given, &[]).map_err(|errors| {
-            ApiError::InvalidParams {
-                detail: format!("{} parameter problem(s)", errors.len()),
-                problems: errors
-                    .into_iter()
-                    .map(|e| ProblemItem {
-                        line: None,
-                        column: None,
-                        param: Some(e.name),
-                        message: e.message,
-                    })
-                    .collect(),
-            }
-        })?;
+        let params = resolve_params(&definition, body.params)?;
         let run = NewRun {
             id: rota_store::ids::new_run_id(),
             namespace: namespace.to_string(),
             job_id: job.to_string(),
-            job_revision: revision.revision,
+            job_revision: revision,
             params: serde_json::Value::Object(params.into_iter().collect()),
             dry_run: body.dry_run,
             trigger: "api".to_owned(),
             scheduled_at: None,
             created_at: Timestamp::now(),
             // Nobody owns a queued run: the server that claims it becomes its owner.
-            owner: Owner {
-                host: String::new(),
-                pid: 0,
-                start_token: String::new(),
-            },
+            owner: Owner::nobody(),
             steps: definition.steps.iter().map(|s| s.id.clone()).collect(),
         };
         let id = run.id.clone();
