@@ -10,12 +10,16 @@ import * as runs from "./pages/runs.js";
 import * as run from "./pages/run.js";
 import * as secrets from "./pages/secrets.js";
 import * as audit from "./pages/audit.js";
+import * as plans from "./pages/plans.js";
+import * as plan from "./pages/plan.js";
 
 const ROUTES = [
   [/^\/jobs$/, jobs, "jobs"],
   [/^\/jobs\/([^/]+)\/([^/]+)$/, job, "jobs"],
   [/^\/runs$/, runs, "runs"],
   [/^\/runs\/([^/]+)$/, run, "runs"],
+  [/^\/plans$/, plans, "plans"],
+  [/^\/plans\/([^/]+)$/, plan, "plans"],
   [/^\/secrets$/, secrets, "secrets"],
   [/^\/audit$/, audit, "audit"],
 ];
@@ -112,7 +116,7 @@ setUnauthorizedHandler((problem) => {
   route();
 });
 
-// Keyboard: `/` focuses the page's filter, `g j` / `g r` / `g s` / `g a` switch pages.
+// Keyboard: `/` focuses the page's filter, `g j` / `g r` / `g p` / `g s` / `g a` switch pages.
 let pendingG = 0;
 document.addEventListener("keydown", (e) => {
   const t = e.target;
@@ -132,7 +136,7 @@ document.addEventListener("keydown", (e) => {
     return;
   }
   if (pendingG && Date.now() - pendingG < 1500) {
-    const to = { j: "#/jobs", r: "#/runs", s: "#/secrets", a: "#/audit" }[e.key];
+    const to = { j: "#/jobs", r: "#/runs", p: "#/plans", s: "#/secrets", a: "#/audit" }[e.key];
     if (to) {
       e.preventDefault();
       location.hash = to;

@@ -51,6 +51,8 @@ const FILES: &[(&str, &str, &[u8])] = embedded![
     ("pages/job.js", JS),
     ("pages/runs.js", JS),
     ("pages/run.js", JS),
+    ("pages/plans.js", JS),
+    ("pages/plan.js", JS),
     ("pages/secrets.js", JS),
     ("pages/audit.js", JS),
 ];

@@ -9,7 +9,7 @@ use crate::support::webdriver::{Driver, Session};
 use crate::support::{Server, TestResult};
 
 /// One browser at a time: two Chromiums and two servers at once overload a 2-core runner.
-static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
@@ -37,9 +37,9 @@ const BROKEN: &str = "id: broken\nsteps:\n  - id: boom\n    sh: echo failing; ex
 
 const SLEEPER: &str = "id: sleeper\nsteps:\n  - id: wait\n    sh: for i in $(seq 1 600); do echo tick $i; sleep 1; done\n";
 
-struct Fixture {
-    server: Server,
-    browser: Session,
+pub(crate) struct Fixture {
+    pub(crate) server: Server,
+    pub(crate) browser: Session,
     _driver: Driver,
 }
 
@@ -57,7 +57,7 @@ impl Fixture {
         Fixture::with_jobs(&jobs, serve_args).await
     }
 
-    async fn with_jobs(
+    pub(crate) async fn with_jobs(
         jobs: &[(&str, &str)],
         serve_args: &[&str],
     ) -> Result<Fixture, Box<dyn std::error::Error>> {
@@ -77,19 +77,19 @@ impl Fixture {
     }
 
     /// Opens a page of the UI by its hash route (`/runs`), as a fresh page load.
-    async fn open(&self, route: &str) -> TestResult {
+    pub(crate) async fn open(&self, route: &str) -> TestResult {
         self.browser
             .goto(&format!("{}/ui/#{route}", self.server.base))
             .await
     }
 
     /// Signs in through the form with the admin token and waits for the jobs list.
-    async fn sign_in(&self) -> TestResult {
+    pub(crate) async fn sign_in(&self) -> TestResult {
         self.sign_in_with(&self.server.admin_token()?).await
     }
 
     /// Signs in through the form with this token and waits for the jobs list.
-    async fn sign_in_with(&self, token: &str) -> TestResult {
+    pub(crate) async fn sign_in_with(&self, token: &str) -> TestResult {
         self.browser.goto(&self.server.base).await?;
         self.browser.type_into("#token", token).await?;
         self.browser
@@ -105,7 +105,7 @@ impl Fixture {
     }
 
     /// Waits for the page's text (of `<main>`) to contain `text`.
-    async fn wait_text(&self, css: &str, text: &str) -> TestResult {
+    pub(crate) async fn wait_text(&self, css: &str, text: &str) -> TestResult {
         let script = format!(
             "const el = document.querySelector({css}); return !!el && el.textContent.includes({text});",
             css = json!(css),
@@ -118,7 +118,7 @@ impl Fixture {
     }
 
     /// No markup from data became an element, and no injected script opened an alert.
-    async fn assert_no_injection(&self) -> TestResult {
+    pub(crate) async fn assert_no_injection(&self) -> TestResult {
         assert_eq!(self.browser.alert_text().await?, None, "an alert opened");
         let images = self
             .browser

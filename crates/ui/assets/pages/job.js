@@ -1,6 +1,7 @@
 // A job: its definition (steps as a table and a DAG), a Run form built from its declared
-// parameters, the next fire times, pause/resume, the schedule history with skipped and
-// missed occurrences and their reasons, and its revisions.
+// parameters with a Plan button beside Run (a job with approval rules runs only through
+// plans), the next fire times, pause/resume, the schedule history with skipped and missed
+// occurrences and their reasons, and its revisions.
 
 import { api } from "../api.js";
 import { h, mount, problemBox, timeEl, badge, enc } from "../dom.js";
@@ -151,26 +152,53 @@ export function render(main, [namespace, jobId]) {
     const params = Array.isArray(def.params) ? def.params : [];
     const steps = Array.isArray(def.steps) ? def.steps : [];
 
-    // The Run form.
+    // The Run form; its Plan button makes a plan of the same parameters instead.
     const fields = params.map(paramField);
-    const runStatus = h("div", { "aria-live": "polite" });
+    const gated = !!def.approval;
+    const runStatus = h("div", { "aria-live": "polite", id: "run-status-box" });
     const dry = h("input", { type: "checkbox", id: "dry-run", name: "dry_run" });
-    const runButton = h("button", { type: "submit", class: "primary", id: "run-job" }, "Run");
-    const runForm = h("form", { class: "card run-form", id: "run-form", onsubmit: async (e) => {
-      e.preventDefault();
-      const values = {};
+    const runButton = h("button", { type: "submit", class: gated ? "" : "primary", id: "run-job", disabled: gated,
+      "aria-describedby": gated ? "run-needs-plan" : undefined,
+      title: gated ? "This job has approval rules: runs go through a plan" : undefined }, "Run");
+    const planButton = h("button", { type: "button", class: gated ? "primary" : "", id: "plan-job",
+      title: "Resolve the job with these parameters for review, approval and apply" }, "Plan");
+
+    /** The form's values by name, or null after showing why they are invalid. */
+    function values() {
+      const out = {};
       try {
         for (const f of fields) {
           const v = f.read();
-          if (v !== undefined) values[f.name] = v;
+          if (v !== undefined) out[f.name] = v;
         }
       } catch (err) {
         mount(runStatus, problemBox({ title: "Invalid parameter", detail: err.message }));
-        return;
+        return null;
       }
+      return out;
+    }
+
+    planButton.addEventListener("click", async () => {
+      const vals = values();
+      if (!vals) return;
+      planButton.disabled = true;
+      try {
+        const plan = await api("POST", `${base}/plans`, { params: vals, dry_run: dry.checked });
+        location.hash = `#/plans/${enc(plan.id)}`;
+      } catch (err) {
+        mount(runStatus, problemBox(err));
+        planButton.disabled = false;
+      }
+    });
+
+    const runForm = h("form", { class: "card run-form", id: "run-form", onsubmit: async (e) => {
+      e.preventDefault();
+      if (gated) return;
+      const vals = values();
+      if (!vals) return;
       runButton.disabled = true;
       try {
-        const run = await api("POST", `${base}/runs`, { params: values, dry_run: dry.checked });
+        const run = await api("POST", `${base}/runs`, { params: vals, dry_run: dry.checked });
         location.hash = `#/runs/${enc(run.id)}`;
       } catch (err) {
         mount(runStatus, problemBox(err));
@@ -178,9 +206,16 @@ export function render(main, [namespace, jobId]) {
       }
     } },
     h("h2", {}, "Run"),
+    gated
+      ? h("p", { class: "note small", id: "run-needs-plan" },
+        "This job has approval rules (", h("span", { class: "mono" }, def.approval.approvers.join(", ")),
+        `, quorum ${def.approval.quorum}): runs go through a plan. Make a plan, have it approved, then apply it.`)
+      : null,
     fields.length ? fields.map((f) => f.field) : h("p", { class: "muted" }, "This job declares no parameters."),
-    h("div", { class: "field inline" }, dry, h("label", { for: "dry-run" }, "Dry run (plan only)")),
-    h("div", {}, runButton), runStatus);
+    h("div", { class: "field inline" }, dry, h("label", { for: "dry-run" }, gated ? "Dry run (with the plan)" : "Dry run (plan only)")),
+    h("div", { class: "run-buttons" }, runButton, planButton,
+      h("a", { href: `#/plans?namespace=${enc(namespace)}`, class: "small" }, "Plans →")),
+    runStatus);
 
     const stepRows = steps.map((st) => h("tr", {},
       h("td", { class: "mono" }, st.id),
