@@ -57,13 +57,18 @@ async fn gated() -> Result<Fixture, Box<dyn std::error::Error>> {
     Ok(f)
 }
 
-/// Makes a plan from the job page with `target` and returns its id (from the address).
+/// Makes a plan from the job page with `target` (and a dry run of it when `dry_run`) and
+/// returns its id (from the address).
 async fn plan_from_job_page(
     f: &Fixture,
     target: &str,
+    dry_run: bool,
 ) -> Result<String, Box<dyn std::error::Error>> {
     f.open("/jobs/default/gated").await?;
     f.browser.type_into("#param-target", target).await?;
+    if dry_run {
+        f.browser.click("#dry-run").await?;
+    }
     f.browser.click("#plan-job").await?;
     let hash = f
         .browser
@@ -108,7 +113,7 @@ async fn a_plan_from_the_job_page_is_refused_to_its_creator_then_approved_and_ap
         .await?;
     assert_eq!(run_disabled, json!(true), "Run is offered on a gated job");
 
-    let id = plan_from_job_page(&f, "green").await?;
+    let id = plan_from_job_page(&f, "green", false).await?;
 
     // Everything a reviewer needs: steps in order with their rendered commands, the
     // secret as its template text with its version, parameters, rules and the full hash.
@@ -183,6 +188,15 @@ async fn a_plan_from_the_job_page_is_refused_to_its_creator_then_approved_and_ap
     f.browser
         .type_into("#decision-comment", "looks right")
         .await?;
+    // Record what the page sends, to check that the decision carries the hash it showed.
+    f.browser
+        .js(
+            "const send = window.fetch; window.sentBodies = []; \
+             window.fetch = (url, init) => { window.sentBodies.push([String(url), init && init.body]); return send(url, init); }; \
+             return true;",
+            json!([]),
+        )
+        .await?;
     f.browser.click("#approve-plan").await?;
     f.browser
         .wait_for(
@@ -192,8 +206,15 @@ async fn a_plan_from_the_job_page_is_refused_to_its_creator_then_approved_and_ap
         .await?;
     f.wait_text("#plan-decisions", "looks right").await?;
     f.wait_text("#plan-decisions", "ui test operator").await?;
-    let decided = admin_api(&f, reqwest::Method::GET, &format!("/plans/{id}"), None).await?;
-    assert_eq!(decided["decisions"][0]["hash"], json!(hash));
+    let sent = f
+        .browser
+        .js(
+            "return window.sentBodies.find(([url]) => url.endsWith('/approve'))?.[1] ?? null",
+            json!([]),
+        )
+        .await?;
+    let sent: Value = serde_json::from_str(sent.as_str().ok_or("no approve request seen")?)?;
+    assert_eq!(sent, json!({"hash": hash, "comment": "looks right"}));
 
     // Apply lands on the new run, which runs the reviewed steps to success.
     f.browser.click("#apply-plan").await?;
@@ -227,8 +248,22 @@ async fn a_rejected_plan_ends_and_an_approved_one_refuses_apply_after_the_job_ch
     let _one = BROWSER.lock().await;
     let f = gated().await?;
     f.sign_in().await?;
-    let rejected = plan_from_job_page(&f, "red").await?;
-    let drifting = plan_from_job_page(&f, "blue").await?;
+    let rejected = plan_from_job_page(&f, "red", true).await?;
+    let drifting = plan_from_job_page(&f, "blue", false).await?;
+
+    // The dry run made with the first plan is linked; its log shows what would run.
+    f.open(&format!("/plans/{rejected}")).await?;
+    f.browser.click("#dry-run-link").await?;
+    f.browser
+        .wait_for(
+            "the dry run to end",
+            "const s = document.querySelector('#run-status')?.dataset.status; \
+             return !!s && !['queued', 'running'].includes(s);",
+        )
+        .await?;
+    f.wait_text("#run-summary", "dry run").await?;
+    f.wait_text("#log", "would run").await?;
+    f.wait_text("#log", "preparing red").await?;
 
     sign_in_as_operator(&f).await?;
 

@@ -185,6 +185,7 @@ export function render(main, [planId]) {
       h("div", { class: "grid2" },
         h("section", { class: "card", id: "plan-summary" },
           h("dl", { class: "facts" },
+            h("dt", {}, "Plan"), h("dd", { class: "mono small", id: "plan-id" }, plan.id),
             h("dt", {}, "Job"), h("dd", {}, h("a", { href: jobHref, id: "plan-job" }, `${plan.namespace} / ${plan.job_id}`)),
             h("dt", {}, "Revision"), h("dd", { id: "plan-revision" }, String(plan.job_revision)),
             h("dt", {}, "Status"), h("dd", {}, badge(plan.status),
