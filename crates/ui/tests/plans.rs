@@ -1,7 +1,7 @@
 //! Plan review in headless Chromium against a real `rota serve`: a plan made from the job
 //! page, the self-approval refusal, a second user's approval and Apply landing on the run;
-//! a rejection; and drift (the job file changed after approval) refused at Apply with what
-//! changed. Waits poll the page or the API with a generous bound; nothing is timed.
+//! the dry run link, a viewer's refusal, a rejection; and drift (the job file changed after
+//! approval) refused at Apply with what changed. Waits poll the page or the API with a generous bound; nothing is timed.
 
 use std::time::{Duration, Instant};
 
@@ -264,6 +264,16 @@ async fn a_rejected_plan_ends_and_an_approved_one_refuses_apply_after_the_job_ch
     f.wait_text("#run-summary", "dry run").await?;
     f.wait_text("#log", "would run").await?;
     f.wait_text("#log", "preparing red").await?;
+
+    // A viewer may read the plan but not decide: the server's 403 is shown.
+    let viewer = f.server.create_token("viewer", None).await?;
+    f.browser.click("#sign-out").await?;
+    f.sign_in_with(&viewer).await?;
+    f.open(&format!("/plans/{rejected}")).await?;
+    f.browser.click("#approve-plan").await?;
+    f.wait_text("#plan-action-status", "Permission denied")
+        .await?;
+    f.wait_text("#plan-status", "awaiting approval").await?;
 
     sign_in_as_operator(&f).await?;
 
