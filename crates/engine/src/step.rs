@@ -322,40 +322,42 @@ fn resolve(
     if matches!(dry_run, Some(DryRun::Skip)) {
         return Ok(Resolved::Skip);
     }
-    if let StepKind::Http(http) = &step.kind {
-        // Sent without a process: no workdir, env or `$ROTA_OUTPUT` (validation refuses the
-        // first two), and no shell command can stand in for it in a dry run.
-        let work = crate::http_step::resolve(http, step.timeout, ctx)?;
-        let display = shared.redactor.redact(&work.display()).into_owned();
-        return Ok(match dry_run {
-            Some(DryRun::Run) | None => Resolved::Http { work, display },
-            Some(_) => Resolved::Echo {
-                display,
-                verb: "would send",
-            },
-        });
-    }
-    if let StepKind::Check(check) = &step.kind {
-        // Like an http step: a request, no process, no shell command for dry runs.
-        let work = crate::check_step::resolve(check, step.timeout, ctx)?;
-        let display = shared.redactor.redact(&work.display()).into_owned();
-        return Ok(match dry_run {
-            Some(DryRun::Run) | None => Resolved::Check { work, display },
-            Some(_) => Resolved::Echo {
-                display,
-                verb: "would check",
-            },
-        });
-    }
     let workdir = match &step.workdir {
         Some(dir) => shared.base_dir.join(render(dir)?),
         None => shared.base_dir.clone(),
     };
-    if let StepKind::Notebook { .. } = &step.kind {
-        return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir)
-            .map(Resolved::Notebook);
-    }
+    // Each kind that runs without a process of its own resolves here; the rest become a
+    // program and its arguments.
     let (program, args) = match (&step.kind, dry_run) {
+        (StepKind::Http(http), _) => {
+            // Sent without a process: no workdir, env or `$ROTA_OUTPUT` (validation refuses
+            // the first two), and no shell command can stand in for it in a dry run.
+            let work = crate::http_step::resolve(http, step.timeout, ctx)?;
+            let display = shared.redactor.redact(&work.display()).into_owned();
+            return Ok(match dry_run {
+                Some(DryRun::Run) | None => Resolved::Http { work, display },
+                Some(_) => Resolved::Echo {
+                    display,
+                    verb: "would send",
+                },
+            });
+        }
+        (StepKind::Check(check), _) => {
+            // Like an http step: a request, no process, no shell command for dry runs.
+            let work = crate::check_step::resolve(check, step.timeout, ctx)?;
+            let display = shared.redactor.redact(&work.display()).into_owned();
+            return Ok(match dry_run {
+                Some(DryRun::Run) | None => Resolved::Check { work, display },
+                Some(_) => Resolved::Echo {
+                    display,
+                    verb: "would check",
+                },
+            });
+        }
+        (StepKind::Notebook { .. }, _) => {
+            return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir)
+                .map(Resolved::Notebook);
+        }
         (_, Some(DryRun::Command(command))) => {
             ("sh".to_owned(), vec!["-c".to_owned(), render(command)?])
         }
@@ -394,9 +396,6 @@ fn resolve(
             let program = argv.remove(0);
             (program, argv)
         }
-        (StepKind::Notebook { .. }, _) => unreachable!("notebook steps returned above"),
-        (StepKind::Http(_), _) => unreachable!("http steps returned above"),
-        (StepKind::Check(_), _) => unreachable!("check steps returned above"),
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
     // `{{ secrets.X }}` may sit in it.
