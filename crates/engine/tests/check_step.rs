@@ -15,18 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use rota_core::model::{RunStatus, StepStatus};
-use rota_core::parse::{Format, parse_str};
-use rota_engine::run::{
-    EngineConfig, RunRequest, RunStop, RunSummary, StepSummary, StopReason, Update, execute,
-};
-use rota_store::{NewJobRevision, Store};
+use rota_engine::run::{RunStop, StopReason, Update};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+mod support;
 
-/// A generous bound on any one run; a test that hits it has hung.
-const RUN_LIMIT: Duration = Duration::from_secs(120);
+use support::{Options, TestResult, run_job};
+
 /// A generous bound on Prometheus starting and on a value reaching it.
 const PROMETHEUS_LIMIT: Duration = Duration::from_secs(90);
 const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
@@ -247,110 +242,6 @@ fn query_logged(query: &str) -> Result<bool, String> {
 
 // ---------------------------------------------------------------------------------------------
 // running a job
-
-struct Ran {
-    summary: RunSummary,
-    store: Store,
-    _dir: tempfile::TempDir,
-}
-
-impl Ran {
-    fn assert_status(&self, status: RunStatus) {
-        assert_eq!(self.summary.status, status, "{:?}", self.summary);
-    }
-
-    fn step(&self, id: &str) -> &StepSummary {
-        self.summary
-            .steps
-            .iter()
-            .find(|s| s.id == id)
-            .unwrap_or_else(|| panic!("no step {id} in {:?}", self.summary))
-    }
-
-    fn output(&self, id: &str, name: &str) -> Option<&str> {
-        self.step(id).outputs.get(name).map(String::as_str)
-    }
-
-    fn reason(&self, id: &str) -> &str {
-        self.step(id).reason.as_deref().unwrap_or_default()
-    }
-
-    /// Every stored log line of the run.
-    async fn log(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-        let mut lines = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self
-                .store
-                .logs(&self.summary.run_id, None, after, 1000)
-                .await?;
-            let Some(last) = page.last() else {
-                return Ok(lines);
-            };
-            after = last.seq;
-            lines.extend(page.into_iter().map(|l| l.text));
-        }
-    }
-}
-
-#[derive(Default)]
-struct Options {
-    secrets: Vec<(&'static str, &'static str)>,
-    dry_run: bool,
-    stop: Option<RunStop>,
-    updates: Option<tokio::sync::mpsc::UnboundedSender<Update>>,
-}
-
-async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("home")).await?;
-    let job = parse_str(source, "check.yaml", Format::Yaml)
-        .map_err(|d| format!("{d}"))?
-        .remove(0);
-    let revision = NewJobRevision::new(
-        "default",
-        job.id.clone(),
-        source,
-        serde_json::to_value(&job)?,
-        Timestamp::now(),
-    );
-    let revision = store.save_job_revision(&revision).await?.revision;
-    let request = RunRequest {
-        run_id: "run-1".to_owned(),
-        job,
-        job_revision: revision,
-        namespace: "default".to_owned(),
-        params: BTreeMap::new(),
-        secrets: options
-            .secrets
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        dry_run: options.dry_run,
-        trigger: "cli".to_owned(),
-        scheduled_at: None,
-        base_dir: dir.path().to_owned(),
-        prior: Vec::new(),
-    };
-    let config = EngineConfig {
-        artifacts_dir: dir.path().join("runs"),
-        grace: Duration::from_secs(5),
-        log_cap_bytes: 1 << 20,
-        guardian: None,
-        durable_step_starts: false,
-    };
-    let stop = options.stop.unwrap_or_default();
-    let summary = tokio::time::timeout(
-        RUN_LIMIT,
-        execute(&store, &config, request, stop, options.updates),
-    )
-    .await??;
-    Ok(Ran {
-        summary,
-        store,
-        _dir: dir,
-    })
-}
 
 /// Calls `act` once the first live line containing `needle` arrives.
 fn on_line(
