@@ -803,7 +803,14 @@ impl Store {
                 "job {}/{} no longer exists",
                 plan.content.namespace, plan.content.job
             )],
-            Some(current) if current.hash() != plan.hash => plan.content.changes_since(current),
+            Some(current) if current.hash() != plan.hash => {
+                let mut changes = plan.content.changes_since(current);
+                // The hash is the judge: a difference no sentence names still refuses.
+                if changes.is_empty() {
+                    changes.push("the plan's content changed".to_owned());
+                }
+                changes
+            }
             Some(_) => Vec::new(),
         };
         if !changes.is_empty() {
@@ -959,6 +966,28 @@ mod tests {
         store
             .decide_plan(&plan.id, by, d, None, None, Timestamp::now())
             .await
+    }
+
+    #[tokio::test]
+    async fn a_stored_hash_that_no_longer_matches_refuses_apply() -> TestResult {
+        // Without approval rules a plan is approved at once; its hash is then edited in the
+        // file, so nothing a sentence could name has changed, but the hash differs.
+        let (_dir, store) = setup(None).await?;
+        let plan = plan(&store, "token:carol:carol").await?;
+        assert_eq!(plan.status, PlanStatus::Approved);
+        sqlx::query("UPDATE plans SET hash = ? WHERE id = ?")
+            .bind("0".repeat(64))
+            .bind(&plan.id)
+            .execute(&store.pool)
+            .await?;
+        let refused = apply(&store, &plan).await;
+        match refused {
+            Err(PlanError::Drift { changes, .. }) => {
+                assert_eq!(changes, ["the plan's content changed"]);
+            }
+            other => panic!("applied a plan whose hash was edited: {other:?}"),
+        }
+        Ok(())
     }
 
     #[tokio::test]
