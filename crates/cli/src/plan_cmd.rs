@@ -15,8 +15,8 @@ use anyhow::Context as _;
 use rota_core::model::Job;
 use rota_engine::run::RunRequest;
 use rota_store::{
-    Approver, Decision, NewAuditEntry, NewJobRevision, NewPlan, NewRun, Owner, PlanError,
-    PlanFilter, PlanRecord, PlanStatus, Role, Store,
+    Approver, Decision, NewAuditEntry, NewPlan, NewRun, Owner, PlanError, PlanFilter, PlanRecord,
+    PlanStatus, Role, Store,
 };
 use serde_json::json;
 
@@ -85,23 +85,6 @@ fn refusal_slug(error: &PlanError) -> &'static str {
         PlanError::Store(_) => "internal",
         _ => "conflict",
     }
-}
-
-/// Saves the loaded job as a revision (idempotent on its source) and returns it.
-async fn save_revision(
-    store: &Store,
-    loaded: &run_cmd::Loaded,
-) -> anyhow::Result<rota_store::JobRevision> {
-    let definition = serde_json::to_value(&loaded.job).context("cannot serialise the job")?;
-    let mut revision = NewJobRevision::new(
-        loaded.namespace.clone(),
-        loaded.job.id.clone(),
-        loaded.source.clone(),
-        definition,
-        jiff::Timestamp::now(),
-    );
-    revision.source_path = loaded.source_path.clone();
-    Ok(store.save_job_revision(&revision).await?)
 }
 
 /// Claims the queued run `run_id` and executes it here, like `rota run`.
@@ -183,17 +166,12 @@ pub async fn plan(home: &Home, args: PlanArgs, out: &Printer) -> anyhow::Result<
             return Ok(EXIT_USAGE);
         }
     };
-    save_revision(&store, &loaded).await?;
-    let Some((content, job)) = store
-        .resolve_plan(&loaded.namespace, &loaded.job.id, &params)
-        .await?
-    else {
-        eprintln!(
-            "rota: job {}/{} does not exist",
-            loaded.namespace, loaded.job.id
-        );
-        return Ok(EXIT_USAGE);
-    };
+    // The plan pins the revision its parameters were resolved against.
+    let revision = run_cmd::save_revision(&store, &loaded).await?;
+    let job = loaded.job;
+    let content = store
+        .plan_of(&loaded.namespace, &job, revision.revision, &params)
+        .await?;
     let dry_run = args.dry_run.then(|| NewRun::of_plan(&content, true));
     let record = store
         .create_plan(&NewPlan {
@@ -500,7 +478,7 @@ async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<PathBuf, 
         None,
     );
     let loaded = run_cmd::load(store, &args).await?;
-    save_revision(store, &loaded)
+    run_cmd::save_revision(store, &loaded)
         .await
         .map_err(|e| UsageError(format!("rota: {e:#}")))?;
     Ok(loaded.base_dir)

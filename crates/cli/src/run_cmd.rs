@@ -72,16 +72,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    let definition = serde_json::to_value(&loaded.job).context("cannot serialise the job")?;
-    let mut revision = NewJobRevision::new(
-        loaded.namespace.clone(),
-        loaded.job.id.clone(),
-        loaded.source.clone(),
-        definition,
-        jiff::Timestamp::now(),
-    );
-    revision.source_path = loaded.source_path.clone();
-    let revision = store.save_job_revision(&revision).await?;
+    let revision = save_revision(&store, &loaded).await?;
 
     let run_id = rota_store::ids::new_run_id();
     // Recorded (and audited) before the run starts, so a use is on record even if this
@@ -811,4 +802,22 @@ pub(crate) async fn read_secrets(
     rota_secrets::resolve(store, key.as_ref(), namespace, &job.secrets)
         .await
         .map_err(|e| UsageError(format!("rota: job {}: {e}", job.id)))
+}
+
+/// Saves the loaded job as a revision (idempotent on its source); the run or plan made of
+/// it records that revision.
+pub(crate) async fn save_revision(
+    store: &Store,
+    loaded: &Loaded,
+) -> anyhow::Result<rota_store::JobRevision> {
+    let definition = serde_json::to_value(&loaded.job).context("cannot serialise the job")?;
+    let mut revision = NewJobRevision::new(
+        loaded.namespace.clone(),
+        loaded.job.id.clone(),
+        loaded.source.clone(),
+        definition,
+        jiff::Timestamp::now(),
+    );
+    revision.source_path = loaded.source_path.clone();
+    Ok(store.save_job_revision(&revision).await?)
 }

@@ -461,16 +461,35 @@ impl Store {
         };
         let job: rota_core::model::Job = serde_json::from_value(revision.definition)
             .map_err(|e| corrupt("job_revisions.definition", e))?;
+        let content = self
+            .plan_of(namespace, &job, revision.revision, params)
+            .await?;
+        Ok(Some((content, job)))
+    }
+
+    /// The plan of `job` (stored as `revision`) with the resolved `params` and the current
+    /// versions of its secrets, for a caller that already holds the job it resolved the
+    /// parameters against.
+    pub async fn plan_of(
+        &self,
+        namespace: &str,
+        job: &rota_core::model::Job,
+        revision: i64,
+        params: &std::collections::BTreeMap<String, rota_core::model::Value>,
+    ) -> Result<PlanContent, StoreError> {
         let mut versions = std::collections::BTreeMap::new();
         for name in &job.secrets {
             if let Some(secret) = self.latest_secret(namespace, name).await? {
                 versions.insert(name.clone(), secret.version);
             }
         }
-        let content = PlanContent::resolve(namespace, &job, revision.revision, params, |name| {
-            versions.get(name).copied()
-        });
-        Ok(Some((content, job)))
+        Ok(PlanContent::resolve(
+            namespace,
+            job,
+            revision,
+            params,
+            |name| versions.get(name).copied(),
+        ))
     }
 
     /// Stores a plan (and its dry run, if any) in one transaction, with a `plan.created`

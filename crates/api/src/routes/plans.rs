@@ -111,18 +111,18 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        let (_, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
+        // The plan pins the revision its parameters were resolved against.
+        let (revision, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
         let params = resolve_params(&definition, body.params)?;
-        let (content, job_def) = state
+        let content = state
             .store
-            .resolve_plan(namespace.as_str(), job.as_str(), &params)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
+            .plan_of(namespace.as_str(), &definition, revision, &params)
+            .await?;
         let dry_run = body.dry_run.then(|| NewRun::of_plan(&content, true));
         let plan = NewPlan {
             id: rota_store::ids::new_run_id(),
             content,
-            approval: job_def.approval,
+            approval: definition.approval,
             created_by: principal.actor.clone(),
             created_at: Timestamp::now(),
             dry_run,
