@@ -46,6 +46,7 @@ const FILES: &[(&str, &str, &[u8])] = embedded![
     ("dom.js", JS),
     ("dag.js", JS),
     ("sse.js", JS),
+    ("filters.js", JS),
     ("pages/signin.js", JS),
     ("pages/jobs.js", JS),
     ("pages/job.js", JS),

@@ -1,7 +1,8 @@
 // Plans: newest first, filtered by namespace and status (kept in the address), paged with
 // "Load more"; each row shows the approvals so far against the quorum and when it expires.
 
-import { api, all } from "../api.js";
+import { api } from "../api.js";
+import { namespaceSelect, openFirstNamespace } from "../filters.js";
 import { h, mount, problemBox, timeEl, badge, hashQuery, hashLink, enc } from "../dom.js";
 
 /** Every plan status the API knows. */
@@ -20,9 +21,7 @@ export function render(main) {
   const filters = { namespace: q.get("namespace") || "", status: q.get("status") || "" };
   document.title = "Plans · Rota";
 
-  const nsSelect = h("select", { id: "f-namespace", name: "namespace", "aria-label": "Namespace" },
-    h("option", { value: "" }, "All namespaces"),
-    filters.namespace ? h("option", { value: filters.namespace, selected: true }, filters.namespace) : null);
+  const nsSelect = namespaceSelect(filters.namespace, () => alive);
   const statusSelect = h("select", { id: "f-status", name: "status", "aria-label": "Status" },
     h("option", { value: "" }, "Any status"),
     PLAN_STATUSES.map((st) => h("option", { value: st, selected: st === filters.status }, st.replace(/_/g, " "))));
@@ -41,13 +40,6 @@ export function render(main) {
       h("thead", {}, h("tr", {}, ["Plan", "Job", "Status", "Approvals", "Created by", "Created", "Expires"].map((t) => h("th", { scope: "col" }, t)))),
       body),
     more);
-
-  all("/namespaces").then((namespaces) => {
-    if (!alive) return;
-    for (const ns of namespaces) {
-      if (ns.name !== filters.namespace) nsSelect.appendChild(h("option", { value: ns.name }, ns.name));
-    }
-  }).catch(() => {});
 
   function query(cursor) {
     const p = new URLSearchParams();
@@ -84,12 +76,7 @@ export function render(main) {
       if (!alive) return;
       if (err.status === 403 && !filters.namespace && !cursor) {
         // A token with roles in some namespaces only cannot list every plan: show its first.
-        const first = await all("/namespaces").then((l) => l[0], () => null);
-        if (alive && first) {
-          history.replaceState(null, "", hashLink("/plans", { ...filters, namespace: first.name }));
-          dispatchEvent(new HashChangeEvent("hashchange"));
-          return;
-        }
+        if (await openFirstNamespace("/plans", filters, () => alive)) return;
       }
       mount(status, problemBox(err));
     }

@@ -1,7 +1,8 @@
 // Runs: newest first, filtered by namespace, job and status (kept in the address, so a
 // filtered list can be linked), paged with "Load more", refreshed while a listed run is active.
 
-import { api, all } from "../api.js";
+import { api } from "../api.js";
+import { namespaceSelect, openFirstNamespace } from "../filters.js";
 import { h, mount, problemBox, timeEl, badge, duration, hashQuery, hashLink, enc, ACTIVE } from "../dom.js";
 
 const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out", "abandoned", "planned", "awaiting_approval"];
@@ -13,9 +14,7 @@ export function render(main) {
   const filters = { namespace: q.get("namespace") || "", job: q.get("job") || "", status: q.get("status") || "" };
   document.title = "Runs · Rota";
 
-  const nsSelect = h("select", { id: "f-namespace", name: "namespace", "aria-label": "Namespace" },
-    h("option", { value: "" }, "All namespaces"),
-    filters.namespace ? h("option", { value: filters.namespace, selected: true }, filters.namespace) : null);
+  const nsSelect = namespaceSelect(filters.namespace, () => alive);
   const jobInput = h("input", { id: "f-job", name: "job", type: "search", "data-filter": "", placeholder: "Job id  ( / )", value: filters.job, "aria-label": "Job", autocomplete: "off", spellcheck: "false" });
   const statusSelect = h("select", { id: "f-status", name: "status", "aria-label": "Status" },
     h("option", { value: "" }, "Any status"),
@@ -35,13 +34,6 @@ export function render(main) {
       h("thead", {}, h("tr", {}, ["Run", "Job", "Status", "Trigger", "Created", "Duration", "Reason"].map((t) => h("th", { scope: "col" }, t)))),
       body),
     more);
-
-  all("/namespaces").then((namespaces) => {
-    if (!alive) return;
-    for (const ns of namespaces) {
-      if (ns.name !== filters.namespace) nsSelect.appendChild(h("option", { value: ns.name }, ns.name));
-    }
-  }).catch(() => {});
 
   function query(cursor, limit) {
     const p = new URLSearchParams();
@@ -88,12 +80,7 @@ export function render(main) {
       if (!alive) return;
       if (err.status === 403 && !filters.namespace) {
         // A token with roles in some namespaces only cannot list every run: show its first.
-        const first = await all("/namespaces").then((l) => l[0], () => null);
-        if (alive && first) {
-          history.replaceState(null, "", hashLink("/runs", { ...filters, namespace: first.name }));
-          dispatchEvent(new HashChangeEvent("hashchange"));
-          return;
-        }
+        if (await openFirstNamespace("/runs", filters, () => alive)) return;
       }
       mount(status, problemBox(err));
     }
