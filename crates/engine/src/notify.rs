@@ -545,7 +545,10 @@ impl Deliverer {
             (self.secrets)(q.namespace.clone(), q.secret_names.clone()).await
         };
         let redactor = match &secrets {
-            Ok(values) => Redactor::new(values.values().cloned()),
+            Ok(values) => {
+                audit_secret_uses(store, q).await?;
+                Redactor::new(values.values().cloned())
+            }
             Err(_) => Redactor::none(),
         };
         let result = match secrets {
@@ -590,6 +593,24 @@ impl Deliverer {
         store.record_delivery(&q.id, now, &outcome).await?;
         Ok(report)
     }
+}
+
+/// Every secret use is audited: the secrets an attempt renders into its target, once per
+/// attempt, as for a run (`secret.use`, actor `engine`), with the notification as source.
+async fn audit_secret_uses(store: &Store, q: &NewNotification) -> Result<(), StoreError> {
+    for name in &q.secret_names {
+        store
+            .append_audit(&rota_store::NewAuditEntry {
+                at: Timestamp::now(),
+                actor: "engine".to_owned(),
+                action: "secret.use".to_owned(),
+                target: format!("{}/{name}", q.namespace),
+                source: Some(format!("notification/{}", q.id)),
+                result: "ok".to_owned(),
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// Renders the target and sends one notification; the error text may hold secrets and is

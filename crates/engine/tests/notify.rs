@@ -478,6 +478,23 @@ async fn secrets_reach_the_endpoint_but_never_the_store() -> TestResult {
     let events = home.store.events_after(0, 1000).await?;
     let audit = home.store.list_audit(0, 1000).await?;
     let rows = home.store.notifications_of_run("run-1").await?;
+    // Each attempt's use of each secret is audited, with the notification as its source.
+    let source = format!("notification/{}", rows[0].queued.id);
+    let mut uses: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "secret.use" && e.source.as_deref() == Some(source.as_str()))
+        .map(|e| e.target.as_str())
+        .collect();
+    uses.sort_unstable();
+    assert_eq!(
+        uses,
+        [
+            "ops/HOOK_PATH",
+            "ops/HOOK_PATH",
+            "ops/HOOK_TOKEN",
+            "ops/HOOK_TOKEN"
+        ]
+    );
     let shown = format!("{events:?}{audit:?}{rows:?}");
     home.store.close().await;
     for secret in [SECRET, TOKEN] {
