@@ -795,17 +795,18 @@ async fn cancels_from_the_api_and_rota_cancel_stop_a_queued_and_a_running_run() 
     Ok(())
 }
 
+/// A job whose `work` step marks its start and sleeps, with a `when: always` cleanup that
+/// records its pid and sleeps too.
+const TIDY: &str = "id: tidy\nsteps:\n  - id: work\n    sh: touch work.started; sleep 60\n\
+     \x20 - id: cleanup\n    needs: [work]\n    when: always\n\
+     \x20   sh: echo $$ > cleanup.pid; sleep 60\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
     std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("tidy.yaml"),
-        "id: tidy\nsteps:\n  - id: work\n    sh: touch work.started; sleep 60\n\
-         \x20 - id: cleanup\n    needs: [work]\n    when: always\n\
-         \x20   sh: echo $$ > cleanup.pid; sleep 60\n",
-    )?;
+    std::fs::write(jobs.join("tidy.yaml"), TIDY)?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
     let bearer = server.admin_bearer()?;
@@ -865,12 +866,7 @@ async fn shutdown_lets_cleanup_start_then_stops_it_after_one_more_grace() -> Tes
     let dir = tempfile::tempdir()?;
     let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
     std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("tidy.yaml"),
-        "id: tidy\nsteps:\n  - id: work\n    sh: touch work.started; sleep 60\n\
-         \x20 - id: cleanup\n    needs: [work]\n    when: always\n\
-         \x20   sh: echo $$ > cleanup.pid; sleep 60\n",
-    )?;
+    std::fs::write(jobs.join("tidy.yaml"), TIDY)?;
     let mut server = Server::start_with_grace(&home, &jobs, &[], 1)?;
     let run_id = server.start_run("tidy")?;
     wait_for("the work step to start", || {
