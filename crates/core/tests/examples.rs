@@ -188,3 +188,16 @@ fn approval_example_validates_with_its_rules() {
         .map(|a| (a.quorum, a.allow_self));
     assert_eq!(rules, Some((2, false)));
 }
+
+/// `rota serve --jobs examples` (the README's first command) shows jobs on schedules.
+#[test]
+fn scheduled_example_holds_jobs_on_every_kind_of_schedule() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/scheduled.yaml");
+    let file = match load_file(&path) {
+        Ok(f) => f,
+        Err(e) => panic!("examples/scheduled.yaml does not validate:\n{e}"),
+    };
+    let ids: Vec<&str> = file.jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["heartbeat", "disk-report", "disk-alert"]);
+    assert!(file.jobs.iter().all(|j| !j.triggers.is_empty()));
+}
