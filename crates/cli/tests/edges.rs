@@ -186,7 +186,10 @@ fn schedule_history_of_an_unknown_job_is_an_error() {
     assert_stderr_has(&output, "no stored job \"no-such-job\"");
     assert!(stdout(&output).is_empty(), "{}", stdout(&output));
     // A known job without occurrences has an empty history.
-    let file = rota.write("quiet.yaml", "id: quiet\nsteps:\n  - id: a\n    sh: echo quiet\n");
+    let file = rota.write(
+        "quiet.yaml",
+        "id: quiet\nsteps:\n  - id: a\n    sh: echo quiet\n",
+    );
     assert_code(
         &rota.run(["jobs", "put", file.to_str().expect("utf-8 path")]),
         0,
