@@ -267,7 +267,7 @@ pub struct Run {
     pub params: serde_json::Value,
     /// Whether it is a dry run.
     pub dry_run: bool,
-    /// What started it.
+    /// What started it, e.g. `api`, `cron`, `interval`, `webhook`.
     pub trigger: String,
     /// The schedule occurrence it is for.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
@@ -301,7 +301,12 @@ impl From<RunRecord> for Run {
             reason: r.reason,
             params: r.params,
             dry_run: r.dry_run,
-            trigger: r.trigger,
+            // Runs recorded before interval triggers were named `interval` say `every`.
+            trigger: if r.trigger == "every" {
+                "interval".to_owned()
+            } else {
+                r.trigger
+            },
             scheduled_at: r.scheduled_at,
             created_at: r.created_at,
             started_at: r.started_at,
