@@ -12,6 +12,111 @@ use rota_store::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The keys of a job's definition whose values are durations (`timeout`, `retry.initial`,
+/// `retry.max`, a trigger's `every` and `jitter`, …).
+const DURATION_KEYS: &[&str] = &[
+    "after",
+    "cell_timeout",
+    "every",
+    "expires",
+    "hold",
+    "initial",
+    "jitter",
+    "max",
+    "timeout",
+    "window",
+];
+
+/// The keys under which a definition holds the user's own data (parameter values and
+/// specs, headers, bodies, environments): left as they are, whatever their shape.
+const DATA_KEYS: &[&str] = &[
+    "params", "default", "choices", "headers", "env", "body", "json", "outputs",
+];
+
+/// A duration in the job-file syntax: `0s`, `250ms`, `1s`, `1m30s`, `2h`, `1d2h`
+/// (whole milliseconds; job files cannot say less).
+pub fn duration_text(duration: std::time::Duration) -> String {
+    let mut ms = duration.as_millis();
+    if ms == 0 {
+        return "0s".to_owned();
+    }
+    let mut text = String::new();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ] {
+        if ms >= size {
+            text.push_str(&format!("{}{unit}", ms / size));
+            ms %= size;
+        }
+    }
+    text
+}
+
+/// A definition as the API sends it: Rust's `{"secs": 1, "nanos": 0}` (how the store keeps
+/// a duration, part of each revision's hash) becomes `"1s"`.
+pub fn durations_as_text(mut definition: serde_json::Value) -> serde_json::Value {
+    walk_durations(&mut definition, &|value| {
+        let serde_json::Value::Object(map) = value else {
+            return;
+        };
+        let (Some(secs), Some(nanos)) = (
+            map.get("secs").and_then(serde_json::Value::as_u64),
+            map.get("nanos").and_then(serde_json::Value::as_u64),
+        ) else {
+            return;
+        };
+        if map.len() == 2 && nanos < 1_000_000_000 {
+            let duration = std::time::Duration::new(secs, nanos as u32);
+            *value = serde_json::Value::String(duration_text(duration));
+        }
+    });
+    definition
+}
+
+/// The reverse of [`durations_as_text`], for a client that reads a definition from the API
+/// into `rota_core::model::Job`.
+pub fn durations_from_text(mut definition: serde_json::Value) -> serde_json::Value {
+    walk_durations(&mut definition, &|value| {
+        if let Some(duration) = value
+            .as_str()
+            .and_then(|text| rota_core::duration::parse_duration(text).ok())
+        {
+            *value = serde_json::json!({
+                "secs": duration.as_secs(),
+                "nanos": duration.subsec_nanos(),
+            });
+        }
+    });
+    definition
+}
+
+/// Calls `change` on the value of every duration key, outside the user's data.
+fn walk_durations(value: &mut serde_json::Value, change: &dyn Fn(&mut serde_json::Value)) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                if DATA_KEYS.contains(&key.as_str()) {
+                    continue;
+                }
+                if DURATION_KEYS.contains(&key.as_str()) {
+                    change(item);
+                }
+                walk_durations(item, change);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                walk_durations(item, change);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// An RFC 9457 problem: the body of every error response (`application/problem+json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Problem {
@@ -115,7 +220,8 @@ pub struct Job {
     /// Where the file was read from.
     #[schema(required = true)]
     pub source_path: Option<String>,
-    /// The normalized definition.
+    /// The normalized definition. Its durations (`timeout`, `retry.initial`, `every`, …)
+    /// are texts in the job-file syntax: `500ms`, `1s`, `1m30s`, `2h`, `1d`.
     #[schema(value_type = Object)]
     pub definition: serde_json::Value,
     /// When the revision was saved.
@@ -132,7 +238,7 @@ impl From<JobRevision> for Job {
             hash: r.hash,
             source: r.source,
             source_path: r.source_path,
-            definition: r.definition,
+            definition: durations_as_text(r.definition),
             created_at: r.created_at,
         }
     }
@@ -161,7 +267,7 @@ pub struct Run {
     pub params: serde_json::Value,
     /// Whether it is a dry run.
     pub dry_run: bool,
-    /// What started it.
+    /// What started it, e.g. `api`, `cron`, `interval`, `webhook`.
     pub trigger: String,
     /// The schedule occurrence it is for.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
@@ -195,7 +301,12 @@ impl From<RunRecord> for Run {
             reason: r.reason,
             params: r.params,
             dry_run: r.dry_run,
-            trigger: r.trigger,
+            // Runs recorded before interval triggers were named `interval` say `every`.
+            trigger: if r.trigger == "every" {
+                "interval".to_owned()
+            } else {
+                r.trigger
+            },
             scheduled_at: r.scheduled_at,
             created_at: r.created_at,
             started_at: r.started_at,
@@ -233,6 +344,10 @@ pub struct StepRun {
     /// End of the latest attempt.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub finished_at: Option<Timestamp>,
+    /// Start of the first attempt: from it to `finished_at` is the step's whole time,
+    /// retries and their waits included.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub first_started_at: Option<Timestamp>,
 }
 
 impl From<StepRunRecord> for StepRun {
@@ -247,6 +362,7 @@ impl From<StepRunRecord> for StepRun {
             outputs: s.outputs,
             started_at: s.started_at,
             finished_at: s.finished_at,
+            first_started_at: s.first_started_at,
         }
     }
 }
@@ -862,7 +978,7 @@ pub struct PlanStep {
     /// Step kind (`sh`, `exec`, `script`, `notebook`, `http`, `check`).
     pub kind: String,
     /// The step's definition with every template rendered; secrets appear as
-    /// `{{ secrets.NAME }}`, never as values.
+    /// `{{ secrets.NAME }}`, never as values. Durations are texts such as `1s` or `1m30s`.
     #[schema(value_type = Object)]
     pub resolved: serde_json::Value,
 }
@@ -960,6 +1076,50 @@ pub struct Plan {
     /// When.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub applied_at: Option<Timestamp>,
+    /// What changed since the plan was made (the job's revision, a parameter's or a
+    /// secret's version), one sentence each, while it is approved or awaiting approval:
+    /// `apply` would refuse it. Empty when nothing changed or the plan is settled.
+    pub drift: Vec<String>,
+}
+
+impl Plan {
+    /// The plan with its drift: for a plan that could still be applied, the plan resolved
+    /// again from the job's latest revision and the secrets' current versions, compared
+    /// with what it pinned (as `apply` compares them).
+    pub async fn with_drift(
+        store: &rota_store::Store,
+        record: rota_store::PlanRecord,
+    ) -> Result<Plan, rota_store::StoreError> {
+        let open = matches!(
+            record.status,
+            rota_store::PlanStatus::Approved | rota_store::PlanStatus::AwaitingApproval
+        );
+        let drift = if open {
+            let content = &record.content;
+            match store
+                .resolve_plan(&content.namespace, &content.job, &content.params)
+                .await?
+            {
+                None => vec![format!(
+                    "job {}/{} no longer exists",
+                    content.namespace, content.job
+                )],
+                Some((current, _)) if current.hash() != record.hash => {
+                    let mut changes = content.changes_since(&current);
+                    if changes.is_empty() {
+                        changes.push("the plan's content changed".to_owned());
+                    }
+                    changes
+                }
+                Some(_) => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        let mut plan = Plan::from(record);
+        plan.drift = drift;
+        Ok(plan)
+    }
 }
 
 impl From<rota_store::PlanRecord> for Plan {
@@ -985,7 +1145,7 @@ impl From<rota_store::PlanRecord> for Plan {
                 .map(|s| PlanStep {
                     id: s.id,
                     kind: s.kind,
-                    resolved: s.resolved,
+                    resolved: durations_as_text(s.resolved),
                 })
                 .collect(),
             secrets: p
@@ -1022,6 +1182,7 @@ impl From<rota_store::PlanRecord> for Plan {
             run_id: p.run_id,
             applied_by: p.applied_by,
             applied_at: p.applied_at,
+            drift: Vec::new(),
         }
     }
 }
@@ -1034,4 +1195,52 @@ pub struct PlanPage {
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn durations_are_sent_in_the_job_file_syntax() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_secs(1), "1s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_millis(60_500), "1m500ms"),
+            (Duration::from_secs(7200), "2h"),
+            (Duration::from_secs(93_600), "1d2h"),
+        ] {
+            assert_eq!(duration_text(duration), text);
+            assert_eq!(rota_core::duration::parse_duration(text), Ok(duration));
+        }
+    }
+
+    #[test]
+    fn a_definition_s_durations_become_text_and_back_but_not_the_user_s_data() {
+        let stored = json!({
+            "id": "j",
+            "params": [{"name": "p", "default": {"secs": 1, "nanos": 0}}],
+            "policy": {"timeout": {"secs": 90, "nanos": 0}},
+            "steps": [{
+                "id": "a",
+                "retry": {"attempts": 3, "initial": {"secs": 1, "nanos": 0}, "max": null},
+                "kind": {"exec": {"argv": ["sleep", "1s"]}},
+                "env": {"timeout": "5s"},
+            }],
+        });
+        let wire = durations_as_text(stored.clone());
+        assert_eq!(wire["policy"]["timeout"], "1m30s");
+        assert_eq!(wire["steps"][0]["retry"]["initial"], "1s");
+        assert_eq!(wire["steps"][0]["retry"]["max"], serde_json::Value::Null);
+        assert_eq!(wire["params"][0]["default"], json!({"secs": 1, "nanos": 0}));
+        assert_eq!(wire["steps"][0]["env"]["timeout"], "5s");
+        assert_eq!(wire["steps"][0]["kind"]["exec"]["argv"][1], "1s");
+        assert_eq!(durations_from_text(wire), stored);
+    }
 }

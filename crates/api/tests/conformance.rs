@@ -564,3 +564,36 @@ async fn client_errors_are_spelled_out_per_operation() {
         Some(vec!["200".into(), "400".into(), "401".into(), "403".into()])
     );
 }
+
+/// The OpenAPI specification requires operation ids unique in a document; client
+/// generators name their functions after them (and refuse or rename duplicates).
+#[tokio::test]
+async fn every_operation_has_its_own_stable_id() {
+    let env = Env::new().await;
+    let doc = document(&env).await;
+    let mut seen: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for (method, path, operation) in operations(&doc) {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+        assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric()) && id.starts_with(char::is_lowercase),
+            "{method} {path}: operationId {id:?} is not a lowerCamelCase word"
+        );
+        if let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+            panic!("operationId {id:?} is used by both {other} and {method} {path}");
+        }
+    }
+    // A few ids clients already call by name.
+    for (id, at) in [
+        ("listRuns", "get /api/v1/runs"),
+        ("getRun", "get /api/v1/runs/{id}"),
+        ("listJobs", "get /api/v1/namespaces/{namespace}/jobs"),
+        (
+            "createRun",
+            "post /api/v1/namespaces/{namespace}/jobs/{job}/runs",
+        ),
+    ] {
+        assert_eq!(seen.get(id).map(String::as_str), Some(at), "{id}");
+    }
+}

@@ -371,8 +371,18 @@ fn detail(answer: &Answer) -> String {
 async fn apply_refuses_when_the_job_changed_and_names_the_change() {
     let t = Plans::new(1, false, "").await;
     let id = approved(&t).await;
+    let plan_uri = format!("/api/v1/plans/{}", id.as_str().expect("plan id"));
+    let before = t.env.get(&plan_uri, "admin").await;
+    assert_eq!(before.body["drift"], json!([]), "{}", before.body);
     t.put_job(1, false, "", "./migrate --env {{ params.env }} --fast")
         .await;
+    // Read before anyone applies it, the plan says it drifted, as a listing does.
+    let after = t.env.get(&plan_uri, "admin").await;
+    assert_eq!(after.body["status"], "approved");
+    let drift = after.body["drift"].to_string();
+    assert!(drift.contains("job revision 1 → 2"), "{}", after.body);
+    let listed = t.env.get("/api/v1/plans", "admin").await;
+    assert_eq!(listed.body["items"][0]["drift"], after.body["drift"]);
     let refused = t.act(&id, "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
     assert!(

@@ -494,3 +494,42 @@ async fn setting_a_secret_without_a_key_location_is_a_503_problem() {
     let listed = env.store.list_secrets("ops").await.expect("list");
     assert_eq!(listed.len(), 1, "only the seeded secret");
 }
+
+/// Durations reach clients as the job file writes them, not as Rust's `{secs, nanos}`:
+/// in a job's definition and in a plan's resolved steps.
+#[tokio::test]
+async fn durations_on_the_wire_are_texts() {
+    let env = Env::new().await;
+    let uri = "/api/v1/namespaces/ops/jobs/timed";
+    let source = "id: timed\nnamespace: ops\npolicy:\n  timeout: 2h\nsteps:\n  - id: a\n    sh: echo a\n    timeout: 1m30s\n    retry: { attempts: 3, initial: 500ms, max: 1m }\n";
+    let created = env
+        .call(
+            Method::PUT,
+            uri,
+            Some("editor_ops"),
+            Some(&submission("yaml", source)),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let step = &created.body["definition"]["steps"][0];
+    assert_eq!(step["timeout"], "1m30s", "{}", created.body);
+    assert_eq!(step["retry"]["initial"], "500ms", "{}", created.body);
+    assert_eq!(step["retry"]["max"], "1m", "{}", created.body);
+    assert_eq!(created.body["definition"]["policy"]["timeout"], "2h");
+    assert!(
+        !created.body.to_string().contains("nanos"),
+        "{}",
+        created.body
+    );
+    let plan = env
+        .call(
+            Method::POST,
+            &format!("{uri}/plans"),
+            Some("admin"),
+            Some(&serde_json::json!({}).to_string()),
+        )
+        .await;
+    assert_eq!(plan.status, 201, "{}", plan.body);
+    assert_eq!(plan.body["steps"][0]["resolved"]["timeout"], "1m30s");
+    assert!(!plan.body.to_string().contains("nanos"), "{}", plan.body);
+}

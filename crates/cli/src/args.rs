@@ -67,6 +67,9 @@ pub enum Command {
     /// List runs, newest first, or show one.
     Runs(RunsArgs),
     /// Print a run's logs, optionally following them live.
+    ///
+    /// With `--output json`, one JSON object per line (JSON Lines: `seq`, `step_id`,
+    /// `attempt`, `ts`, `stream`, `text`), also while following.
     Logs(LogsArgs),
     /// Cancel a run started from another terminal.
     Cancel(CancelArgs),
@@ -362,8 +365,9 @@ pub enum ScheduleCommand {
         /// Start after this instant (RFC 3339; default: now).
         #[arg(long)]
         from: Option<String>,
-        /// How many fire times.
-        #[arg(short = 'n', default_value_t = 5)]
+        /// How many fire times. (`-n` is the namespace on every command, so the count
+        /// is only `--count`.)
+        #[arg(long = "count", default_value_t = 5)]
         count: usize,
     },
     /// Print the next fire times of a stored job's triggers.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use reqwest::Method;
-use rota_core::model::{Job, StepKind};
+use rota_core::model::Job;
 use serde_json::{Value, json};
 
 use crate::client::{Remote, seg};
@@ -34,15 +34,30 @@ pub enum Style {
         /// Live lines go to stderr (stdout carries JSON).
         to_stderr: bool,
     },
-    /// Like `rota logs`: `step | line`, `step ! line`, `step # line`, optionally timestamped.
+    /// Like `rota logs`: `step | line`, `step ! line`, `step # line`, optionally timestamped;
+    /// with `--output json`, one JSON object per line.
     Logs {
         /// Prefix each line with its timestamp.
         timestamps: bool,
+        /// One JSON object per line (JSON Lines) instead of text.
+        json: bool,
     },
 }
 
-/// One `rota logs` line: `[ts ]step mark text`.
-pub fn log_line(line: &LogLineView, timestamps: bool) -> String {
+/// One `rota logs` line: `[ts ]step mark text`, or with `json` the line's wire form as one
+/// JSON object on one line (JSON Lines, so `-f` can stream it).
+pub fn log_line(line: &LogLineView, timestamps: bool, json: bool) -> String {
+    if json {
+        let value = json!({
+            "seq": line.seq,
+            "step_id": line.step_id,
+            "attempt": line.attempt,
+            "ts": line.ts.to_string(),
+            "stream": line.stream,
+            "text": line.text,
+        });
+        return format!("{value}\n");
+    }
     let mark = match line.stream.as_str() {
         "stdout" => "|",
         "stderr" => "!",
@@ -56,25 +71,47 @@ pub fn log_line(line: &LogLineView, timestamps: bool) -> String {
     format!("{ts}{} {mark} {}\n", line.step_id, line.text)
 }
 
-/// What a step runs, for the `▶` line of `rota run` (the text before templates render).
-fn step_commands(definition: &Value) -> BTreeMap<String, String> {
-    let Ok(job) = serde_json::from_value::<Job>(definition.clone()) else {
+/// What each step runs, for the `▶` line of `rota run`: its command rendered with the
+/// run's parameters as a plan renders it (secrets stay `{{ secrets.NAME }}`, never values;
+/// what depends on other steps' outputs stays a template), as local mode shows it.
+fn step_commands(definition: &Value, run: &RunView) -> BTreeMap<String, String> {
+    let definition = rota_api::wire::durations_from_text(definition.clone());
+    let Ok(job) = serde_json::from_value::<Job>(definition) else {
         return BTreeMap::new();
     };
-    job.steps
+    let params: BTreeMap<String, Value> = match &run.params {
+        Value::Object(map) => map.clone().into_iter().collect(),
+        _ => BTreeMap::new(),
+    };
+    let plan = rota_core::plan::PlanContent::resolve(
+        &run.namespace,
+        &job,
+        run.job_revision,
+        &params,
+        |_| None,
+    );
+    plan.steps
         .into_iter()
         .map(|step| {
-            let text = match step.kind {
-                StepKind::Sh { command } => command.trim_end().to_owned(),
-                StepKind::Exec { argv } => argv.join(" "),
-                StepKind::Script { path, .. } => path,
-                StepKind::Notebook { path, .. } => format!("notebook {path}"),
-                StepKind::Http(http) => format!("{} {}", http.method.as_str(), http.url),
-                StepKind::Check(check) => {
-                    format!("check {} against {}", check.query, check.prometheus)
-                }
+            let view = crate::view::PlanStepView {
+                id: step.id,
+                kind: step.kind,
+                resolved: step.resolved,
             };
-            (step.id, text)
+            let text = match view.kind.as_str() {
+                "sh" => view.what().trim_end().to_owned(),
+                "notebook" => format!("notebook {}", view.what()),
+                "check" => {
+                    let body = &view.resolved["kind"]["check"];
+                    format!(
+                        "check {} against {}",
+                        body["query"].as_str().unwrap_or_default(),
+                        body["prometheus"].as_str().unwrap_or_default()
+                    )
+                }
+                _ => view.what(),
+            };
+            (view.id, text)
         })
         .collect()
 }
@@ -92,7 +129,8 @@ pub async fn follow(
     definition: Option<&Value>,
     created: Option<&RunView>,
 ) -> anyhow::Result<RunView> {
-    let commands = definition.map(step_commands).unwrap_or_default();
+    // Rendered with the run's parameters, once the run is read.
+    let mut commands: Option<BTreeMap<String, String>> = None;
     let mut after = 0;
     let mut started: BTreeMap<String, u32> = BTreeMap::new();
     let mut ended: BTreeMap<String, u32> = BTreeMap::new();
@@ -113,9 +151,17 @@ pub async fn follow(
     loop {
         let run: RunView = remote.get(&path, &[]).await?;
         let lines = fetch_lines(remote, run_id, step, &mut after).await?;
+        let commands = commands.get_or_insert_with(|| {
+            definition
+                .map(|d| step_commands(d, &run))
+                .unwrap_or_default()
+        });
         let text = match style {
-            Style::Run { .. } => run_text(&run, &lines, &commands, &mut started, &mut ended),
-            Style::Logs { timestamps } => lines.iter().map(|l| log_line(l, timestamps)).collect(),
+            Style::Run { .. } => run_text(&run, &lines, commands, &mut started, &mut ended),
+            Style::Logs { timestamps, json } => lines
+                .iter()
+                .map(|l| log_line(l, timestamps, json))
+                .collect(),
         };
         match style {
             Style::Run { to_stderr: true } => {
@@ -254,6 +300,7 @@ pub async fn stream_logs(
     run_id: &str,
     step: Option<&str>,
     timestamps: bool,
+    json: bool,
 ) -> anyhow::Result<bool> {
     use futures_util::StreamExt as _;
     let path = format!("/api/v1/runs/{}/logs/stream", seg(run_id));
@@ -282,7 +329,7 @@ pub async fn stream_logs(
                         let line: LogLineView = serde_json::from_str(&event.data).map_err(|e| {
                             anyhow::anyhow!("a log event this rota does not understand: {e}")
                         })?;
-                        text.push_str(&log_line(&line, timestamps));
+                        text.push_str(&log_line(&line, timestamps, json));
                         if event.id.is_some() {
                             last_id = event.id;
                         }

@@ -7,13 +7,14 @@ use crate::args::LogsArgs;
 use crate::client::{Remote, seg};
 use crate::follow::{self, Style, log_line};
 use crate::home::Home;
-use crate::output::write_stdout;
+use crate::output::{Printer, write_stdout};
 use crate::runs_cmd::find;
 use crate::view::{LogLineView, RunView, via_wire};
 
 const PAGE: u32 = 5000;
 
-pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
+pub async fn logs(home: &Home, args: LogsArgs, out: &Printer) -> anyhow::Result<u8> {
+    let json = out.is_json();
     let store = home.open_store().await?;
     let Some(run) = find(&store, &args.run).await? else {
         return Ok(EXIT_USAGE);
@@ -42,7 +43,7 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
             let mut text = String::new();
             for line in lines {
                 let line: LogLineView = via_wire(rota_api::wire::LogLine::from(line))?;
-                text.push_str(&log_line(&line, args.timestamps));
+                text.push_str(&log_line(&line, args.timestamps, json));
             }
             write_stdout(&text);
             if !full {
@@ -58,7 +59,8 @@ pub async fn logs(home: &Home, args: LogsArgs) -> anyhow::Result<u8> {
 
 /// `rota logs` against a server: the lines so far, then with `-f` new ones until the run
 /// ends.
-pub async fn logs_remote(remote: &Remote, args: LogsArgs) -> anyhow::Result<u8> {
+pub async fn logs_remote(remote: &Remote, args: LogsArgs, out: &Printer) -> anyhow::Result<u8> {
+    let json = out.is_json();
     let run_id = crate::runs_cmd::resolve_remote_run(remote, &args.run).await?;
     let run: RunView = remote
         .get(&format!("/api/v1/runs/{}", seg(&run_id)), &[])
@@ -71,9 +73,12 @@ pub async fn logs_remote(remote: &Remote, args: LogsArgs) -> anyhow::Result<u8> 
     }
     let style = Style::Logs {
         timestamps: args.timestamps,
+        json,
     };
     if args.follow {
-        if !follow::stream_logs(remote, &run.id, args.step.as_deref(), args.timestamps).await? {
+        if !follow::stream_logs(remote, &run.id, args.step.as_deref(), args.timestamps, json)
+            .await?
+        {
             follow::follow(remote, &run.id, args.step.as_deref(), style, None, None).await?;
         }
         return Ok(0);
@@ -83,7 +88,7 @@ pub async fn logs_remote(remote: &Remote, args: LogsArgs) -> anyhow::Result<u8> 
     write_stdout(
         &lines
             .iter()
-            .map(|l| log_line(l, args.timestamps))
+            .map(|l| log_line(l, args.timestamps, json))
             .collect::<String>(),
     );
     Ok(0)

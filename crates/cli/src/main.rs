@@ -54,7 +54,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
-            eprintln!("rota: {error:#}");
+            eprintln!("rota: {}", error_text(&error));
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -80,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(args) => run_cmd::run(&home::Home::new(cli.home)?, args, &out).await,
         Command::Validate(args) => Ok(jobs_cmd::validate(args, &out)),
         Command::Runs(args) => runs_cmd::runs(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Logs(args) => logs_cmd::logs(&home::Home::new(cli.home)?, args).await,
+        Command::Logs(args) => logs_cmd::logs(&home::Home::new(cli.home)?, args, &out).await,
         Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
         Command::Retry(args) => run_cmd::retry(&home::Home::new(cli.home)?, args, &out).await,
         Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
@@ -144,7 +144,7 @@ async fn run_remote(
         Command::Run(args) => run_cmd::run_remote(remote, args, out).await?,
         Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await?,
         Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await?,
-        Command::Logs(args) => logs_cmd::logs_remote(remote, args).await?,
+        Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await?,
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await?,
         Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await?,
         Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await?,
@@ -175,6 +175,22 @@ async fn run_remote(
     Ok(Ok(code))
 }
 
+/// An error with its causes, each said once. Many errors (ours and our dependencies')
+/// already include their source in their message (`cannot listen on ADDR: {source}`) and
+/// also return it as `source()`; printing the chain as is (`{:#}`) would repeat it. A
+/// cause whose text the message so far already holds is left out.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !cause.is_empty() && !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 fn completions(shell: clap_complete::Shell) -> u8 {
     {
         {
@@ -197,4 +213,45 @@ fn init_tracing() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    /// Shaped as `thiserror` makes `#[error("cannot listen on {addr}: {source}")]`.
+    #[derive(Debug)]
+    struct Listen {
+        addr: String,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Listen {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot listen on {}: {}", self.addr, self.source)
+        }
+    }
+
+    impl std::error::Error for Listen {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn an_error_that_quotes_its_source_is_not_repeated() {
+        let os = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let error = anyhow::Error::new(Listen {
+            addr: "127.0.0.1:1".into(),
+            source: os,
+        });
+        assert_eq!(
+            error_text(&error),
+            "cannot listen on 127.0.0.1:1: Address already in use"
+        );
+        let wrapped = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot save");
+        assert_eq!(error_text(&wrapped), "cannot save: disk full");
+        let repeated = anyhow::Error::new(std::io::Error::other("in use")).context("in use");
+        assert_eq!(error_text(&repeated), "in use");
+    }
 }

@@ -27,8 +27,15 @@ impl Printer {
         write_stdout(&format!("{text}\n"));
     }
 
-    /// Prints rows as an aligned table with a header.
+    /// Prints rows as an aligned table with a header. Control characters in a cell (a
+    /// newline in a step's output, an escape sequence in a reason) are shown escaped, so a
+    /// cell stays on its row and cannot drive the terminal.
     pub fn table(&self, header: &[&str], rows: &[Vec<String>]) {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|row| row.iter().map(|cell| escape_cell(cell)).collect())
+            .collect();
+        let rows = &rows;
         let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
         for row in rows {
             for (i, cell) in row.iter().enumerate() {
@@ -62,6 +69,23 @@ impl Printer {
     }
 }
 
+/// A table cell with its control characters escaped (`\n`, `\t`, `\u{1b}`); other text
+/// as is.
+pub fn escape_cell(cell: &str) -> String {
+    if !cell.chars().any(char::is_control) {
+        return cell.to_owned();
+    }
+    let mut escaped = String::with_capacity(cell.len() + 8);
+    for c in cell.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// Writes to stdout. A closed pipe (`rota runs | head`) is not an error, and it must not
 /// stop `rota run`, whose record and exit code matter more than its echo: the text is dropped.
 pub fn write_stdout(text: &str) {
@@ -92,5 +116,16 @@ pub fn when(at: Option<jiff::Timestamp>) -> String {
             .strftime("%Y-%m-%d %H:%M:%S")
             .to_string(),
         None => "-".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_cell;
+
+    #[test]
+    fn control_characters_in_a_cell_are_escaped() {
+        assert_eq!(escape_cell("a\nb\tc\u{1b}[31m"), "a\\nb\\tc\\u{1b}[31m");
+        assert_eq!(escape_cell("plain — text"), "plain — text");
     }
 }

@@ -195,7 +195,7 @@ pub async fn plan(home: &Home, args: PlanArgs, out: &Printer) -> anyhow::Result<
     }
     print_plan(
         out,
-        &PlanView::from_record(store.find_plan(&record.id).await?)?,
+        &PlanView::from_record(&store, store.find_plan(&record.id).await?).await?,
     );
     Ok(code)
 }
@@ -223,7 +223,7 @@ pub async fn plan_remote(remote: &Remote, args: PlanArgs, out: &Printer) -> anyh
         definition: serde_json::Value,
     }
     let stored: StoredJob = remote.get(&job_path, &[]).await?;
-    let job: Job = serde_json::from_value(stored.definition)
+    let job: Job = serde_json::from_value(rota_api::wire::durations_from_text(stored.definition))
         .context("the server's definition of the job does not load in this rota")?;
     let run_args = run_args(
         args.target.clone(),
@@ -257,7 +257,7 @@ pub async fn plans(home: &Home, args: PlansArgs, out: &Printer) -> anyhow::Resul
     if let Some(PlansCommand::Show { plan }) = args.show {
         return match store.find_plan(&plan).await {
             Ok(record) => {
-                print_plan(out, &PlanView::from_record(record)?);
+                print_plan(out, &PlanView::from_record(&store, record).await?);
                 Ok(0)
             }
             Err(error) => refused(error),
@@ -281,10 +281,10 @@ pub async fn plans(home: &Home, args: PlansArgs, out: &Printer) -> anyhow::Resul
             before: None,
         })
         .await?;
-    let views = records
-        .into_iter()
-        .map(PlanView::from_record)
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut views = Vec::with_capacity(records.len());
+    for record in records {
+        views.push(PlanView::from_record(&store, record).await?);
+    }
     print_list(out, &views);
     Ok(0)
 }
@@ -365,7 +365,7 @@ pub async fn decide(
     audit(&store, action, &plan.id, result).await?;
     match outcome {
         Ok(record) => {
-            print_plan(out, &PlanView::from_record(record)?);
+            print_plan(out, &PlanView::from_record(&store, record).await?);
             Ok(0)
         }
         Err(error) => refused(error),
@@ -480,7 +480,7 @@ async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<PathBuf, 
     let loaded = run_cmd::load(store, &args).await?;
     run_cmd::save_revision(store, &loaded)
         .await
-        .map_err(|e| UsageError(format!("rota: {e:#}")))?;
+        .map_err(|e| UsageError(format!("rota: {}", crate::error_text(&e))))?;
     Ok(loaded.base_dir)
 }
 
@@ -504,8 +504,16 @@ fn print_plan(out: &Printer, plan: &PlanView) {
     }
     let mut text = format!(
         "plan {}  {}\njob      {}/{} (revision {})\nhash     {}\n",
-        plan.id, plan.status, plan.namespace, plan.job_id, plan.job_revision, plan.hash
+        plan.id,
+        plan.shown_status(),
+        plan.namespace,
+        plan.job_id,
+        plan.job_revision,
+        plan.hash
     );
+    for change in &plan.drift {
+        text.push_str(&format!("drift    {change}\n"));
+    }
     let params = match &plan.params {
         serde_json::Value::Object(map) if !map.is_empty() => map
             .iter()
@@ -601,13 +609,11 @@ fn print_list(out: &Printer, plans: &[PlanView]) {
             vec![
                 p.id.clone(),
                 format!("{}/{}", p.namespace, p.job_id),
-                p.status.clone(),
+                p.shown_status(),
+                // Counted from the decisions: an expired or rejected plan needs no more
+                // approvals, yet has only the ones it got.
                 p.approval.as_ref().map_or("-".to_owned(), |rules| {
-                    format!(
-                        "{}/{}",
-                        rules.quorum - p.approvals_needed.min(rules.quorum),
-                        rules.quorum
-                    )
+                    format!("{}/{}", p.approvals(), rules.quorum)
                 }),
                 p.created_by.clone(),
                 output::when(Some(p.created_at)),

@@ -256,8 +256,10 @@ pub async fn run_remote(remote: &Remote, args: RunArgs, out: &Printer) -> anyhow
         seg(&target)
     );
     let stored: StoredJob = remote.get(&job_path, &[]).await?;
-    let job: Job = serde_json::from_value(stored.definition.clone())
-        .context("the server's definition of the job does not load in this rota")?;
+    let job: Job = serde_json::from_value(rota_api::wire::durations_from_text(
+        stored.definition.clone(),
+    ))
+    .context("the server's definition of the job does not load in this rota")?;
     let params = match resolve_params(&job, &args) {
         Ok(params) => params,
         Err(UsageError(message)) => {
@@ -568,7 +570,7 @@ fn print_summary(out: &Printer, run: &RunView) {
                 step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
-                output::elapsed(step.started_at, step.finished_at),
+                step.duration(),
                 step.reason.clone().unwrap_or_default(),
             ]
         })
@@ -739,6 +741,9 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
     }
 }
 
+/// How an ephemeral namespace's name starts.
+const EPHEMERAL_PREFIX: &str = "adhoc-";
+
 /// SPEC §1: a job run ad hoc without a namespace gets a stable ephemeral one, a short
 /// digest of host, user and the file's absolute path.
 fn ephemeral_namespace(what: &str) -> String {
@@ -750,7 +755,7 @@ fn ephemeral_namespace(what: &str) -> String {
         "{}\0{user}\0{what}",
         rota_engine::owner::host_name()
     ));
-    format!("adhoc-{}", &hex::encode(digest)[..10])
+    format!("{EPHEMERAL_PREFIX}{}", &hex::encode(digest)[..10])
 }
 
 pub(crate) fn resolve_params(
@@ -799,9 +804,59 @@ pub(crate) async fn read_secrets(
     }
     let key =
         rota_secrets::SecretKey::load(&home.dir).map_err(|e| UsageError(format!("rota: {e}")))?;
-    rota_secrets::resolve(store, key.as_ref(), namespace, &job.secrets)
-        .await
-        .map_err(|e| UsageError(format!("rota: job {}: {e}", job.id)))
+    match rota_secrets::resolve(store, key.as_ref(), namespace, &job.secrets).await {
+        Ok(resolved) => Ok(resolved),
+        Err(rota_secrets::SecretsError::Missing {
+            namespace: searched,
+            names,
+        }) if job.namespace.is_none() && searched.starts_with(EPHEMERAL_PREFIX) => Err(UsageError(
+            ephemeral_secrets_hint(store, job, &searched, &names).await,
+        )),
+        Err(e) => Err(UsageError(format!("rota: job {}: {e}", job.id))),
+    }
+}
+
+/// Why secrets are missing from an ad-hoc run, and how to reach them: its namespace is a
+/// digest nobody stores secrets in (`rota secrets set` writes to `default`), so the usual
+/// cause is a secret set in another namespace.
+async fn ephemeral_secrets_hint(
+    store: &Store,
+    job: &Job,
+    namespace: &str,
+    names: &[String],
+) -> String {
+    let mut in_default = Vec::new();
+    for name in names {
+        if let Ok(Some(_)) = store
+            .latest_secret(rota_store::DEFAULT_NAMESPACE, name)
+            .await
+        {
+            in_default.push(name.as_str());
+        }
+    }
+    let found = if in_default.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} {} set in namespace {}",
+            in_default.join(", "),
+            if in_default.len() == 1 { "is" } else { "are" },
+            rota_store::DEFAULT_NAMESPACE
+        )
+    };
+    format!(
+        "rota: job {}: secret {} is not set in namespace {namespace} (an ad-hoc run's \
+         namespace, a digest of host, user and file) nor in the environment{found}. Run it in \
+         the namespace that holds the secret with `-n {ns}`, or give the job `namespace: {ns}`, \
+         or set it for this namespace with `rota secrets set NAME -n {namespace}`",
+        job.id,
+        names.join(", "),
+        ns = if in_default.is_empty() {
+            "NAMESPACE"
+        } else {
+            rota_store::DEFAULT_NAMESPACE
+        },
+    )
 }
 
 /// Saves the loaded job as a revision (idempotent on its source); the run or plan made of

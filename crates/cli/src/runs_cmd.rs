@@ -190,7 +190,7 @@ pub fn show(out: &Printer, run: &RunView) {
                 step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
-                output::elapsed(step.started_at, step.finished_at),
+                step.duration(),
                 outputs.join(" "),
                 step.reason.clone().unwrap_or_default(),
             ]

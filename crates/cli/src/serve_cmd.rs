@@ -96,10 +96,10 @@ pub struct NextArgs {
     /// The job id.
     pub job: String,
     /// Its namespace.
-    #[arg(long, default_value = "default")]
+    #[arg(long, short = 'n', default_value = "default")]
     pub namespace: String,
-    /// How many fire times (`-n`, like `schedule preview`).
-    #[arg(long = "count", short = 'n', default_value_t = 5)]
+    /// How many fire times. (`-n` is the namespace, as on every command.)
+    #[arg(long = "count", default_value_t = 5)]
     pub count: usize,
 }
 
@@ -345,6 +345,13 @@ fn print_backfill(out: &Printer, rows: &[(Timestamp, String, Option<String>)]) {
 
 pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
+    // An unknown job is an error (as the API's 404), not an empty history.
+    if require_stored_job(&store, &args.namespace, &args.job)
+        .await?
+        .is_none()
+    {
+        return Ok(EXIT_USAGE);
+    }
     let occurrences = store
         .occurrences(&args.namespace, &args.job, args.limit)
         .await?

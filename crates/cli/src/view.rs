@@ -51,6 +51,17 @@ pub struct StepView {
     pub outputs: BTreeMap<String, String>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    /// Start of the first attempt (absent from older servers).
+    #[serde(default)]
+    pub first_started_at: Option<Timestamp>,
+}
+
+impl StepView {
+    /// The step's whole time, from its first attempt's start to its last attempt's end
+    /// (retries and their waits included), as a table shows it.
+    pub fn duration(&self) -> String {
+        crate::output::elapsed(self.first_started_at.or(self.started_at), self.finished_at)
+    }
 }
 
 impl RunView {
@@ -96,6 +107,7 @@ impl RunView {
                 "reason": step.reason,
                 "started_at": step.started_at.map(|t| t.to_string()),
                 "finished_at": step.finished_at.map(|t| t.to_string()),
+                "first_started_at": step.first_started_at.map(|t| t.to_string()),
             })).collect::<Vec<_>>(),
         })
     }
@@ -317,6 +329,9 @@ pub struct PlanView {
     pub expires_at: Option<Timestamp>,
     pub dry_run_id: Option<String>,
     pub run_id: Option<String>,
+    /// What changed since it was made, while it could still be applied.
+    #[serde(default)]
+    pub drift: Vec<String>,
     /// The wire JSON it was read from.
     #[serde(skip)]
     pub wire: Value,
@@ -387,9 +402,31 @@ impl PlanView {
         Ok(view)
     }
 
-    /// A store record, as the API would show it.
-    pub fn from_record(record: rota_store::PlanRecord) -> anyhow::Result<PlanView> {
-        PlanView::from_wire(serde_json::to_value(rota_api::wire::Plan::from(record))?)
+    /// A store record, as the API would show it (with its drift).
+    pub async fn from_record(
+        store: &rota_store::Store,
+        record: rota_store::PlanRecord,
+    ) -> anyhow::Result<PlanView> {
+        let wire = rota_api::wire::Plan::with_drift(store, record).await?;
+        PlanView::from_wire(serde_json::to_value(wire)?)
+    }
+
+    /// The status to show: `approved` or `awaiting_approval` become `drifted` when what the
+    /// plan pinned changed since (apply would refuse it).
+    pub fn shown_status(&self) -> String {
+        if self.drift.is_empty() {
+            self.status.clone()
+        } else {
+            format!("drifted ({})", self.status)
+        }
+    }
+
+    /// The approvals it has (`approve` decisions), whatever its status.
+    pub fn approvals(&self) -> usize {
+        self.decisions
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count()
     }
 }
 

@@ -9,6 +9,7 @@ mod util;
 mod admin;
 mod crash;
 mod dag;
+mod edges;
 mod jobs;
 mod logs;
 mod plans;

@@ -422,10 +422,21 @@ fn schedule_next_and_backfill_over_the_api_match_local_output() {
         "id: yearly\ntriggers:\n  - cron: \"0 0 1 1 *\"\nsteps:\n  - id: a\n    sh: echo new year\n",
     );
     let server = rota.serve(&rota.path("jobs"));
-    let next = remote_json(&rota, &server, &["schedule", "next", "yearly", "-n", "3"]);
+    let next = remote_json(
+        &rota,
+        &server,
+        &[
+            "schedule", "next", "yearly", "-n", "default", "--count", "3",
+        ],
+    );
     assert_eq!(
         next,
-        local_json(&rota, &["schedule", "next", "yearly", "-n", "3"])
+        local_json(
+            &rota,
+            &[
+                "schedule", "next", "yearly", "-n", "default", "--count", "3"
+            ]
+        )
     );
     assert_eq!(next.as_array().map(Vec::len), Some(3), "{next:#}");
     let range = [

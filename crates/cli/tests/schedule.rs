@@ -28,7 +28,7 @@ fn preview_prints_fire_times_with_the_zones_offset_across_a_dst_gap() {
             "Europe/Berlin",
             "--from",
             "2026-03-28T12:00:00Z",
-            "-n",
+            "--count",
             "3",
         ],
     );

@@ -333,12 +333,13 @@ impl Daemon {
             let (run_id, by) = (request.run_id, request.by);
             let reason = format!("cancelled by {by}");
             if let Some(stop) = self.stops.get(&run_id) {
+                // The engine words the reason (`cancelled by …`): it gets who asked.
                 if request.forced && !stop.is_forced() {
                     tracing::info!(run = %run_id, "cancel asked again: stopping the cleanup steps too");
-                    stop.force(StopReason::Cancelled(reason));
+                    stop.force(StopReason::Cancelled(by.clone()));
                 } else if !stop.is_stopped() {
                     tracing::info!(run = %run_id, %by, "cancelling on request");
-                    stop.stop(StopReason::Cancelled(reason));
+                    stop.stop(StopReason::Cancelled(by.clone()));
                 }
             } else if self.scheduler.knows_run(&run_id) {
                 tracing::info!(run = %run_id, %by, "queued run cancelled on request");
@@ -967,7 +968,12 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-/// The run's `trigger` column from a trigger key: `cron`, `every`, `at`, `after`, `webhook`.
+/// The run's `trigger` column from a trigger key: `cron`, `interval`, `at`, `after`,
+/// `webhook`. An interval's key starts with `every` (stored cursors keep that key); the run
+/// says `interval`, the trigger's name in job files.
 fn trigger_kind(trigger_key: &str) -> &str {
-    trigger_key.split(':').next().unwrap_or(trigger_key)
+    match trigger_key.split(':').next().unwrap_or(trigger_key) {
+        "every" => "interval",
+        kind => kind,
+    }
 }

@@ -363,7 +363,9 @@ async fn backfill_queues_past_occurrences_once_and_the_server_runs_them() -> Tes
 
     let next: serde_json::Value = serde_json::from_str(&rota(
         &home,
-        &["schedule", "next", "daily", "-n", "2", "--output", "json"],
+        &[
+            "schedule", "next", "daily", "--count", "2", "--output", "json",
+        ],
     )?)?;
     let next = next.as_array().ok_or("not a list")?;
     assert_eq!(next.len(), 2);

@@ -20,7 +20,9 @@ const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, 
 const STEP_COLUMNS: &str = "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
     s.outputs, s.started_at, s.finished_at, \
     (SELECT COUNT(*) FROM step_attempts a \
-     WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS attempts";
+     WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS attempts, \
+    (SELECT MIN(a.started_at) FROM step_attempts a \
+     WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS first_started_at";
 
 /// Most candidates an ambiguous prefix reports.
 const MAX_CANDIDATES: usize = 10;
@@ -283,6 +285,7 @@ fn step_record(row: &SqliteRow) -> Result<StepRunRecord, StoreError> {
         outputs: outputs(row, "outputs")?,
         started_at: opt_ts(row, "started_at")?,
         finished_at: opt_ts(row, "finished_at")?,
+        first_started_at: opt_ts(row, "first_started_at")?,
     })
 }
 

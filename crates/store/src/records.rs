@@ -111,6 +111,9 @@ pub struct StepRunRecord {
     pub started_at: Option<Timestamp>,
     /// End of the latest attempt (or when it was skipped).
     pub finished_at: Option<Timestamp>,
+    /// Start of the first attempt: with `finished_at`, the step's whole time, retries and
+    /// their waits included.
+    pub first_started_at: Option<Timestamp>,
 }
 
 /// One attempt of one step.

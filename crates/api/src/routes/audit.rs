@@ -11,7 +11,7 @@ use crate::wire::{AuditEntry, AuditPage, AuditVerification, Problem};
 use crate::{ApiError, ApiState};
 
 /// Audit entries after a position, oldest first.
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AfterQuery),
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAuditEntries", tag = "audit", params(AfterQuery),
     responses((status = 200, body = AuditPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -31,7 +31,7 @@ pub(crate) async fn list(
 
 /// Checks the whole hash chain: `intact`, or the first entry that was modified, deleted or
 /// reordered since it was appended (as `rota audit verify` does on the server's store).
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+#[utoipa::path(get, path = "/api/v1/audit/verify", operation_id = "verifyAuditChain", tag = "audit",
     responses((status = 200, body = AuditVerification),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]

@@ -19,7 +19,7 @@ use crate::{ApiError, ApiState};
 
 /// Events after a position, oldest first. The event log spans namespaces, so this needs
 /// the viewer role in every namespace.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(AfterQuery),
+#[utoipa::path(get, path = "/api/v1/events", operation_id = "listEvents", tag = "events", params(AfterQuery),
     responses((status = 200, body = EventPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -57,7 +57,7 @@ pub(crate) struct StreamQuery {
 /// `data` the event as JSON), from a position on, following new events as they come.
 /// A client that reconnects with `Last-Event-ID` resumes exactly after the last event it
 /// saw.
-#[utoipa::path(get, path = "/api/v1/events/stream", tag = "events", params(StreamQuery),
+#[utoipa::path(get, path = "/api/v1/events/stream", operation_id = "streamEvents", tag = "events", params(StreamQuery),
     responses((status = 200, description = "Server-sent events, each one `Event` as data",
                content_type = "text/event-stream", body = crate::openapi::EventFrame),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),

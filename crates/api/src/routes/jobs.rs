@@ -79,7 +79,7 @@ fn parse_submission(
 
 /// Checks a job file without saving anything: 200 with the jobs it defines, or a 422
 /// problem listing every problem with its line and column.
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/validate", tag = "jobs",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/validate", operation_id = "validateJob", tag = "jobs",
     params(("namespace" = Namespace, Path, description = "Namespace")),
     request_body = JobSubmission,
     responses((status = 200, body = Validation),
@@ -109,7 +109,7 @@ pub(crate) async fn validate(
 
 /// Saves a job file as the job's next revision: 201 with the new revision, or 200 with
 /// the latest one when the text is unchanged. The file must define exactly this job.
-#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/jobs/{job}", operation_id = "putJob", tag = "jobs",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
     request_body = JobSubmission,
@@ -187,7 +187,7 @@ pub(crate) struct JobPageQuery {
 }
 
 /// Lists the jobs of a namespace (latest revision of each), by id, a page at a time.
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs", operation_id = "listJobs", tag = "jobs",
     params(("namespace" = Namespace, Path, description = "Namespace"), JobPageQuery),
     responses((status = 200, body = JobList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -216,7 +216,7 @@ pub(crate) async fn list(
 }
 
 /// The latest revision of a job, with its source and definition.
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}", operation_id = "getJob", tag = "jobs",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
     responses((status = 200, body = Job),
@@ -250,7 +250,7 @@ pub(crate) struct RevisionPageQuery {
 }
 
 /// Every revision of a job, newest first, a page at a time (404 if the job has none).
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/revisions", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/revisions", operation_id = "listJobRevisions", tag = "jobs",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id"), RevisionPageQuery),
     responses((status = 200, body = JobList),
@@ -297,7 +297,7 @@ pub(crate) async fn revisions(
 /// Deletes a job: it leaves job listings, cannot be started and is no longer scheduled;
 /// its revisions and runs stay. A later `PUT` revives it as a new revision. A job loaded
 /// from a file of the server's job directory cannot be deleted here (409): remove the file.
-#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/jobs/{job}", tag = "jobs",
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/jobs/{job}", operation_id = "deleteJob", tag = "jobs",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
     responses((status = 204, description = "Deleted"),

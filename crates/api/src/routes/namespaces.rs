@@ -25,7 +25,7 @@ pub(crate) struct NamespaceQuery {
 }
 
 /// Lists the namespaces the caller may view, by name, a page at a time.
-#[utoipa::path(get, path = "/api/v1/namespaces", tag = "namespaces", params(NamespaceQuery),
+#[utoipa::path(get, path = "/api/v1/namespaces", operation_id = "listNamespaces", tag = "namespaces", params(NamespaceQuery),
     responses((status = 200, body = NamespaceList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]

@@ -95,7 +95,7 @@ fn located<T: serde::Serialize>(
 /// resolved, secrets by name and version, and its hash. Under approval rules it awaits
 /// approval, else it is approved at once. With `dry_run`, a dry run of it is queued too.
 /// 201 with the plan.
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/plans", tag = "plans",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/plans", operation_id = "createPlan", tag = "plans",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
     request_body = CreatePlan,
@@ -143,7 +143,7 @@ pub(crate) async fn create(
 }
 
 /// Lists plans, newest first, a page at a time (without their decisions).
-#[utoipa::path(get, path = "/api/v1/plans", tag = "plans", params(PlanQuery),
+#[utoipa::path(get, path = "/api/v1/plans", operation_id = "listPlans", tag = "plans", params(PlanQuery),
     responses((status = 200, body = PlanPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -179,14 +179,18 @@ pub(crate) async fn list(
             .last()
             .map(|p| format!("{}.{}", p.created_at.as_microsecond(), p.id))
     });
+    let mut items = Vec::with_capacity(plans.len());
+    for plan in plans {
+        items.push(Plan::with_drift(&state.store, plan).await?);
+    }
     Ok(Json(PlanPage {
-        items: plans.into_iter().map(Plan::from).collect(),
+        items,
         next_cursor: next_cursor.flatten(),
     }))
 }
 
 /// One plan with its decisions.
-#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans",
+#[utoipa::path(get, path = "/api/v1/plans/{id}", operation_id = "getPlan", tag = "plans",
     params(("id" = RunId, Path, description = "Plan id")),
     responses((status = 200, body = Plan),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -196,9 +200,8 @@ pub(crate) async fn get(
     principal: Principal,
     Path(id): Path<RunId>,
 ) -> Result<Json<Plan>, ApiError> {
-    Ok(Json(Plan::from(
-        find(&state, &principal, &id, Role::Viewer).await?,
-    )))
+    let plan = find(&state, &principal, &id, Role::Viewer).await?;
+    Ok(Json(Plan::with_drift(&state.store, plan).await?))
 }
 
 /// The caller as the approval rules see it.
@@ -270,7 +273,7 @@ async fn decide(
 /// Approves a plan: the caller must be one of its approvers with at least `operator` in
 /// its namespace (403 otherwise), not its creator unless the rules allow it, and not have
 /// decided before (409). The quorum'th approval makes it `approved`.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", tag = "plans",
+#[utoipa::path(post, path = "/api/v1/plans/{id}/approve", operation_id = "approvePlan", tag = "plans",
     params(("id" = RunId, Path, description = "Plan id")),
     request_body(content = Option<DecidePlan>, description = "Optional"),
     responses((status = 200, body = Plan),
@@ -289,7 +292,7 @@ pub(crate) async fn approve(
 }
 
 /// Rejects a plan (same rules as approving); one rejection ends it.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/reject", tag = "plans",
+#[utoipa::path(post, path = "/api/v1/plans/{id}/reject", operation_id = "rejectPlan", tag = "plans",
     params(("id" = RunId, Path, description = "Plan id")),
     request_body(content = Option<DecidePlan>, description = "Optional"),
     responses((status = 200, body = Plan),
@@ -311,7 +314,7 @@ pub(crate) async fn reject(
 /// parameters and the secrets' current versions, and refuses (409, naming each change) if
 /// the hash differs; otherwise queues its run and marks the plan applied, once. 202 with
 /// the run.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/apply", tag = "plans",
+#[utoipa::path(post, path = "/api/v1/plans/{id}/apply", operation_id = "applyPlan", tag = "plans",
     params(("id" = RunId, Path, description = "Plan id")),
     responses((status = 202, body = Run, headers(("location" = String, description = "The run"))),
               (status = 409, body = Problem, content_type = "application/problem+json",

@@ -97,7 +97,7 @@ fn decode_cursor(text: &str) -> Result<RunCursor, ApiError> {
 }
 
 /// Lists runs, newest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunQuery),
+#[utoipa::path(get, path = "/api/v1/runs", operation_id = "listRuns", tag = "runs", params(RunQuery),
     responses((status = 200, body = RunPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -130,7 +130,7 @@ async fn find(state: &ApiState, id: &RunId) -> Result<RunRecord, ApiError> {
 }
 
 /// A run with the latest state of each step.
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+#[utoipa::path(get, path = "/api/v1/runs/{id}", operation_id = "getRun", tag = "runs",
     params(("id" = RunId, Path, description = "Run id")),
     responses((status = 200, body = Run),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -161,7 +161,7 @@ pub(crate) struct LogQuery {
 }
 
 /// A run's log lines (or one step's) in order, a page at a time.
-#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", tag = "runs",
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs", operation_id = "listRunLogs", tag = "runs",
     params(("id" = RunId, Path, description = "Run id"), LogQuery),
     responses((status = 200, body = LogPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -192,7 +192,7 @@ pub(crate) async fn logs(
 /// Asks the process running the run to cancel it (`409` if it has already ended). Its
 /// cleanup steps (`when: always`) still run; asking again while it is still active stops
 /// those too.
-#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs",
+#[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", operation_id = "cancelRun", tag = "runs",
     params(("id" = RunId, Path, description = "Run id")),
     responses((status = 202, body = CancelAccepted),
               (status = 409, body = Problem, content_type = "application/problem+json",
@@ -232,7 +232,7 @@ pub(crate) async fn cancel(
 /// Queues a run of the job's latest revision with these parameters: 202 with the run
 /// (`queued`) and its `Location`; a server executes it. Parameters that do not fit the
 /// job's declarations are a 422 problem naming each one.
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/runs", tag = "runs",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/runs", operation_id = "createRun", tag = "runs",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
     request_body = CreateRun,
@@ -294,7 +294,7 @@ pub(crate) async fn create(
 /// downstream of it run again and the others keep the original's results (outputs
 /// included); without it every step runs again. 202 with the new run and its `Location`;
 /// 409 while the run is still active; 422 for a `from` the job does not have.
-#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs",
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", operation_id = "retryRun", tag = "runs",
     params(("id" = RunId, Path, description = "Run id")),
     request_body(content = Option<RetryRun>, description = "Optional"),
     responses((status = 202, body = Run, headers(("location" = String, description = "The new run"))),
@@ -416,7 +416,7 @@ struct LogFollow {
 /// and every line was sent, one `end` event whose data is `{"status", "reason"}` of the
 /// run, and the stream closes. A client that reconnects with `Last-Event-ID` resumes
 /// exactly after the last line it saw.
-#[utoipa::path(get, path = "/api/v1/runs/{id}/logs/stream", tag = "runs",
+#[utoipa::path(get, path = "/api/v1/runs/{id}/logs/stream", operation_id = "streamRunLogs", tag = "runs",
     params(("id" = RunId, Path, description = "Run id"), LogStreamQuery),
     responses((status = 200, description = "Server-sent events: `LogLine`s, then `end`",
                content_type = "text/event-stream", body = crate::openapi::LogFrame),

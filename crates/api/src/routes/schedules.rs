@@ -75,7 +75,7 @@ async fn require_job(state: &ApiState, namespace: &Namespace, job: &JobId) -> Re
 }
 
 /// The job's schedule occurrences (run, skipped or missed), newest first.
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history", operation_id = "listScheduleHistory",
     tag = "schedules",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id"), HistoryQuery),
@@ -111,7 +111,7 @@ pub(crate) async fn history(
 }
 
 /// Pauses the job's schedule: its occurrences are skipped until it is resumed.
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/pause",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/pause", operation_id = "pauseSchedule",
     tag = "schedules",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
@@ -152,7 +152,7 @@ pub(crate) async fn pause(
 
 /// Resumes the job's schedule. Occurrences before `from` (default: now) are skipped as
 /// paused; an earlier `from` lets the server catch up on those since then.
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/resume",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/resume", operation_id = "resumeSchedule",
     tag = "schedules",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),
@@ -258,7 +258,7 @@ pub(crate) struct NextQuery {
 
 /// The job's time triggers, its next fire times (merged in time order) and whether its
 /// schedule is paused.
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule",
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule", operation_id = "getSchedule",
     tag = "schedules",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id"), NextQuery),
@@ -305,7 +305,7 @@ pub(crate) async fn next(
 /// (inclusive), like `rota backfill`: 201 with each occurrence and its run (none when the
 /// occurrence was already recorded). More than 1,000 occurrences is a 422 problem and
 /// queues nothing.
-#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/backfill",
+#[utoipa::path(post, path = "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/backfill", operation_id = "backfillSchedule",
     tag = "schedules",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("job" = JobId, Path, description = "Job id")),

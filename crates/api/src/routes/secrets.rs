@@ -95,7 +95,7 @@ pub(crate) struct SecretPageQuery {
 }
 
 /// The secrets of a namespace by name, a page at a time: versions and dates, never values.
-#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/secrets", tag = "secrets",
+#[utoipa::path(get, path = "/api/v1/namespaces/{namespace}/secrets", operation_id = "listSecrets", tag = "secrets",
     params(("namespace" = Namespace, Path, description = "Namespace"), SecretPageQuery),
     responses((status = 200, body = SecretList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -125,7 +125,7 @@ pub(crate) async fn list(
 
 /// Stores a new version of a secret (encrypted); the answer names the version, never the
 /// value. 503 when the server has no secrets key location.
-#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}", tag = "secrets",
+#[utoipa::path(put, path = "/api/v1/namespaces/{namespace}/secrets/{name}", operation_id = "putSecret", tag = "secrets",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("name" = SecretName, Path, description = "Secret name")),
     request_body = PutSecret,
@@ -167,7 +167,7 @@ pub(crate) async fn put(
 }
 
 /// Deletes every version of a secret.
-#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/secrets/{name}", tag = "secrets",
+#[utoipa::path(delete, path = "/api/v1/namespaces/{namespace}/secrets/{name}", operation_id = "deleteSecret", tag = "secrets",
     params(("namespace" = Namespace, Path, description = "Namespace"),
            ("name" = SecretName, Path, description = "Secret name")),
     responses((status = 204, description = "Deleted"),

@@ -39,7 +39,7 @@ fn is_token_name(name: &str) -> bool {
 }
 
 /// Creates a token; the response holds its text, shown this once.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateToken,
+#[utoipa::path(post, path = "/api/v1/tokens", operation_id = "createToken", tag = "tokens", request_body = CreateToken,
     responses((status = 201, body = CreatedToken),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -102,7 +102,7 @@ fn decode_cursor(text: &str) -> Result<(Timestamp, TokenId), ApiError> {
 
 /// Lists every token (never their text), revoked ones included, oldest first, a page at a
 /// time.
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(TokenPageQuery),
+#[utoipa::path(get, path = "/api/v1/tokens", operation_id = "listTokens", tag = "tokens", params(TokenPageQuery),
     responses((status = 200, body = TokenList),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
@@ -125,7 +125,7 @@ pub(crate) async fn list(
 
 /// Revokes a token; it authenticates nobody from then on. A token cannot revoke itself
 /// (409): that would lock its holder out by accident; revoke it with another admin token.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", operation_id = "revokeToken", tag = "tokens",
     params(("id" = TokenId, Path, description = "Token id")),
     responses((status = 204, description = "Revoked"),
               (status = 409, body = Problem, content_type = "application/problem+json",
