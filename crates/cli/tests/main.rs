@@ -11,6 +11,7 @@ mod crash;
 mod dag;
 mod jobs;
 mod logs;
+mod notebook;
 mod plans;
 mod process;
 mod remote;

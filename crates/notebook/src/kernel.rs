@@ -394,7 +394,13 @@ impl Kernel {
                 .replace("{resource_dir}", &spec.dir.to_string_lossy());
             cmd.arg(arg);
         }
-        cmd.envs(&spec.env)
+        // `JPY_PARENT_PID` is how Jupyter's own launcher says "a client started you": the
+        // kernel then prints no start-up banner for a human at a terminal (which would
+        // land in every step's log), and it watches this parent, exiting when it is gone
+        // (a second line of defence beside PDEATHSIG, which fires on the death of the
+        // spawning thread rather than of Rota).
+        cmd.env("JPY_PARENT_PID", std::process::id().to_string())
+            .envs(&spec.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
