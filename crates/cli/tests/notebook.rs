@@ -8,7 +8,9 @@ use std::path::Path;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use crate::util::{Rota, assert_code, describe, finish, json, signal, stderr, stdout, wait_until};
+use crate::util::{
+    Rota, assert_code, describe, finish, json, signal, stderr, stdout, wait_gone, wait_until,
+};
 
 /// A notebook of code cells; a cell whose source starts with `#parameters` is tagged
 /// `parameters`.
@@ -269,10 +271,12 @@ fn notebook_runs_keep_stderr_plain_and_logs_free_of_the_kernel_banner() {
 #[test]
 fn a_sigkilled_rota_run_leaves_no_kernel() {
     let rota = Rota::new();
+    // The cell starts a child in the kernel's process group: PDEATHSIG stops the kernel
+    // alone; the guardian must stop the group.
     rota.write(
         "slow.ipynb",
         &notebook(&[
-            "import os, time\nopen('kernel.pid', 'w').write(str(os.getpid()))\ntime.sleep(300)",
+            "import os, subprocess, time\nchild = subprocess.Popen(['sleep', '300'])\nopen('pids', 'w').write(f'{os.getpid()} {child.pid}')\ntime.sleep(300)",
         ]),
     );
     rota.write(
@@ -280,12 +284,20 @@ fn a_sigkilled_rota_run_leaves_no_kernel() {
         "id: nb-slow\nsteps:\n  - id: nb\n    notebook: slow.ipynb\n",
     );
     let child = rota.spawn(["run", "slow.yaml"]);
-    let pid_file = rota.path("kernel.pid");
+    let pid_file = rota.path("pids");
+    let mut pids = Vec::new();
     wait_until("the kernel to run its cell", || {
-        std::fs::read_to_string(&pid_file).is_ok_and(|s| s.trim().parse::<i32>().is_ok())
+        pids = std::fs::read_to_string(&pid_file)
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse::<i32>().ok())
+            .collect();
+        pids.len() == 2
     });
     signal(child.id(), Signal::SIGKILL);
     let output = finish(child, "the killed rota run");
     assert_eq!(output.status.code(), None, "rota was killed by a signal");
+    wait_gone(pids[0], "the kernel");
+    wait_gone(pids[1], "the process the kernel's cell started");
     rota.assert_no_processes_left();
 }

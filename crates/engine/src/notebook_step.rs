@@ -33,6 +33,20 @@ pub(crate) struct NotebookWork {
     echo_only: bool,
 }
 
+/// The kernel's process group is watched by the runner's guardian, like a process step's:
+/// if Rota dies, the guardian kills it with whatever its cells started.
+struct GuardianWatch(std::sync::Arc<crate::guardian::Guardian>);
+
+impl rota_notebook::kernel::GroupWatch for GuardianWatch {
+    fn started(&self, pgid: u32) {
+        self.0.watch(pgid);
+    }
+
+    fn ended(&self, pgid: u32) {
+        self.0.unwatch(pgid);
+    }
+}
+
 /// The notebook crate masks what it writes through the same redactor as the step's logs.
 impl rota_notebook::Redact for Redactor {
     fn redact_line<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
@@ -104,6 +118,11 @@ pub(crate) fn resolve(
         prepare_only: echo_only,
         redact: (!shared.redactor.is_empty())
             .then(|| rota_notebook::Redaction::new(shared.redactor.clone())),
+        watch: shared
+            .config
+            .guardian
+            .clone()
+            .map(|g| rota_notebook::kernel::Watcher(std::sync::Arc::new(GuardianWatch(g)))),
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),
         log: log_tx,

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::document::{self, ERROR_MARKER_TAG, INJECTED_TAG, NotebookWriter, PARAMETERS_TAG};
 use crate::error::{NotebookError, Result};
 use crate::inspect;
-use crate::kernel::{ExecuteEnd, Kernel, KernelMessage, KernelOptions};
+use crate::kernel::{ExecuteEnd, Kernel, KernelMessage, KernelOptions, Watcher};
 use crate::kernelspec;
 use crate::params::{Language, Params};
 use crate::redact::Redaction;
@@ -64,6 +64,8 @@ pub struct RunRequest {
     /// Masks secrets in every save of the output notebook and in the returned one; the
     /// kernel still executes the parameters as given.
     pub redact: Option<Redaction>,
+    /// Told of the kernel's process group while it lives.
+    pub watch: Option<Watcher>,
 }
 
 impl RunRequest {
@@ -82,6 +84,7 @@ impl RunRequest {
             report_mode: false,
             record_env: Vec::new(),
             redact: None,
+            watch: None,
         }
     }
 }
@@ -569,6 +572,7 @@ pub async fn run(
         cwd: req.cwd.clone(),
         start_timeout: req.start_timeout,
         process_log: Some(log_tx),
+        watch: req.watch.clone(),
     };
     let kernel = tokio::select! {
         k = Kernel::start(&spec, &opts) => Some(k),

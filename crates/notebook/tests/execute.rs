@@ -250,6 +250,7 @@ async fn step_dry_run_injects_dry_run_true_without_executing() {
         dry_run: true,
         prepare_only: true,
         redact: None,
+        watch: None,
         cancel: CancellationToken::new(),
         log: tx,
     };
@@ -284,6 +285,7 @@ async fn step_failure_names_cell_and_error_and_writes_report() {
         dry_run: false,
         prepare_only: false,
         redact: None,
+        watch: None,
         cancel: CancellationToken::new(),
         log: tx,
     };
@@ -335,6 +337,7 @@ async fn step_streams_cell_output_line_by_line() {
         dry_run: false,
         prepare_only: false,
         redact: None,
+        watch: None,
         cancel: CancellationToken::new(),
         log: tx,
     };
