@@ -205,12 +205,18 @@ fn completions(shell: clap_complete::Shell) -> u8 {
     }
 }
 
-/// Diagnostics of Rota itself go to stderr, filtered by `ROTA_LOG` (default: warnings).
+/// Diagnostics of Rota itself go to stderr, filtered by `ROTA_LOG` (default: Rota's own
+/// warnings; dependencies only at error level, and the ZeroMQ transport under notebook
+/// kernels never: its reconnect chatter is not the user's business, and a failure it
+/// causes is reported by the notebook step itself). Colours only on a terminal, so piped
+/// stderr and log files hold no escape codes.
 fn init_tracing() {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROTA_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error,rota=warn,zeromq=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -12,6 +12,7 @@ mod dag;
 mod edges;
 mod jobs;
 mod logs;
+mod notebook;
 mod plans;
 mod process;
 mod remote;

@@ -1,24 +1,57 @@
 //! The `notebook:` step kind: prepared here, executed natively by `rota-notebook`.
 //!
 //! The executed notebook (`<step>.<attempt>.ipynb`) and its HTML report are kept in the
-//! run's directory beside the other artifacts.
+//! run's directory beside the other artifacts. Both pass the step's [`Redactor`], like its
+//! log lines: every save of the notebook (it is saved after each cell) and the report.
+//!
+//! In a dry run a notebook step follows its `dry_run:` mode like other kinds: `echo-only`
+//! (the default) logs `dry run: would run notebook …` and only prepares the output
+//! notebook (parameters injected, nothing executed); `run` executes it, with
+//! `dry_run=True` injected when its parameters cell declares `dry_run`; `skip` is handled
+//! before it gets here.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use rota_core::model::{Step, StepKind, StepStatus};
+use rota_core::model::{DryRun, Step, StepKind, StepStatus};
 use rota_core::template::Context;
 use tokio_util::sync::CancellationToken;
 
+use rota_store::{LogStream, RunEvent};
+
 use crate::process::{LogLine, Stream};
-use crate::run::Shared;
+use crate::redact::Redactor;
+use crate::run::{Shared, Update};
 use crate::step::{record_line, render_value, stopped_reason, stopped_status};
 
 /// A notebook step with its templates rendered.
 pub(crate) struct NotebookWork {
     request: rota_notebook::StepRequest,
     log: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// A dry run in `echo-only` mode: say what would run, execute nothing.
+    echo_only: bool,
+}
+
+/// The kernel's process group is watched by the runner's guardian, like a process step's:
+/// if Rota dies, the guardian kills it with whatever its cells started.
+struct GuardianWatch(std::sync::Arc<crate::guardian::Guardian>);
+
+impl rota_notebook::kernel::GroupWatch for GuardianWatch {
+    fn started(&self, pgid: u32) {
+        self.0.watch(pgid);
+    }
+
+    fn ended(&self, pgid: u32) {
+        self.0.unwatch(pgid);
+    }
+}
+
+/// The notebook crate masks what it writes through the same redactor as the step's logs.
+impl rota_notebook::Redact for Redactor {
+    fn redact_line<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
+        self.redact(line)
+    }
 }
 
 impl NotebookWork {
@@ -64,6 +97,9 @@ pub(crate) fn resolve(
         rendered.insert(name.clone(), render_value(value, ctx)?);
     }
     let (log_tx, log_rx) = tokio::sync::mpsc::unbounded_channel();
+    // `skip` never gets here; a `command` has no meaning for a notebook (no shell runs),
+    // so like `echo-only` it runs nothing.
+    let echo_only = shared.dry_run && !matches!(step.dry_run, DryRun::Run);
     let request = rota_notebook::StepRequest {
         input: shared.base_dir.join(render(path)?),
         output: shared
@@ -79,6 +115,14 @@ pub(crate) fn resolve(
         cell_timeout: *cell_timeout,
         cwd: Some(workdir),
         dry_run: shared.dry_run,
+        prepare_only: echo_only,
+        redact: (!shared.redactor.is_empty())
+            .then(|| rota_notebook::Redaction::new(shared.redactor.clone())),
+        watch: shared
+            .config
+            .guardian
+            .clone()
+            .map(|g| rota_notebook::kernel::Watcher(std::sync::Arc::new(GuardianWatch(g)))),
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),
         log: log_tx,
@@ -86,6 +130,7 @@ pub(crate) fn resolve(
     Ok(NotebookWork {
         request,
         log: log_rx,
+        echo_only,
     })
 }
 
@@ -95,7 +140,20 @@ pub(crate) async fn run(
     attempt_no: u32,
     work: NotebookWork,
 ) -> NotebookResult {
-    let NotebookWork { request, mut log } = work;
+    let NotebookWork {
+        request,
+        mut log,
+        echo_only,
+    } = work;
+    if echo_only {
+        let display = format!("notebook {}", request.input.display());
+        system_line(
+            shared,
+            step,
+            attempt_no,
+            format!("dry run: would run {}", shared.redactor.redact(&display)),
+        );
+    }
     let forward = async {
         while let Some(text) = log.recv().await {
             let text = shared.redactor.redact(&text).into_owned();
@@ -110,7 +168,13 @@ pub(crate) async fn run(
     let (outcome, ()) = tokio::join!(rota_notebook::run_notebook_step(request), forward);
     use rota_notebook::StepOutcome;
     match outcome {
-        StepOutcome::Succeeded | StepOutcome::Prepared => NotebookResult {
+        // Like other kinds' `would run`: nothing ran, so there is no exit code.
+        StepOutcome::Prepared => NotebookResult {
+            status: StepStatus::Succeeded,
+            exit_code: None,
+            reason: None,
+        },
+        StepOutcome::Succeeded => NotebookResult {
             status: StepStatus::Succeeded,
             exit_code: Some(0),
             reason: None,
@@ -126,4 +190,26 @@ pub(crate) async fn run(
             reason: Some(other.reason()),
         },
     }
+}
+
+/// A line Rota writes about the step (not the notebook's output), as other kinds log
+/// their dry runs.
+fn system_line(shared: &Shared, step: &Step, attempt_no: u32, text: String) {
+    let ts = Timestamp::now();
+    shared.recorder.send(RunEvent::Log {
+        run_id: shared.run_id.clone(),
+        step_id: step.id.clone(),
+        attempt: attempt_no,
+        ts,
+        stream: LogStream::System,
+        text: text.clone(),
+    });
+    shared.update(Update::Line {
+        step: step.id.clone(),
+        line: LogLine {
+            ts,
+            stream: Stream::Stderr,
+            text: format!("[rota] {text}"),
+        },
+    });
 }

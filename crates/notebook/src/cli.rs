@@ -297,7 +297,7 @@ async fn run_cmd(args: &RunArgs) -> i32 {
             eprintln!("{}", "-".repeat(75));
             eprintln!(
                 "Exception encountered at \"In [{count}]\" (cell {}):",
-                f.cell_index
+                f.cell_index + 1
             );
             if f.traceback.is_empty() {
                 eprintln!("{}: {}", f.ename, f.evalue);
@@ -307,7 +307,7 @@ async fn run_cmd(args: &RunArgs) -> i32 {
             }
         }
         RunOutcome::KernelDied { cell_index } => {
-            eprintln!("error: kernel died while executing cell {cell_index}")
+            eprintln!("error: kernel died while executing cell {}", cell_index + 1)
         }
         RunOutcome::Cancelled { .. } => eprintln!("interrupted: kernel shut down"),
         RunOutcome::Succeeded | RunOutcome::Prepared => {}

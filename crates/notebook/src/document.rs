@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::error::{NotebookError, Result};
+use crate::redact::Redaction;
 
 /// Tag of the cell holding a notebook's default parameters.
 pub const PARAMETERS_TAG: &str = "parameters";
@@ -138,7 +139,7 @@ pub fn load(path: &Path) -> Result<Value> {
 }
 
 /// Python's `str.splitlines(True)` on the separators notebooks contain, borrowed.
-fn split_lines(s: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split_lines(s: &str) -> impl Iterator<Item = &str> {
     let bytes = s.as_bytes();
     let mut start = 0;
     std::iter::from_fn(move || {
@@ -246,6 +247,8 @@ struct Written<'a> {
     place: Place,
     /// Text of the first cells, already serialised (only read at [`Place::Notebook`]).
     cells: &'a [Box<RawValue>],
+    /// Masks secrets in every string and key written.
+    redact: Option<&'a Redaction>,
 }
 
 impl<'a> Written<'a> {
@@ -254,6 +257,7 @@ impl<'a> Written<'a> {
             value,
             place,
             cells: self.cells,
+            redact: self.redact,
         }
     }
 }
@@ -283,7 +287,11 @@ impl serde::Serialize for Written<'_> {
                 entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 let mut m = ser.serialize_map(Some(entries.len()))?;
                 for (k, v) in entries {
-                    m.serialize_entry(k, &self.at(v, self.place.child(k, map)))?;
+                    let child = self.at(v, self.place.child(k, map));
+                    match self.redact {
+                        Some(r) => m.serialize_entry(&r.text(k), &child)?,
+                        None => m.serialize_entry(k, &child)?,
+                    }
                 }
                 m.end()
             }
@@ -310,7 +318,14 @@ impl serde::Serialize for Written<'_> {
                 }
                 seq.end()
             }
-            Value::String(s) if self.place == Place::Lines => ser.collect_seq(split_lines(s)),
+            Value::String(s) if self.place == Place::Lines => match self.redact {
+                Some(r) => ser.collect_seq(split_lines(s).map(|line| r.text(line))),
+                None => ser.collect_seq(split_lines(s)),
+            },
+            Value::String(s) => match self.redact {
+                Some(r) => ser.serialize_str(&r.text(s)),
+                None => ser.serialize_str(s),
+            },
             other => other.serialize(ser),
         }
     }
@@ -332,10 +347,16 @@ fn write_view(view: &Written<'_>, buf: &mut Vec<u8>) {
 ///
 /// The notebook is only borrowed, so a save costs one pass over it and no copy of it.
 pub fn write_to(nb: &Value, buf: &mut Vec<u8>) {
+    write_masked(nb, None, buf);
+}
+
+/// [`write_to`], masking secrets in every string and key when `redact` is given.
+fn write_masked(nb: &Value, redact: Option<&Redaction>, buf: &mut Vec<u8>) {
     let view = Written {
         value: nb,
         place: Place::Notebook,
         cells: &[],
+        redact,
     };
     write_view(&view, buf);
 }
@@ -361,6 +382,9 @@ pub struct NotebookWriter {
     buf: Vec<u8>,
     /// Text of cells `0..settled.len()`, indented for their place in the notebook.
     settled: Vec<Box<RawValue>>,
+    /// Masks secrets in everything written, every save included: a partial notebook
+    /// left by a crash is as masked as the final one.
+    redact: Option<Redaction>,
 }
 
 impl NotebookWriter {
@@ -380,7 +404,15 @@ impl NotebookWriter {
             tmp,
             buf: Vec::new(),
             settled: Vec::new(),
+            redact: None,
         }
+    }
+
+    /// Masks secrets with `redact` in everything this writer writes.
+    pub fn redacting(mut self, redact: Option<Redaction>) -> NotebookWriter {
+        self.redact = redact;
+        self.settled.clear();
+        self
     }
 
     /// The output notebook's path.
@@ -390,7 +422,7 @@ impl NotebookWriter {
 
     /// Write `nb` atomically (temporary file + rename), serialising every cell.
     pub fn save(&mut self, nb: &Value) -> Result<()> {
-        write_to(nb, &mut self.buf);
+        write_masked(nb, self.redact.as_ref(), &mut self.buf);
         self.write_file()
     }
 
@@ -409,6 +441,7 @@ impl NotebookWriter {
                 value: cell,
                 place: Place::Cell,
                 cells: &[],
+                redact: self.redact.as_ref(),
             };
             write_view(&view, &mut self.buf);
             self.settled.push(indented_cell(&self.buf));
@@ -417,6 +450,7 @@ impl NotebookWriter {
             value: nb,
             place: Place::Notebook,
             cells: &self.settled[..settled],
+            redact: self.redact.as_ref(),
         };
         write_view(&view, &mut self.buf);
         self.write_file()

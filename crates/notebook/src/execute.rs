@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use crate::document::{self, ERROR_MARKER_TAG, INJECTED_TAG, NotebookWriter, PARAMETERS_TAG};
 use crate::error::{NotebookError, Result};
 use crate::inspect;
-use crate::kernel::{ExecuteEnd, Kernel, KernelMessage, KernelOptions};
+use crate::kernel::{ExecuteEnd, Kernel, KernelMessage, KernelOptions, Watcher};
 use crate::kernelspec;
 use crate::params::{Language, Params};
+use crate::redact::Redaction;
 
 /// How long a cell runs before the output notebook is saved showing it `running`.
 ///
@@ -60,6 +61,11 @@ pub struct RunRequest {
     pub report_mode: bool,
     /// Environment variables to record in `metadata.papermill.environment_variables`.
     pub record_env: Vec<String>,
+    /// Masks secrets in every save of the output notebook and in the returned one; the
+    /// kernel still executes the parameters as given.
+    pub redact: Option<Redaction>,
+    /// Told of the kernel's process group while it lives.
+    pub watch: Option<Watcher>,
 }
 
 impl RunRequest {
@@ -77,6 +83,8 @@ impl RunRequest {
             prepare_only: false,
             report_mode: false,
             record_env: Vec::new(),
+            redact: None,
+            watch: None,
         }
     }
 }
@@ -169,8 +177,18 @@ impl RunOutcome {
 pub struct RunReport {
     /// How it ended.
     pub outcome: RunOutcome,
-    /// The notebook as written to the output path.
+    /// The notebook as written to the output path (masked when the request says so).
     pub notebook: Value,
+}
+
+impl RunReport {
+    fn new(outcome: RunOutcome, notebook: Value, req: &RunRequest) -> RunReport {
+        let notebook = match &req.redact {
+            Some(r) => r.value(&notebook),
+            None => notebook,
+        };
+        RunReport { outcome, notebook }
+    }
 }
 
 /// Python's `datetime.now(timezone.utc).isoformat()`.
@@ -516,16 +534,15 @@ pub async fn run(
         progress(Progress::Warning(w));
     }
     if req.prepare_only {
-        document::save(&nb, &req.output)?;
-        return Ok(RunReport {
-            outcome: RunOutcome::Prepared,
-            notebook: nb,
-        });
+        NotebookWriter::new(&req.output)
+            .redacting(req.redact.clone())
+            .save(&nb)?;
+        return Ok(RunReport::new(RunOutcome::Prepared, nb, req));
     }
     let kernel_name =
         document::kernel_name(&nb, req.kernel.as_deref()).ok_or(NotebookError::NoKernelName)?;
     let spec = kernelspec::find_kernelspec(&kernel_name).await?;
-    let mut writer = NotebookWriter::new(&req.output);
+    let mut writer = NotebookWriter::new(&req.output).redacting(req.redact.clone());
 
     // notebook_start: reset counts, outputs and per-cell metadata, then save, so even a
     // crash before the first cell leaves a readable output notebook.
@@ -555,6 +572,7 @@ pub async fn run(
         cwd: req.cwd.clone(),
         start_timeout: req.start_timeout,
         process_log: Some(log_tx),
+        watch: req.watch.clone(),
     };
     let kernel = tokio::select! {
         k = Kernel::start(&spec, &opts) => Some(k),
@@ -570,10 +588,11 @@ pub async fn run(
         None => {
             notebook_complete(&mut nb, started);
             writer.save(&nb)?;
-            return Ok(RunReport {
-                outcome: RunOutcome::Cancelled { cell_index: None },
-                notebook: nb,
-            });
+            return Ok(RunReport::new(
+                RunOutcome::Cancelled { cell_index: None },
+                nb,
+                req,
+            ));
         }
     };
 
@@ -607,10 +626,7 @@ pub async fn run(
         outcome = RunOutcome::Failed(failure);
     }
     writer.save(&nb)?;
-    Ok(RunReport {
-        outcome,
-        notebook: nb,
-    })
+    Ok(RunReport::new(outcome, nb, req))
 }
 
 fn notebook_complete(nb: &mut Value, started: Instant) {

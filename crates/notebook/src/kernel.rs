@@ -72,6 +72,49 @@ pub struct KernelOptions {
     pub start_timeout: Duration,
     /// Where the kernel process's own stdout/stderr lines go (dropped when `None`).
     pub process_log: Option<mpsc::UnboundedSender<String>>,
+    /// Told of the kernel's process group while it lives (see [`GroupWatch`]).
+    pub watch: Option<Watcher>,
+}
+
+/// Told when a kernel's process group starts and when it is gone, so that something
+/// outliving Rota (the engine's guardian) can kill the group if Rota dies: PDEATHSIG only
+/// reaches the kernel itself, not what its cells started in its group.
+pub trait GroupWatch: Send + Sync {
+    /// The group `pgid` exists now.
+    fn started(&self, pgid: u32);
+    /// The group `pgid` was killed (or never came to be): stop watching it.
+    fn ended(&self, pgid: u32);
+}
+
+/// A shared [`GroupWatch`], as carried in requests.
+#[derive(Clone)]
+pub struct Watcher(pub Arc<dyn GroupWatch>);
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
+}
+
+/// One watched kernel group; dropping it ends the watch.
+struct WatchedGroup {
+    watch: Watcher,
+    pgid: u32,
+}
+
+impl WatchedGroup {
+    fn new(watch: Option<&Watcher>, pid: i32) -> Option<WatchedGroup> {
+        let watch = watch?.clone();
+        let pgid = u32::try_from(pid).ok()?;
+        watch.0.started(pgid);
+        Some(WatchedGroup { watch, pgid })
+    }
+}
+
+impl Drop for WatchedGroup {
+    fn drop(&mut self) {
+        self.watch.0.ended(self.pgid);
+    }
 }
 
 /// What became of one `execute_request`.
@@ -122,6 +165,8 @@ pub struct Kernel {
     kernel_info: Value,
     in_flight: Vec<String>,
     stash: Vec<KernelMessage>,
+    /// Declared last: dropped after [`Drop for Kernel`] killed the group.
+    watched: Option<WatchedGroup>,
 }
 
 fn random_hex(n: usize) -> String {
@@ -225,11 +270,21 @@ where
             if let Some(tail) = &tail {
                 tail.push(&line);
             }
-            if let Some(log) = &log {
+            if let Some(log) = &log
+                && !is_startup_notice(&line)
+            {
                 let _ = log.send(format!("kernel: {line}"));
             }
         }
     })
+}
+
+/// Lines every kernel start prints that say nothing about the notebook: they would open
+/// every step's log. ipykernel 7 warns that its loopback TCP transport is unencrypted
+/// (Rota chose that transport; messages are signed with the connection key). The
+/// terminal banner of `ipython kernel` is not printed at all: `JPY_PARENT_PID` is set.
+fn is_startup_notice(line: &str) -> bool {
+    line.contains("Kernel is running over TCP without encryption")
 }
 
 /// How many launches one start makes at most when launches fail for a passing reason.
@@ -316,6 +371,8 @@ impl Kernel {
             .id()
             .and_then(|p| i32::try_from(p).ok())
             .ok_or_else(|| start_error(spec, "kernel exited at once"))?;
+        // Every early return below kills the group first, then drops this.
+        let watched = WatchedGroup::new(opts.watch.as_ref(), pid);
         if let Some(out) = child.stdout.take() {
             forward_lines(out, opts.process_log.clone(), None);
         }
@@ -357,6 +414,7 @@ impl Kernel {
             kernel_info: Value::Null,
             in_flight: Vec::new(),
             stash: Vec::new(),
+            watched,
         };
         let failure = match tokio::time::timeout_at(deadline, kernel.wait_ready()).await {
             Ok(Ok(())) => return Ok(kernel),
@@ -394,7 +452,13 @@ impl Kernel {
                 .replace("{resource_dir}", &spec.dir.to_string_lossy());
             cmd.arg(arg);
         }
-        cmd.envs(&spec.env)
+        // `JPY_PARENT_PID` is how Jupyter's own launcher says "a client started you": the
+        // kernel then prints no start-up banner for a human at a terminal (which would
+        // land in every step's log), and it watches this parent, exiting when it is gone
+        // (a second line of defence beside PDEATHSIG, which fires on the death of the
+        // spawning thread rather than of Rota).
+        cmd.env("JPY_PARENT_PID", std::process::id().to_string())
+            .envs(&spec.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -725,6 +789,7 @@ impl Kernel {
         }
         // Whatever the kernel started in its group goes too.
         let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        self.watched.take();
         for r in self.readers.drain(..) {
             r.abort();
         }

@@ -30,9 +30,11 @@ pub mod kernel;
 pub mod kernelspec;
 pub mod params;
 mod ports;
+pub mod redact;
 pub mod report;
 pub mod step;
 
 pub use error::{NotebookError, Result};
 pub use execute::{RunOutcome, RunReport, RunRequest};
+pub use redact::{Redact, Redaction};
 pub use step::{StepOutcome, StepRequest, run_notebook_step};

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::document;
+use crate::redact::strip_ansi;
 
 /// Report formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,24 +16,6 @@ pub enum ReportFormat {
     Html,
     /// Markdown.
     Md,
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            chars.next();
-            for d in chars.by_ref() {
-                if d.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn escape_html(s: &str) -> String {
@@ -101,6 +84,22 @@ fn timing(cell: &Value) -> String {
     }
 }
 
+/// Each cell with the label a user sees: `cell N`, numbered from 1 over the cells of the
+/// executed notebook as the log and the failure reason count them (the injected parameters
+/// cell included), with papermill's error banner and anchor cells, which are added after
+/// the run, unnumbered.
+fn numbered(nb: &Value) -> impl Iterator<Item = (String, &Value)> {
+    let mut n = 0;
+    document::cells(nb).iter().map(move |cell| {
+        if document::has_tag(cell, document::ERROR_MARKER_TAG) {
+            ("papermill error marker".to_owned(), cell)
+        } else {
+            n += 1;
+            (format!("cell {n}"), cell)
+        }
+    })
+}
+
 /// Render `nb` in `format`.
 pub fn render(nb: &Value, format: ReportFormat) -> String {
     match format {
@@ -148,7 +147,7 @@ body{font-family:sans-serif;max-width:60em;margin:auto}pre{background:#f6f6f6;pa
         escape_html(&line),
         escape_html(&params)
     ));
-    for (i, cell) in document::cells(nb).iter().enumerate() {
+    for (label, cell) in numbered(nb) {
         let kind = document::cell_type(cell);
         let t = timing(cell);
         let class = if t.starts_with("failed") {
@@ -162,7 +161,7 @@ body{font-family:sans-serif;max-width:60em;margin:auto}pre{background:#f6f6f6;pa
             .map(|c| format!(" In [{c}]"))
             .unwrap_or_default();
         h.push_str(&format!(
-            "<div class=\"{class}\"><p class=\"meta\">cell {i} · {kind}{count} · {}</p>\n<pre>{}</pre>\n",
+            "<div class=\"{class}\"><p class=\"meta\">{label} · {kind}{count} · {}</p>\n<pre>{}</pre>\n",
             escape_html(&t),
             escape_html(&document::source(cell))
         ));
@@ -199,9 +198,9 @@ fn fence(s: &str) -> String {
 fn render_md(nb: &Value) -> String {
     let (input, line, params) = summary(nb);
     let mut m = format!("# {input}\n\n{line}\n\nparameters: `{params}`\n");
-    for (i, cell) in document::cells(nb).iter().enumerate() {
+    for (label, cell) in numbered(nb) {
         let kind = document::cell_type(cell);
-        m.push_str(&format!("\n## cell {i} · {kind} · {}\n\n", timing(cell)));
+        m.push_str(&format!("\n## {label} · {kind} · {}\n\n", timing(cell)));
         m.push_str(&fence(&document::source(cell)));
         for out in cell
             .get("outputs")

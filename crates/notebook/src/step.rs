@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::execute::{self, Progress, RunOutcome, RunRequest};
 use crate::inspect;
+use crate::kernel::Watcher;
 use crate::params::{Param, Params};
+use crate::redact::{Redaction, strip_ansi};
 use crate::report::{self, ReportFormat};
 
 /// Everything a `notebook:` step needs.
@@ -32,8 +34,15 @@ pub struct StepRequest {
     pub cell_timeout: Option<Duration>,
     /// Working directory of the kernel.
     pub cwd: Option<PathBuf>,
-    /// Prepare only; inject `dry_run=True` when the parameters cell declares `dry_run`.
+    /// The run is a dry run: inject `dry_run=True` when the parameters cell declares
+    /// `dry_run`.
     pub dry_run: bool,
+    /// Inject parameters and write the output notebook, but execute nothing.
+    pub prepare_only: bool,
+    /// Masks secrets in the output notebook (every save) and the report.
+    pub redact: Option<Redaction>,
+    /// Told of the kernel's process group while it lives (the engine's guardian).
+    pub watch: Option<Watcher>,
     /// Cancels the run: the kernel is interrupted and shut down.
     pub cancel: CancellationToken,
     /// Human progress lines and the cells' stream output, line by line.
@@ -49,7 +58,7 @@ pub enum StepOutcome {
     Prepared,
     /// A cell failed.
     Failed {
-        /// Index of the failing cell.
+        /// Index of the failing cell (0-based, banner cells not counted; shown 1-based).
         cell_index: usize,
         /// Exception name.
         ename: String,
@@ -58,7 +67,7 @@ pub enum StepOutcome {
     },
     /// The kernel process died.
     KernelDied {
-        /// The cell running when it died.
+        /// The cell running when it died (0-based; shown 1-based).
         cell_index: usize,
     },
     /// Cancelled through the token.
@@ -85,9 +94,9 @@ impl StepOutcome {
                 cell_index,
                 ename,
                 evalue,
-            } => format!("cell {cell_index} failed: {ename}: {evalue}"),
+            } => format!("cell {} failed: {ename}: {evalue}", cell_index + 1),
             StepOutcome::KernelDied { cell_index } => {
-                format!("kernel died while executing cell {cell_index}")
+                format!("kernel died while executing cell {}", cell_index + 1)
             }
             StepOutcome::Cancelled => "cancelled".into(),
             StepOutcome::Error { message } => message.clone(),
@@ -120,7 +129,9 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
     run.kernel = req.kernel.clone();
     run.cwd = req.cwd.clone();
     run.cell_timeout = req.cell_timeout;
-    run.prepare_only = req.dry_run;
+    run.prepare_only = req.prepare_only;
+    run.redact = req.redact.clone();
+    run.watch = req.watch.clone();
     let log = req.log.clone();
     let mut pending: String = String::new();
     let mut progress = |p: Progress| match p {
@@ -166,8 +177,17 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
             };
         }
     };
-    if let Some(path) = &req.report
-        && let Err(e) = std::fs::write(path, report::render(&report.notebook, ReportFormat::Html))
+    // The report is rendered from the masked notebook, then masked again as text: its
+    // rendering joins and un-colours text, which could bring a value back together.
+    let rendered = req.report.as_ref().map(|_| {
+        let html = report::render(&report.notebook, ReportFormat::Html);
+        match &req.redact {
+            Some(r) => r.text(&html).into_owned(),
+            None => html,
+        }
+    });
+    if let (Some(path), Some(html)) = (&req.report, rendered)
+        && let Err(e) = std::fs::write(path, html)
     {
         let _ = req.log.send(format!(
             "warning: cannot write report {}: {e}",
@@ -177,11 +197,20 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
     match report.outcome {
         RunOutcome::Succeeded => StepOutcome::Succeeded,
         RunOutcome::Prepared => StepOutcome::Prepared,
-        RunOutcome::Failed(f) => StepOutcome::Failed {
-            cell_index: f.cell_index,
-            ename: f.ename,
-            evalue: f.evalue,
-        },
+        RunOutcome::Failed(f) => {
+            // The traceback belongs in the step's log too, where a failing step is read
+            // first; without colours, as logs hold plain text.
+            for entry in &f.traceback {
+                for line in strip_ansi(entry).lines() {
+                    let _ = req.log.send(line.to_owned());
+                }
+            }
+            StepOutcome::Failed {
+                cell_index: f.cell_index,
+                ename: f.ename,
+                evalue: f.evalue,
+            }
+        }
         RunOutcome::KernelDied { cell_index } => StepOutcome::KernelDied { cell_index },
         RunOutcome::Cancelled { .. } => StepOutcome::Cancelled,
     }

@@ -248,6 +248,9 @@ async fn step_dry_run_injects_dry_run_true_without_executing() {
         cell_timeout: None,
         cwd: None,
         dry_run: true,
+        prepare_only: true,
+        redact: None,
+        watch: None,
         cancel: CancellationToken::new(),
         log: tx,
     };
@@ -280,18 +283,34 @@ async fn step_failure_names_cell_and_error_and_writes_report() {
         cell_timeout: None,
         cwd: None,
         dry_run: false,
+        prepare_only: false,
+        redact: None,
+        watch: None,
         cancel: CancellationToken::new(),
         log: tx,
     };
     let outcome = rota_notebook::run_notebook_step(req).await;
-    assert_eq!(outcome.reason(), "cell 1 failed: ValueError: boom");
+    // One numbering everywhere: the log's `cell 2/3`, the reason's and the report's
+    // `cell 2` are the same cell (1-based, error marker cells not counted).
+    assert_eq!(outcome.reason(), "cell 2 failed: ValueError: boom");
     assert!(!outcome.is_success());
     let html = std::fs::read_to_string(&report_path).expect("report written");
     assert!(html.contains("ValueError: boom"));
+    assert!(html.contains("cell 2 · code In [2] · failed"), "{html}");
+    assert!(!html.contains("cell 0 "), "{html}");
     let mut lines = Vec::new();
     while let Ok(l) = rx.try_recv() {
         lines.push(l);
     }
+    // The traceback is in the log, without colours.
+    assert!(
+        lines.iter().any(|l| l.contains("ValueError: boom"))
+            && lines
+                .iter()
+                .any(|l| l.contains("Traceback") || l.contains("----")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains('\u{1b}')), "{lines:?}");
     assert!(
         lines.iter().any(|l| l.starts_with("cell 1/3 ok (")),
         "{lines:?}"
@@ -316,6 +335,9 @@ async fn step_streams_cell_output_line_by_line() {
         cell_timeout: None,
         cwd: None,
         dry_run: false,
+        prepare_only: false,
+        redact: None,
+        watch: None,
         cancel: CancellationToken::new(),
         log: tx,
     };
