@@ -299,13 +299,16 @@ fn a_start_anchored_interval_keeps_its_grid() {
     );
     let mut s = scheduler_with(&yaml, t("2026-01-01T00:00:00Z"));
     assert_eq!(s.next_wake(), Some(t("2026-01-01T00:00:30Z")));
-    let d = s.tick(t("2026-01-01T00:01:00.001Z"));
+    let d = s.tick(t("2026-01-01T00:00:30.001Z"));
     assert_eq!(
         summary(&d.occurrences),
-        pairs(&[
-            ("2026-01-01T00:00:30Z", "run r1"),
-            ("2026-01-01T00:01:00Z", "run r2")
-        ])
+        pairs(&[("2026-01-01T00:00:30Z", "run r1")])
+    );
+    // Woken late (still within the grace): the grid does not move.
+    let d = s.tick(t("2026-01-01T00:01:02Z"));
+    assert_eq!(
+        summary(&d.occurrences),
+        pairs(&[("2026-01-01T00:01:00Z", "run r2")])
     );
     assert_eq!(s.next_wake(), Some(t("2026-01-01T00:01:30Z")));
 }
