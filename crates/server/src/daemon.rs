@@ -20,8 +20,8 @@ use rota_core::model::{Job, RunStatus};
 use rota_engine::guardian::Guardian;
 use rota_engine::run::{EngineConfig, PriorStep, RunRequest, RunStop, StopReason};
 use rota_store::{
-    HookRecord, NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent, SeenDelivery,
-    Store,
+    HookRecord, NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent,
+    SeenDelivery, Store,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -1040,9 +1040,7 @@ impl Daemon {
             (Some(Outcome::Skipped(reason) | Outcome::Missed(reason)), None) => {
                 HookReply::Skipped { reason }
             }
-            (None, None) => {
-                HookReply::Unavailable("the request could not be recorded".to_owned())
-            }
+            (None, None) => HookReply::Unavailable("the request could not be recorded".to_owned()),
         };
         let _ = request.reply.send(reply);
         self.start_runs().await;

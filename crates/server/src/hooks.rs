@@ -51,7 +51,11 @@ pub fn delivery_keys(
     let id = headers
         .get("x-github-delivery")
         .map(|v| ("X-GitHub-Delivery", v))
-        .or_else(|| headers.get("idempotency-key").map(|v| ("Idempotency-Key", v)));
+        .or_else(|| {
+            headers
+                .get("idempotency-key")
+                .map(|v| ("Idempotency-Key", v))
+        });
     if let Some((name, value)) = id {
         let text = value
             .to_str()
@@ -126,10 +130,20 @@ impl IntoResponse for HookReply {
                 serde_json::json!({ "status": "skipped", "reason": reason }),
             ),
             HookReply::Replay { detail } => {
-                return problem(StatusCode::CONFLICT, "webhook-replay", "Webhook delivery already received", detail);
+                return problem(
+                    StatusCode::CONFLICT,
+                    "webhook-replay",
+                    "Webhook delivery already received",
+                    detail,
+                );
             }
             HookReply::BadRequest(detail) => {
-                return problem(StatusCode::BAD_REQUEST, "invalid-webhook", "Invalid webhook request", detail);
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-webhook",
+                    "Invalid webhook request",
+                    detail,
+                );
             }
             HookReply::NotFound => (
                 StatusCode::NOT_FOUND,

@@ -499,7 +499,9 @@ impl Scheduler {
             if !several && first > t.live_since {
                 // The one occurrence due, while this server runs: it waits for its jitter,
                 // then fires normally unless the server is later than the grace.
-                let fire = first.checked_add(t.trigger.jitter_at(first)).unwrap_or(first);
+                let fire = first
+                    .checked_add(t.trigger.jitter_at(first))
+                    .unwrap_or(first);
                 if fire > now {
                     continue;
                 }

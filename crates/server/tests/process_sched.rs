@@ -88,8 +88,7 @@ async fn downtime_round(
             "none" => {
                 assert!(runs.is_empty(), "{how} none ran {runs:?}");
                 assert!(
-                    down.iter()
-                        .all(|o| reasons(o) == "catch-up mode none"),
+                    down.iter().all(|o| reasons(o) == "catch-up mode none"),
                     "{how}: {down:?}"
                 );
             }
@@ -98,8 +97,9 @@ async fn downtime_round(
                 // one is then the latest of the catch-up), every other one superseded.
                 assert!(runs.len() <= 1, "{how} last ran {runs:?}");
                 assert!(
-                    down.iter().filter(|o| o.kind != OccurrenceKind::Run).all(|o| reasons(o)
-                        .starts_with("catch-up mode last")),
+                    down.iter()
+                        .filter(|o| o.kind != OccurrenceKind::Run)
+                        .all(|o| reasons(o).starts_with("catch-up mode last")),
                     "{how}: {down:?}"
                 );
             }
@@ -148,7 +148,11 @@ async fn catchup_modes_decide_every_occurrence_due_during_sigterm_and_sigkill_do
     wait_for("every job to fire", || {
         futures_block(async {
             for (job, _) in MODES {
-                if occurrences_of(&store, job).await.unwrap_or_default().is_empty() {
+                if occurrences_of(&store, job)
+                    .await
+                    .unwrap_or_default()
+                    .is_empty()
+                {
                     return false;
                 }
             }
@@ -171,8 +175,8 @@ fn futures_block<T>(future: impl std::future::Future<Output = T>) -> T {
 const DAILY: &str = "triggers:\n  - cron: '0 12 * * *'\nsteps:\n  - id: main\n    sh: 'true'\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_kept()
--> TestResult {
+async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_kept() -> TestResult
+{
     let dir = tempfile::tempdir()?;
     let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
     std::fs::create_dir_all(&jobs)?;
@@ -180,6 +184,8 @@ async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_k
     std::fs::write(jobs.join("renamed.yaml"), format!("id: old\n{DAILY}"))?;
     std::fs::write(jobs.join("later.yaml"), format!("id: later\n{DAILY}"))?;
     let mut server = Server::start(&home, &jobs, &[])?;
+    // The token file is written just after the address file.
+    wait_for("the admin token", || home.join("admin.token").exists())?;
     let (addr, bearer) = (server.addr()?, server.admin_bearer()?);
     let token = bearer.trim_start_matches("Bearer ").to_owned();
     let job_status = |addr: &str, job: &str| {
@@ -225,7 +231,10 @@ async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_k
     )?;
     assert_ne!(status, 200, "no fire times for a deleted job: {body}");
     let (_, _, listing) = get(&addr, "/api/v1/namespaces/default/jobs", Some(&token))?;
-    assert!(!listing.contains("\"gone\"") && !listing.contains("\"old\""), "{listing}");
+    assert!(
+        !listing.contains("\"gone\"") && !listing.contains("\"old\""),
+        "{listing}"
+    );
 
     let store = Store::open(&home).await?;
     assert!(store.job_deleted("default", "gone").await?);
@@ -268,8 +277,8 @@ async fn a_webhook_delivery_sent_again_is_refused_and_audited() -> TestResult {
     let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
     std::fs::create_dir_all(&jobs)?;
     std::fs::write(
-        jobs.join("gh.yaml"),
-        "id: gh\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: github }\n\
+        jobs.join("ghub.yaml"),
+        "id: ghub\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: github }\n\
          policy:\n  overlap: allow\nsteps:\n  - id: main\n    sh: 'true'\n",
     )?;
     std::fs::write(
@@ -284,7 +293,7 @@ async fn a_webhook_delivery_sent_again_is_refused_and_audited() -> TestResult {
         let signature = rota_server::hooks::github_signature("s3cret", body);
         post(
             &addr,
-            "/hooks/default/gh",
+            "/hooks/default/ghub",
             &[
                 ("X-Hub-Signature-256", signature.as_str()),
                 ("X-GitHub-Delivery", delivery),
@@ -327,7 +336,7 @@ async fn a_webhook_delivery_sent_again_is_refused_and_audited() -> TestResult {
     // A new delivery is accepted.
     assert_eq!(signed(b"{\"n\":3}", "d-3")?.0, 202);
     let gh_runs = store
-        .occurrences("default", "gh", 100)
+        .occurrences("default", "ghub", 100)
         .await?
         .into_iter()
         .filter(|o| o.kind == OccurrenceKind::Run)
@@ -438,7 +447,9 @@ async fn stalled_connections_are_closed_and_the_api_keeps_answering() -> TestRes
     let answered = loop {
         let mut client = TcpStream::connect(&addr)?;
         client.set_read_timeout(Some(HEADER_READ_TIMEOUT * 4))?;
-        client.write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+        client.write_all(
+            b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )?;
         let mut head = [0u8; 12];
         if client.read_exact(&mut head).is_ok() {
             break head.starts_with(b"HTTP/1.1 200");

@@ -39,27 +39,27 @@ async fn mark_deleted(
     by: &str,
     at: Timestamp,
 ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO deleted_jobs (namespace, job_id, revision, deleted_at, deleted_by) \
+    sqlx::query(
+        "INSERT INTO deleted_jobs (namespace, job_id, revision, deleted_at, deleted_by) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, job_id) DO UPDATE SET \
              revision = excluded.revision, deleted_at = excluded.deleted_at, \
              deleted_by = excluded.deleted_by",
-        )
-        .bind(namespace)
-        .bind(job_id)
-        .bind(revision)
+    )
+    .bind(namespace)
+    .bind(job_id)
+    .bind(revision)
+    .bind(micros(at))
+    .bind(by)
+    .execute(&mut **tx)
+    .await?;
+    let data = json!({
+        "namespace": namespace, "job_id": job_id, "revision": revision, "by": by,
+    });
+    sqlx::query("INSERT INTO events (at, kind, data) VALUES (?, 'job.deleted', ?)")
         .bind(micros(at))
-        .bind(by)
+        .bind(data.to_string())
         .execute(&mut **tx)
         .await?;
-        let data = json!({
-            "namespace": namespace, "job_id": job_id, "revision": revision, "by": by,
-        });
-        sqlx::query("INSERT INTO events (at, kind, data) VALUES (?, 'job.deleted', ?)")
-            .bind(micros(at))
-            .bind(data.to_string())
-            .execute(&mut **tx)
-            .await?;
     Ok(())
 }
 

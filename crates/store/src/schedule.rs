@@ -446,37 +446,37 @@ pub(crate) async fn record_occurrence_in(
     occurrence: &NewOccurrence,
     run: Option<&NewRun>,
 ) -> Result<bool, StoreError> {
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO occurrences ({OCCURRENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO occurrences ({OCCURRENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT DO NOTHING"
-        ))
-        .bind(&occurrence.namespace)
-        .bind(&occurrence.job_id)
-        .bind(&occurrence.trigger_key)
-        .bind(micros(occurrence.scheduled_at))
-        .bind(micros(occurrence.recorded_at))
-        .bind(occurrence.kind.as_str())
-        .bind(run.map(|r| r.id.as_str()))
-        .bind(&occurrence.reason)
-        .execute(&mut **tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
-        }
-        if let Some(run) = run {
-            let mut rows = Rows::default();
-            create_run(&mut **tx, run, &mut rows).await?;
-            rows.flush(&mut **tx).await?;
-        }
-        sqlx::query(
-            "UPDATE trigger_state SET evaluated_until = MAX(evaluated_until, ?) \
+    ))
+    .bind(&occurrence.namespace)
+    .bind(&occurrence.job_id)
+    .bind(&occurrence.trigger_key)
+    .bind(micros(occurrence.scheduled_at))
+    .bind(micros(occurrence.recorded_at))
+    .bind(occurrence.kind.as_str())
+    .bind(run.map(|r| r.id.as_str()))
+    .bind(&occurrence.reason)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if let Some(run) = run {
+        let mut rows = Rows::default();
+        create_run(&mut **tx, run, &mut rows).await?;
+        rows.flush(&mut **tx).await?;
+    }
+    sqlx::query(
+        "UPDATE trigger_state SET evaluated_until = MAX(evaluated_until, ?) \
              WHERE namespace = ? AND job_id = ? AND trigger_key = ?",
-        )
-        .bind(micros(occurrence.scheduled_at))
-        .bind(&occurrence.namespace)
-        .bind(&occurrence.job_id)
-        .bind(&occurrence.trigger_key)
-        .execute(&mut **tx)
-        .await?;
+    )
+    .bind(micros(occurrence.scheduled_at))
+    .bind(&occurrence.namespace)
+    .bind(&occurrence.job_id)
+    .bind(&occurrence.trigger_key)
+    .execute(&mut **tx)
+    .await?;
     Ok(true)
 }
