@@ -465,8 +465,8 @@ pub(crate) async fn record_occurrence_in(
     }
     if let Some(run) = run {
         let mut rows = Rows::default();
-        create_run(&mut **tx, run, &mut rows).await?;
-        rows.flush(&mut **tx).await?;
+        create_run(tx, run, &mut rows).await?;
+        rows.flush(tx).await?;
     }
     sqlx::query(
         "UPDATE trigger_state SET evaluated_until = MAX(evaluated_until, ?) \
