@@ -430,11 +430,20 @@ async fn stalled_connections_are_closed_and_the_api_keeps_answering() -> TestRes
         .as_bytes(),
     )?;
 
+    // An idle keep-alive connection (one full request answered) is closed too.
+    let mut idle = TcpStream::connect(&addr)?;
+    idle.write_all(b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")?;
+
     // One stalled connection is closed after the header timeout (generously bounded).
     let mut one = stalled(&addr)?;
     assert!(
         closed_within(&mut one, HEADER_READ_TIMEOUT * 4)?,
         "a half-sent header kept its connection open"
+    );
+    // It read its whole answer, then stayed idle: closed as well.
+    assert!(
+        closed_within(&mut idle, HEADER_READ_TIMEOUT * 4)?,
+        "an idle keep-alive connection stayed open"
     );
 
     // More stalled connections than the cap: once they are cleaned up, a normal client
