@@ -57,7 +57,8 @@ pub struct ServeConfig {
     pub grace: Duration,
     /// Between SIGTERM and SIGKILL when a step is stopped.
     pub step_grace: Duration,
-    /// Occurrences later than this are treated as missed (catch-up policy).
+    /// How late the running server may fire an occurrence and still count it as on time;
+    /// later ones, and all those due while no server ran, meet the catch-up policy.
     pub misfire_grace: Duration,
     /// How often the job directory, pause states and externally queued runs are checked.
     pub poll_every: Duration,
