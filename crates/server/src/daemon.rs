@@ -19,7 +19,10 @@ use jiff::Timestamp;
 use rota_core::model::{Job, RunStatus};
 use rota_engine::guardian::Guardian;
 use rota_engine::run::{EngineConfig, PriorStep, RunRequest, RunStop, StopReason};
-use rota_store::{NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent, Store};
+use rota_store::{
+    HookRecord, NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent,
+    SeenDelivery, Store,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -54,7 +57,8 @@ pub struct ServeConfig {
     pub grace: Duration,
     /// Between SIGTERM and SIGKILL when a step is stopped.
     pub step_grace: Duration,
-    /// Occurrences later than this are treated as missed (catch-up policy).
+    /// How late the running server may fire an occurrence and still count it as on time;
+    /// later ones, and all those due while no server ran, meet the catch-up policy.
     pub misfire_grace: Duration,
     /// How often the job directory, pause states and externally queued runs are checked.
     pub poll_every: Duration,
@@ -129,13 +133,12 @@ pub async fn serve(
         let app = hooks::router(hook_tx)
             .merge(rota_api::app(api))
             .merge(rota_ui::router());
-        // Client addresses reach the audit trail through the connect info.
-        let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let _ = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stop_http_rx.await;
-            })
-            .await;
+        // Header-read and idle timeouts and a connection cap (`crate::http`); client
+        // addresses reach the audit trail through the connect info.
+        crate::http::serve(listener, app, async move {
+            let _ = stop_http_rx.await;
+        })
+        .await;
     });
 
     let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
@@ -207,6 +210,12 @@ struct Daemon {
     owner: Owner,
     jobs_dir: Option<JobDir>,
     file_jobs: FileJobs,
+    /// Which job keys each loaded job file declares (loaded or not): a job its file no
+    /// longer declares is deleted, one whose new revision fails to load is kept.
+    file_declares: FileJobs,
+    /// Whether the job directory was scanned once (the first scan also deletes the jobs
+    /// whose files went away while no server ran).
+    scanned: bool,
     /// Jobs scheduled from the store (saved through the API), by their scheduled revision.
     stored_jobs: HashMap<JobKey, i64>,
     running: JoinSet<(String, RunStatus)>,
@@ -237,6 +246,8 @@ impl Daemon {
             engine,
             owner,
             file_jobs: BTreeMap::new(),
+            file_declares: BTreeMap::new(),
+            scanned: false,
             stored_jobs: HashMap::new(),
             running: JoinSet::new(),
             stops: HashMap::new(),
@@ -372,11 +383,20 @@ impl Daemon {
             }
         };
         let now = Timestamp::now();
+        let changed = !changes.is_empty();
         for change in changes {
             match change {
                 Change::Loaded { path, source, jobs } => {
                     let shown = path.display().to_string();
                     let _ = self.store.clear_job_load_error(&shown).await;
+                    let declared = jobs
+                        .iter()
+                        .map(|job| {
+                            let namespace = job.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+                            (namespace.to_owned(), job.id.clone())
+                        })
+                        .collect();
+                    self.file_declares.insert(path.clone(), declared);
                     let mut keys = Vec::new();
                     for job in jobs {
                         match self.load_job(&path, &source, job, now).await {
@@ -395,6 +415,10 @@ impl Daemon {
                         .insert(path, keys.clone())
                         .unwrap_or_default();
                     for key in old.iter().filter(|k| !keys.contains(k)) {
+                        // A job that moved to another file stays scheduled from it.
+                        if self.file_jobs.values().any(|keys| keys.contains(key)) {
+                            continue;
+                        }
                         tracing::info!(job = %key.1, "job removed from its file");
                         self.scheduler.remove_job(key);
                     }
@@ -414,10 +438,79 @@ impl Daemon {
                         .store
                         .clear_job_load_error(&path.display().to_string())
                         .await;
+                    self.file_declares.remove(&path);
                     for key in self.file_jobs.remove(&path).unwrap_or_default() {
+                        if self.file_jobs.values().any(|keys| keys.contains(&key)) {
+                            continue;
+                        }
                         tracing::info!(job = %key.1, "job file removed");
                         self.scheduler.remove_job(&key);
                     }
+                }
+            }
+        }
+        if changed || !self.scanned {
+            self.scanned = true;
+            self.delete_vanished_jobs(now).await;
+        }
+    }
+
+    /// Deletes the jobs whose latest revision came from a file of the job directory that is
+    /// gone or no longer declares them (removed while this server ran, or while none did),
+    /// as `rota jobs rm` deletes a job saved through the API: it leaves the scheduler and
+    /// the listings, cannot be started, and its history stays. A file that exists but does
+    /// not load keeps its jobs (their last good revision).
+    async fn delete_vanished_jobs(&mut self, now: Timestamp) {
+        let Some(dir) = &self.jobs_dir else {
+            return;
+        };
+        let dir = dir.dir().to_owned();
+        let heads = match self.store.file_job_heads().await {
+            Ok(heads) => heads,
+            Err(error) => {
+                tracing::error!(%error, "cannot list the jobs loaded from files");
+                return;
+            }
+        };
+        for head in heads {
+            let path = PathBuf::from(&head.source_path);
+            // Files of other directories (another server's, `rota run FILE`) are not ours.
+            if path.parent() != Some(dir.as_path()) {
+                continue;
+            }
+            let key = (head.namespace.clone(), head.job_id.clone());
+            let gone = match self.file_declares.get(&path) {
+                Some(declared) => !declared.contains(&key),
+                // Not loaded in this life: gone unless the file is there (and broken).
+                None => !path.exists(),
+            };
+            if !gone {
+                continue;
+            }
+            let by = format!("jobdir:{}", head.source_path);
+            match self
+                .store
+                .delete_file_job(&head.namespace, &head.job_id, &head.source_path, &by, now)
+                .await
+            {
+                Ok(Some(revision)) => {
+                    tracing::info!(job = %head.job_id, namespace = %head.namespace, revision, file = %head.source_path, "job deleted: its file no longer defines it");
+                    self.scheduler.remove_job(&key);
+                    let entry = rota_store::NewAuditEntry {
+                        at: now,
+                        actor: "server".to_owned(),
+                        action: "job.delete".to_owned(),
+                        target: format!("job/{}/{}", head.namespace, head.job_id),
+                        source: Some(by),
+                        result: "ok".to_owned(),
+                    };
+                    if let Err(error) = self.store.append_audit(&entry).await {
+                        tracing::error!(%error, "cannot audit a job deletion");
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, job = %head.job_id, "cannot delete a job whose file is gone")
                 }
             }
         }
@@ -530,9 +623,13 @@ impl Daemon {
                 },
             );
         }
-        self.scheduler.upsert_job(key, job, triggers, |k| {
-            cursors.get(k).cloned().unwrap_or(Cursor::fresh(now))
-        });
+        self.scheduler.upsert_job(
+            key,
+            job,
+            triggers,
+            |k| cursors.get(k).cloned().unwrap_or(Cursor::fresh(now)),
+            now,
+        );
         Ok(())
     }
 
@@ -552,7 +649,7 @@ impl Daemon {
         }
     }
 
-    async fn apply(&mut self, decisions: Decisions, body: Option<&[u8]>) -> Vec<Outcome> {
+    async fn apply(&mut self, decisions: Decisions, hook: Option<&Delivery<'_>>) -> Applied {
         for run_id in &decisions.cancel {
             if let Some(stop) = self.stops.get(run_id) {
                 tracing::info!(run = %run_id, "cancelling: overlap policy cancel_running");
@@ -576,7 +673,8 @@ impl Daemon {
                     .await;
             }
         }
-        let mut outcomes = Vec::new();
+        let mut applied = Applied::default();
+        let body = hook.map(|h| h.body);
         for decision in decisions.occurrences {
             let (namespace, job_id) = decision.job.clone();
             let now = Timestamp::now();
@@ -623,11 +721,39 @@ impl Daemon {
                     continue;
                 }
             }
-            match self
-                .store
-                .record_occurrence(&occurrence, run.as_ref())
-                .await
-            {
+            let recorded = match hook {
+                // The delivery's keys go in with its occurrence and run, or nothing does.
+                Some(hook) => {
+                    let since = hook
+                        .received
+                        .checked_sub(hooks::REPLAY_WINDOW)
+                        .unwrap_or(Timestamp::MIN);
+                    match self
+                        .store
+                        .record_hook_occurrence(&occurrence, run.as_ref(), hook.keys, since)
+                        .await
+                    {
+                        Ok(HookRecord::Recorded) => Ok(true),
+                        Ok(HookRecord::OccurrenceExists) => Ok(false),
+                        Ok(HookRecord::Replay(seen)) => {
+                            if let Some(run) = &run {
+                                let _ = std::fs::remove_dir_all(
+                                    self.engine.artifacts_dir.join(&run.id),
+                                );
+                            }
+                            applied.replay = Some(seen);
+                            Ok(false)
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
+                None => {
+                    self.store
+                        .record_occurrence(&occurrence, run.as_ref())
+                        .await
+                }
+            };
+            match recorded {
                 Ok(true) => {
                     match &decision.outcome {
                         Outcome::Run { run_id } => {
@@ -637,7 +763,7 @@ impl Daemon {
                             tracing::info!(job = %job_id, trigger = %decision.trigger_key, at = %decision.scheduled_at, kind = kind.as_str(), reason = ?reason, "occurrence not run")
                         }
                     }
-                    outcomes.push(decision.outcome);
+                    applied.outcomes.push(decision.outcome);
                 }
                 Ok(false) => {
                     tracing::info!(job = %job_id, at = %decision.scheduled_at, "occurrence already recorded; not run again");
@@ -653,7 +779,7 @@ impl Daemon {
                 }
             }
         }
-        outcomes
+        applied
     }
 
     /// The queued run for an occurrence, with the job's latest saved revision and default
@@ -868,23 +994,89 @@ impl Daemon {
             let _ = request.reply.send(HookReply::Unauthorized);
             return;
         }
-        let Some(decisions) = self
-            .scheduler
-            .fire_now(&key, &trigger_key, Timestamp::now())
-        else {
+        let keys = match hooks::delivery_keys(scheme, &request.headers, &request.body) {
+            Ok(keys) => keys,
+            Err(why) => {
+                let _ = request.reply.send(HookReply::BadRequest(why));
+                return;
+            }
+        };
+        let received = Timestamp::now();
+        let since = received
+            .checked_sub(hooks::REPLAY_WINDOW)
+            .unwrap_or(Timestamp::MIN);
+        // Checked before the scheduler decides, so a replay leaves no trace in its state;
+        // the transaction that records the delivery checks again.
+        match self
+            .store
+            .webhook_delivery_seen(&key.0, &key.1, &keys, since)
+            .await
+        {
+            Ok(Some(seen)) => {
+                let reply = self.refuse_replay(&key, seen).await;
+                let _ = request.reply.send(reply);
+                return;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::error!(%error, "cannot read webhook deliveries");
+                let _ = request.reply.send(HookReply::Unavailable(
+                    "the request could not be checked".to_owned(),
+                ));
+                return;
+            }
+        }
+        let Some(decisions) = self.scheduler.fire_now(&key, &trigger_key, received) else {
             let _ = request.reply.send(HookReply::NotFound);
             return;
         };
-        let outcomes = self.apply(decisions, Some(&request.body)).await;
-        let reply = match outcomes.into_iter().next() {
-            Some(Outcome::Run { run_id }) => HookReply::Queued { run_id },
-            Some(Outcome::Skipped(reason) | Outcome::Missed(reason)) => {
+        let delivery = Delivery {
+            body: &request.body,
+            keys: &keys,
+            received,
+        };
+        let applied = self.apply(decisions, Some(&delivery)).await;
+        let reply = match (applied.outcomes.into_iter().next(), applied.replay) {
+            (_, Some(seen)) => self.refuse_replay(&key, seen).await,
+            (Some(Outcome::Run { run_id }), None) => HookReply::Queued { run_id },
+            (Some(Outcome::Skipped(reason) | Outcome::Missed(reason)), None) => {
                 HookReply::Skipped { reason }
             }
-            None => HookReply::Unavailable("the request could not be recorded".to_owned()),
+            (None, None) => HookReply::Unavailable("the request could not be recorded".to_owned()),
         };
         let _ = request.reply.send(reply);
         self.start_runs().await;
+    }
+
+    /// The answer to a delivery accepted before, which is audited as a refused request.
+    async fn refuse_replay(&self, (namespace, job): &JobKey, seen: SeenDelivery) -> HookReply {
+        tracing::warn!(job = %job, namespace = %namespace, key = %seen.key, "webhook refused: delivery already received");
+        let entry = rota_store::NewAuditEntry {
+            at: Timestamp::now(),
+            actor: "webhook".to_owned(),
+            action: "webhook.replay".to_owned(),
+            target: format!("job/{namespace}/{job}"),
+            source: Some(format!("hook/{namespace}/{job} {}", seen.key)),
+            result: "refused".to_owned(),
+        };
+        if let Err(error) = self.store.append_audit(&entry).await {
+            tracing::error!(%error, "cannot audit a refused webhook replay");
+        }
+        let what = match seen.key.split_once(':') {
+            Some(("id", id)) => format!("delivery {id}"),
+            _ => "a delivery with the same signed body".to_owned(),
+        };
+        let made = match &seen.run_id {
+            Some(run) => format!(" (run {run})"),
+            None => String::new(),
+        };
+        HookReply::Replay {
+            detail: format!(
+                "{what} was already received at {}{made}; a delivery is accepted once within {} days",
+                seen.received_at,
+                hooks::REPLAY_WINDOW.as_secs() / 86_400
+            ),
+        }
     }
 
     /// A webhook trigger's shared secret: from the secrets store of the job's namespace,
@@ -959,6 +1151,22 @@ impl Daemon {
         }
         while self.running.join_next().await.is_some() {}
     }
+}
+
+/// A verified webhook delivery being recorded.
+struct Delivery<'a> {
+    body: &'a [u8],
+    keys: &'a [String],
+    received: Timestamp,
+}
+
+/// What [`Daemon::apply`] recorded.
+#[derive(Default)]
+struct Applied {
+    /// The outcome of each occurrence recorded, in order.
+    outcomes: Vec<Outcome>,
+    /// A webhook delivery found already received when its occurrence was recorded.
+    replay: Option<SeenDelivery>,
 }
 
 async fn sleep_until(at: Option<tokio::time::Instant>) {

@@ -7,6 +7,14 @@
 //! store exists). Bodies are capped ([`MAX_BODY`], 413 beyond); a bad or missing signature is
 //! 401 and queues nothing. The body reaches the run's steps as the file named by
 //! `$ROTA_WEBHOOK_BODY_FILE`.
+//!
+//! Replays: a verified delivery is remembered for [`REPLAY_WINDOW`] by its keys
+//! ([`delivery_keys`]): its `X-GitHub-Delivery` or `Idempotency-Key` header and, for
+//! GitHub-signed hooks, the SHA-256 of the signed body (the signature covers only the body,
+//! so a captured request could be sent again under a new delivery id). A delivery with a key
+//! seen within the window is answered 409 with a problem body, audited, and makes no run.
+//! Bearer hooks without either header cannot be told apart from a new request and are not
+//! deduplicated; `X-Request-Id` is not used (proxies set a new one per hop).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,6 +29,51 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long a delivery's keys are remembered: the same delivery sent again within this
+/// window is refused. GitHub redelivers failed deliveries for up to three days; a week
+/// covers that and manual redeliveries with margin.
+pub const REPLAY_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Longest delivery id accepted (`X-GitHub-Delivery` is a 36-character UUID).
+pub const MAX_DELIVERY_ID: usize = 200;
+
+/// The keys under which a verified delivery is remembered: `id:<delivery id>` from
+/// `X-GitHub-Delivery`, else `Idempotency-Key`; and, under the GitHub scheme, `body:<hex
+/// SHA-256 of the body>`. An id that is empty, longer than [`MAX_DELIVERY_ID`] or not
+/// visible ASCII is an error (the request is refused with 400).
+pub fn delivery_keys(
+    scheme: WebhookSignature,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    let mut keys = Vec::new();
+    let id = headers
+        .get("x-github-delivery")
+        .map(|v| ("X-GitHub-Delivery", v))
+        .or_else(|| {
+            headers
+                .get("idempotency-key")
+                .map(|v| ("Idempotency-Key", v))
+        });
+    if let Some((name, value)) = id {
+        let text = value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_DELIVERY_ID)
+            .filter(|t| t.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| {
+                format!("{name} must be 1 to {MAX_DELIVERY_ID} visible ASCII characters")
+            })?;
+        keys.push(format!("id:{text}"));
+    }
+    if scheme == WebhookSignature::Github {
+        use sha2::Digest;
+        keys.push(format!("body:{}", hex::encode(Sha256::digest(body))));
+    }
+    Ok(keys)
+}
 
 /// A verified-or-not webhook request handed to the scheduler.
 #[derive(Debug)]
@@ -50,6 +103,13 @@ pub enum HookReply {
         /// Why.
         reason: String,
     },
+    /// The same delivery was accepted before, within [`REPLAY_WINDOW`]: nothing was queued.
+    Replay {
+        /// Which key matched, in words.
+        detail: String,
+    },
+    /// The request is malformed (a bad delivery id).
+    BadRequest(String),
     /// No such job, or it has no webhook trigger.
     NotFound,
     /// The signature or bearer secret is missing or wrong.
@@ -69,6 +129,22 @@ impl IntoResponse for HookReply {
                 StatusCode::OK,
                 serde_json::json!({ "status": "skipped", "reason": reason }),
             ),
+            HookReply::Replay { detail } => {
+                return problem(
+                    StatusCode::CONFLICT,
+                    "webhook-replay",
+                    "Webhook delivery already received",
+                    detail,
+                );
+            }
+            HookReply::BadRequest(detail) => {
+                return problem(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-webhook",
+                    "Invalid webhook request",
+                    detail,
+                );
+            }
             HookReply::NotFound => (
                 StatusCode::NOT_FOUND,
                 serde_json::json!({ "error": "no such job with a webhook trigger" }),
@@ -89,6 +165,22 @@ impl IntoResponse for HookReply {
         )
             .into_response()
     }
+}
+
+/// An RFC 9457 problem body, as the API answers its errors.
+fn problem(status: StatusCode, slug: &str, title: &str, detail: String) -> Response {
+    let body = serde_json::json!({
+        "type": format!("{}{slug}", rota_api::PROBLEM_BASE),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// The router of the serve listener: webhooks (the API joins later).

@@ -30,7 +30,7 @@
 //! );
 //! let triggers = CompiledTrigger::compile_all(&job)?;
 //! let key = ("default".to_owned(), "tick".to_owned());
-//! scheduler.upsert_job(key, job, triggers, |_| Cursor::fresh(start));
+//! scheduler.upsert_job(key, job, triggers, |_| Cursor::fresh(start), start);
 //! assert_eq!(scheduler.next_wake(), Some("2026-01-01T01:00:00Z".parse()?));
 //! let decided = scheduler.tick("2026-01-01T01:00:00Z".parse()?);
 //! assert_eq!(decided.occurrences[0].outcome, Outcome::Run { run_id: "run-1".into() });
@@ -42,6 +42,7 @@ pub mod backfill;
 pub mod daemon;
 mod error;
 pub mod hooks;
+pub mod http;
 pub mod jobdir;
 pub mod notifier;
 pub mod scheduler;

@@ -7,9 +7,17 @@
 //! It does no IO and never reads the clock; the daemon ([`crate::daemon`]) records each
 //! decision in the store before acting on it, and tells the scheduler when runs end.
 //!
-//! Occurrences older than the misfire grace (they fell due while the server was down or
-//! stalled) go through the catch-up policy of `rota-sched`; the others fire normally.
-//! Every occurrence, run or not, then meets the pause state and the overlap policy.
+//! Which occurrences are "late" and go through the catch-up policy of `rota-sched`:
+//! - every occurrence that fell due while no server had the job loaded (at or before the
+//!   instant its trigger was loaded, [`Scheduler::upsert_job`]'s `now`), whatever its age;
+//! - every occurrence found more than the misfire grace after it fell due;
+//! - every occurrence of a trigger when several are due in one tick (the server fell behind
+//!   by a whole period).
+//!
+//! Only one occurrence per trigger and tick can be on time: the latest one due, if it fell
+//! due while this server ran and is within the grace. It runs; under catch-up mode `last` it
+//! supersedes the late ones, so a trigger never makes more runs than its policy allows.
+//! Every occurrence that runs then meets the pause state and the overlap policy.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -17,12 +25,19 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::{CatchupMode, IntervalAnchor, Job, Overlap, RunStatus};
 use rota_sched::policy::{
-    CatchupDecision, CatchupPolicy, OverlapDecision, OverlapPolicy, decide_overlap, plan_catchup,
+    CatchupDecision, CatchupPolicy, MissedReason, OverlapDecision, OverlapPolicy, decide_overlap,
+    plan_catchup,
 };
+
+/// Catch-up mode `last`, as `rota-sched` spells it.
+const LAST: rota_sched::policy::CatchupMode = rota_sched::policy::CatchupMode::Last;
 
 use crate::trigger::{CompiledTrigger, TriggerKind, after_fires};
 
-/// Occurrences later than this behind "now" are treated as missed during downtime.
+/// How late (after its due instant and jitter) a running server may fire an occurrence and
+/// still count it as on time: the server's own small delays (a busy store, a slow wake-up).
+/// Later ones, and every occurrence that fell due while no server ran, go through the job's
+/// catch-up policy.
 pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(5);
 
 /// A job as the scheduler knows it: (namespace, job id).
@@ -68,6 +83,9 @@ struct TriggerEntry {
     trigger: CompiledTrigger,
     origin: Timestamp,
     cursor: Timestamp,
+    /// When this server loaded the trigger: occurrences at or before it fell due while no
+    /// server ran it, and go through the catch-up policy whatever their age.
+    live_since: Timestamp,
     /// End-anchored intervals: the last run of this trigger finished at this instant.
     last_finished: Option<Timestamp>,
     /// End-anchored intervals: a run of this trigger is queued or active.
@@ -151,14 +169,16 @@ impl Scheduler {
         }
     }
 
-    /// Loads or replaces a job's definition. Its runs are kept; triggers present before keep
-    /// their in-memory state, new ones start from `cursor_of(key)`.
+    /// Loads or replaces a job's definition at `now`. Its runs are kept; triggers present
+    /// before keep their in-memory state, new ones start from `cursor_of(key)`, and their
+    /// occurrences due at or before `now` are treated as missed during downtime.
     pub fn upsert_job(
         &mut self,
         key: JobKey,
         job: Job,
         triggers: Vec<CompiledTrigger>,
         cursor_of: impl Fn(&str) -> Cursor,
+        now: Timestamp,
     ) {
         let entry = self
             .jobs
@@ -207,6 +227,7 @@ impl Scheduler {
                         trigger,
                         origin: cursor.origin,
                         cursor: cursor.evaluated_until,
+                        live_since: now,
                         last_finished,
                         outstanding,
                     }
@@ -434,7 +455,11 @@ impl Scheduler {
                 CatchupMode::None => rota_sched::policy::CatchupMode::None,
             },
         };
-        let late_bound = now.checked_sub(self.misfire_grace).unwrap_or(now);
+        let grace = self.misfire_grace;
+        // Whether an occurrence due at `at` (jitter included) is within the grace at `now`.
+        let within_grace = |at: Timestamp| {
+            Duration::try_from(now.duration_since(at)).map_or(true, |late| late <= grace)
+        };
         let mut out = Vec::new();
         for t in &mut entry.triggers {
             if let TriggerKind::Interval {
@@ -459,33 +484,57 @@ impl Scheduler {
                 continue;
             }
             let origin = t.origin;
-            if t.cursor < late_bound {
-                let trig = &t.trigger;
-                let plan = plan_catchup(t.cursor, late_bound, &policy, |after| {
-                    trig.next_after(origin, after)
-                });
-                for occ in plan.occurrences {
-                    let reason = match occ.decision {
-                        CatchupDecision::Run => None,
-                        CatchupDecision::Missed { reason } => Some(reason.as_str().to_owned()),
-                    };
-                    out.push((t.trigger.key.clone(), occ.at, reason));
-                    t.cursor = t.cursor.max(occ.at);
-                }
-                // Everything up to the late bound is decided, listed or not.
-                t.cursor = t.cursor.max(late_bound);
-            }
-            while let Some(at) = t.trigger.next_after(origin, t.cursor) {
-                if at <= t.cursor || at > now {
-                    break;
-                }
-                let fire = at.checked_add(t.trigger.jitter_at(at)).unwrap_or(at);
+            let cursor = t.cursor;
+            let Some(first) = t
+                .trigger
+                .next_after(origin, cursor)
+                .filter(|&at| at > cursor && at <= now)
+            else {
+                continue;
+            };
+            let several = t
+                .trigger
+                .next_after(origin, first)
+                .is_some_and(|at| at > first && at <= now);
+            if !several && first > t.live_since {
+                // The one occurrence due, while this server runs: it waits for its jitter,
+                // then fires normally unless the server is later than the grace.
+                let fire = first
+                    .checked_add(t.trigger.jitter_at(first))
+                    .unwrap_or(first);
                 if fire > now {
-                    break;
+                    continue;
                 }
-                out.push((t.trigger.key.clone(), at, None));
-                t.cursor = at;
+                if within_grace(fire) {
+                    out.push((t.trigger.key.clone(), first, None));
+                    t.cursor = first;
+                    continue;
+                }
             }
+            // Late occurrences: the catch-up policy decides each, as of `now`.
+            let trig = &t.trigger;
+            let plan = plan_catchup(cursor, now, &policy, |after| trig.next_after(origin, after));
+            // The latest one may still be on time (the server fell behind while running,
+            // so it is not late itself); it runs and, under mode `last`, is the one that does.
+            let on_time = plan
+                .occurrences
+                .last()
+                .map(|occ| occ.at)
+                .filter(|&at| plan.unlisted_after.is_none() && at > t.live_since)
+                .filter(|&at| within_grace(at));
+            for occ in plan.occurrences {
+                let reason = match occ.decision {
+                    _ if Some(occ.at) == on_time => None,
+                    CatchupDecision::Run if on_time.is_some() && policy.mode == LAST => {
+                        Some(MissedReason::Superseded.as_str().to_owned())
+                    }
+                    CatchupDecision::Run => None,
+                    CatchupDecision::Missed { reason } => Some(reason.as_str().to_owned()),
+                };
+                out.push((t.trigger.key.clone(), occ.at, reason));
+            }
+            // Everything up to `now` is decided, listed or not.
+            t.cursor = now;
         }
         out
     }

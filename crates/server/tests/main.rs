@@ -6,5 +6,6 @@ mod hooks;
 mod jobdir;
 mod notify;
 mod process;
+mod process_sched;
 mod scheduler;
 mod support;

@@ -207,11 +207,14 @@ async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResul
     let errors = store.job_load_errors().await?;
     assert_eq!(errors[0].path, shown);
     assert!(errors[0].message.contains(":2:"), "{}", errors[0].message);
+    // Another delivery (the same signed body again would be refused as a replay).
+    let body2 = br#"{"ref":"refs/heads/main","n":2}"#;
+    let signature2 = rota_server::hooks::github_signature("s3cret", body2);
     let (status, _) = post(
         &addr,
         "/hooks/default/hook",
-        &[("X-Hub-Signature-256", &signature)],
-        body,
+        &[("X-Hub-Signature-256", &signature2)],
+        body2,
     )?;
     assert_eq!(status, 202, "the last good revision still takes webhooks");
 
@@ -253,9 +256,10 @@ async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResul
     let run = store.get_run(&run_id).await?.ok_or("webhook run missing")?;
     assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.reason);
     assert_eq!(run.trigger, "webhook");
-    assert_eq!(
-        std::fs::read(jobs.join("body.txt"))?,
-        body,
+    // The second delivery's run may still be queued at shutdown.
+    let seen = std::fs::read(jobs.join("body.txt"))?;
+    assert!(
+        seen == body || seen == body2,
         "the step saw the request body"
     );
     store.close().await;

@@ -48,7 +48,8 @@ fn add_with_cursor(scheduler: &mut Scheduler, yaml: &str, cursor: Cursor) {
         .remove(0);
     let triggers = CompiledTrigger::compile_all(&job).expect("triggers compile");
     let id = job.id.clone();
-    scheduler.upsert_job(key(&id), job, triggers, |_| cursor.clone());
+    let live_since = cursor.evaluated_until;
+    scheduler.upsert_job(key(&id), job, triggers, |_| cursor.clone(), live_since);
 }
 
 fn job_yaml(id: &str, triggers: &str, policy: &str) -> String {
@@ -298,13 +299,16 @@ fn a_start_anchored_interval_keeps_its_grid() {
     );
     let mut s = scheduler_with(&yaml, t("2026-01-01T00:00:00Z"));
     assert_eq!(s.next_wake(), Some(t("2026-01-01T00:00:30Z")));
-    let d = s.tick(t("2026-01-01T00:01:00.001Z"));
+    let d = s.tick(t("2026-01-01T00:00:30.001Z"));
     assert_eq!(
         summary(&d.occurrences),
-        pairs(&[
-            ("2026-01-01T00:00:30Z", "run r1"),
-            ("2026-01-01T00:01:00Z", "run r2")
-        ])
+        pairs(&[("2026-01-01T00:00:30Z", "run r1")])
+    );
+    // Woken late (still within the grace): the grid does not move.
+    let d = s.tick(t("2026-01-01T00:01:02Z"));
+    assert_eq!(
+        summary(&d.occurrences),
+        pairs(&[("2026-01-01T00:01:00Z", "run r2")])
     );
     assert_eq!(s.next_wake(), Some(t("2026-01-01T00:01:30Z")));
 }
@@ -467,4 +471,183 @@ fn a_changed_job_keeps_its_runs_and_an_unloaded_job_stops_firing() {
     s.remove_job(&key("tick"));
     assert_eq!(s.next_wake(), None);
     assert!(s.tick(t("2026-01-01T01:00:00Z")).occurrences.is_empty());
+}
+
+const EVERY_SECOND: &str = "  - interval: 1s";
+
+/// A per-second job last decided at 00:00:00; the server came back (loaded the job) at
+/// `restart` and ticks at `tick`: 00:00:01 … were due while no server ran.
+fn after_downtime(policy: &str, restart: &str, tick: &str) -> Vec<(String, String)> {
+    let mut s = empty_scheduler();
+    let job = rota_core::parse::parse_str(
+        &job_yaml("tick", EVERY_SECOND, policy),
+        "job.yaml",
+        rota_core::parse::Format::Yaml,
+    )
+    .expect("valid job")
+    .remove(0);
+    let triggers = CompiledTrigger::compile_all(&job).expect("triggers compile");
+    let cursor = Cursor::fresh(t("2026-01-01T00:00:00Z"));
+    s.upsert_job(key("tick"), job, triggers, |_| cursor.clone(), t(restart));
+    summary(&s.tick(t(tick)).occurrences)
+}
+
+fn runs(got: &[(String, String)]) -> Vec<String> {
+    got.iter()
+        .filter(|(_, o)| o.starts_with("run "))
+        .map(|(at, _)| at.clone())
+        .collect()
+}
+
+#[test]
+fn occurrences_due_during_downtime_all_go_through_catchup_none() {
+    // 6 s down, back 0.4 s after the last missed occurrence: all within the misfire grace.
+    let got = after_downtime(
+        "  overlap: allow\n  catchup: { mode: none }",
+        "2026-01-01T00:00:06.400Z",
+        "2026-01-01T00:00:06.500Z",
+    );
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert!(
+        got.iter().all(|(_, o)| o == "missed: catch-up mode none"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn occurrences_due_during_downtime_run_once_under_catchup_last() {
+    let got = after_downtime(
+        "  overlap: allow\n  catchup: { mode: last }",
+        "2026-01-01T00:00:06.400Z",
+        "2026-01-01T00:00:06.500Z",
+    );
+    assert_eq!(got.len(), 6, "{got:?}");
+    assert_eq!(runs(&got), ["2026-01-01T00:00:06Z"], "{got:?}");
+}
+
+#[test]
+fn occurrences_due_during_downtime_outside_the_window_are_missed_under_catchup_all() {
+    let got = after_downtime(
+        "  overlap: allow\n  catchup: { window: 3s, mode: all }",
+        "2026-01-01T00:00:06.400Z",
+        "2026-01-01T00:00:06.500Z",
+    );
+    // The window reaches back to 00:00:03.5.
+    assert_eq!(
+        runs(&got),
+        [
+            "2026-01-01T00:00:04Z",
+            "2026-01-01T00:00:05Z",
+            "2026-01-01T00:00:06Z"
+        ],
+        "{got:?}"
+    );
+    assert!(
+        got[..3]
+            .iter()
+            .all(|(_, o)| o == "missed: outside catch-up window"),
+        "{got:?}"
+    );
+    let all = after_downtime(
+        "  overlap: allow\n  catchup: { mode: all }",
+        "2026-01-01T00:00:06.400Z",
+        "2026-01-01T00:00:06.500Z",
+    );
+    assert_eq!(runs(&all).len(), 6, "{all:?}");
+}
+
+#[test]
+fn a_single_occurrence_due_during_downtime_is_late_however_recent() {
+    // Down for 0.8 s only: the one missed occurrence is 0.2 s old, yet no server ran then.
+    let got = after_downtime(
+        "  overlap: allow\n  catchup: { mode: none }",
+        "2026-01-01T00:00:01.200Z",
+        "2026-01-01T00:00:01.300Z",
+    );
+    assert_eq!(
+        got,
+        pairs(&[("2026-01-01T00:00:01Z", "missed: catch-up mode none")])
+    );
+}
+
+#[test]
+fn after_the_catchup_the_next_occurrence_fires_on_time() {
+    let mut s = empty_scheduler();
+    let job = rota_core::parse::parse_str(
+        &job_yaml(
+            "tick",
+            EVERY_SECOND,
+            "  overlap: allow\n  catchup: { mode: none }",
+        ),
+        "job.yaml",
+        rota_core::parse::Format::Yaml,
+    )
+    .expect("valid job")
+    .remove(0);
+    let triggers = CompiledTrigger::compile_all(&job).expect("triggers compile");
+    let cursor = Cursor::fresh(t("2026-01-01T00:00:00Z"));
+    s.upsert_job(
+        key("tick"),
+        job,
+        triggers,
+        |_| cursor.clone(),
+        t("2026-01-01T00:00:06.400Z"),
+    );
+    assert_eq!(s.tick(t("2026-01-01T00:00:06.500Z")).occurrences.len(), 6);
+    assert_eq!(s.next_wake(), Some(t("2026-01-01T00:00:07Z")));
+    assert_eq!(
+        summary(&s.tick(t("2026-01-01T00:00:07.010Z")).occurrences),
+        pairs(&[("2026-01-01T00:00:07Z", "run r1")])
+    );
+}
+
+/// A per-second job loaded at 00:00:00 by a server that then stalls until `tick`.
+fn after_stall(policy: &str, tick: &str) -> Vec<(String, String)> {
+    let mut s = scheduler_with(
+        &job_yaml("tick", EVERY_SECOND, policy),
+        t("2026-01-01T00:00:00Z"),
+    );
+    summary(&s.tick(t(tick)).occurrences)
+}
+
+#[test]
+fn a_running_server_that_falls_behind_fires_the_latest_occurrence_and_catches_up_the_rest() {
+    let tick = "2026-01-01T00:00:03.200Z";
+    // `none`: the late ones are missed, the one still on time runs.
+    let none = after_stall("  overlap: allow\n  catchup: { mode: none }", tick);
+    assert_eq!(runs(&none), ["2026-01-01T00:00:03Z"], "{none:?}");
+    assert_eq!(none.len(), 3);
+    // `last`: one run only, the on-time one; the late ones are superseded by it.
+    let last = after_stall("  overlap: allow\n  catchup: { mode: last }", tick);
+    assert_eq!(runs(&last), ["2026-01-01T00:00:03Z"], "{last:?}");
+    assert!(
+        last[..2]
+            .iter()
+            .all(|(_, o)| o.starts_with("missed: catch-up mode last")),
+        "{last:?}"
+    );
+    // `all`: every one in the window.
+    let all = after_stall("  overlap: allow\n  catchup: { mode: all }", tick);
+    assert_eq!(runs(&all).len(), 3, "{all:?}");
+}
+
+#[test]
+fn one_occurrence_later_than_the_misfire_grace_meets_the_catchup_policy() {
+    let start = t("2026-01-01T00:00:30Z");
+    let mut none = scheduler_with(
+        &job_yaml("tick", MINUTELY, "  catchup: { mode: none }"),
+        start,
+    );
+    assert_eq!(
+        summary(&none.tick(t("2026-01-01T00:01:07Z")).occurrences),
+        pairs(&[("2026-01-01T00:01:00Z", "missed: catch-up mode none")])
+    );
+    let mut on_time = scheduler_with(
+        &job_yaml("tick", MINUTELY, "  catchup: { mode: none }"),
+        start,
+    );
+    assert_eq!(
+        summary(&on_time.tick(t("2026-01-01T00:01:04Z")).occurrences),
+        pairs(&[("2026-01-01T00:01:00Z", "run r1")])
+    );
 }

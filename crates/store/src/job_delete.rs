@@ -17,6 +17,52 @@ use crate::{Store, StoreError};
 pub(crate) const LIVE_JOB: &str = "NOT EXISTS (SELECT 1 FROM deleted_jobs d \
     WHERE d.namespace = j.namespace AND d.job_id = j.job_id AND d.revision >= j.revision)";
 
+/// A live job whose latest revision was loaded from a file (`rota serve --jobs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileJobHead {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its id.
+    pub job_id: String,
+    /// Its latest revision.
+    pub revision: i64,
+    /// The file that revision was loaded from, as the server recorded it.
+    pub source_path: String,
+}
+
+/// Writes the deletion row and its `job.deleted` event inside `tx`.
+async fn mark_deleted(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    namespace: &str,
+    job_id: &str,
+    revision: i64,
+    by: &str,
+    at: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO deleted_jobs (namespace, job_id, revision, deleted_at, deleted_by) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, job_id) DO UPDATE SET \
+             revision = excluded.revision, deleted_at = excluded.deleted_at, \
+             deleted_by = excluded.deleted_by",
+    )
+    .bind(namespace)
+    .bind(job_id)
+    .bind(revision)
+    .bind(micros(at))
+    .bind(by)
+    .execute(&mut **tx)
+    .await?;
+    let data = json!({
+        "namespace": namespace, "job_id": job_id, "revision": revision, "by": by,
+    });
+    sqlx::query("INSERT INTO events (at, kind, data) VALUES (?, 'job.deleted', ?)")
+        .bind(micros(at))
+        .bind(data.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Deletes a job: it disappears from job listings and
     /// [`latest_job_revision`](Store::latest_job_revision), so it cannot be started and a
@@ -57,29 +103,66 @@ impl Store {
                 path,
             });
         }
-        sqlx::query(
-            "INSERT INTO deleted_jobs (namespace, job_id, revision, deleted_at, deleted_by) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, job_id) DO UPDATE SET \
-             revision = excluded.revision, deleted_at = excluded.deleted_at, \
-             deleted_by = excluded.deleted_by",
-        )
-        .bind(namespace)
-        .bind(job_id)
-        .bind(revision)
-        .bind(micros(at))
-        .bind(by)
-        .execute(&mut *tx)
-        .await?;
-        let data = json!({
-            "namespace": namespace, "job_id": job_id, "revision": revision, "by": by,
-        });
-        sqlx::query("INSERT INTO events (at, kind, data) VALUES (?, 'job.deleted', ?)")
-            .bind(micros(at))
-            .bind(data.to_string())
-            .execute(&mut *tx)
-            .await?;
+        mark_deleted(&mut tx, namespace, job_id, revision, by, at).await?;
         tx.commit().await?;
         Ok(revision)
+    }
+
+    /// The live jobs whose latest revision came from a file, for a server to compare with
+    /// its job directory.
+    pub async fn file_job_heads(&self) -> Result<Vec<FileJobHead>, StoreError> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(&format!(
+            "SELECT namespace, job_id, revision, source_path FROM job_revisions j \
+             WHERE revision = (SELECT MAX(revision) FROM job_revisions k \
+                               WHERE k.namespace = j.namespace AND k.job_id = j.job_id) \
+             AND source_path IS NOT NULL AND {LIVE_JOB} ORDER BY namespace, job_id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(namespace, job_id, revision, source_path)| FileJobHead {
+                namespace,
+                job_id,
+                revision,
+                source_path,
+            })
+            .collect())
+    }
+
+    /// Deletes a job whose file left a server's job directory (or no longer defines it),
+    /// as [`delete_job`](Store::delete_job) deletes one saved through the API: it leaves
+    /// listings, cannot be started, is no longer scheduled; its history stays, and the file
+    /// coming back (a new revision) revives it. Only when its latest live revision still
+    /// comes from `source_path` (a job that moved to another file, or was saved through the
+    /// API since, stays); returns the revision deleted, if any.
+    pub async fn delete_file_job(
+        &self,
+        namespace: &str,
+        job_id: &str,
+        source_path: &str,
+        by: &str,
+        at: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.write().await?;
+        let latest: Option<(i64, Option<String>)> = sqlx::query_as(&format!(
+            "SELECT revision, source_path FROM job_revisions j \
+             WHERE namespace = ? AND job_id = ? AND {LIVE_JOB} \
+             ORDER BY revision DESC LIMIT 1"
+        ))
+        .bind(namespace)
+        .bind(job_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((revision, Some(path))) = latest else {
+            return Ok(None);
+        };
+        if path != source_path {
+            return Ok(None);
+        }
+        mark_deleted(&mut tx, namespace, job_id, revision, by, at).await?;
+        tx.commit().await?;
+        Ok(Some(revision))
     }
 
     /// Whether the job was deleted (and not saved again since). A job that never had a

@@ -41,6 +41,7 @@ mod control;
 mod convert;
 mod error;
 mod events;
+mod hooks;
 pub mod ids;
 mod job_delete;
 mod jobs;
@@ -62,6 +63,8 @@ pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
+pub use hooks::{HookRecord, SeenDelivery};
+pub use job_delete::FileJobHead;
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};
 pub use notify::{DeliveryOutcome, NewNotification, NotificationRecord, NotificationStatus};
 pub use plans::{

@@ -137,38 +137,9 @@ impl Store {
         run: Option<&NewRun>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO occurrences ({OCCURRENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING"
-        ))
-        .bind(&occurrence.namespace)
-        .bind(&occurrence.job_id)
-        .bind(&occurrence.trigger_key)
-        .bind(micros(occurrence.scheduled_at))
-        .bind(micros(occurrence.recorded_at))
-        .bind(occurrence.kind.as_str())
-        .bind(run.map(|r| r.id.as_str()))
-        .bind(&occurrence.reason)
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
+        if !record_occurrence_in(&mut tx, occurrence, run).await? {
             return Ok(false);
         }
-        if let Some(run) = run {
-            let mut rows = Rows::default();
-            create_run(&mut tx, run, &mut rows).await?;
-            rows.flush(&mut tx).await?;
-        }
-        sqlx::query(
-            "UPDATE trigger_state SET evaluated_until = MAX(evaluated_until, ?) \
-             WHERE namespace = ? AND job_id = ? AND trigger_key = ?",
-        )
-        .bind(micros(occurrence.scheduled_at))
-        .bind(&occurrence.namespace)
-        .bind(&occurrence.job_id)
-        .bind(&occurrence.trigger_key)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -466,4 +437,46 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Inserts an occurrence (and its queued run) inside `tx` and advances the trigger's cursor;
+/// `false` (nothing written) when the occurrence was already recorded.
+pub(crate) async fn record_occurrence_in(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    occurrence: &NewOccurrence,
+    run: Option<&NewRun>,
+) -> Result<bool, StoreError> {
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO occurrences ({OCCURRENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING"
+    ))
+    .bind(&occurrence.namespace)
+    .bind(&occurrence.job_id)
+    .bind(&occurrence.trigger_key)
+    .bind(micros(occurrence.scheduled_at))
+    .bind(micros(occurrence.recorded_at))
+    .bind(occurrence.kind.as_str())
+    .bind(run.map(|r| r.id.as_str()))
+    .bind(&occurrence.reason)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    if let Some(run) = run {
+        let mut rows = Rows::default();
+        create_run(tx, run, &mut rows).await?;
+        rows.flush(tx).await?;
+    }
+    sqlx::query(
+        "UPDATE trigger_state SET evaluated_until = MAX(evaluated_until, ?) \
+             WHERE namespace = ? AND job_id = ? AND trigger_key = ?",
+    )
+    .bind(micros(occurrence.scheduled_at))
+    .bind(&occurrence.namespace)
+    .bind(&occurrence.job_id)
+    .bind(&occurrence.trigger_key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(true)
 }
