@@ -252,9 +252,36 @@ fn check_template(
         );
         return;
     }
+    if site.is_expr && closes_a_tag(&site.text) {
+        // minijinja's expression lexer panics on a `}}` outside a string; refuse it first.
+        cx.err(
+            site.pos,
+            "invalid `if` expression: unexpected `}}` (an `if:` expression is written without `{{ }}`)",
+        );
+        return;
+    }
+    // The template engine is outside code: should it still panic on some text, the panic is
+    // this template's error rather than the caller's crash (the analysis keeps no state).
+    let guarded =
+        |f: &dyn Fn() -> Option<Result<std::collections::HashSet<String>, minijinja::Error>>| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(None)
+        };
     let names = if site.is_expr {
-        match env.compile_expression(&site.text) {
-            Ok(expr) => expr.undeclared_variables(true),
+        let analysed = guarded(&|| {
+            Some(
+                env.compile_expression(&site.text)
+                    .map(|expr| expr.undeclared_variables(true)),
+            )
+        });
+        let Some(analysed) = analysed else {
+            cx.err(
+                site.pos,
+                "invalid `if` expression: the template engine cannot read it",
+            );
+            return;
+        };
+        match analysed {
+            Ok(names) => names,
             Err(e) => {
                 cx.err(
                     site.pos,
@@ -267,8 +294,21 @@ fn check_template(
         if !site.text.contains("{{") && !site.text.contains("{%") && !site.text.contains("{#") {
             return;
         }
-        match env.template_from_str(&site.text) {
-            Ok(t) => t.undeclared_variables(true),
+        let analysed = guarded(&|| {
+            Some(
+                env.template_from_str(&site.text)
+                    .map(|t| t.undeclared_variables(true)),
+            )
+        });
+        let Some(analysed) = analysed else {
+            cx.err(
+                site.pos,
+                "invalid template: the template engine cannot read it",
+            );
+            return;
+        };
+        match analysed {
+            Ok(names) => names,
             Err(e) => {
                 cx.err(
                     site.pos,
@@ -292,6 +332,31 @@ fn check_template(
             cx.err(pos, message);
         }
     }
+}
+
+/// Whether an expression holds `}}` outside a string literal.
+fn closes_a_tag(expr: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut previous = None;
+    for c in expr.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '}' && previous == Some('}') => return true,
+            None => {}
+        }
+        previous = Some(c);
+    }
+    false
 }
 
 /// Points at the reference inside the template when the template is written verbatim on
@@ -445,6 +510,14 @@ mod tests {
         assert_eq!(cycles(&edges), vec![vec![0, 1], vec![2]]);
         let acyclic = vec![vec![], vec![0], vec![0, 1]];
         assert!(cycles(&acyclic).is_empty());
+    }
+
+    #[test]
+    fn closing_braces_are_found_outside_strings_only() {
+        assert!(closes_a_tag("p}}arams.x == 1"));
+        assert!(closes_a_tag("a } } }}"));
+        assert!(!closes_a_tag("params.x == \"}}\""));
+        assert!(!closes_a_tag("params.x == '\\'}}'"));
     }
 
     #[test]

@@ -391,8 +391,12 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                 if items.len() > MAX_STEPS {
                     // Refused before any step is converted: the checks that follow grow with
                     // the number of steps.
+                    let at = entries
+                        .iter()
+                        .find(|(k, _)| k.name == "steps")
+                        .map_or(n.pos, |(k, _)| k.pos);
                     cx.err(
-                        n.pos,
+                        at,
                         format!(
                             "too many steps: {} (a job holds at most {MAX_STEPS})",
                             items.len()
@@ -1125,8 +1129,12 @@ fn step(
         if let Kind::Seq(items) = &n.kind
             && items.len() > MAX_NEEDS
         {
+            let at = entries
+                .iter()
+                .find(|(k, _)| k.name == "needs")
+                .map_or(n.pos, |(k, _)| k.pos);
             cx.err(
-                n.pos,
+                at,
                 format!(
                     "too many `needs` in {label}: {} (a step needs at most {MAX_NEEDS})",
                     items.len()

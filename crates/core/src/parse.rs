@@ -102,13 +102,16 @@ pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
         path: path.display().to_string(),
         source,
     };
-    let mut source = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|file| {
-            file.take(MAX_FILE_BYTES as u64 + 1)
-                .read_to_string(&mut source)
-        })
+        .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
         .map_err(io_error)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        // Checked before decoding: the cut may fall inside a character.
+        return Err(LoadError::Invalid(too_large(&path.display().to_string())));
+    }
+    let source = String::from_utf8(bytes)
+        .map_err(|e| io_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let format = Format::from_path(path);
     let jobs = parse_str(&source, &path.display().to_string(), format)?;
     Ok(JobFile {
@@ -122,14 +125,7 @@ pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
 /// the bounds of [`crate::limits`] is refused with a diagnostic naming the bound.
 pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>, Diagnostics> {
     if source.len() > MAX_FILE_BYTES {
-        return Err(Diagnostics(vec![Diagnostic {
-            file: origin.to_owned(),
-            line: 1,
-            col: 1,
-            message: format!(
-                "job file too large: more than {MAX_FILE_BYTES} bytes (the limit of a job file)"
-            ),
-        }]));
+        return Err(too_large(origin));
     }
     let mut cx = Cx {
         errors: Vec::new(),
@@ -162,6 +158,18 @@ pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>,
             })
             .collect(),
     ))
+}
+
+/// The one diagnostic of a file over [`MAX_FILE_BYTES`].
+fn too_large(origin: &str) -> Diagnostics {
+    Diagnostics(vec![Diagnostic {
+        file: origin.to_owned(),
+        line: 1,
+        col: 1,
+        message: format!(
+            "job file too large: more than {MAX_FILE_BYTES} bytes (the limit of a job file)"
+        ),
+    }])
 }
 
 /// The revision hash of a job file: lower-case hex SHA-256 of its exact source text.

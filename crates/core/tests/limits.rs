@@ -34,7 +34,7 @@ fn a_cycle_through_a_thousand_steps_is_reported_once_and_briefly() {
     assert_eq!(lines.len(), 1, "{report}");
     // Run order: s0 runs after s999 (s999 needs s0), …; the message names the first steps only.
     assert!(
-        lines[0].starts_with("f:3:9: dependency cycle of 1000 steps: s0 -> s999 -> s998 -> "),
+        lines[0].starts_with("f:3:11: dependency cycle of 1000 steps: s0 -> s999 -> s998 -> "),
         "{report}"
     );
     assert!(lines[0].ends_with(" -> … -> s0"), "{report}");
@@ -59,7 +59,7 @@ fn a_short_cycle_is_named_whole() {
     let source = "id: cyc\nsteps:\n  - { id: a, needs: [b], sh: 'true' }\n  - { id: b, needs: [a], sh: 'true' }\n  - { id: c, needs: [c], sh: 'true' }\n";
     assert_eq!(
         errors(source, Format::Yaml),
-        "f:3:9: dependency cycle: a -> b -> a\nf:5:9: dependency cycle: c -> c"
+        "f:3:11: dependency cycle: a -> b -> a\nf:5:11: dependency cycle: c -> c"
     );
 }
 
@@ -73,7 +73,7 @@ fn too_many_needs_are_refused_where_they_are_written() {
     assert_eq!(
         errors(&source, Format::Yaml),
         format!(
-            "f:4:12: too many `needs` in step `a`: {} (a step needs at most {MAX_NEEDS})",
+            "f:4:5: too many `needs` in step `a`: {} (a step needs at most {MAX_NEEDS})",
             MAX_NEEDS + 1
         )
     );

@@ -150,16 +150,16 @@ impl JobDir {
 fn read_bounded(path: &Path) -> Result<String, String> {
     use std::io::Read;
     let limit = rota_core::limits::MAX_FILE_BYTES;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|file| file.take(limit as u64 + 1).read_to_string(&mut text))
+        .and_then(|file| file.take(limit as u64 + 1).read_to_end(&mut bytes))
         .map_err(|e| format!("cannot read: {e}"))?;
-    if text.len() > limit {
+    if bytes.len() > limit {
         return Err(format!(
             "job file too large: more than {limit} bytes (the limit of a job file)"
         ));
     }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|e| format!("cannot read: not UTF-8 text ({e})"))
 }
 
 /// Parses and validates one file. The parser is meant never to panic (it is fuzzed); should
