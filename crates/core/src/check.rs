@@ -203,14 +203,16 @@ impl<'e> Ancestors<'e> {
     }
 }
 
-/// The closest name within edit distance 2, for "did you mean" hints. Names whose lengths
+/// The closest name within edit distance 2 (and short of rewriting it whole), for "did you
+/// mean" hints. Names whose lengths
 /// differ by more than 2 cannot be that close and are skipped without the quadratic distance.
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     let len = name.chars().count();
     candidates
         .filter(|c| c.chars().count().abs_diff(len) <= 2)
         .map(|c| (edit_distance(name, c), c))
-        .filter(|&(d, _)| d <= 2)
+        // A name every character of which must change is no near miss (`zz` is not `b`).
+        .filter(|&(d, _)| d <= 2 && d < len)
         .min()
         .map(|(_, c)| c)
 }
