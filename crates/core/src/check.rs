@@ -2,9 +2,10 @@
 //! cycle, and template references that resolve (`params.X` declared, `steps.S` an ancestor,
 //! `secrets.N` listed, `run.X` known, syntax valid).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use crate::convert::{Cx, Draft, TemplateSite};
+use crate::limits::{MAX_CYCLE_SHOWN, MAX_CYCLES_REPORTED, MAX_HINTS, MAX_TEMPLATE_BYTES};
 use crate::tree::Pos;
 
 /// Fields of `run` visible to templates.
@@ -37,16 +38,32 @@ pub(crate) fn check(cx: &mut Cx, draft: &Draft) {
 
     // Edges to known steps only; unknown needs are reported here.
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); job.steps.len()];
+    let mut hints_left = MAX_HINTS;
     for (i, step) in job.steps.iter().enumerate() {
         for (j, need) in step.needs.iter().enumerate() {
             match index_of.get(need.as_str()) {
                 Some(&n) => edges[i].push(n),
                 None => {
-                    let hint = closest(need, index_of.keys().copied())
+                    // A step is never its own suggestion: needing itself is a cycle, not a fix.
+                    let hint = if hints_left > 0 {
+                        hints_left -= 1;
+                        closest(
+                            need,
+                            index_of.keys().copied().filter(|c| *c != step.id.as_str()),
+                        )
                         .map(|c| format!(" (did you mean `{c}`?)"))
-                        .unwrap_or_default();
+                        .unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    let pos = draft
+                        .needs_pos
+                        .get(i)
+                        .and_then(|p| p.get(j))
+                        .copied()
+                        .unwrap_or(draft.pos);
                     cx.err(
-                        draft.needs_pos[i][j],
+                        pos,
                         format!("step `{}` needs unknown step `{need}`{hint}", step.id),
                     );
                 }
@@ -54,29 +71,48 @@ pub(crate) fn check(cx: &mut Cx, draft: &Draft) {
         }
     }
     for cycle in cycles(&edges) {
-        let names: Vec<&str> = cycle.iter().map(|&i| job.steps[i].id.as_str()).collect();
-        let first = cycle[0];
-        cx.err(
-            draft.step_pos[first],
-            format!("dependency cycle: {} -> {}", names.join(" -> "), names[0]),
-        );
+        let Some(&first) = cycle.first() else {
+            continue;
+        };
+        let pos = draft.step_pos.get(first).copied().unwrap_or(draft.pos);
+        cx.err(pos, cycle_message(&cycle, |i| job.steps[i].id.as_str()));
     }
 
-    let ancestors: Vec<BTreeSet<usize>> =
-        (0..job.steps.len()).map(|i| reachable(&edges, i)).collect();
+    let mut ancestors = Ancestors::new(&edges);
     let env = template_env();
     for site in &draft.templates {
-        check_template(cx, &env, draft, site, &index_of, &ancestors);
+        check_template(cx, &env, draft, site, &index_of, &mut ancestors);
     }
 }
 
-/// Every elementary cycle found by a depth-first search, each once, starting at the
-/// step that comes first in the file.
+/// "dependency cycle: a -> b -> a", naming at most [`MAX_CYCLE_SHOWN`] steps of a long cycle.
+fn cycle_message<'a>(cycle: &[usize], name: impl Fn(usize) -> &'a str) -> String {
+    let shown: Vec<&str> = cycle
+        .iter()
+        .take(MAX_CYCLE_SHOWN)
+        .map(|&i| name(i))
+        .collect();
+    let back_to = shown.first().copied().unwrap_or_default();
+    if cycle.len() > MAX_CYCLE_SHOWN {
+        format!(
+            "dependency cycle of {} steps: {} -> … -> {back_to}",
+            cycle.len(),
+            shown.join(" -> ")
+        )
+    } else {
+        format!("dependency cycle: {} -> {back_to}", shown.join(" -> "))
+    }
+}
+
+/// Up to [`MAX_CYCLES_REPORTED`] dependency cycles, each found once by a depth-first search
+/// and given in run order starting at the step that comes first in the file. Time and memory
+/// are linear in steps plus `needs` (each back edge closes a distinct cycle, so none repeats).
 fn cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    /// Not yet visited; on the active path (at this depth); finished.
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
-        Active,
+        Active(usize),
         Done,
     }
     let mut marks = vec![Mark::New; edges.len()];
@@ -85,68 +121,98 @@ fn cycles(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
         if marks[root] != Mark::New {
             continue;
         }
-        // Iterative DFS: (node, next edge index) with the active path kept in `path`.
+        // Iterative DFS: the active path in `path`, each node's next edge index in `next`.
         let mut path: Vec<usize> = vec![root];
         let mut next: Vec<usize> = vec![0];
-        marks[root] = Mark::Active;
+        marks[root] = Mark::Active(0);
         while let Some(&node) = path.last() {
             let k = next.last().copied().unwrap_or(0);
-            if let Some(&to) = edges[node].get(k) {
-                if let Some(top) = next.last_mut() {
-                    *top += 1;
-                }
-                match marks[to] {
-                    Mark::New => {
-                        marks[to] = Mark::Active;
-                        path.push(to);
-                        next.push(0);
-                    }
-                    Mark::Active => {
-                        let start = path.iter().position(|&p| p == to).unwrap_or(0);
-                        let mut cycle: Vec<usize> = path[start..].to_vec();
-                        // The path follows `needs` edges; show it in run order (a -> b means
-                        // b needs a) by reversing, starting at the smallest index.
-                        cycle.reverse();
-                        let min_at = cycle
-                            .iter()
-                            .enumerate()
-                            .min_by_key(|&(_, &v)| v)
-                            .map_or(0, |(i, _)| i);
-                        cycle.rotate_left(min_at);
-                        if !found.contains(&cycle) {
-                            found.push(cycle);
-                        }
-                    }
-                    Mark::Done => {}
-                }
-            } else {
+            let Some(&to) = edges.get(node).and_then(|e| e.get(k)) else {
                 marks[node] = Mark::Done;
                 path.pop();
                 next.pop();
+                continue;
+            };
+            if let Some(top) = next.last_mut() {
+                *top += 1;
+            }
+            match marks[to] {
+                Mark::New => {
+                    marks[to] = Mark::Active(path.len());
+                    path.push(to);
+                    next.push(0);
+                }
+                Mark::Active(depth) => {
+                    let mut cycle: Vec<usize> = path[depth..].to_vec();
+                    // The path follows `needs` edges; show it in run order (a -> b means
+                    // b needs a) by reversing, starting at the smallest index.
+                    cycle.reverse();
+                    let min_at = cycle
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|&(_, &v)| v)
+                        .map_or(0, |(i, _)| i);
+                    cycle.rotate_left(min_at);
+                    found.push(cycle);
+                    if found.len() >= MAX_CYCLES_REPORTED {
+                        return found;
+                    }
+                }
+                Mark::Done => {}
             }
         }
     }
     found
 }
 
-/// Steps reachable from `from` through `needs` (its ancestors), excluding itself unless a
-/// cycle leads back.
-fn reachable(edges: &[Vec<usize>], from: usize) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<usize> = edges[from].clone();
-    while let Some(n) = todo.pop() {
-        if seen.insert(n) {
-            todo.extend(&edges[n]);
-        }
-    }
-    seen
+/// Which steps are ancestors (transitively needed) of a step, computed on demand for one
+/// step at a time: keeping every step's set would be quadratic in memory. Template sites come
+/// grouped by step, so each step's set is computed about once.
+struct Ancestors<'e> {
+    edges: &'e [Vec<usize>],
+    of: Option<usize>,
+    seen: Vec<bool>,
 }
 
-/// The closest name within edit distance 2, for "did you mean" hints.
+impl<'e> Ancestors<'e> {
+    fn new(edges: &'e [Vec<usize>]) -> Self {
+        Ancestors {
+            edges,
+            of: None,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Whether `target` is reachable from `step` through `needs` (itself only through a cycle).
+    fn contains(&mut self, step: usize, target: usize) -> bool {
+        if self.of != Some(step) {
+            self.seen.clear();
+            self.seen.resize(self.edges.len(), false);
+            let mut todo: Vec<usize> = self.edges.get(step).cloned().unwrap_or_default();
+            while let Some(n) = todo.pop() {
+                if let Some(slot) = self.seen.get_mut(n)
+                    && !*slot
+                {
+                    *slot = true;
+                    todo.extend(self.edges.get(n).into_iter().flatten());
+                }
+            }
+            self.of = Some(step);
+        }
+        self.seen.get(target).copied().unwrap_or(false)
+    }
+}
+
+/// The closest name within edit distance 2 (and short of rewriting it whole), for "did you
+/// mean" hints. Names whose lengths
+/// differ by more than 2 cannot be that close and are skipped without the quadratic distance.
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let len = name.chars().count();
     candidates
+        .filter(|c| c.chars().count().abs_diff(len) <= 2)
         .map(|c| (edit_distance(name, c), c))
-        .filter(|&(d, _)| d <= 2)
+        // A name every character of which must change is no near miss (`zz` is not `b`).
+        .filter(|&(d, _)| d <= 2 && d < len)
         .min()
         .map(|(_, c)| c)
 }
@@ -176,11 +242,48 @@ fn check_template(
     draft: &Draft,
     site: &TemplateSite,
     index_of: &HashMap<&str, usize>,
-    ancestors: &[BTreeSet<usize>],
+    ancestors: &mut Ancestors<'_>,
 ) {
+    if site.text.len() > MAX_TEMPLATE_BYTES {
+        cx.err(
+            site.pos,
+            format!(
+                "text too long: {} bytes (a template, expression or command holds at most {MAX_TEMPLATE_BYTES})",
+                site.text.len()
+            ),
+        );
+        return;
+    }
+    if site.is_expr && closes_a_tag(&site.text) {
+        // minijinja's expression lexer panics on a `}}` outside a string; refuse it first.
+        cx.err(
+            site.pos,
+            "invalid `if` expression: unexpected `}}` (an `if:` expression is written without `{{ }}`)",
+        );
+        return;
+    }
+    // The template engine is outside code: should it still panic on some text, the panic is
+    // this template's error rather than the caller's crash (the analysis keeps no state).
+    let guarded =
+        |f: &dyn Fn() -> Option<Result<std::collections::HashSet<String>, minijinja::Error>>| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(None)
+        };
     let names = if site.is_expr {
-        match env.compile_expression(&site.text) {
-            Ok(expr) => expr.undeclared_variables(true),
+        let analysed = guarded(&|| {
+            Some(
+                env.compile_expression(&site.text)
+                    .map(|expr| expr.undeclared_variables(true)),
+            )
+        });
+        let Some(analysed) = analysed else {
+            cx.err(
+                site.pos,
+                "invalid `if` expression: the template engine cannot read it",
+            );
+            return;
+        };
+        match analysed {
+            Ok(names) => names,
             Err(e) => {
                 cx.err(
                     site.pos,
@@ -193,8 +296,21 @@ fn check_template(
         if !site.text.contains("{{") && !site.text.contains("{%") && !site.text.contains("{#") {
             return;
         }
-        match env.template_from_str(&site.text) {
-            Ok(t) => t.undeclared_variables(true),
+        let analysed = guarded(&|| {
+            Some(
+                env.template_from_str(&site.text)
+                    .map(|t| t.undeclared_variables(true)),
+            )
+        });
+        let Some(analysed) = analysed else {
+            cx.err(
+                site.pos,
+                "invalid template: the template engine cannot read it",
+            );
+            return;
+        };
+        match analysed {
+            Ok(names) => names,
             Err(e) => {
                 cx.err(
                     site.pos,
@@ -220,6 +336,31 @@ fn check_template(
     }
 }
 
+/// Whether an expression holds `}}` outside a string literal.
+fn closes_a_tag(expr: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut previous = None;
+    for c in expr.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c == '}' && previous == Some('}') => return true,
+            None => {}
+        }
+        previous = Some(c);
+    }
+    false
+}
+
 /// Points at the reference inside the template when the template is written verbatim on
 /// one source line (plain or simply quoted); otherwise at the start of the value.
 fn locate(cx: &Cx, site: &TemplateSite, name: &str) -> Pos {
@@ -234,7 +375,7 @@ fn locate(cx: &Cx, site: &TemplateSite, name: &str) -> Pos {
     };
     let chars: Vec<char> = line.chars().collect();
     let text: Vec<char> = site.text.chars().collect();
-    let start = site.pos.col - 1;
+    let start = site.pos.col.saturating_sub(1);
     for skip in [0, 1] {
         let from = start + skip;
         if chars.get(from..from + text.len()) == Some(&text[..]) {
@@ -275,7 +416,7 @@ fn reference_problem(
     draft: &Draft,
     step: Option<usize>,
     index_of: &HashMap<&str, usize>,
-    ancestors: &[BTreeSet<usize>],
+    ancestors: &mut Ancestors<'_>,
 ) -> Option<String> {
     let job = &draft.job;
     let parts: Vec<&str> = name.split('.').collect();
@@ -346,9 +487,9 @@ fn reference_problem(
                 None => Some(format!(
                     "template reference `{name}` cannot be used in job-level `env` (step results exist only for steps that need `{target}`)"
                 )),
-                Some(s) if !ancestors[s].contains(&t) => Some(format!(
+                Some(s) if !ancestors.contains(s, t) => Some(format!(
                     "step `{}` references `{name}` but `{target}` is not among its `needs` (directly or transitively)",
-                    job.steps[s].id
+                    job.steps.get(s).map_or("", |step| step.id.as_str())
                 )),
                 Some(_) => None,
             }
@@ -371,6 +512,14 @@ mod tests {
         assert_eq!(cycles(&edges), vec![vec![0, 1], vec![2]]);
         let acyclic = vec![vec![], vec![0], vec![0, 1]];
         assert!(cycles(&acyclic).is_empty());
+    }
+
+    #[test]
+    fn closing_braces_are_found_outside_strings_only() {
+        assert!(closes_a_tag("p}}arams.x == 1"));
+        assert!(closes_a_tag("a } } }}"));
+        assert!(!closes_a_tag("params.x == \"}}\""));
+        assert!(!closes_a_tag("params.x == '\\'}}'"));
     }
 
     #[test]

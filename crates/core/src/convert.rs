@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::limits::{MAX_NEEDS, MAX_PARAMS, MAX_STEPS};
 use crate::model::{
     AfterOutcome, Approval, Backoff, CHECK_DEFAULT_EVERY, CHECK_MIN_EVERY, Catchup, CatchupMode,
     CheckStep, DryRun, HttpBody, HttpExpect, HttpMethod, HttpStep, IntervalAnchor, Job, NoData,
@@ -387,11 +388,34 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                 if items.is_empty() {
                     cx.err(n.pos, "`steps` must hold at least one step");
                 }
-                for item in items {
-                    if let Some((step, pos, needs)) = step(cx, item, steps.len(), &mut templates) {
-                        steps.push(step);
-                        step_pos.push(pos);
-                        needs_pos.push(needs);
+                if items.len() > MAX_STEPS {
+                    // Refused before any step is converted: the checks that follow grow with
+                    // the number of steps.
+                    let at = entries
+                        .iter()
+                        .find(|(k, _)| k.name == "steps")
+                        .map_or(n.pos, |(k, _)| k.pos);
+                    cx.err(
+                        at,
+                        format!(
+                            "too many steps: {} (a job holds at most {MAX_STEPS})",
+                            items.len()
+                        ),
+                    );
+                } else {
+                    for item in items {
+                        // A step that fails to convert is left out of `steps`; the templates
+                        // it recorded under its would-be index are dropped with it, or they
+                        // would be checked against the next step (or past the last one).
+                        let before = templates.len();
+                        match step(cx, item, steps.len(), &mut templates) {
+                            Some((step, pos, needs)) => {
+                                steps.push(step);
+                                step_pos.push(pos);
+                                needs_pos.push(needs);
+                            }
+                            None => templates.truncate(before),
+                        }
                     }
                 }
             }
@@ -527,6 +551,16 @@ fn params(cx: &mut Cx, node: &Node) -> Vec<ParamSpec> {
     let Some(entries) = cx.map(node, "`params`") else {
         return out;
     };
+    if entries.len() > MAX_PARAMS {
+        cx.err(
+            node.pos,
+            format!(
+                "too many parameters: {} (a job declares at most {MAX_PARAMS})",
+                entries.len()
+            ),
+        );
+        return out;
+    }
     for (key, spec) in entries {
         let name = key.name.clone();
         if !is_identifier(&name) {
@@ -1092,9 +1126,25 @@ fn step(
     let mut needs = Vec::new();
     let mut needs_pos = Vec::new();
     if let Some(n) = get(entries, "needs") {
-        for (need, pos) in cx.strings(n, &format!("`needs` in {label}"), true) {
-            needs.push(need);
-            needs_pos.push(pos);
+        if let Kind::Seq(items) = &n.kind
+            && items.len() > MAX_NEEDS
+        {
+            let at = entries
+                .iter()
+                .find(|(k, _)| k.name == "needs")
+                .map_or(n.pos, |(k, _)| k.pos);
+            cx.err(
+                at,
+                format!(
+                    "too many `needs` in {label}: {} (a step needs at most {MAX_NEEDS})",
+                    items.len()
+                ),
+            );
+        } else {
+            for (need, pos) in cx.strings(n, &format!("`needs` in {label}"), true) {
+                needs.push(need);
+                needs_pos.push(pos);
+            }
         }
     }
     let when = get(entries, "when")

@@ -37,6 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::check;
 use crate::convert::{self, Cx, ScriptInfo};
 use crate::diag::{Diagnostic, Diagnostics};
+use crate::limits::{MAX_DIAGNOSTICS, MAX_FILE_BYTES};
 use crate::model::Job;
 use crate::tree::{self, Kind, Node, Pos, TreeError};
 
@@ -93,12 +94,24 @@ pub enum LoadError {
     Invalid(#[from] Diagnostics),
 }
 
-/// Reads, parses and validates the job file at `path`, reporting every problem.
+/// Reads, parses and validates the job file at `path`, reporting every problem. Reads at
+/// most one byte more than [`MAX_FILE_BYTES`], so a huge file is refused without being read.
 pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
-    let source = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    use std::io::Read;
+    let io_error = |source| LoadError::Io {
         path: path.display().to_string(),
         source,
-    })?;
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .map_err(io_error)?;
+    if bytes.len() > MAX_FILE_BYTES {
+        // Checked before decoding: the cut may fall inside a character.
+        return Err(LoadError::Invalid(too_large(&path.display().to_string())));
+    }
+    let source = String::from_utf8(bytes)
+        .map_err(|e| io_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let format = Format::from_path(path);
     let jobs = parse_str(&source, &path.display().to_string(), format)?;
     Ok(JobFile {
@@ -108,8 +121,12 @@ pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
     })
 }
 
-/// Parses and validates a job document; `origin` names it in diagnostics.
+/// Parses and validates a job document; `origin` names it in diagnostics. A document over
+/// the bounds of [`crate::limits`] is refused with a diagnostic naming the bound.
 pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>, Diagnostics> {
+    if source.len() > MAX_FILE_BYTES {
+        return Err(too_large(origin));
+    }
     let mut cx = Cx {
         errors: Vec::new(),
         lines: source.lines().map(str::to_owned).collect(),
@@ -121,6 +138,15 @@ pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>,
     let mut errors = cx.errors;
     errors.sort_by_key(|a| a.0);
     errors.dedup();
+    if errors.len() > MAX_DIAGNOSTICS {
+        let more = errors.len() - MAX_DIAGNOSTICS;
+        let at = errors[MAX_DIAGNOSTICS].0;
+        errors.truncate(MAX_DIAGNOSTICS);
+        errors.push((
+            at,
+            format!("… and {more} more problems (at most {MAX_DIAGNOSTICS} are reported)"),
+        ));
+    }
     Err(Diagnostics(
         errors
             .into_iter()
@@ -132,6 +158,18 @@ pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>,
             })
             .collect(),
     ))
+}
+
+/// The one diagnostic of a file over [`MAX_FILE_BYTES`].
+fn too_large(origin: &str) -> Diagnostics {
+    Diagnostics(vec![Diagnostic {
+        file: origin.to_owned(),
+        line: 1,
+        col: 1,
+        message: format!(
+            "job file too large: more than {MAX_FILE_BYTES} bytes (the limit of a job file)"
+        ),
+    }])
 }
 
 /// The revision hash of a job file: lower-case hex SHA-256 of its exact source text.
@@ -250,14 +288,14 @@ fn top_level(cx: &mut Cx, doc: &Node, script: Option<&ScriptInfo>) -> Vec<conver
 
 /// Runs the cross-field checks and rejects duplicate job ids within the file.
 fn finish(cx: &mut Cx, drafts: Vec<convert::Draft>) -> Vec<Job> {
-    let mut seen: Vec<(&str, Pos)> = Vec::new();
+    let mut seen: std::collections::HashMap<&str, Pos> = std::collections::HashMap::new();
     for draft in &drafts {
         check::check(cx, draft);
         let id = draft.job.id.as_str();
         if id.is_empty() {
             continue;
         }
-        if let Some((_, first)) = seen.iter().find(|(s, _)| *s == id) {
+        if let Some(first) = seen.get(id) {
             cx.err(
                 draft.pos,
                 format!(
@@ -266,7 +304,7 @@ fn finish(cx: &mut Cx, drafts: Vec<convert::Draft>) -> Vec<Job> {
                 ),
             );
         } else {
-            seen.push((id, draft.pos));
+            seen.insert(id, draft.pos);
         }
     }
     drafts.into_iter().map(|d| d.job).collect()

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::limits::{MAX_DEPTH, MAX_NODES};
+
 use saphyr_parser::{Event, Parser, ScalarStyle, Tag};
 
 /// A 1-based position in the source.
@@ -90,14 +92,17 @@ pub(crate) struct TreeError {
     pub message: String,
 }
 
-/// Nesting deeper than this is refused: no job file needs it, and it bounds recursion.
-const MAX_DEPTH: usize = 64;
-/// Bound on nodes produced (aliases are copied), so an alias bomb cannot exhaust memory.
-const MAX_NODES: usize = 200_000;
-
 enum Frame {
     Seq(Pos, Vec<Node>, usize),
-    Map(Pos, Vec<(Key, Node)>, Option<Key>, usize),
+    /// Entries so far, the line each key was first defined at (a lookup per key keeps the
+    /// duplicate check linear in the mapping's size), the key awaiting its value, the anchor.
+    Map(
+        Pos,
+        Vec<(Key, Node)>,
+        HashMap<String, usize>,
+        Option<Key>,
+        usize,
+    ),
 }
 
 /// Reads a YAML (or JSON) stream into its documents. Syntax errors stop the reading (the
@@ -164,7 +169,9 @@ pub(crate) fn from_yaml(source: &str, errors: &mut Vec<TreeError>) -> Vec<Node> 
                 let _ = anchor;
                 errors.push(TreeError {
                     pos,
-                    message: format!("nesting deeper than {MAX_DEPTH} levels"),
+                    message: format!(
+                        "nesting deeper than {MAX_DEPTH} levels (the limit of a job file)"
+                    ),
                 });
                 return docs;
             }
@@ -173,7 +180,7 @@ pub(crate) fn from_yaml(source: &str, errors: &mut Vec<TreeError>) -> Vec<Node> 
                 None
             }
             Event::MappingStart(anchor, _) => {
-                stack.push(Frame::Map(pos, Vec::new(), None, anchor));
+                stack.push(Frame::Map(pos, Vec::new(), HashMap::new(), None, anchor));
                 None
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
@@ -184,7 +191,7 @@ pub(crate) fn from_yaml(source: &str, errors: &mut Vec<TreeError>) -> Vec<Node> 
                     },
                     anchor,
                 )),
-                Some(Frame::Map(p, entries, _, anchor)) => Some((
+                Some(Frame::Map(p, entries, _, _, anchor)) => Some((
                     Node {
                         kind: Kind::Map(entries),
                         pos: p,
@@ -216,7 +223,7 @@ pub(crate) fn from_yaml(source: &str, errors: &mut Vec<TreeError>) -> Vec<Node> 
         match stack.last_mut() {
             None => docs.push(node),
             Some(Frame::Seq(_, items, _)) => items.push(node),
-            Some(Frame::Map(_, entries, pending, _)) => match pending.take() {
+            Some(Frame::Map(_, entries, first_lines, pending, _)) => match pending.take() {
                 None => {
                     // This node is a key.
                     let name = match &node.kind {
@@ -240,15 +247,16 @@ pub(crate) fn from_yaml(source: &str, errors: &mut Vec<TreeError>) -> Vec<Node> 
                     });
                 }
                 Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
+                    if let Some(first_line) = first_lines.get(&key.name) {
                         errors.push(TreeError {
                             pos: key.pos,
                             message: format!(
-                                "duplicate key `{}` (first defined at line {})",
-                                key.name, first.pos.line
+                                "duplicate key `{}` (first defined at line {first_line})",
+                                key.name
                             ),
                         });
                     } else {
+                        first_lines.insert(key.name.clone(), key.pos.line);
                         entries.push((key, node));
                     }
                 }
@@ -353,7 +361,31 @@ pub(crate) fn from_toml(source: &str) -> Result<Node, TreeError> {
         }
     })?;
     let top = Pos { line: 1, col: 1 };
-    Ok(toml_table(doc.as_table(), top, &at))
+    let node = toml_table(doc.as_table(), top, &at);
+    // toml_edit bounds its own recursion, but dotted keys add levels on top of nested
+    // arrays and inline tables: hold TOML to the same depth as YAML and JSON.
+    if let Some(pos) = too_deep(&node, 1) {
+        return Err(TreeError {
+            pos,
+            message: format!("nesting deeper than {MAX_DEPTH} levels (the limit of a job file)"),
+        });
+    }
+    Ok(node)
+}
+
+/// The position of the first list or mapping nested deeper than [`MAX_DEPTH`], if any.
+fn too_deep(node: &Node, depth: usize) -> Option<Pos> {
+    let children: Box<dyn Iterator<Item = &Node>> = match &node.kind {
+        Kind::Seq(items) => Box::new(items.iter()),
+        Kind::Map(entries) => Box::new(entries.iter().map(|(_, v)| v)),
+        _ => return None,
+    };
+    if depth > MAX_DEPTH {
+        return Some(node.pos);
+    }
+    children
+        .into_iter()
+        .find_map(|child| too_deep(child, depth + 1))
 }
 
 fn toml_table<F>(table: &toml_edit::Table, pos: Pos, at: &F) -> Node

@@ -3,6 +3,7 @@
 
 mod data;
 mod examples;
+mod limits;
 mod params;
 mod plan;
 mod policy;

@@ -2,7 +2,7 @@
 //! scan. Scans are cheap (one `stat` per file; a file is read only when its size or
 //! modification time changed, and it counts as changed only when its text did).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -86,8 +86,25 @@ impl JobDir {
             {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else {
-                continue;
+            let text = match read_bounded(&path) {
+                Ok(text) => text,
+                Err(problem) => {
+                    // Remembered by size and time like a loaded file, so the same unreadable
+                    // file is reported once, not on every scan.
+                    self.seen.insert(
+                        path.clone(),
+                        Seen {
+                            len,
+                            modified,
+                            text: String::new(),
+                        },
+                    );
+                    changes.push(Change::Broken {
+                        message: format!("{}: {problem}", path.display()),
+                        path,
+                    });
+                    continue;
+                }
             };
             if let Some(seen) = self.seen.get_mut(&path)
                 && seen.text == text
@@ -104,23 +121,20 @@ impl JobDir {
                     text: text.clone(),
                 },
             );
-            let format = rota_core::parse::Format::from_path(&path);
-            match rota_core::parse::parse_str(&text, &path.display().to_string(), format) {
+            match load(&path, &text) {
                 Ok(jobs) => changes.push(Change::Loaded {
                     path,
                     source: text,
                     jobs,
                 }),
-                Err(diagnostics) => changes.push(Change::Broken {
-                    path,
-                    message: diagnostics.to_string(),
-                }),
+                Err(message) => changes.push(Change::Broken { path, message }),
             }
         }
+        let present: BTreeSet<PathBuf> = present.into_iter().collect();
         let gone: Vec<PathBuf> = self
             .seen
             .keys()
-            .filter(|p| !present.contains(p))
+            .filter(|p| !present.contains(*p))
             .cloned()
             .collect();
         for path in gone {
@@ -128,6 +142,47 @@ impl JobDir {
             changes.push(Change::Removed { path });
         }
         Ok(changes)
+    }
+}
+
+/// A job file's text, refused unread when it is larger than a job file may be (a huge file in
+/// the directory must not be pulled into memory on every change).
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let limit = rota_core::limits::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(limit as u64 + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() > limit {
+        return Err(format!(
+            "job file too large: more than {limit} bytes (the limit of a job file)"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("cannot read: not UTF-8 text ({e})"))
+}
+
+/// Parses and validates one file. The parser is meant never to panic (it is fuzzed); should
+/// it still, the panic is caught here and becomes this file's error, so one bad file never
+/// stops the scheduler or keeps `rota serve` from starting. The parser holds no state
+/// across calls, so nothing is left half-updated by the unwind.
+fn load(path: &Path, text: &str) -> Result<Vec<Job>, String> {
+    let origin = path.display().to_string();
+    let format = rota_core::parse::Format::from_path(path);
+    let parsed = std::panic::catch_unwind(|| rota_core::parse::parse_str(text, &origin, format));
+    match parsed {
+        Ok(Ok(jobs)) => Ok(jobs),
+        Ok(Err(diagnostics)) => Err(diagnostics.to_string()),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            Err(format!(
+                "{origin}: internal error while validating this file (a bug in Rota; please report it): {what}"
+            ))
+        }
     }
 }
 

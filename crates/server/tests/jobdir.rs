@@ -67,3 +67,114 @@ fn scans_report_added_changed_broken_and_removed_files() -> Result<(), Box<dyn s
     assert_eq!(kinds(&jobs.scan()?), ["removed a.yaml"]);
     Ok(())
 }
+
+/// A file that used to panic the validator (an `http` step without `url` whose body names a
+/// step's outputs), one over a limit and one too large to read: each is reported as broken
+/// with its problem, and the scan goes on to the good file.
+const FORMERLY_PANICKING: &str = "id: panicky\nsteps:\n  - id: a\n    sh: echo hi\n  - id: b\n    needs: [a]\n    http:\n      method: POST\n      body: \"{{ steps.a.outputs.x }}\"\n";
+
+#[test]
+fn broken_files_are_reported_and_skipped() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let mut jobs = JobDir::new(dir.path());
+    std::fs::write(dir.path().join("a.yaml"), FORMERLY_PANICKING)?;
+    std::fs::write(
+        dir.path().join("b.json"),
+        format!(
+            "{{\"id\": \"deep\", \"x\": {}{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        ),
+    )?;
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "#".repeat(rota_core::limits::MAX_FILE_BYTES + 1),
+    )?;
+    std::fs::write(dir.path().join("d.yaml"), job("delta", "* * * * *"))?;
+    let mut changes = jobs.scan()?;
+    changes.sort_by_key(|c| match c {
+        Change::Loaded { path, .. } | Change::Broken { path, .. } | Change::Removed { path } => {
+            path.clone()
+        }
+    });
+    let messages: Vec<String> = changes
+        .iter()
+        .map(|c| match c {
+            Change::Broken { message, .. } => message.clone(),
+            Change::Loaded { jobs, .. } => format!("loaded {}", jobs[0].id),
+            Change::Removed { .. } => "removed".to_owned(),
+        })
+        .collect();
+    assert_eq!(messages.len(), 4, "{messages:#?}");
+    assert!(
+        messages[0].ends_with("a.yaml:8:7: missing required key `url` in `http` in step `b`"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[1].contains("nesting deeper than 64 levels"),
+        "{messages:#?}"
+    );
+    assert!(
+        messages[2].ends_with(
+            "c.yaml: job file too large: more than 1048576 bytes (the limit of a job file)"
+        ),
+        "{messages:#?}"
+    );
+    assert_eq!(messages[3], "loaded delta");
+    // Reported once: an unchanged broken file is not reported again.
+    assert!(jobs.scan()?.is_empty());
+    Ok(())
+}
+
+/// `rota serve --jobs DIR` with the formerly panicking file (and the other broken ones) in
+/// DIR starts, keeps serving, and schedules the good job; a restart does the same.
+#[test]
+fn serve_skips_broken_files_and_schedules_the_rest() -> Result<(), Box<dyn std::error::Error>> {
+    use crate::support::{Server, get, wait_for};
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    std::fs::write(jobs.join("panicky.yaml"), FORMERLY_PANICKING)?;
+    std::fs::write(
+        jobs.join("deep.json"),
+        format!(
+            "{{\"id\": \"deep\", \"x\": {}{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        ),
+    )?;
+    std::fs::write(
+        jobs.join("tick.yaml"),
+        "id: tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: one\n    sh: echo tick\n",
+    )?;
+    for start in ["first", "second"] {
+        let mut server = Server::start(&home, &jobs, &[])?;
+        let addr = server.addr()?;
+        let token = std::fs::read_to_string(home.join("admin.token"))?
+            .trim()
+            .to_owned();
+        let succeeded = || {
+            get(&addr, "/api/v1/runs?status=succeeded", Some(&token))
+                .ok()
+                .and_then(|(_, _, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+                .and_then(|page| page["items"].as_array().map(Vec::len))
+                .unwrap_or(0)
+        };
+        let before = succeeded();
+        wait_for(&format!("a scheduled run after the {start} start"), || {
+            succeeded() > before
+        })?;
+        assert!(
+            server.child.try_wait()?.is_none(),
+            "rota serve exited after its {start} start"
+        );
+        let log = std::fs::read_to_string(home.join("serve.log"))?;
+        assert!(
+            log.contains("missing required key `url` in `http` in step `b`"),
+            "{log}"
+        );
+        assert!(!log.contains("panicked"), "{log}");
+        server.terminate()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+#!/bin/sh
+# /// rota
+# id = "x"
+echo hi

@@ -1,0 +1,5 @@
+#!/bin/sh
+# /// rota
+# interpreter = "bash -eu"
+# ///
+rm -rf /tmp/rota-scratch
