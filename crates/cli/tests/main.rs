@@ -16,6 +16,7 @@ mod process;
 mod remote;
 mod retry;
 mod run;
+mod sandbox;
 mod runs;
 mod schedule;
 mod validate;
