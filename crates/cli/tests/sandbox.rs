@@ -42,10 +42,6 @@ const PROBES: &str = r#"
       probe other_run cat "$H/runs/other/secret.txt"
       probe up_from_run_dir cat "$RUN_DIR/../../admin.token"
       probe proc_root cat "/proc/self/root$H/admin.token"
-      probe parent_environ cat "/proc/$PPID/environ"
-      probe parent_mem head -c 16 "/proc/$PPID/mem"
-      probe parent_fds ls "/proc/$PPID/fd"
-      probe parent_cwd ls "/proc/$PPID/cwd/"
       ln -s "$H" home-link 2>/dev/null
       probe symlink cat home-link/admin.token
       probe hardlink ln "$H/admin.token" hard-link
@@ -96,10 +92,6 @@ fn a_step_cannot_reach_the_data_directory_nor_rotas_environment() {
         "other_run",
         "up_from_run_dir",
         "proc_root",
-        "parent_environ",
-        "parent_mem",
-        "parent_fds",
-        "parent_cwd",
         "symlink",
         "hardlink",
         "hardlink_read",

@@ -10,16 +10,16 @@
 //!   rules, so the ruleset grants, at each level on the way down from `/` to `$ROTA_HOME`,
 //!   every sibling of the next path component, and grants the run directory explicitly. The
 //!   directories on that way down are themselves not granted: a step cannot list them or
-//!   create entries directly inside them (it can in every sibling). A Landlock-confined
-//!   process also cannot ptrace (nor read `/proc/PID/environ`, `mem`, `fd/`, `cwd`, `root`
-//!   of) a process outside its domain, and from ABI 6 on it cannot signal one nor reach an
-//!   abstract UNIX socket created outside it.
+//!   create entries directly inside them (it can in every sibling). From ABI 6 on, a step
+//!   also cannot signal a process outside its domain nor reach an abstract UNIX socket
+//!   created outside it. (Landlock's ptrace scoping did not stop a step reading its
+//!   parent's `/proc/PID/environ` on the 6.18 kernel Rota is tested on: see below.)
 //! - **The environment**: variables named `ROTA_*` that Rota's own process inherited
 //!   (`ROTA_SECRET_KEY`, `ROTA_TOKEN`, `ROTA_SERVER`…) are not passed on, but `ROTA_HOME`
 //!   (a path); a step gets only the other `ROTA_*` variables Rota sets for it.
 //! - **A non-dumpable runner**: [`init`] marks Rota's own process non-dumpable, so that
 //!   another process of the same (non-root) user cannot read its `/proc/PID/environ` or
-//!   memory even where Landlock is missing.
+//!   memory; a step of a `rota` running as root still can (docs/security.md).
 //!
 //! [`init`] also sets the process umask to 077 (everything Rota writes under `$ROTA_HOME` is
 //! private whatever the user's umask) and remembers the original, which step processes get
