@@ -16,7 +16,7 @@ mod process;
 mod remote;
 mod retry;
 mod run;
-mod sandbox;
 mod runs;
+mod sandbox;
 mod schedule;
 mod validate;

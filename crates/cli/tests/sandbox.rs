@@ -64,7 +64,10 @@ fn a_step_cannot_reach_the_data_directory_nor_rotas_environment() {
         .env("ROTA_SECRET_KEY", SECRET_KEY)
         .env("ROTA_TOKEN", API_TOKEN);
     // A first run creates the store; then plant what a server keeps there.
-    rota.write("noop.yaml", "id: noop\nsteps:\n  - id: a\n    sh: \"true\"\n");
+    rota.write(
+        "noop.yaml",
+        "id: noop\nsteps:\n  - id: a\n    sh: \"true\"\n",
+    );
     assert_code(&rota.run(["run", "noop.yaml"]), 0);
     std::fs::write(rota.home().join("admin.token"), PLANTED_ADMIN).expect("plant token");
     let other = rota.home().join("runs/other");
@@ -109,7 +112,13 @@ fn a_step_cannot_reach_the_data_directory_nor_rotas_environment() {
             "probe {name} succeeded: {line}\n{log}"
         );
     }
-    for secret in [PLANTED_ADMIN, OTHER_RUN, SECRET_KEY, API_TOKEN, "SQLite format"] {
+    for secret in [
+        PLANTED_ADMIN,
+        OTHER_RUN,
+        SECRET_KEY,
+        API_TOKEN,
+        "SQLite format",
+    ] {
         assert!(!log.contains(secret), "{secret:?} leaked:\n{log}");
     }
     for kept in [
@@ -118,7 +127,10 @@ fn a_step_cannot_reach_the_data_directory_nor_rotas_environment() {
         "tmp_file=tmp",
         "base_dir=here",
     ] {
-        assert!(log.contains(kept), "{kept:?} missing: the step lost access:\n{log}");
+        assert!(
+            log.contains(kept),
+            "{kept:?} missing: the step lost access:\n{log}"
+        );
     }
     let env = std::fs::read_to_string(rota.path("step-env.txt")).expect("step env");
     for name in ["ROTA_SECRET_KEY", "ROTA_TOKEN"] {
@@ -179,18 +191,25 @@ fn everything_under_the_data_directory_is_private_whatever_the_umask() {
         );
         let output = run_with_umask(&rota, umask, &["run", "modes.yaml"]);
         assert_code(&output, 0);
-        let home_mode = std::fs::metadata(rota.home()).expect("home").permissions().mode();
+        let home_mode = std::fs::metadata(rota.home())
+            .expect("home")
+            .permissions()
+            .mode();
         assert_eq!(home_mode & 0o777, 0o700, "umask {umask:o}: $ROTA_HOME");
         let found = modes_under(rota.home());
         assert!(
             found.iter().any(|(p, _, _)| p.ends_with("rota.db")),
             "{found:?}"
         );
-        assert!(found.iter().any(|(_, _, dir)| *dir), "no run directory: {found:?}");
+        assert!(
+            found.iter().any(|(_, _, dir)| *dir),
+            "no run directory: {found:?}"
+        );
         for (path, mode, dir) in &found {
             let want = if *dir { 0o700 } else { 0o600 };
             assert_eq!(
-                *mode, want,
+                *mode,
+                want,
                 "umask {umask:o}: {} is {mode:o}",
                 path.display()
             );
@@ -271,7 +290,13 @@ fn processes_that_leave_the_group_die_when_the_run_is_cancelled() {
     let run_id = rota.wait_for_running_run();
     assert_code(&rota.run(["cancel", &run_id]), 0);
     let output = finish(child, "rota run");
-    assert_code(&output, 1);
+    let (run, _) = rota.run_json(&["runs", "show", &run_id]);
+    assert_eq!(
+        run["status"],
+        "cancelled",
+        "{run:#}\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
     assert_escapees_gone(&rota);
 }
 
@@ -298,6 +323,37 @@ fn a_step_cannot_leave_its_cgroup() {
     let output = rota.run(["run", "leave.yaml"]);
     assert_code(&output, 0);
     let out = String::from_utf8_lossy(&output.stdout);
-    assert!(!out.contains("moved via"), "{out}");
-    assert!(out.contains("rota-"), "the step is not in a cgroup of its own: {out}");
+    assert!(!out.contains("moved via /"), "{out}");
+    assert!(
+        out.contains("rota-"),
+        "the step is not in a cgroup of its own: {out}"
+    );
+}
+
+#[test]
+fn the_admin_token_file_is_removed_at_the_next_start() {
+    let rota = Rota::new();
+    std::fs::create_dir_all(rota.path("jobs")).expect("jobs dir");
+    let token_file = rota.home().join("admin.token");
+    {
+        let server = rota.serve(&rota.path("jobs"));
+        let mode = std::fs::metadata(&token_file)
+            .expect("token file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!server.admin_token.is_empty());
+    }
+    let second = rota.spawn(["serve", "--listen", "127.0.0.1:0"]);
+    wait_until("the admin token file to be removed", || {
+        !token_file.exists()
+    });
+    signal(second.id(), Signal::SIGTERM);
+    let output = finish(second, "rota serve");
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("removed"), "{err}");
+    // The token itself stays valid: it is still listed, not revoked.
+    let (tokens, output) = rota.run_json(&["tokens", "list"]);
+    assert_code(&output, 0);
+    assert!(tokens.to_string().contains("admin"), "{tokens:#}");
 }

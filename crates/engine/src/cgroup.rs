@@ -89,7 +89,10 @@ fn detect() -> Option<Hierarchy> {
         let _id = parts.next()?;
         let controllers = parts.next()?;
         let path = parts.next()?;
-        controllers.split(',').any(|c| c == "freezer").then_some(path)
+        controllers
+            .split(',')
+            .any(|c| c == "freezer")
+            .then_some(path)
     })?;
     let base = v1_root.join(path.trim_start_matches('/'));
     probe(Kind::V1Freezer, v1_root, base)

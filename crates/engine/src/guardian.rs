@@ -222,7 +222,11 @@ mod tests {
         assert_eq!(parse_command(b"-77\r"), Some(('-', 77, None)));
         assert_eq!(
             parse_command(b"+88 /sys/fs/cgroup/freezer/rota-5-1"),
-            Some(('+', 88, Some(PathBuf::from("/sys/fs/cgroup/freezer/rota-5-1"))))
+            Some((
+                '+',
+                88,
+                Some(PathBuf::from("/sys/fs/cgroup/freezer/rota-5-1"))
+            ))
         );
         assert_eq!(parse_command(b"+88 relative/dir"), None);
         assert_eq!(parse_command(b"+1"), None);

@@ -121,12 +121,8 @@ pub fn protection() -> Option<&'static Protection> {
 pub fn private_umask() {
     // SAFETY: umask cannot fail.
     let old = unsafe { libc::umask(0o077) };
-    let _ = USER_UMASK.compare_exchange(
-        u32::MAX,
-        u32::from(old),
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
+    let _ =
+        USER_UMASK.compare_exchange(u32::MAX, u32::from(old), Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// The umask the user started Rota with, when [`private_umask`] changed it.
@@ -281,10 +277,12 @@ fn build(protected: &[PathBuf], run_dir: Option<&Path>) -> Result<Confinement, S
         .handle_access(AccessFs::from_all(abi))
         .and_then(|r| r.scope(Scope::from_all(abi)))
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules(
+        .and_then(|r| {
+            r.add_rules(path_beneath_rules(
                 granted_paths(protected, run_dir),
                 AccessFs::from_all(abi),
-            )))
+            ))
+        })
         .map_err(|e| e.to_string())?;
     let ruleset: Option<OwnedFd> = created.into();
     ruleset
@@ -314,7 +312,10 @@ mod tests {
                 !(path.starts_with(&home) && path != &run_dir),
                 "{path:?} lies in the protected directory"
             );
-            assert!(!home.starts_with(path), "{path:?} contains the protected directory");
+            assert!(
+                !home.starts_with(path),
+                "{path:?} contains the protected directory"
+            );
         }
     }
 }
