@@ -121,8 +121,7 @@ pub fn protection() -> Option<&'static Protection> {
 pub fn private_umask() {
     // SAFETY: umask cannot fail.
     let old = unsafe { libc::umask(0o077) };
-    let _ =
-        USER_UMASK.compare_exchange(u32::MAX, old, Ordering::SeqCst, Ordering::SeqCst);
+    let _ = USER_UMASK.compare_exchange(u32::MAX, old, Ordering::SeqCst, Ordering::SeqCst);
 }
 
 /// The umask the user started Rota with, when [`private_umask`] changed it.
