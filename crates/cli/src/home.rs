@@ -12,7 +12,13 @@ pub struct Home {
 
 impl Home {
     /// `--home`/`ROTA_HOME`, else the platform data dir (`~/.local/share/rota` on Linux).
+    ///
+    /// From here on the process umask is 077, so that everything Rota writes under the data
+    /// directory (the store and its WAL/SHM, run directories, notebooks, webhook bodies) is
+    /// readable by its owner only, whatever the user's umask; step processes get the user's
+    /// umask back (see `rota_engine::sandbox`).
     pub fn new(explicit: Option<PathBuf>) -> anyhow::Result<Home> {
+        rota_engine::sandbox::private_umask();
         let dir = match explicit {
             Some(dir) => dir,
             None => dirs::data_dir()
@@ -24,9 +30,12 @@ impl Home {
 
     /// Opens the store, and first marks runs whose `rota` process died as abandoned,
     /// so every command sees an honest history.
+    ///
+    /// The directory is created (or made) mode 0700, and steps this process runs are kept
+    /// out of it (`rota_engine::sandbox::init`).
     pub async fn open_store(&self) -> anyhow::Result<Store> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        rota_engine::sandbox::init(&self.dir)
+            .with_context(|| format!("cannot set up {}", self.dir.display()))?;
         let store = Store::open(&self.dir)
             .await
             .with_context(|| format!("cannot open the store in {}", self.dir.display()))?;

@@ -106,6 +106,7 @@ pub(crate) async fn execute(
     out: &Printer,
     claimed: bool,
 ) -> anyhow::Result<u8> {
+    rota_engine::sandbox::announce();
     let guardian = spawn_guardian();
     let config = EngineConfig {
         artifacts_dir: home.artifacts_dir(),

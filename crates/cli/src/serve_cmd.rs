@@ -117,6 +117,11 @@ pub struct HistoryArgs {
 }
 
 pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
+    // Before the store exists: the data directory is made private and steps are kept out
+    // of it; say what this machine cannot enforce.
+    rota_engine::sandbox::init(&home.dir)
+        .with_context(|| format!("cannot set up {}", home.dir.display()))?;
+    rota_engine::sandbox::announce();
     let mut config = rota_server::ServeConfig::new(home.dir.clone());
     config.listen = args.listen;
     config.jobs_dir = args.jobs;

@@ -19,5 +19,6 @@ mod remote;
 mod retry;
 mod run;
 mod runs;
+mod sandbox;
 mod schedule;
 mod validate;

@@ -17,6 +17,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// One isolated `rota` installation: its own `ROTA_HOME` and its own working directory.
 pub struct Rota {
     home: TempDir,
+    /// `ROTA_HOME` when it is not `home` itself (see [`Rota::new_with_home`]).
+    home_path: Option<PathBuf>,
     work: TempDir,
     envs: Vec<(String, String)>,
 }
@@ -33,7 +35,16 @@ impl Rota {
                 .prefix("rota-work-")
                 .tempdir()
                 .expect("temp work dir"),
+            home_path: None,
             envs: Vec::new(),
+        }
+    }
+
+    /// Like [`Rota::new`], with `ROTA_HOME` at `home` (created by the first command).
+    pub fn new_with_home(home: PathBuf) -> Rota {
+        Rota {
+            home_path: Some(home),
+            ..Rota::new()
         }
     }
 
@@ -45,7 +56,7 @@ impl Rota {
 
     /// `ROTA_HOME`.
     pub fn home(&self) -> &Path {
-        self.home.path()
+        self.home_path.as_deref().unwrap_or(self.home.path())
     }
 
     /// A path inside the working directory.
@@ -78,7 +89,7 @@ impl Rota {
         command
             .args(args)
             .current_dir(self.work.path())
-            .env("ROTA_HOME", self.home.path())
+            .env("ROTA_HOME", self.home())
             .stdin(Stdio::null());
         for (name, value) in &self.envs {
             command.env(name, value);
@@ -131,7 +142,7 @@ impl Rota {
     /// Pids of live processes started for this installation: `rota` itself, its guardian
     /// and every step process, all of which inherit this `ROTA_HOME` in their environment.
     pub fn processes(&self) -> Vec<i32> {
-        let needle = format!("ROTA_HOME={}", self.home.path().display()).into_bytes();
+        let needle = format!("ROTA_HOME={}", self.home().display()).into_bytes();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
         };

@@ -4,15 +4,18 @@
 //! steps running. The [`Guardian`] is a small child process (the `rota` binary started as
 //! `rota __guardian`, whose body is [`guardian_main`]) in a process group of its own, so a
 //! terminal's Ctrl-C does not reach it. The runner holds the only write end of the guardian's
-//! stdin and sends it one line per event: `+<pgid>` when a step's group starts and `-<pgid>`
-//! when it is finished. When the runner dies, for whatever reason, the kernel closes that pipe;
-//! the guardian reads end-of-file, sends SIGTERM to every group still watched, waits a short
-//! grace, sends SIGKILL to what is left, and exits.
+//! stdin and sends it one line per event: `+<pgid>` when a step's group starts (`+<pgid>
+//! <cgroup dir>` when the step also runs in a cgroup of its own, see [`crate::cgroup`]) and
+//! `-<pgid>` when it is finished. When the runner dies, for whatever reason, the kernel closes
+//! that pipe; the guardian reads end-of-file, sends SIGTERM to every group still watched, waits
+//! a short grace, sends SIGKILL to what is left, kills whatever is left in the watched cgroups
+//! (which catches processes that left the group: `setsid`, daemons), removes those cgroups, and
+//! exits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, BufRead, Write};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 use std::thread;
@@ -69,22 +72,27 @@ impl Guardian {
         self.pid
     }
 
-    /// Tells the guardian that process group `pgid` belongs to a running step.
-    pub fn watch(&self, pgid: u32) {
-        self.send('+', pgid);
+    /// Tells the guardian that process group `pgid` (and the cgroup at `cgroup`, if any)
+    /// belongs to a running step.
+    pub fn watch(&self, pgid: u32, cgroup: Option<&Path>) {
+        let dir = cgroup
+            .and_then(Path::to_str)
+            .filter(|d| !d.contains('\n'))
+            .map(|d| format!(" {d}"))
+            .unwrap_or_default();
+        self.send_line(&format!("+{pgid}{dir}\n"));
     }
 
     /// Tells the guardian that process group `pgid` is finished and must be left alone.
     pub fn unwatch(&self, pgid: u32) {
-        self.send('-', pgid);
+        self.send_line(&format!("-{pgid}\n"));
     }
 
-    fn send(&self, op: char, pgid: u32) {
+    fn send_line(&self, line: &str) {
         // A line this short is written atomically, and the guardian reads continuously, so the
         // write returns at once. A dead guardian only loses its protection: the step still runs.
         // The line is built first: `writeln!` on the unbuffered pipe would make one `write`
         // (and wake the guardian) per piece.
-        let line = format!("{op}{pgid}\n");
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(stdin) = inner.stdin.as_mut()
             && let Err(err) = stdin.write_all(line.as_bytes())
@@ -121,36 +129,69 @@ pub fn guardian_main() -> i32 {
             eprintln!("rota guardian: cannot ignore {sig}: {err}");
         }
     }
-    let mut watched: BTreeSet<i32> = BTreeSet::new();
+    let mut watched: BTreeMap<i32, Option<PathBuf>> = BTreeMap::new();
     let stdin = io::stdin();
     for line in stdin.lock().split(b'\n') {
         let Ok(line) = line else { break };
         match parse_command(&line) {
-            Some(('+', pgid)) => {
-                watched.insert(pgid);
+            Some(('+', pgid, cgroup)) => {
+                watched.insert(pgid, cgroup);
             }
-            Some((_, pgid)) => {
+            Some((_, pgid, _)) => {
                 watched.remove(&pgid);
             }
             None => {}
         }
     }
     if !watched.is_empty() {
-        kill_groups(&watched);
+        let groups: BTreeSet<i32> = watched.keys().copied().collect();
+        kill_groups(&groups);
+        for dir in watched.values().flatten() {
+            kill_cgroup(dir);
+        }
     }
     0
 }
 
-/// Parses one `+<pgid>` or `-<pgid>` line; anything else (or a pgid ≤ 1) is ignored.
-fn parse_command(line: &[u8]) -> Option<(char, i32)> {
+/// Kills what is left in a step's cgroup and removes it.
+fn kill_cgroup(dir: &Path) {
+    // Only a cgroup Rota made: a garbled line must not make the guardian kill elsewhere.
+    let ours = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("rota-"));
+    if !ours {
+        return;
+    }
+    crate::cgroup::kill_dir(dir);
+    let mut pause = Duration::from_millis(5);
+    while std::fs::remove_dir(dir).is_err() && pause < Duration::from_secs(1) {
+        thread::sleep(pause);
+        pause *= 2;
+    }
+}
+
+/// Parses one `+<pgid>`, `+<pgid> <cgroup dir>` or `-<pgid>` line; anything else (or a
+/// pgid ≤ 1, or a cgroup dir that is not absolute) is ignored.
+fn parse_command(line: &[u8]) -> Option<(char, i32, Option<PathBuf>)> {
     let text = std::str::from_utf8(line).ok()?.trim();
     let mut chars = text.chars();
     let op = chars.next()?;
     if op != '+' && op != '-' {
         return None;
     }
-    let pgid: i32 = chars.as_str().parse().ok()?;
-    (pgid > 1).then_some((op, pgid))
+    let (pgid, cgroup) = match chars.as_str().split_once(' ') {
+        Some((pgid, dir)) => {
+            let dir = PathBuf::from(dir);
+            if !dir.is_absolute() {
+                return None;
+            }
+            (pgid, Some(dir))
+        }
+        None => (chars.as_str(), None),
+    };
+    let pgid: i32 = pgid.parse().ok()?;
+    (pgid > 1).then_some((op, pgid, cgroup))
 }
 
 fn kill_groups(groups: &BTreeSet<i32>) {
@@ -177,8 +218,17 @@ mod tests {
 
     #[test]
     fn commands_parse_and_junk_is_ignored() {
-        assert_eq!(parse_command(b"+1234"), Some(('+', 1234)));
-        assert_eq!(parse_command(b"-77\r"), Some(('-', 77)));
+        assert_eq!(parse_command(b"+1234"), Some(('+', 1234, None)));
+        assert_eq!(parse_command(b"-77\r"), Some(('-', 77, None)));
+        assert_eq!(
+            parse_command(b"+88 /sys/fs/cgroup/freezer/rota-5-1"),
+            Some((
+                '+',
+                88,
+                Some(PathBuf::from("/sys/fs/cgroup/freezer/rota-5-1"))
+            ))
+        );
+        assert_eq!(parse_command(b"+88 relative/dir"), None);
         assert_eq!(parse_command(b"+1"), None);
         assert_eq!(parse_command(b"+-5"), None);
         assert_eq!(parse_command(b"*12"), None);

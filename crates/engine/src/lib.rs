@@ -6,6 +6,7 @@
 //! a store and watch the run through its events.
 #![warn(missing_docs)]
 
+pub mod cgroup;
 mod check_step;
 pub mod guardian;
 mod http_step;
@@ -18,4 +19,5 @@ pub mod recorder;
 pub mod recovery;
 pub mod redact;
 pub mod run;
+pub mod sandbox;
 mod step;

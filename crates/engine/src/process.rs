@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
 
+use crate::cgroup::StepCgroup;
 use crate::guardian::Guardian;
 use crate::redact::Redactor;
 
@@ -64,6 +65,9 @@ pub struct ProcessSpec {
     pub grace: Duration,
     /// Bytes of log kept per step; the rest is read and discarded.
     pub log_cap_bytes: usize,
+    /// The step's own run directory: the one place inside `$ROTA_HOME` the process may
+    /// reach when steps are confined (see [`crate::sandbox`]).
+    pub run_dir: Option<PathBuf>,
 }
 
 impl ProcessSpec {
@@ -80,6 +84,7 @@ impl ProcessSpec {
             timeout: None,
             grace: DEFAULT_GRACE,
             log_cap_bytes: DEFAULT_LOG_CAP,
+            run_dir: None,
         }
     }
 }
@@ -96,6 +101,7 @@ impl fmt::Debug for ProcessSpec {
             .field("timeout", &self.timeout)
             .field("grace", &self.grace)
             .field("log_cap_bytes", &self.log_cap_bytes)
+            .field("run_dir", &self.run_dir)
             .finish()
     }
 }
@@ -159,6 +165,9 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
+    /// The step could not be confined (see [`crate::sandbox`]); it was not started.
+    #[error(transparent)]
+    Confine(#[from] crate::sandbox::ConfineError),
     /// Waiting for the program failed; its group was killed.
     #[error("cannot wait for `{program}` (pid {pid}): {source}")]
     Wait {
@@ -197,9 +206,23 @@ pub async fn supervise(
     on_line: &mut (dyn FnMut(LogLine) + Send),
 ) -> Result<ProcessOutcome, SpawnError> {
     let started = Instant::now();
+    let confinement = crate::sandbox::Confinement::for_step(spec.run_dir.as_deref())?;
+    let cgroup = match crate::cgroup::StepCgroup::create() {
+        Some(Ok(cgroup)) => Some(cgroup),
+        Some(Err(err)) => {
+            tracing::warn!(%err, "cannot make a cgroup for a step; only its process group will be killed");
+            None
+        }
+        None => None,
+    };
+    let user_umask = crate::sandbox::user_umask();
     let mut command = tokio::process::Command::new(&spec.program);
+    command.args(&spec.args);
+    // Rota's own variables (the secret key, API tokens…) stay with Rota.
+    for name in crate::sandbox::scrubbed_env() {
+        command.env_remove(name);
+    }
     command
-        .args(&spec.args)
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -209,14 +232,47 @@ pub async fn supervise(
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().map_err(|source| SpawnError::Spawn {
-        program: spec.program.clone(),
-        source,
-    })?;
+    // SAFETY: the closure only makes async-signal-safe calls (umask, write, prctl, syscall)
+    // on values prepared before the fork; it allocates nothing.
+    // The descriptors stay open (owned by `cgroup` and `confinement`) until after the spawn.
+    let procs_fd = cgroup.as_ref().map(crate::cgroup::StepCgroup::procs_fd);
+    let ruleset_fd = confinement
+        .as_ref()
+        .map(crate::sandbox::Confinement::ruleset_fd);
+    unsafe {
+        command.pre_exec(move || {
+            // Rota runs with umask 077 for its own files; the step gets the user's back.
+            if let Some(mask) = user_umask {
+                libc::umask(mask);
+            }
+            if let Some(fd) = procs_fd {
+                crate::cgroup::join_in_child(fd)?;
+            }
+            if let Some(fd) = ruleset_fd {
+                crate::sandbox::restrict_in_child(fd)?;
+            }
+            Ok(())
+        });
+    }
+    let spawned = command.spawn();
+    // The child holds its own copies of the descriptors now.
+    drop(confinement);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(source) => {
+            if let Some(cgroup) = &cgroup {
+                cgroup.remove();
+            }
+            return Err(SpawnError::Spawn {
+                program: spec.program.clone(),
+                source,
+            });
+        }
+    };
     let pid = child
         .id()
         .expect("a child that has not been waited for has a pid");
-    let mut group = GroupGuard::new(pid, guardian);
+    let mut group = GroupGuard::new(pid, cgroup, guardian);
     let mut stdout = LineReader::new(child.stdout.take(), Stream::Stdout);
     let mut stderr = LineReader::new(child.stderr.take(), Stream::Stderr);
     let mut sink = LogSink {
@@ -326,43 +382,62 @@ pub async fn supervise(
     })
 }
 
-/// Owns a step's process group: kills it if the supervisor is dropped half-way, and keeps the
-/// guardian informed.
+/// Owns a step's process group and cgroup: kills them if the supervisor is dropped half-way,
+/// and keeps the guardian informed.
 struct GroupGuard<'a> {
     pgid: Pid,
+    cgroup: Option<StepCgroup>,
+    /// Processes seen in the cgroup: those that became our children (orphans adopted by
+    /// the subreaper) are reaped by pid, since they are not in the step's group.
+    seen: Vec<i32>,
     guardian: Option<&'a Guardian>,
     finished: bool,
 }
 
 impl<'a> GroupGuard<'a> {
-    fn new(pid: u32, guardian: Option<&'a Guardian>) -> GroupGuard<'a> {
+    fn new(pid: u32, cgroup: Option<StepCgroup>, guardian: Option<&'a Guardian>) -> GroupGuard<'a> {
         if let Some(g) = guardian {
-            g.watch(pid);
+            g.watch(pid, cgroup.as_ref().map(StepCgroup::dir));
         }
         let raw = i32::try_from(pid).expect("pids fit in pid_t");
         GroupGuard {
             pgid: Pid::from_raw(raw),
+            cgroup,
+            seen: Vec::new(),
             guardian,
             finished: false,
         }
     }
 
-    /// Sends `sig` to the group; false when the group no longer exists.
-    fn signal(&self, sig: Signal) -> bool {
-        match signal::killpg(self.pgid, sig) {
+    /// Sends `sig` to the group and to every process in the step's cgroup (SIGKILL kills
+    /// the cgroup as a whole); false when neither has a member left.
+    fn signal(&mut self, sig: Signal) -> bool {
+        let group_alive = match signal::killpg(self.pgid, sig) {
             Ok(()) => true,
             Err(Errno::ESRCH) => false,
             Err(err) => {
                 tracing::warn!(pgid = %self.pgid, %sig, %err, "cannot signal a step's process group");
                 false
             }
-        }
+        };
+        let Some(cgroup) = &self.cgroup else {
+            return group_alive;
+        };
+        let pids = if sig == Signal::SIGKILL {
+            cgroup.kill_all()
+        } else {
+            cgroup.signal_all(sig)
+        };
+        let any = !pids.is_empty();
+        self.seen.extend(pids);
+        group_alive || any
     }
 
-    /// Reaps members of the group that became our children (see [`adopt_orphans`]), then
-    /// tells whether any member is left. Only valid once the leader has been reaped, so that
-    /// this never takes an exit status tokio is waiting for.
-    fn is_gone(&self) -> bool {
+    /// Reaps members of the group (and processes seen in the cgroup) that became our
+    /// children (see [`adopt_orphans`]), then tells whether any member is left. Only valid
+    /// once the leader has been reaped, so that this never takes an exit status tokio is
+    /// waiting for.
+    fn is_gone(&mut self) -> bool {
         let group = Pid::from_raw(-self.pgid.as_raw());
         loop {
             match waitpid(group, Some(WaitPidFlag::WNOHANG)) {
@@ -370,7 +445,20 @@ impl<'a> GroupGuard<'a> {
                 Ok(_) => continue,
             }
         }
+        if let Some(cgroup) = &self.cgroup {
+            self.seen.extend(cgroup.pids());
+        }
+        self.seen.sort_unstable();
+        self.seen.dedup();
+        // Reaped (or not our child, or still running: kept for the next look).
+        self.seen.retain(|&pid| {
+            !matches!(
+                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(Errno::ECHILD)
+            )
+        });
         matches!(signal::killpg(self.pgid, None), Err(Errno::ESRCH))
+            && self.cgroup.as_ref().is_none_or(StepCgroup::is_empty)
     }
 
     fn kill(&mut self) {
@@ -381,11 +469,31 @@ impl<'a> GroupGuard<'a> {
     fn finished(&mut self) {
         if !self.finished {
             self.finished = true;
+            if let Some(cgroup) = &self.cgroup {
+                // Anything still inside (only after giving up on waiting) goes now.
+                if !cgroup.is_empty() {
+                    cgroup.kill_all();
+                }
+                remove_cgroup(cgroup);
+            }
             if let Some(g) = self.guardian {
                 g.unwatch(self.pgid.as_raw().unsigned_abs());
             }
         }
     }
+}
+
+/// Removes an attempt's cgroup, giving members just killed a moment to leave it.
+fn remove_cgroup(cgroup: &StepCgroup) {
+    let mut pause = Duration::from_millis(1);
+    for _ in 0..8 {
+        if cgroup.remove() {
+            return;
+        }
+        std::thread::sleep(pause);
+        pause *= 2;
+    }
+    tracing::warn!(dir = %cgroup.dir().display(), "cannot remove a step's cgroup");
 }
 
 impl Drop for GroupGuard<'_> {

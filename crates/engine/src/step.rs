@@ -433,6 +433,7 @@ fn resolve(
             timeout: step.timeout,
             grace: shared.config.grace,
             log_cap_bytes: shared.config.log_cap_bytes,
+            run_dir: Some(shared.run_dir.clone()),
         },
         display,
     })

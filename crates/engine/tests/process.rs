@@ -531,8 +531,8 @@ fn guardian_kills_watched_groups_when_the_runner_goes_away() {
     let mut watched = spawn_group();
     let mut unwatched = spawn_group();
     let mut released = spawn_group();
-    guardian.watch(watched.id());
-    guardian.watch(released.id());
+    guardian.watch(watched.id(), None);
+    guardian.watch(released.id(), None);
     guardian.unwatch(released.id());
 
     // The runner "dies": its end of the pipe closes without any unwatch. Dropping the handle

@@ -170,10 +170,20 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
             let created = rota_api::ensure_admin_token(store, &config.home)
                 .await
                 .map_err(|error| ServerError::Api(error.to_string()))?;
+            let path = config.home.join(rota_api::ADMIN_TOKEN_FILE);
             if created.is_some() {
                 eprintln!(
-                    "rota serve: created an admin API token in {} (mode 0600); use it as a bearer token",
-                    config.home.join(rota_api::ADMIN_TOKEN_FILE).display()
+                    "rota serve: created an admin API token in {} (mode 0600); use it as a bearer token. \
+                     The file is removed at the next start: keep the token elsewhere",
+                    path.display()
+                );
+            } else if std::fs::remove_file(&path).is_ok() {
+                // The token needs no plaintext copy beyond the first start; it stays valid
+                // (the store keeps its hash).
+                eprintln!(
+                    "rota serve: removed {} (written at first start; the token stays valid). \
+                     Another admin token: `rota tokens create admin2 --role admin --all-namespaces` on this machine",
+                    path.display()
                 );
             }
         }

@@ -38,14 +38,25 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) `home/rota.db`, creating `home` too, and brings the
-    /// schema up to date.
+    /// Opens (creating if needed) `home/rota.db`, creating `home` too (mode 0700), and
+    /// brings the schema up to date. The database file is created (or made) mode 0600 whatever
+    /// the umask; SQLite gives its WAL and SHM files the database file's mode, and leftover
+    /// ones are made 0600 too.
     pub async fn open(home: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(home).map_err(|source| StoreError::CreateDir {
-            path: home.to_path_buf(),
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(home)
+            .map_err(|source| StoreError::CreateDir {
+                path: home.to_path_buf(),
+                source,
+            })?;
+        let path = home.join(DB_FILE);
+        make_private(&path).map_err(|source| StoreError::CreateDir {
+            path: path.clone(),
             source,
         })?;
-        let path = home.join(DB_FILE);
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true);
@@ -119,4 +130,32 @@ impl Store {
 /// `Store::connect`'s retry then finds the migration applied by the winner.
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     MIGRATOR.run(pool).await.map_err(StoreError::from)
+}
+
+/// Creates the database file `path` mode 0600 if it is missing, and makes it and its WAL and
+/// SHM files 0600 if they exist with another mode (files of an older Rota, or made under a
+/// lax umask).
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_owned();
+    shm.push("-shm");
+    for file in [path.as_os_str().to_owned(), wal, shm] {
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
