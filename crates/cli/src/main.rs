@@ -30,6 +30,8 @@ use crate::args::{Cli, Command};
 pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // Before any thread exists: the secret key and API token leave /proc/PID/environ.
+    rota_engine::sandbox::hide_sensitive_environment();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Guardian) {
         // The watchdog must not start a runtime or touch the store: it only waits.

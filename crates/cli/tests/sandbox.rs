@@ -49,6 +49,8 @@ const PROBES: &str = r#"
       probe write_home sh -c "echo x > '$H/planted'"
       probe remove_store rm -f "$H/rota.db"
       probe kill_rota kill -0 "$PPID"
+      # Readable or not, no process's /proc environment may hold Rota's credentials.
+      probe environs sh -c 'cat /proc/[0-9]*/environ'
       env > step-env.txt
       # What must keep working.
       echo mine > "$RUN_DIR/mine.txt" && echo "own_run_dir=$(cat "$RUN_DIR/mine.txt")"
@@ -356,4 +358,55 @@ fn the_admin_token_file_is_removed_at_the_next_start() {
     let (tokens, output) = rota.run_json(&["tokens", "list"]);
     assert_code(&output, 0);
     assert!(tokens.to_string().contains("admin"), "{tokens:#}");
+}
+
+/// A notebook's kernel is a step process like any other: its code cannot read `$ROTA_HOME`
+/// nor find Rota's credentials in its environment or in Rota's `/proc` entry.
+#[test]
+fn a_notebook_kernel_cannot_reach_the_data_directory_nor_rotas_environment() {
+    let (rota, _parent) = rota_outside_tmp();
+    let rota = rota
+        .env("ROTA_SECRET_KEY", SECRET_KEY)
+        .env("ROTA_TOKEN", API_TOKEN);
+    rota.write(
+        "noop.yaml",
+        "id: noop\nsteps:\n  - id: a\n    sh: \"true\"\n",
+    );
+    assert_code(&rota.run(["run", "noop.yaml"]), 0);
+    std::fs::write(rota.home().join("admin.token"), PLANTED_ADMIN).expect("plant token");
+    let cell = r#"import os
+home = os.environ['ROTA_HOME']
+def probe(name, path):
+    try:
+        with open(path, 'rb') as f:
+            print(name, 'read', f.read().replace(b'\\0', b' ').decode(errors='replace'))
+    except OSError as e:
+        print(name, 'denied', e.errno)
+probe('admin_token', home + '/admin.token')
+probe('store', home + '/rota.db')
+probe('parent_environ', '/proc/%d/environ' % os.getppid())
+print('env_key', os.environ.get('ROTA_SECRET_KEY'), os.environ.get('ROTA_TOKEN'))
+"#;
+    let nb = serde_json::json!({
+        "cells": [{"cell_type": "code", "execution_count": null, "id": "c0",
+                   "metadata": {}, "outputs": [], "source": cell}],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                     "language_info": {"name": "python"}},
+        "nbformat": 4, "nbformat_minor": 5
+    });
+    rota.write("probe.ipynb", &nb.to_string());
+    rota.write(
+        "nb.yaml",
+        "id: nb-probe\nsteps:\n  - id: nb\n    notebook: probe.ipynb\n",
+    );
+    let output = rota.run(["run", "nb.yaml", "--output", "json"]);
+    assert_code(&output, 0);
+    let run_id = json(&output)["id"].as_str().expect("run id").to_owned();
+    let log = String::from_utf8_lossy(&rota.run(["logs", &run_id]).stdout).into_owned();
+    assert!(log.contains("admin_token denied"), "{log}");
+    assert!(log.contains("store denied"), "{log}");
+    assert!(log.contains("env_key None None"), "{log}");
+    for secret in [PLANTED_ADMIN, SECRET_KEY, API_TOKEN, "SQLite format"] {
+        assert!(!log.contains(secret), "{secret:?} leaked:\n{log}");
+    }
 }

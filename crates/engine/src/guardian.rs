@@ -52,7 +52,12 @@ impl Guardian {
     /// The child gets its own process group (so Ctrl-C in a terminal does not reach it), a
     /// pipe as stdin, stdout discarded and stderr inherited for its diagnostics.
     pub fn spawn(program: &Path, args: &[&str]) -> io::Result<Guardian> {
-        let mut child = Command::new(program)
+        let mut command = Command::new(program);
+        // The watchdog needs none of Rota's credentials.
+        for name in crate::sandbox::scrubbed_env() {
+            command.env_remove(name);
+        }
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

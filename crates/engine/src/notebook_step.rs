@@ -33,17 +33,52 @@ pub(crate) struct NotebookWork {
     echo_only: bool,
 }
 
-/// The kernel's process group is watched by the runner's guardian, like a process step's:
-/// if Rota dies, the guardian kills it with whatever its cells started.
-struct GuardianWatch(std::sync::Arc<crate::guardian::Guardian>);
+/// A kernel is a step process like any other: confined as [`crate::process::supervise`]
+/// confines one (out of `$ROTA_HOME` but its run directory, without Rota's own `ROTA_*`
+/// variables, with the user's umask), and its process group is watched by the runner's
+/// guardian, so that if Rota dies the guardian kills it with whatever its cells started.
+/// Kernels get no cgroup of their own: a process a cell detaches from the kernel's group
+/// (`setsid`) is not stopped with it.
+struct KernelHost {
+    guardian: Option<std::sync::Arc<crate::guardian::Guardian>>,
+    run_dir: PathBuf,
+}
 
-impl rota_notebook::kernel::GroupWatch for GuardianWatch {
+impl rota_notebook::kernel::KernelHost for KernelHost {
+    fn prepare(&self, cmd: &mut tokio::process::Command) -> std::io::Result<()> {
+        for name in crate::sandbox::scrubbed_env() {
+            cmd.env_remove(name);
+        }
+        let confinement = crate::sandbox::Confinement::for_step(Some(&self.run_dir))
+            .map_err(std::io::Error::other)?;
+        let user_umask = crate::sandbox::user_umask();
+        // SAFETY: only async-signal-safe calls (umask, prctl, the landlock syscall) on values
+        // prepared before the fork; the closure owns the ruleset, so its descriptor stays
+        // open until the command is dropped after the spawn.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(mask) = user_umask {
+                    libc::umask(mask);
+                }
+                if let Some(confinement) = &confinement {
+                    crate::sandbox::restrict_in_child(confinement.ruleset_fd())?;
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+
     fn started(&self, pgid: u32) {
-        self.0.watch(pgid);
+        if let Some(guardian) = &self.guardian {
+            guardian.watch(pgid, None);
+        }
     }
 
     fn ended(&self, pgid: u32) {
-        self.0.unwatch(pgid);
+        if let Some(guardian) = &self.guardian {
+            guardian.unwatch(pgid);
+        }
     }
 }
 
@@ -118,11 +153,12 @@ pub(crate) fn resolve(
         prepare_only: echo_only,
         redact: (!shared.redactor.is_empty())
             .then(|| rota_notebook::Redaction::new(shared.redactor.clone())),
-        watch: shared
-            .config
-            .guardian
-            .clone()
-            .map(|g| rota_notebook::kernel::Watcher(std::sync::Arc::new(GuardianWatch(g)))),
+        watch: Some(rota_notebook::kernel::Watcher(std::sync::Arc::new(
+            KernelHost {
+                guardian: shared.config.guardian.clone(),
+                run_dir: shared.run_dir.clone(),
+            },
+        ))),
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),
         log: log_tx,

@@ -169,6 +169,54 @@ pub fn scrubbed_env() -> Vec<OsString> {
         .collect()
 }
 
+/// Rota's variables whose values are credentials.
+const SENSITIVE_VARIABLES: [&str; 2] = ["ROTA_SECRET_KEY", "ROTA_TOKEN"];
+
+/// Takes the values of [`SENSITIVE_VARIABLES`] out of the environment block the kernel
+/// shows as `/proc/PID/environ`, keeping them readable through `std::env`.
+///
+/// That block is the memory `exec` filled, and `/proc` reads it, not the C library's view of
+/// the environment. A step is kept from it by Landlock and by Rota being non-dumpable, but
+/// not everywhere: a step of a root `rota`, or of a kernel whose Landlock lets a child read
+/// its parent's `/proc`, still could. So each value is copied out (`setenv` allocates the
+/// copy) and its bytes in the original block are overwritten with zeros.
+///
+/// Call it first thing in `main`, before any thread starts: it changes the environment.
+pub fn hide_sensitive_environment() {
+    for name in SENSITIVE_VARIABLES {
+        let Some(value) = std::env::var_os(name) else {
+            continue;
+        };
+        let original = original_value(name);
+        // SAFETY: called while the process has a single thread (see above).
+        unsafe { std::env::set_var(name, &value) };
+        if let Some((start, len)) = original {
+            // SAFETY: `start..start + len` is the value part of an entry of the environment
+            // block `exec` wrote, which the C library no longer points to after `setenv`.
+            unsafe { std::ptr::write_bytes(start, 0, len) };
+        }
+    }
+}
+
+/// Where the value of `name` lies in the environment as `exec` set it up, if it is there.
+fn original_value(name: &str) -> Option<(*mut u8, usize)> {
+    let prefix = format!("{name}=");
+    // SAFETY: `environ` is a null-terminated array of C strings; nothing changes it while
+    // this single-threaded caller reads it.
+    unsafe {
+        let mut entry = libc::environ as *const *mut libc::c_char;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if let Some(value) = text.strip_prefix(prefix.as_bytes()) {
+                let start = (*entry as *mut u8).add(prefix.len());
+                return Some((start, value.len()));
+            }
+            entry = entry.add(1);
+        }
+    }
+    None
+}
+
 /// A ruleset ready to be applied in a child between `fork` and `exec`.
 #[derive(Debug)]
 pub struct Confinement {

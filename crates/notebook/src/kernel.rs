@@ -72,23 +72,27 @@ pub struct KernelOptions {
     pub start_timeout: Duration,
     /// Where the kernel process's own stdout/stderr lines go (dropped when `None`).
     pub process_log: Option<mpsc::UnboundedSender<String>>,
-    /// Told of the kernel's process group while it lives (see [`GroupWatch`]).
+    /// Prepares the kernel's process and watches its group (see [`KernelHost`]).
     pub watch: Option<Watcher>,
 }
 
-/// Told when a kernel's process group starts and when it is gone, so that something
-/// outliving Rota (the engine's guardian) can kill the group if Rota dies: PDEATHSIG only
-/// reaches the kernel itself, not what its cells started in its group.
-pub trait GroupWatch: Send + Sync {
+/// The runner's hold on a kernel process. It prepares the kernel's command before it starts
+/// (the engine confines kernels as it confines step processes: out of `$ROTA_HOME`, without
+/// Rota's own variables, with the user's umask), and it is told of the kernel's process group
+/// while it lives, so that something outliving Rota (the engine's guardian) can kill the group
+/// if Rota dies: PDEATHSIG only reaches the kernel itself, not what its cells started.
+pub trait KernelHost: Send + Sync {
+    /// Adjusts the kernel's command (environment, `pre_exec`) before it is spawned.
+    fn prepare(&self, cmd: &mut tokio::process::Command) -> std::io::Result<()>;
     /// The group `pgid` exists now.
     fn started(&self, pgid: u32);
     /// The group `pgid` was killed (or never came to be): stop watching it.
     fn ended(&self, pgid: u32);
 }
 
-/// A shared [`GroupWatch`], as carried in requests.
+/// A shared [`KernelHost`], as carried in requests.
 #[derive(Clone)]
-pub struct Watcher(pub Arc<dyn GroupWatch>);
+pub struct Watcher(pub Arc<dyn KernelHost>);
 
 impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -466,6 +470,11 @@ impl Kernel {
             .process_group(0);
         if let Some(cwd) = &opts.cwd {
             cmd.current_dir(cwd);
+        }
+        if let Some(host) = &opts.watch {
+            host.0
+                .prepare(&mut cmd)
+                .map_err(|e| start_error(spec, format!("cannot confine the kernel: {e}")))?;
         }
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         // It makes the kernel die with Rota even on SIGKILL, so no kernel is orphaned.
