@@ -124,6 +124,7 @@ pub async fn serve(
     })?;
     tracing::info!(addr = %bound, "rota serve listening");
     eprintln!("rota serve: listening on {bound}");
+    eprintln!("rota serve: web UI at http://{bound}/ui/, API at http://{bound}/api/v1");
 
     let api = api_state(&config, &store).await?;
     let lateness = api.scheduler_metrics.clone();
