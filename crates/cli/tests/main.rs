@@ -18,4 +18,5 @@ mod retry;
 mod run;
 mod runs;
 mod schedule;
+mod templates;
 mod validate;
