@@ -19,7 +19,11 @@ fn greet_with(value: &str) -> String {
     assert_code(&output, 0);
     assert_eq!(step(&run, "greet")["status"], "succeeded", "{run:#}");
     let err = stderr(&output);
-    assert!(!err.contains("uid="), "a value ran as code: {}", describe(&output));
+    assert!(
+        !err.contains("uid="),
+        "a value ran as code: {}",
+        describe(&output)
+    );
     err.lines()
         .filter(|line| line.contains("greet |") && line.ends_with("from hello"))
         .map(str::to_owned)
@@ -117,9 +121,19 @@ fn unknown_filters_and_tests_do_not_validate() {
     );
     let output = rota.run(["validate", "bad.yaml"]);
     assert_ne!(output.status.code(), Some(0), "{}", describe(&output));
-    let text = format!("{}{}", stderr(&output), String::from_utf8_lossy(&output.stdout));
-    assert!(text.contains("bad.yaml:4:") && text.contains("unknown filter `nosuchfilter`"), "{text}");
-    assert!(text.contains("bad.yaml:6:") && text.contains("unknown test `nosuchtest`"), "{text}");
+    let text = format!(
+        "{}{}",
+        stderr(&output),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert!(
+        text.contains("bad.yaml:4:") && text.contains("unknown filter `nosuchfilter`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bad.yaml:6:") && text.contains("unknown test `nosuchtest`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -158,13 +172,19 @@ steps:
     std::fs::write(&release, "").expect("release the step");
     let output = child.wait_with_output().expect("rota run ends");
     assert_code(&output, 0);
-    assert!(stderr(&output).contains("wait | same"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("wait | same"),
+        "{}",
+        describe(&output)
+    );
 }
 
 #[test]
 fn wrapped_base64_of_a_long_secret_is_masked() {
     let secret: String = (0..200)
-        .map(|i| char::from(b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"[(i * 13) % 57]))
+        .map(|i| {
+            char::from(b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"[(i * 13) % 57])
+        })
         .collect();
     let rota = Rota::new().env("LONG_TOKEN", &secret);
     rota.write(
@@ -175,7 +195,11 @@ fn wrapped_base64_of_a_long_secret_is_masked() {
     assert_code(&output, 0);
     assert_eq!(step(&run, "enc")["status"], "succeeded");
     let logged = stderr(&output);
-    for (input, width) in [(secret.clone(), "76"), (format!("x{secret}\n"), "76"), (secret.clone(), "64")] {
+    for (input, width) in [
+        (secret.clone(), "76"),
+        (format!("x{secret}\n"), "76"),
+        (secret.clone(), "64"),
+    ] {
         // What the step printed, computed by the same tool.
         let mut encoder = std::process::Command::new("base64")
             .args(["-w", width])
@@ -191,7 +215,7 @@ fn wrapped_base64_of_a_long_secret_is_masked() {
         for line in encoded.lines() {
             // A line holding only a few of the secret's first or last bytes may stay.
             if line.len() > 16 {
-                assert!(!logged.contains(line.as_ref()), "{line} leaked: {logged}");
+                assert!(!logged.contains(line), "{line} leaked: {logged}");
             }
         }
     }

@@ -210,7 +210,10 @@ fn check_template(
             1 => String::new(),
             n => format!(" (template line {n})"),
         };
-        cx.err(pos, format!("unknown {} `{}`{line}", unknown.kind, unknown.name));
+        cx.err(
+            pos,
+            format!("unknown {} `{}`{line}", unknown.kind, unknown.name),
+        );
     }
     let mut names: Vec<String> = names.into_iter().collect();
     names.sort();

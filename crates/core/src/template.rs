@@ -146,7 +146,11 @@ pub(crate) fn environment() -> minijinja::Environment<'static> {
 }
 
 /// The formatter of [`environment`]: minijinja's own, except for booleans.
-fn format_value(out: &mut Output, state: &State, value: &minijinja::Value) -> Result<(), minijinja::Error> {
+fn format_value(
+    out: &mut Output,
+    state: &State,
+    value: &minijinja::Value,
+) -> Result<(), minijinja::Error> {
     match value.kind() {
         minijinja::value::ValueKind::Bool => {
             out.write_str(if value.is_true() { "true" } else { "false" })?;
@@ -166,10 +170,22 @@ pub(crate) fn classify(err: &minijinja::Error) -> TemplateError {
     // minijinja reports these as invalid operations; their wording is the only way to tell
     // them apart from a wrong operand.
     for (needle, what) in [
-        ("recursion limit", format!("it nested deeper than {MAX_RECURSION} levels")),
-        ("maximum recursion", "it nests too deeply to parse".to_owned()),
-        ("too many elements", "a range is longer than 100000 elements".to_owned()),
-        ("too large", "a repeated string is longer than minijinja allows".to_owned()),
+        (
+            "recursion limit",
+            format!("it nested deeper than {MAX_RECURSION} levels"),
+        ),
+        (
+            "maximum recursion",
+            "it nests too deeply to parse".to_owned(),
+        ),
+        (
+            "too many elements",
+            "a range is longer than 100000 elements".to_owned(),
+        ),
+        (
+            "too large",
+            "a repeated string is longer than minijinja allows".to_owned(),
+        ),
     ] {
         if detail.contains(needle) {
             return TemplateError::Bounds(what);
@@ -348,29 +364,60 @@ mod tests {
 
     #[test]
     fn nested_loops_exceed_the_fuel_bound() {
-        let big = "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
+        let big =
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}";
         let err = render(big, &ctx()).err();
         assert!(matches!(err, Some(TemplateError::Bounds(_))), "{err:?}");
         let shown = err.map(|e| e.to_string()).unwrap_or_default();
-        assert!(shown.starts_with("template exceeded its bounds: "), "{shown}");
-        assert!(eval_condition("range(100000) | map('string') | join | length > 0 and range(100000) | sum > 0", &ctx()).is_ok());
+        assert!(
+            shown.starts_with("template exceeded its bounds: "),
+            "{shown}"
+        );
+        assert!(
+            eval_condition(
+                "range(100000) | map('string') | join | length > 0 and range(100000) | sum > 0",
+                &ctx()
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn output_and_recursion_are_bounded() {
         // 40 × 50 MB would be 2 GB of output; the cap stops it at the first megabyte.
         let wide = "{% for i in range(40) %}{{ 'x' * 50000000 }}{% endfor %}";
-        assert!(matches!(render(wide, &ctx()), Err(TemplateError::Bounds(_))));
+        assert!(matches!(
+            render(wide, &ctx()),
+            Err(TemplateError::Bounds(_))
+        ));
         let deep = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}";
-        assert!(matches!(render(deep, &ctx()), Err(TemplateError::Bounds(_))));
+        assert!(matches!(
+            render(deep, &ctx()),
+            Err(TemplateError::Bounds(_))
+        ));
     }
 
     #[test]
     fn unknown_filters_and_tests_are_named() {
-        let found = unknown_names("a\n{{ params.env | nosuchfilter }} {{ 1 is nosuchtest }}", false);
-        let names: Vec<_> = found.iter().map(|u| (u.kind, u.name.as_str(), u.line)).collect();
-        assert_eq!(names, [("filter", "nosuchfilter", 2), ("test", "nosuchtest", 2)]);
-        assert!(unknown_names("{{ params.hosts | join(' ') | upper }}{{ 1 is odd }}", false).is_empty());
+        let found = unknown_names(
+            "a\n{{ params.env | nosuchfilter }} {{ 1 is nosuchtest }}",
+            false,
+        );
+        let names: Vec<_> = found
+            .iter()
+            .map(|u| (u.kind, u.name.as_str(), u.line))
+            .collect();
+        assert_eq!(
+            names,
+            [("filter", "nosuchfilter", 2), ("test", "nosuchtest", 2)]
+        );
+        assert!(
+            unknown_names(
+                "{{ params.hosts | join(' ') | upper }}{{ 1 is odd }}",
+                false
+            )
+            .is_empty()
+        );
         let found = unknown_names("params.env | nope == 1", true);
         assert_eq!(found.first().map(|u| u.name.as_str()), Some("nope"));
     }

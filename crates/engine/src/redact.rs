@@ -347,10 +347,7 @@ mod tests {
                     .map(|l| redactor.redact(l).into_owned())
                     .collect();
                 // What is left of the encoding decodes to at most a few bytes of the secret.
-                let kept: usize = shown
-                    .iter()
-                    .map(|l| l.replace(MASK, "").len())
-                    .sum();
+                let kept: usize = shown.iter().map(|l| l.replace(MASK, "").len()).sum();
                 // The prefix's and the newline's own characters, and a secret's first and
                 // last few bytes on lines of their own.
                 let allowance = (prefix.len() + 2) * 4 / 3 + 2 + 2 * MIN_CHUNK_LEN;

@@ -569,9 +569,9 @@ pub(crate) fn render_value(
 ) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     Ok(match value {
-        J::String(text) => J::String(
-            template::render(text, ctx).map_err(|e| render_failure(text, &e))?,
-        ),
+        J::String(text) => {
+            J::String(template::render(text, ctx).map_err(|e| render_failure(text, &e))?)
+        }
         J::Array(items) => J::Array(
             items
                 .iter()

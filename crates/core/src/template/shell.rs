@@ -318,7 +318,8 @@ impl Scan<'_> {
     fn reference(&mut self, n: usize, single_quoted: bool) {
         self.used[n] = true;
         if single_quoted {
-            self.out.push_str(&format!("'\"${{{VALUE_VAR_PREFIX}{n}}}\"'"));
+            self.out
+                .push_str(&format!("'\"${{{VALUE_VAR_PREFIX}{n}}}\"'"));
         } else {
             self.out.push_str(&format!("${{{VALUE_VAR_PREFIX}{n}}}"));
         }
@@ -391,7 +392,8 @@ mod tests {
     fn ctx() -> Context {
         let mut ctx = Context::default();
         ctx.params.insert("x".into(), json!("a'b\"c $(id) `id`; d"));
-        ctx.params.insert("hosts".into(), json!(["edge-1", "edge-2"]));
+        ctx.params
+            .insert("hosts".into(), json!(["edge-1", "edge-2"]));
         ctx.params.insert("flag".into(), json!(true));
         ctx
     }
@@ -418,7 +420,11 @@ mod tests {
         ] {
             let cmd = render_shell(template, &ctx())?;
             let shown = run(&cmd);
-            assert_eq!(shown.trim_end(), value.replace("pre ", ""), "{template}: {cmd:?}");
+            assert_eq!(
+                shown.trim_end(),
+                value.replace("pre ", ""),
+                "{template}: {cmd:?}"
+            );
             assert!(!cmd.command.contains("$(id)"), "{cmd:?}");
         }
         Ok(())
