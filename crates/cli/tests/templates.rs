@@ -40,7 +40,7 @@ fn hello_prints_shell_metacharacters_in_parameters_literally() {
         "a; id",
         "it's 'quoted'",
         "$HOME and ${PATH}",
-        "a  b\\n*",
+        "a  b*",
     ] {
         let line = greet_with(value);
         assert!(
@@ -55,16 +55,16 @@ fn parameters_reach_steps_as_environment_variables() {
     let rota = Rota::new();
     rota.write(
         "p.yaml",
-        r#"id: p
+        r#"id: penv
 params:
-  dry-run: { type: bool, default: true }
+  dry_run: { type: bool, default: true }
   hosts: { type: list, default: [a, b] }
   who: { type: string, default: "x y" }
 steps:
   - id: show
     sh: |
       echo "env=$ROTA_PARAM_DRY_RUN|$ROTA_PARAM_HOSTS|$ROTA_PARAM_WHO"
-      echo "tpl={{ params["dry-run"] }}"
+      echo "tpl={{ params.dry_run }}"
       printf '<%s>' {{ params.hosts | join(" ") }}; echo
 "#,
     );
@@ -145,7 +145,7 @@ fn a_templated_secret_is_not_on_the_command_line() {
     rota.write(
         "s.yaml",
         &format!(
-            r#"id: s
+            r#"id: secret-cmd
 secrets: [MY_TOKEN]
 steps:
   - id: wait
@@ -189,7 +189,7 @@ fn wrapped_base64_of_a_long_secret_is_masked() {
     let rota = Rota::new().env("LONG_TOKEN", &secret);
     rota.write(
         "b.yaml",
-        "id: b\nsecrets: [LONG_TOKEN]\nsteps:\n  - id: enc\n    sh: |\n      printf %s \"$LONG_TOKEN\" | base64\n      echo \"x$LONG_TOKEN\" | base64\n      printf %s \"$LONG_TOKEN\" | base64 -w 64\n",
+        "id: benc\nsecrets: [LONG_TOKEN]\nsteps:\n  - id: enc\n    sh: |\n      printf %s \"$LONG_TOKEN\" | base64\n      echo \"x$LONG_TOKEN\" | base64\n      printf %s \"$LONG_TOKEN\" | base64 -w 64\n",
     );
     let (run, output) = rota.run_json(&["run", "b.yaml"]);
     assert_code(&output, 0);
