@@ -21,4 +21,5 @@ mod run;
 mod runs;
 mod sandbox;
 mod schedule;
+mod templates;
 mod validate;

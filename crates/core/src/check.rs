@@ -320,6 +320,17 @@ fn check_template(
             }
         }
     };
+    for unknown in crate::template::unknown_names(&site.text, site.is_expr) {
+        let pos = locate(cx, site, &unknown.name);
+        let line = match unknown.line {
+            1 => String::new(),
+            n => format!(" (template line {n})"),
+        };
+        cx.err(
+            pos,
+            format!("unknown {} `{}`{line}", unknown.kind, unknown.name),
+        );
+    }
     let mut names: Vec<String> = names.into_iter().collect();
     names.sort();
     for name in names {

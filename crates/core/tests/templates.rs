@@ -72,7 +72,7 @@ fn undefined_references_are_errors_not_empty_strings() {
 fn syntax_errors_are_reported() {
     let err = render("{{ params.env ", &ctx())
         .err()
-        .map(|e| e.0)
+        .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("syntax error"), "{err}");
 }

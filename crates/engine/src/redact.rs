@@ -14,6 +14,14 @@
 //! decoded view, whose matches are mapped back to the spans of the line they came from, so
 //! every mix of encoded and literal characters is found.
 //!
+//! Wrapped base64 (`base64` wraps at 76 columns, `openssl base64` and PEM at 64) puts a long
+//! secret's encoding on several lines. Lines start at base64 quantum boundaries, so each line
+//! that holds part of the secret is a substring of the secret's base64 form (for each of the
+//! three alignments the secret can have in the encoded stream) that starts at a multiple of
+//! four characters or at the secret's first whole character, and ends at one or at its last:
+//! those chunks are registered too (at least [`MIN_CHUNK_LEN`] characters long, so a secret's
+//! first or last few bytes may stay visible on a line of their own).
+//!
 //! Known limits: redaction works per line, so a value split over two lines (a multi-line
 //! secret is also registered line by line) or across the supervisor's 64 KiB split of an
 //! over-long line is not recognised as a whole.
@@ -33,6 +41,18 @@ pub const MIN_SECRET_LEN: usize = 3;
 /// Derived (encoded) patterns shorter than this are dropped: a 3-character fragment of a
 /// base64 string matches too much unrelated text.
 const MIN_DERIVED_LEN: usize = 4;
+
+/// Shortest chunk of a wrapped base64 form that is redacted: shorter ones (a secret's first
+/// or last bytes on a line of their own) would match unrelated base64.
+const MIN_CHUNK_LEN: usize = 12;
+
+/// Line widths of wrapped base64: `base64` (GNU coreutils, MIME) and `openssl base64` (PEM).
+const WRAP_WIDTHS: [usize; 2] = [76, 64];
+
+/// Longest secret whose wrapped base64 lines are registered: a value of n bytes adds about
+/// 8n/3 patterns, and larger values (keys, certificates) are multi-line text that is
+/// registered line by line anyway.
+const MAX_CHUNKED_LEN: usize = 16 * 1024;
 
 /// What a secret is replaced with.
 pub const MASK: &str = "***";
@@ -217,6 +237,15 @@ fn add_forms(patterns: &mut BTreeSet<String>, value: &str) {
             let middle = &encoded[first..end];
             derived.push(middle.to_owned());
             derived.push(middle.replace('+', "-").replace('/', "_"));
+            let chunks = if n <= MAX_CHUNKED_LEN {
+                wrapped_chunks(&encoded, first, end)
+            } else {
+                Vec::new()
+            };
+            for chunk in chunks {
+                derived.push(chunk.replace('+', "-").replace('/', "_"));
+                derived.push(chunk.to_owned());
+            }
         }
     }
     // Inside a JSON string: escaped quotes, backslashes and control characters, and with
@@ -233,6 +262,37 @@ fn add_forms(patterns: &mut BTreeSet<String>, value: &str) {
             patterns.insert(form);
         }
     }
+}
+
+/// The pieces of `encoded[first..end]` that can stand on one line of wrapped base64: lines
+/// start and end at multiples of four characters of the stream (the secret's own start and
+/// end aside), so a line is either a whole window of a wrap width, or the secret's first or
+/// last part up to a quantum boundary. Only needed when the form is longer than a line.
+fn wrapped_chunks(encoded: &str, first: usize, end: usize) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let widest = WRAP_WIDTHS.iter().copied().max().unwrap_or(76);
+    if end - first <= WRAP_WIDTHS.iter().copied().min().unwrap_or(64) {
+        return chunks;
+    }
+    let boundaries = (first.div_ceil(4) * 4..=end).step_by(4);
+    for start in boundaries.clone() {
+        for width in WRAP_WIDTHS {
+            if let Some(window) = encoded.get(start..start + width)
+                && start + width <= end
+            {
+                chunks.push(window);
+            }
+        }
+        // The secret's last part, at the start of a line.
+        if end - start < widest && end - start >= MIN_CHUNK_LEN {
+            chunks.push(&encoded[start..end]);
+        }
+        // The secret's first part, at the end of a line.
+        if start > first && start - first <= widest && start - first >= MIN_CHUNK_LEN {
+            chunks.push(&encoded[first..start]);
+        }
+    }
+    chunks
 }
 
 /// `value` as the inside of a JSON string; with `ascii_only`, every non-ASCII character as
@@ -258,4 +318,41 @@ fn json_escaped(value: &str, ascii_only: bool) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Wraps `text` at `width` columns, as `base64` does.
+    fn wrap(text: &str, width: usize) -> Vec<String> {
+        text.as_bytes()
+            .chunks(width)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn wrapped_base64_of_a_long_secret_is_redacted_at_every_alignment() {
+        let secret: String = (0..200)
+            .map(|i| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7) % 36]))
+            .collect();
+        let redactor = Redactor::new([secret.clone()]);
+        for prefix in ["", "x", "xy", "k=", "head: 1234567"] {
+            for width in WRAP_WIDTHS {
+                let stream = STANDARD.encode(format!("{prefix}{secret}\n"));
+                let lines = wrap(&stream, width);
+                let shown: Vec<String> = lines
+                    .iter()
+                    .map(|l| redactor.redact(l).into_owned())
+                    .collect();
+                // What is left of the encoding decodes to at most a few bytes of the secret.
+                let kept: usize = shown.iter().map(|l| l.replace(MASK, "").len()).sum();
+                // The prefix's and the newline's own characters, and a secret's first and
+                // last few bytes on lines of their own.
+                let allowance = (prefix.len() + 2) * 4 / 3 + 2 + 2 * MIN_CHUNK_LEN;
+                assert!(kept <= allowance, "{prefix:?} {width}: {shown:?}");
+            }
+        }
+    }
 }

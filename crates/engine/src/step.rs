@@ -8,11 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::model::{DryRun, Step, StepKind, StepStatus};
-use rota_core::template::{self, Context};
+use rota_core::template::shell::ShellCommand;
+use rota_core::template::{self, Context, TemplateError};
 use rota_store::{LogStream, RunEvent};
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +88,7 @@ enum Resolved {
 /// `stop` stops it: the run's stop, or for a cleanup step started after that, only a forced
 /// stop ([`RunStop::step_token`](crate::run::RunStop)).
 pub(crate) async fn run_step(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     index: usize,
     ctx: Context,
     before: u32,
@@ -114,9 +116,15 @@ pub(crate) async fn run_step(
     }
     loop {
         attempt_no += 1;
-        let attempt = run_attempt(shared, step, attempt_no, &ctx, &stop).await;
+        let attempt = run_attempt(shared, index, attempt_no, &ctx, &stop).await;
+        // A template that passed its bounds passes them again: retrying only burns time.
+        let over_bounds = attempt
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with(BOUNDS_PREFIX));
         let retryable = matches!(attempt.status, StepStatus::Failed | StepStatus::TimedOut)
             && attempt_no < step.retry.attempts
+            && !over_bounds
             && !stop.is_cancelled();
         if !retryable {
             return StepResult {
@@ -162,21 +170,67 @@ pub(crate) async fn run_step(
     }
 }
 
+/// How a failed template render starts every reason (see `TemplateError::Bounds`).
+const BOUNDS_PREFIX: &str = "template exceeded its bounds: ";
+
 async fn run_attempt(
-    shared: &Shared,
-    step: &Step,
+    shared: &Arc<Shared>,
+    index: usize,
     attempt_no: u32,
     ctx: &Context,
     stop: &CancellationToken,
 ) -> Attempt {
+    let step = &shared.job.steps[index];
     let output_path = shared
         .run_dir
         .join(format!("{}.{attempt_no}.output", step.id));
-    let resolved = match resolve(shared, step, attempt_no, ctx, &output_path) {
-        Ok(resolved) => resolved,
-        Err(reason) => {
-            record_start(shared, step, attempt_no, "(not started)".to_owned());
-            return finish(shared, step, attempt_no, failed(reason));
+    // Templates come from job files and may be made to run long: they render on the
+    // blocking pool (never on the runtime's workers, which serve the API), raced against the
+    // step's stop and timeout. A render that loses the race is bounded by its fuel and ends
+    // on its own; its result is dropped.
+    let rendering = {
+        let shared = Arc::clone(shared);
+        let ctx = ctx.clone();
+        let output_path = output_path.clone();
+        tokio::task::spawn_blocking(move || {
+            let step = &shared.job.steps[index];
+            resolve(&shared, step, attempt_no, &ctx, &output_path)
+        })
+    };
+    let unresolved = |status: StepStatus, reason: String| {
+        record_start(shared, step, attempt_no, "(not started)".to_owned());
+        finish(
+            shared,
+            step,
+            attempt_no,
+            Attempt {
+                status,
+                exit_code: None,
+                outputs: BTreeMap::new(),
+                reason: Some(reason),
+            },
+        )
+    };
+    let resolved = match race(rendering, stop, step.timeout).await {
+        Ok(Ok(Ok(resolved))) => resolved,
+        Ok(Ok(Err(reason))) => return unresolved(StepStatus::Failed, reason),
+        Ok(Err(join_error)) => {
+            return unresolved(
+                StepStatus::Failed,
+                format!("internal error while rendering templates: {join_error}"),
+            );
+        }
+        Err(Interrupted::Stopped) => {
+            return unresolved(stopped_status(shared), stopped_reason(shared));
+        }
+        Err(Interrupted::TimedOut) => {
+            return unresolved(
+                StepStatus::TimedOut,
+                format!(
+                    "timed out after {} while rendering its templates",
+                    crate::run::humantime(step.timeout.unwrap_or_default())
+                ),
+            );
         }
     };
     let attempt = match resolved {
@@ -326,6 +380,9 @@ fn resolve(
         Some(dir) => shared.base_dir.join(render(dir)?),
         None => shared.base_dir.clone(),
     };
+    // Values of a `sh:` command, passed by environment, and the command as users read it.
+    let mut shell_values: Vec<(String, String)> = Vec::new();
+    let mut shown: Option<String> = None;
     // Each kind that runs without a process of its own resolves here; the rest become a
     // program and its arguments.
     let (program, args) = match (&step.kind, dry_run) {
@@ -358,10 +415,12 @@ fn resolve(
             return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir)
                 .map(Resolved::Notebook);
         }
-        (_, Some(DryRun::Command(command))) => {
-            ("sh".to_owned(), vec!["-c".to_owned(), render(command)?])
+        (_, Some(DryRun::Command(command))) | (StepKind::Sh { command }, _) => {
+            let rendered = render_shell(command, ctx)?;
+            shell_values = rendered.env;
+            shown = Some(rendered.display);
+            ("sh".to_owned(), vec!["-c".to_owned(), rendered.command])
         }
-        (StepKind::Sh { command }, _) => ("sh".to_owned(), vec!["-c".to_owned(), render(command)?]),
         (StepKind::Exec { argv }, _) => {
             let mut argv = argv
                 .iter()
@@ -399,10 +458,11 @@ fn resolve(
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
     // `{{ secrets.X }}` may sit in it.
-    let display = shared
-        .redactor
-        .redact(&shell_display(&program, &args))
-        .into_owned();
+    let display = match shown {
+        Some(command) => command.trim_end().to_owned(),
+        None => shell_display(&program, &args),
+    };
+    let display = shared.redactor.redact(&display).into_owned();
     if matches!(dry_run, Some(DryRun::EchoOnly)) {
         return Ok(Resolved::Echo {
             display,
@@ -421,9 +481,12 @@ fn resolve(
         ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
         ("ROTA_OUTPUT".to_owned(), output_path.display().to_string()),
     ]);
+    env.extend(param_env(&ctx.params));
     for (name, value) in &shared.secrets {
         env.push((name.clone(), value.clone()));
     }
+    // Last, so that no `env:` entry of the job can stand in for a value.
+    env.extend(shell_values);
     Ok(Resolved::Process {
         spec: ProcessSpec {
             program,
@@ -446,7 +509,58 @@ pub(crate) fn render_text(text: &str, ctx: &Context) -> Result<String, String> {
     if !text.contains('{') {
         return Ok(text.to_owned());
     }
-    template::render(text, ctx).map_err(|e| format!("cannot render template {text:?}: {e}"))
+    template::render(text, ctx).map_err(|e| render_failure(text, &e))
+}
+
+/// Renders a `sh:` command: its values go to the shell as `ROTA_TPL_<n>` variables.
+fn render_shell(text: &str, ctx: &Context) -> Result<ShellCommand, String> {
+    if !text.contains('{') {
+        return Ok(ShellCommand {
+            command: text.to_owned(),
+            display: text.to_owned(),
+            env: Vec::new(),
+        });
+    }
+    template::shell::render_shell(text, ctx).map_err(|e| render_failure(text, &e))
+}
+
+/// Why a template did not render; a template over its bounds says so first, so that the
+/// reason is recognisable and the attempt is not retried.
+fn render_failure(text: &str, error: &TemplateError) -> String {
+    if error.exceeded_bounds() {
+        let head: String = text.chars().take(80).collect();
+        let more = if head.len() < text.len() { "…" } else { "" };
+        format!("{error} (template {head:?}{more})")
+    } else {
+        format!("cannot render template {text:?}: {error}")
+    }
+}
+
+/// Parameters as environment variables, for every step that runs a process:
+/// `ROTA_PARAM_<NAME>` (upper-cased, other characters than letters and digits as `_`);
+/// strings as they are, booleans `true`/`false`, numbers as written, lists and objects as
+/// JSON, null as an empty string.
+pub(crate) fn param_env(
+    params: &BTreeMap<String, serde_json::Value>,
+) -> impl Iterator<Item = (String, String)> + '_ {
+    params.iter().map(|(name, value)| {
+        let name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let value = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        (format!("ROTA_PARAM_{name}"), value)
+    })
 }
 
 /// Renders every string inside a JSON value.
@@ -456,10 +570,9 @@ pub(crate) fn render_value(
 ) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     Ok(match value {
-        J::String(text) => J::String(
-            template::render(text, ctx)
-                .map_err(|e| format!("cannot render template {text:?}: {e}"))?,
-        ),
+        J::String(text) => {
+            J::String(template::render(text, ctx).map_err(|e| render_failure(text, &e))?)
+        }
         J::Array(items) => J::Array(
             items
                 .iter()
