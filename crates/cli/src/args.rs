@@ -120,6 +120,9 @@ pub enum Command {
     /// Internal: the watchdog that stops a run's processes if `rota` dies.
     #[command(name = "__guardian", hide = true)]
     Guardian,
+    /// Internal: renders one template that computes, under a memory and CPU limit.
+    #[command(name = "__render", hide = true)]
+    Render,
 }
 
 /// `rota run`.

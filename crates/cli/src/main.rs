@@ -12,6 +12,7 @@ mod jobs_cmd;
 mod logs_cmd;
 mod output;
 mod plan_cmd;
+mod render_helper;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -36,6 +37,14 @@ fn main() -> ExitCode {
     if matches!(cli.command, Command::Guardian) {
         // The watchdog must not start a runtime or touch the store: it only waits.
         return ExitCode::from(rota_engine::guardian::guardian_main() as u8);
+    }
+    if matches!(cli.command, Command::Render) {
+        return render_helper::main();
+    }
+    // Templates that compute render in a bounded helper process (`rota __render`).
+    match render_helper::HelperProcess::current() {
+        Ok(helper) => rota_core::template::isolate_renders(Box::new(helper)),
+        Err(error) => eprintln!("rota: WARNING: templates render in-process, unisolated: {error}"),
     }
     init_tracing();
     // Processes a step leaves behind are re-parented to `rota` rather than to PID 1 (which
@@ -130,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(u8::try_from(code).unwrap_or(1))
         }
         Command::Completions { shell } => Ok(completions(shell)),
-        Command::Guardian => Ok(0),
+        Command::Guardian | Command::Render => Ok(0),
     }
 }
 
@@ -172,7 +181,8 @@ async fn run_remote(
         | Command::Schedule(args::ScheduleCommand::Preview { .. })
         | Command::Completions { .. }
         | Command::Notebook(_)
-        | Command::Guardian) => return Ok(Err(local)),
+        | Command::Guardian
+        | Command::Render) => return Ok(Err(local)),
     };
     Ok(Ok(code))
 }

@@ -242,8 +242,11 @@ steps:
         &format!("leftover process {orphan} to be killed and reaped"),
         || !Path::new(&format!("/proc/{orphan}")).exists(),
     );
-    // The helper used below sees this installation's processes: rota, its guardian, a step.
-    assert!(rota.processes().len() >= 3, "{:?}", rota.processes());
+    // The helper used below sees this installation's processes: rota, its guardian, and the
+    // second step once it has started.
+    wait_until("rota, its guardian and the second step to be seen", || {
+        rota.processes().len() >= 3
+    });
     rota.write("go", "");
     let output = finish(child, "rota run");
     assert_code(&output, 0);

@@ -221,3 +221,40 @@ fn wrapped_base64_of_a_long_secret_is_masked() {
     }
     assert!(logged.contains("enc | ***"), "{logged}");
 }
+
+/// Templates that build a huge value in a few instructions (under the instruction bound)
+/// render in a helper process with a memory limit: the step fails with the bounds reason
+/// and `rota` itself carries on, in `sh:`, `env:` and `if:` alike.
+#[test]
+fn templates_that_build_huge_values_fail_their_step_not_rota() {
+    let rota = Rota::new();
+    rota.write(
+        "bomb.yaml",
+        r#"id: bomb
+steps:
+  - id: doubling
+    sh: "{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(48) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}echo {{ ns.s | length }}"
+  - id: wide_join
+    env: { WIDE: "{{ range(100000) | join('y' * 60000) }}" }
+    sh: echo "$WIDE" | wc -c
+  - id: condition
+    if: (range(100000) | join('z' * 60000)) | length > 0
+    sh: echo condition held
+  - id: plain
+    sh: echo "{{ run.job }} still runs"
+"#,
+    );
+    let (run, output) = rota.run_json(&["run", "bomb.yaml"]);
+    assert_code(&output, 1);
+    for id in ["doubling", "wide_join", "condition"] {
+        let failed = step(&run, id);
+        assert_eq!(failed["status"], "failed", "{failed:#}");
+        assert!(
+            failed["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("template exceeded its bounds")),
+            "{failed:#}"
+        );
+    }
+    assert_eq!(step(&run, "plain")["status"], "succeeded", "{run:#}");
+}

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::io;
 
 use minijinja::{ErrorKind, Output, State};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::Value;
 
@@ -37,7 +37,7 @@ pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
 pub const MAX_RECURSION: usize = 64;
 
 /// What templates can see.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Context {
     /// Resolved parameters.
     pub params: BTreeMap<String, Value>,
@@ -50,7 +50,7 @@ pub struct Context {
 }
 
 /// A finished step as templates see it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StepContext {
     /// The step's status spelling (`succeeded`, `failed`, `skipped`, …).
     pub status: String,
@@ -61,7 +61,7 @@ pub struct StepContext {
 }
 
 /// Run facts as templates see them: `{{ run.id }}` etc.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunContext {
     /// Run id.
     pub id: String,
@@ -76,7 +76,7 @@ pub struct RunContext {
 }
 
 /// A template or expression that could not be rendered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum TemplateError {
     /// Invalid syntax, an undefined reference, a filter given the wrong kind of value, ….
     #[error("{0}")]
@@ -97,6 +97,14 @@ impl TemplateError {
 /// Renders `template` (`{{ params.x }}`, filters such as `join`) against `ctx`.
 /// A reference to an undefined value is an error, never an empty string.
 pub fn render(template: &str, ctx: &Context) -> Result<String, TemplateError> {
+    if let Some(isolation) = isolation_for(template, false) {
+        return match isolation.render(&RenderJob::new(RenderKind::Text, template, ctx))? {
+            Rendering::Text(text) => Ok(text),
+            _ => Err(TemplateError::Invalid(
+                "the isolated render answered another kind".into(),
+            )),
+        };
+    }
     render_in(&environment(), template, ctx)
 }
 
@@ -120,6 +128,19 @@ pub(crate) fn render_in(
 
 /// Evaluates an `if:` expression (Jinja expression syntax) to a boolean.
 pub fn eval_condition(expr: &str, ctx: &Context) -> Result<bool, TemplateError> {
+    if let Some(isolation) = isolation_for(expr, true) {
+        return match isolation.render(&RenderJob::new(RenderKind::Condition, expr, ctx))? {
+            Rendering::Condition(value) => Ok(value),
+            _ => Err(TemplateError::Invalid(
+                "the isolated render answered another kind".into(),
+            )),
+        };
+    }
+    eval_condition_here(expr, ctx)
+}
+
+/// [`eval_condition`] in this process.
+fn eval_condition_here(expr: &str, ctx: &Context) -> Result<bool, TemplateError> {
     let env = environment();
     let compiled = env.compile_expression(expr).map_err(|e| classify(&e))?;
     let value = compiled.eval(ctx).map_err(|e| classify(&e))?;
@@ -130,6 +151,157 @@ pub fn eval_condition(expr: &str, ctx: &Context) -> Result<bool, TemplateError> 
         )));
     }
     Ok(value.is_true())
+}
+
+/// One render, as handed to an [`Isolation`]: what kind of text, the text, its context.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RenderJob {
+    /// How the text is rendered.
+    pub kind: RenderKind,
+    /// The template or expression.
+    pub template: String,
+    /// What it sees.
+    pub ctx: Context,
+}
+
+impl RenderJob {
+    fn new(kind: RenderKind, template: &str, ctx: &Context) -> RenderJob {
+        RenderJob {
+            kind,
+            template: template.to_owned(),
+            ctx: ctx.clone(),
+        }
+    }
+}
+
+/// The three ways text is rendered: [`render`], [`shell::render_shell`], [`eval_condition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RenderKind {
+    /// A template to text.
+    Text,
+    /// A `sh:` command, its values by environment.
+    Shell,
+    /// An `if:` expression to a boolean.
+    Condition,
+}
+
+/// What a [`RenderJob`] gave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rendering {
+    /// From [`RenderKind::Text`].
+    Text(String),
+    /// From [`RenderKind::Shell`].
+    Shell(shell::ShellCommand),
+    /// From [`RenderKind::Condition`].
+    Condition(bool),
+}
+
+/// Renders `job` in this process, whatever [`isolate_renders`] installed.
+pub fn render_here(job: &RenderJob) -> Result<Rendering, TemplateError> {
+    match job.kind {
+        RenderKind::Text => render_in(&environment(), &job.template, &job.ctx).map(Rendering::Text),
+        RenderKind::Shell => {
+            shell::render_shell_here(&job.template, &job.ctx).map(Rendering::Shell)
+        }
+        RenderKind::Condition => {
+            eval_condition_here(&job.template, &job.ctx).map(Rendering::Condition)
+        }
+    }
+}
+
+/// Somewhere else to render templates that compute.
+///
+/// The instruction and output bounds stop a template that runs long or prints much, but not
+/// one that builds a huge value in few instructions (a string doubled by `~` forty times,
+/// `join` over a long list with a long separator): that would take the whole process down
+/// with it. So the binary installs an isolation (a helper process with a memory and CPU
+/// limit), and every template that does more than look values up renders there; plain
+/// lookups (`{{ params.x }}`, `if: params.env == "prod"`) are bounded by the size of their
+/// values and stay in-process, where they cost nothing.
+pub trait Isolation: Send + Sync {
+    /// Renders `job` elsewhere; a render that died of its limits is [`TemplateError::Bounds`].
+    fn render(&self, job: &RenderJob) -> Result<Rendering, TemplateError>;
+}
+
+static ISOLATION: std::sync::OnceLock<Box<dyn Isolation>> = std::sync::OnceLock::new();
+
+/// Installs where computing templates render for the rest of the process (first call wins).
+pub fn isolate_renders(isolation: Box<dyn Isolation>) {
+    let _ = ISOLATION.set(isolation);
+}
+
+/// The isolation `text` must render in, if one is installed and `text` computes.
+pub(crate) fn isolation_for(text: &str, is_expr: bool) -> Option<&'static dyn Isolation> {
+    let isolation = ISOLATION.get()?;
+    computes(text, is_expr).then_some(isolation.as_ref())
+}
+
+/// Whether `text` does more than look values up and compare them: any filter, function,
+/// method, arithmetic, concatenation, loop, assignment, macro or capture. Text that does not
+/// compile renders in-process, where it fails at once with its syntax error.
+pub(crate) fn computes(text: &str, is_expr: bool) -> bool {
+    use minijinja::machinery::{self, Instruction};
+    if !text.contains('{') && !is_expr {
+        return false;
+    }
+    let plain = |instructions: &machinery::Instructions<'_>| {
+        let mut idx = 0u32;
+        while let Some(instr) = instructions.get(idx) {
+            let bounded = matches!(
+                instr,
+                Instruction::EmitRaw(_)
+                    | Instruction::Emit
+                    | Instruction::Lookup(_)
+                    | Instruction::GetAttr(_)
+                    | Instruction::GetItem
+                    | Instruction::LoadConst(_)
+                    | Instruction::Eq
+                    | Instruction::Ne
+                    | Instruction::Gt
+                    | Instruction::Gte
+                    | Instruction::Lt
+                    | Instruction::Lte
+                    | Instruction::Not
+                    | Instruction::In
+                    | Instruction::CompareAndPreserve(_)
+                    | Instruction::Jump(_)
+                    | Instruction::JumpIfFalse(_)
+                    | Instruction::JumpIfFalseOrPop(_)
+                    | Instruction::JumpIfTrueOrPop(_)
+                    | Instruction::IsUndefined
+                    | Instruction::DupTop
+                    | Instruction::DiscardTop
+                    | Instruction::Swap
+                    | Instruction::PushAutoEscape
+                    | Instruction::PopAutoEscape
+            );
+            if !bounded {
+                return false;
+            }
+            idx += 1;
+        }
+        true
+    };
+    let analysed = std::panic::catch_unwind(|| {
+        if is_expr {
+            let Ok(expr) = machinery::parse_expr(text) else {
+                return false;
+            };
+            let mut codegen = machinery::CodeGenerator::new("<expression>", text);
+            codegen.compile_expr(&expr);
+            let (instructions, _) = codegen.finish();
+            !plain(&instructions)
+        } else {
+            let env = environment();
+            let Ok(tmpl) = env.template_from_str(text) else {
+                return false;
+            };
+            let compiled = machinery::get_compiled_template(&tmpl);
+            !plain(&compiled.instructions) || !compiled.blocks.is_empty()
+        }
+    });
+    // A text that panics the analysis is no plain lookup.
+    analysed.unwrap_or(true)
 }
 
 /// The environment every template and expression is compiled in: strict, not escaping,

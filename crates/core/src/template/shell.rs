@@ -41,7 +41,7 @@ const OPEN: char = '\u{E000}';
 const CLOSE: char = '\u{E001}';
 
 /// A rendered `sh:` command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ShellCommand {
     /// What `sh -c` runs: values referenced as `${ROTA_TPL_n}`.
     pub command: String,
@@ -54,6 +54,27 @@ pub struct ShellCommand {
 
 /// Renders a `sh:` command (see the module documentation).
 pub fn render_shell(template: &str, ctx: &Context) -> Result<ShellCommand, TemplateError> {
+    if let Some(isolation) = super::isolation_for(template, false) {
+        let job = super::RenderJob {
+            kind: super::RenderKind::Shell,
+            template: template.to_owned(),
+            ctx: ctx.clone(),
+        };
+        return match isolation.render(&job)? {
+            super::Rendering::Shell(command) => Ok(command),
+            _ => Err(TemplateError::Invalid(
+                "the isolated render answered another kind".into(),
+            )),
+        };
+    }
+    render_shell_here(template, ctx)
+}
+
+/// [`render_shell`] in this process.
+pub(crate) fn render_shell_here(
+    template: &str,
+    ctx: &Context,
+) -> Result<ShellCommand, TemplateError> {
     let values: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut env = environment();
     env.add_filter("safe", |value: minijinja::Value| {
