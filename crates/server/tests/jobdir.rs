@@ -147,12 +147,16 @@ fn serve_skips_broken_files_and_schedules_the_rest() -> Result<(), Box<dyn std::
         jobs.join("tick.yaml"),
         "id: tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: one\n    sh: echo tick\n",
     )?;
+    // The admin token file exists only until the next start: keep the token from the first.
+    let mut token = String::new();
     for start in ["first", "second"] {
         let mut server = Server::start(&home, &jobs, &[])?;
         let addr = server.addr()?;
-        let token = std::fs::read_to_string(home.join("admin.token"))?
-            .trim()
-            .to_owned();
+        if token.is_empty() {
+            token = std::fs::read_to_string(home.join("admin.token"))?
+                .trim()
+                .to_owned();
+        }
         let succeeded = || {
             get(&addr, "/api/v1/runs?status=succeeded", Some(&token))
                 .ok()
