@@ -18,11 +18,17 @@ const PLANTED_ADMIN: &str = "planted-admin-token-value";
 const OTHER_RUN: &str = "another-runs-private-file";
 
 /// A [`Rota`] whose `ROTA_HOME` is not inside `/tmp`, so that `/tmp` itself stays fully
-/// usable by steps (the directories on the way to `$ROTA_HOME` are not; see docs).
+/// usable by steps (the directories on the way to `$ROTA_HOME` are not; see docs). The
+/// checkout itself may live in `/tmp` (a CI clone), so `/var/tmp` comes first.
 fn rota_outside_tmp() -> (Rota, tempfile::TempDir) {
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = [Path::new("/var/tmp"), target_tmp]
+        .into_iter()
+        .find(|dir| dir.is_dir() && !dir.starts_with("/tmp"))
+        .unwrap_or(target_tmp);
     let parent = tempfile::Builder::new()
         .prefix("rota-sandbox-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(base)
         .expect("temp dir");
     let rota = Rota::new_with_home(parent.path().join("home"));
     (rota, parent)
