@@ -236,9 +236,7 @@ pub async fn supervise(
     // on values prepared before the fork; it allocates nothing.
     // The descriptors stay open (owned by `cgroup` and `confinement`) until after the spawn.
     let procs_fd = cgroup.as_ref().map(crate::cgroup::StepCgroup::procs_fd);
-    let ruleset_fd = confinement
-        .as_ref()
-        .map(crate::sandbox::Confinement::ruleset_fd);
+    let ruleset_fd = confinement.as_ref().map(|c| c.ruleset_fd());
     unsafe {
         command.pre_exec(move || {
             // Rota runs with umask 077 for its own files; the step gets the user's back.

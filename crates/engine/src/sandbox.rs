@@ -29,8 +29,8 @@ use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use landlock::{
     ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, Scope, path_beneath_rules,
@@ -217,6 +217,12 @@ fn original_value(name: &str) -> Option<(*mut u8, usize)> {
     None
 }
 
+/// How many run directories' rulesets [`Confinement::for_step`] keeps.
+const CACHED_RULESETS: usize = 32;
+
+/// The rulesets of recent run directories, oldest first.
+static RULESETS: Mutex<Vec<(Option<PathBuf>, Arc<Confinement>)>> = Mutex::new(Vec::new());
+
 /// A ruleset ready to be applied in a child between `fork` and `exec`.
 #[derive(Debug)]
 pub struct Confinement {
@@ -234,19 +240,34 @@ pub struct ConfineError {
 impl Confinement {
     /// The ruleset for a step whose own run directory is `run_dir`, or `None` when [`init`]
     /// was not called or Landlock is unavailable.
-    pub fn for_step(run_dir: Option<&Path>) -> Result<Option<Confinement>, ConfineError> {
+    ///
+    /// Building one walks the directories down to `$ROTA_HOME` and adds a rule per entry
+    /// (about 900 system calls), so the rulesets of the last [`CACHED_RULESETS`] run
+    /// directories are kept and shared by their steps: a ruleset is only read when a child
+    /// applies it.
+    pub fn for_step(run_dir: Option<&Path>) -> Result<Option<Arc<Confinement>>, ConfineError> {
         let Some(protection) = protection() else {
             return Ok(None);
         };
         if protection.landlock_abi.is_none() {
             return Ok(None);
         }
-        build(&protection.protected, run_dir)
-            .map(Some)
+        let key = run_dir.map(Path::to_path_buf);
+        let mut cache = RULESETS.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, ruleset)) = cache.iter().find(|(dir, _)| *dir == key) {
+            return Ok(Some(Arc::clone(ruleset)));
+        }
+        let ruleset = build(&protection.protected, run_dir)
+            .map(Arc::new)
             .map_err(|reason| ConfineError {
                 home: protection.home.clone(),
                 reason,
-            })
+            })?;
+        if cache.len() >= CACHED_RULESETS {
+            cache.remove(0);
+        }
+        cache.push((key, Arc::clone(&ruleset)));
+        Ok(Some(ruleset))
     }
 
     /// The ruleset's descriptor for [`restrict_in_child`]; valid while `self` lives.
