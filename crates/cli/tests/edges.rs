@@ -5,25 +5,9 @@ use std::process::{Output, Stdio};
 
 use serde_json::Value;
 
-use crate::util::{
-    Rota, Server, assert_code, assert_stderr_has, json, stderr, stdout, step, wait_until,
-};
+use crate::util::{Rota, Server, assert_code, assert_stderr_has, stderr, stdout, step, wait_until};
 
-/// `rota --server URL --token T ARGS`.
-fn remote(rota: &Rota, server: &Server, args: &[&str]) -> Output {
-    let mut all = vec!["--server", &server.url, "--token", &server.admin_token];
-    all.extend(args);
-    rota.run(&all)
-}
-
-/// `rota --server URL --token T ARGS --output json`, parsed; the exit code must be 0.
-fn remote_json(rota: &Rota, server: &Server, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--output", "json"]);
-    let output = remote(rota, server, &all);
-    assert_code(&output, 0);
-    json(&output)
-}
+use crate::remote::{remote, remote_json};
 
 /// Each stdout line parsed as one JSON value.
 fn json_lines(output: &Output) -> Vec<Value> {

@@ -61,14 +61,14 @@ fn setup() -> (Rota, Server) {
 }
 
 /// `rota --server URL --token T ARGS`.
-fn remote(rota: &Rota, server: &Server, args: &[&str]) -> Output {
+pub(crate) fn remote(rota: &Rota, server: &Server, args: &[&str]) -> Output {
     let mut all = vec!["--server", &server.url, "--token", &server.admin_token];
     all.extend(args);
     rota.run(&all)
 }
 
 /// `rota --server URL --token T ARGS --output json`, parsed; the exit code must be 0.
-fn remote_json(rota: &Rota, server: &Server, args: &[&str]) -> Value {
+pub(crate) fn remote_json(rota: &Rota, server: &Server, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--output", "json"]);
     let output = remote(rota, server, &all);

@@ -34,6 +34,22 @@ fn rota_outside_tmp() -> (Rota, tempfile::TempDir) {
     (rota, parent)
 }
 
+/// A [`Rota`] with credentials in its environment, whose store a first run created and
+/// whose data directory holds a planted admin token, as a server's would.
+fn rota_with_planted_home() -> (Rota, tempfile::TempDir) {
+    let (rota, parent) = rota_outside_tmp();
+    let rota = rota
+        .env("ROTA_SECRET_KEY", SECRET_KEY)
+        .env("ROTA_TOKEN", API_TOKEN);
+    rota.write(
+        "noop.yaml",
+        "id: noop\nsteps:\n  - id: a\n    sh: \"true\"\n",
+    );
+    assert_code(&rota.run(["run", "noop.yaml"]), 0);
+    std::fs::write(rota.home().join("admin.token"), PLANTED_ADMIN).expect("plant token");
+    (rota, parent)
+}
+
 /// Every probe prints `NAME rc=<exit code>` and the probe's stdout (stderr is dropped: it
 /// only names paths).
 const PROBES: &str = r#"
@@ -67,17 +83,7 @@ const PROBES: &str = r#"
 
 #[test]
 fn a_step_cannot_reach_the_data_directory_nor_rotas_environment() {
-    let (rota, _parent) = rota_outside_tmp();
-    let rota = rota
-        .env("ROTA_SECRET_KEY", SECRET_KEY)
-        .env("ROTA_TOKEN", API_TOKEN);
-    // A first run creates the store; then plant what a server keeps there.
-    rota.write(
-        "noop.yaml",
-        "id: noop\nsteps:\n  - id: a\n    sh: \"true\"\n",
-    );
-    assert_code(&rota.run(["run", "noop.yaml"]), 0);
-    std::fs::write(rota.home().join("admin.token"), PLANTED_ADMIN).expect("plant token");
+    let (rota, _parent) = rota_with_planted_home();
     let other = rota.home().join("runs/other");
     std::fs::create_dir_all(&other).expect("other run dir");
     std::fs::write(other.join("secret.txt"), OTHER_RUN).expect("plant other run's file");
@@ -370,16 +376,7 @@ fn the_admin_token_file_is_removed_at_the_next_start() {
 /// nor find Rota's credentials in its environment or in Rota's `/proc` entry.
 #[test]
 fn a_notebook_kernel_cannot_reach_the_data_directory_nor_rotas_environment() {
-    let (rota, _parent) = rota_outside_tmp();
-    let rota = rota
-        .env("ROTA_SECRET_KEY", SECRET_KEY)
-        .env("ROTA_TOKEN", API_TOKEN);
-    rota.write(
-        "noop.yaml",
-        "id: noop\nsteps:\n  - id: a\n    sh: \"true\"\n",
-    );
-    assert_code(&rota.run(["run", "noop.yaml"]), 0);
-    std::fs::write(rota.home().join("admin.token"), PLANTED_ADMIN).expect("plant token");
+    let (rota, _parent) = rota_with_planted_home();
     let cell = r#"import os
 home = os.environ['ROTA_HOME']
 def probe(name, path):

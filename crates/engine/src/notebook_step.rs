@@ -18,12 +18,10 @@ use rota_core::model::{DryRun, Step, StepKind, StepStatus};
 use rota_core::template::Context;
 use tokio_util::sync::CancellationToken;
 
-use rota_store::{LogStream, RunEvent};
-
 use crate::process::{LogLine, Stream};
 use crate::redact::Redactor;
-use crate::run::{Shared, Update};
-use crate::step::{record_line, render_value, stopped_reason, stopped_status};
+use crate::run::Shared;
+use crate::step::{record_line, render_value, stopped_reason, stopped_status, system_line};
 
 /// A notebook step with its templates rendered.
 pub(crate) struct NotebookWork {
@@ -226,26 +224,4 @@ pub(crate) async fn run(
             reason: Some(other.reason()),
         },
     }
-}
-
-/// A line Rota writes about the step (not the notebook's output), as other kinds log
-/// their dry runs.
-fn system_line(shared: &Shared, step: &Step, attempt_no: u32, text: String) {
-    let ts = Timestamp::now();
-    shared.recorder.send(RunEvent::Log {
-        run_id: shared.run_id.clone(),
-        step_id: step.id.clone(),
-        attempt: attempt_no,
-        ts,
-        stream: LogStream::System,
-        text: text.clone(),
-    });
-    shared.update(Update::Line {
-        step: step.id.clone(),
-        line: LogLine {
-            ts,
-            stream: Stream::Stderr,
-            text: format!("[rota] {text}"),
-        },
-    });
 }

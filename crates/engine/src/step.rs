@@ -689,7 +689,7 @@ pub(crate) fn record_line(shared: &Shared, step: &Step, attempt_no: u32, line: L
 }
 
 /// A line from Rota itself about a step (retries, dry-run echoes).
-fn system_line(shared: &Shared, step: &Step, attempt_no: u32, text: String) {
+pub(crate) fn system_line(shared: &Shared, step: &Step, attempt_no: u32, text: String) {
     let ts = Timestamp::now();
     shared.recorder.send(RunEvent::Log {
         run_id: shared.run_id.clone(),
