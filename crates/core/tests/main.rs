@@ -8,4 +8,5 @@ mod params;
 mod plan;
 mod policy;
 mod props;
+mod stored;
 mod templates;
