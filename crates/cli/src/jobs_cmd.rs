@@ -287,11 +287,10 @@ async fn put_local(
                 return Ok(EXIT_USAGE);
             }
         };
-        let revision = rota_store::NewJobRevision::new(
+        let revision = rota_store::NewJobRevision::of_job(
             namespace,
-            job.id.clone(),
+            job,
             put.source.clone(),
-            serde_json::to_value(job)?,
             jiff::Timestamp::now(),
         );
         // Like a job saved through the API, and unlike one a server loads from its job

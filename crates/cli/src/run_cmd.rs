@@ -354,7 +354,8 @@ pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Resul
                 original.job_revision, original.job_id
             )
         })?;
-    let job: Job = serde_json::from_value(revision.definition.clone())
+    let job = revision
+        .job()
         .context("the stored job definition does not load")?;
     if job.approval.is_some() {
         eprintln!(
@@ -664,7 +665,7 @@ async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Load
         })?;
     // The normalized definition, as a server runs it: the text of a revision saved
     // through the API or `rota jobs put` has no file name to tell its format by.
-    let job: Job = serde_json::from_value(revision.definition.clone()).map_err(|e| {
+    let job = revision.job().map_err(|e| {
         UsageError(format!(
             "rota: the stored definition of {job_id:?} does not load: {e}"
         ))
@@ -866,12 +867,10 @@ pub(crate) async fn save_revision(
     store: &Store,
     loaded: &Loaded,
 ) -> anyhow::Result<rota_store::JobRevision> {
-    let definition = serde_json::to_value(&loaded.job).context("cannot serialise the job")?;
-    let mut revision = NewJobRevision::new(
+    let mut revision = NewJobRevision::of_job(
         loaded.namespace.clone(),
-        loaded.job.id.clone(),
+        &loaded.job,
         loaded.source.clone(),
-        definition,
         jiff::Timestamp::now(),
     );
     revision.source_path = loaded.source_path.clone();

@@ -215,7 +215,8 @@ async fn require_stored_job(
         eprintln!("rota: no stored job {job_id:?} in namespace {namespace:?}");
         return Ok(None);
     };
-    let job: Job = serde_json::from_value(revision.definition)
+    let job: Job = revision
+        .job()
         .with_context(|| format!("stored definition of {job_id} does not load"))?;
     Ok(Some((revision.revision, job)))
 }

@@ -34,5 +34,6 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod plan;
+pub mod stored;
 pub mod template;
 mod tree;

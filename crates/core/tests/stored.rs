@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use rota_core::model::{Job, Value};
 use rota_core::parse::{Format, parse_str};
 use rota_core::plan::PlanContent;
+use rota_core::stored::{DEFINITION_VERSION, decode_definition, encode_definition};
 
 const SOURCE: &str = include_str!("data/stored/all-kinds.yaml");
 const STORED: &str = include_str!("data/stored/all-kinds.definition.json");
@@ -21,13 +22,20 @@ fn parsed() -> Job {
 #[test]
 fn a_definition_stored_by_the_first_release_still_loads() {
     let stored: serde_json::Value = serde_json::from_str(STORED).expect("the fixture is JSON");
-    let job: Job = serde_json::from_value(stored).expect("the stored definition decodes");
+    let job = decode_definition(1, &stored).expect("the stored definition decodes");
     assert_eq!(job, parsed());
 }
 
 #[test]
+fn a_definition_of_an_unknown_schema_version_is_refused_by_name() {
+    let stored: serde_json::Value = serde_json::from_str(STORED).expect("the fixture is JSON");
+    let error = decode_definition(DEFINITION_VERSION + 1, &stored).expect_err("unknown version");
+    assert!(error.to_string().contains("upgrade rota"), "{error}");
+}
+
+#[test]
 fn the_stored_shape_of_a_definition_does_not_drift() {
-    let now = serde_json::to_value(parsed()).expect("a job serializes");
+    let now = encode_definition(&parsed());
     let stored: serde_json::Value = serde_json::from_str(STORED).expect("the fixture is JSON");
     assert_eq!(
         now,

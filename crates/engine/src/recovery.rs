@@ -101,7 +101,7 @@ async fn job_of(store: &Store, run: &RunRecord) -> Result<Option<Job>, StoreErro
     else {
         return Ok(None);
     };
-    Ok(serde_json::from_value::<Job>(revision.definition).ok())
+    Ok(revision.job().ok())
 }
 
 /// Whether a server may continue the run: it is not a `rota run`, no cancel was asked for,

@@ -201,7 +201,7 @@ async fn stored_job(
             namespace: namespace.to_owned(),
             job: job_id.to_owned(),
         })?;
-    let job = serde_json::from_value(revision.definition).map_err(|e| BackfillError::BadJob {
+    let job = revision.job().map_err(|e| BackfillError::BadJob {
         job: job_id.to_owned(),
         detail: e.to_string(),
     })?;

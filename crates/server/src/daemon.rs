@@ -541,10 +541,7 @@ impl Daemon {
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
         // Compiled before saving, so a job whose triggers cannot run is not recorded.
         CompiledTrigger::compile_all(&job)?;
-        let definition = serde_json::to_value(&job)
-            .map_err(|e| ServerError::BadTrigger(format!("cannot serialise the job: {e}")))?;
-        let mut revision =
-            NewJobRevision::new(namespace.clone(), job.id.clone(), source, definition, now);
+        let mut revision = NewJobRevision::of_job(namespace.clone(), &job, source, now);
         revision.source_path = Some(path.display().to_string());
         let saved = self.store.save_job_revision(&revision).await?;
         tracing::info!(job = %job.id, namespace = %namespace, revision = saved.revision, "job loaded");
@@ -574,7 +571,7 @@ impl Daemon {
             }
             // Read and scheduled only when its latest revision changed.
             let scheduled = match self.store.job_revision(&key.0, &key.1, revision).await {
-                Ok(Some(saved)) => match serde_json::from_value::<Job>(saved.definition) {
+                Ok(Some(saved)) => match saved.job() {
                     Ok(job) => self.schedule_job(key.clone(), job, now).await,
                     Err(e) => Err(ServerError::BadTrigger(format!(
                         "stored job does not load: {e}"
@@ -909,8 +906,7 @@ impl Daemon {
             .await
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("job revision {} is missing", run.job_revision))?;
-        let mut job: Job = serde_json::from_value(revision.definition)
-            .map_err(|e| format!("stored job definition does not load: {e}"))?;
+        let mut job = revision.job().map_err(|e| format!("stored job: {e}"))?;
         // The secrets store first, the server's environment for names it lacks; each use
         // is recorded and audited before the run executes.
         let secrets = if job.secrets.is_empty() {

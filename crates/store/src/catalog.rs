@@ -9,8 +9,9 @@
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::convert::{json, ts};
+use crate::convert::ts;
 use crate::job_delete::LIVE_JOB;
+use crate::jobs::{COLUMNS, job_revision};
 use crate::{JobRevision, SecretInfo, Store, StoreError};
 
 /// The namespace that always exists.
@@ -80,10 +81,9 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<JobRevision>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT namespace, job_id, revision, hash, source, source_path, definition, \
-             created_at FROM job_revisions j WHERE namespace = ",
-        );
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {COLUMNS} FROM job_revisions j WHERE namespace = "
+        ));
         query.push_bind(namespace).push(format!(
             " AND revision = (SELECT MAX(revision) FROM job_revisions k \
               WHERE k.namespace = j.namespace AND k.job_id = j.job_id) AND {LIVE_JOB}"
@@ -107,11 +107,10 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<JobRevision>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT namespace, job_id, revision, hash, source, source_path, definition, \
-             created_at FROM job_revisions WHERE namespace = ? AND job_id = ? AND revision < ? \
-             ORDER BY revision DESC LIMIT ?",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = ? AND job_id = ? \
+             AND revision < ? ORDER BY revision DESC LIMIT ?"
+        ))
         .bind(namespace)
         .bind(job_id)
         .bind(before.unwrap_or(i64::MAX))
@@ -180,18 +179,5 @@ fn namespace_record(row: &SqliteRow) -> Result<NamespaceRecord, StoreError> {
         name: row.try_get("name")?,
         jobs: u64::try_from(jobs).unwrap_or(0),
         runs: u64::try_from(runs).unwrap_or(0),
-    })
-}
-
-fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
-    Ok(JobRevision {
-        namespace: row.try_get("namespace")?,
-        job_id: row.try_get("job_id")?,
-        revision: row.try_get("revision")?,
-        hash: row.try_get("hash")?,
-        source: row.try_get("source")?,
-        source_path: row.try_get("source_path")?,
-        definition: json(row, "definition")?,
-        created_at: ts(row, "created_at")?,
     })
 }

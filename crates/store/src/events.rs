@@ -18,8 +18,10 @@ pub struct NewJobRevision {
     pub source: String,
     /// Where the file was read from, if it came from a file.
     pub source_path: Option<String>,
-    /// The normalized definition (the parsed job as JSON).
+    /// The normalized definition in its stored form (`rota_core::stored`).
     pub definition: serde_json::Value,
+    /// The schema version of `definition`.
+    pub definition_version: u32,
     /// Content hash; saving the same hash as the latest revision creates nothing.
     pub hash: String,
     /// When this revision was first saved.
@@ -27,7 +29,19 @@ pub struct NewJobRevision {
 }
 
 impl NewJobRevision {
-    /// A revision whose `hash` is the SHA-256 (hex) of the source text and the definition.
+    /// A revision of `job`, stored in the current schema version.
+    pub fn of_job(
+        namespace: impl Into<String>,
+        job: &rota_core::model::Job,
+        source: impl Into<String>,
+        created_at: Timestamp,
+    ) -> NewJobRevision {
+        let definition = rota_core::stored::encode_definition(job);
+        NewJobRevision::new(namespace, job.id.clone(), source, definition, created_at)
+    }
+
+    /// A revision whose `hash` is the SHA-256 (hex) of the source text and the definition,
+    /// which must be in the current schema version.
     pub fn new(
         namespace: impl Into<String>,
         job_id: impl Into<String>,
@@ -47,6 +61,7 @@ impl NewJobRevision {
             source,
             source_path: None,
             definition,
+            definition_version: rota_core::stored::DEFINITION_VERSION,
             hash: hex::encode(hasher.finalize()),
             created_at,
         }

@@ -7,8 +7,8 @@ use crate::convert::{json, micros, ts};
 use crate::job_delete::LIVE_JOB;
 use crate::{JobRevision, NewJobRevision, Store, StoreError};
 
-const COLUMNS: &str =
-    "namespace, job_id, revision, hash, source, source_path, definition, created_at";
+pub(crate) const COLUMNS: &str = "namespace, job_id, revision, hash, source, source_path, \
+     definition, definition_version, created_at";
 
 impl Store {
     /// Saves a job revision. If the job's latest revision has the same hash, that revision
@@ -42,7 +42,7 @@ impl Store {
         }
         let revision = latest.map_or(1, |l| l.revision + 1);
         sqlx::query(&format!(
-            "INSERT INTO job_revisions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO job_revisions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&rev.namespace)
         .bind(&rev.job_id)
@@ -51,6 +51,7 @@ impl Store {
         .bind(&rev.source)
         .bind(&rev.source_path)
         .bind(rev.definition.to_string())
+        .bind(rev.definition_version)
         .bind(micros(rev.created_at))
         .execute(&mut *tx)
         .await?;
@@ -63,6 +64,7 @@ impl Store {
             source: rev.source.clone(),
             source_path: rev.source_path.clone(),
             definition: rev.definition.clone(),
+            definition_version: rev.definition_version,
             created_at: rev.created_at,
         })
     }
@@ -148,7 +150,7 @@ impl Store {
     }
 }
 
-fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
+pub(crate) fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
     Ok(JobRevision {
         namespace: row.try_get("namespace")?,
         job_id: row.try_get("job_id")?,
@@ -157,6 +159,7 @@ fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
         source: row.try_get("source")?,
         source_path: row.try_get("source_path")?,
         definition: json(row, "definition")?,
+        definition_version: row.try_get("definition_version")?,
         created_at: ts(row, "created_at")?,
     })
 }

@@ -459,7 +459,8 @@ impl Store {
         let Some(revision) = self.latest_job_revision(namespace, job_id).await? else {
             return Ok(None);
         };
-        let job: rota_core::model::Job = serde_json::from_value(revision.definition)
+        let job = revision
+            .job()
             .map_err(|e| corrupt("job_revisions.definition", e))?;
         let content = self
             .plan_of(namespace, &job, revision.revision, params)

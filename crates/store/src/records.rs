@@ -23,10 +23,19 @@ pub struct JobRevision {
     pub source: String,
     /// Where the file was read from.
     pub source_path: Option<String>,
-    /// The normalized definition.
+    /// The normalized definition, in its stored form: read it with [`JobRevision::job`].
     pub definition: serde_json::Value,
+    /// The schema version of `definition` (`rota_core::stored`).
+    pub definition_version: u32,
     /// When the revision was saved.
     pub created_at: Timestamp,
+}
+
+impl JobRevision {
+    /// The job this revision defines, through the one decoder of stored definitions.
+    pub fn job(&self) -> Result<rota_core::model::Job, rota_core::stored::DefinitionError> {
+        rota_core::stored::decode_definition(self.definition_version, &self.definition)
+    }
 }
 
 /// A run and the latest state of each of its steps.

@@ -146,17 +146,14 @@ pub(crate) async fn put(
                 problems: Vec::new(),
             });
         }
-        let definition = serde_json::to_value(&parsed)
-            .map_err(|e| ApiError::Internal(format!("cannot serialise job {job}: {e}")))?;
         let previous = state
             .store
             .latest_job_revision(namespace.as_str(), job.as_str())
             .await?;
-        let revision = NewJobRevision::new(
+        let revision = NewJobRevision::of_job(
             namespace.as_str(),
-            job.as_str(),
+            &parsed,
             body.source.as_str(),
-            definition,
             Timestamp::now(),
         );
         let saved = state.store.save_job_revision(&revision).await?;

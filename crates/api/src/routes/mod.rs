@@ -86,7 +86,8 @@ pub(crate) async fn latest_job(
         .latest_job_revision(namespace, job)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
-    let definition = serde_json::from_value(revision.definition)
+    let definition = revision
+        .job()
         .map_err(|e| ApiError::Internal(format!("stored definition of {namespace}/{job}: {e}")))?;
     Ok((revision.revision, definition))
 }

@@ -349,7 +349,7 @@ async fn refuse_gated_retry(state: &ApiState, run: &RunRecord) -> Result<(), Api
         .job_revision(&run.namespace, &run.job_id, run.job_revision)
         .await?;
     let gated = revision
-        .and_then(|r| serde_json::from_value::<rota_core::model::Job>(r.definition).ok())
+        .and_then(|r| r.job().ok())
         .is_some_and(|job| job.approval.is_some());
     if gated {
         return Err(ApiError::Conflict(format!(
@@ -372,7 +372,8 @@ async fn rerun_from(
         .job_revision(&run.namespace, &run.job_id, run.job_revision)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("run {} has no job revision", run.id)))?;
-    let job: rota_core::model::Job = serde_json::from_value(revision.definition)
+    let job = revision
+        .job()
         .map_err(|e| ApiError::Internal(format!("stored definition of {}: {e}", run.job_id)))?;
     rota_core::dag::downstream(&job, from).ok_or_else(|| {
         ApiError::InvalidBody(format!(
