@@ -61,6 +61,14 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The caller as the application layer names them.
+    pub fn ops_actor(&self) -> rota_ops::Actor {
+        rota_ops::Actor {
+            name: self.actor.clone(),
+            source: None,
+        }
+    }
+
     /// The caller when authentication is off: an admin everywhere.
     pub fn local() -> Principal {
         Principal {

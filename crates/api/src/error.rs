@@ -205,6 +205,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<rota_ops::OpsError> for ApiError {
+    fn from(error: rota_ops::OpsError) -> Self {
+        use rota_ops::OpsError;
+        match error {
+            OpsError::NotFound(what) => ApiError::NotFound(what),
+            OpsError::NeedsPlan { .. } | OpsError::Conflict(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+            OpsError::InvalidParams(errors) => ApiError::InvalidParams {
+                detail: format!("{} parameter problem(s)", errors.len()),
+                problems: errors
+                    .into_iter()
+                    .map(|e| crate::wire::ProblemItem {
+                        line: None,
+                        column: None,
+                        param: Some(e.name),
+                        message: e.message,
+                    })
+                    .collect(),
+            },
+            OpsError::Invalid(message) => ApiError::InvalidBody(message),
+            OpsError::Store(error) => error.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {

@@ -46,8 +46,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post, put};
-use jiff::Timestamp;
-use rota_store::{AuditBreak, NewAuditEntry, Store, StoreError};
+use rota_store::{AuditBreak, Store, StoreError};
 
 pub use auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, AuthMode, Principal, Scope, ensure_admin_token, issue_token,
@@ -66,6 +65,8 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub struct ApiState {
     /// The store.
     pub store: Store,
+    /// The application layer over the same store.
+    pub ops: rota_ops::Ops,
     /// How callers are authenticated.
     pub auth: AuthMode,
     /// The data directory whose `secret.key` seals stored secrets (or `ROTA_SECRET_KEY`,
@@ -85,6 +86,7 @@ impl ApiState {
     /// State over `store` with authentication `auth`, without secrets.
     pub fn new(store: Store, auth: AuthMode) -> ApiState {
         ApiState {
+            ops: rota_ops::Ops::new(store.clone()),
             store,
             auth,
             secrets_home: None,
@@ -204,18 +206,15 @@ pub(crate) async fn audited<T>(
     target: &str,
     outcome: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let entry = NewAuditEntry {
-        at: Timestamp::now(),
-        actor: principal.actor.clone(),
-        action: action.to_owned(),
-        target: target.to_owned(),
+    let actor = rota_ops::Actor {
+        name: principal.actor.clone(),
         source: source.map(|a| a.to_string()),
-        result: match &outcome {
-            Ok(_) => "ok".to_owned(),
-            Err(e) => e.slug().to_owned(),
-        },
     };
-    state.store.append_audit(&entry).await?;
+    let result = match &outcome {
+        Ok(_) => "ok",
+        Err(e) => e.slug(),
+    };
+    state.ops.audit(&actor, action, target, result).await?;
     outcome
 }
 

@@ -48,6 +48,14 @@ impl Home {
         Ok(store)
     }
 
+    /// The application layer over `store`, executing runs in this process: the steps of a
+    /// job without a job file (ad-hoc commands, jobs saved with `rota jobs put`) run in the
+    /// working directory.
+    pub fn ops(&self, store: &Store) -> rota_ops::Ops {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        rota_ops::Ops::new(store.clone()).runs_here(&self.dir, self.artifacts_dir(), cwd)
+    }
+
     /// Where runs keep their files (outputs, notebooks).
     pub fn artifacts_dir(&self) -> PathBuf {
         self.dir.join("runs")

@@ -13,11 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use rota_core::model::Job;
-use rota_engine::run::RunRequest;
-use rota_store::{
-    Approver, Decision, NewAuditEntry, NewPlan, NewRun, Owner, PlanError, PlanFilter, PlanRecord,
-    PlanStatus, Role, Store,
-};
+use rota_store::{Approver, Decision, PlanError, PlanFilter, PlanRecord, PlanStatus, Role, Store};
 use serde_json::json;
 
 use crate::EXIT_USAGE;
@@ -27,18 +23,6 @@ use crate::home::Home;
 use crate::output::{self, Printer};
 use crate::run_cmd::{self, UsageError};
 use crate::view::{PlanView, RunView};
-
-/// The local user's name.
-fn user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown-user".to_owned())
-}
-
-/// The local actor, as plans and the audit log name it.
-fn local_actor() -> String {
-    format!("local:{}", user())
-}
 
 /// The `rota run` arguments that load and resolve the same job.
 fn run_args(
@@ -63,15 +47,13 @@ fn run_args(
 
 /// Appends the audit entry of a local plan action.
 async fn audit(store: &Store, action: &str, plan_id: &str, result: &str) -> anyhow::Result<()> {
-    store
-        .append_audit(&NewAuditEntry {
-            at: jiff::Timestamp::now(),
-            actor: local_actor(),
-            action: action.to_owned(),
-            target: format!("plan/{plan_id}"),
-            source: None,
-            result: result.to_owned(),
-        })
+    rota_ops::Ops::new(store.clone())
+        .audit(
+            &rota_ops::Actor::local(),
+            action,
+            &format!("plan/{plan_id}"),
+            result,
+        )
         .await
         .context("cannot append to the audit log")?;
     Ok(())
@@ -85,61 +67,6 @@ fn refusal_slug(error: &PlanError) -> &'static str {
         PlanError::Store(_) => "internal",
         _ => "conflict",
     }
-}
-
-/// Claims the queued run `run_id` and executes it here, like `rota run`.
-async fn run_here(
-    home: &Home,
-    store: &Store,
-    run_id: &str,
-    job: Job,
-    base_dir: PathBuf,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let owner = Owner {
-        host: rota_engine::owner::host_name(),
-        pid: std::process::id(),
-        start_token: rota_engine::owner::own_start_token(),
-    };
-    if !store
-        .claim_queued_run(run_id, &owner, jiff::Timestamp::now())
-        .await?
-    {
-        eprintln!(
-            "rota: run {run_id} was claimed by a server; follow it with `rota logs -f {run_id}`"
-        );
-        return Ok(0);
-    }
-    let run = store.find_run(run_id).await?;
-    let secrets = match run_cmd::read_secrets(home, store, &job, &run.namespace).await {
-        Ok(secrets) => secrets,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    store
-        .record_secret_use(run_id, &secrets.uses, jiff::Timestamp::now())
-        .await
-        .context("cannot record the run's use of secrets")?;
-    let params = match run.params.clone() {
-        serde_json::Value::Object(map) => map.into_iter().collect(),
-        _ => Default::default(),
-    };
-    let request = RunRequest {
-        run_id: run_id.to_owned(),
-        job,
-        job_revision: run.job_revision,
-        namespace: run.namespace.clone(),
-        params,
-        secrets: secrets.exposed(),
-        dry_run: run.dry_run,
-        trigger: run.trigger.clone(),
-        scheduled_at: None,
-        base_dir,
-        prior: Vec::new(),
-    };
-    run_cmd::execute(home, store, request, out, true).await
 }
 
 /// `rota plan`, locally.
@@ -168,27 +95,23 @@ pub async fn plan(home: &Home, args: PlanArgs, out: &Printer) -> anyhow::Result<
     };
     // The plan pins the revision its parameters were resolved against.
     let revision = run_cmd::save_revision(&store, &loaded).await?;
-    let job = loaded.job;
-    let content = store
-        .plan_of(&loaded.namespace, &job, revision.revision, &params)
-        .await?;
-    let dry_run = args.dry_run.then(|| NewRun::of_plan(&content, true));
-    let record = store
-        .create_plan(&NewPlan {
-            id: rota_store::ids::new_run_id(),
-            content,
-            approval: job.approval.clone(),
-            created_by: local_actor(),
-            created_at: jiff::Timestamp::now(),
-            dry_run,
-        })
+    let record = home
+        .ops(&store)
+        .create_plan(
+            &rota_ops::Actor::local(),
+            &loaded.namespace,
+            &loaded.job,
+            revision.revision,
+            &params,
+            args.dry_run,
+        )
         .await?;
     audit(&store, "plan.create", &record.id, "ok").await?;
     let mut code = 0;
     if let Some(run_id) = &record.dry_run_id {
         // The dry run's summary comes first (a JSON line of its own with --output json),
         // then the plan.
-        code = run_here(home, &store, run_id, job, loaded.base_dir, out).await?;
+        code = run_cmd::claim_and_execute(home, &home.ops(&store), run_id, out).await?;
         if !out.is_json() {
             out.text("\n");
         }
@@ -347,8 +270,8 @@ pub async fn decide(
         Err(error) => return refused(error),
     };
     let who = Approver {
-        actor: local_actor(),
-        name: user(),
+        actor: rota_ops::Actor::local().name,
+        name: rota_ops::local_user(),
         role: Some(Role::Admin),
     };
     let outcome = store
@@ -411,64 +334,42 @@ pub async fn apply(home: &Home, args: ApplyArgs, out: &Printer) -> anyhow::Resul
         Ok(plan) => plan,
         Err(error) => return refused(error),
     };
-    let base_dir = match refresh_from_file(&store, &plan).await {
-        Ok(dir) => dir,
+    match refresh_from_file(&store, &plan).await {
+        Ok(()) => {}
         Err(UsageError(message)) => {
             audit(&store, "plan.apply", &plan.id, "invalid-job").await?;
             eprintln!("{message}");
             return Ok(EXIT_USAGE);
         }
     };
-    let current = store
-        .resolve_plan(
-            &plan.content.namespace,
-            &plan.content.job,
-            &plan.content.params,
-        )
-        .await?;
-    let run = NewRun::of_plan(
-        current
-            .as_ref()
-            .map_or(&plan.content, |(content, _)| content),
-        false,
-    );
-    let outcome = store
-        .apply_plan(
-            &plan.id,
-            current.as_ref().map(|(content, _)| content),
-            &run,
-            &local_actor(),
-            jiff::Timestamp::now(),
-        )
+    let outcome = home
+        .ops(&store)
+        .apply_plan(&rota_ops::Actor::local(), &plan.id)
         .await;
     let result = outcome.as_ref().map_or_else(refusal_slug, |_| "ok");
     audit(&store, "plan.apply", &plan.id, result).await?;
-    if let Err(error) = outcome {
-        return refused(error);
-    }
-    let Some((_, job)) = current else {
-        return Ok(EXIT_USAGE);
+    let run_id = match outcome {
+        Ok(run_id) => run_id,
+        Err(error) => return refused(error),
     };
     if !out.is_json() {
-        eprintln!("plan {} applied as run {}", plan.id, run.id);
+        eprintln!("plan {} applied as run {run_id}", plan.id);
     }
-    run_here(home, &store, &run.id, job, base_dir, out).await
+    run_cmd::claim_and_execute(home, &home.ops(&store), &run_id, out).await
 }
 
 /// For a job whose latest revision came from a file: loads the file again and saves it
-/// (a changed file becomes a new revision, which `apply_plan` reports as drift). Returns
-/// the directory steps run in.
-async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<PathBuf, UsageError> {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+/// (a changed file becomes a new revision, which `apply_plan` reports as drift).
+async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<(), UsageError> {
     let latest = store
         .latest_job_revision(&plan.content.namespace, &plan.content.job)
         .await
         .map_err(|e| UsageError(format!("rota: {e}")))?;
     let Some(path) = latest.and_then(|r| r.source_path) else {
-        return Ok(cwd);
+        return Ok(());
     };
     if !Path::new(&path).exists() {
-        return Ok(Path::new(&path).parent().map_or(cwd, Path::to_owned));
+        return Ok(());
     }
     let args = run_args(
         path,
@@ -481,7 +382,7 @@ async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<PathBuf, 
     run_cmd::save_revision(store, &loaded)
         .await
         .map_err(|e| UsageError(format!("rota: {}", crate::error_text(&e))))?;
-    Ok(loaded.base_dir)
+    Ok(())
 }
 
 /// `rota apply` on a server: queues the run and, unless `--detach`, follows it.

@@ -2,7 +2,7 @@
 //! print live lines and the result.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,6 @@ pub(crate) struct Loaded {
     pub(crate) job: Job,
     pub(crate) source: String,
     pub(crate) source_path: Option<String>,
-    pub(crate) base_dir: PathBuf,
     pub(crate) namespace: String,
 }
 
@@ -50,7 +49,7 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    if loaded.job.approval.is_some() {
+    if rota_ops::approval_gate(&loaded.job, &loaded.namespace, rota_ops::Gated::Start).is_err() {
         eprintln!(
             "rota: job {} has approval rules: make a plan with `rota plan {}`, have it approved (`rota approve PLAN`), then `rota apply PLAN`",
             loaded.job.id,
@@ -65,34 +64,24 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    let secrets = match read_secrets(home, &store, &loaded.job, &loaded.namespace).await {
-        Ok(secrets) => secrets,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
-        }
-    };
     let revision = save_revision(&store, &loaded).await?;
-
-    let run_id = rota_store::ids::new_run_id();
-    // Recorded (and audited) before the run starts, so a use is on record even if this
-    // process dies during the run.
-    store
-        .record_secret_use(&run_id, &secrets.uses, jiff::Timestamp::now())
-        .await
-        .context("cannot record the run's use of secrets")?;
-    let request = RunRequest {
-        run_id,
+    let spec = rota_ops::RunSpec {
+        run_id: rota_store::ids::new_run_id(),
         job: loaded.job,
         job_revision: revision.revision,
         namespace: loaded.namespace,
         params,
-        secrets: secrets.exposed(),
         dry_run: args.dry_run,
         trigger: rota_store::FOREGROUND_TRIGGER.to_owned(),
         scheduled_at: None,
-        base_dir: loaded.base_dir,
+        source_path: loaded.source_path,
         prior: Vec::new(),
+    };
+    // The use of secrets is recorded (and audited) before the run starts, so it is on
+    // record even if this process dies during the run.
+    let request = match home.ops(&store).prepare_run(spec).await {
+        Ok(request) => request,
+        Err(error) => return refused(error),
     };
     execute(home, &store, request, out, false).await
 }
@@ -345,112 +334,82 @@ pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Resul
     let Some(original) = crate::runs_cmd::find(&store, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    let revision = store
-        .job_revision(&original.namespace, &original.job_id, original.job_revision)
-        .await?
-        .with_context(|| {
-            format!(
-                "revision {} of job {} is missing from the store",
-                original.job_revision, original.job_id
-            )
-        })?;
-    let job = revision
-        .job()
-        .context("the stored job definition does not load")?;
-    if job.approval.is_some() {
-        eprintln!(
-            "rota: job {} has approval rules: a retry would skip them; make a new plan with `rota plan`",
-            job.id
-        );
-        return Ok(EXIT_USAGE);
-    }
-    let rerun = match &args.from {
-        None => None,
-        Some(from) => match rota_core::dag::downstream(&job, from) {
-            Some(steps) => Some(steps),
-            None => {
-                eprintln!(
-                    "rota: run {} has no step {from:?} (job {})",
-                    original.id, original.job_id
-                );
-                return Ok(EXIT_USAGE);
-            }
-        },
+    let ops = home.ops(&store);
+    let by = rota_ops::Actor {
+        name: format!("rota retry (pid {})", std::process::id()),
+        source: None,
     };
-    let run_id = rota_store::ids::new_run_id();
-    let by = format!("rota retry (pid {})", std::process::id());
-    match store
-        .create_retry_run(
-            &original.id,
-            &run_id,
-            rerun.as_ref(),
-            &by,
-            jiff::Timestamp::now(),
-        )
+    let retry = match ops
+        .queue_retry(&by, &original.id, args.from.as_deref())
         .await
     {
-        Ok(_) => {}
-        Err(error @ rota_store::StoreError::RunNotEnded { .. }) => {
-            eprintln!("rota: {error}");
-            return Ok(EXIT_USAGE);
-        }
-        Err(error) => return Err(error).context("cannot create the retry run"),
-    }
+        Ok(retry) => retry,
+        Err(error) => return refused(error),
+    };
+    claim_and_execute(home, &ops, &retry.id, out).await
+}
+
+/// Takes the queued run `run_id` for this process and executes it here, like `rota run`;
+/// if a `rota serve` on this store took it first, it runs there.
+pub(crate) async fn claim_and_execute(
+    home: &Home,
+    ops: &rota_ops::Ops,
+    run_id: &str,
+    out: &Printer,
+) -> anyhow::Result<u8> {
     let owner = rota_store::Owner {
         host: rota_engine::owner::host_name(),
         pid: std::process::id(),
         start_token: rota_engine::owner::own_start_token(),
     };
-    if !store
-        .claim_queued_run(&run_id, &owner, jiff::Timestamp::now())
+    if !ops
+        .store()
+        .claim_queued_run(run_id, &owner, jiff::Timestamp::now())
         .await?
     {
-        // A `rota serve` on this store took it first; it runs there.
         eprintln!(
-            "rota: retry run {run_id} was claimed by a server; follow it with `rota logs -f {run_id}`"
+            "rota: run {run_id} was claimed by a server; follow it with `rota logs -f {run_id}`"
         );
         return Ok(0);
     }
-    let retry = store.find_run(&run_id).await?;
-    let secrets = match read_secrets(home, &store, &job, &retry.namespace).await {
-        Ok(secrets) => secrets,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
+    let prepared = match ops.claimed_run(run_id).await {
+        Ok(spec) => ops.prepare_run(spec).await,
+        Err(error) => Err(error),
+    };
+    let request = match prepared {
+        Ok(request) => request,
+        Err(error) => {
+            // Claimed but not runnable: it ends here, failed, with the reason.
+            ops.store()
+                .record(&[rota_store::RunEvent::RunFinished {
+                    run_id: run_id.to_owned(),
+                    status: RunStatus::Failed,
+                    reason: Some(error.to_string()),
+                    at: jiff::Timestamp::now(),
+                }])
+                .await?;
+            return refused(error);
         }
     };
-    store
-        .record_secret_use(&run_id, &secrets.uses, jiff::Timestamp::now())
-        .await
-        .context("cannot record the run's use of secrets")?;
-    let base_dir = revision
-        .source_path
-        .as_deref()
-        .and_then(|p| Path::new(p).parent())
-        .map(Path::to_owned)
-        .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
-    let params = match retry.params.clone() {
-        serde_json::Value::Object(map) => map.into_iter().collect(),
-        _ => BTreeMap::new(),
-    };
-    let request = RunRequest {
-        run_id,
-        job,
-        job_revision: retry.job_revision,
-        namespace: retry.namespace.clone(),
-        params,
-        secrets: secrets.exposed(),
-        dry_run: retry.dry_run,
-        trigger: retry.trigger.clone(),
-        scheduled_at: None,
-        base_dir,
-        prior: retry
-            .steps
-            .iter()
-            .map(rota_engine::run::PriorStep::from)
-            .collect(),
-    };
-    execute(home, &store, request, out, true).await
+    execute(home, ops.store(), request, out, true).await
+}
+
+/// A refusal of the application layer: usage errors exit 2 with their message, the rest
+/// are runtime failures.
+pub(crate) fn refused(error: rota_ops::OpsError) -> anyhow::Result<u8> {
+    use rota_ops::OpsError;
+    match error {
+        OpsError::NeedsPlan { .. }
+        | OpsError::Conflict(_)
+        | OpsError::Invalid(_)
+        | OpsError::NotFound(_)
+        | OpsError::Secrets(_)
+        | OpsError::InvalidParams(_) => {
+            eprintln!("rota: {error}");
+            Ok(EXIT_USAGE)
+        }
+        other => Err(other.into()),
+    }
 }
 
 /// The run's exit code: the scripting contract of `rota run`.
@@ -631,20 +590,15 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Loaded, UsageError> {
     let file = rota_core::parse::load_file(path).map_err(|e| UsageError(e.to_string()))?;
     let job = pick_job(file.jobs, args.job.as_deref(), &path.display().to_string())?;
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    let base_dir = absolute
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_else(|| PathBuf::from("."));
     let namespace = job
         .namespace
         .clone()
         .or_else(|| args.namespace.clone())
-        .unwrap_or_else(|| ephemeral_namespace(&absolute.display().to_string()));
+        .unwrap_or_else(|| rota_ops::ephemeral_namespace(&absolute.display().to_string()));
     Ok(Loaded {
         job,
         source: file.source,
         source_path: Some(absolute.display().to_string()),
-        base_dir,
         namespace,
     })
 }
@@ -670,17 +624,10 @@ async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Load
             "rota: the stored definition of {job_id:?} does not load: {e}"
         ))
     })?;
-    let base_dir = match revision.source_path.as_deref().map(Path::new) {
-        Some(file) => file
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_owned),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-    };
     Ok(Loaded {
         job,
         source: revision.source,
         source_path: revision.source_path,
-        base_dir,
         namespace,
     })
 }
@@ -733,31 +680,13 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
     let namespace = args
         .namespace
         .clone()
-        .unwrap_or_else(|| ephemeral_namespace(&format!("command in {}", cwd.display())));
+        .unwrap_or_else(|| rota_ops::ephemeral_namespace(&format!("command in {}", cwd.display())));
     Loaded {
         source: text.to_owned(),
         source_path: None,
-        base_dir: cwd.to_owned(),
         job,
         namespace,
     }
-}
-
-/// How an ephemeral namespace's name starts.
-const EPHEMERAL_PREFIX: &str = "adhoc-";
-
-/// SPEC §1: a job run ad hoc without a namespace gets a stable ephemeral one, a short
-/// digest of host, user and the file's absolute path.
-fn ephemeral_namespace(what: &str) -> String {
-    use sha2::Digest;
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown-user".to_owned());
-    let digest = sha2::Sha256::digest(format!(
-        "{}\0{user}\0{what}",
-        rota_engine::owner::host_name()
-    ));
-    format!("{EPHEMERAL_PREFIX}{}", &hex::encode(digest)[..10])
 }
 
 pub(crate) fn resolve_params(
@@ -791,74 +720,6 @@ fn read_params_file(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> 
             path.display()
         ))),
     }
-}
-
-/// The job's secrets for a run in `namespace`: the latest version in the secrets store, or
-/// else this process's environment variable of that name.
-pub(crate) async fn read_secrets(
-    home: &Home,
-    store: &Store,
-    job: &Job,
-    namespace: &str,
-) -> Result<rota_secrets::Resolved, UsageError> {
-    if job.secrets.is_empty() {
-        return Ok(rota_secrets::Resolved::default());
-    }
-    let key =
-        rota_secrets::SecretKey::load(&home.dir).map_err(|e| UsageError(format!("rota: {e}")))?;
-    match rota_secrets::resolve(store, key.as_ref(), namespace, &job.secrets).await {
-        Ok(resolved) => Ok(resolved),
-        Err(rota_secrets::SecretsError::Missing {
-            namespace: searched,
-            names,
-        }) if job.namespace.is_none() && searched.starts_with(EPHEMERAL_PREFIX) => Err(UsageError(
-            ephemeral_secrets_hint(store, job, &searched, &names).await,
-        )),
-        Err(e) => Err(UsageError(format!("rota: job {}: {e}", job.id))),
-    }
-}
-
-/// Why secrets are missing from an ad-hoc run, and how to reach them: its namespace is a
-/// digest nobody stores secrets in (`rota secrets set` writes to `default`), so the usual
-/// cause is a secret set in another namespace.
-async fn ephemeral_secrets_hint(
-    store: &Store,
-    job: &Job,
-    namespace: &str,
-    names: &[String],
-) -> String {
-    let mut in_default = Vec::new();
-    for name in names {
-        if let Ok(Some(_)) = store
-            .latest_secret(rota_store::DEFAULT_NAMESPACE, name)
-            .await
-        {
-            in_default.push(name.as_str());
-        }
-    }
-    let found = if in_default.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; {} {} set in namespace {}",
-            in_default.join(", "),
-            if in_default.len() == 1 { "is" } else { "are" },
-            rota_store::DEFAULT_NAMESPACE
-        )
-    };
-    format!(
-        "rota: job {}: secret {} is not set in namespace {namespace} (an ad-hoc run's \
-         namespace, a digest of host, user and file) nor in the environment{found}. Run it in \
-         the namespace that holds the secret with `-n {ns}`, or give the job `namespace: {ns}`, \
-         or set it for this namespace with `rota secrets set NAME -n {namespace}`",
-        job.id,
-        names.join(", "),
-        ns = if in_default.is_empty() {
-            "NAMESPACE"
-        } else {
-            rota_store::DEFAULT_NAMESPACE
-        },
-    )
 }
 
 /// Saves the loaded job as a revision (idempotent on its source); the run or plan made of

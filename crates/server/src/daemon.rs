@@ -18,7 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::{Job, RunStatus};
 use rota_engine::guardian::Guardian;
-use rota_engine::run::{EngineConfig, PriorStep, RunRequest, RunStop, StopReason};
+use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason};
 use rota_store::{
     HookRecord, NewJobRevision, NewOccurrence, NewRun, OccurrenceKind, Owner, RunEvent,
     SeenDelivery, Store,
@@ -42,7 +42,7 @@ pub const LOCK_FILE: &str = "serve.lock";
 pub const ADDR_FILE: &str = "serve.addr";
 
 /// Name of the file, in a run's artifacts directory, holding the webhook request body.
-pub const WEBHOOK_BODY_FILE: &str = "webhook-body";
+pub use rota_ops::WEBHOOK_BODY_FILE;
 
 /// Settings of `rota serve`.
 #[derive(Debug, Clone)]
@@ -231,6 +231,8 @@ struct Daemon {
     stored_jobs: HashMap<JobKey, i64>,
     running: JoinSet<(String, RunStatus)>,
     stops: HashMap<String, RunStop>,
+    /// The application layer: how a claimed run becomes the engine's request.
+    ops: rota_ops::Ops,
     /// Feeds `rota_scheduler_lateness_seconds` on `/metrics`.
     lateness: rota_api::SchedulerMetrics,
 }
@@ -249,7 +251,14 @@ impl Daemon {
             pid: std::process::id(),
             start_token: rota_engine::owner::own_start_token(),
         };
+        // Steps of a job saved without a file run in the server's data directory.
+        let ops = rota_ops::Ops::new(store.clone()).runs_here(
+            &config.home,
+            &engine.artifacts_dir,
+            &config.home,
+        );
         Daemon {
+            ops,
             scheduler: Scheduler::new(config.misfire_grace, Box::new(rota_store::ids::new_run_id)),
             jobs_dir: config.jobs_dir.as_deref().map(JobDir::new),
             config,
@@ -892,74 +901,15 @@ impl Daemon {
         }
     }
 
-    /// Rebuilds the engine's request from the stored run and its job revision.
+    /// The engine's request for a run this server just claimed, prepared by the one rule
+    /// every runner of runs follows ([`rota_ops::Ops::prepare_run`]).
     async fn request_for(&self, run_id: &str) -> Result<RunRequest, String> {
-        let run = self
-            .store
-            .get_run(run_id)
+        let spec = self
+            .ops
+            .claimed_run(run_id)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("run {run_id} vanished"))?;
-        let revision = self
-            .store
-            .job_revision(&run.namespace, &run.job_id, run.job_revision)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("job revision {} is missing", run.job_revision))?;
-        let mut job = revision.job().map_err(|e| format!("stored job: {e}"))?;
-        // The secrets store first, the server's environment for names it lacks; each use
-        // is recorded and audited before the run executes.
-        let secrets = if job.secrets.is_empty() {
-            BTreeMap::new()
-        } else {
-            let key =
-                rota_secrets::SecretKey::load(&self.config.home).map_err(|e| e.to_string())?;
-            let resolved =
-                rota_secrets::resolve(&self.store, key.as_ref(), &run.namespace, &job.secrets)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            self.store
-                .record_secret_use(run_id, &resolved.uses, Timestamp::now())
-                .await
-                .map_err(|e| format!("cannot record the use of secrets: {e}"))?;
-            resolved.exposed()
-        };
-        let body = self
-            .engine
-            .artifacts_dir
-            .join(run_id)
-            .join(WEBHOOK_BODY_FILE);
-        if body.exists() {
-            job.env.insert(
-                "ROTA_WEBHOOK_BODY_FILE".to_owned(),
-                body.display().to_string(),
-            );
-        }
-        let base_dir = revision
-            .source_path
-            .as_deref()
-            .and_then(|p| Path::new(p).parent())
-            .map(Path::to_owned)
-            .unwrap_or_else(|| self.config.home.clone());
-        // A resumed run continues from its recorded steps; a new one has only pending steps.
-        let prior = run.steps.iter().map(PriorStep::from).collect();
-        let params = match run.params {
-            serde_json::Value::Object(map) => map.into_iter().collect(),
-            _ => BTreeMap::new(),
-        };
-        Ok(RunRequest {
-            run_id: run.id,
-            job,
-            job_revision: run.job_revision,
-            namespace: run.namespace,
-            params,
-            secrets,
-            dry_run: run.dry_run,
-            trigger: run.trigger,
-            scheduled_at: run.scheduled_at,
-            base_dir,
-            prior,
-        })
+            .map_err(|e| e.to_string())?;
+        self.ops.prepare_run(spec).await.map_err(|e| e.to_string())
     }
 
     async fn finished(&mut self, run_id: &str, status: RunStatus) {

@@ -74,22 +74,13 @@ pub(crate) fn cut_page<T>(
     (rows, next)
 }
 
-/// The 404 answer for routes no handler serves.
 /// The latest revision of a job and its definition, or a 404 problem.
 pub(crate) async fn latest_job(
     state: &crate::ApiState,
     namespace: &str,
     job: &str,
 ) -> Result<(i64, rota_core::model::Job), ApiError> {
-    let revision = state
-        .store
-        .latest_job_revision(namespace, job)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("job {namespace}/{job}")))?;
-    let definition = revision
-        .job()
-        .map_err(|e| ApiError::Internal(format!("stored definition of {namespace}/{job}: {e}")))?;
-    Ok((revision.revision, definition))
+    Ok(state.ops.latest_job(namespace, job).await?)
 }
 
 /// `given` parameters resolved against the job's declarations (typed, defaults filled), or
@@ -98,21 +89,10 @@ pub(crate) fn resolve_params(
     job: &rota_core::model::Job,
     given: serde_json::Map<String, serde_json::Value>,
 ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, ApiError> {
-    let given = given.into_iter().collect();
-    rota_core::params::resolve(job, &given, &[]).map_err(|errors| ApiError::InvalidParams {
-        detail: format!("{} parameter problem(s)", errors.len()),
-        problems: errors
-            .into_iter()
-            .map(|e| crate::wire::ProblemItem {
-                line: None,
-                column: None,
-                param: Some(e.name),
-                message: e.message,
-            })
-            .collect(),
-    })
+    Ok(rota_ops::resolve_params(job, given.into_iter().collect())?)
 }
 
+/// The 404 answer for routes no handler serves.
 pub(crate) async fn no_route() -> ApiError {
     ApiError::NoRoute
 }

@@ -12,9 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use rota_store::{
-    Approver, Decision, NewPlan, NewRun, PlanError, PlanFilter, PlanRecord, PlanStatus, Role,
-};
+use rota_store::{Approver, Decision, PlanError, PlanFilter, PlanRecord, PlanStatus, Role};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -111,23 +109,20 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        // The plan pins the revision its parameters were resolved against.
         let (revision, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
         let params = resolve_params(&definition, body.params)?;
-        let content = state
-            .store
-            .plan_of(namespace.as_str(), &definition, revision, &params)
+        let plan = state
+            .ops
+            .create_plan(
+                &principal.ops_actor(),
+                namespace.as_str(),
+                &definition,
+                revision,
+                &params,
+                body.dry_run,
+            )
             .await?;
-        let dry_run = body.dry_run.then(|| NewRun::of_plan(&content, true));
-        let plan = NewPlan {
-            id: rota_store::ids::new_run_id(),
-            content,
-            approval: definition.approval,
-            created_by: principal.actor.clone(),
-            created_at: Timestamp::now(),
-            dry_run,
-        };
-        Ok(state.store.create_plan(&plan).await?)
+        Ok::<_, ApiError>(plan)
     }
     .await;
     let target = match &outcome {
@@ -329,28 +324,11 @@ pub(crate) async fn apply(
 ) -> Result<Response, ApiError> {
     let outcome = async {
         let plan = find(&state, &principal, &id, Role::Operator).await?;
-        let current = state
-            .store
-            .resolve_plan(
-                &plan.content.namespace,
-                &plan.content.job,
-                &plan.content.params,
-            )
-            .await?
-            .map(|(content, _)| content);
-        let run = NewRun::of_plan(current.as_ref().unwrap_or(&plan.content), false);
-        let applied = state
-            .store
-            .apply_plan(
-                &plan.id,
-                current.as_ref(),
-                &run,
-                &principal.actor,
-                Timestamp::now(),
-            )
+        let run_id = state
+            .ops
+            .apply_plan(&principal.ops_actor(), &plan.id)
             .await
             .map_err(problem)?;
-        let run_id = applied.run_id.unwrap_or(run.id);
         state
             .store
             .get_run(&run_id)

@@ -10,11 +10,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
-use rota_store::{NewRun, Owner, Role, RunCursor, RunEvent, RunFilter, RunRecord};
+use rota_store::{Role, RunCursor, RunFilter, RunRecord};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{AfterQuery, latest_job, page_limit, resolve_params};
+use super::{AfterQuery, page_limit};
 use crate::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
 use crate::ids::{JobId, Namespace, RunId};
@@ -208,16 +208,10 @@ pub(crate) async fn cancel(
     let outcome = async {
         let run = find(&state, &id).await?;
         principal.require(Scope::Namespace(&run.namespace), Role::Operator)?;
-        if !state
-            .store
-            .request_cancel(&run.id, &principal.actor)
-            .await?
-        {
-            let status = run.status.as_str();
-            return Err(ApiError::Conflict(format!(
-                "run {id} has already ended ({status})"
-            )));
-        }
+        let run = state
+            .ops
+            .cancel_run(&principal.ops_actor(), &run.id)
+            .await?;
         Ok(CancelAccepted {
             run_id: run.id,
             cancel_requested: true,
@@ -248,37 +242,12 @@ pub(crate) async fn create(
 ) -> Result<Response, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        let (revision, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
-        // A job with approval rules runs only through plan → approve → apply.
-        if definition.approval.is_some() {
-            return Err(ApiError::Conflict(format!(
-                "job {namespace}/{job} has approval rules: make a plan \
-                 (POST /api/v1/namespaces/{namespace}/jobs/{job}/plans, or `rota plan {job}`), \
-                 have it approved, then apply it"
-            )));
-        }
-        let params = resolve_params(&definition, body.params)?;
-        let run = NewRun {
-            id: rota_store::ids::new_run_id(),
-            namespace: namespace.to_string(),
-            job_id: job.to_string(),
-            job_revision: revision,
-            params: serde_json::Value::Object(params.into_iter().collect()),
-            dry_run: body.dry_run,
-            trigger: "api".to_owned(),
-            scheduled_at: None,
-            created_at: Timestamp::now(),
-            // Nobody owns a queued run: the server that claims it becomes its owner.
-            owner: Owner::nobody(),
-            steps: definition.steps.iter().map(|s| s.id.clone()).collect(),
-        };
-        let id = run.id.clone();
-        state.store.record(&[RunEvent::RunCreated { run }]).await?;
-        state
-            .store
-            .get_run(&id)
-            .await?
-            .ok_or_else(|| ApiError::Internal(format!("run {id} vanished after creation")))
+        let given = body.params.into_iter().collect();
+        let run = state
+            .ops
+            .queue_run(namespace.as_str(), job.as_str(), given, body.dry_run, "api")
+            .await?;
+        Ok::<_, ApiError>(run)
     }
     .await;
     let target = match &outcome {
@@ -312,75 +281,16 @@ pub(crate) async fn retry(
     let outcome = async {
         let original = find(&state, &id).await?;
         principal.require(Scope::Namespace(&original.namespace), Role::Operator)?;
-        refuse_gated_retry(&state, &original).await?;
-        let rerun = match &body.from {
-            None => None,
-            Some(from) => Some(rerun_from(&state, &original, from).await?),
-        };
-        let new_id = rota_store::ids::new_run_id();
-        let created = state
-            .store
-            .create_retry_run(
-                &original.id,
-                &new_id,
-                rerun.as_ref(),
-                &principal.actor,
-                Timestamp::now(),
-            )
-            .await;
-        created.map_err(|e| match e {
-            rota_store::StoreError::RunNotEnded { run_id, status } => ApiError::Conflict(format!(
-                "run {run_id} has not ended yet ({status}); cancel it or wait"
-            )),
-            other => other.into(),
-        })
+        let retry = state
+            .ops
+            .queue_retry(&principal.ops_actor(), id.as_str(), body.from.as_deref())
+            .await?;
+        Ok::<_, ApiError>(retry)
     }
     .await;
     let target = format!("run/{id}");
     let run = audited(&state, &principal, addr, "run.retry", &target, outcome).await?;
     queued(run)
-}
-
-/// A 409 problem when the run's job revision has approval rules: a retry would run it
-/// again without a plan.
-async fn refuse_gated_retry(state: &ApiState, run: &RunRecord) -> Result<(), ApiError> {
-    let revision = state
-        .store
-        .job_revision(&run.namespace, &run.job_id, run.job_revision)
-        .await?;
-    let gated = revision
-        .and_then(|r| r.job().ok())
-        .is_some_and(|job| job.approval.is_some());
-    if gated {
-        return Err(ApiError::Conflict(format!(
-            "job {}/{} has approval rules: a retry would skip them; make a new plan",
-            run.namespace, run.job_id
-        )));
-    }
-    Ok(())
-}
-
-/// The steps a retry `from` a step reruns, from the run's job revision; a 422 problem
-/// naming `from` when the job has no such step.
-async fn rerun_from(
-    state: &ApiState,
-    run: &RunRecord,
-    from: &str,
-) -> Result<std::collections::BTreeSet<String>, ApiError> {
-    let revision = state
-        .store
-        .job_revision(&run.namespace, &run.job_id, run.job_revision)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("run {} has no job revision", run.id)))?;
-    let job = revision
-        .job()
-        .map_err(|e| ApiError::Internal(format!("stored definition of {}: {e}", run.job_id)))?;
-    rota_core::dag::downstream(&job, from).ok_or_else(|| {
-        ApiError::InvalidBody(format!(
-            "`from`: job {}/{} has no step {from:?}",
-            run.namespace, run.job_id
-        ))
-    })
 }
 
 /// How often a log stream looks for new lines when it has caught up.

@@ -1,0 +1,128 @@
+//! Rota's application layer: the product's own rules, in one place.
+//!
+//! The CLI's local mode, the API's handlers and the daemon all reach the store and the
+//! engine through [`Ops`], the way rust-analyzer's `ide` crate is the one facade its LSP
+//! server and its CLI both call. What lives here is what must not be written twice:
+//! - the approval gate ([`approval_gate`]): a job with `approval:` rules runs only
+//!   through plan → approve → apply, whoever asks;
+//! - run preparation ([`Ops::prepare_run`]): a run to execute (stored, or about to be) →
+//!   the engine's [`RunRequest`], with its secrets resolved and their use recorded, its
+//!   base directory and its parameters decided by one rule;
+//! - queueing runs and retries, making and applying plans, and the audit entry of each
+//!   mutation ([`Ops::audit`]).
+//!
+//! It holds no SQL (that is `rota-store`) and starts no process (that is `rota-engine`).
+#![warn(missing_docs)]
+
+mod error;
+mod plans;
+mod runs;
+
+use std::path::PathBuf;
+
+pub use error::OpsError;
+pub use rota_engine::run::RunRequest;
+pub use runs::{Gated, RunSpec, approval_gate, ephemeral_namespace, is_ephemeral, resolve_params};
+
+use rota_store::{NewAuditEntry, Store};
+
+/// Where the artifacts of a run served by `rota serve` keep the webhook body that started
+/// it; steps find it through `ROTA_WEBHOOK_BODY_FILE`.
+pub const WEBHOOK_BODY_FILE: &str = "webhook-body";
+
+/// The application layer over one store.
+#[derive(Debug, Clone)]
+pub struct Ops {
+    store: Store,
+    runner: Option<Runner>,
+}
+
+/// Where a process that executes runs keeps what they need (see [`Ops::runs_here`]).
+#[derive(Debug, Clone)]
+struct Runner {
+    home: PathBuf,
+    artifacts_dir: PathBuf,
+    default_dir: PathBuf,
+}
+
+/// Who asks for a mutation, as the audit log names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// `local:<user>` for the CLI's local mode, the token's name through the API, `rota
+    /// serve` for the scheduler.
+    pub name: String,
+    /// The client's address, when the call came over the network.
+    pub source: Option<String>,
+}
+
+impl Actor {
+    /// The user running this process, as local commands name them: `local:<user>`.
+    pub fn local() -> Actor {
+        Actor {
+            name: format!("local:{}", local_user()),
+            source: None,
+        }
+    }
+}
+
+/// The name of the user running this process.
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown-user".to_owned())
+}
+
+impl Ops {
+    /// The application layer over `store`; it queues runs but prepares none for
+    /// execution until [`Ops::runs_here`] says where.
+    pub fn new(store: Store) -> Ops {
+        Ops {
+            store,
+            runner: None,
+        }
+    }
+
+    /// This process executes runs: in data directory `home` (where the secrets key
+    /// lives), keeping run artifacts in `artifacts_dir`; `default_dir` is where the steps
+    /// of a job that has no job file run (see [`Ops::prepare_run`]).
+    pub fn runs_here(
+        mut self,
+        home: impl Into<PathBuf>,
+        artifacts_dir: impl Into<PathBuf>,
+        default_dir: impl Into<PathBuf>,
+    ) -> Ops {
+        self.runner = Some(Runner {
+            home: home.into(),
+            artifacts_dir: artifacts_dir.into(),
+            default_dir: default_dir.into(),
+        });
+        self
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Appends the audit entry of a mutation by `actor` of `target` and its `result`
+    /// (`ok`, or the slug of its refusal). Callers fail the call when this fails: an
+    /// unaudited change must not look like a success.
+    pub async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        result: &str,
+    ) -> Result<(), OpsError> {
+        let entry = NewAuditEntry {
+            at: jiff::Timestamp::now(),
+            actor: actor.name.clone(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            source: actor.source.clone(),
+            result: result.to_owned(),
+        };
+        self.store.append_audit(&entry).await?;
+        Ok(())
+    }
+}
