@@ -45,14 +45,14 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use rota_store::{AuditBreak, Store, StoreError};
 
 pub use auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, AuthMode, Principal, Scope, ensure_admin_token, issue_token,
 };
 pub use error::{ApiError, PROBLEM_BASE};
-pub use metrics::{SchedulerMetrics, metrics_router};
+pub use metrics::SchedulerMetrics;
 pub use rota_store::Role;
 pub use routes::schedules::{BoxFuture, NextFires, ScheduleOps};
 
@@ -111,7 +111,7 @@ impl ApiState {
     }
 }
 
-/// The `/api/v1` router, plus `GET /metrics` ([`metrics_router`]); every request is timed
+/// The `/api/v1` router, plus `GET /metrics` ([`metrics`]); every request is timed
 /// for `rota_api_request_duration_seconds`. It binds no socket: the server mounts it (merge it into the
 /// server's router) and serves it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so the audit log records client
@@ -120,75 +120,11 @@ pub fn app(state: ApiState) -> Router {
     use routes::*;
     Router::new()
         .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/api/v1/namespaces", get(namespaces::list))
-        .route("/api/v1/namespaces/{namespace}/jobs", get(jobs::list))
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/validate",
-            post(jobs::validate),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}",
-            get(jobs::get).put(jobs::put).delete(jobs::remove),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/runs",
-            post(runs::create),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule",
-            get(schedules::next),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/backfill",
-            post(schedules::backfill),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/history",
-            get(schedules::history),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/pause",
-            post(schedules::pause),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/schedule/resume",
-            post(schedules::resume),
-        )
-        .route("/api/v1/namespaces/{namespace}/secrets", get(secrets::list))
-        .route(
-            "/api/v1/namespaces/{namespace}/secrets/{name}",
-            put(secrets::put).delete(secrets::remove),
-        )
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/revisions",
-            get(jobs::revisions),
-        )
-        .route("/api/v1/runs", get(runs::list))
-        .route("/api/v1/runs/{id}", get(runs::get))
-        .route("/api/v1/runs/{id}/logs", get(runs::logs))
-        .route("/api/v1/runs/{id}/logs/stream", get(runs::logs_stream))
-        .route("/api/v1/runs/{id}/cancel", post(runs::cancel))
-        .route("/api/v1/runs/{id}/retry", post(runs::retry))
-        .route(
-            "/api/v1/namespaces/{namespace}/jobs/{job}/plans",
-            post(plans::create),
-        )
-        .route("/api/v1/plans", get(plans::list))
-        .route("/api/v1/plans/{id}", get(plans::get))
-        .route("/api/v1/plans/{id}/approve", post(plans::approve))
-        .route("/api/v1/plans/{id}/reject", post(plans::reject))
-        .route("/api/v1/plans/{id}/apply", post(plans::apply))
-        .route("/api/v1/events", get(events::list))
-        .route("/api/v1/events/stream", get(events::stream))
-        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", delete(tokens::revoke))
-        .route("/api/v1/audit", get(audit::list))
-        .route("/api/v1/audit/verify", get(audit::verify))
+        .merge(openapi::routes().0)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state.clone())
-        .merge(metrics_router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.api_metrics,
             metrics::record_latency,

@@ -20,12 +20,10 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use jiff::{SignedDuration, Timestamp};
 use rota_store::Role;
 
@@ -186,11 +184,9 @@ pub(crate) async fn record_latency(
     response
 }
 
-/// The router serving `GET /metrics`; [`crate::app`] already includes it.
-pub fn metrics_router(state: ApiState) -> Router {
-    Router::new()
-        .route("/metrics", get(serve))
-        .with_state(state)
+/// `GET /metrics` with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<ApiState> {
+    utoipa_axum::router::OpenApiRouter::new().routes(utoipa_axum::routes!(serve))
 }
 
 /// Returns Rota's metrics in the Prometheus text format.

@@ -110,44 +110,6 @@ pub(crate) fn resume_from_schema() -> Schema {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Rota API", description = "Rota's HTTP API. Errors are RFC 9457 problem bodies."),
-    paths(
-        routes::namespaces::list,
-        routes::jobs::list,
-        routes::jobs::get,
-        routes::jobs::revisions,
-        routes::jobs::validate,
-        routes::jobs::put,
-        routes::jobs::remove,
-        routes::runs::create,
-        routes::schedules::next,
-        routes::schedules::backfill,
-        routes::schedules::history,
-        routes::schedules::pause,
-        routes::schedules::resume,
-        routes::secrets::list,
-        routes::secrets::put,
-        routes::secrets::remove,
-        routes::runs::list,
-        routes::runs::get,
-        routes::runs::logs,
-        routes::runs::logs_stream,
-        routes::runs::cancel,
-        routes::runs::retry,
-        routes::plans::create,
-        routes::plans::list,
-        routes::plans::get,
-        routes::plans::approve,
-        routes::plans::reject,
-        routes::plans::apply,
-        routes::events::list,
-        routes::events::stream,
-        routes::tokens::create,
-        routes::tokens::list,
-        routes::tokens::revoke,
-        routes::audit::list,
-        routes::audit::verify,
-        crate::metrics::serve,
-    ),
     components(schemas(
         wire::Problem,
         ids::Namespace,
@@ -221,7 +183,7 @@ impl utoipa::ToSchema for LogFrame {}
 /// The document as served: [`ApiDoc`], plus what utoipa cannot state: the `contentSchema`
 /// of each event frame's `data` (JSON Schema 2020-12, which OpenAPI 3.1 uses).
 pub fn document_json() -> serde_json::Value {
-    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    let mut doc = serde_json::to_value(routes().1).unwrap_or_default();
     let run_end = serde_json::json!({
         "type": "object",
         "required": ["status"],
@@ -314,7 +276,27 @@ fn spell_out_client_errors(doc: &mut serde_json::Value) {
     }
 }
 
+/// Every route of the API with its OpenAPI operation: the router serves exactly what the
+/// document describes, since both come from the same declarations (each area's
+/// `routes::<area>::router`, on `utoipa-axum`).
+pub(crate) fn routes() -> (axum::Router<crate::ApiState>, utoipa::openapi::OpenApi) {
+    use utoipa_axum::router::OpenApiRouter;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::namespaces::router())
+        .merge(routes::jobs::router())
+        .merge(routes::runs::router())
+        .merge(routes::schedules::router())
+        .merge(routes::secrets::router())
+        .merge(routes::plans::router())
+        .merge(routes::events::router())
+        .merge(routes::tokens::router())
+        .merge(routes::audit::router())
+        .merge(crate::metrics::router())
+        .split_for_parts()
+}
+
 /// `GET /api/v1/openapi.json`. Public: it describes the API, it reveals no data.
 pub(crate) async fn document() -> Response {
-    axum::Json(document_json()).into_response()
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    axum::Json(DOCUMENT.get_or_init(document_json)).into_response()
 }

@@ -464,6 +464,9 @@ async fn every_route_needs_a_token_and_the_right_role() {
     }
 }
 
+/// The document and the router come from the same declarations (`openapi::routes`, on
+/// utoipa-axum), so walking the served document walks the real router: a route without a
+/// permission case here fails, whoever adds it.
 #[tokio::test]
 async fn every_documented_route_has_a_permission_case() {
     let env = Env::new().await;

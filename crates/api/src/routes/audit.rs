@@ -54,3 +54,12 @@ pub(crate) async fn verify(
     };
     Ok(Json(verification))
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(verify))
+}

@@ -114,3 +114,12 @@ fn sse_event(event: Event) -> SseEvent {
     sse.json_data(&event)
         .unwrap_or_else(|_| SseEvent::default().id(event.id.to_string()).data("{}"))
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stream))
+}

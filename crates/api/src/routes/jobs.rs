@@ -334,3 +334,14 @@ pub(crate) async fn remove(
     audited(&state, &principal, addr, "job.delete", &target, outcome).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(validate))
+        .routes(routes!(get, put, remove))
+        .routes(routes!(revisions))
+}

@@ -59,3 +59,10 @@ pub(crate) async fn list(
         next_cursor,
     }))
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new().routes(routes!(list))
+}

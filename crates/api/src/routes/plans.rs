@@ -351,3 +351,16 @@ pub(crate) async fn apply(
         Run::from(run),
     )
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(apply))
+}

@@ -432,3 +432,17 @@ fn queued(run: RunRecord) -> Result<Response, ApiError> {
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(list))
+        .routes(routes!(get))
+        .routes(routes!(logs))
+        .routes(routes!(logs_stream))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+}

@@ -360,3 +360,15 @@ pub(crate) async fn backfill(
         }),
     ))
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(next))
+        .routes(routes!(backfill))
+        .routes(routes!(history))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+}

@@ -199,3 +199,12 @@ pub(crate) async fn remove(
     audit_failure(&state, &principal, addr, "secret.delete", &target, outcome).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(put, remove))
+}

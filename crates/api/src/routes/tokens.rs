@@ -162,3 +162,12 @@ pub(crate) async fn revoke(
     audited(&state, &principal, addr, "token.revoke", &target, outcome).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// This area's routes, each with its OpenAPI operation.
+pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
+}
