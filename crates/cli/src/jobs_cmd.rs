@@ -166,19 +166,32 @@ async fn rm_local(
     job: &str,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    match store
-        .delete_job(namespace, job, "local", jiff::Timestamp::now())
-        .await
-    {
-        Ok(_) => {
+    let ops = rota_ops::Ops::new(store.clone());
+    let actor = rota_ops::Actor::local();
+    let deleted = ops.delete_job(&actor, namespace, job).await;
+    let result = match &deleted {
+        Ok(()) => "ok",
+        Err(rota_ops::OpsError::NotFound(_)) => "not-found",
+        Err(rota_ops::OpsError::Conflict(_)) => "conflict",
+        Err(_) => "internal",
+    };
+    ops.audit(
+        &actor,
+        "job.delete",
+        &format!("job/{namespace}/{job}"),
+        result,
+    )
+    .await?;
+    match deleted {
+        Ok(()) => {
             print_removed(out, namespace, job);
             Ok(0)
         }
-        Err(rota_store::StoreError::JobNotFound { .. }) => {
+        Err(rota_ops::OpsError::NotFound(_)) => {
             eprintln!("rota: no job {job} in namespace {namespace:?}");
             Ok(1)
         }
-        Err(error @ rota_store::StoreError::JobDefinedByFile { .. }) => {
+        Err(error @ rota_ops::OpsError::Conflict(_)) => {
             eprintln!("rota: {error}");
             Ok(EXIT_USAGE)
         }
@@ -287,17 +300,12 @@ async fn put_local(
                 return Ok(EXIT_USAGE);
             }
         };
-        let revision = rota_store::NewJobRevision::of_job(
-            namespace,
-            job,
-            put.source.clone(),
-            jiff::Timestamp::now(),
-        );
-        // Like a job saved through the API, and unlike one a server loads from its job
-        // directory, the revision has no source file: a server on this store schedules it
-        // and `rota jobs rm` can delete it.
-        let stored = store.save_job_revision(&revision).await?;
-        saved.push(via_wire(rota_api::wire::JobSummary::from(stored))?);
+        let ops = rota_ops::Ops::new(store.clone());
+        let stored = ops.put_job(&namespace, job, &put.source).await?;
+        let target = format!("job/{namespace}/{}", job.id);
+        ops.audit(&rota_ops::Actor::local(), "job.put", &target, "ok")
+            .await?;
+        saved.push(via_wire(rota_api::wire::JobSummary::from(stored.revision))?);
     }
     print_jobs(out, &saved);
     Ok(0)

@@ -209,9 +209,10 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
     let Some(run) = find(&store, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    let by = format!("rota cancel (pid {})", std::process::id());
-    let accepted = store.request_cancel(&run.id, &by).await?;
-    if !accepted {
+    let ops = rota_ops::Ops::new(store.clone());
+    let actor = rota_ops::Actor::local();
+    let cancelled = ops.cancel_run(&actor, &run.id).await;
+    if let Err(rota_ops::OpsError::Conflict(_)) = cancelled {
         eprintln!(
             "rota: run {} already finished ({})",
             run.id,
@@ -219,15 +220,8 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
         );
         return Ok(1);
     }
-    store
-        .append_audit(&rota_store::NewAuditEntry {
-            at: jiff::Timestamp::now(),
-            actor: "local".to_owned(),
-            action: "run.cancel".to_owned(),
-            target: format!("run/{}", run.id),
-            source: None,
-            result: "ok".to_owned(),
-        })
+    cancelled?;
+    ops.audit(&actor, "run.cancel", &format!("run/{}", run.id), "ok")
         .await?;
     // Wake the owning `rota run` at once; it also polls the flag, so a failed signal
     // only delays the cancel. A server's run is left to the server's own poll: the owner

@@ -19,10 +19,6 @@ use crate::home::Home;
 use crate::output::{self, Printer};
 use crate::view::{SecretView, StoredSecretView, via_wire};
 
-/// Who sets and removes secrets from the CLI, in the audit log (as the API's unauthenticated
-/// mode does).
-const ACTOR: &str = "local";
-
 /// `rota secrets`.
 #[derive(Debug, Subcommand)]
 pub enum SecretsCommand {
@@ -81,9 +77,16 @@ async fn set(home: &Home, args: SetArgs, out: &Printer) -> anyhow::Result<u8> {
     };
     let store = home.open_store().await?;
     let key = SecretKey::load_or_create(&home.dir)?;
-    let version = rota_secrets::put(&store, &key, &args.namespace, &args.name, &value, ACTOR)
-        .await
-        .with_context(|| format!("cannot store secret {}", args.name))?;
+    let version = rota_secrets::put(
+        &store,
+        &key,
+        &args.namespace,
+        &args.name,
+        &value,
+        &rota_ops::Actor::local().name,
+    )
+    .await
+    .with_context(|| format!("cannot store secret {}", args.name))?;
     print_stored(
         out,
         &StoredSecretView {
@@ -233,7 +236,13 @@ fn print_list(out: &Printer, namespace: &str, secrets: &[SecretView]) {
 
 async fn rm(home: &Home, args: RmArgs, out: &Printer) -> anyhow::Result<u8> {
     let store = home.open_store().await?;
-    let removed = rota_secrets::remove(&store, &args.namespace, &args.name, ACTOR).await?;
+    let removed = rota_secrets::remove(
+        &store,
+        &args.namespace,
+        &args.name,
+        &rota_ops::Actor::local().name,
+    )
+    .await?;
     if removed == 0 {
         eprintln!(
             "rota: no secret {} in namespace {:?}",

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
 use rota_api::wire::TokenGrant;
-use rota_store::{DEFAULT_NAMESPACE, NewAuditEntry, Role, Store};
+use rota_store::{DEFAULT_NAMESPACE, Role, Store};
 use serde_json::{Value, json};
 
 use crate::EXIT_USAGE;
@@ -16,9 +16,6 @@ use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::{self, Printer};
 use crate::view::{CreatedTokenView, TokenView, grants_json, grants_text, via_wire};
-
-/// Who creates and revokes tokens from the CLI, in the audit log.
-const ACTOR: &str = "local";
 
 /// `rota tokens`.
 #[derive(Debug, Subcommand)]
@@ -247,15 +244,13 @@ fn print_revoked(out: &Printer, id: &str) {
 }
 
 async fn record_audit(store: &Store, action: &str, id: &str) -> anyhow::Result<()> {
-    store
-        .append_audit(&NewAuditEntry {
-            at: Timestamp::now(),
-            actor: ACTOR.to_owned(),
-            action: action.to_owned(),
-            target: format!("token/{id}"),
-            source: None,
-            result: "ok".to_owned(),
-        })
+    rota_ops::Ops::new(store.clone())
+        .audit(
+            &rota_ops::Actor::local(),
+            action,
+            &format!("token/{id}"),
+            "ok",
+        )
         .await?;
     Ok(())
 }

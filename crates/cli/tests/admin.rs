@@ -110,11 +110,10 @@ fn audit_verify_passes_then_names_the_modified_entry() {
         ["token.create", "token.create", "token.revoke", "secret.set"]
     );
     assert!(
-        entries
-            .as_array()
-            .expect("array")
-            .iter()
-            .all(|e| e["actor"] == "local")
+        entries.as_array().expect("array").iter().all(|e| e["actor"]
+            .as_str()
+            .is_some_and(|actor| actor.starts_with("local:"))),
+        "local commands are audited as local:<user>: {entries:#}"
     );
     let (newest, output) = rota.run_json(&["audit", "list", "--limit", "2"]);
     assert_code(&output, 0);

@@ -15,12 +15,14 @@
 #![warn(missing_docs)]
 
 mod error;
+mod jobs;
 mod plans;
 mod runs;
 
 use std::path::PathBuf;
 
 pub use error::OpsError;
+pub use jobs::SavedJob;
 pub use rota_engine::run::RunRequest;
 pub use runs::{Gated, RunSpec, approval_gate, ephemeral_namespace, is_ephemeral, resolve_params};
 

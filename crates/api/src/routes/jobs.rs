@@ -5,8 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use jiff::Timestamp;
-use rota_store::{NewJobRevision, Role};
+use rota_store::Role;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -146,19 +145,11 @@ pub(crate) async fn put(
                 problems: Vec::new(),
             });
         }
-        let previous = state
-            .store
-            .latest_job_revision(namespace.as_str(), job.as_str())
+        let saved = state
+            .ops
+            .put_job(namespace.as_str(), &parsed, body.source.as_str())
             .await?;
-        let revision = NewJobRevision::of_job(
-            namespace.as_str(),
-            &parsed,
-            body.source.as_str(),
-            Timestamp::now(),
-        );
-        let saved = state.store.save_job_revision(&revision).await?;
-        let unchanged = previous.is_some_and(|p| p.revision == saved.revision);
-        Ok((unchanged, saved))
+        Ok((saved.unchanged, saved.revision))
     }
     .await;
     let target = format!("job/{namespace}/{job}");
@@ -310,24 +301,11 @@ pub(crate) async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let outcome = async {
         principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
-        let deleted = state
-            .store
-            .delete_job(
-                namespace.as_str(),
-                job.as_str(),
-                &principal.actor,
-                Timestamp::now(),
-            )
-            .await;
-        deleted.map_err(|e| match e {
-            rota_store::StoreError::JobNotFound { .. } => {
-                ApiError::NotFound(format!("job {namespace}/{job}"))
-            }
-            rota_store::StoreError::JobDefinedByFile { path, .. } => ApiError::Conflict(format!(
-                "job {namespace}/{job} is defined by file {path}; remove the file"
-            )),
-            other => other.into(),
-        })
+        state
+            .ops
+            .delete_job(&principal.ops_actor(), namespace.as_str(), job.as_str())
+            .await?;
+        Ok::<_, ApiError>(())
     }
     .await;
     let target = format!("job/{namespace}/{job}");
