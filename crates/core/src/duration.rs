@@ -73,9 +73,7 @@ fn friendly(text: &str) -> Option<Duration> {
     if span.is_negative() {
         return None;
     }
-    let signed = span
-        .to_duration(SpanRelativeTo::days_are_24_hours())
-        .ok()?;
+    let signed = span.to_duration(SpanRelativeTo::days_are_24_hours()).ok()?;
     Duration::try_from(signed).ok()
 }
 
@@ -115,13 +113,8 @@ pub fn format_duration(duration: Duration) -> String {
         // Beyond 2^63 seconds: no job file can say that; keep it readable.
         return format!("{}s", duration.as_secs());
     };
-    let span = Span::try_from(signed).and_then(|span| {
-        span.round(
-            SpanRound::new()
-                .largest(Unit::Day)
-                .days_are_24_hours(),
-        )
-    });
+    let span = Span::try_from(signed)
+        .and_then(|span| span.round(SpanRound::new().largest(Unit::Day).days_are_24_hours()));
     match span {
         Ok(span) => PRINTER.span_to_string(&span),
         // Beyond what a span holds (about 20,000 years): hours are the largest unit.
