@@ -14,7 +14,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use jiff::{SignedDuration, Timestamp};
-use rand::RngCore;
+use rand::Rng as _;
 use rota_store::{Grant, NewToken, Role, Store, StoreError, TokenRecord};
 use sha2::{Digest, Sha256};
 

@@ -15,9 +15,7 @@
 //! span them all (unless authentication is off); configure the scraper with
 //! `authorization: { type: Bearer, credentials: <token> }`.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
@@ -25,13 +23,18 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use jiff::{SignedDuration, Timestamp};
-use rota_store::Role;
+use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use rota_store::{Role, RunCount};
 
 use crate::auth::{Principal, Scope};
 use crate::{ApiError, ApiState};
 
-/// The content type of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of the text exposition format (version 0.0.4).
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the API latency buckets.
 const API_BUCKETS: &[f64] = &[
@@ -49,73 +52,38 @@ const LATENESS_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 60.0, 3
 /// How far back `rota_step_duration_seconds` looks.
 const STEP_WINDOW: SignedDuration = SignedDuration::from_hours(1);
 
-/// A histogram with fixed bucket bounds.
-#[derive(Debug, Clone)]
-struct Histogram {
-    bounds: &'static [f64],
-    /// Observations per bucket (not cumulative); the last is above every bound.
-    counts: Vec<u64>,
-    sum: f64,
+/// A gauge of whole counts (run counts are `u64` in the store).
+type CountGauge = Gauge<u64, AtomicU64>;
+
+/// The labels of `rota_runs`, in the order they are written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RunLabels {
+    namespace: String,
+    status: String,
 }
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Histogram {
-        Histogram {
-            bounds,
-            counts: vec![0; bounds.len() + 1],
-            sum: 0.0,
-        }
-    }
+/// The labels of `rota_api_request_duration_seconds`, in the order they are written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: &'static str,
+}
 
-    fn observe(&mut self, value: Duration) {
-        let seconds = value.as_secs_f64();
-        let slot = self
-            .bounds
-            .iter()
-            .position(|&b| seconds <= b)
-            .unwrap_or(self.bounds.len());
-        self.counts[slot] += 1;
-        self.sum += seconds;
-    }
-
-    /// Appends the `_bucket`, `_sum` and `_count` samples of `name`, with `labels` (already
-    /// rendered as `k="v",…`, or empty) on each.
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            cumulative += count;
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {cumulative}"
-            );
-        }
-        cumulative += self.counts.last().copied().unwrap_or(0);
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
-        );
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum);
-        let _ = writeln!(out, "{name}_count{braces} {cumulative}");
-    }
+fn api_histogram() -> Histogram {
+    Histogram::new(API_BUCKETS.iter().copied())
 }
 
 /// Where the scheduler reports how late it started occurrences; cheap to clone, all
 /// clones share one histogram. Until the server feeds it, it exports an empty histogram.
 #[derive(Debug, Clone)]
 pub struct SchedulerMetrics {
-    lateness: Arc<Mutex<Histogram>>,
+    lateness: Histogram,
 }
 
 impl Default for SchedulerMetrics {
     fn default() -> Self {
         SchedulerMetrics {
-            lateness: Arc::new(Mutex::new(Histogram::new(LATENESS_BUCKETS))),
+            lateness: Histogram::new(LATENESS_BUCKETS.iter().copied()),
         }
     }
 }
@@ -123,40 +91,29 @@ impl Default for SchedulerMetrics {
 impl SchedulerMetrics {
     /// Records that an occurrence started `late` after its scheduled instant.
     pub fn observe_lateness(&self, late: Duration) {
-        self.lateness
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .observe(late);
-    }
-
-    fn snapshot(&self) -> Histogram {
-        self.lateness
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.lateness.observe(late.as_secs_f64());
     }
 }
 
-/// API latency histograms by route template and status class.
-#[derive(Debug, Clone, Default)]
+/// API latency histograms by route template and status class; clones share them.
+#[derive(Debug, Clone)]
 pub(crate) struct ApiMetrics {
-    requests: Arc<Mutex<BTreeMap<(String, &'static str), Histogram>>>,
+    requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        ApiMetrics {
+            requests: Family::new_with_constructor(api_histogram),
+        }
+    }
 }
 
 impl ApiMetrics {
-    fn observe(&self, route: &str, status_class: &'static str, took: Duration) {
-        let mut requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        requests
-            .entry((route.to_owned(), status_class))
-            .or_insert_with(|| Histogram::new(API_BUCKETS))
-            .observe(took);
-    }
-
-    fn snapshot(&self) -> BTreeMap<(String, &'static str), Histogram> {
+    fn observe(&self, route: String, status: &'static str, took: Duration) {
         self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .get_or_create(&RequestLabels { route, status })
+            .observe(took.as_secs_f64());
     }
 }
 
@@ -180,7 +137,7 @@ pub(crate) async fn record_latency(
         400..=499 => "4xx",
         _ => "5xx",
     };
-    metrics.observe(&route, class, started.elapsed());
+    metrics.observe(route, class, started.elapsed());
     response
 }
 
@@ -205,73 +162,72 @@ pub(crate) async fn serve(
         .checked_sub(STEP_WINDOW)
         .unwrap_or(Timestamp::MIN);
     let steps = state.store.recent_step_durations(since).await?;
-
-    let mut out = String::new();
-    out.push_str("# HELP rota_runs Runs by namespace and status.\n# TYPE rota_runs gauge\n");
-    for c in &counts {
-        let _ = writeln!(
-            out,
-            "rota_runs{{namespace=\"{}\",status=\"{}\"}} {}",
-            escape_label(&c.namespace),
-            escape_label(&c.status),
-            c.count
-        );
-    }
-    let queued: u64 = counts
-        .iter()
-        .filter(|c| c.status == "queued")
-        .map(|c| c.count)
-        .sum();
-    let _ = writeln!(
-        out,
-        "# HELP rota_queue_depth Runs waiting to start (status queued).\n\
-         # TYPE rota_queue_depth gauge\nrota_queue_depth {queued}"
-    );
-
-    let mut step_hist = Histogram::new(STEP_BUCKETS);
-    for took in steps {
-        step_hist.observe(took);
-    }
-    out.push_str(
-        "# HELP rota_step_duration_seconds Durations of step attempts finished in the last \
-         hour (a sliding window, not cumulative).\n\
-         # TYPE rota_step_duration_seconds histogram\n",
-    );
-    step_hist.render(&mut out, "rota_step_duration_seconds", "");
-
-    out.push_str(
-        "# HELP rota_api_request_duration_seconds API request durations by route and \
-         status class.\n# TYPE rota_api_request_duration_seconds histogram\n",
-    );
-    for ((route, class), hist) in state.api_metrics.snapshot() {
-        let labels = format!("route=\"{}\",status=\"{class}\"", escape_label(&route));
-        hist.render(&mut out, "rota_api_request_duration_seconds", &labels);
-    }
-
-    out.push_str(
-        "# HELP rota_scheduler_lateness_seconds How late scheduled occurrences started.\n\
-         # TYPE rota_scheduler_lateness_seconds histogram\n",
-    );
-    state
-        .scheduler_metrics
-        .snapshot()
-        .render(&mut out, "rota_scheduler_lateness_seconds", "");
-
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response())
+    let text = render(
+        &counts,
+        &steps,
+        &state.api_metrics,
+        &state.scheduler_metrics,
+    )
+    .map_err(|e| ApiError::Internal(format!("encoding the metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response())
 }
 
-/// Escapes a label value for the text format: backslash, double quote and newline.
-pub fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+/// The text of one scrape. The store's figures are read anew on each scrape, so they go
+/// into fresh metrics of a registry made for it; the process's own histograms are shared.
+fn render(
+    counts: &[RunCount],
+    steps: &[Duration],
+    api: &ApiMetrics,
+    scheduler: &SchedulerMetrics,
+) -> Result<String, std::fmt::Error> {
+    let runs = Family::<RunLabels, CountGauge>::default();
+    for c in counts {
+        runs.get_or_create(&RunLabels {
+            namespace: c.namespace.clone(),
+            status: c.status.clone(),
+        })
+        .set(c.count);
     }
-    out
+    let queued = CountGauge::default();
+    queued.set(
+        counts
+            .iter()
+            .filter(|c| c.status == "queued")
+            .map(|c| c.count)
+            .sum(),
+    );
+    let step_durations = Histogram::new(STEP_BUCKETS.iter().copied());
+    for took in steps {
+        step_durations.observe(took.as_secs_f64());
+    }
+
+    // The registry ends each help text with a period.
+    let mut registry = Registry::default();
+    registry.register("rota_runs", "Runs by namespace and status", runs);
+    registry.register(
+        "rota_queue_depth",
+        "Runs waiting to start (status queued)",
+        queued,
+    );
+    registry.register(
+        "rota_step_duration_seconds",
+        "Durations of step attempts finished in the last hour (a sliding window, not \
+         cumulative)",
+        step_durations,
+    );
+    registry.register(
+        "rota_api_request_duration_seconds",
+        "API request durations by route and status class",
+        api.requests.clone(),
+    );
+    registry.register(
+        "rota_scheduler_lateness_seconds",
+        "How late scheduled occurrences started",
+        scheduler.lateness.clone(),
+    );
+    let mut text = String::new();
+    prometheus_text::encode(&mut text, &registry)?;
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -279,24 +235,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn label_values_escape_backslash_quote_and_newline() {
-        assert_eq!(escape_label(r#"a\b"c"#), r#"a\\b\"c"#);
-        assert_eq!(escape_label("one\ntwo"), "one\\ntwo");
-        assert_eq!(escape_label("plain-ns_1"), "plain-ns_1");
-    }
-
-    #[test]
-    fn histograms_render_cumulative_buckets() {
-        let mut h = Histogram::new(&[1.0, 5.0]);
-        h.observe(Duration::from_millis(500));
-        h.observe(Duration::from_secs(3));
-        h.observe(Duration::from_secs(9));
-        let mut out = String::new();
-        h.render(&mut out, "x", "k=\"v\"");
-        assert_eq!(
-            out,
-            "x_bucket{k=\"v\",le=\"1\"} 1\nx_bucket{k=\"v\",le=\"5\"} 2\n\
-             x_bucket{k=\"v\",le=\"+Inf\"} 3\nx_sum{k=\"v\"} 12.5\nx_count{k=\"v\"} 3\n"
+    fn one_scrape_has_every_family_with_escaped_labels_and_cumulative_buckets() {
+        let counts = [RunCount {
+            namespace: "a\\b\"c\nd".to_owned(),
+            status: "queued".to_owned(),
+            count: 3,
+        }];
+        let steps = [
+            Duration::from_millis(500),
+            Duration::from_secs(3),
+            Duration::from_secs(20_000),
+        ];
+        let api = ApiMetrics::default();
+        api.observe(
+            "/api/v1/runs/{id}".to_owned(),
+            "2xx",
+            Duration::from_millis(7),
         );
+        let text = render(&counts, &steps, &api, &SchedulerMetrics::default()).expect("text");
+        for line in [
+            "# HELP rota_runs Runs by namespace and status.",
+            "# TYPE rota_runs gauge",
+            r#"rota_runs{namespace="a\\b\"c\nd",status="queued"} 3"#,
+            "# TYPE rota_queue_depth gauge",
+            "rota_queue_depth 3",
+            "# TYPE rota_step_duration_seconds histogram",
+            r#"rota_step_duration_seconds_bucket{le="1"} 1"#,
+            r#"rota_step_duration_seconds_bucket{le="5"} 2"#,
+            r#"rota_step_duration_seconds_bucket{le="10800"} 2"#,
+            r#"rota_step_duration_seconds_bucket{le="+Inf"} 3"#,
+            "rota_step_duration_seconds_sum 20003.5",
+            "rota_step_duration_seconds_count 3",
+            r#"rota_api_request_duration_seconds_bucket{route="/api/v1/runs/{id}",status="2xx",le="0.005"} 0"#,
+            r#"rota_api_request_duration_seconds_bucket{route="/api/v1/runs/{id}",status="2xx",le="0.01"} 1"#,
+            r#"rota_api_request_duration_seconds_count{route="/api/v1/runs/{id}",status="2xx"} 1"#,
+            "# TYPE rota_scheduler_lateness_seconds histogram",
+            "rota_scheduler_lateness_seconds_count 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
     }
 }

@@ -33,27 +33,9 @@ const DATA_KEYS: &[&str] = &[
     "params", "default", "choices", "headers", "env", "body", "json", "outputs",
 ];
 
-/// A duration in the job-file syntax: `0s`, `250ms`, `1s`, `1m30s`, `2h`, `1d2h`
-/// (whole milliseconds; job files cannot say less).
+/// A duration in the job-file syntax: `0s`, `250ms`, `1s`, `1m30s`, `2h`, `1d2h`.
 pub fn duration_text(duration: std::time::Duration) -> String {
-    let mut ms = duration.as_millis();
-    if ms == 0 {
-        return "0s".to_owned();
-    }
-    let mut text = String::new();
-    for (unit, size) in [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ] {
-        if ms >= size {
-            text.push_str(&format!("{}{unit}", ms / size));
-            ms %= size;
-        }
-    }
-    text
+    rota_core::duration::format_duration(duration)
 }
 
 /// A definition as the API sends it: Rust's `{"secs": 1, "nanos": 0}` (how the store keeps

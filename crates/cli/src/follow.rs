@@ -249,49 +249,6 @@ fn run_text(
     items.into_iter().map(|(_, _, text)| text).collect()
 }
 
-/// One server-sent event: its `id`, `event` name and `data` (lines joined by `\n`).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: String,
-}
-
-/// Splits complete events off the front of `buffer` (carriage returns already removed),
-/// leaving an incomplete one in place. Comment lines (keep-alives) yield no event.
-pub fn take_events(buffer: &mut Vec<u8>) -> Vec<SseEvent> {
-    let mut events = Vec::new();
-    while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
-        let frame: Vec<u8> = buffer.drain(..end + 2).collect();
-        let text = String::from_utf8_lossy(&frame);
-        let mut event = SseEvent::default();
-        let mut has_field = false;
-        for line in text.lines() {
-            if line.is_empty() || line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = line.split_once(':').unwrap_or((line, ""));
-            let value = value.strip_prefix(' ').unwrap_or(value);
-            has_field = true;
-            match field {
-                "id" => event.id = Some(value.to_owned()),
-                "event" => event.event = Some(value.to_owned()),
-                "data" => {
-                    if !event.data.is_empty() {
-                        event.data.push('\n');
-                    }
-                    event.data.push_str(value);
-                }
-                _ => {}
-            }
-        }
-        if has_field {
-            events.push(event);
-        }
-    }
-    events
-}
-
 /// `rota logs -f` over `GET /api/v1/runs/{id}/logs/stream`: prints each line as it comes
 /// until the `end` event, reconnecting with `Last-Event-ID` if the connection drops.
 /// `Ok(false)` when the server has no such route (an older server): poll instead.
@@ -315,31 +272,34 @@ pub async fn stream_logs(
             }
             Err(failure) => return Err(failure.into()),
         };
-        let mut body = response.bytes_stream();
-        let mut buffer: Vec<u8> = Vec::new();
-        while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else { break };
-            buffer.extend(chunk.iter().filter(|&&b| b != b'\r'));
-            let mut text = String::new();
-            let mut ended = false;
-            for event in take_events(&mut buffer) {
-                match event.event.as_deref() {
-                    Some("end") => ended = true,
-                    None | Some("message") => {
-                        let line: LogLineView = serde_json::from_str(&event.data).map_err(|e| {
-                            anyhow::anyhow!("a log event this rota does not understand: {e}")
-                        })?;
-                        text.push_str(&log_line(&line, timestamps, json));
-                        if event.id.is_some() {
-                            last_id = event.id;
-                        }
-                    }
-                    Some(_) => {}
+        // sse-stream splits the body into events (any line ending, comments and
+        // keep-alives skipped); each block comes with the fields it has.
+        let mut events = sse_stream::SseByteStream::new(response.bytes_stream());
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                // The connection dropped: reconnect below.
+                Err(sse_stream::Error::Body(_)) => break,
+                Err(error) => {
+                    return Err(anyhow::anyhow!(
+                        "a log stream this rota does not understand: {error}"
+                    ));
                 }
-            }
-            output::write_stdout(&text);
-            if ended {
-                return Ok(true);
+            };
+            match event.event.as_deref() {
+                Some("end") => return Ok(true),
+                None | Some("message") => {
+                    // A block of only an `id` or `retry` carries no line.
+                    let Some(data) = event.data else { continue };
+                    let line: LogLineView = serde_json::from_str(&data).map_err(|e| {
+                        anyhow::anyhow!("a log event this rota does not understand: {e}")
+                    })?;
+                    output::write_stdout(&log_line(&line, timestamps, json));
+                    if event.id.is_some() {
+                        last_id = event.id;
+                    }
+                }
+                Some(_) => {}
             }
         }
         // The connection closed before `end`: resume after the last line printed.
@@ -375,32 +335,86 @@ pub async fn fetch_lines(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use futures_util::StreamExt as _;
 
-    #[test]
-    fn events_are_split_at_blank_lines_and_partial_ones_wait() {
-        let mut buffer =
-            b"id: 1\ndata: {\"a\":1}\n\n: keep-alive\n\nevent: end\ndata: x\n\nid: 2\nda".to_vec();
-        let events = take_events(&mut buffer);
+    /// What `stream_logs` relies on from the parser: events split at blank lines whatever
+    /// the chunking and line endings, keep-alive comments yielding nothing.
+    #[tokio::test]
+    async fn events_come_whole_from_split_chunks() {
+        let chunks = [
+            &b"id: 1\r\ndata: {\"a\":1}\r\n\r\n: keep-alive\n\nevent: end\ndata: x\n\nid: 2\nda"[..],
+            b"ta: two\ndata: lines\n\n",
+        ];
+        let body = futures_util::stream::iter(chunks.map(|c| Ok::<_, std::io::Error>(bytes_of(c))));
+        let events: Vec<_> = sse_stream::SseByteStream::new(body)
+            .map(|e| e.expect("event"))
+            .collect()
+            .await;
+        let fields: Vec<_> = events
+            .iter()
+            .map(|e| (e.id.as_deref(), e.event.as_deref(), e.data.as_deref()))
+            .collect();
         assert_eq!(
-            events,
+            fields,
             [
-                SseEvent {
-                    id: Some("1".into()),
-                    event: None,
-                    data: "{\"a\":1}".into()
-                },
-                SseEvent {
-                    id: None,
-                    event: Some("end".into()),
-                    data: "x".into()
-                },
+                (Some("1"), None, Some("{\"a\":1}")),
+                (None, Some("end"), Some("x")),
+                (Some("2"), None, Some("two\nlines")),
             ]
         );
-        assert_eq!(buffer, b"id: 2\nda");
-        buffer.extend(b"ta: two\ndata: lines\n\n");
-        let events = take_events(&mut buffer);
-        assert_eq!(events[0].data, "two\nlines");
-        assert!(buffer.is_empty());
+    }
+
+    /// A stream that drops is resumed with `Last-Event-ID` set to the last line's id; the
+    /// `end` event stops it.
+    #[tokio::test]
+    async fn a_dropped_stream_resumes_after_the_last_line() {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let line = r#"{"seq":7,"step_id":"a","attempt":1,"ts":"2026-01-01T00:00:00Z","stream":"stdout","text":"hi"}"#;
+        let bodies = [
+            format!(": keep-alive\r\n\r\nid: 7\r\ndata: {line}\r\n\r\n"),
+            "event: end\ndata: {}\n\n".to_owned(),
+        ];
+        let server = std::thread::spawn(move || {
+            let mut last_ids = Vec::new();
+            for body in bodies {
+                let (mut stream, _) = listener.accept().expect("accept");
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut last_id = None;
+                let mut request_line = String::new();
+                reader
+                    .read_line(&mut request_line)
+                    .expect("read the request");
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).expect("read a header");
+                    let Some((name, value)) = header.trim_end().split_once(": ") else {
+                        break;
+                    };
+                    if name.eq_ignore_ascii_case("last-event-id") {
+                        last_id = Some(value.to_owned());
+                    }
+                }
+                last_ids.push(last_id);
+                // No length: the body ends when the connection closes, as a dropped one does.
+                write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\
+                     connection: close\r\n\r\n{body}"
+                )
+                .expect("answer");
+            }
+            last_ids
+        });
+        let remote = crate::client::Remote::new(&format!("http://{addr}"), None).expect("remote");
+        let streamed = super::stream_logs(&remote, "r1", None, false, false).await;
+        assert!(streamed.expect("the stream is read"), "the route exists");
+        let last_ids = server.join().expect("server thread");
+        assert_eq!(last_ids, [None, Some("7".to_owned())]);
+    }
+
+    fn bytes_of(chunk: &[u8]) -> std::io::Cursor<Vec<u8>> {
+        std::io::Cursor::new(chunk.to_vec())
     }
 }

@@ -22,7 +22,7 @@ pub const ERROR_MARKER_TAG: &str = "papermill-error-cell-tag";
 
 /// A random 8-hex-digit cell id, the shape nbformat uses.
 pub fn new_cell_id() -> String {
-    use rand::Rng as _;
+    use rand::RngExt as _;
     let mut rng = rand::rng();
     (0..8)
         .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))

@@ -174,7 +174,7 @@ pub struct Kernel {
 }
 
 fn random_hex(n: usize) -> String {
-    use rand::Rng as _;
+    use rand::RngExt as _;
     let mut rng = rand::rng();
     (0..n)
         .map(|_| char::from_digit(rng.random_range(0..16u32), 16).unwrap_or('0'))

@@ -5,8 +5,10 @@
 //! length-prefixed namespace and name and the version, so it is unambiguous whatever the
 //! names contain, and a ciphertext only opens for the row it was sealed for.
 
-use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::TryRng as _;
+use rand::rngs::SysRng;
 use rota_store::SealedSecret;
 
 use crate::{SecretKey, SecretValue, SecretsError};
@@ -23,7 +25,10 @@ pub fn seal(
     plaintext: &[u8],
 ) -> Result<SealedSecret, SecretsError> {
     let cipher = XChaCha20Poly1305::new(key.bytes().into());
-    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let mut nonce = XNonce::default();
+    SysRng
+        .try_fill_bytes(nonce.as_mut_slice())
+        .map_err(|e| SecretsError::Random(e.to_string()))?;
     let aad = associated_data(namespace, name, version);
     let ciphertext = cipher
         .encrypt(

@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use chacha20poly1305::aead::OsRng;
-use chacha20poly1305::aead::rand_core::RngCore as _;
+use rand::TryRng as _;
+use rand::rngs::SysRng;
 
 use crate::SecretsError;
 
@@ -58,7 +58,7 @@ impl SecretKey {
     /// A fresh key from OS randomness (not saved anywhere).
     pub fn generate() -> Result<SecretKey, SecretsError> {
         let mut bytes = [0u8; 32];
-        OsRng
+        SysRng
             .try_fill_bytes(&mut bytes)
             .map_err(|e| SecretsError::Random(e.to_string()))?;
         Ok(SecretKey {
@@ -181,7 +181,7 @@ fn create_key_file(home: &Path) -> Result<SecretKey, SecretsError> {
     let tmp = home.join(format!(
         ".{KEY_FILE}.{}.{:016x}",
         std::process::id(),
-        OsRng.next_u64()
+        rand::random::<u64>()
     ));
     let written = OpenOptions::new()
         .write(true)
