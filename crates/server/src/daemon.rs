@@ -117,6 +117,9 @@ pub async fn serve(
             addr: config.listen.to_string(),
             source,
         })?;
+    // The admin token exists before the address is announced, so whoever reads the
+    // address (a test, a script waiting for the server) finds the token too.
+    let api = api_state(&config, &store).await?;
     let addr_path = config.home.join(ADDR_FILE);
     std::fs::write(&addr_path, bound.to_string()).map_err(|source| ServerError::Io {
         path: addr_path.clone(),
@@ -126,7 +129,6 @@ pub async fn serve(
     eprintln!("rota serve: listening on {bound}");
     eprintln!("rota serve: web UI at http://{bound}/ui/, API at http://{bound}/api/v1");
 
-    let api = api_state(&config, &store).await?;
     let lateness = api.scheduler_metrics.clone();
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
