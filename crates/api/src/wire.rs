@@ -959,6 +959,9 @@ pub struct PlanStep {
     pub id: String,
     /// Step kind (`sh`, `exec`, `script`, `notebook`, `http`, `check`).
     pub kind: String,
+    /// What the step does, in one line, as its kind describes it: a command, a program and
+    /// its arguments, a path, `METHOD URL` or a query (rendered like `resolved`).
+    pub summary: String,
     /// The step's definition with every template rendered; secrets appear as
     /// `{{ secrets.NAME }}`, never as values. Durations are texts such as `1s` or `1m30s`.
     #[schema(value_type = Object)]
@@ -1125,6 +1128,7 @@ impl From<rota_store::PlanRecord> for Plan {
                 .steps
                 .into_iter()
                 .map(|s| PlanStep {
+                    summary: rota_core::kinds::describe(&s.kind, &s.resolved["kind"][&s.kind]),
                     id: s.id,
                     kind: s.kind,
                     resolved: durations_as_text(s.resolved),

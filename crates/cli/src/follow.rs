@@ -98,19 +98,7 @@ fn step_commands(definition: &Value, run: &RunView) -> BTreeMap<String, String> 
                 kind: step.kind,
                 resolved: step.resolved,
             };
-            let text = match view.kind.as_str() {
-                "sh" => view.what().trim_end().to_owned(),
-                "notebook" => format!("notebook {}", view.what()),
-                "check" => {
-                    let body = &view.resolved["kind"]["check"];
-                    format!(
-                        "check {} against {}",
-                        body["query"].as_str().unwrap_or_default(),
-                        body["prometheus"].as_str().unwrap_or_default()
-                    )
-                }
-                _ => view.what(),
-            };
+            let text = rota_core::kinds::start_line(&view.kind, &view.resolved["kind"][&view.kind]);
             (view.id, text)
         })
         .collect()

@@ -559,9 +559,7 @@ pub(crate) async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageE
         .map_err(|e| UsageError(format!("rota: no working directory: {e}")))?;
     if let Some(command) = &args.command {
         return Ok(ad_hoc(
-            StepKind::Sh {
-                command: command.clone(),
-            },
+            rota_core::kinds::sh::step_kind(command.clone()),
             command,
             &cwd,
             args,
@@ -570,9 +568,7 @@ pub(crate) async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageE
     if !args.argv.is_empty() {
         let text = args.argv.join(" ");
         return Ok(ad_hoc(
-            StepKind::Exec {
-                argv: args.argv.clone(),
-            },
+            rota_core::kinds::exec::step_kind(args.argv.clone()),
             &text,
             &cwd,
             args,

@@ -348,25 +348,7 @@ pub struct PlanStepView {
 impl PlanStepView {
     /// What the step runs, in one line: its command, argv, script, notebook, URL or query.
     pub fn what(&self) -> String {
-        let body = &self.resolved["kind"][&self.kind];
-        let text = match self.kind.as_str() {
-            "sh" => body["command"].as_str().map(str::to_owned),
-            "exec" => body["argv"].as_array().map(|argv| {
-                argv.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            }),
-            "script" | "notebook" => body["path"].as_str().map(str::to_owned),
-            "http" => Some(format!(
-                "{} {}",
-                body["method"].as_str().unwrap_or("GET").to_uppercase(),
-                body["url"].as_str().unwrap_or_default()
-            )),
-            "check" => body["query"].as_str().map(str::to_owned),
-            _ => None,
-        };
-        text.unwrap_or_else(|| body.to_string())
+        rota_core::kinds::describe(&self.kind, &self.resolved["kind"][&self.kind])
     }
 }
 

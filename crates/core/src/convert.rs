@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
+use crate::kinds::{StepKindDef, StepSite};
 use crate::limits::{MAX_NEEDS, MAX_PARAMS, MAX_STEPS};
 use crate::model::{
-    AfterOutcome, Approval, Backoff, CHECK_DEFAULT_EVERY, CHECK_MIN_EVERY, Catchup, CatchupMode,
-    CheckStep, DryRun, HttpBody, HttpExpect, HttpMethod, HttpStep, IntervalAnchor, Job, NoData,
-    Notification, NotifyChannel, NotifyEvent, Overlap, ParamSpec, ParamType, Policy, Retry,
-    StatusMatch, Step, StepKind, Trigger, Value, WebhookSignature, When,
+    AfterOutcome, Approval, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job,
+    Notification, NotifyChannel, NotifyEvent, Overlap, ParamSpec, ParamType, Policy, Retry, Step,
+    StepKind, Trigger, Value, WebhookSignature, When,
 };
 use crate::tree::{Key, Kind, Node, Pos};
 
@@ -32,13 +32,27 @@ const JOB_KEYS: &[&str] = &[
     "notify",
     "approval",
 ];
-/// Keys a step mapping may hold.
-const STEP_KEYS: &[&str] = &[
-    "id", "needs", "sh", "exec", "script", "notebook", "http", "check", "params", "if", "when",
-    "env", "workdir", "timeout", "retry", "dry_run",
+/// Keys every step may hold besides its kind's: those before the kinds in messages, and
+/// those after (a kind's own step-level keys, such as a notebook's `params`, sit between).
+const STEP_KEYS_BEFORE: &[&str] = &["id", "needs"];
+const STEP_KEYS_AFTER: &[&str] = &[
+    "if", "when", "env", "workdir", "timeout", "retry", "dry_run",
 ];
-/// Step kinds that exist.
-const STEP_KINDS: &[&str] = &["sh", "exec", "script", "notebook", "http", "check"];
+
+/// Keys a step mapping may hold: the common ones, every kind's name and their own keys.
+fn step_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = STEP_KEYS_BEFORE.to_vec();
+    keys.extend(crate::kinds::names());
+    for def in crate::kinds::all() {
+        for key in def.step_keys() {
+            if !keys.contains(key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys.extend(STEP_KEYS_AFTER);
+    keys
+}
 /// Step kinds the spec names that are not built yet.
 const FUTURE_STEP_KINDS: &[&str] = &["sql", "approval", "container", "job"];
 /// Keys the spec names that are not built yet, at job level.
@@ -93,18 +107,18 @@ pub(crate) struct Cx {
 }
 
 impl Cx {
-    pub fn err(&mut self, pos: Pos, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.errors.push((pos, message.into()));
     }
 
-    fn expected(&mut self, node: &Node, expected: &str, what: &str) {
+    pub(crate) fn expected(&mut self, node: &Node, expected: &str, what: &str) {
         self.err(
             node.pos,
             format!("expected {expected} for {what}, found {}", node.describe()),
         );
     }
 
-    fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Key, Node)]> {
+    pub(crate) fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Key, Node)]> {
         match &node.kind {
             Kind::Map(entries) => Some(entries),
             _ => {
@@ -114,7 +128,7 @@ impl Cx {
         }
     }
 
-    fn seq<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+    pub(crate) fn seq<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
         match &node.kind {
             Kind::Seq(items) => Some(items),
             _ => {
@@ -124,7 +138,7 @@ impl Cx {
         }
     }
 
-    fn unknown_keys(&mut self, entries: &[(Key, Node)], allowed: &[&str], what: &str) {
+    pub(crate) fn unknown_keys(&mut self, entries: &[(Key, Node)], allowed: &[&str], what: &str) {
         for (key, _) in entries {
             if !allowed.contains(&key.name.as_str()) {
                 self.err(
@@ -139,7 +153,7 @@ impl Cx {
         }
     }
 
-    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.kind {
             Kind::Str(s) => Some(s.clone()),
             _ => {
@@ -150,7 +164,7 @@ impl Cx {
     }
 
     /// A string, also accepting numbers and booleans written bare (env values, argv).
-    fn scalar_string(&mut self, node: &Node, what: &str) -> Option<String> {
+    pub(crate) fn scalar_string(&mut self, node: &Node, what: &str) -> Option<String> {
         match &node.kind {
             Kind::Str(s) => Some(s.clone()),
             Kind::Int(i) => Some(i.to_string()),
@@ -163,7 +177,7 @@ impl Cx {
         }
     }
 
-    fn int_at_least(&mut self, node: &Node, min: i64, what: &str) -> Option<u32> {
+    pub(crate) fn int_at_least(&mut self, node: &Node, min: i64, what: &str) -> Option<u32> {
         match &node.kind {
             Kind::Int(i) if *i >= min && *i <= i64::from(u32::MAX) => u32::try_from(*i).ok(),
             Kind::Int(i) => {
@@ -180,7 +194,7 @@ impl Cx {
         }
     }
 
-    fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
         match &node.kind {
             Kind::Int(i) if *i >= 0 => u64::try_from(*i).ok().map(Duration::from_secs),
             Kind::Str(s) => match parse_duration(s) {
@@ -204,7 +218,12 @@ impl Cx {
         }
     }
 
-    fn choice<T: Copy>(&mut self, node: &Node, what: &str, choices: &[(&str, T)]) -> Option<T> {
+    pub(crate) fn choice<T: Copy>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
         let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
         match &node.kind {
             Kind::Str(s) => match choices.iter().find(|(n, _)| n == s) {
@@ -228,7 +247,12 @@ impl Cx {
     }
 
     /// A list of strings; a single string counts as a one-element list when `single_ok`.
-    fn strings(&mut self, node: &Node, what: &str, single_ok: bool) -> Vec<(String, Pos)> {
+    pub(crate) fn strings(
+        &mut self,
+        node: &Node,
+        what: &str,
+        single_ok: bool,
+    ) -> Vec<(String, Pos)> {
         match &node.kind {
             Kind::Str(s) if single_ok => vec![(s.clone(), node.pos)],
             Kind::Seq(items) => items
@@ -243,7 +267,7 @@ impl Cx {
     }
 }
 
-fn get<'n>(entries: &'n [(Key, Node)], name: &str) -> Option<&'n Node> {
+pub(crate) fn get<'n>(entries: &'n [(Key, Node)], name: &str) -> Option<&'n Node> {
     entries.iter().find(|(k, _)| k.name == name).map(|(_, v)| v)
 }
 
@@ -423,11 +447,10 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
         (None, Some(info)) => {
             steps.push(Step {
                 id: "main".to_owned(),
-                kind: StepKind::Script {
-                    path: info.file_name.clone(),
-                    interpreter: interpreter.or_else(|| info.shebang.clone()),
-                    args: Vec::new(),
-                },
+                kind: crate::kinds::script::step_kind(
+                    info.file_name.clone(),
+                    interpreter.or_else(|| info.shebang.clone()),
+                ),
                 needs: Vec::new(),
                 when: When::Success,
                 if_expr: None,
@@ -951,7 +974,7 @@ fn step(
         .filter(|(k, _)| !FUTURE_STEP_KINDS.contains(&k.name.as_str()))
         .cloned()
         .collect();
-    cx.unknown_keys(&known, STEP_KEYS, "step");
+    cx.unknown_keys(&known, &step_keys(), "step");
 
     let (id, id_pos) = match get(entries, "id") {
         Some(n) => {
@@ -986,23 +1009,25 @@ fn step(
         });
     };
 
-    let kinds: Vec<&(Key, Node)> = entries
+    // Each key naming a step kind; the kinds and what they accept are their modules' own.
+    let kinds: Vec<(&Key, &Node, &'static dyn StepKindDef)> = entries
         .iter()
-        .filter(|(k, _)| STEP_KINDS.contains(&k.name.as_str()))
+        .filter_map(|(k, v)| crate::kinds::find(&k.name).map(|def| (k, v, def)))
         .collect();
     let has_future_kind = entries
         .iter()
         .any(|(k, _)| FUTURE_STEP_KINDS.contains(&k.name.as_str()));
     if kinds.is_empty() && !has_future_kind {
+        let names: Vec<&str> = crate::kinds::names().collect();
         cx.err(
             id_pos,
             format!(
                 "{label} has no kind (expected exactly one of: {})",
-                STEP_KINDS.join(", ")
+                names.join(", ")
             ),
         );
     }
-    if let (Some((first, _)), Some((second, _))) = (kinds.first(), kinds.get(1)) {
+    if let (Some((first, _, _)), Some((second, _, _))) = (kinds.first(), kinds.get(1)) {
         cx.err(
             second.pos,
             format!(
@@ -1011,116 +1036,29 @@ fn step(
             ),
         );
     }
-    let step_params = get(entries, "params");
-    let kind = kinds.first().and_then(|(key, value)| {
-        let what = format!("`{}` in {label}", key.name);
-        match key.name.as_str() {
-            "sh" => {
-                let command = cx.string(value, &what)?;
-                site(&command, value.pos, false);
-                Some(StepKind::Sh { command })
-            }
-            "exec" => {
-                let items = cx.seq(value, &what)?;
-                if items.is_empty() {
-                    cx.err(value.pos, format!("{what} must name a program"));
+    let site_of_step = StepSite {
+        label: &label,
+        entries,
+    };
+    let chosen = kinds.first().map(|(_, _, def)| *def);
+    let kind = kinds.first().and_then(|(key, value, def)| {
+        let config = def.parse(cx, value, &site_of_step, &mut site)?;
+        Some(StepKind::new(key.name.clone(), config))
+    });
+    if let Some(chosen) = chosen {
+        // A step-level key another kind owns (a notebook's `params`) means nothing here.
+        for owner in crate::kinds::all() {
+            for name in owner.step_keys() {
+                if !chosen.step_keys().contains(name)
+                    && let Some(n) = get(entries, name)
+                {
+                    cx.err(
+                        n.pos,
+                        format!("`{name}` in {label} is only for {} steps", owner.name()),
+                    );
                 }
-                let argv: Vec<String> = items
-                    .iter()
-                    .filter_map(|n| {
-                        let arg = cx.scalar_string(n, &what)?;
-                        site(&arg, n.pos, false);
-                        Some(arg)
-                    })
-                    .collect();
-                Some(StepKind::Exec { argv })
-            }
-            "script" => match &value.kind {
-                Kind::Str(path) => {
-                    site(path, value.pos, false);
-                    Some(StepKind::Script {
-                        path: path.clone(),
-                        interpreter: None,
-                        args: Vec::new(),
-                    })
-                }
-                _ => {
-                    let fields = cx.map(value, &what)?;
-                    cx.unknown_keys(fields, &["path", "interpreter", "args"], &what);
-                    let Some(path_node) = get(fields, "path") else {
-                        cx.err(value.pos, format!("missing required key `path` in {what}"));
-                        return None;
-                    };
-                    let path = cx.string(path_node, &what)?;
-                    site(&path, path_node.pos, false);
-                    let interpreter = get(fields, "interpreter")
-                        .and_then(|n| cx.string(n, &format!("`interpreter` in {label}")));
-                    let args = get(fields, "args")
-                        .and_then(|n| cx.seq(n, &format!("`args` in {label}")))
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|n| {
-                            let arg = cx.scalar_string(n, &format!("`args` in {label}"))?;
-                            site(&arg, n.pos, false);
-                            Some(arg)
-                        })
-                        .collect();
-                    Some(StepKind::Script {
-                        path,
-                        interpreter,
-                        args,
-                    })
-                }
-            },
-            "http" => http_step(cx, value, &label, &mut site).map(|h| StepKind::Http(Box::new(h))),
-            "check" => {
-                check_step(cx, value, &label, &mut site).map(|c| StepKind::Check(Box::new(c)))
-            }
-            _ => {
-                let (path, path_pos, mut params, kernel, cell_timeout) = match &value.kind {
-                    Kind::Str(path) => (path.clone(), value.pos, BTreeMap::new(), None, None),
-                    _ => {
-                        let fields = cx.map(value, &what)?;
-                        cx.unknown_keys(
-                            fields,
-                            &["path", "params", "kernel", "cell_timeout"],
-                            &what,
-                        );
-                        let Some(path_node) = get(fields, "path") else {
-                            cx.err(value.pos, format!("missing required key `path` in {what}"));
-                            return None;
-                        };
-                        let path = cx.string(path_node, &what)?;
-                        let params = get(fields, "params")
-                            .map(|n| notebook_params(cx, n, &label, &mut site))
-                            .unwrap_or_default();
-                        let kernel = get(fields, "kernel")
-                            .and_then(|n| cx.string(n, &format!("`kernel` in {label}")));
-                        let cell_timeout = get(fields, "cell_timeout")
-                            .and_then(|n| cx.duration(n, &format!("`cell_timeout` in {label}")));
-                        (path, path_node.pos, params, kernel, cell_timeout)
-                    }
-                };
-                site(&path, path_pos, false);
-                if let Some(n) = step_params {
-                    params.extend(notebook_params(cx, n, &label, &mut site));
-                }
-                Some(StepKind::Notebook {
-                    path,
-                    params,
-                    kernel,
-                    cell_timeout,
-                })
             }
         }
-    });
-    if let Some(n) = step_params
-        && kinds.first().is_some_and(|(k, _)| k.name != "notebook")
-    {
-        cx.err(
-            n.pos,
-            format!("`params` in {label} is only for notebook steps"),
-        );
     }
 
     let mut needs = Vec::new();
@@ -1208,12 +1146,9 @@ fn step(
         })
         .unwrap_or_default();
 
-    let no_process = kinds.first().and_then(|(k, _)| match k.name.as_str() {
-        "http" => Some(("http", "`url`, `headers` or `body`")),
-        "check" => Some(("check", "`prometheus`, `query` or `headers`")),
-        _ => None,
-    });
-    if let Some((kind_name, templated)) = no_process {
+    if let Some((def, no_process)) = chosen.and_then(|def| def.no_process().map(|n| (def, n))) {
+        let kind_name = def.name();
+        let templated = no_process.templated;
         // No process runs: a shell command, environment or working directory would be
         // silently ignored, so each is refused where it is written.
         if let DryRun::Command(_) = &dry_run
@@ -1224,7 +1159,7 @@ fn step(
                 format!(
                     "`dry_run` in {label}: {} {kind_name} step runs no shell command \
                      (expected one of: echo-only, run, skip)",
-                    if kind_name == "http" { "an" } else { "a" }
+                    no_process.article
                 ),
             );
         }
@@ -1240,8 +1175,8 @@ fn step(
             }
         }
     }
-    if let Some(StepKind::Check(check)) = &kind {
-        check_timing(cx, check, entries, timeout, &label);
+    if let (Some(def), Some(kind)) = (chosen, &kind) {
+        def.check_step(cx, kind.config(), &site_of_step, timeout);
     }
 
     let kind = kind?;
@@ -1261,33 +1196,6 @@ fn step(
         id_pos,
         needs_pos,
     ))
-}
-
-fn notebook_params(
-    cx: &mut Cx,
-    node: &Node,
-    label: &str,
-    site: &mut impl FnMut(&str, Pos, bool),
-) -> BTreeMap<String, Value> {
-    let Some(entries) = cx.map(node, &format!("`params` in {label}")) else {
-        return BTreeMap::new();
-    };
-    let mut out = BTreeMap::new();
-    for (key, value) in entries {
-        collect_strings(value, site);
-        out.insert(key.name.clone(), value.to_json());
-    }
-    out
-}
-
-/// Every string inside a value is a template (notebook parameters may nest).
-fn collect_strings(node: &Node, site: &mut impl FnMut(&str, Pos, bool)) {
-    match &node.kind {
-        Kind::Str(s) => site(s, node.pos, false),
-        Kind::Seq(items) => items.iter().for_each(|n| collect_strings(n, site)),
-        Kind::Map(entries) => entries.iter().for_each(|(_, n)| collect_strings(n, site)),
-        _ => {}
-    }
 }
 
 fn retry(cx: &mut Cx, node: &Node, label: &str) -> Option<Retry> {
@@ -1366,18 +1274,6 @@ fn dry_run(cx: &mut Cx, node: &Node, label: &str) -> Option<DryRun> {
         }
     }
 }
-
-/// Keys an `http:` step mapping may hold.
-const HTTP_KEYS: &[&str] = &[
-    "url",
-    "method",
-    "headers",
-    "body",
-    "json",
-    "expect",
-    "follow_redirects",
-    "insecure",
-];
 
 /// Roles an `approval:` approver may name as `role:<role>`.
 const APPROVER_ROLES: &[&str] = &["viewer", "operator", "editor", "admin"];
@@ -1651,425 +1547,7 @@ fn notify_channel(
     })
 }
 
-const HTTP_METHODS: &[(&str, HttpMethod)] = &[
-    ("GET", HttpMethod::Get),
-    ("HEAD", HttpMethod::Head),
-    ("POST", HttpMethod::Post),
-    ("PUT", HttpMethod::Put),
-    ("PATCH", HttpMethod::Patch),
-    ("DELETE", HttpMethod::Delete),
-];
-
-/// Converts the mapping under `http:`.
-fn http_step(
-    cx: &mut Cx,
-    node: &Node,
-    label: &str,
-    site: &mut impl FnMut(&str, Pos, bool),
-) -> Option<HttpStep> {
-    let what = format!("`http` in {label}");
-    let fields = cx.map(node, &what)?;
-    cx.unknown_keys(fields, HTTP_KEYS, &what);
-
-    let url = match get(fields, "url") {
-        Some(n) => {
-            let url = cx.string(n, &format!("`url` in {label}"));
-            if let Some(url) = &url {
-                site(url, n.pos, false);
-                if let Err(problem) = check_url(url) {
-                    cx.err(n.pos, format!("invalid URL {url:?} in {label}: {problem}"));
-                }
-            }
-            url
-        }
-        None => {
-            cx.err(node.pos, format!("missing required key `url` in {what}"));
-            None
-        }
-    };
-    let method = get(fields, "method")
-        .and_then(|n| match &n.kind {
-            Kind::Str(s) => {
-                let upper = s.to_ascii_uppercase();
-                let found = HTTP_METHODS.iter().find(|(name, _)| *name == upper);
-                if found.is_none() {
-                    let names: Vec<&str> = HTTP_METHODS.iter().map(|(n, _)| *n).collect();
-                    cx.err(
-                        n.pos,
-                        format!(
-                            "invalid value {s:?} for `method` in {label} (expected one of: {})",
-                            names.join(", ")
-                        ),
-                    );
-                }
-                found.map(|(_, m)| *m)
-            }
-            _ => {
-                cx.expected(n, "an HTTP method", &format!("`method` in {label}"));
-                None
-            }
-        })
-        .unwrap_or(HttpMethod::Get);
-
-    let headers = get(fields, "headers")
-        .map(|n| header_map(cx, n, label, site))
-        .unwrap_or_default();
-
-    let body = match (get(fields, "body"), get(fields, "json")) {
-        (Some(_), Some(j)) => {
-            cx.err(
-                j.pos,
-                format!("{what} has both `body` and `json`; give at most one"),
-            );
-            None
-        }
-        (Some(b), None) => cx
-            .scalar_string(b, &format!("`body` in {label}"))
-            .inspect(|text| site(text, b.pos, false))
-            .map(HttpBody::Text),
-        (None, Some(j)) => {
-            collect_strings(j, site);
-            Some(HttpBody::Json(j.to_json()))
-        }
-        (None, None) => None,
-    };
-    if body.is_some() && method == HttpMethod::Head {
-        let pos = get(fields, "body")
-            .or(get(fields, "json"))
-            .map_or(node.pos, |n| n.pos);
-        cx.err(pos, format!("{what}: a HEAD request has no body"));
-    }
-
-    let expect = get(fields, "expect")
-        .map(|n| http_expect(cx, n, label, site))
-        .unwrap_or_default();
-    let follow_redirects = get(fields, "follow_redirects")
-        .and_then(|n| boolean(cx, n, &format!("`follow_redirects` in {label}")))
-        .unwrap_or(true);
-    let insecure = get(fields, "insecure")
-        .and_then(|n| boolean(cx, n, &format!("`insecure` in {label}")))
-        .unwrap_or(false);
-    Some(HttpStep {
-        url: url?,
-        method,
-        headers,
-        body,
-        expect,
-        follow_redirects,
-        insecure,
-    })
-}
-
-fn http_expect(
-    cx: &mut Cx,
-    node: &Node,
-    label: &str,
-    site: &mut impl FnMut(&str, Pos, bool),
-) -> HttpExpect {
-    let what = format!("`expect` in {label}");
-    let mut expect = HttpExpect::default();
-    let Some(fields) = cx.map(node, &what) else {
-        return expect;
-    };
-    cx.unknown_keys(fields, &["status", "body_contains", "json"], &what);
-    if let Some(n) = get(fields, "status") {
-        let what = format!("`status` in {what}");
-        let items: Vec<&Node> = match &n.kind {
-            Kind::Seq(items) => {
-                if items.is_empty() {
-                    cx.err(n.pos, format!("{what} must accept at least one status"));
-                }
-                items.iter().collect()
-            }
-            _ => vec![n],
-        };
-        let status: Vec<StatusMatch> = items
-            .into_iter()
-            .filter_map(|item| {
-                let found = status_match(item);
-                if found.is_none() {
-                    cx.err(
-                        item.pos,
-                        format!(
-                            "invalid status {} in {what}: expected a code from 100 to 599 or \
-                             a class such as \"2xx\"",
-                            item.describe()
-                        ),
-                    );
-                }
-                found
-            })
-            .collect();
-        if !status.is_empty() {
-            expect.status = status;
-        }
-    }
-    if let Some(n) = get(fields, "body_contains") {
-        expect.body_contains = cx
-            .scalar_string(n, &format!("`body_contains` in {what}"))
-            .inspect(|text| site(text, n.pos, false));
-    }
-    if let Some(n) = get(fields, "json") {
-        let json_what = format!("`json` in {what}");
-        for (key, value) in cx.map(n, &json_what).unwrap_or_default() {
-            if key.name.is_empty() || key.name.split('.').any(str::is_empty) {
-                cx.err(
-                    key.pos,
-                    format!(
-                        "invalid path `{}` in {json_what}: expected dotted keys or indexes, \
-                         e.g. `data.items.0.id`",
-                        key.name
-                    ),
-                );
-            }
-            collect_strings(value, site);
-            expect.json.insert(key.name.clone(), value.to_json());
-        }
-    }
-    expect
-}
-
-/// The `headers:` of an `http` or `check` step: valid names, values as templates.
-fn header_map(
-    cx: &mut Cx,
-    node: &Node,
-    label: &str,
-    site: &mut impl FnMut(&str, Pos, bool),
-) -> BTreeMap<String, String> {
-    let mut headers = BTreeMap::new();
-    let what = format!("`headers` in {label}");
-    for (key, value) in cx.map(node, &what).unwrap_or_default() {
-        if !is_header_name(&key.name) {
-            cx.err(
-                key.pos,
-                format!(
-                    "invalid header name `{}` in {what}: expected letters, digits and \
-                     !#$%&'*+-.^_`|~",
-                    key.name
-                ),
-            );
-        }
-        if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
-            site(&text, value.pos, false);
-            headers.insert(key.name.clone(), text);
-        }
-    }
-    headers
-}
-
-/// Keys a `check:` step mapping may hold.
-const CHECK_KEYS: &[&str] = &[
-    "prometheus",
-    "query",
-    "below",
-    "above",
-    "for",
-    "every",
-    "wait",
-    "no_data",
-    "headers",
-];
-
-/// Converts the mapping under `check:`.
-fn check_step(
-    cx: &mut Cx,
-    node: &Node,
-    label: &str,
-    site: &mut impl FnMut(&str, Pos, bool),
-) -> Option<CheckStep> {
-    let what = format!("`check` in {label}");
-    let fields = cx.map(node, &what)?;
-    cx.unknown_keys(fields, CHECK_KEYS, &what);
-
-    let prometheus = match get(fields, "prometheus") {
-        Some(n) => {
-            let url = cx.string(n, &format!("`prometheus` in {label}"));
-            if let Some(url) = &url {
-                site(url, n.pos, false);
-                if let Err(problem) = check_url(url) {
-                    cx.err(
-                        n.pos,
-                        format!("invalid `prometheus` URL {url:?} in {label}: {problem}"),
-                    );
-                }
-            }
-            url
-        }
-        None => {
-            cx.err(
-                node.pos,
-                format!("missing required key `prometheus` in {what}"),
-            );
-            None
-        }
-    };
-    let query = match get(fields, "query") {
-        Some(n) => {
-            let query = cx.string(n, &format!("`query` in {label}"));
-            if let Some(query) = &query {
-                if query.trim().is_empty() {
-                    cx.err(n.pos, format!("`query` in {label} is empty"));
-                }
-                site(query, n.pos, false);
-            }
-            query
-        }
-        None => {
-            cx.err(node.pos, format!("missing required key `query` in {what}"));
-            None
-        }
-    };
-
-    let below = get(fields, "below").and_then(|n| threshold(cx, n, &format!("`below` in {label}")));
-    let above = get(fields, "above").and_then(|n| threshold(cx, n, &format!("`above` in {label}")));
-    if get(fields, "below").is_none() && get(fields, "above").is_none() {
-        cx.err(
-            node.pos,
-            format!("{what} needs a threshold: `below`, `above`, or both for a band"),
-        );
-    }
-    if let (Some(b), Some(a), Some(n)) = (below, above, get(fields, "below"))
-        && b <= a
-    {
-        cx.err(
-            n.pos,
-            format!(
-                "`below` ({b}) must be greater than `above` ({a}) in {label}: \
-                 no value could pass"
-            ),
-        );
-    }
-
-    let hold = get(fields, "for")
-        .and_then(|n| cx.duration(n, &format!("`for` in {label}")))
-        .unwrap_or(Duration::ZERO);
-    let every = match get(fields, "every") {
-        Some(n) => {
-            let every = cx.duration(n, &format!("`every` in {label}"));
-            if let Some(every) = every {
-                if every < CHECK_MIN_EVERY {
-                    cx.err(n.pos, format!("`every` in {label} must be at least 1s"));
-                } else if !hold.is_zero() && every > hold {
-                    cx.err(
-                        n.pos,
-                        format!(
-                            "`every` in {label} must not be longer than `for`: \
-                             the condition is evaluated several times within `for`"
-                        ),
-                    );
-                }
-            }
-            every.unwrap_or(CHECK_DEFAULT_EVERY)
-        }
-        // A window shorter than the default interval is still evaluated more than once.
-        None if !hold.is_zero() => hold.clamp(CHECK_MIN_EVERY, CHECK_DEFAULT_EVERY),
-        None => CHECK_DEFAULT_EVERY,
-    };
-    let wait = get(fields, "wait")
-        .and_then(|n| boolean(cx, n, &format!("`wait` in {label}")))
-        .unwrap_or(false);
-    let no_data = get(fields, "no_data")
-        .and_then(|n| {
-            cx.choice(
-                n,
-                &format!("`no_data` in {label}"),
-                &[("fail", NoData::Fail), ("pass", NoData::Pass)],
-            )
-        })
-        .unwrap_or_default();
-    let headers = get(fields, "headers")
-        .map(|n| header_map(cx, n, label, site))
-        .unwrap_or_default();
-    Some(CheckStep {
-        prometheus: prometheus?,
-        query: query?,
-        below,
-        above,
-        hold,
-        every,
-        wait,
-        no_data,
-        headers,
-    })
-}
-
-/// A threshold: a finite number.
-fn threshold(cx: &mut Cx, node: &Node, what: &str) -> Option<f64> {
-    #[allow(clippy::cast_precision_loss)]
-    let value = match node.kind {
-        Kind::Int(i) => i as f64,
-        Kind::Float(f) => f,
-        _ => {
-            cx.expected(node, "a number", what);
-            return None;
-        }
-    };
-    if !value.is_finite() {
-        cx.err(node.pos, format!("{what} must be a finite number"));
-        return None;
-    }
-    Some(value)
-}
-
-/// Checks a `check` step against its step's `timeout`: a gate must have one, and a
-/// `timeout` no longer than `for` could never let the condition hold long enough.
-fn check_timing(
-    cx: &mut Cx,
-    check: &CheckStep,
-    entries: &[(Key, Node)],
-    timeout: Option<Duration>,
-    label: &str,
-) {
-    let check_pos = get(entries, "check").map_or(Pos::default(), |n| n.pos);
-    match timeout {
-        None if check.wait => cx.err(
-            check_pos,
-            format!(
-                "`check` in {label} has `wait: true` but the step has no `timeout`: \
-                 a gate needs a bound"
-            ),
-        ),
-        Some(timeout) if !check.hold.is_zero() && timeout <= check.hold => {
-            let pos = get(entries, "timeout").map_or(check_pos, |n| n.pos);
-            cx.err(
-                pos,
-                format!(
-                    "`timeout` in {label} must be longer than the check's `for`: \
-                     the condition could never hold long enough"
-                ),
-            );
-        }
-        _ => {}
-    }
-}
-
-/// A status entry: an integer code, its text, or a class such as `2xx`.
-fn status_match(node: &Node) -> Option<StatusMatch> {
-    match &node.kind {
-        Kind::Int(code) => u16::try_from(*code)
-            .ok()
-            .filter(|c| (100..=599).contains(c))
-            .map(StatusMatch::Code),
-        Kind::Str(text) => {
-            let text = text.trim();
-            if let Some(class) = text
-                .strip_suffix("xx")
-                .or_else(|| text.strip_suffix("XX"))
-                .and_then(|d| d.parse::<u8>().ok())
-                .filter(|d| (1..=5).contains(d))
-            {
-                return Some(StatusMatch::Class(class));
-            }
-            text.parse::<u16>()
-                .ok()
-                .filter(|c| (100..=599).contains(c))
-                .map(StatusMatch::Code)
-        }
-        _ => None,
-    }
-}
-
-fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
+pub(crate) fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
     match node.kind {
         Kind::Bool(b) => Some(b),
         _ => {
@@ -2080,7 +1558,7 @@ fn boolean(cx: &mut Cx, node: &Node, what: &str) -> Option<bool> {
 }
 
 /// Whether `name` is an HTTP header name (an RFC 9110 token).
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -2165,24 +1643,5 @@ mod tests {
         assert!(check_url("https:///path").is_err());
         assert!(check_url("https://a b").is_err());
         assert_eq!(replace_templates("a{{ b }}c{% d %}e{x"), "axcxe{x");
-    }
-
-    #[test]
-    fn status_entries_are_codes_or_classes() {
-        let node = |kind| Node {
-            kind,
-            pos: Pos::default(),
-        };
-        assert_eq!(
-            status_match(&node(Kind::Int(204))),
-            Some(StatusMatch::Code(204))
-        );
-        assert_eq!(
-            status_match(&node(Kind::Str("3xx".into()))),
-            Some(StatusMatch::Class(3))
-        );
-        assert_eq!(status_match(&node(Kind::Int(600))), None);
-        assert_eq!(status_match(&node(Kind::Str("6xx".into()))), None);
-        assert_eq!(status_match(&node(Kind::Bool(true))), None);
     }
 }

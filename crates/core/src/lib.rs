@@ -29,6 +29,7 @@ mod convert;
 pub mod dag;
 pub mod diag;
 pub mod duration;
+pub mod kinds;
 pub mod limits;
 pub mod model;
 pub mod params;

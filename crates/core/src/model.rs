@@ -359,222 +359,76 @@ pub struct Step {
     pub dry_run: DryRun,
 }
 
-/// The work a step does. Every string field is a template.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepKind {
-    /// `sh -c <command>`.
-    Sh {
-        /// The shell command.
-        command: String,
-    },
-    /// An argv run directly, no shell.
-    Exec {
-        /// Program and arguments.
-        argv: Vec<String>,
-    },
-    /// A script file run by its interpreter (from `interpreter:` or its `#!` line).
-    Script {
-        /// Path of the script, relative to the job file's directory.
-        path: String,
-        /// Interpreter command line, e.g. `python3` or `uv run`; `None` runs the file itself.
-        interpreter: Option<String>,
-        /// Extra arguments.
-        args: Vec<String>,
-    },
-    /// A Jupyter notebook executed natively, papermill-compatible.
-    Notebook {
-        /// Path of the `.ipynb`, relative to the job file's directory.
-        path: String,
-        /// Parameters injected into the notebook (values may hold templates).
-        params: BTreeMap<String, Value>,
-        /// Kernel name; the notebook's own kernelspec when `None`.
-        kernel: Option<String>,
-        /// Per-cell execution timeout.
-        cell_timeout: Option<Duration>,
-    },
-    /// One HTTP request, with expectations on its response.
-    Http(Box<HttpStep>),
-    /// A metric polled from a Prometheus-compatible API and compared with thresholds.
-    Check(Box<CheckStep>),
+/// The work a step does: a step kind's name (`sh`, `http`…, see [`crate::kinds`]) and its
+/// configuration, which that kind's module decodes into its own struct. Every string in it
+/// is a template. Stored as `{"<name>": <configuration>}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepKind {
+    name: String,
+    config: Value,
 }
 
-/// A `check:` step: an instant query evaluated every `every`, which must stay within its
-/// thresholds over `for`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckStep {
-    /// Base URL of a Prometheus-compatible HTTP API, e.g. `http://prom:9090` (template).
-    pub prometheus: String,
-    /// PromQL instant query (template).
-    pub query: String,
-    /// Every value must be strictly below this.
-    pub below: Option<f64>,
-    /// Every value must be strictly above this.
-    pub above: Option<f64>,
-    /// How long the condition must hold; zero means one evaluation.
-    #[serde(rename = "for")]
-    pub hold: Duration,
-    /// Time between evaluations: at least [`CHECK_MIN_EVERY`]; by default
-    /// [`CHECK_DEFAULT_EVERY`], or `hold` when that is shorter.
-    pub every: Duration,
-    /// `false`: fail at the first evaluation that breaks the condition (a verification);
-    /// `true`: keep evaluating until it has held for `hold` (a gate), bounded by the step's
-    /// `timeout`.
-    pub wait: bool,
-    /// What an empty result means.
-    pub no_data: NoData,
-    /// Request headers; values are templates. Never logged.
-    pub headers: BTreeMap<String, String>,
-}
-
-/// The default time between a check's evaluations.
-pub const CHECK_DEFAULT_EVERY: Duration = Duration::from_secs(15);
-/// The shortest time allowed between a check's evaluations.
-pub const CHECK_MIN_EVERY: Duration = Duration::from_secs(1);
-
-impl CheckStep {
-    /// Whether `value` satisfies the thresholds (strict comparisons; NaN never does).
-    pub fn accepts(&self, value: f64) -> bool {
-        value.is_finite()
-            && self.below.is_none_or(|b| value < b)
-            && self.above.is_none_or(|a| value > a)
+impl StepKind {
+    /// A step of kind `name` configured by `config` (as the kind's module encodes it).
+    pub fn new(name: impl Into<String>, config: Value) -> StepKind {
+        StepKind {
+            name: name.into(),
+            config,
+        }
     }
 
-    /// The thresholds as a reader says them: `below 0.01`, `above 1 and below 5`.
-    pub fn condition(&self) -> String {
-        match (self.above, self.below) {
-            (Some(a), Some(b)) => format!("above {a} and below {b}"),
-            (Some(a), None) => format!("above {a}"),
-            (None, Some(b)) => format!("below {b}"),
-            (None, None) => "no threshold".to_owned(),
-        }
+    /// The kind's name: its key in a step.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The kind's configuration, as JSON.
+    pub fn config(&self) -> &Value {
+        &self.config
+    }
+
+    /// The configuration as the kind's own struct.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        T::deserialize(&self.config)
+            .map_err(|e| format!("invalid `{}` step configuration: {e}", self.name))
+    }
+
+    /// One line saying what the step does (see [`crate::kinds::describe`]).
+    pub fn describe(&self) -> String {
+        crate::kinds::describe(&self.name, &self.config)
     }
 }
 
-/// What a `check` step makes of a query that returns no series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoData {
-    /// An empty result breaks the condition (the default).
-    #[default]
-    Fail,
-    /// An empty result satisfies it.
-    Pass,
-}
-
-/// An `http:` step: the request to send and what its response must look like.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HttpStep {
-    /// `http://` or `https://` URL (template).
-    pub url: String,
-    /// Request method.
-    pub method: HttpMethod,
-    /// Request headers; values are templates. Never logged.
-    pub headers: BTreeMap<String, String>,
-    /// Request body, if any.
-    pub body: Option<HttpBody>,
-    /// What the response must look like for the attempt to succeed.
-    pub expect: HttpExpect,
-    /// Follow redirects (at most [`HTTP_MAX_REDIRECTS`]); off, a 3xx is the response.
-    pub follow_redirects: bool,
-    /// Skip TLS certificate verification (logged as a warning on every attempt).
-    pub insecure: bool,
-}
-
-/// The most redirects an `http` step follows before it fails.
-pub const HTTP_MAX_REDIRECTS: usize = 10;
-
-/// Methods an `http` step may send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum HttpMethod {
-    /// `GET` (the default).
-    Get,
-    /// `HEAD`.
-    Head,
-    /// `POST`.
-    Post,
-    /// `PUT`.
-    Put,
-    /// `PATCH`.
-    Patch,
-    /// `DELETE`.
-    Delete,
-}
-
-impl HttpMethod {
-    /// The method as sent on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Head => "HEAD",
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Delete => "DELETE",
-        }
+impl Serialize for StepKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(&self.name, &self.config)?;
+        map.end()
     }
 }
 
-/// The body of an `http` step's request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpBody {
-    /// `body:` raw text (template), sent as is.
-    Text(String),
-    /// `json:` any value (its strings are templates), sent as JSON with
-    /// `content-type: application/json`.
-    Json(Value),
-}
-
-/// Expectations on an `http` step's response; every one must hold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HttpExpect {
-    /// The status must match one of these (any 2xx when the file says nothing).
-    pub status: Vec<StatusMatch>,
-    /// Text (template) the body must contain.
-    pub body_contains: Option<String>,
-    /// Dotted paths into the JSON body (`data.items.0.id`) and the value each must equal;
-    /// string values are templates.
-    pub json: BTreeMap<String, Value>,
-}
-
-impl Default for HttpExpect {
-    fn default() -> Self {
-        HttpExpect {
-            status: vec![StatusMatch::Class(2)],
-            body_contains: None,
-            json: BTreeMap::new(),
-        }
-    }
-}
-
-/// One accepted response status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusMatch {
-    /// Exactly this code (100–599).
-    Code(u16),
-    /// Any code of this class: `2` is `2xx` (1–5).
-    Class(u8),
-}
-
-impl StatusMatch {
-    /// Whether `code` is accepted.
-    pub fn matches(self, code: u16) -> bool {
-        match self {
-            StatusMatch::Code(c) => c == code,
-            StatusMatch::Class(class) => code / 100 == u16::from(class),
-        }
-    }
-}
-
-impl std::fmt::Display for StatusMatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StatusMatch::Code(c) => write!(f, "{c}"),
-            StatusMatch::Class(class) => write!(f, "{class}xx"),
-        }
+impl<'de> Deserialize<'de> for StepKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        // `{"<kind>": <config>}`, as serialized above; the kind must exist and its
+        // configuration decode, as they had to when each kind was a variant of an enum.
+        let map = serde_json::Map::<String, Value>::deserialize(deserializer)?;
+        let mut entries = map.into_iter();
+        let (Some((name, config)), None) = (entries.next(), entries.next()) else {
+            return Err(D::Error::custom(
+                "expected a step kind: one key naming the kind",
+            ));
+        };
+        let Some(kind) = crate::kinds::find(&name) else {
+            let known: Vec<&str> = crate::kinds::names().collect();
+            return Err(D::Error::custom(format!(
+                "unknown step kind `{name}` (expected one of: {})",
+                known.join(", ")
+            )));
+        };
+        let config = kind.normalize(config).map_err(D::Error::custom)?;
+        Ok(StepKind { name, config })
     }
 }
 

@@ -91,17 +91,9 @@ impl PlanContent {
             .map(|step| {
                 let mut resolved = serde_json::to_value(step).unwrap_or(Json::Null);
                 render_strings(&mut resolved, &ctx);
-                let kind = serde_json::to_value(&step.kind)
-                    .ok()
-                    .and_then(|v| match v {
-                        Json::Object(map) => map.keys().next().cloned(),
-                        Json::String(s) => Some(s),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
                 PlannedStep {
                     id: step.id.clone(),
-                    kind,
+                    kind: step.kind.name().to_owned(),
                     resolved,
                 }
             })

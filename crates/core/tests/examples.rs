@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use rota_core::model::StepKind;
+use rota_core::kinds::check::CheckStep;
+use rota_core::kinds::http::HttpStep;
+use rota_core::kinds::sh::ShStep;
 use rota_core::parse::load_file;
 
 #[test]
@@ -20,11 +22,7 @@ fn hello_example_validates_and_is_a_fan_out() {
         Some(3),
         "summary fans in from three steps"
     );
-    assert!(
-        job.steps
-            .iter()
-            .all(|s| matches!(s.kind, StepKind::Sh { .. }))
-    );
+    assert!(job.steps.iter().all(|s| s.kind.name() == "sh"));
     assert!(
         job.steps
             .iter()
@@ -54,10 +52,10 @@ fn hello_example_runs_under_plain_sh_and_passes_its_output_along() {
     let mut printed = Vec::new();
     for i in rota_core::dag::topological_order(&job) {
         let step = &job.steps[i];
-        let StepKind::Sh { command } = &step.kind else {
+        let Ok(ShStep { command }) = step.kind.decode::<ShStep>() else {
             panic!("hello.yaml only has sh steps")
         };
-        let command = render(command, &ctx).unwrap_or_else(|e| panic!("{}: {e}", step.id));
+        let command = render(&command, &ctx).unwrap_or_else(|e| panic!("{}: {e}", step.id));
         let output_file = dir.path().join(format!("{}.out", step.id));
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -111,7 +109,9 @@ fn http_example_validates_with_its_http_steps() {
         .iter()
         .map(|s| {
             let method = match &s.kind {
-                StepKind::Http(http) => Some(http.method.as_str()),
+                http if http.name() == "http" => {
+                    http.decode::<HttpStep>().ok().map(|h| h.method.as_str())
+                }
                 _ => None,
             };
             (s.id.as_str(), method)
@@ -139,7 +139,9 @@ fn check_example_validates_with_a_gate_and_a_verification() {
         .iter()
         .map(|s| {
             let wait = match &s.kind {
-                StepKind::Check(check) => Some(check.wait),
+                check if check.name() == "check" => {
+                    check.decode::<CheckStep>().ok().map(|c| c.wait)
+                }
                 _ => None,
             };
             (s.id.as_str(), wait)

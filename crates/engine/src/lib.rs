@@ -7,10 +7,8 @@
 #![warn(missing_docs)]
 
 pub mod cgroup;
-mod check_step;
 pub mod guardian;
-mod http_step;
-mod notebook_step;
+mod kinds;
 pub mod notify;
 pub mod outputs;
 pub mod owner;

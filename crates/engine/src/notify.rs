@@ -22,7 +22,7 @@ use rota_store::{
 use serde_json::json;
 use tokio::task::JoinHandle;
 
-use crate::http_step;
+use crate::kinds::http as http_step;
 use crate::recorder::Recorder;
 use crate::redact::Redactor;
 use crate::run::RunRequest;

@@ -1,10 +1,11 @@
 //! One step of a run: render its templates, run its attempts through the supervisor (or the
 //! notebook runner), collect outputs, retry per policy, and record every attempt.
 //!
-//! Executors sit side by side here, one function per step kind, and every child process is
-//! started by [`crate::process::supervise`]; notebook, http and check steps start none and
-//! have their own modules, which share the helpers at the end of this one: a redacted log
-//! line ([`log_redacted`]) and a race against the step's stop and timeout ([`race`]).
+//! What an attempt does comes from its kind's executor (`crate::kinds`, one module per
+//! kind): a process, started here by [`crate::process::supervise`] like every child
+//! process, or work of the kind's own ([`Work`]: a request, a notebook kernel), which
+//! shares the helpers at the end of this module: a redacted log line ([`log_redacted`])
+//! and a race against the step's stop and timeout ([`race`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -12,12 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rota_core::model::{DryRun, Step, StepKind, StepStatus};
+use rota_core::model::{DryRun, Step, StepStatus};
 use rota_core::template::shell::ShellCommand;
 use rota_core::template::{self, Context, TemplateError};
 use rota_store::{LogStream, RunEvent};
 use tokio_util::sync::CancellationToken;
 
+use crate::kinds::ResolveCx;
 use crate::outputs;
 use crate::process::{self, Ending, LogLine, ProcessSpec, Stream};
 use crate::run::{Shared, StopReason, Update};
@@ -50,36 +52,46 @@ impl StepResult {
 }
 
 /// What one attempt did.
-struct Attempt {
-    status: StepStatus,
-    exit_code: Option<i32>,
-    outputs: BTreeMap<String, String>,
-    reason: Option<String>,
+pub(crate) struct Attempt {
+    pub status: StepStatus,
+    pub exit_code: Option<i32>,
+    pub outputs: BTreeMap<String, String>,
+    pub reason: Option<String>,
 }
 
-/// A step's work with every template rendered.
-enum Resolved {
-    Process {
-        spec: ProcessSpec,
-        display: String,
-    },
-    Notebook(crate::notebook_step::NotebookWork),
-    Http {
-        work: crate::http_step::HttpWork,
-        display: String,
-    },
-    Check {
-        work: crate::check_step::CheckWork,
+/// A step's work with every template rendered, as its kind's executor resolves it.
+pub(crate) enum Resolved {
+    /// A process, started through [`process::supervise`].
+    Process { spec: ProcessSpec, display: String },
+    /// Work without a process of its own (a request, a notebook kernel).
+    Work {
+        work: Box<dyn Work>,
+        /// What runs, for the attempt's start (already redacted where it can hold a secret).
         display: String,
     },
     /// A dry run that runs nothing: show what would have run (`would run`) or been sent
     /// (`would send`).
-    Echo {
-        display: String,
-        verb: &'static str,
-    },
+    Echo { display: String, verb: &'static str },
     /// `dry_run: skip`.
     Skip,
+}
+
+/// An attempt of a step, for work that runs without a process of its own.
+pub(crate) struct AttemptCx<'a> {
+    pub shared: &'a Shared,
+    pub step: &'a Step,
+    pub attempt_no: u32,
+    /// The step's stop: the work is raced against it ([`race`]).
+    pub stop: &'a CancellationToken,
+}
+
+/// Work a kind does itself, once its start is recorded.
+pub(crate) trait Work: Send {
+    /// Does the work; logs go through [`log_redacted`] or [`record_line`].
+    fn run<'a>(
+        self: Box<Self>,
+        at: AttemptCx<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Attempt> + Send + 'a>>;
 }
 
 /// Runs every attempt of step `index` and returns its final result; `before` attempts were
@@ -267,51 +279,20 @@ async fn run_attempt(
             }
             run_process(shared, step, attempt_no, &spec, &output_path, stop).await
         }
-        Resolved::Notebook(mut work) => {
-            work.stopped_by(stop);
-            record_start(shared, step, attempt_no, work.display());
-            if shared.config.durable_step_starts
-                && let Err(error) = shared.recorder.flush().await
-            {
-                return finish(shared, step, attempt_no, failed(error.to_string()));
-            }
-            let result = crate::notebook_step::run(shared, step, attempt_no, work).await;
-            Attempt {
-                status: result.status,
-                exit_code: result.exit_code,
-                outputs: BTreeMap::new(),
-                reason: result.reason,
-            }
-        }
-        Resolved::Http { work, display } => {
+        Resolved::Work { work, display } => {
             record_start(shared, step, attempt_no, display);
             if shared.config.durable_step_starts
                 && let Err(error) = shared.recorder.flush().await
             {
                 return finish(shared, step, attempt_no, failed(error.to_string()));
             }
-            let result = crate::http_step::run(shared, step, attempt_no, work, stop).await;
-            Attempt {
-                status: result.status,
-                exit_code: None,
-                outputs: result.outputs,
-                reason: result.reason,
-            }
-        }
-        Resolved::Check { work, display } => {
-            record_start(shared, step, attempt_no, display);
-            if shared.config.durable_step_starts
-                && let Err(error) = shared.recorder.flush().await
-            {
-                return finish(shared, step, attempt_no, failed(error.to_string()));
-            }
-            let result = crate::check_step::run(shared, step, attempt_no, work, stop).await;
-            Attempt {
-                status: result.status,
-                exit_code: None,
-                outputs: result.outputs,
-                reason: result.reason,
-            }
+            let at = AttemptCx {
+                shared,
+                step,
+                attempt_no,
+                stop,
+            };
+            work.run(at).await
         }
     };
     finish(shared, step, attempt_no, attempt)
@@ -363,7 +344,7 @@ fn finish(shared: &Shared, step: &Step, attempt_no: u32, mut attempt: Attempt) -
     attempt
 }
 
-/// Renders the step's templates into what will run.
+/// Renders the step's templates into what will run, through its kind's executor.
 fn resolve(
     shared: &Shared,
     step: &Step,
@@ -371,90 +352,87 @@ fn resolve(
     ctx: &Context,
     output_path: &Path,
 ) -> Result<Resolved, String> {
-    let render = |text: &str| render_text(text, ctx);
     let dry_run = shared.dry_run.then_some(&step.dry_run);
     if matches!(dry_run, Some(DryRun::Skip)) {
         return Ok(Resolved::Skip);
     }
     let workdir = match &step.workdir {
-        Some(dir) => shared.base_dir.join(render(dir)?),
+        Some(dir) => shared.base_dir.join(render_text(dir, ctx)?),
         None => shared.base_dir.clone(),
     };
-    // Values of a `sh:` command, passed by environment, and the command as users read it.
-    let mut shell_values: Vec<(String, String)> = Vec::new();
-    let mut shown: Option<String> = None;
-    // Each kind that runs without a process of its own resolves here; the rest become a
-    // program and its arguments.
-    let (program, args) = match (&step.kind, dry_run) {
-        (StepKind::Http(http), _) => {
-            // Sent without a process: no workdir, env or `$ROTA_OUTPUT` (validation refuses
-            // the first two), and no shell command can stand in for it in a dry run.
-            let work = crate::http_step::resolve(http, step.timeout, ctx)?;
-            let display = shared.redactor.redact(&work.display()).into_owned();
-            return Ok(match dry_run {
-                Some(DryRun::Run) | None => Resolved::Http { work, display },
-                Some(_) => Resolved::Echo {
-                    display,
-                    verb: "would send",
-                },
-            });
+    let Some(executor) = crate::kinds::find(step.kind.name()) else {
+        return Err(format!(
+            "unknown step kind `{}`: this release cannot run it",
+            step.kind.name()
+        ));
+    };
+    executor.resolve(&ResolveCx {
+        shared,
+        step,
+        attempt_no,
+        ctx,
+        output_path,
+        workdir,
+        dry_run,
+    })
+}
+
+/// A program and its arguments, as a process kind renders them.
+pub(crate) struct Command {
+    program: String,
+    args: Vec<String>,
+    /// The command as users read it, when it is not the program and its arguments
+    /// (a `sh:` command shows its values, not the variables that pass them).
+    shown: Option<String>,
+    /// Values a `sh:` command reads from its environment.
+    shell_values: Vec<(String, String)>,
+}
+
+impl Command {
+    pub(crate) fn new(program: String, args: Vec<String>) -> Command {
+        Command {
+            program,
+            args,
+            shown: None,
+            shell_values: Vec::new(),
         }
-        (StepKind::Check(check), _) => {
-            // Like an http step: a request, no process, no shell command for dry runs.
-            let work = crate::check_step::resolve(check, step.timeout, ctx)?;
-            let display = shared.redactor.redact(&work.display()).into_owned();
-            return Ok(match dry_run {
-                Some(DryRun::Run) | None => Resolved::Check { work, display },
-                Some(_) => Resolved::Echo {
-                    display,
-                    verb: "would check",
-                },
-            });
-        }
-        (StepKind::Notebook { .. }, _) => {
-            return crate::notebook_step::resolve(shared, step, attempt_no, ctx, workdir)
-                .map(Resolved::Notebook);
-        }
-        (_, Some(DryRun::Command(command))) | (StepKind::Sh { command }, _) => {
-            let rendered = render_shell(command, ctx)?;
-            shell_values = rendered.env;
-            shown = Some(rendered.display);
-            ("sh".to_owned(), vec!["-c".to_owned(), rendered.command])
-        }
-        (StepKind::Exec { argv }, _) => {
-            let mut argv = argv
-                .iter()
-                .map(|a| render(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            if argv.is_empty() {
-                return Err("`exec` needs at least a program".to_owned());
-            }
-            let program = argv.remove(0);
-            (program, argv)
-        }
-        (
-            StepKind::Script {
-                path,
-                interpreter,
-                args,
-            },
-            _,
-        ) => {
-            let script = shared.base_dir.join(render(path)?);
-            let mut argv: Vec<String> = match interpreter {
-                Some(interpreter) => render(interpreter)?
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
-                None => Vec::new(),
-            };
-            argv.push(script.display().to_string());
-            for arg in args {
-                argv.push(render(arg)?);
-            }
-            let program = argv.remove(0);
-            (program, argv)
-        }
+    }
+}
+
+/// `sh -c <text>`, its template values passed as `ROTA_TPL_<n>` variables.
+pub(crate) fn shell_command(text: &str, ctx: &Context) -> Result<Command, String> {
+    let rendered = render_shell(text, ctx)?;
+    Ok(Command {
+        program: "sh".to_owned(),
+        args: vec!["-c".to_owned(), rendered.command],
+        shown: Some(rendered.display),
+        shell_values: rendered.env,
+    })
+}
+
+/// A process kind's attempt: `command` (or the step's `dry_run` command in a dry run)
+/// with the step's environment, or what a dry run shows instead.
+pub(crate) fn process(
+    r: &ResolveCx<'_>,
+    command: impl FnOnce() -> Result<Command, String>,
+) -> Result<Resolved, String> {
+    let ResolveCx {
+        shared,
+        step,
+        attempt_no,
+        ctx,
+        output_path,
+        dry_run,
+        ..
+    } = *r;
+    let Command {
+        program,
+        args,
+        shown,
+        shell_values,
+    } = match dry_run {
+        Some(DryRun::Command(text)) => shell_command(text, ctx)?,
+        _ => command()?,
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
     // `{{ secrets.X }}` may sit in it.
@@ -471,7 +449,7 @@ fn resolve(
     }
     let mut env = Vec::new();
     for (name, value) in shared.job.env.iter().chain(&step.env) {
-        env.push((name.clone(), render(value)?));
+        env.push((name.clone(), render_text(value, ctx)?));
     }
     env.extend([
         ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
@@ -492,7 +470,7 @@ fn resolve(
             program,
             args,
             env,
-            cwd: Some(workdir),
+            cwd: Some(r.workdir.clone()),
             timeout: step.timeout,
             grace: shared.config.grace,
             log_cap_bytes: shared.config.log_cap_bytes,

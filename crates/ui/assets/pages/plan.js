@@ -27,32 +27,6 @@ function valueText(v) {
   return typeof v === "string" ? v : JSON.stringify(v);
 }
 
-/** What a step will do, as lines of text: its command, argv, script, URL or query. */
-function stepLines(kind, resolved) {
-  const k = resolved && resolved.kind && typeof resolved.kind === "object" ? resolved.kind[kind] : null;
-  if (!k || typeof k !== "object") return [];
-  switch (kind) {
-    case "sh":
-      return [String(k.command ?? "")];
-    case "exec":
-      return [(k.argv || []).map((a) => JSON.stringify(String(a))).join(" ")];
-    case "script":
-      return [[k.interpreter, k.path, ...(k.args || [])].filter((x) => x).join(" ")];
-    case "notebook":
-      return [String(k.path ?? ""), ...(k.params && Object.keys(k.params).length ? [`params: ${JSON.stringify(k.params)}`] : [])];
-    case "http": {
-      const lines = [`${k.method || "GET"} ${k.url ?? ""}`];
-      for (const [name, value] of Object.entries(k.headers || {})) lines.push(`${name}: ${value}`);
-      if (k.body !== null && k.body !== undefined) lines.push("", typeof k.body === "string" ? k.body : JSON.stringify(k.body, null, 2));
-      return lines;
-    }
-    case "check":
-      return [`prometheus: ${k.prometheus ?? ""}`, `query: ${k.query ?? ""}`];
-    default:
-      return [JSON.stringify(k, null, 2)];
-  }
-}
-
 /** One step card: number, id, kind, what it runs, its env, needs and condition, and the full definition. */
 function stepView(step, index) {
   const r = step.resolved || {};
@@ -68,7 +42,7 @@ function stepView(step, index) {
       h("strong", { class: "mono" }, step.id),
       h("span", { class: "chip" }, step.kind),
       facts.length ? h("span", { class: "muted small" }, facts.map((f, i) => [i ? " · " : "", f])) : null),
-    h("pre", { class: "source step-text" }, stepLines(step.kind, r).join("\n")),
+    h("pre", { class: "source step-text" }, String(step.summary ?? "")),
     env.length
       ? h("pre", { class: "source small step-env" }, env.map(([k, v]) => `${k}=${v}`).join("\n"))
       : null,

@@ -14,14 +14,54 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
-use rota_core::model::{DryRun, Step, StepKind, StepStatus};
+use rota_core::kinds::notebook::NotebookStep;
+use rota_core::model::{DryRun, Step, StepStatus};
 use rota_core::template::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::{Executor, ResolveCx};
 use crate::process::{LogLine, Stream};
 use crate::redact::Redactor;
 use crate::run::Shared;
-use crate::step::{record_line, render_value, stopped_reason, stopped_status, system_line};
+use crate::step::{
+    Attempt, AttemptCx, Resolved, Work, record_line, render_value, stopped_reason, stopped_status,
+    system_line,
+};
+
+pub(crate) struct Notebook;
+
+impl Executor for Notebook {
+    fn name(&self) -> &'static str {
+        "notebook"
+    }
+
+    fn resolve(&self, r: &ResolveCx<'_>) -> Result<Resolved, String> {
+        let work = resolve(r.shared, r.step, r.attempt_no, r.ctx, r.workdir.clone())?;
+        let display = work.display();
+        Ok(Resolved::Work {
+            work: Box::new(work),
+            display,
+        })
+    }
+}
+
+impl Work for NotebookWork {
+    fn run<'a>(
+        mut self: Box<Self>,
+        at: AttemptCx<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Attempt> + Send + 'a>> {
+        self.stopped_by(at.stop);
+        Box::pin(async move {
+            let result = run(at.shared, at.step, at.attempt_no, *self).await;
+            Attempt {
+                status: result.status,
+                exit_code: result.exit_code,
+                outputs: BTreeMap::new(),
+                reason: result.reason,
+            }
+        })
+    }
+}
 
 /// A notebook step with its templates rendered.
 pub(crate) struct NotebookWork {
@@ -112,15 +152,12 @@ pub(crate) fn resolve(
     ctx: &Context,
     workdir: PathBuf,
 ) -> Result<NotebookWork, String> {
-    let StepKind::Notebook {
+    let NotebookStep {
         path,
         params,
         kernel,
         cell_timeout,
-    } = &step.kind
-    else {
-        return Err("not a notebook step".to_owned());
-    };
+    } = &step.kind.decode()?;
     let render = |text: &str| {
         rota_core::template::render(text, ctx)
             .map_err(|e| format!("cannot render template {text:?}: {e}"))

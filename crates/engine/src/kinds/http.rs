@@ -11,15 +11,61 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
-use rota_core::model::{HttpBody, HttpMethod, HttpStep, StatusMatch, Step, StepStatus, Value};
+use rota_core::kinds::http::{HttpBody, HttpMethod, HttpStep, StatusMatch};
+use rota_core::model::{DryRun, Step, StepStatus, Value};
 use rota_core::template::Context;
 use tokio_util::sync::CancellationToken;
 
+use super::{Executor, ResolveCx};
 use crate::process::Stream;
 use crate::run::Shared;
 use crate::step::{
-    Interrupted, log_redacted, race, render_text, render_value, stopped_reason, stopped_status,
+    Attempt, AttemptCx, Interrupted, Resolved, Work, log_redacted, race, render_text, render_value,
+    stopped_reason, stopped_status,
 };
+
+pub(crate) struct Http;
+
+impl Executor for Http {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn resolve(&self, r: &ResolveCx<'_>) -> Result<Resolved, String> {
+        // Sent without a process: no workdir, env or `$ROTA_OUTPUT` (validation refuses
+        // the first two), and no shell command can stand in for it in a dry run.
+        let http: HttpStep = r.step.kind.decode()?;
+        let work = resolve(&http, r.step.timeout, r.ctx)?;
+        let display = r.shared.redactor.redact(&work.display()).into_owned();
+        Ok(match r.dry_run {
+            Some(DryRun::Run) | None => Resolved::Work {
+                work: Box::new(work),
+                display,
+            },
+            Some(_) => Resolved::Echo {
+                display,
+                verb: "would send",
+            },
+        })
+    }
+}
+
+impl Work for HttpWork {
+    fn run<'a>(
+        self: Box<Self>,
+        at: AttemptCx<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Attempt> + Send + 'a>> {
+        Box::pin(async move {
+            let result = run(at.shared, at.step, at.attempt_no, *self, at.stop).await;
+            Attempt {
+                status: result.status,
+                exit_code: None,
+                outputs: result.outputs,
+                reason: result.reason,
+            }
+        })
+    }
+}
 
 /// Bytes of a response body kept for the expectations; a longer body is cut here.
 pub const ASSERT_BODY_CAP: usize = 1024 * 1024;
@@ -136,7 +182,7 @@ pub(crate) fn client(follow_redirects: bool, insecure: bool) -> Result<reqwest::
         return Ok(client.clone());
     }
     let redirect = if follow_redirects {
-        reqwest::redirect::Policy::limited(rota_core::model::HTTP_MAX_REDIRECTS)
+        reqwest::redirect::Policy::limited(rota_core::kinds::http::HTTP_MAX_REDIRECTS)
     } else {
         reqwest::redirect::Policy::none()
     };
@@ -437,7 +483,7 @@ pub(crate) fn describe_error(error: &reqwest::Error, url: &reqwest::Url) -> Stri
     if error.is_redirect() {
         return format!(
             "too many redirects from {url} (at most {})",
-            rota_core::model::HTTP_MAX_REDIRECTS
+            rota_core::kinds::http::HTTP_MAX_REDIRECTS
         );
     }
     if error.is_connect() {

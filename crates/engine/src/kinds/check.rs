@@ -14,15 +14,62 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
-use rota_core::model::{CheckStep, NoData, Step, StepStatus};
+use rota_core::kinds::check::{CheckStep, NoData};
+use rota_core::model::{DryRun, Step, StepStatus};
 use rota_core::template::Context;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::http_step::{client, describe_error, read_capped, render_headers};
+use super::http::{client, describe_error, read_capped, render_headers};
+use super::{Executor, ResolveCx};
 use crate::process::Stream;
 use crate::run::{Shared, humantime};
-use crate::step::{Interrupted, log_redacted, race, render_text, stopped_reason, stopped_status};
+use crate::step::{
+    Attempt, AttemptCx, Interrupted, Resolved, Work, log_redacted, race, render_text,
+    stopped_reason, stopped_status,
+};
+
+pub(crate) struct Check;
+
+impl Executor for Check {
+    fn name(&self) -> &'static str {
+        "check"
+    }
+
+    fn resolve(&self, r: &ResolveCx<'_>) -> Result<Resolved, String> {
+        // Like an http step: a request, no process, no shell command for dry runs.
+        let check: CheckStep = r.step.kind.decode()?;
+        let work = resolve(&check, r.step.timeout, r.ctx)?;
+        let display = r.shared.redactor.redact(&work.display()).into_owned();
+        Ok(match r.dry_run {
+            Some(DryRun::Run) | None => Resolved::Work {
+                work: Box::new(work),
+                display,
+            },
+            Some(_) => Resolved::Echo {
+                display,
+                verb: "would check",
+            },
+        })
+    }
+}
+
+impl Work for CheckWork {
+    fn run<'a>(
+        self: Box<Self>,
+        at: AttemptCx<'a>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Attempt> + Send + 'a>> {
+        Box::pin(async move {
+            let result = run(at.shared, at.step, at.attempt_no, *self, at.stop).await;
+            Attempt {
+                status: result.status,
+                exit_code: None,
+                outputs: result.outputs,
+                reason: result.reason,
+            }
+        })
+    }
+}
 
 /// The largest API response read; a query whose answer is longer fails (narrow it).
 const RESPONSE_CAP: usize = 4 * 1024 * 1024;

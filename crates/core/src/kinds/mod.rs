@@ -1,0 +1,181 @@
+//! Step kinds, one module each: the kind's keys, their conversion into its configuration
+//! (with a diagnostic at each wrong key's line:col), the template sites it holds, and how
+//! it describes itself. A step's [`StepKind`](crate::model::StepKind) is a kind's name and
+//! its configuration as JSON, which the kind's module decodes into its own typed struct;
+//! it is stored as `{"<name>": <config>}`, the shape job revisions and plan hashes hold.
+//!
+//! The engine runs each kind through its executor (`rota_engine`'s `kinds` module, one per
+//! kind, registered by the same name); a test there checks both lists name the same kinds.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::convert::Cx;
+use crate::model::Value;
+use crate::tree::{Key, Node, Pos};
+
+pub mod check;
+pub mod exec;
+pub mod http;
+pub mod notebook;
+pub mod script;
+pub mod sh;
+
+/// Every step kind, one line each; their order is the order diagnostics list them in.
+static ALL: &[&dyn StepKindDef] = &[
+    &sh::Sh,
+    &exec::Exec,
+    &script::Script,
+    &notebook::Notebook,
+    &http::Http,
+    &check::Check,
+];
+
+/// The step whose kind is being converted.
+pub(crate) struct StepSite<'a> {
+    /// `step `id`` (or `step #n` when it has no id), as messages name it.
+    pub label: &'a str,
+    /// The step's mapping: the kind's own step-level keys live there (notebook `params`).
+    pub entries: &'a [(Key, Node)],
+}
+
+impl StepSite<'_> {
+    /// "`<key>` in <label>", the usual way a message names a key of this step.
+    pub fn what(&self, key: &str) -> String {
+        format!("`{key}` in {}", self.label)
+    }
+
+    /// The value of one of the step's keys.
+    pub fn get(&self, name: &str) -> Option<&Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.name == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Records a template found in the step: its text, where it is, and whether it is an
+/// `if:` expression rather than a `{{ }}` template.
+pub(crate) type Sites<'s> = dyn FnMut(&str, Pos, bool) + 's;
+
+/// What a kind that starts no process says in the diagnostics refusing process-only keys.
+pub(crate) struct NoProcess {
+    /// `a` or `an`, before the kind's name.
+    pub article: &'static str,
+    /// The keys that take templates instead of `env`/`workdir`.
+    pub templated: &'static str,
+}
+
+/// A step kind's syntax and description.
+pub(crate) trait StepKindDef: Sync {
+    /// The kind's key in a step (`sh`, `http`…), also its name in stored definitions.
+    fn name(&self) -> &'static str;
+
+    /// Step-level keys only this kind takes besides its own (a notebook's `params`).
+    fn step_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Converts the value under the kind's key into its configuration, reporting every
+    /// problem to `cx` and every template to `sites`; `None` when it cannot be converted.
+    fn parse(
+        &self,
+        cx: &mut Cx,
+        value: &Node,
+        step: &StepSite<'_>,
+        sites: &mut Sites<'_>,
+    ) -> Option<Value>;
+
+    /// Checks the configuration against the rest of the step once that is converted.
+    fn check_step(
+        &self,
+        _cx: &mut Cx,
+        _config: &Value,
+        _step: &StepSite<'_>,
+        _timeout: Option<Duration>,
+    ) {
+    }
+
+    /// `Some` for a kind that starts no process: `env`, `workdir` and a `dry_run` command
+    /// would be ignored, so they are refused.
+    fn no_process(&self) -> Option<NoProcess> {
+        None
+    }
+
+    /// A stored configuration as this release holds it: decoded into the kind's struct and
+    /// encoded again, or why it does not decode.
+    fn normalize(&self, config: Value) -> Result<Value, String>;
+
+    /// What the step does, in one line, from its configuration (templates rendered or
+    /// not): `rota plan show`, the API's plan steps and the web UI show it.
+    fn describe(&self, config: &Value) -> String;
+
+    /// The line `rota run --server` shows when the step starts, as local runs show the
+    /// step's rendered work; the description unless the kind says more.
+    fn start_line(&self, config: &Value) -> String {
+        self.describe(config)
+    }
+}
+
+/// The kind called `name`.
+pub(crate) fn find(name: &str) -> Option<&'static dyn StepKindDef> {
+    ALL.iter().copied().find(|k| k.name() == name)
+}
+
+/// The registered kinds.
+pub(crate) fn all() -> &'static [&'static dyn StepKindDef] {
+    ALL
+}
+
+/// The names of every step kind, in registration order.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    ALL.iter().map(|k| k.name())
+}
+
+/// One line saying what a step of kind `kind` with `config` does (see
+/// `StepKindDef::describe`); the configuration as JSON for a kind this release lacks.
+pub fn describe(kind: &str, config: &Value) -> String {
+    match find(kind) {
+        Some(def) => def.describe(config),
+        None => config.to_string(),
+    }
+}
+
+/// The line shown when a step of kind `kind` starts (see `StepKindDef::start_line`).
+pub fn start_line(kind: &str, config: &Value) -> String {
+    match find(kind) {
+        Some(def) => def.start_line(config),
+        None => config.to_string(),
+    }
+}
+
+/// A kind's typed configuration as the JSON a [`StepKind`](crate::model::StepKind) holds.
+pub(crate) fn encode<T: Serialize>(config: &T) -> Option<Value> {
+    serde_json::to_value(config).ok()
+}
+
+/// Decodes a stored configuration into `T` and encodes it again, so that it compares and
+/// serializes as one converted from a job file does.
+pub(crate) fn normalize<T: Serialize + DeserializeOwned>(config: Value) -> Result<Value, String> {
+    let typed: T = serde_json::from_value(config).map_err(|e| e.to_string())?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// A string field of a configuration, for descriptions.
+pub(crate) fn text<'v>(config: &'v Value, field: &str) -> Option<&'v str> {
+    config.get(field).and_then(Value::as_str)
+}
+
+/// Every string inside a value is a template (notebook parameters and JSON bodies nest).
+pub(crate) fn collect_strings(node: &Node, sites: &mut Sites<'_>) {
+    match &node.kind {
+        crate::tree::Kind::Str(s) => sites(s, node.pos, false),
+        crate::tree::Kind::Seq(items) => items.iter().for_each(|n| collect_strings(n, sites)),
+        crate::tree::Kind::Map(entries) => {
+            entries.iter().for_each(|(_, n)| collect_strings(n, sites));
+        }
+        _ => {}
+    }
+}
