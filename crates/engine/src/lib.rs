@@ -10,6 +10,7 @@ pub mod cgroup;
 mod check_step;
 pub mod guardian;
 mod http_step;
+pub mod kernels;
 mod notebook_step;
 pub mod notify;
 pub mod outputs;

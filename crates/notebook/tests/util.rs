@@ -77,7 +77,7 @@ pub async fn run(
     require_kernel().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.ipynb");
-    let mut req = RunRequest::new(data(input), &out);
+    let mut req = RunRequest::new(data(input), &out, crate::util::host());
     tweak(&mut req);
     let cancel = CancellationToken::new();
     let report = rota_notebook::execute::run(&req, &cancel, &mut |_p: Progress| {})
@@ -100,4 +100,9 @@ pub fn process_with_arg(needle: &str) -> bool {
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
         !zombie && String::from_utf8_lossy(&cmdline).contains(needle)
     })
+}
+
+/// Kernels start through the engine's supervisor, as in Rota.
+pub fn host() -> rota_notebook::kernel::Host {
+    rota_engine::kernels::Kernels::default().host()
 }
