@@ -270,6 +270,20 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `condition` every 50 ms until it holds (true) or [`PATIENCE`] passed (false).
+pub fn wait_until_or(mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > PATIENCE {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits for a child to exit, killing it and failing if it takes longer than [`PATIENCE`].
 #[track_caller]
 pub fn wait_for_exit(child: &mut Child, what: &str) {
