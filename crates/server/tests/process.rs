@@ -1,7 +1,7 @@
 //! The real `rota` binary: `rota serve` killed with SIGKILL mid-run and restarted loses and
 //! duplicates nothing; webhooks over a real listener; hot reload; SIGTERM lets runs finish.
 //!
-//! The binary is `<workspace>/target/debug/rota`, built by `scripts/test` before the tests.
+//! The binary is the one cargo just built (`rota_testkit::rota_bin`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
