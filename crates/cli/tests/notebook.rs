@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Rota, assert_code, describe, finish, json, pid_alive, signal, stderr, stdout, wait_gone,
+    Rota, assert_code, describe, finish, json, processes_with, signal, stderr, stdout, wait_gone,
     wait_until, wait_until_or,
 };
 
@@ -301,24 +301,6 @@ fn a_sigkilled_rota_run_leaves_no_kernel() {
     wait_gone(pids[0], "the kernel");
     wait_gone(pids[1], "the process the kernel's cell started");
     rota.assert_no_processes_left();
-}
-
-/// Live processes whose command line contains `marker`, as `pid: cmdline`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid_alive(pid))
-        .filter_map(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline
-                .contains(marker)
-                .then(|| format!("{pid}: {cmdline}"))
-        })
-        .collect()
 }
 
 #[test]

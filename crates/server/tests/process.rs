@@ -576,9 +576,7 @@ async fn a_job_saved_through_the_api_is_scheduled_and_its_new_revision_replaces_
     std::fs::create_dir_all(&jobs)?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let token = std::fs::read_to_string(home.join("admin.token"))?
-        .trim()
-        .to_owned();
+    let token = server.admin_token()?;
     let bearer = format!("Bearer {token}");
     let headers = [
         ("Authorization", bearer.as_str()),
@@ -657,10 +655,7 @@ async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited
     }
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let admin = format!(
-        "Bearer {}",
-        std::fs::read_to_string(home.join("admin.token"))?.trim()
-    );
+    let admin = server.admin_bearer()?;
     let (status, body) = send(
         "PUT",
         &addr,

@@ -52,6 +52,11 @@ impl Server {
         self.serve.child()
     }
 
+    /// The admin token the server wrote on its first start.
+    pub fn admin_token(&self) -> Result<String, std::io::Error> {
+        self.serve.admin_token()
+    }
+
     /// `Bearer <token>` for the admin token the server wrote on its first start.
     pub fn admin_bearer(&self) -> Result<String, std::io::Error> {
         Ok(format!("Bearer {}", self.serve.admin_token()?))

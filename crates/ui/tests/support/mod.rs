@@ -85,8 +85,9 @@ impl Server {
 
     /// The admin token the server wrote on its first start.
     pub fn admin_token(&self) -> Result<String, std::io::Error> {
+        // Read, not waited for: under `--auth none` there is none.
         Ok(
-            std::fs::read_to_string(self.dir.path().join("home/admin.token"))?
+            std::fs::read_to_string(self.serve.home().join("admin.token"))?
                 .trim()
                 .to_owned(),
         )
