@@ -135,12 +135,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     args::OutputFormat::Json => rota_notebook::cli::OutputFormat::Json,
                 };
             }
-            let code = rota_notebook::cli::run(command).await;
+            let host = notebook_kernels(&command);
+            let code = rota_notebook::cli::run(command, host).await;
             Ok(u8::try_from(code).unwrap_or(1))
         }
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Guardian | Command::Render => Ok(0),
     }
+}
+
+/// The host that starts `rota notebook run`'s kernel: the engine's supervisor, as for a
+/// `notebook:` step, with a cgroup of its own where the machine has a writable hierarchy
+/// and a guardian, so that neither the kernel nor what its cells start outlives `rota`.
+fn notebook_kernels(command: &rota_notebook::cli::NotebookCommand) -> rota_notebook::kernel::Host {
+    let runs_a_kernel = matches!(command, rota_notebook::cli::NotebookCommand::Run(_));
+    let guardian = if runs_a_kernel {
+        rota_engine::cgroup::init();
+        run_cmd::spawn_guardian().map(std::sync::Arc::new)
+    } else {
+        None
+    };
+    rota_engine::kernels::Kernels::new(guardian, None).host()
 }
 
 /// Dispatches one command to a server (`--server`): `Ok(code)`, or `Err(command)` for the

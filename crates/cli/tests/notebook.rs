@@ -9,7 +9,8 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use crate::util::{
-    Rota, assert_code, describe, finish, json, signal, stderr, stdout, wait_gone, wait_until,
+    Rota, assert_code, describe, finish, json, processes_with, signal, stderr, stdout, wait_gone,
+    wait_until, wait_until_or,
 };
 
 /// A notebook of code cells; a cell whose source starts with `#parameters` is tagged
@@ -299,5 +300,64 @@ fn a_sigkilled_rota_run_leaves_no_kernel() {
     assert_eq!(output.status.code(), None, "rota was killed by a signal");
     wait_gone(pids[0], "the kernel");
     wait_gone(pids[1], "the process the kernel's cell started");
+    rota.assert_no_processes_left();
+}
+
+#[test]
+fn a_sigkilled_rota_run_leaves_no_kernel_nor_any_process_its_cell_started() {
+    // Every process of interest carries the marker in its command line: the kernel names
+    // its connection file, which lies in this runtime directory; the cell's processes get it
+    // as their `argv[0]`.
+    let runtime = tempfile::Builder::new()
+        .prefix("rota-kernel-marker-")
+        .tempdir()
+        .expect("runtime dir");
+    let marker = runtime
+        .path()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a UTF-8 name")
+        .to_owned();
+    let rota = Rota::new().env(
+        "JUPYTER_RUNTIME_DIR",
+        runtime.path().to_str().expect("UTF-8 path"),
+    );
+    // One `sleep` stays in the kernel's process group; the other leaves it (`setsid`), so
+    // only the kernel's cgroup still holds it.
+    let cell = format!(
+        "import shutil, subprocess, time\n\
+         sleep = shutil.which('sleep')\n\
+         grouped = subprocess.Popen(['{marker}-grouped', '600'], executable=sleep)\n\
+         detached = subprocess.Popen(['{marker}-detached', '600'], executable=sleep, start_new_session=True)\n\
+         open('started', 'w').write(f'{{grouped.pid}} {{detached.pid}}')\n\
+         time.sleep(600)"
+    );
+    rota.write("detach.ipynb", &notebook(&[&cell]));
+    rota.write(
+        "detach.yaml",
+        "id: nb-detach\nsteps:\n  - id: nb\n    notebook: detach.ipynb\n",
+    );
+    let child = rota.spawn(["run", "detach.yaml"]);
+    let started = rota.path("started");
+    wait_until("the cell to start its processes", || {
+        std::fs::read_to_string(&started).is_ok_and(|t| t.split_whitespace().count() == 2)
+    });
+    let running = processes_with(&marker);
+    for what in ["kernel-rota-", "-grouped", "-detached"] {
+        assert!(
+            running.iter().any(|p| p.contains(what)),
+            "no process with {what:?} among {running:?}"
+        );
+    }
+
+    signal(child.id(), Signal::SIGKILL);
+    let output = finish(child, "the killed rota run");
+    assert_eq!(output.status.code(), None, "rota was killed by a signal");
+    let mut left = Vec::new();
+    let gone = wait_until_or(|| {
+        left = processes_with(&marker);
+        left.is_empty()
+    });
+    assert!(gone, "processes left behind: {left:?}");
     rota.assert_no_processes_left();
 }

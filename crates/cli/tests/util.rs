@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The generous upper bound of every wait: long enough for a loaded 2-core CI machine, and
-/// only ever reached when something is broken.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub use rota_testkit::PATIENCE;
 
 /// One isolated `rota` installation: its own `ROTA_HOME` and its own working directory.
 pub struct Rota {
@@ -80,17 +78,10 @@ impl Rota {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_rota"));
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("ROTA_") {
-                command.env_remove(name);
-            }
-        }
-        command
-            .args(args)
-            .current_dir(self.work.path())
-            .env("ROTA_HOME", self.home())
-            .stdin(Stdio::null());
+        // The binary cargo built for this package's tests, never a stale one.
+        let mut command =
+            rota_testkit::rota_command(Path::new(env!("CARGO_BIN_EXE_rota")), self.home());
+        command.args(args).current_dir(self.work.path());
         for (name, value) in &self.envs {
             command.env(name, value);
         }
@@ -270,6 +261,20 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Polls `condition` every 50 ms until it holds (true) or [`PATIENCE`] passed (false).
+pub fn wait_until_or(mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > PATIENCE {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits for a child to exit, killing it and failing if it takes longer than [`PATIENCE`].
 #[track_caller]
 pub fn wait_for_exit(child: &mut Child, what: &str) {
@@ -324,17 +329,7 @@ pub fn finish(mut child: Child, what: &str) -> Output {
     }
 }
 
-/// Whether a process runs: it exists and is not a zombie waiting to be reaped.
-pub fn pid_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // The state follows the parenthesised command name, which may itself hold spaces.
-        Ok(stat) => match stat.rfind(')') {
-            Some(end) => !matches!(stat[end + 1..].trim_start().chars().next(), Some('Z' | 'X')),
-            None => true,
-        },
-        Err(_) => false,
-    }
-}
+pub use rota_testkit::{pid_alive, processes_with};
 
 /// Reads a pid a step wrote to a file, waiting until the file holds one.
 #[track_caller]
@@ -371,7 +366,7 @@ pub fn example(name: &str) -> PathBuf {
 /// A `rota serve` of a [`Rota`] installation on a free loopback port, stopped (SIGTERM,
 /// then waited for) when dropped.
 pub struct Server {
-    child: Child,
+    _serve: rota_testkit::Serve,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// The admin token the first start wrote to `$ROTA_HOME/admin.token`.
@@ -381,67 +376,23 @@ pub struct Server {
 impl Rota {
     /// Starts `rota serve --listen 127.0.0.1:0 --jobs DIR` and waits until it listens.
     pub fn serve(&self, jobs_dir: &Path) -> Server {
-        use std::io::BufRead as _;
-        let mut child = self
-            .command(["serve", "--listen", "127.0.0.1:0", "--grace", "5", "--jobs"])
-            .arg(jobs_dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rota serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("rota serve: listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-                if let Ok(mut log) = sink.lock() {
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(PATIENCE) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                let log = log.lock().map(|l| l.clone()).unwrap_or_default();
-                panic!("rota serve did not start listening:\n{log}");
-            }
-        };
-        let token_file = self.home().join("admin.token");
-        let mut admin_token = String::new();
-        wait_until("the admin token file", || {
-            admin_token = std::fs::read_to_string(&token_file)
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            !admin_token.is_empty()
-        });
+        let mut builder = rota_testkit::Serve::builder(self.home(), jobs_dir)
+            .bin(env!("CARGO_BIN_EXE_rota"))
+            .grace(5)
+            .log(self.path("serve.log"))
+            .sigterm_on_drop();
+        for (name, value) in &self.envs {
+            builder = builder.env(name, value);
+        }
+        let serve = builder
+            .start()
+            .unwrap_or_else(|error| panic!("rota serve did not start listening: {error}"));
+        let admin_token = serve.admin_token().expect("the admin token file");
         Server {
-            child,
-            url: format!("http://{addr}"),
+            url: serve.url(),
             admin_token,
+            _serve: serve,
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < PATIENCE {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod guardian;
+pub mod kernels;
 mod kinds;
 pub mod notify;
 pub mod outputs;

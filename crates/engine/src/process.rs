@@ -1,15 +1,25 @@
 //! The process supervisor: the one place where Rota starts a child process.
 //!
-//! [`supervise`] starts a program in a process group of its own, streams its stdout and
-//! stderr line by line (timestamped, redacted, size-capped) to a callback, and races its exit
-//! against a timeout and a cancellation token in one `select!`. Whatever ends the step, the
-//! whole group goes with it: a timeout or a cancel sends SIGTERM to the group and SIGKILL
-//! after the grace period; after a normal exit, processes the step left behind in its group
-//! (`sleep 100 &`) get the same treatment. The leader is always reaped; orphans left in the
-//! group are reaped too when the runner is their subreaper (see [`adopt_orphans`]).
+//! It has two halves. [`start`] sets a child up (confinement, scrubbed environment, umask,
+//! a cgroup per attempt, a process group, `PR_SET_PDEATHSIG`, the guardian's watch) and
+//! returns a [`Supervised`] handle that owns all of it and kills it when dropped.
+//! [`Supervised::stream`] then streams a step's stdout and stderr line by line
+//! (timestamped, redacted, size-capped) to a callback, and races its exit against a timeout
+//! and a cancellation token in one `select!`. Whatever ends the step, the whole group goes
+//! with it: a timeout or a cancel sends SIGTERM to the group and SIGKILL after the grace
+//! period; after a normal exit, processes the step left behind in its group (`sleep 100 &`)
+//! get the same treatment, and so does what is left in its cgroup. The leader is always
+//! reaped; orphans are reaped too when the runner is their subreaper (see [`adopt_orphans`]).
+//! [`supervise`] is both halves in one call.
 //!
-//! Known limits: a process that leaves its group (`setsid`, `setpgid`) escapes the kill, and
-//! the supervisor then stops waiting for the pipes it holds after [`PIPE_DRAIN_LIMIT`].
+//! A long-lived child its caller talks to and stops itself (a notebook kernel, see
+//! [`crate::kernels`]) is started by [`start`] too and taken apart with
+//! [`Supervised::into_parts`]: the caller gets the process and its pipes, the
+//! [`ProcessGroup`] keeps the group, the cgroup and the guardian's watch until it is dropped.
+//!
+//! Known limits: without a cgroup, a process that leaves its group (`setsid`, `setpgid`)
+//! escapes the kill, and the supervisor then stops waiting for the pipes it holds after
+//! [`PIPE_DRAIN_LIMIT`].
 
 use std::fmt;
 use std::io;
@@ -17,6 +27,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::pin::pin;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -191,20 +202,24 @@ pub fn adopt_orphans() -> io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)
 }
 
-/// Runs `spec` to completion, streaming its output lines to `on_line`.
+/// Starts `spec`'s program under Rota's supervision and returns without waiting for it.
 ///
-/// The child gets a null stdin and its own process group, registered with `guardian` while it
-/// runs. A timeout or `cancel` sends SIGTERM to the group and SIGKILL after `spec.grace`;
-/// after a normal exit, whatever is left in the group is sent SIGTERM then SIGKILL as well.
-/// Returns once the group is gone and both pipes are drained (or [`PIPE_DRAIN_LIMIT`] passed).
-/// If the returned future is dropped early, the group is killed with SIGKILL.
-pub async fn supervise(
+/// This is the one place a child of Rota is set up (see [`Supervised`] for what its handle
+/// owns). The child gets, before `exec`:
+/// - the Landlock ruleset of its run directory (see [`crate::sandbox`]), when [`crate::sandbox::init`]
+///   found Landlock;
+/// - an environment without Rota's own `ROTA_*` variables (but `ROTA_HOME`), plus `spec.env`;
+/// - the user's umask back (Rota's own is 077);
+/// - a cgroup of its own, when [`crate::cgroup::init`] found a writable hierarchy, so that
+///   processes leaving its group (`setsid`) can still be killed;
+/// - a process group of its own, whose id is its pid;
+/// - SIGKILL when Rota dies (`PR_SET_PDEATHSIG`), which reaches the child alone; its group and
+///   cgroup are registered with `guardian`, which kills the rest;
+/// - a null stdin, and piped stdout and stderr.
+pub fn start(
     spec: &ProcessSpec,
-    redactor: &Redactor,
-    cancel: &CancellationToken,
-    guardian: Option<&Guardian>,
-    on_line: &mut (dyn FnMut(LogLine) + Send),
-) -> Result<ProcessOutcome, SpawnError> {
+    guardian: Option<&Arc<Guardian>>,
+) -> Result<Supervised, SpawnError> {
     let started = Instant::now();
     let confinement = crate::sandbox::Confinement::for_step(spec.run_dir.as_deref())?;
     let cgroup = match crate::cgroup::StepCgroup::create() {
@@ -216,6 +231,7 @@ pub async fn supervise(
         None => None,
     };
     let user_umask = crate::sandbox::user_umask();
+    let parent = nix::unistd::getpid().as_raw();
     let mut command = tokio::process::Command::new(&spec.program);
     command.args(&spec.args);
     // Rota's own variables (the secret key, API tokens…) stay with Rota.
@@ -232,8 +248,8 @@ pub async fn supervise(
     if let Some(cwd) = &spec.cwd {
         command.current_dir(cwd);
     }
-    // SAFETY: the closure only makes async-signal-safe calls (umask, write, prctl, syscall)
-    // on values prepared before the fork; it allocates nothing.
+    // SAFETY: the closure only makes async-signal-safe calls (umask, write, prctl, getppid,
+    // syscall) on values prepared before the fork; it allocates nothing.
     // The descriptors stay open (owned by `cgroup` and `confinement`) until after the spawn.
     let procs_fd = cgroup.as_ref().map(crate::cgroup::StepCgroup::procs_fd);
     let ruleset_fd = confinement.as_ref().map(|c| c.ruleset_fd());
@@ -246,6 +262,15 @@ pub async fn supervise(
             if let Some(fd) = procs_fd {
                 crate::cgroup::join_in_child(fd)?;
             }
+            // The signal comes when the thread that forked exits: Rota forks on its runtime's
+            // threads (or its main thread), which live as long as the process.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Rota died between the fork and the prctl: no signal will come.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
             if let Some(fd) = ruleset_fd {
                 crate::sandbox::restrict_in_child(fd)?;
             }
@@ -255,7 +280,7 @@ pub async fn supervise(
     let spawned = command.spawn();
     // The child holds its own copies of the descriptors now.
     drop(confinement);
-    let mut child = match spawned {
+    let child = match spawned {
         Ok(child) => child,
         Err(source) => {
             if let Some(cgroup) = &cgroup {
@@ -270,146 +295,240 @@ pub async fn supervise(
     let pid = child
         .id()
         .expect("a child that has not been waited for has a pid");
-    let mut group = GroupGuard::new(pid, cgroup, guardian);
-    let mut stdout = LineReader::new(child.stdout.take(), Stream::Stdout);
-    let mut stderr = LineReader::new(child.stderr.take(), Stream::Stderr);
-    let mut sink = LogSink {
-        redactor,
-        on_line,
-        cap: spec.log_cap_bytes,
-        kept: 0,
-        truncated: false,
-    };
-
-    let far_future = started + Duration::from_secs(100 * 365 * 24 * 3600);
-    let mut timeout = pin!(sleep_until(
-        spec.timeout.map_or(far_future, |t| started + t)
-    ));
-    let mut cancelled = pin!(cancel.cancelled());
-    // Armed when SIGTERM has gone to the group: SIGKILL follows when it fires.
-    let mut kill_timer = pin!(sleep_until(far_future));
-    // Armed after the leader exited: the next check whether the group is gone.
-    let mut poll_timer = pin!(sleep_until(far_future));
-    let mut poll_pause = Duration::from_millis(1);
-    // Armed once the group is gone (or given up on): the limit for draining the pipes.
-    let mut drain_timer = pin!(sleep_until(far_future));
-
-    let mut reason: Option<Ending> = None;
-    let mut term_sent = false;
-    let mut kill_sent_at: Option<Instant> = None;
-    let mut exit: Option<ExitStatus> = None;
-    let mut group_gone = false;
-    let mut drain_expired = false;
-
-    loop {
-        if exit.is_some() && group_gone && (drain_expired || (stdout.done() && stderr.done())) {
-            break;
-        }
-        tokio::select! {
-            biased;
-            status = child.wait(), if exit.is_none() => {
-                let status = match status {
-                    Ok(status) => status,
-                    Err(source) => {
-                        group.kill();
-                        return Err(SpawnError::Wait { program: spec.program.clone(), pid, source });
-                    }
-                };
-                exit = Some(status);
-                // Anything still in the group is a straggler now; it goes too.
-                if !term_sent {
-                    term_sent = group.signal(Signal::SIGTERM);
-                    if term_sent {
-                        kill_timer.as_mut().reset(Instant::now() + spec.grace);
-                    }
-                }
-                group_gone = group.is_gone();
-                if group_gone {
-                    drain_timer.as_mut().reset(Instant::now() + PIPE_DRAIN_LIMIT);
-                } else {
-                    poll_timer.as_mut().reset(Instant::now() + poll_pause);
-                }
-            }
-            read = stdout.read(), if !stdout.done() => stdout.after_read(read, &mut sink),
-            read = stderr.read(), if !stderr.done() => stderr.after_read(read, &mut sink),
-            () = &mut timeout, if reason.is_none() && exit.is_none() && spec.timeout.is_some() => {
-                reason = Some(Ending::TimedOut);
-                term_sent = group.signal(Signal::SIGTERM);
-                kill_timer.as_mut().reset(Instant::now() + spec.grace);
-            }
-            () = &mut cancelled, if reason.is_none() && exit.is_none() => {
-                reason = Some(Ending::Cancelled);
-                term_sent = group.signal(Signal::SIGTERM);
-                kill_timer.as_mut().reset(Instant::now() + spec.grace);
-            }
-            () = &mut kill_timer, if term_sent && kill_sent_at.is_none() && !group_gone => {
-                group.signal(Signal::SIGKILL);
-                kill_sent_at = Some(Instant::now());
-            }
-            () = &mut poll_timer, if exit.is_some() && !group_gone => {
-                group_gone = group.is_gone()
-                    || kill_sent_at.is_some_and(|at| at.elapsed() >= AFTER_KILL_LIMIT);
-                if group_gone {
-                    drain_timer.as_mut().reset(Instant::now() + PIPE_DRAIN_LIMIT);
-                } else {
-                    poll_pause = (poll_pause * 2).min(Duration::from_millis(50));
-                    poll_timer.as_mut().reset(Instant::now() + poll_pause);
-                }
-            }
-            () = &mut drain_timer, if group_gone && !drain_expired => {
-                drain_expired = true;
-                tracing::warn!(pid, program = %spec.program, "gave up draining the output of a finished step; a process outside its group holds the pipe");
-            }
-        }
-    }
-    stdout.finish(&mut sink);
-    stderr.finish(&mut sink);
-    group.finished();
-
-    let status = exit.expect("the loop ends only after the leader exited");
-    let ending = reason.unwrap_or_else(|| match (status.code(), status.signal()) {
-        (Some(code), _) => Ending::Exited(code),
-        (None, Some(sig)) => Ending::Signalled(sig),
-        (None, None) => Ending::Signalled(0),
-    });
-    Ok(ProcessOutcome {
-        ending,
-        pid,
-        log_truncated: sink.truncated,
-        duration: started.elapsed(),
+    let group = ProcessGroup::new(pid, cgroup, guardian.cloned());
+    Ok(Supervised {
+        child,
+        group,
+        program: spec.program.clone(),
+        timeout: spec.timeout,
+        grace: spec.grace,
+        log_cap_bytes: spec.log_cap_bytes,
+        started,
     })
 }
 
-/// Owns a step's process group and cgroup: kills them if the supervisor is dropped half-way,
-/// and keeps the guardian informed.
-struct GroupGuard<'a> {
+/// Runs `spec` to completion, streaming its output lines to `on_line`: [`start`], then
+/// [`Supervised::stream`].
+pub async fn supervise(
+    spec: &ProcessSpec,
+    redactor: &Redactor,
+    cancel: &CancellationToken,
+    guardian: Option<&Arc<Guardian>>,
+    on_line: &mut (dyn FnMut(LogLine) + Send),
+) -> Result<ProcessOutcome, SpawnError> {
+    start(spec, guardian)?
+        .stream(redactor, cancel, on_line)
+        .await
+}
+
+/// A child [`start`] started: the process and the [`ProcessGroup`] that owns its group, its
+/// cgroup and its registration with the guardian.
+///
+/// Dropping it kills the child and whatever it started with SIGKILL. A step's process is
+/// run to its end by [`Supervised::stream`]; a long-lived child that its caller talks to
+/// and stops itself (a notebook kernel) is taken apart with [`Supervised::into_parts`].
+#[derive(Debug)]
+pub struct Supervised {
+    // Declared first, dropped first: the leader goes before the group is killed.
+    child: tokio::process::Child,
+    group: ProcessGroup,
+    program: String,
+    timeout: Option<Duration>,
+    grace: Duration,
+    log_cap_bytes: usize,
+    started: Instant,
+}
+
+impl Supervised {
+    /// The child's process id, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.group.pgid()
+    }
+
+    /// The process (stdout and stderr piped, not yet taken) and the group that owns it.
+    /// Dropping the group kills whatever is left of the child and of what it started; the
+    /// process should be waited for first, so that the group can reap what it adopted.
+    pub fn into_parts(self) -> (tokio::process::Child, ProcessGroup) {
+        (self.child, self.group)
+    }
+
+    /// Streams the child's output lines to `on_line` until it ends, then stops its whole
+    /// group.
+    ///
+    /// A timeout or `cancel` sends SIGTERM to the group and SIGKILL after the spec's grace;
+    /// after a normal exit, whatever is left in the group is sent SIGTERM then SIGKILL as
+    /// well. Returns once the group is gone and both pipes are drained (or
+    /// [`PIPE_DRAIN_LIMIT`] passed). If the returned future is dropped early, the group is
+    /// killed with SIGKILL.
+    pub async fn stream(
+        self,
+        redactor: &Redactor,
+        cancel: &CancellationToken,
+        on_line: &mut (dyn FnMut(LogLine) + Send),
+    ) -> Result<ProcessOutcome, SpawnError> {
+        let Supervised {
+            mut child,
+            mut group,
+            program,
+            timeout: limit,
+            grace,
+            log_cap_bytes,
+            started,
+        } = self;
+        let pid = group.pgid();
+        let mut stdout = LineReader::new(child.stdout.take(), Stream::Stdout);
+        let mut stderr = LineReader::new(child.stderr.take(), Stream::Stderr);
+        let mut sink = LogSink {
+            redactor,
+            on_line,
+            cap: log_cap_bytes,
+            kept: 0,
+            truncated: false,
+        };
+
+        let far_future = started + Duration::from_secs(100 * 365 * 24 * 3600);
+        let mut timeout = pin!(sleep_until(limit.map_or(far_future, |t| started + t)));
+        let mut cancelled = pin!(cancel.cancelled());
+        // Armed when SIGTERM has gone to the group: SIGKILL follows when it fires.
+        let mut kill_timer = pin!(sleep_until(far_future));
+        // Armed after the leader exited: the next check whether the group is gone.
+        let mut poll_timer = pin!(sleep_until(far_future));
+        let mut poll_pause = Duration::from_millis(1);
+        // Armed once the group is gone (or given up on): the limit for draining the pipes.
+        let mut drain_timer = pin!(sleep_until(far_future));
+
+        let mut reason: Option<Ending> = None;
+        let mut term_sent = false;
+        let mut kill_sent_at: Option<Instant> = None;
+        let mut exit: Option<ExitStatus> = None;
+        let mut group_gone = false;
+        let mut drain_expired = false;
+
+        loop {
+            if exit.is_some() && group_gone && (drain_expired || (stdout.done() && stderr.done())) {
+                break;
+            }
+            tokio::select! {
+                biased;
+                status = child.wait(), if exit.is_none() => {
+                    let status = match status {
+                        Ok(status) => status,
+                        Err(source) => {
+                            group.kill();
+                            return Err(SpawnError::Wait { program, pid, source });
+                        }
+                    };
+                    exit = Some(status);
+                    // Anything still in the group is a straggler now; it goes too.
+                    if !term_sent {
+                        term_sent = group.signal(Signal::SIGTERM);
+                        if term_sent {
+                            kill_timer.as_mut().reset(Instant::now() + grace);
+                        }
+                    }
+                    group_gone = group.is_gone();
+                    if group_gone {
+                        drain_timer.as_mut().reset(Instant::now() + PIPE_DRAIN_LIMIT);
+                    } else {
+                        poll_timer.as_mut().reset(Instant::now() + poll_pause);
+                    }
+                }
+                read = stdout.read(), if !stdout.done() => stdout.after_read(read, &mut sink),
+                read = stderr.read(), if !stderr.done() => stderr.after_read(read, &mut sink),
+                () = &mut timeout, if reason.is_none() && exit.is_none() && limit.is_some() => {
+                    reason = Some(Ending::TimedOut);
+                    term_sent = group.signal(Signal::SIGTERM);
+                    kill_timer.as_mut().reset(Instant::now() + grace);
+                }
+                () = &mut cancelled, if reason.is_none() && exit.is_none() => {
+                    reason = Some(Ending::Cancelled);
+                    term_sent = group.signal(Signal::SIGTERM);
+                    kill_timer.as_mut().reset(Instant::now() + grace);
+                }
+                () = &mut kill_timer, if term_sent && kill_sent_at.is_none() && !group_gone => {
+                    group.signal(Signal::SIGKILL);
+                    kill_sent_at = Some(Instant::now());
+                }
+                () = &mut poll_timer, if exit.is_some() && !group_gone => {
+                    group_gone = group.is_gone()
+                        || kill_sent_at.is_some_and(|at| at.elapsed() >= AFTER_KILL_LIMIT);
+                    if group_gone {
+                        drain_timer.as_mut().reset(Instant::now() + PIPE_DRAIN_LIMIT);
+                    } else {
+                        poll_pause = (poll_pause * 2).min(Duration::from_millis(50));
+                        poll_timer.as_mut().reset(Instant::now() + poll_pause);
+                    }
+                }
+                () = &mut drain_timer, if group_gone && !drain_expired => {
+                    drain_expired = true;
+                    tracing::warn!(pid, %program, "gave up draining the output of a finished step; a process outside its group holds the pipe");
+                }
+            }
+        }
+        stdout.finish(&mut sink);
+        stderr.finish(&mut sink);
+        group.release();
+
+        let status = exit.expect("the loop ends only after the leader exited");
+        let ending = reason.unwrap_or_else(|| match (status.code(), status.signal()) {
+            (Some(code), _) => Ending::Exited(code),
+            (None, Some(sig)) => Ending::Signalled(sig),
+            (None, None) => Ending::Signalled(0),
+        });
+        Ok(ProcessOutcome {
+            ending,
+            pid,
+            log_truncated: sink.truncated,
+            duration: started.elapsed(),
+        })
+    }
+}
+
+/// A supervised child's process group and cgroup, and their registration with the
+/// guardian.
+///
+/// Dropping it kills whatever is left in the group and the cgroup with SIGKILL, removes the
+/// cgroup, reaps the processes of the cgroup Rota adopted (see [`adopt_orphans`]) and tells
+/// the guardian to forget them.
+#[derive(Debug)]
+pub struct ProcessGroup {
     pgid: Pid,
     cgroup: Option<StepCgroup>,
     /// Processes seen in the cgroup: those that became our children (orphans adopted by
     /// the subreaper) are reaped by pid, since they are not in the step's group.
     seen: Vec<i32>,
-    guardian: Option<&'a Guardian>,
-    finished: bool,
+    guardian: Option<Arc<Guardian>>,
+    released: bool,
 }
 
-impl<'a> GroupGuard<'a> {
-    fn new(pid: u32, cgroup: Option<StepCgroup>, guardian: Option<&'a Guardian>) -> GroupGuard<'a> {
-        if let Some(g) = guardian {
+impl ProcessGroup {
+    fn new(pid: u32, cgroup: Option<StepCgroup>, guardian: Option<Arc<Guardian>>) -> ProcessGroup {
+        if let Some(g) = &guardian {
             g.watch(pid, cgroup.as_ref().map(StepCgroup::dir));
         }
         let raw = i32::try_from(pid).expect("pids fit in pid_t");
-        GroupGuard {
+        ProcessGroup {
             pgid: Pid::from_raw(raw),
             cgroup,
             seen: Vec::new(),
             guardian,
-            finished: false,
+            released: false,
         }
+    }
+
+    /// The process group's id: the pid of the child [`start`] started.
+    pub fn pgid(&self) -> u32 {
+        self.pgid.as_raw().unsigned_abs()
+    }
+
+    /// Whether the child runs in a cgroup of its own.
+    pub fn has_cgroup(&self) -> bool {
+        self.cgroup.is_some()
     }
 
     /// Sends `sig` to the group and to every process in the step's cgroup (SIGKILL kills
     /// the cgroup as a whole); false when neither has a member left.
-    fn signal(&mut self, sig: Signal) -> bool {
+    pub fn signal(&mut self, sig: Signal) -> bool {
         let group_alive = match signal::killpg(self.pgid, sig) {
             Ok(()) => true,
             Err(Errno::ESRCH) => false,
@@ -446,37 +565,56 @@ impl<'a> GroupGuard<'a> {
         if let Some(cgroup) = &self.cgroup {
             self.seen.extend(cgroup.pids());
         }
-        self.seen.sort_unstable();
-        self.seen.dedup();
-        // Reaped (or not our child, or still running: kept for the next look).
-        self.seen.retain(|&pid| {
-            !matches!(
-                waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
-                Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(Errno::ECHILD)
-            )
-        });
+        self.reap_seen();
         matches!(signal::killpg(self.pgid, None), Err(Errno::ESRCH))
             && self.cgroup.as_ref().is_none_or(StepCgroup::is_empty)
     }
 
-    fn kill(&mut self) {
-        self.signal(Signal::SIGKILL);
-        self.finished();
+    /// Reaps the processes seen in the cgroup that are our children and have ended; keeps
+    /// the others (not our child, or still running) for the next look. Never the leader:
+    /// its exit status belongs to whoever holds its `Child`.
+    fn reap_seen(&mut self) {
+        let leader = self.pgid.as_raw();
+        self.seen.sort_unstable();
+        self.seen.dedup();
+        self.seen.retain(|&pid| {
+            pid == leader
+                || !matches!(
+                    waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(Errno::ECHILD)
+                )
+        });
     }
 
-    fn finished(&mut self) {
-        if !self.finished {
-            self.finished = true;
+    fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        self.release();
+    }
+
+    /// Kills what is left in the cgroup, removes it and ends the guardian's watch.
+    fn release(&mut self) {
+        if !self.released {
+            self.released = true;
             if let Some(cgroup) = &self.cgroup {
                 // Anything still inside (only after giving up on waiting) goes now.
                 if !cgroup.is_empty() {
-                    cgroup.kill_all();
+                    self.seen.extend(cgroup.kill_all());
                 }
                 remove_cgroup(cgroup);
             }
-            if let Some(g) = self.guardian {
-                g.unwatch(self.pgid.as_raw().unsigned_abs());
+            // Once the cgroup is empty its former members have all ended.
+            self.reap_seen();
+            if let Some(g) = &self.guardian {
+                g.unwatch(self.pgid());
             }
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        if !self.released {
+            self.kill();
         }
     }
 }
@@ -492,14 +630,6 @@ fn remove_cgroup(cgroup: &StepCgroup) {
         pause *= 2;
     }
     tracing::warn!(dir = %cgroup.dir().display(), "cannot remove a step's cgroup");
-}
-
-impl Drop for GroupGuard<'_> {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.kill();
-        }
-    }
 }
 
 /// Delivers lines to the caller: redacts them and enforces the log cap.

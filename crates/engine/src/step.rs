@@ -578,7 +578,7 @@ async fn run_process(
 ) -> Attempt {
     let mut on_line = |line: LogLine| record_line(shared, step, attempt_no, line);
     let token = stop.child_token();
-    let guardian = shared.config.guardian.as_deref();
+    let guardian = shared.config.guardian.as_ref();
     let outcome =
         match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {
             Ok(outcome) => outcome,

@@ -569,7 +569,7 @@ fn guardian_kills_watched_groups_when_the_runner_goes_away() {
 #[tokio::test]
 async fn a_step_supervised_with_a_guardian_runs_and_the_guardian_then_exits() {
     setup();
-    let guardian = spawn_guardian();
+    let guardian = std::sync::Arc::new(spawn_guardian());
     let (outcome, lines) = {
         let mut lines = Vec::new();
         let outcome = supervise(

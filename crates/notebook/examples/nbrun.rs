@@ -21,5 +21,8 @@ async fn main() {
     if let NotebookCommand::Inspect { output, .. } = &mut args.cmd {
         *output = args.output;
     }
-    std::process::exit(rota_notebook::cli::run(args.cmd).await);
+    // Kernels start through the engine's supervisor, as under `rota notebook run`.
+    rota_engine::cgroup::init();
+    let host = rota_engine::kernels::Kernels::default().host();
+    std::process::exit(rota_notebook::cli::run(args.cmd, host).await);
 }

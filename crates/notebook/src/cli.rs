@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::document;
 use crate::execute::{self, Progress, RunOutcome, RunRequest};
 use crate::inspect;
+use crate::kernel::Host;
 use crate::params::{self, Param, Params};
 use crate::report::{self, ReportFormat};
 
@@ -111,8 +112,9 @@ fn seconds(v: f64, what: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{what} must be a non-negative number of seconds"))
 }
 
-/// Turn the typed-in arguments into a run request (papermill's parameter order).
-pub fn run_request(args: &RunArgs) -> Result<RunRequest, String> {
+/// Turn the typed-in arguments into a run request (papermill's parameter order) whose
+/// kernel `host` starts.
+pub fn run_request(args: &RunArgs, host: Host) -> Result<RunRequest, String> {
     let mut p = Params::default();
     if args.inject_paths {
         p.set(
@@ -143,7 +145,7 @@ pub fn run_request(args: &RunArgs) -> Result<RunRequest, String> {
             p.set(name.clone(), Param::Str(value.clone()));
         }
     }
-    let mut req = RunRequest::new(&args.input, &args.output);
+    let mut req = RunRequest::new(&args.input, &args.output, host);
     req.params = p;
     req.kernel = args.kernel.clone();
     req.language = args.language.clone();
@@ -168,11 +170,12 @@ pub fn default_report_path(output: &std::path::Path, format: ReportFormat) -> Pa
     })
 }
 
-/// Run a `notebook` subcommand; returns the process exit code.
-pub async fn run(cmd: NotebookCommand) -> i32 {
+/// Run a `notebook` subcommand; returns the process exit code. `host` starts the kernel
+/// of `run` (the binary hands in the engine's supervisor).
+pub async fn run(cmd: NotebookCommand, host: Host) -> i32 {
     match cmd {
         NotebookCommand::Inspect { notebook, output } => inspect_cmd(&notebook, output),
-        NotebookCommand::Run(args) => run_cmd(&args).await,
+        NotebookCommand::Run(args) => run_cmd(&args, host).await,
     }
 }
 
@@ -213,8 +216,8 @@ fn inspect_cmd(path: &std::path::Path, output: OutputFormat) -> i32 {
     }
 }
 
-async fn run_cmd(args: &RunArgs) -> i32 {
-    let req = match run_request(args) {
+async fn run_cmd(args: &RunArgs, host: Host) -> i32 {
+    let req = match run_request(args, host) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::document::{self, ERROR_MARKER_TAG, INJECTED_TAG, NotebookWriter, PARAMETERS_TAG};
 use crate::error::{NotebookError, Result};
 use crate::inspect;
-use crate::kernel::{ExecuteEnd, Kernel, KernelMessage, KernelOptions, Watcher};
+use crate::kernel::{ExecuteEnd, Host, Kernel, KernelMessage, KernelOptions};
 use crate::kernelspec;
 use crate::params::{Language, Params};
 use crate::redact::Redaction;
@@ -64,13 +64,14 @@ pub struct RunRequest {
     /// Masks secrets in every save of the output notebook and in the returned one; the
     /// kernel still executes the parameters as given.
     pub redact: Option<Redaction>,
-    /// Told of the kernel's process group while it lives.
-    pub watch: Option<Watcher>,
+    /// Starts the kernel's process.
+    pub host: Host,
 }
 
 impl RunRequest {
-    /// A request with papermill's defaults (60 s start timeout, no cell timeout).
-    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>) -> RunRequest {
+    /// A request with papermill's defaults (60 s start timeout, no cell timeout), whose
+    /// kernel `host` starts.
+    pub fn new(input: impl Into<PathBuf>, output: impl Into<PathBuf>, host: Host) -> RunRequest {
         RunRequest {
             input: input.into(),
             output: output.into(),
@@ -84,7 +85,7 @@ impl RunRequest {
             report_mode: false,
             record_env: Vec::new(),
             redact: None,
-            watch: None,
+            host,
         }
     }
 }
@@ -572,7 +573,7 @@ pub async fn run(
         cwd: req.cwd.clone(),
         start_timeout: req.start_timeout,
         process_log: Some(log_tx),
-        watch: req.watch.clone(),
+        host: req.host.clone(),
     };
     let kernel = tokio::select! {
         k = Kernel::start(&spec, &opts) => Some(k),

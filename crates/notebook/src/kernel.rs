@@ -1,15 +1,16 @@
 //! A Jupyter kernel client over ZeroMQ: launch, readiness, execute, interrupt, shutdown.
 //!
-//! One kernel process per notebook run. The kernel runs in its own process group (so a
-//! terminal's Ctrl-C reaches Rota, which then interrupts and shuts the kernel down itself),
-//! dies with its parent (`PR_SET_PDEATHSIG`), and its connection file is removed on every
-//! exit path, including drop. IOPub and shell replies are read as raw frames by one reader
-//! task per socket, so outputs keep every field the kernel sent.
+//! One kernel process per notebook run, started by a [`KernelHost`]: this crate starts no
+//! process itself. The host puts the kernel in a process group of its own (so a terminal's
+//! Ctrl-C reaches Rota, which then interrupts and shuts the kernel down itself) and keeps a
+//! hold on it that kills what is left of the kernel and of what its cells started when it is
+//! dropped. The connection file is removed on every exit path, including drop. IOPub and
+//! shell replies are read as raw frames by one reader task per socket, so outputs keep every
+//! field the kernel sent.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -72,52 +73,66 @@ pub struct KernelOptions {
     pub start_timeout: Duration,
     /// Where the kernel process's own stdout/stderr lines go (dropped when `None`).
     pub process_log: Option<mpsc::UnboundedSender<String>>,
-    /// Prepares the kernel's process and watches its group (see [`KernelHost`]).
-    pub watch: Option<Watcher>,
+    /// Starts the kernel's process (see [`KernelHost`]).
+    pub host: Host,
 }
 
-/// The runner's hold on a kernel process. It prepares the kernel's command before it starts
-/// (the engine confines kernels as it confines step processes: out of `$ROTA_HOME`, without
-/// Rota's own variables, with the user's umask), and it is told of the kernel's process group
-/// while it lives, so that something outliving Rota (the engine's guardian) can kill the group
-/// if Rota dies: PDEATHSIG only reaches the kernel itself, not what its cells started.
+/// A kernel's command line, environment and working directory, from its kernelspec.
+#[derive(Clone)]
+pub struct KernelCommand {
+    /// The program, looked up on `PATH` when it has no slash.
+    pub program: String,
+    /// Its arguments, the connection file's path filled in.
+    pub args: Vec<String>,
+    /// Variables added to (or replacing in) the environment the host gives the kernel.
+    pub env: Vec<(String, String)>,
+    /// Working directory; the host's own when `None`.
+    pub cwd: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for KernelCommand {
+    // A kernelspec's environment may carry credentials: show the names only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env_names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("KernelCommand")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("env", &env_names)
+            .field("cwd", &self.cwd)
+            .finish()
+    }
+}
+
+/// A kernel process a [`KernelHost`] started.
+pub struct KernelProcess {
+    /// The process: in a process group of its own (whose id is its pid, so that a cell can
+    /// be interrupted with SIGINT to the group), its stdin null, its stdout and stderr piped.
+    pub child: tokio::process::Child,
+    /// The host's hold on the kernel's process group and on every process its cells start:
+    /// dropping it kills whatever is left of them. It is dropped once the kernel has been
+    /// shut down and waited for.
+    pub hold: Box<dyn Send + Sync>,
+}
+
+/// Starts kernel processes for this crate, which talks to a kernel over ZeroMQ and stops it
+/// itself (shutdown request, then SIGTERM and SIGKILL to its group) but starts none.
+///
+/// The host owns what keeps a kernel in line: in Rota, the engine's process supervisor
+/// (`rota_engine::kernels`) starts a kernel like any step process (confined, without Rota's
+/// own variables, in a cgroup of its own, watched by the guardian so that it and what its
+/// cells started are killed even if Rota dies).
 pub trait KernelHost: Send + Sync {
-    /// Adjusts the kernel's command (environment, `pre_exec`) before it is spawned.
-    fn prepare(&self, cmd: &mut tokio::process::Command) -> std::io::Result<()>;
-    /// The group `pgid` exists now.
-    fn started(&self, pgid: u32);
-    /// The group `pgid` was killed (or never came to be): stop watching it.
-    fn ended(&self, pgid: u32);
+    /// Starts `command` as described on [`KernelProcess`].
+    fn spawn(&self, command: &KernelCommand) -> std::io::Result<KernelProcess>;
 }
 
 /// A shared [`KernelHost`], as carried in requests.
 #[derive(Clone)]
-pub struct Watcher(pub Arc<dyn KernelHost>);
+pub struct Host(pub Arc<dyn KernelHost>);
 
-impl std::fmt::Debug for Watcher {
+impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Watcher")
-    }
-}
-
-/// One watched kernel group; dropping it ends the watch.
-struct WatchedGroup {
-    watch: Watcher,
-    pgid: u32,
-}
-
-impl WatchedGroup {
-    fn new(watch: Option<&Watcher>, pid: i32) -> Option<WatchedGroup> {
-        let watch = watch?.clone();
-        let pgid = u32::try_from(pid).ok()?;
-        watch.0.started(pgid);
-        Some(WatchedGroup { watch, pgid })
-    }
-}
-
-impl Drop for WatchedGroup {
-    fn drop(&mut self) {
-        self.watch.0.ended(self.pgid);
+        f.write_str("Host")
     }
 }
 
@@ -169,8 +184,9 @@ pub struct Kernel {
     kernel_info: Value,
     in_flight: Vec<String>,
     stash: Vec<KernelMessage>,
-    /// Declared last: dropped after [`Drop for Kernel`] killed the group.
-    watched: Option<WatchedGroup>,
+    /// The host's hold on the kernel's group; declared last, so that it is dropped (and
+    /// kills what is left) after `child`.
+    hold: Option<Box<dyn Send + Sync>>,
 }
 
 fn random_hex(n: usize) -> String {
@@ -368,15 +384,13 @@ impl Kernel {
         write_private(&conn_path, &conn_text)?;
         let guard = ConnFileGuard(conn_path.clone());
 
-        let mut child = Self::spawn(spec, opts, &conn_path)?;
+        let KernelProcess { mut child, hold } = Self::spawn(spec, opts, &conn_path)?;
         // The kernel binds these ports first thing; release them now.
         drop(listeners);
         let pid = child
             .id()
             .and_then(|p| i32::try_from(p).ok())
             .ok_or_else(|| start_error(spec, "kernel exited at once"))?;
-        // Every early return below kills the group first, then drops this.
-        let watched = WatchedGroup::new(opts.watch.as_ref(), pid);
         if let Some(out) = child.stdout.take() {
             forward_lines(out, opts.process_log.clone(), None);
         }
@@ -418,7 +432,7 @@ impl Kernel {
             kernel_info: Value::Null,
             in_flight: Vec::new(),
             stash: Vec::new(),
-            watched,
+            hold: Some(hold),
         };
         let failure = match tokio::time::timeout_at(deadline, kernel.wait_ready()).await {
             Ok(Ok(())) => return Ok(kernel),
@@ -444,47 +458,30 @@ impl Kernel {
         }
     }
 
-    fn spawn(
-        spec: &KernelSpec,
-        opts: &KernelOptions,
-        conn_path: &Path,
-    ) -> Result<tokio::process::Child> {
-        let mut cmd = tokio::process::Command::new(&spec.argv[0]);
-        for arg in &spec.argv[1..] {
-            let arg = arg
-                .replace("{connection_file}", &conn_path.to_string_lossy())
-                .replace("{resource_dir}", &spec.dir.to_string_lossy());
-            cmd.arg(arg);
-        }
+    /// Asks the host to start the kernel's process.
+    fn spawn(spec: &KernelSpec, opts: &KernelOptions, conn_path: &Path) -> Result<KernelProcess> {
+        let args = spec.argv[1..]
+            .iter()
+            .map(|arg| {
+                arg.replace("{connection_file}", &conn_path.to_string_lossy())
+                    .replace("{resource_dir}", &spec.dir.to_string_lossy())
+            })
+            .collect();
         // `JPY_PARENT_PID` is how Jupyter's own launcher says "a client started you": the
         // kernel then prints no start-up banner for a human at a terminal (which would
         // land in every step's log), and it watches this parent, exiting when it is gone
-        // (a second line of defence beside PDEATHSIG, which fires on the death of the
-        // spawning thread rather than of Rota).
-        cmd.env("JPY_PARENT_PID", std::process::id().to_string())
-            .envs(&spec.env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        if let Some(cwd) = &opts.cwd {
-            cmd.current_dir(cwd);
-        }
-        if let Some(host) = &opts.watch {
-            host.0
-                .prepare(&mut cmd)
-                .map_err(|e| start_error(spec, format!("cannot confine the kernel: {e}")))?;
-        }
-        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-        // It makes the kernel die with Rota even on SIGKILL, so no kernel is orphaned.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        cmd.spawn()
+        // (a second line of defence beside the host's own).
+        let mut env = vec![("JPY_PARENT_PID".to_owned(), std::process::id().to_string())];
+        env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let command = KernelCommand {
+            program: spec.argv[0].clone(),
+            args,
+            env,
+            cwd: opts.cwd.clone(),
+        };
+        opts.host
+            .0
+            .spawn(&command)
             .map_err(|e| start_error(spec, format!("cannot run {}: {e}", spec.argv[0])))
     }
 
@@ -796,9 +793,8 @@ impl Kernel {
             }
             self.exited = true;
         }
-        // Whatever the kernel started in its group goes too.
-        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
-        self.watched.take();
+        // Whatever the kernel's cells started goes too, wherever it went.
+        self.hold.take();
         for r in self.readers.drain(..) {
             r.abort();
         }
@@ -876,15 +872,11 @@ async fn kill_group(pid: i32, child: &mut tokio::process::Child) {
 
 impl Drop for Kernel {
     fn drop(&mut self) {
-        if !self.exited {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(self.pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
         for r in self.readers.drain(..) {
             r.abort();
         }
+        // Then the fields: `child` (killed on drop) and last the host's hold, which kills
+        // the kernel's group and whatever its cells started.
     }
 }
 

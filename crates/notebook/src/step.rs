@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::execute::{self, Progress, RunOutcome, RunRequest};
 use crate::inspect;
-use crate::kernel::Watcher;
+use crate::kernel::Host;
 use crate::params::{Param, Params};
 use crate::redact::{Redaction, strip_ansi};
 use crate::report::{self, ReportFormat};
@@ -41,8 +41,8 @@ pub struct StepRequest {
     pub prepare_only: bool,
     /// Masks secrets in the output notebook (every save) and the report.
     pub redact: Option<Redaction>,
-    /// Told of the kernel's process group while it lives (the engine's guardian).
-    pub watch: Option<Watcher>,
+    /// Starts the kernel's process (the engine's supervisor).
+    pub host: Host,
     /// Cancels the run: the kernel is interrupted and shut down.
     pub cancel: CancellationToken,
     /// Human progress lines and the cells' stream output, line by line.
@@ -124,14 +124,13 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
             }
         }
     }
-    let mut run = RunRequest::new(&req.input, &req.output);
+    let mut run = RunRequest::new(&req.input, &req.output, req.host.clone());
     run.params = params;
     run.kernel = req.kernel.clone();
     run.cwd = req.cwd.clone();
     run.cell_timeout = req.cell_timeout;
     run.prepare_only = req.prepare_only;
     run.redact = req.redact.clone();
-    run.watch = req.watch.clone();
     let log = req.log.clone();
     let mut pending: String = String::new();
     let mut progress = |p: Progress| match p {

@@ -137,7 +137,7 @@ async fn rerunning_a_failed_output_removes_old_error_cells() {
     let (_, first, _dir) = run("failing.ipynb", |_| {}).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let second = dir.path().join("again.ipynb");
-    let req = RunRequest::new(&first, &second);
+    let req = RunRequest::new(&first, &second, crate::util::host());
     let report = rota_notebook::execute::run(&req, &CancellationToken::new(), &mut |_| {})
         .await
         .expect("runs");
@@ -212,7 +212,7 @@ async fn cancelling_interrupts_shuts_down_and_saves() {
     require_kernel().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.ipynb");
-    let req = RunRequest::new(data("sleep.ipynb"), &out);
+    let req = RunRequest::new(data("sleep.ipynb"), &out, crate::util::host());
     let cancel = CancellationToken::new();
     let trigger = cancel.clone();
     let report = rota_notebook::execute::run(&req, &cancel, &mut |p| {
@@ -250,7 +250,7 @@ async fn step_dry_run_injects_dry_run_true_without_executing() {
         dry_run: true,
         prepare_only: true,
         redact: None,
-        watch: None,
+        host: crate::util::host(),
         cancel: CancellationToken::new(),
         log: tx,
     };
@@ -285,7 +285,7 @@ async fn step_failure_names_cell_and_error_and_writes_report() {
         dry_run: false,
         prepare_only: false,
         redact: None,
-        watch: None,
+        host: crate::util::host(),
         cancel: CancellationToken::new(),
         log: tx,
     };
@@ -337,7 +337,7 @@ async fn step_streams_cell_output_line_by_line() {
         dry_run: false,
         prepare_only: false,
         redact: None,
-        watch: None,
+        host: crate::util::host(),
         cancel: CancellationToken::new(),
         log: tx,
     };
@@ -374,7 +374,7 @@ async fn saved_after_each_cell_with_updated_displays() {
         "nbformat": 4, "nbformat_minor": 5,
     });
     std::fs::write(&input, nb.to_string()).expect("input written");
-    let req = RunRequest::new(&input, &out);
+    let req = RunRequest::new(&input, &out, crate::util::host());
     // (cell that ended, statuses in the saved file, cell 0's display text in the file)
     let mut seen: Vec<(usize, Vec<String>, String)> = Vec::new();
     let mut progress = |p: Progress| {

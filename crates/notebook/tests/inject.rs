@@ -9,7 +9,7 @@ use crate::util::{cells, data, read, source, tags, validate};
 async fn prepare(input: &str, params: Params) -> (serde_json::Value, Vec<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.ipynb");
-    let mut req = RunRequest::new(data(input), &out);
+    let mut req = RunRequest::new(data(input), &out, crate::util::host());
     req.params = params;
     req.prepare_only = true;
     let mut warnings = Vec::new();

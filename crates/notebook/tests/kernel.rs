@@ -32,7 +32,7 @@ fn options() -> KernelOptions {
         cwd: None,
         start_timeout: Duration::from_secs(30),
         process_log: None,
-        watch: None,
+        host: crate::util::host(),
     }
 }
 

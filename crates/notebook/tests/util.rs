@@ -13,15 +13,7 @@ pub fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Fail (not skip) when no python3 kernel can be found.
-pub async fn require_kernel() {
-    if let Err(e) = rota_notebook::kernelspec::find_kernelspec("python3").await {
-        panic!(
-            "these tests need a real ipykernel: run `python3 -m pip install ipykernel nbformat` \
-             and `python3 -m ipykernel install --sys-prefix` ({e})"
-        );
-    }
-}
+pub use rota_testkit::kernels::{host, require_kernel};
 
 /// Validate a notebook file with Python's nbformat.
 pub fn validate(path: &Path) {
@@ -77,7 +69,7 @@ pub async fn run(
     require_kernel().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out.ipynb");
-    let mut req = RunRequest::new(data(input), &out);
+    let mut req = RunRequest::new(data(input), &out, crate::util::host());
     tweak(&mut req);
     let cancel = CancellationToken::new();
     let report = rota_notebook::execute::run(&req, &cancel, &mut |_p: Progress| {})
@@ -86,18 +78,7 @@ pub async fn run(
     (report, out, dir)
 }
 
-/// Whether any live process has `needle` in its command line.
+/// Whether any live process (not a zombie) has `needle` in its command line.
 pub fn process_with_arg(needle: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.flatten().any(|e| {
-        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        // Zombies ("Z") are dead; they only wait to be reaped.
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        !zombie && String::from_utf8_lossy(&cmdline).contains(needle)
-    })
+    !rota_testkit::processes_with(needle).is_empty()
 }

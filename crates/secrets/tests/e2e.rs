@@ -2,12 +2,12 @@
 //! and a run whose step receives the stored value (masked in its logs) with the use
 //! recorded and audited.
 //!
-//! The binary is `<workspace>/target/debug/rota`, built by `scripts/test` before the tests.
+//! The binary is the one cargo just built (`rota_testkit::rota_bin`).
 
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Output, Stdio};
 
 use rota_secrets::{KEY_FILE, SecretUse};
 use rota_store::Store;
@@ -18,31 +18,12 @@ const FIRST: &str = "tok-first-e2e-91c2";
 const LATEST: &str = "tok-latest-e2e-4d17";
 const FROM_ENV: &str = "env-value-e2e-b3e8";
 
-fn rota_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let bin = target.join("debug/rota");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
-        bin.display()
-    );
-    bin
-}
-
 /// Runs `rota` with `home` as its data directory, no inherited `ROTA_*` variables, the
 /// given extra environment, and `stdin` piped in.
 fn rota(home: &Path, args: &[&str], env: &[(&str, &str)], stdin: &str) -> std::io::Result<Output> {
-    let mut command = Command::new(rota_bin());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ROTA_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = rota_testkit::rota_command(rota_testkit::rota_bin(), home);
     command
         .args(args)
-        .env("ROTA_HOME", home)
         .envs(env.iter().copied())
         .current_dir(home)
         .stdin(Stdio::piped())
@@ -175,16 +156,6 @@ steps:
     Ok(())
 }
 
-/// Kills and reaps `rota serve` however the test ends.
-struct Serve(std::process::Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn runs_started_by_the_server_receive_stored_secrets() -> TestResult {
     let dir = tempfile::tempdir()?;
@@ -199,22 +170,7 @@ async fn runs_started_by_the_server_receive_stored_secrets() -> TestResult {
         "id: tick\ntriggers:\n  - interval: 1s\npolicy:\n  overlap: skip\nsecrets: [TOKEN]\n\
          steps:\n  - id: show\n    sh: echo \"token=$TOKEN\"\n",
     )?;
-    let mut command = Command::new(rota_bin());
-    for (name, _) in std::env::vars_os() {
-        if name.to_string_lossy().starts_with("ROTA_") {
-            command.env_remove(name);
-        }
-    }
-    let server = Serve(
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--jobs"])
-            .arg(&jobs)
-            .env("ROTA_HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let server = rota_testkit::Serve::builder(&home, &jobs).start()?;
 
     let store = Store::open(&home).await?;
     let patience = std::time::Instant::now();

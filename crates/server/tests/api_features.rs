@@ -6,22 +6,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{PATIENCE, Server, TestResult, send};
 
-/// The admin token the server wrote on its first start.
-fn admin_token(home: &Path) -> Result<String, Box<dyn std::error::Error>> {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(home.join("admin.token"))
-            && !text.trim().is_empty()
-        {
-            return Ok(text.trim().to_owned());
-        }
-        if Instant::now() > deadline {
-            return Err("no admin token was written".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// A JSON call with the token; the status and the decoded body (`null` when empty).
 fn call(
     addr: &str,
@@ -95,7 +79,7 @@ async fn retry_from_a_failed_step_reruns_it_and_downstream_only() -> TestResult 
     )?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let token = admin_token(&home)?;
+    let token = server.admin_token()?;
 
     // The job is loaded from the directory by the server's first poll.
     let deadline = Instant::now() + PATIENCE;
@@ -284,7 +268,7 @@ async fn a_log_stream_follows_a_live_run_and_resumes_with_last_event_id() -> Tes
     )?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let token = admin_token(&home)?;
+    let token = server.admin_token()?;
 
     // The server installed the schedule routes' trigger arithmetic.
     let deadline = Instant::now() + PATIENCE;
@@ -352,7 +336,7 @@ async fn a_job_deleted_through_the_api_is_no_longer_scheduled() -> TestResult {
     std::fs::create_dir_all(&jobs)?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let token = admin_token(&home)?;
+    let token = server.admin_token()?;
     let source =
         "id: tick\ntriggers:\n  - cron: '* * * * * *'\nsteps:\n  - id: main\n    sh: 'true'\n";
     let body = serde_json::json!({ "format": "yaml", "source": source }).to_string();

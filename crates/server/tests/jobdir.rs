@@ -169,7 +169,7 @@ fn serve_skips_broken_files_and_schedules_the_rest() -> Result<(), Box<dyn std::
             succeeded() > before
         })?;
         assert!(
-            server.child.try_wait()?.is_none(),
+            server.child().try_wait()?.is_none(),
             "rota serve exited after its {start} start"
         );
         let log = std::fs::read_to_string(home.join("serve.log"))?;

@@ -1,7 +1,7 @@
 //! The real `rota` binary: `rota serve` killed with SIGKILL mid-run and restarted loses and
 //! duplicates nothing; webhooks over a real listener; hot reload; SIGTERM lets runs finish.
 //!
-//! The binary is `<workspace>/target/debug/rota`, built by `scripts/test` before the tests.
+//! The binary is the one cargo just built (`rota_testkit::rota_bin`).
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -576,9 +576,7 @@ async fn a_job_saved_through_the_api_is_scheduled_and_its_new_revision_replaces_
     std::fs::create_dir_all(&jobs)?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let token = std::fs::read_to_string(home.join("admin.token"))?
-        .trim()
-        .to_owned();
+    let token = server.admin_token()?;
     let bearer = format!("Bearer {token}");
     let headers = [
         ("Authorization", bearer.as_str()),
@@ -657,10 +655,7 @@ async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited
     }
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
-    let admin = format!(
-        "Bearer {}",
-        std::fs::read_to_string(home.join("admin.token"))?.trim()
-    );
+    let admin = server.admin_bearer()?;
     let (status, body) = send(
         "PUT",
         &addr,

@@ -1,34 +1,19 @@
-//! What the process tests share: the real `rota` binary, a `rota serve` child process that
-//! is killed when dropped, waiting for states, and a minimal HTTP/1.1 client (the tests
-//! speak to the listener the way any client would, byte for byte).
+//! What the process tests share: the `rota` binary cargo just built and a `rota serve` child
+//! process that is killed when dropped (both from `rota-testkit`), waiting for states, and a
+//! minimal HTTP/1.1 client (the tests speak to the listener the way any client would, byte
+//! for byte).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Generous bound for things that happen "soon" on a loaded 2-core machine; tests wait for
-/// states, never assert durations.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub use rota_testkit::{PATIENCE, rota_bin, wait_for};
 
-pub fn rota_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let bin = target.join("debug/rota");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
-        bin.display()
-    );
-    bin
-}
-
+/// A `rota serve` of the freshly built binary (see [`rota_testkit::Serve`]), logging at
+/// `info` to `<home>/serve.log`, killed when dropped.
 pub struct Server {
-    pub child: Child,
-    pub home: PathBuf,
+    serve: rota_testkit::Serve,
 }
 
 impl Server {
@@ -47,49 +32,34 @@ impl Server {
         extra_env: &[(&str, &str)],
         grace_secs: u32,
     ) -> Result<Server, Box<dyn std::error::Error>> {
-        let _ = std::fs::remove_file(home.join("serve.addr"));
-        std::fs::create_dir_all(home)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(home.join("serve.log"))?;
-        let mut command = Command::new(rota_bin());
-        command
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--grace",
-                &grace_secs.to_string(),
-                "--jobs",
-            ])
-            .arg(jobs)
-            .env_remove("ROTA_LOG")
-            .env("ROTA_HOME", home)
-            .env("ROTA_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let mut builder = rota_testkit::Serve::builder(home, jobs)
+            .grace(grace_secs)
+            .env("ROTA_LOG", "info");
         for (k, v) in extra_env {
-            command.env(k, v);
+            builder = builder.env(*k, *v);
         }
-        let child = command.spawn()?;
-        let server = Server {
-            child,
-            home: home.to_owned(),
-        };
-        wait_for("the server to listen", || home.join("serve.addr").exists())?;
-        Ok(server)
+        Ok(Server {
+            serve: builder.start()?,
+        })
     }
 
     pub fn addr(&self) -> Result<String, std::io::Error> {
-        std::fs::read_to_string(self.home.join("serve.addr"))
+        Ok(self.serve.addr().to_owned())
+    }
+
+    /// The server's process.
+    pub fn child(&mut self) -> &mut std::process::Child {
+        self.serve.child()
+    }
+
+    /// The admin token the server wrote on its first start.
+    pub fn admin_token(&self) -> Result<String, std::io::Error> {
+        self.serve.admin_token()
     }
 
     /// `Bearer <token>` for the admin token the server wrote on its first start.
     pub fn admin_bearer(&self) -> Result<String, std::io::Error> {
-        let token = std::fs::read_to_string(self.home.join("admin.token"))?;
-        Ok(format!("Bearer {}", token.trim()))
+        Ok(format!("Bearer {}", self.serve.admin_token()?))
     }
 
     /// Waits until the server has loaded job `default/<job>`, starts a run of it through
@@ -119,34 +89,12 @@ impl Server {
     }
 
     pub fn kill9(&mut self) -> Result<(), std::io::Error> {
-        self.child.kill()?;
-        self.child.wait()?;
-        Ok(())
+        self.serve.kill9()
     }
 
     pub fn terminate(&mut self) -> Result<std::process::ExitStatus, Box<dyn std::error::Error>> {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id())?);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
-        Ok(self.child.wait()?)
+        Ok(self.serve.terminate()?)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if ready() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("gave up waiting for {what}"))
 }
 
 /// A minimal HTTP/1.1 POST; returns the status code and the body.

@@ -1,4 +1,5 @@
-//! The `notebook:` step kind: prepared here, executed natively by `rota-notebook`.
+//! The `notebook:` step kind: prepared here, executed natively by `rota-notebook`, whose
+//! kernel starts through the process supervisor ([`crate::kernels`]).
 //!
 //! The executed notebook (`<step>.<attempt>.ipynb`) and its HTML report are kept in the
 //! run's directory beside the other artifacts. Both pass the step's [`Redactor`], like its
@@ -71,55 +72,6 @@ pub(crate) struct NotebookWork {
     echo_only: bool,
 }
 
-/// A kernel is a step process like any other: confined as [`crate::process::supervise`]
-/// confines one (out of `$ROTA_HOME` but its run directory, without Rota's own `ROTA_*`
-/// variables, with the user's umask), and its process group is watched by the runner's
-/// guardian, so that if Rota dies the guardian kills it with whatever its cells started.
-/// Kernels get no cgroup of their own: a process a cell detaches from the kernel's group
-/// (`setsid`) is not stopped with it.
-struct KernelHost {
-    guardian: Option<std::sync::Arc<crate::guardian::Guardian>>,
-    run_dir: PathBuf,
-}
-
-impl rota_notebook::kernel::KernelHost for KernelHost {
-    fn prepare(&self, cmd: &mut tokio::process::Command) -> std::io::Result<()> {
-        for name in crate::sandbox::scrubbed_env() {
-            cmd.env_remove(name);
-        }
-        let confinement = crate::sandbox::Confinement::for_step(Some(&self.run_dir))
-            .map_err(std::io::Error::other)?;
-        let user_umask = crate::sandbox::user_umask();
-        // SAFETY: only async-signal-safe calls (umask, prctl, the landlock syscall) on values
-        // prepared before the fork; the closure owns the ruleset, so its descriptor stays
-        // open until the command is dropped after the spawn.
-        unsafe {
-            cmd.pre_exec(move || {
-                if let Some(mask) = user_umask {
-                    libc::umask(mask);
-                }
-                if let Some(confinement) = &confinement {
-                    crate::sandbox::restrict_in_child(confinement.ruleset_fd())?;
-                }
-                Ok(())
-            });
-        }
-        Ok(())
-    }
-
-    fn started(&self, pgid: u32) {
-        if let Some(guardian) = &self.guardian {
-            guardian.watch(pgid, None);
-        }
-    }
-
-    fn ended(&self, pgid: u32) {
-        if let Some(guardian) = &self.guardian {
-            guardian.unwatch(pgid);
-        }
-    }
-}
-
 /// The notebook crate masks what it writes through the same redactor as the step's logs.
 impl rota_notebook::Redact for Redactor {
     fn redact_line<'a>(&self, line: &'a str) -> std::borrow::Cow<'a, str> {
@@ -188,12 +140,12 @@ pub(crate) fn resolve(
         prepare_only: echo_only,
         redact: (!shared.redactor.is_empty())
             .then(|| rota_notebook::Redaction::new(shared.redactor.clone())),
-        watch: Some(rota_notebook::kernel::Watcher(std::sync::Arc::new(
-            KernelHost {
-                guardian: shared.config.guardian.clone(),
-                run_dir: shared.run_dir.clone(),
-            },
-        ))),
+        // The kernel is a step process like any other (see `crate::kernels`).
+        host: crate::kernels::Kernels::new(
+            shared.config.guardian.clone(),
+            Some(shared.run_dir.clone()),
+        )
+        .host(),
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),
         log: log_tx,

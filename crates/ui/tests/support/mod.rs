@@ -1,10 +1,10 @@
-//! What the tests share: patience for things that happen "soon", the real `rota` binary
-//! serving a fresh `ROTA_HOME` (killed when dropped), and a WebDriver client.
+//! What the tests share: patience for things that happen "soon", the `rota` binary cargo
+//! just built serving a fresh `ROTA_HOME` (killed when dropped; both from `rota-testkit`),
+//! and a WebDriver client.
 
 pub mod webdriver;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -13,35 +13,11 @@ pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 /// states, never assert durations.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Polls `ready` every 50 ms until it holds, or fails after [`PATIENCE`].
-pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) -> Result<(), String> {
-    let start = Instant::now();
-    while start.elapsed() < PATIENCE {
-        if ready() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("gave up waiting for {what}"))
-}
-
-/// `target/debug/rota`, built before the tests (`cargo build -p rota-cli`, done by scripts/test).
-pub fn rota_bin() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let bin = target.join("debug/rota");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first (`cargo build -p rota-cli`, done by scripts/test)",
-        bin.display()
-    );
-    bin
-}
+pub use rota_testkit::wait_for;
 
 /// A `rota serve` child on a free port in a fresh `ROTA_HOME`, with the given job files.
 pub struct Server {
-    child: Child,
+    serve: rota_testkit::Serve,
     /// The temp dir holding `home/` and `jobs/`.
     pub dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT`.
@@ -69,78 +45,49 @@ impl Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let child = Server::spawn(dir.path(), port, &extra)?;
-        let mut server = Server {
-            child,
+        let serve = Server::spawn(dir.path(), port, &extra)?;
+        let base = serve.url();
+        Ok(Server {
+            serve,
             dir,
-            base: String::new(),
+            base,
             extra,
-        };
-        server.base = server.wait_listening()?;
-        Ok(server)
+        })
     }
 
-    fn spawn(dir: &Path, port: u16, extra: &[String]) -> std::io::Result<Child> {
-        let home = dir.join("home");
-        let _ = std::fs::remove_file(home.join("serve.addr"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("serve.log"))?;
-        let mut command = Command::new(rota_bin());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("ROTA_") {
-                command.env_remove(key);
-            }
-        }
-        command
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--grace",
-                "5",
-                "--jobs",
-            ])
-            .arg(dir.join("jobs"))
-            .args(extra)
-            .env("ROTA_HOME", &home)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-    }
-
-    fn wait_listening(&self) -> Result<String, Box<dyn std::error::Error>> {
-        let addr_file = self.dir.path().join("home/serve.addr");
-        wait_for("rota serve to listen", || addr_file.exists())?;
-        Ok(format!(
-            "http://{}",
-            std::fs::read_to_string(&addr_file)?.trim()
-        ))
+    fn spawn(dir: &Path, port: u16, extra: &[String]) -> std::io::Result<rota_testkit::Serve> {
+        rota_testkit::Serve::builder(dir.join("home"), dir.join("jobs"))
+            .listen(format!("127.0.0.1:{port}"))
+            .grace(5)
+            .args(extra.iter().cloned())
+            .log(dir.join("serve.log"))
+            .start()
     }
 
     /// Kills the server with SIGKILL (as a crash would) and starts it again on the same
     /// home, jobs and address.
     pub fn crash_and_restart(&mut self) -> TestResult {
-        self.child.kill()?;
-        self.child.wait()?;
+        self.serve.kill9()?;
         let port = self
             .base
             .rsplit(':')
             .next()
             .and_then(|p| p.parse::<u16>().ok())
             .ok_or("no port in the server's address")?;
-        self.child = Server::spawn(self.dir.path(), port, &self.extra)?;
-        let base = self.wait_listening()?;
-        assert_eq!(base, self.base, "the restarted server listens where it did");
+        self.serve = Server::spawn(self.dir.path(), port, &self.extra)?;
+        assert_eq!(
+            self.serve.url(),
+            self.base,
+            "the restarted server listens where it did"
+        );
         Ok(())
     }
 
     /// The admin token the server wrote on its first start.
     pub fn admin_token(&self) -> Result<String, std::io::Error> {
+        // Read, not waited for: under `--auth none` there is none.
         Ok(
-            std::fs::read_to_string(self.dir.path().join("home/admin.token"))?
+            std::fs::read_to_string(self.serve.home().join("admin.token"))?
                 .trim()
                 .to_owned(),
         )
@@ -206,12 +153,5 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -1,0 +1,57 @@
+//! Notebook kernels started through the process supervisor.
+//!
+//! `rota-notebook` talks to a kernel over ZeroMQ and stops it itself, but starts no process:
+//! it asks its [`KernelHost`] to. [`Kernels`] is that host, and starts each kernel with
+//! [`process::start`] like any step process: confined out of `$ROTA_HOME` but its run
+//! directory, without Rota's own `ROTA_*` variables, with the user's umask, in a process
+//! group and a cgroup of its own (so a process a cell detaches with `setsid` is killed with
+//! the kernel), killed if Rota dies (`PR_SET_PDEATHSIG` for the kernel, the guardian for the
+//! rest). The [`process::ProcessGroup`] goes to the notebook crate as the kernel's hold:
+//! dropping it, once the kernel is shut down, kills whatever its cells left behind.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rota_notebook::kernel::{Host, KernelCommand, KernelHost, KernelProcess};
+
+use crate::guardian::Guardian;
+use crate::process::{self, ProcessSpec, SpawnError};
+
+/// Starts notebook kernels through [`process::start`].
+#[derive(Debug, Clone, Default)]
+pub struct Kernels {
+    guardian: Option<Arc<Guardian>>,
+    run_dir: Option<PathBuf>,
+}
+
+impl Kernels {
+    /// Kernels watched by `guardian`, confined to `run_dir` inside `$ROTA_HOME` (when
+    /// [`crate::sandbox::init`] set up confinement).
+    pub fn new(guardian: Option<Arc<Guardian>>, run_dir: Option<PathBuf>) -> Kernels {
+        Kernels { guardian, run_dir }
+    }
+
+    /// This host, as the notebook crate's requests carry it.
+    pub fn host(self) -> Host {
+        Host(Arc::new(self))
+    }
+}
+
+impl KernelHost for Kernels {
+    fn spawn(&self, command: &KernelCommand) -> std::io::Result<KernelProcess> {
+        let mut spec = ProcessSpec::new(command.program.clone(), command.args.clone());
+        spec.env.clone_from(&command.env);
+        spec.cwd.clone_from(&command.cwd);
+        spec.run_dir.clone_from(&self.run_dir);
+        let (child, group) = process::start(&spec, self.guardian.as_ref())
+            .map_err(|error| match error {
+                SpawnError::Spawn { source, .. } => source,
+                other => std::io::Error::other(other),
+            })?
+            .into_parts();
+        Ok(KernelProcess {
+            child,
+            hold: Box::new(group),
+        })
+    }
+}
