@@ -76,6 +76,23 @@ pub(crate) enum Resolved {
     Skip,
 }
 
+impl Resolved {
+    /// Work that starts no process and reads nothing it could change (a request, a
+    /// query): done in a dry run only with `dry_run: run`, else shown as what `verb` says,
+    /// since no shell command can stand in for it.
+    pub(crate) fn work_or_echo(
+        work: Box<dyn Work>,
+        display: String,
+        dry_run: Option<&DryRun>,
+        verb: &'static str,
+    ) -> Resolved {
+        match dry_run {
+            Some(DryRun::Run) | None => Resolved::Work { work, display },
+            Some(_) => Resolved::Echo { display, verb },
+        }
+    }
+}
+
 /// An attempt of a step, for work that runs without a process of its own.
 pub(crate) struct AttemptCx<'a> {
     pub shared: &'a Shared,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rota_core::kinds::check::{CheckStep, NoData};
-use rota_core::model::{DryRun, Step, StepStatus};
+use rota_core::model::{Step, StepStatus};
 use rota_core::template::Context;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -41,16 +41,12 @@ impl Executor for Check {
         let check: CheckStep = r.step.kind.decode()?;
         let work = resolve(&check, r.step.timeout, r.ctx)?;
         let display = r.shared.redactor.redact(&work.display()).into_owned();
-        Ok(match r.dry_run {
-            Some(DryRun::Run) | None => Resolved::Work {
-                work: Box::new(work),
-                display,
-            },
-            Some(_) => Resolved::Echo {
-                display,
-                verb: "would check",
-            },
-        })
+        Ok(Resolved::work_or_echo(
+            Box::new(work),
+            display,
+            r.dry_run,
+            "would check",
+        ))
     }
 }
 

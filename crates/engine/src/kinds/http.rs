@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderName, HeaderValue};
 use rota_core::kinds::http::{HttpBody, HttpMethod, HttpStep, StatusMatch};
-use rota_core::model::{DryRun, Step, StepStatus, Value};
+use rota_core::model::{Step, StepStatus, Value};
 use rota_core::template::Context;
 use tokio_util::sync::CancellationToken;
 
@@ -37,16 +37,12 @@ impl Executor for Http {
         let http: HttpStep = r.step.kind.decode()?;
         let work = resolve(&http, r.step.timeout, r.ctx)?;
         let display = r.shared.redactor.redact(&work.display()).into_owned();
-        Ok(match r.dry_run {
-            Some(DryRun::Run) | None => Resolved::Work {
-                work: Box::new(work),
-                display,
-            },
-            Some(_) => Resolved::Echo {
-                display,
-                verb: "would send",
-            },
-        })
+        Ok(Resolved::work_or_echo(
+            Box::new(work),
+            display,
+            r.dry_run,
+            "would send",
+        ))
     }
 }
 
