@@ -33,11 +33,6 @@ const DATA_KEYS: &[&str] = &[
     "params", "default", "choices", "headers", "env", "body", "json", "outputs",
 ];
 
-/// A duration in the job-file syntax: `0s`, `250ms`, `1s`, `1m30s`, `2h`, `1d2h`.
-pub fn duration_text(duration: std::time::Duration) -> String {
-    rota_core::duration::format_duration(duration)
-}
-
 /// A definition as the API sends it: Rust's `{"secs": 1, "nanos": 0}` (how the store keeps
 /// a duration, part of each revision's hash) becomes `"1s"`.
 pub fn durations_as_text(mut definition: serde_json::Value) -> serde_json::Value {
@@ -53,7 +48,7 @@ pub fn durations_as_text(mut definition: serde_json::Value) -> serde_json::Value
         };
         if map.len() == 2 && nanos < 1_000_000_000 {
             let duration = std::time::Duration::new(secs, nanos as u32);
-            *value = serde_json::Value::String(duration_text(duration));
+            *value = serde_json::Value::String(rota_core::duration::format_duration(duration));
         }
     });
     definition
@@ -1185,27 +1180,9 @@ pub struct PlanPage {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn durations_are_sent_in_the_job_file_syntax() {
-        for (duration, text) in [
-            (Duration::ZERO, "0s"),
-            (Duration::from_millis(250), "250ms"),
-            (Duration::from_secs(1), "1s"),
-            (Duration::from_secs(90), "1m30s"),
-            (Duration::from_millis(60_500), "1m500ms"),
-            (Duration::from_secs(7200), "2h"),
-            (Duration::from_secs(93_600), "1d2h"),
-        ] {
-            assert_eq!(duration_text(duration), text);
-            assert_eq!(rota_core::duration::parse_duration(text), Ok(duration));
-        }
-    }
 
     #[test]
     fn a_definition_s_durations_become_text_and_back_but_not_the_user_s_data() {

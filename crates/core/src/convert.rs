@@ -1520,26 +1520,9 @@ fn notify_channel(
             None
         }
     };
-    let mut headers = BTreeMap::new();
-    if let Some(n) = get(fields, "headers") {
-        let what = format!("`headers` in {what}");
-        for (key, value) in cx.map(n, &what).unwrap_or_default() {
-            if !is_header_name(&key.name) {
-                cx.err(
-                    key.pos,
-                    format!(
-                        "invalid header name `{}` in {what}: expected letters, digits and \
-                         !#$%&'*+-.^_`|~",
-                        key.name
-                    ),
-                );
-            }
-            if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
-                site(&text, value.pos);
-                headers.insert(key.name.clone(), text);
-            }
-        }
-    }
+    let headers = get(fields, "headers")
+        .map(|n| crate::kinds::http::header_map(cx, n, &what, &mut |text, pos, _| site(text, pos)))
+        .unwrap_or_default();
     let url = url?;
     Some(match kind {
         "slack" => NotifyChannel::Slack { webhook: url },
