@@ -85,3 +85,33 @@ fn remote_retry_is_queued_on_the_server_and_followed() {
     assert_code(&unknown, 2);
     assert_stderr_has(&unknown, "nope");
 }
+
+#[test]
+fn a_local_retry_whose_secret_is_gone_fails_by_name_and_is_not_left_running() {
+    let rota = Rota::new();
+    let file = rota.write(
+        "secret.yaml",
+        "id: needs-secret\nsecrets: [ROTA_TEST_RETRY_TOKEN]\nsteps:\n  - id: s\n    sh: test -n \"$ROTA_TEST_RETRY_TOKEN\"\n",
+    );
+    let with_secret =
+        Rota::new_with_home(rota.home().to_owned()).env("ROTA_TEST_RETRY_TOKEN", "t0ken");
+    let (run, output) = with_secret.run_json(&["run", file.to_str().expect("utf-8")]);
+    assert_code(&output, 0);
+    let id = run["id"].as_str().expect("run id");
+    // Without the variable, the retry is claimed, cannot be prepared, and ends failed with
+    // the reason, instead of staying `running` for a process that gave up on it.
+    let output = rota.run(["retry", id]);
+    assert_code(&output, 2);
+    assert_stderr_has(&output, "ROTA_TEST_RETRY_TOKEN");
+    let runs = rota.runs();
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    assert_eq!(runs[0]["trigger"], "retry");
+    assert_eq!(runs[0]["status"], "failed", "{:#}", runs[0]);
+    assert!(
+        runs[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("ROTA_TEST_RETRY_TOKEN")),
+        "{:#}",
+        runs[0]
+    );
+}
