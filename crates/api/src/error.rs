@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rota_store::{Role, StoreError};
 
-use crate::wire::{Problem, ProblemItem};
+use rota_ops::records::{Problem, ProblemItem};
 
 /// The base of every problem `type` URI.
 pub const PROBLEM_BASE: &str = "https://rota.dev/problems/";
@@ -209,15 +209,18 @@ impl From<rota_ops::OpsError> for ApiError {
     fn from(error: rota_ops::OpsError) -> Self {
         use rota_ops::OpsError;
         match error {
+            OpsError::Unauthorized(message) => ApiError::Unauthorized(message),
+            OpsError::Forbidden { needed, scope } => ApiError::Forbidden { needed, scope },
             OpsError::NotFound(what) => ApiError::NotFound(what),
             OpsError::NeedsPlan { .. } | OpsError::Conflict(_) => {
                 ApiError::Conflict(error.to_string())
             }
+            OpsError::Ambiguous { .. } => ApiError::InvalidId(error.to_string()),
             OpsError::InvalidParams(errors) => ApiError::InvalidParams {
                 detail: format!("{} parameter problem(s)", errors.len()),
                 problems: errors
                     .into_iter()
-                    .map(|e| crate::wire::ProblemItem {
+                    .map(|e| rota_ops::records::ProblemItem {
                         line: None,
                         column: None,
                         param: Some(e.name),
@@ -226,6 +229,8 @@ impl From<rota_ops::OpsError> for ApiError {
                     .collect(),
             },
             OpsError::Invalid(message) => ApiError::InvalidBody(message),
+            OpsError::InvalidJob { detail, problems } => ApiError::InvalidJob { detail, problems },
+            OpsError::Unavailable(message) => ApiError::Unavailable(message),
             OpsError::Store(error) => error.into(),
             other => ApiError::Internal(other.to_string()),
         }

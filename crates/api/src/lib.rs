@@ -33,11 +33,9 @@
 pub mod auth;
 mod error;
 pub mod extract;
-pub mod ids;
 pub mod metrics;
 pub mod openapi;
 mod routes;
-pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,8 +46,9 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use rota_store::{AuditBreak, Store, StoreError};
 
-pub use auth::{
-    ADMIN_TOKEN_FILE, AdminTokenError, AuthMode, Principal, Scope, ensure_admin_token, issue_token,
+pub use auth::{AuthMode, Caller};
+pub use rota_ops::auth::{
+    ADMIN_TOKEN_FILE, AdminTokenError, Principal, Scope, ensure_admin_token, issue_token,
 };
 pub use error::{ApiError, PROBLEM_BASE};
 pub use metrics::SchedulerMetrics;
@@ -142,10 +141,7 @@ pub(crate) async fn audited<T>(
     target: &str,
     outcome: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let actor = rota_ops::Actor {
-        name: principal.actor.clone(),
-        source: source.map(|a| a.to_string()),
-    };
+    let actor = principal.actor(source.map(|a| a.to_string()));
     let result = match &outcome {
         Ok(_) => "ok",
         Err(e) => e.slug(),

@@ -30,7 +30,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rota_store::{Role, RunCount};
 
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::{ApiError, ApiState};
 
 /// The content type of the text exposition format (version 0.0.4).
@@ -149,12 +150,12 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<ApiState> {
 /// Returns Rota's metrics in the Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "metrics",
     responses((status = 200, body = String, content_type = "text/plain; version=0.0.4"),
-              (status = "4XX", body = crate::wire::Problem,
+              (status = "4XX", body = rota_ops::records::Problem,
                content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn serve(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Global, Role::Viewer)?;
     let counts = state.store.run_counts_by_status().await?;

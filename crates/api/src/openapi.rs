@@ -3,108 +3,18 @@
 //!
 //! The document is a promise checked by schemathesis (`scripts/schemathesis`): it must say
 //! exactly what the server accepts and answers. Ids carry the pattern their check applies
-//! ([`crate::ids`]), closed sets of words are enums (the helpers here), and bodies whose
+//! ([`rota_ops::ids`]), closed sets of words are enums (the helpers here), and bodies whose
 //! serde type denies unknown fields say `additionalProperties: false`.
 
 use axum::response::{IntoResponse, Response};
-use rota_core::model::{RunStatus, StepStatus};
-use rota_store::{LogStream, OccurrenceKind, Role};
 use utoipa::openapi::schema::{
-    AnyOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+    ObjectBuilder, Schema, Type,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{ids, routes, wire};
-
-/// A string schema that allows exactly these words.
-fn words(values: impl IntoIterator<Item = &'static str>) -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(values))
-        .build()
-}
-
-/// Every run status, as the API spells it.
-pub(crate) fn run_status_schema() -> Object {
-    words(
-        [
-            RunStatus::Planned,
-            RunStatus::AwaitingApproval,
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-            RunStatus::TimedOut,
-            RunStatus::Abandoned,
-        ]
-        .map(RunStatus::as_str),
-    )
-}
-
-/// Every step status, as the API spells it.
-pub(crate) fn step_status_schema() -> Object {
-    words(
-        [
-            StepStatus::Pending,
-            StepStatus::Running,
-            StepStatus::Succeeded,
-            StepStatus::Failed,
-            StepStatus::Skipped,
-            StepStatus::Cancelled,
-            StepStatus::TimedOut,
-            StepStatus::Abandoned,
-        ]
-        .map(StepStatus::as_str),
-    )
-}
-
-/// Every plan status, as the API spells it.
-pub(crate) fn plan_status_schema() -> Object {
-    words(rota_store::PlanStatus::ALL.map(rota_store::PlanStatus::as_str))
-}
-
-/// An approver's decision.
-pub(crate) fn decision_schema() -> Object {
-    words(["approve", "reject"])
-}
-
-/// Every role.
-pub(crate) fn role_schema() -> Object {
-    words(Role::ALL.map(Role::as_str))
-}
-
-/// The streams a log line comes from.
-pub(crate) fn log_stream_schema() -> Object {
-    words([LogStream::Stdout, LogStream::Stderr, LogStream::System].map(LogStream::as_str))
-}
-
-/// What became of a schedule occurrence.
-pub(crate) fn outcome_schema() -> Object {
-    words(
-        [
-            OccurrenceKind::Run,
-            OccurrenceKind::Skipped,
-            OccurrenceKind::Missed,
-        ]
-        .map(OccurrenceKind::as_str),
-    )
-}
-
-/// `now`, an RFC 3339 instant, or null (meaning `now`).
-pub(crate) fn resume_from_schema() -> Schema {
-    AnyOfBuilder::new()
-        .item(words(["now"]))
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .build()
-        .into()
-}
+use crate::routes;
+use rota_ops::{ids, records as wire};
 
 /// The API's description.
 #[derive(OpenApi)]
@@ -188,7 +98,7 @@ pub fn document_json() -> serde_json::Value {
         "type": "object",
         "required": ["status"],
         "properties": {
-            "status": run_status_schema(),
+            "status": rota_ops::records::schema::run_status_schema(),
             "reason": { "type": ["string", "null"] }
         }
     });

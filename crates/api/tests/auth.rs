@@ -601,7 +601,7 @@ async fn created_tokens_work_and_their_text_is_never_listed() {
     let text = listed.body.to_string();
     assert!(!text.contains(&secret));
     assert!(
-        !text.contains(&rota_api::auth::hash_token(&secret)),
+        !text.contains(&rota_ops::auth::hash_token(&secret)),
         "no hashes either"
     );
     assert!(text.contains("\"ci\""));

@@ -118,7 +118,7 @@ async fn list(store: &Store, args: ListArgs, out: &Printer) -> anyhow::Result<u8
     let entries = all_entries(store)
         .await?
         .into_iter()
-        .map(|e| via_wire(rota_api::wire::AuditEntry::from(e)))
+        .map(|e| via_wire(rota_ops::records::AuditEntry::from(e)))
         .collect::<anyhow::Result<Vec<AuditView>>>()?;
     print_entries(out, entries, args.limit);
     Ok(0)

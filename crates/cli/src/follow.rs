@@ -75,7 +75,7 @@ pub fn log_line(line: &LogLineView, timestamps: bool, json: bool) -> String {
 /// run's parameters as a plan renders it (secrets stay `{{ secrets.NAME }}`, never values;
 /// what depends on other steps' outputs stays a template), as local mode shows it.
 fn step_commands(definition: &Value, run: &RunView) -> BTreeMap<String, String> {
-    let definition = rota_api::wire::durations_from_text(definition.clone());
+    let definition = rota_ops::records::durations_from_text(definition.clone());
     let Ok(job) = serde_json::from_value::<Job>(definition) else {
         return BTreeMap::new();
     };

@@ -56,6 +56,15 @@ impl Home {
         rota_ops::Ops::new(store.clone()).runs_here(&self.dir, self.artifacts_dir(), cwd)
     }
 
+    /// The application layer acting for the user running this process (an admin
+    /// everywhere, audited as `local:<user>`), over the store it opens ([`Home::open_store`]).
+    pub async fn session(&self) -> anyhow::Result<rota_ops::Session> {
+        let store = self.open_store().await?;
+        Ok(self
+            .ops(&store)
+            .session(rota_ops::auth::Principal::local(), None))
+    }
+
     /// Where runs keep their files (outputs, notebooks).
     pub fn artifacts_dir(&self) -> PathBuf {
         self.dir.join("runs")

@@ -69,7 +69,7 @@ pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<
     }
     let jobs = jobs
         .into_iter()
-        .map(|revision| via_wire(rota_api::wire::JobSummary::from(revision)))
+        .map(|revision| via_wire(rota_ops::records::JobSummary::from(revision)))
         .collect::<anyhow::Result<Vec<JobView>>>()?;
     print_jobs(out, &jobs);
     Ok(0)
@@ -129,7 +129,7 @@ pub async fn namespaces(home: &Home, out: &Printer) -> anyhow::Result<u8> {
         .list_namespaces()
         .await?
         .into_iter()
-        .map(|n| via_wire(rota_api::wire::Namespace::from(n)))
+        .map(|n| via_wire(rota_ops::records::Namespace::from(n)))
         .collect::<anyhow::Result<Vec<NamespaceView>>>()?;
     print_namespaces(out, &namespaces);
     Ok(0)
@@ -235,13 +235,13 @@ fn print_jobs(out: &Printer, jobs: &[JobView]) {
 /// A job file read for `rota jobs put`: its text, format and the jobs it defines.
 struct PutFile {
     source: String,
-    format: rota_api::wire::JobFormat,
+    format: rota_ops::records::JobFormat,
     jobs: Vec<rota_core::model::Job>,
 }
 
 /// Reads and validates the file; prints the problems and returns `None` when it is invalid.
 fn read_put_file(file: &Path) -> Option<PutFile> {
-    use rota_api::wire::JobFormat;
+    use rota_ops::records::JobFormat;
     use rota_core::parse::Format;
     let loaded = match rota_core::parse::load_file(file) {
         Ok(loaded) => loaded,
@@ -305,7 +305,7 @@ async fn put_local(
         let target = format!("job/{namespace}/{}", job.id);
         ops.audit(&rota_ops::Actor::local(), "job.put", &target, "ok")
             .await?;
-        saved.push(via_wire(rota_api::wire::JobSummary::from(stored.revision))?);
+        saved.push(via_wire(rota_ops::records::JobSummary::from(stored.revision))?);
     }
     print_jobs(out, &saved);
     Ok(0)

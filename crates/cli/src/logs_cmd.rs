@@ -42,7 +42,7 @@ pub async fn logs(home: &Home, args: LogsArgs, out: &Printer) -> anyhow::Result<
             let full = lines.len() >= PAGE as usize;
             let mut text = String::new();
             for line in lines {
-                let line: LogLineView = via_wire(rota_api::wire::LogLine::from(line))?;
+                let line: LogLineView = via_wire(rota_ops::records::LogLine::from(line))?;
                 text.push_str(&log_line(&line, args.timestamps, json));
             }
             write_stdout(&text);

@@ -74,7 +74,10 @@ fn main() -> ExitCode {
 /// Dispatches one command; `Ok` carries the exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = output::Printer::new(cli.output);
-    let mut command = cli.command;
+    let command = match local_only(cli.command, cli.home.clone(), cli.output).await {
+        Ok(code) => return code,
+        Err(command) => command,
+    };
     if let Some(server) = &cli.server {
         let token = client::Remote::read_token(
             cli.token,
@@ -82,55 +85,46 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             std::env::var("ROTA_TOKEN").ok(),
         )?;
         let remote = client::Remote::new(server, token)?;
-        match run_remote(&remote, command, &out).await? {
+        let command = match dispatch(&remote, command, &out).await? {
             Ok(code) => return Ok(code),
-            Err(local) => command = local,
-        }
+            Err(command) => command,
+        };
+        return run_remote(&remote, command, &out).await;
     }
-    match command {
-        Command::Run(args) => run_cmd::run(&home::Home::new(cli.home)?, args, &out).await,
+    let home = home::Home::new(cli.home)?;
+    let session = home.session().await?;
+    match dispatch(&session, command, &out).await? {
+        Ok(code) => Ok(code),
+        Err(command) => run_local(&home, command, &out).await,
+    }
+}
+
+/// The commands that need neither a store nor a server (`validate`, `schedule preview`,
+/// `notebook`, `completions`) and `serve`: `Ok(outcome)`, or `Err(command)` for the rest.
+async fn local_only(
+    command: Command,
+    home: Option<std::path::PathBuf>,
+    output: args::OutputFormat,
+) -> Result<anyhow::Result<u8>, Command> {
+    let out = output::Printer::new(output);
+    Ok(match command {
         Command::Validate(args) => Ok(jobs_cmd::validate(args, &out)),
-        Command::Runs(args) => runs_cmd::runs(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Logs(args) => logs_cmd::logs(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Cancel(args) => runs_cmd::cancel(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Retry(args) => run_cmd::retry(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Jobs(args) => jobs_cmd::jobs(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Namespaces => jobs_cmd::namespaces(&home::Home::new(cli.home)?, &out).await,
-        Command::Plan(args) => plan_cmd::plan(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Plans(args) => plan_cmd::plans(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Approve(args) => {
-            plan_cmd::decide(&home::Home::new(cli.home)?, args, true, &out).await
+        Command::Schedule(args::ScheduleCommand::Preview { .. }) => {
+            let Command::Schedule(command) = command else {
+                unreachable!("matched above")
+            };
+            Ok(schedule_cmd::schedule(command, &out))
         }
-        Command::Reject(args) => {
-            plan_cmd::decide(&home::Home::new(cli.home)?, args, false, &out).await
-        }
-        Command::Apply(args) => plan_cmd::apply(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Schedule(args::ScheduleCommand::Next(args)) => {
-            serve_cmd::next(&home::Home::new(cli.home)?, args, &out).await
-        }
-        Command::Schedule(args::ScheduleCommand::History(args)) => {
-            serve_cmd::history(&home::Home::new(cli.home)?, args, &out).await
-        }
-        Command::Schedule(command) => Ok(schedule_cmd::schedule(command, &out)),
-        Command::Serve(args) => serve_cmd::serve(home::Home::new(cli.home)?, args).await,
-        Command::Pause(args) => serve_cmd::pause(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Resume(args) => serve_cmd::resume(&home::Home::new(cli.home)?, args, &out).await,
-        Command::Backfill(args) => {
-            serve_cmd::backfill(&home::Home::new(cli.home)?, args, &out).await
-        }
-        Command::Secrets(command) => {
-            secrets_cmd::secrets(&home::Home::new(cli.home)?, command, &out).await
-        }
-        Command::Audit(command) => {
-            audit_cmd::audit(&home::Home::new(cli.home)?, command, &out).await
-        }
-        Command::Tokens(command) => {
-            tokens_cmd::tokens(&home::Home::new(cli.home)?, command, &out).await
-        }
+        Command::Serve(args) => match home::Home::new(home) {
+            Ok(home) => serve_cmd::serve(home, args).await,
+            Err(error) => Err(error),
+        },
         Command::Notebook(mut command) => {
             // `--output` is global to `rota`; the notebook commands take it from here.
-            if let rota_notebook::cli::NotebookCommand::Inspect { output, .. } = &mut command {
-                *output = match cli.output {
+            if let rota_notebook::cli::NotebookCommand::Inspect { output: format, .. } =
+                &mut command
+            {
+                *format = match output {
                     args::OutputFormat::Human => rota_notebook::cli::OutputFormat::Human,
                     args::OutputFormat::Json => rota_notebook::cli::OutputFormat::Json,
                 };
@@ -141,6 +135,53 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Guardian | Command::Render => Ok(0),
+        other => return Err(other),
+    })
+}
+
+/// The commands written once over [`rota_ops::Rota`], for a server or this machine alike:
+/// `Ok(code)`, or `Err(command)` for those not (yet) written so.
+async fn dispatch<R: rota_ops::Rota>(
+    rota: &R,
+    command: Command,
+    out: &output::Printer,
+) -> anyhow::Result<Result<u8, Command>> {
+    let _ = (rota, out);
+    Ok(Err(command))
+}
+
+/// The commands still written twice: this machine's half.
+async fn run_local(
+    home: &home::Home,
+    command: Command,
+    out: &output::Printer,
+) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => run_cmd::run(home, args, out).await,
+        Command::Runs(args) => runs_cmd::runs(home, args, out).await,
+        Command::Logs(args) => logs_cmd::logs(home, args, out).await,
+        Command::Cancel(args) => runs_cmd::cancel(home, args, out).await,
+        Command::Retry(args) => run_cmd::retry(home, args, out).await,
+        Command::Jobs(args) => jobs_cmd::jobs(home, args, out).await,
+        Command::Namespaces => jobs_cmd::namespaces(home, out).await,
+        Command::Plan(args) => plan_cmd::plan(home, args, out).await,
+        Command::Plans(args) => plan_cmd::plans(home, args, out).await,
+        Command::Approve(args) => plan_cmd::decide(home, args, true, out).await,
+        Command::Reject(args) => plan_cmd::decide(home, args, false, out).await,
+        Command::Apply(args) => plan_cmd::apply(home, args, out).await,
+        Command::Schedule(args::ScheduleCommand::Next(args)) => {
+            serve_cmd::next(home, args, out).await
+        }
+        Command::Schedule(args::ScheduleCommand::History(args)) => {
+            serve_cmd::history(home, args, out).await
+        }
+        Command::Pause(args) => serve_cmd::pause(home, args, out).await,
+        Command::Resume(args) => serve_cmd::resume(home, args, out).await,
+        Command::Backfill(args) => serve_cmd::backfill(home, args, out).await,
+        Command::Secrets(command) => secrets_cmd::secrets(home, command, out).await,
+        Command::Audit(command) => audit_cmd::audit(home, command, out).await,
+        Command::Tokens(command) => tokens_cmd::tokens(home, command, out).await,
+        local => unreachable!("handled by local_only: {local:?}"),
     }
 }
 
@@ -158,48 +199,39 @@ fn notebook_kernels(command: &rota_notebook::cli::NotebookCommand) -> rota_noteb
     rota_engine::kernels::Kernels::new(guardian, None).host()
 }
 
-/// Dispatches one command to a server (`--server`): `Ok(code)`, or `Err(command)` for the
-/// commands that work here whatever the server (`validate`, `schedule preview`, `serve`,
-/// `notebook`, `completions`).
+/// The commands still written twice: the server's half (`--server`).
 async fn run_remote(
     remote: &client::Remote,
     command: Command,
     out: &output::Printer,
-) -> anyhow::Result<Result<u8, Command>> {
-    let code = match command {
-        Command::Run(args) => run_cmd::run_remote(remote, args, out).await?,
-        Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await?,
-        Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await?,
-        Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await?,
-        Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await?,
-        Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await?,
-        Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await?,
-        Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await?,
-        Command::Plans(args) => plan_cmd::plans_remote(remote, args, out).await?,
-        Command::Approve(args) => plan_cmd::decide_remote(remote, args, true, out).await?,
-        Command::Reject(args) => plan_cmd::decide_remote(remote, args, false, out).await?,
-        Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await?,
+) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => run_cmd::run_remote(remote, args, out).await,
+        Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await,
+        Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await,
+        Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
+        Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
+        Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await,
+        Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await,
+        Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await,
+        Command::Plans(args) => plan_cmd::plans_remote(remote, args, out).await,
+        Command::Approve(args) => plan_cmd::decide_remote(remote, args, true, out).await,
+        Command::Reject(args) => plan_cmd::decide_remote(remote, args, false, out).await,
+        Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await,
         Command::Schedule(args::ScheduleCommand::History(args)) => {
-            serve_cmd::history_remote(remote, args, out).await?
+            serve_cmd::history_remote(remote, args, out).await
         }
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
-            serve_cmd::next_remote(remote, args, out).await?
+            serve_cmd::next_remote(remote, args, out).await
         }
-        Command::Pause(args) => serve_cmd::pause_remote(remote, args, out).await?,
-        Command::Resume(args) => serve_cmd::resume_remote(remote, args, out).await?,
-        Command::Backfill(args) => serve_cmd::backfill_remote(remote, args, out).await?,
-        Command::Secrets(command) => secrets_cmd::secrets_remote(remote, command, out).await?,
-        Command::Tokens(command) => tokens_cmd::tokens_remote(remote, command, out).await?,
-        Command::Audit(command) => audit_cmd::audit_remote(remote, command, out).await?,
-        local @ (Command::Serve(_)
-        | Command::Validate(_)
-        | Command::Schedule(args::ScheduleCommand::Preview { .. })
-        | Command::Completions { .. }
-        | Command::Notebook(_)
-        | Command::Guardian
-        | Command::Render) => return Ok(Err(local)),
-    };
-    Ok(Ok(code))
+        Command::Pause(args) => serve_cmd::pause_remote(remote, args, out).await,
+        Command::Resume(args) => serve_cmd::resume_remote(remote, args, out).await,
+        Command::Backfill(args) => serve_cmd::backfill_remote(remote, args, out).await,
+        Command::Secrets(command) => secrets_cmd::secrets_remote(remote, command, out).await,
+        Command::Tokens(command) => tokens_cmd::tokens_remote(remote, command, out).await,
+        Command::Audit(command) => audit_cmd::audit_remote(remote, command, out).await,
+        local => unreachable!("handled by local_only: {local:?}"),
+    }
 }
 
 /// An error with its causes, each said once. Many errors (ours and our dependencies')

@@ -146,7 +146,7 @@ pub async fn plan_remote(remote: &Remote, args: PlanArgs, out: &Printer) -> anyh
         definition: serde_json::Value,
     }
     let stored: StoredJob = remote.get(&job_path, &[]).await?;
-    let job: Job = serde_json::from_value(rota_api::wire::durations_from_text(stored.definition))
+    let job: Job = serde_json::from_value(rota_ops::records::durations_from_text(stored.definition))
         .context("the server's definition of the job does not load in this rota")?;
     let run_args = run_args(
         args.target.clone(),

@@ -246,7 +246,7 @@ pub async fn run_remote(remote: &Remote, args: RunArgs, out: &Printer) -> anyhow
         seg(&target)
     );
     let stored: StoredJob = remote.get(&job_path, &[]).await?;
-    let job: Job = serde_json::from_value(rota_api::wire::durations_from_text(
+    let job: Job = serde_json::from_value(rota_ops::records::durations_from_text(
         stored.definition.clone(),
     ))
     .context("the server's definition of the job does not load in this rota")?;

@@ -190,7 +190,7 @@ async fn list(home: &Home, args: ListArgs, out: &Printer) -> anyhow::Result<u8> 
         .list_secrets(&args.namespace)
         .await?
         .into_iter()
-        .map(|s| via_wire(rota_api::wire::Secret::from(s)))
+        .map(|s| via_wire(rota_ops::records::Secret::from(s)))
         .collect::<anyhow::Result<Vec<SecretView>>>()?;
     print_list(out, &args.namespace, &secrets);
     Ok(0)

@@ -362,7 +362,7 @@ pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::R
         .occurrences(&args.namespace, &args.job, args.limit)
         .await?
         .into_iter()
-        .map(|o| via_wire(rota_api::wire::Occurrence::from(o)))
+        .map(|o| via_wire(rota_ops::records::Occurrence::from(o)))
         .collect::<anyhow::Result<Vec<OccurrenceView>>>()?;
     print_history(out, &occurrences);
     Ok(0)

@@ -7,7 +7,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use jiff::Timestamp;
 use reqwest::{Method, StatusCode};
-use rota_api::wire::TokenGrant;
+use rota_ops::records::TokenGrant;
 use rota_store::{DEFAULT_NAMESPACE, Role, Store};
 use serde_json::{Value, json};
 
@@ -126,7 +126,7 @@ async fn create(home: &Home, args: CreateArgs, out: &Printer) -> anyhow::Result<
     let (record, token) = rota_api::issue_token(&store, &args.name, grants).await?;
     record_audit(&store, "token.create", &record.id).await?;
     let created = CreatedTokenView {
-        token: via_wire(rota_api::wire::Token::from(record))?,
+        token: via_wire(rota_ops::records::Token::from(record))?,
         secret: token,
     };
     print_created(out, &created);
@@ -195,7 +195,7 @@ async fn list(store: &Store, out: &Printer) -> anyhow::Result<u8> {
         .list_tokens()
         .await?
         .into_iter()
-        .map(|t| via_wire(rota_api::wire::Token::from(t)))
+        .map(|t| via_wire(rota_ops::records::Token::from(t)))
         .collect::<anyhow::Result<Vec<TokenView>>>()?;
     print_list(out, &tokens);
     Ok(0)

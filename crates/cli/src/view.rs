@@ -1,7 +1,7 @@
 //! One display type per kind of result, shared by local and remote mode so their tables and
 //! `--output json` cannot drift apart.
 //!
-//! Each type reads the API's wire JSON (`rota_api::wire`). Local mode converts a store
+//! Each type reads the API's wire JSON (`rota_ops::records`). Local mode converts a store
 //! record into the same wire type the API would send and reads it back through
 //! [`via_wire`], so both modes go through one conversion into the display type.
 
@@ -68,7 +68,7 @@ impl RunView {
     /// A store record, as the API would show it, plus its owner.
     pub fn from_record(record: rota_store::RunRecord) -> anyhow::Result<RunView> {
         let owner = (record.owner.pid, record.owner.host.clone());
-        let mut view: RunView = via_wire(rota_api::wire::Run::from(record))?;
+        let mut view: RunView = via_wire(rota_ops::records::Run::from(record))?;
         view.owner = Some(owner);
         Ok(view)
     }
@@ -389,7 +389,7 @@ impl PlanView {
         store: &rota_store::Store,
         record: rota_store::PlanRecord,
     ) -> anyhow::Result<PlanView> {
-        let wire = rota_api::wire::Plan::with_drift(store, record).await?;
+        let wire = rota_ops::records::Plan::with_drift(store, record).await?;
         PlanView::from_wire(serde_json::to_value(wire)?)
     }
 

@@ -7,6 +7,48 @@ use rota_core::params::ParamError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum OpsError {
+    /// No valid credentials were presented.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller lacks the role the operation needs.
+    #[error("this call needs the {needed} role {scope}", needed = .needed.as_str())]
+    Forbidden {
+        /// The role needed.
+        needed: rota_store::Role,
+        /// Where, in words: `in namespace "ops"` or `in every namespace`.
+        scope: String,
+    },
+    /// An abbreviated id that names more than one thing.
+    #[error("{prefix:?} matches several runs: {}", .candidates.join(", "))]
+    Ambiguous {
+        /// What was given.
+        prefix: String,
+        /// What it matches (some of them).
+        candidates: Vec<String>,
+    },
+    /// A job file that is not a valid job (or not the job asked for); `problems` lists
+    /// each problem with its position.
+    #[error("{detail}")]
+    InvalidJob {
+        /// A summary.
+        detail: String,
+        /// Every problem found.
+        problems: Vec<crate::records::ProblemItem>,
+    },
+    /// Something the operation needs is not set up where it runs (secrets without a key,
+    /// schedules without a scheduler).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A server refused the call (`status`, with its problem rendered in `message`),
+    /// answered in a way this client does not understand, or could not be reached
+    /// (`status` is `None`).
+    #[error("{message}")]
+    Remote {
+        /// The HTTP status, when the server answered.
+        status: Option<u16>,
+        /// The problem's title, detail and each listed problem, or why there was no answer.
+        message: String,
+    },
     /// What was asked for does not exist (`"run 0190…"`, `"job ops/deploy"`).
     #[error("{0} not found")]
     NotFound(String),
@@ -47,4 +89,47 @@ pub enum OpsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] rota_store::StoreError),
+}
+
+impl OpsError {
+    /// The stable name of the error's kind: the last segment of the API's problem `type`
+    /// URI and the `result` of a refused call's audit entry.
+    pub fn slug(&self) -> &'static str {
+        match self {
+            OpsError::Unauthorized(_) => "unauthorized",
+            OpsError::Forbidden { .. } => "forbidden",
+            OpsError::NotFound(_) => "not-found",
+            OpsError::NeedsPlan { .. } | OpsError::Conflict(_) => "conflict",
+            OpsError::Ambiguous { .. } => "invalid-id",
+            OpsError::InvalidParams(_) => "invalid-params",
+            OpsError::Invalid(_) => "invalid-body",
+            OpsError::InvalidJob { .. } => "invalid-job",
+            OpsError::Unavailable(_) => "unavailable",
+            OpsError::Remote { status, .. } => match status {
+                Some(401) => "unauthorized",
+                Some(403) => "forbidden",
+                Some(404) => "not-found",
+                Some(409) => "conflict",
+                Some(400) => "invalid-query",
+                Some(422) => "invalid-body",
+                Some(503) => "unavailable",
+                _ => "internal",
+            },
+            OpsError::Secrets(_)
+            | OpsError::NotARunner
+            | OpsError::Definition(_)
+            | OpsError::Store(_) => "internal",
+        }
+    }
+
+    /// Whether the state of things refused it (a run that already ended, a job that needs a
+    /// plan), here or on a server.
+    pub fn is_conflict(&self) -> bool {
+        self.slug() == "conflict"
+    }
+
+    /// Whether what was asked for does not exist, here or on a server.
+    pub fn is_not_found(&self) -> bool {
+        self.slug() == "not-found"
+    }
 }

@@ -14,15 +14,20 @@
 //! It holds no SQL (that is `rota-store`) and starts no process (that is `rota-engine`).
 #![warn(missing_docs)]
 
+pub mod auth;
 mod error;
+pub mod ids;
 mod jobs;
 mod plans;
+pub mod records;
 mod runs;
+pub mod service;
 
 use std::path::PathBuf;
 
 pub use error::OpsError;
 pub use jobs::SavedJob;
+pub use service::{Rota, Session};
 pub use rota_engine::run::RunRequest;
 pub use runs::{Gated, RunSpec, approval_gate, ephemeral_namespace, is_ephemeral, resolve_params};
 

@@ -5,9 +5,10 @@ use axum::extract::State;
 use rota_store::Role;
 
 use super::AfterQuery;
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::extract::{Json, Query};
-use crate::wire::{AuditEntry, AuditPage, AuditVerification, Problem};
+use rota_ops::records::{AuditEntry, AuditPage, AuditVerification, Problem};
 use crate::{ApiError, ApiState};
 
 /// Audit entries after a position, oldest first.
@@ -17,7 +18,7 @@ use crate::{ApiError, ApiState};
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Query(query): Query<AfterQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     principal.require(Scope::Global, Role::Admin)?;
@@ -37,7 +38,7 @@ pub(crate) async fn list(
     security(("bearer" = [])))]
 pub(crate) async fn verify(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
 ) -> Result<Json<AuditVerification>, ApiError> {
     principal.require(Scope::Global, Role::Admin)?;
     let verification = match state.store.check_audit_chain().await? {

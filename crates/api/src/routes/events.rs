@@ -12,9 +12,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::AfterQuery;
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::extract::{Json, Query};
-use crate::wire::{Event, EventPage, Problem};
+use rota_ops::records::{Event, EventPage, Problem};
 use crate::{ApiError, ApiState};
 
 /// Events after a position, oldest first. The event log spans namespaces, so this needs
@@ -25,7 +26,7 @@ use crate::{ApiError, ApiState};
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Query(query): Query<AfterQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     principal.require(Scope::Global, Role::Viewer)?;
@@ -64,7 +65,7 @@ pub(crate) struct StreamQuery {
     security(("bearer" = [])))]
 pub(crate) async fn stream(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {

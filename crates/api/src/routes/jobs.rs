@@ -10,10 +10,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::ids::{JobId, Namespace};
-use crate::wire::{
+use rota_ops::ids::{JobId, Namespace};
+use rota_ops::records::{
     Job, JobList, JobSubmission, JobSummary, Problem, ProblemItem, ValidatedJob, Validation,
 };
 use crate::{ApiError, ApiState, audited};
@@ -85,7 +86,7 @@ fn parse_submission(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn validate(
-    principal: Principal,
+    Caller(principal): Caller,
     Path(namespace): Path<Namespace>,
     Json(body): Json<JobSubmission>,
 ) -> Result<Json<Validation>, ApiError> {
@@ -118,7 +119,7 @@ pub(crate) async fn validate(
     security(("bearer" = [])))]
 pub(crate) async fn put(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<JobSubmission>,
@@ -182,7 +183,7 @@ pub(crate) struct JobPageQuery {
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path(namespace): Path<Namespace>,
     Query(query): Query<JobPageQuery>,
 ) -> Result<Json<JobList>, ApiError> {
@@ -212,7 +213,7 @@ pub(crate) async fn list(
     security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path((namespace, job)): Path<(Namespace, JobId)>,
 ) -> Result<Json<Job>, ApiError> {
     principal.require(Scope::Namespace(namespace.as_str()), Role::Viewer)?;
@@ -246,7 +247,7 @@ pub(crate) struct RevisionPageQuery {
     security(("bearer" = [])))]
 pub(crate) async fn revisions(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Query(query): Query<RevisionPageQuery>,
 ) -> Result<Json<JobList>, ApiError> {
@@ -295,7 +296,7 @@ pub(crate) async fn revisions(
     security(("bearer" = [])))]
 pub(crate) async fn remove(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
 ) -> Result<StatusCode, ApiError> {
@@ -303,7 +304,7 @@ pub(crate) async fn remove(
         principal.require(Scope::Namespace(namespace.as_str()), Role::Editor)?;
         state
             .ops
-            .delete_job(&principal.ops_actor(), namespace.as_str(), job.as_str())
+            .delete_job(&principal.actor(None), namespace.as_str(), job.as_str())
             .await?;
         Ok::<_, ApiError>(())
     }

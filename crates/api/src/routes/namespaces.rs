@@ -6,10 +6,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::extract::{Json, Query};
-use crate::ids;
-use crate::wire::{Namespace, NamespaceList, Problem};
+use rota_ops::ids;
+use rota_ops::records::{Namespace, NamespaceList, Problem};
 use crate::{ApiError, ApiState};
 
 /// `GET /api/v1/namespaces` parameters.
@@ -31,7 +32,7 @@ pub(crate) struct NamespaceQuery {
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Query(query): Query<NamespaceQuery>,
 ) -> Result<Json<NamespaceList>, ApiError> {
     principal.require_somewhere(Role::Viewer)?;

@@ -17,10 +17,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{latest_job, page_limit, resolve_params};
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::ids::{JobId, Namespace, RunId};
-use crate::wire::{CreatePlan, DecidePlan, Plan, PlanPage, Problem, Run};
+use rota_ops::ids::{JobId, Namespace, RunId};
+use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanPage, Problem, Run};
 use crate::{ApiError, ApiState, audited};
 
 /// `GET /api/v1/plans` filters.
@@ -31,7 +32,7 @@ pub(crate) struct PlanQuery {
     /// Only this namespace (without it, the caller needs a role in every namespace).
     namespace: Option<Namespace>,
     /// Only this status.
-    #[param(schema_with = crate::openapi::plan_status_schema)]
+    #[param(schema_with = rota_ops::records::schema::plan_status_schema)]
     status: Option<String>,
     /// At most this many (1–500, default 50).
     #[param(minimum = 1, maximum = 500)]
@@ -102,7 +103,7 @@ fn located<T: serde::Serialize>(
     security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<CreatePlan>,
@@ -114,7 +115,7 @@ pub(crate) async fn create(
         let plan = state
             .ops
             .create_plan(
-                &principal.ops_actor(),
+                &principal.actor(None),
                 namespace.as_str(),
                 &definition,
                 revision,
@@ -144,7 +145,7 @@ pub(crate) async fn create(
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Query(query): Query<PlanQuery>,
 ) -> Result<Json<PlanPage>, ApiError> {
     let scope = query
@@ -192,7 +193,7 @@ pub(crate) async fn list(
     security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path(id): Path<RunId>,
 ) -> Result<Json<Plan>, ApiError> {
     let plan = find(&state, &principal, &id, Role::Viewer).await?;
@@ -278,7 +279,7 @@ async fn decide(
     security(("bearer" = [])))]
 pub(crate) async fn approve(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<DecidePlan>,
@@ -297,7 +298,7 @@ pub(crate) async fn approve(
     security(("bearer" = [])))]
 pub(crate) async fn reject(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<DecidePlan>,
@@ -318,7 +319,7 @@ pub(crate) async fn reject(
     security(("bearer" = [])))]
 pub(crate) async fn apply(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
 ) -> Result<Response, ApiError> {
@@ -326,7 +327,7 @@ pub(crate) async fn apply(
         let plan = find(&state, &principal, &id, Role::Operator).await?;
         let run_id = state
             .ops
-            .apply_plan(&principal.ops_actor(), &plan.id)
+            .apply_plan(&principal.actor(None), &plan.id)
             .await
             .map_err(problem)?;
         state

@@ -15,10 +15,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{AfterQuery, page_limit};
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::ids::{JobId, Namespace, RunId};
-use crate::wire::{CancelAccepted, CreateRun, LogLine, LogPage, Problem, RetryRun, Run, RunPage};
+use rota_ops::ids::{JobId, Namespace, RunId};
+use rota_ops::records::{CancelAccepted, CreateRun, LogLine, LogPage, Problem, RetryRun, Run, RunPage};
 use crate::{ApiError, ApiState, audited};
 
 /// `GET /api/v1/runs` filters.
@@ -31,7 +32,7 @@ pub(crate) struct RunQuery {
     /// Only this job.
     job: Option<JobId>,
     /// Only this status.
-    #[param(schema_with = crate::openapi::run_status_schema)]
+    #[param(schema_with = rota_ops::records::schema::run_status_schema)]
     status: Option<String>,
     /// Only runs created at or after this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -103,7 +104,7 @@ fn decode_cursor(text: &str) -> Result<RunCursor, ApiError> {
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Query(query): Query<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
     principal.require(query.scope(), Role::Viewer)?;
@@ -137,7 +138,7 @@ async fn find(state: &ApiState, id: &RunId) -> Result<RunRecord, ApiError> {
     security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path(id): Path<RunId>,
 ) -> Result<Json<Run>, ApiError> {
     let run = find(&state, &id).await?;
@@ -168,7 +169,7 @@ pub(crate) struct LogQuery {
     security(("bearer" = [])))]
 pub(crate) async fn logs(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path(id): Path<RunId>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
@@ -201,7 +202,7 @@ pub(crate) async fn logs(
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
@@ -210,7 +211,7 @@ pub(crate) async fn cancel(
         principal.require(Scope::Namespace(&run.namespace), Role::Operator)?;
         let run = state
             .ops
-            .cancel_run(&principal.ops_actor(), &run.id)
+            .cancel_run(&principal.actor(None), &run.id)
             .await?;
         Ok(CancelAccepted {
             run_id: run.id,
@@ -235,7 +236,7 @@ pub(crate) async fn cancel(
     security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<CreateRun>,
@@ -273,7 +274,7 @@ pub(crate) async fn create(
     security(("bearer" = [])))]
 pub(crate) async fn retry(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<RetryRun>,
@@ -283,7 +284,7 @@ pub(crate) async fn retry(
         principal.require(Scope::Namespace(&original.namespace), Role::Operator)?;
         let retry = state
             .ops
-            .queue_retry(&principal.ops_actor(), id.as_str(), body.from.as_deref())
+            .queue_retry(&principal.actor(None), id.as_str(), body.from.as_deref())
             .await?;
         Ok::<_, ApiError>(retry)
     }
@@ -335,7 +336,7 @@ struct LogFollow {
     security(("bearer" = [])))]
 pub(crate) async fn logs_stream(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     headers: axum::http::HeaderMap,
     Path(id): Path<RunId>,
     Query(query): Query<LogStreamQuery>,

@@ -19,10 +19,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::page_limit;
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::Scope;
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::ids::{JobId, Namespace};
-use crate::wire::{
+use rota_ops::ids::{JobId, Namespace};
+use rota_ops::records::{
     Backfill, BackfillResult, BackfilledOccurrence, FireTime, Occurrence, OccurrenceList, Problem,
     ResumeSchedule, ScheduleNext, ScheduleState,
 };
@@ -84,7 +85,7 @@ async fn require_job(state: &ApiState, namespace: &Namespace, job: &JobId) -> Re
     security(("bearer" = [])))]
 pub(crate) async fn history(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<OccurrenceList>, ApiError> {
@@ -120,7 +121,7 @@ pub(crate) async fn history(
     security(("bearer" = [])))]
 pub(crate) async fn pause(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
 ) -> Result<Json<ScheduleState>, ApiError> {
@@ -162,7 +163,7 @@ pub(crate) async fn pause(
     security(("bearer" = [])))]
 pub(crate) async fn resume(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     OptionalJson(body): OptionalJson<ResumeSchedule>,
@@ -268,7 +269,7 @@ pub(crate) struct NextQuery {
     security(("bearer" = [])))]
 pub(crate) async fn next(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Query(query): Query<NextQuery>,
 ) -> Result<Json<ScheduleNext>, ApiError> {
@@ -316,7 +317,7 @@ pub(crate) async fn next(
     security(("bearer" = [])))]
 pub(crate) async fn backfill(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<Backfill>,

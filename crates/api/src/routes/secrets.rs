@@ -17,10 +17,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
-use crate::auth::{Principal, Scope};
+use crate::auth::Caller;
+use rota_ops::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::ids::{Namespace, SecretName};
-use crate::wire::{Problem, PutSecret, Secret, SecretList, StoredSecret};
+use rota_ops::ids::{Namespace, SecretName};
+use rota_ops::records::{Problem, PutSecret, Secret, SecretList, StoredSecret};
 use crate::{ApiError, ApiState, audited};
 
 /// A secret's name from the path, checked in the handler rather than by the extractor so
@@ -102,7 +103,7 @@ pub(crate) struct SecretPageQuery {
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Path(namespace): Path<Namespace>,
     Query(query): Query<SecretPageQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
@@ -135,7 +136,7 @@ pub(crate) async fn list(
     security(("bearer" = [])))]
 pub(crate) async fn put(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, name)): Path<(Namespace, String)>,
     Json(body): Json<PutSecret>,
@@ -175,7 +176,7 @@ pub(crate) async fn put(
     security(("bearer" = [])))]
 pub(crate) async fn remove(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path((namespace, name)): Path<(Namespace, String)>,
 ) -> Result<StatusCode, ApiError> {

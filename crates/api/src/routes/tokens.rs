@@ -8,10 +8,11 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
-use crate::auth::{Principal, Scope, issue_token};
+use crate::auth::Caller;
+use rota_ops::auth::{Scope, issue_token};
 use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::ids::TokenId;
-use crate::wire::{CreateToken, CreatedToken, Problem, Token, TokenGrant, TokenList};
+use rota_ops::ids::TokenId;
+use rota_ops::records::{CreateToken, CreatedToken, Problem, Token, TokenGrant, TokenList};
 use crate::{ApiError, ApiState, audited};
 
 /// Longest token name, in characters.
@@ -45,7 +46,7 @@ fn is_token_name(name: &str) -> bool {
     security(("bearer" = [])))]
 pub(crate) async fn create(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
@@ -108,7 +109,7 @@ fn decode_cursor(text: &str) -> Result<(Timestamp, TokenId), ApiError> {
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     Query(query): Query<TokenPageQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
     principal.require(Scope::Global, Role::Admin)?;
@@ -134,7 +135,7 @@ pub(crate) async fn list(
     security(("bearer" = [])))]
 pub(crate) async fn revoke(
     State(state): State<ApiState>,
-    principal: Principal,
+    Caller(principal): Caller,
     ClientAddr(addr): ClientAddr,
     Path(id): Path<TokenId>,
 ) -> Result<StatusCode, ApiError> {

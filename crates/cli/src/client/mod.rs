@@ -2,6 +2,11 @@
 //! with timeouts and a bearer token, JSON in and out, and problem+json errors turned into
 //! one readable message.
 //!
+//! [`Remote`] implements [`rota_ops::Rota`], one module per area (`client/<area>.rs`):
+//! every command of the CLI is written once, generic over `Rota`, and its remote mode gets
+//! the same records its local mode would have got. A refused call becomes
+//! [`rota_ops::OpsError::Remote`] with the server's status and its problem rendered.
+//!
 //! The token is only ever put in the `Authorization` header: it is not part of any URL,
 //! error or log line, and [`Remote`]'s `Debug` leaves it out.
 
@@ -11,9 +16,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::{Method, RequestBuilder, StatusCode};
-use rota_api::wire::Problem;
+use rota_ops::records::Problem;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+mod audit;
+mod jobs;
+mod plans;
+mod runs;
+mod schedules;
+mod secrets;
+mod tokens;
 
 /// How long one ordinary call may take, connection included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,6 +69,15 @@ impl fmt::Display for ApiFailure {
 }
 
 impl std::error::Error for ApiFailure {}
+
+impl From<ApiFailure> for rota_ops::OpsError {
+    fn from(failure: ApiFailure) -> Self {
+        rota_ops::OpsError::Remote {
+            status: failure.status.map(|s| s.as_u16()),
+            message: failure.message,
+        }
+    }
+}
 
 impl ApiFailure {
     /// Whether the server answered with this status.
@@ -310,7 +332,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rota_api::wire::ProblemItem;
+    use rota_ops::records::ProblemItem;
 
     #[test]
     fn problems_render_title_detail_and_each_item() {

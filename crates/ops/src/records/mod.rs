@@ -1,6 +1,8 @@
-//! The wire types of `/api/v1`: what the API sends and accepts, converted from the store's
-//! records. Every field here is a promise to clients; the OpenAPI document is generated
-//! from these definitions.
+//! Rota's records: what its operations accept and answer, typed once from the store to the
+//! wire to the terminal. The API sends and reads them as JSON (every field here is a
+//! promise to its clients; the OpenAPI document is generated from these definitions), the
+//! CLI's remote mode reads the same types back, and its tables and `--output json` print
+//! them whichever mode produced them.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +13,8 @@ use rota_store::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+pub mod schema;
 
 /// The keys of a job's definition whose values are durations (`timeout`, `retry.initial`,
 /// `retry.max`, a trigger's `every` and `jitter`, …).
@@ -128,7 +132,7 @@ pub struct ProblemItem {
 }
 
 /// A namespace.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Namespace {
     /// Its name.
     pub name: String,
@@ -149,7 +153,7 @@ impl From<NamespaceRecord> for Namespace {
 }
 
 /// One revision of a job, without its source (listings).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobSummary {
     /// Namespace.
     pub namespace: String,
@@ -182,7 +186,7 @@ impl From<JobRevision> for JobSummary {
 }
 
 /// One revision of a job, with its source and normalized definition.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Job {
     /// Namespace.
     pub namespace: String,
@@ -222,7 +226,7 @@ impl From<JobRevision> for Job {
 }
 
 /// A run and the latest state of each step.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Run {
     /// Run id.
     pub id: String,
@@ -234,7 +238,7 @@ pub struct Run {
     pub job_revision: i64,
     /// `planned`, `awaiting_approval`, `queued`, `running`, `succeeded`, `failed`,
     /// `cancelled`, `timed_out` or `abandoned`.
-    #[schema(schema_with = crate::openapi::run_status_schema)]
+    #[schema(schema_with = schema::run_status_schema)]
     pub status: String,
     /// Why it ended as it did.
     #[schema(required = true)]
@@ -296,12 +300,12 @@ impl From<RunRecord> for Run {
 }
 
 /// The latest state of one step of a run.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepRun {
     /// Step id.
     pub id: String,
     /// Status of the latest attempt (or `pending` / `skipped`).
-    #[schema(schema_with = crate::openapi::step_status_schema)]
+    #[schema(schema_with = schema::step_status_schema)]
     pub status: String,
     /// Latest attempt number; 0 if it never started.
     pub attempt: u32,
@@ -345,7 +349,7 @@ impl From<StepRunRecord> for StepRun {
 }
 
 /// A page of runs, newest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunPage {
     /// The runs.
     pub items: Vec<Run>,
@@ -355,7 +359,7 @@ pub struct RunPage {
 }
 
 /// One captured output line.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogLine {
     /// Position; pass the last one seen as `after` to continue.
     pub seq: i64,
@@ -367,7 +371,7 @@ pub struct LogLine {
     #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     /// `stdout`, `stderr` or `system`.
-    #[schema(schema_with = crate::openapi::log_stream_schema)]
+    #[schema(schema_with = schema::log_stream_schema)]
     pub stream: String,
     /// The line.
     pub text: String,
@@ -387,7 +391,7 @@ impl From<LogRecord> for LogLine {
 }
 
 /// A page of log lines, oldest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogPage {
     /// The lines.
     pub items: Vec<LogLine>,
@@ -396,7 +400,7 @@ pub struct LogPage {
 }
 
 /// One state change from the event log.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Position; pass the last one seen as `after` to continue.
     pub id: i64,
@@ -430,7 +434,7 @@ impl From<EventRecord> for Event {
 }
 
 /// A page of events, oldest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct EventPage {
     /// The events.
     pub items: Vec<Event>,
@@ -439,7 +443,7 @@ pub struct EventPage {
 }
 
 /// The answer to a cancel request.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CancelAccepted {
     /// The run.
     pub run_id: String,
@@ -456,7 +460,7 @@ pub struct TokenGrant {
     #[schema(value_type = Option<crate::ids::Namespace>)]
     pub namespace: Option<String>,
     /// `viewer`, `operator`, `editor` or `admin`.
-    #[schema(schema_with = crate::openapi::role_schema)]
+    #[schema(schema_with = schema::role_schema)]
     pub role: String,
 }
 
@@ -489,7 +493,7 @@ impl TokenGrant {
 }
 
 /// A token to create.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// A human name: who or what uses it (1–200 characters, not only spaces).
@@ -501,7 +505,7 @@ pub struct CreateToken {
 }
 
 /// A token (its text is never shown again after creation).
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Token {
     /// Id, for listing and revoking.
     pub id: String,
@@ -534,7 +538,7 @@ impl From<TokenRecord> for Token {
 }
 
 /// A token just created, with its text: the only time the text is shown.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedToken {
     /// The token.
     #[serde(flatten)]
@@ -544,7 +548,7 @@ pub struct CreatedToken {
 }
 
 /// A page of tokens.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     /// The tokens, oldest first.
     pub items: Vec<Token>,
@@ -554,7 +558,7 @@ pub struct TokenList {
 }
 
 /// A page of namespaces.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NamespaceList {
     /// The namespaces the caller can see, by name.
     pub items: Vec<Namespace>,
@@ -564,7 +568,7 @@ pub struct NamespaceList {
 }
 
 /// A page of jobs or job revisions.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobList {
     /// The jobs (latest revision each, by id) or one job's revisions (newest first).
     pub items: Vec<JobSummary>,
@@ -574,7 +578,7 @@ pub struct JobList {
 }
 
 /// One audit entry.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     /// Position in the chain, from 1.
     pub id: i64,
@@ -612,7 +616,7 @@ impl From<AuditRecord> for AuditEntry {
 }
 
 /// A page of audit entries, oldest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     /// The entries.
     pub items: Vec<AuditEntry>,
@@ -621,7 +625,7 @@ pub struct AuditPage {
 }
 
 /// The outcome of checking the audit log's hash chain.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditVerification {
     /// Whether every entry is as it was appended, in order, with none missing.
     pub intact: bool,
@@ -657,7 +661,7 @@ impl JobFormat {
 
 /// A job file to validate or save. Whether `source` is a valid job cannot be stated here:
 /// an invalid one is a 422 `invalid-job` problem listing each problem with its position.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({
     "format": "yaml",
@@ -671,7 +675,7 @@ pub struct JobSubmission {
 }
 
 /// A job a valid file defines.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ValidatedJob {
     /// Job id.
     pub id: String,
@@ -687,7 +691,7 @@ pub struct ValidatedJob {
 }
 
 /// The answer to a validation that found no problem.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Validation {
     /// Always true (an invalid file is a 422 problem).
     pub valid: bool,
@@ -696,7 +700,7 @@ pub struct Validation {
 }
 
 /// A run to start.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// Parameter values by name, typed as declared (defaults fill the rest).
@@ -709,7 +713,7 @@ pub struct CreateRun {
 }
 
 /// One schedule occurrence and what became of it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Occurrence {
     /// The trigger, e.g. `cron:0 * * * *@UTC`.
     pub trigger: String,
@@ -720,7 +724,7 @@ pub struct Occurrence {
     #[schema(value_type = String, format = DateTime)]
     pub recorded_at: Timestamp,
     /// `run`, `skipped` or `missed`.
-    #[schema(schema_with = crate::openapi::outcome_schema)]
+    #[schema(schema_with = schema::outcome_schema)]
     pub outcome: String,
     /// The run queued for it.
     #[schema(required = true)]
@@ -744,7 +748,7 @@ impl From<rota_store::OccurrenceRecord> for Occurrence {
 }
 
 /// A job's schedule occurrences, newest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OccurrenceList {
     /// The occurrences.
     pub items: Vec<Occurrence>,
@@ -754,18 +758,18 @@ pub struct OccurrenceList {
 }
 
 /// How to resume a schedule.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResumeSchedule {
     /// Occurrences before this instant (RFC 3339, or `now`, the default) are skipped as
     /// paused; later ones run.
     #[serde(default)]
-    #[schema(schema_with = crate::openapi::resume_from_schema)]
+    #[schema(schema_with = schema::resume_from_schema)]
     pub from: Option<String>,
 }
 
 /// A job's schedule state after a pause or resume.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleState {
     /// Namespace.
     pub namespace: String,
@@ -779,7 +783,7 @@ pub struct ScheduleState {
 }
 
 /// A stored secret: its name and versions, never its value.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Secret {
     /// Its name.
     pub name: String,
@@ -811,7 +815,7 @@ impl From<rota_store::SecretInfo> for Secret {
 }
 
 /// A page of the secrets of a namespace, by name.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SecretList {
     /// The secrets.
     pub items: Vec<Secret>,
@@ -821,7 +825,7 @@ pub struct SecretList {
 }
 
 /// A secret's new value.
-#[derive(Clone, Deserialize, ToSchema)]
+#[derive(Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
     /// The value; stored encrypted, never returned.
@@ -835,7 +839,7 @@ impl std::fmt::Debug for PutSecret {
 }
 
 /// A secret version just stored.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StoredSecret {
     /// Namespace.
     pub namespace: String,
@@ -846,7 +850,7 @@ pub struct StoredSecret {
 }
 
 /// How to retry a run (`POST /api/v1/runs/{id}/retry`); an empty body reruns every step.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryRun {
     /// Rerun this step and every step downstream of it (through `needs`); the other steps
@@ -856,7 +860,7 @@ pub struct RetryRun {
 }
 
 /// One upcoming fire time of a job.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FireTime {
     /// When it fires.
     #[schema(value_type = String, format = DateTime)]
@@ -866,7 +870,7 @@ pub struct FireTime {
 }
 
 /// A job's time triggers, next fire times and pause state.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleNext {
     /// Namespace.
     pub namespace: String,
@@ -884,7 +888,7 @@ pub struct ScheduleNext {
 }
 
 /// A range to backfill.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Backfill {
     /// Start of the range (RFC 3339, inclusive).
@@ -896,7 +900,7 @@ pub struct Backfill {
 }
 
 /// One occurrence a backfill covered.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BackfilledOccurrence {
     /// When it was due.
     #[schema(value_type = String, format = DateTime)]
@@ -909,7 +913,7 @@ pub struct BackfilledOccurrence {
 }
 
 /// What a backfill queued.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BackfillResult {
     /// How many runs were queued.
     pub queued: usize,
@@ -918,7 +922,7 @@ pub struct BackfillResult {
 }
 
 /// A plan to make (`POST /api/v1/namespaces/{namespace}/jobs/{job}/plans`).
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePlan {
     /// Parameter values by name, typed as declared (defaults fill the rest).
@@ -933,7 +937,7 @@ pub struct CreatePlan {
 
 /// A decision on a plan (`POST /api/v1/plans/{id}/approve` or `/reject`); an empty body
 /// decides without a comment.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecidePlan {
     /// Why, in the approver's words.
@@ -948,7 +952,7 @@ pub struct DecidePlan {
 }
 
 /// One step of a plan, as it will run.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanStep {
     /// Step id.
     pub id: String,
@@ -964,7 +968,7 @@ pub struct PlanStep {
 }
 
 /// A secret a plan's job receives: its name and the version it would get.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanSecret {
     /// The secret's name.
     pub name: String,
@@ -975,7 +979,7 @@ pub struct PlanSecret {
 }
 
 /// A job's approval rules as a plan was made under them.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalRules {
     /// Token names, or `role:<role>`.
     pub approvers: Vec<String>,
@@ -989,7 +993,7 @@ pub struct ApprovalRules {
 }
 
 /// One approver's decision on a plan.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanDecision {
     /// Who.
     pub actor: String,
@@ -999,7 +1003,7 @@ pub struct PlanDecision {
     /// The plan hash decided on.
     pub hash: String,
     /// `approve` or `reject`.
-    #[schema(schema_with = crate::openapi::decision_schema)]
+    #[schema(schema_with = schema::decision_schema)]
     pub decision: String,
     /// Their comment.
     #[schema(required = true)]
@@ -1007,7 +1011,7 @@ pub struct PlanDecision {
 }
 
 /// A plan: a run resolved but not executed, its approvals and what became of it.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Plan {
     /// Plan id.
     pub id: String,
@@ -1018,7 +1022,7 @@ pub struct Plan {
     /// The job revision it pins.
     pub job_revision: i64,
     /// `awaiting_approval`, `approved`, `rejected`, `expired` or `applied`.
-    #[schema(schema_with = crate::openapi::plan_status_schema)]
+    #[schema(schema_with = schema::plan_status_schema)]
     pub status: String,
     /// SHA-256 of the plan's canonical content; approvals bind to it.
     pub hash: String,
@@ -1169,7 +1173,7 @@ impl From<rota_store::PlanRecord> for Plan {
 }
 
 /// A page of plans, newest first.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanPage {
     /// The plans.
     pub items: Vec<Plan>,

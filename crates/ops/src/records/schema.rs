@@ -1,0 +1,98 @@
+//! The OpenAPI schemas of closed sets of words (statuses, roles, outcomes), shared by the
+//! records and the API's query parameters.
+
+use rota_core::model::{RunStatus, StepStatus};
+use rota_store::{LogStream, OccurrenceKind, Role};
+use utoipa::openapi::schema::{
+    AnyOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
+};
+
+/// A string schema that allows exactly these words.
+fn words(values: impl IntoIterator<Item = &'static str>) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(values))
+        .build()
+}
+
+/// Every run status, as the API spells it.
+pub fn run_status_schema() -> Object {
+    words(
+        [
+            RunStatus::Planned,
+            RunStatus::AwaitingApproval,
+            RunStatus::Queued,
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::TimedOut,
+            RunStatus::Abandoned,
+        ]
+        .map(RunStatus::as_str),
+    )
+}
+
+/// Every step status, as the API spells it.
+pub fn step_status_schema() -> Object {
+    words(
+        [
+            StepStatus::Pending,
+            StepStatus::Running,
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+            StepStatus::Cancelled,
+            StepStatus::TimedOut,
+            StepStatus::Abandoned,
+        ]
+        .map(StepStatus::as_str),
+    )
+}
+
+/// Every plan status, as the API spells it.
+pub fn plan_status_schema() -> Object {
+    words(rota_store::PlanStatus::ALL.map(rota_store::PlanStatus::as_str))
+}
+
+/// An approver's decision.
+pub fn decision_schema() -> Object {
+    words(["approve", "reject"])
+}
+
+/// Every role.
+pub fn role_schema() -> Object {
+    words(Role::ALL.map(Role::as_str))
+}
+
+/// The streams a log line comes from.
+pub fn log_stream_schema() -> Object {
+    words([LogStream::Stdout, LogStream::Stderr, LogStream::System].map(LogStream::as_str))
+}
+
+/// What became of a schedule occurrence.
+pub fn outcome_schema() -> Object {
+    words(
+        [
+            OccurrenceKind::Run,
+            OccurrenceKind::Skipped,
+            OccurrenceKind::Missed,
+        ]
+        .map(OccurrenceKind::as_str),
+    )
+}
+
+/// `now`, an RFC 3339 instant, or null (meaning `now`).
+pub fn resume_from_schema() -> Schema {
+    AnyOfBuilder::new()
+        .item(words(["now"]))
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+

@@ -1,0 +1,8 @@
+//! The tokens operations of [`crate::Rota`].
+
+use super::Session;
+
+/// The tokens operations.
+pub trait Tokens {}
+
+impl Tokens for Session {}
