@@ -94,6 +94,28 @@ impl TemplateError {
     }
 }
 
+/// Renders one template of a step, or says why not in one line: a template over its
+/// bounds says so first, so the reason is recognisable and the attempt is not retried.
+/// Text without `{` renders to itself without building a template environment (most
+/// commands have none).
+pub fn render_text(text: &str, ctx: &Context) -> Result<String, String> {
+    if !text.contains('{') {
+        return Ok(text.to_owned());
+    }
+    render(text, ctx).map_err(|e| failure_reason(text, &e))
+}
+
+/// Why the template `text` did not render, in one line (see [`render_text`]).
+pub fn failure_reason(text: &str, error: &TemplateError) -> String {
+    if error.exceeded_bounds() {
+        let head: String = text.chars().take(80).collect();
+        let more = if head.len() < text.len() { "…" } else { "" };
+        format!("{error} (template {head:?}{more})")
+    } else {
+        format!("cannot render template {text:?}: {error}")
+    }
+}
+
 /// Renders `template` (`{{ params.x }}`, filters such as `join`) against `ctx`.
 /// A reference to an undefined value is an error, never an empty string.
 pub fn render(template: &str, ctx: &Context) -> Result<String, TemplateError> {

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use rota_core::kinds::{Command, CommandCx};
 use rota_core::model::{DryRun, Step, StepStatus};
-use rota_core::template::shell::ShellCommand;
-use rota_core::template::{self, Context, TemplateError};
+pub(crate) use rota_core::template::render_text;
+use rota_core::template::{self, Context};
 use rota_store::{LogStream, RunEvent};
 use tokio_util::sync::CancellationToken;
 
@@ -377,13 +378,7 @@ fn resolve(
         Some(dir) => shared.base_dir.join(render_text(dir, ctx)?),
         None => shared.base_dir.clone(),
     };
-    let Some(executor) = crate::kinds::find(step.kind.name()) else {
-        return Err(format!(
-            "unknown step kind `{}`: this release cannot run it",
-            step.kind.name()
-        ));
-    };
-    executor.resolve(&ResolveCx {
+    let r = ResolveCx {
         shared,
         step,
         attempt_no,
@@ -391,39 +386,23 @@ fn resolve(
         output_path,
         workdir,
         dry_run,
-    })
-}
-
-/// A program and its arguments, as a process kind renders them.
-pub(crate) struct Command {
-    program: String,
-    args: Vec<String>,
-    /// The command as users read it, when it is not the program and its arguments
-    /// (a `sh:` command shows its values, not the variables that pass them).
-    shown: Option<String>,
-    /// Values a `sh:` command reads from its environment.
-    shell_values: Vec<(String, String)>,
-}
-
-impl Command {
-    pub(crate) fn new(program: String, args: Vec<String>) -> Command {
-        Command {
-            program,
-            args,
-            shown: None,
-            shell_values: Vec::new(),
-        }
+    };
+    let kind = step.kind.name();
+    if let Some(executor) = crate::kinds::find(kind) {
+        return executor.resolve(&r);
     }
-}
-
-/// `sh -c <text>`, its template values passed as `ROTA_TPL_<n>` variables.
-pub(crate) fn shell_command(text: &str, ctx: &Context) -> Result<Command, String> {
-    let rendered = render_shell(text, ctx)?;
-    Ok(Command {
-        program: "sh".to_owned(),
-        args: vec!["-c".to_owned(), rendered.command],
-        shown: Some(rendered.display),
-        shell_values: rendered.env,
+    if !rota_core::kinds::is_command_kind(kind) {
+        return Err(format!(
+            "unknown step kind `{kind}`: this release cannot run it"
+        ));
+    }
+    process(&r, || {
+        let cx = CommandCx {
+            ctx,
+            base_dir: &shared.base_dir,
+        };
+        rota_core::kinds::command(kind, step.kind.config(), &cx)
+            .unwrap_or_else(|| Err(format!("step kind `{kind}` runs no command")))
     })
 }
 
@@ -448,7 +427,7 @@ pub(crate) fn process(
         shown,
         shell_values,
     } = match dry_run {
-        Some(DryRun::Command(text)) => shell_command(text, ctx)?,
+        Some(DryRun::Command(text)) => Command::shell(text, ctx)?,
         _ => command()?,
     };
     // The display goes to live output and (in dry runs) to the stored logs, and a rendered
@@ -497,40 +476,6 @@ pub(crate) fn process(
     })
 }
 
-/// Renders one template.
-pub(crate) fn render_text(text: &str, ctx: &Context) -> Result<String, String> {
-    // Every Jinja tag starts with `{`; text without one renders to itself, and most
-    // commands have none, so they skip building a template environment per attempt.
-    if !text.contains('{') {
-        return Ok(text.to_owned());
-    }
-    template::render(text, ctx).map_err(|e| render_failure(text, &e))
-}
-
-/// Renders a `sh:` command: its values go to the shell as `ROTA_TPL_<n>` variables.
-fn render_shell(text: &str, ctx: &Context) -> Result<ShellCommand, String> {
-    if !text.contains('{') {
-        return Ok(ShellCommand {
-            command: text.to_owned(),
-            display: text.to_owned(),
-            env: Vec::new(),
-        });
-    }
-    template::shell::render_shell(text, ctx).map_err(|e| render_failure(text, &e))
-}
-
-/// Why a template did not render; a template over its bounds says so first, so that the
-/// reason is recognisable and the attempt is not retried.
-fn render_failure(text: &str, error: &TemplateError) -> String {
-    if error.exceeded_bounds() {
-        let head: String = text.chars().take(80).collect();
-        let more = if head.len() < text.len() { "…" } else { "" };
-        format!("{error} (template {head:?}{more})")
-    } else {
-        format!("cannot render template {text:?}: {error}")
-    }
-}
-
 /// Parameters as environment variables, for every step that runs a process:
 /// `ROTA_PARAM_<NAME>` (upper-cased, other characters than letters and digits as `_`);
 /// strings as they are, booleans `true`/`false`, numbers as written, lists and objects as
@@ -566,7 +511,7 @@ pub(crate) fn render_value(
     use serde_json::Value as J;
     Ok(match value {
         J::String(text) => {
-            J::String(template::render(text, ctx).map_err(|e| render_failure(text, &e))?)
+            J::String(template::render(text, ctx).map_err(|e| template::failure_reason(text, &e))?)
         }
         J::Array(items) => J::Array(
             items

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Sites, StepKindDef, StepSite, encode, normalize};
+use super::{Command, CommandCx, Sites, StepKindDef, StepSite, decode, encode, normalize};
 use crate::convert::Cx;
 use crate::model::{StepKind, Value};
 use crate::tree::Node;
@@ -47,6 +47,16 @@ impl StepKindDef for Exec {
             })
             .collect();
         encode(&ExecStep { argv })
+    }
+
+    fn command(&self, config: &Value, cx: &CommandCx<'_>) -> Option<Result<Command, String>> {
+        let argv = decode::<ExecStep>(config).and_then(|exec| {
+            exec.argv
+                .iter()
+                .map(|arg| cx.render(arg))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        Some(argv.and_then(|argv| Command::from_argv(argv, "exec")))
     }
 
     fn normalize(&self, config: Value) -> Result<Value, String> {

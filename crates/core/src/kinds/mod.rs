@@ -4,9 +4,14 @@
 //! its configuration as JSON, which the kind's module decodes into its own typed struct;
 //! it is stored as `{"<name>": <config>}`, the shape job revisions and plan hashes hold.
 //!
-//! The engine runs each kind through its executor (`rota_engine`'s `kinds` module, one per
-//! kind, registered by the same name); a test there checks both lists name the same kinds.
+//! A kind whose attempt is one process says here what it runs ([`StepKindDef::command`]:
+//! a [`Command`] rendered from its configuration), and the engine starts, supervises and
+//! logs it like every process; such a kind is this one module and its line in `ALL`.
+//! A kind that does work of its own (a request, a query, a kernel) has an executor in
+//! `rota_engine`'s `kinds` module, registered by the same name; a test there checks that
+//! every kind has exactly one of the two.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,6 +19,7 @@ use serde::de::DeserializeOwned;
 
 use crate::convert::Cx;
 use crate::model::Value;
+use crate::template::{Context, render_text};
 use crate::tree::{Key, Node, Pos};
 
 pub mod check;
@@ -68,6 +74,78 @@ pub(crate) struct NoProcess {
     pub templated: &'static str,
 }
 
+/// What a process kind's attempt runs: a program and its arguments, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// The program.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The command as users read it, when it is not the program and its arguments
+    /// (a `sh:` command shows its values, not the variables that pass them).
+    pub shown: Option<String>,
+    /// Values a `sh:` command reads from its environment (`ROTA_TPL_<n>`).
+    pub shell_values: Vec<(String, String)>,
+}
+
+impl Command {
+    /// `program` with `args`.
+    pub fn new(program: String, args: Vec<String>) -> Command {
+        Command {
+            program,
+            args,
+            shown: None,
+            shell_values: Vec::new(),
+        }
+    }
+
+    /// `argv[0]` with the rest as its arguments; `what` names the kind for the error when
+    /// `argv` is empty.
+    pub fn from_argv(mut argv: Vec<String>, what: &str) -> Result<Command, String> {
+        if argv.is_empty() {
+            return Err(format!("`{what}` needs at least a program"));
+        }
+        let program = argv.remove(0);
+        Ok(Command::new(program, argv))
+    }
+
+    /// `sh -c <text>`, its template values passed as `ROTA_TPL_<n>` variables instead of
+    /// being spliced into the shell's text.
+    pub fn shell(text: &str, ctx: &Context) -> Result<Command, String> {
+        let rendered = if text.contains('{') {
+            crate::template::shell::render_shell(text, ctx)
+                .map_err(|e| crate::template::failure_reason(text, &e))?
+        } else {
+            crate::template::shell::ShellCommand {
+                command: text.to_owned(),
+                display: text.to_owned(),
+                env: Vec::new(),
+            }
+        };
+        Ok(Command {
+            program: "sh".to_owned(),
+            args: vec!["-c".to_owned(), rendered.command],
+            shown: Some(rendered.display),
+            shell_values: rendered.env,
+        })
+    }
+}
+
+/// What a process kind renders its command with.
+pub struct CommandCx<'a> {
+    /// The attempt's template context.
+    pub ctx: &'a Context,
+    /// The run's base directory (the job file's directory), for paths relative to it.
+    pub base_dir: &'a Path,
+}
+
+impl CommandCx<'_> {
+    /// Renders one template of the step (see [`render_text`]).
+    pub fn render(&self, text: &str) -> Result<String, String> {
+        render_text(text, self.ctx)
+    }
+}
+
 /// A step kind's syntax and description.
 pub(crate) trait StepKindDef: Sync {
     /// The kind's key in a step (`sh`, `http`…), also its name in stored definitions.
@@ -101,6 +179,14 @@ pub(crate) trait StepKindDef: Sync {
     /// `Some` for a kind that starts no process: `env`, `workdir` and a `dry_run` command
     /// would be ignored, so they are refused.
     fn no_process(&self) -> Option<NoProcess> {
+        None
+    }
+
+    /// For a kind whose attempt is one process: the command it runs, rendered from its
+    /// configuration. The engine adds the step's environment, working directory, sandbox
+    /// and supervision, and shows the step's `dry_run` command instead in a dry run. `None`
+    /// for a kind that does work of its own (it has an executor in the engine).
+    fn command(&self, _config: &Value, _cx: &CommandCx<'_>) -> Option<Result<Command, String>> {
         None
     }
 
@@ -143,6 +229,22 @@ pub fn describe(kind: &str, config: &Value) -> String {
     }
 }
 
+/// The command an attempt of a process kind runs (see `StepKindDef::command`); `None`
+/// for an unknown kind or one that does work of its own.
+pub fn command(kind: &str, config: &Value, cx: &CommandCx<'_>) -> Option<Result<Command, String>> {
+    find(kind)?.command(config, cx)
+}
+
+/// Whether `kind` is a process kind: one that answers with a [`Command`] (an engine
+/// executor runs the others).
+pub fn is_command_kind(kind: &str) -> bool {
+    let cx = CommandCx {
+        ctx: &Context::default(),
+        base_dir: Path::new("."),
+    };
+    command(kind, &Value::Null, &cx).is_some()
+}
+
 /// The line shown when a step of kind `kind` starts (see `StepKindDef::start_line`).
 pub fn start_line(kind: &str, config: &Value) -> String {
     match find(kind) {
@@ -154,6 +256,11 @@ pub fn start_line(kind: &str, config: &Value) -> String {
 /// A kind's typed configuration as the JSON a [`StepKind`](crate::model::StepKind) holds.
 pub(crate) fn encode<T: Serialize>(config: &T) -> Option<Value> {
     serde_json::to_value(config).ok()
+}
+
+/// A configuration as the kind's typed struct.
+pub(crate) fn decode<T: DeserializeOwned>(config: &Value) -> Result<T, String> {
+    T::deserialize(config).map_err(|e| format!("invalid step configuration: {e}"))
 }
 
 /// Decodes a stored configuration into `T` and encodes it again, so that it compares and

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Sites, StepKindDef, StepSite, encode, normalize, text};
+use super::{Command, CommandCx, Sites, StepKindDef, StepSite, decode, encode, normalize, text};
 use crate::convert::{Cx, get};
 use crate::model::{StepKind, Value};
 use crate::tree::{Kind, Node};
@@ -86,6 +86,10 @@ impl StepKindDef for Script {
         encode(&config)
     }
 
+    fn command(&self, config: &Value, cx: &CommandCx<'_>) -> Option<Result<Command, String>> {
+        Some(decode::<ScriptStep>(config).and_then(|script| script_command(&script, cx)))
+    }
+
     fn normalize(&self, config: Value) -> Result<Value, String> {
         normalize::<ScriptStep>(config)
     }
@@ -93,4 +97,23 @@ impl StepKindDef for Script {
     fn describe(&self, config: &Value) -> String {
         text(config, "path").map_or_else(|| config.to_string(), str::to_owned)
     }
+}
+
+/// The script file (relative to the job file's directory) after its interpreter's words,
+/// then its arguments.
+fn script_command(script: &ScriptStep, cx: &CommandCx<'_>) -> Result<Command, String> {
+    let file = cx.base_dir.join(cx.render(&script.path)?);
+    let mut argv: Vec<String> = match &script.interpreter {
+        Some(interpreter) => cx
+            .render(interpreter)?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
+        None => Vec::new(),
+    };
+    argv.push(file.display().to_string());
+    for arg in &script.args {
+        argv.push(cx.render(arg)?);
+    }
+    Command::from_argv(argv, "script")
 }

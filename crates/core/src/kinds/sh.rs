@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Sites, StepKindDef, StepSite, encode, normalize, text};
+use super::{Command, CommandCx, Sites, StepKindDef, StepSite, decode, encode, normalize, text};
 use crate::convert::Cx;
 use crate::model::{StepKind, Value};
 use crate::tree::Node;
@@ -37,6 +37,10 @@ impl StepKindDef for Sh {
         let command = cx.string(value, &step.what("sh"))?;
         sites(&command, value.pos, false);
         encode(&ShStep { command })
+    }
+
+    fn command(&self, config: &Value, cx: &CommandCx<'_>) -> Option<Result<Command, String>> {
+        Some(decode::<ShStep>(config).and_then(|sh| Command::shell(&sh.command, cx.ctx)))
     }
 
     fn normalize(&self, config: Value) -> Result<Value, String> {

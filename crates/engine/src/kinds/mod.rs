@@ -1,8 +1,12 @@
-//! How each step kind runs, one module per kind, registered by the name its syntax module
-//! in `rota_core::kinds` gives it: the executor renders the step's templates into what the
-//! attempt does (a process for [`crate::process::supervise`], or work of its own, raced
-//! against the step's stop and timeout with [`crate::step::race`] and logged through the
-//! step's redactor), or what a dry run shows instead.
+//! How the step kinds that do work of their own run, one module per kind, registered by
+//! the name its syntax module in `rota_core::kinds` gives it: the executor renders the
+//! step's templates into what the attempt does (work raced against the step's stop and
+//! timeout with [`crate::step::race`] and logged through the step's redactor, or a
+//! process it starts itself), or what a dry run shows instead.
+//!
+//! A process kind (`sh`, `exec`, `script`) has no executor here: its syntax module says
+//! what command it runs (`rota_core::kinds::command`), and `step::resolve` starts that
+//! through [`crate::process::supervise`] like every step process.
 
 use std::path::{Path, PathBuf};
 
@@ -13,21 +17,11 @@ use crate::run::Shared;
 use crate::step::Resolved;
 
 mod check;
-mod exec;
 pub(crate) mod http;
 mod notebook;
-mod script;
-mod sh;
 
-/// Every kind's executor, one line each.
-static ALL: &[&dyn Executor] = &[
-    &sh::Sh,
-    &exec::Exec,
-    &script::Script,
-    &notebook::Notebook,
-    &http::Http,
-    &check::Check,
-];
+/// The executor of every kind that is not a process kind, one line each.
+static ALL: &[&dyn Executor] = &[&notebook::Notebook, &http::Http, &check::Check];
 
 /// What an executor resolves a step attempt with.
 pub(crate) struct ResolveCx<'a> {
@@ -60,9 +54,25 @@ pub(crate) fn find(name: &str) -> Option<&'static dyn Executor> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn every_kind_has_one_executor() {
-        let executors: Vec<&str> = super::ALL.iter().map(|k| k.name()).collect();
-        let kinds: Vec<&str> = rota_core::kinds::names().collect();
-        assert_eq!(executors, kinds);
+    fn every_kind_runs_either_a_command_or_its_executor() {
+        for kind in rota_core::kinds::names() {
+            let executor = super::find(kind).is_some();
+            let command = rota_core::kinds::is_command_kind(kind);
+            assert!(
+                executor != command,
+                "kind `{kind}`: executor {executor}, command {command}: exactly one is needed"
+            );
+        }
+        for executor in super::ALL {
+            assert!(
+                rota_core::kinds::names().any(|kind| kind == executor.name()),
+                "executor `{}` has no syntax module",
+                executor.name()
+            );
+        }
+        let command_kinds: Vec<&str> = rota_core::kinds::names()
+            .filter(|kind| rota_core::kinds::is_command_kind(kind))
+            .collect();
+        assert_eq!(command_kinds, ["sh", "exec", "script"]);
     }
 }
