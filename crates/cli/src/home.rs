@@ -1,59 +1,44 @@
-//! The data directory (`$ROTA_HOME`) and the store inside it.
+//! The data directory (`$ROTA_HOME`) and the store inside it (`rota_ops::host::Home`).
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use rota_store::Store;
+use rota_ops::Ops;
+use rota_ops::host::Home as DataDir;
 
 /// The data directory.
 pub struct Home {
     pub dir: PathBuf,
+    data: DataDir,
 }
 
 impl Home {
-    /// `--home`/`ROTA_HOME`, else the platform data dir (`~/.local/share/rota` on Linux).
-    ///
-    /// From here on the process umask is 077, so that everything Rota writes under the data
-    /// directory (the store and its WAL/SHM, run directories, notebooks, webhook bodies) is
-    /// readable by its owner only, whatever the user's umask; step processes get the user's
-    /// umask back (see `rota_engine::sandbox`).
+    /// `--home`/`ROTA_HOME`, else the platform data dir (`~/.local/share/rota` on Linux);
+    /// from here on the process umask is 077 (see `rota_ops::host::Home::new`).
     pub fn new(explicit: Option<PathBuf>) -> anyhow::Result<Home> {
-        rota_engine::sandbox::private_umask();
         let dir = match explicit {
             Some(dir) => dir,
             None => dirs::data_dir()
                 .map(|d| d.join("rota"))
                 .context("no data directory: set ROTA_HOME")?,
         };
-        Ok(Home { dir })
+        Ok(Home {
+            data: DataDir::new(dir.clone()),
+            dir,
+        })
     }
 
-    /// Opens the store, and first marks runs whose `rota` process died as abandoned,
-    /// so every command sees an honest history.
-    ///
-    /// The directory is created (or made) mode 0700, and steps this process runs are kept
-    /// out of it (`rota_engine::sandbox::init`).
-    pub async fn open_store(&self) -> anyhow::Result<Store> {
-        rota_engine::sandbox::init(&self.dir)
-            .with_context(|| format!("cannot set up {}", self.dir.display()))?;
-        let store = Store::open(&self.dir)
-            .await
-            .with_context(|| format!("cannot open the store in {}", self.dir.display()))?;
-        let abandoned = rota_engine::recovery::mark_abandoned_runs(&store)
-            .await
-            .context("cannot check for abandoned runs")?;
-        for run in abandoned {
-            eprintln!("rota: run {run} was abandoned: the rota process running it died");
-        }
-        Ok(store)
+    /// Opens the store, after marking runs whose `rota` process died as abandoned.
+    pub async fn open_store(&self) -> anyhow::Result<rota_ops::Store> {
+        Ok(self.data.open_store().await?)
     }
 
     /// The application layer over `store`, executing runs in this process: the steps of a
     /// job without a job file (ad-hoc commands, jobs saved with `rota jobs put`) run in the
     /// working directory.
-    pub fn ops(&self, store: &Store) -> rota_ops::Ops {
+    pub fn ops(&self, store: &rota_ops::Store) -> Ops {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        rota_ops::Ops::new(store.clone()).runs_here(&self.dir, self.artifacts_dir(), cwd)
+        self.data.ops(store, cwd)
     }
 
     /// The application layer acting for the user running this process (an admin
@@ -67,6 +52,6 @@ impl Home {
 
     /// Where runs keep their files (outputs, notebooks).
     pub fn artifacts_dir(&self) -> PathBuf {
-        self.dir.join("runs")
+        self.data.artifacts_dir()
     }
 }

@@ -32,11 +32,11 @@ pub const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     // Before any thread exists: the secret key and API token leave /proc/PID/environ.
-    rota_engine::sandbox::hide_sensitive_environment();
+    rota_ops::host::hide_sensitive_environment();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Guardian) {
         // The watchdog must not start a runtime or touch the store: it only waits.
-        return ExitCode::from(rota_engine::guardian::guardian_main() as u8);
+        return ExitCode::from(rota_ops::host::guardian_main() as u8);
     }
     if matches!(cli.command, Command::Render) {
         return render_helper::main();
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     init_tracing();
     // Processes a step leaves behind are re-parented to `rota` rather than to PID 1 (which
     // may not reap them), so the supervisor can kill and reap its whole process group.
-    if let Err(error) = rota_engine::process::adopt_orphans() {
+    if let Err(error) = rota_ops::host::adopt_orphans() {
         tracing::warn!(%error, "cannot become a child subreaper");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -129,7 +129,8 @@ async fn local_only(
                     args::OutputFormat::Json => rota_notebook::cli::OutputFormat::Json,
                 };
             }
-            let host = notebook_kernels(&command);
+            let runs_a_kernel = matches!(command, rota_notebook::cli::NotebookCommand::Run(_));
+            let host = rota_ops::host::notebook_kernels(runs_a_kernel);
             let code = rota_notebook::cli::run(command, host).await;
             Ok(u8::try_from(code).unwrap_or(1))
         }
@@ -185,19 +186,6 @@ async fn run_local(
     }
 }
 
-/// The host that starts `rota notebook run`'s kernel: the engine's supervisor, as for a
-/// `notebook:` step, with a cgroup of its own where the machine has a writable hierarchy
-/// and a guardian, so that neither the kernel nor what its cells start outlives `rota`.
-fn notebook_kernels(command: &rota_notebook::cli::NotebookCommand) -> rota_notebook::kernel::Host {
-    let runs_a_kernel = matches!(command, rota_notebook::cli::NotebookCommand::Run(_));
-    let guardian = if runs_a_kernel {
-        rota_engine::cgroup::init();
-        run_cmd::spawn_guardian().map(std::sync::Arc::new)
-    } else {
-        None
-    };
-    rota_engine::kernels::Kernels::new(guardian, None).host()
-}
 
 /// The commands still written twice: the server's half (`--server`).
 async fn run_remote(

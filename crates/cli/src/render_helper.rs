@@ -83,7 +83,7 @@ impl Isolation for HelperProcess {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         // The helper needs none of Rota's credentials.
-        for name in rota_engine::sandbox::scrubbed_env() {
+        for name in rota_ops::host::scrubbed_env() {
             command.env_remove(name);
         }
         let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;

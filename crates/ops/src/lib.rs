@@ -16,6 +16,7 @@
 
 pub mod auth;
 mod error;
+pub mod host;
 pub mod ids;
 mod jobs;
 mod plans;
@@ -29,9 +30,10 @@ pub use error::OpsError;
 pub use jobs::SavedJob;
 pub use service::{Rota, Session};
 pub use rota_engine::run::RunRequest;
+pub use rota_store::Store;
 pub use runs::{Gated, RunSpec, approval_gate, ephemeral_namespace, is_ephemeral, resolve_params};
 
-use rota_store::{NewAuditEntry, Store};
+use rota_store::NewAuditEntry;
 
 /// Where the artifacts of a run served by `rota serve` keep the webhook body that started
 /// it; steps find it through `ROTA_WEBHOOK_BODY_FILE`.
