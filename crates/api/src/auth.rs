@@ -49,4 +49,3 @@ impl FromRequestParts<ApiState> for Caller {
         Ok(Caller(state.ops.authenticate(token).await?))
     }
 }
-

@@ -47,11 +47,11 @@ use axum::routing::get;
 use rota_store::{AuditBreak, Store, StoreError};
 
 pub use auth::{AuthMode, Caller};
+pub use error::{ApiError, PROBLEM_BASE};
+pub use metrics::SchedulerMetrics;
 pub use rota_ops::auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, Principal, Scope, ensure_admin_token, issue_token,
 };
-pub use error::{ApiError, PROBLEM_BASE};
-pub use metrics::SchedulerMetrics;
 pub use rota_store::Role;
 pub use routes::schedules::{BoxFuture, NextFires, ScheduleOps};
 

@@ -22,16 +22,15 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
 use prometheus_client::encoding::{EncodeLabelSet, prometheus_text};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use rota_store::{Role, RunCount};
+use rota_ops::metrics::RunCount;
 
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::{ApiError, ApiState};
 
 /// The content type of the text exposition format (version 0.0.4).
@@ -157,15 +156,14 @@ pub(crate) async fn serve(
     State(state): State<ApiState>,
     Caller(principal): Caller,
 ) -> Result<Response, ApiError> {
-    principal.require(Scope::Global, Role::Viewer)?;
-    let counts = state.store.run_counts_by_status().await?;
-    let since = Timestamp::now()
-        .checked_sub(STEP_WINDOW)
-        .unwrap_or(Timestamp::MIN);
-    let steps = state.store.recent_step_durations(since).await?;
+    let figures = state
+        .ops
+        .session(principal, None)
+        .metrics(STEP_WINDOW)
+        .await?;
     let text = render(
-        &counts,
-        &steps,
+        &figures.runs,
+        &figures.step_durations,
         &state.api_metrics,
         &state.scheduler_metrics,
     )

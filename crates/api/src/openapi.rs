@@ -7,9 +7,7 @@
 //! serde type denies unknown fields say `additionalProperties: false`.
 
 use axum::response::{IntoResponse, Response};
-use utoipa::openapi::schema::{
-    ObjectBuilder, Schema, Type,
-};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 

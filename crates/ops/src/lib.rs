@@ -19,6 +19,7 @@ mod error;
 pub mod host;
 pub mod ids;
 mod jobs;
+pub mod metrics;
 mod plans;
 pub mod records;
 mod runs;
@@ -28,10 +29,10 @@ use std::path::PathBuf;
 
 pub use error::OpsError;
 pub use jobs::SavedJob;
-pub use service::{Rota, Session};
 pub use rota_engine::run::RunRequest;
 pub use rota_store::Store;
 pub use runs::{Gated, RunSpec, approval_gate, ephemeral_namespace, is_ephemeral, resolve_params};
+pub use service::{Rota, Session};
 
 use rota_store::NewAuditEntry;
 

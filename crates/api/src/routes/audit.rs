@@ -6,10 +6,10 @@ use rota_store::Role;
 
 use super::AfterQuery;
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::extract::{Json, Query};
-use rota_ops::records::{AuditEntry, AuditPage, AuditVerification, Problem};
 use crate::{ApiError, ApiState};
+use rota_ops::auth::Scope;
+use rota_ops::records::{AuditEntry, AuditPage, AuditVerification, Problem};
 
 /// Audit entries after a position, oldest first.
 #[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAuditEntries", tag = "audit", params(AfterQuery),

@@ -13,10 +13,10 @@ use utoipa::IntoParams;
 
 use super::AfterQuery;
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::extract::{Json, Query};
-use rota_ops::records::{Event, EventPage, Problem};
 use crate::{ApiError, ApiState};
+use rota_ops::auth::Scope;
+use rota_ops::records::{Event, EventPage, Problem};
 
 /// Events after a position, oldest first. The event log spans namespaces, so this needs
 /// the viewer role in every namespace.

@@ -11,13 +11,13 @@ use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::extract::{ClientAddr, Json, Path, Query};
+use crate::{ApiError, ApiState, audited};
+use rota_ops::auth::Scope;
 use rota_ops::ids::{JobId, Namespace};
 use rota_ops::records::{
     Job, JobList, JobSubmission, JobSummary, Problem, ProblemItem, ValidatedJob, Validation,
 };
-use crate::{ApiError, ApiState, audited};
 
 /// How diagnostics name a job file sent to the API.
 const ORIGIN: &str = "<api>";

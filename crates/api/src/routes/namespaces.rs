@@ -7,11 +7,11 @@ use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::extract::{Json, Query};
+use crate::{ApiError, ApiState};
+use rota_ops::auth::Scope;
 use rota_ops::ids;
 use rota_ops::records::{Namespace, NamespaceList, Problem};
-use crate::{ApiError, ApiState};
 
 /// `GET /api/v1/namespaces` parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -18,11 +18,11 @@ use utoipa::IntoParams;
 
 use super::{latest_job, page_limit, resolve_params};
 use crate::auth::Caller;
-use rota_ops::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
+use crate::{ApiError, ApiState, audited};
+use rota_ops::auth::{Principal, Scope};
 use rota_ops::ids::{JobId, Namespace, RunId};
 use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanPage, Problem, Run};
-use crate::{ApiError, ApiState, audited};
 
 /// `GET /api/v1/plans` filters.
 #[derive(Debug, Deserialize, IntoParams)]

@@ -16,11 +16,13 @@ use utoipa::IntoParams;
 
 use super::{AfterQuery, page_limit};
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use rota_ops::ids::{JobId, Namespace, RunId};
-use rota_ops::records::{CancelAccepted, CreateRun, LogLine, LogPage, Problem, RetryRun, Run, RunPage};
 use crate::{ApiError, ApiState, audited};
+use rota_ops::auth::Scope;
+use rota_ops::ids::{JobId, Namespace, RunId};
+use rota_ops::records::{
+    CancelAccepted, CreateRun, LogLine, LogPage, Problem, RetryRun, Run, RunPage,
+};
 
 /// `GET /api/v1/runs` filters.
 #[derive(Debug, Deserialize, IntoParams)]

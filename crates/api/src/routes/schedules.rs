@@ -20,14 +20,14 @@ use utoipa::IntoParams;
 
 use super::page_limit;
 use crate::auth::Caller;
-use rota_ops::auth::Scope;
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
+use crate::{ApiError, ApiState, audited};
+use rota_ops::auth::Scope;
 use rota_ops::ids::{JobId, Namespace};
 use rota_ops::records::{
     Backfill, BackfillResult, BackfilledOccurrence, FireTime, Occurrence, OccurrenceList, Problem,
     ResumeSchedule, ScheduleNext, ScheduleState,
 };
-use crate::{ApiError, ApiState, audited};
 
 /// `?limit=&cursor=` of the history.
 #[derive(Debug, Deserialize, IntoParams)]

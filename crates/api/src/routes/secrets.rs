@@ -18,11 +18,11 @@ use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
 use crate::auth::Caller;
-use rota_ops::auth::{Principal, Scope};
 use crate::extract::{ClientAddr, Json, Path, Query};
+use crate::{ApiError, ApiState, audited};
+use rota_ops::auth::{Principal, Scope};
 use rota_ops::ids::{Namespace, SecretName};
 use rota_ops::records::{Problem, PutSecret, Secret, SecretList, StoredSecret};
-use crate::{ApiError, ApiState, audited};
 
 /// A secret's name from the path, checked in the handler rather than by the extractor so
 /// that a call refused for a bad name is still audited.

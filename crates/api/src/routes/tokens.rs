@@ -9,11 +9,11 @@ use utoipa::IntoParams;
 
 use super::{cut_page, page_limit};
 use crate::auth::Caller;
-use rota_ops::auth::{Scope, issue_token};
 use crate::extract::{ClientAddr, Json, Path, Query};
+use crate::{ApiError, ApiState, audited};
+use rota_ops::auth::{Scope, issue_token};
 use rota_ops::ids::TokenId;
 use rota_ops::records::{CreateToken, CreatedToken, Problem, Token, TokenGrant, TokenList};
-use crate::{ApiError, ApiState, audited};
 
 /// Longest token name, in characters.
 const MAX_NAME_CHARS: usize = 200;

@@ -95,4 +95,3 @@ pub fn resume_from_schema() -> Schema {
         .build()
         .into()
 }
-
