@@ -53,7 +53,12 @@ impl Home {
     /// working directory.
     pub fn ops(&self, store: &Store) -> rota_ops::Ops {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        rota_ops::Ops::new(store.clone()).runs_here(&self.dir, self.artifacts_dir(), cwd)
+        rota_ops::Ops::new(store.clone())
+            .runs_here(&self.dir, self.artifacts_dir(), cwd)
+            .with_secrets_home(&self.dir)
+            .with_schedules(std::sync::Arc::new(
+                rota_server::backfill::ApiSchedules::with_limit(crate::serve_cmd::BACKFILL_LIMIT),
+            ))
     }
 
     /// The application layer acting for the user running this process (an admin

@@ -13,8 +13,8 @@ use super::Session;
 use crate::OpsError;
 use crate::auth::{Role, Scope};
 use crate::records::{
-    Backfill, BackfillResult, BackfilledOccurrence, FireTime, HistoryQuery, NextQuery,
-    Occurrence, OccurrenceList, ResumeSchedule, ScheduleNext, ScheduleState,
+    Backfill, BackfillResult, BackfilledOccurrence, FireTime, HistoryQuery, NextQuery, Occurrence,
+    OccurrenceList, ResumeSchedule, ScheduleNext, ScheduleState,
 };
 use crate::schedules::{cut_page, page_limit};
 
