@@ -4,8 +4,8 @@
 //! (`/api/v1/openapi.json`) needs a bearer token whose role fits the call
 //! ([`auth`] explains tokens and roles), unless the server runs with [`AuthMode::None`].
 //! Every error is an RFC 9457 `application/problem+json` body ([`ApiError`]); every
-//! mutating call appends an entry to the hash-chained audit log, which [`verify_audit`]
-//! checks. `GET /metrics` serves Prometheus metrics ([`metrics`]) to `viewer`s of every
+//! mutating call appends an entry to the hash-chained audit log, which
+//! `rota_ops::audit::verify_audit` checks. `GET /metrics` serves Prometheus metrics ([`metrics`]) to `viewer`s of every
 //! namespace.
 //!
 //! This crate holds no SQL (it calls [`rota_store::Store`]) and starts no processes.
@@ -38,13 +38,11 @@ pub mod openapi;
 mod routes;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use rota_store::{AuditBreak, Store, StoreError};
+use rota_store::Store;
 
 pub use auth::{AuthMode, Caller};
 pub use error::{ApiError, PROBLEM_BASE};
@@ -53,13 +51,12 @@ pub use rota_ops::auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, Principal, Scope, ensure_admin_token, issue_token,
 };
 pub use rota_store::Role;
-pub use routes::schedules::{BoxFuture, NextFires, ScheduleOps};
 
 /// Largest request body accepted, in bytes; larger ones get a 413 problem.
 pub const BODY_LIMIT: usize = 1 << 20;
 
-/// What every handler shares: the store, how callers are authenticated and where the
-/// secrets key lives.
+/// What every handler shares: the store, the application layer (which knows where the
+/// secrets key lives and computes fire times) and how callers are authenticated.
 #[derive(Debug, Clone)]
 pub struct ApiState {
     /// The store.
@@ -68,17 +65,11 @@ pub struct ApiState {
     pub ops: rota_ops::Ops,
     /// How callers are authenticated.
     pub auth: AuthMode,
-    /// The data directory whose `secret.key` seals stored secrets (or `ROTA_SECRET_KEY`,
-    /// which takes precedence). Without it, setting a secret answers 503.
-    pub secrets_home: Option<PathBuf>,
     /// Where the scheduler reports its lateness, exported at `/metrics`; the server clones
     /// it and feeds it.
     pub scheduler_metrics: SchedulerMetrics,
     /// API latency, recorded by a layer of [`app`] and exported at `/metrics`.
     pub(crate) api_metrics: metrics::ApiMetrics,
-    /// The scheduler's trigger arithmetic for fire times and backfill, handed in by the
-    /// server; without it those routes answer 503.
-    pub schedules: Option<Arc<dyn ScheduleOps>>,
 }
 
 impl ApiState {
@@ -88,25 +79,9 @@ impl ApiState {
             ops: rota_ops::Ops::new(store.clone()),
             store,
             auth,
-            secrets_home: None,
             scheduler_metrics: SchedulerMetrics::default(),
             api_metrics: metrics::ApiMetrics::default(),
-            schedules: None,
         }
-    }
-
-    /// Enables a job's next fire times and backfill through `ops` (`rota-server` provides
-    /// it).
-    pub fn with_schedules(mut self, ops: Arc<dyn ScheduleOps>) -> ApiState {
-        self.schedules = Some(ops);
-        self
-    }
-
-    /// Enables setting secrets: their key is `ROTA_SECRET_KEY`, else `home/secret.key`,
-    /// created (mode 0600) on the first secret set through the API.
-    pub fn with_secrets_home(mut self, home: impl Into<PathBuf>) -> ApiState {
-        self.secrets_home = Some(home.into());
-        self
     }
 }
 
@@ -148,25 +123,4 @@ pub(crate) async fn audited<T>(
     };
     state.ops.audit(&actor, action, target, result).await?;
     outcome
-}
-
-/// Why [`verify_audit`] failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum VerifyAuditError {
-    /// The chain is broken at this entry.
-    #[error("the audit log was tampered with: {0}")]
-    Broken(AuditBreak),
-    /// The store could not be read.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Checks the whole audit chain; names the first entry that was modified, deleted or
-/// reordered.
-pub async fn verify_audit(store: &Store) -> Result<(), VerifyAuditError> {
-    match store.check_audit_chain().await? {
-        None => Ok(()),
-        Some(broken) => Err(VerifyAuditError::Broken(broken)),
-    }
 }

@@ -2,7 +2,7 @@
 //! (edit, delete, reorder, truncate) is detected and located.
 
 use axum::http::Method;
-use rota_api::{VerifyAuditError, verify_audit};
+use rota_ops::audit::{VerifyAuditError, verify_audit};
 use rota_store::{AuditBreakKind, NewAuditEntry, Store};
 use sqlx::sqlite::SqlitePoolOptions;
 

@@ -162,9 +162,13 @@ impl Env {
             tokens.insert(*name, text);
             token_ids.insert(*name, record.id);
         }
-        let state = ApiState::new(store.clone(), auth)
+        let mut state = ApiState::new(store.clone(), auth);
+        state.ops = state
+            .ops
             .with_secrets_home(home.path())
-            .with_schedules(std::sync::Arc::new(rota_server::backfill::ApiSchedules));
+            .with_schedules(std::sync::Arc::new(
+                rota_server::backfill::ApiSchedules::api(),
+            ));
         let app = app(state);
         Env {
             _home: home,

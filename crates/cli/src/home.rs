@@ -38,7 +38,12 @@ impl Home {
     /// working directory.
     pub fn ops(&self, store: &rota_ops::Store) -> Ops {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        self.data.ops(store, cwd)
+        self.data
+            .ops(store, cwd)
+            .with_secrets_home(&self.dir)
+            .with_schedules(std::sync::Arc::new(
+                rota_server::backfill::ApiSchedules::with_limit(crate::serve_cmd::BACKFILL_LIMIT),
+            ))
     }
 
     /// The application layer acting for the user running this process (an admin

@@ -147,8 +147,21 @@ async fn dispatch<R: rota_ops::Rota>(
     command: Command,
     out: &output::Printer,
 ) -> anyhow::Result<Result<u8, Command>> {
-    let _ = (rota, out);
-    Ok(Err(command))
+    Ok(Ok(match command {
+        Command::Schedule(args::ScheduleCommand::Next(args)) => {
+            serve_cmd::next(rota, args, out).await?
+        }
+        Command::Schedule(args::ScheduleCommand::History(args)) => {
+            serve_cmd::history(rota, args, out).await?
+        }
+        Command::Pause(args) => serve_cmd::pause(rota, args, out).await?,
+        Command::Resume(args) => serve_cmd::resume(rota, args, out).await?,
+        Command::Backfill(args) => serve_cmd::backfill(rota, args, out).await?,
+        Command::Secrets(command) => secrets_cmd::secrets(rota, command, out).await?,
+        Command::Tokens(command) => tokens_cmd::tokens(rota, command, out).await?,
+        Command::Audit(command) => audit_cmd::audit(rota, command, out).await?,
+        other => return Ok(Err(other)),
+    }))
 }
 
 /// The commands still written twice: this machine's half.
@@ -170,18 +183,6 @@ async fn run_local(
         Command::Approve(args) => plan_cmd::decide(home, args, true, out).await,
         Command::Reject(args) => plan_cmd::decide(home, args, false, out).await,
         Command::Apply(args) => plan_cmd::apply(home, args, out).await,
-        Command::Schedule(args::ScheduleCommand::Next(args)) => {
-            serve_cmd::next(home, args, out).await
-        }
-        Command::Schedule(args::ScheduleCommand::History(args)) => {
-            serve_cmd::history(home, args, out).await
-        }
-        Command::Pause(args) => serve_cmd::pause(home, args, out).await,
-        Command::Resume(args) => serve_cmd::resume(home, args, out).await,
-        Command::Backfill(args) => serve_cmd::backfill(home, args, out).await,
-        Command::Secrets(command) => secrets_cmd::secrets(home, command, out).await,
-        Command::Audit(command) => audit_cmd::audit(home, command, out).await,
-        Command::Tokens(command) => tokens_cmd::tokens(home, command, out).await,
         local => unreachable!("handled by local_only: {local:?}"),
     }
 }
@@ -206,18 +207,6 @@ async fn run_remote(
         Command::Approve(args) => plan_cmd::decide_remote(remote, args, true, out).await,
         Command::Reject(args) => plan_cmd::decide_remote(remote, args, false, out).await,
         Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await,
-        Command::Schedule(args::ScheduleCommand::History(args)) => {
-            serve_cmd::history_remote(remote, args, out).await
-        }
-        Command::Schedule(args::ScheduleCommand::Next(args)) => {
-            serve_cmd::next_remote(remote, args, out).await
-        }
-        Command::Pause(args) => serve_cmd::pause_remote(remote, args, out).await,
-        Command::Resume(args) => serve_cmd::resume_remote(remote, args, out).await,
-        Command::Backfill(args) => serve_cmd::backfill_remote(remote, args, out).await,
-        Command::Secrets(command) => secrets_cmd::secrets_remote(remote, command, out).await,
-        Command::Tokens(command) => tokens_cmd::tokens_remote(remote, command, out).await,
-        Command::Audit(command) => audit_cmd::audit_remote(remote, command, out).await,
         local => unreachable!("handled by local_only: {local:?}"),
     }
 }

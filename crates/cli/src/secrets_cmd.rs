@@ -8,16 +8,14 @@ use std::io::{IsTerminal as _, Read as _, Write as _};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use rota_secrets::{SecretKey, SecretValue};
+use rota_ops::records::{PutSecret, Secret, SecretPageQuery};
+use rota_ops::service::Secrets;
+use rota_secrets::SecretValue;
 use serde_json::json;
 
-use reqwest::{Method, StatusCode};
-
 use crate::EXIT_USAGE;
-use crate::client::{Remote, seg};
-use crate::home::Home;
+use crate::client::PAGE;
 use crate::output::{self, Printer};
-use crate::view::{SecretView, StoredSecretView, via_wire};
 
 /// `rota secrets`.
 #[derive(Debug, Subcommand)]
@@ -59,15 +57,25 @@ pub struct RmArgs {
     pub namespace: String,
 }
 
-pub async fn secrets(home: &Home, command: SecretsCommand, out: &Printer) -> anyhow::Result<u8> {
+pub async fn secrets<R: Secrets>(
+    rota: &R,
+    command: SecretsCommand,
+    out: &Printer,
+) -> anyhow::Result<u8> {
     match command {
-        SecretsCommand::Set(args) => set(home, args, out).await,
-        SecretsCommand::List(args) => list(home, args, out).await,
-        SecretsCommand::Rm(args) => rm(home, args, out).await,
+        SecretsCommand::Set(args) => set(rota, args, out).await,
+        SecretsCommand::List(args) => {
+            let secrets = all_secrets(rota, &args.namespace).await?;
+            print_list(out, &args.namespace, &secrets);
+            Ok(0)
+        }
+        SecretsCommand::Rm(args) => rm(rota, args, out).await,
     }
 }
 
-async fn set(home: &Home, args: SetArgs, out: &Printer) -> anyhow::Result<u8> {
+/// Stores a new version; the value comes from stdin or the prompt and goes only into the
+/// operation (and over the network, only in a request body).
+async fn set<R: Secrets>(rota: &R, args: SetArgs, out: &Printer) -> anyhow::Result<u8> {
     let value = match read_value(&args.name) {
         Ok(value) => value,
         Err(message) => {
@@ -75,30 +83,13 @@ async fn set(home: &Home, args: SetArgs, out: &Printer) -> anyhow::Result<u8> {
             return Ok(EXIT_USAGE);
         }
     };
-    let store = home.open_store().await?;
-    let key = SecretKey::load_or_create(&home.dir)?;
-    let version = rota_secrets::put(
-        &store,
-        &key,
-        &args.namespace,
-        &args.name,
-        &value,
-        &rota_ops::Actor::local().name,
-    )
-    .await
-    .with_context(|| format!("cannot store secret {}", args.name))?;
-    print_stored(
-        out,
-        &StoredSecretView {
-            namespace: args.namespace,
-            name: args.name,
-            version,
-        },
-    );
-    Ok(0)
-}
-
-fn print_stored(out: &Printer, stored: &StoredSecretView) {
+    let value = PutSecret {
+        value: value.expose().to_owned(),
+    };
+    let stored = rota
+        .set_secret(&args.namespace, &args.name, value)
+        .await
+        .with_context(|| format!("cannot store secret {}", args.name))?;
     if out.is_json() {
         out.json(
             &json!({ "namespace": stored.namespace, "name": stored.name, "version": stored.version }),
@@ -109,94 +100,28 @@ fn print_stored(out: &Printer, stored: &StoredSecretView) {
             stored.namespace, stored.name, stored.version
         ));
     }
+    Ok(0)
 }
 
-/// `rota secrets` against a server; the value still comes from stdin or the prompt and
-/// travels only in the body of `PUT …/secrets/{name}`.
-pub async fn secrets_remote(
-    remote: &Remote,
-    command: SecretsCommand,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    match command {
-        SecretsCommand::Set(args) => {
-            let value = match read_value(&args.name) {
-                Ok(value) => value,
-                Err(message) => {
-                    eprintln!("rota: {message}");
-                    return Ok(EXIT_USAGE);
-                }
-            };
-            let body = json!({ "value": value.expose() });
-            let stored: StoredSecretView = remote
-                .send(
-                    Method::PUT,
-                    &secret_path(&args.namespace, &args.name),
-                    &body,
-                )
-                .await?;
-            print_stored(out, &stored);
-            Ok(0)
-        }
-        SecretsCommand::List(args) => {
-            let list = remote_list(remote, &args.namespace).await?;
-            print_list(out, &args.namespace, &list);
-            Ok(0)
-        }
-        SecretsCommand::Rm(args) => {
-            // The API answers 204 without a count: the listing just before says how many
-            // versions go.
-            let versions = remote_list(remote, &args.namespace)
-                .await?
-                .into_iter()
-                .find(|s| s.name == args.name)
-                .map_or(0, |s| s.versions);
-            match remote
-                .delete(&secret_path(&args.namespace, &args.name))
-                .await
-            {
-                Ok(()) => {}
-                Err(failure) if failure.is(StatusCode::NOT_FOUND) => {
-                    eprintln!(
-                        "rota: no secret {} in namespace {:?}",
-                        args.name, args.namespace
-                    );
-                    return Ok(1);
-                }
-                Err(failure) => return Err(failure.into()),
-            }
-            print_removed(out, &args.namespace, &args.name, versions);
-            Ok(0)
+/// Every secret of a namespace, page by page.
+async fn all_secrets<R: Secrets>(rota: &R, namespace: &str) -> anyhow::Result<Vec<Secret>> {
+    let mut secrets = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = SecretPageQuery {
+            limit: Some(PAGE),
+            cursor: cursor.take(),
+        };
+        let page = rota.list_secrets(namespace, query).await?;
+        secrets.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(secrets),
         }
     }
 }
 
-fn secret_path(namespace: &str, name: &str) -> String {
-    format!(
-        "/api/v1/namespaces/{}/secrets/{}",
-        seg(namespace),
-        seg(name)
-    )
-}
-
-async fn remote_list(remote: &Remote, namespace: &str) -> anyhow::Result<Vec<SecretView>> {
-    let path = format!("/api/v1/namespaces/{}/secrets", seg(namespace));
-    Ok(remote.get_all(&path, &[]).await?)
-}
-
-async fn list(home: &Home, args: ListArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let secrets = store
-        .list_secrets(&args.namespace)
-        .await?
-        .into_iter()
-        .map(|s| via_wire(rota_ops::records::Secret::from(s)))
-        .collect::<anyhow::Result<Vec<SecretView>>>()?;
-    print_list(out, &args.namespace, &secrets);
-    Ok(0)
-}
-
-fn print_list(out: &Printer, namespace: &str, secrets: &[SecretView]) {
+fn print_list(out: &Printer, namespace: &str, secrets: &[Secret]) {
     if out.is_json() {
         let items: Vec<_> = secrets
             .iter()
@@ -234,39 +159,40 @@ fn print_list(out: &Printer, namespace: &str, secrets: &[SecretView]) {
     );
 }
 
-async fn rm(home: &Home, args: RmArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let removed = rota_secrets::remove(
-        &store,
-        &args.namespace,
-        &args.name,
-        &rota_ops::Actor::local().name,
-    )
-    .await?;
-    if removed == 0 {
-        eprintln!(
-            "rota: no secret {} in namespace {:?}",
-            args.name, args.namespace
-        );
-        return Ok(1);
+/// Removes every version. The operation answers without a count: the listing just before
+/// says how many versions go.
+async fn rm<R: Secrets>(rota: &R, args: RmArgs, out: &Printer) -> anyhow::Result<u8> {
+    let versions = all_secrets(rota, &args.namespace)
+        .await?
+        .into_iter()
+        .find(|s| s.name == args.name)
+        .map_or(0, |s| s.versions);
+    match rota.remove_secret(&args.namespace, &args.name).await {
+        Ok(()) => {}
+        Err(error) if error.is_not_found() => {
+            eprintln!(
+                "rota: no secret {} in namespace {:?}",
+                args.name, args.namespace
+            );
+            return Ok(1);
+        }
+        Err(error) => return Err(error.into()),
     }
-    print_removed(out, &args.namespace, &args.name, removed as i64);
-    Ok(0)
-}
-
-fn print_removed(out: &Printer, namespace: &str, name: &str, removed: i64) {
     if out.is_json() {
         out.json(&json!({
-            "namespace": namespace,
-            "name": name,
-            "removed_versions": removed,
+            "namespace": args.namespace,
+            "name": args.name,
+            "removed_versions": versions,
         }));
     } else {
         out.text(&format!(
-            "secret {namespace}/{name} removed ({removed} version{})\n",
-            if removed == 1 { "" } else { "s" }
+            "secret {}/{} removed ({versions} version{})\n",
+            args.namespace,
+            args.name,
+            if versions == 1 { "" } else { "s" }
         ));
     }
+    Ok(0)
 }
 
 /// The value of secret `name` (checked first, before anything is read): a no-echo prompt

@@ -1,8 +1,8 @@
 //! `rota serve` and the schedule commands around it: `pause`, `resume`, `backfill`,
-//! `schedule next`, `schedule history`. The daemon itself lives in `rota-server`; these
-//! commands only talk to the store, which the running server reads.
+//! `schedule next`, `schedule history`. The daemon itself lives in `rota-server`; the
+//! schedule commands are written once over [`Schedules`], for this machine's store (which
+//! a running server reads) or a server alike.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,18 +11,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use jiff::Timestamp;
-use rota_core::model::Job;
-use rota_server::trigger::{CompiledTrigger, parse_instant, upcoming};
-use rota_store::{Owner, Store};
+use rota_ops::OpsError;
+use rota_ops::records::{
+    Backfill, BackfilledOccurrence, FireTime, HistoryQuery, NextQuery, Occurrence, ResumeSchedule,
+    ScheduleState,
+};
+use rota_ops::service::Schedules;
 use serde_json::json;
 
-use reqwest::Method;
-
 use crate::EXIT_USAGE;
-use crate::client::{Remote, seg};
 use crate::home::Home;
 use crate::output::Printer;
-use crate::view::{Items, OccurrenceView, ScheduleStateView, via_wire};
 
 /// `rota serve`.
 #[derive(Debug, Args)]
@@ -151,34 +150,56 @@ async fn shutdown_signal() {
     eprintln!("rota serve: {name} received, shutting down");
 }
 
-pub async fn pause(home: &Home, args: PauseArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    if require_stored_job(&store, &args.namespace, &args.job)
-        .await?
-        .is_none()
-    {
-        return Ok(EXIT_USAGE);
+/// Most fire times one `rota schedule next` shows.
+const MAX_FIRE_TIMES: usize = 10_000;
+
+/// Largest page of history asked for at once (the API's largest page).
+const HISTORY_PAGE: u32 = 500;
+
+/// Most occurrences one `rota backfill` on this machine queues; a longer range queues
+/// nothing. (The API allows 1,000.)
+pub const BACKFILL_LIMIT: usize = 10_000;
+
+/// The outcome of an operation on a job's schedule: an unknown job is said on stderr
+/// (`None`, exit 2) in the same words in local and remote mode.
+fn known_job<T>(
+    outcome: Result<T, OpsError>,
+    namespace: &str,
+    job: &str,
+) -> anyhow::Result<Option<T>> {
+    match outcome {
+        Ok(value) => Ok(Some(value)),
+        Err(error) if error.is_not_found() => {
+            eprintln!("rota: no stored job {job:?} in namespace {namespace:?}");
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
     }
-    store
-        .set_paused(&args.namespace, &args.job, true, None, Timestamp::now())
-        .await?;
-    report(out, &args.namespace, &args.job, "paused", None);
+}
+
+/// An instant as typed (RFC 3339, or a zoned date-time such as
+/// `2026-03-01T09:00[Europe/Paris]`) in the RFC 3339 form the operations read.
+fn instant_text(text: &str) -> Option<String> {
+    text.parse::<Timestamp>()
+        .ok()
+        .or_else(|| text.parse::<jiff::Zoned>().ok().map(|z| z.timestamp()))
+        .map(|at| at.to_string())
+}
+
+pub async fn pause<R: Schedules>(rota: &R, args: PauseArgs, out: &Printer) -> anyhow::Result<u8> {
+    let outcome = rota.pause_schedule(&args.namespace, &args.job).await;
+    let Some(state) = known_job(outcome, &args.namespace, &args.job)? else {
+        return Ok(EXIT_USAGE);
+    };
+    report(out, &state);
     Ok(0)
 }
 
-pub async fn resume(home: &Home, args: ResumeArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    if require_stored_job(&store, &args.namespace, &args.job)
-        .await?
-        .is_none()
-    {
-        return Ok(EXIT_USAGE);
-    }
-    let now = Timestamp::now();
+pub async fn resume<R: Schedules>(rota: &R, args: ResumeArgs, out: &Printer) -> anyhow::Result<u8> {
     let from = if args.from == "now" {
-        now
-    } else if let Some(at) = parse_instant(&args.from) {
-        at
+        None
+    } else if let Some(at) = instant_text(&args.from) {
+        Some(at)
     } else {
         eprintln!(
             "rota: --from {:?} is neither `now` nor an RFC 3339 instant",
@@ -186,145 +207,97 @@ pub async fn resume(home: &Home, args: ResumeArgs, out: &Printer) -> anyhow::Res
         );
         return Ok(EXIT_USAGE);
     };
-    store
-        .set_paused(&args.namespace, &args.job, false, Some(from), now)
-        .await?;
-    report(out, &args.namespace, &args.job, "resumed", Some(from));
-    Ok(0)
-}
-
-fn report(out: &Printer, namespace: &str, job: &str, state: &str, from: Option<Timestamp>) {
-    if out.is_json() {
-        out.json(&json!({
-            "namespace": namespace, "job": job, "state": state,
-            "resume_from": from.map(|t| t.to_string()),
-        }));
-    } else {
-        let from = from.map(|t| format!(" from {t}")).unwrap_or_default();
-        out.text(&format!("{namespace}/{job} {state}{from}\n"));
-    }
-}
-
-/// The latest stored revision of a job, or `None` after saying on stderr that there is none.
-async fn require_stored_job(
-    store: &Store,
-    namespace: &str,
-    job_id: &str,
-) -> anyhow::Result<Option<(i64, Job)>> {
-    let Some(revision) = store.latest_job_revision(namespace, job_id).await? else {
-        eprintln!("rota: no stored job {job_id:?} in namespace {namespace:?}");
-        return Ok(None);
-    };
-    let job: Job = revision
-        .job()
-        .with_context(|| format!("stored definition of {job_id} does not load"))?;
-    Ok(Some((revision.revision, job)))
-}
-
-pub async fn next(home: &Home, args: NextArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let Some((_, job)) = require_stored_job(&store, &args.namespace, &args.job).await? else {
+    let outcome = rota
+        .resume_schedule(&args.namespace, &args.job, ResumeSchedule { from })
+        .await;
+    let Some(state) = known_job(outcome, &args.namespace, &args.job)? else {
         return Ok(EXIT_USAGE);
     };
-    let triggers = CompiledTrigger::compile_all(&job)?;
-    let origins: BTreeMap<String, Timestamp> = store
-        .trigger_states(&args.namespace, &args.job)
-        .await?
-        .into_iter()
-        .map(|(key, state)| (key, state.origin))
-        .collect();
-    let times: Vec<(Timestamp, String)> =
-        upcoming(&triggers, Timestamp::now(), args.count.min(10_000), |key| {
-            origins.get(key).copied()
-        });
-    print_next(out, &times);
+    report(out, &state);
     Ok(0)
 }
 
-/// `rota schedule next` against a server: `GET …/jobs/{job}/schedule?count=N`.
-pub async fn next_remote(remote: &Remote, args: NextArgs, out: &Printer) -> anyhow::Result<u8> {
-    #[derive(serde::Deserialize)]
-    struct Fire {
-        at: Timestamp,
-        trigger: String,
+/// `ns/job paused`, `ns/job resumed from <instant>`; JSON names the state in one word.
+fn report(out: &Printer, state: &ScheduleState) {
+    let label = if state.paused { "paused" } else { "resumed" };
+    if out.is_json() {
+        out.json(&json!({
+            "namespace": state.namespace, "job": state.job, "state": label,
+            "resume_from": state.resume_from.map(|t| t.to_string()),
+        }));
+    } else {
+        let from = state
+            .resume_from
+            .map(|t| format!(" from {t}"))
+            .unwrap_or_default();
+        out.text(&format!(
+            "{}/{} {label}{from}\n",
+            state.namespace, state.job
+        ));
     }
-    #[derive(serde::Deserialize)]
-    struct Schedule {
-        next: Vec<Fire>,
-    }
-    let path = format!("{}/schedule", job_path(&args.namespace, &args.job));
-    let schedule: Schedule = remote
-        .get(&path, &[("count", args.count.to_string())])
-        .await?;
-    let times: Vec<(Timestamp, String)> = schedule
-        .next
-        .into_iter()
-        .map(|f| (f.at, f.trigger))
-        .collect();
-    print_next(out, &times);
+}
+
+pub async fn next<R: Schedules>(rota: &R, args: NextArgs, out: &Printer) -> anyhow::Result<u8> {
+    let query = NextQuery {
+        count: u32::try_from(args.count.min(MAX_FIRE_TIMES)).ok(),
+    };
+    let outcome = rota.schedule_next(&args.namespace, &args.job, query).await;
+    let Some(schedule) = known_job(outcome, &args.namespace, &args.job)? else {
+        return Ok(EXIT_USAGE);
+    };
+    print_next(out, &schedule.next);
     Ok(0)
 }
 
-fn print_next(out: &Printer, times: &[(Timestamp, String)]) {
+fn print_next(out: &Printer, times: &[FireTime]) {
     if out.is_json() {
         let items: Vec<_> = times
             .iter()
-            .map(|(at, key)| json!({ "at": at.to_string(), "trigger": key }))
+            .map(|f| json!({ "at": f.at.to_string(), "trigger": f.trigger }))
             .collect();
         out.json(&serde_json::Value::Array(items));
     } else {
         let rows: Vec<Vec<String>> = times
             .iter()
-            .map(|(at, key)| vec![at.to_string(), key.clone()])
+            .map(|f| vec![f.at.to_string(), f.trigger.clone()])
             .collect();
         out.table(&["AT", "TRIGGER"], &rows);
     }
 }
 
-/// `rota backfill` against a server: `POST …/jobs/{job}/schedule/backfill`; the runs are
-/// queued on the server, which executes them. Printed as local `rota backfill` prints.
-pub async fn backfill_remote(
-    remote: &Remote,
+/// Queues one run per occurrence of the job's cron and start-anchored interval triggers in
+/// `[from, to]`. An occurrence already recorded (run, skipped or missed) is not run again.
+/// The runs wait in the store's queue; `rota serve` executes them under the job's
+/// `concurrency`, oldest first.
+pub async fn backfill<R: Schedules>(
+    rota: &R,
     args: BackfillArgs,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    #[derive(serde::Deserialize)]
-    struct Item {
-        scheduled_at: Timestamp,
-        trigger: String,
-        run_id: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Done {
-        items: Vec<Item>,
-    }
-    let path = format!("{}/schedule/backfill", job_path(&args.namespace, &args.job));
-    let done: Done = remote
-        .send(
-            Method::POST,
-            &path,
-            &json!({ "from": args.from, "to": args.to }),
-        )
-        .await?;
-    let rows: Vec<(Timestamp, String, Option<String>)> = done
-        .items
-        .into_iter()
-        .map(|i| (i.scheduled_at, i.trigger, i.run_id))
-        .collect();
-    print_backfill(out, &rows);
+    let (Some(from), Some(to)) = (instant_text(&args.from), instant_text(&args.to)) else {
+        eprintln!("rota: --from and --to must be RFC 3339 instants");
+        return Ok(EXIT_USAGE);
+    };
+    let outcome = rota
+        .backfill_schedule(&args.namespace, &args.job, Backfill { from, to })
+        .await;
+    let Some(done) = known_job(outcome, &args.namespace, &args.job)? else {
+        return Ok(EXIT_USAGE);
+    };
+    print_backfill(out, &done.items);
     Ok(0)
 }
 
 /// The output of `rota backfill`: one row per occurrence in the range, with the run queued
 /// for it or none when it was already recorded.
-fn print_backfill(out: &Printer, rows: &[(Timestamp, String, Option<String>)]) {
+fn print_backfill(out: &Printer, rows: &[BackfilledOccurrence]) {
     if out.is_json() {
         let items: Vec<_> = rows
             .iter()
-            .map(|(at, key, run)| {
+            .map(|o| {
                 json!({
-                    "scheduled_at": at.to_string(), "trigger": key, "run_id": run,
-                    "queued": run.is_some(),
+                    "scheduled_at": o.scheduled_at.to_string(), "trigger": o.trigger,
+                    "run_id": o.run_id, "queued": o.run_id.is_some(),
                 })
             })
             .collect();
@@ -332,60 +305,61 @@ fn print_backfill(out: &Printer, rows: &[(Timestamp, String, Option<String>)]) {
     } else {
         let table: Vec<Vec<String>> = rows
             .iter()
-            .map(|(at, key, run)| {
+            .map(|o| {
                 vec![
-                    at.to_string(),
-                    key.clone(),
-                    run.clone()
+                    o.scheduled_at.to_string(),
+                    o.trigger.clone(),
+                    o.run_id
+                        .clone()
                         .unwrap_or_else(|| "already recorded; not run again".to_owned()),
                 ]
             })
             .collect();
         out.table(&["SCHEDULED", "TRIGGER", "RUN"], &table);
-        let queued = rows.iter().filter(|r| r.2.is_some()).count();
+        let queued = rows.iter().filter(|o| o.run_id.is_some()).count();
         out.text(&format!(
             "{queued} run(s) queued; rota serve executes them\n"
         ));
     }
 }
 
-pub async fn history(home: &Home, args: HistoryArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    // An unknown job is an error (as the API's 404), not an empty history.
-    if require_stored_job(&store, &args.namespace, &args.job)
-        .await?
-        .is_none()
-    {
-        return Ok(EXIT_USAGE);
+/// The job's newest `--limit` occurrences, page by page. An unknown job is an error (as
+/// the API's 404), not an empty history.
+pub async fn history<R: Schedules>(
+    rota: &R,
+    args: HistoryArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let wanted = args.limit as usize;
+    let mut occurrences: Vec<Occurrence> = Vec::new();
+    let mut cursor = None;
+    loop {
+        let left = u32::try_from(wanted - occurrences.len()).unwrap_or(HISTORY_PAGE);
+        let query = HistoryQuery {
+            limit: Some(left.clamp(1, HISTORY_PAGE)),
+            cursor: cursor.take(),
+        };
+        let outcome = rota
+            .schedule_history(&args.namespace, &args.job, query)
+            .await;
+        let Some(page) = known_job(outcome, &args.namespace, &args.job)? else {
+            return Ok(EXIT_USAGE);
+        };
+        occurrences.extend(page.items);
+        occurrences.truncate(wanted);
+        match page.next_cursor {
+            Some(next) if occurrences.len() < wanted => cursor = Some(next),
+            _ => break,
+        }
     }
-    let occurrences = store
-        .occurrences(&args.namespace, &args.job, args.limit)
-        .await?
-        .into_iter()
-        .map(|o| via_wire(rota_ops::records::Occurrence::from(o)))
-        .collect::<anyhow::Result<Vec<OccurrenceView>>>()?;
     print_history(out, &occurrences);
     Ok(0)
 }
 
-/// `rota schedule history` against a server.
-pub async fn history_remote(
-    remote: &Remote,
-    args: HistoryArgs,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let path = format!("{}/schedule/history", job_path(&args.namespace, &args.job));
-    let list: Items<OccurrenceView> = remote
-        .get(&path, &[("limit", args.limit.clamp(1, 500).to_string())])
-        .await?;
-    print_history(out, &list.items);
-    Ok(0)
-}
-
-fn print_history(out: &Printer, occurrences: &[OccurrenceView]) {
+fn print_history(out: &Printer, occurrences: &[Occurrence]) {
     if out.is_json() {
         out.json(&serde_json::Value::Array(
-            occurrences.iter().map(OccurrenceView::json).collect(),
+            occurrences.iter().map(occurrence_json).collect(),
         ));
     } else {
         let rows: Vec<Vec<String>> = occurrences
@@ -406,75 +380,15 @@ fn print_history(out: &Printer, occurrences: &[OccurrenceView]) {
     }
 }
 
-/// `/api/v1/namespaces/{namespace}/jobs/{job}`.
-fn job_path(namespace: &str, job: &str) -> String {
-    format!("/api/v1/namespaces/{}/jobs/{}", seg(namespace), seg(job))
-}
-
-/// `rota pause` against a server.
-pub async fn pause_remote(remote: &Remote, args: PauseArgs, out: &Printer) -> anyhow::Result<u8> {
-    let path = format!("{}/schedule/pause", job_path(&args.namespace, &args.job));
-    let state: ScheduleStateView = remote.send(Method::POST, &path, &json!({})).await?;
-    report(out, &state.namespace, &state.job, "paused", None);
-    Ok(0)
-}
-
-/// `rota resume` against a server.
-pub async fn resume_remote(remote: &Remote, args: ResumeArgs, out: &Printer) -> anyhow::Result<u8> {
-    let path = format!("{}/schedule/resume", job_path(&args.namespace, &args.job));
-    let state: ScheduleStateView = remote
-        .send(Method::POST, &path, &json!({ "from": args.from }))
-        .await?;
-    let label = if state.paused { "paused" } else { "resumed" };
-    report(out, &state.namespace, &state.job, label, state.resume_from);
-    Ok(0)
-}
-
-/// Most occurrences one `rota backfill` queues; a longer range queues nothing.
-const BACKFILL_LIMIT: usize = 10_000;
-
-/// Queues one run per occurrence of the job's cron and start-anchored interval triggers in
-/// `[from, to]` (the shared `rota_server::backfill`). An occurrence already recorded (run, skipped or missed) is not run again.
-/// The runs wait in the store's queue; `rota serve` executes them under the job's
-/// `concurrency`, oldest first.
-pub async fn backfill(home: &Home, args: BackfillArgs, out: &Printer) -> anyhow::Result<u8> {
-    use rota_server::backfill::{BackfillError, backfill as queue_backfill};
-    let store = home.open_store().await?;
-    let (Some(from), Some(to)) = (parse_instant(&args.from), parse_instant(&args.to)) else {
-        eprintln!("rota: --from and --to must be RFC 3339 instants");
-        return Ok(EXIT_USAGE);
-    };
-    let owner = Owner {
-        host: rota_engine::owner::host_name(),
-        pid: std::process::id(),
-        start_token: rota_engine::owner::own_start_token(),
-    };
-    let done = queue_backfill(
-        &store,
-        &args.namespace,
-        &args.job,
-        from,
-        to,
-        BACKFILL_LIMIT,
-        &owner,
-    )
-    .await;
-    let rows: Vec<(Timestamp, String, Option<String>)> = match done {
-        Ok(done) => done
-            .into_iter()
-            .map(|b| (b.scheduled_at, b.trigger, b.run_id))
-            .collect(),
-        Err(
-            error @ (BackfillError::JobNotFound { .. }
-            | BackfillError::Backwards { .. }
-            | BackfillError::TooMany { .. }
-            | BackfillError::Params(_)),
-        ) => {
-            eprintln!("rota: {error}");
-            return Ok(EXIT_USAGE);
-        }
-        Err(error) => return Err(error.into()),
-    };
-    print_backfill(out, &rows);
-    Ok(0)
+/// The JSON of `rota schedule history --output json`: the record, keys in the order the
+/// CLI always printed them.
+fn occurrence_json(o: &Occurrence) -> serde_json::Value {
+    json!({
+        "scheduled_at": o.scheduled_at.to_string(),
+        "trigger": o.trigger,
+        "outcome": o.outcome,
+        "run_id": o.run_id,
+        "reason": o.reason,
+        "recorded_at": o.recorded_at.to_string(),
+    })
 }

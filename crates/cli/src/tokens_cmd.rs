@@ -1,21 +1,21 @@
 //! `rota tokens create|list|revoke`: API bearer tokens of the local store.
 //!
 //! A token's text is printed once, at creation, and is never stored (only its SHA-256);
-//! listings show ids, names and grants. Creating and revoking append to the audit log, as
-//! the API does, with the actor `local`.
+//! listings show ids, names and grants. Creating and revoking append to the audit log
+//! (locally as `local:<user>`).
 
 use clap::{Args, Subcommand, ValueEnum};
-use jiff::Timestamp;
-use reqwest::{Method, StatusCode};
-use rota_ops::records::TokenGrant;
-use rota_store::{DEFAULT_NAMESPACE, Role, Store};
+use rota_ops::auth::Role;
+use rota_ops::records::{CreateToken, Token, TokenGrant, TokenPageQuery};
+use rota_ops::service::Tokens;
 use serde_json::{Value, json};
 
 use crate::EXIT_USAGE;
-use crate::client::{Remote, seg};
-use crate::home::Home;
+use crate::client::PAGE;
 use crate::output::{self, Printer};
-use crate::view::{CreatedTokenView, TokenView, grants_json, grants_text, via_wire};
+
+/// The namespace a token's role applies in when none is named.
+const DEFAULT_NAMESPACE: &str = "default";
 
 /// `rota tokens`.
 #[derive(Debug, Subcommand)]
@@ -75,11 +75,19 @@ pub struct RevokeArgs {
     pub id: String,
 }
 
-pub async fn tokens(home: &Home, command: TokensCommand, out: &Printer) -> anyhow::Result<u8> {
+pub async fn tokens<R: Tokens>(
+    rota: &R,
+    command: TokensCommand,
+    out: &Printer,
+) -> anyhow::Result<u8> {
     match command {
-        TokensCommand::Create(args) => create(home, args, out).await,
-        TokensCommand::List => list(&home.open_store().await?, out).await,
-        TokensCommand::Revoke(args) => revoke(&home.open_store().await?, args, out).await,
+        TokensCommand::Create(args) => create(rota, args, out).await,
+        TokensCommand::List => {
+            let tokens = all_tokens(rota).await?;
+            print_list(out, &tokens);
+            Ok(0)
+        }
+        TokensCommand::Revoke(args) => revoke(rota, args, out).await,
     }
 }
 
@@ -113,33 +121,22 @@ fn requested_grants(args: &CreateArgs) -> Option<Vec<TokenGrant>> {
     Some(grants)
 }
 
-async fn create(home: &Home, args: CreateArgs, out: &Printer) -> anyhow::Result<u8> {
-    let Some(typed) = requested_grants(&args) else {
+async fn create<R: Tokens>(rota: &R, args: CreateArgs, out: &Printer) -> anyhow::Result<u8> {
+    let Some(grants) = requested_grants(&args) else {
         return Ok(EXIT_USAGE);
     };
-    let grants = typed
-        .iter()
-        .map(TokenGrant::to_grant)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(anyhow::Error::msg)?;
-    let store = home.open_store().await?;
-    let (record, token) = rota_api::issue_token(&store, &args.name, grants).await?;
-    record_audit(&store, "token.create", &record.id).await?;
-    let created = CreatedTokenView {
-        token: via_wire(rota_ops::records::Token::from(record))?,
-        secret: token,
-    };
-    print_created(out, &created);
-    Ok(0)
-}
-
-fn print_created(out: &Printer, created: &CreatedTokenView) {
+    let created = rota
+        .create_token(CreateToken {
+            name: args.name,
+            grants,
+        })
+        .await?;
     if out.is_json() {
         out.json(&json!({
             "id": created.token.id,
             "name": created.token.name,
             "token": created.secret,
-            "grants": grants_json(&created.token.grants),
+            "grants": created.token.grants,
         }));
     } else {
         out.text(&format!("{}\n", created.secret));
@@ -148,62 +145,30 @@ fn print_created(out: &Printer, created: &CreatedTokenView) {
             created.token.id
         );
     }
+    Ok(0)
 }
 
-/// `rota tokens` against a server (the token used needs the admin role everywhere).
-pub async fn tokens_remote(
-    remote: &Remote,
-    command: TokensCommand,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    match command {
-        TokensCommand::Create(args) => {
-            let Some(grants) = requested_grants(&args) else {
-                return Ok(EXIT_USAGE);
-            };
-            let body = json!({ "name": args.name, "grants": grants });
-            let created: CreatedTokenView =
-                remote.send(Method::POST, "/api/v1/tokens", &body).await?;
-            print_created(out, &created);
-            Ok(0)
-        }
-        TokensCommand::List => {
-            let list: Vec<TokenView> = remote.get_all("/api/v1/tokens", &[]).await?;
-            print_list(out, &list);
-            Ok(0)
-        }
-        TokensCommand::Revoke(args) => {
-            match remote
-                .delete(&format!("/api/v1/tokens/{}", seg(&args.id)))
-                .await
-            {
-                Ok(()) => {}
-                Err(failure) if failure.is(StatusCode::NOT_FOUND) => {
-                    eprintln!("rota: no live token {:?}", args.id);
-                    return Ok(1);
-                }
-                Err(failure) => return Err(failure.into()),
-            }
-            print_revoked(out, &args.id);
-            Ok(0)
+/// Every token, page by page.
+async fn all_tokens<R: Tokens>(rota: &R) -> anyhow::Result<Vec<Token>> {
+    let mut tokens = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = TokenPageQuery {
+            limit: Some(PAGE),
+            cursor: cursor.take(),
+        };
+        let page = rota.list_tokens(query).await?;
+        tokens.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(tokens),
         }
     }
 }
 
-async fn list(store: &Store, out: &Printer) -> anyhow::Result<u8> {
-    let tokens = store
-        .list_tokens()
-        .await?
-        .into_iter()
-        .map(|t| via_wire(rota_ops::records::Token::from(t)))
-        .collect::<anyhow::Result<Vec<TokenView>>>()?;
-    print_list(out, &tokens);
-    Ok(0)
-}
-
-fn print_list(out: &Printer, tokens: &[TokenView]) {
+fn print_list(out: &Printer, tokens: &[Token]) {
     if out.is_json() {
-        out.json(&Value::Array(tokens.iter().map(TokenView::json).collect()));
+        out.json(&Value::Array(tokens.iter().map(token_json).collect()));
         return;
     }
     let rows: Vec<Vec<String>> = tokens
@@ -225,12 +190,15 @@ fn print_list(out: &Printer, tokens: &[TokenView]) {
     );
 }
 
-async fn revoke(store: &Store, args: RevokeArgs, out: &Printer) -> anyhow::Result<u8> {
-    if !store.revoke_token(&args.id, Timestamp::now()).await? {
-        eprintln!("rota: no live token {:?}", args.id);
-        return Ok(1);
+async fn revoke<R: Tokens>(rota: &R, args: RevokeArgs, out: &Printer) -> anyhow::Result<u8> {
+    match rota.revoke_token(&args.id).await {
+        Ok(()) => {}
+        Err(error) if error.is_not_found() => {
+            eprintln!("rota: no live token {:?}", args.id);
+            return Ok(1);
+        }
+        Err(error) => return Err(error.into()),
     }
-    record_audit(store, "token.revoke", &args.id).await?;
     print_revoked(out, &args.id);
     Ok(0)
 }
@@ -243,14 +211,24 @@ fn print_revoked(out: &Printer, id: &str) {
     }
 }
 
-async fn record_audit(store: &Store, action: &str, id: &str) -> anyhow::Result<()> {
-    rota_ops::Ops::new(store.clone())
-        .audit(
-            &rota_ops::Actor::local(),
-            action,
-            &format!("token/{id}"),
-            "ok",
-        )
-        .await?;
-    Ok(())
+/// The JSON of `rota tokens list --output json`: the record, keys in the order the CLI
+/// always printed them.
+fn token_json(t: &Token) -> Value {
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "grants": t.grants,
+        "created_at": t.created_at.to_string(),
+        "last_used_at": t.last_used_at.map(|at| at.to_string()),
+        "revoked_at": t.revoked_at.map(|at| at.to_string()),
+    })
+}
+
+/// `admin@*`, `viewer@team-a,viewer@team-b`.
+fn grants_text(grants: &[TokenGrant]) -> String {
+    grants
+        .iter()
+        .map(|g| format!("{}@{}", g.role, g.namespace.as_deref().unwrap_or("*")))
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -413,6 +413,57 @@ fn schedule_pause_and_resume_over_the_api_match_local_output() {
     assert_eq!(keys(&paused), keys(&local));
 }
 
+/// Where the two modes used to disagree: an unknown job was the server's problem text
+/// remotely and `no stored job` locally (now `no stored job` in both, exit 2); a local
+/// pause was not audited (now it is, as through the API, in the local user's name); a
+/// zoned `--from` was accepted only locally (now in both).
+#[test]
+fn schedule_commands_say_an_unknown_job_and_audit_alike_in_both_modes() {
+    let (rota, server) = setup();
+    for args in [
+        &["pause", "no-such-job"][..],
+        &["resume", "no-such-job"],
+        &["schedule", "next", "no-such-job"],
+        &["schedule", "history", "no-such-job"],
+        &[
+            "backfill",
+            "no-such-job",
+            "--from",
+            "2020-01-01T00:00:00Z",
+            "--to",
+            "2020-01-02T00:00:00Z",
+        ],
+    ] {
+        for output in [remote(&rota, &server, args), rota.run(args)] {
+            assert_code(&output, 2);
+            assert_stderr_has(&output, "no stored job \"no-such-job\" in namespace \"default\"");
+        }
+    }
+    let zoned = ["resume", "hello", "--from", "2030-01-01T09:00[Europe/Paris]"];
+    let resumed = remote_json(&rota, &server, &zoned);
+    assert_eq!(resumed["resume_from"], "2030-01-01T08:00:00Z");
+    assert_eq!(local_json(&rota, &zoned), resumed);
+
+    let entries = local_json(&rota, &["audit", "list"]);
+    let schedule: Vec<(&str, &str)> = entries
+        .as_array()
+        .expect("an array of entries")
+        .iter()
+        .filter(|e| e["action"] == "schedule.resume")
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or_default(),
+                e["result"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(schedule.len(), 4, "{entries:#}");
+    assert!(schedule[0].0.starts_with("token:") && schedule[0].1 == "not-found");
+    assert!(schedule[1].0.starts_with("local:") && schedule[1].1 == "not-found");
+    assert!(schedule[2].0.starts_with("token:") && schedule[2].1 == "ok");
+    assert!(schedule[3].0.starts_with("local:") && schedule[3].1 == "ok");
+}
+
 #[test]
 fn schedule_next_and_backfill_over_the_api_match_local_output() {
     let rota = Rota::new();

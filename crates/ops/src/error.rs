@@ -77,6 +77,17 @@ pub enum OpsError {
     /// A request that names something the job does not have.
     #[error("{0}")]
     Invalid(String),
+    /// A malformed listing or query parameter (a page size out of range, a cursor this
+    /// layer did not hand out).
+    #[error("{0}")]
+    InvalidQuery(String),
+    /// A malformed name or id (a secret name with characters it may not hold).
+    #[error("{0}")]
+    InvalidId(String),
+    /// Something stored cannot be used as it is (a stored job whose triggers no longer
+    /// compile): a fault of this installation, not of the call.
+    #[error("{0}")]
+    Internal(String),
     /// The run's secrets cannot be read (missing, no key, not decryptable).
     #[error("{0}")]
     Secrets(String),
@@ -103,6 +114,8 @@ impl OpsError {
             OpsError::Ambiguous { .. } => "invalid-id",
             OpsError::InvalidParams(_) => "invalid-params",
             OpsError::Invalid(_) => "invalid-body",
+            OpsError::InvalidQuery(_) => "invalid-query",
+            OpsError::InvalidId(_) => "invalid-id",
             OpsError::InvalidJob { .. } => "invalid-job",
             OpsError::Unavailable(_) => "unavailable",
             OpsError::Remote { status, .. } => match status {
@@ -116,6 +129,7 @@ impl OpsError {
                 _ => "internal",
             },
             OpsError::Secrets(_)
+            | OpsError::Internal(_)
             | OpsError::NotARunner
             | OpsError::Definition(_)
             | OpsError::Store(_) => "internal",

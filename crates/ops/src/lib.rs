@@ -14,6 +14,7 @@
 //! It holds no SQL (that is `rota-store`) and starts no process (that is `rota-engine`).
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod auth;
 mod error;
 pub mod host;
@@ -23,6 +24,8 @@ pub mod metrics;
 mod plans;
 pub mod records;
 mod runs;
+pub mod schedules;
+mod secrets;
 pub mod service;
 
 use std::path::PathBuf;
@@ -45,6 +48,10 @@ pub const WEBHOOK_BODY_FILE: &str = "webhook-body";
 pub struct Ops {
     store: Store,
     runner: Option<Runner>,
+    /// The scheduler's trigger arithmetic ([`Ops::with_schedules`]).
+    schedules: Option<std::sync::Arc<dyn schedules::ScheduleOps>>,
+    /// The data directory whose key seals secrets ([`Ops::with_secrets_home`]).
+    secrets_home: Option<PathBuf>,
 }
 
 /// Where a process that executes runs keeps what they need (see [`Ops::runs_here`]).
@@ -89,6 +96,8 @@ impl Ops {
         Ops {
             store,
             runner: None,
+            schedules: None,
+            secrets_home: None,
         }
     }
 

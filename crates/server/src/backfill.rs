@@ -228,27 +228,45 @@ async fn origins(
         .collect())
 }
 
-/// The schedule routes' access to this module, installed by the daemon with
-/// `ApiState::with_schedules`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ApiSchedules;
+/// This module as the application layer reaches it (`rota_ops::Ops::with_schedules`):
+/// the daemon installs it for the API, the CLI for its local mode. Queued runs are owned
+/// by nobody: the server that claims one becomes its owner.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiSchedules {
+    /// Most occurrences one backfill may queue; a longer range is refused whole.
+    limit: usize,
+}
 
-impl From<BackfillError> for rota_api::ApiError {
+impl ApiSchedules {
+    /// The API's: at most [`API_LIMIT`] occurrences per backfill.
+    pub const fn api() -> ApiSchedules {
+        ApiSchedules { limit: API_LIMIT }
+    }
+
+    /// At most `limit` occurrences per backfill (`rota backfill` on this machine allows
+    /// longer ranges than the API).
+    pub const fn with_limit(limit: usize) -> ApiSchedules {
+        ApiSchedules { limit }
+    }
+}
+
+impl From<BackfillError> for rota_ops::OpsError {
     fn from(error: BackfillError) -> Self {
+        use rota_ops::OpsError;
         match error {
             BackfillError::JobNotFound { namespace, job } => {
-                rota_api::ApiError::NotFound(format!("job {namespace}/{job}"))
+                OpsError::NotFound(format!("job {namespace}/{job}"))
             }
             BackfillError::Backwards { .. }
             | BackfillError::TooMany { .. }
-            | BackfillError::Params(_) => rota_api::ApiError::InvalidBody(error.to_string()),
-            BackfillError::BadJob { .. } => rota_api::ApiError::Internal(error.to_string()),
-            BackfillError::Store(e) => e.into(),
+            | BackfillError::Params(_) => OpsError::Invalid(error.to_string()),
+            BackfillError::BadJob { .. } => OpsError::Internal(error.to_string()),
+            BackfillError::Store(e) => OpsError::Store(e),
         }
     }
 }
 
-impl rota_api::ScheduleOps for ApiSchedules {
+impl rota_ops::schedules::ScheduleOps for ApiSchedules {
     fn next<'a>(
         &'a self,
         store: &'a Store,
@@ -256,7 +274,7 @@ impl rota_api::ScheduleOps for ApiSchedules {
         job: &'a str,
         now: Timestamp,
         count: usize,
-    ) -> rota_api::BoxFuture<'a, rota_api::NextFires> {
+    ) -> rota_ops::schedules::BoxFuture<'a, rota_ops::schedules::NextFires> {
         Box::pin(async move { Ok(next_fire_times(store, namespace, job, now, count).await?) })
     }
 
@@ -267,11 +285,10 @@ impl rota_api::ScheduleOps for ApiSchedules {
         job: &'a str,
         from: Timestamp,
         to: Timestamp,
-    ) -> rota_api::BoxFuture<'a, Vec<(Timestamp, String, Option<String>)>> {
+    ) -> rota_ops::schedules::BoxFuture<'a, Vec<rota_ops::schedules::Backfilled>> {
         Box::pin(async move {
-            // Nobody owns a queued run: the server that claims it becomes its owner.
             let owner = Owner::nobody();
-            let done = backfill(store, namespace, job, from, to, API_LIMIT, &owner).await?;
+            let done = backfill(store, namespace, job, from, to, self.limit, &owner).await?;
             Ok(done
                 .into_iter()
                 .map(|b| (b.scheduled_at, b.trigger, b.run_id))

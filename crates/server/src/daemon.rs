@@ -191,9 +191,12 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
             }
         }
     }
-    Ok(rota_api::ApiState::new(store.clone(), config.auth)
+    let mut state = rota_api::ApiState::new(store.clone(), config.auth);
+    state.ops = state
+        .ops
         .with_secrets_home(&config.home)
-        .with_schedules(Arc::new(crate::backfill::ApiSchedules)))
+        .with_schedules(Arc::new(crate::backfill::ApiSchedules::api()));
+    Ok(state)
 }
 
 /// Holds an exclusive `flock` on `home/serve.lock` for the server's lifetime.

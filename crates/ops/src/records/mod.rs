@@ -921,6 +921,77 @@ pub struct BackfillResult {
     pub items: Vec<BackfilledOccurrence>,
 }
 
+/// `?limit=&cursor=` of a job's schedule history.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor`.
+    #[param(pattern = "^[0-9]{1,17}\\.([0-9a-f]{2}){1,512}$", max_length = 1042)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `?count=` of a job's next fire times.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NextQuery {
+    /// How many fire times (1–100, default 5).
+    #[param(minimum = 1, maximum = 100)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// `?limit=&cursor=` of the secrets of a namespace.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SecretPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    #[param(value_type = Option<crate::ids::SecretName>)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of the tokens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TokenPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    #[param(pattern = "^[0-9]{1,17}\\.[a-z0-9]{1,64}$", max_length = 82)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `?after=&limit=` of the audit log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only entries after this position (exclusive); 0 or absent for the start.
+    #[param(minimum = 0)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
 /// A plan to make (`POST /api/v1/namespaces/{namespace}/jobs/{job}/plans`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
