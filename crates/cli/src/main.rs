@@ -146,8 +146,18 @@ async fn dispatch<R: rota_ops::Rota>(
     command: Command,
     out: &output::Printer,
 ) -> anyhow::Result<Result<u8, Command>> {
-    let _ = (rota, out);
-    Ok(Err(command))
+    Ok(Ok(match command {
+        Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await?,
+        Command::Namespaces => jobs_cmd::namespaces(rota, out).await?,
+        Command::Plans(args) => plan_cmd::plans(rota, args, out).await?,
+        Command::Approve(args) => {
+            plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Approve, out).await?
+        }
+        Command::Reject(args) => {
+            plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Reject, out).await?
+        }
+        other => return Ok(Err(other)),
+    }))
 }
 
 /// The commands still written twice: this machine's half.
@@ -162,12 +172,7 @@ async fn run_local(
         Command::Logs(args) => logs_cmd::logs(home, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(home, args, out).await,
         Command::Retry(args) => run_cmd::retry(home, args, out).await,
-        Command::Jobs(args) => jobs_cmd::jobs(home, args, out).await,
-        Command::Namespaces => jobs_cmd::namespaces(home, out).await,
         Command::Plan(args) => plan_cmd::plan(home, args, out).await,
-        Command::Plans(args) => plan_cmd::plans(home, args, out).await,
-        Command::Approve(args) => plan_cmd::decide(home, args, true, out).await,
-        Command::Reject(args) => plan_cmd::decide(home, args, false, out).await,
         Command::Apply(args) => plan_cmd::apply(home, args, out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(home, args, out).await
@@ -211,12 +216,7 @@ async fn run_remote(
         Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await,
         Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
-        Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await,
-        Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await,
         Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await,
-        Command::Plans(args) => plan_cmd::plans_remote(remote, args, out).await,
-        Command::Approve(args) => plan_cmd::decide_remote(remote, args, true, out).await,
-        Command::Reject(args) => plan_cmd::decide_remote(remote, args, false, out).await,
         Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await,
         Command::Schedule(args::ScheduleCommand::History(args)) => {
             serve_cmd::history_remote(remote, args, out).await
