@@ -172,7 +172,14 @@ async fn run_local(
         Command::Logs(args) => logs_cmd::logs(home, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(home, args, out).await,
         Command::Retry(args) => run_cmd::retry(home, args, out).await,
-        Command::Plan(args) => plan_cmd::plan(home, args, out).await,
+        Command::Plan(args) => {
+            let session = home.session().await?;
+            let here = plan_cmd::Here {
+                home,
+                session: &session,
+            };
+            plan_cmd::plan(&session, Some(here), args, out).await
+        }
         Command::Apply(args) => plan_cmd::apply(home, args, out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(home, args, out).await
@@ -216,7 +223,7 @@ async fn run_remote(
         Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await,
         Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
-        Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await,
+        Command::Plan(args) => plan_cmd::plan(remote, None, args, out).await,
         Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await,
         Command::Schedule(args::ScheduleCommand::History(args)) => {
             serve_cmd::history_remote(remote, args, out).await

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use rota_core::model::Job;
+use rota_ops::Rota;
 use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanQuery};
 use rota_ops::service::plans::Verdict;
 use rota_ops::service::{Jobs, Plans};
@@ -55,73 +56,49 @@ fn run_args(
     }
 }
 
-/// `rota plan`, locally: loads the job (a file is saved as the job's next revision, which
-/// the plan pins), plans it and runs its dry run here when asked.
-pub async fn plan(home: &Home, args: PlanArgs, out: &Printer) -> anyhow::Result<u8> {
-    let session = home.session().await?;
-    let store = session.ops().store().clone();
-    let run_args = run_args(
-        args.target.clone(),
-        args.job.clone(),
-        args.namespace.clone(),
-        args.params.clone(),
-        args.params_file.clone(),
-    );
-    let loaded = match run_cmd::load(&store, &run_args).await {
-        Ok(loaded) => loaded,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let params = match run_cmd::resolve_params(&loaded.job, &run_args) {
-        Ok(params) => params,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    // The plan pins the revision its parameters were resolved against.
-    run_cmd::save_revision(&store, &loaded).await?;
-    let request = CreatePlan {
-        params: params.into_iter().collect(),
-        dry_run: args.dry_run,
-    };
-    let created = session
-        .create_plan(&loaded.namespace, &loaded.job.id, request)
-        .await?;
-    let mut code = 0;
-    if let Some(run_id) = &created.dry_run_id {
-        // The dry run's summary comes first (a JSON line of its own with --output json),
-        // then the plan.
-        code = run_cmd::claim_and_execute(home, session.ops(), run_id, out).await?;
-        if !out.is_json() {
-            out.text("\n");
-        }
-    }
-    print_plan(out, &session.get_plan(&created.id).await?);
-    Ok(code)
+/// This machine, when `rota plan` or `rota apply` works on the local store: the job files
+/// it reads and the runs it executes in the foreground are here.
+pub struct Here<'a> {
+    /// The data directory.
+    pub home: &'a Home,
+    /// The local user's session on its store.
+    pub session: &'a rota_ops::Session,
 }
 
-/// `rota plan` on a server: the job must be stored there.
-pub async fn plan_remote(remote: &Remote, args: PlanArgs, out: &Printer) -> anyhow::Result<u8> {
-    if Path::new(&args.target).exists() {
-        eprintln!(
-            "rota: with --server, `rota plan` plans a job stored on the server by its id; save {} there first with `rota jobs put {}`",
-            args.target, args.target
-        );
-        return Ok(EXIT_USAGE);
-    }
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned());
-    let stored = remote.get_job(&namespace, &args.target).await?;
+/// `rota plan`: plans a job by its id (or, locally, from its file, saved first as the job's
+/// next revision, which the plan pins), with its parameters resolved here; locally its dry
+/// run executes in the foreground, on a server it is queued.
+pub async fn plan<R: Rota>(
+    rota: &R,
+    here: Option<Here<'_>>,
+    args: PlanArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let (namespace, job_id) = match &here {
+        Some(here) => match save_local_job(here.session, &args).await? {
+            Ok(saved) => saved,
+            Err(code) => return Ok(code),
+        },
+        None if Path::new(&args.target).exists() => {
+            eprintln!(
+                "rota: with --server, `rota plan` plans a job stored on the server by its id; save {} there first with `rota jobs put {}`",
+                args.target, args.target
+            );
+            return Ok(EXIT_USAGE);
+        }
+        None => (
+            args.namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            args.target.clone(),
+        ),
+    };
+    let stored = rota.get_job(&namespace, &job_id).await?;
     let job: Job =
         serde_json::from_value(rota_ops::records::durations_from_text(stored.definition))
-            .context("the server's definition of the job does not load in this rota")?;
+            .context("the stored definition of the job does not load in this rota")?;
     let run_args = run_args(
-        args.target.clone(),
+        job_id.clone(),
         None,
         Some(namespace.clone()),
         args.params.clone(),
@@ -138,14 +115,52 @@ pub async fn plan_remote(remote: &Remote, args: PlanArgs, out: &Printer) -> anyh
         params: params.into_iter().collect(),
         dry_run: args.dry_run,
     };
-    let plan = remote
-        .create_plan(&namespace, &args.target, request)
-        .await?;
-    print_plan(out, &plan);
-    if let (Some(run_id), false) = (&plan.dry_run_id, out.is_json()) {
-        eprintln!("dry run {run_id} queued; follow it with `rota logs -f {run_id}`");
+    let plan = rota.create_plan(&namespace, &job_id, request).await?;
+    let Some(run_id) = &plan.dry_run_id else {
+        print_plan(out, &plan);
+        return Ok(0);
+    };
+    let Some(here) = here else {
+        print_plan(out, &plan);
+        if !out.is_json() {
+            eprintln!("dry run {run_id} queued; follow it with `rota logs -f {run_id}`");
+        }
+        return Ok(0);
+    };
+    // The dry run's summary comes first (a JSON line of its own with --output json), then
+    // the plan as it is after it.
+    let code = run_cmd::claim_and_execute(here.home, here.session.ops(), run_id, out).await?;
+    if !out.is_json() {
+        out.text("\n");
     }
-    Ok(0)
+    print_plan(out, &rota.get_plan(&plan.id).await?);
+    Ok(code)
+}
+
+/// Loads the job `rota plan` names on this machine (a file, or a stored job's id) and saves
+/// it as the job's next revision: `Ok((namespace, job))`, or `Err(exit code)` after saying
+/// why it does not load.
+async fn save_local_job(
+    session: &rota_ops::Session,
+    args: &PlanArgs,
+) -> anyhow::Result<Result<(String, String), u8>> {
+    let store = session.ops().store();
+    let run_args = run_args(
+        args.target.clone(),
+        args.job.clone(),
+        args.namespace.clone(),
+        args.params.clone(),
+        args.params_file.clone(),
+    );
+    let loaded = match run_cmd::load(store, &run_args).await {
+        Ok(loaded) => loaded,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(Err(EXIT_USAGE));
+        }
+    };
+    run_cmd::save_revision(store, &loaded).await?;
+    Ok(Ok((loaded.namespace, loaded.job.id)))
 }
 
 /// `rota plans` and `rota plans show ID`.

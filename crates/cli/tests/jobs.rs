@@ -113,7 +113,10 @@ fn jobs_put_saves_one_job_per_file_locally_too() {
     let (jobs, output) = rota.run_json(&["jobs"]);
     assert_code(&output, 0);
     assert_eq!(jobs, serde_json::json!([]));
-    rota.write("one.yaml", "id: one-job\nsteps:\n  - id: s\n    sh: 'true'\n");
+    rota.write(
+        "one.yaml",
+        "id: one-job\nsteps:\n  - id: s\n    sh: 'true'\n",
+    );
     let (saved, output) = rota.run_json(&["jobs", "put", "one.yaml"]);
     assert_code(&output, 0);
     assert_eq!(saved[0]["id"], "one-job");
