@@ -180,7 +180,14 @@ async fn run_local(
             };
             plan_cmd::plan(&session, Some(here), args, out).await
         }
-        Command::Apply(args) => plan_cmd::apply(home, args, out).await,
+        Command::Apply(args) => {
+            let session = home.session().await?;
+            let here = plan_cmd::Here {
+                home,
+                session: &session,
+            };
+            plan_cmd::apply(&session, plan_cmd::Runner::Here(here), args, out).await
+        }
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(home, args, out).await
         }
@@ -224,7 +231,9 @@ async fn run_remote(
         Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
         Command::Plan(args) => plan_cmd::plan(remote, None, args, out).await,
-        Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await,
+        Command::Apply(args) => {
+            plan_cmd::apply(remote, plan_cmd::Runner::Server(remote), args, out).await
+        }
         Command::Schedule(args::ScheduleCommand::History(args)) => {
             serve_cmd::history_remote(remote, args, out).await
         }

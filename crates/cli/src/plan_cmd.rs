@@ -212,30 +212,56 @@ pub async fn decide<R: Plans>(
     Ok(0)
 }
 
-/// `rota apply`, locally: checks and applies the plan, then runs it here.
-pub async fn apply(home: &Home, args: ApplyArgs, out: &Printer) -> anyhow::Result<u8> {
-    if args.detach {
-        eprintln!(
-            "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server)"
-        );
-        return Ok(EXIT_USAGE);
+/// Where the run `rota apply` queues is executed: here in the foreground (after re-reading
+/// the job's file), or by a server, followed from here unless `--detach`.
+pub enum Runner<'a> {
+    /// On this machine.
+    Here(Here<'a>),
+    /// By the server `rota` talks to.
+    Server(&'a Remote),
+}
+
+/// `rota apply`: applies the approved plan (refused if it drifted) and runs its run.
+pub async fn apply<R: Rota>(
+    rota: &R,
+    runner: Runner<'_>,
+    args: ApplyArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let mut id = args.plan.clone();
+    if let Runner::Here(here) = &runner {
+        if args.detach {
+            eprintln!(
+                "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server)"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        let plan = rota.get_plan(&args.plan).await?;
+        if let Err(UsageError(message)) = refresh_from_file(here.session, &plan).await {
+            let session = here.session;
+            let target = format!("plan/{}", plan.id);
+            session
+                .ops()
+                .audit(&session.actor(), "plan.apply", &target, "invalid-job")
+                .await?;
+            eprintln!("{message}");
+            return Ok(EXIT_USAGE);
+        }
+        id = plan.id;
     }
-    let session = home.session().await?;
-    let plan = session.get_plan(&args.plan).await?;
-    if let Err(UsageError(message)) = refresh_from_file(&session, &plan).await {
-        let target = format!("plan/{}", plan.id);
-        session
-            .ops()
-            .audit(&session.actor(), "plan.apply", &target, "invalid-job")
-            .await?;
-        eprintln!("{message}");
-        return Ok(EXIT_USAGE);
+    let run = rota.apply_plan(&id).await?;
+    match runner {
+        Runner::Here(here) => {
+            if !out.is_json() {
+                eprintln!("plan {id} applied as run {}", run.id);
+            }
+            run_cmd::claim_and_execute(here.home, here.session.ops(), &run.id, out).await
+        }
+        Runner::Server(remote) => {
+            let run = crate::view::via_wire(run)?;
+            run_cmd::follow_remote(remote, run, args.detach, None, out).await
+        }
     }
-    let run = session.apply_plan(&plan.id).await?;
-    if !out.is_json() {
-        eprintln!("plan {} applied as run {}", plan.id, run.id);
-    }
-    run_cmd::claim_and_execute(home, session.ops(), &run.id, out).await
 }
 
 /// For a job whose latest revision came from a file: loads the file again and saves it
@@ -267,13 +293,6 @@ async fn refresh_from_file(session: &rota_ops::Session, plan: &Plan) -> Result<(
         .await
         .map_err(|e| UsageError(format!("rota: {}", crate::error_text(&e))))?;
     Ok(())
-}
-
-/// `rota apply` on a server: queues the run and, unless `--detach`, follows it.
-pub async fn apply_remote(remote: &Remote, args: ApplyArgs, out: &Printer) -> anyhow::Result<u8> {
-    let run = remote.apply_plan(&args.plan).await?;
-    let run = crate::view::via_wire(run)?;
-    run_cmd::follow_remote(remote, run, args.detach, None, out).await
 }
 
 /// One plan, in full.
