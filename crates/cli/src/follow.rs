@@ -93,13 +93,8 @@ fn step_commands(definition: &Value, run: &RunView) -> BTreeMap<String, String> 
     plan.steps
         .into_iter()
         .map(|step| {
-            let view = crate::view::PlanStepView {
-                id: step.id,
-                kind: step.kind,
-                resolved: step.resolved,
-            };
-            let text = rota_core::kinds::start_line(&view.kind, &view.resolved["kind"][&view.kind]);
-            (view.id, text)
+            let text = rota_core::kinds::start_line(&step.kind, &step.resolved["kind"][&step.kind]);
+            (step.id, text)
         })
         .collect()
 }

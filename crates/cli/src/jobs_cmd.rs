@@ -1,16 +1,19 @@
-//! `rota validate`, `rota jobs` and `rota jobs put`, on the local store or a server.
+//! `rota validate` (local only), and `rota jobs`, `rota jobs put`, `rota jobs rm` and
+//! `rota namespaces`, written once over [`Jobs`] for the local store or a server.
 
 use std::path::Path;
 
-use rota_store::DEFAULT_NAMESPACE;
+use rota_ops::records::{JobPageQuery, JobSubmission, JobSummary, Namespace, NamespaceQuery};
+use rota_ops::service::Jobs;
 use serde_json::json;
 
 use crate::EXIT_USAGE;
 use crate::args::{JobsArgs, JobsCommand, ValidateArgs};
-use crate::client::{Remote, seg};
-use crate::home::Home;
+use crate::client::PAGE;
 use crate::output::{self, Printer};
-use crate::view::{JobView, via_wire};
+
+/// The namespace of commands given no `-n`.
+const DEFAULT_NAMESPACE: &str = "default";
 
 pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
     let mut reports = Vec::new();
@@ -50,167 +53,135 @@ pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
     if all_valid { 0 } else { EXIT_USAGE }
 }
 
-pub async fn jobs(home: &Home, args: JobsArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
+/// `rota jobs`, `rota jobs put` and `rota jobs rm`: the jobs of `-n NS`, or of every
+/// namespace the caller sees.
+pub async fn jobs<R: Jobs>(rota: &R, args: JobsArgs, out: &Printer) -> anyhow::Result<u8> {
     match &args.command {
         Some(JobsCommand::Put { file }) => {
-            return put_local(&store, file, args.namespace.as_deref(), out).await;
+            return put(rota, file, args.namespace.as_deref(), out).await;
         }
         Some(JobsCommand::Rm { job }) => {
             let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-            return rm_local(&store, namespace, job, out).await;
-        }
-        None => {}
-    }
-    let jobs = store.list_jobs(args.namespace.as_deref()).await?;
-    // Files `rota serve --jobs DIR` could not load: their last good revision keeps running.
-    for broken in store.job_load_errors().await? {
-        eprintln!("rota: {} does not load:\n{}", broken.path, broken.message);
-    }
-    let jobs = jobs
-        .into_iter()
-        .map(|revision| via_wire(rota_ops::records::JobSummary::from(revision)))
-        .collect::<anyhow::Result<Vec<JobView>>>()?;
-    print_jobs(out, &jobs);
-    Ok(0)
-}
-
-/// `rota jobs` against a server: the jobs of `-n NS`, or of every namespace the token sees.
-pub async fn jobs_remote(remote: &Remote, args: JobsArgs, out: &Printer) -> anyhow::Result<u8> {
-    match &args.command {
-        Some(JobsCommand::Put { file }) => {
-            return put_remote(remote, file, args.namespace.as_deref(), out).await;
-        }
-        Some(JobsCommand::Rm { job }) => {
-            let namespace = args.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-            let path = format!("/api/v1/namespaces/{}/jobs/{}", seg(namespace), seg(job));
-            return match remote.delete(&path).await {
-                Ok(()) => {
-                    print_removed(out, namespace, job);
-                    Ok(0)
-                }
-                Err(failure) if failure.is(reqwest::StatusCode::NOT_FOUND) => {
-                    eprintln!("rota: no job {job} in namespace {namespace:?}");
-                    Ok(1)
-                }
-                Err(failure) => Err(failure.into()),
-            };
+            return remove(rota, namespace, job, out).await;
         }
         None => {}
     }
     let namespaces = match &args.namespace {
         Some(namespace) => vec![namespace.clone()],
-        None => {
-            let list: Vec<NamespaceView> = remote.get_all("/api/v1/namespaces", &[]).await?;
-            list.into_iter().map(|n| n.name).collect()
-        }
+        None => all_namespaces(rota)
+            .await?
+            .into_iter()
+            .map(|n| n.name)
+            .collect(),
     };
     let mut jobs = Vec::new();
     for namespace in namespaces {
-        let path = format!("/api/v1/namespaces/{}/jobs", seg(&namespace));
-        jobs.extend(remote.get_all::<JobView>(&path, &[]).await?);
+        jobs.extend(all_jobs(rota, &namespace).await?);
+    }
+    // Files `rota serve --jobs DIR` could not load: their last good revision keeps running.
+    for broken in rota.job_load_problems().await? {
+        eprintln!("rota: {} does not load:\n{}", broken.path, broken.message);
     }
     print_jobs(out, &jobs);
     Ok(0)
 }
 
-/// A namespace of `GET /api/v1/namespaces`, or of the local store.
-#[derive(serde::Deserialize)]
-struct NamespaceView {
-    name: String,
-    jobs: u64,
-    runs: u64,
+/// Every namespace the caller may view, page by page.
+async fn all_namespaces<R: Jobs>(rota: &R) -> anyhow::Result<Vec<Namespace>> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = NamespaceQuery {
+            limit: Some(PAGE),
+            cursor,
+        };
+        let page = rota.list_namespaces(query).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next_cursor(next)?),
+            None => return Ok(all),
+        }
+    }
 }
 
-/// `rota namespaces` on the local store.
-pub async fn namespaces(home: &Home, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let namespaces = store
-        .list_namespaces()
-        .await?
-        .into_iter()
-        .map(|n| via_wire(rota_ops::records::Namespace::from(n)))
-        .collect::<anyhow::Result<Vec<NamespaceView>>>()?;
-    print_namespaces(out, &namespaces);
-    Ok(0)
+/// Every job of `namespace`, page by page.
+async fn all_jobs<R: Jobs>(rota: &R, namespace: &str) -> anyhow::Result<Vec<JobSummary>> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let query = JobPageQuery {
+            limit: Some(PAGE),
+            cursor,
+        };
+        let page = rota.list_jobs(namespace, query).await?;
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next_cursor(next)?),
+            None => return Ok(all),
+        }
+    }
 }
 
-/// `rota namespaces` against a server: those the token can see.
-pub async fn namespaces_remote(remote: &Remote, out: &Printer) -> anyhow::Result<u8> {
-    let namespaces: Vec<NamespaceView> = remote.get_all("/api/v1/namespaces", &[]).await?;
-    print_namespaces(out, &namespaces);
-    Ok(0)
+/// A listing's `next_cursor` as the id the next request continues after.
+fn next_cursor<T: TryFrom<String, Error = String>>(text: String) -> anyhow::Result<T> {
+    T::try_from(text).map_err(|e| anyhow::anyhow!("a listing answered with a bad cursor: {e}"))
 }
 
-fn print_namespaces(out: &Printer, namespaces: &[NamespaceView]) {
+/// `rota namespaces`: those the caller can see.
+pub async fn namespaces<R: Jobs>(rota: &R, out: &Printer) -> anyhow::Result<u8> {
+    let namespaces = all_namespaces(rota).await?;
     if out.is_json() {
-        out.json(&serde_json::Value::Array(
-            namespaces
-                .iter()
-                .map(|n| json!({ "name": n.name, "jobs": n.jobs, "runs": n.runs }))
-                .collect(),
-        ));
-        return;
+        out.json(&serde_json::to_value(&namespaces)?);
+        return Ok(0);
     }
     let rows: Vec<Vec<String>> = namespaces
         .iter()
         .map(|n| vec![n.name.clone(), n.jobs.to_string(), n.runs.to_string()])
         .collect();
     out.table(&["NAMESPACE", "JOBS", "RUNS"], &rows);
+    Ok(0)
 }
 
-/// `rota jobs rm` on the local store.
-async fn rm_local(
-    store: &rota_store::Store,
+/// `rota jobs rm`: a job that does not exist exits 1; one a file defines is refused.
+async fn remove<R: Jobs>(
+    rota: &R,
     namespace: &str,
     job: &str,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    let ops = rota_ops::Ops::new(store.clone());
-    let actor = rota_ops::Actor::local();
-    let deleted = ops.delete_job(&actor, namespace, job).await;
-    let result = match &deleted {
-        Ok(()) => "ok",
-        Err(rota_ops::OpsError::NotFound(_)) => "not-found",
-        Err(rota_ops::OpsError::Conflict(_)) => "conflict",
-        Err(_) => "internal",
-    };
-    ops.audit(
-        &actor,
-        "job.delete",
-        &format!("job/{namespace}/{job}"),
-        result,
-    )
-    .await?;
-    match deleted {
+    match rota.delete_job(namespace, job).await {
         Ok(()) => {
-            print_removed(out, namespace, job);
+            if out.is_json() {
+                out.json(&json!({ "namespace": namespace, "id": job, "deleted": true }));
+            } else {
+                out.text(&format!("job {namespace}/{job} deleted\n"));
+            }
             Ok(0)
         }
-        Err(rota_ops::OpsError::NotFound(_)) => {
+        Err(error) if error.is_not_found() => {
             eprintln!("rota: no job {job} in namespace {namespace:?}");
             Ok(1)
-        }
-        Err(error @ rota_ops::OpsError::Conflict(_)) => {
-            eprintln!("rota: {error}");
-            Ok(EXIT_USAGE)
         }
         Err(error) => Err(error.into()),
     }
 }
 
-fn print_removed(out: &Printer, namespace: &str, job: &str) {
-    if out.is_json() {
-        out.json(&json!({ "namespace": namespace, "id": job, "deleted": true }));
-    } else {
-        out.text(&format!("job {namespace}/{job} deleted\n"));
-    }
+/// The JSON of `rota jobs --output json`: a job's latest revision, keyed as it always was.
+fn job_json(job: &JobSummary) -> serde_json::Value {
+    json!({
+        "id": job.id,
+        "namespace": job.namespace,
+        "revision": job.revision,
+        "hash": job.hash,
+        "source_path": job.source_path,
+        "created_at": job.created_at.to_string(),
+    })
 }
 
-fn print_jobs(out: &Printer, jobs: &[JobView]) {
+fn print_jobs(out: &Printer, jobs: &[JobSummary]) {
     if out.is_json() {
         out.json(&serde_json::Value::Array(
-            jobs.iter().map(JobView::json).collect(),
+            jobs.iter().map(job_json).collect(),
         ));
         return;
     }
@@ -241,8 +212,8 @@ struct PutFile {
 
 /// Reads and validates the file; prints the problems and returns `None` when it is invalid.
 fn read_put_file(file: &Path) -> Option<PutFile> {
-    use rota_ops::records::JobFormat;
     use rota_core::parse::Format;
+    use rota_ops::records::JobFormat;
     let loaded = match rota_core::parse::load_file(file) {
         Ok(loaded) => loaded,
         Err(error) => {
@@ -282,8 +253,10 @@ fn put_namespace(job: &rota_core::model::Job, namespace: Option<&str>) -> Result
     }
 }
 
-async fn put_local(
-    store: &rota_store::Store,
+/// `rota jobs put`: saves the file's one job as its next revision (the file is checked
+/// here first, and again where it is saved).
+async fn put<R: Jobs>(
+    rota: &R,
     file: &Path,
     namespace: Option<&str>,
     out: &Printer,
@@ -291,46 +264,14 @@ async fn put_local(
     let Some(put) = read_put_file(file) else {
         return Ok(EXIT_USAGE);
     };
-    let mut saved = Vec::new();
-    for job in &put.jobs {
-        let namespace = match put_namespace(job, namespace) {
-            Ok(namespace) => namespace,
-            Err(message) => {
-                eprintln!("{message}");
-                return Ok(EXIT_USAGE);
-            }
-        };
-        let ops = rota_ops::Ops::new(store.clone());
-        let stored = ops.put_job(&namespace, job, &put.source).await?;
-        let target = format!("job/{namespace}/{}", job.id);
-        ops.audit(&rota_ops::Actor::local(), "job.put", &target, "ok")
-            .await?;
-        saved.push(via_wire(rota_ops::records::JobSummary::from(stored.revision))?);
-    }
-    print_jobs(out, &saved);
-    Ok(0)
-}
-
-/// `rota jobs put` against a server: `PUT …/jobs/{job}` per job; the server validates the
-/// file again and its problems come back with their lines.
-async fn put_remote(
-    remote: &Remote,
-    file: &Path,
-    namespace: Option<&str>,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let Some(put) = read_put_file(file) else {
-        return Ok(EXIT_USAGE);
-    };
-    if put.jobs.len() != 1 {
+    let [job] = put.jobs.as_slice() else {
         eprintln!(
             "rota: {}: the API saves one job per file; this file defines {}",
             file.display(),
             put.jobs.len()
         );
         return Ok(EXIT_USAGE);
-    }
-    let job = &put.jobs[0];
+    };
     let namespace = match put_namespace(job, namespace) {
         Ok(namespace) => namespace,
         Err(message) => {
@@ -338,13 +279,20 @@ async fn put_remote(
             return Ok(EXIT_USAGE);
         }
     };
-    let body = serde_json::json!({ "format": put.format, "source": put.source });
-    let path = format!(
-        "/api/v1/namespaces/{}/jobs/{}",
-        seg(&namespace),
-        seg(&job.id)
-    );
-    let view: JobView = remote.send(reqwest::Method::PUT, &path, &body).await?;
-    print_jobs(out, &[view]);
+    let submission = JobSubmission {
+        format: put.format,
+        source: put.source,
+    };
+    let saved = rota.put_job(&namespace, &job.id, submission).await?;
+    let saved = saved.job;
+    let summary = JobSummary {
+        namespace: saved.namespace,
+        id: saved.id,
+        revision: saved.revision,
+        hash: saved.hash,
+        source_path: saved.source_path,
+        created_at: saved.created_at,
+    };
+    print_jobs(out, &[summary]);
     Ok(0)
 }

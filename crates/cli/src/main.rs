@@ -160,6 +160,15 @@ async fn dispatch<R: rota_ops::Rota>(
         Command::Secrets(command) => secrets_cmd::secrets(rota, command, out).await?,
         Command::Tokens(command) => tokens_cmd::tokens(rota, command, out).await?,
         Command::Audit(command) => audit_cmd::audit(rota, command, out).await?,
+        Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await?,
+        Command::Namespaces => jobs_cmd::namespaces(rota, out).await?,
+        Command::Plans(args) => plan_cmd::plans(rota, args, out).await?,
+        Command::Approve(args) => {
+            plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Approve, out).await?
+        }
+        Command::Reject(args) => {
+            plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Reject, out).await?
+        }
         other => return Ok(Err(other)),
     }))
 }
@@ -176,13 +185,22 @@ async fn run_local(
         Command::Logs(args) => logs_cmd::logs(home, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(home, args, out).await,
         Command::Retry(args) => run_cmd::retry(home, args, out).await,
-        Command::Jobs(args) => jobs_cmd::jobs(home, args, out).await,
-        Command::Namespaces => jobs_cmd::namespaces(home, out).await,
-        Command::Plan(args) => plan_cmd::plan(home, args, out).await,
-        Command::Plans(args) => plan_cmd::plans(home, args, out).await,
-        Command::Approve(args) => plan_cmd::decide(home, args, true, out).await,
-        Command::Reject(args) => plan_cmd::decide(home, args, false, out).await,
-        Command::Apply(args) => plan_cmd::apply(home, args, out).await,
+        Command::Plan(args) => {
+            let session = home.session().await?;
+            let here = plan_cmd::Here {
+                home,
+                session: &session,
+            };
+            plan_cmd::plan(&session, Some(here), args, out).await
+        }
+        Command::Apply(args) => {
+            let session = home.session().await?;
+            let here = plan_cmd::Here {
+                home,
+                session: &session,
+            };
+            plan_cmd::apply(&session, plan_cmd::Runner::Here(here), args, out).await
+        }
         local => unreachable!("handled by local_only: {local:?}"),
     }
 }
@@ -200,13 +218,10 @@ async fn run_remote(
         Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await,
         Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
-        Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await,
-        Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await,
-        Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await,
-        Command::Plans(args) => plan_cmd::plans_remote(remote, args, out).await,
-        Command::Approve(args) => plan_cmd::decide_remote(remote, args, true, out).await,
-        Command::Reject(args) => plan_cmd::decide_remote(remote, args, false, out).await,
-        Command::Apply(args) => plan_cmd::apply_remote(remote, args, out).await,
+        Command::Plan(args) => plan_cmd::plan(remote, None, args, out).await,
+        Command::Apply(args) => {
+            plan_cmd::apply(remote, plan_cmd::Runner::Server(remote), args, out).await
+        }
         local => unreachable!("handled by local_only: {local:?}"),
     }
 }

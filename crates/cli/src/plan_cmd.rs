@@ -5,24 +5,35 @@
 //! role: it matches `role:…` approvers and an approver listed by the user's name. That is
 //! bookkeeping, not authentication (whoever can write the store can act as anyone); the
 //! same rules apply, so a user cannot approve their own plan unless the job allows it.
-//! Local `apply` re-reads a job that came from a file (a changed file is a new revision,
-//! which the plan then refuses as drift), queues the run in the transaction that applies
-//! the plan, claims it and runs it in the foreground like `rota run`.
+//! `rota plans`, `approve` and `reject` are written once over [`Plans`]. Local `plan`
+//! loads a job file and saves its revision first; local `apply` re-reads a job that came
+//! from a file (a changed file is a new revision, which the plan then refuses as drift),
+//! and both run what they queue in the foreground like `rota run`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use rota_core::model::Job;
-use rota_store::{Approver, Decision, PlanError, PlanFilter, PlanRecord, PlanStatus, Role, Store};
-use serde_json::json;
+use rota_ops::Rota;
+use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanQuery};
+use rota_ops::service::plans::Verdict;
+use rota_ops::service::{Jobs, Plans};
 
 use crate::EXIT_USAGE;
 use crate::args::{ApplyArgs, DecideArgs, PlanArgs, PlansArgs, PlansCommand, RunArgs};
-use crate::client::{Remote, seg};
+use crate::client::Remote;
 use crate::home::Home;
 use crate::output::{self, Printer};
 use crate::run_cmd::{self, UsageError};
-use crate::view::{PlanView, RunView};
+
+/// The statuses a plan can have, as `--status` takes them.
+const STATUSES: [&str; 5] = [
+    "awaiting_approval",
+    "approved",
+    "rejected",
+    "expired",
+    "applied",
+];
 
 /// The `rota run` arguments that load and resolve the same job.
 fn run_args(
@@ -45,113 +56,51 @@ fn run_args(
     }
 }
 
-/// Appends the audit entry of a local plan action.
-async fn audit(store: &Store, action: &str, plan_id: &str, result: &str) -> anyhow::Result<()> {
-    rota_ops::Ops::new(store.clone())
-        .audit(
-            &rota_ops::Actor::local(),
-            action,
-            &format!("plan/{plan_id}"),
-            result,
-        )
-        .await
-        .context("cannot append to the audit log")?;
-    Ok(())
+/// This machine, when `rota plan` or `rota apply` works on the local store: the job files
+/// it reads and the runs it executes in the foreground are here.
+pub struct Here<'a> {
+    /// The data directory.
+    pub home: &'a Home,
+    /// The local user's session on its store.
+    pub session: &'a rota_ops::Session,
 }
 
-/// The audit result of a refusal: the API's problem slug for the same refusal.
-fn refusal_slug(error: &PlanError) -> &'static str {
-    match error {
-        PlanError::NotFound(_) => "not-found",
-        PlanError::NotApprover { .. } => "forbidden",
-        PlanError::Store(_) => "internal",
-        _ => "conflict",
-    }
-}
-
-/// `rota plan`, locally.
-pub async fn plan(home: &Home, args: PlanArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let run_args = run_args(
-        args.target.clone(),
-        args.job.clone(),
-        args.namespace.clone(),
-        args.params.clone(),
-        args.params_file.clone(),
-    );
-    let loaded = match run_cmd::load(&store, &run_args).await {
-        Ok(loaded) => loaded,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
+/// `rota plan`: plans a job by its id (or, locally, from its file, saved first as the job's
+/// next revision, which the plan pins), with its parameters resolved here; locally its dry
+/// run executes in the foreground, on a server it is queued.
+pub async fn plan<R: Rota>(
+    rota: &R,
+    here: Option<Here<'_>>,
+    args: PlanArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let (namespace, job_id) = match &here {
+        Some(here) => match save_local_job(here.session, &args).await? {
+            Ok(saved) => saved,
+            Err(code) => return Ok(code),
+        },
+        None if Path::new(&args.target).exists() => {
+            eprintln!(
+                "rota: with --server, `rota plan` plans a job stored on the server by its id; save {} there first with `rota jobs put {}`",
+                args.target, args.target
+            );
             return Ok(EXIT_USAGE);
         }
+        None => (
+            args.namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            args.target.clone(),
+        ),
     };
-    let params = match run_cmd::resolve_params(&loaded.job, &run_args) {
-        Ok(params) => params,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    // The plan pins the revision its parameters were resolved against.
-    let revision = run_cmd::save_revision(&store, &loaded).await?;
-    let record = home
-        .ops(&store)
-        .create_plan(
-            &rota_ops::Actor::local(),
-            &loaded.namespace,
-            &loaded.job,
-            revision.revision,
-            &params,
-            args.dry_run,
-        )
-        .await?;
-    audit(&store, "plan.create", &record.id, "ok").await?;
-    let mut code = 0;
-    if let Some(run_id) = &record.dry_run_id {
-        // The dry run's summary comes first (a JSON line of its own with --output json),
-        // then the plan.
-        code = run_cmd::claim_and_execute(home, &home.ops(&store), run_id, out).await?;
-        if !out.is_json() {
-            out.text("\n");
-        }
-    }
-    print_plan(
-        out,
-        &PlanView::from_record(&store, store.find_plan(&record.id).await?).await?,
-    );
-    Ok(code)
-}
-
-/// `rota plan` on a server: the job must be stored there.
-pub async fn plan_remote(remote: &Remote, args: PlanArgs, out: &Printer) -> anyhow::Result<u8> {
-    if Path::new(&args.target).exists() {
-        eprintln!(
-            "rota: with --server, `rota plan` plans a job stored on the server by its id; save {} there first with `rota jobs put {}`",
-            args.target, args.target
-        );
-        return Ok(EXIT_USAGE);
-    }
-    let namespace = args
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_owned());
-    let job_path = format!(
-        "/api/v1/namespaces/{}/jobs/{}",
-        seg(&namespace),
-        seg(&args.target)
-    );
-    #[derive(serde::Deserialize)]
-    struct StoredJob {
-        definition: serde_json::Value,
-    }
-    let stored: StoredJob = remote.get(&job_path, &[]).await?;
-    let job: Job = serde_json::from_value(rota_ops::records::durations_from_text(stored.definition))
-        .context("the server's definition of the job does not load in this rota")?;
+    let stored = rota.get_job(&namespace, &job_id).await?;
+    let job: Job =
+        serde_json::from_value(rota_ops::records::durations_from_text(stored.definition))
+            .context("the stored definition of the job does not load in this rota")?;
     let run_args = run_args(
-        args.target.clone(),
+        job_id.clone(),
         None,
-        Some(namespace),
+        Some(namespace.clone()),
         args.params.clone(),
         args.params_file.clone(),
     );
@@ -162,222 +111,183 @@ pub async fn plan_remote(remote: &Remote, args: PlanArgs, out: &Printer) -> anyh
             return Ok(EXIT_USAGE);
         }
     };
-    let body = json!({ "params": params, "dry_run": args.dry_run });
-    let wire: serde_json::Value = remote
-        .send(reqwest::Method::POST, &format!("{job_path}/plans"), &body)
-        .await?;
-    let view = PlanView::from_wire(wire)?;
-    print_plan(out, &view);
-    if let (Some(run_id), false) = (&view.dry_run_id, out.is_json()) {
-        eprintln!("dry run {run_id} queued; follow it with `rota logs -f {run_id}`");
-    }
-    Ok(0)
-}
-
-/// `rota plans`, locally.
-pub async fn plans(home: &Home, args: PlansArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    if let Some(PlansCommand::Show { plan }) = args.show {
-        return match store.find_plan(&plan).await {
-            Ok(record) => {
-                print_plan(out, &PlanView::from_record(&store, record).await?);
-                Ok(0)
-            }
-            Err(error) => refused(error),
-        };
-    }
-    let status = match args.status.as_deref().map(str::parse::<PlanStatus>) {
-        Some(Err(e)) => {
-            eprintln!(
-                "rota: {e} (expected one of: awaiting_approval, approved, rejected, expired, applied)"
-            );
-            return Ok(EXIT_USAGE);
-        }
-        Some(Ok(status)) => Some(status),
-        None => None,
+    let request = CreatePlan {
+        params: params.into_iter().collect(),
+        dry_run: args.dry_run,
     };
-    let records = store
-        .list_plans(&PlanFilter {
-            namespace: args.namespace.clone(),
-            status,
-            limit: args.limit.clamp(1, 1000),
-            before: None,
-        })
-        .await?;
-    let mut views = Vec::with_capacity(records.len());
-    for record in records {
-        views.push(PlanView::from_record(&store, record).await?);
+    let plan = rota.create_plan(&namespace, &job_id, request).await?;
+    let Some(run_id) = &plan.dry_run_id else {
+        print_plan(out, &plan);
+        return Ok(0);
+    };
+    let Some(here) = here else {
+        print_plan(out, &plan);
+        if !out.is_json() {
+            eprintln!("dry run {run_id} queued; follow it with `rota logs -f {run_id}`");
+        }
+        return Ok(0);
+    };
+    // The dry run's summary comes first (a JSON line of its own with --output json), then
+    // the plan as it is after it.
+    let code = run_cmd::claim_and_execute(here.home, here.session.ops(), run_id, out).await?;
+    if !out.is_json() {
+        out.text("\n");
     }
-    print_list(out, &views);
-    Ok(0)
+    print_plan(out, &rota.get_plan(&plan.id).await?);
+    Ok(code)
 }
 
-/// `rota plans` on a server.
-pub async fn plans_remote(remote: &Remote, args: PlansArgs, out: &Printer) -> anyhow::Result<u8> {
+/// Loads the job `rota plan` names on this machine (a file, or a stored job's id) and saves
+/// it as the job's next revision: `Ok((namespace, job))`, or `Err(exit code)` after saying
+/// why it does not load.
+async fn save_local_job(
+    session: &rota_ops::Session,
+    args: &PlanArgs,
+) -> anyhow::Result<Result<(String, String), u8>> {
+    let store = session.ops().store();
+    let run_args = run_args(
+        args.target.clone(),
+        args.job.clone(),
+        args.namespace.clone(),
+        args.params.clone(),
+        args.params_file.clone(),
+    );
+    let loaded = match run_cmd::load(store, &run_args).await {
+        Ok(loaded) => loaded,
+        Err(UsageError(message)) => {
+            eprintln!("{message}");
+            return Ok(Err(EXIT_USAGE));
+        }
+    };
+    run_cmd::save_revision(store, &loaded).await?;
+    Ok(Ok((loaded.namespace, loaded.job.id)))
+}
+
+/// `rota plans` and `rota plans show ID`.
+pub async fn plans<R: Plans>(rota: &R, args: PlansArgs, out: &Printer) -> anyhow::Result<u8> {
     if let Some(PlansCommand::Show { plan }) = args.show {
-        let wire: serde_json::Value = remote
-            .get(&format!("/api/v1/plans/{}", seg(&plan)), &[])
-            .await?;
-        print_plan(out, &PlanView::from_wire(wire)?);
+        print_plan(out, &rota.get_plan(&plan).await?);
         return Ok(0);
     }
-    let mut query = vec![("limit", args.limit.clamp(1, 500).to_string())];
-    for (name, value) in [("namespace", &args.namespace), ("status", &args.status)] {
-        if let Some(value) = value {
-            query.push((name, value.clone()));
-        }
-    }
-    #[derive(serde::Deserialize)]
-    struct Page {
-        items: Vec<serde_json::Value>,
-    }
-    let page: Page = remote.get("/api/v1/plans", &query).await?;
-    let views = page
-        .items
-        .into_iter()
-        .map(PlanView::from_wire)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    print_list(out, &views);
-    Ok(0)
-}
-
-/// A refused plan action: its explanation on stderr, exit 2.
-fn refused(error: PlanError) -> anyhow::Result<u8> {
-    match error {
-        PlanError::Store(e) => Err(e.into()),
-        other => {
-            eprintln!("rota: {other}");
-            Ok(EXIT_USAGE)
-        }
-    }
-}
-
-/// `rota approve` / `rota reject`, locally.
-pub async fn decide(
-    home: &Home,
-    args: DecideArgs,
-    approve: bool,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let (decision, action) = if approve {
-        (Decision::Approve, "plan.approve")
-    } else {
-        (Decision::Reject, "plan.reject")
-    };
-    let plan = match store.find_plan(&args.plan).await {
-        Ok(plan) => plan,
-        Err(error) => return refused(error),
-    };
-    let who = Approver {
-        actor: rota_ops::Actor::local().name,
-        name: rota_ops::local_user(),
-        role: Some(Role::Admin),
-    };
-    let outcome = store
-        .decide_plan(
-            &plan.id,
-            &who,
-            decision,
-            args.comment.as_deref(),
-            args.hash.as_deref(),
-            jiff::Timestamp::now(),
-        )
-        .await;
-    let result = outcome.as_ref().map_or_else(refusal_slug, |_| "ok");
-    audit(&store, action, &plan.id, result).await?;
-    match outcome {
-        Ok(record) => {
-            print_plan(out, &PlanView::from_record(&store, record).await?);
-            Ok(0)
-        }
-        Err(error) => refused(error),
-    }
-}
-
-/// `rota approve` / `rota reject` on a server.
-pub async fn decide_remote(
-    remote: &Remote,
-    args: DecideArgs,
-    approve: bool,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let action = if approve { "approve" } else { "reject" };
-    let mut body = serde_json::Map::new();
-    if let Some(comment) = &args.comment {
-        body.insert("comment".into(), json!(comment));
-    }
-    if let Some(hash) = &args.hash {
-        body.insert("hash".into(), json!(hash));
-    }
-    let wire: serde_json::Value = remote
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/plans/{}/{action}", seg(&args.plan)),
-            &body,
-        )
-        .await?;
-    print_plan(out, &PlanView::from_wire(wire)?);
-    Ok(0)
-}
-
-/// `rota apply`, locally: checks and applies the plan, then runs it here.
-pub async fn apply(home: &Home, args: ApplyArgs, out: &Printer) -> anyhow::Result<u8> {
-    if args.detach {
+    if let Some(status) = args.status.as_deref().filter(|s| !STATUSES.contains(s)) {
         eprintln!(
-            "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server)"
+            "rota: unknown plan status {status:?} (expected one of: {})",
+            STATUSES.join(", ")
         );
         return Ok(EXIT_USAGE);
     }
-    let store = home.open_store().await?;
-    let plan = match store.find_plan(&args.plan).await {
-        Ok(plan) => plan,
-        Err(error) => return refused(error),
+    let namespace = match args.namespace.map(rota_ops::ids::Namespace::try_from) {
+        Some(Ok(namespace)) => Some(namespace),
+        // No plan is in a namespace that cannot exist.
+        Some(Err(_)) => {
+            print_list(out, &[]);
+            return Ok(0);
+        }
+        None => None,
     };
-    match refresh_from_file(&store, &plan).await {
-        Ok(()) => {}
-        Err(UsageError(message)) => {
-            audit(&store, "plan.apply", &plan.id, "invalid-job").await?;
+    let query = PlanQuery {
+        namespace,
+        status: args.status,
+        limit: Some(args.limit.clamp(1, crate::client::PAGE)),
+        cursor: None,
+    };
+    let page = rota.list_plans(query).await?;
+    print_list(out, &page.items);
+    Ok(0)
+}
+
+/// `rota approve` / `rota reject`.
+pub async fn decide<R: Plans>(
+    rota: &R,
+    args: DecideArgs,
+    verdict: Verdict,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let decision = DecidePlan {
+        comment: args.comment,
+        hash: args.hash,
+    };
+    let plan = rota.decide_plan(&args.plan, verdict, decision).await?;
+    print_plan(out, &plan);
+    Ok(0)
+}
+
+/// Where the run `rota apply` queues is executed: here in the foreground (after re-reading
+/// the job's file), or by a server, followed from here unless `--detach`.
+pub enum Runner<'a> {
+    /// On this machine.
+    Here(Here<'a>),
+    /// By the server `rota` talks to.
+    Server(&'a Remote),
+}
+
+/// `rota apply`: applies the approved plan (refused if it drifted) and runs its run.
+pub async fn apply<R: Rota>(
+    rota: &R,
+    runner: Runner<'_>,
+    args: ApplyArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let mut id = args.plan.clone();
+    if let Runner::Here(here) = &runner {
+        if args.detach {
+            eprintln!(
+                "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server)"
+            );
+            return Ok(EXIT_USAGE);
+        }
+        let plan = rota.get_plan(&args.plan).await?;
+        if let Err(UsageError(message)) = refresh_from_file(here.session, &plan).await {
+            let session = here.session;
+            let target = format!("plan/{}", plan.id);
+            session
+                .ops()
+                .audit(&session.actor(), "plan.apply", &target, "invalid-job")
+                .await?;
             eprintln!("{message}");
             return Ok(EXIT_USAGE);
         }
-    };
-    let outcome = home
-        .ops(&store)
-        .apply_plan(&rota_ops::Actor::local(), &plan.id)
-        .await;
-    let result = outcome.as_ref().map_or_else(refusal_slug, |_| "ok");
-    audit(&store, "plan.apply", &plan.id, result).await?;
-    let run_id = match outcome {
-        Ok(run_id) => run_id,
-        Err(error) => return refused(error),
-    };
-    if !out.is_json() {
-        eprintln!("plan {} applied as run {run_id}", plan.id);
+        id = plan.id;
     }
-    run_cmd::claim_and_execute(home, &home.ops(&store), &run_id, out).await
+    let run = rota.apply_plan(&id).await?;
+    match runner {
+        Runner::Here(here) => {
+            if !out.is_json() {
+                eprintln!("plan {id} applied as run {}", run.id);
+            }
+            run_cmd::claim_and_execute(here.home, here.session.ops(), &run.id, out).await
+        }
+        Runner::Server(remote) => {
+            let run = crate::view::via_wire(run)?;
+            run_cmd::follow_remote(remote, run, args.detach, None, out).await
+        }
+    }
 }
 
 /// For a job whose latest revision came from a file: loads the file again and saves it
-/// (a changed file becomes a new revision, which `apply_plan` reports as drift).
-async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<(), UsageError> {
-    let latest = store
-        .latest_job_revision(&plan.content.namespace, &plan.content.job)
+/// (a changed file becomes a new revision, which applying the plan reports as drift).
+async fn refresh_from_file(session: &rota_ops::Session, plan: &Plan) -> Result<(), UsageError> {
+    let latest = session
+        .get_job(&plan.namespace, &plan.job_id)
         .await
-        .map_err(|e| UsageError(format!("rota: {e}")))?;
-    let Some(path) = latest.and_then(|r| r.source_path) else {
-        return Ok(());
+        .map(|job| job.source_path);
+    let path = match latest {
+        Ok(Some(path)) => path,
+        Ok(None) => return Ok(()),
+        Err(error) if error.is_not_found() => return Ok(()),
+        Err(error) => return Err(UsageError(format!("rota: {error}"))),
     };
     if !Path::new(&path).exists() {
         return Ok(());
     }
     let args = run_args(
         path,
-        Some(plan.content.job.clone()),
-        Some(plan.content.namespace.clone()),
+        Some(plan.job_id.clone()),
+        Some(plan.namespace.clone()),
         Vec::new(),
         None,
     );
+    let store = session.ops().store();
     let loaded = run_cmd::load(store, &args).await?;
     run_cmd::save_revision(store, &loaded)
         .await
@@ -385,28 +295,16 @@ async fn refresh_from_file(store: &Store, plan: &PlanRecord) -> Result<(), Usage
     Ok(())
 }
 
-/// `rota apply` on a server: queues the run and, unless `--detach`, follows it.
-pub async fn apply_remote(remote: &Remote, args: ApplyArgs, out: &Printer) -> anyhow::Result<u8> {
-    let run: RunView = remote
-        .send(
-            reqwest::Method::POST,
-            &format!("/api/v1/plans/{}/apply", seg(&args.plan)),
-            &json!({}),
-        )
-        .await?;
-    run_cmd::follow_remote(remote, run, args.detach, None, out).await
-}
-
 /// One plan, in full.
-fn print_plan(out: &Printer, plan: &PlanView) {
+fn print_plan(out: &Printer, plan: &Plan) {
     if out.is_json() {
-        out.json(&plan.wire);
+        out.json(&serde_json::to_value(plan).unwrap_or_default());
         return;
     }
     let mut text = format!(
         "plan {}  {}\njob      {}/{} (revision {})\nhash     {}\n",
         plan.id,
-        plan.shown_status(),
+        shown_status(plan),
         plan.namespace,
         plan.job_id,
         plan.job_revision,
@@ -475,7 +373,7 @@ fn print_plan(out: &Printer, plan: &PlanView) {
     let rows: Vec<Vec<String>> = plan
         .steps
         .iter()
-        .map(|s| vec![s.id.clone(), s.kind.clone(), s.what()])
+        .map(|s| vec![s.id.clone(), s.kind.clone(), step_what(s)])
         .collect();
     out.table(&["STEP", "KIND", "WHAT"], &rows);
     if !plan.decisions.is_empty() {
@@ -497,11 +395,9 @@ fn print_plan(out: &Printer, plan: &PlanView) {
 }
 
 /// Plans, one per line.
-fn print_list(out: &Printer, plans: &[PlanView]) {
+fn print_list(out: &Printer, plans: &[Plan]) {
     if out.is_json() {
-        out.json(&serde_json::Value::Array(
-            plans.iter().map(|p| p.wire.clone()).collect(),
-        ));
+        out.json(&serde_json::to_value(plans).unwrap_or_default());
         return;
     }
     let rows: Vec<Vec<String>> = plans
@@ -510,11 +406,11 @@ fn print_list(out: &Printer, plans: &[PlanView]) {
             vec![
                 p.id.clone(),
                 format!("{}/{}", p.namespace, p.job_id),
-                p.shown_status(),
+                shown_status(p),
                 // Counted from the decisions: an expired or rejected plan needs no more
                 // approvals, yet has only the ones it got.
                 p.approval.as_ref().map_or("-".to_owned(), |rules| {
-                    format!("{}/{}", p.approvals(), rules.quorum)
+                    format!("{}/{}", approvals(p), rules.quorum)
                 }),
                 p.created_by.clone(),
                 output::when(Some(p.created_at)),
@@ -525,4 +421,28 @@ fn print_list(out: &Printer, plans: &[PlanView]) {
         &["ID", "JOB", "STATUS", "APPROVALS", "CREATED BY", "CREATED"],
         &rows,
     );
+}
+
+/// What a plan's step runs, in one line: its command, argv, script, notebook, URL or
+/// query, described from its resolved definition as shown.
+fn step_what(step: &rota_ops::records::PlanStep) -> String {
+    rota_core::kinds::describe(&step.kind, &step.resolved["kind"][&step.kind])
+}
+
+/// The status to show: `approved` or `awaiting_approval` become `drifted` when what the
+/// plan pinned changed since (apply would refuse it).
+fn shown_status(plan: &Plan) -> String {
+    if plan.drift.is_empty() {
+        plan.status.clone()
+    } else {
+        format!("drifted ({})", plan.status)
+    }
+}
+
+/// The approvals it has (`approve` decisions), whatever its status.
+fn approvals(plan: &Plan) -> usize {
+    plan.decisions
+        .iter()
+        .filter(|d| d.decision == "approve")
+        .count()
 }

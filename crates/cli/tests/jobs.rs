@@ -97,3 +97,29 @@ fn a_stored_job_runs_by_id_and_jobs_lists_it() {
 
     assert_code(&rota.run(["run", "never-stored-job"]), 2);
 }
+
+/// `rota jobs put` saves one job per file, locally as through a server (locally it used to
+/// save every job of the file; a server never could).
+#[test]
+fn jobs_put_saves_one_job_per_file_locally_too() {
+    let rota = Rota::new();
+    rota.write(
+        "many.yaml",
+        "- id: first-job\n  steps:\n    - id: s\n      sh: 'true'\n- id: second-job\n  steps:\n    - id: s\n      sh: 'true'\n",
+    );
+    let output = rota.run(["jobs", "put", "many.yaml"]);
+    assert_code(&output, 2);
+    assert_stderr_has(&output, "one job per file; this file defines 2");
+    let (jobs, output) = rota.run_json(&["jobs"]);
+    assert_code(&output, 0);
+    assert_eq!(jobs, serde_json::json!([]));
+    rota.write(
+        "one.yaml",
+        "id: one-job\nsteps:\n  - id: s\n    sh: 'true'\n",
+    );
+    let (saved, output) = rota.run_json(&["jobs", "put", "one.yaml"]);
+    assert_code(&output, 0);
+    assert_eq!(saved[0]["id"], "one-job");
+    assert_eq!(saved[0]["revision"], 1);
+    assert_eq!(saved[0]["source_path"], serde_json::Value::Null);
+}

@@ -156,3 +156,124 @@ async fn a_retry_of_a_run_still_active_is_a_conflict_and_a_cancel_of_an_ended_on
         .await
         .expect("cancel asked");
 }
+
+/// The audit entries so far, as `(actor, action, result)`.
+async fn audit_trail(ops: &Ops) -> Vec<(String, String, String)> {
+    ops.store()
+        .list_audit(0, 1000)
+        .await
+        .expect("the audit log reads")
+        .into_iter()
+        .map(|e| (e.actor, e.action, e.result))
+        .collect()
+}
+
+/// A caller holding only `role` in namespace `ops`.
+fn holding(actor: &str, role: rota_store::Role) -> rota_ops::auth::Principal {
+    rota_ops::auth::Principal {
+        actor: actor.to_owned(),
+        token_id: None,
+        grants: vec![rota_store::Grant {
+            namespace: Some("ops".to_owned()),
+            role,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_reads_jobs_but_may_not_save_one_and_the_refusal_is_audited() {
+    use rota_ops::records::{JobFormat, JobPageQuery, JobSubmission};
+    use rota_ops::service::Jobs;
+    let f = fixture().await;
+    save(&f.ops, PLAIN, None).await;
+    let viewer = f
+        .ops
+        .session(holding("token:1:viewer", rota_store::Role::Viewer), None);
+    let listed = viewer
+        .list_jobs("ops", JobPageQuery::default())
+        .await
+        .expect("a viewer lists jobs");
+    assert_eq!(listed.items.len(), 1);
+    let file = JobSubmission {
+        format: JobFormat::Yaml,
+        source: PLAIN.to_owned(),
+    };
+    let refused = viewer.put_job("ops", "report", file.clone()).await;
+    assert!(
+        matches!(refused, Err(OpsError::Forbidden { .. })),
+        "{refused:?}"
+    );
+    let elsewhere = f
+        .ops
+        .session(holding("token:2:editor", rota_store::Role::Editor), None);
+    let other = elsewhere.put_job("other", "report", file.clone()).await;
+    assert!(
+        matches!(other, Err(OpsError::Forbidden { .. })),
+        "{other:?}"
+    );
+    let saved = elsewhere
+        .put_job("ops", "report", file)
+        .await
+        .expect("an editor saves");
+    assert!(saved.unchanged, "the same text is no new revision");
+    assert_eq!(
+        audit_trail(&f.ops).await,
+        vec![
+            (
+                "token:1:viewer".into(),
+                "job.put".into(),
+                "forbidden".into()
+            ),
+            (
+                "token:2:editor".into(),
+                "job.put".into(),
+                "forbidden".into()
+            ),
+            ("token:2:editor".into(), "job.put".into(), "ok".into()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_local_user_approves_by_their_name_but_not_their_own_plan() {
+    use rota_ops::auth::Principal;
+    use rota_ops::records::{CreatePlan, DecidePlan};
+    use rota_ops::service::Plans;
+    use rota_ops::service::plans::Verdict;
+    let f = fixture().await;
+    save(&f.ops, GATED, None).await;
+    let as_user = |user: &str| {
+        f.ops
+            .session(Principal::admin(format!("local:{user}")), None)
+    };
+    let own = as_user("alice")
+        .create_plan("ops", "deploy", CreatePlan::default())
+        .await
+        .expect("alice plans");
+    let refused = as_user("alice")
+        .decide_plan(&own.id, Verdict::Approve, DecidePlan::default())
+        .await;
+    assert!(matches!(refused, Err(OpsError::Conflict(_))), "{refused:?}");
+    let plan = as_user("carol")
+        .create_plan("ops", "deploy", CreatePlan::default())
+        .await
+        .expect("carol plans");
+    assert_eq!(plan.status, "awaiting_approval");
+    let stranger = as_user("mallory")
+        .decide_plan(&plan.id, Verdict::Approve, DecidePlan::default())
+        .await;
+    assert!(
+        matches!(stranger, Err(OpsError::Forbidden { .. })),
+        "{stranger:?}"
+    );
+    let approved = as_user("alice")
+        .decide_plan(&plan.id, Verdict::Approve, DecidePlan::default())
+        .await
+        .expect("alice is an approver");
+    assert_eq!(approved.status, "approved");
+    let shown = as_user("carol")
+        .get_plan(&plan.id)
+        .await
+        .expect("the plan reads");
+    assert!(shown.drift.is_empty(), "{:?}", shown.drift);
+}

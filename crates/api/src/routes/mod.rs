@@ -74,24 +74,6 @@ pub(crate) fn cut_page<T>(
     (rows, next)
 }
 
-/// The latest revision of a job and its definition, or a 404 problem.
-pub(crate) async fn latest_job(
-    state: &crate::ApiState,
-    namespace: &str,
-    job: &str,
-) -> Result<(i64, rota_core::model::Job), ApiError> {
-    Ok(state.ops.latest_job(namespace, job).await?)
-}
-
-/// `given` parameters resolved against the job's declarations (typed, defaults filled), or
-/// a 422 problem naming each one that does not fit.
-pub(crate) fn resolve_params(
-    job: &rota_core::model::Job,
-    given: serde_json::Map<String, serde_json::Value>,
-) -> Result<std::collections::BTreeMap<String, serde_json::Value>, ApiError> {
-    Ok(rota_ops::resolve_params(job, given.into_iter().collect())?)
-}
-
 /// The 404 answer for routes no handler serves.
 pub(crate) async fn no_route() -> ApiError {
     ApiError::NoRoute

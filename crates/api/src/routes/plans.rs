@@ -2,80 +2,22 @@
 //! list and read them, approve or reject them, and apply an approved one.
 //!
 //! The rules (approvers, quorum, self-approval, expiry, one apply, drift) live in
-//! `rota_store::Store::decide_plan` and `apply_plan`; this module maps the caller onto an
-//! approver (the name after `token:<id>:` of its actor, and its role in the plan's
-//! namespace) and the refusals onto problems: 403 for a caller who is not an approver,
-//! 409 for self-approval, a second decision, an expired or decided plan, missing approvals
-//! and drift (naming what changed). Applying queues the run, like `POST …/runs`.
+//! `rota_ops::service::Plans`; their refusals become problems: 403 for a caller who is not
+//! an approver, 409 for self-approval, a second decision, an expired or decided plan,
+//! missing approvals and drift (naming what changed). Applying queues the run, like
+//! `POST …/runs`.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jiff::Timestamp;
-use rota_store::{Approver, Decision, PlanError, PlanFilter, PlanRecord, PlanStatus, Role};
-use serde::Deserialize;
-use utoipa::IntoParams;
 
-use super::{latest_job, page_limit, resolve_params};
 use crate::auth::Caller;
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::{ApiError, ApiState, audited};
-use rota_ops::auth::{Principal, Scope};
+use crate::{ApiError, ApiState};
 use rota_ops::ids::{JobId, Namespace, RunId};
-use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanPage, Problem, Run};
-
-/// `GET /api/v1/plans` filters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct PlanQuery {
-    /// Only this namespace (without it, the caller needs a role in every namespace).
-    namespace: Option<Namespace>,
-    /// Only this status.
-    #[param(schema_with = rota_ops::records::schema::plan_status_schema)]
-    status: Option<String>,
-    /// At most this many (1–500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-    /// Continue after this page: a previous page's `next_cursor`.
-    #[param(pattern = "^[0-9]{1,17}\\.[a-z0-9]{1,64}$", max_length = 82)]
-    cursor: Option<String>,
-}
-
-fn decode_cursor(text: &str) -> Result<(Timestamp, String), ApiError> {
-    let bad = || ApiError::InvalidQuery(format!("{text:?} is not a cursor from this API"));
-    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    let at = Timestamp::from_microsecond(micros).map_err(|_| bad())?;
-    let id = RunId::try_from(id.to_owned()).map_err(|_| bad())?;
-    Ok((at, id.to_string()))
-}
-
-/// A store refusal as a problem.
-fn problem(error: PlanError) -> ApiError {
-    match error {
-        PlanError::NotFound(id) => ApiError::NotFound(format!("plan {id:?}")),
-        PlanError::NotApprover { id, approvers, .. } => ApiError::Forbidden {
-            needed: Role::Operator,
-            scope: format!("as one of the approvers of plan {id} ({approvers})"),
-        },
-        PlanError::Store(e) => e.into(),
-        other => ApiError::Conflict(other.to_string()),
-    }
-}
-
-/// The plan, or a 404 problem, after checking that the caller may see its namespace
-/// with `role`.
-async fn find(
-    state: &ApiState,
-    principal: &Principal,
-    id: &RunId,
-    role: Role,
-) -> Result<PlanRecord, ApiError> {
-    let plan = state.store.find_plan(id.as_str()).await.map_err(problem)?;
-    principal.require(Scope::Namespace(&plan.content.namespace), role)?;
-    Ok(plan)
-}
+use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanPage, PlanQuery, Problem, Run};
+use rota_ops::service::Plans as _;
+use rota_ops::service::plans::Verdict;
 
 /// An answer with a body and a `Location`.
 fn located<T: serde::Serialize>(
@@ -108,33 +50,14 @@ pub(crate) async fn create(
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<CreatePlan>,
 ) -> Result<Response, ApiError> {
-    let outcome = async {
-        principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        let (revision, definition) = latest_job(&state, namespace.as_str(), job.as_str()).await?;
-        let params = resolve_params(&definition, body.params)?;
-        let plan = state
-            .ops
-            .create_plan(
-                &principal.actor(None),
-                namespace.as_str(),
-                &definition,
-                revision,
-                &params,
-                body.dry_run,
-            )
-            .await?;
-        Ok::<_, ApiError>(plan)
-    }
-    .await;
-    let target = match &outcome {
-        Ok(plan) => format!("plan/{}", plan.id),
-        Err(_) => format!("job/{namespace}/{job}"),
-    };
-    let plan = audited(&state, &principal, addr, "plan.create", &target, outcome).await?;
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    let plan = session
+        .create_plan(namespace.as_str(), job.as_str(), body)
+        .await?;
     located(
         StatusCode::CREATED,
         format!("/api/v1/plans/{}", plan.id),
-        Plan::from(plan),
+        plan,
     )
 }
 
@@ -146,43 +69,11 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     Query(query): Query<PlanQuery>,
 ) -> Result<Json<PlanPage>, ApiError> {
-    let scope = query
-        .namespace
-        .as_ref()
-        .map_or(Scope::Global, |ns| Scope::Namespace(ns.as_str()));
-    principal.require(scope, Role::Viewer)?;
-    let status = query
-        .status
-        .as_deref()
-        .map(|s| {
-            s.parse::<PlanStatus>()
-                .map_err(|_| ApiError::InvalidQuery(format!("unknown plan status {s:?}")))
-        })
-        .transpose()?;
-    let limit = page_limit(query.limit)?;
-    let filter = PlanFilter {
-        namespace: query.namespace.as_ref().map(|n| n.to_string()),
-        status,
-        limit: limit + 1,
-        before: query.cursor.as_deref().map(decode_cursor).transpose()?,
-    };
-    let mut plans = state.store.list_plans(&filter).await?;
-    let next_cursor = (plans.len() > limit as usize).then(|| {
-        plans.truncate(limit as usize);
-        plans
-            .last()
-            .map(|p| format!("{}.{}", p.created_at.as_microsecond(), p.id))
-    });
-    let mut items = Vec::with_capacity(plans.len());
-    for plan in plans {
-        items.push(Plan::with_drift(&state.store, plan).await?);
-    }
-    Ok(Json(PlanPage {
-        items,
-        next_cursor: next_cursor.flatten(),
-    }))
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.list_plans(query).await?))
 }
 
 /// One plan with its decisions.
@@ -194,76 +85,24 @@ pub(crate) async fn list(
 pub(crate) async fn get(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
 ) -> Result<Json<Plan>, ApiError> {
-    let plan = find(&state, &principal, &id, Role::Viewer).await?;
-    Ok(Json(Plan::with_drift(&state.store, plan).await?))
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.get_plan(id.as_str()).await?))
 }
 
-/// The caller as the approval rules see it.
-fn approver(principal: &Principal, namespace: &str) -> Approver {
-    // Token actors are `token:<id>:<name>`; approvers are listed by token name.
-    let name = principal
-        .actor
-        .splitn(3, ':')
-        .nth(2)
-        .unwrap_or(&principal.actor)
-        .to_owned();
-    Approver {
-        actor: principal.actor.clone(),
-        name,
-        role: principal.role_in(Scope::Namespace(namespace)),
-    }
-}
-
+/// Approves or rejects plan `id` as the caller.
 async fn decide(
     state: ApiState,
-    principal: Principal,
+    principal: rota_ops::auth::Principal,
     addr: Option<std::net::SocketAddr>,
     id: RunId,
     body: DecidePlan,
-    decision: Decision,
+    verdict: Verdict,
 ) -> Result<Json<Plan>, ApiError> {
-    let outcome = async {
-        if body
-            .comment
-            .as_ref()
-            .is_some_and(|c| c.chars().count() > 2000)
-        {
-            return Err(ApiError::InvalidBody(
-                "`comment` must be at most 2000 characters".into(),
-            ));
-        }
-        let plan = find(&state, &principal, &id, Role::Operator).await?;
-        let who = approver(&principal, &plan.content.namespace);
-        state
-            .store
-            .decide_plan(
-                &plan.id,
-                &who,
-                decision,
-                body.comment.as_deref(),
-                body.hash.as_deref(),
-                Timestamp::now(),
-            )
-            .await
-            .map_err(problem)
-    }
-    .await;
-    let action = match decision {
-        Decision::Approve => "plan.approve",
-        Decision::Reject => "plan.reject",
-    };
-    let plan = audited(
-        &state,
-        &principal,
-        addr,
-        action,
-        &format!("plan/{id}"),
-        outcome,
-    )
-    .await?;
-    Ok(Json(Plan::from(plan)))
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.decide_plan(id.as_str(), verdict, body).await?))
 }
 
 /// Approves a plan: the caller must be one of its approvers with at least `operator` in
@@ -284,7 +123,7 @@ pub(crate) async fn approve(
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<DecidePlan>,
 ) -> Result<Json<Plan>, ApiError> {
-    decide(state, principal, addr, id, body, Decision::Approve).await
+    decide(state, principal, addr, id, body, Verdict::Approve).await
 }
 
 /// Rejects a plan (same rules as approving); one rejection ends it.
@@ -303,7 +142,7 @@ pub(crate) async fn reject(
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<DecidePlan>,
 ) -> Result<Json<Plan>, ApiError> {
-    decide(state, principal, addr, id, body, Decision::Reject).await
+    decide(state, principal, addr, id, body, Verdict::Reject).await
 }
 
 /// Applies an approved plan: resolves it again from the job's latest revision, the plan's
@@ -323,33 +162,12 @@ pub(crate) async fn apply(
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
 ) -> Result<Response, ApiError> {
-    let outcome = async {
-        let plan = find(&state, &principal, &id, Role::Operator).await?;
-        let run_id = state
-            .ops
-            .apply_plan(&principal.actor(None), &plan.id)
-            .await
-            .map_err(problem)?;
-        state
-            .store
-            .get_run(&run_id)
-            .await?
-            .ok_or_else(|| ApiError::Internal(format!("run {run_id} vanished after apply")))
-    }
-    .await;
-    let run = audited(
-        &state,
-        &principal,
-        addr,
-        "plan.apply",
-        &format!("plan/{id}"),
-        outcome,
-    )
-    .await?;
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    let run = session.apply_plan(id.as_str()).await?;
     located(
         StatusCode::ACCEPTED,
         format!("/api/v1/runs/{}", run.id),
-        Run::from(run),
+        run,
     )
 }
 

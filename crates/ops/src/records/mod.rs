@@ -1137,46 +1137,6 @@ pub struct Plan {
     pub drift: Vec<String>,
 }
 
-impl Plan {
-    /// The plan with its drift: for a plan that could still be applied, the plan resolved
-    /// again from the job's latest revision and the secrets' current versions, compared
-    /// with what it pinned (as `apply` compares them).
-    pub async fn with_drift(
-        store: &rota_store::Store,
-        record: rota_store::PlanRecord,
-    ) -> Result<Plan, rota_store::StoreError> {
-        let open = matches!(
-            record.status,
-            rota_store::PlanStatus::Approved | rota_store::PlanStatus::AwaitingApproval
-        );
-        let drift = if open {
-            let content = &record.content;
-            match store
-                .resolve_plan(&content.namespace, &content.job, &content.params)
-                .await?
-            {
-                None => vec![format!(
-                    "job {}/{} no longer exists",
-                    content.namespace, content.job
-                )],
-                Some((current, _)) if current.hash() != record.hash => {
-                    let mut changes = content.changes_since(&current);
-                    if changes.is_empty() {
-                        changes.push("the plan's content changed".to_owned());
-                    }
-                    changes
-                }
-                Some(_) => Vec::new(),
-            }
-        } else {
-            Vec::new()
-        };
-        let mut plan = Plan::from(record);
-        plan.drift = drift;
-        Ok(plan)
-    }
-}
-
 impl From<rota_store::PlanRecord> for Plan {
     fn from(p: rota_store::PlanRecord) -> Self {
         let needed = match (&p.approval, p.status) {
@@ -1251,6 +1211,71 @@ pub struct PlanPage {
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/namespaces` parameters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NamespaceQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    pub cursor: Option<crate::ids::Namespace>,
+}
+
+/// `GET …/jobs` parameters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    pub cursor: Option<crate::ids::JobId>,
+}
+
+/// `GET …/revisions` parameters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RevisionPageQuery {
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor` (opaque).
+    #[param(pattern = "^[1-9][0-9]{0,17}$", max_length = 18)]
+    pub cursor: Option<String>,
+}
+
+/// `GET /api/v1/plans` filters.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PlanQuery {
+    /// Only this namespace (without it, the caller needs a role in every namespace).
+    pub namespace: Option<crate::ids::Namespace>,
+    /// Only this status.
+    #[param(schema_with = schema::plan_status_schema)]
+    pub status: Option<String>,
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor`.
+    #[param(pattern = "^[0-9]{1,17}\\.[a-z0-9]{1,64}$", max_length = 82)]
+    pub cursor: Option<String>,
+}
+
+/// A job file of a server's job directory that does not load (its last good revision
+/// keeps running); not part of the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobLoadProblem {
+    /// The file.
+    pub path: String,
+    /// What is wrong with it (diagnostics, one per line).
+    pub message: String,
 }
 
 #[cfg(test)]
