@@ -229,6 +229,7 @@ impl From<rota_ops::OpsError> for ApiError {
                     .collect(),
             },
             OpsError::Invalid(message) => ApiError::InvalidBody(message),
+            OpsError::InvalidQuery(message) => ApiError::InvalidQuery(message),
             OpsError::InvalidJob { detail, problems } => ApiError::InvalidJob { detail, problems },
             OpsError::Unavailable(message) => ApiError::Unavailable(message),
             OpsError::Store(error) => error.into(),

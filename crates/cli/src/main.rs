@@ -146,8 +146,12 @@ async fn dispatch<R: rota_ops::Rota>(
     command: Command,
     out: &output::Printer,
 ) -> anyhow::Result<Result<u8, Command>> {
-    let _ = (rota, out);
-    Ok(Err(command))
+    Ok(Ok(match command {
+        Command::Runs(args) => runs_cmd::runs(rota, args, out).await?,
+        Command::Logs(args) => logs_cmd::logs(rota, args, out).await?,
+        Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await?,
+        other => return Ok(Err(other)),
+    }))
 }
 
 /// The commands still written twice: this machine's half.
@@ -158,9 +162,6 @@ async fn run_local(
 ) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run_cmd::run(home, args, out).await,
-        Command::Runs(args) => runs_cmd::runs(home, args, out).await,
-        Command::Logs(args) => logs_cmd::logs(home, args, out).await,
-        Command::Cancel(args) => runs_cmd::cancel(home, args, out).await,
         Command::Retry(args) => run_cmd::retry(home, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(home, args, out).await,
         Command::Namespaces => jobs_cmd::namespaces(home, out).await,
@@ -208,9 +209,6 @@ async fn run_remote(
     match command {
         Command::Run(args) => run_cmd::run_remote(remote, args, out).await,
         Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await,
-        Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await,
-        Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
-        Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await,
         Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await,
         Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await,

@@ -17,10 +17,12 @@ use tokio::sync::mpsc;
 use crate::EXIT_USAGE;
 use crate::args::{RetryArgs, RunArgs};
 use crate::client::{Remote, seg};
-use crate::follow::{self, Style};
+use crate::follow;
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::view::RunView;
+use crate::view::{run_json, step_duration};
+use rota_ops::records::{CreateRun, RetryRun, Run};
+use rota_ops::service::Runs;
 
 /// A job ready to run, with where it came from.
 pub(crate) struct Loaded {
@@ -130,9 +132,9 @@ pub(crate) async fn execute(
     }
     let _ = printer.await;
     let summary = summary?;
-    let record = RunView::from_record(store.find_run(&summary.run_id).await?)?;
+    let record = Run::from(store.find_run(&summary.run_id).await?);
     if out.is_json() {
-        out.json(&record.json());
+        out.json(&run_json(&record));
     } else {
         print_summary(out, &record);
     }
@@ -257,10 +259,14 @@ pub async fn run_remote(remote: &Remote, args: RunArgs, out: &Printer) -> anyhow
             return Ok(EXIT_USAGE);
         }
     };
-    let body = serde_json::json!({ "params": params, "dry_run": args.dry_run });
-    let run: RunView = remote
-        .send(reqwest::Method::POST, &format!("{job_path}/runs"), &body)
-        .await?;
+    let body = CreateRun {
+        params: serde_json::to_value(params)?
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        dry_run: args.dry_run,
+    };
+    let run = remote.start_run(&namespace, &target, body).await?;
     follow_remote(remote, run, args.detach, Some(&stored.definition), out).await
 }
 
@@ -272,16 +278,16 @@ struct StoredJob {
 
 /// Prints a run just queued on a server and, unless `detach`, follows it to its end like
 /// local `rota run`: live lines, then the summary; the exit code follows its status.
-pub(crate) async fn follow_remote(
-    remote: &Remote,
-    run: RunView,
+pub(crate) async fn follow_remote<R: Runs>(
+    rota: &R,
+    run: Run,
     detach: bool,
     definition: Option<&serde_json::Value>,
     out: &Printer,
 ) -> anyhow::Result<u8> {
     if detach {
         if out.is_json() {
-            out.json(&run.json());
+            out.json(&run_json(&run));
         } else {
             out.text(&format!("{}\n", run.id));
         }
@@ -290,24 +296,22 @@ pub(crate) async fn follow_remote(
     if !out.is_json() {
         eprintln!("run {} of {} started", run.id, run.job_id);
     }
-    let style = Style::Run {
-        to_stderr: out.is_json(),
-    };
-    let run = follow::follow(remote, &run.id, None, style, definition, Some(&run)).await?;
+    let run = follow::follow(rota, &run.id, out.is_json(), definition, Some(&run)).await?;
     if out.is_json() {
-        out.json(&run.json());
+        out.json(&run_json(&run));
     } else {
         print_summary(out, &run);
     }
-    Ok(run.run_status().map_or(1, exit_code))
+    Ok(RunStatus::parse(&run.status).map_or(1, exit_code))
 }
 
 /// `rota retry RUN` against a server: `POST /api/v1/runs/{id}/retry`, then followed.
 pub async fn retry_remote(remote: &Remote, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
-    let body = serde_json::json!({ "from": args.from });
-    let original = crate::runs_cmd::resolve_remote_run(remote, &args.run).await?;
-    let path = format!("/api/v1/runs/{}/retry", seg(&original));
-    let run: RunView = remote.send(reqwest::Method::POST, &path, &body).await?;
+    let Some(original) = crate::runs_cmd::find(remote, &args.run).await? else {
+        return Ok(EXIT_USAGE);
+    };
+    let how = RetryRun { from: args.from };
+    let run = remote.retry_run(&original.id, how).await?;
     let job_path = format!(
         "/api/v1/namespaces/{}/jobs/{}",
         seg(&run.namespace),
@@ -331,10 +335,11 @@ pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Resul
         return Ok(EXIT_USAGE);
     }
     let store = home.open_store().await?;
-    let Some(original) = crate::runs_cmd::find(&store, &args.run).await? else {
+    let ops = home.ops(&store);
+    let session = ops.session(rota_ops::auth::Principal::local(), None);
+    let Some(original) = crate::runs_cmd::find(&session, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    let ops = home.ops(&store);
     let by = rota_ops::Actor {
         name: format!("rota retry (pid {})", std::process::id()),
         source: None,
@@ -521,7 +526,7 @@ async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool)
     }
 }
 
-fn print_summary(out: &Printer, run: &RunView) {
+fn print_summary(out: &Printer, run: &Run) {
     let rows: Vec<Vec<String>> = run
         .steps
         .iter()
@@ -531,7 +536,7 @@ fn print_summary(out: &Printer, run: &RunView) {
                 step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
-                step.duration(),
+                step_duration(step),
                 step.reason.clone().unwrap_or_default(),
             ]
         })

@@ -77,6 +77,10 @@ pub enum OpsError {
     /// A request that names something the job does not have.
     #[error("{0}")]
     Invalid(String),
+    /// A query that does not hold together (an unknown status, a foreign cursor, a limit
+    /// out of range).
+    #[error("{0}")]
+    InvalidQuery(String),
     /// The run's secrets cannot be read (missing, no key, not decryptable).
     #[error("{0}")]
     Secrets(String),
@@ -103,6 +107,7 @@ impl OpsError {
             OpsError::Ambiguous { .. } => "invalid-id",
             OpsError::InvalidParams(_) => "invalid-params",
             OpsError::Invalid(_) => "invalid-body",
+            OpsError::InvalidQuery(_) => "invalid-query",
             OpsError::InvalidJob { .. } => "invalid-job",
             OpsError::Unavailable(_) => "unavailable",
             OpsError::Remote { status, .. } => match status {
