@@ -9,7 +9,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rota_ops::OpsError;
 use rota_ops::records::{
-    CancelAccepted, CreateRun, LogLine, LogPage, LogQuery, RetryRun, Run, RunPage, RunQuery,
+    CancelAccepted, CreateRun, Event, EventPage, LogLine, LogPage, LogQuery, RetryRun, Run,
+    RunPage, RunQuery,
 };
 use rota_ops::service::Runs;
 use rota_ops::service::runs::Followed;
@@ -103,6 +104,52 @@ impl Runs for Remote {
             seg(job)
         );
         Ok(self.send(Method::POST, &path, &run).await?)
+    }
+
+    async fn list_events(
+        &self,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<EventPage, OpsError> {
+        let mut query = Vec::new();
+        if let Some(after) = after {
+            query.push(("after", after.to_string()));
+        }
+        if let Some(limit) = limit {
+            query.push(("limit", limit.to_string()));
+        }
+        Ok(self.get("/api/v1/events", &query).await?)
+    }
+
+    /// Pages through `GET /api/v1/events` as the log grows (the first page is read before
+    /// this returns, so a refusal is reported here).
+    async fn follow_events(&self, after: i64) -> Result<mpsc::UnboundedReceiver<Event>, OpsError> {
+        let first = self.list_events(Some(after), Some(PAGE)).await?;
+        let (to, from) = mpsc::unbounded_channel();
+        let remote = self.clone();
+        tokio::spawn(async move {
+            let mut page = first;
+            loop {
+                let after = page.next_after;
+                let caught_up = page.items.len() < PAGE as usize;
+                for event in page.items {
+                    if to.send(event).is_err() {
+                        return;
+                    }
+                }
+                if caught_up {
+                    tokio::select! {
+                        () = tokio::time::sleep(POLL) => {}
+                        () = to.closed() => return,
+                    }
+                }
+                match remote.list_events(Some(after), Some(PAGE)).await {
+                    Ok(next) => page = next,
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(from)
     }
 }
 

@@ -13,7 +13,8 @@ use super::Session;
 use crate::OpsError;
 use crate::auth::Scope;
 use crate::records::{
-    CancelAccepted, CreateRun, LogLine, LogPage, LogQuery, RetryRun, Run, RunPage, RunQuery,
+    CancelAccepted, CreateRun, Event, EventPage, LogLine, LogPage, LogQuery, RetryRun, Run,
+    RunPage, RunQuery,
 };
 
 /// The largest page a listing answers.
@@ -24,6 +25,10 @@ const DEFAULT_PAGE: u32 = 50;
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// Log lines read per query while following.
 const FOLLOW_BATCH: u32 = 200;
+/// How often a followed event log looks for new events when it has caught up.
+const EVENTS_POLL: Duration = Duration::from_millis(250);
+/// Events read per query while following.
+const EVENTS_BATCH: u32 = 100;
 
 /// What following a run's log yields: its lines in order, then once the run has ended and
 /// every line was sent, how it ended.
@@ -89,6 +94,21 @@ pub trait Runs {
         job: &str,
         run: CreateRun,
     ) -> impl Future<Output = Result<Run, OpsError>> + Send;
+
+    /// The event log after position `after` (0 or absent: the start), oldest first, at most
+    /// `limit`. It spans namespaces, so it needs the viewer role in every namespace.
+    fn list_events(
+        &self,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> impl Future<Output = Result<EventPage, OpsError>> + Send;
+
+    /// Follows the event log after position `after` as it grows: the events come on the
+    /// receiver until it is dropped or reading fails.
+    fn follow_events(
+        &self,
+        after: i64,
+    ) -> impl Future<Output = Result<mpsc::UnboundedReceiver<Event>, OpsError>> + Send;
 }
 
 impl Runs for Session {
@@ -243,6 +263,75 @@ impl Runs for Session {
         };
         let run = self.audited("run.create", &target, outcome).await?;
         Ok(Run::from(run))
+    }
+
+    async fn list_events(
+        &self,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<EventPage, OpsError> {
+        self.events_page(after, limit).await
+    }
+
+    async fn follow_events(&self, after: i64) -> Result<mpsc::UnboundedReceiver<Event>, OpsError> {
+        self.events_from(after)
+    }
+}
+
+impl Session {
+    /// See [`Runs::list_events`].
+    async fn events_page(
+        &self,
+        after: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<EventPage, OpsError> {
+        self.principal().require(Scope::Global, Role::Viewer)?;
+        let after = after.unwrap_or(0);
+        if after < 0 {
+            return Err(OpsError::InvalidQuery(
+                "`after` must not be negative".into(),
+            ));
+        }
+        let events = self
+            .ops()
+            .store()
+            .events_after(after, page_limit(limit)?)
+            .await?;
+        Ok(EventPage {
+            next_after: events.last().map_or(after, |e| e.id),
+            items: events.into_iter().map(Event::from).collect(),
+        })
+    }
+
+    /// See [`Runs::follow_events`].
+    fn events_from(&self, mut after: i64) -> Result<mpsc::UnboundedReceiver<Event>, OpsError> {
+        self.principal().require(Scope::Global, Role::Viewer)?;
+        let store = self.ops().store().clone();
+        let (to, from) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                match store.events_after(after, EVENTS_BATCH).await {
+                    Ok(batch) if batch.is_empty() => tokio::select! {
+                        () = tokio::time::sleep(EVENTS_POLL) => {}
+                        () = to.closed() => return,
+                    },
+                    Ok(batch) => {
+                        after = batch.last().map_or(after, |e| e.id);
+                        for event in batch {
+                            if to.send(Event::from(event)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        // The client reconnects with `Last-Event-ID` and resumes.
+                        tracing::error!(%error, "event stream stopped");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(from)
     }
 }
 
