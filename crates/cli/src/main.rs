@@ -141,7 +141,7 @@ async fn local_only(
 
 /// The commands written once over [`rota_ops::Rota`], for a server or this machine alike:
 /// `Ok(code)`, or `Err(command)` for those not (yet) written so.
-async fn dispatch<R: rota_ops::Rota>(
+async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
     rota: &R,
     command: Command,
     out: &output::Printer,
@@ -150,6 +150,7 @@ async fn dispatch<R: rota_ops::Rota>(
         Command::Runs(args) => runs_cmd::runs(rota, args, out).await?,
         Command::Logs(args) => logs_cmd::logs(rota, args, out).await?,
         Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await?,
+        Command::Retry(args) => run_cmd::retry(rota, args, out).await?,
         other => return Ok(Err(other)),
     }))
 }
@@ -162,7 +163,6 @@ async fn run_local(
 ) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run_cmd::run(home, args, out).await,
-        Command::Retry(args) => run_cmd::retry(home, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(home, args, out).await,
         Command::Namespaces => jobs_cmd::namespaces(home, out).await,
         Command::Plan(args) => plan_cmd::plan(home, args, out).await,
@@ -208,7 +208,6 @@ async fn run_remote(
 ) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run_cmd::run_remote(remote, args, out).await,
-        Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs_remote(remote, args, out).await,
         Command::Namespaces => jobs_cmd::namespaces_remote(remote, out).await,
         Command::Plan(args) => plan_cmd::plan_remote(remote, args, out).await,
