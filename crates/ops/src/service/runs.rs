@@ -219,16 +219,18 @@ impl Runs for Session {
             let run = self.ops().run(id).await?;
             self.principal()
                 .require(Scope::Namespace(&run.namespace), Role::Operator)?;
-            let run = self.ops().cancel_run(&self.actor(), &run.id).await?;
-            wake_foreground_owner(&run);
-            Ok(CancelAccepted {
-                run_id: run.id,
-                cancel_requested: true,
-            })
+            self.ops().cancel_run(&self.actor(), &run.id).await
         }
         .await;
-        self.audited("run.cancel", &format!("run/{id}"), outcome)
-            .await
+        let run = self
+            .audited("run.cancel", &format!("run/{id}"), outcome)
+            .await?;
+        // Once the request is on record: the owner reads it when it wakes.
+        wake_foreground_owner(&run);
+        Ok(CancelAccepted {
+            run_id: run.id,
+            cancel_requested: true,
+        })
     }
 
     async fn retry_run(&self, id: &str, how: RetryRun) -> Result<Run, OpsError> {
