@@ -37,7 +37,6 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 
-use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -103,24 +102,4 @@ pub fn app(state: ApiState) -> Router {
             state.api_metrics,
             metrics::record_latency,
         ))
-}
-
-/// Appends the audit entry of a mutating call (`ok`, or the problem slug it failed
-/// with) and passes its outcome on. If the entry cannot be written, the call answers 500:
-/// an unaudited change must not look like a success.
-pub(crate) async fn audited<T>(
-    state: &ApiState,
-    principal: &Principal,
-    source: Option<SocketAddr>,
-    action: &str,
-    target: &str,
-    outcome: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let actor = principal.actor(source.map(|a| a.to_string()));
-    let result = match &outcome {
-        Ok(_) => "ok",
-        Err(e) => e.slug(),
-    };
-    state.ops.audit(&actor, action, target, result).await?;
-    outcome
 }

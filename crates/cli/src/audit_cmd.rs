@@ -5,7 +5,7 @@
 //! or reordered (exit 1); `list` shows entries oldest first.
 
 use clap::{Args, Subcommand};
-use rota_ops::records::{AuditEntry, AuditQuery};
+use rota_ops::records::{AuditEntry, AfterQuery};
 use rota_ops::service::Audit;
 use serde_json::{Value, json};
 
@@ -87,7 +87,7 @@ async fn all_entries<R: Audit>(rota: &R) -> anyhow::Result<Vec<AuditEntry>> {
     let mut after = 0;
     loop {
         let page = rota
-            .list_audit(AuditQuery {
+            .list_audit(AfterQuery {
                 after: Some(after),
                 limit: Some(PAGE),
             })

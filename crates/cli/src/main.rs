@@ -142,7 +142,7 @@ async fn local_only(
 
 /// The commands written once over [`rota_ops::Rota`], for a server or this machine alike:
 /// `Ok(code)`, or `Err(command)` for those not (yet) written so.
-async fn dispatch<R: rota_ops::Rota>(
+async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
     rota: &R,
     command: Command,
     out: &output::Printer,
@@ -169,6 +169,10 @@ async fn dispatch<R: rota_ops::Rota>(
         Command::Reject(args) => {
             plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Reject, out).await?
         }
+        Command::Runs(args) => runs_cmd::runs(rota, args, out).await?,
+        Command::Logs(args) => logs_cmd::logs(rota, args, out).await?,
+        Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await?,
+        Command::Retry(args) => run_cmd::retry(rota, args, out).await?,
         other => return Ok(Err(other)),
     }))
 }
@@ -181,10 +185,6 @@ async fn run_local(
 ) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run_cmd::run(home, args, out).await,
-        Command::Runs(args) => runs_cmd::runs(home, args, out).await,
-        Command::Logs(args) => logs_cmd::logs(home, args, out).await,
-        Command::Cancel(args) => runs_cmd::cancel(home, args, out).await,
-        Command::Retry(args) => run_cmd::retry(home, args, out).await,
         Command::Plan(args) => {
             let session = home.session().await?;
             let here = plan_cmd::Here {
@@ -214,10 +214,6 @@ async fn run_remote(
 ) -> anyhow::Result<u8> {
     match command {
         Command::Run(args) => run_cmd::run_remote(remote, args, out).await,
-        Command::Retry(args) => run_cmd::retry_remote(remote, args, out).await,
-        Command::Runs(args) => runs_cmd::runs_remote(remote, args, out).await,
-        Command::Logs(args) => logs_cmd::logs_remote(remote, args, out).await,
-        Command::Cancel(args) => runs_cmd::cancel_remote(remote, args, out).await,
         Command::Plan(args) => plan_cmd::plan(remote, None, args, out).await,
         Command::Apply(args) => {
             plan_cmd::apply(remote, plan_cmd::Runner::Server(remote), args, out).await

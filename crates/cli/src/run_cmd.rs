@@ -17,10 +17,12 @@ use tokio::sync::mpsc;
 use crate::EXIT_USAGE;
 use crate::args::{RetryArgs, RunArgs};
 use crate::client::{Remote, seg};
-use crate::follow::{self, Style};
+use crate::follow;
 use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::view::RunView;
+use crate::view::{run_json, step_duration};
+use rota_ops::records::{CreateRun, RetryRun, Run};
+use rota_ops::service::Runs;
 
 /// A job ready to run, with where it came from.
 pub(crate) struct Loaded {
@@ -83,13 +85,13 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
         Ok(request) => request,
         Err(error) => return refused(error),
     };
-    execute(home, &store, request, out, false).await
+    execute(home.artifacts_dir(), &store, request, out, false).await
 }
 
 /// Executes the run here, printing live lines and the summary. `claimed`: the run is
 /// already recorded and owned by this process (a retry), so the engine records no start.
 pub(crate) async fn execute(
-    home: &Home,
+    artifacts_dir: std::path::PathBuf,
     store: &Store,
     request: RunRequest,
     out: &Printer,
@@ -98,7 +100,7 @@ pub(crate) async fn execute(
     rota_engine::sandbox::announce();
     let guardian = spawn_guardian();
     let config = EngineConfig {
-        artifacts_dir: home.artifacts_dir(),
+        artifacts_dir,
         grace: Duration::from_secs(5),
         log_cap_bytes: 10 * 1024 * 1024,
         guardian: guardian.map(Arc::new),
@@ -130,9 +132,9 @@ pub(crate) async fn execute(
     }
     let _ = printer.await;
     let summary = summary?;
-    let record = RunView::from_record(store.find_run(&summary.run_id).await?)?;
+    let record = Run::from(store.find_run(&summary.run_id).await?);
     if out.is_json() {
-        out.json(&record.json());
+        out.json(&run_json(&record));
     } else {
         print_summary(out, &record);
     }
@@ -257,10 +259,14 @@ pub async fn run_remote(remote: &Remote, args: RunArgs, out: &Printer) -> anyhow
             return Ok(EXIT_USAGE);
         }
     };
-    let body = serde_json::json!({ "params": params, "dry_run": args.dry_run });
-    let run: RunView = remote
-        .send(reqwest::Method::POST, &format!("{job_path}/runs"), &body)
-        .await?;
+    let body = CreateRun {
+        params: serde_json::to_value(params)?
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        dry_run: args.dry_run,
+    };
+    let run = remote.start_run(&namespace, &target, body).await?;
     follow_remote(remote, run, args.detach, Some(&stored.definition), out).await
 }
 
@@ -272,16 +278,16 @@ struct StoredJob {
 
 /// Prints a run just queued on a server and, unless `detach`, follows it to its end like
 /// local `rota run`: live lines, then the summary; the exit code follows its status.
-pub(crate) async fn follow_remote(
-    remote: &Remote,
-    run: RunView,
+pub(crate) async fn follow_remote<R: Runs>(
+    rota: &R,
+    run: Run,
     detach: bool,
     definition: Option<&serde_json::Value>,
     out: &Printer,
 ) -> anyhow::Result<u8> {
     if detach {
         if out.is_json() {
-            out.json(&run.json());
+            out.json(&run_json(&run));
         } else {
             out.text(&format!("{}\n", run.id));
         }
@@ -290,69 +296,97 @@ pub(crate) async fn follow_remote(
     if !out.is_json() {
         eprintln!("run {} of {} started", run.id, run.job_id);
     }
-    let style = Style::Run {
-        to_stderr: out.is_json(),
-    };
-    let run = follow::follow(remote, &run.id, None, style, definition, Some(&run)).await?;
+    let run = follow::follow(rota, &run.id, out.is_json(), definition, Some(&run)).await?;
     if out.is_json() {
-        out.json(&run.json());
+        out.json(&run_json(&run));
     } else {
         print_summary(out, &run);
     }
-    Ok(run.run_status().map_or(1, exit_code))
+    Ok(RunStatus::parse(&run.status).map_or(1, exit_code))
 }
 
-/// `rota retry RUN` against a server: `POST /api/v1/runs/{id}/retry`, then followed.
-pub async fn retry_remote(remote: &Remote, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
-    let body = serde_json::json!({ "from": args.from });
-    let original = crate::runs_cmd::resolve_remote_run(remote, &args.run).await?;
-    let path = format!("/api/v1/runs/{}/retry", seg(&original));
-    let run: RunView = remote.send(reqwest::Method::POST, &path, &body).await?;
-    let job_path = format!(
-        "/api/v1/namespaces/{}/jobs/{}",
-        seg(&run.namespace),
-        seg(&run.job_id)
-    );
-    // Only the `▶` lines need the definition; a viewer may still follow without it.
-    let definition = remote
-        .get::<StoredJob>(&job_path, &[])
-        .await
-        .ok()
-        .map(|j| j.definition);
-    follow_remote(remote, run, args.detach, definition.as_ref(), out).await
+/// How a queued run comes to its end for a command such as `rota retry`: with the local
+/// store, this process claims and executes it (as `rota run` does); with a server, the
+/// server executes it and this process follows it.
+pub(crate) trait Drive: Runs + Sync {
+    /// Whether runs execute in this process (so `--detach` cannot apply).
+    const HERE: bool;
+
+    /// Brings the queued `run` to its end (or, `detach`ed, only prints it) and returns the
+    /// exit code its status gives.
+    fn drive(
+        &self,
+        run: Run,
+        detach: bool,
+        out: &Printer,
+    ) -> impl std::future::Future<Output = anyhow::Result<u8>>;
 }
 
-/// `rota retry RUN [--from STEP]` on the local store: a new run of the same job revision
-/// and parameters (`Store::create_retry_run` copies the steps it does not rerun), executed
-/// here like `rota run`, the copied steps handed to the engine as already done.
-pub async fn retry(home: &Home, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
-    if args.detach {
+impl Drive for rota_ops::Session {
+    const HERE: bool = true;
+
+    async fn drive(&self, run: Run, _detach: bool, out: &Printer) -> anyhow::Result<u8> {
+        let artifacts_dir = self
+            .ops()
+            .artifacts_dir()
+            .context("this rota does not execute runs")?
+            .to_owned();
+        claim_and_execute_in(artifacts_dir, self.ops(), &run.id, out).await
+    }
+}
+
+impl Drive for Remote {
+    const HERE: bool = false;
+
+    async fn drive(&self, run: Run, detach: bool, out: &Printer) -> anyhow::Result<u8> {
+        let job_path = format!(
+            "/api/v1/namespaces/{}/jobs/{}",
+            seg(&run.namespace),
+            seg(&run.job_id)
+        );
+        // Only the `▶` lines need the definition; a viewer may still follow without it.
+        let definition = self
+            .get::<StoredJob>(&job_path, &[])
+            .await
+            .ok()
+            .map(|j| j.definition);
+        follow_remote(self, run, detach, definition.as_ref(), out).await
+    }
+}
+
+/// `rota retry RUN [--from STEP]`: a new run of the same job revision and parameters
+/// (the steps it does not rerun keep the original's results), executed here like
+/// `rota run` with the local store, or queued on the server and followed.
+pub async fn retry<R: Drive>(rota: &R, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
+    if args.detach && R::HERE {
         eprintln!("{DETACH_NEEDS_SERVER}");
         return Ok(EXIT_USAGE);
     }
-    let store = home.open_store().await?;
-    let Some(original) = crate::runs_cmd::find(&store, &args.run).await? else {
+    let Some(original) = crate::runs_cmd::find(rota, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    let ops = home.ops(&store);
-    let by = rota_ops::Actor {
-        name: format!("rota retry (pid {})", std::process::id()),
-        source: None,
-    };
-    let retry = match ops
-        .queue_retry(&by, &original.id, args.from.as_deref())
-        .await
-    {
-        Ok(retry) => retry,
+    let how = RetryRun { from: args.from };
+    let run = match rota.retry_run(&original.id, how).await {
+        Ok(run) => run,
         Err(error) => return refused(error),
     };
-    claim_and_execute(home, &ops, &retry.id, out).await
+    rota.drive(run, args.detach, out).await
 }
 
 /// Takes the queued run `run_id` for this process and executes it here, like `rota run`;
 /// if a `rota serve` on this store took it first, it runs there.
 pub(crate) async fn claim_and_execute(
     home: &Home,
+    ops: &rota_ops::Ops,
+    run_id: &str,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    claim_and_execute_in(home.artifacts_dir(), ops, run_id, out).await
+}
+
+/// [`claim_and_execute`], keeping the run's artifacts in `artifacts_dir`.
+async fn claim_and_execute_in(
+    artifacts_dir: std::path::PathBuf,
     ops: &rota_ops::Ops,
     run_id: &str,
     out: &Printer,
@@ -391,7 +425,7 @@ pub(crate) async fn claim_and_execute(
             return refused(error);
         }
     };
-    execute(home, ops.store(), request, out, true).await
+    execute(artifacts_dir, ops.store(), request, out, true).await
 }
 
 /// A refusal of the application layer: usage errors exit 2 with their message, the rest
@@ -521,7 +555,7 @@ async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool)
     }
 }
 
-fn print_summary(out: &Printer, run: &RunView) {
+fn print_summary(out: &Printer, run: &Run) {
     let rows: Vec<Vec<String>> = run
         .steps
         .iter()
@@ -531,7 +565,7 @@ fn print_summary(out: &Printer, run: &RunView) {
                 step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
-                step.duration(),
+                step_duration(step),
                 step.reason.clone().unwrap_or_default(),
             ]
         })

@@ -1,99 +1,71 @@
-//! `rota runs`, `rota runs show` and `rota cancel`, on the local store or a server.
+//! `rota runs`, `rota runs show` and `rota cancel`, written once over [`Runs`]: the local
+//! store and a server answer with the same records.
 
-use anyhow::Context as _;
-use reqwest::{Method, StatusCode};
 use rota_core::model::RunStatus;
-use rota_store::{RunFilter, RunRecord, StoreError};
-use serde_json::{Value, json};
+use rota_ops::OpsError;
+use rota_ops::records::{Run, RunQuery};
+use rota_ops::service::Runs;
+use serde_json::Value;
 
 use crate::EXIT_USAGE;
 use crate::args::{CancelArgs, RunsArgs, RunsCommand};
-use crate::client::{ApiFailure, Remote, seg};
-use crate::home::Home;
 use crate::output::{self, Printer};
-use crate::view::{RunPageView, RunView};
+use crate::view::{run_json, step_duration};
 
-/// The API's largest page.
-const API_PAGE: u32 = 500;
-/// Most runs an ambiguous abbreviated id lists (as in local mode).
-const AMBIGUOUS_SHOWN: u32 = 10;
+/// The largest page asked for at once.
+const PAGE: u32 = rota_ops::service::runs::MAX_PAGE;
 
 /// The status filter, checked; `Err` carries the exit code after saying why.
-fn status_filter(status: Option<&str>) -> Result<Option<RunStatus>, u8> {
-    match status.map(|s| (s, RunStatus::parse(s))) {
-        Some((text, None)) => {
+fn status_filter(status: Option<&str>) -> Result<(), u8> {
+    match status {
+        Some(text) if RunStatus::parse(text).is_none() => {
             eprintln!(
                 "rota: unknown status {text:?} (expected one of: queued, running, succeeded, failed, cancelled, timed_out, abandoned)"
             );
             Err(EXIT_USAGE)
         }
-        Some((_, status)) => Ok(status),
-        None => Ok(None),
+        _ => Ok(()),
     }
 }
 
-pub async fn runs(home: &Home, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
+/// `rota runs [--job J] [--status S] [-n NS] [--limit N]` and `rota runs show RUN`.
+pub async fn runs<R: Runs>(rota: &R, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
     if let Some(RunsCommand::Show { run }) = args.show {
-        let Some(record) = find(&store, &run).await? else {
+        let Some(run) = find(rota, &run).await? else {
             return Ok(EXIT_USAGE);
         };
-        show(out, &RunView::from_record(record)?);
-        return Ok(0);
-    }
-    let status = match status_filter(args.status.as_deref()) {
-        Ok(status) => status,
-        Err(code) => return Ok(code),
-    };
-    let filter = RunFilter {
-        namespace: args.namespace,
-        job_id: args.job,
-        status,
-        limit: args.limit.clamp(1, 10_000),
-        ..RunFilter::default()
-    };
-    let runs = store
-        .list_runs(&filter)
-        .await?
-        .into_iter()
-        .map(RunView::from_record)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    print_runs(out, &runs);
-    Ok(0)
-}
-
-/// `rota runs` against a server: pages through `GET /api/v1/runs` up to `--limit`.
-pub async fn runs_remote(remote: &Remote, args: RunsArgs, out: &Printer) -> anyhow::Result<u8> {
-    if let Some(RunsCommand::Show { run }) = args.show {
-        let run = resolve_remote_run(remote, &run).await?;
-        let view: RunView = remote
-            .get(&format!("/api/v1/runs/{}", seg(&run)), &[])
-            .await?;
-        show(out, &view);
+        show(out, &run);
         return Ok(0);
     }
     if let Err(code) = status_filter(args.status.as_deref()) {
         return Ok(code);
     }
+    let checked = (
+        args.namespace
+            .map(rota_ops::ids::Namespace::try_from)
+            .transpose(),
+        args.job.map(rota_ops::ids::JobId::try_from).transpose(),
+    );
+    let (namespace, job) = match checked {
+        (Ok(namespace), Ok(job)) => (namespace, job),
+        (Err(message), _) | (_, Err(message)) => {
+            eprintln!("rota: {message}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let wanted = args.limit.clamp(1, 10_000) as usize;
-    let mut runs: Vec<RunView> = Vec::new();
+    let mut runs: Vec<Run> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let mut query = vec![(
-            "limit",
-            (wanted - runs.len()).min(API_PAGE as usize).to_string(),
-        )];
-        for (name, value) in [
-            ("namespace", &args.namespace),
-            ("job", &args.job),
-            ("status", &args.status),
-            ("cursor", &cursor),
-        ] {
-            if let Some(value) = value {
-                query.push((name, value.clone()));
-            }
-        }
-        let page: RunPageView = remote.get("/api/v1/runs", &query).await?;
+        let query = RunQuery {
+            namespace: namespace.clone(),
+            job: job.clone(),
+            status: args.status.clone(),
+            limit: Some((wanted - runs.len()).min(PAGE as usize) as u32),
+            cursor,
+            ..RunQuery::default()
+        };
+        let page = rota.list_runs(query).await?;
         runs.extend(page.items);
         cursor = page.next_cursor;
         if cursor.is_none() || runs.len() >= wanted {
@@ -105,9 +77,9 @@ pub async fn runs_remote(remote: &Remote, args: RunsArgs, out: &Printer) -> anyh
     Ok(0)
 }
 
-fn print_runs(out: &Printer, runs: &[RunView]) {
+fn print_runs(out: &Printer, runs: &[Run]) {
     if out.is_json() {
-        out.json(&Value::Array(runs.iter().map(RunView::json).collect()));
+        out.json(&Value::Array(runs.iter().map(run_json).collect()));
         return;
     }
     let rows: Vec<Vec<String>> = runs
@@ -138,24 +110,29 @@ fn print_runs(out: &Printer, runs: &[RunView]) {
     );
 }
 
-/// Looks a run up by id or unique prefix; prints why not and returns `None` on failure.
-pub async fn find(store: &rota_store::Store, run: &str) -> anyhow::Result<Option<RunRecord>> {
-    match store.find_run(run).await {
-        Ok(record) => Ok(Some(record)),
-        Err(error @ (StoreError::RunNotFound(_) | StoreError::Ambiguous { .. })) => {
+/// Looks a run up by id or unique prefix; says why not and returns `None` when there is
+/// no such run or the prefix names several (exit 2). Other failures are errors.
+pub async fn find<R: Runs>(rota: &R, run: &str) -> anyhow::Result<Option<Run>> {
+    match rota.find_run(run).await {
+        Ok(run) => Ok(Some(run)),
+        Err(error @ (OpsError::NotFound(_) | OpsError::Ambiguous { .. })) => {
             eprintln!("rota: {error}");
             Ok(None)
         }
-        Err(error) => Err(error).context("cannot look the run up"),
+        Err(error) if error.is_not_found() => {
+            eprintln!("rota: {error}");
+            Ok(None)
+        }
+        Err(error) => Err(error.into()),
     }
 }
 
-pub fn show(out: &Printer, run: &RunView) {
+pub fn show(out: &Printer, run: &Run) {
     if out.is_json() {
-        out.json(&run.json());
+        out.json(&run_json(run));
         return;
     }
-    let mut text = format!(
+    let text = format!(
         "run        {}\njob        {} (revision {}) in {}\nstatus     {}{}\ntrigger    {}{}\ncreated    {}\nduration   {}\nparams     {}\n\n",
         run.id,
         run.job_id,
@@ -172,9 +149,6 @@ pub fn show(out: &Printer, run: &RunView) {
         output::elapsed(run.started_at, run.finished_at),
         run.params,
     );
-    if let (Some(RunStatus::Running), Some((pid, host))) = (run.run_status(), &run.owner) {
-        text.push_str(&format!("owner      pid {pid} on {host}\n\n"));
-    }
     out.text(&text);
     let rows: Vec<Vec<String>> = run
         .steps
@@ -190,7 +164,7 @@ pub fn show(out: &Printer, run: &RunView) {
                 step.status.clone(),
                 step.exit_code.map_or("-".to_owned(), |c| c.to_string()),
                 step.attempts.to_string(),
-                step.duration(),
+                step_duration(step),
                 outputs.join(" "),
                 step.reason.clone().unwrap_or_default(),
             ]
@@ -204,37 +178,19 @@ pub fn show(out: &Printer, run: &RunView) {
     );
 }
 
-pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Result<u8> {
-    let store = home.open_store().await?;
-    let Some(run) = find(&store, &args.run).await? else {
+/// `rota cancel RUN`: asks whoever executes the run to stop it (a foreground `rota run`
+/// on this machine is also woken at once). A run that already ended exits 1.
+pub async fn cancel<R: Runs>(rota: &R, args: CancelArgs, out: &Printer) -> anyhow::Result<u8> {
+    let Some(run) = find(rota, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    let ops = rota_ops::Ops::new(store.clone());
-    let actor = rota_ops::Actor::local();
-    let cancelled = ops.cancel_run(&actor, &run.id).await;
-    if let Err(rota_ops::OpsError::Conflict(_)) = cancelled {
-        eprintln!(
-            "rota: run {} already finished ({})",
-            run.id,
-            run.status.as_str()
-        );
-        return Ok(1);
-    }
-    cancelled?;
-    ops.audit(&actor, "run.cancel", &format!("run/{}", run.id), "ok")
-        .await?;
-    // Wake the owning `rota run` at once; it also polls the flag, so a failed signal
-    // only delays the cancel. A server's run is left to the server's own poll: the owner
-    // there is `rota serve`, which a signal would shut down.
-    let owner = &run.owner;
-    if run.is_foreground()
-        && rota_engine::owner::is_alive(&owner.host, owner.pid, &owner.start_token)
-        && owner.host == rota_engine::owner::host_name()
-    {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(owner.pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+    match rota.cancel_run(&run.id).await {
+        Ok(_) => {}
+        Err(error) if error.is_conflict() => {
+            eprintln!("rota: {error}");
+            return Ok(1);
+        }
+        Err(error) => return Err(error.into()),
     }
     if out.is_json() {
         out.json(&serde_json::json!({ "id": run.id, "cancel_requested": true }));
@@ -242,61 +198,4 @@ pub async fn cancel(home: &Home, args: CancelArgs, out: &Printer) -> anyhow::Res
         out.text(&format!("cancel requested for run {}\n", run.id));
     }
     Ok(0)
-}
-
-/// `rota cancel` against a server: `POST /api/v1/runs/{id}/cancel`; the server's worker
-/// stops the run. A run that already ended exits 1, as in local mode.
-pub async fn cancel_remote(remote: &Remote, args: CancelArgs, out: &Printer) -> anyhow::Result<u8> {
-    let run = resolve_remote_run(remote, &args.run).await?;
-    let path = format!("/api/v1/runs/{}/cancel", seg(&run));
-    match remote
-        .send::<_, Value>(Method::POST, &path, &json!({}))
-        .await
-    {
-        Ok(_) => {}
-        Err(failure) if failure.is(StatusCode::CONFLICT) => {
-            eprintln!("rota: {failure}");
-            return Ok(1);
-        }
-        Err(failure) => return Err(failure.into()),
-    }
-    if out.is_json() {
-        out.json(&json!({ "id": run, "cancel_requested": true }));
-    } else {
-        out.text(&format!("cancel requested for run {run}\n"));
-    }
-    Ok(0)
-}
-
-/// The whole id of the run `given` names on the server: `given` itself when it is whole,
-/// else the one run visible to the token whose id starts with it. A prefix nothing matches,
-/// or that the token may not list across namespaces, is passed on as given, so the call
-/// made with it reports what the server says about it.
-pub async fn resolve_remote_run(remote: &Remote, given: &str) -> Result<String, ApiFailure> {
-    if given.len() >= rota_store::ids::RUN_ID_LEN {
-        return Ok(given.to_owned());
-    }
-    let query = [
-        ("id_prefix", given.to_owned()),
-        ("limit", AMBIGUOUS_SHOWN.to_string()),
-    ];
-    let Ok(page) = remote.get::<RunPageView>("/api/v1/runs", &query).await else {
-        return Ok(given.to_owned());
-    };
-    let mut ids: Vec<String> = page.items.into_iter().map(|run| run.id).collect();
-    match ids.len() {
-        0 => Ok(given.to_owned()),
-        1 => Ok(ids.remove(0)),
-        _ => {
-            ids.sort();
-            Err(ApiFailure {
-                status: None,
-                message: StoreError::Ambiguous {
-                    prefix: given.to_owned(),
-                    candidates: ids,
-                }
-                .to_string(),
-            })
-        }
-    }
 }

@@ -5,7 +5,6 @@
 //! record into the same wire type the API would send and reads it back through
 //! [`via_wire`], so both modes go through one conversion into the display type.
 
-use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -18,124 +17,48 @@ pub fn via_wire<W: serde::Serialize, V: DeserializeOwned>(wire: W) -> anyhow::Re
     Ok(serde_json::from_value(value)?)
 }
 
-/// A run with the latest state of each step (`wire::Run`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct RunView {
-    pub id: String,
-    pub namespace: String,
-    pub job_id: String,
-    pub job_revision: i64,
-    pub status: String,
-    pub reason: Option<String>,
-    pub params: Value,
-    pub dry_run: bool,
-    pub trigger: String,
-    pub created_at: Timestamp,
-    pub started_at: Option<Timestamp>,
-    pub finished_at: Option<Timestamp>,
-    pub steps: Vec<StepView>,
-    /// The local process running it (`pid`, host); the API does not expose owners.
-    #[serde(skip)]
-    pub owner: Option<(u32, String)>,
+/// A run as the API answers it (kept under this name for the commands that still read it).
+pub type RunView = rota_ops::records::Run;
+
+/// The JSON contract of a run (`rota run --output json`, `rota runs --output json`): the
+/// record with `job` for `job_id`, and without the fields the CLI never printed.
+pub fn run_json(run: &rota_ops::records::Run) -> Value {
+    json!({
+        "id": run.id,
+        "job": run.job_id,
+        "namespace": run.namespace,
+        "status": run.status,
+        "reason": run.reason,
+        "job_revision": run.job_revision,
+        "params": run.params,
+        "dry_run": run.dry_run,
+        "trigger": run.trigger,
+        "created_at": run.created_at.to_string(),
+        "started_at": run.started_at.map(|t| t.to_string()),
+        "finished_at": run.finished_at.map(|t| t.to_string()),
+        "steps": run.steps.iter().map(|step| json!({
+            "id": step.id,
+            "status": step.status,
+            "exit_code": step.exit_code,
+            "attempts": step.attempts,
+            "outputs": step.outputs,
+            "reason": step.reason,
+            "started_at": step.started_at.map(|t| t.to_string()),
+            "finished_at": step.finished_at.map(|t| t.to_string()),
+            "first_started_at": step.first_started_at.map(|t| t.to_string()),
+        })).collect::<Vec<_>>(),
+    })
 }
 
-/// The latest state of one step (`wire::StepRun`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct StepView {
-    pub id: String,
-    pub status: String,
-    pub attempt: u32,
-    pub attempts: u32,
-    pub exit_code: Option<i32>,
-    pub reason: Option<String>,
-    pub outputs: BTreeMap<String, String>,
-    pub started_at: Option<Timestamp>,
-    pub finished_at: Option<Timestamp>,
-    /// Start of the first attempt (absent from older servers).
-    #[serde(default)]
-    pub first_started_at: Option<Timestamp>,
+/// A step's whole time, from its first attempt's start to its last attempt's end (retries
+/// and their waits included), as a table shows it.
+pub fn step_duration(step: &rota_ops::records::StepRun) -> String {
+    crate::output::elapsed(step.first_started_at.or(step.started_at), step.finished_at)
 }
 
-impl StepView {
-    /// The step's whole time, from its first attempt's start to its last attempt's end
-    /// (retries and their waits included), as a table shows it.
-    pub fn duration(&self) -> String {
-        crate::output::elapsed(self.first_started_at.or(self.started_at), self.finished_at)
-    }
-}
-
-impl RunView {
-    /// A store record, as the API would show it, plus its owner.
-    pub fn from_record(record: rota_store::RunRecord) -> anyhow::Result<RunView> {
-        let owner = (record.owner.pid, record.owner.host.clone());
-        let mut view: RunView = via_wire(rota_ops::records::Run::from(record))?;
-        view.owner = Some(owner);
-        Ok(view)
-    }
-
-    /// The run's status, if this rota knows it.
-    pub fn run_status(&self) -> Option<rota_core::model::RunStatus> {
-        rota_core::model::RunStatus::parse(&self.status)
-    }
-
-    /// Whether the run has ended.
-    pub fn is_terminal(&self) -> bool {
-        self.run_status().is_none_or(|s| s.is_terminal())
-    }
-
-    /// The JSON contract of a run (`rota run --output json`, `rota runs --output json`).
-    pub fn json(&self) -> Value {
-        json!({
-            "id": self.id,
-            "job": self.job_id,
-            "namespace": self.namespace,
-            "status": self.status,
-            "reason": self.reason,
-            "job_revision": self.job_revision,
-            "params": self.params,
-            "dry_run": self.dry_run,
-            "trigger": self.trigger,
-            "created_at": self.created_at.to_string(),
-            "started_at": self.started_at.map(|t| t.to_string()),
-            "finished_at": self.finished_at.map(|t| t.to_string()),
-            "steps": self.steps.iter().map(|step| json!({
-                "id": step.id,
-                "status": step.status,
-                "exit_code": step.exit_code,
-                "attempts": step.attempts,
-                "outputs": step.outputs,
-                "reason": step.reason,
-                "started_at": step.started_at.map(|t| t.to_string()),
-                "finished_at": step.finished_at.map(|t| t.to_string()),
-                "first_started_at": step.first_started_at.map(|t| t.to_string()),
-            })).collect::<Vec<_>>(),
-        })
-    }
-}
-
-/// One captured log line (`wire::LogLine`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogLineView {
-    pub seq: i64,
-    pub step_id: String,
-    pub attempt: u32,
-    pub ts: Timestamp,
-    /// `stdout`, `stderr` or `system`.
-    pub stream: String,
-    pub text: String,
-}
-
-/// A page of log lines (`wire::LogPage`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct LogPageView {
-    pub items: Vec<LogLineView>,
-}
-
-/// A page of runs (`wire::RunPage`).
-#[derive(Debug, Clone, Deserialize)]
-pub struct RunPageView {
-    pub items: Vec<RunView>,
-    pub next_cursor: Option<String>,
+/// Whether the run has ended (a status this rota does not know counts as ended).
+pub fn run_ended(run: &rota_ops::records::Run) -> bool {
+    rota_core::model::RunStatus::parse(&run.status).is_none_or(|s| s.is_terminal())
 }
 
 #[cfg(test)]
@@ -143,21 +66,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_store_run_and_its_wire_form_give_the_same_view() {
+    fn a_run_prints_job_for_job_id_and_keeps_its_keys() {
         let at = Timestamp::from_second(1_800_000_000).expect("valid instant");
         let wire = json!({
             "id": "r1", "namespace": "default", "job_id": "j", "job_revision": 2,
             "status": "succeeded", "reason": null, "params": {"n": 3}, "dry_run": false,
             "trigger": "api", "scheduled_at": null, "created_at": at, "started_at": at,
-            "finished_at": at, "cancel_requested": false,
+            "finished_at": at, "cancel_requested": false, "retry_of": null,
             "steps": [{"id": "a", "status": "succeeded", "attempt": 1, "attempts": 1,
                        "exit_code": 0, "reason": null, "outputs": {"k": "v"},
-                       "started_at": at, "finished_at": at}],
+                       "started_at": at, "finished_at": at, "first_started_at": at}],
         });
-        let view: RunView = serde_json::from_value(wire).expect("wire run reads");
-        let json = view.json();
+        let run: RunView = serde_json::from_value(wire).expect("wire run reads");
+        let json = run_json(&run);
         assert_eq!(json["job"], "j");
         assert_eq!(json["steps"][0]["outputs"]["k"], "v");
         assert_eq!(json["created_at"], at.to_string());
+        let keys: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "id", "job", "namespace", "status", "reason", "job_revision", "params",
+                "dry_run", "trigger", "created_at", "started_at", "finished_at", "steps"
+            ]
+        );
     }
 }

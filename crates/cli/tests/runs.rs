@@ -114,3 +114,20 @@ fn rota_home_selects_the_data_directory() {
         describe(&output)
     );
 }
+
+/// Local mode answers as a server does: an unknown run is "not found" (exit 2) and a
+/// cancel of a run that already ended says so and exits 1.
+#[test]
+fn an_unknown_or_ended_run_is_refused_as_a_server_refuses_it() {
+    let rota = Rota::new();
+    job(&rota, "quick", "echo ok");
+    let id = run_id(&rota, "quick.yaml");
+
+    let unknown = rota.run(["logs", "zzzz"]);
+    assert_code(&unknown, 2);
+    crate::util::assert_stderr_has(&unknown, "not found");
+
+    let ended = rota.run(["cancel", &id]);
+    assert_code(&ended, 1);
+    crate::util::assert_stderr_has(&ended, "already ended");
+}

@@ -51,7 +51,7 @@ macro_rules! checked_id {
         example: $example:literal
     ) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
         #[serde(try_from = "String")]
         pub struct $name(String);
 

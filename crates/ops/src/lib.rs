@@ -123,6 +123,11 @@ impl Ops {
         &self.store
     }
 
+    /// Where the runs this process executes keep their artifacts ([`Ops::runs_here`]).
+    pub fn artifacts_dir(&self) -> Option<&std::path::Path> {
+        self.runner.as_ref().map(|r| r.artifacts_dir.as_path())
+    }
+
     /// Appends the audit entry of a mutation by `actor` of `target` and its `result`
     /// (`ok`, or the slug of its refusal). Callers fail the call when this fails: an
     /// unaudited change must not look like a success.

@@ -6,18 +6,18 @@ use axum::extract::State;
 use crate::auth::Caller;
 use crate::extract::{Json, Query};
 use crate::{ApiError, ApiState};
-use rota_ops::records::{AuditPage, AuditQuery, AuditVerification, Problem};
+use rota_ops::records::{AuditPage, AfterQuery, AuditVerification, Problem};
 use rota_ops::service::Audit as _;
 
 /// Audit entries after a position, oldest first.
-#[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAuditEntries", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit", operation_id = "listAuditEntries", tag = "audit", params(AfterQuery),
     responses((status = 200, body = AuditPage),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Caller(principal): Caller,
-    Query(query): Query<AuditQuery>,
+    Query(query): Query<AfterQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let session = state.ops.session(principal, None);
     Ok(Json(session.list_audit(query).await?))

@@ -1,22 +1,20 @@
 //! The event log: `GET /api/v1/events` (paged) and `GET /api/v1/events/stream` (SSE).
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
-use rota_store::Role;
+use rota_ops::records::{Event, EventPage, Problem};
+use rota_ops::service::Runs as _;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AfterQuery;
+use rota_ops::records::AfterQuery;
 use crate::auth::Caller;
-use crate::extract::{Json, Query};
+use crate::extract::{ClientAddr, Json, Query};
 use crate::{ApiError, ApiState};
-use rota_ops::auth::Scope;
-use rota_ops::records::{Event, EventPage, Problem};
 
 /// Events after a position, oldest first. The event log spans namespaces, so this needs
 /// the viewer role in every namespace.
@@ -27,22 +25,12 @@ use rota_ops::records::{Event, EventPage, Problem};
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     Query(query): Query<AfterQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    principal.require(Scope::Global, Role::Viewer)?;
-    let (after, limit) = query.checked()?;
-    let events = state.store.events_after(after, limit).await?;
-    Ok(Json(EventPage {
-        next_after: events.last().map_or(after, |e| e.id),
-        items: events.into_iter().map(Event::from).collect(),
-    }))
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.list_events(query.after, query.limit).await?))
 }
-
-/// How often the stream looks for new events when it has caught up.
-const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// Events read per query while streaming.
-const STREAM_BATCH: u32 = 100;
 
 /// `GET /api/v1/events/stream` parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -66,10 +54,10 @@ pub(crate) struct StreamQuery {
 pub(crate) async fn stream(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    principal.require(Scope::Global, Role::Viewer)?;
     let after = match headers.get("last-event-id") {
         Some(value) => value
             .to_str()
@@ -78,32 +66,18 @@ pub(crate) async fn stream(
             .filter(|id| *id >= 0)
             .ok_or_else(|| {
                 ApiError::InvalidQuery("`Last-Event-ID` must be an event id".to_owned())
-            })?,
-        None => query.after.unwrap_or(0).max(0),
+            }),
+        None => Ok(query.after.unwrap_or(0).max(0)),
     };
-    let events = futures_util::stream::unfold(
-        (state.store, after, VecDeque::new()),
-        |(store, mut after, mut pending)| async move {
-            loop {
-                if let Some(event) = pending.pop_front() {
-                    let sse = sse_event(event);
-                    return Some((Ok(sse), (store, after, pending)));
-                }
-                match store.events_after(after, STREAM_BATCH).await {
-                    Ok(batch) if batch.is_empty() => tokio::time::sleep(POLL_EVERY).await,
-                    Ok(batch) => {
-                        after = batch.last().map_or(after, |e| e.id);
-                        pending.extend(batch.into_iter().map(Event::from));
-                    }
-                    Err(error) => {
-                        // The client reconnects with `Last-Event-ID` and resumes.
-                        tracing::error!(%error, "event stream stopped");
-                        return None;
-                    }
-                }
-            }
-        },
-    );
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    // Authorization comes first; a bad `Last-Event-ID` is reported after it (the follow
+    // started meanwhile stops as its receiver is dropped).
+    let events = session.follow_events(*after.as_ref().unwrap_or(&0)).await?;
+    after?;
+    let events = futures_util::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        Some((Ok(sse_event(event)), events))
+    });
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -8,96 +8,18 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use jiff::Timestamp;
-use rota_core::model::RunStatus;
-use rota_store::{Role, RunCursor, RunFilter, RunRecord};
+use rota_ops::service::Runs as _;
+use rota_ops::service::runs::Followed;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{AfterQuery, page_limit};
 use crate::auth::Caller;
 use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::{ApiError, ApiState, audited};
-use rota_ops::auth::Scope;
+use crate::{ApiError, ApiState};
 use rota_ops::ids::{JobId, Namespace, RunId};
 use rota_ops::records::{
-    CancelAccepted, CreateRun, LogLine, LogPage, Problem, RetryRun, Run, RunPage,
+    CancelAccepted, CreateRun, LogPage, LogQuery, Problem, RetryRun, Run, RunPage, RunQuery,
 };
-
-/// `GET /api/v1/runs` filters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct RunQuery {
-    /// Only this namespace (without it, the caller needs a role in every namespace).
-    namespace: Option<Namespace>,
-    /// Only this job.
-    job: Option<JobId>,
-    /// Only this status.
-    #[param(schema_with = rota_ops::records::schema::run_status_schema)]
-    status: Option<String>,
-    /// Only runs created at or after this instant (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    since: Option<Timestamp>,
-    /// Only runs created before this instant (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    until: Option<Timestamp>,
-    /// Only runs whose id starts with this (to resolve an abbreviated id).
-    id_prefix: Option<RunId>,
-    /// At most this many (1–500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-    /// Continue after this page: a previous page's `next_cursor`.
-    #[param(pattern = "^[0-9]{1,17}\\.[a-z0-9]{1,64}$", max_length = 82)]
-    cursor: Option<String>,
-}
-
-impl RunQuery {
-    fn scope(&self) -> Scope<'_> {
-        self.namespace
-            .as_ref()
-            .map_or(Scope::Global, |ns| Scope::Namespace(ns.as_str()))
-    }
-
-    /// The store filter; asks for one run more than the page, to know if another follows.
-    fn filter(&self) -> Result<RunFilter, ApiError> {
-        let status = self
-            .status
-            .as_deref()
-            .map(|s| {
-                RunStatus::parse(s)
-                    .ok_or_else(|| ApiError::InvalidQuery(format!("unknown run status {s:?}")))
-            })
-            .transpose()?;
-        Ok(RunFilter {
-            namespace: self.namespace.as_ref().map(|n| n.to_string()),
-            job_id: self.job.as_ref().map(|j| j.to_string()),
-            status,
-            created_since: self.since,
-            created_until: self.until,
-            id_prefix: self.id_prefix.as_ref().map(|id| id.to_string()),
-            limit: page_limit(self.limit)? + 1,
-            before: self.cursor.as_deref().map(decode_cursor).transpose()?,
-        })
-    }
-}
-
-/// A cursor's text: `<created_at in µs>.<run id>`. Clients treat it as opaque.
-fn encode_cursor(cursor: &RunCursor) -> String {
-    format!("{}.{}", cursor.created_at.as_microsecond(), cursor.id)
-}
-
-fn decode_cursor(text: &str) -> Result<RunCursor, ApiError> {
-    let bad = || ApiError::InvalidQuery(format!("{text:?} is not a cursor from this API"));
-    let (micros, id) = text.split_once('.').ok_or_else(bad)?;
-    let micros: i64 = micros.parse().map_err(|_| bad())?;
-    Ok(RunCursor {
-        created_at: Timestamp::from_microsecond(micros).map_err(|_| bad())?,
-        id: RunId::try_from(id.to_owned())
-            .map_err(|_| bad())?
-            .to_string(),
-    })
-}
 
 /// Lists runs, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/runs", operation_id = "listRuns", tag = "runs", params(RunQuery),
@@ -107,29 +29,11 @@ fn decode_cursor(text: &str) -> Result<RunCursor, ApiError> {
 pub(crate) async fn list(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     Query(query): Query<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    principal.require(query.scope(), Role::Viewer)?;
-    let filter = query.filter()?;
-    let mut runs = state.store.list_runs(&filter).await?;
-    let page_size = (filter.limit - 1) as usize;
-    let next_cursor = (runs.len() > page_size).then(|| {
-        runs.truncate(page_size);
-        runs.last().map(|r| encode_cursor(&r.cursor()))
-    });
-    Ok(Json(RunPage {
-        items: runs.into_iter().map(Run::from).collect(),
-        next_cursor: next_cursor.flatten(),
-    }))
-}
-
-/// The run, or a 404 problem.
-async fn find(state: &ApiState, id: &RunId) -> Result<RunRecord, ApiError> {
-    state
-        .store
-        .get_run(id.as_str())
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("run {id:?}", id = id.as_str())))
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.list_runs(query).await?))
 }
 
 /// A run with the latest state of each step.
@@ -141,26 +45,11 @@ async fn find(state: &ApiState, id: &RunId) -> Result<RunRecord, ApiError> {
 pub(crate) async fn get(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
 ) -> Result<Json<Run>, ApiError> {
-    let run = find(&state, &id).await?;
-    principal.require(Scope::Namespace(&run.namespace), Role::Viewer)?;
-    Ok(Json(Run::from(run)))
-}
-
-/// `GET /api/v1/runs/{id}/logs` parameters.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct LogQuery {
-    /// Only lines with a larger `seq`; 0 or absent for the start.
-    #[param(minimum = 0)]
-    after: Option<i64>,
-    /// At most this many (1–500, default 50).
-    #[param(minimum = 1, maximum = 500)]
-    limit: Option<u32>,
-    /// Only this step's lines.
-    step: Option<String>,
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.get_run(id.as_str()).await?))
 }
 
 /// A run's log lines (or one step's) in order, a page at a time.
@@ -172,24 +61,12 @@ pub(crate) struct LogQuery {
 pub(crate) async fn logs(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
-    let run = find(&state, &id).await?;
-    principal.require(Scope::Namespace(&run.namespace), Role::Viewer)?;
-    let (after, limit) = AfterQuery {
-        after: query.after,
-        limit: query.limit,
-    }
-    .checked()?;
-    let lines = state
-        .store
-        .logs(id.as_str(), query.step.as_deref(), after, limit)
-        .await?;
-    Ok(Json(LogPage {
-        next_after: lines.last().map_or(after, |l| l.seq),
-        items: lines.into_iter().map(LogLine::from).collect(),
-    }))
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    Ok(Json(session.run_logs(id.as_str(), query).await?))
 }
 
 /// Asks the process running the run to cancel it (`409` if it has already ended). Its
@@ -208,21 +85,8 @@ pub(crate) async fn cancel(
     ClientAddr(addr): ClientAddr,
     Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
-    let outcome = async {
-        let run = find(&state, &id).await?;
-        principal.require(Scope::Namespace(&run.namespace), Role::Operator)?;
-        let run = state
-            .ops
-            .cancel_run(&principal.actor(None), &run.id)
-            .await?;
-        Ok(CancelAccepted {
-            run_id: run.id,
-            cancel_requested: true,
-        })
-    }
-    .await;
-    let target = format!("run/{id}");
-    let accepted = audited(&state, &principal, addr, "run.cancel", &target, outcome).await?;
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    let accepted = session.cancel_run(id.as_str()).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
 
@@ -243,21 +107,10 @@ pub(crate) async fn create(
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<CreateRun>,
 ) -> Result<Response, ApiError> {
-    let outcome = async {
-        principal.require(Scope::Namespace(namespace.as_str()), Role::Operator)?;
-        let given = body.params.into_iter().collect();
-        let run = state
-            .ops
-            .queue_run(namespace.as_str(), job.as_str(), given, body.dry_run, "api")
-            .await?;
-        Ok::<_, ApiError>(run)
-    }
-    .await;
-    let target = match &outcome {
-        Ok(run) => format!("run/{}", run.id),
-        Err(_) => format!("job/{namespace}/{job}"),
-    };
-    let run = audited(&state, &principal, addr, "run.create", &target, outcome).await?;
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    let run = session
+        .start_run(namespace.as_str(), job.as_str(), body)
+        .await?;
     queued(run)
 }
 
@@ -281,26 +134,9 @@ pub(crate) async fn retry(
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<RetryRun>,
 ) -> Result<Response, ApiError> {
-    let outcome = async {
-        let original = find(&state, &id).await?;
-        principal.require(Scope::Namespace(&original.namespace), Role::Operator)?;
-        let retry = state
-            .ops
-            .queue_retry(&principal.actor(None), id.as_str(), body.from.as_deref())
-            .await?;
-        Ok::<_, ApiError>(retry)
-    }
-    .await;
-    let target = format!("run/{id}");
-    let run = audited(&state, &principal, addr, "run.retry", &target, outcome).await?;
-    queued(run)
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    queued(session.retry_run(id.as_str(), body).await?)
 }
-
-/// How often a log stream looks for new lines when it has caught up.
-const LOG_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
-
-/// Log lines read per query while streaming.
-const LOG_STREAM_BATCH: u32 = 200;
 
 /// `GET /api/v1/runs/{id}/logs/stream` parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -313,16 +149,6 @@ pub(crate) struct LogStreamQuery {
     after: Option<i64>,
     /// Only this step's lines.
     step: Option<String>,
-}
-
-/// Where a log stream is.
-struct LogFollow {
-    store: rota_store::Store,
-    run_id: String,
-    step: Option<String>,
-    after: i64,
-    pending: std::collections::VecDeque<LogLine>,
-    done: bool,
 }
 
 /// Follows a run's log (or one step's) live as server-sent events: one event per line
@@ -339,6 +165,7 @@ struct LogFollow {
 pub(crate) async fn logs_stream(
     State(state): State<ApiState>,
     Caller(principal): Caller,
+    ClientAddr(addr): ClientAddr,
     headers: axum::http::HeaderMap,
     Path(id): Path<RunId>,
     Query(query): Query<LogStreamQuery>,
@@ -348,8 +175,8 @@ pub(crate) async fn logs_stream(
     >,
     ApiError,
 > {
-    let run = find(&state, &id).await?;
-    principal.require(Scope::Namespace(&run.namespace), Role::Viewer)?;
+    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
+    let run = session.get_run(id.as_str()).await?;
     let after = match headers.get("last-event-id") {
         Some(value) => value
             .to_str()
@@ -364,74 +191,40 @@ pub(crate) async fn logs_stream(
             other => other.unwrap_or(0),
         },
     };
-    let follow = LogFollow {
-        store: state.store,
-        run_id: run.id,
-        step: query.step,
-        after,
-        pending: std::collections::VecDeque::new(),
-        done: false,
-    };
-    let events = futures_util::stream::unfold(follow, |mut f| async move {
-        loop {
-            if let Some(line) = f.pending.pop_front() {
+    let (to, lines) = tokio::sync::mpsc::unbounded_channel();
+    // The follow stops when the client goes away (the receiver is dropped) or on an
+    // error; either way the stream ends and the client reconnects with `Last-Event-ID`.
+    tokio::spawn(async move {
+        if let Err(error) = session.follow_logs(&run.id, query.step, after, to).await {
+            tracing::error!(%error, run = %run.id, "log stream stopped");
+        }
+    });
+    let events = futures_util::stream::unfold(lines, |mut lines| async move {
+        let event = match lines.recv().await? {
+            Followed::Line(line) => {
                 let event = axum::response::sse::Event::default().id(line.seq.to_string());
                 // A `LogLine` always serialises; the fallback keeps the stream going.
-                let event = event
+                event
                     .json_data(&line)
-                    .unwrap_or_else(|_| axum::response::sse::Event::default().data("{}"));
-                return Some((Ok(event), f));
+                    .unwrap_or_else(|_| axum::response::sse::Event::default().data("{}"))
             }
-            if f.done {
-                return None;
+            Followed::End { status, reason } => {
+                let end = serde_json::json!({ "status": status, "reason": reason });
+                axum::response::sse::Event::default()
+                    .event("end")
+                    .data(end.to_string())
             }
-            // The run's state is read before its lines: a run seen ended has committed
-            // every line, so the read that follows sees them all.
-            let run = match f.store.get_run(&f.run_id).await {
-                Ok(Some(run)) => run,
-                Ok(None) => return None,
-                Err(error) => {
-                    tracing::error!(%error, run = %f.run_id, "log stream stopped");
-                    return None;
-                }
-            };
-            match f
-                .store
-                .logs(&f.run_id, f.step.as_deref(), f.after, LOG_STREAM_BATCH)
-                .await
-            {
-                Ok(batch) if !batch.is_empty() => {
-                    f.after = batch.last().map_or(f.after, |l| l.seq);
-                    f.pending.extend(batch.into_iter().map(LogLine::from));
-                }
-                Ok(_) if run.status.is_terminal() => {
-                    f.done = true;
-                    let end = serde_json::json!({
-                        "status": run.status.as_str(),
-                        "reason": run.reason,
-                    });
-                    let event = axum::response::sse::Event::default()
-                        .event("end")
-                        .data(end.to_string());
-                    return Some((Ok(event), f));
-                }
-                Ok(_) => tokio::time::sleep(LOG_POLL_EVERY).await,
-                Err(error) => {
-                    // The client reconnects with `Last-Event-ID` and resumes.
-                    tracing::error!(%error, run = %f.run_id, "log stream stopped");
-                    return None;
-                }
-            }
-        }
+        };
+        Some((Ok(event), lines))
     });
     Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
 }
 
 /// The answer to a call that queued a run: 202 with the run and its `Location`.
-fn queued(run: RunRecord) -> Result<Response, ApiError> {
+fn queued(run: Run) -> Result<Response, ApiError> {
     let location = HeaderValue::try_from(format!("/api/v1/runs/{}", run.id))
         .map_err(|e| ApiError::Internal(format!("run id is not a header value: {e}")))?;
-    let mut response = (StatusCode::ACCEPTED, Json(Run::from(run))).into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(run)).into_response();
     response.headers_mut().insert(header::LOCATION, location);
     Ok(response)
 }

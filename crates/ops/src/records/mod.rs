@@ -859,6 +859,60 @@ pub struct RetryRun {
     pub from: Option<String>,
 }
 
+/// Which runs to list (`GET /api/v1/runs`'s query): filters and a keyset cursor page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunQuery {
+    /// Only this namespace (without it, the caller needs a role in every namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<crate::ids::Namespace>,
+    /// Only this job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<crate::ids::JobId>,
+    /// Only this status.
+    #[param(schema_with = schema::run_status_schema)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Only runs created at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// Only runs created before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<Timestamp>,
+    /// Only runs whose id starts with this (to resolve an abbreviated id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_prefix: Option<crate::ids::RunId>,
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Continue after this page: a previous page's `next_cursor`.
+    #[param(pattern = "^[0-9]{1,17}\\.[a-z0-9]{1,64}$", max_length = 82)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// Which log lines of a run to read (`GET /api/v1/runs/{id}/logs`'s query).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Only lines with a larger `seq`; 0 or absent for the start.
+    #[param(minimum = 0)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// At most this many (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only this step's lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
 /// One upcoming fire time of a job.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FireTime {
@@ -977,11 +1031,12 @@ pub struct TokenPageQuery {
     pub cursor: Option<String>,
 }
 
-/// `?after=&limit=` of the audit log.
+/// `?after=&limit=` of the listings that continue after a position (the audit log, the event
+/// log).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-pub struct AuditQuery {
+pub struct AfterQuery {
     /// Only entries after this position (exclusive); 0 or absent for the start.
     #[param(minimum = 0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use std::future::Future;
 use super::Session;
 use crate::OpsError;
 use crate::auth::{Role, Scope};
-use crate::records::{AuditEntry, AuditPage, AuditQuery, AuditVerification};
+use crate::records::{AuditEntry, AuditPage, AfterQuery, AuditVerification};
 use crate::schedules::page_limit;
 
 /// The audit operations.
@@ -14,7 +14,7 @@ pub trait Audit {
     /// Audit entries after a position, oldest first.
     fn list_audit(
         &self,
-        query: AuditQuery,
+        query: AfterQuery,
     ) -> impl Future<Output = Result<AuditPage, OpsError>> + Send;
 
     /// Checks the whole hash chain: intact, or the first entry that was modified, deleted
@@ -23,7 +23,7 @@ pub trait Audit {
 }
 
 impl Audit for Session {
-    async fn list_audit(&self, query: AuditQuery) -> Result<AuditPage, OpsError> {
+    async fn list_audit(&self, query: AfterQuery) -> Result<AuditPage, OpsError> {
         self.principal().require(Scope::Global, Role::Admin)?;
         let after = query.after.unwrap_or(0);
         if after < 0 {
