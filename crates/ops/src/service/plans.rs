@@ -3,7 +3,7 @@
 //!
 //! The rules themselves (approvers, quorum, self-approval, expiry, one apply, drift) are
 //! enforced by the store in one transaction (`decide_plan`, `apply_plan`); here the caller
-//! becomes an approver ([`approver`]) and each refusal an [`OpsError`]: `Forbidden` for a
+//! becomes an approver (`approver`) and each refusal an [`OpsError`]: `Forbidden` for a
 //! caller who is not an approver, `Conflict` for self-approval, a second decision, an
 //! expired or decided plan, missing approvals and drift.
 
