@@ -54,9 +54,4 @@ impl Home {
             .ops(&store)
             .session(rota_ops::auth::Principal::local(), None))
     }
-
-    /// Where runs keep their files (outputs, notebooks).
-    pub fn artifacts_dir(&self) -> PathBuf {
-        self.data.artifacts_dir()
-    }
 }

@@ -25,6 +25,8 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
+use rota_ops::service::plans::Verdict;
+
 use crate::args::{Cli, Command};
 
 /// Exit code for a usage or input error.
@@ -85,18 +87,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             std::env::var("ROTA_TOKEN").ok(),
         )?;
         let remote = client::Remote::new(server, token)?;
-        let command = match dispatch(&remote, command, &out).await? {
-            Ok(code) => return Ok(code),
-            Err(command) => command,
-        };
-        return run_remote(&remote, command, &out).await;
+        return dispatch(&remote, command, &out).await;
     }
-    let home = home::Home::new(cli.home)?;
-    let session = home.session().await?;
-    match dispatch(&session, command, &out).await? {
-        Ok(code) => Ok(code),
-        Err(command) => run_local(&home, command, &out).await,
-    }
+    let session = home::Home::new(cli.home)?.session().await?;
+    dispatch(&session, command, &out).await
 }
 
 /// The commands that need neither a store nor a server (`validate`, `schedule preview`,
@@ -140,87 +134,45 @@ async fn local_only(
     })
 }
 
-/// The commands written once over [`rota_ops::Rota`], for a server or this machine alike:
-/// `Ok(code)`, or `Err(command)` for those not (yet) written so.
+/// Every command but the local-only ones, written once over [`rota_ops::Rota`]: `rota` is
+/// the server's client (`--server`) or the local user's session on this machine's store.
+/// `Drive` says where a run executes (here in the foreground, or on the server).
 async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
     rota: &R,
     command: Command,
     out: &output::Printer,
-) -> anyhow::Result<Result<u8, Command>> {
-    Ok(Ok(match command {
+) -> anyhow::Result<u8> {
+    match command {
+        Command::Run(args) => run_cmd::run(rota, args, out).await,
+        Command::Retry(args) => run_cmd::retry(rota, args, out).await,
+        Command::Runs(args) => runs_cmd::runs(rota, args, out).await,
+        Command::Logs(args) => logs_cmd::logs(rota, args, out).await,
+        Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await,
+        Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await,
+        Command::Namespaces => jobs_cmd::namespaces(rota, out).await,
+        Command::Plan(args) => plan_cmd::plan(rota, args, out).await,
+        Command::Plans(args) => plan_cmd::plans(rota, args, out).await,
+        Command::Approve(args) => plan_cmd::decide(rota, args, Verdict::Approve, out).await,
+        Command::Reject(args) => plan_cmd::decide(rota, args, Verdict::Reject, out).await,
+        Command::Apply(args) => plan_cmd::apply(rota, args, out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
-            serve_cmd::next(rota, args, out).await?
+            serve_cmd::next(rota, args, out).await
         }
         Command::Schedule(args::ScheduleCommand::History(args)) => {
-            serve_cmd::history(rota, args, out).await?
+            serve_cmd::history(rota, args, out).await
         }
-        Command::Pause(args) => serve_cmd::pause(rota, args, out).await?,
-        Command::Resume(args) => serve_cmd::resume(rota, args, out).await?,
-        Command::Backfill(args) => serve_cmd::backfill(rota, args, out).await?,
-        Command::Secrets(command) => secrets_cmd::secrets(rota, command, out).await?,
-        Command::Tokens(command) => tokens_cmd::tokens(rota, command, out).await?,
-        Command::Audit(command) => audit_cmd::audit(rota, command, out).await?,
-        Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await?,
-        Command::Namespaces => jobs_cmd::namespaces(rota, out).await?,
-        Command::Plans(args) => plan_cmd::plans(rota, args, out).await?,
-        Command::Approve(args) => {
-            plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Approve, out).await?
-        }
-        Command::Reject(args) => {
-            plan_cmd::decide(rota, args, rota_ops::service::plans::Verdict::Reject, out).await?
-        }
-        Command::Runs(args) => runs_cmd::runs(rota, args, out).await?,
-        Command::Logs(args) => logs_cmd::logs(rota, args, out).await?,
-        Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await?,
-        Command::Retry(args) => run_cmd::retry(rota, args, out).await?,
-        other => return Ok(Err(other)),
-    }))
-}
-
-/// The commands still written twice: this machine's half.
-async fn run_local(
-    home: &home::Home,
-    command: Command,
-    out: &output::Printer,
-) -> anyhow::Result<u8> {
-    match command {
-        Command::Run(args) => run_cmd::run(home, args, out).await,
-        Command::Plan(args) => {
-            let session = home.session().await?;
-            let here = plan_cmd::Here {
-                home,
-                session: &session,
-            };
-            plan_cmd::plan(&session, Some(here), args, out).await
-        }
-        Command::Apply(args) => {
-            let session = home.session().await?;
-            let here = plan_cmd::Here {
-                home,
-                session: &session,
-            };
-            plan_cmd::apply(&session, plan_cmd::Runner::Here(here), args, out).await
-        }
+        Command::Pause(args) => serve_cmd::pause(rota, args, out).await,
+        Command::Resume(args) => serve_cmd::resume(rota, args, out).await,
+        Command::Backfill(args) => serve_cmd::backfill(rota, args, out).await,
+        Command::Secrets(command) => secrets_cmd::secrets(rota, command, out).await,
+        Command::Tokens(command) => tokens_cmd::tokens(rota, command, out).await,
+        Command::Audit(command) => audit_cmd::audit(rota, command, out).await,
         local => unreachable!("handled by local_only: {local:?}"),
     }
 }
 
 
-/// The commands still written twice: the server's half (`--server`).
-async fn run_remote(
-    remote: &client::Remote,
-    command: Command,
-    out: &output::Printer,
-) -> anyhow::Result<u8> {
-    match command {
-        Command::Run(args) => run_cmd::run_remote(remote, args, out).await,
-        Command::Plan(args) => plan_cmd::plan(remote, None, args, out).await,
-        Command::Apply(args) => {
-            plan_cmd::apply(remote, plan_cmd::Runner::Server(remote), args, out).await
-        }
-        local => unreachable!("handled by local_only: {local:?}"),
-    }
-}
+
 
 /// An error with its causes, each said once. Many errors (ours and our dependencies')
 /// already include their source in their message (`cannot listen on ADDR: {source}`) and

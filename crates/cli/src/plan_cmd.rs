@@ -21,8 +21,7 @@ use rota_ops::service::{Jobs, Plans};
 
 use crate::EXIT_USAGE;
 use crate::args::{ApplyArgs, DecideArgs, PlanArgs, PlansArgs, PlansCommand, RunArgs};
-use crate::client::Remote;
-use crate::home::Home;
+use crate::run_cmd::Drive;
 use crate::output::{self, Printer};
 use crate::run_cmd::{self, UsageError};
 
@@ -56,26 +55,12 @@ fn run_args(
     }
 }
 
-/// This machine, when `rota plan` or `rota apply` works on the local store: the job files
-/// it reads and the runs it executes in the foreground are here.
-pub struct Here<'a> {
-    /// The data directory.
-    pub home: &'a Home,
-    /// The local user's session on its store.
-    pub session: &'a rota_ops::Session,
-}
-
 /// `rota plan`: plans a job by its id (or, locally, from its file, saved first as the job's
 /// next revision, which the plan pins), with its parameters resolved here; locally its dry
 /// run executes in the foreground, on a server it is queued.
-pub async fn plan<R: Rota>(
-    rota: &R,
-    here: Option<Here<'_>>,
-    args: PlanArgs,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let (namespace, job_id) = match &here {
-        Some(here) => match save_local_job(here.session, &args).await? {
+pub async fn plan<R: Rota + Drive>(rota: &R, args: PlanArgs, out: &Printer) -> anyhow::Result<u8> {
+    let (namespace, job_id) = match rota.here() {
+        Some(here) => match save_local_job(here, &args).await? {
             Ok(saved) => saved,
             Err(code) => return Ok(code),
         },
@@ -120,7 +105,7 @@ pub async fn plan<R: Rota>(
         print_plan(out, &plan);
         return Ok(0);
     };
-    let Some(here) = here else {
+    let Some(here) = rota.here() else {
         print_plan(out, &plan);
         if !out.is_json() {
             eprintln!("dry run {run_id} queued; follow it with `rota logs -f {run_id}`");
@@ -129,7 +114,7 @@ pub async fn plan<R: Rota>(
     };
     // The dry run's summary comes first (a JSON line of its own with --output json), then
     // the plan as it is after it.
-    let code = run_cmd::claim_and_execute(here.home, here.session.ops(), run_id, out).await?;
+    let code = run_cmd::claim_and_execute(here.ops(), run_id, out).await?;
     if !out.is_json() {
         out.text("\n");
     }
@@ -144,7 +129,7 @@ async fn save_local_job(
     session: &rota_ops::Session,
     args: &PlanArgs,
 ) -> anyhow::Result<Result<(String, String), u8>> {
-    let store = session.ops().store();
+    let ops = session.ops();
     let run_args = run_args(
         args.target.clone(),
         args.job.clone(),
@@ -152,14 +137,14 @@ async fn save_local_job(
         args.params.clone(),
         args.params_file.clone(),
     );
-    let loaded = match run_cmd::load(store, &run_args).await {
+    let loaded = match run_cmd::load(ops, &run_args).await {
         Ok(loaded) => loaded,
         Err(UsageError(message)) => {
             eprintln!("{message}");
             return Ok(Err(EXIT_USAGE));
         }
     };
-    run_cmd::save_revision(store, &loaded).await?;
+    ops.save_loaded(&loaded).await?;
     Ok(Ok((loaded.namespace, loaded.job.id)))
 }
 
@@ -212,24 +197,12 @@ pub async fn decide<R: Plans>(
     Ok(0)
 }
 
-/// Where the run `rota apply` queues is executed: here in the foreground (after re-reading
-/// the job's file), or by a server, followed from here unless `--detach`.
-pub enum Runner<'a> {
-    /// On this machine.
-    Here(Here<'a>),
-    /// By the server `rota` talks to.
-    Server(&'a Remote),
-}
-
 /// `rota apply`: applies the approved plan (refused if it drifted) and runs its run.
-pub async fn apply<R: Rota>(
-    rota: &R,
-    runner: Runner<'_>,
-    args: ApplyArgs,
-    out: &Printer,
-) -> anyhow::Result<u8> {
+/// The run executes here in the foreground (after re-reading the job's file), or on the
+/// server, followed from here unless `--detach`.
+pub async fn apply<R: Rota + Drive>(rota: &R, args: ApplyArgs, out: &Printer) -> anyhow::Result<u8> {
     let mut id = args.plan.clone();
-    if let Runner::Here(here) = &runner {
+    if let Some(here) = rota.here() {
         if args.detach {
             eprintln!(
                 "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server)"
@@ -237,8 +210,8 @@ pub async fn apply<R: Rota>(
             return Ok(EXIT_USAGE);
         }
         let plan = rota.get_plan(&args.plan).await?;
-        if let Err(UsageError(message)) = refresh_from_file(here.session, &plan).await {
-            let session = here.session;
+        if let Err(UsageError(message)) = refresh_from_file(here, &plan).await {
+            let session = here;
             let target = format!("plan/{}", plan.id);
             session
                 .ops()
@@ -250,18 +223,10 @@ pub async fn apply<R: Rota>(
         id = plan.id;
     }
     let run = rota.apply_plan(&id).await?;
-    match runner {
-        Runner::Here(here) => {
-            if !out.is_json() {
-                eprintln!("plan {id} applied as run {}", run.id);
-            }
-            run_cmd::claim_and_execute(here.home, here.session.ops(), &run.id, out).await
-        }
-        Runner::Server(remote) => {
-            let run = crate::view::via_wire(run)?;
-            run_cmd::follow_remote(remote, run, args.detach, None, out).await
-        }
+    if R::HERE && !out.is_json() {
+        eprintln!("plan {id} applied as run {}", run.id);
     }
+    rota.drive(run, args.detach, out).await
 }
 
 /// For a job whose latest revision came from a file: loads the file again and saves it
@@ -287,11 +252,11 @@ async fn refresh_from_file(session: &rota_ops::Session, plan: &Plan) -> Result<(
         Vec::new(),
         None,
     );
-    let store = session.ops().store();
-    let loaded = run_cmd::load(store, &args).await?;
-    run_cmd::save_revision(store, &loaded)
+    let ops = session.ops();
+    let loaded = run_cmd::load(ops, &args).await?;
+    ops.save_loaded(&loaded)
         .await
-        .map_err(|e| UsageError(format!("rota: {}", crate::error_text(&e))))?;
+        .map_err(|e| UsageError(format!("rota: {e}")))?;
     Ok(())
 }
 

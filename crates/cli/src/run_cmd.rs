@@ -3,34 +3,27 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use rota_core::model::{Job, Policy, RunStatus, Step, StepKind, Value};
-use rota_engine::guardian::Guardian;
-use rota_engine::process::Stream;
-use rota_engine::run::{EngineConfig, RunRequest, RunStop, StopReason, Update};
-use rota_store::{CancelState, NewJobRevision, Store};
+
+
+use rota_ops::foreground::{Stream, Update};
+
 use tokio::sync::mpsc;
 
 use crate::EXIT_USAGE;
 use crate::args::{RetryArgs, RunArgs};
 use crate::client::{Remote, seg};
 use crate::follow;
-use crate::home::Home;
+use rota_ops::Rota;
 use crate::output::{self, Printer};
 use crate::view::{run_json, step_duration};
 use rota_ops::records::{CreateRun, RetryRun, Run};
 use rota_ops::service::Runs;
 
 /// A job ready to run, with where it came from.
-pub(crate) struct Loaded {
-    pub(crate) job: Job,
-    pub(crate) source: String,
-    pub(crate) source_path: Option<String>,
-    pub(crate) namespace: String,
-}
+pub(crate) use rota_ops::foreground::LoadedJob as Loaded;
 
 /// A local run lives in the `rota` process that started it, so it cannot be left running.
 const DETACH_NEEDS_SERVER: &str = "rota: --detach needs --server: a local run lives in this process (start `rota serve` and use --server, or run it in the background)";
@@ -38,13 +31,19 @@ const DETACH_NEEDS_SERVER: &str = "rota: --detach needs --server: a local run li
 /// Usage and validation errors exit 2 with their message; they are not runtime failures.
 pub(crate) struct UsageError(pub(crate) String);
 
-pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
-    if args.detach {
+/// `rota run`: with the local store, a job file, an ad-hoc command or a stored job runs in
+/// this process; with a server, the job stored there is queued with these parameters
+/// (coerced here either way) and followed to its end, unless `--detach`.
+pub async fn run<R: Rota + Drive>(rota: &R, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
+    if args.detach && R::HERE {
         eprintln!("{DETACH_NEEDS_SERVER}");
         return Ok(EXIT_USAGE);
     }
-    let store = home.open_store().await?;
-    let loaded = match load(&store, &args).await {
+    let loaded = match rota.here() {
+        Some(here) => load(here.ops(), &args).await,
+        None => stored_on_server(rota, &args).await?,
+    };
+    let loaded = match loaded {
         Ok(loaded) => loaded,
         Err(UsageError(message)) => {
             eprintln!("{message}");
@@ -66,208 +65,95 @@ pub async fn run(home: &Home, args: RunArgs, out: &Printer) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    let revision = save_revision(&store, &loaded).await?;
-    let spec = rota_ops::RunSpec {
-        run_id: rota_store::ids::new_run_id(),
-        job: loaded.job,
-        job_revision: revision.revision,
-        namespace: loaded.namespace,
-        params,
-        dry_run: args.dry_run,
-        trigger: rota_store::FOREGROUND_TRIGGER.to_owned(),
-        scheduled_at: None,
-        source_path: loaded.source_path,
-        prior: Vec::new(),
-    };
-    // The use of secrets is recorded (and audited) before the run starts, so it is on
-    // record even if this process dies during the run.
-    let request = match home.ops(&store).prepare_run(spec).await {
-        Ok(request) => request,
-        Err(error) => return refused(error),
-    };
-    execute(home.artifacts_dir(), &store, request, out, false).await
+    match rota.here() {
+        Some(here) => run_here(here.ops(), loaded, params, args.dry_run, out).await,
+        None => {
+            let body = CreateRun {
+                params: params.into_iter().collect(),
+                dry_run: args.dry_run,
+            };
+            let run = rota.start_run(&loaded.namespace, &loaded.job.id, body).await?;
+            rota.drive(run, args.detach, out).await
+        }
+    }
 }
 
-/// Executes the run here, printing live lines and the summary. `claimed`: the run is
-/// already recorded and owned by this process (a retry), so the engine records no start.
-pub(crate) async fn execute(
-    artifacts_dir: std::path::PathBuf,
-    store: &Store,
-    request: RunRequest,
+/// Runs the loaded job in this process: saved as a revision first, its secrets resolved
+/// and their use recorded (and audited) before it starts, so that is on record even if
+/// this process dies during the run.
+async fn run_here(
+    ops: &rota_ops::Ops,
+    loaded: Loaded,
+    params: BTreeMap<String, Value>,
+    dry_run: bool,
     out: &Printer,
-    claimed: bool,
 ) -> anyhow::Result<u8> {
-    rota_engine::sandbox::announce();
-    let guardian = spawn_guardian();
-    let config = EngineConfig {
-        artifacts_dir,
-        grace: Duration::from_secs(5),
-        log_cap_bytes: 10 * 1024 * 1024,
-        guardian: guardian.map(Arc::new),
-        durable_step_starts: false,
-    };
-    let stop = RunStop::new();
-    let run_id = request.run_id.clone();
-    let watchers = [
-        tokio::spawn(stop_on_signals(stop.clone())),
-        tokio::spawn(stop_on_cancel_request(
-            store.clone(),
-            run_id.clone(),
-            stop.clone(),
-        )),
-    ];
-    if !out.is_json() {
-        eprintln!("run {run_id} of {} started", request.job.id);
-    }
-    let notifications = Notifications::start(store, &request);
-    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
-    let printer = tokio::spawn(print_updates(updates_rx, out.is_json()));
-    let summary = if claimed {
-        rota_engine::run::execute_claimed(store, &config, request, stop, Some(updates_tx)).await
-    } else {
-        rota_engine::run::execute(store, &config, request, stop, Some(updates_tx)).await
-    };
-    for watcher in watchers {
-        watcher.abort();
-    }
-    let _ = printer.await;
-    let summary = summary?;
-    let record = Run::from(store.find_run(&summary.run_id).await?);
-    if out.is_json() {
-        out.json(&run_json(&record));
-    } else {
-        print_summary(out, &record);
-    }
-    if let Some(notifications) = notifications {
-        notifications.finish(store, &summary.run_id).await;
-    }
-    Ok(exit_code(summary.status))
-}
-
-/// How long `rota run` keeps trying to deliver its run's notifications after the run ended.
-const NOTIFY_BUDGET: Duration = Duration::from_secs(15);
-
-/// Delivery of the run's notifications by `rota run` itself: while the run goes on (for
-/// `duration_exceeded`), then bounded by [`NOTIFY_BUDGET`] once it ended. What is still
-/// undelivered stays queued in the store for the next `rota serve` on this home.
-struct Notifications {
-    deliverer: rota_engine::notify::Deliverer,
-    done: tokio::sync::oneshot::Sender<()>,
-    during: tokio::task::JoinHandle<()>,
-}
-
-impl Notifications {
-    fn start(store: &Store, request: &RunRequest) -> Option<Notifications> {
-        if request.job.notify.is_empty() || request.dry_run {
-            return None;
-        }
-        // The run's own secret values: the templates can only name the job's secrets.
-        let known = request.secrets.clone();
-        let source: rota_engine::notify::SecretSource =
-            Arc::new(move |_namespace: String, names: Vec<String>| {
-                let found: Result<BTreeMap<String, String>, String> = names
-                    .iter()
-                    .map(|name| match known.get(name) {
-                        Some(value) => Ok((name.clone(), value.clone())),
-                        None => Err(format!("secret {name} is not set")),
-                    })
-                    .collect();
-                Box::pin(async move { found })
-            });
-        let deliverer = rota_engine::notify::Deliverer::new(source);
-        let (done, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let (store, run_id, during_deliverer) =
-            (store.clone(), request.run_id.clone(), deliverer.clone());
-        let during = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = &mut stopped => break,
-                }
-                if let Err(error) = during_deliverer.deliver_due(&store, Some(&run_id)).await {
-                    eprintln!("rota: warning: cannot deliver notifications: {error}");
-                }
-            }
-        });
-        Some(Notifications {
-            deliverer,
-            done,
-            during,
-        })
-    }
-
-    /// Delivers what the run's end queued; says on stderr what could not be delivered.
-    async fn finish(self, store: &Store, run_id: &str) {
-        let _ = self.done.send(());
-        let _ = self.during.await;
-        let delivered = tokio::select! {
-            delivered = self.deliverer.deliver_run(store, run_id, NOTIFY_BUDGET) => delivered,
-            // A Ctrl-C while waiting for an endpoint leaves the rest to `rota serve`.
-            _ = tokio::signal::ctrl_c() => store
-                .count_pending_notifications(Some(run_id))
-                .await
-                .map(|pending| (Default::default(), pending)),
-        };
-        match delivered {
-            Ok((_, 0)) => {}
-            Ok((_, pending)) => eprintln!(
-                "rota: {pending} notification(s) of run {run_id} not delivered yet; they stay \
-                 queued and `rota serve` on this ROTA_HOME delivers them"
-            ),
-            Err(error) => eprintln!(
-                "rota: cannot deliver the notifications of run {run_id} ({error}); they stay \
-                 queued and `rota serve` on this ROTA_HOME delivers them"
-            ),
-        }
+    let revision = ops.save_loaded(&loaded).await?;
+    let spec = rota_ops::Ops::foreground_spec(loaded, revision, params, dry_run);
+    match ops.prepare_run(spec).await {
+        Ok(request) => execute(ops, request, out, false).await,
+        Err(error) => refused(error),
     }
 }
 
-/// `rota run JOB` against a server: the job stored there is queued with these parameters
-/// (coerced here as in local mode), then followed to its end, unless `--detach`.
-pub async fn run_remote(remote: &Remote, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
+/// The job `rota run --server` names: stored on the server (ad-hoc commands and job files
+/// run only locally).
+async fn stored_on_server<R: Rota>(
+    rota: &R,
+    args: &RunArgs,
+) -> anyhow::Result<Result<Loaded, UsageError>> {
     if args.command.is_some() || !args.argv.is_empty() {
-        eprintln!(
-            "rota: ad-hoc commands (-c, -- CMD) run only locally: drop --server/ROTA_SERVER, or save a job on the server with `rota jobs put FILE`"
-        );
-        return Ok(EXIT_USAGE);
+        return Ok(Err(UsageError(
+            "rota: ad-hoc commands (-c, -- CMD) run only locally: drop --server/ROTA_SERVER, or save a job on the server with `rota jobs put FILE`".to_owned(),
+        )));
     }
     let target = args.target.clone().unwrap_or_default();
     if Path::new(&target).exists() {
-        eprintln!(
+        return Ok(Err(UsageError(format!(
             "rota: with --server, `rota run` starts a job stored on the server by its id; save {target} there first with `rota jobs put {target}`"
-        );
-        return Ok(EXIT_USAGE);
+        ))));
     }
     let namespace = args
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    let job_path = format!(
-        "/api/v1/namespaces/{}/jobs/{}",
-        seg(&namespace),
-        seg(&target)
-    );
-    let stored: StoredJob = remote.get(&job_path, &[]).await?;
+    let stored = rota.get_job(&namespace, &target).await?;
     let job: Job = serde_json::from_value(rota_ops::records::durations_from_text(
-        stored.definition.clone(),
+        stored.definition,
     ))
     .context("the server's definition of the job does not load in this rota")?;
-    let params = match resolve_params(&job, &args) {
-        Ok(params) => params,
-        Err(UsageError(message)) => {
-            eprintln!("{message}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let body = CreateRun {
-        params: serde_json::to_value(params)?
-            .as_object()
-            .cloned()
-            .unwrap_or_default(),
-        dry_run: args.dry_run,
-    };
-    let run = remote.start_run(&namespace, &target, body).await?;
-    follow_remote(remote, run, args.detach, Some(&stored.definition), out).await
+    Ok(Ok(Loaded {
+        job,
+        source: stored.source,
+        source_path: stored.source_path,
+        namespace,
+    }))
+}
+
+/// Executes the run here, printing live lines and the summary. `claimed`: the run is
+/// already recorded and owned by this process (a retry), so the engine records no start.
+pub(crate) async fn execute(
+    ops: &rota_ops::Ops,
+    request: rota_ops::RunRequest,
+    out: &Printer,
+    claimed: bool,
+) -> anyhow::Result<u8> {
+    if !out.is_json() {
+        eprintln!("run {} of {} started", request.run_id, request.job.id);
+    }
+    let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(print_updates(updates_rx, out.is_json()));
+    let executed = ops.execute_here(request, claimed, updates_tx).await;
+    let _ = printer.await;
+    let executed = executed?;
+    if out.is_json() {
+        out.json(&run_json(&executed.run));
+    } else {
+        print_summary(out, &executed.run);
+    }
+    let code = exit_code(executed.status);
+    executed.deliver_notifications().await;
+    Ok(code)
 }
 
 /// A job as the server stores it (`wire::Job`): only what following a run needs.
@@ -312,6 +198,10 @@ pub(crate) trait Drive: Runs + Sync {
     /// Whether runs execute in this process (so `--detach` cannot apply).
     const HERE: bool;
 
+    /// The local user's session, when runs execute in this process and job files are read
+    /// here (`None` for a server).
+    fn here(&self) -> Option<&rota_ops::Session>;
+
     /// Brings the queued `run` to its end (or, `detach`ed, only prints it) and returns the
     /// exit code its status gives.
     fn drive(
@@ -325,18 +215,21 @@ pub(crate) trait Drive: Runs + Sync {
 impl Drive for rota_ops::Session {
     const HERE: bool = true;
 
+    fn here(&self) -> Option<&rota_ops::Session> {
+        Some(self)
+    }
+
     async fn drive(&self, run: Run, _detach: bool, out: &Printer) -> anyhow::Result<u8> {
-        let artifacts_dir = self
-            .ops()
-            .artifacts_dir()
-            .context("this rota does not execute runs")?
-            .to_owned();
-        claim_and_execute_in(artifacts_dir, self.ops(), &run.id, out).await
+        claim_and_execute(self.ops(), &run.id, out).await
     }
 }
 
 impl Drive for Remote {
     const HERE: bool = false;
+
+    fn here(&self) -> Option<&rota_ops::Session> {
+        None
+    }
 
     async fn drive(&self, run: Run, detach: bool, out: &Printer) -> anyhow::Result<u8> {
         let job_path = format!(
@@ -376,56 +269,20 @@ pub async fn retry<R: Drive>(rota: &R, args: RetryArgs, out: &Printer) -> anyhow
 /// Takes the queued run `run_id` for this process and executes it here, like `rota run`;
 /// if a `rota serve` on this store took it first, it runs there.
 pub(crate) async fn claim_and_execute(
-    home: &Home,
     ops: &rota_ops::Ops,
     run_id: &str,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    claim_and_execute_in(home.artifacts_dir(), ops, run_id, out).await
-}
-
-/// [`claim_and_execute`], keeping the run's artifacts in `artifacts_dir`.
-async fn claim_and_execute_in(
-    artifacts_dir: std::path::PathBuf,
-    ops: &rota_ops::Ops,
-    run_id: &str,
-    out: &Printer,
-) -> anyhow::Result<u8> {
-    let owner = rota_store::Owner {
-        host: rota_engine::owner::host_name(),
-        pid: std::process::id(),
-        start_token: rota_engine::owner::own_start_token(),
-    };
-    if !ops
-        .store()
-        .claim_queued_run(run_id, &owner, jiff::Timestamp::now())
-        .await?
-    {
-        eprintln!(
-            "rota: run {run_id} was claimed by a server; follow it with `rota logs -f {run_id}`"
-        );
-        return Ok(0);
-    }
-    let prepared = match ops.claimed_run(run_id).await {
-        Ok(spec) => ops.prepare_run(spec).await,
-        Err(error) => Err(error),
-    };
-    let request = match prepared {
-        Ok(request) => request,
-        Err(error) => {
-            // Claimed but not runnable: it ends here, failed, with the reason.
-            ops.store()
-                .record(&[rota_store::RunEvent::RunFinished {
-                    run_id: run_id.to_owned(),
-                    status: RunStatus::Failed,
-                    reason: Some(error.to_string()),
-                    at: jiff::Timestamp::now(),
-                }])
-                .await?;
-            return refused(error);
+    match ops.claim_here(run_id).await {
+        Ok(Some(request)) => execute(ops, request, out, true).await,
+        Ok(None) => {
+            eprintln!(
+                "rota: run {run_id} was claimed by a server; follow it with `rota logs -f {run_id}`"
+            );
+            Ok(0)
         }
-    };
-    execute(artifacts_dir, ops.store(), request, out, true).await
+        Err(error) => refused(error),
+    }
 }
 
 /// A refusal of the application layer: usage errors exit 2 with their message, the rest
@@ -452,71 +309,6 @@ fn exit_code(status: RunStatus) -> u8 {
         RunStatus::Succeeded => 0,
         RunStatus::Cancelled => 130,
         _ => 1,
-    }
-}
-
-/// The watchdog is this same binary (`rota __guardian`); without it a SIGKILLed `rota`
-/// would leave its steps running, so failing to start it is only a warning when the
-/// executable cannot be found at all.
-pub(crate) fn spawn_guardian() -> Option<Guardian> {
-    let exe = std::env::current_exe().ok()?;
-    match Guardian::spawn(&exe, &["__guardian"]) {
-        Ok(guardian) => Some(guardian),
-        Err(error) => {
-            eprintln!("rota: warning: cannot start the process guardian: {error}");
-            None
-        }
-    }
-}
-
-/// Ctrl-C, SIGTERM and SIGHUP cancel the run cleanly (the steps get SIGTERM, then SIGKILL)
-/// and let its `when: always` steps clean up; a second signal stops those too.
-async fn stop_on_signals(stop: RunStop) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        return;
-    };
-    let mut received = 0;
-    loop {
-        let name = tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-            _ = hup.recv() => "SIGHUP",
-        };
-        received += 1;
-        if received == 1 {
-            eprintln!(
-                "rota: {name} received, cancelling the run (`when: always` steps still run; signal again to stop them)"
-            );
-            stop.stop(StopReason::Cancelled(name.to_owned()));
-        } else {
-            eprintln!("rota: {name} received again, stopping the cleanup steps too");
-            stop.force(StopReason::Cancelled(name.to_owned()));
-            return;
-        }
-    }
-}
-
-/// `rota cancel` from another terminal sets a flag in the store (and signals this process
-/// when it can); polling the flag covers the cases where no signal arrives. A second
-/// `rota cancel` forces the stop, as a second Ctrl-C does.
-async fn stop_on_cancel_request(store: Store, run_id: String, stop: RunStop) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        let reason = || StopReason::Cancelled("rota cancel".to_owned());
-        match store.cancel_state(&run_id).await {
-            Ok(CancelState::Requested) => stop.stop(reason()),
-            Ok(CancelState::Forced) => {
-                stop.force(reason());
-                return;
-            }
-            Ok(CancelState::None) | Err(_) => {}
-        }
     }
 }
 
@@ -588,7 +380,7 @@ fn print_summary(out: &Printer, run: &Run) {
 }
 
 /// Finds what to run: an ad-hoc command, a job file, or a stored job.
-pub(crate) async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageError> {
+pub(crate) async fn load(ops: &rota_ops::Ops, args: &RunArgs) -> Result<Loaded, UsageError> {
     let cwd = std::env::current_dir()
         .map_err(|e| UsageError(format!("rota: no working directory: {e}")))?;
     if let Some(command) = &args.command {
@@ -613,7 +405,7 @@ pub(crate) async fn load(store: &Store, args: &RunArgs) -> Result<Loaded, UsageE
     if path.exists() {
         return load_file(path, args);
     }
-    load_stored(store, target, args).await
+    load_stored(ops, target, args).await
 }
 
 fn load_file(path: &Path, args: &RunArgs) -> Result<Loaded, UsageError> {
@@ -633,33 +425,26 @@ fn load_file(path: &Path, args: &RunArgs) -> Result<Loaded, UsageError> {
     })
 }
 
-async fn load_stored(store: &Store, job_id: &str, args: &RunArgs) -> Result<Loaded, UsageError> {
+async fn load_stored(
+    ops: &rota_ops::Ops,
+    job_id: &str,
+    args: &RunArgs,
+) -> Result<Loaded, UsageError> {
     let namespace = args
         .namespace
         .clone()
         .unwrap_or_else(|| "default".to_owned());
-    let revision = store
-        .latest_job_revision(&namespace, job_id)
+    ops.stored_job(&namespace, job_id)
         .await
-        .map_err(|e| UsageError(format!("rota: {e}")))?
-        .ok_or_else(|| {
-            UsageError(format!(
+        .map_err(|error| match error {
+            rota_ops::OpsError::NotFound(_) => UsageError(format!(
                 "rota: {job_id:?} is neither a file nor a stored job in namespace {namespace:?}"
-            ))
-        })?;
-    // The normalized definition, as a server runs it: the text of a revision saved
-    // through the API or `rota jobs put` has no file name to tell its format by.
-    let job = revision.job().map_err(|e| {
-        UsageError(format!(
-            "rota: the stored definition of {job_id:?} does not load: {e}"
-        ))
-    })?;
-    Ok(Loaded {
-        job,
-        source: revision.source,
-        source_path: revision.source_path,
-        namespace,
-    })
+            )),
+            rota_ops::OpsError::Definition(e) => UsageError(format!(
+                "rota: the stored definition of {job_id:?} does not load: {e}"
+            )),
+            other => UsageError(format!("rota: {other}")),
+        })
 }
 
 fn pick_job(jobs: Vec<Job>, wanted: Option<&str>, origin: &str) -> Result<Job, UsageError> {
@@ -750,20 +535,4 @@ fn read_params_file(path: &Path) -> Result<BTreeMap<String, Value>, UsageError> 
             path.display()
         ))),
     }
-}
-
-/// Saves the loaded job as a revision (idempotent on its source); the run or plan made of
-/// it records that revision.
-pub(crate) async fn save_revision(
-    store: &Store,
-    loaded: &Loaded,
-) -> anyhow::Result<rota_store::JobRevision> {
-    let mut revision = NewJobRevision::of_job(
-        loaded.namespace.clone(),
-        &loaded.job,
-        loaded.source.clone(),
-        jiff::Timestamp::now(),
-    );
-    revision.source_path = loaded.source_path.clone();
-    Ok(store.save_job_revision(&revision).await?)
 }

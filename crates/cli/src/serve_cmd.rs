@@ -5,7 +5,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -118,18 +117,17 @@ pub struct HistoryArgs {
 pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
     // Before the store exists: the data directory is made private and steps are kept out
     // of it; say what this machine cannot enforce.
-    rota_engine::sandbox::init(&home.dir)
+    rota_ops::host::protect_home(&home.dir)
         .with_context(|| format!("cannot set up {}", home.dir.display()))?;
-    rota_engine::sandbox::announce();
     let mut config = rota_server::ServeConfig::new(home.dir.clone());
     config.listen = args.listen;
     config.jobs_dir = args.jobs;
     config.grace = Duration::from_secs(args.grace);
     config.auth = match args.auth {
-        AuthArg::Token => rota_api::AuthMode::Tokens,
-        AuthArg::None => rota_api::AuthMode::None,
+        AuthArg::Token => rota_server::AuthMode::Tokens,
+        AuthArg::None => rota_server::AuthMode::None,
     };
-    config.guardian = crate::run_cmd::spawn_guardian().map(Arc::new);
+    config.guardian = rota_ops::host::spawn_guardian();
     rota_server::serve(config, shutdown_signal()).await?;
     Ok(0)
 }

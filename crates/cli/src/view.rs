@@ -1,24 +1,9 @@
-//! One display type per kind of result, shared by local and remote mode so their tables and
-//! `--output json` cannot drift apart.
-//!
-//! Each type reads the API's wire JSON (`rota_ops::records`). Local mode converts a store
-//! record into the same wire type the API would send and reads it back through
-//! [`via_wire`], so both modes go through one conversion into the display type.
+//! How records print where the CLI's own contract differs from the record: the JSON of a
+//! run (`rota run` / `rota runs --output json`), and the times tables show. Local and
+//! remote mode print the same `rota_ops::records`, so their tables and JSON cannot drift
+//! apart.
 
-
-use jiff::Timestamp;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-
-/// Reads a wire value (what the API would send) into a display type.
-pub fn via_wire<W: serde::Serialize, V: DeserializeOwned>(wire: W) -> anyhow::Result<V> {
-    let value = serde_json::to_value(wire)?;
-    Ok(serde_json::from_value(value)?)
-}
-
-/// A run as the API answers it (kept under this name for the commands that still read it).
-pub type RunView = rota_ops::records::Run;
 
 /// The JSON contract of a run (`rota run --output json`, `rota runs --output json`): the
 /// record with `job` for `job_id`, and without the fields the CLI never printed.
@@ -77,7 +62,7 @@ mod tests {
                        "exit_code": 0, "reason": null, "outputs": {"k": "v"},
                        "started_at": at, "finished_at": at, "first_started_at": at}],
         });
-        let run: RunView = serde_json::from_value(wire).expect("wire run reads");
+        let run: rota_ops::records::Run = serde_json::from_value(wire).expect("wire run reads");
         let json = run_json(&run);
         assert_eq!(json["job"], "j");
         assert_eq!(json["steps"][0]["outputs"]["k"], "v");

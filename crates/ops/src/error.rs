@@ -94,6 +94,9 @@ pub enum OpsError {
     /// This process was not set up to execute runs (`Ops::runs_here`).
     #[error("this process does not execute runs")]
     NotARunner,
+    /// The engine could not record or set up a run this process executes.
+    #[error(transparent)]
+    Engine(#[from] rota_engine::run::EngineError),
     /// A stored definition does not decode.
     #[error(transparent)]
     Definition(#[from] rota_core::stored::DefinitionError),
@@ -131,6 +134,7 @@ impl OpsError {
             OpsError::Secrets(_)
             | OpsError::Internal(_)
             | OpsError::NotARunner
+            | OpsError::Engine(_)
             | OpsError::Definition(_)
             | OpsError::Store(_) => "internal",
         }

@@ -37,6 +37,15 @@ pub fn scrubbed_env() -> Vec<std::ffi::OsString> {
     rota_engine::sandbox::scrubbed_env()
 }
 
+/// Makes the data directory `dir` private (created, or made, mode 0700) and keeps the steps
+/// this process runs out of it, then says once which of these protections this machine
+/// cannot enforce (`rota serve`, before its store exists).
+pub fn protect_home(dir: &Path) -> std::io::Result<()> {
+    rota_engine::sandbox::init(dir)?;
+    rota_engine::sandbox::announce();
+    Ok(())
+}
+
 /// Starts the watchdog (this same binary as `rota __guardian`); without it a SIGKILLed
 /// `rota` would leave its steps running, so failing to start it is said once, as a warning.
 pub fn spawn_guardian() -> Option<Arc<Guardian>> {

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 mod error;
+pub mod foreground;
 pub mod host;
 pub mod ids;
 mod jobs;

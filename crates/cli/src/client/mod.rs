@@ -143,36 +143,6 @@ impl Remote {
         self.json(request).await
     }
 
-    /// Every item of a keyset-paged listing (`?limit=&cursor=` answered with `items` and
-    /// `next_cursor`), page by page.
-    pub async fn get_all<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<Vec<T>, ApiFailure> {
-        #[derive(serde::Deserialize)]
-        struct Page<T> {
-            items: Vec<T>,
-            #[serde(default)]
-            next_cursor: Option<String>,
-        }
-        let mut all = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut page_query = query.to_vec();
-            page_query.push(("limit", PAGE.to_string()));
-            if let Some(cursor) = &cursor {
-                page_query.push(("cursor", cursor.clone()));
-            }
-            let page: Page<T> = self.get(path, &page_query).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
-                _ => return Ok(all),
-            }
-        }
-    }
-
     /// `method path` with a JSON body, answered with JSON.
     pub async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
