@@ -5,8 +5,8 @@
 //! ([`auth`] explains tokens and roles), unless the server runs with [`AuthMode::None`].
 //! Every error is an RFC 9457 `application/problem+json` body ([`ApiError`]); every
 //! mutating call appends an entry to the hash-chained audit log, which
-//! `rota_ops::audit::verify_audit` checks. `GET /metrics` serves Prometheus metrics ([`metrics`]) to `viewer`s of every
-//! namespace.
+//! `rota_ops::audit::verify_audit` checks. `GET /metrics` serves Prometheus metrics
+//! ([`metrics`]) to `viewer`s of every namespace.
 //!
 //! This crate holds no SQL (it calls [`rota_store::Store`]) and starts no processes.
 //!

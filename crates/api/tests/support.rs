@@ -167,7 +167,7 @@ impl Env {
             .ops
             .with_secrets_home(home.path())
             .with_schedules(std::sync::Arc::new(
-                rota_server::backfill::ApiSchedules::api(),
+                rota_server::backfill::Schedules::api(),
             ));
         let app = app(state);
         Env {

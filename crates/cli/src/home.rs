@@ -42,7 +42,7 @@ impl Home {
             .ops(store, cwd)
             .with_secrets_home(&self.dir)
             .with_schedules(std::sync::Arc::new(
-                rota_server::backfill::ApiSchedules::with_limit(crate::serve_cmd::BACKFILL_LIMIT),
+                rota_server::backfill::Schedules::with_limit(crate::serve_cmd::BACKFILL_LIMIT),
             ))
     }
 

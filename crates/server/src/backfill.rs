@@ -6,8 +6,9 @@
 //! ([`Store::record_occurrence`]), so an occurrence already recorded (run, skipped or
 //! missed) is not run again, and a backfill repeated over the same range queues nothing
 //! new. The runs wait in the store's queue; `rota serve` executes them under the job's
-//! policies, oldest first. The API reaches this module through [`ApiSchedules`], which the
-//! daemon installs in the API's state (`rota-api` cannot depend on this crate).
+//! policies, oldest first. The application layer reaches this module through
+//! [`Schedules`] (`rota-ops` cannot depend on this crate): the daemon installs it for the
+//! API, the CLI for its local mode.
 
 use std::collections::BTreeMap;
 
@@ -232,21 +233,21 @@ async fn origins(
 /// the daemon installs it for the API, the CLI for its local mode. Queued runs are owned
 /// by nobody: the server that claims one becomes its owner.
 #[derive(Debug, Clone, Copy)]
-pub struct ApiSchedules {
+pub struct Schedules {
     /// Most occurrences one backfill may queue; a longer range is refused whole.
     limit: usize,
 }
 
-impl ApiSchedules {
+impl Schedules {
     /// The API's: at most [`API_LIMIT`] occurrences per backfill.
-    pub const fn api() -> ApiSchedules {
-        ApiSchedules { limit: API_LIMIT }
+    pub const fn api() -> Schedules {
+        Schedules { limit: API_LIMIT }
     }
 
     /// At most `limit` occurrences per backfill (`rota backfill` on this machine allows
     /// longer ranges than the API).
-    pub const fn with_limit(limit: usize) -> ApiSchedules {
-        ApiSchedules { limit }
+    pub const fn with_limit(limit: usize) -> Schedules {
+        Schedules { limit }
     }
 }
 
@@ -266,7 +267,7 @@ impl From<BackfillError> for rota_ops::OpsError {
     }
 }
 
-impl rota_ops::schedules::ScheduleOps for ApiSchedules {
+impl rota_ops::schedules::ScheduleOps for Schedules {
     fn next<'a>(
         &'a self,
         store: &'a Store,

@@ -195,7 +195,7 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
     state.ops = state
         .ops
         .with_secrets_home(&config.home)
-        .with_schedules(Arc::new(crate::backfill::ApiSchedules::api()));
+        .with_schedules(Arc::new(crate::backfill::Schedules::api()));
     Ok(state)
 }
 
