@@ -8,7 +8,7 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use rota_store::{Role, StoreError};
+use rota_ops::auth::Role;
 
 use rota_ops::records::{Problem, ProblemItem};
 
@@ -196,15 +196,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::RunNotFound(id) => ApiError::NotFound(format!("run {id:?}")),
-            other => ApiError::Internal(other.to_string()),
-        }
-    }
-}
-
 impl From<rota_ops::OpsError> for ApiError {
     fn from(error: rota_ops::OpsError) -> Self {
         use rota_ops::OpsError;
@@ -233,7 +224,6 @@ impl From<rota_ops::OpsError> for ApiError {
             OpsError::InvalidId(message) => ApiError::InvalidId(message),
             OpsError::InvalidJob { detail, problems } => ApiError::InvalidJob { detail, problems },
             OpsError::Unavailable(message) => ApiError::Unavailable(message),
-            OpsError::Store(error) => error.into(),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -8,16 +8,18 @@
 //! `rota_ops::audit::verify_audit` checks. `GET /metrics` serves Prometheus metrics
 //! ([`metrics`]) to `viewer`s of every namespace.
 //!
-//! This crate holds no SQL (it calls [`rota_store::Store`]) and starts no processes.
+//! This crate holds no rule of the product and no SQL: each handler extracts, asks the
+//! application layer ([`rota_ops::Session`]) and answers with the record it returns.
 //!
 //! ```
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use tower::ServiceExt;
 //! let home = tempfile::tempdir()?;
-//! let store = rota_store::Store::open(home.path()).await?;
+//! let store = rota_ops::Store::open(home.path()).await?;
 //! let token = rota_api::ensure_admin_token(&store, home.path()).await?;
 //! assert!(token.is_some(), "the first start creates an admin token");
-//! let app = rota_api::app(rota_api::ApiState::new(store, rota_api::AuthMode::Tokens));
+//! let ops = rota_ops::Ops::new(store);
+//! let app = rota_api::app(rota_api::ApiState::new(ops, rota_api::AuthMode::Tokens));
 //! let request = axum::http::Request::get("/api/v1/namespaces")
 //!     .header("authorization", format!("Bearer {}", token.unwrap_or_default()))
 //!     .body(axum::body::Body::empty())?;
@@ -37,30 +39,26 @@ pub mod metrics;
 pub mod openapi;
 mod routes;
 
-
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use rota_store::Store;
 
 pub use auth::{AuthMode, Caller};
 pub use error::{ApiError, PROBLEM_BASE};
 pub use metrics::SchedulerMetrics;
+pub use rota_ops::auth::Role;
 pub use rota_ops::auth::{
     ADMIN_TOKEN_FILE, AdminTokenError, Principal, Scope, ensure_admin_token, issue_token,
 };
-pub use rota_store::Role;
 
 /// Largest request body accepted, in bytes; larger ones get a 413 problem.
 pub const BODY_LIMIT: usize = 1 << 20;
 
-/// What every handler shares: the store, the application layer (which knows where the
+/// What every handler shares: the application layer (over the store; it knows where the
 /// secrets key lives and computes fire times) and how callers are authenticated.
 #[derive(Debug, Clone)]
 pub struct ApiState {
-    /// The store.
-    pub store: Store,
-    /// The application layer over the same store.
+    /// The application layer.
     pub ops: rota_ops::Ops,
     /// How callers are authenticated.
     pub auth: AuthMode,
@@ -72,11 +70,10 @@ pub struct ApiState {
 }
 
 impl ApiState {
-    /// State over `store` with authentication `auth`, without secrets.
-    pub fn new(store: Store, auth: AuthMode) -> ApiState {
+    /// State over the application layer `ops` with authentication `auth`.
+    pub fn new(ops: rota_ops::Ops, auth: AuthMode) -> ApiState {
         ApiState {
-            ops: rota_ops::Ops::new(store.clone()),
-            store,
+            ops,
             auth,
             scheduler_metrics: SchedulerMetrics::default(),
             api_metrics: metrics::ApiMetrics::default(),

@@ -644,7 +644,10 @@ async fn the_first_start_writes_an_admin_token_once() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 
-    let app = rota_api::app(rota_api::ApiState::new(store.clone(), AuthMode::Tokens));
+    let app = rota_api::app(rota_api::ApiState::new(
+        rota_ops::Ops::new(store.clone()),
+        AuthMode::Tokens,
+    ));
     let request = axum::http::Request::get("/api/v1/tokens")
         .header("authorization", format!("Bearer {token}"))
         .body(axum::body::Body::empty())

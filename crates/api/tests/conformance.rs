@@ -494,7 +494,10 @@ async fn an_unusable_secrets_key_is_503_not_500() {
         let private = std::fs::Permissions::from_mode(0o600);
         std::fs::set_permissions(home.path().join("secret.key"), private).expect("chmod");
     }
-    let mut state = rota_api::ApiState::new(env.store.clone(), rota_api::AuthMode::Tokens);
+    let mut state = rota_api::ApiState::new(
+        rota_ops::Ops::new(env.store.clone()),
+        rota_api::AuthMode::Tokens,
+    );
     state.ops = state.ops.with_secrets_home(home.path());
     let app = rota_api::app(state);
     let request = axum::http::Request::put("/api/v1/namespaces/ops/secrets/TOKEN")

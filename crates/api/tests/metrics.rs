@@ -165,7 +165,7 @@ async fn api_calls_are_timed_by_route_template_and_status_class() {
 #[tokio::test]
 async fn scheduler_lateness_is_what_the_server_observes() {
     let env = Env::new().await;
-    let state = ApiState::new(env.store.clone(), AuthMode::None);
+    let state = ApiState::new(rota_ops::Ops::new(env.store.clone()), AuthMode::None);
     let scheduler = state.scheduler_metrics.clone();
     let router = app(state);
     let get_metrics = || {

@@ -162,13 +162,11 @@ impl Env {
             tokens.insert(*name, text);
             token_ids.insert(*name, record.id);
         }
-        let mut state = ApiState::new(store.clone(), auth);
+        let mut state = ApiState::new(rota_ops::Ops::new(store.clone()), auth);
         state.ops = state
             .ops
             .with_secrets_home(home.path())
-            .with_schedules(std::sync::Arc::new(
-                rota_server::backfill::Schedules::api(),
-            ));
+            .with_schedules(std::sync::Arc::new(rota_server::backfill::Schedules::api()));
         let app = app(state);
         Env {
             _home: home,
@@ -211,7 +209,10 @@ impl Env {
 
     /// The router over the same store without a secrets key location.
     pub fn app_without_secrets(&self) -> Router {
-        app(ApiState::new(self.store.clone(), AuthMode::Tokens))
+        app(ApiState::new(
+            rota_ops::Ops::new(self.store.clone()),
+            AuthMode::Tokens,
+        ))
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> Answer {

@@ -5,7 +5,7 @@
 //! or reordered (exit 1); `list` shows entries oldest first.
 
 use clap::{Args, Subcommand};
-use rota_ops::records::{AuditEntry, AfterQuery};
+use rota_ops::records::{AfterQuery, AuditEntry};
 use rota_ops::service::Audit;
 use serde_json::{Value, json};
 

@@ -171,9 +171,6 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
     }
 }
 
-
-
-
 /// An error with its causes, each said once. Many errors (ours and our dependencies')
 /// already include their source in their message (`cannot listen on ADDR: {source}`) and
 /// also return it as `source()`; printing the chain as is (`{:#}`) would repeat it. A

@@ -21,8 +21,8 @@ use rota_ops::service::{Jobs, Plans};
 
 use crate::EXIT_USAGE;
 use crate::args::{ApplyArgs, DecideArgs, PlanArgs, PlansArgs, PlansCommand, RunArgs};
-use crate::run_cmd::Drive;
 use crate::output::{self, Printer};
+use crate::run_cmd::Drive;
 use crate::run_cmd::{self, UsageError};
 
 /// The statuses a plan can have, as `--status` takes them.
@@ -200,7 +200,11 @@ pub async fn decide<R: Plans>(
 /// `rota apply`: applies the approved plan (refused if it drifted) and runs its run.
 /// The run executes here in the foreground (after re-reading the job's file), or on the
 /// server, followed from here unless `--detach`.
-pub async fn apply<R: Rota + Drive>(rota: &R, args: ApplyArgs, out: &Printer) -> anyhow::Result<u8> {
+pub async fn apply<R: Rota + Drive>(
+    rota: &R,
+    args: ApplyArgs,
+    out: &Printer,
+) -> anyhow::Result<u8> {
     let mut id = args.plan.clone();
     if let Some(here) = rota.here() {
         if args.detach {

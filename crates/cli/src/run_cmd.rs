@@ -7,7 +7,6 @@ use std::path::Path;
 use anyhow::Context as _;
 use rota_core::model::{Job, Policy, RunStatus, Step, StepKind, Value};
 
-
 use rota_ops::foreground::{Stream, Update};
 
 use tokio::sync::mpsc;
@@ -16,9 +15,9 @@ use crate::EXIT_USAGE;
 use crate::args::{RetryArgs, RunArgs};
 use crate::client::{Remote, seg};
 use crate::follow;
-use rota_ops::Rota;
 use crate::output::{self, Printer};
 use crate::view::{run_json, step_duration};
+use rota_ops::Rota;
 use rota_ops::records::{CreateRun, RetryRun, Run};
 use rota_ops::service::Runs;
 
@@ -72,7 +71,9 @@ pub async fn run<R: Rota + Drive>(rota: &R, args: RunArgs, out: &Printer) -> any
                 params: params.into_iter().collect(),
                 dry_run: args.dry_run,
             };
-            let run = rota.start_run(&loaded.namespace, &loaded.job.id, body).await?;
+            let run = rota
+                .start_run(&loaded.namespace, &loaded.job.id, body)
+                .await?;
             rota.drive(run, args.detach, out).await
         }
     }
@@ -118,10 +119,9 @@ async fn stored_on_server<R: Rota>(
         .clone()
         .unwrap_or_else(|| "default".to_owned());
     let stored = rota.get_job(&namespace, &target).await?;
-    let job: Job = serde_json::from_value(rota_ops::records::durations_from_text(
-        stored.definition,
-    ))
-    .context("the server's definition of the job does not load in this rota")?;
+    let job: Job =
+        serde_json::from_value(rota_ops::records::durations_from_text(stored.definition))
+            .context("the server's definition of the job does not load in this rota")?;
     Ok(Ok(Loaded {
         job,
         source: stored.source,

@@ -52,7 +52,7 @@ mod tests {
 
     #[test]
     fn a_run_prints_job_for_job_id_and_keeps_its_keys() {
-        let at = Timestamp::from_second(1_800_000_000).expect("valid instant");
+        let at = jiff::Timestamp::from_second(1_800_000_000).expect("valid instant");
         let wire = json!({
             "id": "r1", "namespace": "default", "job_id": "j", "job_revision": 2,
             "status": "succeeded", "reason": null, "params": {"n": 3}, "dry_run": false,
@@ -67,12 +67,28 @@ mod tests {
         assert_eq!(json["job"], "j");
         assert_eq!(json["steps"][0]["outputs"]["k"], "v");
         assert_eq!(json["created_at"], at.to_string());
-        let keys: Vec<&str> = json.as_object().expect("object").keys().map(String::as_str).collect();
+        let keys: Vec<&str> = json
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(
             keys,
             [
-                "id", "job", "namespace", "status", "reason", "job_revision", "params",
-                "dry_run", "trigger", "created_at", "started_at", "finished_at", "steps"
+                "id",
+                "job",
+                "namespace",
+                "status",
+                "reason",
+                "job_revision",
+                "params",
+                "dry_run",
+                "trigger",
+                "created_at",
+                "started_at",
+                "finished_at",
+                "steps"
             ]
         );
     }

@@ -436,10 +436,18 @@ fn schedule_commands_say_an_unknown_job_and_audit_alike_in_both_modes() {
     ] {
         for output in [remote(&rota, &server, args), rota.run(args)] {
             assert_code(&output, 2);
-            assert_stderr_has(&output, "no stored job \"no-such-job\" in namespace \"default\"");
+            assert_stderr_has(
+                &output,
+                "no stored job \"no-such-job\" in namespace \"default\"",
+            );
         }
     }
-    let zoned = ["resume", "hello", "--from", "2030-01-01T09:00[Europe/Paris]"];
+    let zoned = [
+        "resume",
+        "hello",
+        "--from",
+        "2030-01-01T09:00[Europe/Paris]",
+    ];
     let resumed = remote_json(&rota, &server, &zoned);
     assert_eq!(resumed["resume_from"], "2030-01-01T08:00:00Z");
     assert_eq!(local_json(&rota, &zoned), resumed);

@@ -102,7 +102,18 @@ pub enum OpsError {
     Definition(#[from] rota_core::stored::DefinitionError),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] rota_store::StoreError),
+    Store(rota_store::StoreError),
+}
+
+impl From<rota_store::StoreError> for OpsError {
+    /// A run the store did not find is what was asked for not existing; the rest are
+    /// failures of the store.
+    fn from(error: rota_store::StoreError) -> Self {
+        match error {
+            rota_store::StoreError::RunNotFound(id) => OpsError::NotFound(format!("run {id:?}")),
+            other => OpsError::Store(other),
+        }
+    }
 }
 
 impl OpsError {

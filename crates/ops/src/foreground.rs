@@ -10,8 +10,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::{Job, RunStatus, Value};
 pub use rota_engine::process::Stream;
-use rota_engine::run::{EngineConfig, RunStop, StopReason};
 pub use rota_engine::run::Update;
+use rota_engine::run::{EngineConfig, RunStop, StopReason};
 use rota_store::{CancelState, NewJobRevision, Owner, RunEvent, Store};
 use tokio::sync::mpsc::UnboundedSender;
 

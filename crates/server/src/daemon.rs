@@ -191,7 +191,7 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
             }
         }
     }
-    let mut state = rota_api::ApiState::new(store.clone(), config.auth);
+    let mut state = rota_api::ApiState::new(rota_ops::Ops::new(store.clone()), config.auth);
     state.ops = state
         .ops
         .with_secrets_home(&config.home)

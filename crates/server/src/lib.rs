@@ -49,5 +49,5 @@ pub mod scheduler;
 pub mod trigger;
 
 pub use daemon::{ServeConfig, serve};
-pub use rota_api::AuthMode;
 pub use error::ServerError;
+pub use rota_api::AuthMode;

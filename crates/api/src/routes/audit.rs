@@ -6,7 +6,7 @@ use axum::extract::State;
 use crate::auth::Caller;
 use crate::extract::{Json, Query};
 use crate::{ApiError, ApiState};
-use rota_ops::records::{AuditPage, AfterQuery, AuditVerification, Problem};
+use rota_ops::records::{AfterQuery, AuditPage, AuditVerification, Problem};
 use rota_ops::service::Audit as _;
 
 /// Audit entries after a position, oldest first.

@@ -11,10 +11,10 @@ use rota_ops::service::Runs as _;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use rota_ops::records::AfterQuery;
 use crate::auth::Caller;
 use crate::extract::{ClientAddr, Json, Query};
 use crate::{ApiError, ApiState};
+use rota_ops::records::AfterQuery;
 
 /// Events after a position, oldest first. The event log spans namespaces, so this needs
 /// the viewer role in every namespace.

@@ -1,7 +1,7 @@
 //! The audit operations of [`rota_ops::Rota`] over `/api/v1`.
 
 use rota_ops::OpsError;
-use rota_ops::records::{AuditPage, AfterQuery, AuditVerification};
+use rota_ops::records::{AfterQuery, AuditPage, AuditVerification};
 use rota_ops::service::Audit;
 
 use super::Remote;

@@ -6,7 +6,7 @@ use std::future::Future;
 use super::Session;
 use crate::OpsError;
 use crate::auth::{Role, Scope};
-use crate::records::{AuditEntry, AuditPage, AfterQuery, AuditVerification};
+use crate::records::{AfterQuery, AuditEntry, AuditPage, AuditVerification};
 use crate::schedules::page_limit;
 
 /// The audit operations.
