@@ -5,8 +5,10 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use rota_ops::Session;
 use rota_ops::auth::Principal;
 
+use crate::extract::ClientAddr;
 use crate::{ApiError, ApiState};
 
 /// How the API authenticates callers.
@@ -47,5 +49,25 @@ impl FromRequestParts<ApiState> for Caller {
                 ApiError::Unauthorized("the Authorization header is not `Bearer <token>`".into())
             })?;
         Ok(Caller(state.ops.authenticate(token).await?))
+    }
+}
+
+/// The application layer acting for the caller of a route ([`Caller`]), calling from its
+/// client address (for the audit log): what every handler asks.
+#[derive(Debug, Clone)]
+pub struct Asking(pub Session);
+
+impl FromRequestParts<ApiState> for Asking {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(principal) = Caller::from_request_parts(parts, state).await?;
+        let Ok(ClientAddr(addr)) = ClientAddr::from_request_parts(parts, state).await;
+        Ok(Asking(
+            state.ops.session(principal, addr.map(|a| a.to_string())),
+        ))
     }
 }

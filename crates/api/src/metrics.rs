@@ -30,7 +30,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use rota_ops::metrics::RunCount;
 
-use crate::auth::Caller;
+use crate::auth::Asking;
 use crate::{ApiError, ApiState};
 
 /// The content type of the text exposition format (version 0.0.4).
@@ -154,13 +154,9 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<ApiState> {
     security(("bearer" = [])))]
 pub(crate) async fn serve(
     State(state): State<ApiState>,
-    Caller(principal): Caller,
+    Asking(session): Asking,
 ) -> Result<Response, ApiError> {
-    let figures = state
-        .ops
-        .session(principal, None)
-        .metrics(STEP_WINDOW)
-        .await?;
+    let figures = session.metrics(STEP_WINDOW).await?;
     let text = render(
         &figures.runs,
         &figures.step_durations,

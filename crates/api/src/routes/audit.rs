@@ -1,11 +1,9 @@
 //! `GET /api/v1/audit`: the audit log, for admins, and `GET /api/v1/audit/verify`, the
 //! check of its hash chain.
 
-use axum::extract::State;
-
-use crate::auth::Caller;
+use crate::ApiError;
+use crate::auth::Asking;
 use crate::extract::{Json, Query};
-use crate::{ApiError, ApiState};
 use rota_ops::records::{AfterQuery, AuditPage, AuditVerification, Problem};
 use rota_ops::service::Audit as _;
 
@@ -15,11 +13,9 @@ use rota_ops::service::Audit as _;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
+    Asking(session): Asking,
     Query(query): Query<AfterQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let session = state.ops.session(principal, None);
     Ok(Json(session.list_audit(query).await?))
 }
 
@@ -29,11 +25,7 @@ pub(crate) async fn list(
     responses((status = 200, body = AuditVerification),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub(crate) async fn verify(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-) -> Result<Json<AuditVerification>, ApiError> {
-    let session = state.ops.session(principal, None);
+pub(crate) async fn verify(Asking(session): Asking) -> Result<Json<AuditVerification>, ApiError> {
     Ok(Json(session.verify_audit().await?))
 }
 

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
@@ -11,9 +10,9 @@ use rota_ops::service::Runs as _;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, Query};
 use rota_ops::records::AfterQuery;
 
 /// Events after a position, oldest first. The event log spans namespaces, so this needs
@@ -23,12 +22,9 @@ use rota_ops::records::AfterQuery;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Query(query): Query<AfterQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.list_events(query.after, query.limit).await?))
 }
 
@@ -52,9 +48,7 @@ pub(crate) struct StreamQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn stream(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
@@ -69,7 +63,6 @@ pub(crate) async fn stream(
             }),
         None => Ok(query.after.unwrap_or(0).max(0)),
     };
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     // Authorization comes first; a bad `Last-Event-ID` is reported after it (the follow
     // started meanwhile stops as its receiver is dropped).
     let events = session.follow_events(*after.as_ref().unwrap_or(&0)).await?;

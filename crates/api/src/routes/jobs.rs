@@ -3,12 +3,11 @@
 //! revision (`PUT …/jobs/{job}`), and deleting a job (`DELETE …/jobs/{job}`): its
 //! revisions and runs stay as history, and a new `PUT` revives it.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, Path, Query};
 use rota_ops::ids::{JobId, Namespace};
 use rota_ops::records::{
     Job, JobList, JobPageQuery, JobSubmission, Problem, RevisionPageQuery, Validation,
@@ -24,13 +23,10 @@ use rota_ops::service::Jobs as _;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn validate(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(namespace): Path<Namespace>,
     Json(body): Json<JobSubmission>,
 ) -> Result<Json<Validation>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.validate_job(namespace.as_str(), body).await?))
 }
 
@@ -45,13 +41,10 @@ pub(crate) async fn validate(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn put(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<JobSubmission>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let saved = session
         .put_job(namespace.as_str(), job.as_str(), body)
         .await?;
@@ -70,13 +63,10 @@ pub(crate) async fn put(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(namespace): Path<Namespace>,
     Query(query): Query<JobPageQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.list_jobs(namespace.as_str(), query).await?))
 }
 
@@ -88,12 +78,9 @@ pub(crate) async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn get(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
 ) -> Result<Json<Job>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(
         session.get_job(namespace.as_str(), job.as_str()).await?,
     ))
@@ -107,13 +94,10 @@ pub(crate) async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn revisions(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Query(query): Query<RevisionPageQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let revisions = session
         .job_revisions(namespace.as_str(), job.as_str(), query)
         .await?;
@@ -132,12 +116,9 @@ pub(crate) async fn revisions(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn remove(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
 ) -> Result<StatusCode, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     session.delete_job(namespace.as_str(), job.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,10 +1,8 @@
 //! `GET /api/v1/namespaces`.
 
-use axum::extract::State;
-
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, Query};
 use rota_ops::records::{NamespaceList, NamespaceQuery, Problem};
 use rota_ops::service::Jobs as _;
 
@@ -14,12 +12,9 @@ use rota_ops::service::Jobs as _;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Query(query): Query<NamespaceQuery>,
 ) -> Result<Json<NamespaceList>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.list_namespaces(query).await?))
 }
 

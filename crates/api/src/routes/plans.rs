@@ -7,13 +7,12 @@
 //! missing approvals and drift (naming what changed). Applying queues the run, like
 //! `POST …/runs`.
 
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, OptionalJson, Path, Query};
 use rota_ops::ids::{JobId, Namespace, RunId};
 use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanPage, PlanQuery, Problem, Run};
 use rota_ops::service::Plans as _;
@@ -44,13 +43,10 @@ fn located<T: serde::Serialize>(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<CreatePlan>,
 ) -> Result<Response, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let plan = session
         .create_plan(namespace.as_str(), job.as_str(), body)
         .await?;
@@ -67,12 +63,9 @@ pub(crate) async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Query(query): Query<PlanQuery>,
 ) -> Result<Json<PlanPage>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.list_plans(query).await?))
 }
 
@@ -83,26 +76,10 @@ pub(crate) async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn get(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
 ) -> Result<Json<Plan>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.get_plan(id.as_str()).await?))
-}
-
-/// Approves or rejects plan `id` as the caller.
-async fn decide(
-    state: ApiState,
-    principal: rota_ops::auth::Principal,
-    addr: Option<std::net::SocketAddr>,
-    id: RunId,
-    body: DecidePlan,
-    verdict: Verdict,
-) -> Result<Json<Plan>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
-    Ok(Json(session.decide_plan(id.as_str(), verdict, body).await?))
 }
 
 /// Approves a plan: the caller must be one of its approvers with at least `operator` in
@@ -117,13 +94,12 @@ async fn decide(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn approve(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<DecidePlan>,
 ) -> Result<Json<Plan>, ApiError> {
-    decide(state, principal, addr, id, body, Verdict::Approve).await
+    let verdict = Verdict::Approve;
+    Ok(Json(session.decide_plan(id.as_str(), verdict, body).await?))
 }
 
 /// Rejects a plan (same rules as approving); one rejection ends it.
@@ -136,13 +112,12 @@ pub(crate) async fn approve(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn reject(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<DecidePlan>,
 ) -> Result<Json<Plan>, ApiError> {
-    decide(state, principal, addr, id, body, Verdict::Reject).await
+    let verdict = Verdict::Reject;
+    Ok(Json(session.decide_plan(id.as_str(), verdict, body).await?))
 }
 
 /// Applies an approved plan: resolves it again from the job's latest revision, the plan's
@@ -157,12 +132,9 @@ pub(crate) async fn reject(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn apply(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
 ) -> Result<Response, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let run = session.apply_plan(id.as_str()).await?;
     located(
         StatusCode::ACCEPTED,

@@ -5,7 +5,6 @@
 //! `rota serve` adopts queued runs from the store, claims them and executes them, exactly
 //! as it does for runs queued by `rota backfill`.
 
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rota_ops::service::Runs as _;
@@ -13,9 +12,9 @@ use rota_ops::service::runs::Followed;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, OptionalJson, Path, Query};
 use rota_ops::ids::{JobId, Namespace, RunId};
 use rota_ops::records::{
     CancelAccepted, CreateRun, LogPage, LogQuery, Problem, RetryRun, Run, RunPage, RunQuery,
@@ -27,12 +26,9 @@ use rota_ops::records::{
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Query(query): Query<RunQuery>,
 ) -> Result<Json<RunPage>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.list_runs(query).await?))
 }
 
@@ -43,12 +39,9 @@ pub(crate) async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn get(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
 ) -> Result<Json<Run>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.get_run(id.as_str()).await?))
 }
 
@@ -59,13 +52,10 @@ pub(crate) async fn get(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn logs(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     Ok(Json(session.run_logs(id.as_str(), query).await?))
 }
 
@@ -80,12 +70,9 @@ pub(crate) async fn logs(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let accepted = session.cancel_run(id.as_str()).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }
@@ -101,13 +88,10 @@ pub(crate) async fn cancel(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<CreateRun>,
 ) -> Result<Response, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let run = session
         .start_run(namespace.as_str(), job.as_str(), body)
         .await?;
@@ -128,13 +112,10 @@ pub(crate) async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn retry(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<RunId>,
     OptionalJson(body): OptionalJson<RetryRun>,
 ) -> Result<Response, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     queued(session.retry_run(id.as_str(), body).await?)
 }
 
@@ -163,9 +144,7 @@ pub(crate) struct LogStreamQuery {
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn logs_stream(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     headers: axum::http::HeaderMap,
     Path(id): Path<RunId>,
     Query(query): Query<LogStreamQuery>,
@@ -175,7 +154,6 @@ pub(crate) async fn logs_stream(
     >,
     ApiError,
 > {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let run = session.get_run(id.as_str()).await?;
     let after = match headers.get("last-event-id") {
         Some(value) => value

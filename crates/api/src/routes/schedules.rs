@@ -7,12 +7,11 @@
 //! depends on this one): the server hands it to the application layer
 //! (`rota_ops::Ops::with_schedules`); without it those two routes answer 503.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, OptionalJson, Path, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, OptionalJson, Path, Query};
 use rota_ops::ids::{JobId, Namespace};
 use rota_ops::records::{
     Backfill, BackfillResult, HistoryQuery, NextQuery, OccurrenceList, Problem, ResumeSchedule,
@@ -29,12 +28,10 @@ use rota_ops::service::Schedules as _;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn history(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Query(query): Query<HistoryQuery>,
 ) -> Result<Json<OccurrenceList>, ApiError> {
-    let session = state.ops.session(principal, None);
     let list = session
         .schedule_history(namespace.as_str(), job.as_str(), query)
         .await?;
@@ -50,12 +47,9 @@ pub(crate) async fn history(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn pause(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
 ) -> Result<Json<ScheduleState>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let paused = session
         .pause_schedule(namespace.as_str(), job.as_str())
         .await?;
@@ -73,13 +67,10 @@ pub(crate) async fn pause(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn resume(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     OptionalJson(body): OptionalJson<ResumeSchedule>,
 ) -> Result<Json<ScheduleState>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let resumed = session
         .resume_schedule(namespace.as_str(), job.as_str(), body)
         .await?;
@@ -100,8 +91,7 @@ const MAX_COUNT: u32 = 100;
               (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn next(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Query(query): Query<NextQuery>,
 ) -> Result<Json<ScheduleNext>, ApiError> {
@@ -111,7 +101,6 @@ pub(crate) async fn next(
             "`count` must be 1 to {MAX_COUNT}"
         )));
     }
-    let session = state.ops.session(principal, None);
     let next = session
         .schedule_next(namespace.as_str(), job.as_str(), query)
         .await?;
@@ -132,13 +121,10 @@ pub(crate) async fn next(
               (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn backfill(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, job)): Path<(Namespace, JobId)>,
     Json(body): Json<Backfill>,
 ) -> Result<(StatusCode, Json<BackfillResult>), ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let done = session
         .backfill_schedule(namespace.as_str(), job.as_str(), body)
         .await?;

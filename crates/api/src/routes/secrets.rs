@@ -5,12 +5,11 @@
 //! and no response or audit entry ever carries one (`rota_ops::service::Secrets` says who
 //! audits what).
 
-use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, Path, Query};
 use rota_ops::ids::{Namespace, SecretName};
 use rota_ops::records::{Problem, PutSecret, SecretList, SecretPageQuery, StoredSecret};
 use rota_ops::service::Secrets as _;
@@ -22,12 +21,10 @@ use rota_ops::service::Secrets as _;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
+    Asking(session): Asking,
     Path(namespace): Path<Namespace>,
     Query(query): Query<SecretPageQuery>,
 ) -> Result<Json<SecretList>, ApiError> {
-    let session = state.ops.session(principal, None);
     Ok(Json(session.list_secrets(namespace.as_str(), query).await?))
 }
 
@@ -42,13 +39,10 @@ pub(crate) async fn list(
               (status = 503, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn put(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, name)): Path<(Namespace, String)>,
     Json(body): Json<PutSecret>,
 ) -> Result<Json<StoredSecret>, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let stored = session.set_secret(namespace.as_str(), &name, body).await?;
     Ok(Json(stored))
 }
@@ -61,12 +55,9 @@ pub(crate) async fn put(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn remove(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path((namespace, name)): Path<(Namespace, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     session.remove_secret(namespace.as_str(), &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,11 +1,10 @@
 //! Tokens: create, list and revoke (`/api/v1/tokens`), for admins of every namespace.
 
-use axum::extract::State;
 use axum::http::StatusCode;
 
-use crate::auth::Caller;
-use crate::extract::{ClientAddr, Json, Path, Query};
-use crate::{ApiError, ApiState};
+use crate::ApiError;
+use crate::auth::Asking;
+use crate::extract::{Json, Path, Query};
 use rota_ops::ids::TokenId;
 use rota_ops::records::{CreateToken, CreatedToken, Problem, TokenList, TokenPageQuery};
 use rota_ops::service::Tokens as _;
@@ -16,12 +15,9 @@ use rota_ops::service::Tokens as _;
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn create(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     let created = session.create_token(body).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
@@ -33,11 +29,9 @@ pub(crate) async fn create(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn list(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
+    Asking(session): Asking,
     Query(query): Query<TokenPageQuery>,
 ) -> Result<Json<TokenList>, ApiError> {
-    let session = state.ops.session(principal, None);
     Ok(Json(session.list_tokens(query).await?))
 }
 
@@ -51,12 +45,9 @@ pub(crate) async fn list(
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn revoke(
-    State(state): State<ApiState>,
-    Caller(principal): Caller,
-    ClientAddr(addr): ClientAddr,
+    Asking(session): Asking,
     Path(id): Path<TokenId>,
 ) -> Result<StatusCode, ApiError> {
-    let session = state.ops.session(principal, addr.map(|a| a.to_string()));
     session.revoke_token(id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,10 +4,10 @@
 use std::future::Future;
 
 use super::Session;
+use super::page::page_limit;
 use crate::OpsError;
 use crate::auth::{Role, Scope};
 use crate::records::{AfterQuery, AuditEntry, AuditPage, AuditVerification};
-use crate::schedules::page_limit;
 
 /// The audit operations.
 pub trait Audit {

@@ -12,15 +12,10 @@ use crate::records::{
 };
 
 use super::Session;
+use super::page::{cut_page, page_limit};
 
 /// How diagnostics name a job file sent to be saved or validated.
 const ORIGIN: &str = "<api>";
-
-/// Page size when `limit` is absent.
-const DEFAULT_LIMIT: u32 = 50;
-
-/// Largest `limit` accepted.
-const MAX_LIMIT: u32 = 500;
 
 /// A job file saved as a job's revision.
 #[derive(Debug, Clone)]
@@ -328,31 +323,4 @@ fn revision_cursor(text: &str) -> Result<i64, OpsError> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| OpsError::InvalidQuery(format!("{text:?} is not a cursor from this API")))
-}
-
-/// The checked page size: 1 to 500, 50 by default.
-pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, OpsError> {
-    match limit.unwrap_or(DEFAULT_LIMIT) {
-        0 => Err(OpsError::InvalidQuery("`limit` must be at least 1".into())),
-        n if n > MAX_LIMIT => Err(OpsError::InvalidQuery(format!(
-            "`limit` must be at most {MAX_LIMIT}"
-        ))),
-        n => Ok(n),
-    }
-}
-
-/// Cuts a page out of rows fetched with `limit + 1`: the first `limit` rows, and the
-/// cursor of the next page (the last row's key) if a further row showed that one follows.
-pub(crate) fn cut_page<T>(
-    mut rows: Vec<T>,
-    limit: u32,
-    key: impl Fn(&T) -> String,
-) -> (Vec<T>, Option<String>) {
-    let limit = limit as usize;
-    if rows.len() <= limit {
-        return (rows, None);
-    }
-    rows.truncate(limit);
-    let next = rows.last().map(key);
-    (rows, next)
 }

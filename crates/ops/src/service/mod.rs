@@ -15,6 +15,7 @@ use crate::{Actor, Ops};
 
 pub mod audit;
 pub mod jobs;
+pub mod page;
 pub mod plans;
 pub mod runs;
 pub mod schedules;

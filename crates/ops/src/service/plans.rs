@@ -18,7 +18,7 @@ use crate::ids::RunId;
 use crate::records::{CreatePlan, DecidePlan, Plan, PlanPage, PlanQuery, Run};
 
 use super::Session;
-use super::jobs::page_limit;
+use super::page::page_limit;
 
 /// Longest comment a decision may carry, in characters.
 const MAX_COMMENT: usize = 2000;

@@ -17,10 +17,8 @@ use crate::records::{
     RunPage, RunQuery,
 };
 
-/// The largest page a listing answers.
-pub const MAX_PAGE: u32 = 500;
-/// A listing's page when none is asked for.
-const DEFAULT_PAGE: u32 = 50;
+pub use super::page::MAX_PAGE;
+use super::page::page_limit;
 /// How often a followed log looks for new lines when it has caught up.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// Log lines read per query while following.
@@ -352,17 +350,6 @@ fn wake_foreground_owner(run: &rota_store::RunRecord) {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,
         );
-    }
-}
-
-/// A page size asked for, checked: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] if none.
-fn page_limit(limit: Option<u32>) -> Result<u32, OpsError> {
-    match limit.unwrap_or(DEFAULT_PAGE) {
-        0 => Err(OpsError::InvalidQuery("`limit` must be at least 1".into())),
-        n if n > MAX_PAGE => Err(OpsError::InvalidQuery(format!(
-            "`limit` must be at most {MAX_PAGE}"
-        ))),
-        n => Ok(n),
     }
 }
 

@@ -10,13 +10,13 @@ use std::future::Future;
 use jiff::Timestamp;
 
 use super::Session;
+use super::page::{cut_page, page_limit};
 use crate::OpsError;
 use crate::auth::{Role, Scope};
 use crate::records::{
     Backfill, BackfillResult, BackfilledOccurrence, FireTime, HistoryQuery, NextQuery, Occurrence,
     OccurrenceList, ResumeSchedule, ScheduleNext, ScheduleState,
 };
-use crate::schedules::{cut_page, page_limit};
 
 /// Most fire times one call computes.
 const MAX_FIRE_TIMES: u32 = 10_000;

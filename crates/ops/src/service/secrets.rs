@@ -12,11 +12,11 @@ use std::future::Future;
 use rota_secrets::SecretValue;
 
 use super::Session;
+use super::page::{cut_page, page_limit};
 use crate::OpsError;
 use crate::auth::{Role, Scope};
 use crate::ids::SecretName;
 use crate::records::{PutSecret, Secret, SecretList, SecretPageQuery, StoredSecret};
-use crate::schedules::{cut_page, page_limit};
 use crate::secrets::secrets_error;
 
 /// The secrets operations.

@@ -7,11 +7,11 @@ use std::future::Future;
 use jiff::Timestamp;
 
 use super::Session;
+use super::page::{cut_page, page_limit};
 use crate::OpsError;
 use crate::auth::{Grant, Role, Scope, issue_token};
 use crate::ids::TokenId;
 use crate::records::{CreateToken, CreatedToken, Token, TokenGrant, TokenList, TokenPageQuery};
-use crate::schedules::{cut_page, page_limit};
 
 /// Longest token name, in characters.
 const MAX_NAME_CHARS: usize = 200;
