@@ -31,7 +31,7 @@ impl Ops {
             ) => {
                 tracing::error!(%error, "the secrets key is unusable");
                 Err(OpsError::Unavailable(
-                    "the server's secrets key is unusable; its log says why".into(),
+                    "the secrets key is unusable; the log of the rota holding it (a server's, or this command's stderr) says why".into(),
                 ))
             }
             Err(error) => Err(secrets_error(error)),
