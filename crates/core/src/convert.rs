@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::duration::parse_duration;
-use crate::kinds::{StepKindDef, StepSite};
+use crate::kinds::{KindSite, StepKindDef, StepSite};
 use crate::limits::{MAX_NEEDS, MAX_PARAMS, MAX_STEPS};
 use crate::model::{
     AfterOutcome, Approval, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job,
@@ -1042,7 +1042,12 @@ fn step(
     };
     let chosen = kinds.first().map(|(_, _, def)| *def);
     let kind = kinds.first().and_then(|(key, value, def)| {
-        let config = def.parse(cx, value, &site_of_step, &mut site)?;
+        let config = def.parse(KindSite {
+            cx,
+            value,
+            step: &site_of_step,
+            sites: &mut site,
+        })?;
         Some(StepKind::new(key.name.clone(), config))
     });
     if let Some(chosen) = chosen {

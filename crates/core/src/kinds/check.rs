@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::http::header_map;
-use super::{NoProcess, Sites, StepKindDef, StepSite, encode, normalize, text};
+use super::{KindSite, NoProcess, Sites, StepKindDef, StepSite, encode, normalize, text};
 use crate::convert::{Cx, boolean, check_url, get};
 use crate::model::Value;
 use crate::tree::{Key, Kind, Node, Pos};
@@ -20,13 +20,8 @@ impl StepKindDef for Check {
         "check"
     }
 
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value> {
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value> {
+        let (cx, value, step, sites) = (site.cx, site.value, site.step, site.sites);
         check_step(cx, value, step.label, sites).and_then(|c| encode(&c))
     }
 

@@ -2,10 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, CommandCx, Sites, StepKindDef, StepSite, decode, encode, normalize};
-use crate::convert::Cx;
+use super::{Command, CommandCx, KindSite, StepKindDef, decode, encode, normalize};
 use crate::model::{StepKind, Value};
-use crate::tree::Node;
 
 /// An `exec` step's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,13 +24,8 @@ impl StepKindDef for Exec {
         "exec"
     }
 
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value> {
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value> {
+        let (cx, value, step, sites) = (site.cx, site.value, site.step, site.sites);
         let what = step.what("exec");
         let items = cx.seq(value, &what)?;
         if items.is_empty() {

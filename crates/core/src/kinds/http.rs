@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{NoProcess, Sites, StepKindDef, StepSite, collect_strings, encode, normalize, text};
+use super::{KindSite, NoProcess, Sites, StepKindDef, collect_strings, encode, normalize, text};
 use crate::convert::{Cx, boolean, check_url, get, is_header_name};
 use crate::model::Value;
 use crate::tree::{Kind, Node};
@@ -17,13 +17,8 @@ impl StepKindDef for Http {
         "http"
     }
 
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value> {
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value> {
+        let (cx, value, step, sites) = (site.cx, site.value, site.step, site.sites);
         http_step(cx, value, step.label, sites).and_then(|h| encode(&h))
     }
 

@@ -62,6 +62,19 @@ impl StepSite<'_> {
     }
 }
 
+/// What a kind converts: the value under its key, in its step, with where to report
+/// problems (`cx`) and templates (`sites`).
+pub(crate) struct KindSite<'a, 's> {
+    /// Where problems go.
+    pub cx: &'a mut Cx,
+    /// The value under the kind's key.
+    pub value: &'a Node,
+    /// The step it is in.
+    pub step: &'a StepSite<'a>,
+    /// Where each template found goes.
+    pub sites: &'a mut Sites<'s>,
+}
+
 /// Records a template found in the step: its text, where it is, and whether it is an
 /// `if:` expression rather than a `{{ }}` template.
 pub(crate) type Sites<'s> = dyn FnMut(&str, Pos, bool) + 's;
@@ -158,13 +171,7 @@ pub(crate) trait StepKindDef: Sync {
 
     /// Converts the value under the kind's key into its configuration, reporting every
     /// problem to `cx` and every template to `sites`; `None` when it cannot be converted.
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value>;
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value>;
 
     /// Checks the configuration against the rest of the step once that is converted.
     fn check_step(

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Sites, StepKindDef, StepSite, collect_strings, encode, normalize, text};
+use super::{KindSite, Sites, StepKindDef, collect_strings, encode, normalize, text};
 use crate::convert::{Cx, get};
 use crate::model::Value;
 use crate::tree::{Kind, Node};
@@ -35,13 +35,8 @@ impl StepKindDef for Notebook {
         &["params"]
     }
 
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value> {
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value> {
+        let (cx, value, step, sites) = (site.cx, site.value, site.step, site.sites);
         let what = step.what("notebook");
         let label = step.label;
         let (path, path_pos, mut params, kernel, cell_timeout) = match &value.kind {

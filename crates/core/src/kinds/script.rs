@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, CommandCx, Sites, StepKindDef, StepSite, decode, encode, normalize, text};
-use crate::convert::{Cx, get};
+use super::{Command, CommandCx, KindSite, StepKindDef, decode, encode, normalize, text};
+use crate::convert::get;
 use crate::model::{StepKind, Value};
-use crate::tree::{Kind, Node};
+use crate::tree::Kind;
 
 /// A `script` step's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,13 +37,8 @@ impl StepKindDef for Script {
         "script"
     }
 
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value> {
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value> {
+        let (cx, value, step, sites) = (site.cx, site.value, site.step, site.sites);
         let what = step.what("script");
         let label = step.label;
         let config = match &value.kind {

@@ -3,10 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Command, CommandCx, Sites, StepKindDef, StepSite, decode, encode, normalize, text};
-use crate::convert::Cx;
+use super::{Command, CommandCx, KindSite, StepKindDef, decode, encode, normalize, text};
 use crate::model::{StepKind, Value};
-use crate::tree::Node;
 
 /// An `sh` step's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,13 +25,8 @@ impl StepKindDef for Sh {
         "sh"
     }
 
-    fn parse(
-        &self,
-        cx: &mut Cx,
-        value: &Node,
-        step: &StepSite<'_>,
-        sites: &mut Sites<'_>,
-    ) -> Option<Value> {
+    fn parse(&self, site: KindSite<'_, '_>) -> Option<Value> {
+        let (cx, value, step, sites) = (site.cx, site.value, site.step, site.sites);
         let command = cx.string(value, &step.what("sh"))?;
         sites(&command, value.pos, false);
         encode(&ShStep { command })
