@@ -164,7 +164,7 @@ struct StoredJob {
 
 /// Prints a run just queued on a server and, unless `detach`, follows it to its end like
 /// local `rota run`: live lines, then the summary; the exit code follows its status.
-pub(crate) async fn follow_remote<R: Runs>(
+pub(crate) async fn follow_elsewhere<R: Runs>(
     rota: &R,
     run: Run,
     detach: bool,
@@ -243,7 +243,7 @@ impl Drive for Remote {
             .await
             .ok()
             .map(|j| j.definition);
-        follow_remote(self, run, detach, definition.as_ref(), out).await
+        follow_elsewhere(self, run, detach, definition.as_ref(), out).await
     }
 }
 
