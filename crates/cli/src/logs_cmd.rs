@@ -24,7 +24,7 @@ pub async fn logs<R: Runs>(rota: &R, args: LogsArgs, out: &Printer) -> anyhow::R
         return Ok(EXIT_USAGE);
     }
     if args.follow {
-        let (to, mut from) = tokio::sync::mpsc::unbounded_channel();
+        let (to, mut from) = tokio::sync::mpsc::channel(rota_ops::service::runs::FOLLOW_BUFFER);
         let follow = rota.follow_logs(&run.id, args.step.clone(), 0, to);
         let print = async {
             while let Some(followed) = from.recv().await {

@@ -169,7 +169,7 @@ pub(crate) async fn logs_stream(
             other => other.unwrap_or(0),
         },
     };
-    let (to, lines) = tokio::sync::mpsc::unbounded_channel();
+    let (to, lines) = tokio::sync::mpsc::channel(rota_ops::service::runs::FOLLOW_BUFFER);
     // The follow stops when the client goes away (the receiver is dropped) or on an
     // error; either way the stream ends and the client reconnects with `Last-Event-ID`.
     tokio::spawn(async move {

@@ -77,7 +77,7 @@ impl Runs for Remote {
         id: &str,
         step: Option<String>,
         after: i64,
-        to: mpsc::UnboundedSender<Followed>,
+        to: mpsc::Sender<Followed>,
     ) -> Result<(), OpsError> {
         match stream_logs(self, id, step.as_deref(), after, &to).await? {
             Streamed::Done => Ok(()),
@@ -123,9 +123,9 @@ impl Runs for Remote {
 
     /// Pages through `GET /api/v1/events` as the log grows (the first page is read before
     /// this returns, so a refusal is reported here).
-    async fn follow_events(&self, after: i64) -> Result<mpsc::UnboundedReceiver<Event>, OpsError> {
+    async fn follow_events(&self, after: i64) -> Result<mpsc::Receiver<Event>, OpsError> {
         let first = self.list_events(Some(after), Some(PAGE)).await?;
-        let (to, from) = mpsc::unbounded_channel();
+        let (to, from) = mpsc::channel(rota_ops::service::runs::FOLLOW_BUFFER);
         let remote = self.clone();
         tokio::spawn(async move {
             let mut page = first;
@@ -133,7 +133,7 @@ impl Runs for Remote {
                 let after = page.next_after;
                 let caught_up = page.items.len() < PAGE as usize;
                 for event in page.items {
-                    if to.send(event).is_err() {
+                    if to.send(event).await.is_err() {
                         return;
                     }
                 }
@@ -208,7 +208,7 @@ async fn stream_logs(
     run_id: &str,
     step: Option<&str>,
     after: i64,
-    to: &mpsc::UnboundedSender<Followed>,
+    to: &mpsc::Sender<Followed>,
 ) -> Result<Streamed, OpsError> {
     use futures_util::StreamExt as _;
     let path = format!("/api/v1/runs/{}/logs/stream", seg(run_id));
@@ -238,7 +238,7 @@ async fn stream_logs(
             };
             match event.event.as_deref() {
                 Some("end") => {
-                    let _ = to.send(end_of(event.data.as_deref()));
+                    let _ = to.send(end_of(event.data.as_deref())).await;
                     return Ok(Streamed::Done);
                 }
                 None | Some("message") => {
@@ -246,7 +246,7 @@ async fn stream_logs(
                     let Some(data) = event.data else { continue };
                     let line: LogLine =
                         serde_json::from_str(&data).map_err(|e| not_understood("log event", e))?;
-                    if to.send(Followed::Line(line)).is_err() {
+                    if to.send(Followed::Line(line)).await.is_err() {
                         return Ok(Streamed::Done);
                     }
                     if event.id.is_some() {
@@ -285,7 +285,7 @@ async fn poll_logs(
     id: &str,
     step: Option<String>,
     mut after: i64,
-    to: &mpsc::UnboundedSender<Followed>,
+    to: &mpsc::Sender<Followed>,
 ) -> Result<(), OpsError> {
     loop {
         // The state before the lines: a run seen ended has committed every line.
@@ -300,7 +300,7 @@ async fn poll_logs(
             let full = page.items.len() >= PAGE as usize;
             after = page.next_after;
             for line in page.items {
-                if to.send(Followed::Line(line)).is_err() {
+                if to.send(Followed::Line(line)).await.is_err() {
                     return Ok(());
                 }
             }
@@ -309,10 +309,12 @@ async fn poll_logs(
             }
         }
         if rota_core::model::RunStatus::parse(&run.status).is_none_or(|s| s.is_terminal()) {
-            let _ = to.send(Followed::End {
-                status: run.status,
-                reason: run.reason,
-            });
+            let _ = to
+                .send(Followed::End {
+                    status: run.status,
+                    reason: run.reason,
+                })
+                .await;
             return Ok(());
         }
         tokio::time::sleep(POLL).await;
@@ -375,7 +377,7 @@ mod tests {
             last_ids
         });
         let remote = Remote::new(&format!("http://{addr}"), None).expect("remote");
-        let (to, mut from) = mpsc::unbounded_channel();
+        let (to, mut from) = mpsc::channel(rota_ops::service::runs::FOLLOW_BUFFER);
         let streamed = stream_logs(&remote, "r1", None, 0, &to).await;
         assert!(matches!(streamed, Ok(Streamed::Done)), "the stream is read");
         let last_ids = server.join().expect("server thread");

@@ -19,6 +19,9 @@ use crate::records::{
 
 pub use super::page::MAX_PAGE;
 use super::page::page_limit;
+/// How many lines or events a follower may hold unread: past that, following waits for the
+/// reader (a slow client of a stream holds back its own follower, not the server's memory).
+pub const FOLLOW_BUFFER: usize = 256;
 /// How often a followed log looks for new lines when it has caught up.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 /// Log lines read per query while following.
@@ -70,7 +73,7 @@ pub trait Runs {
         id: &str,
         step: Option<String>,
         after: i64,
-        to: mpsc::UnboundedSender<Followed>,
+        to: mpsc::Sender<Followed>,
     ) -> impl Future<Output = Result<(), OpsError>> + Send;
 
     /// Asks whoever executes the run to cancel it ([`OpsError::Conflict`] if it has ended).
@@ -106,7 +109,7 @@ pub trait Runs {
     fn follow_events(
         &self,
         after: i64,
-    ) -> impl Future<Output = Result<mpsc::UnboundedReceiver<Event>, OpsError>> + Send;
+    ) -> impl Future<Output = Result<mpsc::Receiver<Event>, OpsError>> + Send;
 }
 
 impl Runs for Session {
@@ -177,7 +180,7 @@ impl Runs for Session {
         id: &str,
         step: Option<String>,
         mut after: i64,
-        to: mpsc::UnboundedSender<Followed>,
+        to: mpsc::Sender<Followed>,
     ) -> Result<(), OpsError> {
         let run = self.get_run(id).await?;
         let store = self.ops().store();
@@ -193,15 +196,17 @@ impl Runs for Session {
             if let Some(last) = batch.last() {
                 after = last.seq;
                 for line in batch {
-                    if to.send(Followed::Line(LogLine::from(line))).is_err() {
+                    if to.send(Followed::Line(LogLine::from(line))).await.is_err() {
                         return Ok(());
                     }
                 }
             } else if current.status.is_terminal() {
-                let _ = to.send(Followed::End {
-                    status: current.status.as_str().to_owned(),
-                    reason: current.reason,
-                });
+                let _ = to
+                    .send(Followed::End {
+                        status: current.status.as_str().to_owned(),
+                        reason: current.reason,
+                    })
+                    .await;
                 return Ok(());
             } else {
                 tokio::select! {
@@ -273,7 +278,7 @@ impl Runs for Session {
         self.events_page(after, limit).await
     }
 
-    async fn follow_events(&self, after: i64) -> Result<mpsc::UnboundedReceiver<Event>, OpsError> {
+    async fn follow_events(&self, after: i64) -> Result<mpsc::Receiver<Event>, OpsError> {
         self.events_from(after)
     }
 }
@@ -304,10 +309,10 @@ impl Session {
     }
 
     /// See [`Runs::follow_events`].
-    fn events_from(&self, mut after: i64) -> Result<mpsc::UnboundedReceiver<Event>, OpsError> {
+    fn events_from(&self, mut after: i64) -> Result<mpsc::Receiver<Event>, OpsError> {
         self.principal().require(Scope::Global, Role::Viewer)?;
         let store = self.ops().store().clone();
-        let (to, from) = mpsc::unbounded_channel();
+        let (to, from) = mpsc::channel(FOLLOW_BUFFER);
         tokio::spawn(async move {
             loop {
                 match store.events_after(after, EVENTS_BATCH).await {
@@ -318,7 +323,7 @@ impl Session {
                     Ok(batch) => {
                         after = batch.last().map_or(after, |e| e.id);
                         for event in batch {
-                            if to.send(Event::from(event)).is_err() {
+                            if to.send(Event::from(event)).await.is_err() {
                                 return;
                             }
                         }
