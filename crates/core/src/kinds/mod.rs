@@ -4,7 +4,7 @@
 //! its configuration as JSON, which the kind's module decodes into its own typed struct;
 //! it is stored as `{"<name>": <config>}`, the shape job revisions and plan hashes hold.
 //!
-//! A kind whose attempt is one process says here what it runs ([`StepKindDef::command`]:
+//! A kind whose attempt is one process says here what it runs (`StepKindDef::command`:
 //! a [`Command`] rendered from its configuration), and the engine starts, supervises and
 //! logs it like every process; such a kind is this one module and its line in `ALL`.
 //! A kind that does work of its own (a request, a query, a kernel) has an executor in
@@ -22,21 +22,24 @@ use crate::model::Value;
 use crate::template::{Context, render_text};
 use crate::tree::{Key, Node, Pos};
 
-pub mod check;
-pub mod exec;
-pub mod http;
-pub mod notebook;
-pub mod script;
-pub mod sh;
+/// Declares each kind's module and lists its definition in `ALL`, so a kind is registered
+/// by one entry (`module::Definition`); their order is the order diagnostics list them in.
+macro_rules! step_kinds {
+    ($($module:ident :: $def:ident),* $(,)?) => {
+        $(pub mod $module;)*
 
-/// Every step kind, one line each; their order is the order diagnostics list them in.
-static ALL: &[&dyn StepKindDef] = &[
-    &sh::Sh,
-    &exec::Exec,
-    &script::Script,
-    &notebook::Notebook,
-    &http::Http,
-    &check::Check,
+        /// Every step kind, in registration order.
+        static ALL: &[&dyn StepKindDef] = &[$(&$module::$def),*];
+    };
+}
+
+step_kinds![
+    sh::Sh,
+    exec::Exec,
+    script::Script,
+    notebook::Notebook,
+    http::Http,
+    check::Check,
 ];
 
 /// The step whose kind is being converted.
