@@ -223,20 +223,27 @@ async fn deliver_due(home: &Home) -> Result<DeliveryReport, Box<dyn std::error::
         .await?)
 }
 
-/// A server answering `statuses` in turn, and a home where one run failed under a single
-/// failure rule posting to `BASE/x`: its notification is queued, not yet delivered.
-async fn failed_run_with_a_webhook(
+/// A server answering `statuses` in turn, and a home where one run failed under `rules`:
+/// its notifications are queued, not yet delivered.
+async fn failed_run_under(
     statuses: Vec<u16>,
+    rules: &str,
 ) -> Result<(Server, Home), Box<dyn std::error::Error>> {
     let server = Server::start(statuses).await?;
     let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
-        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
-    );
-    home.run(&source, &[]).await?;
+    home.run(&job(&server, "exit 1", rules), &[]).await?;
     Ok((server, home))
+}
+
+/// A failed run under a single failure rule posting to `BASE/x`.
+async fn failed_run_with_a_webhook(
+    statuses: Vec<u16>,
+) -> Result<(Server, Home), Box<dyn std::error::Error>> {
+    failed_run_under(
+        statuses,
+        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -384,14 +391,11 @@ async fn duration_exceeded_fires_once_for_a_long_run_and_not_for_a_short_one() -
 
 #[tokio::test]
 async fn a_slack_rule_posts_a_one_line_summary() -> TestResult {
-    let server = Server::start(vec![200]).await?;
-    let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
+    let (server, home) = failed_run_under(
+        vec![200],
         "  - on: [failure]\n    slack: { webhook: \"BASE/services/T0/B0\" }\n",
-    );
-    home.run(&source, &[]).await?;
+    )
+    .await?;
     deliver_due(&home).await?;
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
