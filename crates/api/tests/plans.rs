@@ -367,6 +367,12 @@ fn detail(answer: &Answer) -> String {
         .to_owned()
 }
 
+/// Asserts the problem's detail names `text`, showing the whole detail when it does not.
+#[track_caller]
+fn assert_detail_mentions(answer: &Answer, text: &str) {
+    assert!(detail(answer).contains(text), "{}", detail(answer));
+}
+
 #[tokio::test]
 async fn apply_refuses_when_the_job_changed_and_names_the_change() {
     let t = Plans::new(1, false, "").await;
@@ -385,16 +391,8 @@ async fn apply_refuses_when_the_job_changed_and_names_the_change() {
     assert_eq!(listed.body["items"][0]["drift"], after.body["drift"]);
     let refused = t.act(&id, "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
-    assert!(
-        detail(&refused).contains("job revision 1 → 2"),
-        "{}",
-        detail(&refused)
-    );
-    assert!(
-        detail(&refused).contains("step migrate changed"),
-        "{}",
-        detail(&refused)
-    );
+    assert_detail_mentions(&refused, "job revision 1 → 2");
+    assert_detail_mentions(&refused, "step migrate changed");
 }
 
 #[tokio::test]
@@ -417,11 +415,7 @@ async fn apply_refuses_when_a_default_parameter_changed() {
     assert!(put.status.is_success(), "{}", put.body);
     let refused = t.act(&plan["id"], "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
-    assert!(
-        detail(&refused).contains("job revision 1 → 2"),
-        "{}",
-        detail(&refused)
-    );
+    assert_detail_mentions(&refused, "job revision 1 → 2");
 }
 
 #[tokio::test]
@@ -431,11 +425,7 @@ async fn apply_refuses_when_a_secret_got_a_new_version() {
     t.set_secret("rotated-value").await;
     let refused = t.act(&id, "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
-    assert!(
-        detail(&refused).contains("secret DB_PASS version 1 → 2"),
-        "{}",
-        detail(&refused)
-    );
+    assert_detail_mentions(&refused, "secret DB_PASS version 1 → 2");
     assert!(!detail(&refused).contains("rotated-value"));
 }
 
@@ -534,11 +524,7 @@ async fn a_run_of_a_job_with_approval_rules_cannot_be_retried() {
         )
         .await;
     retry.assert_problem(409, "conflict");
-    assert!(
-        detail(&retry).contains("make a new plan"),
-        "{}",
-        detail(&retry)
-    );
+    assert_detail_mentions(&retry, "make a new plan");
 }
 
 #[tokio::test]
