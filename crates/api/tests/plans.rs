@@ -60,14 +60,19 @@ impl Plans {
     }
 
     async fn put_job(&self, quorum: u32, allow_self: bool, expires: &str, command: &str) {
-        let body = gated_job(quorum, allow_self, expires, command);
+        self.put_source(&gated_job(quorum, allow_self, expires, command))
+            .await;
+    }
+
+    /// Saves `body` as the job `ops/gated`, as an editor would.
+    async fn put_source(&self, body: &str) {
         let answer = self
             .env
             .call(
                 Method::PUT,
                 "/api/v1/namespaces/ops/jobs/gated",
                 Some("editor_ops"),
-                Some(&body),
+                Some(body),
             )
             .await;
         assert!(answer.status.is_success(), "{}", answer.body);
@@ -403,16 +408,7 @@ async fn apply_refuses_when_a_default_parameter_changed() {
     // The same job with another default for `env`: the plan's parameters were resolved
     // from the old default, so the steps it pinned differ from what would run now.
     let body = gated_job(1, false, "", COMMAND).replace("default: staging", "default: prod");
-    let put = t
-        .env
-        .call(
-            Method::PUT,
-            "/api/v1/namespaces/ops/jobs/gated",
-            Some("editor_ops"),
-            Some(&body),
-        )
-        .await;
-    assert!(put.status.is_success(), "{}", put.body);
+    t.put_source(&body).await;
     let refused = t.act(&plan["id"], "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
     assert_detail_mentions(&refused, "job revision 1 → 2");
