@@ -97,6 +97,13 @@ async fn tamper(raw: &sqlx::SqlitePool, sql: &str) {
     }
 }
 
+/// Where verification finds the break after `sql` tampers with a five-entry chain.
+async fn break_after(sql: &str) -> (i64, AuditBreakKind) {
+    let (_home, store, raw) = chain().await;
+    tamper(&raw, sql).await;
+    broken_at(&store).await
+}
+
 async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
     match verify_audit(store).await {
         Err(VerifyAuditError::Broken(b)) => (b.entry_id, b.what),
@@ -106,50 +113,47 @@ async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
 
 #[tokio::test]
 async fn an_edited_entry_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(
-        &raw,
-        "UPDATE audit SET actor = 'token:t9:mallory' WHERE id = 3",
-    )
-    .await;
-    assert_eq!(broken_at(&store).await, (3, AuditBreakKind::Modified));
+    assert_eq!(
+        break_after("UPDATE audit SET actor = 'token:t9:mallory' WHERE id = 3").await,
+        (3, AuditBreakKind::Modified)
+    );
 }
 
 #[tokio::test]
 async fn a_deleted_entry_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(&raw, "DELETE FROM audit WHERE id = 2").await;
-    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Deleted));
+    assert_eq!(
+        break_after("DELETE FROM audit WHERE id = 2").await,
+        (2, AuditBreakKind::Deleted)
+    );
 }
 
 #[tokio::test]
 async fn reordered_entries_are_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(
-        &raw,
-        "UPDATE audit SET id = 100 WHERE id = 2; UPDATE audit SET id = 2 WHERE id = 3; \
-         UPDATE audit SET id = 3 WHERE id = 100",
-    )
-    .await;
-    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::OutOfOrder));
+    assert_eq!(
+        break_after(
+            "UPDATE audit SET id = 100 WHERE id = 2; UPDATE audit SET id = 2 WHERE id = 3; \
+             UPDATE audit SET id = 3 WHERE id = 100"
+        )
+        .await,
+        (2, AuditBreakKind::OutOfOrder)
+    );
 }
 
 #[tokio::test]
 async fn cutting_off_the_last_entries_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(&raw, "DELETE FROM audit WHERE id >= 4").await;
-    assert_eq!(broken_at(&store).await, (4, AuditBreakKind::Deleted));
+    assert_eq!(
+        break_after("DELETE FROM audit WHERE id >= 4").await,
+        (4, AuditBreakKind::Deleted)
+    );
 }
 
 #[tokio::test]
 async fn a_forged_hash_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(
-        &raw,
-        "UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 1) WHERE id = 2",
-    )
-    .await;
-    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Modified));
+    assert_eq!(
+        break_after("UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 1) WHERE id = 2")
+            .await,
+        (2, AuditBreakKind::Modified)
+    );
 }
 
 #[tokio::test]
