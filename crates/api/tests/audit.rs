@@ -79,13 +79,8 @@ async fn chain() -> (tempfile::TempDir, Store, sqlx::SqlitePool) {
 
 /// An admin's audited mutation: creating the viewer token `ci`.
 async fn create_viewer_token(env: &Env) {
-    env.call(
-        Method::POST,
-        "/api/v1/tokens",
-        Some("admin"),
-        Some(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#),
-    )
-    .await;
+    env.create_token(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#)
+        .await;
 }
 
 /// A connection to the store's file beside the store, to tamper with rows as an attacker

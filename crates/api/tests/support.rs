@@ -218,6 +218,12 @@ impl Env {
     pub async fn get(&self, uri: &str, token: &str) -> Answer {
         self.call(Method::GET, uri, Some(token), None).await
     }
+
+    /// Creates a token from `body` as the admin: the call most tests of tokens start with.
+    pub async fn create_token(&self, body: &str) -> Answer {
+        self.call(Method::POST, "/api/v1/tokens", Some("admin"), Some(body))
+            .await
+    }
 }
 
 /// Sends a request through the router and decodes a JSON (or empty) body.
