@@ -559,7 +559,7 @@ async fn the_outbox_row_commits_with_the_runs_end_or_not_at_all() -> TestResult 
 
 #[tokio::test]
 async fn a_claimed_notification_is_not_taken_by_a_second_deliverer() -> TestResult {
-    let (server, home) = failed_run_with_a_webhook(vec![200]).await?;
+    let (_server, home) = failed_run_with_a_webhook(vec![200]).await?;
     let lease = Duration::from_secs(60);
     let now = Timestamp::now();
     let first = home
@@ -586,7 +586,7 @@ async fn a_claimed_notification_is_not_taken_by_a_second_deliverer() -> TestResu
 
 #[tokio::test]
 async fn delivery_by_a_run_stops_at_its_budget_and_leaves_the_row_pending() -> TestResult {
-    let (server, home) = failed_run_with_a_webhook(vec![0]).await?;
+    let (_server, home) = failed_run_with_a_webhook(vec![0]).await?;
     let deliverer = Deliverer::new(secrets(&[]));
     let budget = Duration::from_millis(300);
     let (report, pending) =
