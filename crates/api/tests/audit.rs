@@ -17,13 +17,7 @@ async fn mutating_calls_are_audited_with_their_outcome() {
         .await;
     env.call(Method::POST, &cancel, Some("operator_ops"), None)
         .await;
-    env.call(
-        Method::POST,
-        "/api/v1/tokens",
-        Some("admin"),
-        Some(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#),
-    )
-    .await;
+    create_viewer_token(&env).await;
     // Reads are not audited.
     env.get("/api/v1/runs", "admin").await;
 
@@ -79,22 +73,38 @@ async fn chain() -> (tempfile::TempDir, Store, sqlx::SqlitePool) {
         store.append_audit(&entry).await.expect("append");
     }
     verify_audit(&store).await.expect("intact");
-    let url = format!(
-        "sqlite://{}",
-        home.path().join(rota_store::DB_FILE).display()
-    );
-    let raw = SqlitePoolOptions::new()
+    let raw = raw_connection(home.path()).await;
+    (home, store, raw)
+}
+
+/// An admin's audited mutation: creating the viewer token `ci`.
+async fn create_viewer_token(env: &Env) {
+    env.create_token(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#)
+        .await;
+}
+
+/// A connection to the store's file beside the store, to tamper with rows as an attacker
+/// with file access would.
+async fn raw_connection(home: &std::path::Path) -> sqlx::SqlitePool {
+    let url = format!("sqlite://{}", home.join(rota_store::DB_FILE).display());
+    SqlitePoolOptions::new()
         .max_connections(1)
         .connect(&url)
         .await
-        .expect("raw connection");
-    (home, store, raw)
+        .expect("raw connection")
 }
 
 async fn tamper(raw: &sqlx::SqlitePool, sql: &str) {
     for statement in sql.split(';').filter(|s| !s.trim().is_empty()) {
         sqlx::query(statement).execute(raw).await.expect(statement);
     }
+}
+
+/// Where verification finds the break after `sql` tampers with a five-entry chain.
+async fn break_after(sql: &str) -> (i64, AuditBreakKind) {
+    let (_home, store, raw) = chain().await;
+    tamper(&raw, sql).await;
+    broken_at(&store).await
 }
 
 async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
@@ -104,77 +114,39 @@ async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
     }
 }
 
-#[tokio::test]
-async fn an_edited_entry_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(
-        &raw,
-        "UPDATE audit SET actor = 'token:t9:mallory' WHERE id = 3",
-    )
-    .await;
-    assert_eq!(broken_at(&store).await, (3, AuditBreakKind::Modified));
+/// One test per kind of tampering: each names what was done, the SQL doing it, and the
+/// entry and kind of break verification must report.
+macro_rules! tampering_is_found {
+    ($($name:ident: $sql:expr => ($id:expr, $kind:ident);)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            assert_eq!(break_after($sql).await, ($id, AuditBreakKind::$kind));
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn a_deleted_entry_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(&raw, "DELETE FROM audit WHERE id = 2").await;
-    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Deleted));
-}
-
-#[tokio::test]
-async fn reordered_entries_are_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(
-        &raw,
+tampering_is_found! {
+    an_edited_entry_is_found:
+        "UPDATE audit SET actor = 'token:t9:mallory' WHERE id = 3" => (3, Modified);
+    a_deleted_entry_is_found: "DELETE FROM audit WHERE id = 2" => (2, Deleted);
+    reordered_entries_are_found:
         "UPDATE audit SET id = 100 WHERE id = 2; UPDATE audit SET id = 2 WHERE id = 3; \
-         UPDATE audit SET id = 3 WHERE id = 100",
-    )
-    .await;
-    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::OutOfOrder));
-}
-
-#[tokio::test]
-async fn cutting_off_the_last_entries_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(&raw, "DELETE FROM audit WHERE id >= 4").await;
-    assert_eq!(broken_at(&store).await, (4, AuditBreakKind::Deleted));
-}
-
-#[tokio::test]
-async fn a_forged_hash_is_found() {
-    let (_home, store, raw) = chain().await;
-    tamper(
-        &raw,
-        "UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 1) WHERE id = 2",
-    )
-    .await;
-    assert_eq!(broken_at(&store).await, (2, AuditBreakKind::Modified));
+         UPDATE audit SET id = 3 WHERE id = 100" => (2, OutOfOrder);
+    cutting_off_the_last_entries_is_found: "DELETE FROM audit WHERE id >= 4" => (4, Deleted);
+    a_forged_hash_is_found:
+        "UPDATE audit SET hash = (SELECT hash FROM audit WHERE id = 1) WHERE id = 2"
+            => (2, Modified);
 }
 
 #[tokio::test]
 async fn the_api_reports_where_the_chain_was_tampered_with() {
     let env = Env::new().await;
-    env.call(
-        Method::POST,
-        "/api/v1/tokens",
-        Some("admin"),
-        Some(r#"{"name": "ci", "grants": [{"role": "viewer"}]}"#),
-    )
-    .await;
+    create_viewer_token(&env).await;
     let intact = env.get("/api/v1/audit/verify", "admin").await;
     assert_eq!(intact.status, 200, "{}", intact.body);
     assert_eq!(intact.body["intact"], true, "{}", intact.body);
 
-    let url = format!(
-        "sqlite://{}",
-        env._home.path().join(rota_store::DB_FILE).display()
-    );
-    let raw = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("raw connection");
+    let raw = raw_connection(env._home.path()).await;
     tamper(&raw, "UPDATE audit SET result = 'ok' WHERE id = 1").await;
     tamper(&raw, "UPDATE audit SET actor = 'someone-else' WHERE id = 1").await;
     let broken = env.get("/api/v1/audit/verify", "admin").await;

@@ -579,12 +579,7 @@ async fn unknown_malformed_and_revoked_tokens_are_unauthorized() {
 async fn created_tokens_work_and_their_text_is_never_listed() {
     let env = Env::new().await;
     let created = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name": "ci", "grants": [{"namespace": "web", "role": "viewer"}]}"#),
-        )
+        .create_token(r#"{"name": "ci", "grants": [{"namespace": "web", "role": "viewer"}]}"#)
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let secret = created.body["secret"].as_str().expect("secret").to_owned();

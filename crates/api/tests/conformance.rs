@@ -267,12 +267,7 @@ async fn a_token_cannot_revoke_itself() {
     assert_eq!(last["result"], "conflict");
     // Another admin token may revoke it.
     let created = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name":"second admin","grants":[{"role":"admin"}]}"#),
-        )
+        .create_token(r#"{"name":"second admin","grants":[{"role":"admin"}]}"#)
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let second = created.body["secret"].as_str().expect("secret").to_owned();
@@ -290,14 +285,9 @@ async fn a_token_cannot_revoke_itself() {
 async fn a_namespace_granted_twice_keeps_the_stronger_role() {
     let env = Env::new().await;
     let created = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(
-                r#"{"name":"twice","grants":[{"namespace":"ops","role":"viewer"},
+        .create_token(
+            r#"{"name":"twice","grants":[{"namespace":"ops","role":"viewer"},
                    {"namespace":"ops","role":"editor"},{"namespace":"ops","role":"operator"}]}"#,
-            ),
         )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);

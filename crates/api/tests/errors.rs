@@ -8,14 +8,7 @@ use crate::support::Env;
 #[tokio::test]
 async fn malformed_json_is_a_400_problem() {
     let env = Env::new().await;
-    let answer = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name": "#),
-        )
-        .await;
+    let answer = env.create_token(r#"{"name": "#).await;
     answer.assert_problem(400, "malformed-json");
 }
 
@@ -23,12 +16,7 @@ async fn malformed_json_is_a_400_problem() {
 async fn unknown_fields_and_wrong_types_are_422_problems() {
     let env = Env::new().await;
     let unknown = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name": "ci", "grants": [{"role": "viewer"}], "colour": "red"}"#),
-        )
+        .create_token(r#"{"name": "ci", "grants": [{"role": "viewer"}], "colour": "red"}"#)
         .await;
     unknown.assert_problem(422, "invalid-body");
     assert!(
@@ -38,32 +26,15 @@ async fn unknown_fields_and_wrong_types_are_422_problems() {
     );
 
     let nested = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name": "ci", "grants": [{"role": "viewer", "scope": "x"}]}"#),
-        )
+        .create_token(r#"{"name": "ci", "grants": [{"role": "viewer", "scope": "x"}]}"#)
         .await;
     nested.assert_problem(422, "invalid-body");
 
-    let wrong_type = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name": 5, "grants": []}"#),
-        )
-        .await;
+    let wrong_type = env.create_token(r#"{"name": 5, "grants": []}"#).await;
     wrong_type.assert_problem(422, "invalid-body");
 
     let bad_role = env
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
-            Some("admin"),
-            Some(r#"{"name": "ci", "grants": [{"role": "root"}]}"#),
-        )
+        .create_token(r#"{"name": "ci", "grants": [{"role": "root"}]}"#)
         .await;
     bad_role.assert_problem(422, "invalid-body");
     assert!(

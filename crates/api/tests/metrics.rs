@@ -11,9 +11,9 @@ use jiff::{SignedDuration, Timestamp};
 use rota_api::{ApiState, AuthMode, app};
 use rota_core::model::{RunStatus, StepStatus};
 use rota_core::parse::Format;
-use rota_store::{NewJobRevision, NewRun, Owner, RunEvent, Store};
+use rota_store::{NewJobRevision, NewRun, RunEvent, Store};
 
-use crate::support::{Env, OPS_RUNS, job_source, send};
+use crate::support::{self, Env, OPS_RUNS, job_source, send};
 
 /// Scrapes `/metrics` as `viewer_all`, checks the content type and parses the text.
 async fn scrape(env: &Env) -> Samples {
@@ -215,24 +215,9 @@ async fn seed_default_job(store: &Store, at: Timestamp) {
     store.save_job_revision(&rev).await.expect("save revision");
 }
 
+/// A run of `default/hello` revision 1.
 fn new_run(id: &str, at: Timestamp) -> NewRun {
-    NewRun {
-        id: id.to_owned(),
-        namespace: "default".to_owned(),
-        job_id: "hello".to_owned(),
-        job_revision: 1,
-        params: serde_json::json!({}),
-        dry_run: false,
-        trigger: "manual".to_owned(),
-        scheduled_at: None,
-        created_at: at,
-        owner: Owner {
-            host: "test".to_owned(),
-            pid: std::process::id(),
-            start_token: "t".to_owned(),
-        },
-        steps: vec!["build".to_owned(), "ship".to_owned()],
-    }
+    support::new_run(id, "default", "hello", 1, at)
 }
 
 /// Records a queued run of `default/hello`.
@@ -262,16 +247,7 @@ async fn record_two_second_run(store: &Store, id: &str, end: Timestamp) {
             at: start,
             pgid: None,
         },
-        RunEvent::StepFinished {
-            run_id: id.to_owned(),
-            step_id: "build".to_owned(),
-            attempt: 1,
-            status: StepStatus::Succeeded,
-            exit_code: Some(0),
-            reason: None,
-            outputs: BTreeMap::new(),
-            at: end,
-        },
+        support::build_succeeded(id, end),
         RunEvent::StepSkipped {
             run_id: id.to_owned(),
             step_id: "ship".to_owned(),

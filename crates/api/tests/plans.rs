@@ -60,14 +60,19 @@ impl Plans {
     }
 
     async fn put_job(&self, quorum: u32, allow_self: bool, expires: &str, command: &str) {
-        let body = gated_job(quorum, allow_self, expires, command);
+        self.put_source(&gated_job(quorum, allow_self, expires, command))
+            .await;
+    }
+
+    /// Saves `body` as the job `ops/gated`, as an editor would.
+    async fn put_source(&self, body: &str) {
         let answer = self
             .env
             .call(
                 Method::PUT,
                 "/api/v1/namespaces/ops/jobs/gated",
                 Some("editor_ops"),
-                Some(&body),
+                Some(body),
             )
             .await;
         assert!(answer.status.is_success(), "{}", answer.body);
@@ -367,6 +372,12 @@ fn detail(answer: &Answer) -> String {
         .to_owned()
 }
 
+/// Asserts the problem's detail names `text`, showing the whole detail when it does not.
+#[track_caller]
+fn assert_detail_mentions(answer: &Answer, text: &str) {
+    assert!(detail(answer).contains(text), "{}", detail(answer));
+}
+
 #[tokio::test]
 async fn apply_refuses_when_the_job_changed_and_names_the_change() {
     let t = Plans::new(1, false, "").await;
@@ -385,16 +396,8 @@ async fn apply_refuses_when_the_job_changed_and_names_the_change() {
     assert_eq!(listed.body["items"][0]["drift"], after.body["drift"]);
     let refused = t.act(&id, "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
-    assert!(
-        detail(&refused).contains("job revision 1 → 2"),
-        "{}",
-        detail(&refused)
-    );
-    assert!(
-        detail(&refused).contains("step migrate changed"),
-        "{}",
-        detail(&refused)
-    );
+    assert_detail_mentions(&refused, "job revision 1 → 2");
+    assert_detail_mentions(&refused, "step migrate changed");
 }
 
 #[tokio::test]
@@ -405,23 +408,10 @@ async fn apply_refuses_when_a_default_parameter_changed() {
     // The same job with another default for `env`: the plan's parameters were resolved
     // from the old default, so the steps it pinned differ from what would run now.
     let body = gated_job(1, false, "", COMMAND).replace("default: staging", "default: prod");
-    let put = t
-        .env
-        .call(
-            Method::PUT,
-            "/api/v1/namespaces/ops/jobs/gated",
-            Some("editor_ops"),
-            Some(&body),
-        )
-        .await;
-    assert!(put.status.is_success(), "{}", put.body);
+    t.put_source(&body).await;
     let refused = t.act(&plan["id"], "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
-    assert!(
-        detail(&refused).contains("job revision 1 → 2"),
-        "{}",
-        detail(&refused)
-    );
+    assert_detail_mentions(&refused, "job revision 1 → 2");
 }
 
 #[tokio::test]
@@ -431,11 +421,7 @@ async fn apply_refuses_when_a_secret_got_a_new_version() {
     t.set_secret("rotated-value").await;
     let refused = t.act(&id, "apply", &t.carol).await;
     refused.assert_problem(409, "conflict");
-    assert!(
-        detail(&refused).contains("secret DB_PASS version 1 → 2"),
-        "{}",
-        detail(&refused)
-    );
+    assert_detail_mentions(&refused, "secret DB_PASS version 1 → 2");
     assert!(!detail(&refused).contains("rotated-value"));
 }
 
@@ -534,11 +520,7 @@ async fn a_run_of_a_job_with_approval_rules_cannot_be_retried() {
         )
         .await;
     retry.assert_problem(409, "conflict");
-    assert!(
-        detail(&retry).contains("make a new plan"),
-        "{}",
-        detail(&retry)
-    );
+    assert_detail_mentions(&retry, "make a new plan");
 }
 
 #[tokio::test]

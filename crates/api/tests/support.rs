@@ -218,6 +218,12 @@ impl Env {
     pub async fn get(&self, uri: &str, token: &str) -> Answer {
         self.call(Method::GET, uri, Some(token), None).await
     }
+
+    /// Creates a token from `body` as the admin: the call most tests of tokens start with.
+    pub async fn create_token(&self, body: &str) -> Answer {
+        self.call(Method::POST, "/api/v1/tokens", Some("admin"), Some(body))
+            .await
+    }
 }
 
 /// Sends a request through the router and decodes a JSON (or empty) body.
@@ -251,19 +257,9 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
     }
 }
 
-/// Records a run of two steps; `running` leaves it running, `logs` adds log lines.
-#[allow(clippy::too_many_arguments)]
-async fn seed_run(
-    store: &Store,
-    id: &str,
-    namespace: &str,
-    job: &str,
-    revision: i64,
-    at: Timestamp,
-    running: bool,
-    logs: bool,
-) {
-    let run = NewRun {
+/// A run of the two steps `build` and `ship`, created at `at` by a manual trigger.
+pub fn new_run(id: &str, namespace: &str, job: &str, revision: i64, at: Timestamp) -> NewRun {
+    NewRun {
         id: id.to_owned(),
         namespace: namespace.to_owned(),
         job_id: job.to_owned(),
@@ -279,7 +275,36 @@ async fn seed_run(
             start_token: "t".to_owned(),
         },
         steps: vec!["build".to_owned(), "ship".to_owned()],
-    };
+    }
+}
+
+/// The event of run `id`'s first `build` attempt succeeding at `at`.
+pub fn build_succeeded(id: &str, at: Timestamp) -> RunEvent {
+    RunEvent::StepFinished {
+        run_id: id.to_owned(),
+        step_id: "build".to_owned(),
+        attempt: 1,
+        status: StepStatus::Succeeded,
+        exit_code: Some(0),
+        reason: None,
+        outputs: BTreeMap::new(),
+        at,
+    }
+}
+
+/// Records a run of two steps; `running` leaves it running, `logs` adds log lines.
+#[allow(clippy::too_many_arguments)]
+async fn seed_run(
+    store: &Store,
+    id: &str,
+    namespace: &str,
+    job: &str,
+    revision: i64,
+    at: Timestamp,
+    running: bool,
+    logs: bool,
+) {
+    let run = new_run(id, namespace, job, revision, at);
     let mut batch = vec![
         RunEvent::RunCreated { run },
         RunEvent::RunStarted {
@@ -308,16 +333,7 @@ async fn seed_run(
     }
     if !running {
         batch.extend([
-            RunEvent::StepFinished {
-                run_id: id.to_owned(),
-                step_id: "build".to_owned(),
-                attempt: 1,
-                status: StepStatus::Succeeded,
-                exit_code: Some(0),
-                reason: None,
-                outputs: BTreeMap::new(),
-                at,
-            },
+            build_succeeded(id, at),
             RunEvent::StepSkipped {
                 run_id: id.to_owned(),
                 step_id: "ship".to_owned(),

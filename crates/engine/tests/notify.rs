@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
 use rota_core::parse::{Format, parse_str};
-use rota_engine::notify::{Deliverer, SecretSource};
+use rota_engine::notify::{Deliverer, DeliveryReport, SecretSource};
 use rota_engine::run::{EngineConfig, RunRequest, RunStop, RunSummary, execute};
 use rota_store::{NewJobRevision, NotificationStatus, RunEvent, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -216,6 +216,36 @@ fn job(server: &Server, body: &str, rules: &str) -> String {
     .replace("BASE", &server.base)
 }
 
+/// Delivers every due notification of `home` with no secrets, as the server's loop does.
+async fn deliver_due(home: &Home) -> Result<DeliveryReport, Box<dyn std::error::Error>> {
+    Ok(Deliverer::new(secrets(&[]))
+        .deliver_due(&home.store, None)
+        .await?)
+}
+
+/// A server answering `statuses` in turn, and a home where one run failed under `rules`:
+/// its notifications are queued, not yet delivered.
+async fn failed_run_under(
+    statuses: Vec<u16>,
+    rules: &str,
+) -> Result<(Server, Home), Box<dyn std::error::Error>> {
+    let server = Server::start(statuses).await?;
+    let mut home = Home::new().await?;
+    home.run(&job(&server, "exit 1", rules), &[]).await?;
+    Ok((server, home))
+}
+
+/// A failed run under a single failure rule posting to `BASE/x`.
+async fn failed_run_with_a_webhook(
+    statuses: Vec<u16>,
+) -> Result<(Server, Home), Box<dyn std::error::Error>> {
+    failed_run_under(
+        statuses,
+        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_failed_run_delivers_one_webhook_with_the_documented_json() -> TestResult {
     let server = Server::start(vec![200]).await?;
@@ -232,9 +262,7 @@ async fn a_failed_run_delivers_one_webhook_with_the_documented_json() -> TestRes
     assert_eq!(queued.len(), 1, "{queued:?}");
     assert_eq!(queued[0].status, NotificationStatus::Pending);
 
-    let report = Deliverer::new(secrets(&[]))
-        .deliver_due(&home.store, None)
-        .await?;
+    let report = deliver_due(&home).await?;
     assert_eq!(report.sent, 1);
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
@@ -269,9 +297,7 @@ async fn a_failed_run_delivers_one_webhook_with_the_documented_json() -> TestRes
     assert_eq!(after[0].status, NotificationStatus::Sent);
     assert_eq!(after[0].attempts, 1);
     // Delivered once: a second pass finds nothing due.
-    let again = Deliverer::new(secrets(&[]))
-        .deliver_due(&home.store, None)
-        .await?;
+    let again = deliver_due(&home).await?;
     assert_eq!(again.sent, 0);
     assert_eq!(server.seen().len(), 1);
 
@@ -318,9 +344,7 @@ async fn success_does_not_fire_a_failure_rule_and_recovery_follows_only_a_failur
     home.run(&ok, &[]).await?;
     assert!(home.store.notifications_of_run("run-4").await?.is_empty());
 
-    Deliverer::new(secrets(&[]))
-        .deliver_due(&home.store, None)
-        .await?;
+    deliver_due(&home).await?;
     let targets: Vec<String> = server
         .seen()
         .iter()
@@ -354,9 +378,7 @@ async fn duration_exceeded_fires_once_for_a_long_run_and_not_for_a_short_one() -
     home.run(&short, &[]).await?;
     assert!(home.store.notifications_of_run("run-2").await?.is_empty());
 
-    Deliverer::new(secrets(&[]))
-        .deliver_due(&home.store, None)
-        .await?;
+    deliver_due(&home).await?;
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].target(), "/slow");
@@ -369,17 +391,12 @@ async fn duration_exceeded_fires_once_for_a_long_run_and_not_for_a_short_one() -
 
 #[tokio::test]
 async fn a_slack_rule_posts_a_one_line_summary() -> TestResult {
-    let server = Server::start(vec![200]).await?;
-    let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
+    let (server, home) = failed_run_under(
+        vec![200],
         "  - on: [failure]\n    slack: { webhook: \"BASE/services/T0/B0\" }\n",
-    );
-    home.run(&source, &[]).await?;
-    Deliverer::new(secrets(&[]))
-        .deliver_due(&home.store, None)
-        .await?;
+    )
+    .await?;
+    deliver_due(&home).await?;
     let seen = server.seen();
     assert_eq!(seen.len(), 1);
     assert_eq!(
@@ -391,14 +408,7 @@ async fn a_slack_rule_posts_a_one_line_summary() -> TestResult {
 
 #[tokio::test]
 async fn an_endpoint_answering_500_then_200_gets_it_on_the_retry() -> TestResult {
-    let server = Server::start(vec![500, 200]).await?;
-    let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
-        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
-    );
-    home.run(&source, &[]).await?;
+    let (server, home) = failed_run_with_a_webhook(vec![500, 200]).await?;
     let deliverer = Deliverer::new(secrets(&[])).with_retries(vec![Duration::from_millis(100)], 8);
     let (report, pending) =
         tokio::time::timeout(LIMIT, deliverer.deliver_run(&home.store, "run-1", LIMIT)).await??;
@@ -428,14 +438,7 @@ async fn an_endpoint_answering_500_then_200_gets_it_on_the_retry() -> TestResult
 
 #[tokio::test]
 async fn an_endpoint_that_keeps_failing_is_given_up_after_the_last_attempt() -> TestResult {
-    let server = Server::start(vec![503]).await?;
-    let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
-        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
-    );
-    home.run(&source, &[]).await?;
+    let (server, home) = failed_run_with_a_webhook(vec![503]).await?;
     let deliverer = Deliverer::new(secrets(&[])).with_retries(vec![Duration::from_millis(50)], 3);
     let (report, pending) =
         tokio::time::timeout(LIMIT, deliverer.deliver_run(&home.store, "run-1", LIMIT)).await??;
@@ -556,14 +559,7 @@ async fn the_outbox_row_commits_with_the_runs_end_or_not_at_all() -> TestResult 
 
 #[tokio::test]
 async fn a_claimed_notification_is_not_taken_by_a_second_deliverer() -> TestResult {
-    let server = Server::start(vec![200]).await?;
-    let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
-        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
-    );
-    home.run(&source, &[]).await?;
+    let (_server, home) = failed_run_with_a_webhook(vec![200]).await?;
     let lease = Duration::from_secs(60);
     let now = Timestamp::now();
     let first = home
@@ -590,14 +586,7 @@ async fn a_claimed_notification_is_not_taken_by_a_second_deliverer() -> TestResu
 
 #[tokio::test]
 async fn delivery_by_a_run_stops_at_its_budget_and_leaves_the_row_pending() -> TestResult {
-    let server = Server::start(vec![0]).await?;
-    let mut home = Home::new().await?;
-    let source = job(
-        &server,
-        "exit 1",
-        "  - on: [failure]\n    webhook: { url: \"BASE/x\" }\n",
-    );
-    home.run(&source, &[]).await?;
+    let (_server, home) = failed_run_with_a_webhook(vec![0]).await?;
     let deliverer = Deliverer::new(secrets(&[]));
     let budget = Duration::from_millis(300);
     let (report, pending) =

@@ -52,6 +52,17 @@ fn live_owner() -> Owner {
     }
 }
 
+/// A new home whose store holds a dead run (see `dead_run`) of the job retrying `retry`.
+async fn dead_run_in_a_new_home(
+    retry: &str,
+    trigger: &str,
+) -> Result<(tempfile::TempDir, Store, Job), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(&dir.path().join("home")).await?;
+    let job = dead_run(&store, dir.path(), &job_source(retry), trigger).await?;
+    Ok((dir, store, job))
+}
+
 /// Records what a server that died while `b`'s first attempt ran left behind: `a` ran (its
 /// marker line written, its output recorded) and succeeded, `b` started attempt 1.
 async fn dead_run(
@@ -153,15 +164,8 @@ fn read(path: &Path) -> String {
 
 #[tokio::test]
 async fn a_resumed_run_retries_the_abandoned_step_and_does_not_rerun_finished_ones() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("home")).await?;
-    let job = dead_run(
-        &store,
-        dir.path(),
-        &job_source("{ attempts: 2, initial: 100ms }"),
-        "cron",
-    )
-    .await?;
+    let (dir, store, job) =
+        dead_run_in_a_new_home("{ attempts: 2, initial: 100ms }", "cron").await?;
 
     let recovered = recover_runs(&store).await?;
     assert_eq!(recovered.resumed, ["run-1"]);
@@ -214,9 +218,7 @@ async fn a_resumed_run_retries_the_abandoned_step_and_does_not_rerun_finished_on
 
 #[tokio::test]
 async fn a_step_without_attempts_left_abandons_the_run() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("home")).await?;
-    dead_run(&store, dir.path(), &job_source("{ attempts: 1 }"), "cron").await?;
+    let (_dir, store, _job) = dead_run_in_a_new_home("{ attempts: 1 }", "cron").await?;
 
     let recovered = recover_runs(&store).await?;
     assert_eq!(recovered.abandoned, ["run-1"]);
@@ -232,15 +234,8 @@ async fn a_step_without_attempts_left_abandons_the_run() -> TestResult {
 
 #[tokio::test]
 async fn a_cli_run_is_abandoned_even_with_attempts_left() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("home")).await?;
-    dead_run(
-        &store,
-        dir.path(),
-        &job_source("{ attempts: 3, initial: 100ms }"),
-        "cli",
-    )
-    .await?;
+    let (_dir, store, _job) =
+        dead_run_in_a_new_home("{ attempts: 3, initial: 100ms }", "cli").await?;
 
     let recovered = recover_runs(&store).await?;
     assert_eq!(recovered.abandoned, ["run-1"]);
@@ -252,15 +247,7 @@ async fn a_cli_run_is_abandoned_even_with_attempts_left() -> TestResult {
 
 #[tokio::test]
 async fn a_resumed_step_waits_its_retry_backoff_before_the_next_attempt() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("home")).await?;
-    let job = dead_run(
-        &store,
-        dir.path(),
-        &job_source("{ attempts: 2, initial: 1h }"),
-        "cron",
-    )
-    .await?;
+    let (dir, store, job) = dead_run_in_a_new_home("{ attempts: 2, initial: 1h }", "cron").await?;
     recover_runs(&store).await?;
     let run = store.get_run("run-1").await?.ok_or("run missing")?;
     assert!(
