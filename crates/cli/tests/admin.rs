@@ -2,9 +2,6 @@
 //! audit chain is checked against real edits of the database file, and a token's text is
 //! shown once and never listed.
 
-use std::io::Write as _;
-use std::process::Stdio;
-
 use serde_json::Value;
 
 use crate::util::{
@@ -29,8 +26,7 @@ fn create_token(rota: &Rota, name: &str, args: &[&str]) -> String {
 
 /// The token ids of `rota tokens list --output json`, oldest first.
 fn token_list(rota: &Rota) -> Vec<Value> {
-    let (list, output) = rota.run_json(&["tokens", "list"]);
-    assert_code(&output, 0);
+    let list = rota.json_ok(&["tokens", "list"]);
     list.as_array().expect("an array of tokens").clone()
 }
 
@@ -66,19 +62,7 @@ fn four_entries(rota: &Rota) {
         .expect("token id")
         .to_owned();
     assert_code(&rota.run(["tokens", "revoke", &id]), 0);
-    let mut child = rota
-        .command(["secrets", "set", "API_KEY"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rota secrets set");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"hunter2\n")
-        .expect("write the value");
+    let child = rota.spawn_with_stdin(["secrets", "set", "API_KEY"], "hunter2\n");
     assert_code(&finish(child, "rota secrets set"), 0);
 }
 
@@ -90,15 +74,13 @@ fn audit_verify_passes_then_names_the_modified_entry() {
     let output = rota.run(["audit", "verify"]);
     assert_code(&output, 0);
     assert_eq!(stdout(&output), "audit log intact: 4 entries\n");
-    let (report, output) = rota.run_json(&["audit", "verify"]);
-    assert_code(&output, 0);
+    let report = rota.json_ok(&["audit", "verify"]);
     assert_eq!(
         report,
         serde_json::json!({ "intact": true, "entries": 4, "break": null })
     );
 
-    let (entries, output) = rota.run_json(&["audit", "list"]);
-    assert_code(&output, 0);
+    let entries = rota.json_ok(&["audit", "list"]);
     let actions: Vec<&str> = entries
         .as_array()
         .expect("an array of entries")
@@ -115,8 +97,7 @@ fn audit_verify_passes_then_names_the_modified_entry() {
             .is_some_and(|actor| actor.starts_with("local:"))),
         "local commands are audited as local:<user>: {entries:#}"
     );
-    let (newest, output) = rota.run_json(&["audit", "list", "--limit", "2"]);
-    assert_code(&output, 0);
+    let newest = rota.json_ok(&["audit", "list", "--limit", "2"]);
     let ids: Vec<i64> = newest
         .as_array()
         .expect("array")
@@ -179,7 +160,7 @@ fn tokens_are_shown_once_listed_with_grants_and_revocable() {
     );
     assert_stdout_has(&table, "operator@team-a");
 
-    let (created, output) = rota.run_json(&[
+    let created = rota.json_ok(&[
         "tokens",
         "create",
         "robot",
@@ -187,7 +168,6 @@ fn tokens_are_shown_once_listed_with_grants_and_revocable() {
         "admin",
         "--all-namespaces",
     ]);
-    assert_code(&output, 0);
     assert!(
         created["token"]
             .as_str()

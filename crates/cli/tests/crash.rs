@@ -51,8 +51,7 @@ steps:
     );
 
     // The verdict is stored, not recomputed: it stays the same and filters find it.
-    let (filtered, output) = rota.run_json(&["runs", "--status", "abandoned"]);
-    assert_code(&output, 0);
+    let filtered = rota.json_ok(&["runs", "--status", "abandoned"]);
     assert_eq!(filtered[0]["id"], run_id.as_str());
     // Its logs stay readable, and following them ends at once: the run is over.
     let logs = rota.run(["logs", "--follow", &run_id]);

@@ -2,6 +2,8 @@
 //! and retries. Nothing here depends on speed: order is proven with marker files written
 //! by the steps, parallelism with a rendezvous through files.
 
+use serde_json::Value;
+
 use crate::util::{Rota, assert_code, step};
 
 /// A step that marks its start, waits for its partner to start (up to 60 s, then fails),
@@ -27,8 +29,7 @@ fn independent_steps_run_in_parallel_up_to_concurrency() {
     job.push_str(&rendezvous_step("left", "right"));
     job.push_str(&rendezvous_step("right", "left"));
     rota.write("parallel.yaml", &job);
-    let (run, output) = rota.run_json(&["run", "parallel.yaml"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "parallel.yaml"]);
     assert_eq!(step(&run, "left")["status"], "succeeded");
     assert_eq!(step(&run, "right")["status"], "succeeded");
 }
@@ -67,8 +68,7 @@ fn concurrency_one_runs_steps_one_at_a_time() {
         job.push_str(&journal_step(id, &[]));
     }
     rota.write("serial.yaml", &job);
-    let (run, output) = rota.run_json(&["run", "serial.yaml"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "serial.yaml"]);
     assert_eq!(run["status"], "succeeded");
     let lines = journal(&rota);
     assert_eq!(lines.len(), 6, "{lines:?}");
@@ -92,8 +92,7 @@ fn a_step_starts_only_after_all_its_needs_finished() {
     job.push_str(&journal_step("join", &["first", "second"]));
     job.push_str(&journal_step("last", &["join"]));
     rota.write("order.yaml", &job);
-    let (_, output) = rota.run_json(&["run", "order.yaml"]);
-    assert_code(&output, 0);
+    rota.json_ok(&["run", "order.yaml"]);
     let lines = journal(&rota);
     let at = |line: &str| {
         lines
@@ -152,8 +151,7 @@ fn when_failure_step_is_skipped_after_success() {
         "ok.yaml",
         "id: ok-job\nsteps:\n  - id: fine\n    sh: \"true\"\n  - id: rescue\n    needs: [fine]\n    when: failure\n    sh: touch rescue.ran\n",
     );
-    let (run, output) = rota.run_json(&["run", "ok.yaml"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "ok.yaml"]);
     assert_eq!(step(&run, "rescue")["status"], "skipped");
     assert!(!rota.path("rescue.ran").exists());
 }
@@ -175,59 +173,58 @@ steps:
     )
 }
 
+/// Runs a [`flaky_job`] with `rota run --output json`, checks its exit code, and returns
+/// the run's JSON.
+fn run_flaky(rota: &Rota, retry: &str, succeed_on: u32, code: i32) -> Value {
+    rota.write("flaky.yaml", &flaky_job(retry, succeed_on));
+    let (run, output) = rota.run_json(&["run", "flaky.yaml"]);
+    assert_code(&output, code);
+    run
+}
+
+/// How many times the [`flaky_job`] step ran, as its count file says.
+fn tries_counted(rota: &Rota) -> String {
+    std::fs::read_to_string(rota.path("count"))
+        .expect("count")
+        .trim()
+        .to_owned()
+}
+
 #[test]
 fn retries_until_success_with_constant_backoff() {
     let rota = Rota::new();
-    rota.write(
-        "flaky.yaml",
-        &flaky_job("{ attempts: 3, initial: 100ms }", 3),
-    );
-    let (run, output) = rota.run_json(&["run", "flaky.yaml"]);
-    assert_code(&output, 0);
+    let run = run_flaky(&rota, "{ attempts: 3, initial: 100ms }", 3, 0);
     let flaky = step(&run, "flaky");
     assert_eq!(flaky["status"], "succeeded");
     assert_eq!(flaky["attempts"], 3);
     assert_eq!(flaky["outputs"]["attempt"], "3");
-    assert_eq!(
-        std::fs::read_to_string(rota.path("count"))
-            .expect("count")
-            .trim(),
-        "3"
-    );
+    assert_eq!(tries_counted(&rota), "3");
 }
 
 #[test]
 fn retries_with_exponential_backoff_give_up_after_the_last_attempt() {
     let rota = Rota::new();
-    rota.write(
-        "flaky.yaml",
-        &flaky_job("{ attempts: 3, backoff: exponential, initial: 50ms }", 10),
+    let run = run_flaky(
+        &rota,
+        "{ attempts: 3, backoff: exponential, initial: 50ms }",
+        10,
+        1,
     );
-    let (run, output) = rota.run_json(&["run", "flaky.yaml"]);
-    assert_code(&output, 1);
     let flaky = step(&run, "flaky");
     assert_eq!(flaky["status"], "failed");
     assert_eq!(flaky["attempts"], 3);
     assert_eq!(flaky["exit_code"], 1);
-    assert_eq!(
-        std::fs::read_to_string(rota.path("count"))
-            .expect("count")
-            .trim(),
-        "3"
-    );
+    assert_eq!(tries_counted(&rota), "3");
 }
 
 #[test]
 fn exponential_backoff_retry_can_succeed() {
     let rota = Rota::new();
-    rota.write(
-        "flaky.yaml",
-        &flaky_job(
-            "{ attempts: 4, backoff: exponential, initial: 50ms, max: 200ms }",
-            2,
-        ),
+    let run = run_flaky(
+        &rota,
+        "{ attempts: 4, backoff: exponential, initial: 50ms, max: 200ms }",
+        2,
+        0,
     );
-    let (run, output) = rota.run_json(&["run", "flaky.yaml"]);
-    assert_code(&output, 0);
     assert_eq!(step(&run, "flaky")["attempts"], 2);
 }

@@ -29,20 +29,10 @@ fn free_port() -> u16 {
 
 /// Sets secret `name` in `namespace` through `rota secrets set` (value on stdin).
 fn set_secret(rota: &Rota, namespace: &str, name: &str, value: &str) {
-    use std::io::Write as _;
-    let mut child = rota
-        .command(["secrets", "set", name, "-n", namespace])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start rota secrets set");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{value}\n").as_bytes())
-        .expect("write the value");
+    let child = rota.spawn_with_stdin(
+        ["secrets", "set", name, "-n", namespace],
+        &format!("{value}\n"),
+    );
     let output = child.wait_with_output().expect("rota secrets set");
     assert_code(&output, 0);
 }
@@ -108,8 +98,7 @@ fn a_retried_step_shows_its_whole_time_and_its_attempts() {
         "flaky.yaml",
         "id: flaky\nsteps:\n  - id: a\n    sh: n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; [ $n -ge 3 ]\n    retry: { attempts: 3, backoff: exponential, initial: 500ms }\n",
     );
-    let (run, output) = rota.run_json(&["run", file.to_str().expect("utf-8 path")]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", file.to_str().expect("utf-8 path")]);
     let a = step(&run, "a");
     assert_eq!(a["attempts"], 3, "{run:#}");
     let id = run["id"].as_str().expect("run id");
@@ -178,8 +167,7 @@ fn schedule_history_of_an_unknown_job_is_an_error() {
         &rota.run(["jobs", "put", file.to_str().expect("utf-8 path")]),
         0,
     );
-    let (history, output) = rota.run_json(&["schedule", "history", "quiet"]);
-    assert_code(&output, 0);
+    let history = rota.json_ok(&["schedule", "history", "quiet"]);
     assert_eq!(history, Value::Array(Vec::new()));
 }
 
@@ -205,8 +193,7 @@ fn an_ad_hoc_run_says_how_to_reach_a_secret_stored_in_default() {
         assert!(message.contains(part), "{part:?} missing from: {message}");
     }
     // Following the advice works.
-    let (run, output) = rota.run_json(&["run", path, "-n", "default"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", path, "-n", "default"]);
     assert_eq!(run["namespace"], "default");
     assert_eq!(run["status"], "succeeded", "{run:#}");
 }
@@ -366,8 +353,7 @@ fn plans_count_the_approvals_they_got_and_show_drift() {
         "gated.yaml",
         "id: gated\napproval: { approvers: [alice, bob], quorum: 2, expires: 1s }\nsteps:\n  - id: a\n    sh: echo deploy\n",
     );
-    let (plan, output) = rota.run_json(&["plan", gated.to_str().expect("utf-8 path")]);
-    assert_code(&output, 0);
+    let plan = rota.json_ok(&["plan", gated.to_str().expect("utf-8 path")]);
     let gated_id = plan["id"].as_str().expect("plan id").to_owned();
     wait_until("the plan to expire", || {
         let (plans, _) = rota.run_json(&["plans", "--status", "expired"]);
@@ -388,8 +374,7 @@ fn plans_count_the_approvals_they_got_and_show_drift() {
         "id: free\nnamespace: team\nsteps:\n  - id: a\n    sh: echo one\n",
     );
     let free_path = free.to_str().expect("utf-8 path");
-    let (plan, output) = rota.run_json(&["plan", free_path]);
-    assert_code(&output, 0);
+    let plan = rota.json_ok(&["plan", free_path]);
     assert_eq!(plan["status"], "approved");
     assert_eq!(plan["drift"], Value::Array(Vec::new()));
     let free_id = plan["id"].as_str().expect("plan id").to_owned();
@@ -404,8 +389,7 @@ fn plans_count_the_approvals_they_got_and_show_drift() {
         .find(|l| l.starts_with(&free_id))
         .unwrap_or_else(|| panic!("no row for {free_id}:\n{listed}"));
     assert!(row.contains("drifted (approved)"), "{listed}");
-    let (shown, output) = rota.run_json(&["plans", "show", &free_id]);
-    assert_code(&output, 0);
+    let shown = rota.json_ok(&["plans", "show", &free_id]);
     assert_eq!(shown["status"], "approved");
     assert!(
         shown["drift"].as_array().is_some_and(|d| !d.is_empty()),

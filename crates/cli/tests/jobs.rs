@@ -15,8 +15,7 @@ fn toml_and_json_job_files_run_like_yaml() {
         r#"{"id": "json-job", "steps": [{"id": "one", "exec": ["sh", "-c", "echo from=json >> \"$ROTA_OUTPUT\""]}]}"#,
     );
     for (file, from) in [("job.toml", "toml"), ("job.json", "json")] {
-        let (run, output) = rota.run_json(&["run", file]);
-        assert_code(&output, 0);
+        let run = rota.json_ok(&["run", file]);
         assert_eq!(step(&run, "one")["outputs"]["from"], from, "{run:#}");
     }
 }
@@ -32,8 +31,7 @@ fn a_file_with_several_jobs_needs_job_to_choose() {
     assert_code(&output, 2);
     assert_stderr_has(&output, "first-job");
     assert_stderr_has(&output, "second-job");
-    let (run, output) = rota.run_json(&["run", "many.yaml", "--job", "second-job"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "many.yaml", "--job", "second-job"]);
     assert_eq!(run["job"], "second-job");
     assert!(rota.path("second.ran").exists());
     assert!(!rota.path("first.ran").exists());
@@ -52,8 +50,7 @@ fn namespaces_are_explicit_or_stable_per_file() {
     );
 
     let ns = |file: &str| {
-        let (run, output) = rota.run_json(&["run", file]);
-        assert_code(&output, 0);
+        let run = rota.json_ok(&["run", file]);
         run["namespace"].as_str().expect("namespace").to_owned()
     };
     let a1 = ns("a/job.yaml");
@@ -76,21 +73,18 @@ fn a_stored_job_runs_by_id_and_jobs_lists_it() {
         "stored.yaml",
         "id: stored-job\nnamespace: default\nsteps:\n  - id: s\n    sh: echo \"n=$((1+1))\" >> \"$ROTA_OUTPUT\"\n",
     );
-    let (first, output) = rota.run_json(&["run", "stored.yaml"]);
-    assert_code(&output, 0);
+    let first = rota.json_ok(&["run", "stored.yaml"]);
 
     let listing = rota.run(["jobs"]);
     assert_code(&listing, 0);
     assert_stdout_has(&listing, "stored-job");
-    let (jobs, output) = rota.run_json(&["jobs"]);
-    assert_code(&output, 0);
+    let jobs = rota.json_ok(&["jobs"]);
     assert_eq!(jobs[0]["id"], "stored-job");
     assert_eq!(jobs[0]["namespace"], "default");
 
     // Not a file in the working directory any more: the stored revision runs.
     std::fs::remove_file(rota.path("stored.yaml")).expect("remove the file");
-    let (second, output) = rota.run_json(&["run", "stored-job"]);
-    assert_code(&output, 0);
+    let second = rota.json_ok(&["run", "stored-job"]);
     assert_eq!(second["job"], "stored-job");
     assert_ne!(second["id"], first["id"]);
     assert_eq!(step(&second, "s")["outputs"]["n"], "2");
@@ -110,15 +104,13 @@ fn jobs_put_saves_one_job_per_file_locally_too() {
     let output = rota.run(["jobs", "put", "many.yaml"]);
     assert_code(&output, 2);
     assert_stderr_has(&output, "one job per file; this file defines 2");
-    let (jobs, output) = rota.run_json(&["jobs"]);
-    assert_code(&output, 0);
+    let jobs = rota.json_ok(&["jobs"]);
     assert_eq!(jobs, serde_json::json!([]));
     rota.write(
         "one.yaml",
         "id: one-job\nsteps:\n  - id: s\n    sh: 'true'\n",
     );
-    let (saved, output) = rota.run_json(&["jobs", "put", "one.yaml"]);
-    assert_code(&output, 0);
+    let saved = rota.json_ok(&["jobs", "put", "one.yaml"]);
     assert_eq!(saved[0]["id"], "one-job");
     assert_eq!(saved[0]["revision"], 1);
     assert_eq!(saved[0]["source_path"], serde_json::Value::Null);

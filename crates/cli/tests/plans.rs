@@ -254,27 +254,16 @@ fn remote_plan_is_approved_by_another_token_and_applied() {
     assert_code(&shown, 0);
     assert_eq!(json(&shown)["status"], "applied");
     // The same plan read from the server's store without --server.
-    let (local, output) = rota.run_json(&["plans", "show", &id]);
-    assert_code(&output, 0);
+    let local = rota.json_ok(&["plans", "show", &id]);
     assert_eq!(local, json(&shown));
 }
 
 /// Sets `ops/DB_PASS` through `rota secrets set` (value on stdin).
 fn set_secret(rota: &Rota, value: &str) {
-    use std::io::Write as _;
-    let mut child = rota
-        .command(["secrets", "set", "DB_PASS", "-n", "ops"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start rota secrets set");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{value}\n").as_bytes())
-        .expect("write the value");
+    let child = rota.spawn_with_stdin(
+        ["secrets", "set", "DB_PASS", "-n", "ops"],
+        &format!("{value}\n"),
+    );
     assert_code(&crate::util::finish(child, "rota secrets set"), 0);
 }
 

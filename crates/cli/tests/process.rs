@@ -3,11 +3,14 @@
 //! afterwards (polled through /proc with a generous bound).
 
 use std::path::Path;
+use std::process::{Child, Output};
 
 use nix::sys::signal::Signal;
+use serde_json::Value;
 
 use crate::util::{
-    Rota, assert_code, finish, json, read_pid, signal, stdout, step, wait_gone, wait_until,
+    Rota, assert_code, assert_reason_has, finish, json, read_pid, signal, stdout, step, wait_gone,
+    wait_until,
 };
 
 /// A long step that leaves a background grandchild: its pid goes to `<id>.bg`, the shell's
@@ -35,6 +38,40 @@ fn assert_step_processes_gone(rota: &Rota, id: &str) {
     rota.assert_no_processes_left();
 }
 
+/// Writes job `id`, one [`long_step`] `slow`, to `file`.
+fn write_slow_job(rota: &Rota, id: &str, file: &str) {
+    rota.write(
+        file,
+        &format!("id: {id}\nsteps:\n{}", long_step("slow", "")),
+    );
+}
+
+/// Starts `rota run` of a [`write_slow_job`] job and waits until step `slow` runs; the
+/// child and the run's id.
+fn spawn_slow_run(rota: &Rota, id: &str, file: &str) -> (Child, String) {
+    write_slow_job(rota, id, file);
+    let child = rota.spawn(["run", file]);
+    let run_id = rota.wait_for_running_run();
+    read_pid(&rota.path("slow.pid"));
+    (child, run_id)
+}
+
+/// The JSON run `rota run --output json` printed when cancelled: exit code 130, the run and
+/// its step `slow` cancelled.
+fn cancelled_run(output: &Output) -> Value {
+    assert_code(output, 130);
+    let run = json(output);
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "slow")["status"], "cancelled", "{run:#}");
+    run
+}
+
+/// Step `slow`'s processes are gone and the (only) run is recorded cancelled.
+fn assert_slow_cancelled(rota: &Rota) {
+    assert_step_processes_gone(rota, "slow");
+    assert_eq!(rota.runs()[0]["status"], "cancelled");
+}
+
 #[test]
 fn step_timeout_stops_the_whole_process_group() {
     let rota = Rota::new();
@@ -48,12 +85,7 @@ fn step_timeout_stops_the_whole_process_group() {
     assert_eq!(run["status"], "failed", "{run:#}");
     let slow = step(&run, "slow");
     assert_eq!(slow["status"], "timed_out", "{slow:#}");
-    assert!(
-        slow["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("timed out")),
-        "{slow:#}"
-    );
+    assert_reason_has(slow, "timed out");
     assert_step_processes_gone(&rota, "slow");
 }
 
@@ -93,12 +125,7 @@ fn run_timeout_stops_running_steps_cancels_the_rest_and_runs_cleanup() {
     let (run, output) = rota.run_json(&["run", "run-timeout.yaml"]);
     assert_code(&output, 1);
     assert_eq!(run["status"], "timed_out", "{run:#}");
-    assert!(
-        run["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("timeout")),
-        "{run:#}"
-    );
+    assert_reason_has(&run, "timeout");
     assert_eq!(step(&run, "slow")["status"], "timed_out");
     assert_eq!(step(&run, "next")["status"], "cancelled", "{run:#}");
     assert!(!rota.path("next.ran").exists());
@@ -131,10 +158,7 @@ fn a_second_ctrl_c_stops_the_cleanup_steps_too() {
     }
     signal(child.id(), Signal::SIGINT);
     let output = finish(child, "rota run");
-    assert_code(&output, 130);
-    let run = json(&output);
-    assert_eq!(run["status"], "cancelled", "{run:#}");
-    assert_eq!(step(&run, "slow")["status"], "cancelled", "{run:#}");
+    let run = cancelled_run(&output);
     assert_eq!(step(&run, "cleanup")["status"], "cancelled", "{run:#}");
     assert_step_processes_gone(&rota, "slow");
     assert_step_processes_gone(&rota, "cleanup");
@@ -143,18 +167,14 @@ fn a_second_ctrl_c_stops_the_cleanup_steps_too() {
 #[test]
 fn ctrl_c_cancels_the_run_with_exit_code_130() {
     let rota = Rota::new();
-    let job = format!("id: interrupt-job\nsteps:\n{}", long_step("slow", ""));
-    rota.write("interrupt.yaml", &job);
+    write_slow_job(&rota, "interrupt-job", "interrupt.yaml");
     let child = rota.spawn(["run", "interrupt.yaml", "--output", "json"]);
     // Once the step wrote its pid, rota's signal handlers are installed and the step runs.
     read_pid(&rota.path("slow.bg"));
     read_pid(&rota.path("slow.pid"));
     signal(child.id(), Signal::SIGINT);
     let output = finish(child, "rota run");
-    assert_code(&output, 130);
-    let run = json(&output);
-    assert_eq!(run["status"], "cancelled", "{run:#}");
-    assert_eq!(step(&run, "slow")["status"], "cancelled", "{run:#}");
+    let run = cancelled_run(&output);
     assert_step_processes_gone(&rota, "slow");
     let runs = rota.runs();
     assert_eq!(runs[0]["id"], run["id"]);
@@ -176,17 +196,13 @@ fn rota_cancel_from_another_process_stops_the_run() {
     assert_eq!(reply["id"], run_id.as_str());
 
     let output = finish(child, "rota run");
-    assert_code(&output, 130);
-    let run = json(&output);
+    let run = cancelled_run(&output);
     assert_eq!(run["id"], run_id.as_str());
-    assert_eq!(run["status"], "cancelled", "{run:#}");
-    assert_eq!(step(&run, "slow")["status"], "cancelled");
     assert_ne!(step(&run, "later")["status"], "succeeded");
     assert!(!rota.path("later.ran").exists());
     assert_step_processes_gone(&rota, "slow");
 
-    let (shown, output) = rota.run_json(&["runs", "show", &run_id]);
-    assert_code(&output, 0);
+    let shown = rota.json_ok(&["runs", "show", &run_id]);
     assert_eq!(shown["status"], "cancelled");
 
     // A finished run cannot be cancelled again, and an unknown one is a usage error.
@@ -199,18 +215,13 @@ fn rota_cancel_from_another_process_stops_the_run() {
 #[test]
 fn cancel_by_unique_prefix_works() {
     let rota = Rota::new();
-    let job = format!("id: prefix-job\nsteps:\n{}", long_step("slow", ""));
-    rota.write("prefix.yaml", &job);
-    let child = rota.spawn(["run", "prefix.yaml"]);
-    let run_id = rota.wait_for_running_run();
-    read_pid(&rota.path("slow.pid"));
+    let (child, run_id) = spawn_slow_run(&rota, "prefix-job", "prefix.yaml");
     let prefix = &run_id[..12];
     let cancel = rota.run(["cancel", prefix]);
     assert_code(&cancel, 0);
     let output = finish(child, "rota run");
     assert_code(&output, 130);
-    assert_step_processes_gone(&rota, "slow");
-    assert_eq!(rota.runs()[0]["status"], "cancelled");
+    assert_slow_cancelled(&rota);
 }
 
 #[test]
@@ -258,8 +269,7 @@ steps:
 #[test]
 fn sigterm_to_rota_run_cancels_like_ctrl_c() {
     let rota = Rota::new();
-    let job = format!("id: term-job\nsteps:\n{}", long_step("slow", ""));
-    rota.write("term.yaml", &job);
+    write_slow_job(&rota, "term-job", "term.yaml");
     let child = rota.spawn(["run", "term.yaml"]);
     read_pid(&rota.path("slow.pid"));
     read_pid(&rota.path("slow.bg"));
@@ -271,8 +281,7 @@ fn sigterm_to_rota_run_cancels_like_ctrl_c() {
         "human summary: {}",
         stdout(&output)
     );
-    assert_step_processes_gone(&rota, "slow");
-    assert_eq!(rota.runs()[0]["status"], "cancelled");
+    assert_slow_cancelled(&rota);
 }
 
 #[test]
@@ -315,11 +324,7 @@ steps:
 #[test]
 fn logs_follow_ends_when_the_run_is_cancelled() {
     let rota = Rota::new();
-    let job = format!("id: follow-cancel-job\nsteps:\n{}", long_step("slow", ""));
-    rota.write("follow-cancel.yaml", &job);
-    let runner = rota.spawn(["run", "follow-cancel.yaml"]);
-    let run_id = rota.wait_for_running_run();
-    read_pid(&rota.path("slow.pid"));
+    let (runner, run_id) = spawn_slow_run(&rota, "follow-cancel-job", "follow-cancel.yaml");
     let follower = rota.spawn(["logs", "--follow", &run_id]);
     assert_code(&rota.run(["cancel", &run_id]), 0);
     assert_code(&finish(runner, "rota run"), 130);

@@ -60,11 +60,16 @@ fn setup() -> (Rota, Server) {
     (rota, server)
 }
 
-/// `rota --server URL --token T ARGS`.
-pub(crate) fn remote(rota: &Rota, server: &Server, args: &[&str]) -> Output {
+/// `--server URL --token T ARGS`: the arguments of a command for `server`, as its admin.
+fn remote_args<'a>(server: &'a Server, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec!["--server", &server.url, "--token", &server.admin_token];
     all.extend(args);
-    rota.run(&all)
+    all
+}
+
+/// `rota --server URL --token T ARGS`.
+pub(crate) fn remote(rota: &Rota, server: &Server, args: &[&str]) -> Output {
+    rota.run(remote_args(server, args))
 }
 
 /// `rota --server URL --token T ARGS --output json`, parsed; the exit code must be 0.
@@ -78,9 +83,7 @@ pub(crate) fn remote_json(rota: &Rota, server: &Server, args: &[&str]) -> Value 
 
 /// The same command on the server's store, without `--server`.
 fn local_json(rota: &Rota, args: &[&str]) -> Value {
-    let (value, output) = rota.run_json(args);
-    assert_code(&output, 0);
-    value
+    rota.json_ok(args)
 }
 
 #[test]
@@ -227,15 +230,7 @@ fn logs_follow_prints_lines_of_a_running_job_until_it_ends() {
     let started = remote(&rota, &server, &["run", "waits", "--detach"]);
     assert_code(&started, 0);
     let id = stdout(&started).trim().to_owned();
-    let mut follow = rota.spawn([
-        "--server",
-        &server.url,
-        "--token",
-        &server.admin_token,
-        "logs",
-        "-f",
-        &id,
-    ]);
+    let mut follow = rota.spawn(remote_args(&server, &["logs", "-f", &id]));
     let (tx, rx) = mpsc::channel::<String>();
     let out = follow.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
@@ -272,14 +267,7 @@ fn logs_follow_prints_lines_of_a_running_job_until_it_ends() {
 #[test]
 fn cancel_of_a_followed_remote_run_is_accepted_and_the_exit_code_follows_the_end() {
     let (rota, server) = setup();
-    let follower = rota.spawn([
-        "--server",
-        &server.url,
-        "--token",
-        &server.admin_token,
-        "run",
-        "waits",
-    ]);
+    let follower = rota.spawn(remote_args(&server, &["run", "waits"]));
     let mut id = String::new();
     wait_until("the remote run to be running", || {
         let runs = remote_json(&rota, &server, &["runs", "--status", "running"]);
@@ -302,26 +290,10 @@ fn cancel_of_a_followed_remote_run_is_accepted_and_the_exit_code_follows_the_end
 #[test]
 fn secrets_and_tokens_are_managed_over_the_api() {
     let (rota, server) = setup();
-    let mut set = rota
-        .command([
-            "--server",
-            &server.url,
-            "--token",
-            &server.admin_token,
-            "secrets",
-            "set",
-            "DB_PASSWORD",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start rota secrets set");
-    {
-        use std::io::Write as _;
-        let mut stdin = set.stdin.take().expect("piped stdin");
-        stdin.write_all(b"hunter2\n").expect("write the value");
-    }
+    let set = rota.spawn_with_stdin(
+        remote_args(&server, &["secrets", "set", "DB_PASSWORD"]),
+        "hunter2\n",
+    );
     let output = finish(set, "rota secrets set");
     assert_code(&output, 0);
     assert!(!stdout(&output).contains("hunter2"));
@@ -552,14 +524,7 @@ fn completions_offer_the_server_flags() {
 #[test]
 fn ctrl_c_while_following_a_remote_run_asks_the_server_to_cancel_it() {
     let (rota, server) = setup();
-    let follower = rota.spawn([
-        "--server",
-        &server.url,
-        "--token",
-        &server.admin_token,
-        "run",
-        "waits",
-    ]);
+    let follower = rota.spawn(remote_args(&server, &["run", "waits"]));
     wait_until("the remote run to be running", || {
         let runs = remote_json(&rota, &server, &["runs", "--status", "running"]);
         runs.as_array().is_some_and(|r| !r.is_empty())

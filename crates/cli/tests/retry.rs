@@ -4,7 +4,9 @@
 
 use serde_json::Value;
 
-use crate::util::{Rota, assert_code, assert_stderr_has, describe, json, stdout, step};
+use crate::util::{
+    Rota, assert_code, assert_reason_has, assert_stderr_has, describe, json, stdout, step,
+};
 
 /// `b` fails until the file `ok` exists next to the job; `a`'s output feeds `b`.
 fn job(rota: &Rota) -> String {
@@ -107,11 +109,5 @@ fn a_local_retry_whose_secret_is_gone_fails_by_name_and_is_not_left_running() {
     assert_eq!(runs.len(), 2, "{runs:#?}");
     assert_eq!(runs[0]["trigger"], "retry");
     assert_eq!(runs[0]["status"], "failed", "{:#}", runs[0]);
-    assert!(
-        runs[0]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("ROTA_TEST_RETRY_TOKEN")),
-        "{:#}",
-        runs[0]
-    );
+    assert_reason_has(&runs[0], "ROTA_TEST_RETRY_TOKEN");
 }

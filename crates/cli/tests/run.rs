@@ -62,8 +62,7 @@ fn failed_step_fails_the_run_with_exit_code_1() {
 #[test]
 fn ad_hoc_shell_command_runs_one_step() {
     let rota = Rota::new();
-    let (run, output) = rota.run_json(&["run", "--command", "echo hi > made-by-command"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "--command", "echo hi > made-by-command"]);
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["steps"].as_array().map(Vec::len), Some(1));
     let made =
@@ -129,7 +128,7 @@ steps:
       echo "ratio={{ params.ratio * 2 }}" >> "$ROTA_OUTPUT"
 "#,
     );
-    let (run, output) = rota.run_json(&[
+    let run = rota.json_ok(&[
         "run",
         "params.yaml",
         "-p",
@@ -141,7 +140,6 @@ steps:
         "-p",
         "ratio=1.25",
     ]);
-    assert_code(&output, 0);
     let outputs = &step(&run, "show")["outputs"];
     assert_eq!(outputs["count"], "42");
     assert_eq!(outputs["loud"], "yes");
@@ -203,14 +201,13 @@ steps:
         "params.json",
         r#"{"who": "file", "hosts": ["a", "b"], "n": 3}"#,
     );
-    let (run, output) = rota.run_json(&["run", "pf.yaml", "--params-file", "params.json"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "pf.yaml", "--params-file", "params.json"]);
     let outputs = &step(&run, "show")["outputs"];
     assert_eq!(outputs["who"], "file");
     assert_eq!(outputs["hosts"], "a,b");
     assert_eq!(outputs["n"], "3");
 
-    let (run, output) = rota.run_json(&[
+    let run = rota.json_ok(&[
         "run",
         "pf.yaml",
         "--params-file",
@@ -218,7 +215,6 @@ steps:
         "-p",
         "who=flag",
     ]);
-    assert_code(&output, 0);
     assert_eq!(step(&run, "show")["outputs"]["who"], "flag");
 
     rota.write("wrong.json", r#"{"who": "x", "n": "three"}"#);
@@ -271,8 +267,7 @@ steps:
     sh: touch after-skip.ran
 "#,
     );
-    let (run, output) = rota.run_json(&["run", "outputs.yaml"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "outputs.yaml"]);
     assert_eq!(step(&run, "produce")["outputs"]["colour"], "blue");
     assert_eq!(step(&run, "consume")["outputs"]["seen"], "blue-3");
     assert_eq!(step(&run, "only-blue")["status"], "succeeded");
@@ -284,8 +279,7 @@ steps:
     assert!(!rota.path("only-red.ran").exists());
     assert!(!rota.path("only-prod.ran").exists());
 
-    let (run, output) = rota.run_json(&["run", "outputs.yaml", "-p", "target=prod"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "outputs.yaml", "-p", "target=prod"]);
     assert_eq!(step(&run, "only-prod")["status"], "succeeded");
 }
 
@@ -316,8 +310,7 @@ steps:
       echo "run_id=$ROTA_RUN_ID" >> "$ROTA_OUTPUT"
 "#,
     );
-    let (run, output) = rota.run_json(&["run", "env.yaml"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "env.yaml"]);
     let outputs = &step(&run, "show")["outputs"];
     assert_eq!(outputs["job"], "from-job");
     assert_eq!(outputs["step"], "templated");

@@ -32,8 +32,7 @@ fn runs_lists_newest_first_and_filters_by_job_and_status() {
     let second = run_id(&rota, "bad-job.yaml");
     let third = run_id(&rota, "good-job.yaml");
 
-    let (all, output) = rota.run_json(&["runs"]);
-    assert_code(&output, 0);
+    let all = rota.json_ok(&["runs"]);
     assert_eq!(ids(&all), [third.clone(), second.clone(), first.clone()]);
     for run in all.as_array().expect("array") {
         for key in ["id", "job", "namespace", "status", "steps"] {
@@ -71,8 +70,7 @@ fn runs_show_prints_one_run_with_its_steps() {
     job(&rota, "show-job", "echo \"answer=42\" >> \"$ROTA_OUTPUT\"");
     let id = run_id(&rota, "show-job.yaml");
 
-    let (run, output) = rota.run_json(&["runs", "show", &id]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["runs", "show", &id]);
     assert_eq!(run["id"], id.as_str());
     assert_eq!(run["job"], "show-job");
     assert_eq!(run["status"], "succeeded");

@@ -5,8 +5,7 @@ use serde_json::Value;
 use crate::util::{Rota, assert_code, stderr};
 
 fn preview(rota: &Rota, args: &[&str]) -> Vec<String> {
-    let (json, output) = rota.run_json(&[&["schedule", "preview"], args].concat());
-    assert_code(&output, 0);
+    let json = rota.json_ok(&[&["schedule", "preview"], args].concat());
     match json {
         Value::Array(items) => items
             .into_iter()

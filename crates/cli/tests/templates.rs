@@ -3,7 +3,9 @@
 //! its bounds fails its step at once; unknown filters do not validate; booleans print
 //! lowercase; wrapped base64 of a secret is masked.
 
-use crate::util::{Rota, assert_code, describe, example, stderr, step, wait_until};
+use crate::util::{
+    Rota, assert_code, assert_reason_has, describe, example, stderr, step, wait_until,
+};
 
 /// Runs the README's hello job with `greeting` set to `value`, and returns its greet line.
 fn greet_with(value: &str) -> String {
@@ -249,12 +251,7 @@ steps:
     for id in ["doubling", "wide_join", "condition"] {
         let failed = step(&run, id);
         assert_eq!(failed["status"], "failed", "{failed:#}");
-        assert!(
-            failed["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("template exceeded its bounds")),
-            "{failed:#}"
-        );
+        assert_reason_has(failed, "template exceeded its bounds");
     }
     assert_eq!(step(&run, "plain")["status"], "succeeded", "{run:#}");
 }

@@ -97,6 +97,25 @@ impl Rota {
         finish(self.spawn(args), "rota")
     }
 
+    /// Starts `rota ARGS` with `input` on its stdin (closed once written, as a pipe's writer
+    /// would), stdout and stderr piped.
+    pub fn spawn_with_stdin<I, S>(&self, args: I, input: &str) -> Child
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rota");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("write rota's stdin");
+        child
+    }
+
     /// Starts `rota ARGS` with stdout and stderr piped.
     pub fn spawn<I, S>(&self, args: I) -> Child
     where
@@ -116,6 +135,14 @@ impl Rota {
         all.extend(["--output", "json"]);
         let output = self.run(&all);
         (json(&output), output)
+    }
+
+    /// Runs `rota ARGS --output json`, which must exit with code 0, and parses stdout.
+    #[track_caller]
+    pub fn json_ok(&self, args: &[&str]) -> Value {
+        let (value, output) = self.run_json(args);
+        assert_code(&output, 0);
+        value
     }
 
     /// `rota runs --output json`: every run, newest first.
@@ -236,6 +263,15 @@ pub fn assert_code(output: &Output, code: i32) {
         Some(code),
         "unexpected exit: {}",
         describe(output)
+    );
+}
+
+/// Asserts that a run's or step's JSON has a `reason` containing `text`.
+#[track_caller]
+pub fn assert_reason_has(record: &Value, text: &str) {
+    assert!(
+        record["reason"].as_str().is_some_and(|r| r.contains(text)),
+        "{record:#}"
     );
 }
 

@@ -16,13 +16,18 @@ fn assert_diagnostic(stderr: &str, at: &str, needle: &str) {
     assert!(found, "no diagnostic `{at}: …{needle}…` in:\n{stderr}");
 }
 
+/// `rota validate FILE` of a fresh file that does not validate: exit code 2, and its stderr.
+fn validation_errors(file: &str, contents: &str) -> String {
+    let rota = Rota::new();
+    rota.write(file, contents);
+    let output = rota.run(["validate", file]);
+    assert_code(&output, 2);
+    stderr(&output)
+}
+
 #[test]
 fn validate_reports_every_problem_with_its_position() {
-    let rota = Rota::new();
-    rota.write("invalid.yaml", INVALID_YAML);
-    let output = rota.run(["validate", "invalid.yaml"]);
-    assert_code(&output, 2);
-    let err = stderr(&output);
+    let err = validation_errors("invalid.yaml", INVALID_YAML);
     assert_diagnostic(&err, "invalid.yaml:3:1", "unknown key `colour`");
     assert_diagnostic(&err, "invalid.yaml:4:14", "concurrency");
     assert_diagnostic(&err, "invalid.yaml:6:11", "cron");
@@ -41,11 +46,7 @@ fn validate_reports_every_problem_with_its_position() {
 
 #[test]
 fn validate_reports_toml_problems_with_positions_too() {
-    let rota = Rota::new();
-    rota.write("invalid.toml", INVALID_TOML);
-    let output = rota.run(["validate", "invalid.toml"]);
-    assert_code(&output, 2);
-    let err = stderr(&output);
+    let err = validation_errors("invalid.toml", INVALID_TOML);
     assert_diagnostic(&err, "invalid.toml:3:30", "unknown key `retries`");
     assert_diagnostic(&err, "invalid.toml:4:39", "zzz");
 }
@@ -59,8 +60,7 @@ fn valid_file_validates_with_exit_code_0() {
     assert_stdout_has(&output, "valid-job");
     assert!(stderr(&output).is_empty(), "{}", describe(&output));
     // And it runs.
-    let (run, output) = rota.run_json(&["run", "valid.yaml"]);
-    assert_code(&output, 0);
+    let run = rota.json_ok(&["run", "valid.yaml"]);
     assert_eq!(run["status"], "succeeded");
 }
 
@@ -108,18 +108,13 @@ fn running_an_invalid_file_exits_2_and_records_no_run() {
 
 #[test]
 fn script_header_errors_are_positioned_in_the_script() {
-    let rota = Rota::new();
-    rota.write(
+    let err = validation_errors(
         "broken.sh",
         "#!/bin/sh\n# /// rota\n# id = \"broken-script\"\n# colour = \"red\"\n# ///\necho hi\n",
     );
-    let output = rota.run(["validate", "broken.sh"]);
-    assert_code(&output, 2);
     assert!(
-        stderr(&output)
-            .lines()
+        err.lines()
             .any(|l| l.starts_with("broken.sh:4:") && l.contains("colour")),
-        "{}",
-        describe(&output)
+        "{err}"
     );
 }

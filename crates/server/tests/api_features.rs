@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{PATIENCE, Server, TestResult, send};
+use crate::support::{PATIENCE, Server, TestResult, send, server_dirs};
 
 /// A JSON call with the token; the status and the decoded body (`null` when empty).
 fn call(
@@ -66,9 +66,7 @@ fn lines(path: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_from_a_failed_step_reruns_it_and_downstream_only() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
+    let (_dir, home, jobs) = server_dirs()?;
     // b fails until the marker exists; c prints a's output.
     std::fs::write(
         jobs.join("chain.yaml"),
@@ -255,9 +253,7 @@ fn line_texts(frames: &[Frame]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_stream_follows_a_live_run_and_resumes_with_last_event_id() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
+    let (_dir, home, jobs) = server_dirs()?;
     // It prints for about a second, and waits for a go file first so the stream is open
     // before the first line.
     std::fs::write(
@@ -331,9 +327,7 @@ async fn a_log_stream_follows_a_live_run_and_resumes_with_last_event_id() -> Tes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_deleted_through_the_api_is_no_longer_scheduled() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
+    let (_dir, home, jobs) = server_dirs()?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
     let token = server.admin_token()?;

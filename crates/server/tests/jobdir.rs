@@ -73,19 +73,21 @@ fn scans_report_added_changed_broken_and_removed_files() -> Result<(), Box<dyn s
 /// with its problem, and the scan goes on to the good file.
 const FORMERLY_PANICKING: &str = "id: panicky\nsteps:\n  - id: a\n    sh: echo hi\n  - id: b\n    needs: [a]\n    http:\n      method: POST\n      body: \"{{ steps.a.outputs.x }}\"\n";
 
+/// A broken job file: job `deep` whose `x` nests a hundred arrays deep.
+fn deep_json() -> String {
+    format!(
+        "{{\"id\": \"deep\", \"x\": {}{}}}",
+        "[".repeat(100),
+        "]".repeat(100)
+    )
+}
+
 #[test]
 fn broken_files_are_reported_and_skipped() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
     let mut jobs = JobDir::new(dir.path());
     std::fs::write(dir.path().join("a.yaml"), FORMERLY_PANICKING)?;
-    std::fs::write(
-        dir.path().join("b.json"),
-        format!(
-            "{{\"id\": \"deep\", \"x\": {}{}}}",
-            "[".repeat(100),
-            "]".repeat(100)
-        ),
-    )?;
+    std::fs::write(dir.path().join("b.json"), deep_json())?;
     std::fs::write(
         dir.path().join("c.yaml"),
         "#".repeat(rota_core::limits::MAX_FILE_BYTES + 1),
@@ -130,19 +132,9 @@ fn broken_files_are_reported_and_skipped() -> Result<(), Box<dyn std::error::Err
 /// DIR starts, keeps serving, and schedules the good job; a restart does the same.
 #[test]
 fn serve_skips_broken_files_and_schedules_the_rest() -> Result<(), Box<dyn std::error::Error>> {
-    use crate::support::{Server, get, wait_for};
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(jobs.join("panicky.yaml"), FORMERLY_PANICKING)?;
-    std::fs::write(
-        jobs.join("deep.json"),
-        format!(
-            "{{\"id\": \"deep\", \"x\": {}{}}}",
-            "[".repeat(100),
-            "]".repeat(100)
-        ),
-    )?;
+    use crate::support::{Server, get, server_dirs_with_job, wait_for};
+    let (_dir, home, jobs) = server_dirs_with_job("panicky.yaml", FORMERLY_PANICKING)?;
+    std::fs::write(jobs.join("deep.json"), deep_json())?;
     std::fs::write(
         jobs.join("tick.yaml"),
         "id: tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: one\n    sh: echo tick\n",

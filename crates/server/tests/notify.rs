@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use crate::support::{Server, TestResult, rota_bin, wait_for};
+use crate::support::{Server, TestResult, rota_bin, server_dirs, wait_for};
 use rota_store::{NotificationStatus, Store};
 
 const SECRET: &str = "k3y-Wm9xQ27";
@@ -59,10 +59,7 @@ fn endpoint(listener: TcpListener) -> Arc<Mutex<Vec<String>>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_rota_run_could_not_send_is_delivered_by_a_later_rota_serve() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let home = dir.path().join("home");
-    let jobs = dir.path().join("jobs");
-    std::fs::create_dir_all(&jobs)?;
+    let (dir, home, jobs) = server_dirs()?;
     // A free port with nothing listening: the endpoint is down while `rota run` runs.
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let file = dir.path().join("failing.yaml");
@@ -158,10 +155,7 @@ async fn a_notification_rota_run_could_not_send_is_delivered_by_a_later_rota_ser
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_run_notifies_while_it_runs_too_long_and_when_it_fails() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let home = dir.path().join("home");
-    let jobs = dir.path().join("jobs");
-    std::fs::create_dir_all(&jobs)?;
+    let (dir, home, jobs) = server_dirs()?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let seen = endpoint(listener);

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::support::{PATIENCE, Server, TestResult, get, post, rota_bin, send, wait_for};
+use crate::support::{
+    PATIENCE, Server, TestResult, get, post, rota_bin, send, server_dirs, server_dirs_with_job,
+    wait_for,
+};
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
 use rota_store::{OccurrenceKind, RunFilter, RunRecord, Store};
@@ -34,11 +37,8 @@ fn pid_alive(pid: i32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_run_then_restart_loses_and_duplicates_nothing() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("tick.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "tick.yaml",
         "id: tick\ntriggers:\n  - cron: '* * * * * *'\npolicy:\n  overlap: buffer_one\n\
          steps:\n  - id: main\n    sh: echo $$ >> pids.txt; sleep 2\n",
     )?;
@@ -152,11 +152,8 @@ async fn sigkill_mid_run_then_restart_loses_and_duplicates_nothing() -> TestResu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_hot_reload_and_a_graceful_stop_on_a_live_server() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("hook.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "hook.yaml",
         "id: hook\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: github }\n\
          policy:\n  overlap: buffer_all\n\
          steps:\n  - id: main\n    sh: sleep 1; cp \"$ROTA_WEBHOOK_BODY_FILE\" body.txt\n",
@@ -285,11 +282,8 @@ fn rota(home: &Path, args: &[&str]) -> Result<String, Box<dyn std::error::Error>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_queues_past_occurrences_once_and_the_server_runs_them() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("daily.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "daily.yaml",
         "id: daily\ntriggers:\n  - cron: '0 0 12 * * *'\npolicy:\n  overlap: buffer_all\n\
          steps:\n  - id: main\n    sh: echo {{ run.scheduled_at }} >> seen.txt\n",
     )?;
@@ -386,11 +380,8 @@ async fn backfill_queues_past_occurrences_once_and_the_server_runs_them() -> Tes
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_is_served_with_a_first_start_admin_token() -> TestResult {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("tick.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "tick.yaml",
         "id: tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: one\n    sh: echo tick\n",
     )?;
     let server = Server::start(&home, &jobs, &[])?;
@@ -571,9 +562,7 @@ async fn sigkill_mid_step_without_retries_left_abandons_the_run() -> TestResult 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_saved_through_the_api_is_scheduled_and_its_new_revision_replaces_it() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
+    let (_dir, home, jobs) = server_dirs()?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
     let token = server.admin_token()?;
@@ -638,9 +627,7 @@ async fn a_job_saved_through_the_api_is_scheduled_and_its_new_revision_replaces_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
+    let (_dir, home, jobs) = server_dirs()?;
     for (job, secret) in [
         ("stored-hook", "HOOK_TOKEN"),
         ("unset-hook", "NOT_SET_ANYWHERE"),
@@ -720,11 +707,8 @@ async fn a_webhook_secret_comes_from_the_secrets_store_and_each_check_is_audited
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancels_from_the_api_and_rota_cancel_stop_a_queued_and_a_running_run() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("slow.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "slow.yaml",
         "id: slow\npolicy:\n  max_active_runs: 1\nsteps:\n  - id: wait\n    sh: echo $$ > pid.$ROTA_RUN_ID; sleep 60\n",
     )?;
     let server = Server::start(&home, &jobs, &[])?;
@@ -804,12 +788,29 @@ const TIDY: &str = "id: tidy\nsteps:\n  - id: work\n    sh: touch work.started; 
      \x20 - id: cleanup\n    needs: [work]\n    when: always\n\
      \x20   sh: echo $$ > cleanup.pid; sleep 60\n";
 
+/// The pid the [`TIDY`] job's cleanup step recorded.
+fn cleanup_pid(jobs: &Path) -> Result<i32, Box<dyn std::error::Error>> {
+    Ok(std::fs::read_to_string(jobs.join("cleanup.pid"))?
+        .trim()
+        .parse()?)
+}
+
+/// A [`TIDY`] run ended cancelled, with both its steps cancelled.
+fn assert_tidy_run_cancelled(run: &RunRecord) {
+    use rota_core::model::StepStatus;
+    assert_eq!(run.status, RunStatus::Cancelled);
+    let step_ids: Vec<_> = run.steps.iter().map(|s| s.step_id.as_str()).collect();
+    assert_eq!(step_ids, ["work", "cleanup"]);
+    assert!(
+        run.steps.iter().all(|s| s.status == StepStatus::Cancelled),
+        "{:?}",
+        run.steps
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(jobs.join("tidy.yaml"), TIDY)?;
+    let (_dir, home, jobs) = server_dirs_with_job("tidy.yaml", TIDY)?;
     let server = Server::start(&home, &jobs, &[])?;
     let addr = server.addr()?;
     let bearer = server.admin_bearer()?;
@@ -825,9 +826,7 @@ async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> Te
     wait_for("the cleanup step to start", || {
         jobs.join("cleanup.pid").exists()
     })?;
-    let pid: i32 = std::fs::read_to_string(jobs.join("cleanup.pid"))?
-        .trim()
-        .parse()?;
+    let pid = cleanup_pid(&jobs)?;
     let store = Store::open(&home).await?;
     let run = store.get_run(&run_id).await?.ok_or("run missing")?;
     assert_eq!(
@@ -847,29 +846,14 @@ async fn a_cancelled_run_cleans_up_and_a_second_cancel_stops_the_cleanup() -> Te
         assert!(Instant::now() < deadline, "the run never ended");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(run.status, RunStatus::Cancelled);
-    let statuses: Vec<_> = run
-        .steps
-        .iter()
-        .map(|s| (s.step_id.as_str(), s.status))
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            ("work", rota_core::model::StepStatus::Cancelled),
-            ("cleanup", rota_core::model::StepStatus::Cancelled)
-        ]
-    );
+    assert_tidy_run_cancelled(&run);
     store.close().await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_cleanup_start_then_stops_it_after_one_more_grace() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(jobs.join("tidy.yaml"), TIDY)?;
+    let (_dir, home, jobs) = server_dirs_with_job("tidy.yaml", TIDY)?;
     let mut server = Server::start_with_grace(&home, &jobs, &[], 1)?;
     let run_id = server.start_run("tidy")?;
     wait_for("the work step to start", || {
@@ -879,25 +863,11 @@ async fn shutdown_lets_cleanup_start_then_stops_it_after_one_more_grace() -> Tes
     // more step grace (5 s) the server stops it too and exits.
     let status = server.terminate()?;
     assert!(status.success(), "the server exited with {status}");
-    let pid: i32 = std::fs::read_to_string(jobs.join("cleanup.pid"))?
-        .trim()
-        .parse()?;
+    let pid = cleanup_pid(&jobs)?;
     wait_for("the cleanup step's process to go", || !pid_alive(pid))?;
     let store = Store::open(&home).await?;
     let run = store.get_run(&run_id).await?.ok_or("run missing")?;
-    assert_eq!(run.status, RunStatus::Cancelled);
-    let statuses: Vec<_> = run
-        .steps
-        .iter()
-        .map(|s| (s.step_id.as_str(), s.status))
-        .collect();
-    assert_eq!(
-        statuses,
-        [
-            ("work", rota_core::model::StepStatus::Cancelled),
-            ("cleanup", rota_core::model::StepStatus::Cancelled)
-        ]
-    );
+    assert_tidy_run_cancelled(&run);
     store.close().await;
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support::{PATIENCE, Server, TestResult, get, post, wait_for};
+use crate::support::{
+    PATIENCE, Server, TestResult, get, post, server_dirs, server_dirs_with_job, wait_for,
+};
 use jiff::Timestamp;
 use rota_store::{OccurrenceKind, OccurrenceRecord, Store};
 
@@ -131,9 +133,7 @@ async fn downtime_round(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catchup_modes_decide_every_occurrence_due_during_sigterm_and_sigkill_downtimes()
 -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
+    let (_dir, home, jobs) = server_dirs()?;
     for (job, catchup) in MODES {
         std::fs::write(
             jobs.join(format!("{job}.yaml")),
@@ -177,10 +177,7 @@ const DAILY: &str = "triggers:\n  - cron: '0 12 * * *'\nsteps:\n  - id: main\n  
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_kept() -> TestResult
 {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(jobs.join("gone.yaml"), format!("id: gone\n{DAILY}"))?;
+    let (_dir, home, jobs) = server_dirs_with_job("gone.yaml", format!("id: gone\n{DAILY}"))?;
     std::fs::write(jobs.join("renamed.yaml"), format!("id: old\n{DAILY}"))?;
     std::fs::write(jobs.join("later.yaml"), format!("id: later\n{DAILY}"))?;
     let mut server = Server::start(&home, &jobs, &[])?;
@@ -197,14 +194,17 @@ async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_k
         .map(|(status, _, _)| status)
         .unwrap_or(0)
     };
+    let gone_schedule = || {
+        get(
+            &addr,
+            "/api/v1/namespaces/default/jobs/gone/schedule",
+            Some(&token),
+        )
+    };
     for job in ["gone", "old", "later"] {
         wait_for("the job to load", || job_status(&addr, job) == 200)?;
     }
-    let (status, _, body) = get(
-        &addr,
-        "/api/v1/namespaces/default/jobs/gone/schedule",
-        Some(&token),
-    )?;
+    let (status, _, body) = gone_schedule()?;
     assert_eq!(status, 200, "{body}");
 
     std::fs::remove_file(jobs.join("gone.yaml"))?;
@@ -224,11 +224,7 @@ async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_k
         b"{}",
     )?;
     assert_eq!(status, 404, "not startable by hand: {body}");
-    let (status, _, body) = get(
-        &addr,
-        "/api/v1/namespaces/default/jobs/gone/schedule",
-        Some(&token),
-    )?;
+    let (status, _, body) = gone_schedule()?;
     assert_ne!(status, 200, "no fire times for a deleted job: {body}");
     let (_, _, listing) = get(&addr, "/api/v1/namespaces/default/jobs", Some(&token))?;
     assert!(
@@ -273,11 +269,8 @@ async fn a_job_whose_file_leaves_the_job_directory_is_deleted_with_its_history_k
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_delivery_sent_again_is_refused_and_audited() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("ghub.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "ghub.yaml",
         "id: ghub\ntriggers:\n  - webhook: { secret: HOOK_SECRET, signature: github }\n\
          policy:\n  overlap: allow\nsteps:\n  - id: main\n    sh: 'true'\n",
     )?;
@@ -407,11 +400,8 @@ fn closed_within(stream: &mut TcpStream, within: Duration) -> std::io::Result<bo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_connections_are_closed_and_the_api_keeps_answering() -> TestResult {
     use rota_server::http::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
-    let dir = tempfile::tempdir()?;
-    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
-    std::fs::create_dir_all(&jobs)?;
-    std::fs::write(
-        jobs.join("hello.yaml"),
+    let (_dir, home, jobs) = server_dirs_with_job(
+        "hello.yaml",
         "id: hello\nsteps:\n  - id: main\n    sh: echo hello\n",
     )?;
     let server = Server::start(&home, &jobs, &[])?;

@@ -24,6 +24,26 @@ fn scheduler_with(yaml: &str, start: Timestamp) -> Scheduler {
     scheduler
 }
 
+/// A scheduler with job `tick` (every minute, with `policy`), last decided at 00:00:30.
+fn minutely_tick(policy: &str) -> Scheduler {
+    scheduler_with(
+        &job_yaml("tick", MINUTELY, policy),
+        t("2026-01-01T00:00:30Z"),
+    )
+}
+
+/// Ticks at 00:01, 00:02 and 00:03: three occurrences of a minutely job.
+fn tick_minutes_1_to_3(s: &mut Scheduler) {
+    for minute in 1..=3 {
+        s.tick(t(&format!("2026-01-01T00:0{minute}:00Z")));
+    }
+}
+
+/// Job `tick`'s run `run` is the only one startable now.
+fn assert_starts(s: &mut Scheduler, run: &str) {
+    assert_eq!(s.take_startable(), [(key("tick"), run.to_owned())]);
+}
+
 /// A scheduler with no job; run ids are `r1`, `r2`, ….
 fn empty_scheduler() -> Scheduler {
     let mut n = 0;
@@ -84,10 +104,7 @@ const MINUTELY: &str = "  - cron: '* * * * *'";
 
 #[test]
 fn cron_fires_each_due_minute_once_and_sleeps_until_the_next() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: allow"),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick("  overlap: allow");
     assert_eq!(s.next_wake(), Some(t("2026-01-01T00:01:00Z")));
     assert!(s.tick(t("2026-01-01T00:00:59Z")).occurrences.is_empty());
     let d = s.tick(t("2026-01-01T00:01:00.002Z"));
@@ -102,12 +119,9 @@ fn cron_fires_each_due_minute_once_and_sleeps_until_the_next() {
 
 #[test]
 fn overlap_skip_records_skipped_occurrence_while_a_run_is_active() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: skip"),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick("  overlap: skip");
     s.tick(t("2026-01-01T00:01:00Z"));
-    assert_eq!(s.take_startable(), [(key("tick"), "r1".to_owned())]);
+    assert_starts(&mut s, "r1");
     let d = s.tick(t("2026-01-01T00:02:00Z"));
     assert_eq!(
         summary(&d.occurrences),
@@ -126,10 +140,7 @@ fn overlap_skip_records_skipped_occurrence_while_a_run_is_active() {
 
 #[test]
 fn overlap_buffer_one_keeps_one_waiting_and_skips_the_rest() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: buffer_one"),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick("  overlap: buffer_one");
     s.tick(t("2026-01-01T00:01:00Z"));
     assert_eq!(s.take_startable().len(), 1);
     let d = s.tick(t("2026-01-01T00:02:00Z"));
@@ -147,32 +158,24 @@ fn overlap_buffer_one_keeps_one_waiting_and_skips_the_rest() {
         )])
     );
     s.run_finished("r1", t("2026-01-01T00:03:30Z"), RunStatus::Succeeded);
-    assert_eq!(s.take_startable(), [(key("tick"), "r2".to_owned())]);
+    assert_starts(&mut s, "r2");
 }
 
 #[test]
 fn overlap_buffer_all_queues_every_occurrence_and_runs_them_in_order() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: buffer_all"),
-        t("2026-01-01T00:00:30Z"),
-    );
-    for minute in 1..=3 {
-        s.tick(t(&format!("2026-01-01T00:0{minute}:00Z")));
-    }
+    let mut s = minutely_tick("  overlap: buffer_all");
+    tick_minutes_1_to_3(&mut s);
     assert_eq!(s.load_of(&key("tick")), (0, 3));
-    assert_eq!(s.take_startable(), [(key("tick"), "r1".to_owned())]);
+    assert_starts(&mut s, "r1");
     s.run_finished("r1", t("2026-01-01T00:03:10Z"), RunStatus::Failed);
-    assert_eq!(s.take_startable(), [(key("tick"), "r2".to_owned())]);
+    assert_starts(&mut s, "r2");
     s.run_finished("r2", t("2026-01-01T00:03:20Z"), RunStatus::Succeeded);
-    assert_eq!(s.take_startable(), [(key("tick"), "r3".to_owned())]);
+    assert_starts(&mut s, "r3");
 }
 
 #[test]
 fn overlap_cancel_running_cancels_the_active_run_then_starts() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: cancel_running"),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick("  overlap: cancel_running");
     s.tick(t("2026-01-01T00:01:00Z"));
     s.take_startable();
     let d = s.tick(t("2026-01-01T00:02:00Z"));
@@ -186,28 +189,20 @@ fn overlap_cancel_running_cancels_the_active_run_then_starts() {
         "r2 starts once r1 has stopped"
     );
     s.run_finished("r1", t("2026-01-01T00:02:01Z"), RunStatus::Cancelled);
-    assert_eq!(s.take_startable(), [(key("tick"), "r2".to_owned())]);
+    assert_starts(&mut s, "r2");
 }
 
 #[test]
 fn overlap_allow_accepts_every_occurrence_and_concurrency_caps_starts() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: allow\n  concurrency: 2"),
-        t("2026-01-01T00:00:30Z"),
-    );
-    for minute in 1..=3 {
-        s.tick(t(&format!("2026-01-01T00:0{minute}:00Z")));
-    }
+    let mut s = minutely_tick("  overlap: allow\n  concurrency: 2");
+    tick_minutes_1_to_3(&mut s);
     assert_eq!(s.take_startable().len(), 2);
     assert_eq!(s.load_of(&key("tick")), (2, 1));
 }
 
 fn downtime(policy: &str) -> Vec<(String, String)> {
     // Last decided at 00:00:30; the server comes back at 00:05:30: 00:01 … 00:05 were missed.
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, policy),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick(policy);
     summary(&s.tick(t("2026-01-01T00:05:30Z")).occurrences)
 }
 
@@ -266,10 +261,7 @@ fn catchup_runs_meet_the_overlap_policy_too() {
 
 #[test]
 fn paused_jobs_record_skipped_occurrences_until_resumed() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: allow"),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick("  overlap: allow");
     s.set_paused(&key("tick"), true, None);
     let d = s.tick(t("2026-01-01T00:01:00Z"));
     assert_eq!(
@@ -455,10 +447,7 @@ fn jitter_delays_the_firing_within_its_bound_and_deterministically() {
 
 #[test]
 fn a_changed_job_keeps_its_runs_and_an_unloaded_job_stops_firing() {
-    let mut s = scheduler_with(
-        &job_yaml("tick", MINUTELY, "  overlap: skip"),
-        t("2026-01-01T00:00:30Z"),
-    );
+    let mut s = minutely_tick("  overlap: skip");
     s.tick(t("2026-01-01T00:01:00Z"));
     s.take_startable();
     add(

@@ -4,11 +4,30 @@
 //! for byte).
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 pub use rota_testkit::{PATIENCE, rota_bin, wait_for};
+
+/// A server's directories under one temporary root (kept alive by the first element, removed
+/// when it drops): `home` (its state, created by the server) and `jobs` (created empty).
+pub fn server_dirs() -> std::io::Result<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let dir = tempfile::tempdir()?;
+    let (home, jobs) = (dir.path().join("home"), dir.path().join("jobs"));
+    std::fs::create_dir_all(&jobs)?;
+    Ok((dir, home, jobs))
+}
+
+/// Like [`server_dirs`], with the job directory holding one job file.
+pub fn server_dirs_with_job(
+    file: &str,
+    source: impl AsRef<[u8]>,
+) -> std::io::Result<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let (dir, home, jobs) = server_dirs()?;
+    std::fs::write(jobs.join(file), source)?;
+    Ok((dir, home, jobs))
+}
 
 /// A `rota serve` of the freshly built binary (see [`rota_testkit::Serve`]), logging at
 /// `info` to `<home>/serve.log`, killed when dropped.
