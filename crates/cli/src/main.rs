@@ -103,11 +103,8 @@ async fn local_only(
     let out = output::Printer::new(output);
     Ok(match command {
         Command::Validate(args) => Ok(jobs_cmd::validate(args, &out)),
-        Command::Schedule(args::ScheduleCommand::Preview { .. }) => {
-            let Command::Schedule(command) = command else {
-                unreachable!("matched above")
-            };
-            Ok(schedule_cmd::schedule(command, &out))
+        Command::Schedule(preview @ args::ScheduleCommand::Preview { .. }) => {
+            Ok(schedule_cmd::schedule(preview, &out))
         }
         Command::Serve(args) => match home::Home::new(home) {
             Ok(home) => serve_cmd::serve(home, args).await,

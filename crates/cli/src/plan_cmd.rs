@@ -227,7 +227,7 @@ pub async fn apply<R: Rota + Drive>(
         id = plan.id;
     }
     let run = rota.apply_plan(&id).await?;
-    if R::HERE && !out.is_json() {
+    if rota.here().is_some() && !out.is_json() {
         eprintln!("plan {id} applied as run {}", run.id);
     }
     rota.drive(run, args.detach, out).await

@@ -34,7 +34,7 @@ pub(crate) struct UsageError(pub(crate) String);
 /// this process; with a server, the job stored there is queued with these parameters
 /// (coerced here either way) and followed to its end, unless `--detach`.
 pub async fn run<R: Rota + Drive>(rota: &R, args: RunArgs, out: &Printer) -> anyhow::Result<u8> {
-    if args.detach && R::HERE {
+    if args.detach && rota.here().is_some() {
         eprintln!("{DETACH_NEEDS_SERVER}");
         return Ok(EXIT_USAGE);
     }
@@ -195,9 +195,6 @@ pub(crate) async fn follow_elsewhere<R: Runs>(
 /// store, this process claims and executes it (as `rota run` does); with a server, the
 /// server executes it and this process follows it.
 pub(crate) trait Drive: Runs + Sync {
-    /// Whether runs execute in this process (so `--detach` cannot apply).
-    const HERE: bool;
-
     /// The local user's session, when runs execute in this process and job files are read
     /// here (`None` for a server).
     fn here(&self) -> Option<&rota_ops::Session>;
@@ -213,8 +210,6 @@ pub(crate) trait Drive: Runs + Sync {
 }
 
 impl Drive for rota_ops::Session {
-    const HERE: bool = true;
-
     fn here(&self) -> Option<&rota_ops::Session> {
         Some(self)
     }
@@ -225,8 +220,6 @@ impl Drive for rota_ops::Session {
 }
 
 impl Drive for Remote {
-    const HERE: bool = false;
-
     fn here(&self) -> Option<&rota_ops::Session> {
         None
     }
@@ -251,7 +244,7 @@ impl Drive for Remote {
 /// (the steps it does not rerun keep the original's results), executed here like
 /// `rota run` with the local store, or queued on the server and followed.
 pub async fn retry<R: Drive>(rota: &R, args: RetryArgs, out: &Printer) -> anyhow::Result<u8> {
-    if args.detach && R::HERE {
+    if args.detach && rota.here().is_some() {
         eprintln!("{DETACH_NEEDS_SERVER}");
         return Ok(EXIT_USAGE);
     }

@@ -569,7 +569,8 @@ impl RunStatus {
     }
 }
 
-const ALL_RUN_STATUSES: [RunStatus; 9] = [
+/// Every run status.
+pub const ALL_RUN_STATUSES: [RunStatus; 9] = [
     RunStatus::Planned,
     RunStatus::AwaitingApproval,
     RunStatus::Queued,
@@ -629,7 +630,8 @@ impl StepStatus {
     }
 }
 
-const ALL_STEP_STATUSES: [StepStatus; 8] = [
+/// Every step status.
+pub const ALL_STEP_STATUSES: [StepStatus; 8] = [
     StepStatus::Pending,
     StepStatus::Running,
     StepStatus::Succeeded,

@@ -1,7 +1,7 @@
 //! The OpenAPI schemas of closed sets of words (statuses, roles, outcomes), shared by the
 //! records and the API's query parameters.
 
-use rota_core::model::{RunStatus, StepStatus};
+use rota_core::model::{ALL_RUN_STATUSES, ALL_STEP_STATUSES, RunStatus, StepStatus};
 use rota_store::{LogStream, OccurrenceKind, Role};
 use utoipa::openapi::schema::{
     AnyOfBuilder, KnownFormat, Object, ObjectBuilder, Schema, SchemaFormat, Type,
@@ -17,37 +17,12 @@ fn words(values: impl IntoIterator<Item = &'static str>) -> Object {
 
 /// Every run status, as the API spells it.
 pub fn run_status_schema() -> Object {
-    words(
-        [
-            RunStatus::Planned,
-            RunStatus::AwaitingApproval,
-            RunStatus::Queued,
-            RunStatus::Running,
-            RunStatus::Succeeded,
-            RunStatus::Failed,
-            RunStatus::Cancelled,
-            RunStatus::TimedOut,
-            RunStatus::Abandoned,
-        ]
-        .map(RunStatus::as_str),
-    )
+    words(ALL_RUN_STATUSES.map(RunStatus::as_str))
 }
 
 /// Every step status, as the API spells it.
 pub fn step_status_schema() -> Object {
-    words(
-        [
-            StepStatus::Pending,
-            StepStatus::Running,
-            StepStatus::Succeeded,
-            StepStatus::Failed,
-            StepStatus::Skipped,
-            StepStatus::Cancelled,
-            StepStatus::TimedOut,
-            StepStatus::Abandoned,
-        ]
-        .map(StepStatus::as_str),
-    )
+    words(ALL_STEP_STATUSES.map(StepStatus::as_str))
 }
 
 /// Every plan status, as the API spells it.
