@@ -481,6 +481,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
             timeout: None,
             retry: Default::default(),
             dry_run: Default::default(),
+            runs_on: BTreeMap::new(),
         }],
         notify: Vec::new(),
         approval: None,

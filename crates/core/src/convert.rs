@@ -36,7 +36,7 @@ const JOB_KEYS: &[&str] = &[
 /// those after (a kind's own step-level keys, such as a notebook's `params`, sit between).
 const STEP_KEYS_BEFORE: &[&str] = &["id", "needs"];
 const STEP_KEYS_AFTER: &[&str] = &[
-    "if", "when", "env", "workdir", "timeout", "retry", "dry_run",
+    "if", "when", "env", "workdir", "timeout", "retry", "dry_run", "runs_on",
 ];
 
 /// Keys a step mapping may hold: the common ones, every kind's name and their own keys.
@@ -459,6 +459,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                 timeout: None,
                 retry: Retry::default(),
                 dry_run: DryRun::default(),
+                runs_on: BTreeMap::new(),
             });
             step_pos.push(node.pos);
             needs_pos.push(Vec::new());
@@ -521,6 +522,40 @@ fn env_map(
         }
     }
     env
+}
+
+/// A worker-label selector (`runs_on:`): a mapping of label names to the values a worker
+/// must carry. Names are identifiers with `-` and `.` allowed (`pool`, `gpu.kind`); values
+/// are plain strings (no templates: a run is routed before anything renders).
+fn labels(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let Some(entries) = cx.map(node, what) else {
+        return labels;
+    };
+    for (key, value) in entries {
+        if !is_label(&key.name) {
+            cx.err(
+                key.pos,
+                format!(
+                    "invalid label name `{}` in {what}: expected 1–63 letters, digits, `_`, `-` and `.`",
+                    key.name
+                ),
+            );
+            continue;
+        }
+        if let Some(text) = cx.scalar_string(value, &format!("`{}` in {what}", key.name)) {
+            labels.insert(key.name.clone(), text);
+        }
+    }
+    labels
+}
+
+/// Whether `name` can name a worker label.
+pub fn is_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 const PARAM_TYPES: &[(&str, ParamType)] = &[
@@ -1128,6 +1163,10 @@ fn step(
     });
     let timeout =
         get(entries, "timeout").and_then(|n| cx.duration(n, &format!("`timeout` in {label}")));
+    let runs_on = match get(entries, "runs_on") {
+        Some(n) => labels(cx, n, &format!("`runs_on` of {label}")),
+        None => BTreeMap::new(),
+    };
     let retry = get(entries, "retry")
         .and_then(|n| retry(cx, n, &label))
         .unwrap_or_default();
@@ -1197,6 +1236,7 @@ fn step(
             timeout,
             retry,
             dry_run,
+            runs_on,
         },
         id_pos,
         needs_pos,

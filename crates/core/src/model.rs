@@ -357,6 +357,11 @@ pub struct Step {
     pub retry: Retry,
     /// Behaviour under `--dry-run`.
     pub dry_run: DryRun,
+    /// Labels a worker must carry (each with this value) to run the step (`runs_on:`);
+    /// empty: the server runs it itself. Left out of the stored form when empty, so
+    /// definitions and plan hashes made before the key existed do not change.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub runs_on: BTreeMap<String, String>,
 }
 
 /// The work a step does: a step kind's name (`sh`, `http`…, see [`crate::kinds`]) and its

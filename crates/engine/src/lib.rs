@@ -17,6 +17,7 @@ pub mod process;
 pub mod recorder;
 pub mod recovery;
 pub mod redact;
+pub mod remote;
 pub mod run;
 pub mod sandbox;
 mod step;

@@ -101,6 +101,9 @@ pub struct EngineConfig {
     /// after a crash (a server's) needs it, or a resumed run could start a step twice; a
     /// `rota run` is never resumed, so it skips the extra commit per step.
     pub durable_step_starts: bool,
+    /// Hands the attempts of steps with `runs_on:` labels to workers (a server's); `None`
+    /// runs every step here.
+    pub remote: Option<Arc<dyn crate::remote::RemoteSteps>>,
 }
 
 /// Live progress of a run, for a terminal or an SSE stream.
@@ -252,6 +255,7 @@ impl RunStop {
 /// State shared by the run loop and its step tasks.
 pub(crate) struct Shared {
     pub run_id: String,
+    pub namespace: String,
     pub job: Job,
     pub dry_run: bool,
     pub base_dir: PathBuf,
@@ -379,6 +383,7 @@ async fn execute_run(
     });
     let shared = Arc::new(Shared {
         run_id: request.run_id.clone(),
+        namespace: request.namespace.clone(),
         redactor: Redactor::new(request.secrets.values().cloned()),
         secrets: request.secrets.clone(),
         job: request.job.clone(),

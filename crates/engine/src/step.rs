@@ -21,8 +21,8 @@ use rota_store::{LogStream, RunEvent};
 use tokio_util::sync::CancellationToken;
 
 use crate::kinds::ResolveCx;
-use crate::outputs;
-use crate::process::{self, Ending, LogLine, ProcessSpec, Stream};
+use crate::process::{LogLine, ProcessSpec, Stream};
+use crate::remote::{RemoteAttempt, RemoteSteps};
 use crate::run::{Shared, StopReason, Update};
 
 /// How a step ended, after all its attempts.
@@ -52,13 +52,8 @@ impl StepResult {
     }
 }
 
-/// What one attempt did.
-pub(crate) struct Attempt {
-    pub status: StepStatus,
-    pub exit_code: Option<i32>,
-    pub outputs: BTreeMap<String, String>,
-    pub reason: Option<String>,
-}
+/// One attempt's end (see [`crate::remote::AttemptEnd`]).
+pub(crate) type Attempt = crate::remote::AttemptEnd;
 
 /// A step's work with every template rendered, as its kind's executor resolves it.
 pub(crate) enum Resolved {
@@ -152,7 +147,12 @@ pub(crate) async fn run_step(
             .reason
             .as_deref()
             .is_some_and(|reason| reason.starts_with(BOUNDS_PREFIX));
-        let retryable = matches!(attempt.status, StepStatus::Failed | StepStatus::TimedOut)
+        // An abandoned attempt lost its worker (its lease expired): it is retried like a
+        // failure, or it ends the step.
+        let retryable = matches!(
+            attempt.status,
+            StepStatus::Failed | StepStatus::TimedOut | StepStatus::Abandoned
+        )
             && attempt_no < step.retry.attempts
             && !over_bounds
             && !stop.is_cancelled();
@@ -289,13 +289,32 @@ async fn run_attempt(
             }
         }
         Resolved::Process { spec, display } => {
-            record_start(shared, step, attempt_no, display);
+            record_start(shared, step, attempt_no, display.clone());
             if shared.config.durable_step_starts
                 && let Err(error) = shared.recorder.flush().await
             {
                 return finish(shared, step, attempt_no, failed(error.to_string()));
             }
-            run_process(shared, step, attempt_no, &spec, &output_path, stop).await
+            match (&shared.config.remote, step.runs_on.is_empty()) {
+                (Some(remote), false) => {
+                    run_remote(shared, remote.as_ref(), step, attempt_no, spec, display, stop)
+                        .await
+                }
+                (None, false) => {
+                    system_line(
+                        shared,
+                        step,
+                        attempt_no,
+                        "`runs_on` noted: no server hands this run's steps to workers, so it \
+                         runs here"
+                            .to_owned(),
+                    );
+                    run_process(shared, step, attempt_no, &spec, &output_path, stop).await
+                }
+                (_, true) => {
+                    run_process(shared, step, attempt_no, &spec, &output_path, stop).await
+                }
+            }
         }
         Resolved::Work { work, display } => {
             record_start(shared, step, attempt_no, display);
@@ -539,75 +558,51 @@ async fn run_process(
     stop: &CancellationToken,
 ) -> Attempt {
     let mut on_line = |line: LogLine| record_line(shared, step, attempt_no, line);
-    let token = stop.child_token();
-    let guardian = shared.config.guardian.as_ref();
-    let outcome =
-        match process::supervise(spec, &shared.redactor, &token, guardian, &mut on_line).await {
-            Ok(outcome) => outcome,
-            Err(error) => return failed(start_failure(spec, &error)),
-        };
-    // Outputs are printed, stored and passed to later steps: like log lines, they must not
-    // carry a secret value (GitHub Actions masks such outputs the same way).
-    let outputs = outputs::take_outputs(output_path).map(|outputs| {
-        outputs
-            .into_iter()
-            .map(|(key, value)| {
-                let value = shared.redactor.redact(&value).into_owned();
-                (key, value)
-            })
-            .collect::<BTreeMap<_, _>>()
-    });
-    let (status, exit_code, reason) = match outcome.ending {
-        Ending::Exited(0) => (StepStatus::Succeeded, Some(0), None),
-        Ending::Exited(code) => (
-            StepStatus::Failed,
-            Some(code),
-            Some(format!("exited with code {code}")),
-        ),
-        Ending::Signalled(signal) => (
-            StepStatus::Failed,
-            None,
-            Some(format!("killed by signal {signal}")),
-        ),
-        Ending::TimedOut => (
-            StepStatus::TimedOut,
-            None,
-            Some(format!(
-                "timed out after {}",
-                crate::run::humantime(spec.timeout.unwrap_or_default())
-            )),
-        ),
-        Ending::Cancelled => (stopped_status(shared), None, Some(stopped_reason(shared))),
-    };
-    match outputs {
-        Ok(outputs) => Attempt {
-            status,
-            exit_code,
-            outputs,
-            reason,
-        },
-        Err(problem) if status == StepStatus::Succeeded => Attempt {
-            status: StepStatus::Failed,
-            exit_code,
-            outputs: BTreeMap::new(),
-            reason: Some(problem),
-        },
-        Err(_) => Attempt {
-            status,
-            exit_code,
-            outputs: BTreeMap::new(),
-            reason,
-        },
-    }
+    crate::remote::run_here(
+        spec,
+        output_path,
+        &shared.redactor,
+        &stop.child_token(),
+        shared.config.guardian.as_ref(),
+        &mut on_line,
+        || (stopped_status(shared), stopped_reason(shared)),
+    )
+    .await
 }
 
-/// Why a process could not start; a missing working directory fails the spawn with the
-/// same error as a missing program, so it is named first.
-fn start_failure(spec: &ProcessSpec, error: &process::SpawnError) -> String {
-    match &spec.cwd {
-        Some(dir) if !dir.is_dir() => format!("workdir {} does not exist", dir.display()),
-        _ => format!("cannot start {}: {error}", spec.program),
+/// Hands a process attempt to a worker and waits for its end; its outputs and reason are
+/// redacted again here, whatever the worker did.
+async fn run_remote(
+    shared: &Shared,
+    remote: &dyn RemoteSteps,
+    step: &Step,
+    attempt_no: u32,
+    spec: ProcessSpec,
+    display: String,
+    stop: &CancellationToken,
+) -> Attempt {
+    let attempt = RemoteAttempt {
+        run_id: shared.run_id.clone(),
+        namespace: shared.namespace.clone(),
+        job_id: shared.job.id.clone(),
+        step_id: step.id.clone(),
+        attempt: attempt_no,
+        runs_on: step.runs_on.clone(),
+        spec,
+        display,
+        secret_values: shared.secrets.values().cloned().collect(),
+    };
+    let mut end = remote.run(attempt, stop).await;
+    end.outputs = end
+        .outputs
+        .into_iter()
+        .map(|(key, value)| (key, shared.redactor.redact(&value).into_owned()))
+        .collect();
+    if end.status == StepStatus::Cancelled && stop.is_cancelled() {
+        end.status = stopped_status(shared);
+        end.reason = Some(stopped_reason(shared));
     }
+    end
 }
 
 pub(crate) fn record_line(shared: &Shared, step: &Step, attempt_no: u32, line: LogLine) {

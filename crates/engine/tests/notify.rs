@@ -183,6 +183,7 @@ impl Home {
             log_cap_bytes: 1 << 20,
             guardian: None,
             durable_step_starts: false,
+            remote: None,
         };
         let run = execute(&self.store, &config, request, RunStop::new(), None);
         Ok(tokio::time::timeout(LIMIT, run).await??)

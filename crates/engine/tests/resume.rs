@@ -154,6 +154,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         log_cap_bytes: 1 << 20,
         guardian: None,
         durable_step_starts: true,
+        remote: None,
     };
     (request, config)
 }

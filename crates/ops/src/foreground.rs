@@ -171,6 +171,7 @@ impl Ops {
             log_cap_bytes: LOG_CAP_BYTES,
             guardian: crate::host::spawn_guardian(),
             durable_step_starts: false,
+            remote: None,
         };
         let store = self.store().clone();
         let stop = RunStop::new();

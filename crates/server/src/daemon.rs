@@ -250,6 +250,7 @@ impl Daemon {
             log_cap_bytes: 10 * 1024 * 1024,
             guardian: config.guardian.clone(),
             durable_step_starts: true,
+            remote: None,
         };
         let owner = Owner {
             host: rota_engine::owner::host_name(),

@@ -41,6 +41,7 @@ mod control;
 mod convert;
 mod error;
 mod events;
+mod fleet;
 mod hooks;
 pub mod ids;
 mod job_delete;
@@ -63,6 +64,10 @@ pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
+pub use fleet::{
+    AttemptKey, DispatchRecord, DispatchState, Fenced, NewDispatch, Renewed, ServerRecord,
+    WorkerInfo, WorkerLine, WorkerRecord, labels_match,
+};
 pub use hooks::{HookRecord, SeenDelivery};
 pub use job_delete::FileJobHead;
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};

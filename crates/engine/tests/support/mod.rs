@@ -118,6 +118,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         log_cap_bytes: 1 << 20,
         guardian: None,
         durable_step_starts: false,
+        remote: None,
     };
     let stop = options.stop.unwrap_or_default();
     let summary = tokio::time::timeout(

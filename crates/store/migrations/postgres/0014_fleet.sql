@@ -1,0 +1,57 @@
+-- The fleet: step attempts handed to remote workers (`rota worker`), the workers seen, the
+-- servers sharing this store, and named leases (the scheduler's).
+
+-- One row per attempt a server hands to a worker. `epoch` fences the lease: it grows at
+-- each claim and each expiry, and a worker's heartbeat, log lines and result are accepted
+-- only with the epoch of its claim while the row is `leased`. The attempt itself (program,
+-- arguments, environment with secret values) is sealed with the servers' secret key, so
+-- the database never holds it in the clear and any server can hand it out.
+CREATE TABLE dispatches (
+    run_id           TEXT    NOT NULL,
+    step_id          TEXT    NOT NULL,
+    attempt          BIGINT  NOT NULL,
+    namespace        TEXT    NOT NULL,
+    runs_on          TEXT    NOT NULL,
+    nonce            BYTEA   NOT NULL,
+    payload          BYTEA   NOT NULL,
+    state            TEXT    NOT NULL,
+    epoch            BIGINT  NOT NULL,
+    worker_id        TEXT,
+    lease_expires_at BIGINT,
+    cancel_requested BOOLEAN NOT NULL,
+    result           TEXT,
+    created_at       BIGINT  NOT NULL,
+    claimed_at       BIGINT,
+    finished_at      BIGINT,
+    PRIMARY KEY (run_id, step_id, attempt)
+);
+CREATE INDEX dispatches_by_state ON dispatches (state, created_at);
+
+-- Workers, as they last introduced themselves (each claim and heartbeat).
+CREATE TABLE workers (
+    id             TEXT   NOT NULL PRIMARY KEY,
+    name           TEXT   NOT NULL,
+    labels         TEXT   NOT NULL,
+    slots          BIGINT NOT NULL,
+    busy           BIGINT NOT NULL,
+    started_at     BIGINT NOT NULL,
+    last_heartbeat BIGINT NOT NULL
+);
+
+-- Servers sharing this store, each renewing its row while it runs.
+CREATE TABLE servers (
+    id             TEXT   NOT NULL PRIMARY KEY,
+    host           TEXT   NOT NULL,
+    pid            BIGINT NOT NULL,
+    listen         TEXT   NOT NULL,
+    started_at     BIGINT NOT NULL,
+    last_heartbeat BIGINT NOT NULL
+);
+
+-- Named leases: one holder at a time until `expires_at` (e.g. `scheduler`).
+CREATE TABLE leases (
+    name       TEXT   NOT NULL PRIMARY KEY,
+    holder     TEXT   NOT NULL,
+    expires_at BIGINT NOT NULL,
+    since      BIGINT NOT NULL
+);

@@ -1,0 +1,794 @@
+//! The fleet's rows: step attempts handed to remote workers and their leases, the workers
+//! seen, the servers sharing this store, and named leases (the scheduler's).
+//!
+//! An attempt handed to a worker is a *dispatch*: `pending` until a worker claims it,
+//! `leased` while the worker renews its lease, then `done` (the worker reported its end),
+//! `abandoned` (the lease expired, or the server gave up on a worker that did not stop) or
+//! `withdrawn` (its step stopped before any worker claimed it). Each claim and each expiry
+//! bumps the dispatch's `epoch`; every call of a worker carries the epoch of its claim and
+//! is refused unless the dispatch is still `leased` at that epoch, so a worker that was cut
+//! off and comes back cannot renew, log to or finish an attempt that is no longer its own.
+//! Every state change is one conditional `UPDATE` inside a write transaction, so two
+//! workers can never hold the same attempt.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::Row;
+
+use crate::StoreError;
+use crate::convert::{micros, ts};
+use crate::events::LogStream;
+
+/// How many pending dispatches a claim looks at for one whose labels the worker carries.
+const CLAIM_SCAN: i64 = 64;
+
+/// Which attempt of which step of which run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AttemptKey {
+    /// The run.
+    pub run_id: String,
+    /// The step.
+    pub step_id: String,
+    /// The attempt, from 1.
+    pub attempt: u32,
+}
+
+/// Where a dispatch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DispatchState {
+    /// Waiting for a worker.
+    Pending,
+    /// Held by a worker under a lease.
+    Leased,
+    /// The worker reported the attempt's end.
+    Done,
+    /// The lease expired, or the server stopped waiting for the worker.
+    Abandoned,
+    /// Its step stopped before a worker claimed it.
+    Withdrawn,
+}
+
+impl DispatchState {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DispatchState::Pending => "pending",
+            DispatchState::Leased => "leased",
+            DispatchState::Done => "done",
+            DispatchState::Abandoned => "abandoned",
+            DispatchState::Withdrawn => "withdrawn",
+        }
+    }
+
+    fn parse(text: &str) -> Result<DispatchState, StoreError> {
+        [
+            DispatchState::Pending,
+            DispatchState::Leased,
+            DispatchState::Done,
+            DispatchState::Abandoned,
+            DispatchState::Withdrawn,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "dispatch state",
+            detail: format!("unknown state {text:?}"),
+        })
+    }
+}
+
+/// An attempt to hand to a worker.
+#[derive(Debug, Clone)]
+pub struct NewDispatch {
+    /// The attempt.
+    pub key: AttemptKey,
+    /// The run's namespace.
+    pub namespace: String,
+    /// Labels a worker must carry (each with this value) to claim it.
+    pub runs_on: BTreeMap<String, String>,
+    /// The sealed attempt's nonce.
+    pub nonce: Vec<u8>,
+    /// The sealed attempt.
+    pub payload: Vec<u8>,
+    /// When it was handed over.
+    pub created_at: Timestamp,
+}
+
+/// A dispatch as stored.
+#[derive(Debug, Clone)]
+pub struct DispatchRecord {
+    /// The attempt.
+    pub key: AttemptKey,
+    /// The run's namespace.
+    pub namespace: String,
+    /// Labels a worker must carry.
+    pub runs_on: BTreeMap<String, String>,
+    /// Where it stands.
+    pub state: DispatchState,
+    /// The lease's fencing epoch (0 before the first claim).
+    pub epoch: i64,
+    /// The worker holding (or that last held) it.
+    pub worker_id: Option<String>,
+    /// When the current lease ends unless renewed.
+    pub lease_expires_at: Option<Timestamp>,
+    /// Whether the server asked the worker to stop it.
+    pub cancel_requested: bool,
+    /// The end the worker reported (or the reason it was abandoned), as JSON text.
+    pub result: Option<String>,
+    /// The sealed attempt's nonce.
+    pub nonce: Vec<u8>,
+    /// The sealed attempt.
+    pub payload: Vec<u8>,
+}
+
+/// A worker as it introduces itself with each claim and heartbeat.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerInfo {
+    /// Its id, unique per `rota worker` process.
+    pub id: String,
+    /// A human name (its host, or `--name`).
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// How many attempts it runs at once.
+    pub slots: u32,
+    /// How many it runs now.
+    pub busy: u32,
+}
+
+/// A worker as last seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRecord {
+    /// What it said of itself.
+    pub info: WorkerInfo,
+    /// When it first introduced itself.
+    pub started_at: Timestamp,
+    /// Its last claim or heartbeat.
+    pub last_heartbeat: Timestamp,
+    /// How many leases it holds.
+    pub leases: u32,
+}
+
+/// A server sharing this store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRecord {
+    /// Its id, unique per `rota serve` process.
+    pub id: String,
+    /// Its host name.
+    pub host: String,
+    /// Its process id.
+    pub pid: u32,
+    /// The address it listens on.
+    pub listen: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Its last heartbeat.
+    pub last_heartbeat: Timestamp,
+}
+
+/// Why a worker's call about an attempt was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fenced {
+    /// No such dispatch.
+    #[error("no attempt {0:?} was handed to a worker")]
+    Unknown(String),
+    /// The dispatch moved on: another claim, an expiry, or its end.
+    #[error("the lease on this attempt is no longer yours (it is {state} at epoch {epoch})")]
+    Lost {
+        /// The dispatch's state now.
+        state: &'static str,
+        /// Its epoch now.
+        epoch: i64,
+    },
+}
+
+/// What a worker learns when it renews a lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renewed {
+    /// The server wants the attempt stopped.
+    pub cancel_requested: bool,
+}
+
+/// One line a worker sends for an attempt it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerLine {
+    /// When the worker read it.
+    pub ts: Timestamp,
+    /// Which stream.
+    pub stream: LogStream,
+    /// The text, already redacted by the worker.
+    pub text: String,
+}
+
+fn key_text(key: &AttemptKey) -> String {
+    format!("{}/{}/{}", key.run_id, key.step_id, key.attempt)
+}
+
+fn labels_text(labels: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn labels_of(text: &str) -> Result<BTreeMap<String, String>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        what: "labels",
+        detail: e.to_string(),
+    })
+}
+
+/// Whether a worker carrying `labels` may take an attempt asking for `wanted`.
+pub fn labels_match(wanted: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The write transaction of this store's backend.
+type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// A row of this store's backend.
+type BackendRow = sqlx::sqlite::SqliteRow;
+
+fn dispatch_of(row: &BackendRow) -> Result<DispatchRecord, StoreError> {
+        let attempt: i64 = row.try_get("attempt")?;
+        let state: String = row.try_get("state")?;
+        let runs_on: String = row.try_get("runs_on")?;
+        let expires: Option<i64> = row.try_get("lease_expires_at")?;
+        Ok(DispatchRecord {
+            key: AttemptKey {
+                run_id: row.try_get("run_id")?,
+                step_id: row.try_get("step_id")?,
+                attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
+                    what: "attempt",
+                    detail: attempt.to_string(),
+                })?,
+            },
+            namespace: row.try_get("namespace")?,
+            runs_on: labels_of(&runs_on)?,
+            state: DispatchState::parse(&state)?,
+            epoch: row.try_get("epoch")?,
+            worker_id: row.try_get("worker_id")?,
+            lease_expires_at: expires
+                .map(|at| {
+                    Timestamp::from_microsecond(at).map_err(|e| StoreError::Corrupt {
+                        what: "lease_expires_at",
+                        detail: e.to_string(),
+                    })
+                })
+                .transpose()?,
+            cancel_requested: row.try_get("cancel_requested")?,
+            result: row.try_get("result")?,
+            nonce: row.try_get("nonce")?,
+            payload: row.try_get("payload")?,
+        })
+}
+
+const DISPATCH_COLUMNS: &str = "run_id, step_id, attempt, namespace, runs_on, state, epoch, \
+     worker_id, lease_expires_at, cancel_requested, result, nonce, payload";
+
+fn lease_end(now: Timestamp, lease: Duration) -> i64 {
+    micros(now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+}
+
+impl crate::Store {
+    /// Hands an attempt to the workers: a `pending` dispatch at epoch 0.
+    pub async fn insert_dispatch(&self, new: &NewDispatch) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO dispatches (run_id, step_id, attempt, namespace, runs_on, nonce, \
+             payload, state, epoch, cancel_requested, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', 0, FALSE, $8)",
+        )
+        .bind(&new.key.run_id)
+        .bind(&new.key.step_id)
+        .bind(i64::from(new.key.attempt))
+        .bind(&new.namespace)
+        .bind(labels_text(&new.runs_on))
+        .bind(&new.nonce)
+        .bind(&new.payload)
+        .bind(micros(new.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The dispatch of `key`, if the attempt was handed to workers.
+    pub async fn dispatch(&self, key: &AttemptKey) -> Result<Option<DispatchRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DISPATCH_COLUMNS} FROM dispatches \
+             WHERE run_id = $1 AND step_id = $2 AND attempt = $3"
+        ))
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(dispatch_of).transpose()
+    }
+
+    /// Whether any dispatch is waiting for a worker (a cheap check before a claim).
+    pub async fn has_pending_dispatch(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 AS one FROM dispatches WHERE state = 'pending' LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Leases the oldest pending dispatch whose labels `worker` carries, for `lease`, and
+    /// records the worker as seen at `now`. The claim bumps the epoch; only the claimant's
+    /// calls at that epoch are accepted from then on.
+    pub async fn claim_dispatch(
+        &self,
+        worker: &WorkerInfo,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Option<DispatchRecord>, StoreError> {
+        let mut tx = self.write().await?;
+        upsert_worker(&mut tx, worker, now).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {DISPATCH_COLUMNS} FROM dispatches WHERE state = 'pending' \
+             ORDER BY created_at, run_id, step_id, attempt LIMIT $1"
+        ))
+        .bind(CLAIM_SCAN)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut chosen = None;
+        for row in &rows {
+            let dispatch = dispatch_of(row)?;
+            if labels_match(&dispatch.runs_on, &worker.labels) {
+                chosen = Some(dispatch);
+                break;
+            }
+        }
+        let Some(mut dispatch) = chosen else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let expires = lease_end(now, lease);
+        let done = sqlx::query(
+            "UPDATE dispatches SET state = 'leased', epoch = epoch + 1, worker_id = $1, \
+             lease_expires_at = $2, claimed_at = $3 \
+             WHERE run_id = $4 AND step_id = $5 AND attempt = $6 AND state = 'pending'",
+        )
+        .bind(&worker.id)
+        .bind(expires)
+        .bind(micros(now))
+        .bind(&dispatch.key.run_id)
+        .bind(&dispatch.key.step_id)
+        .bind(i64::from(dispatch.key.attempt))
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.commit().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        dispatch.state = DispatchState::Leased;
+        dispatch.epoch += 1;
+        dispatch.worker_id = Some(worker.id.clone());
+        dispatch.lease_expires_at = Timestamp::from_microsecond(expires).ok();
+        Ok(Some(dispatch))
+    }
+
+    /// Renews `worker`'s lease on `key` at `epoch` until `now + lease`; refused unless the
+    /// dispatch is still leased to it at that epoch.
+    pub async fn renew_lease(
+        &self,
+        key: &AttemptKey,
+        epoch: i64,
+        worker: &WorkerInfo,
+        now: Timestamp,
+        lease: Duration,
+    ) -> Result<Result<Renewed, Fenced>, StoreError> {
+        let mut tx = self.write().await?;
+        upsert_worker(&mut tx, worker, now).await?;
+        if let Err(fenced) = hold(&mut tx, key, epoch, &worker.id).await? {
+            tx.commit().await?;
+            return Ok(Err(fenced));
+        }
+        let row = sqlx::query(
+            "UPDATE dispatches SET lease_expires_at = $1 \
+             WHERE run_id = $2 AND step_id = $3 AND attempt = $4 RETURNING cancel_requested",
+        )
+        .bind(lease_end(now, lease))
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .fetch_one(&mut *tx)
+        .await?;
+        let cancel_requested: bool = row.try_get("cancel_requested")?;
+        tx.commit().await?;
+        Ok(Ok(Renewed { cancel_requested }))
+    }
+
+    /// Appends lines a worker sent for `key`, if it still holds the lease at `epoch`.
+    pub async fn append_worker_lines(
+        &self,
+        key: &AttemptKey,
+        epoch: i64,
+        worker_id: &str,
+        lines: &[WorkerLine],
+    ) -> Result<Result<(), Fenced>, StoreError> {
+        let mut tx = self.write().await?;
+        if let Err(fenced) = hold(&mut tx, key, epoch, worker_id).await? {
+            tx.commit().await?;
+            return Ok(Err(fenced));
+        }
+        for line in lines {
+            sqlx::query(
+                "INSERT INTO logs (run_id, step_id, attempt, ts, stream, text) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&key.run_id)
+            .bind(&key.step_id)
+            .bind(i64::from(key.attempt))
+            .bind(micros(line.ts))
+            .bind(line.stream.as_str())
+            .bind(&line.text)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Records the end a worker reports for `key` (`result`: JSON text), if it still holds
+    /// the lease at `epoch`.
+    pub async fn finish_dispatch(
+        &self,
+        key: &AttemptKey,
+        epoch: i64,
+        worker_id: &str,
+        result: &str,
+        now: Timestamp,
+    ) -> Result<Result<(), Fenced>, StoreError> {
+        let mut tx = self.write().await?;
+        if let Err(fenced) = hold(&mut tx, key, epoch, worker_id).await? {
+            tx.commit().await?;
+            return Ok(Err(fenced));
+        }
+        sqlx::query(
+            "UPDATE dispatches SET state = 'done', result = $1, finished_at = $2, \
+             lease_expires_at = NULL WHERE run_id = $3 AND step_id = $4 AND attempt = $5",
+        )
+        .bind(result)
+        .bind(micros(now))
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Asks the worker holding `key` to stop it (it learns so at its next heartbeat).
+    pub async fn request_dispatch_cancel(&self, key: &AttemptKey) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "UPDATE dispatches SET cancel_requested = TRUE \
+             WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
+        )
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes back a dispatch no worker claimed yet; `false` if one already did.
+    pub async fn withdraw_dispatch(
+        &self,
+        key: &AttemptKey,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE dispatches SET state = 'withdrawn', finished_at = $1 \
+             WHERE run_id = $2 AND step_id = $3 AND attempt = $4 AND state = 'pending'",
+        )
+        .bind(micros(now))
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends a lease the server no longer waits for (`reason`: JSON text of the attempt's
+    /// end), bumping the epoch so the worker's later calls are refused; `false` if the
+    /// dispatch was not leased.
+    pub async fn abandon_dispatch(
+        &self,
+        key: &AttemptKey,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, result = $1, \
+             finished_at = $2, lease_expires_at = NULL \
+             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 AND state = 'leased'",
+        )
+        .bind(reason)
+        .bind(micros(now))
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Abandons every lease that expired before `now` (its worker stopped renewing it);
+    /// `reason` says why, given the worker's name. Returns the attempts abandoned.
+    pub async fn expire_leases(
+        &self,
+        now: Timestamp,
+        reason: impl Fn(&str) -> String,
+    ) -> Result<Vec<AttemptKey>, StoreError> {
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "SELECT d.run_id, d.step_id, d.attempt, COALESCE(w.name, d.worker_id) AS worker \
+             FROM dispatches d LEFT JOIN workers w ON w.id = d.worker_id \
+             WHERE d.state = 'leased' AND d.lease_expires_at < $1",
+        )
+        .bind(micros(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let attempt: i64 = row.try_get("attempt")?;
+            let worker: Option<String> = row.try_get("worker")?;
+            let key = AttemptKey {
+                run_id: row.try_get("run_id")?,
+                step_id: row.try_get("step_id")?,
+                attempt: u32::try_from(attempt).unwrap_or(0),
+            };
+            sqlx::query(
+                "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, result = $1, \
+                 finished_at = $2, lease_expires_at = NULL \
+                 WHERE run_id = $3 AND step_id = $4 AND attempt = $5 AND state = 'leased'",
+            )
+            .bind(reason(worker.as_deref().unwrap_or("?")))
+            .bind(micros(now))
+            .bind(&key.run_id)
+            .bind(&key.step_id)
+            .bind(attempt)
+            .execute(&mut *tx)
+            .await?;
+            expired.push(key);
+        }
+        tx.commit().await?;
+        Ok(expired)
+    }
+
+    /// The name of the worker that held each attempt of `run_id` handed to workers.
+    pub async fn attempt_workers(
+        &self,
+        run_id: &str,
+    ) -> Result<BTreeMap<(String, u32), String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.step_id, d.attempt, COALESCE(w.name, d.worker_id) AS worker \
+             FROM dispatches d LEFT JOIN workers w ON w.id = d.worker_id \
+             WHERE d.run_id = $1 AND d.worker_id IS NOT NULL",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut workers = BTreeMap::new();
+        for row in &rows {
+            let attempt: i64 = row.try_get("attempt")?;
+            let worker: Option<String> = row.try_get("worker")?;
+            if let (Ok(attempt), Some(worker)) = (u32::try_from(attempt), worker) {
+                workers.insert((row.try_get("step_id")?, attempt), worker);
+            }
+        }
+        Ok(workers)
+    }
+
+    /// Workers seen since `since`, with the leases each holds, most recently seen first.
+    pub async fn list_workers(&self, since: Timestamp) -> Result<Vec<WorkerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.name, w.labels, w.slots, w.busy, w.started_at, w.last_heartbeat, \
+             (SELECT COUNT(*) FROM dispatches d WHERE d.worker_id = w.id \
+              AND d.state = 'leased') AS leases \
+             FROM workers w WHERE w.last_heartbeat >= $1 ORDER BY w.last_heartbeat DESC, w.id",
+        )
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut workers = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let labels: String = row.try_get("labels")?;
+            let slots: i64 = row.try_get("slots")?;
+            let busy: i64 = row.try_get("busy")?;
+            let leases: i64 = row.try_get("leases")?;
+            workers.push(WorkerRecord {
+                info: WorkerInfo {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    labels: labels_of(&labels)?,
+                    slots: u32::try_from(slots).unwrap_or(0),
+                    busy: u32::try_from(busy).unwrap_or(0),
+                },
+                started_at: ts(row, "started_at")?,
+                last_heartbeat: ts(row, "last_heartbeat")?,
+                leases: u32::try_from(leases).unwrap_or(0),
+            });
+        }
+        Ok(workers)
+    }
+
+    /// Records that server `server` is alive at `now` (its row is created on first call).
+    pub async fn server_heartbeat(
+        &self,
+        server: &ServerRecord,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO servers (id, host, pid, listen, started_at, last_heartbeat) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (id) DO UPDATE SET last_heartbeat = excluded.last_heartbeat",
+        )
+        .bind(&server.id)
+        .bind(&server.host)
+        .bind(i64::from(server.pid))
+        .bind(&server.listen)
+        .bind(micros(server.started_at))
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes a server's row (it is shutting down).
+    pub async fn server_gone(&self, id: &str) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM servers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM leases WHERE holder = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Servers whose last heartbeat is at or after `since`, oldest first.
+    pub async fn list_servers(&self, since: Timestamp) -> Result<Vec<ServerRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, host, pid, listen, started_at, last_heartbeat FROM servers \
+             WHERE last_heartbeat >= $1 ORDER BY started_at, id",
+        )
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut servers = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let pid: i64 = row.try_get("pid")?;
+            servers.push(ServerRecord {
+                id: row.try_get("id")?,
+                host: row.try_get("host")?,
+                pid: u32::try_from(pid).unwrap_or(0),
+                listen: row.try_get("listen")?,
+                started_at: ts(row, "started_at")?,
+                last_heartbeat: ts(row, "last_heartbeat")?,
+            });
+        }
+        Ok(servers)
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`: granted when no one
+    /// holds it, it expired, or `holder` already holds it. Returns whether `holder` holds it.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let until = lease_end(now, ttl);
+        sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at, since) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET \
+             since = CASE WHEN leases.holder = excluded.holder THEN leases.since \
+                     ELSE excluded.since END, \
+             holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(until)
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT holder FROM leases WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        let held: String = row.try_get("holder")?;
+        tx.commit().await?;
+        Ok(held == holder)
+    }
+
+    /// Who holds lease `name` at `now`, and since when.
+    pub async fn lease_holder(
+        &self,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let row =
+            sqlx::query("SELECT holder, since FROM leases WHERE name = $1 AND expires_at >= $2")
+                .bind(name)
+                .bind(micros(now))
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            Some(row) => Ok(Some((row.try_get("holder")?, ts(&row, "since")?))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `Ok` if `worker_id` holds `key` at `epoch`, else why not.
+async fn hold(
+    tx: &mut Tx,
+    key: &AttemptKey,
+    epoch: i64,
+    worker_id: &str,
+) -> Result<Result<(), Fenced>, StoreError> {
+    let row = sqlx::query(
+        "SELECT state, epoch, worker_id FROM dispatches \
+         WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
+    )
+    .bind(&key.run_id)
+    .bind(&key.step_id)
+    .bind(i64::from(key.attempt))
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Err(Fenced::Unknown(key_text(key))));
+    };
+    let state: String = row.try_get("state")?;
+    let held_epoch: i64 = row.try_get("epoch")?;
+    let holder: Option<String> = row.try_get("worker_id")?;
+    let state = DispatchState::parse(&state)?;
+    if state == DispatchState::Leased && held_epoch == epoch && holder.as_deref() == Some(worker_id)
+    {
+        return Ok(Ok(()));
+    }
+    Ok(Err(Fenced::Lost {
+        state: state.as_str(),
+        epoch: held_epoch,
+    }))
+}
+
+async fn upsert_worker(tx: &mut Tx, worker: &WorkerInfo, now: Timestamp) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workers (id, name, labels, slots, busy, started_at, last_heartbeat) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (id) DO UPDATE SET name = excluded.name, labels = excluded.labels, \
+         slots = excluded.slots, busy = excluded.busy, last_heartbeat = excluded.last_heartbeat",
+    )
+    .bind(&worker.id)
+    .bind(&worker.name)
+    .bind(labels_text(&worker.labels))
+    .bind(i64::from(worker.slots))
+    .bind(i64::from(worker.busy))
+    .bind(micros(now))
+    .bind(micros(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
