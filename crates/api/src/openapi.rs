@@ -24,6 +24,8 @@ use rota_ops::{ids, records as wire};
         ids::JobId,
         ids::RunId,
         ids::TokenId,
+        ids::StepId,
+        ids::AttemptNo,
         ids::SecretName,
         EventFrame,
         LogFrame,
@@ -199,6 +201,7 @@ pub(crate) fn routes() -> (axum::Router<crate::ApiState>, utoipa::openapi::OpenA
         .merge(routes::events::router())
         .merge(routes::tokens::router())
         .merge(routes::audit::router())
+        .merge(routes::workers::router())
         .merge(crate::metrics::router())
         .split_for_parts()
 }

@@ -11,6 +11,9 @@ use crate::support::Env;
 /// A valid job file for `ops/deploy`, as a `PUT`/`validate` body.
 const VALID_JOB: &str = r#"{"format": "yaml", "source": "id: deploy\nnamespace: ops\nsteps:\n  - id: build\n    sh: echo new\n"}"#;
 
+/// A worker's call about an attempt, as a lease-call body.
+const LEASE_CALL: &str = r#"{"worker": {"id": "w1", "name": "w1", "slots": 1}, "epoch": 1}"#;
+
 /// One route's permission case.
 struct Case {
     method: Method,
@@ -421,6 +424,64 @@ fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
             "/api/v1/audit/verify".into(),
             "editor_ops",
             "admin",
+            200,
+        ),
+        Case {
+            body: Some(r#"{"worker": {"id": "w1", "name": "w1", "slots": 1}, "wait_ms": 0}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/workers/claim",
+                "/api/v1/workers/claim".into(),
+                "viewer_all",
+                "worker",
+                200,
+            )
+        },
+        // The lease calls about an attempt no worker holds: past the role check, the
+        // attempt is not found.
+        Case {
+            body: Some(LEASE_CALL),
+            ..case(
+                Method::POST,
+                "/api/v1/attempts/{run}/{step}/{attempt}/heartbeat",
+                "/api/v1/attempts/none/build/1/heartbeat".into(),
+                "viewer_all",
+                "worker",
+                404,
+            )
+        },
+        Case {
+            body: Some(
+                r#"{"worker": {"id": "w1", "name": "w1", "slots": 1}, "epoch": 1, "lines": []}"#,
+            ),
+            ..case(
+                Method::POST,
+                "/api/v1/attempts/{run}/{step}/{attempt}/logs",
+                "/api/v1/attempts/none/build/1/logs".into(),
+                "operator_ops",
+                "worker",
+                404,
+            )
+        },
+        Case {
+            body: Some(
+                r#"{"worker": {"id": "w1", "name": "w1", "slots": 1}, "epoch": 1, "status": "succeeded"}"#,
+            ),
+            ..case(
+                Method::POST,
+                "/api/v1/attempts/{run}/{step}/{attempt}/finish",
+                "/api/v1/attempts/none/build/1/finish".into(),
+                "editor_ops",
+                "worker",
+                404,
+            )
+        },
+        case(
+            Method::GET,
+            "/api/v1/cluster",
+            "/api/v1/cluster".into(),
+            "worker",
+            "viewer_ops",
             200,
         ),
         // Last: the cases before it use the job.

@@ -429,7 +429,7 @@ async fn closed_bodies_say_additional_properties_false() {
     }
     assert_eq!(
         schemas["TokenGrant"]["properties"]["role"]["enum"],
-        json!(["viewer", "operator", "editor", "admin"])
+        json!(["worker", "viewer", "operator", "editor", "admin"])
     );
     assert_eq!(schemas["Run"]["properties"]["status"]["enum"][0], "planned");
     assert_eq!(

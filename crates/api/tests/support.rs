@@ -70,6 +70,7 @@ const PERSONAS: &[(&str, &[SeedGrant])] = &[
     ("editor_ops", &[(Some("ops"), Role::Editor)]),
     ("viewer_web", &[(Some("web"), Role::Viewer)]),
     ("nobody", &[]),
+    ("worker", &[(None, Role::Worker)]),
     ("spare", &[(Some("web"), Role::Viewer)]),
 ];
 

@@ -109,6 +109,12 @@ pub enum Command {
     /// API bearer tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Tokens(crate::tokens_cmd::TokensCommand),
+    /// Run step attempts a server hands out (needs `--server` and a `worker` token) until
+    /// SIGTERM; steps choose workers by label with `runs_on:`.
+    Worker(crate::worker_cmd::WorkerArgs),
+    /// The servers sharing the store, which one schedules, and the workers with their
+    /// labels, slots, leases and last heartbeat.
+    Status,
     /// Execute and inspect Jupyter notebooks, papermill-compatible.
     #[command(subcommand)]
     Notebook(rota_notebook::cli::NotebookCommand),

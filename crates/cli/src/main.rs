@@ -20,6 +20,7 @@ mod secrets_cmd;
 mod serve_cmd;
 mod tokens_cmd;
 mod view;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -80,17 +81,34 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Ok(code) => return code,
         Err(command) => command,
     };
-    if let Some(server) = &cli.server {
-        let token = client::Remote::read_token(
-            cli.token,
-            cli.token_file.as_deref(),
-            std::env::var("ROTA_TOKEN").ok(),
-        )?;
-        let remote = client::Remote::new(server, token)?;
+    let remote = match &cli.server {
+        Some(server) => Some(remote_of(server, cli.token, cli.token_file.as_deref())?),
+        None => None,
+    };
+    if let Command::Worker(args) = command {
+        let Some(remote) = remote else {
+            anyhow::bail!(
+                "rota worker needs --server URL (and a worker token: --token-file or ROTA_TOKEN)"
+            );
+        };
+        let home = home::Home::new(cli.home)?.dir;
+        return worker_cmd::worker(remote, home, args).await;
+    }
+    if let Some(remote) = remote {
         return dispatch(&remote, command, &out).await;
     }
     let session = home::Home::new(cli.home)?.session().await?;
     dispatch(&session, command, &out).await
+}
+
+/// The server's client: `--token`, else `--token-file`, else `ROTA_TOKEN`.
+fn remote_of(
+    server: &str,
+    token: Option<String>,
+    token_file: Option<&std::path::Path>,
+) -> anyhow::Result<client::Remote> {
+    let token = client::Remote::read_token(token, token_file, std::env::var("ROTA_TOKEN").ok())?;
+    client::Remote::new(server, token)
 }
 
 /// The commands that need neither a store nor a server (`validate`, `schedule preview`,
@@ -164,6 +182,7 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Secrets(command) => secrets_cmd::secrets(rota, command, out).await,
         Command::Tokens(command) => tokens_cmd::tokens(rota, command, out).await,
         Command::Audit(command) => audit_cmd::audit(rota, command, out).await,
+        Command::Status => worker_cmd::status(rota, out).await,
         local => unreachable!("handled by local_only: {local:?}"),
     }
 }

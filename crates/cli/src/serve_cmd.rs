@@ -133,7 +133,7 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
 }
 
 /// SIGTERM or SIGINT: stop taking work, let running steps finish within the grace period.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -145,7 +145,7 @@ async fn shutdown_signal() {
         _ = int.recv() => "SIGINT",
         _ = term.recv() => "SIGTERM",
     };
-    eprintln!("rota serve: {name} received, shutting down");
+    eprintln!("rota: {name} received, shutting down");
 }
 
 /// Most fire times one `rota schedule next` shows.

@@ -31,6 +31,8 @@ pub enum TokensCommand {
 /// A role, as typed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RoleArg {
+    /// Only run step attempts as a `rota worker` (in every namespace).
+    Worker,
     /// Read jobs, runs, logs and events.
     Viewer,
     /// Also start, cancel and retry runs.
@@ -44,6 +46,7 @@ pub enum RoleArg {
 impl From<RoleArg> for Role {
     fn from(role: RoleArg) -> Role {
         match role {
+            RoleArg::Worker => Role::Worker,
             RoleArg::Viewer => Role::Viewer,
             RoleArg::Operator => Role::Operator,
             RoleArg::Editor => Role::Editor,
@@ -98,7 +101,8 @@ fn requested_grants(args: &CreateArgs) -> Option<Vec<TokenGrant>> {
         return None;
     }
     let role = Role::from(args.role);
-    let namespaces: Vec<Option<String>> = if args.all_namespaces {
+    // A worker runs whatever step attempts it is handed, from every namespace.
+    let namespaces: Vec<Option<String>> = if args.all_namespaces || role == Role::Worker {
         vec![None]
     } else if args.namespace.is_empty() {
         vec![Some(DEFAULT_NAMESPACE.to_owned())]

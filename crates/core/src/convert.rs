@@ -533,7 +533,7 @@ fn labels(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String> {
         return labels;
     };
     for (key, value) in entries {
-        if !is_label(&key.name) {
+        if !crate::model::is_label(&key.name) {
             cx.err(
                 key.pos,
                 format!(
@@ -548,14 +548,6 @@ fn labels(cx: &mut Cx, node: &Node, what: &str) -> BTreeMap<String, String> {
         }
     }
     labels
-}
-
-/// Whether `name` can name a worker label.
-pub fn is_label(name: &str) -> bool {
-    (1..=63).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 const PARAM_TYPES: &[(&str, ParamType)] = &[

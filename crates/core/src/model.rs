@@ -364,6 +364,15 @@ pub struct Step {
     pub runs_on: BTreeMap<String, String>,
 }
 
+/// Whether `name` can name a worker label (`runs_on:`, `rota worker --label`): 1–63
+/// letters, digits, `_`, `-` and `.`.
+pub fn is_label(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// The work a step does: a step kind's name (`sh`, `http`…, see [`crate::kinds`]) and its
 /// configuration, which that kind's module decodes into its own struct. Every string in it
 /// is a template. Stored as `{"<name>": <configuration>}`.

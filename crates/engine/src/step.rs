@@ -152,8 +152,7 @@ pub(crate) async fn run_step(
         let retryable = matches!(
             attempt.status,
             StepStatus::Failed | StepStatus::TimedOut | StepStatus::Abandoned
-        )
-            && attempt_no < step.retry.attempts
+        ) && attempt_no < step.retry.attempts
             && !over_bounds
             && !stop.is_cancelled();
         if !retryable {
@@ -297,8 +296,16 @@ async fn run_attempt(
             }
             match (&shared.config.remote, step.runs_on.is_empty()) {
                 (Some(remote), false) => {
-                    run_remote(shared, remote.as_ref(), step, attempt_no, spec, display, stop)
-                        .await
+                    run_remote(
+                        shared,
+                        remote.as_ref(),
+                        step,
+                        attempt_no,
+                        spec,
+                        display,
+                        stop,
+                    )
+                    .await
                 }
                 (None, false) => {
                     system_line(
@@ -311,9 +318,7 @@ async fn run_attempt(
                     );
                     run_process(shared, step, attempt_no, &spec, &output_path, stop).await
                 }
-                (_, true) => {
-                    run_process(shared, step, attempt_no, &spec, &output_path, stop).await
-                }
+                (_, true) => run_process(shared, step, attempt_no, &spec, &output_path, stop).await,
             }
         }
         Resolved::Work { work, display } => {

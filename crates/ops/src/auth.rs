@@ -112,6 +112,23 @@ impl Principal {
 }
 
 impl Principal {
+    /// `Ok` if the caller may act as a worker: a `worker` token (its grant in every
+    /// namespace), or an admin everywhere (a server without authentication); else
+    /// [`OpsError::Forbidden`]. Not a rank among the others: a viewer is no worker.
+    pub fn require_worker(&self) -> Result<(), OpsError> {
+        let may = self
+            .grants
+            .iter()
+            .any(|g| g.namespace.is_none() && matches!(g.role, Role::Worker | Role::Admin));
+        if may {
+            return Ok(());
+        }
+        Err(OpsError::Forbidden {
+            needed: Role::Worker,
+            scope: "in every namespace".to_owned(),
+        })
+    }
+
     /// `Ok` if the caller holds `role` somewhere (any namespace), else
     /// [`OpsError::Forbidden`]; for listings the operation then filters to what the caller
     /// may see.

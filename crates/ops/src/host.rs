@@ -48,6 +48,12 @@ pub fn protect_home(dir: &Path) -> std::io::Result<()> {
 
 /// Starts the watchdog (this same binary as `rota __guardian`); without it a SIGKILLed
 /// `rota` would leave its steps running, so failing to start it is said once, as a warning.
+/// This machine's host name (as runs record their owner).
+pub fn host_name() -> String {
+    rota_engine::owner::host_name()
+}
+
+/// Starts the guardian, the watchdog that kills this process's step processes if it dies.
 pub fn spawn_guardian() -> Option<Arc<Guardian>> {
     let exe = std::env::current_exe().ok()?;
     match Guardian::spawn(&exe, &[GUARDIAN_COMMAND]) {

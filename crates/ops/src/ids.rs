@@ -44,6 +44,27 @@ fn is_secret_name(name: &str) -> bool {
 /// [`is_secret_name`] as a JSON Schema pattern.
 const SECRET_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
 
+/// Whether `id` is a valid step id: 1–64 of `a-z`, `0-9`, `_` and `-` (the job-file rule).
+fn is_step_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// [`is_step_id`] as a JSON Schema pattern.
+const STEP_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
+
+/// Whether `text` is an attempt number: 1 to 999999999, without leading zeros.
+fn is_attempt_number(text: &str) -> bool {
+    (1..=9).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !text.starts_with('0')
+}
+
+/// [`is_attempt_number`] as a JSON Schema pattern.
+const ATTEMPT_PATTERN: &str = "^[1-9][0-9]{0,8}$";
+
 macro_rules! checked_id {
     (
         $(#[$doc:meta])* $name:ident, $check:ident, $what:literal,
@@ -125,6 +146,30 @@ checked_id!(
     schema: "RunId", OPAQUE_PATTERN, 1..=64,
     example: "01jd2x3y4z5a6b7c8d9e0f1g2h"
 );
+checked_id!(
+    /// A step id.
+    StepId,
+    is_step_id,
+    "step id (1–64 characters of a-z, 0-9, _ and -)",
+    schema: "StepId", STEP_PATTERN, 1..=64,
+    example: "build"
+);
+checked_id!(
+    /// An attempt number, as it appears in a path.
+    AttemptNo,
+    is_attempt_number,
+    "attempt number (1–999999999)",
+    schema: "AttemptNo", ATTEMPT_PATTERN, 1..=9,
+    example: "1"
+);
+
+impl AttemptNo {
+    /// The number.
+    pub fn number(&self) -> u32 {
+        self.0.parse().unwrap_or(0)
+    }
+}
+
 checked_id!(
     /// A token id.
     TokenId,

@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod auth;
 mod error;
+pub mod fleet;
 pub mod foreground;
 pub mod host;
 pub mod ids;
@@ -28,6 +29,7 @@ mod runs;
 pub mod schedules;
 mod secrets;
 pub mod service;
+pub mod worker;
 
 use std::path::PathBuf;
 
@@ -53,6 +55,8 @@ pub struct Ops {
     schedules: Option<std::sync::Arc<dyn schedules::ScheduleOps>>,
     /// The data directory whose key seals secrets ([`Ops::with_secrets_home`]).
     secrets_home: Option<PathBuf>,
+    /// Wakes the waiters on workers' calls in this process ([`Ops::with_hub`]).
+    hub: fleet::Hub,
 }
 
 /// Where a process that executes runs keeps what they need (see [`Ops::runs_here`]).
@@ -99,6 +103,7 @@ impl Ops {
             runner: None,
             schedules: None,
             secrets_home: None,
+            hub: fleet::Hub::default(),
         }
     }
 

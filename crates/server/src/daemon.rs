@@ -130,6 +130,8 @@ pub async fn serve(
     eprintln!("rota serve: web UI at http://{bound}/ui/, API at http://{bound}/api/v1");
 
     let lateness = api.scheduler_metrics.clone();
+    let hub = api.ops.hub().clone();
+    let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string());
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -145,12 +147,13 @@ pub async fn serve(
     });
 
     let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
-    let mut daemon = Daemon::new(config, store, lateness);
+    let mut daemon = Daemon::new(config, store, lateness, hub);
     let result = daemon.run(hook_rx, shutdown).await;
     let _ = stop_http_tx.send(());
     let _ = http.await;
     daemon.drain().await;
     notifier.stop().await;
+    fleet.stop().await;
     daemon.store.close().await;
     let _ = std::fs::remove_file(&addr_path);
     result
@@ -243,26 +246,31 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn new(config: ServeConfig, store: Store, lateness: rota_api::SchedulerMetrics) -> Daemon {
+    fn new(
+        config: ServeConfig,
+        store: Store,
+        lateness: rota_api::SchedulerMetrics,
+        hub: rota_ops::fleet::Hub,
+    ) -> Daemon {
+        // Steps of a job saved without a file run in the server's data directory; steps
+        // with `runs_on:` labels go to workers, through the API's hub.
+        let ops = rota_ops::Ops::new(store.clone())
+            .runs_here(&config.home, config.home.join("runs"), &config.home)
+            .with_secrets_home(&config.home)
+            .with_hub(hub);
         let engine = EngineConfig {
             artifacts_dir: config.home.join("runs"),
             grace: config.step_grace,
             log_cap_bytes: 10 * 1024 * 1024,
             guardian: config.guardian.clone(),
             durable_step_starts: true,
-            remote: None,
+            remote: Some(ops.dispatcher()),
         };
         let owner = Owner {
             host: rota_engine::owner::host_name(),
             pid: std::process::id(),
             start_token: rota_engine::owner::own_start_token(),
         };
-        // Steps of a job saved without a file run in the server's data directory.
-        let ops = rota_ops::Ops::new(store.clone()).runs_here(
-            &config.home,
-            &engine.artifacts_dir,
-            &config.home,
-        );
         Daemon {
             ops,
             scheduler: Scheduler::new(config.misfire_grace, Box::new(rota_store::ids::new_run_id)),

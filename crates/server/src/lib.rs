@@ -41,6 +41,7 @@
 pub mod backfill;
 pub mod daemon;
 mod error;
+pub mod fleet;
 pub mod hooks;
 pub mod http;
 pub mod jobdir;

@@ -229,37 +229,37 @@ type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
 type BackendRow = sqlx::sqlite::SqliteRow;
 
 fn dispatch_of(row: &BackendRow) -> Result<DispatchRecord, StoreError> {
-        let attempt: i64 = row.try_get("attempt")?;
-        let state: String = row.try_get("state")?;
-        let runs_on: String = row.try_get("runs_on")?;
-        let expires: Option<i64> = row.try_get("lease_expires_at")?;
-        Ok(DispatchRecord {
-            key: AttemptKey {
-                run_id: row.try_get("run_id")?,
-                step_id: row.try_get("step_id")?,
-                attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
-                    what: "attempt",
-                    detail: attempt.to_string(),
-                })?,
-            },
-            namespace: row.try_get("namespace")?,
-            runs_on: labels_of(&runs_on)?,
-            state: DispatchState::parse(&state)?,
-            epoch: row.try_get("epoch")?,
-            worker_id: row.try_get("worker_id")?,
-            lease_expires_at: expires
-                .map(|at| {
-                    Timestamp::from_microsecond(at).map_err(|e| StoreError::Corrupt {
-                        what: "lease_expires_at",
-                        detail: e.to_string(),
-                    })
+    let attempt: i64 = row.try_get("attempt")?;
+    let state: String = row.try_get("state")?;
+    let runs_on: String = row.try_get("runs_on")?;
+    let expires: Option<i64> = row.try_get("lease_expires_at")?;
+    Ok(DispatchRecord {
+        key: AttemptKey {
+            run_id: row.try_get("run_id")?,
+            step_id: row.try_get("step_id")?,
+            attempt: u32::try_from(attempt).map_err(|_| StoreError::Corrupt {
+                what: "attempt",
+                detail: attempt.to_string(),
+            })?,
+        },
+        namespace: row.try_get("namespace")?,
+        runs_on: labels_of(&runs_on)?,
+        state: DispatchState::parse(&state)?,
+        epoch: row.try_get("epoch")?,
+        worker_id: row.try_get("worker_id")?,
+        lease_expires_at: expires
+            .map(|at| {
+                Timestamp::from_microsecond(at).map_err(|e| StoreError::Corrupt {
+                    what: "lease_expires_at",
+                    detail: e.to_string(),
                 })
-                .transpose()?,
-            cancel_requested: row.try_get("cancel_requested")?,
-            result: row.try_get("result")?,
-            nonce: row.try_get("nonce")?,
-            payload: row.try_get("payload")?,
-        })
+            })
+            .transpose()?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        result: row.try_get("result")?,
+        nonce: row.try_get("nonce")?,
+        payload: row.try_get("payload")?,
+    })
 }
 
 const DISPATCH_COLUMNS: &str = "run_id, step_id, attempt, namespace, runs_on, state, epoch, \

@@ -17,6 +17,10 @@ const ALL_NAMESPACES: &str = "*";
 /// What a token may do in a namespace; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// Only what a `rota worker` does: claim step attempts, renew their leases, send their
+    /// lines and report their ends. Weakest, so it grants nothing else; the worker routes
+    /// ask for it by name (`Principal::require_worker`).
+    Worker,
     /// Read jobs, runs, logs and events.
     Viewer,
     /// Also start, cancel and retry runs, and approve plans.
@@ -29,11 +33,18 @@ pub enum Role {
 
 impl Role {
     /// Every role, weakest first.
-    pub const ALL: [Role; 4] = [Role::Viewer, Role::Operator, Role::Editor, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Worker,
+        Role::Viewer,
+        Role::Operator,
+        Role::Editor,
+        Role::Admin,
+    ];
 
     /// The stored and wire spelling.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Worker => "worker",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Editor => "editor",

@@ -11,6 +11,7 @@ pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod secrets;
 pub(crate) mod tokens;
+pub(crate) mod workers;
 
 use crate::ApiError;
 

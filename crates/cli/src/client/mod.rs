@@ -27,6 +27,7 @@ mod runs;
 mod schedules;
 mod secrets;
 mod tokens;
+mod workers;
 
 /// How long one ordinary call may take, connection included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -185,6 +186,13 @@ impl Remote {
 
     async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ApiFailure> {
         let response = self.call(request).await?;
+        self.decode(response).await
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<T, ApiFailure> {
         let bytes = response.bytes().await.map_err(|e| self.unreachable(e))?;
         serde_json::from_slice(&bytes).map_err(|e| ApiFailure {
             status: None,
@@ -195,9 +203,44 @@ impl Remote {
         })
     }
 
+    /// `method path` with a JSON body, answered with no body, within `timeout`.
+    pub async fn send_within<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<(), ApiFailure> {
+        self.call_within(self.request(method, path).json(body), timeout)
+            .await
+            .map(drop)
+    }
+
+    /// `method path` with a JSON body, answered with JSON within `timeout`.
+    pub async fn send_json_within<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+        timeout: Duration,
+    ) -> Result<T, ApiFailure> {
+        let response = self
+            .call_within(self.request(method, path).json(body), timeout)
+            .await?;
+        self.decode(response).await
+    }
+
     async fn call(&self, request: RequestBuilder) -> Result<reqwest::Response, ApiFailure> {
+        self.call_within(request, CALL_TIMEOUT).await
+    }
+
+    async fn call_within(
+        &self,
+        request: RequestBuilder,
+        timeout: Duration,
+    ) -> Result<reqwest::Response, ApiFailure> {
         let response = request
-            .timeout(CALL_TIMEOUT)
+            .timeout(timeout)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;

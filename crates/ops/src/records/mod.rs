@@ -14,7 +14,11 @@ use rota_store::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod fleet;
 pub mod schema;
+
+pub use fleet::*;
+pub use rota_store::AttemptKey;
 
 /// The keys of a job's definition whose values are durations (`timeout`, `retry.initial`,
 /// `retry.max`, a trigger's `every` and `jitter`, …).
@@ -478,7 +482,7 @@ impl TokenGrant {
     pub fn to_grant(&self) -> Result<Grant, String> {
         let role = Role::parse(&self.role).ok_or_else(|| {
             format!(
-                "unknown role {:?}: expected viewer, operator, editor or admin",
+                "unknown role {:?}: expected worker, viewer, operator, editor or admin",
                 self.role
             )
         })?;

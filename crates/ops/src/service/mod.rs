@@ -21,6 +21,7 @@ pub mod runs;
 pub mod schedules;
 pub mod secrets;
 pub mod tokens;
+pub mod workers;
 
 pub use audit::Audit;
 pub use jobs::Jobs;
@@ -29,12 +30,13 @@ pub use runs::Runs;
 pub use schedules::Schedules;
 pub use secrets::Secrets;
 pub use tokens::Tokens;
+pub use workers::Workers;
 
 /// Everything that can be asked of Rota: implemented by [`Session`] (in this process) and
 /// by the CLI's HTTP client (of a server).
-pub trait Rota: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit {}
+pub trait Rota: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Workers {}
 
-impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit> Rota for T {}
+impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Workers> Rota for T {}
 
 /// The application layer acting for one caller: every operation checks the caller's role
 /// ([`Principal::require`]) and audits what it changes in the caller's name.
