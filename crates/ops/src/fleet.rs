@@ -113,8 +113,9 @@ impl Ops {
         Arc::new(Dispatcher { ops: self.clone() })
     }
 
-    /// Abandons the leases whose worker stopped renewing them, and wakes the runs waiting
-    /// for those attempts. Returns how many.
+    /// Ends the leases whose worker stopped renewing them: unconfirmed claims go back to
+    /// the workers, confirmed attempts are abandoned and the runs waiting for them woken.
+    /// Returns how many were abandoned.
     pub async fn expire_leases(&self) -> Result<usize, OpsError> {
         let expired = self
             .store()
@@ -125,14 +126,17 @@ impl Ops {
                 ))
             })
             .await?;
-        if !expired.is_empty() {
-            for key in &expired {
-                tracing::warn!(run = %key.run_id, step = %key.step_id, attempt = key.attempt,
-                    "a worker's lease expired: the attempt is abandoned");
-            }
+        if expired.requeued > 0 {
+            self.hub.work_handed_over();
+        }
+        for key in &expired.abandoned {
+            tracing::warn!(run = %key.run_id, step = %key.step_id, attempt = key.attempt,
+                "a worker's lease expired: the attempt is abandoned");
+        }
+        if !expired.abandoned.is_empty() {
             self.hub.attempt_ended();
         }
-        Ok(expired.len())
+        Ok(expired.abandoned.len())
     }
 
     /// Seals `attempt` and records it as a pending dispatch.

@@ -2,7 +2,9 @@
 //!
 //! The worker talks to the servers only through [`Workers`] (the CLI's HTTP client): it
 //! holds a `worker` token, never database credentials or the secret key. Each attempt it
-//! claims runs with [`rota_engine::remote::run_here`], the engine's own process path
+//! claims is confirmed first (a first heartbeat: a claim whose lease expired before it was
+//! confirmed went back to the other workers), then runs with
+//! [`rota_engine::remote::run_here`], the engine's own process path
 //! (process group, cgroup, guardian, redaction, outputs), in a fresh directory of its own;
 //! a heartbeat renews the attempt's lease every [`HEARTBEAT_EVERY`], its lines are sent in
 //! batches, and its end is reported once. When the server refuses a heartbeat or a batch of
@@ -191,6 +193,13 @@ async fn run_attempt<W: Workers + Send + Sync + 'static>(
         step_id: claimed.step_id.clone(),
         attempt: claimed.attempt,
     };
+    if !confirm(shared, &key, claimed.epoch).await {
+        eprintln!(
+            "rota worker: could not confirm the claim of {}/{} attempt {}: left to other workers",
+            claimed.run_id, claimed.step_id, claimed.attempt
+        );
+        return;
+    }
     eprintln!(
         "rota worker: running {}/{} attempt {} of run {}: {}",
         claimed.job, claimed.step_id, claimed.attempt, claimed.run_id, claimed.display
@@ -314,6 +323,35 @@ async fn run_claimed<W: Workers + Send + Sync + 'static>(
         reason: end.reason,
         outputs: end.outputs,
     })
+}
+
+/// Confirms a claim with a first heartbeat before anything starts: a claim whose answer
+/// reached this worker late (after its lease expired unconfirmed, the server gave the
+/// attempt to another worker) is refused here, so the attempt never runs twice. Retries while
+/// the server is unreachable, within the lease.
+async fn confirm<W: Workers + Send + Sync>(
+    shared: &Arc<Shared<W>>,
+    key: &AttemptKey,
+    epoch: i64,
+) -> bool {
+    let started = tokio::time::Instant::now();
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let call = LeaseCall {
+            worker: shared.hello(),
+            epoch,
+        };
+        match shared.api.renew_lease(key, call).await {
+            Ok(_) => return true,
+            Err(error) if refused(&error) => return false,
+            Err(error) if started.elapsed() + backoff < LEASE => {
+                tracing::warn!(%error, "cannot confirm a claim; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(_) => return false,
+        }
+    }
 }
 
 /// Renews the lease until aborted; a refusal marks the lease lost and stops the attempt.

@@ -168,6 +168,15 @@ pub struct ServerRecord {
     pub last_heartbeat: Timestamp,
 }
 
+/// What [`crate::Store::expire_leases`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Unconfirmed claims put back to `pending`.
+    pub requeued: u64,
+    /// Confirmed attempts abandoned.
+    pub abandoned: Vec<AttemptKey>,
+}
+
 /// Why a worker's call about an attempt was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Fenced {
@@ -387,10 +396,12 @@ impl crate::Store {
             return Ok(Err(fenced));
         }
         let row = sqlx::query(
-            "UPDATE dispatches SET lease_expires_at = $1 \
-             WHERE run_id = $2 AND step_id = $3 AND attempt = $4 RETURNING cancel_requested",
+            "UPDATE dispatches SET lease_expires_at = $1, \
+             confirmed_at = COALESCE(confirmed_at, $2) \
+             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 RETURNING cancel_requested",
         )
         .bind(lease_end(now, lease))
+        .bind(micros(now))
         .bind(&key.run_id)
         .bind(&key.step_id)
         .bind(i64::from(key.attempt))
@@ -525,14 +536,25 @@ impl crate::Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Abandons every lease that expired before `now` (its worker stopped renewing it);
-    /// `reason` says why, given the worker's name. Returns the attempts abandoned.
+    /// Ends every lease that expired before `now`: a claim its worker never confirmed (the
+    /// answer to the claim was lost, or the worker died before starting anything) goes back
+    /// to `pending` for another worker; a confirmed one is abandoned, with `reason` given
+    /// the worker's name. Both bump the epoch.
     pub async fn expire_leases(
         &self,
         now: Timestamp,
         reason: impl Fn(&str) -> String,
-    ) -> Result<Vec<AttemptKey>, StoreError> {
+    ) -> Result<Expired, StoreError> {
         let mut tx = self.write().await?;
+        let requeued = sqlx::query(
+            "UPDATE dispatches SET state = 'pending', epoch = epoch + 1, worker_id = NULL, \
+             lease_expires_at = NULL, claimed_at = NULL \
+             WHERE state = 'leased' AND lease_expires_at < $1 AND confirmed_at IS NULL",
+        )
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         let rows = sqlx::query(
             "SELECT d.run_id, d.step_id, d.attempt, COALESCE(w.name, d.worker_id) AS worker \
              FROM dispatches d LEFT JOIN workers w ON w.id = d.worker_id \
@@ -565,7 +587,10 @@ impl crate::Store {
             expired.push(key);
         }
         tx.commit().await?;
-        Ok(expired)
+        Ok(Expired {
+            requeued,
+            abandoned: expired,
+        })
     }
 
     /// The name of the worker that held each attempt of `run_id` handed to workers.

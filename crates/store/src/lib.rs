@@ -65,7 +65,7 @@ pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
 pub use fleet::{
-    AttemptKey, DispatchRecord, DispatchState, Fenced, NewDispatch, Renewed, ServerRecord,
+    AttemptKey, DispatchRecord, DispatchState, Expired, Fenced, NewDispatch, Renewed, ServerRecord,
     WorkerInfo, WorkerLine, WorkerRecord, labels_match,
 };
 pub use hooks::{HookRecord, SeenDelivery};

@@ -333,6 +333,10 @@ pub struct StepRun {
     /// retries and their waits included.
     #[schema(value_type = Option<String>, format = DateTime, required = true)]
     pub first_started_at: Option<Timestamp>,
+    /// The worker that ran each attempt a server handed to workers (`runs_on:`), oldest
+    /// first; absent for a step that ran on its server.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<AttemptWorker>,
 }
 
 impl From<StepRunRecord> for StepRun {
@@ -348,6 +352,7 @@ impl From<StepRunRecord> for StepRun {
             started_at: s.started_at,
             finished_at: s.finished_at,
             first_started_at: s.first_started_at,
+            workers: Vec::new(),
         }
     }
 }

@@ -13,8 +13,8 @@ use super::Session;
 use crate::OpsError;
 use crate::auth::Scope;
 use crate::records::{
-    CancelAccepted, CreateRun, Event, EventPage, LogLine, LogPage, LogQuery, RetryRun, Run,
-    RunPage, RunQuery,
+    AttemptWorker, CancelAccepted, CreateRun, Event, EventPage, LogLine, LogPage, LogQuery,
+    RetryRun, Run, RunPage, RunQuery,
 };
 
 pub use super::page::MAX_PAGE;
@@ -136,7 +136,7 @@ impl Runs for Session {
         let run = self.ops().run(id).await?;
         self.principal()
             .require(Scope::Namespace(&run.namespace), Role::Viewer)?;
-        Ok(Run::from(run))
+        self.with_workers(Run::from(run)).await
     }
 
     async fn find_run(&self, id_or_prefix: &str) -> Result<Run, OpsError> {
@@ -152,7 +152,7 @@ impl Runs for Session {
         };
         self.principal()
             .require(Scope::Namespace(&run.namespace), Role::Viewer)?;
-        Ok(Run::from(run))
+        self.with_workers(Run::from(run)).await
     }
 
     async fn run_logs(&self, id: &str, query: LogQuery) -> Result<LogPage, OpsError> {
@@ -284,6 +284,25 @@ impl Runs for Session {
 }
 
 impl Session {
+    /// `run` with the worker that ran each attempt of its steps handed to workers.
+    async fn with_workers(&self, mut run: Run) -> Result<Run, OpsError> {
+        let workers = self.ops().store().attempt_workers(&run.id).await?;
+        if workers.is_empty() {
+            return Ok(run);
+        }
+        for step in &mut run.steps {
+            step.workers = workers
+                .iter()
+                .filter(|((step_id, _), _)| *step_id == step.id)
+                .map(|((_, attempt), worker)| AttemptWorker {
+                    attempt: *attempt,
+                    worker: worker.clone(),
+                })
+                .collect();
+        }
+        Ok(run)
+    }
+
     /// See [`Runs::list_events`].
     async fn events_page(
         &self,

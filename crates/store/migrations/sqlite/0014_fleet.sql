@@ -5,7 +5,9 @@
 -- each claim and each expiry, and a worker's heartbeat, log lines and result are accepted
 -- only with the epoch of its claim while the row is `leased`. The attempt itself (program,
 -- arguments, environment with secret values) is sealed with the servers' secret key, so
--- the database never holds it in the clear and any server can hand it out.
+-- the database never holds it in the clear and any server can hand it out. A worker
+-- confirms a claim (its first heartbeat) before it starts anything; a claim whose lease
+-- expires unconfirmed (its answer never reached the worker) goes back to `pending`.
 CREATE TABLE dispatches (
     run_id           TEXT    NOT NULL,
     step_id          TEXT    NOT NULL,
@@ -22,6 +24,7 @@ CREATE TABLE dispatches (
     result           TEXT,
     created_at       BIGINT  NOT NULL,
     claimed_at       BIGINT,
+    confirmed_at     BIGINT,
     finished_at      BIGINT,
     PRIMARY KEY (run_id, step_id, attempt)
 );

@@ -1,0 +1,322 @@
+//! The fleet with real processes: `rota serve` hands the steps with `runs_on:` labels to
+//! `rota worker` processes over its API; workers are SIGKILLed and SIGSTOPped (cut off)
+//! mid-attempt, and the tests check that the attempt is abandoned and retried elsewhere,
+//! that a cut-off worker's late calls are refused and its process killed, and that no
+//! attempt ran twice at once (each attempt appends its start and end to a ledger file).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use crate::support::{Server, TestResult, get, rota_bin, server_dirs_with_job, wait_for};
+
+/// A `rota worker` child, killed when dropped; its stderr goes to a file.
+struct Worker {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Worker {
+    fn start(
+        root: &Path,
+        name: &str,
+        server: &Server,
+        token: &str,
+        label: &str,
+    ) -> Result<Worker, Box<dyn std::error::Error>> {
+        let home = root.join(format!("worker-{name}"));
+        std::fs::create_dir_all(&home)?;
+        let log = root.join(format!("worker-{name}.log"));
+        let child = rota_testkit::rota_command(rota_bin(), &home)
+            .args(["worker", "--server"])
+            .arg(format!("http://{}", server.addr()?))
+            .args([
+                "--name", name, "--label", label, "--slots", "2", "--grace", "2",
+            ])
+            .env("ROTA_TOKEN", token)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        Ok(Worker { child, log })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A worker token, made through the CLI against the server with its admin token.
+fn worker_token(server: &Server, root: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    let out = rota_testkit::rota_command(rota_bin(), &root.join("cli-home"))
+        .args([
+            "tokens",
+            "create",
+            "fleet-worker",
+            "--role",
+            "worker",
+            "--server",
+        ])
+        .arg(format!("http://{}", server.addr()?))
+        .env("ROTA_TOKEN", server.admin_token()?)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("tokens create: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// The run's JSON once it has ended.
+fn finished_run(server: &Server, run: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    let (addr, token) = (server.addr()?, server.admin_token()?);
+    let mut last = Value::Null;
+    wait_for("the run to end", || {
+        let Ok((200, _, body)) = get(&addr, &format!("/api/v1/runs/{run}"), Some(&token)) else {
+            return false;
+        };
+        last = serde_json::from_str(&body).unwrap_or(Value::Null);
+        matches!(
+            last["status"].as_str(),
+            Some("succeeded" | "failed" | "cancelled" | "timed_out" | "abandoned")
+        )
+    })?;
+    Ok(last)
+}
+
+/// The run's log lines' texts.
+fn log_texts(server: &Server, run: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+    let (_, _, body) = get(
+        &server.addr()?,
+        &format!("/api/v1/runs/{run}/logs?limit=500"),
+        Some(&server.admin_token()?),
+    )?;
+    let page: Value = serde_json::from_str(&body)?;
+    Ok(page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|line| line["text"].as_str().map(str::to_owned))
+        .collect())
+}
+
+fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == id))
+        .unwrap_or(&Value::Null)
+}
+
+fn ledger_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// No two attempts of one step were running at the same time: in the ledger, every
+/// `start` of a step is followed by its `end` (or by nothing, for an attempt killed) before
+/// the next attempt's `start`, unless the earlier attempt never ended.
+fn assert_never_concurrent(ledger: &[String], killed_attempts: &[&str]) {
+    let mut running: Option<String> = None;
+    for line in ledger {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (what, attempt) = (words[0], words[1].to_owned());
+        match what {
+            "start" => {
+                if let Some(other) = &running {
+                    assert!(
+                        killed_attempts.contains(&other.as_str()),
+                        "attempt {attempt} started while attempt {other} ran: {ledger:?}"
+                    );
+                }
+                running = Some(attempt);
+            }
+            "end" => {
+                assert_eq!(running.as_deref(), Some(attempt.as_str()), "{ledger:?}");
+                running = None;
+            }
+            other => panic!("ledger line {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn workers_run_labelled_steps_and_the_records_name_the_worker() -> TestResult {
+    let job = "id: fleet\nsteps:\n  - id: here\n    sh: echo on the server\n  - id: there\n    needs: [here]\n    runs_on: { pool: a }\n    sh: |\n      echo \"hello from $ROTA_STEP\"\n      echo answer=42 >> \"$ROTA_OUTPUT\"\n";
+    let (dir, home, jobs) = server_dirs_with_job("fleet.yaml", job)?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let token = worker_token(&server, dir.path())?;
+    let worker = Worker::start(dir.path(), "w-a", &server, &token, "pool=a")?;
+
+    let run = server.start_run("fleet")?;
+    let run_json = finished_run(&server, &run)?;
+    assert_eq!(
+        run_json["status"],
+        "succeeded",
+        "{run_json}\n{}",
+        worker.log_text()
+    );
+    let there = step(&run_json, "there");
+    assert_eq!(there["outputs"]["answer"], "42", "{there}");
+    assert_eq!(there["workers"][0]["worker"], "w-a", "{there}");
+    assert!(step(&run_json, "here")["workers"].is_null(), "{run_json}");
+    let lines = log_texts(&server, &run)?;
+    assert!(lines.iter().any(|l| l == "hello from there"), "{lines:?}");
+
+    // `rota status` lists the server and the worker with its labels and slots.
+    let out = rota_testkit::rota_command(rota_bin(), &dir.path().join("cli-home"))
+        .args(["status", "--output", "json", "--server"])
+        .arg(format!("http://{}", server.addr()?))
+        .env("ROTA_TOKEN", server.admin_token()?)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(
+        status["servers"].as_array().map(Vec::len),
+        Some(1),
+        "{status}"
+    );
+    let workers = status["workers"].as_array().ok_or("workers")?;
+    assert_eq!(workers.len(), 1, "{status}");
+    assert_eq!(workers[0]["name"], "w-a");
+    assert_eq!(workers[0]["labels"]["pool"], "a");
+    assert_eq!(workers[0]["slots"], 2);
+    assert!(workers[0]["last_heartbeat"].is_string(), "{status}");
+
+    // The worker token does nothing else.
+    let (code, _, _) = get(&server.addr()?, "/api/v1/runs", Some(&token))?;
+    assert_eq!(code, 403);
+    Ok(())
+}
+
+/// A job whose step `work` (on pool `a`, two attempts) logs its start and end to `ledger`,
+/// and in its first attempt sleeps until killed.
+fn ledger_job(ledger: &Path) -> String {
+    format!(
+        "id: chaos\nsteps:\n  - id: work\n    runs_on: {{ pool: a }}\n    retry: {{ attempts: 2, initial: 1s }}\n    sh: |\n      echo \"start $ROTA_ATTEMPT $$\" >> {ledger}\n      if [ \"$ROTA_ATTEMPT\" = 1 ]; then sleep 600; fi\n      echo \"end $ROTA_ATTEMPT $$\" >> {ledger}\n",
+        ledger = ledger.display()
+    )
+}
+
+#[test]
+fn a_killed_worker_loses_its_lease_and_the_attempt_is_retried_on_another() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let ledger = scratch.path().join("ledger");
+    let (dir, home, jobs) = server_dirs_with_job("chaos.yaml", ledger_job(&ledger))?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let token = worker_token(&server, dir.path())?;
+    let mut first = Worker::start(dir.path(), "w-first", &server, &token, "pool=a")?;
+
+    let run = server.start_run("chaos")?;
+    wait_for("the first attempt to start", || {
+        ledger_lines(&ledger)
+            .iter()
+            .any(|l| l.starts_with("start 1 "))
+    })?;
+    rota_testkit::signal(first.pid(), Signal::SIGKILL)?;
+    let _ = first.child.wait();
+    let second = Worker::start(dir.path(), "w-second", &server, &token, "pool=a")?;
+
+    let run_json = finished_run(&server, &run)?;
+    assert_eq!(
+        run_json["status"],
+        "succeeded",
+        "{run_json}\n{}",
+        second.log_text()
+    );
+    let work = step(&run_json, "work");
+    assert_eq!(work["attempts"], 2, "{work}");
+    let workers = work["workers"].as_array().ok_or("workers")?;
+    assert_eq!(workers.len(), 2, "{work}");
+    assert_eq!(workers[0]["worker"], "w-first");
+    assert_eq!(workers[1]["worker"], "w-second");
+    let lines = log_texts(&server, &run)?;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("w-first stopped renewing its lease")),
+        "{lines:?}"
+    );
+    // The dead worker's guardian killed its attempt: attempt 1 never ended.
+    let ledger = ledger_lines(&ledger);
+    assert_never_concurrent(&ledger, &["1"]);
+    assert!(
+        ledger.iter().all(|l| !l.starts_with("end 1 ")),
+        "{ledger:?}"
+    );
+    assert!(ledger.iter().any(|l| l.starts_with("end 2 ")), "{ledger:?}");
+    Ok(())
+}
+
+#[test]
+fn a_cut_off_worker_is_fenced_out_and_kills_its_orphaned_attempt() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let ledger = scratch.path().join("ledger");
+    let (dir, home, jobs) = server_dirs_with_job("chaos.yaml", ledger_job(&ledger))?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let token = worker_token(&server, dir.path())?;
+    let cut_off = Worker::start(dir.path(), "w-cut", &server, &token, "pool=a")?;
+
+    let run = server.start_run("chaos")?;
+    wait_for("the first attempt to start", || {
+        ledger_lines(&ledger)
+            .iter()
+            .any(|l| l.starts_with("start 1 "))
+    })?;
+    let orphan: i32 = ledger_lines(&ledger)[0]
+        .split_whitespace()
+        .nth(2)
+        .ok_or("pid")?
+        .parse()?;
+    // Cut off: the worker stops (its step process runs on), its lease expires, and the
+    // attempt goes to another worker.
+    rota_testkit::signal(cut_off.pid(), Signal::SIGSTOP)?;
+    let other = Worker::start(dir.path(), "w-other", &server, &token, "pool=a")?;
+    let run_json = finished_run(&server, &run)?;
+    assert_eq!(
+        run_json["status"],
+        "succeeded",
+        "{run_json}\n{}",
+        other.log_text()
+    );
+    assert!(
+        rota_testkit::pid_alive(orphan),
+        "the orphaned attempt still runs"
+    );
+
+    // Back: its next heartbeat is refused, and it kills the orphaned attempt.
+    rota_testkit::signal(cut_off.pid(), Signal::SIGCONT)?;
+    wait_for("the cut-off worker to kill its orphaned attempt", || {
+        !rota_testkit::pid_alive(orphan)
+    })?;
+    wait_for("the cut-off worker to say it lost the lease", || {
+        cut_off.log_text().contains("lost the lease")
+    })?;
+    let run_after = finished_run(&server, &run)?;
+    assert_eq!(run_after["status"], "succeeded");
+    assert_eq!(step(&run_after, "work")["workers"][1]["worker"], "w-other");
+    let ledger = ledger_lines(&ledger);
+    assert_never_concurrent(&ledger, &["1"]);
+    assert!(
+        ledger.iter().all(|l| !l.starts_with("end 1 ")),
+        "{ledger:?}"
+    );
+    Ok(())
+}
