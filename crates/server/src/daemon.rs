@@ -131,7 +131,7 @@ pub async fn serve(
 
     let lateness = api.scheduler_metrics.clone();
     let hub = api.ops.hub().clone();
-    let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string());
+    let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string()).await;
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -147,7 +147,7 @@ pub async fn serve(
     });
 
     let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
-    let mut daemon = Daemon::new(config, store, lateness, hub);
+    let mut daemon = Daemon::new(config, store, lateness, hub, fleet.leader.clone());
     let result = daemon.run(hook_rx, shutdown).await;
     let _ = stop_http_tx.send(());
     let _ = http.await;
@@ -243,6 +243,9 @@ struct Daemon {
     ops: rota_ops::Ops,
     /// Feeds `rota_scheduler_lateness_seconds` on `/metrics`.
     lateness: rota_api::SchedulerMetrics,
+    /// Whether this server holds the scheduler's lease: only the holder fires schedules
+    /// (every server runs queued runs, webhooks and `after` triggers of the runs it ran).
+    leader: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Daemon {
@@ -251,6 +254,7 @@ impl Daemon {
         store: Store,
         lateness: rota_api::SchedulerMetrics,
         hub: rota_ops::fleet::Hub,
+        leader: tokio::sync::watch::Receiver<bool>,
     ) -> Daemon {
         // Steps of a job saved without a file run in the server's data directory; steps
         // with `runs_on:` labels go to workers, through the API's hub.
@@ -286,6 +290,7 @@ impl Daemon {
             running: JoinSet::new(),
             stops: HashMap::new(),
             lateness,
+            leader,
         }
     }
 
@@ -299,12 +304,15 @@ impl Daemon {
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
-            let now = Timestamp::now();
-            let decisions = self.scheduler.tick(now);
-            self.observe_lateness(&decisions, now);
-            self.apply(decisions, None).await;
+            let leads = *self.leader.borrow();
+            if leads {
+                let now = Timestamp::now();
+                let decisions = self.scheduler.tick(now);
+                self.observe_lateness(&decisions, now);
+                self.apply(decisions, None).await;
+            }
             self.start_runs().await;
-            let sleep = self.scheduler.next_wake().map(|wake| {
+            let sleep = self.scheduler.next_wake().filter(|_| leads).map(|wake| {
                 let wait = wake.duration_since(Timestamp::now());
                 let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
                 tokio::time::Instant::now() + wait
@@ -322,7 +330,33 @@ impl Daemon {
                     }
                 }
                 Some(request) = hooks.recv() => self.webhook(request).await,
+                Ok(()) = self.leader.changed() => {
+                    if *self.leader.borrow_and_update() {
+                        self.take_over_schedules().await;
+                    } else {
+                        tracing::warn!("the scheduler's lease is lost: another server schedules");
+                    }
+                }
                 _ = poll.tick() => self.control_poll().await,
+            }
+        }
+    }
+
+    /// This server just took the scheduler's lease from another: every trigger restarts
+    /// from its stored cursor, as at a start, so what the other server decided is not
+    /// decided again and what came due since goes through each job's catch-up policy.
+    async fn take_over_schedules(&mut self) {
+        tracing::warn!("this server now holds the scheduler's lease and schedules");
+        eprintln!("rota serve: this server now schedules");
+        let now = Timestamp::now();
+        for key in self.scheduler.job_keys() {
+            let Some(job) = self.scheduler.job(&key).cloned() else {
+                continue;
+            };
+            self.scheduler.remove_job(&key);
+            if let Err(error) = self.schedule_job(key.clone(), job, now).await {
+                tracing::error!(job = %key.1, namespace = %key.0, %error,
+                    "cannot schedule a job after taking over");
             }
         }
     }

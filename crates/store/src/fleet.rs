@@ -747,6 +747,32 @@ impl crate::Store {
         Ok(held == holder)
     }
 
+    /// Hands lease `name` from `old` (a holder known to be gone) to `new` until `now + ttl`;
+    /// whether it did (`false` if someone else took it meanwhile).
+    pub async fn replace_lease_holder(
+        &self,
+        name: &str,
+        old: &str,
+        new: &str,
+        now: Timestamp,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "UPDATE leases SET holder = $1, expires_at = $2, since = $3 \
+             WHERE name = $4 AND holder = $5",
+        )
+        .bind(new)
+        .bind(lease_end(now, ttl))
+        .bind(micros(now))
+        .bind(name)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Who holds lease `name` at `now`, and since when.
     pub async fn lease_holder(
         &self,
