@@ -126,6 +126,7 @@ where
     let mut backoff = FIRST_BACKOFF;
     tokio::pin!(shutdown);
     loop {
+        while running.try_join_next().is_some() {}
         if running.len() >= shared.config.slots as usize {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -137,10 +138,11 @@ where
             worker: shared.hello(),
             wait_ms: u64::try_from(CLAIM_WAIT.as_millis()).unwrap_or(u64::MAX),
         };
+        // A claim is not dropped when an attempt ends meanwhile: the server may have leased
+        // an attempt to it already (it would wait a lease to go back to the others).
         let claimed = tokio::select! {
             () = &mut shutdown => break,
             claimed = shared.api.claim_attempt(claim) => claimed,
-            Some(_) = running.join_next(), if !running.is_empty() => continue,
         };
         match claimed {
             Ok(claim) => {
