@@ -13,6 +13,7 @@ mod logs_cmd;
 mod output;
 mod plan_cmd;
 mod render_helper;
+mod retention_cmd;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -86,7 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             cli.token_file.as_deref(),
             std::env::var("ROTA_TOKEN").ok(),
         )?;
-        let remote = client::Remote::new(server, token)?;
+        let remote = client::Remote::with_ca(server, token, cli.ca_cert.as_deref())?;
         return dispatch(&remote, command, &out).await;
     }
     let session = home::Home::new(cli.home)?.session().await?;
@@ -146,7 +147,14 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Logs(args) => logs_cmd::logs(rota, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await,
-        Command::Namespaces => jobs_cmd::namespaces(rota, out).await,
+        Command::Namespaces(args) => match args.command {
+            None => jobs_cmd::namespaces(rota, out).await,
+            Some(retention_cmd::NamespacesCommand::Set {
+                namespace,
+                retention,
+            }) => retention_cmd::set_retention(rota, namespace, retention, out).await,
+        },
+        Command::Prune(args) => retention_cmd::prune(rota, args, out).await,
         Command::Plan(args) => plan_cmd::plan(rota, args, out).await,
         Command::Plans(args) => plan_cmd::plans(rota, args, out).await,
         Command::Approve(args) => plan_cmd::decide(rota, args, Verdict::Approve, out).await,

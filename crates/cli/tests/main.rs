@@ -22,4 +22,5 @@ mod runs;
 mod sandbox;
 mod schedule;
 mod templates;
+mod tls;
 mod validate;
