@@ -94,13 +94,7 @@ async fn prune_deletes_old_finished_runs_with_what_they_hold_and_nothing_else() 
     assert_eq!(dry.body["dry_run"], true);
     assert!(dry.body["log_bytes"].as_u64().is_some_and(|b| b > 0));
     // A dry run deletes nothing and is not audited.
-    assert!(
-        env.store
-            .get_run("oldops1")
-            .await
-            .expect("read")
-            .is_some()
-    );
+    assert!(env.store.get_run("oldops1").await.expect("read").is_some());
     assert_eq!(last_audit(&env.store).await.id, audited_before);
 
     let body = r#"{"older_than": "30d", "namespace": "ops"}"#;
@@ -199,13 +193,7 @@ async fn prune_is_for_admins_and_refusals_are_audited() {
         ),
         ("runs.prune", "runs/ops", "forbidden")
     );
-    assert!(
-        env.store
-            .get_run("oldops1")
-            .await
-            .expect("read")
-            .is_some()
-    );
+    assert!(env.store.get_run("oldops1").await.expect("read").is_some());
 
     // Bad durations, and audit entries with one namespace, are refused.
     for body in [
@@ -400,13 +388,7 @@ async fn a_namespace_retention_is_listed_and_applied_like_a_prune() {
     assert_eq!(reports.len(), 1);
     assert_eq!(reports[0].namespace.as_deref(), Some("ops"));
     assert_eq!(reports[0].runs, 2);
-    assert!(
-        env.store
-            .get_run("oldops1")
-            .await
-            .expect("read")
-            .is_none()
-    );
+    assert!(env.store.get_run("oldops1").await.expect("read").is_none());
     assert!(env.store.get_run("oldweb").await.expect("read").is_some());
     assert!(env.store.get_run("recent").await.expect("read").is_some());
     let entry = last_audit(&env.store).await;

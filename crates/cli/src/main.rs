@@ -87,7 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             cli.token_file.as_deref(),
             std::env::var("ROTA_TOKEN").ok(),
         )?;
-        let remote = client::Remote::with_ca(server, token, cli.ca_cert.as_deref())?;
+        let remote = client::Remote::new(server, token, cli.ca_cert.as_deref())?;
         return dispatch(&remote, command, &out).await;
     }
     let session = home::Home::new(cli.home)?.session().await?;

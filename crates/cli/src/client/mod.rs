@@ -88,14 +88,10 @@ impl ApiFailure {
 }
 
 impl Remote {
-    /// A client for `server` (`http://` or `https://`), with `token` if given.
-    pub fn new(server: &str, token: Option<String>) -> anyhow::Result<Remote> {
-        Remote::with_ca(server, token, None)
-    }
-
-    /// [`Remote::new`], also trusting the CA certificates (PEM) of the file `ca_cert`
-    /// besides the system's roots: for a server whose certificate a private CA signed.
-    pub fn with_ca(
+    /// A client for `server` (`http://` or `https://`), with `token` if given; with
+    /// `ca_cert`, also trusting the CA certificates (PEM) of that file besides the system's
+    /// roots: for a server whose certificate a private CA signed.
+    pub fn new(
         server: &str,
         token: Option<String>,
         ca_cert: Option<&Path>,
@@ -376,8 +372,8 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let remote =
-            Remote::new("http://127.0.0.1:1/", Some("s3cret-token".into())).expect("valid URL");
+        let remote = Remote::new("http://127.0.0.1:1/", Some("s3cret-token".into()), None)
+            .expect("valid URL");
         let shown = format!("{remote:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("\"http://127.0.0.1:1\""), "{shown}");
@@ -385,8 +381,8 @@ mod tests {
 
     #[test]
     fn server_must_be_an_http_url() {
-        assert!(Remote::new("ftp://host", None).is_err());
-        assert!(Remote::new("not a url", None).is_err());
-        assert!(Remote::new("https://rota.example/api/v1", None).is_ok());
+        assert!(Remote::new("ftp://host", None, None).is_err());
+        assert!(Remote::new("not a url", None, None).is_err());
+        assert!(Remote::new("https://rota.example/api/v1", None, None).is_ok());
     }
 }
