@@ -201,32 +201,41 @@ impl Store {
         }
     }
 
-    /// What [`Store::prune`] would delete, deleting nothing.
+    /// What [`Store::prune`] would delete, deleting nothing. One count per table over the
+    /// same set of runs (no `SUM` of counts: PostgreSQL would answer it as `NUMERIC`).
     async fn prune_counts(&self, spec: &PruneSpec) -> Result<PruneCounts, StoreError> {
         let (filter, texts) = prunable_where(spec);
-        let sql = format!(
-            "SELECT COUNT(*) AS runs, \
-               SUM((SELECT COUNT(*) FROM step_runs s WHERE s.run_id = r.id)) AS step_runs, \
-               SUM((SELECT COUNT(*) FROM step_attempts a WHERE a.run_id = r.id)) AS attempts, \
-               SUM((SELECT COUNT(*) FROM logs l WHERE l.run_id = r.id)) AS log_lines, \
-               SUM((SELECT SUM(LENGTH(l.text)) FROM logs l WHERE l.run_id = r.id)) AS log_bytes, \
-               SUM((SELECT COUNT(*) FROM events e WHERE e.run_id = r.id)) AS events, \
-               SUM((SELECT COUNT(*) FROM notifications n WHERE n.run_id = r.id)) AS notifications \
-             FROM runs r WHERE {filter}"
-        );
-        let row = bind_prunable(sqlx::query(&sql), spec, &texts)
-            .fetch_one(&self.pool)
-            .await?;
-        let mut counts = PruneCounts {
-            runs: count(&row, "runs")?,
-            step_runs: count(&row, "step_runs")?,
-            attempts: count(&row, "attempts")?,
-            log_lines: count(&row, "log_lines")?,
-            log_bytes: count(&row, "log_bytes")?,
-            events: count(&row, "events")?,
-            notifications: count(&row, "notifications")?,
-            ..PruneCounts::default()
+        let runs = format!("SELECT r.id FROM runs r WHERE {filter}");
+        let one = |sql: String| {
+            let texts = &texts;
+            async move {
+                let row = bind_prunable(sqlx::query(&sql), spec, texts)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok::<_, StoreError>(row)
+            }
         };
+        let mut counts = PruneCounts::default();
+        let row = one(format!("SELECT COUNT(*) AS n FROM ({runs}) p")).await?;
+        counts.runs = count(&row, "n")?;
+        let row = one(format!(
+            "SELECT COUNT(*) AS n, SUM(LENGTH(text)) AS bytes FROM logs WHERE run_id IN ({runs})"
+        ))
+        .await?;
+        counts.log_lines = count(&row, "n")?;
+        counts.log_bytes = count(&row, "bytes")?;
+        for (table, counter) in [
+            ("step_runs", &mut counts.step_runs),
+            ("step_attempts", &mut counts.attempts),
+            ("events", &mut counts.events),
+            ("notifications", &mut counts.notifications),
+        ] {
+            let row = one(format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE run_id IN ({runs})"
+            ))
+            .await?;
+            *counter = count(&row, "n")?;
+        }
         if spec.audit && spec.namespace.is_none() {
             let mut conn = self.pool.acquire().await?;
             let (first, last) = audit_prunable(&mut conn, spec.cutoff).await?;
