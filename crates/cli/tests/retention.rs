@@ -17,8 +17,9 @@ const HELLO: &str = "id: hello\nsteps:\n  - id: a\n    sh: echo hello from a ste
 const YEARLY: &str =
     "id: yearly\ntriggers:\n  - cron: \"0 0 1 1 *\"\nsteps:\n  - id: a\n    sh: echo new year\n";
 
-/// Long enough for every run finished before it to be older than a `1s` cut-off.
-const AGE: Duration = Duration::from_millis(1_100);
+/// Long enough for every run finished before it to be older than a `1s` cut-off, which is
+/// rounded down to a whole second.
+const AGE: Duration = Duration::from_millis(2_100);
 
 fn ids(runs: &Value) -> Vec<String> {
     runs.as_array()

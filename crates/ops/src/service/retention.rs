@@ -92,7 +92,11 @@ impl Session {
         let older_than = parse_retention(&request.older_than, "older_than")?;
         let age = jiff::SignedDuration::try_from(older_than)
             .map_err(|_| OpsError::Invalid("older_than: too long".into()))?;
-        let cutoff = Timestamp::now().checked_sub(age).unwrap_or(Timestamp::MIN);
+        // Whole seconds: the cut-off is shown and audited, and no one asks for less.
+        let cutoff = Timestamp::now()
+            .checked_sub(age)
+            .and_then(|at| Timestamp::from_second(at.as_second()))
+            .unwrap_or(Timestamp::MIN);
         if request.audit && !request.dry_run {
             // Entries about to go are checked first: pruning must not erase the evidence
             // of a chain that was tampered with.
