@@ -202,6 +202,7 @@ pub(crate) fn routes() -> (axum::Router<crate::ApiState>, utoipa::openapi::OpenA
         .merge(routes::tokens::router())
         .merge(routes::audit::router())
         .merge(routes::workers::router())
+        .merge(routes::retention::router())
         .merge(crate::metrics::router())
         .split_for_parts()
 }

@@ -484,6 +484,30 @@ fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
             "viewer_ops",
             200,
         ),
+        // Pruning deletes history: admins only (a dry run here, so the cases after it
+        // still find their runs).
+        Case {
+            body: Some(r#"{"older_than": "30d", "namespace": "ops", "dry_run": true}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/prune",
+                "/api/v1/prune".into(),
+                "editor_ops",
+                "admin",
+                200,
+            )
+        },
+        Case {
+            body: Some(r#"{"retention": "30d"}"#),
+            ..case(
+                Method::PUT,
+                "/api/v1/namespaces/{namespace}/retention",
+                "/api/v1/namespaces/ops/retention".into(),
+                "editor_ops",
+                "admin",
+                200,
+            )
+        },
         // Last: the cases before it use the job.
         case(
             Method::DELETE,

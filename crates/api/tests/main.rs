@@ -12,4 +12,5 @@ mod listener;
 mod metrics;
 mod pages;
 mod plans;
+mod retention;
 mod writes;

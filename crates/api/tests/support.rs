@@ -295,7 +295,7 @@ pub fn build_succeeded(id: &str, at: Timestamp) -> RunEvent {
 
 /// Records a run of two steps; `running` leaves it running, `logs` adds log lines.
 #[allow(clippy::too_many_arguments)]
-async fn seed_run(
+pub async fn seed_run(
     store: &Store,
     id: &str,
     namespace: &str,

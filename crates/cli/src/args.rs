@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// With `--server URL` (or `ROTA_SERVER`) the commands `jobs`, `runs`, `run`, `logs`,
 /// `cancel`, `retry`, `schedule next|history`, `pause`, `resume`, `backfill`, `secrets`,
-/// `tokens`, `audit`, `plan`, `plans`, `approve`, `reject` and `apply` talk to a Rota server's API instead of the local store, with the
+/// `tokens`, `audit`, `plan`, `plans`, `approve`, `reject`, `apply`, `namespaces` and `prune` talk to a Rota server's API instead of the local store, with the
 /// same output. There, every error of the server (401 no or a wrong token, 403 a missing
 /// role, 404, 409, 422 an invalid job or parameters, any other 4xx or 5xx) and every
 /// failure to reach it exits 2 with the server's explanation; as in local mode, `cancel` of a run
@@ -43,6 +43,11 @@ pub struct Cli {
     /// ROTA_TOKEN.
     #[arg(long, global = true, value_name = "PATH", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
+
+    /// For an `https://` `--server` whose certificate a private CA signed: a PEM file of
+    /// CA certificates to trust besides the system's roots.
+    #[arg(long, global = true, env = "ROTA_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -87,8 +92,10 @@ pub enum Command {
     Reject(DecideArgs),
     /// Run an approved plan, if nothing it pinned changed since.
     Apply(ApplyArgs),
-    /// List namespaces with their job and run counts.
-    Namespaces,
+    /// List namespaces with their job and run counts and retention, or set a retention.
+    Namespaces(crate::retention_cmd::NamespacesArgs),
+    /// Delete finished runs older than a duration, with their logs and events (admins).
+    Prune(crate::retention_cmd::PruneArgs),
     /// Schedules: preview cron expressions, a job's next fire times and its history.
     #[command(subcommand)]
     Schedule(ScheduleCommand),

@@ -136,9 +136,16 @@ pub async fn namespaces<R: Jobs>(rota: &R, out: &Printer) -> anyhow::Result<u8> 
     }
     let rows: Vec<Vec<String>> = namespaces
         .iter()
-        .map(|n| vec![n.name.clone(), n.jobs.to_string(), n.runs.to_string()])
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                n.jobs.to_string(),
+                n.runs.to_string(),
+                n.retention.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
         .collect();
-    out.table(&["NAMESPACE", "JOBS", "RUNS"], &rows);
+    out.table(&["NAMESPACE", "JOBS", "RUNS", "RETENTION"], &rows);
     Ok(0)
 }
 

@@ -13,6 +13,7 @@ mod logs_cmd;
 mod output;
 mod plan_cmd;
 mod render_helper;
+mod retention_cmd;
 mod run_cmd;
 mod runs_cmd;
 mod schedule_cmd;
@@ -82,7 +83,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Err(command) => command,
     };
     let remote = match &cli.server {
-        Some(server) => Some(remote_of(server, cli.token, cli.token_file.as_deref())?),
+        Some(server) => Some(remote_of(
+            server,
+            cli.token,
+            cli.token_file.as_deref(),
+            cli.ca_cert.as_deref(),
+        )?),
         None => None,
     };
     if let Command::Worker(args) = command {
@@ -101,14 +107,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     dispatch(&session, command, &out).await
 }
 
-/// The server's client: `--token`, else `--token-file`, else `ROTA_TOKEN`.
+/// The server's client: `--token`, else `--token-file`, else `ROTA_TOKEN`; `--ca-cert`
+/// adds a root for a server with a certificate from a private CA.
 fn remote_of(
     server: &str,
     token: Option<String>,
     token_file: Option<&std::path::Path>,
+    ca_cert: Option<&std::path::Path>,
 ) -> anyhow::Result<client::Remote> {
     let token = client::Remote::read_token(token, token_file, std::env::var("ROTA_TOKEN").ok())?;
-    client::Remote::new(server, token)
+    client::Remote::new(server, token, ca_cert)
 }
 
 /// The commands that need neither a store nor a server (`validate`, `schedule preview`,
@@ -164,7 +172,14 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Logs(args) => logs_cmd::logs(rota, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await,
-        Command::Namespaces => jobs_cmd::namespaces(rota, out).await,
+        Command::Namespaces(args) => match args.command {
+            None => jobs_cmd::namespaces(rota, out).await,
+            Some(retention_cmd::NamespacesCommand::Set {
+                namespace,
+                retention,
+            }) => retention_cmd::set_retention(rota, namespace, retention, out).await,
+        },
+        Command::Prune(args) => retention_cmd::prune(rota, args, out).await,
         Command::Plan(args) => plan_cmd::plan(rota, args, out).await,
         Command::Plans(args) => plan_cmd::plans(rota, args, out).await,
         Command::Approve(args) => plan_cmd::decide(rota, args, Verdict::Approve, out).await,

@@ -38,6 +38,13 @@ pub struct ServeArgs {
     /// `$ROTA_HOME/admin.token` on first start), or `none` for single-user local use.
     #[arg(long, value_enum, default_value_t = AuthArg::Token)]
     pub auth: AuthArg,
+    /// Serve HTTPS: the server's certificate chain (PEM, its own certificate first).
+    /// Needs `--tls-key`.
+    #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1). Needs `--tls-cert`.
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// `--auth`.
@@ -126,6 +133,11 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
     config.auth = match args.auth {
         AuthArg::Token => rota_server::AuthMode::Tokens,
         AuthArg::None => rota_server::AuthMode::None,
+    };
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(rota_server::tls::TlsFiles { cert, key }),
+        // clap requires both or neither.
+        _ => None,
     };
     config.guardian = rota_ops::host::spawn_guardian();
     rota_server::serve(config, shutdown_signal()).await?;

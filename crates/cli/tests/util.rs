@@ -403,7 +403,7 @@ pub fn example(name: &str) -> PathBuf {
 /// then waited for) when dropped.
 pub struct Server {
     _serve: rota_testkit::Serve,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub url: String,
     /// The admin token the first start wrote to `$ROTA_HOME/admin.token`.
     pub admin_token: String,
@@ -412,10 +412,17 @@ pub struct Server {
 impl Rota {
     /// Starts `rota serve --listen 127.0.0.1:0 --jobs DIR` and waits until it listens.
     pub fn serve(&self, jobs_dir: &Path) -> Server {
+        self.serve_with(jobs_dir, &[])
+    }
+
+    /// [`Rota::serve`] with more arguments of `rota serve`; with `--tls-cert`, the URL is
+    /// `https://`.
+    pub fn serve_with(&self, jobs_dir: &Path, args: &[&str]) -> Server {
         let mut builder = rota_testkit::Serve::builder(self.home(), jobs_dir)
             .bin(env!("CARGO_BIN_EXE_rota"))
             .grace(5)
             .log(self.path("serve.log"))
+            .args(args.iter().copied())
             .sigterm_on_drop();
         for (name, value) in &self.envs {
             builder = builder.env(name, value);
@@ -424,8 +431,13 @@ impl Rota {
             .start()
             .unwrap_or_else(|error| panic!("rota serve did not start listening: {error}"));
         let admin_token = serve.admin_token().expect("the admin token file");
+        let url = if args.contains(&"--tls-cert") {
+            format!("https://{}", serve.addr())
+        } else {
+            serve.url()
+        };
         Server {
-            url: serve.url(),
+            url,
             admin_token,
             _serve: serve,
         }

@@ -57,6 +57,9 @@ pub struct Ops {
     secrets_home: Option<PathBuf>,
     /// Wakes the waiters on workers' calls in this process ([`Ops::with_hub`]).
     hub: fleet::Hub,
+    /// Where runs keep their files, one directory per run id, removed when a run is pruned
+    /// ([`Ops::with_run_dirs`]; [`Ops::runs_here`] sets it too).
+    run_dirs: Option<PathBuf>,
 }
 
 /// Where a process that executes runs keeps what they need (see [`Ops::runs_here`]).
@@ -104,6 +107,7 @@ impl Ops {
             schedules: None,
             secrets_home: None,
             hub: fleet::Hub::default(),
+            run_dirs: None,
         }
     }
 
@@ -116,12 +120,46 @@ impl Ops {
         artifacts_dir: impl Into<PathBuf>,
         default_dir: impl Into<PathBuf>,
     ) -> Ops {
+        let artifacts_dir = artifacts_dir.into();
+        self.run_dirs = Some(artifacts_dir.clone());
         self.runner = Some(Runner {
             home: home.into(),
-            artifacts_dir: artifacts_dir.into(),
+            artifacts_dir,
             default_dir: default_dir.into(),
         });
         self
+    }
+
+    /// Runs keep their files in `dir/<run id>`: a pruned run's directory is removed. (A
+    /// process that executes runs says so with [`Ops::runs_here`]; the API's, which only
+    /// prunes, with this.)
+    pub fn with_run_dirs(mut self, dir: impl Into<PathBuf>) -> Ops {
+        self.run_dirs = Some(dir.into());
+        self
+    }
+
+    /// Removes the file directories of pruned runs, where this process knows them. A
+    /// directory that cannot be removed is logged and left: the runs are gone either way.
+    pub(crate) fn remove_run_dirs(&self, run_ids: &[String]) {
+        let Some(dir) = &self.run_dirs else { return };
+        for id in run_ids {
+            // Ids are made by `rota_store::ids`; anything else is never joined to a path.
+            if id.is_empty()
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                continue;
+            }
+            let path = dir.join(id);
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    tracing::warn!(%error, path = %path.display(), "cannot remove a pruned run's files");
+                }
+            }
+        }
     }
 
     /// The store underneath.

@@ -38,6 +38,9 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// The lock file that keeps two servers off one data directory.
 pub const LOCK_FILE: &str = "serve.lock";
 
+/// The directory of `$ROTA_HOME` where runs keep their files, one directory per run.
+pub const RUNS_DIR: &str = "runs";
+
 /// The file where the server writes the address it listens on.
 pub const ADDR_FILE: &str = "serve.addr";
 
@@ -66,6 +69,8 @@ pub struct ServeConfig {
     pub guardian: Option<Arc<Guardian>>,
     /// How `/api/v1` authenticates callers.
     pub auth: rota_api::AuthMode,
+    /// Serve HTTPS with this certificate and key instead of plain HTTP.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl ServeConfig {
@@ -82,6 +87,7 @@ impl ServeConfig {
             poll_every: Duration::from_secs(1),
             auth: rota_api::AuthMode::Tokens,
             guardian: None,
+            tls: None,
         }
     }
 }
@@ -96,6 +102,12 @@ pub async fn serve(
         path: config.home.clone(),
         source,
     })?;
+    // The certificate and key are read first: a bad file stops the start, naming it.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::server_config)
+        .transpose()?;
     let _lock = lock_home(&config.home)?;
     let store = Store::open(&config.home).await?;
     let recovered = rota_engine::recovery::recover_runs(&store).await?;
@@ -127,7 +139,8 @@ pub async fn serve(
     })?;
     tracing::info!(addr = %bound, "rota serve listening");
     eprintln!("rota serve: listening on {bound}");
-    eprintln!("rota serve: web UI at http://{bound}/ui/, API at http://{bound}/api/v1");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    eprintln!("rota serve: web UI at {scheme}://{bound}/ui/, API at {scheme}://{bound}/api/v1");
 
     let lateness = api.scheduler_metrics.clone();
     let hub = api.ops.hub().clone();
@@ -140,13 +153,16 @@ pub async fn serve(
             .merge(rota_ui::router());
         // Header-read and idle timeouts and a connection cap (`crate::http`); client
         // addresses reach the audit trail through the connect info.
-        crate::http::serve(listener, app, async move {
+        crate::http::serve(listener, app, tls, async move {
             let _ = stop_http_rx.await;
         })
         .await;
     });
 
     let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
+    let retention = crate::retention::RetentionLoop::spawn(
+        rota_ops::Ops::new(store.clone()).with_run_dirs(config.home.join(RUNS_DIR)),
+    );
     let mut daemon = Daemon::new(config, store, lateness, hub, fleet.leader.clone());
     let result = daemon.run(hook_rx, shutdown).await;
     let _ = stop_http_tx.send(());
@@ -154,6 +170,7 @@ pub async fn serve(
     daemon.drain().await;
     notifier.stop().await;
     fleet.stop().await;
+    retention.stop().await;
     daemon.store.close().await;
     let _ = std::fs::remove_file(&addr_path);
     result
@@ -198,6 +215,7 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
     state.ops = state
         .ops
         .with_secrets_home(&config.home)
+        .with_run_dirs(config.home.join(RUNS_DIR))
         .with_schedules(Arc::new(crate::backfill::Schedules::api()));
     Ok(state)
 }
@@ -263,7 +281,7 @@ impl Daemon {
             .with_secrets_home(&config.home)
             .with_hub(hub);
         let engine = EngineConfig {
-            artifacts_dir: config.home.join("runs"),
+            artifacts_dir: config.home.join(RUNS_DIR),
             grace: config.step_grace,
             log_cap_bytes: 10 * 1024 * 1024,
             guardian: config.guardian.clone(),

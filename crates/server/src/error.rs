@@ -32,6 +32,14 @@ pub enum ServerError {
     /// that changed).
     #[error("bad trigger: {0}")]
     BadTrigger(String),
+    /// The TLS certificate or key given to `rota serve` cannot be used.
+    #[error("TLS: {path}: {why}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The API could not be set up (e.g. the admin token file).
     #[error("cannot set up the API: {0}")]
     Api(String),

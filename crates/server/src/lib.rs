@@ -46,7 +46,9 @@ pub mod hooks;
 pub mod http;
 pub mod jobdir;
 pub mod notifier;
+pub mod retention;
 pub mod scheduler;
+pub mod tls;
 pub mod trigger;
 
 pub use daemon::{ServeConfig, serve};

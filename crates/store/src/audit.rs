@@ -7,6 +7,9 @@
 //! deleted, reordered or cut-off entry is found. Someone able to rewrite the whole file can
 //! recompute the whole chain; publishing the head hash elsewhere (logs, backups) guards
 //! against that.
+//!
+//! Retention may remove the oldest entries (`rota prune --audit`): the chain then starts at
+//! an anchor, see [`crate::prune`].
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -203,9 +206,37 @@ impl Store {
     }
 
     /// Walks the whole chain and returns the first break, or `None` if it holds.
+    ///
+    /// After a prune of the oldest entries the walk starts at the chain's anchor (the first
+    /// kept id and the hash of the last pruned entry), which an `audit.checkpoint` entry
+    /// in the chain must record: an anchor moved by hand (to hide entries removed from the
+    /// start) is found as entries deleted before it.
     pub async fn check_audit_chain(&self) -> Result<Option<AuditBreak>, StoreError> {
-        let mut expected_id = 1;
-        let mut prev_hash = GENESIS_HASH.to_owned();
+        let anchor = {
+            let mut conn = self.pool.acquire().await?;
+            crate::prune::audit_anchor(&mut conn).await?
+        };
+        let mut expected_id = anchor.as_ref().map_or(1, |a| a.first_id);
+        let mut prev_hash = anchor
+            .as_ref()
+            .map_or_else(|| GENESIS_HASH.to_owned(), |a| a.prev_hash.clone());
+        if let Some(anchor) = &anchor {
+            let recorded = sqlx::query(
+                "SELECT COUNT(*) AS n FROM audit WHERE id >= $1 AND action = $2 AND target = $3",
+            )
+            .bind(anchor.first_id)
+            .bind(crate::prune::AUDIT_CHECKPOINT)
+            .bind(anchor.target())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<i64, _>("n")?;
+            if recorded == 0 {
+                return Ok(Some(AuditBreak {
+                    entry_id: (anchor.first_id - 1).max(1),
+                    what: AuditBreakKind::Deleted,
+                }));
+            }
+        }
         loop {
             let rows = sqlx::query(
                 "SELECT id, at, actor, action, target, source, result, prev_hash, hash \

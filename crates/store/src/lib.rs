@@ -49,6 +49,7 @@ mod jobs;
 mod metrics;
 mod notify;
 mod plans;
+mod prune;
 mod read;
 mod records;
 mod resume;
@@ -76,6 +77,7 @@ pub use plans::{
     Approver, Decision, NewPlan, PLAN_TRIGGER, PlanDecisionRecord, PlanError, PlanFilter,
     PlanRecord, PlanStatus,
 };
+pub use prune::{AUDIT_CHECKPOINT, PRUNE_BATCH, PruneCounts, PruneSpec, RetentionSetting};
 pub use records::{
     ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,

@@ -7,6 +7,7 @@ pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod namespaces;
 pub(crate) mod plans;
+pub(crate) mod retention;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 pub(crate) mod secrets;

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 mod audit;
 mod jobs;
 mod plans;
+mod retention;
 mod runs;
 mod schedules;
 mod secrets;
@@ -88,8 +89,14 @@ impl ApiFailure {
 }
 
 impl Remote {
-    /// A client for `server` (`http://` or `https://`), with `token` if given.
-    pub fn new(server: &str, token: Option<String>) -> anyhow::Result<Remote> {
+    /// A client for `server` (`http://` or `https://`), with `token` if given; with
+    /// `ca_cert`, also trusting the CA certificates (PEM) of that file besides the system's
+    /// roots: for a server whose certificate a private CA signed.
+    pub fn new(
+        server: &str,
+        token: Option<String>,
+        ca_cert: Option<&Path>,
+    ) -> anyhow::Result<Remote> {
         let base = server.trim_end_matches('/');
         let url = reqwest::Url::parse(base).with_context(|| {
             format!("--server {base:?} is not a URL (e.g. http://127.0.0.1:8480)")
@@ -98,7 +105,13 @@ impl Remote {
             anyhow::bail!("--server {base:?} must be an http:// or https:// URL with a host");
         }
         let base = base.strip_suffix("/api/v1").unwrap_or(base).to_owned();
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_cert {
+            for root in read_roots(path)? {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let http = builder
             .connect_timeout(CONNECT_TIMEOUT)
             .user_agent(concat!("rota/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -310,6 +323,25 @@ impl Remote {
     }
 }
 
+/// The certificates of a CA file (`--ca-cert`, `ROTA_CA_CERT`): one or more PEM blocks.
+fn read_roots(path: &Path) -> anyhow::Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path)
+        .with_context(|| format!("cannot read the CA certificate file {}", path.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+        format!(
+            "the CA certificate file {} is not PEM certificates",
+            path.display()
+        )
+    })?;
+    if roots.is_empty() {
+        anyhow::bail!(
+            "the CA certificate file {} holds no certificate (expected PEM `BEGIN CERTIFICATE` blocks)",
+            path.display()
+        );
+    }
+    Ok(roots)
+}
+
 /// `Title: detail`, then one line per listed problem (`line:col: message`, `param: message`).
 pub fn render_problem(problem: &Problem) -> String {
     let mut text = if problem.detail.is_empty() {
@@ -383,8 +415,8 @@ mod tests {
 
     #[test]
     fn debug_hides_the_token() {
-        let remote =
-            Remote::new("http://127.0.0.1:1/", Some("s3cret-token".into())).expect("valid URL");
+        let remote = Remote::new("http://127.0.0.1:1/", Some("s3cret-token".into()), None)
+            .expect("valid URL");
         let shown = format!("{remote:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("\"http://127.0.0.1:1\""), "{shown}");
@@ -392,8 +424,8 @@ mod tests {
 
     #[test]
     fn server_must_be_an_http_url() {
-        assert!(Remote::new("ftp://host", None).is_err());
-        assert!(Remote::new("not a url", None).is_err());
-        assert!(Remote::new("https://rota.example/api/v1", None).is_ok());
+        assert!(Remote::new("ftp://host", None, None).is_err());
+        assert!(Remote::new("not a url", None, None).is_err());
+        assert!(Remote::new("https://rota.example/api/v1", None, None).is_ok());
     }
 }

@@ -376,7 +376,7 @@ mod tests {
             }
             last_ids
         });
-        let remote = Remote::new(&format!("http://{addr}"), None).expect("remote");
+        let remote = Remote::new(&format!("http://{addr}"), None, None).expect("remote");
         let (to, mut from) = mpsc::channel(rota_ops::service::runs::FOLLOW_BUFFER);
         let streamed = stream_logs(&remote, "r1", None, 0, &to).await;
         assert!(matches!(streamed, Ok(Streamed::Done)), "the stream is read");

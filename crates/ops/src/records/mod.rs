@@ -144,6 +144,10 @@ pub struct Namespace {
     pub jobs: u64,
     /// How many runs it holds.
     pub runs: u64,
+    /// How long its finished runs are kept (`30d`), if a retention is set; `rota serve`
+    /// prunes older ones.
+    #[serde(default)]
+    pub retention: Option<String>,
 }
 
 impl From<NamespaceRecord> for Namespace {
@@ -152,8 +156,76 @@ impl From<NamespaceRecord> for Namespace {
             name: r.name,
             jobs: r.jobs,
             runs: r.runs,
+            retention: None,
         }
     }
+}
+
+/// What `rota prune` / `POST /api/v1/prune` deletes: finished runs older than a duration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PruneRequest {
+    /// Runs that finished longer ago than this (`30d`, `12h`, `1w`) are deleted.
+    #[schema(example = "30d")]
+    pub older_than: String,
+    /// Only runs of this namespace; absent or null for every namespace.
+    #[serde(default)]
+    #[schema(value_type = Option<crate::ids::Namespace>)]
+    pub namespace: Option<String>,
+    /// Count what would be deleted; delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also delete the audit entries older than the cut-off (every namespace only; the
+    /// chain is checkpointed so `audit verify` still checks what is kept).
+    #[serde(default)]
+    pub audit: bool,
+}
+
+/// What a prune deleted, or in a dry run would delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PruneReport {
+    /// Runs that finished before this instant were pruned.
+    #[schema(value_type = String, format = DateTime)]
+    pub cutoff: Timestamp,
+    /// The namespace pruned; null for every namespace.
+    pub namespace: Option<String>,
+    /// Whether nothing was deleted (counts are what would have been).
+    pub dry_run: bool,
+    /// Runs.
+    pub runs: u64,
+    /// Step runs.
+    pub step_runs: u64,
+    /// Step attempts.
+    pub attempts: u64,
+    /// Log lines.
+    pub log_lines: u64,
+    /// Bytes of log text.
+    pub log_bytes: u64,
+    /// Events of those runs.
+    pub events: u64,
+    /// Notifications of those runs.
+    pub notifications: u64,
+    /// Audit entries.
+    pub audit_entries: u64,
+}
+
+/// `PUT /api/v1/namespaces/{namespace}/retention`: how long the namespace keeps finished
+/// runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRetention {
+    /// A duration (`30d`, `2w`, `12h`), or null to keep runs forever.
+    #[schema(example = "30d")]
+    pub retention: Option<String>,
+}
+
+/// A namespace's retention setting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NamespaceRetention {
+    /// The namespace.
+    pub namespace: String,
+    /// How long finished runs are kept; null: forever.
+    pub retention: Option<String>,
 }
 
 /// One revision of a job, without its source (listings).

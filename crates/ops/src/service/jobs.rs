@@ -110,10 +110,29 @@ impl Jobs for Session {
             )
             .await?;
         let (rows, next_cursor) = cut_page(rows, limit, |ns| ns.name.clone());
-        Ok(NamespaceList {
-            items: rows.into_iter().map(Namespace::from).collect(),
-            next_cursor,
-        })
+        // Few namespaces have a retention setting: one read of them all for the page.
+        let retention: std::collections::HashMap<String, i64> = self
+            .ops()
+            .store()
+            .retention_settings()
+            .await?
+            .into_iter()
+            .map(|s| (s.namespace, s.keep_secs))
+            .collect();
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let keep = retention.get(&row.name).copied();
+                let mut namespace = Namespace::from(row);
+                namespace.retention = keep.map(|secs| {
+                    rota_core::duration::format_duration(std::time::Duration::from_secs(
+                        secs.unsigned_abs(),
+                    ))
+                });
+                namespace
+            })
+            .collect();
+        Ok(NamespaceList { items, next_cursor })
     }
 
     async fn list_jobs(&self, namespace: &str, query: JobPageQuery) -> Result<JobList, OpsError> {

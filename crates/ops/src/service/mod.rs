@@ -17,6 +17,7 @@ pub mod audit;
 pub mod jobs;
 pub mod page;
 pub mod plans;
+pub mod retention;
 pub mod runs;
 pub mod schedules;
 pub mod secrets;
@@ -26,6 +27,7 @@ pub mod workers;
 pub use audit::Audit;
 pub use jobs::Jobs;
 pub use plans::Plans;
+pub use retention::Retention;
 pub use runs::Runs;
 pub use schedules::Schedules;
 pub use secrets::Secrets;
@@ -34,9 +36,15 @@ pub use workers::Workers;
 
 /// Everything that can be asked of Rota: implemented by [`Session`] (in this process) and
 /// by the CLI's HTTP client (of a server).
-pub trait Rota: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Workers {}
+pub trait Rota:
+    Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers
+{
+}
 
-impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Workers> Rota for T {}
+impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers> Rota
+    for T
+{
+}
 
 /// The application layer acting for one caller: every operation checks the caller's role
 /// ([`Principal::require`]) and audits what it changes in the caller's name.
