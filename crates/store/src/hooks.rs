@@ -57,7 +57,7 @@ impl Store {
         since: Timestamp,
     ) -> Result<HookRecord, StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
             .bind(micros(since))
             .execute(&mut *tx)
             .await?;
@@ -71,7 +71,7 @@ impl Store {
         for key in keys {
             sqlx::query(
                 "INSERT INTO webhook_deliveries \
-                 (namespace, job_id, delivery_key, received_at, run_id) VALUES (?, ?, ?, ?, ?)",
+                 (namespace, job_id, delivery_key, received_at, run_id) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(namespace)
             .bind(job_id)
@@ -87,7 +87,7 @@ impl Store {
 }
 
 async fn seen_in(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     namespace: &str,
     job_id: &str,
     keys: &[String],
@@ -96,7 +96,7 @@ async fn seen_in(
     for key in keys {
         let row = sqlx::query(
             "SELECT delivery_key, received_at, run_id FROM webhook_deliveries \
-             WHERE namespace = ? AND job_id = ? AND delivery_key = ? AND received_at >= ?",
+             WHERE namespace = $1 AND job_id = $2 AND delivery_key = $3 AND received_at >= $4",
         )
         .bind(namespace)
         .bind(job_id)
