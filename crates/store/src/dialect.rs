@@ -53,6 +53,16 @@ impl Backend {
         }
     }
 
+    /// `text` as this backend can store it. PostgreSQL's text cannot hold U+0000, which a
+    /// step may print; there it becomes U+FFFD, as invalid UTF-8 in a step's output already
+    /// does. SQLite stores every string as given.
+    pub(crate) fn text(self, text: &str) -> std::borrow::Cow<'_, str> {
+        match self {
+            Backend::Postgres if text.contains('\0') => text.replace('\0', "\u{FFFD}").into(),
+            _ => text.into(),
+        }
+    }
+
     /// The statement that begins a write transaction holding the store's one write lock.
     /// SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front (a deferred
     /// transaction that reads and then writes can fail with `SQLITE_BUSY` without waiting).

@@ -13,6 +13,7 @@
 //! and when nothing later in the batch changes that step, together with every other such
 //! attempt in two multi-row statements at the batch's end.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use jiff::Timestamp;
@@ -604,8 +605,11 @@ impl<'a> Rows<'a> {
                     .sep(l.step_id)
                     .sep(i64::from(l.attempt))
                     .sep(micros(l.ts))
-                    .sep(l.stream.as_str())
-                    .sep(l.text);
+                    .sep(l.stream.as_str());
+                match backend.text(l.text) {
+                    Cow::Borrowed(text) => row.sep(text),
+                    Cow::Owned(text) => row.sep(text),
+                };
             });
             let inserted = insert.build()?.persistent(false).execute(&mut *conn).await;
             if let Err(e) = inserted {

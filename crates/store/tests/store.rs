@@ -1300,3 +1300,36 @@ async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend)
     assert_eq!(store.check_audit_chain().await?, None);
     Ok(())
 }
+
+both!(log_lines_keep_their_text);
+/// Any text a step prints is kept, byte for byte, except U+0000 on PostgreSQL (its text
+/// type cannot hold it), which reads back as U+FFFD.
+async fn log_lines_keep_their_text(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
+    job(&store, "ops", "deploy").await?;
+    create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
+    let texts = [
+        "plain",
+        "tab\there, quotes ' \" and a backslash \\ %_",
+        "ünïcødé ✓ 🚀",
+        "",
+        "nul\0byte",
+    ];
+    let batch: Vec<RunEvent> = texts
+        .iter()
+        .map(|text| log("r-1", "a", 2, LogStream::Stdout, text))
+        .collect();
+    store.record(&batch).await?;
+    let read: Vec<String> = store
+        .logs("r-1", None, 0, 10)
+        .await?
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    let nul = match backend {
+        Backend::Sqlite => "nul\0byte",
+        Backend::Postgres => "nul\u{FFFD}byte",
+    };
+    assert_eq!(read, [texts[0], texts[1], texts[2], texts[3], nul]);
+    Ok(())
+}
