@@ -76,10 +76,11 @@ fn main() -> ExitCode {
 /// Dispatches one command; `Ok` carries the exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = output::Printer::new(cli.output);
-    let command = match local_only(cli.command, cli.home.clone(), cli.output).await {
-        Ok(code) => return code,
-        Err(command) => command,
-    };
+    let command =
+        match local_only(cli.command, cli.home.clone(), cli.store.clone(), cli.output).await {
+            Ok(code) => return code,
+            Err(command) => command,
+        };
     if let Some(server) = &cli.server {
         let token = client::Remote::read_token(
             cli.token,
@@ -89,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         let remote = client::Remote::new(server, token)?;
         return dispatch(&remote, command, &out).await;
     }
-    let session = home::Home::new(cli.home)?.session().await?;
+    let session = home::Home::new(cli.home, cli.store)?.session().await?;
     dispatch(&session, command, &out).await
 }
 
@@ -98,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 async fn local_only(
     command: Command,
     home: Option<std::path::PathBuf>,
+    store: Option<String>,
     output: args::OutputFormat,
 ) -> Result<anyhow::Result<u8>, Command> {
     let out = output::Printer::new(output);
@@ -106,7 +108,7 @@ async fn local_only(
         Command::Schedule(preview @ args::ScheduleCommand::Preview { .. }) => {
             Ok(schedule_cmd::schedule(preview, &out))
         }
-        Command::Serve(args) => match home::Home::new(home) {
+        Command::Serve(args) => match home::Home::new(home, store) {
             Ok(home) => serve_cmd::serve(home, args).await,
             Err(error) => Err(error),
         },

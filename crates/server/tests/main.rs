@@ -5,6 +5,7 @@ mod api_features;
 mod hooks;
 mod jobdir;
 mod notify;
+mod postgres;
 mod process;
 mod process_sched;
 mod scheduler;

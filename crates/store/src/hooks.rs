@@ -119,7 +119,9 @@ async fn seen_in(
 mod tests {
     use jiff::{SignedDuration, Timestamp};
 
-    use crate::{HookRecord, NewOccurrence, OccurrenceKind, Store};
+    use crate::Backend;
+    use crate::testing::{TestDb, both, fresh};
+    use crate::{HookRecord, NewOccurrence, OccurrenceKind};
 
     fn occurrence(at: Timestamp) -> NewOccurrence {
         NewOccurrence {
@@ -133,11 +135,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_delivery_is_refused_within_the_window_and_forgotten_after_it()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path()).await?;
+    both!(a_delivery_is_refused_within_the_window_and_forgotten_after_it);
+    async fn a_delivery_is_refused_within_the_window_and_forgotten_after_it(
+        backend: Backend,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (_db, store) = fresh(backend).await?;
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse()?;
         let window = SignedDuration::from_hours(24 * 7);
         let keys = vec!["id:abc".to_owned(), "body:123".to_owned()];

@@ -185,7 +185,9 @@ impl Store {
 mod tests {
     use jiff::Timestamp;
 
-    use crate::{NewJobRevision, Store, StoreError};
+    use crate::Backend;
+    use crate::testing::{both, fresh};
+    use crate::{NewJobRevision, StoreError};
 
     fn revision(source: &str, path: Option<&str>) -> NewJobRevision {
         let mut rev = NewJobRevision::new(
@@ -199,10 +201,11 @@ mod tests {
         rev
     }
 
-    #[tokio::test]
-    async fn a_deleted_job_is_hidden_until_saved_again() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path()).await?;
+    both!(a_deleted_job_is_hidden_until_saved_again);
+    async fn a_deleted_job_is_hidden_until_saved_again(
+        backend: Backend,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (_db, store) = fresh(backend).await?;
         let missing = store
             .delete_job("ops", "deploy", "me", Timestamp::now())
             .await;

@@ -58,6 +58,12 @@ mod retry;
 mod schedule;
 mod secrets;
 mod store;
+#[cfg(test)]
+#[path = "../../testkit/src/postgres.rs"]
+#[allow(dead_code)]
+mod test_postgres;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod write;
 

@@ -897,19 +897,21 @@ mod tests {
     use rota_core::parse::{Format, parse_str};
 
     use super::*;
+    use crate::Backend;
     use crate::NewJobRevision;
+    use crate::testing::{TestDb, both, fresh};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     const SOURCE: &str = "id: deploy\nsteps:\n  - id: go\n    sh: echo {{ params.env }}\nparams:\n  env: { type: string, default: staging }\n";
 
     async fn setup(
+        backend: Backend,
         rules: Option<Approval>,
-    ) -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path()).await?;
+    ) -> Result<(TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
         save(&store, SOURCE, rules).await?;
-        Ok((dir, store))
+        Ok((db, store))
     }
 
     async fn save(
@@ -998,11 +1000,11 @@ mod tests {
             .await
     }
 
-    #[tokio::test]
-    async fn a_stored_hash_that_no_longer_matches_refuses_apply() -> TestResult {
+    both!(a_stored_hash_that_no_longer_matches_refuses_apply);
+    async fn a_stored_hash_that_no_longer_matches_refuses_apply(backend: Backend) -> TestResult {
         // Without approval rules a plan is approved at once; its hash is then edited in the
         // file, so nothing a sentence could name has changed, but the hash differs.
-        let (_dir, store) = setup(None).await?;
+        let (_dir, store) = setup(backend, None).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         assert_eq!(plan.status, PlanStatus::Approved);
         sqlx::query("UPDATE plans SET hash = $1 WHERE id = $2")
@@ -1020,9 +1022,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn quorum_of_two_distinct_approvers_approves() -> TestResult {
-        let (_dir, store) = setup(Some(rules(2, false))).await?;
+    both!(quorum_of_two_distinct_approvers_approves);
+    async fn quorum_of_two_distinct_approvers_approves(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(2, false))).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         assert_eq!(plan.status, PlanStatus::AwaitingApproval);
         let refused = apply(&store, &plan).await;
@@ -1075,9 +1077,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn approver_rules_refuse_strangers_viewers_and_self() -> TestResult {
-        let (_dir, store) = setup(Some(rules(1, false))).await?;
+    both!(approver_rules_refuse_strangers_viewers_and_self);
+    async fn approver_rules_refuse_strangers_viewers_and_self(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(1, false))).await?;
         let plan = plan(&store, "token:alice:alice").await?;
         let stranger = decide(
             &store,
@@ -1106,9 +1108,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn self_approval_is_allowed_when_the_rules_say_so() -> TestResult {
-        let (_dir, store) = setup(Some(rules(1, true))).await?;
+    both!(self_approval_is_allowed_when_the_rules_say_so);
+    async fn self_approval_is_allowed_when_the_rules_say_so(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(1, true))).await?;
         let plan = plan(&store, "token:alice:alice").await?;
         let own = decide(
             &store,
@@ -1121,9 +1123,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_rejection_ends_the_plan() -> TestResult {
-        let (_dir, store) = setup(Some(rules(2, false))).await?;
+    both!(a_rejection_ends_the_plan);
+    async fn a_rejection_ends_the_plan(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(2, false))).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         decide(
             &store,
@@ -1147,11 +1149,11 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_plan_past_its_time_expires() -> TestResult {
+    both!(a_plan_past_its_time_expires);
+    async fn a_plan_past_its_time_expires(backend: Backend) -> TestResult {
         let mut r = rules(1, false);
         r.expires = Some(Duration::from_millis(1));
-        let (_dir, store) = setup(Some(r)).await?;
+        let (_dir, store) = setup(backend, Some(r)).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         let expires_at = plan.expires_at.ok_or("no expiry")?;
         // Poll the clock (no sleep of a guessed length) until the time has passed.
@@ -1170,9 +1172,11 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn apply_refuses_after_the_job_changed_and_names_the_change() -> TestResult {
-        let (_dir, store) = setup(None).await?;
+    both!(apply_refuses_after_the_job_changed_and_names_the_change);
+    async fn apply_refuses_after_the_job_changed_and_names_the_change(
+        backend: Backend,
+    ) -> TestResult {
+        let (_dir, store) = setup(backend, None).await?;
         let plan = plan(&store, "me").await?;
         assert_eq!(plan.status, PlanStatus::Approved);
         save(&store, &SOURCE.replace("echo", "echo now"), None).await?;
@@ -1189,9 +1193,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn two_concurrent_applies_create_one_run() -> TestResult {
-        let (_dir, store) = setup(None).await?;
+    both!(two_concurrent_applies_create_one_run);
+    async fn two_concurrent_applies_create_one_run(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, None).await?;
         let plan = plan(&store, "me").await?;
         let (a, b) = tokio::join!(apply(&store, &plan), apply(&store, &plan));
         let wins = [a.is_ok(), b.is_ok()].into_iter().filter(|ok| *ok).count();
@@ -1206,9 +1210,11 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn listing_filters_by_shown_status_pages_and_carries_decisions() -> TestResult {
-        let (_dir, store) = setup(Some(rules(2, false))).await?;
+    both!(listing_filters_by_shown_status_pages_and_carries_decisions);
+    async fn listing_filters_by_shown_status_pages_and_carries_decisions(
+        backend: Backend,
+    ) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(2, false))).await?;
         let first = plan(&store, "token:carol:carol").await?;
         let second = plan(&store, "token:carol:carol").await?;
         decide(

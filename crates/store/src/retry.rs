@@ -169,10 +169,14 @@ mod tests {
     use jiff::Timestamp;
     use rota_core::model::{RunStatus, StepStatus};
 
+    use crate::Backend;
+    use crate::testing::{TestDb, both, fresh};
     use crate::{NewJobRevision, NewRun, Owner, RunEvent, Store, StoreError};
 
-    async fn store_with_run(dir: &std::path::Path) -> Result<Store, StoreError> {
-        let store = Store::open(dir).await?;
+    async fn store_with_run(
+        backend: Backend,
+    ) -> Result<(TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
         let rev = NewJobRevision::new(
             "default",
             "chain",
@@ -199,8 +203,10 @@ mod tests {
             steps: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
         };
         store.record(&[RunEvent::RunCreated { run }]).await?;
-        Ok(store)
+        Ok((db, store))
     }
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     fn finished(step: &str, status: StepStatus, outputs: &[(&str, &str)]) -> RunEvent {
         RunEvent::StepFinished {
@@ -222,13 +228,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn retry_of_an_active_run_is_refused() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt {
-            what: "tempdir",
-            detail: e.to_string(),
-        })?;
-        let store = store_with_run(dir.path()).await?;
+    both!(retry_of_an_active_run_is_refused);
+    async fn retry_of_an_active_run_is_refused(backend: Backend) -> TestResult {
+        let (_db, store) = store_with_run(backend).await?;
         let refused = store
             .create_retry_run("r1", "r2", None, "me", Timestamp::now())
             .await;
@@ -247,13 +249,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn retry_from_a_step_copies_the_steps_before_it() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt {
-            what: "tempdir",
-            detail: e.to_string(),
-        })?;
-        let store = store_with_run(dir.path()).await?;
+    both!(retry_from_a_step_copies_the_steps_before_it);
+    async fn retry_from_a_step_copies_the_steps_before_it(backend: Backend) -> TestResult {
+        let (_db, store) = store_with_run(backend).await?;
         let now = Timestamp::now();
         store
             .record(&[

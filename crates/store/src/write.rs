@@ -727,6 +727,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::Backend;
+    use crate::testing::{TestDb, both, fresh};
     use crate::{NewJobRevision, Owner};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -735,14 +737,17 @@ mod tests {
         Timestamp::from_microsecond(1_700_000_000_000_000 + ms * 1000).expect("in range")
     }
 
-    async fn store_with_run(dir: &std::path::Path, steps: &[&str]) -> Result<Store, StoreError> {
-        let store = Store::open(dir).await?;
+    async fn store_with_run(
+        backend: Backend,
+        steps: &[&str],
+    ) -> Result<(TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
         let rev = NewJobRevision::new("ns", "job", "id: job\n", json!({}), at(0));
         store.save_job_revision(&rev).await?;
         store
             .record(&[RunEvent::RunCreated { run: run(steps) }])
             .await?;
-        Ok(store)
+        Ok((db, store))
     }
 
     fn run(steps: &[&str]) -> NewRun {
@@ -838,13 +843,16 @@ mod tests {
     }
 
     /// Applies `events` once one by one and once as a single batch, and compares.
-    async fn check_same_rows(steps: &[&str], events: Vec<RunEvent>) -> TestResult {
-        let (one_dir, batch_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
-        let one_by_one = store_with_run(one_dir.path(), steps).await?;
+    async fn check_same_rows(
+        backend: Backend,
+        steps: &[&str],
+        events: Vec<RunEvent>,
+    ) -> TestResult {
+        let (_one_db, one_by_one) = store_with_run(backend, steps).await?;
         for event in &events {
             one_by_one.record(std::slice::from_ref(event)).await?;
         }
-        let batched = store_with_run(batch_dir.path(), steps).await?;
+        let (_batch_db, batched) = store_with_run(backend, steps).await?;
         batched.record(&events).await?;
         let (expected, got) = (dump(&one_by_one).await?, dump(&batched).await?);
         assert!(expected.len() > events.len(), "{expected:#?}");
@@ -884,9 +892,12 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one() -> TestResult {
+    both!(a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one);
+    async fn a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one(
+        backend: Backend,
+    ) -> TestResult {
         check_same_rows(
+            backend,
             &["a", "b", "c"],
             vec![
                 start("a", 1, 1),
@@ -921,8 +932,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn more_attempts_than_one_statement_takes_are_written_in_chunks() -> TestResult {
+    both!(more_attempts_than_one_statement_takes_are_written_in_chunks);
+    async fn more_attempts_than_one_statement_takes_are_written_in_chunks(
+        backend: Backend,
+    ) -> TestResult {
         let names: Vec<String> = (0..ATTEMPT_CHUNK + 50).map(|i| format!("s{i}")).collect();
         let steps: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut events = Vec::new();
@@ -931,12 +944,15 @@ mod tests {
             events.push(start(name, 1, ms + 1));
             events.push(finish(name, 1, ms + 2, i32::from(i % 7 == 0)));
         }
-        check_same_rows(&steps, events).await
+        check_same_rows(backend, &steps, events).await
     }
 
-    #[tokio::test]
-    async fn a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start() -> TestResult {
+    both!(a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start);
+    async fn a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start(
+        backend: Backend,
+    ) -> TestResult {
         check_same_rows(
+            backend,
             &["a"],
             vec![
                 start("a", 1, 1),
@@ -948,10 +964,11 @@ mod tests {
         .await
     }
 
-    #[tokio::test]
-    async fn a_folded_attempt_of_an_unknown_step_fails_the_whole_batch() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = store_with_run(dir.path(), &["a"]).await?;
+    both!(a_folded_attempt_of_an_unknown_step_fails_the_whole_batch);
+    async fn a_folded_attempt_of_an_unknown_step_fails_the_whole_batch(
+        backend: Backend,
+    ) -> TestResult {
+        let (_db, store) = store_with_run(backend, &["a"]).await?;
         let before = dump(&store).await?;
         let result = store
             .record(&[
