@@ -120,7 +120,7 @@ mod tests {
     use jiff::{SignedDuration, Timestamp};
 
     use crate::Backend;
-    use crate::testing::{TestDb, both, fresh};
+    use crate::testing::{both, fresh};
     use crate::{HookRecord, NewOccurrence, OccurrenceKind};
 
     fn occurrence(at: Timestamp) -> NewOccurrence {
