@@ -48,7 +48,7 @@ def seed(binary, target, runs, lines):
 
 
 def sqlite_tables(path):
-    """Bytes per table (its indexes counted with it) after VACUUM."""
+    """Per table: (bytes of its rows, bytes of its indexes), after VACUUM."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.execute("VACUUM")
@@ -58,7 +58,11 @@ def sqlite_tables(path):
     sizes = {}
     for name, size in db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
         table = owner.get(name, name)
-        sizes[table] = sizes.get(table, 0) + size
+        # Automatic indexes (primary keys, UNIQUE) are named sqlite_autoindex_<table>_N.
+        if name.startswith("sqlite_autoindex_"):
+            table = name[len("sqlite_autoindex_"):].rsplit("_", 1)[0]
+        data, index = sizes.get(table, (0, 0))
+        sizes[table] = (data + size, index) if name == table else (data, index + size)
     total = os.path.getsize(path)
     db.close()
     return sizes, total
@@ -75,14 +79,18 @@ def psql(url, sql):
 
 
 def postgres_tables(url):
+    """Per table: (bytes of its rows, TOAST included; bytes of its indexes), after VACUUM FULL."""
     psql(url, "VACUUM FULL")
     rows = psql(
         url,
-        "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+        "SELECT c.relname, pg_table_size(c.oid), pg_indexes_size(c.oid) FROM pg_class c "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = 'public' AND c.relkind = 'r'",
     )
-    sizes = {name: int(size) for name, size in (line.split("\t") for line in rows.splitlines())}
+    sizes = {
+        name: (int(data), int(index))
+        for name, data, index in (line.split("\t") for line in rows.splitlines())
+    }
     total = int(psql(url, "SELECT pg_database_size(current_database())"))
     return sizes, total
 
@@ -114,14 +122,18 @@ def measure_postgres(binary, admin, runs, lines):
 
 def report(title, base, sizes, runs):
     print(f"\n{title}")
-    print(f"{'table':<22}{'bytes/run':>12}")
+    print(f"{'table':<22}{'rows':>10}{'indexes':>10}{'bytes/run':>12}")
     total = 0
-    for table in sorted(sizes, key=lambda t: -(sizes[t] - base.get(t, 0))):
-        per_run = (sizes[table] - base.get(table, 0)) / runs
-        total += per_run
-        if abs(per_run) >= 0.5:
-            print(f"{table:<22}{per_run:>12,.0f}")
-    print(f"{'total':<22}{total:>12,.0f}")
+    per_table = {}
+    for table, (data, index) in sizes.items():
+        base_data, base_index = base.get(table, (0, 0))
+        per_table[table] = ((data - base_data) / runs, (index - base_index) / runs)
+    for table in sorted(per_table, key=lambda t: -sum(per_table[t])):
+        data, index = per_table[table]
+        total += data + index
+        if abs(data + index) >= 0.5:
+            print(f"{table:<22}{data:>10,.0f}{index:>10,.0f}{data + index:>12,.0f}")
+    print(f"{'total':<22}{'':>20}{total:>12,.0f}")
     return total
 
 
@@ -130,11 +142,12 @@ def main():
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--lines", type=int, default=3, help="log lines per step, second pass")
     parser.add_argument("--build", choices=["debug", "release"], default="debug")
+    parser.add_argument("--seed-runs", help="a built seed_runs example to use instead of building one")
     args = parser.parse_args()
     admin = os.environ.get("ROTA_TEST_POSTGRES")
     if not admin:
         sys.exit('ROTA_TEST_POSTGRES is not set: eval "$(scripts/postgres)" first')
-    binary = seed_command(args.build)
+    binary = args.seed_runs or seed_command(args.build)
     results = {}
     for lines in (0, args.lines):
         label = f"{args.runs} runs of 10 steps, {lines} log lines per step"
