@@ -11,6 +11,15 @@
 //! integer there and as a boolean on PostgreSQL ([`crate::convert::flag`] reads both), and a
 //! column declared `BOOLEAN` is selected as `CAST(col AS INTEGER)`, because the `Any` driver
 //! refuses SQLite's declared `BOOLEAN` column type outright.
+//!
+//! Other differences the queries keep clear of: SQLite's two-argument `MAX(a, b)` (a `CASE`
+//! instead); `LIKE`, case-insensitive for ASCII and without an escape character on SQLite,
+//! case-sensitive with `\` as escape on PostgreSQL (the one `LIKE` lowers both sides and
+//! names its escape); NULL ordering (last in SQLite's `DESC`, first in PostgreSQL's): no query
+//! orders by a nullable column, and one that does must say `NULLS FIRST`/`NULLS LAST`; text
+//! comparison, by code point on both because PostgreSQL's text columns are `COLLATE "C"`;
+//! `SUM()`, `NUMERIC` on PostgreSQL, which the `Any` driver cannot decode (cast it to
+//! `BIGINT`); U+0000, which PostgreSQL's text cannot hold ([`Backend::text`]).
 
 use std::fmt::Write as _;
 
