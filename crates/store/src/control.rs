@@ -177,7 +177,8 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "UPDATE step_runs SET status = 'skipped', reason = $1, finished_at = $2, pgid = NULL \
+                "UPDATE step_runs SET status = 'skipped', reason = $1, finished_at = $2, \
+                 pgid = NULL \
                  WHERE run_id = $3 AND step_id = $4",
             )
             .bind(reason)

@@ -71,7 +71,8 @@ impl Store {
         for key in keys {
             sqlx::query(
                 "INSERT INTO webhook_deliveries \
-                 (namespace, job_id, delivery_key, received_at, run_id) VALUES ($1, $2, $3, $4, $5)",
+                 (namespace, job_id, delivery_key, received_at, run_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(namespace)
             .bind(job_id)

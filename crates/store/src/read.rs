@@ -16,8 +16,9 @@ use crate::{
 };
 
 const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
-    CAST(dry_run AS INTEGER) AS dry_run, triggered_by, scheduled_at, created_at, started_at, finished_at, owner_host, \
-    owner_pid, owner_start_token, cancel_requested_at, cancel_requested_by, retry_of";
+    CAST(dry_run AS INTEGER) AS dry_run, triggered_by, scheduled_at, created_at, started_at, \
+    finished_at, owner_host, owner_pid, owner_start_token, cancel_requested_at, \
+    cancel_requested_by, retry_of";
 
 const STEP_COLUMNS: &str = "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
     s.outputs, s.started_at, s.finished_at, \

@@ -254,7 +254,8 @@ impl Store {
     /// Every job's pause state (jobs never paused have none).
     pub async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT namespace, job_id, CAST(paused AS INTEGER) AS paused, resume_from, updated_at FROM schedule_state \
+            "SELECT namespace, job_id, CAST(paused AS INTEGER) AS paused, resume_from, \
+             updated_at FROM schedule_state \
              ORDER BY namespace, job_id",
         )
         .fetch_all(&self.pool)

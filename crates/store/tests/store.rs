@@ -1252,6 +1252,9 @@ async fn records_a_thousand_step_batch_in_one_call(backend: Backend) -> TestResu
 #[path = "store/schedule.rs"]
 mod schedule;
 
+#[path = "store/api_state.rs"]
+mod api_state;
+
 both!(every_run_state_change_is_an_audit_entry_in_the_chain);
 async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend) -> TestResult {
     let (_db, store) = fresh(backend).await?;
