@@ -30,6 +30,19 @@ pub struct Cli {
     #[arg(long, global = true, env = "ROTA_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// The store's database instead of the SQLite file in the data directory: a PostgreSQL
+    /// URL (postgres://USER@HOST:PORT/DB, shared by several servers) or a sqlite: URL. The
+    /// data directory still holds the secret key, run files and tokens. `rota serve` and
+    /// every local command (without `--server`) use it.
+    #[arg(
+        long,
+        global = true,
+        env = "ROTA_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+
     /// A Rota server to talk to instead of the local store (e.g. http://127.0.0.1:8480).
     #[arg(long, global = true, env = "ROTA_SERVER", value_name = "URL")]
     pub server: Option<String>,

@@ -9,13 +9,17 @@ use rota_ops::host::Home as DataDir;
 /// The data directory.
 pub struct Home {
     pub dir: PathBuf,
+    /// `--store`/`ROTA_STORE`: the store's URL, when it is not the SQLite file in `dir`.
+    pub store: Option<String>,
     data: DataDir,
 }
 
 impl Home {
     /// `--home`/`ROTA_HOME`, else the platform data dir (`~/.local/share/rota` on Linux);
     /// from here on the process umask is 077 (see `rota_ops::host::Home::new`).
-    pub fn new(explicit: Option<PathBuf>) -> anyhow::Result<Home> {
+    /// `store` (`--store`/`ROTA_STORE`) names the store's database instead of the SQLite
+    /// file in the directory.
+    pub fn new(explicit: Option<PathBuf>, store: Option<String>) -> anyhow::Result<Home> {
         let dir = match explicit {
             Some(dir) => dir,
             None => dirs::data_dir()
@@ -23,8 +27,9 @@ impl Home {
                 .context("no data directory: set ROTA_HOME")?,
         };
         Ok(Home {
-            data: DataDir::new(dir.clone()),
+            data: DataDir::new(dir.clone()).with_store(store.clone()),
             dir,
+            store,
         })
     }
 

@@ -78,10 +78,11 @@ fn main() -> ExitCode {
 /// Dispatches one command; `Ok` carries the exit code.
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let out = output::Printer::new(cli.output);
-    let command = match local_only(cli.command, cli.home.clone(), cli.output).await {
-        Ok(code) => return code,
-        Err(command) => command,
-    };
+    let command =
+        match local_only(cli.command, cli.home.clone(), cli.store.clone(), cli.output).await {
+            Ok(code) => return code,
+            Err(command) => command,
+        };
     let remote = match &cli.server {
         Some(server) => Some(remote_of(
             server,
@@ -97,13 +98,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 "rota worker needs --server URL (and a worker token: --token-file or ROTA_TOKEN)"
             );
         };
-        let home = home::Home::new(cli.home)?.dir;
+        let home = home::Home::new(cli.home, None)?.dir;
         return worker_cmd::worker(remote, home, args).await;
     }
     if let Some(remote) = remote {
         return dispatch(&remote, command, &out).await;
     }
-    let session = home::Home::new(cli.home)?.session().await?;
+    let session = home::Home::new(cli.home, cli.store)?.session().await?;
     dispatch(&session, command, &out).await
 }
 
@@ -124,6 +125,7 @@ fn remote_of(
 async fn local_only(
     command: Command,
     home: Option<std::path::PathBuf>,
+    store: Option<String>,
     output: args::OutputFormat,
 ) -> Result<anyhow::Result<u8>, Command> {
     let out = output::Printer::new(output);
@@ -132,7 +134,7 @@ async fn local_only(
         Command::Schedule(preview @ args::ScheduleCommand::Preview { .. }) => {
             Ok(schedule_cmd::schedule(preview, &out))
         }
-        Command::Serve(args) => match home::Home::new(home) {
+        Command::Serve(args) => match home::Home::new(home, store) {
             Ok(home) => serve_cmd::serve(home, args).await,
             Err(error) => Err(error),
         },

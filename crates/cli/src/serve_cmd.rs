@@ -127,6 +127,7 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
     rota_ops::host::protect_home(&home.dir)
         .with_context(|| format!("cannot set up {}", home.dir.display()))?;
     let mut config = rota_server::ServeConfig::new(home.dir.clone());
+    config.store = home.store.clone();
     config.listen = args.listen;
     config.jobs_dir = args.jobs;
     config.grace = Duration::from_secs(args.grace);

@@ -79,10 +79,12 @@ pub fn notebook_kernels(runs_a_kernel: bool) -> rota_notebook::kernel::Host {
     rota_engine::kernels::Kernels::new(guardian, None).host()
 }
 
-/// A data directory (`$ROTA_HOME`), as this process uses it.
+/// A data directory (`$ROTA_HOME`), as this process uses it, and the store it opens: the
+/// SQLite file inside it, or a database named by URL ([`Home::with_store`]).
 #[derive(Debug, Clone)]
 pub struct Home {
     dir: PathBuf,
+    store: Option<String>,
 }
 
 impl Home {
@@ -92,7 +94,14 @@ impl Home {
     /// the user's umask back (see `rota_engine::sandbox`).
     pub fn new(dir: PathBuf) -> Home {
         rota_engine::sandbox::private_umask();
-        Home { dir }
+        Home { dir, store: None }
+    }
+
+    /// Opens the store at `url` (`postgres://…`, or `sqlite:…`) instead of the SQLite file in
+    /// the directory, which keeps everything else (the secret key, run directories, tokens).
+    pub fn with_store(mut self, url: Option<String>) -> Home {
+        self.store = url;
+        self
     }
 
     /// The directory.
@@ -113,12 +122,14 @@ impl Home {
             dir: self.dir.clone(),
             source,
         })?;
-        let store = Store::open(&self.dir)
-            .await
-            .map_err(|source| HomeError::Open {
-                dir: self.dir.clone(),
-                source,
-            })?;
+        let opened = match &self.store {
+            Some(url) => Store::open_url(url).await,
+            None => Store::open(&self.dir).await,
+        };
+        let store = opened.map_err(|source| HomeError::Open {
+            dir: self.dir.clone(),
+            source,
+        })?;
         let abandoned = rota_engine::recovery::mark_abandoned_runs(&store)
             .await
             .map_err(HomeError::Recovery)?;

@@ -52,6 +52,9 @@ pub use rota_ops::WEBHOOK_BODY_FILE;
 pub struct ServeConfig {
     /// The data directory (`$ROTA_HOME`).
     pub home: PathBuf,
+    /// The store's URL (`postgres://…`, several servers may share it), when it is not the
+    /// SQLite file in `home`; `home` still holds the secret key, run files and the lock.
+    pub store: Option<String>,
     /// Directory of job files to load and watch.
     pub jobs_dir: Option<PathBuf>,
     /// HTTP listen address (port 0 picks a free port; see [`ADDR_FILE`]).
@@ -79,6 +82,7 @@ impl ServeConfig {
     pub fn new(home: PathBuf) -> ServeConfig {
         ServeConfig {
             home,
+            store: None,
             jobs_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             grace: Duration::from_secs(30),
@@ -109,7 +113,10 @@ pub async fn serve(
         .map(crate::tls::server_config)
         .transpose()?;
     let _lock = lock_home(&config.home)?;
-    let store = Store::open(&config.home).await?;
+    let store = match &config.store {
+        Some(url) => Store::open_url(url).await?,
+        None => Store::open(&config.home).await?,
+    };
     let recovered = rota_engine::recovery::recover_runs(&store).await?;
     for run in recovered.abandoned {
         tracing::warn!(run = %run, "run abandoned: the process running it died");

@@ -6,6 +6,7 @@ mod fleet;
 mod hooks;
 mod jobdir;
 mod notify;
+mod postgres;
 mod process;
 mod process_sched;
 mod scheduler;

@@ -3,12 +3,16 @@
 //! ```sh
 //! cargo run --release -p rota-store --example seed_runs -- \
 //!     --home /tmp/rota-bench --runs 1000000 --steps 10
+//! cargo run --release -p rota-store --example seed_runs -- \
+//!     --store postgres://rota@127.0.0.1:5432/bench --runs 1000 --lines 3
 //! ```
 //!
 //! Every run goes through the store's real write path, [`Store::record`]: created, started,
 //! each step started and finished, run finished, exactly the events the engine records,
 //! `--batch` runs per transaction. Runs are spread over `--jobs` jobs of the `default`
-//! namespace, one second apart, ending now; every tenth run fails at its last step. Ids are
+//! namespace, one second apart, ending now; every tenth run fails at its last step; each step
+//! prints `--lines` log lines (none by default). `--store URL` seeds a database by URL (e.g.
+//! PostgreSQL) instead of the SQLite file in `--home`. Ids are
 //! time-ordered like the engine's (26 characters of lower-case Crockford base32), with
 //! deterministic low bits so that two seedings give the same ids.
 
@@ -19,12 +23,14 @@ use std::time::Instant;
 
 use jiff::{SignedDuration, Timestamp};
 use rota_core::model::{RunStatus, StepStatus};
-use rota_store::{NewJobRevision, NewRun, Owner, RunEvent, Store};
+use rota_store::{LogStream, NewJobRevision, NewRun, Owner, RunEvent, Store};
 
 const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 
 struct Args {
     home: PathBuf,
+    store: Option<String>,
+    lines: u64,
     runs: u64,
     steps: usize,
     batch: u64,
@@ -34,6 +40,8 @@ struct Args {
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         home: PathBuf::new(),
+        store: None,
+        lines: 0,
         runs: 1_000_000,
         steps: 10,
         batch: 2_000,
@@ -51,6 +59,12 @@ fn parse_args() -> Result<Args, String> {
         };
         match flag.as_str() {
             "--home" => args.home = PathBuf::from(&value),
+            "--store" => args.store = Some(value),
+            "--lines" => {
+                args.lines = value
+                    .parse()
+                    .map_err(|_| format!("--lines: {value:?} is not a number"))?
+            }
             "--runs" => args.runs = number()?,
             "--steps" => args.steps = usize::try_from(number()?).map_err(|e| e.to_string())?,
             "--batch" => args.batch = number()?,
@@ -58,8 +72,8 @@ fn parse_args() -> Result<Args, String> {
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if args.home.as_os_str().is_empty() {
-        return Err("--home DIR is required".to_owned());
+    if args.home.as_os_str().is_empty() && args.store.is_none() {
+        return Err("--home DIR or --store URL is required".to_owned());
     }
     Ok(args)
 }
@@ -88,6 +102,7 @@ fn run_events(
     job: &str,
     steps: &[String],
     owner: &Owner,
+    lines: u64,
 ) -> Vec<RunEvent> {
     let id = run_id(created, n);
     let fails = n % 10 == 9;
@@ -121,6 +136,16 @@ fn run_events(
             at,
             pgid: Some(40_000 + i as i32),
         });
+        for line in 0..lines {
+            events.push(RunEvent::Log {
+                run_id: id.clone(),
+                step_id: step.clone(),
+                attempt: 1,
+                ts: at,
+                stream: LogStream::Stdout,
+                text: format!("{step}: line {line} of the step's output, as a step prints it"),
+            });
+        }
         at += SignedDuration::from_millis(20);
         let failed = fails && last;
         events.push(RunEvent::StepFinished {
@@ -152,7 +177,10 @@ fn run_events(
 }
 
 async fn seed(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let store = Store::open(&args.home).await?;
+    let store = match &args.store {
+        Some(url) => Store::open_url(url).await?,
+        None => Store::open(&args.home).await?,
+    };
     let steps: Vec<String> = (1..=args.steps).map(|i| format!("step{i:02}")).collect();
     let jobs: Vec<String> = (1..=args.jobs).map(|j| format!("job{j:03}")).collect();
     let first = Timestamp::now() - SignedDuration::from_secs(i64::try_from(args.runs)?);
@@ -188,7 +216,7 @@ async fn seed(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         for i in n..end {
             let created = first + SignedDuration::from_secs(i64::try_from(i)?);
             let job = &jobs[usize::try_from(i % args.jobs)?];
-            batch.extend(run_events(i, created, job, &steps, &owner));
+            batch.extend(run_events(i, created, job, &steps, &owner, args.lines));
         }
         store.record(&batch).await?;
         n = end;
@@ -213,7 +241,10 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!("seed_runs: {e}");
-            eprintln!("usage: seed_runs --home DIR [--runs N] [--steps N] [--batch N] [--jobs N]");
+            eprintln!(
+                "usage: seed_runs (--home DIR | --store URL) [--runs N] [--steps N] [--batch N] \
+                 [--jobs N] [--lines N]"
+            );
             return ExitCode::from(2);
         }
     };

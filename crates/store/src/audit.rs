@@ -14,8 +14,8 @@
 use jiff::Timestamp;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::convert::{micros, ts};
 use crate::{Store, StoreError};
@@ -131,7 +131,7 @@ pub(crate) fn run_change_entry(
 
 /// Appends an entry at the end of the chain, inside the caller's transaction.
 pub(crate) async fn append_audit_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     entry: &NewAuditEntry,
 ) -> Result<AuditRecord, StoreError> {
     let head = sqlx::query("SELECT last_id, hash FROM audit_head WHERE one = 1")
@@ -155,7 +155,7 @@ pub(crate) async fn append_audit_in(
     record.hash = entry_hash(&record);
     sqlx::query(
         "INSERT INTO audit (id, at, actor, action, target, source, result, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(record.id)
     .bind(micros(record.at))
@@ -169,7 +169,7 @@ pub(crate) async fn append_audit_in(
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO audit_head (one, last_id, hash) VALUES (1, ?, ?) \
+        "INSERT INTO audit_head (one, last_id, hash) VALUES (1, $1, $2) \
          ON CONFLICT (one) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash",
     )
     .bind(record.id)
@@ -196,7 +196,7 @@ impl Store {
     ) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, actor, action, target, source, result, prev_hash, hash FROM audit \
-             WHERE id > ? ORDER BY id LIMIT ?",
+             WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(i64::from(limit.min(1000)))
@@ -240,7 +240,7 @@ impl Store {
         loop {
             let rows = sqlx::query(
                 "SELECT id, at, actor, action, target, source, result, prev_hash, hash \
-                 FROM audit WHERE id >= ? ORDER BY id LIMIT ?",
+                 FROM audit WHERE id >= $1 ORDER BY id LIMIT $2",
             )
             .bind(expected_id)
             .bind(VERIFY_PAGE)
@@ -320,7 +320,7 @@ fn entry_hash(entry: &AuditRecord) -> String {
     hex::encode(Sha256::digest(content.to_string().as_bytes()))
 }
 
-fn audit_record(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+fn audit_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         id: row.try_get("id")?,
         at: ts(row, "at")?,

@@ -6,8 +6,10 @@
 //! does and rows added meanwhile neither repeat nor vanish. Each page function returns at
 //! most `limit` rows; callers that want to know whether more follow ask for one more.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::dialect::Sql;
 
 use crate::convert::ts;
 use crate::job_delete::LIVE_JOB;
@@ -43,7 +45,7 @@ impl Store {
         only: Option<&[String]>,
         limit: u32,
     ) -> Result<Vec<NamespaceRecord>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
+        let mut query = Sql::new(format!(
             "SELECT name, \
                (SELECT COUNT(*) FROM job_revisions j WHERE j.namespace = n.name \
                   AND j.revision = (SELECT MAX(revision) FROM job_revisions k \
@@ -69,7 +71,7 @@ impl Store {
         query
             .push(" ORDER BY name LIMIT ")
             .push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         rows.iter().map(namespace_record).collect()
     }
 
@@ -81,7 +83,7 @@ impl Store {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<JobRevision>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
+        let mut query = Sql::new(format!(
             "SELECT {COLUMNS} FROM job_revisions j WHERE namespace = "
         ));
         query.push_bind(namespace).push(format!(
@@ -94,7 +96,7 @@ impl Store {
         query
             .push(" ORDER BY job_id LIMIT ")
             .push_bind(i64::from(limit));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         rows.iter().map(job_revision).collect()
     }
 
@@ -108,8 +110,8 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<JobRevision>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = ? AND job_id = ? \
-             AND revision < ? ORDER BY revision DESC LIMIT ?"
+            "SELECT {COLUMNS} FROM job_revisions WHERE namespace = $1 AND job_id = $2 \
+             AND revision < $3 ORDER BY revision DESC LIMIT $4"
         ))
         .bind(namespace)
         .bind(job_id)
@@ -135,10 +137,10 @@ impl Store {
               AND c.deleted_at IS NULL) AS versions, \
              (SELECT MIN(f.created_at) FROM secrets f WHERE f.namespace = s.namespace \
               AND f.name = s.name AND f.deleted_at IS NULL) AS created_at \
-             FROM secrets s WHERE s.namespace = ? AND s.name > ? AND s.deleted_at IS NULL \
+             FROM secrets s WHERE s.namespace = $1 AND s.name > $2 AND s.deleted_at IS NULL \
              AND s.version = (SELECT MAX(m.version) FROM secrets m WHERE m.namespace = s.namespace \
               AND m.name = s.name AND m.deleted_at IS NULL) \
-             ORDER BY s.name LIMIT ?",
+             ORDER BY s.name LIMIT $3",
         )
         .bind(namespace)
         // Every name sorts after the empty string.
@@ -172,7 +174,7 @@ impl Store {
     }
 }
 
-fn namespace_record(row: &SqliteRow) -> Result<NamespaceRecord, StoreError> {
+fn namespace_record(row: &AnyRow) -> Result<NamespaceRecord, StoreError> {
     let jobs: i64 = row.try_get("jobs")?;
     let runs: i64 = row.try_get("runs")?;
     Ok(NamespaceRecord {

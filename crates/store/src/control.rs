@@ -17,7 +17,7 @@ impl Store {
     pub async fn request_cancel(&self, run_id: &str, by: &str) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let row = sqlx::query(
-            "SELECT status, cancel_requested_at, cancel_forced_at FROM runs WHERE id = ?",
+            "SELECT status, cancel_requested_at, cancel_forced_at FROM runs WHERE id = $1",
         )
         .bind(run_id)
         .fetch_optional(&mut *tx)
@@ -33,8 +33,8 @@ impl Store {
         match (requested, forced) {
             (None, _) => {
                 sqlx::query(
-                    "UPDATE runs SET cancel_requested_at = ?, cancel_requested_by = ? \
-                     WHERE id = ?",
+                    "UPDATE runs SET cancel_requested_at = $1, cancel_requested_by = $2 \
+                     WHERE id = $3",
                 )
                 .bind(micros(now))
                 .bind(by)
@@ -44,7 +44,7 @@ impl Store {
                 append_event(&mut tx, now, "run.cancel_requested", run_id, None, data).await?;
             }
             (Some(_), None) => {
-                sqlx::query("UPDATE runs SET cancel_forced_at = ? WHERE id = ?")
+                sqlx::query("UPDATE runs SET cancel_forced_at = $1 WHERE id = $2")
                     .bind(micros(now))
                     .bind(run_id)
                     .execute(&mut *tx)
@@ -65,7 +65,7 @@ impl Store {
     /// How far the run's cancellation was asked for.
     pub async fn cancel_state(&self, run_id: &str) -> Result<CancelState, StoreError> {
         let row =
-            sqlx::query("SELECT cancel_requested_at, cancel_forced_at FROM runs WHERE id = ?")
+            sqlx::query("SELECT cancel_requested_at, cancel_forced_at FROM runs WHERE id = $1")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
                 .await?
@@ -110,7 +110,7 @@ impl Store {
             let id: String = row.try_get("id")?;
             let steps = sqlx::query(
                 "SELECT step_id, attempt, pgid FROM step_runs \
-                 WHERE run_id = ? AND status = 'running' ORDER BY position",
+                 WHERE run_id = $1 AND status = 'running' ORDER BY position",
             )
             .bind(&id)
             .fetch_all(&self.pool)
@@ -153,7 +153,7 @@ impl Store {
         notifications: &[crate::NewNotification],
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT status FROM runs WHERE id = ?")
+        let row = sqlx::query("SELECT status FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -163,7 +163,7 @@ impl Store {
         }
         let steps = sqlx::query(
             "SELECT step_id, status, attempt FROM step_runs \
-             WHERE run_id = ? AND status IN ('running', 'pending') ORDER BY position",
+             WHERE run_id = $1 AND status IN ('running', 'pending') ORDER BY position",
         )
         .bind(run_id)
         .fetch_all(&mut *tx)
@@ -177,8 +177,9 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "UPDATE step_runs SET status = 'skipped', reason = ?, finished_at = ?, pgid = NULL \
-                 WHERE run_id = ? AND step_id = ?",
+                "UPDATE step_runs SET status = 'skipped', reason = $1, finished_at = $2, \
+                 pgid = NULL \
+                 WHERE run_id = $3 AND step_id = $4",
             )
             .bind(reason)
             .bind(micros(at))
@@ -189,7 +190,7 @@ impl Store {
             let data = json!({ "status": "skipped", "reason": reason });
             append_event(&mut tx, at, "step.skipped", run_id, Some(&step_id), data).await?;
         }
-        sqlx::query("UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET status = $1, reason = $2, finished_at = $3 WHERE id = $4")
             .bind(RunStatus::Abandoned.as_str())
             .bind(reason)
             .bind(micros(at))
@@ -223,7 +224,7 @@ impl Store {
 /// become `abandoned`, and a `step.finished` event says so. Shared by abandoning a run and by
 /// requeueing one for resumption, which differ only in what becomes of the run.
 pub(crate) async fn abandon_running_step(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     run_id: &str,
     step_id: &str,
     attempt: i64,
@@ -231,8 +232,8 @@ pub(crate) async fn abandon_running_step(
     at: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE step_runs SET status = 'abandoned', reason = ?, finished_at = ?, pgid = NULL \
-         WHERE run_id = ? AND step_id = ?",
+        "UPDATE step_runs SET status = 'abandoned', reason = $1, finished_at = $2, pgid = NULL \
+         WHERE run_id = $3 AND step_id = $4",
     )
     .bind(reason)
     .bind(micros(at))
@@ -241,8 +242,8 @@ pub(crate) async fn abandon_running_step(
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "UPDATE step_attempts SET status = 'abandoned', reason = ?, finished_at = ? \
-         WHERE run_id = ? AND step_id = ? AND attempt = ?",
+        "UPDATE step_attempts SET status = 'abandoned', reason = $1, finished_at = $2 \
+         WHERE run_id = $3 AND step_id = $4 AND attempt = $5",
     )
     .bind(reason)
     .bind(micros(at))
@@ -278,7 +279,7 @@ pub struct PendingCancel {
     pub forced: bool,
 }
 
-fn cancel_state(row: &sqlx::sqlite::SqliteRow) -> Result<CancelState, StoreError> {
+fn cancel_state(row: &sqlx::any::AnyRow) -> Result<CancelState, StoreError> {
     let requested: Option<i64> = row.try_get("cancel_requested_at")?;
     let forced: Option<i64> = row.try_get("cancel_forced_at")?;
     Ok(match (requested, forced) {

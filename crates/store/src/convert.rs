@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use rota_core::model::{RunStatus, StepStatus};
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::StoreError;
 
@@ -19,16 +19,13 @@ pub(crate) fn micros(at: Timestamp) -> i64 {
 }
 
 /// Reads a non-null timestamp column.
-pub(crate) fn ts(row: &SqliteRow, column: &'static str) -> Result<Timestamp, StoreError> {
+pub(crate) fn ts(row: &AnyRow, column: &'static str) -> Result<Timestamp, StoreError> {
     let value: i64 = row.try_get(column)?;
     from_micros(column, value)
 }
 
 /// Reads a nullable timestamp column.
-pub(crate) fn opt_ts(
-    row: &SqliteRow,
-    column: &'static str,
-) -> Result<Option<Timestamp>, StoreError> {
+pub(crate) fn opt_ts(row: &AnyRow, column: &'static str) -> Result<Option<Timestamp>, StoreError> {
     let value: Option<i64> = row.try_get(column)?;
     value.map(|v| from_micros(column, v)).transpose()
 }
@@ -40,8 +37,17 @@ fn from_micros(column: &'static str, value: i64) -> Result<Timestamp, StoreError
     })
 }
 
+/// Reads a boolean: a `BOOLEAN` column selected as `CAST(col AS INTEGER)`, or a boolean
+/// expression, which SQLite returns as an integer and PostgreSQL as a boolean.
+pub(crate) fn flag(row: &AnyRow, column: &'static str) -> Result<bool, StoreError> {
+    match row.try_get::<bool, _>(column) {
+        Ok(value) => Ok(value),
+        Err(_) => Ok(row.try_get::<i64, _>(column)? != 0),
+    }
+}
+
 /// Reads a run status column.
-pub(crate) fn run_status(row: &SqliteRow, column: &'static str) -> Result<RunStatus, StoreError> {
+pub(crate) fn run_status(row: &AnyRow, column: &'static str) -> Result<RunStatus, StoreError> {
     let text: String = row.try_get(column)?;
     RunStatus::parse(&text).ok_or(StoreError::Corrupt {
         what: column,
@@ -50,7 +56,7 @@ pub(crate) fn run_status(row: &SqliteRow, column: &'static str) -> Result<RunSta
 }
 
 /// Reads a step status column.
-pub(crate) fn step_status(row: &SqliteRow, column: &'static str) -> Result<StepStatus, StoreError> {
+pub(crate) fn step_status(row: &AnyRow, column: &'static str) -> Result<StepStatus, StoreError> {
     let text: String = row.try_get(column)?;
     StepStatus::parse(&text).ok_or(StoreError::Corrupt {
         what: column,
@@ -59,7 +65,7 @@ pub(crate) fn step_status(row: &SqliteRow, column: &'static str) -> Result<StepS
 }
 
 /// Reads a JSON column.
-pub(crate) fn json(row: &SqliteRow, column: &'static str) -> Result<serde_json::Value, StoreError> {
+pub(crate) fn json(row: &AnyRow, column: &'static str) -> Result<serde_json::Value, StoreError> {
     let text: String = row.try_get(column)?;
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
         what: column,
@@ -69,7 +75,7 @@ pub(crate) fn json(row: &SqliteRow, column: &'static str) -> Result<serde_json::
 
 /// Reads a step-outputs column (a JSON object of strings).
 pub(crate) fn outputs(
-    row: &SqliteRow,
+    row: &AnyRow,
     column: &'static str,
 ) -> Result<BTreeMap<String, String>, StoreError> {
     let text: String = row.try_get(column)?;
@@ -86,7 +92,7 @@ pub(crate) fn outputs_text(outputs: &BTreeMap<String, String>) -> String {
 }
 
 /// Reads an unsigned counter (attempt numbers, pids) stored as BIGINT.
-pub(crate) fn u32_col(row: &SqliteRow, column: &'static str) -> Result<u32, StoreError> {
+pub(crate) fn u32_col(row: &AnyRow, column: &'static str) -> Result<u32, StoreError> {
     let value: i64 = row.try_get(column)?;
     u32::try_from(value).map_err(|_| StoreError::Corrupt {
         what: column,
@@ -95,7 +101,7 @@ pub(crate) fn u32_col(row: &SqliteRow, column: &'static str) -> Result<u32, Stor
 }
 
 /// Reads a nullable 32-bit signed column (exit codes, process group ids).
-pub(crate) fn opt_i32(row: &SqliteRow, column: &'static str) -> Result<Option<i32>, StoreError> {
+pub(crate) fn opt_i32(row: &AnyRow, column: &'static str) -> Result<Option<i32>, StoreError> {
     let value: Option<i64> = row.try_get(column)?;
     value
         .map(|v| {
@@ -109,14 +115,14 @@ pub(crate) fn opt_i32(row: &SqliteRow, column: &'static str) -> Result<Option<i3
 
 /// Appends one row to the event log, inside the caller's transaction.
 pub(crate) async fn append_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     at: Timestamp,
     kind: &str,
     run_id: &str,
     step_id: Option<&str>,
     data: serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO events (at, kind, run_id, step_id, data) VALUES (?, ?, ?, ?, ?)")
+    sqlx::query("INSERT INTO events (at, kind, run_id, step_id, data) VALUES ($1, $2, $3, $4, $5)")
         .bind(micros(at))
         .bind(kind)
         .bind(run_id)

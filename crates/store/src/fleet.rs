@@ -18,7 +18,7 @@ use jiff::Timestamp;
 use sqlx::Row;
 
 use crate::StoreError;
-use crate::convert::{micros, ts};
+use crate::convert::{flag, micros, ts};
 use crate::events::LogStream;
 
 /// How many pending dispatches a claim looks at for one whose labels the worker carries.
@@ -232,10 +232,10 @@ pub fn labels_match(wanted: &BTreeMap<String, String>, labels: &BTreeMap<String,
 }
 
 /// The write transaction of this store's backend.
-type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 /// A row of this store's backend.
-type BackendRow = sqlx::sqlite::SqliteRow;
+type BackendRow = sqlx::any::AnyRow;
 
 fn dispatch_of(row: &BackendRow) -> Result<DispatchRecord, StoreError> {
     let attempt: i64 = row.try_get("attempt")?;
@@ -264,7 +264,7 @@ fn dispatch_of(row: &BackendRow) -> Result<DispatchRecord, StoreError> {
                 })
             })
             .transpose()?,
-        cancel_requested: row.try_get("cancel_requested")?,
+        cancel_requested: flag(row, "cancel_requested")?,
         result: row.try_get("result")?,
         nonce: row.try_get("nonce")?,
         payload: row.try_get("payload")?,
@@ -272,7 +272,8 @@ fn dispatch_of(row: &BackendRow) -> Result<DispatchRecord, StoreError> {
 }
 
 const DISPATCH_COLUMNS: &str = "run_id, step_id, attempt, namespace, runs_on, state, epoch, \
-     worker_id, lease_expires_at, cancel_requested, result, nonce, payload";
+     worker_id, lease_expires_at, CAST(cancel_requested AS INTEGER) AS cancel_requested, \
+     result, nonce, payload";
 
 fn lease_end(now: Timestamp, lease: Duration) -> i64 {
     micros(now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
@@ -398,7 +399,8 @@ impl crate::Store {
         let row = sqlx::query(
             "UPDATE dispatches SET lease_expires_at = $1, \
              confirmed_at = COALESCE(confirmed_at, $2) \
-             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 RETURNING cancel_requested",
+             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 \
+             RETURNING CAST(cancel_requested AS INTEGER) AS cancel_requested",
         )
         .bind(lease_end(now, lease))
         .bind(micros(now))
@@ -407,7 +409,7 @@ impl crate::Store {
         .bind(i64::from(key.attempt))
         .fetch_one(&mut *tx)
         .await?;
-        let cancel_requested: bool = row.try_get("cancel_requested")?;
+        let cancel_requested = flag(&row, "cancel_requested")?;
         tx.commit().await?;
         Ok(Ok(Renewed { cancel_requested }))
     }

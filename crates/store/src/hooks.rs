@@ -57,7 +57,7 @@ impl Store {
         since: Timestamp,
     ) -> Result<HookRecord, StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < ?")
+        sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < $1")
             .bind(micros(since))
             .execute(&mut *tx)
             .await?;
@@ -71,7 +71,8 @@ impl Store {
         for key in keys {
             sqlx::query(
                 "INSERT INTO webhook_deliveries \
-                 (namespace, job_id, delivery_key, received_at, run_id) VALUES (?, ?, ?, ?, ?)",
+                 (namespace, job_id, delivery_key, received_at, run_id) \
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(namespace)
             .bind(job_id)
@@ -87,7 +88,7 @@ impl Store {
 }
 
 async fn seen_in(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     namespace: &str,
     job_id: &str,
     keys: &[String],
@@ -96,7 +97,7 @@ async fn seen_in(
     for key in keys {
         let row = sqlx::query(
             "SELECT delivery_key, received_at, run_id FROM webhook_deliveries \
-             WHERE namespace = ? AND job_id = ? AND delivery_key = ? AND received_at >= ?",
+             WHERE namespace = $1 AND job_id = $2 AND delivery_key = $3 AND received_at >= $4",
         )
         .bind(namespace)
         .bind(job_id)
@@ -119,7 +120,9 @@ async fn seen_in(
 mod tests {
     use jiff::{SignedDuration, Timestamp};
 
-    use crate::{HookRecord, NewOccurrence, OccurrenceKind, Store};
+    use crate::Backend;
+    use crate::testing::{both, fresh};
+    use crate::{HookRecord, NewOccurrence, OccurrenceKind};
 
     fn occurrence(at: Timestamp) -> NewOccurrence {
         NewOccurrence {
@@ -133,11 +136,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_delivery_is_refused_within_the_window_and_forgotten_after_it()
-    -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path()).await?;
+    both!(a_delivery_is_refused_within_the_window_and_forgotten_after_it);
+    async fn a_delivery_is_refused_within_the_window_and_forgotten_after_it(
+        backend: Backend,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (_db, store) = fresh(backend).await?;
         let t0: Timestamp = "2026-01-01T00:00:00Z".parse()?;
         let window = SignedDuration::from_hours(24 * 7);
         let keys = vec!["id:abc".to_owned(), "body:123".to_owned()];

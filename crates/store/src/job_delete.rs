@@ -32,7 +32,7 @@ pub struct FileJobHead {
 
 /// Writes the deletion row and its `job.deleted` event inside `tx`.
 async fn mark_deleted(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     namespace: &str,
     job_id: &str,
     revision: i64,
@@ -41,7 +41,7 @@ async fn mark_deleted(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO deleted_jobs (namespace, job_id, revision, deleted_at, deleted_by) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, job_id) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (namespace, job_id) DO UPDATE SET \
              revision = excluded.revision, deleted_at = excluded.deleted_at, \
              deleted_by = excluded.deleted_by",
     )
@@ -55,7 +55,7 @@ async fn mark_deleted(
     let data = json!({
         "namespace": namespace, "job_id": job_id, "revision": revision, "by": by,
     });
-    sqlx::query("INSERT INTO events (at, kind, data) VALUES (?, 'job.deleted', ?)")
+    sqlx::query("INSERT INTO events (at, kind, data) VALUES ($1, 'job.deleted', $2)")
         .bind(micros(at))
         .bind(data.to_string())
         .execute(&mut **tx)
@@ -82,7 +82,7 @@ impl Store {
         let mut tx = self.write().await?;
         let latest: Option<(i64, Option<String>)> = sqlx::query_as(&format!(
             "SELECT revision, source_path FROM job_revisions j \
-             WHERE namespace = ? AND job_id = ? AND {LIVE_JOB} \
+             WHERE namespace = $1 AND job_id = $2 AND {LIVE_JOB} \
              ORDER BY revision DESC LIMIT 1"
         ))
         .bind(namespace)
@@ -147,7 +147,7 @@ impl Store {
         let mut tx = self.write().await?;
         let latest: Option<(i64, Option<String>)> = sqlx::query_as(&format!(
             "SELECT revision, source_path FROM job_revisions j \
-             WHERE namespace = ? AND job_id = ? AND {LIVE_JOB} \
+             WHERE namespace = $1 AND job_id = $2 AND {LIVE_JOB} \
              ORDER BY revision DESC LIMIT 1"
         ))
         .bind(namespace)
@@ -169,7 +169,7 @@ impl Store {
     /// revision is not "deleted".
     pub async fn job_deleted(&self, namespace: &str, job_id: &str) -> Result<bool, StoreError> {
         let deleted: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM deleted_jobs d WHERE d.namespace = ? AND d.job_id = ? \
+            "SELECT 1 FROM deleted_jobs d WHERE d.namespace = $1 AND d.job_id = $2 \
              AND d.revision >= (SELECT MAX(revision) FROM job_revisions \
                                 WHERE namespace = d.namespace AND job_id = d.job_id)",
         )
@@ -185,7 +185,9 @@ impl Store {
 mod tests {
     use jiff::Timestamp;
 
-    use crate::{NewJobRevision, Store, StoreError};
+    use crate::Backend;
+    use crate::testing::{both, fresh};
+    use crate::{NewJobRevision, StoreError};
 
     fn revision(source: &str, path: Option<&str>) -> NewJobRevision {
         let mut rev = NewJobRevision::new(
@@ -199,10 +201,11 @@ mod tests {
         rev
     }
 
-    #[tokio::test]
-    async fn a_deleted_job_is_hidden_until_saved_again() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path()).await?;
+    both!(a_deleted_job_is_hidden_until_saved_again);
+    async fn a_deleted_job_is_hidden_until_saved_again(
+        backend: Backend,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (_db, store) = fresh(backend).await?;
         let missing = store
             .delete_job("ops", "deploy", "me", Timestamp::now())
             .await;

@@ -1,9 +1,11 @@
 //! Job revisions: every distinct version of a job file that was run or registered.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use crate::convert::{json, micros, ts};
+use crate::dialect::Sql;
+
+use crate::convert::{flag, json, micros, ts, u32_col};
 use crate::job_delete::LIVE_JOB;
 use crate::{JobRevision, NewJobRevision, Store, StoreError};
 
@@ -21,7 +23,7 @@ impl Store {
         let mut tx = self.write().await?;
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS}, {LIVE_JOB} AS live FROM job_revisions j \
-             WHERE namespace = ? AND job_id = ? ORDER BY revision DESC LIMIT 1"
+             WHERE namespace = $1 AND job_id = $2 ORDER BY revision DESC LIMIT 1"
         ))
         .bind(&rev.namespace)
         .bind(&rev.job_id)
@@ -29,7 +31,7 @@ impl Store {
         .await?;
         let live = row
             .as_ref()
-            .map(|row| row.try_get::<bool, _>("live"))
+            .map(|row| flag(row, "live"))
             .transpose()?
             .unwrap_or(true);
         let latest = row.map(|row| job_revision(&row)).transpose()?;
@@ -42,7 +44,7 @@ impl Store {
         }
         let revision = latest.map_or(1, |l| l.revision + 1);
         sqlx::query(&format!(
-            "INSERT INTO job_revisions ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO job_revisions ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
         .bind(&rev.namespace)
         .bind(&rev.job_id)
@@ -51,7 +53,7 @@ impl Store {
         .bind(&rev.source)
         .bind(&rev.source_path)
         .bind(rev.definition.to_string())
-        .bind(rev.definition_version)
+        .bind(i64::from(rev.definition_version))
         .bind(micros(rev.created_at))
         .execute(&mut *tx)
         .await?;
@@ -79,7 +81,7 @@ impl Store {
         // Filtered after the `LIMIT 1`: only the latest revision decides.
         sqlx::query(&format!(
             "SELECT * FROM (SELECT {COLUMNS} FROM job_revisions \
-             WHERE namespace = ? AND job_id = ? ORDER BY revision DESC LIMIT 1) j \
+             WHERE namespace = $1 AND job_id = $2 ORDER BY revision DESC LIMIT 1) j \
              WHERE {LIVE_JOB}"
         ))
         .bind(namespace)
@@ -99,7 +101,7 @@ impl Store {
     ) -> Result<Option<JobRevision>, StoreError> {
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM job_revisions \
-             WHERE namespace = ? AND job_id = ? AND revision = ?"
+             WHERE namespace = $1 AND job_id = $2 AND revision = $3"
         ))
         .bind(namespace)
         .bind(job_id)
@@ -113,7 +115,7 @@ impl Store {
     /// The latest revision of every job (of one namespace, or all), by namespace and id;
     /// deleted jobs ([`Store::delete_job`]) are left out.
     pub async fn list_jobs(&self, namespace: Option<&str>) -> Result<Vec<JobRevision>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
+        let mut query = Sql::new(format!(
             "SELECT {COLUMNS} FROM job_revisions j WHERE revision = \
              (SELECT MAX(revision) FROM job_revisions k \
               WHERE k.namespace = j.namespace AND k.job_id = j.job_id) AND {LIVE_JOB}"
@@ -122,7 +124,7 @@ impl Store {
             query.push(" AND namespace = ").push_bind(namespace);
         }
         query.push(" ORDER BY namespace, job_id");
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         rows.iter().map(job_revision).collect()
     }
 
@@ -150,7 +152,7 @@ impl Store {
     }
 }
 
-pub(crate) fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
+pub(crate) fn job_revision(row: &AnyRow) -> Result<JobRevision, StoreError> {
     Ok(JobRevision {
         namespace: row.try_get("namespace")?,
         job_id: row.try_get("job_id")?,
@@ -159,7 +161,7 @@ pub(crate) fn job_revision(row: &SqliteRow) -> Result<JobRevision, StoreError> {
         source: row.try_get("source")?,
         source_path: row.try_get("source_path")?,
         definition: json(row, "definition")?,
-        definition_version: row.try_get("definition_version")?,
+        definition_version: u32_col(row, "definition_version")?,
         created_at: ts(row, "created_at")?,
     })
 }

@@ -10,9 +10,11 @@
 //! which inserts the occurrence and its queued run in one transaction, so an occurrence
 //! never runs twice.
 //!
-//! The backend is SQLite (`$ROTA_HOME/rota.db`) for now. The schema is kept portable so a
-//! PostgreSQL backend with the same semantics can follow: ids are text, timestamps are
-//! integer microseconds since the Unix epoch (UTC), JSON is stored as text.
+//! The backend is SQLite (`$ROTA_HOME/rota.db`) by default, or PostgreSQL
+//! ([`Store::open_url`] with a `postgres://` URL) for servers sharing one store, with the same
+//! semantics on both (see the `store` module's docs for how writes are serialized). The schema
+//! is portable: ids are text, timestamps are integer microseconds since the Unix epoch (UTC),
+//! JSON is stored as text.
 //!
 //! It deliberately knows nothing of HTTP, processes or terminals.
 //!
@@ -39,6 +41,7 @@ mod audit;
 mod catalog;
 mod control;
 mod convert;
+mod dialect;
 mod error;
 mod events;
 mod fleet;
@@ -57,6 +60,12 @@ mod retry;
 mod schedule;
 mod secrets;
 mod store;
+#[cfg(test)]
+#[path = "../../testkit/src/postgres.rs"]
+#[allow(dead_code)]
+mod test_postgres;
+#[cfg(test)]
+mod testing;
 mod tokens;
 mod write;
 
@@ -87,5 +96,5 @@ pub use schedule::{
     TriggerState,
 };
 pub use secrets::{NewSecret, SealedSecret, SecretInfo, SecretRecord, SecretUse};
-pub use store::{DB_FILE, Store};
+pub use store::{Backend, DB_FILE, Store};
 pub use tokens::{Grant, NewToken, Role, TokenRecord};

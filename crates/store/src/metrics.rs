@@ -65,8 +65,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT a.finished_at - a.started_at AS took \
              FROM runs r JOIN step_attempts a ON a.run_id = r.id \
-             WHERE r.created_at >= ? AND a.started_at IS NOT NULL AND a.finished_at >= ? \
-             LIMIT ?",
+             WHERE r.created_at >= $1 AND a.started_at IS NOT NULL AND a.finished_at >= $2 \
+             LIMIT $3",
         )
         .bind(micros(runs_since))
         .bind(micros(since))

@@ -12,8 +12,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::RunStatus;
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::convert::{json, micros, opt_ts, ts, u32_col};
 use crate::{NewAuditEntry, Store, StoreError};
@@ -127,7 +127,7 @@ const COLUMNS: &str = "id, run_id, namespace, job_id, rule, event, channel, url_
 /// Inserts a queued notification inside the caller's transaction; a second one for the same
 /// run, rule and event is ignored. Returns whether a row was inserted.
 pub(crate) async fn insert_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     n: &NewNotification,
 ) -> Result<bool, StoreError> {
     let headers = serde_json::to_string(&n.headers_template).unwrap_or_else(|_| "{}".into());
@@ -136,7 +136,7 @@ pub(crate) async fn insert_in(
         "INSERT INTO notifications (id, run_id, namespace, job_id, rule, event, channel, \
          url_template, headers_template, render_context, secret_names, payload, status, \
          attempts, next_attempt_at, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $14) \
          ON CONFLICT (run_id, rule, event) DO NOTHING",
     )
     .bind(&n.id)
@@ -158,7 +158,7 @@ pub(crate) async fn insert_in(
     Ok(done.rows_affected() == 1)
 }
 
-fn record(row: &SqliteRow) -> Result<NotificationRecord, StoreError> {
+fn record(row: &AnyRow) -> Result<NotificationRecord, StoreError> {
     let corrupt = |what: &'static str, e: serde_json::Error| StoreError::Corrupt {
         what,
         detail: e.to_string(),
@@ -207,9 +207,9 @@ impl Store {
         let until = micros(now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(0));
         let mut tx = self.write().await?;
         let rows = sqlx::query(&format!(
-            "UPDATE notifications SET next_attempt_at = ? WHERE id IN \
-             (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? \
-              AND (? IS NULL OR run_id = ?) ORDER BY next_attempt_at, id LIMIT ?) \
+            "UPDATE notifications SET next_attempt_at = $1 WHERE id IN \
+             (SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= $2 \
+              AND ($3 IS NULL OR run_id = $4) ORDER BY next_attempt_at, id LIMIT $5) \
              RETURNING {COLUMNS}"
         ))
         .bind(until)
@@ -234,10 +234,12 @@ impl Store {
         outcome: &DeliveryOutcome,
     ) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM notifications WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM notifications WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(row) = row else {
             return Err(StoreError::Corrupt {
                 what: "notification id",
@@ -270,8 +272,8 @@ impl Store {
             ),
         };
         sqlx::query(
-            "UPDATE notifications SET status = ?, attempts = ?, next_attempt_at = ?, \
-             last_error = COALESCE(?, last_error), sent_at = ? WHERE id = ?",
+            "UPDATE notifications SET status = $1, attempts = $2, next_attempt_at = $3, \
+             last_error = COALESCE($4, last_error), sent_at = $5 WHERE id = $6",
         )
         .bind(status.as_str())
         .bind(i64::from(attempt))
@@ -307,7 +309,7 @@ impl Store {
             ),
         };
         sqlx::query(
-            "INSERT INTO events (at, kind, run_id, step_id, data) VALUES (?, ?, ?, NULL, ?)",
+            "INSERT INTO events (at, kind, run_id, step_id, data) VALUES ($1, $2, $3, NULL, $4)",
         )
         .bind(micros(at))
         .bind(kind)
@@ -337,7 +339,7 @@ impl Store {
         run_id: &str,
     ) -> Result<Vec<NotificationRecord>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM notifications WHERE run_id = ? ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM notifications WHERE run_id = $1 ORDER BY created_at, id"
         ))
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -352,7 +354,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let count: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM notifications WHERE status = 'pending' \
-             AND (? IS NULL OR run_id = ?)",
+             AND ($1 IS NULL OR run_id = $2)",
         )
         .bind(run_id)
         .bind(run_id)
@@ -370,7 +372,7 @@ impl Store {
         run_id: &str,
     ) -> Result<Option<RunStatus>, StoreError> {
         let row = sqlx::query(
-            "SELECT status FROM runs WHERE namespace = ? AND job_id = ? AND id <> ? \
+            "SELECT status FROM runs WHERE namespace = $1 AND job_id = $2 AND id <> $3 \
              AND finished_at IS NOT NULL ORDER BY finished_at DESC, id DESC LIMIT 1",
         )
         .bind(namespace)

@@ -15,10 +15,11 @@ use jiff::Timestamp;
 use rota_core::model::Approval;
 use rota_core::plan::PlanContent;
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::convert::{micros, opt_ts, ts};
+use crate::dialect::Sql;
 use crate::write::{Rows, create_run};
 use crate::{NewRun, Role, Store, StoreError};
 
@@ -338,7 +339,7 @@ fn corrupt(what: &'static str, detail: impl ToString) -> StoreError {
     }
 }
 
-fn plan_row(row: &SqliteRow) -> Result<PlanRecord, StoreError> {
+fn plan_row(row: &AnyRow) -> Result<PlanRecord, StoreError> {
     let content: String = row.try_get("content")?;
     let approval: Option<String> = row.try_get("approval")?;
     let status: String = row.try_get("status")?;
@@ -362,8 +363,8 @@ fn plan_row(row: &SqliteRow) -> Result<PlanRecord, StoreError> {
     })
 }
 
-async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<PlanRecord>, StoreError> {
-    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM plans WHERE id = ?"))
+async fn load(conn: &mut AnyConnection, id: &str) -> Result<Option<PlanRecord>, StoreError> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM plans WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -373,7 +374,7 @@ async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<PlanRecord
     let mut plan = plan_row(&row)?;
     let rows = sqlx::query(
         "SELECT actor, at, hash, decision, comment FROM plan_decisions \
-         WHERE plan_id = ? ORDER BY at, actor",
+         WHERE plan_id = $1 ORDER BY at, actor",
     )
     .bind(id)
     .fetch_all(&mut *conn)
@@ -384,7 +385,7 @@ async fn load(conn: &mut SqliteConnection, id: &str) -> Result<Option<PlanRecord
     Ok(Some(plan))
 }
 
-fn decision_row(row: &SqliteRow) -> Result<PlanDecisionRecord, StoreError> {
+fn decision_row(row: &AnyRow) -> Result<PlanDecisionRecord, StoreError> {
     let decision: String = row.try_get("decision")?;
     Ok(PlanDecisionRecord {
         actor: row.try_get("actor")?,
@@ -401,13 +402,13 @@ fn decision_row(row: &SqliteRow) -> Result<PlanDecisionRecord, StoreError> {
 
 /// Appends a plan event; it names a run only once the plan has one.
 async fn plan_event(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     at: Timestamp,
     kind: &str,
     run_id: Option<&str>,
     data: serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO events (at, kind, run_id, data) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO events (at, kind, run_id, data) VALUES ($1, $2, $3, $4)")
         .bind(micros(at))
         .bind(kind)
         .bind(run_id)
@@ -419,7 +420,7 @@ async fn plan_event(
 
 /// Marks `plan` expired when its time ran out at `now`; true if it did.
 async fn expire_if_due(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     plan: &mut PlanRecord,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
@@ -430,7 +431,7 @@ async fn expire_if_due(
     if !open || plan.expires_at.is_none_or(|at| at > now) {
         return Ok(false);
     }
-    sqlx::query("UPDATE plans SET status = 'expired' WHERE id = ?")
+    sqlx::query("UPDATE plans SET status = 'expired' WHERE id = $1")
         .bind(&plan.id)
         .execute(&mut *conn)
         .await?;
@@ -526,7 +527,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO plans (id, namespace, job_id, job_revision, hash, content, approval, \
              status, created_by, created_at, expires_at, dry_run_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&plan.id)
         .bind(&plan.content.namespace)
@@ -569,9 +570,12 @@ impl Store {
     /// A plan by id or unique id prefix, with its decisions; a plan past its time is
     /// marked expired first.
     pub async fn find_plan(&self, id_or_prefix: &str) -> Result<PlanRecord, PlanError> {
-        let escaped = id_or_prefix.replace(['%', '_'], "");
+        // Like SQLite's LIKE before: ASCII letters in any case, `%` and `_` dropped, a
+        // backslash literal (escaped, as PostgreSQL's LIKE reads it as an escape).
+        let escaped = id_or_prefix.replace(['%', '_'], "").replace('\\', "\\\\");
         let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM plans WHERE id = ?1 OR id LIKE ?2 ORDER BY id = ?1 DESC LIMIT 2",
+            "SELECT id FROM plans WHERE id = $1 OR lower(id) LIKE lower($2) ESCAPE '\\' \
+             ORDER BY id = $1 DESC LIMIT 2",
         )
         .bind(id_or_prefix)
         .bind(format!("{escaped}%"))
@@ -609,32 +613,39 @@ impl Store {
             n => n.min(1000),
         };
         let now = micros(Timestamp::now());
+        let mut query = Sql::new("");
+        let now = query.bind(now);
         // A plan past its time reads as expired before anything marks it so.
-        let shown_status = "CASE WHEN status IN ('awaiting_approval', 'approved') \
-                            AND expires_at IS NOT NULL AND expires_at <= ? \
-                            THEN 'expired' ELSE status END";
-        let mut sql = format!("SELECT {COLUMNS}, {shown_status} AS shown FROM plans WHERE 1 = 1");
-        if filter.namespace.is_some() {
-            sql.push_str(" AND namespace = ?");
-        }
-        if filter.status.is_some() {
-            sql.push_str(&format!(" AND {shown_status} = ?"));
-        }
-        if filter.before.is_some() {
-            sql.push_str(" AND (created_at < ? OR (created_at = ? AND id < ?))");
-        }
-        sql.push_str(" ORDER BY created_at DESC, id DESC LIMIT ?");
-        let mut query = sqlx::query(&sql).bind(now);
+        let shown_status = format!(
+            "CASE WHEN status IN ('awaiting_approval', 'approved') \
+             AND expires_at IS NOT NULL AND expires_at <= ${now} \
+             THEN 'expired' ELSE status END"
+        );
+        query.push(format!(
+            "SELECT {COLUMNS}, {shown_status} AS shown FROM plans WHERE 1 = 1"
+        ));
         if let Some(ns) = &filter.namespace {
-            query = query.bind(ns);
+            query.push(" AND namespace = ").push_bind(ns.as_str());
         }
         if let Some(status) = filter.status {
-            query = query.bind(now).bind(status.as_str());
+            query
+                .push(format!(" AND {shown_status} = "))
+                .push_bind(status.as_str());
         }
         if let Some((at, id)) = &filter.before {
-            query = query.bind(micros(*at)).bind(micros(*at)).bind(id);
+            query
+                .push(" AND (created_at < ")
+                .push_bind(micros(*at))
+                .push(" OR (created_at = ")
+                .push_bind(micros(*at))
+                .push(" AND id < ")
+                .push_bind(id.as_str())
+                .push("))");
         }
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        query
+            .push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit));
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         let mut plans = Vec::with_capacity(rows.len());
         for row in &rows {
             let mut plan = plan_row(row)?;
@@ -644,16 +655,15 @@ impl Store {
         }
         // The page's decisions in one query.
         if !plans.is_empty() {
-            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let mut query = Sql::new(
                 "SELECT plan_id, actor, at, hash, decision, comment FROM plan_decisions \
                  WHERE plan_id IN (",
             );
-            let mut ids = query.separated(", ");
-            for plan in &plans {
-                ids.push_bind(&plan.id);
-            }
+            query.push_list(&plans, |sql, plan| {
+                sql.push_bind(plan.id.as_str());
+            });
             query.push(") ORDER BY at, actor");
-            let rows = query.build().fetch_all(&self.pool).await?;
+            let rows = query.build()?.fetch_all(&self.pool).await?;
             for row in &rows {
                 let plan_id: String = row.try_get("plan_id")?;
                 let decision = decision_row(row)?;
@@ -729,7 +739,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO plan_decisions (plan_id, actor, at, hash, decision, comment) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&plan.id)
         .bind(&who.actor)
@@ -745,7 +755,7 @@ impl Store {
             Decision::Approve if approvals >= rules.quorum as usize => PlanStatus::Approved,
             Decision::Approve => PlanStatus::AwaitingApproval,
         };
-        sqlx::query("UPDATE plans SET status = ? WHERE id = ?")
+        sqlx::query("UPDATE plans SET status = $1 WHERE id = $2")
             .bind(status.as_str())
             .bind(&plan.id)
             .execute(&mut *tx)
@@ -843,8 +853,8 @@ impl Store {
         create_run(&mut tx, run, &mut rows).await?;
         rows.flush(&mut tx).await?;
         let updated = sqlx::query(
-            "UPDATE plans SET status = 'applied', run_id = ?, applied_by = ?, applied_at = ? \
-             WHERE id = ? AND status = 'approved'",
+            "UPDATE plans SET status = 'applied', run_id = $1, applied_by = $2, applied_at = $3 \
+             WHERE id = $4 AND status = 'approved'",
         )
         .bind(&run.id)
         .bind(by)
@@ -887,19 +897,21 @@ mod tests {
     use rota_core::parse::{Format, parse_str};
 
     use super::*;
+    use crate::Backend;
     use crate::NewJobRevision;
+    use crate::testing::{TestDb, both, fresh};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     const SOURCE: &str = "id: deploy\nsteps:\n  - id: go\n    sh: echo {{ params.env }}\nparams:\n  env: { type: string, default: staging }\n";
 
     async fn setup(
+        backend: Backend,
         rules: Option<Approval>,
-    ) -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let store = Store::open(dir.path()).await?;
+    ) -> Result<(TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
         save(&store, SOURCE, rules).await?;
-        Ok((dir, store))
+        Ok((db, store))
     }
 
     async fn save(
@@ -988,14 +1000,14 @@ mod tests {
             .await
     }
 
-    #[tokio::test]
-    async fn a_stored_hash_that_no_longer_matches_refuses_apply() -> TestResult {
+    both!(a_stored_hash_that_no_longer_matches_refuses_apply);
+    async fn a_stored_hash_that_no_longer_matches_refuses_apply(backend: Backend) -> TestResult {
         // Without approval rules a plan is approved at once; its hash is then edited in the
         // file, so nothing a sentence could name has changed, but the hash differs.
-        let (_dir, store) = setup(None).await?;
+        let (_dir, store) = setup(backend, None).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         assert_eq!(plan.status, PlanStatus::Approved);
-        sqlx::query("UPDATE plans SET hash = ? WHERE id = ?")
+        sqlx::query("UPDATE plans SET hash = $1 WHERE id = $2")
             .bind("0".repeat(64))
             .bind(&plan.id)
             .execute(&store.pool)
@@ -1010,9 +1022,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn quorum_of_two_distinct_approvers_approves() -> TestResult {
-        let (_dir, store) = setup(Some(rules(2, false))).await?;
+    both!(quorum_of_two_distinct_approvers_approves);
+    async fn quorum_of_two_distinct_approvers_approves(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(2, false))).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         assert_eq!(plan.status, PlanStatus::AwaitingApproval);
         let refused = apply(&store, &plan).await;
@@ -1065,9 +1077,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn approver_rules_refuse_strangers_viewers_and_self() -> TestResult {
-        let (_dir, store) = setup(Some(rules(1, false))).await?;
+    both!(approver_rules_refuse_strangers_viewers_and_self);
+    async fn approver_rules_refuse_strangers_viewers_and_self(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(1, false))).await?;
         let plan = plan(&store, "token:alice:alice").await?;
         let stranger = decide(
             &store,
@@ -1096,9 +1108,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn self_approval_is_allowed_when_the_rules_say_so() -> TestResult {
-        let (_dir, store) = setup(Some(rules(1, true))).await?;
+    both!(self_approval_is_allowed_when_the_rules_say_so);
+    async fn self_approval_is_allowed_when_the_rules_say_so(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(1, true))).await?;
         let plan = plan(&store, "token:alice:alice").await?;
         let own = decide(
             &store,
@@ -1111,9 +1123,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_rejection_ends_the_plan() -> TestResult {
-        let (_dir, store) = setup(Some(rules(2, false))).await?;
+    both!(a_rejection_ends_the_plan);
+    async fn a_rejection_ends_the_plan(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(2, false))).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         decide(
             &store,
@@ -1137,11 +1149,11 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn a_plan_past_its_time_expires() -> TestResult {
+    both!(a_plan_past_its_time_expires);
+    async fn a_plan_past_its_time_expires(backend: Backend) -> TestResult {
         let mut r = rules(1, false);
         r.expires = Some(Duration::from_millis(1));
-        let (_dir, store) = setup(Some(r)).await?;
+        let (_dir, store) = setup(backend, Some(r)).await?;
         let plan = plan(&store, "token:carol:carol").await?;
         let expires_at = plan.expires_at.ok_or("no expiry")?;
         // Poll the clock (no sleep of a guessed length) until the time has passed.
@@ -1160,9 +1172,11 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn apply_refuses_after_the_job_changed_and_names_the_change() -> TestResult {
-        let (_dir, store) = setup(None).await?;
+    both!(apply_refuses_after_the_job_changed_and_names_the_change);
+    async fn apply_refuses_after_the_job_changed_and_names_the_change(
+        backend: Backend,
+    ) -> TestResult {
+        let (_dir, store) = setup(backend, None).await?;
         let plan = plan(&store, "me").await?;
         assert_eq!(plan.status, PlanStatus::Approved);
         save(&store, &SOURCE.replace("echo", "echo now"), None).await?;
@@ -1179,9 +1193,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn two_concurrent_applies_create_one_run() -> TestResult {
-        let (_dir, store) = setup(None).await?;
+    both!(two_concurrent_applies_create_one_run);
+    async fn two_concurrent_applies_create_one_run(backend: Backend) -> TestResult {
+        let (_dir, store) = setup(backend, None).await?;
         let plan = plan(&store, "me").await?;
         let (a, b) = tokio::join!(apply(&store, &plan), apply(&store, &plan));
         let wins = [a.is_ok(), b.is_ok()].into_iter().filter(|ok| *ok).count();
@@ -1196,9 +1210,11 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn listing_filters_by_shown_status_pages_and_carries_decisions() -> TestResult {
-        let (_dir, store) = setup(Some(rules(2, false))).await?;
+    both!(listing_filters_by_shown_status_pages_and_carries_decisions);
+    async fn listing_filters_by_shown_status_pages_and_carries_decisions(
+        backend: Backend,
+    ) -> TestResult {
+        let (_dir, store) = setup(backend, Some(rules(2, false))).await?;
         let first = plan(&store, "token:carol:carol").await?;
         let second = plan(&store, "token:carol:carol").await?;
         decide(

@@ -27,7 +27,7 @@
 
 use jiff::Timestamp;
 use rota_core::model::{ALL_RUN_STATUSES, RunStatus};
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use crate::audit::{NewAuditEntry, append_audit_in};
 use crate::convert::{micros, ts};
@@ -145,10 +145,10 @@ fn prunable_where(spec: &PruneSpec) -> (String, Vec<String>) {
 
 /// Binds the parameters of [`prunable_where`] to `query`.
 fn bind_prunable<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     spec: &PruneSpec,
     texts: &'q [String],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     query = query.bind(micros(spec.cutoff));
     for text in texts {
         query = query.bind(text.as_str());
@@ -156,7 +156,7 @@ fn bind_prunable<'q>(
     query
 }
 
-fn count(row: &sqlx::sqlite::SqliteRow, column: &str) -> Result<u64, StoreError> {
+fn count(row: &sqlx::any::AnyRow, column: &str) -> Result<u64, StoreError> {
     let value: Option<i64> = row.try_get(column)?;
     Ok(u64::try_from(value.unwrap_or(0)).unwrap_or(0))
 }
@@ -334,7 +334,7 @@ fn prune_target(spec: &PruneSpec, counts: &PruneCounts) -> String {
 
 /// Deletes up to [`PRUNE_BATCH`] prunable runs and what belongs to them.
 async fn prune_batch(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     spec: &PruneSpec,
 ) -> Result<PruneCounts, StoreError> {
     let (filter, texts) = prunable_where(spec);
@@ -418,7 +418,7 @@ async fn prune_batch(
 
 /// The chain's anchor, if entries were ever pruned.
 pub(crate) async fn audit_anchor(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
 ) -> Result<Option<AuditAnchor>, StoreError> {
     let row = sqlx::query("SELECT first_id, prev_hash FROM audit_anchor WHERE one = 1")
         .fetch_optional(&mut *conn)
@@ -436,7 +436,7 @@ pub(crate) async fn audit_anchor(
 /// chain's start up to the entry before the first one at or after the cut-off (entries
 /// are removed from the start only; `last < first` when there are none).
 async fn audit_prunable(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cutoff: Timestamp,
 ) -> Result<(i64, i64), StoreError> {
     let first = audit_anchor(conn).await?.map_or(1, |a| a.first_id);
@@ -459,7 +459,7 @@ async fn audit_prunable(
 /// Removes the audit entries before the cut-off from the start of the chain, records the
 /// hash of the last one as the anchor and appends the `audit.checkpoint` entry naming it.
 async fn prune_audit_in(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     cutoff: Timestamp,
     by: &NewAuditEntry,
 ) -> Result<u64, StoreError> {

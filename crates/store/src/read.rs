@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::dialect::Sql;
 
 use crate::convert::{
-    json, micros, opt_i32, opt_ts, outputs, run_status, step_status, ts, u32_col,
+    flag, json, micros, opt_i32, opt_ts, outputs, run_status, step_status, ts, u32_col,
 };
 use crate::{
     EventRecord, LogRecord, LogStream, Owner, RunFilter, RunRecord, StepAttemptRecord,
@@ -14,8 +16,9 @@ use crate::{
 };
 
 const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
-    dry_run, triggered_by, scheduled_at, created_at, started_at, finished_at, owner_host, \
-    owner_pid, owner_start_token, cancel_requested_at, cancel_requested_by, retry_of";
+    CAST(dry_run AS INTEGER) AS dry_run, triggered_by, scheduled_at, created_at, started_at, \
+    finished_at, owner_host, owner_pid, owner_start_token, cancel_requested_at, \
+    cancel_requested_by, retry_of";
 
 const STEP_COLUMNS: &str = "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
     s.outputs, s.started_at, s.finished_at, \
@@ -33,7 +36,7 @@ const MAX_LIMIT: u32 = 1000;
 impl Store {
     /// A run with its steps (latest attempt of each, in file order).
     pub async fn get_run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let Some(row) = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?"))
+        let Some(row) = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"))
             .bind(run_id)
             .fetch_optional(&self.pool)
             .await?
@@ -42,7 +45,7 @@ impl Store {
         };
         let mut run = run_record(&row)?;
         let steps = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id = ? ORDER BY s.position"
+            "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id = $1 ORDER BY s.position"
         ))
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -59,13 +62,14 @@ impl Store {
         }
         // A range scan over the primary key.
         let upper = prefix_upper_bound(id_or_prefix);
-        let ids: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?")
-                .bind(id_or_prefix)
-                .bind(&upper)
-                .bind(i64::try_from(MAX_CANDIDATES).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE id >= $1 AND id < $2 ORDER BY id LIMIT $3",
+        )
+        .bind(id_or_prefix)
+        .bind(&upper)
+        .bind(i64::try_from(MAX_CANDIDATES).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
         match ids.as_slice() {
             [] => Err(StoreError::RunNotFound(id_or_prefix.to_owned())),
             [id] => self
@@ -81,8 +85,7 @@ impl Store {
 
     /// Runs matching `filter`, newest first (by `created_at`, then id), with their steps.
     pub async fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
-        let mut query =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
+        let mut query = Sql::new(format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1"));
         if let Some(namespace) = &filter.namespace {
             query.push(" AND namespace = ").push_bind(namespace);
         }
@@ -120,21 +123,20 @@ impl Store {
         query
             .push(" ORDER BY created_at DESC, id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.min(MAX_LIMIT)));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         let mut runs = rows.iter().map(run_record).collect::<Result<Vec<_>, _>>()?;
         if runs.is_empty() {
             return Ok(runs);
         }
 
-        let mut steps = QueryBuilder::<Sqlite>::new(format!(
+        let mut steps = Sql::new(format!(
             "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id IN ("
         ));
-        let mut ids = steps.separated(", ");
-        for run in &runs {
-            ids.push_bind(&run.id);
-        }
+        steps.push_list(&runs, |sql, run| {
+            sql.push_bind(run.id.as_str());
+        });
         steps.push(") ORDER BY s.run_id, s.position");
-        let rows = steps.build().fetch_all(&self.pool).await?;
+        let rows = steps.build()?.fetch_all(&self.pool).await?;
         let mut by_run: HashMap<String, Vec<StepRunRecord>> = HashMap::new();
         for row in &rows {
             let run_id: String = row.try_get("run_id")?;
@@ -154,7 +156,7 @@ impl Store {
     ) -> Result<Vec<StepAttemptRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT attempt, status, exit_code, reason, outputs, started_at, finished_at, pgid \
-             FROM step_attempts WHERE run_id = ? AND step_id = ? ORDER BY attempt",
+             FROM step_attempts WHERE run_id = $1 AND step_id = $2 ORDER BY attempt",
         )
         .bind(run_id)
         .bind(step_id)
@@ -185,7 +187,7 @@ impl Store {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<LogRecord>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(
+        let mut query = Sql::new(
             "SELECT seq, run_id, step_id, attempt, ts, stream, text FROM logs WHERE run_id = ",
         );
         query.push_bind(run_id);
@@ -197,7 +199,7 @@ impl Store {
             .push_bind(after_seq)
             .push(" ORDER BY seq LIMIT ")
             .push_bind(i64::from(limit.min(MAX_LIMIT)));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
                 let stream: String = row.try_get("stream")?;
@@ -225,7 +227,7 @@ impl Store {
     ) -> Result<Vec<EventRecord>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, at, kind, run_id, step_id, data FROM events \
-             WHERE id > ? ORDER BY id LIMIT ?",
+             WHERE id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after_id)
         .bind(i64::from(limit.min(MAX_LIMIT)))
@@ -247,7 +249,7 @@ impl Store {
 }
 
 /// A run row, without its steps.
-pub(crate) fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
+pub(crate) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
     Ok(RunRecord {
         id: row.try_get("id")?,
         namespace: row.try_get("namespace")?,
@@ -256,7 +258,7 @@ pub(crate) fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
         status: run_status(row, "status")?,
         reason: row.try_get("reason")?,
         params: json(row, "params")?,
-        dry_run: row.try_get("dry_run")?,
+        dry_run: flag(row, "dry_run")?,
         trigger: row.try_get("triggered_by")?,
         scheduled_at: opt_ts(row, "scheduled_at")?,
         created_at: ts(row, "created_at")?,
@@ -274,7 +276,7 @@ pub(crate) fn run_record(row: &SqliteRow) -> Result<RunRecord, StoreError> {
     })
 }
 
-fn step_record(row: &SqliteRow) -> Result<StepRunRecord, StoreError> {
+fn step_record(row: &AnyRow) -> Result<StepRunRecord, StoreError> {
     Ok(StepRunRecord {
         step_id: row.try_get("step_id")?,
         status: step_status(row, "status")?,

@@ -22,7 +22,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT status FROM runs WHERE id = ?")
+        let row = sqlx::query("SELECT status FROM runs WHERE id = $1")
             .bind(run_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -32,7 +32,7 @@ impl Store {
         }
         let steps = sqlx::query(
             "SELECT step_id, attempt FROM step_runs \
-             WHERE run_id = ? AND status = 'running' ORDER BY position",
+             WHERE run_id = $1 AND status = 'running' ORDER BY position",
         )
         .bind(run_id)
         .fetch_all(&mut *tx)
@@ -43,7 +43,7 @@ impl Store {
             crate::control::abandon_running_step(&mut tx, run_id, &step_id, attempt, reason, at)
                 .await?;
         }
-        sqlx::query("UPDATE runs SET status = 'queued' WHERE id = ?")
+        sqlx::query("UPDATE runs SET status = 'queued' WHERE id = $1")
             .bind(run_id)
             .execute(&mut *tx)
             .await?;

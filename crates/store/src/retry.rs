@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::convert::{append_event, micros, run_status};
+use crate::convert::{append_event, flag, micros, run_status};
 use crate::{RunRecord, Store, StoreError};
 
 /// Step statuses a retry copies; a step in any other state (pending, skipped, running,
@@ -44,8 +44,9 @@ impl Store {
     ) -> Result<RunRecord, StoreError> {
         let mut tx = self.write().await?;
         let original = sqlx::query(
-            "SELECT namespace, job_id, job_revision, status, params, dry_run \
-             FROM runs WHERE id = ?",
+            "SELECT namespace, job_id, job_revision, status, params, \
+             CAST(dry_run AS INTEGER) AS dry_run \
+             FROM runs WHERE id = $1",
         )
         .bind(original_id)
         .fetch_optional(&mut *tx)
@@ -59,7 +60,7 @@ impl Store {
             });
         }
         let steps: Vec<String> =
-            sqlx::query_scalar("SELECT step_id FROM step_runs WHERE run_id = ? ORDER BY position")
+            sqlx::query_scalar("SELECT step_id FROM step_runs WHERE run_id = $1 ORDER BY position")
                 .bind(original_id)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -75,14 +76,14 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
              triggered_by, created_at, owner_host, owner_pid, owner_start_token, retry_of) \
-             VALUES (?, ?, ?, ?, 'queued', ?, ?, 'retry', ?, '', 0, '', ?)",
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, 'retry', $7, '', 0, '', $8)",
         )
         .bind(new_run_id)
         .bind(&namespace)
         .bind(&job_id)
         .bind(job_revision)
         .bind(original.try_get::<String, _>("params")?)
-        .bind(original.try_get::<bool, _>("dry_run")?)
+        .bind(flag(&original, "dry_run")?)
         .bind(micros(at))
         .bind(original_id)
         .execute(&mut *tx)
@@ -99,7 +100,7 @@ impl Store {
         // two statements whatever the number of steps.
         sqlx::query(
             "INSERT INTO step_runs (run_id, step_id, position, status, attempt, outputs) \
-             SELECT ?, step_id, position, 'pending', 0, '{}' FROM step_runs WHERE run_id = ?",
+             SELECT $1, step_id, position, 'pending', 0, '{}' FROM step_runs WHERE run_id = $2",
         )
         .bind(new_run_id)
         .bind(original_id)
@@ -114,9 +115,9 @@ impl Store {
                 "UPDATE step_runs SET (status, attempt, exit_code, reason, outputs, \
                  started_at, finished_at) = \
                  (SELECT status, attempt, exit_code, reason, outputs, started_at, finished_at \
-                  FROM step_runs WHERE run_id = ?1 AND step_id = ?2) \
-                 WHERE run_id = ?3 AND step_id = ?2 AND EXISTS \
-                 (SELECT 1 FROM step_runs WHERE run_id = ?1 AND step_id = ?2 \
+                  FROM step_runs WHERE run_id = $1 AND step_id = $2) \
+                 WHERE run_id = $3 AND step_id = $2 AND EXISTS \
+                 (SELECT 1 FROM step_runs WHERE run_id = $1 AND step_id = $2 \
                   AND status IN ('{}'))",
                 COPIED.join("', '")
             ))
@@ -130,9 +131,9 @@ impl Store {
             sqlx::query(&format!(
                 "INSERT INTO step_attempts (run_id, step_id, attempt, status, exit_code, \
                  reason, outputs, started_at, finished_at) \
-                 SELECT ?3, step_id, attempt, status, exit_code, reason, outputs, started_at, \
-                 finished_at FROM step_attempts WHERE run_id = ?1 AND step_id = ?2 AND EXISTS \
-                 (SELECT 1 FROM step_runs WHERE run_id = ?1 AND step_id = ?2 \
+                 SELECT $3, step_id, attempt, status, exit_code, reason, outputs, started_at, \
+                 finished_at FROM step_attempts WHERE run_id = $1 AND step_id = $2 AND EXISTS \
+                 (SELECT 1 FROM step_runs WHERE run_id = $1 AND step_id = $2 \
                   AND status IN ('{}'))",
                 COPIED.join("', '")
             ))
@@ -168,10 +169,14 @@ mod tests {
     use jiff::Timestamp;
     use rota_core::model::{RunStatus, StepStatus};
 
+    use crate::Backend;
+    use crate::testing::{TestDb, both, fresh};
     use crate::{NewJobRevision, NewRun, Owner, RunEvent, Store, StoreError};
 
-    async fn store_with_run(dir: &std::path::Path) -> Result<Store, StoreError> {
-        let store = Store::open(dir).await?;
+    async fn store_with_run(
+        backend: Backend,
+    ) -> Result<(TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
         let rev = NewJobRevision::new(
             "default",
             "chain",
@@ -198,8 +203,10 @@ mod tests {
             steps: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
         };
         store.record(&[RunEvent::RunCreated { run }]).await?;
-        Ok(store)
+        Ok((db, store))
     }
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
 
     fn finished(step: &str, status: StepStatus, outputs: &[(&str, &str)]) -> RunEvent {
         RunEvent::StepFinished {
@@ -221,13 +228,9 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn retry_of_an_active_run_is_refused() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt {
-            what: "tempdir",
-            detail: e.to_string(),
-        })?;
-        let store = store_with_run(dir.path()).await?;
+    both!(retry_of_an_active_run_is_refused);
+    async fn retry_of_an_active_run_is_refused(backend: Backend) -> TestResult {
+        let (_db, store) = store_with_run(backend).await?;
         let refused = store
             .create_retry_run("r1", "r2", None, "me", Timestamp::now())
             .await;
@@ -246,13 +249,9 @@ mod tests {
         Ok(())
     }
 
-    #[tokio::test]
-    async fn retry_from_a_step_copies_the_steps_before_it() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Corrupt {
-            what: "tempdir",
-            detail: e.to_string(),
-        })?;
-        let store = store_with_run(dir.path()).await?;
+    both!(retry_from_a_step_copies_the_steps_before_it);
+    async fn retry_from_a_step_copies_the_steps_before_it(backend: Backend) -> TestResult {
+        let (_db, store) = store_with_run(backend).await?;
         let now = Timestamp::now();
         store
             .record(&[

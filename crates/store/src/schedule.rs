@@ -9,10 +9,12 @@
 
 use jiff::Timestamp;
 use serde_json::json;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use crate::convert::{append_event, micros, opt_ts, ts};
+use crate::dialect::Sql;
+
+use crate::convert::{append_event, flag, micros, opt_ts, ts};
 use crate::write::{Rows, create_run};
 use crate::{NewRun, Owner, Store, StoreError};
 
@@ -164,7 +166,7 @@ impl Store {
         before: Option<(Timestamp, &str)>,
         limit: u32,
     ) -> Result<Vec<OccurrenceRecord>, StoreError> {
-        let mut query = QueryBuilder::<Sqlite>::new(format!(
+        let mut query = Sql::new(format!(
             "SELECT {OCCURRENCE_COLUMNS} FROM occurrences WHERE namespace = "
         ));
         query
@@ -182,7 +184,7 @@ impl Store {
         query
             .push(" ORDER BY scheduled_at DESC, trigger_key DESC LIMIT ")
             .push_bind(i64::from(limit.min(1000)));
-        let rows = query.build().fetch_all(&self.pool).await?;
+        let rows = query.build()?.fetch_all(&self.pool).await?;
         rows.iter().map(occurrence_record).collect()
     }
 
@@ -198,7 +200,7 @@ impl Store {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO trigger_state (namespace, job_id, trigger_key, origin, evaluated_until) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(namespace)
         .bind(job_id)
@@ -209,7 +211,7 @@ impl Store {
         .await?;
         let row = sqlx::query(
             "SELECT origin, evaluated_until FROM trigger_state \
-             WHERE namespace = ? AND job_id = ? AND trigger_key = ?",
+             WHERE namespace = $1 AND job_id = $2 AND trigger_key = $3",
         )
         .bind(namespace)
         .bind(job_id)
@@ -235,7 +237,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO schedule_state (namespace, job_id, paused, resume_from, updated_at) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (namespace, job_id) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (namespace, job_id) DO UPDATE SET \
              paused = excluded.paused, resume_from = excluded.resume_from, \
              updated_at = excluded.updated_at",
         )
@@ -252,7 +254,8 @@ impl Store {
     /// Every job's pause state (jobs never paused have none).
     pub async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
         let rows = sqlx::query(
-            "SELECT namespace, job_id, paused, resume_from, updated_at FROM schedule_state \
+            "SELECT namespace, job_id, CAST(paused AS INTEGER) AS paused, resume_from, \
+             updated_at FROM schedule_state \
              ORDER BY namespace, job_id",
         )
         .fetch_all(&self.pool)
@@ -262,7 +265,7 @@ impl Store {
                 Ok(ScheduleState {
                     namespace: row.try_get("namespace")?,
                     job_id: row.try_get("job_id")?,
-                    paused: row.try_get("paused")?,
+                    paused: flag(row, "paused")?,
                     resume_from: opt_ts(row, "resume_from")?,
                     updated_at: ts(row, "updated_at")?,
                 })
@@ -290,8 +293,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE runs SET status = 'running', started_at = ?, owner_host = ?, \
-             owner_pid = ?, owner_start_token = ? WHERE id = ? AND status = 'queued'",
+            "UPDATE runs SET status = 'running', started_at = $1, owner_host = $2, \
+             owner_pid = $3, owner_start_token = $4 WHERE id = $5 AND status = 'queued'",
         )
         .bind(micros(at))
         .bind(&owner.host)
@@ -317,7 +320,7 @@ impl Store {
         at: Timestamp,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO job_load_errors (path, message, updated_at) VALUES (?, ?, ?) \
+            "INSERT INTO job_load_errors (path, message, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (path) DO UPDATE SET message = excluded.message, \
              updated_at = excluded.updated_at",
         )
@@ -331,7 +334,7 @@ impl Store {
 
     /// Forgets the load error of a file (it loads again, or it was removed).
     pub async fn clear_job_load_error(&self, path: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM job_load_errors WHERE path = ?")
+        sqlx::query("DELETE FROM job_load_errors WHERE path = $1")
             .bind(path)
             .execute(&self.pool)
             .await?;
@@ -356,7 +359,7 @@ impl Store {
     }
 }
 
-fn occurrence_record(row: &SqliteRow) -> Result<OccurrenceRecord, StoreError> {
+fn occurrence_record(row: &AnyRow) -> Result<OccurrenceRecord, StoreError> {
     let outcome: String = row.try_get("outcome")?;
     Ok(OccurrenceRecord {
         namespace: row.try_get("namespace")?,
@@ -394,7 +397,7 @@ impl Store {
         // range from its newest end.
         let row = sqlx::query(
             "SELECT r.id, r.finished_at FROM occurrences o JOIN runs r ON r.id = o.run_id \
-             WHERE o.namespace = ? AND o.job_id = ? AND o.trigger_key = ? \
+             WHERE o.namespace = $1 AND o.job_id = $2 AND o.trigger_key = $3 \
              ORDER BY o.scheduled_at DESC LIMIT 1",
         )
         .bind(namespace)
@@ -419,7 +422,7 @@ impl Store {
     ) -> Result<Vec<(String, TriggerState)>, StoreError> {
         let rows = sqlx::query(
             "SELECT trigger_key, origin, evaluated_until FROM trigger_state \
-             WHERE namespace = ? AND job_id = ? ORDER BY trigger_key",
+             WHERE namespace = $1 AND job_id = $2 ORDER BY trigger_key",
         )
         .bind(namespace)
         .bind(job_id)
@@ -442,12 +445,12 @@ impl Store {
 /// Inserts an occurrence (and its queued run) inside `tx` and advances the trigger's cursor;
 /// `false` (nothing written) when the occurrence was already recorded.
 pub(crate) async fn record_occurrence_in(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     occurrence: &NewOccurrence,
     run: Option<&NewRun>,
 ) -> Result<bool, StoreError> {
     let inserted = sqlx::query(&format!(
-        "INSERT INTO occurrences ({OCCURRENCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+        "INSERT INTO occurrences ({OCCURRENCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT DO NOTHING"
     ))
     .bind(&occurrence.namespace)
@@ -469,8 +472,9 @@ pub(crate) async fn record_occurrence_in(
         rows.flush(tx).await?;
     }
     sqlx::query(
-        "UPDATE trigger_state SET evaluated_until = MAX(evaluated_until, ?) \
-             WHERE namespace = ? AND job_id = ? AND trigger_key = ?",
+        "UPDATE trigger_state SET evaluated_until = \
+             CASE WHEN evaluated_until > $1 THEN evaluated_until ELSE $1 END \
+             WHERE namespace = $2 AND job_id = $3 AND trigger_key = $4",
     )
     .bind(micros(occurrence.scheduled_at))
     .bind(&occurrence.namespace)

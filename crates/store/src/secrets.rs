@@ -10,7 +10,7 @@
 
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{micros, ts};
 use crate::{NewAuditEntry, Store, StoreError};
@@ -114,18 +114,19 @@ impl Store {
         E: From<StoreError>,
     {
         let mut tx = self.write().await.map_err(E::from)?;
-        let max: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM secrets WHERE namespace = ? AND name = ?")
-                .bind(&secret.namespace)
-                .bind(&secret.name)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| E::from(e.into()))?;
+        let max: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM secrets WHERE namespace = $1 AND name = $2",
+        )
+        .bind(&secret.namespace)
+        .bind(&secret.name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| E::from(e.into()))?;
         let version = max.unwrap_or(0) + 1;
         let sealed = seal(version)?;
         sqlx::query(
             "INSERT INTO secrets (namespace, name, version, nonce, ciphertext, created_at, \
-             created_by) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             created_by) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&secret.namespace)
         .bind(&secret.name)
@@ -149,7 +150,7 @@ impl Store {
     ) -> Result<Option<SecretRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT namespace, name, version, nonce, ciphertext, created_at, created_by \
-             FROM secrets WHERE namespace = ? AND name = ? AND deleted_at IS NULL \
+             FROM secrets WHERE namespace = $1 AND name = $2 AND deleted_at IS NULL \
              ORDER BY version DESC LIMIT 1",
         )
         .bind(namespace)
@@ -174,8 +175,8 @@ impl Store {
         at: Timestamp,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE secrets SET deleted_at = ? \
-             WHERE namespace = ? AND name = ? AND deleted_at IS NULL",
+            "UPDATE secrets SET deleted_at = $1 \
+             WHERE namespace = $2 AND name = $3 AND deleted_at IS NULL",
         )
         .bind(micros(at))
         .bind(namespace)
@@ -200,7 +201,7 @@ impl Store {
         for secret_use in uses {
             sqlx::query(
                 "INSERT INTO run_secrets (run_id, namespace, name, version, used_at) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id, namespace, name) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, namespace, name) \
                  DO UPDATE SET version = excluded.version, used_at = excluded.used_at",
             )
             .bind(run_id)
@@ -229,7 +230,7 @@ impl Store {
     /// The secrets a run received, by name.
     pub async fn run_secret_uses(&self, run_id: &str) -> Result<Vec<SecretUse>, StoreError> {
         let rows = sqlx::query(
-            "SELECT namespace, name, version FROM run_secrets WHERE run_id = ? \
+            "SELECT namespace, name, version FROM run_secrets WHERE run_id = $1 \
              ORDER BY namespace, name",
         )
         .bind(run_id)
@@ -247,7 +248,7 @@ impl Store {
     }
 }
 
-fn secret_record(row: &SqliteRow) -> Result<SecretRecord, StoreError> {
+fn secret_record(row: &AnyRow) -> Result<SecretRecord, StoreError> {
     Ok(SecretRecord {
         namespace: row.try_get("namespace")?,
         name: row.try_get("name")?,

@@ -6,7 +6,7 @@
 
 use jiff::Timestamp;
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::convert::{micros, opt_ts, ts};
 use crate::{Store, StoreError};
@@ -105,7 +105,7 @@ impl Store {
     /// Stores a new token with its grants.
     pub async fn create_token(&self, token: &NewToken) -> Result<TokenRecord, StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query("INSERT INTO tokens (id, name, hash, created_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO tokens (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&token.id)
             .bind(&token.name)
             .bind(&token.hash)
@@ -113,7 +113,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for grant in &token.grants {
-            sqlx::query("INSERT INTO token_grants (token_id, namespace, role) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO token_grants (token_id, namespace, role) VALUES ($1, $2, $3)")
                 .bind(&token.id)
                 .bind(grant.namespace.as_deref().unwrap_or(ALL_NAMESPACES))
                 .bind(grant.role.as_str())
@@ -130,7 +130,7 @@ impl Store {
     /// The token with this id, revoked or not.
     pub async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, hash, created_at, last_used_at, revoked_at FROM tokens WHERE id = ?",
+            "SELECT id, name, hash, created_at, last_used_at, revoked_at FROM tokens WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -145,7 +145,7 @@ impl Store {
     pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, hash, created_at, last_used_at, revoked_at FROM tokens \
-             WHERE hash = ?",
+             WHERE hash = $1",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -173,7 +173,7 @@ impl Store {
         let (at, id) = after.map_or((i64::MIN, ""), |(at, id)| (micros(at), id));
         let rows = sqlx::query(
             "SELECT id, name, hash, created_at, last_used_at, revoked_at FROM tokens \
-             WHERE (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+             WHERE (created_at, id) > ($1, $2) ORDER BY created_at, id LIMIT $3",
         )
         .bind(at)
         .bind(id)
@@ -198,7 +198,7 @@ impl Store {
     /// Revokes a token. Returns `false` if no live token has this id.
     pub async fn revoke_token(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
         let done =
-            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(micros(at))
                 .bind(id)
                 .execute(&self.pool)
@@ -208,7 +208,7 @@ impl Store {
 
     /// Records that a token was used at `at`.
     pub async fn touch_token(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE tokens SET last_used_at = ? WHERE id = ?")
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE id = $2")
             .bind(micros(at))
             .bind(id)
             .execute(&self.pool)
@@ -216,10 +216,10 @@ impl Store {
         Ok(())
     }
 
-    async fn token_record(&self, row: &SqliteRow) -> Result<TokenRecord, StoreError> {
+    async fn token_record(&self, row: &AnyRow) -> Result<TokenRecord, StoreError> {
         let id: String = row.try_get("id")?;
         let grants = sqlx::query(
-            "SELECT namespace, role FROM token_grants WHERE token_id = ? \
+            "SELECT namespace, role FROM token_grants WHERE token_id = $1 \
              ORDER BY namespace != '*', namespace",
         )
         .bind(&id)

@@ -13,11 +13,14 @@
 //! and when nothing later in the batch changes that step, together with every other such
 //! attempt in two multi-row statements at the batch's end.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde_json::json;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{AnyConnection, Executor as _};
+
+use crate::dialect::{Backend, Sql};
 
 use crate::LogStream;
 use crate::convert::{micros, outputs_text};
@@ -106,7 +109,7 @@ fn fold_attempts(batch: &[RunEvent]) -> Vec<Fold> {
 }
 
 async fn apply<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     event: &'a RunEvent,
     fold: Fold,
     rows: &mut Rows<'a>,
@@ -115,7 +118,7 @@ async fn apply<'a>(
         RunEvent::RunCreated { run } => create_run(conn, run, rows).await,
         RunEvent::RunStarted { run_id, at } => {
             let done =
-                sqlx::query("UPDATE runs SET status = 'running', started_at = ? WHERE id = ?")
+                sqlx::query("UPDATE runs SET status = 'running', started_at = $1 WHERE id = $2")
                     .bind(micros(*at))
                     .bind(run_id)
                     .execute(&mut *conn)
@@ -130,14 +133,15 @@ async fn apply<'a>(
             reason,
             at,
         } => {
-            let done =
-                sqlx::query("UPDATE runs SET status = ?, reason = ?, finished_at = ? WHERE id = ?")
-                    .bind(status.as_str())
-                    .bind(reason)
-                    .bind(micros(*at))
-                    .bind(run_id)
-                    .execute(&mut *conn)
-                    .await?;
+            let done = sqlx::query(
+                "UPDATE runs SET status = $1, reason = $2, finished_at = $3 WHERE id = $4",
+            )
+            .bind(status.as_str())
+            .bind(reason)
+            .bind(micros(*at))
+            .bind(run_id)
+            .execute(&mut *conn)
+            .await?;
             expect_run(done.rows_affected(), run_id)?;
             let data = json!({ "status": status.as_str(), "reason": reason });
             rows.event(*at, "run.finished", run_id, None, data);
@@ -170,9 +174,9 @@ async fn apply<'a>(
             pgid,
         } => {
             let done = sqlx::query(
-                "UPDATE step_runs SET status = 'running', attempt = ?, exit_code = NULL, \
-                 reason = NULL, outputs = '{}', started_at = ?, finished_at = NULL, pgid = ? \
-                 WHERE run_id = ? AND step_id = ?",
+                "UPDATE step_runs SET status = 'running', attempt = $1, exit_code = NULL, \
+                 reason = NULL, outputs = '{}', started_at = $2, finished_at = NULL, pgid = $3 \
+                 WHERE run_id = $4 AND step_id = $5",
             )
             .bind(i64::from(*attempt))
             .bind(micros(*at))
@@ -185,7 +189,7 @@ async fn apply<'a>(
             sqlx::query(
                 "INSERT INTO step_attempts \
                  (run_id, step_id, attempt, status, outputs, started_at, pgid) \
-                 VALUES (?, ?, ?, 'running', '{}', ?, ?) \
+                 VALUES ($1, $2, $3, 'running', '{}', $4, $5) \
                  ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
                  status = 'running', started_at = excluded.started_at, pgid = excluded.pgid",
             )
@@ -261,8 +265,8 @@ async fn apply<'a>(
             at,
         } => {
             let done = sqlx::query(
-                "UPDATE step_runs SET status = ?, reason = ?, finished_at = ?, pgid = NULL \
-                 WHERE run_id = ? AND step_id = ?",
+                "UPDATE step_runs SET status = $1, reason = $2, finished_at = $3, pgid = NULL \
+                 WHERE run_id = $4 AND step_id = $5",
             )
             .bind(status.as_str())
             .bind(reason)
@@ -310,12 +314,12 @@ struct Finish<'a> {
 }
 
 /// Records the end of an attempt whose start was recorded before.
-async fn write_finish(conn: &mut SqliteConnection, f: &Finish<'_>) -> Result<(), StoreError> {
+async fn write_finish(conn: &mut AnyConnection, f: &Finish<'_>) -> Result<(), StoreError> {
     // An older attempt finishing late must not overwrite a newer one's state.
     let done = sqlx::query(
-        "UPDATE step_runs SET status = ?, attempt = ?, exit_code = ?, reason = ?, \
-         outputs = ?, finished_at = ?, pgid = NULL \
-         WHERE run_id = ? AND step_id = ? AND attempt <= ?",
+        "UPDATE step_runs SET status = $1, attempt = $2, exit_code = $3, reason = $4, \
+         outputs = $5, finished_at = $6, pgid = NULL \
+         WHERE run_id = $7 AND step_id = $8 AND attempt <= $9",
     )
     .bind(f.status)
     .bind(f.attempt)
@@ -334,7 +338,7 @@ async fn write_finish(conn: &mut SqliteConnection, f: &Finish<'_>) -> Result<(),
     sqlx::query(
         "INSERT INTO step_attempts \
          (run_id, step_id, attempt, status, exit_code, reason, outputs, finished_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
          status = excluded.status, exit_code = excluded.exit_code, \
          reason = excluded.reason, outputs = excluded.outputs, \
@@ -357,15 +361,15 @@ async fn write_finish(conn: &mut SqliteConnection, f: &Finish<'_>) -> Result<(),
 /// followed by its finish would leave (the start makes it the step's current attempt, so
 /// the finish's guard against older attempts always passes), in two statements, not four.
 async fn write_whole_attempt(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     f: &Finish<'_>,
     started_at: i64,
     pgid: Option<i32>,
 ) -> Result<(), StoreError> {
     let done = sqlx::query(
-        "UPDATE step_runs SET status = ?, attempt = ?, exit_code = ?, reason = ?, \
-         outputs = ?, started_at = ?, finished_at = ?, pgid = NULL \
-         WHERE run_id = ? AND step_id = ?",
+        "UPDATE step_runs SET status = $1, attempt = $2, exit_code = $3, reason = $4, \
+         outputs = $5, started_at = $6, finished_at = $7, pgid = NULL \
+         WHERE run_id = $8 AND step_id = $9",
     )
     .bind(f.status)
     .bind(f.attempt)
@@ -383,7 +387,7 @@ async fn write_whole_attempt(
         "INSERT INTO step_attempts \
          (run_id, step_id, attempt, status, exit_code, reason, outputs, started_at, \
          finished_at, pgid) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
          status = excluded.status, exit_code = excluded.exit_code, \
          reason = excluded.reason, outputs = excluded.outputs, \
@@ -406,14 +410,14 @@ async fn write_whole_attempt(
 }
 
 pub(crate) async fn create_run<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     run: &'a NewRun,
     rows: &mut Rows<'a>,
 ) -> Result<(), StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
          triggered_by, scheduled_at, created_at, owner_host, owner_pid, owner_start_token) \
-         VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&run.id)
     .bind(&run.namespace)
@@ -447,7 +451,7 @@ pub(crate) async fn create_run<'a>(
     for (position, step_id) in run.steps.iter().enumerate() {
         sqlx::query(
             "INSERT INTO step_runs (run_id, step_id, position, status, attempt, outputs) \
-             VALUES (?, ?, ?, 'pending', 0, '{}')",
+             VALUES ($1, $2, $3, 'pending', 0, '{}')",
         )
         .bind(&run.id)
         .bind(step_id)
@@ -486,11 +490,11 @@ fn expect_step(rows: u64, run_id: &str, step_id: &str) -> Result<(), StoreError>
 }
 
 async fn step_exists(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     run_id: &str,
     step_id: &str,
 ) -> Result<(), StoreError> {
-    let found = sqlx::query("SELECT 1 FROM step_runs WHERE run_id = ? AND step_id = ?")
+    let found = sqlx::query("SELECT 1 FROM step_runs WHERE run_id = $1 AND step_id = $2")
         .bind(run_id)
         .bind(step_id)
         .fetch_optional(conn)
@@ -567,39 +571,52 @@ impl<'a> Rows<'a> {
         });
     }
 
-    pub(crate) async fn flush(self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    pub(crate) async fn flush(self, conn: &mut AnyConnection) -> Result<(), StoreError> {
         for chunk in self.attempts.chunks(ATTEMPT_CHUNK) {
             write_attempts(conn, chunk).await?;
         }
         for chunk in self.events.chunks(CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (at, kind, run_id, step_id, data) ",
-            );
-            insert.push_values(chunk, |mut row, e| {
-                row.push_bind(micros(e.at))
-                    .push_bind(e.kind)
-                    .push_bind(e.run_id)
-                    .push_bind(e.step_id)
-                    .push_bind(&e.data);
+            let mut insert = Sql::new("INSERT INTO events (at, kind, run_id, step_id, data) ");
+            insert.push_values(chunk, |row, e| {
+                row.sep(micros(e.at))
+                    .sep(e.kind)
+                    .sep(e.run_id)
+                    .sep(e.step_id)
+                    .sep(&e.data);
             });
             // Chunk sizes vary, so these statements are not worth caching.
-            insert.build().persistent(false).execute(&mut *conn).await?;
+            insert
+                .build()?
+                .persistent(false)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let backend = Backend::of_conn(conn);
+        if !self.logs.is_empty()
+            && let Some(savepoint) = backend.savepoint()
+        {
+            conn.execute(savepoint).await?;
         }
         for chunk in self.logs.chunks(CHUNK) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO logs (run_id, step_id, attempt, ts, stream, text) ",
-            );
-            insert.push_values(chunk, |mut row, l| {
-                row.push_bind(l.run_id)
-                    .push_bind(l.step_id)
-                    .push_bind(i64::from(l.attempt))
-                    .push_bind(micros(l.ts))
-                    .push_bind(l.stream.as_str())
-                    .push_bind(l.text);
+            let mut insert =
+                Sql::new("INSERT INTO logs (run_id, step_id, attempt, ts, stream, text) ");
+            insert.push_values(chunk, |row, l| {
+                row.sep(l.run_id)
+                    .sep(l.step_id)
+                    .sep(i64::from(l.attempt))
+                    .sep(micros(l.ts))
+                    .sep(l.stream.as_str());
+                match backend.text(l.text) {
+                    Cow::Borrowed(text) => row.sep(text),
+                    Cow::Owned(text) => row.sep(text),
+                };
             });
-            let inserted = insert.build().persistent(false).execute(&mut *conn).await;
+            let inserted = insert.build()?.persistent(false).execute(&mut *conn).await;
             if let Err(e) = inserted {
                 if is_foreign_key_violation(&e) {
+                    if let Some(rollback) = backend.after_failure() {
+                        conn.execute(rollback).await?;
+                    }
                     return Err(missing_run(conn, chunk).await);
                 }
                 return Err(e.into());
@@ -618,23 +635,23 @@ const ATTEMPT_CHUNK: usize = 100;
 /// Writes attempts that started and finished in the batch, and are the last change of their
 /// step in it (so each step appears once): the rows their start and finish would leave.
 async fn write_attempts(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     chunk: &[AttemptRow<'_>],
 ) -> Result<(), StoreError> {
-    let mut update = QueryBuilder::<Sqlite>::new(
+    let mut update = Sql::new(
         "WITH v (run_id, step_id, status, attempt, exit_code, reason, outputs, started_at, \
          finished_at) AS (",
     );
-    update.push_values(chunk, |mut row, a| {
-        row.push_bind(a.run_id)
-            .push_bind(a.step_id)
-            .push_bind(a.status)
-            .push_bind(a.attempt)
-            .push_bind(a.exit_code)
-            .push_bind(a.reason)
-            .push_bind(&a.outputs)
-            .push_bind(a.started_at)
-            .push_bind(a.finished_at);
+    update.push_values(chunk, |row, a| {
+        row.sep(a.run_id)
+            .sep(a.step_id)
+            .sep(a.status)
+            .sep(a.attempt)
+            .sep(a.exit_code)
+            .sep(a.reason)
+            .sep(&a.outputs)
+            .sep(a.started_at)
+            .sep(a.finished_at);
     });
     update.push(
         ") UPDATE step_runs SET status = v.status, attempt = v.attempt, \
@@ -642,27 +659,31 @@ async fn write_attempts(
          started_at = v.started_at, finished_at = v.finished_at, pgid = NULL \
          FROM v WHERE step_runs.run_id = v.run_id AND step_runs.step_id = v.step_id",
     );
-    let done = update.build().persistent(false).execute(&mut *conn).await?;
+    let done = update
+        .build()?
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
     if done.rows_affected() < chunk.len() as u64 {
         for a in chunk {
             step_exists(conn, a.run_id, a.step_id).await?;
         }
     }
-    let mut insert = QueryBuilder::<Sqlite>::new(
+    let mut insert = Sql::new(
         "INSERT INTO step_attempts (run_id, step_id, attempt, status, exit_code, reason, \
          outputs, started_at, finished_at, pgid) ",
     );
-    insert.push_values(chunk, |mut row, a| {
-        row.push_bind(a.run_id)
-            .push_bind(a.step_id)
-            .push_bind(a.attempt)
-            .push_bind(a.status)
-            .push_bind(a.exit_code)
-            .push_bind(a.reason)
-            .push_bind(&a.outputs)
-            .push_bind(a.started_at)
-            .push_bind(a.finished_at)
-            .push_bind(a.pgid);
+    insert.push_values(chunk, |row, a| {
+        row.sep(a.run_id)
+            .sep(a.step_id)
+            .sep(a.attempt)
+            .sep(a.status)
+            .sep(a.exit_code)
+            .sep(a.reason)
+            .sep(&a.outputs)
+            .sep(a.started_at)
+            .sep(a.finished_at)
+            .sep(a.pgid);
     });
     insert.push(
         " ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
@@ -671,14 +692,18 @@ async fn write_attempts(
          started_at = excluded.started_at, finished_at = excluded.finished_at, \
          pgid = excluded.pgid",
     );
-    insert.build().persistent(false).execute(&mut *conn).await?;
+    insert
+        .build()?
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
 /// The error for a chunk of log lines of which some name a run that does not exist.
-async fn missing_run(conn: &mut SqliteConnection, chunk: &[LogRow<'_>]) -> StoreError {
+async fn missing_run(conn: &mut AnyConnection, chunk: &[LogRow<'_>]) -> StoreError {
     for line in chunk {
-        let found = sqlx::query("SELECT 1 FROM runs WHERE id = ?")
+        let found = sqlx::query("SELECT 1 FROM runs WHERE id = $1")
             .bind(line.run_id)
             .fetch_optional(&mut *conn)
             .await;
@@ -702,6 +727,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::Backend;
+    use crate::testing::{TestDb, both, fresh};
     use crate::{NewJobRevision, Owner};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -710,14 +737,17 @@ mod tests {
         Timestamp::from_microsecond(1_700_000_000_000_000 + ms * 1000).expect("in range")
     }
 
-    async fn store_with_run(dir: &std::path::Path, steps: &[&str]) -> Result<Store, StoreError> {
-        let store = Store::open(dir).await?;
+    async fn store_with_run(
+        backend: Backend,
+        steps: &[&str],
+    ) -> Result<(TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
         let rev = NewJobRevision::new("ns", "job", "id: job\n", json!({}), at(0));
         store.save_job_revision(&rev).await?;
         store
             .record(&[RunEvent::RunCreated { run: run(steps) }])
             .await?;
-        Ok(store)
+        Ok((db, store))
     }
 
     fn run(steps: &[&str]) -> NewRun {
@@ -813,13 +843,16 @@ mod tests {
     }
 
     /// Applies `events` once one by one and once as a single batch, and compares.
-    async fn check_same_rows(steps: &[&str], events: Vec<RunEvent>) -> TestResult {
-        let (one_dir, batch_dir) = (tempfile::tempdir()?, tempfile::tempdir()?);
-        let one_by_one = store_with_run(one_dir.path(), steps).await?;
+    async fn check_same_rows(
+        backend: Backend,
+        steps: &[&str],
+        events: Vec<RunEvent>,
+    ) -> TestResult {
+        let (_one_db, one_by_one) = store_with_run(backend, steps).await?;
         for event in &events {
             one_by_one.record(std::slice::from_ref(event)).await?;
         }
-        let batched = store_with_run(batch_dir.path(), steps).await?;
+        let (_batch_db, batched) = store_with_run(backend, steps).await?;
         batched.record(&events).await?;
         let (expected, got) = (dump(&one_by_one).await?, dump(&batched).await?);
         assert!(expected.len() > events.len(), "{expected:#?}");
@@ -859,9 +892,12 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one() -> TestResult {
+    both!(a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one);
+    async fn a_folded_batch_leaves_the_rows_of_its_events_applied_one_by_one(
+        backend: Backend,
+    ) -> TestResult {
         check_same_rows(
+            backend,
             &["a", "b", "c"],
             vec![
                 start("a", 1, 1),
@@ -896,8 +932,10 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn more_attempts_than_one_statement_takes_are_written_in_chunks() -> TestResult {
+    both!(more_attempts_than_one_statement_takes_are_written_in_chunks);
+    async fn more_attempts_than_one_statement_takes_are_written_in_chunks(
+        backend: Backend,
+    ) -> TestResult {
         let names: Vec<String> = (0..ATTEMPT_CHUNK + 50).map(|i| format!("s{i}")).collect();
         let steps: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut events = Vec::new();
@@ -906,12 +944,15 @@ mod tests {
             events.push(start(name, 1, ms + 1));
             events.push(finish(name, 1, ms + 2, i32::from(i % 7 == 0)));
         }
-        check_same_rows(&steps, events).await
+        check_same_rows(backend, &steps, events).await
     }
 
-    #[tokio::test]
-    async fn a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start() -> TestResult {
+    both!(a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start);
+    async fn a_late_finish_of_an_older_attempt_is_not_folded_over_a_newer_start(
+        backend: Backend,
+    ) -> TestResult {
         check_same_rows(
+            backend,
             &["a"],
             vec![
                 start("a", 1, 1),
@@ -923,10 +964,11 @@ mod tests {
         .await
     }
 
-    #[tokio::test]
-    async fn a_folded_attempt_of_an_unknown_step_fails_the_whole_batch() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let store = store_with_run(dir.path(), &["a"]).await?;
+    both!(a_folded_attempt_of_an_unknown_step_fails_the_whole_batch);
+    async fn a_folded_attempt_of_an_unknown_step_fails_the_whole_batch(
+        backend: Backend,
+    ) -> TestResult {
+        let (_db, store) = store_with_run(backend, &["a"]).await?;
         let before = dump(&store).await?;
         let result = store
             .record(&[

@@ -1,4 +1,7 @@
-//! Integration tests of the store on real SQLite files in temporary directories.
+//! Integration tests of the store, each run on both backends: a real SQLite file in a
+//! temporary directory (`<test>::sqlite`) and a fresh database on a real PostgreSQL server
+//! (`<test>::postgres`, on the cluster `scripts/setup` starts and names in
+//! `ROTA_TEST_POSTGRES`; without it those tests fail, saying so).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -6,17 +9,67 @@ use std::time::Instant;
 use jiff::Timestamp;
 use rota_core::model::{RunStatus, StepStatus};
 use rota_store::{
-    LogStream, NewJobRevision, NewRun, Owner, RunEvent, RunFilter, Store, StoreError,
+    Backend, LogStream, NewJobRevision, NewRun, Owner, RunEvent, RunFilter, Store, StoreError,
 };
 use serde_json::json;
 
+#[path = "../../testkit/src/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A fresh store in its own temporary directory (kept alive by the returned guard).
-async fn fresh() -> Result<(tempfile::TempDir, Store), Box<dyn std::error::Error>> {
-    let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path()).await?;
-    Ok((dir, store))
+/// Runs the test function `$name(backend)` once per backend, as the tests `$name::sqlite` and
+/// `$name::postgres`; a tokio test flavor may follow the name.
+macro_rules! both {
+    ($name:ident $(, $flavor:tt)?) => {
+        mod $name {
+            #[tokio::test $($flavor)?]
+            async fn sqlite() -> Result<(), Box<dyn std::error::Error>> {
+                super::$name(rota_store::Backend::Sqlite).await
+            }
+
+            #[tokio::test $($flavor)?]
+            async fn postgres() -> Result<(), Box<dyn std::error::Error>> {
+                super::$name(rota_store::Backend::Postgres).await
+            }
+        }
+    };
+}
+
+/// An empty database of one backend, removed when dropped: a temporary directory for
+/// SQLite's file, plus a fresh database for PostgreSQL.
+struct Db {
+    dir: tempfile::TempDir,
+    pg: Option<postgres::TestDatabase>,
+}
+
+impl Db {
+    fn new(backend: Backend) -> Result<Db, Box<dyn std::error::Error>> {
+        Ok(Db {
+            dir: tempfile::tempdir()?,
+            pg: match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(postgres::TestDatabase::create()?),
+            },
+        })
+    }
+
+    /// A new handle on the database (creating its schema the first time).
+    async fn open(&self) -> Result<Store, StoreError> {
+        match &self.pg {
+            Some(pg) => Store::open_url(pg.url()).await,
+            None => Store::open(self.dir.path()).await,
+        }
+    }
+}
+
+/// A fresh store of `backend` (kept alive by the returned guard).
+async fn fresh(backend: Backend) -> Result<(Db, Store), Box<dyn std::error::Error>> {
+    let db = Db::new(backend)?;
+    let store = db.open().await?;
+    assert_eq!(store.backend(), backend);
+    Ok((db, store))
 }
 
 /// A timestamp `secs` seconds after a fixed origin, with microsecond detail.
@@ -109,73 +162,140 @@ async fn event_kinds(store: &Store) -> Result<Vec<(String, Option<String>)>, Sto
         .collect())
 }
 
-#[tokio::test]
-async fn open_creates_the_directory_and_the_database_file() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let home = dir.path().join("nested").join("home");
-    let store = Store::open(&home).await?;
-    assert!(home.join(rota_store::DB_FILE).is_file());
+both!(open_creates_the_store);
+/// SQLite: the data directory and the database file are created. PostgreSQL: the (existing,
+/// empty) database gets the schema.
+async fn open_creates_the_store(backend: Backend) -> TestResult {
+    let db = Db::new(backend)?;
+    let store = match &db.pg {
+        None => {
+            let home = db.dir.path().join("nested").join("home");
+            let store = Store::open(&home).await?;
+            assert!(home.join(rota_store::DB_FILE).is_file());
+            store
+        }
+        Some(pg) => {
+            let tables = "SELECT count(*) FROM information_schema.tables \
+                          WHERE table_schema = 'public' AND table_name = 'runs'";
+            assert_eq!(pg.query(tables)?, "0");
+            let store = db.open().await?;
+            assert_eq!(pg.query(tables)?, "1");
+            store
+        }
+    };
     assert!(store.list_jobs(None).await?.is_empty());
     Ok(())
 }
 
-#[tokio::test]
-async fn open_switches_the_file_to_wal() -> TestResult {
-    let (dir, _store) = fresh().await?;
-    let url = format!("sqlite://{}", dir.path().join("rota.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await?;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&pool)
-        .await?;
-    assert_eq!(mode, "wal");
-    pool.close().await;
+both!(open_sets_up_the_database_as_the_store_needs);
+/// SQLite: the file is in WAL mode (readers beside the writer). PostgreSQL: every text
+/// column compares by code point, as SQLite does, whatever the database's collation.
+async fn open_sets_up_the_database_as_the_store_needs(backend: Backend) -> TestResult {
+    let (db, _store) = fresh(backend).await?;
+    match &db.pg {
+        None => {
+            let url = format!("sqlite://{}", db.dir.path().join("rota.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await?;
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&pool)
+                .await?;
+            assert_eq!(mode, "wal");
+            pool.close().await;
+        }
+        Some(pg) => {
+            let text_columns = pg.query(
+                "SELECT count(*) FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND data_type = 'text' \
+                 AND table_name <> '_sqlx_migrations'",
+            )?;
+            assert!(text_columns.parse::<u32>()? > 50, "{text_columns}");
+            let others = pg.query(
+                "SELECT table_name || '.' || column_name FROM information_schema.columns \
+                 WHERE table_schema = 'public' AND data_type = 'text' \
+                 AND table_name <> '_sqlx_migrations' AND collation_name IS DISTINCT FROM 'C'",
+            )?;
+            assert_eq!(others, "", "text columns without COLLATE \"C\"");
+        }
+    }
     Ok(())
 }
 
-#[tokio::test]
-async fn open_url_opens_a_sqlite_url_and_refuses_others() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("other.db").display()
-    );
-    let store = Store::open_url(&url).await?;
-    assert_eq!(job(&store, "default", "hello").await?, 1);
-    assert!(dir.path().join("other.db").is_file());
-    let err = Store::open_url("postgres://localhost/rota").await.err();
-    assert!(matches!(err, Some(StoreError::BadUrl { .. })), "{err:?}");
+both!(open_url_opens_its_backends_urls_and_refuses_others);
+async fn open_url_opens_its_backends_urls_and_refuses_others(backend: Backend) -> TestResult {
+    let db = Db::new(backend)?;
+    match &db.pg {
+        None => {
+            let path = db.dir.path().join("other.db");
+            let store = Store::open_url(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+            assert_eq!(store.backend(), Backend::Sqlite);
+            assert_eq!(job(&store, "default", "hello").await?, 1);
+            assert!(path.is_file());
+        }
+        Some(pg) => {
+            let store = Store::open_url(pg.url()).await?;
+            assert_eq!(store.backend(), Backend::Postgres);
+            assert_eq!(job(&store, "default", "hello").await?, 1);
+            // `postgresql://` is the same thing.
+            let alias = pg.url().replacen("postgres://", "postgresql://", 1);
+            let again = Store::open_url(&alias).await?;
+            assert_eq!(again.list_jobs(None).await?.len(), 1);
+        }
+    }
+    for url in ["mysql://localhost/rota", "/var/lib/rota/rota.db"] {
+        let err = Store::open_url(url).await.err();
+        assert!(matches!(err, Some(StoreError::BadUrl { .. })), "{err:?}");
+    }
     Ok(())
 }
 
-#[tokio::test]
-async fn migrations_run_once_across_reopens() -> TestResult {
-    let (dir, store) = fresh().await?;
+both!(migrations_run_once_across_reopens);
+async fn migrations_run_once_across_reopens(backend: Backend) -> TestResult {
+    let (db, store) = fresh(backend).await?;
     store.close().await;
-    let again = Store::open(dir.path()).await?;
+    let again = db.open().await?;
     again.close().await;
-    let _third = Store::open(dir.path()).await?;
-    let url = format!("sqlite://{}", dir.path().join("rota.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
-        .fetch_all(&pool)
-        .await?;
+    let _third = db.open().await?;
+    let (applied, migrations): (Vec<i64>, &str) = match &db.pg {
+        None => {
+            let url = format!("sqlite://{}", db.dir.path().join("rota.db").display());
+            let pool = sqlx::SqlitePool::connect(&url).await?;
+            let applied = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+                .fetch_all(&pool)
+                .await?;
+            pool.close().await;
+            (applied, "sqlite")
+        }
+        Some(pg) => {
+            let text = pg.query("SELECT version FROM _sqlx_migrations ORDER BY version")?;
+            let applied = text.lines().map(str::parse).collect::<Result<_, _>>()?;
+            (applied, "postgres")
+        }
+    };
     // Each migration file is applied exactly once, however often the store is opened.
-    let dir_entries = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))?;
-    let mut expected: Vec<i64> = dir_entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.split('_').next()?.parse().ok())
+    let files = |backend: &str| -> std::io::Result<Vec<String>> {
+        let dir = format!("{}/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+        let mut names: Vec<String> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        names.sort();
+        Ok(names)
+    };
+    let mut expected: Vec<i64> = files(migrations)?
+        .iter()
+        .filter_map(|name| name.split('_').next()?.parse().ok())
         .collect();
     expected.sort();
     assert!(!expected.is_empty());
     assert_eq!(applied, expected);
-    pool.close().await;
+    // The PostgreSQL schema mirrors SQLite's migration for migration.
+    assert_eq!(files("sqlite")?, files("postgres")?);
     Ok(())
 }
 
-#[tokio::test]
-async fn concurrent_first_opens_of_one_file_both_succeed() -> TestResult {
-    let dir = tempfile::tempdir()?;
-    let (a, b) = tokio::join!(Store::open(dir.path()), Store::open(dir.path()));
+both!(concurrent_first_opens_of_one_database_both_succeed);
+async fn concurrent_first_opens_of_one_database_both_succeed(backend: Backend) -> TestResult {
+    let db = Db::new(backend)?;
+    let (a, b) = tokio::join!(db.open(), db.open());
     let (a, b) = (a?, b?);
     job(&a, "default", "from-a").await?;
     job(&b, "default", "from-b").await?;
@@ -183,9 +303,9 @@ async fn concurrent_first_opens_of_one_file_both_succeed() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn job_revisions_are_idempotent_on_the_latest_hash() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(job_revisions_are_idempotent_on_the_latest_hash);
+async fn job_revisions_are_idempotent_on_the_latest_hash(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     let a = NewJobRevision::new(
         "ops",
         "certs",
@@ -230,9 +350,9 @@ async fn job_revisions_are_idempotent_on_the_latest_hash() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn list_jobs_gives_the_latest_revision_of_each_job() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(list_jobs_gives_the_latest_revision_of_each_job);
+async fn list_jobs_gives_the_latest_revision_of_each_job(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "zeta").await?;
     job(&store, "ops", "alpha").await?;
     job(&store, "dev", "alpha").await?;
@@ -265,9 +385,9 @@ async fn list_jobs_gives_the_latest_revision_of_each_job() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_whole_run_round_trips() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(a_whole_run_round_trips);
+async fn a_whole_run_round_trips(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     let mut run = new_run(
         "r-1",
@@ -453,9 +573,9 @@ async fn a_whole_run_round_trips() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn events_after_pages_through_the_log() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(events_after_pages_through_the_log);
+async fn events_after_pages_through_the_log(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
     store
@@ -473,9 +593,9 @@ async fn events_after_pages_through_the_log() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_step_finished_without_a_start_still_records_its_attempt() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(a_step_finished_without_a_start_still_records_its_attempt);
+async fn a_step_finished_without_a_start_still_records_its_attempt(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
     store
@@ -488,9 +608,11 @@ async fn a_step_finished_without_a_start_still_records_its_attempt() -> TestResu
     Ok(())
 }
 
-#[tokio::test]
-async fn a_late_finish_of_an_older_attempt_does_not_hide_the_newer_one() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(a_late_finish_of_an_older_attempt_does_not_hide_the_newer_one);
+async fn a_late_finish_of_an_older_attempt_does_not_hide_the_newer_one(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
     store
@@ -510,9 +632,9 @@ async fn a_late_finish_of_an_older_attempt_does_not_hide_the_newer_one() -> Test
     Ok(())
 }
 
-#[tokio::test]
-async fn a_batch_with_a_bad_event_applies_nothing() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(a_batch_with_a_bad_event_applies_nothing);
+async fn a_batch_with_a_bad_event_applies_nothing(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     let err = store
         .record(&[
@@ -547,9 +669,9 @@ async fn a_batch_with_a_bad_event_applies_nothing() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn creating_a_run_checks_its_id_and_job_revision() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(creating_a_run_checks_its_id_and_job_revision);
+async fn creating_a_run_checks_its_id_and_job_revision(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
     let err = create(&store, new_run("r-1", "ops", "deploy", 2, &["a"]))
@@ -572,9 +694,9 @@ async fn creating_a_run_checks_its_id_and_job_revision() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn logs_filter_by_step_and_follow_a_cursor() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(logs_filter_by_step_and_follow_a_cursor);
+async fn logs_filter_by_step_and_follow_a_cursor(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["a", "b"])).await?;
     create(&store, new_run("r-2", "ops", "deploy", 2, &["a"])).await?;
@@ -604,9 +726,9 @@ async fn logs_filter_by_step_and_follow_a_cursor() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn list_runs_filters_orders_newest_first_and_pages() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(list_runs_filters_orders_newest_first_and_pages);
+async fn list_runs_filters_orders_newest_first_and_pages(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     job(&store, "ops", "backup").await?;
     job(&store, "dev", "deploy").await?;
@@ -711,9 +833,9 @@ async fn list_runs_filters_orders_newest_first_and_pages() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn find_run_matches_unique_prefixes_only() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(find_run_matches_unique_prefixes_only);
+async fn find_run_matches_unique_prefixes_only(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     for (i, id) in ["abc123", "abd456", "xyz789", "abc"]
         .into_iter()
@@ -745,10 +867,11 @@ async fn find_run_matches_unique_prefixes_only() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn cancel_requests_are_recorded_once_forced_by_a_second_and_refused_after_the_end()
--> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(cancel_requests_are_recorded_once_forced_by_a_second_and_refused_after_the_end);
+async fn cancel_requests_are_recorded_once_forced_by_a_second_and_refused_after_the_end(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["s"])).await?;
     create(&store, new_run("r-2", "ops", "deploy", 2, &["s"])).await?;
@@ -808,9 +931,11 @@ async fn cancel_requests_are_recorded_once_forced_by_a_second_and_refused_after_
     Ok(())
 }
 
-#[tokio::test]
-async fn active_runs_lists_queued_and_running_runs_with_process_groups() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(active_runs_lists_queued_and_running_runs_with_process_groups);
+async fn active_runs_lists_queued_and_running_runs_with_process_groups(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["a", "b", "c"])).await?;
     create(&store, new_run("r-2", "ops", "deploy", 2, &["a"])).await?;
@@ -871,9 +996,9 @@ async fn run_with_a_busy_step(store: &Store) -> Result<usize, StoreError> {
     Ok(store.events_after(0, 1000).await?.len())
 }
 
-#[tokio::test]
-async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(mark_abandoned_ends_the_run_and_its_unfinished_steps);
+async fn mark_abandoned_ends_the_run_and_its_unfinished_steps(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     let before = run_with_a_busy_step(&store).await?;
 
     store
@@ -938,9 +1063,11 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(requeue_for_resume_abandons_the_running_attempt_and_queues_the_run);
+async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     let before = run_with_a_busy_step(&store).await?;
 
     assert!(
@@ -1005,10 +1132,15 @@ async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run() ->
     Ok(())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_handles_on_one_file_write_concurrently_without_lock_errors() -> TestResult {
-    let (dir, first) = fresh().await?;
-    let second = Store::open(dir.path()).await?;
+both!(
+    two_handles_on_one_database_write_concurrently_without_lock_errors,
+    (flavor = "multi_thread", worker_threads = 2)
+);
+async fn two_handles_on_one_database_write_concurrently_without_lock_errors(
+    backend: Backend,
+) -> TestResult {
+    let (db, first) = fresh(backend).await?;
+    let second = db.open().await?;
     job(&first, "ops", "deploy").await?;
     const RUNS: usize = 20;
     const STEPS: usize = 10;
@@ -1058,11 +1190,11 @@ async fn two_handles_on_one_file_write_concurrently_without_lock_errors() -> Tes
     Ok(())
 }
 
-#[tokio::test]
-async fn reopening_the_file_keeps_everything() -> TestResult {
-    let dir = tempfile::tempdir()?;
+both!(reopening_the_store_keeps_everything);
+async fn reopening_the_store_keeps_everything(backend: Backend) -> TestResult {
+    let db = Db::new(backend)?;
     {
-        let store = Store::open(dir.path()).await?;
+        let store = db.open().await?;
         job(&store, "ops", "deploy").await?;
         create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
         store
@@ -1075,7 +1207,7 @@ async fn reopening_the_file_keeps_everything() -> TestResult {
         store.request_cancel("r-1", "carol").await?;
         store.close().await;
     }
-    let store = Store::open(dir.path()).await?;
+    let store = db.open().await?;
     assert_eq!(store.list_jobs(None).await?.len(), 1);
     let run = store.find_run("r-").await?;
     assert_eq!(run.steps[0].status, StepStatus::Succeeded);
@@ -1086,9 +1218,9 @@ async fn reopening_the_file_keeps_everything() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn records_a_thousand_step_batch_in_one_call() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(records_a_thousand_step_batch_in_one_call);
+async fn records_a_thousand_step_batch_in_one_call(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "big").await?;
     const STEPS: usize = 1000;
     let steps: Vec<String> = (0..STEPS).map(|i| format!("step-{i:04}")).collect();
@@ -1120,9 +1252,12 @@ async fn records_a_thousand_step_batch_in_one_call() -> TestResult {
 #[path = "store/schedule.rs"]
 mod schedule;
 
-#[tokio::test]
-async fn every_run_state_change_is_an_audit_entry_in_the_chain() -> TestResult {
-    let (_dir, store) = fresh().await?;
+#[path = "store/api_state.rs"]
+mod api_state;
+
+both!(every_run_state_change_is_an_audit_entry_in_the_chain);
+async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "ops", "deploy").await?;
     create(&store, new_run("r-1", "ops", "deploy", 1, &["s"])).await?;
     store
@@ -1166,5 +1301,38 @@ async fn every_run_state_change_is_an_audit_entry_in_the_chain() -> TestResult {
         ]
     );
     assert_eq!(store.check_audit_chain().await?, None);
+    Ok(())
+}
+
+both!(log_lines_keep_their_text);
+/// Any text a step prints is kept, byte for byte, except U+0000 on PostgreSQL (its text
+/// type cannot hold it), which reads back as U+FFFD.
+async fn log_lines_keep_their_text(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
+    job(&store, "ops", "deploy").await?;
+    create(&store, new_run("r-1", "ops", "deploy", 1, &["a"])).await?;
+    let texts = [
+        "plain",
+        "tab\there, quotes ' \" and a backslash \\ %_",
+        "ünïcødé ✓ 🚀",
+        "",
+        "nul\0byte",
+    ];
+    let batch: Vec<RunEvent> = texts
+        .iter()
+        .map(|text| log("r-1", "a", 2, LogStream::Stdout, text))
+        .collect();
+    store.record(&batch).await?;
+    let read: Vec<String> = store
+        .logs("r-1", None, 0, 10)
+        .await?
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    let nul = match backend {
+        Backend::Sqlite => "nul\0byte",
+        Backend::Postgres => "nul\u{FFFD}byte",
+    };
+    assert_eq!(read, [texts[0], texts[1], texts[2], texts[3], nul]);
     Ok(())
 }

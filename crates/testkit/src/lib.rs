@@ -371,3 +371,4 @@ pub fn processes_with(marker: &str) -> Vec<String> {
         })
         .collect()
 }
+pub mod postgres;

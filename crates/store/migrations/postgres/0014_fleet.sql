@@ -1,3 +1,4 @@
+-- PostgreSQL twin of sqlite/0014_fleet.sql (TEXT compares by code point, BLOB is BYTEA).
 -- The fleet: step attempts handed to remote workers (`rota worker`), the workers seen, the
 -- servers sharing this store, and named leases (the scheduler's).
 
@@ -9,14 +10,14 @@
 -- confirms a claim (its first heartbeat) before it starts anything; a claim whose lease
 -- expires unconfirmed (its answer never reached the worker) goes back to `pending`.
 CREATE TABLE dispatches (
-    run_id           TEXT    NOT NULL,
-    step_id          TEXT    NOT NULL,
+    run_id           TEXT COLLATE "C"    NOT NULL,
+    step_id          TEXT COLLATE "C"    NOT NULL,
     attempt          BIGINT  NOT NULL,
-    namespace        TEXT    NOT NULL,
-    runs_on          TEXT    NOT NULL,
+    namespace        TEXT COLLATE "C"    NOT NULL,
+    runs_on          TEXT COLLATE "C"    NOT NULL,
     nonce            BYTEA   NOT NULL,
     payload          BYTEA   NOT NULL,
-    state            TEXT    NOT NULL,
+    state            TEXT COLLATE "C"    NOT NULL,
     epoch            BIGINT  NOT NULL,
     worker_id        TEXT,
     lease_expires_at BIGINT,
@@ -32,9 +33,9 @@ CREATE INDEX dispatches_by_state ON dispatches (state, created_at);
 
 -- Workers, as they last introduced themselves (each claim and heartbeat).
 CREATE TABLE workers (
-    id             TEXT   NOT NULL PRIMARY KEY,
-    name           TEXT   NOT NULL,
-    labels         TEXT   NOT NULL,
+    id             TEXT COLLATE "C"   NOT NULL PRIMARY KEY,
+    name           TEXT COLLATE "C"   NOT NULL,
+    labels         TEXT COLLATE "C"   NOT NULL,
     slots          BIGINT NOT NULL,
     busy           BIGINT NOT NULL,
     started_at     BIGINT NOT NULL,
@@ -43,18 +44,18 @@ CREATE TABLE workers (
 
 -- Servers sharing this store, each renewing its row while it runs.
 CREATE TABLE servers (
-    id             TEXT   NOT NULL PRIMARY KEY,
-    host           TEXT   NOT NULL,
+    id             TEXT COLLATE "C"   NOT NULL PRIMARY KEY,
+    host           TEXT COLLATE "C"   NOT NULL,
     pid            BIGINT NOT NULL,
-    listen         TEXT   NOT NULL,
+    listen         TEXT COLLATE "C"   NOT NULL,
     started_at     BIGINT NOT NULL,
     last_heartbeat BIGINT NOT NULL
 );
 
 -- Named leases: one holder at a time until `expires_at` (e.g. `scheduler`).
 CREATE TABLE leases (
-    name       TEXT   NOT NULL PRIMARY KEY,
-    holder     TEXT   NOT NULL,
+    name       TEXT COLLATE "C"   NOT NULL PRIMARY KEY,
+    holder     TEXT COLLATE "C"   NOT NULL,
     expires_at BIGINT NOT NULL,
     since      BIGINT NOT NULL
 );

@@ -4,10 +4,10 @@
 -- Per namespace: finished runs older than `keep_secs` are pruned by `rota serve` (at start
 -- and hourly). No row: kept forever.
 CREATE TABLE namespace_retention (
-    namespace  TEXT   NOT NULL PRIMARY KEY,
+    namespace  TEXT COLLATE "C"   NOT NULL PRIMARY KEY,
     keep_secs  BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
-    updated_by TEXT   NOT NULL
+    updated_by TEXT COLLATE "C"   NOT NULL
 );
 
 -- The audit chain's anchor (one row, absent until audit entries are first pruned): the
@@ -16,7 +16,7 @@ CREATE TABLE namespace_retention (
 CREATE TABLE audit_anchor (
     one       INTEGER PRIMARY KEY CHECK (one = 1),
     first_id  BIGINT  NOT NULL,
-    prev_hash TEXT    NOT NULL
+    prev_hash TEXT COLLATE "C"    NOT NULL
 );
 
 -- Pruning looks for runs that finished before a cut-off.

@@ -2,7 +2,7 @@
 //! state, claims of queued runs and job load errors.
 
 use rota_core::model::RunStatus;
-use rota_store::{NewOccurrence, OccurrenceKind, Owner, RunEvent};
+use rota_store::{Backend, NewOccurrence, OccurrenceKind, Owner, RunEvent};
 
 use super::{TestResult, at, fresh, job, new_run, owner};
 
@@ -18,9 +18,9 @@ fn occurrence(key: &str, secs: i64, kind: OccurrenceKind, reason: Option<&str>) 
     }
 }
 
-#[tokio::test]
-async fn an_occurrence_and_its_run_are_recorded_once() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(an_occurrence_and_its_run_are_recorded_once);
+async fn an_occurrence_and_its_run_are_recorded_once(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "default", "tick").await?;
     let cursor = store
         .ensure_trigger_state("default", "tick", "cron:* * * * *@UTC", at(0))
@@ -48,9 +48,11 @@ async fn an_occurrence_and_its_run_are_recorded_once() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_triggers_last_run_is_the_run_of_its_latest_occurrence_that_ran() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(a_triggers_last_run_is_the_run_of_its_latest_occurrence_that_ran);
+async fn a_triggers_last_run_is_the_run_of_its_latest_occurrence_that_ran(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "default", "tick").await?;
     let key = "interval:30s:end";
     assert_eq!(store.last_trigger_run("default", "tick", key).await?, None);
@@ -99,9 +101,9 @@ async fn a_triggers_last_run_is_the_run_of_its_latest_occurrence_that_ran() -> T
     Ok(())
 }
 
-#[tokio::test]
-async fn skipped_and_missed_occurrences_are_listed_newest_first() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(skipped_and_missed_occurrences_are_listed_newest_first);
+async fn skipped_and_missed_occurrences_are_listed_newest_first(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     let key = "interval:10s:start";
     store
         .record_occurrence(
@@ -140,9 +142,9 @@ async fn skipped_and_missed_occurrences_are_listed_newest_first() -> TestResult 
     Ok(())
 }
 
-#[tokio::test]
-async fn a_queued_run_is_claimed_by_one_owner_only() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(a_queued_run_is_claimed_by_one_owner_only);
+async fn a_queued_run_is_claimed_by_one_owner_only(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     job(&store, "default", "tick").await?;
     let occ = occurrence("at:x", 5, OccurrenceKind::Run, None);
     store
@@ -163,9 +165,9 @@ async fn a_queued_run_is_claimed_by_one_owner_only() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn pause_state_and_load_errors_round_trip() -> TestResult {
-    let (_dir, store) = fresh().await?;
+both!(pause_state_and_load_errors_round_trip);
+async fn pause_state_and_load_errors_round_trip(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
     store
         .set_paused("default", "tick", true, None, at(1))
         .await?;
