@@ -1336,3 +1336,6 @@ async fn log_lines_keep_their_text(backend: Backend) -> TestResult {
     assert_eq!(read, [texts[0], texts[1], texts[2], texts[3], nul]);
     Ok(())
 }
+
+#[path = "store/fleet.rs"]
+mod fleet;

@@ -1,0 +1,265 @@
+//! Dispatches, leases and fencing, servers and the scheduler's lease, on both backends.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use rota_store::{
+    AttemptKey, Backend, DispatchState, Fenced, LogStream, NewDispatch, RunEvent, ServerRecord,
+    WorkerInfo, WorkerLine,
+};
+
+use super::{TestResult, at, fresh, job, new_run};
+
+const LEASE: Duration = Duration::from_secs(5);
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn worker(id: &str, pool: &str) -> WorkerInfo {
+    WorkerInfo {
+        id: id.to_owned(),
+        name: format!("name-{id}"),
+        labels: labels(&[("pool", pool), ("zone", "eu")]),
+        slots: 2,
+        busy: 0,
+    }
+}
+
+fn key(step: &str) -> AttemptKey {
+    AttemptKey {
+        run_id: "r1".to_owned(),
+        step_id: step.to_owned(),
+        attempt: 1,
+    }
+}
+
+async fn seeded(
+    backend: Backend,
+) -> Result<(super::Db, rota_store::Store), Box<dyn std::error::Error>> {
+    let (db, store) = fresh(backend).await?;
+    job(&store, "ops", "deploy").await?;
+    store
+        .record(&[RunEvent::RunCreated {
+            run: new_run("r1", "ops", "deploy", 1, &["build", "ship"]),
+        }])
+        .await?;
+    for step in ["build", "ship"] {
+        store
+            .insert_dispatch(&NewDispatch {
+                key: key(step),
+                namespace: "ops".to_owned(),
+                runs_on: labels(&[("pool", if step == "build" { "a" } else { "b" })]),
+                nonce: vec![1; 24],
+                payload: vec![0, 159, 146, 150, 255],
+                created_at: at(2),
+            })
+            .await?;
+    }
+    Ok((db, store))
+}
+
+both!(claims_go_only_to_workers_with_the_labels_and_are_fenced_by_epoch);
+async fn claims_go_only_to_workers_with_the_labels_and_are_fenced_by_epoch(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = seeded(backend).await?;
+    let now = Timestamp::now();
+    let a = worker("wa", "a");
+    let claimed = store
+        .claim_dispatch(&a, now, LEASE)
+        .await?
+        .ok_or("a claims")?;
+    assert_eq!(claimed.key, key("build"));
+    assert_eq!(claimed.epoch, 1);
+    assert_eq!(claimed.payload, vec![0, 159, 146, 150, 255]);
+    assert!(!claimed.cancel_requested);
+    // Nothing else for pool a; pool b's attempt is not a's.
+    assert!(store.claim_dispatch(&a, now, LEASE).await?.is_none());
+
+    // The holder renews, logs and finishes at its epoch; another worker, or an old epoch,
+    // is refused.
+    let renewed = store.renew_lease(&key("build"), 1, &a, now, LEASE).await?;
+    assert_eq!(renewed.map(|r| r.cancel_requested), Ok(false));
+    let b = worker("wb", "a");
+    let refused = store.renew_lease(&key("build"), 1, &b, now, LEASE).await?;
+    assert!(matches!(refused, Err(Fenced::Lost { .. })), "{refused:?}");
+    let refused = store.renew_lease(&key("build"), 0, &a, now, LEASE).await?;
+    assert!(matches!(refused, Err(Fenced::Lost { .. })), "{refused:?}");
+    let line = WorkerLine {
+        ts: now,
+        stream: LogStream::Stdout,
+        text: "from the worker".to_owned(),
+    };
+    assert_eq!(
+        store
+            .append_worker_lines(&key("build"), 1, "wa", std::slice::from_ref(&line))
+            .await?,
+        Ok(())
+    );
+    store.request_dispatch_cancel(&key("build")).await?;
+    let renewed = store.renew_lease(&key("build"), 1, &a, now, LEASE).await?;
+    assert_eq!(renewed.map(|r| r.cancel_requested), Ok(true));
+    assert_eq!(
+        store
+            .finish_dispatch(&key("build"), 1, "wa", r#"{"status":"succeeded"}"#, now)
+            .await?,
+        Ok(())
+    );
+    // After its end, even the holder is refused.
+    let late = store
+        .append_worker_lines(&key("build"), 1, "wa", &[line])
+        .await?;
+    assert!(
+        matches!(late, Err(Fenced::Lost { state: "done", .. })),
+        "{late:?}"
+    );
+    let done = store.dispatch(&key("build")).await?.ok_or("dispatch")?;
+    assert_eq!(done.state, DispatchState::Done);
+    assert!(done.cancel_requested);
+    assert_eq!(
+        store
+            .attempt_workers("r1")
+            .await?
+            .get(&("build".to_owned(), 1))
+            .map(String::as_str),
+        Some("name-wa")
+    );
+    let unknown = store.renew_lease(&key("nope"), 1, &a, now, LEASE).await?;
+    assert!(matches!(unknown, Err(Fenced::Unknown(_))), "{unknown:?}");
+    Ok(())
+}
+
+both!(expired_leases_are_abandoned_and_unconfirmed_claims_go_back);
+async fn expired_leases_are_abandoned_and_unconfirmed_claims_go_back(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = seeded(backend).await?;
+    let t0 = Timestamp::now();
+    let a = worker("wa", "a");
+    let b = worker("wb", "b");
+    // `build` is claimed and confirmed by a; `ship` is claimed by b, never confirmed.
+    store
+        .claim_dispatch(&a, t0, LEASE)
+        .await?
+        .ok_or("a claims")?;
+    store.renew_lease(&key("build"), 1, &a, t0, LEASE).await??;
+    store
+        .claim_dispatch(&b, t0, LEASE)
+        .await?
+        .ok_or("b claims")?;
+
+    let later = t0 + SignedDuration::from_secs(6);
+    let expired = store
+        .expire_leases(later, |worker| format!("{worker} went quiet"))
+        .await?;
+    assert_eq!(expired.requeued, 1);
+    assert_eq!(expired.abandoned, vec![key("build")]);
+    let build = store.dispatch(&key("build")).await?.ok_or("build")?;
+    assert_eq!(build.state, DispatchState::Abandoned);
+    assert_eq!(build.epoch, 2);
+    assert_eq!(build.result.as_deref(), Some("name-wa went quiet"));
+    // The cut-off holder comes back: refused.
+    let back = store
+        .renew_lease(&key("build"), 1, &a, later, LEASE)
+        .await?;
+    assert!(
+        matches!(
+            back,
+            Err(Fenced::Lost {
+                state: "abandoned",
+                epoch: 2
+            })
+        ),
+        "{back:?}"
+    );
+    // The unconfirmed claim is pending again, at a new epoch, for anyone with the labels.
+    let ship = store.dispatch(&key("ship")).await?.ok_or("ship")?;
+    assert_eq!(ship.state, DispatchState::Pending);
+    assert_eq!(ship.worker_id, None);
+    let b2 = worker("wb2", "b");
+    let again = store
+        .claim_dispatch(&b2, later, LEASE)
+        .await?
+        .ok_or("b2 claims")?;
+    assert_eq!((again.key, again.epoch), (key("ship"), 3));
+    let first = store.renew_lease(&key("ship"), 2, &b, later, LEASE).await?;
+    assert!(first.is_err(), "{first:?}");
+    // Nothing expired twice.
+    let none = store
+        .expire_leases(later, |worker| worker.to_owned())
+        .await?;
+    assert_eq!((none.requeued, none.abandoned.len()), (0, 0));
+
+    // Withdrawn only while pending; abandoned only while leased.
+    assert!(!store.withdraw_dispatch(&key("ship"), later).await?);
+    assert!(store.abandon_dispatch(&key("ship"), "{}", later).await?);
+    assert!(!store.abandon_dispatch(&key("ship"), "{}", later).await?);
+    let workers = store
+        .list_workers(t0 - SignedDuration::from_secs(60))
+        .await?;
+    let names: Vec<&str> = workers.iter().map(|w| w.info.name.as_str()).collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    Ok(())
+}
+
+both!(one_server_holds_the_scheduler_lease_until_it_lapses);
+async fn one_server_holds_the_scheduler_lease_until_it_lapses(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
+    let t0 = at(100);
+    let ttl = Duration::from_secs(5);
+    assert!(store.acquire_lease("scheduler", "s1", t0, ttl).await?);
+    assert!(!store.acquire_lease("scheduler", "s2", t0, ttl).await?);
+    let t1 = t0 + SignedDuration::from_secs(3);
+    assert!(
+        store.acquire_lease("scheduler", "s1", t1, ttl).await?,
+        "renewed"
+    );
+    let t2 = t0 + SignedDuration::from_secs(7);
+    assert!(
+        !store.acquire_lease("scheduler", "s2", t2, ttl).await?,
+        "s1 renewed at t1"
+    );
+    let t3 = t0 + SignedDuration::from_secs(9);
+    assert!(
+        store.acquire_lease("scheduler", "s2", t3, ttl).await?,
+        "lapsed"
+    );
+    let (holder, since) = store.lease_holder("scheduler", t3).await?.ok_or("held")?;
+    assert_eq!((holder.as_str(), since), ("s2", t3));
+    assert!(
+        !store
+            .replace_lease_holder("scheduler", "s1", "s3", t3, ttl)
+            .await?
+    );
+    assert!(
+        store
+            .replace_lease_holder("scheduler", "s2", "s3", t3, ttl)
+            .await?
+    );
+
+    let server = ServerRecord {
+        id: "s3".to_owned(),
+        host: "h".to_owned(),
+        pid: 7,
+        listen: "127.0.0.1:1".to_owned(),
+        started_at: t0,
+        last_heartbeat: t0,
+    };
+    store.server_heartbeat(&server, t3).await?;
+    store.server_heartbeat(&server, t3).await?;
+    let servers = store.list_servers(t0).await?;
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].last_heartbeat, t3);
+    store.server_gone("s3").await?;
+    assert!(store.list_servers(t0).await?.is_empty());
+    assert!(
+        store.lease_holder("scheduler", t3).await?.is_none(),
+        "released"
+    );
+    Ok(())
+}
