@@ -79,8 +79,9 @@ fn server_id() -> String {
     )
 }
 
-/// Takes or renews the scheduler's lease; whether this server holds it. A lease held by a
-/// dead process of this host (a previous life of this server) is taken over at once.
+/// Takes or renews the scheduler's lease; whether this server holds it. On SQLite, a lease
+/// held by a dead process of this host (a previous life of this server) is taken over at
+/// once, so a restarted server schedules from its first tick.
 async fn lead(ops: &rota_ops::Ops, me: &str) -> bool {
     let store = ops.store();
     let now = Timestamp::now();
@@ -90,10 +91,16 @@ async fn lead(ops: &rota_ops::Ops, me: &str) -> bool {
     {
         Ok(true) => true,
         Ok(false) => match store.lease_holder(SCHEDULER_LEASE, now).await {
-            Ok(Some((holder, _))) if died_here(&holder) => store
-                .replace_lease_holder(SCHEDULER_LEASE, &holder, me, now, SCHEDULER_LEASE_TTL)
-                .await
-                .unwrap_or(false),
+            // Only on SQLite, where every server is on this host: host names may repeat
+            // across the machines of a fleet, and a pid means nothing on another host.
+            Ok(Some((holder, _)))
+                if store.backend() == rota_store::Backend::Sqlite && died_here(&holder) =>
+            {
+                store
+                    .replace_lease_holder(SCHEDULER_LEASE, &holder, me, now, SCHEDULER_LEASE_TTL)
+                    .await
+                    .unwrap_or(false)
+            }
             _ => false,
         },
         Err(error) => {
