@@ -1120,6 +1120,9 @@ async fn records_a_thousand_step_batch_in_one_call() -> TestResult {
 #[path = "store/schedule.rs"]
 mod schedule;
 
+#[path = "store/changes.rs"]
+mod changes;
+
 #[tokio::test]
 async fn every_run_state_change_is_an_audit_entry_in_the_chain() -> TestResult {
     let (_dir, store) = fresh().await?;
