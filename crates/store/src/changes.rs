@@ -25,9 +25,11 @@ pub(crate) const JOBS: &str = "jobs";
 /// The counter of pause-state changes.
 pub(crate) const SCHEDULE_STATE: &str = "schedule_state";
 
-/// Rows per multi-row statement: below every backend's limit on bound parameters
-/// (SQLite's 32,766, PostgreSQL's 65,535) with ten columns a row.
-const ROWS_PER_STATEMENT: usize = 200;
+/// Rows per multi-row statement (and, times five, ids per `IN` list). Far below every
+/// backend's limit on bound parameters; kept small because binding numbered parameters
+/// looks each one's name up in a list as long as the statement's (SQLite), so a statement's
+/// binding cost grows with the square of its parameters.
+const ROWS_PER_STATEMENT: usize = 50;
 
 /// Adds one to a counter inside `tx`; returns its new value.
 pub(crate) async fn bump(
