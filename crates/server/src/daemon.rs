@@ -544,7 +544,10 @@ impl Daemon {
         };
         for (index, error) in failures {
             tracing::error!(file = %paths[index], %error, "cannot load job");
-            let _ = self.store.set_job_load_error(&paths[index], &error, now).await;
+            let _ = self
+                .store
+                .set_job_load_error(&paths[index], &error, now)
+                .await;
         }
         let mut keys_of: Vec<Vec<JobKey>> = vec![Vec::new(); files.len()];
         let created = saved.iter().filter(|s| s.created).count();
@@ -580,7 +583,12 @@ impl Daemon {
             );
             keys_of[index].push(key);
         }
-        tracing::info!(files = files.len(), jobs, new_revisions = created, "job files loaded");
+        tracing::info!(
+            files = files.len(),
+            jobs,
+            new_revisions = created,
+            "job files loaded"
+        );
         for (file, keys) in files.into_iter().zip(keys_of) {
             let declared = file
                 .jobs

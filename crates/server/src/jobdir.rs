@@ -117,7 +117,9 @@ impl JobDir {
         let (full, dirty) = self.take_events();
         let full = full
             || !self.watching
-            || self.last_full.is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY);
+            || self
+                .last_full
+                .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY);
         if full {
             // Watched before listing, so a change made while listing is reported again
             // rather than lost.
@@ -307,8 +309,7 @@ impl JobDir {
                 let handles: Vec<_> = candidates
                     .chunks(chunk)
                     .map(|part| {
-                        let handle =
-                            scope.spawn(|| part.iter().map(examine).collect::<Vec<_>>());
+                        let handle = scope.spawn(|| part.iter().map(examine).collect::<Vec<_>>());
                         (part.len(), handle)
                     })
                     .collect();
@@ -332,7 +333,15 @@ impl JobDir {
             })
         };
         let mut changes = Vec::new();
-        for (Candidate { path, len, modified }, read) in candidates.into_iter().zip(reads) {
+        for (
+            Candidate {
+                path,
+                len,
+                modified,
+            },
+            read,
+        ) in candidates.into_iter().zip(reads)
+        {
             match read {
                 Read::Unreadable(problem) => {
                     // Remembered by size and time like a loaded file, so the same unreadable

@@ -32,10 +32,7 @@ pub(crate) const SCHEDULE_STATE: &str = "schedule_state";
 const ROWS_PER_STATEMENT: usize = 50;
 
 /// Adds one to a counter inside `tx`; returns its new value.
-pub(crate) async fn bump(
-    tx: &mut Transaction<'_, Sqlite>,
-    name: &str,
-) -> Result<i64, StoreError> {
+pub(crate) async fn bump(tx: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar(
         "UPDATE change_counters SET value = value + 1 WHERE name = $1 RETURNING value",
     )
@@ -90,6 +87,9 @@ pub struct ChangeCounters {
     pub schedule_state: i64,
 }
 
+/// A revision number and the file it came from (`None`: saved without a file).
+type Revision = (i64, Option<String>);
+
 /// A job whose latest revision or deletion changed since a counter value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobHeadChange {
@@ -99,7 +99,7 @@ pub struct JobHeadChange {
     pub job_id: String,
     /// Its latest revision and where it came from (`None`: saved without a file), or
     /// `None` when the job is deleted.
-    pub head: Option<(i64, Option<String>)>,
+    pub head: Option<Revision>,
 }
 
 /// One job of a job file to save with [`Store::save_file_jobs`].
@@ -171,8 +171,7 @@ impl Store {
         .bind(since)
         .fetch_all(&self.pool)
         .await?;
-        let mut heads: BTreeMap<(String, String), Option<(i64, Option<String>)>> =
-            BTreeMap::new();
+        let mut heads: BTreeMap<(String, String), Option<Revision>> = BTreeMap::new();
         for (namespace, job_id, revision, path) in revisions {
             let head = heads.entry((namespace, job_id)).or_insert(None);
             if head.as_ref().is_none_or(|(latest, _)| revision > *latest) {
@@ -259,7 +258,11 @@ impl Store {
             let mut triggers = Vec::with_capacity(job.trigger_keys.len());
             for (index, trigger_key) in job.trigger_keys.iter().enumerate() {
                 let state = cursors
-                    .get(&(rev.namespace.clone(), rev.job_id.clone(), trigger_key.clone()))
+                    .get(&(
+                        rev.namespace.clone(),
+                        rev.job_id.clone(),
+                        trigger_key.clone(),
+                    ))
                     .copied()
                     .ok_or_else(|| StoreError::Corrupt {
                         what: "trigger_state",

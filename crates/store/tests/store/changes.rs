@@ -39,12 +39,8 @@ async fn saves_deletions_and_pauses_move_the_counters_and_name_what_changed() ->
     let start = store.change_counters().await?;
     assert!(store.job_changes_since(start.jobs).await?.is_empty());
 
-    store
-        .save_job_revision(&revision("a", "v1", None))
-        .await?;
-    store
-        .save_job_revision(&revision("b", "v1", None))
-        .await?;
+    store.save_job_revision(&revision("a", "v1", None)).await?;
+    store.save_job_revision(&revision("b", "v1", None)).await?;
     let after_saves = store.change_counters().await?;
     assert_eq!(after_saves.jobs, start.jobs + 2);
     assert_eq!(after_saves.schedule_state, start.schedule_state);
@@ -53,9 +49,7 @@ async fn saves_deletions_and_pauses_move_the_counters_and_name_what_changed() ->
         [head("a", Some((1, None))), head("b", Some((1, None)))]
     );
     // The same text again writes nothing and moves nothing.
-    store
-        .save_job_revision(&revision("a", "v1", None))
-        .await?;
+    store.save_job_revision(&revision("a", "v1", None)).await?;
     assert_eq!(store.change_counters().await?, after_saves);
     assert!(store.job_changes_since(after_saves.jobs).await?.is_empty());
 
@@ -69,9 +63,7 @@ async fn saves_deletions_and_pauses_move_the_counters_and_name_what_changed() ->
         [head("a", None), head("b", Some((2, Some("/jobs/b.yaml"))))]
     );
     let after_delete = store.change_counters().await?;
-    store
-        .save_job_revision(&revision("a", "v1", None))
-        .await?;
+    store.save_job_revision(&revision("a", "v1", None)).await?;
     assert_eq!(
         store.job_changes_since(after_delete.jobs).await?,
         [head("a", Some((2, None)))]
@@ -83,9 +75,7 @@ async fn saves_deletions_and_pauses_move_the_counters_and_name_what_changed() ->
         [head("a", None)]
     );
 
-    store
-        .set_paused("default", "b", true, None, at(3))
-        .await?;
+    store.set_paused("default", "b", true, None, at(3)).await?;
     let paused = store.change_counters().await?;
     assert_eq!(paused.schedule_state, start.schedule_state + 1);
     Ok(())
@@ -132,9 +122,7 @@ async fn job_files_save_in_one_batch_like_single_saves() -> TestResult {
     );
 
     // Saved again unchanged (a restart): nothing written, cursors kept.
-    let again = store
-        .save_file_jobs(&batch[..2], &paths, at(20))
-        .await?;
+    let again = store.save_file_jobs(&batch[..2], &paths, at(20)).await?;
     assert_eq!(again[0].revision, 1);
     assert!(!again[0].created);
     assert_eq!(again[0].triggers[0].0.origin, at(10));
