@@ -10,7 +10,7 @@
 //! inotify reports nothing for changes made on another machine to a network file system.
 //! At 100,000 files it costs about a tenth of a second per minute.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -78,7 +78,8 @@ enum Read {
 #[derive(Debug)]
 pub struct JobDir {
     dir: PathBuf,
-    seen: BTreeMap<PathBuf, Seen>,
+    /// What each file held at the last scan (hashed: paths compare slowly in a tree).
+    seen: HashMap<PathBuf, Seen>,
     /// The inotify instance watching `dir`; `None` when inotify is unavailable.
     inotify: Option<Inotify>,
     /// Whether the watch on `dir` is in place (events since it was added are queued).
@@ -99,7 +100,7 @@ impl JobDir {
         };
         JobDir {
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
-            seen: BTreeMap::new(),
+            seen: HashMap::new(),
             inotify,
             watching: false,
             last_full: None,
@@ -234,7 +235,7 @@ impl JobDir {
     /// Compares every file of the directory with the previous scan.
     fn scan_all(&mut self) -> std::io::Result<Vec<Change>> {
         let mut candidates = Vec::new();
-        let mut present = BTreeSet::new();
+        let mut present = HashSet::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let path = entry.path();
@@ -254,12 +255,13 @@ impl JobDir {
         }
         candidates.sort_by(|a, b| a.path.cmp(&b.path));
         let mut changes = self.read_all(candidates);
-        let gone: Vec<PathBuf> = self
+        let mut gone: Vec<PathBuf> = self
             .seen
             .keys()
             .filter(|p| !present.contains(*p))
             .cloned()
             .collect();
+        gone.sort();
         for path in gone {
             self.seen.remove(&path);
             changes.push(Change::Removed { path });

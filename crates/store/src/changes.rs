@@ -29,7 +29,7 @@ pub(crate) const SCHEDULE_STATE: &str = "schedule_state";
 /// backend's limit on bound parameters; kept small because binding numbered parameters
 /// looks each one's name up in a list as long as the statement's (SQLite), so a statement's
 /// binding cost grows with the square of its parameters.
-const ROWS_PER_STATEMENT: usize = 50;
+const ROWS_PER_STATEMENT: usize = 16;
 
 /// Adds one to a counter inside `tx`; returns its new value.
 pub(crate) async fn bump(tx: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, StoreError> {
