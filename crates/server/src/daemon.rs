@@ -243,8 +243,9 @@ fn lock_home(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, ServerErro
         .map_err(|_| ServerError::AlreadyRunning(home.to_owned()))
 }
 
-/// Which job keys each job file defined, for reloads and removals.
-type FileJobs = BTreeMap<PathBuf, Vec<JobKey>>;
+/// Which job keys each job file defined, for reloads and removals (hashed: with 100,000
+/// files, comparing long paths in a tree showed in the profile of a load).
+type FileJobs = HashMap<PathBuf, Vec<JobKey>>;
 
 struct Daemon {
     config: ServeConfig,
@@ -262,6 +263,9 @@ struct Daemon {
     scanned: bool,
     /// Jobs scheduled from the store (saved through the API), by their scheduled revision.
     stored_jobs: HashMap<JobKey, i64>,
+    /// The store's change counters as last followed (`None` before the first full read):
+    /// the control poll reads jobs and pause states again only when theirs moved.
+    followed: Option<rota_store::ChangeCounters>,
     running: JoinSet<(String, RunStatus)>,
     stops: HashMap<String, RunStop>,
     /// The application layer: how a claimed run becomes the engine's request.
@@ -308,10 +312,11 @@ impl Daemon {
             store,
             engine,
             owner,
-            file_jobs: BTreeMap::new(),
-            file_declares: BTreeMap::new(),
+            file_jobs: HashMap::new(),
+            file_declares: HashMap::new(),
             scanned: false,
             stored_jobs: HashMap::new(),
+            followed: None,
             running: JoinSet::new(),
             stops: HashMap::new(),
             lateness,
@@ -386,19 +391,51 @@ impl Daemon {
         }
     }
 
-    /// Job directory changes, pause states, runs queued by other processes.
+    /// Job directory changes, jobs saved through the API, pause states, runs queued by other
+    /// processes. Each costs what changed, not what is loaded: the job directory reports
+    /// its changes (inotify), and jobs and pause states are read again only when the store's
+    /// change counters moved.
     async fn control_poll(&mut self) {
         self.reload_jobs().await;
-        self.sync_stored_jobs().await;
-        match self.store.schedule_states().await {
-            Ok(states) => {
-                for s in states {
-                    let key = (s.namespace, s.job_id);
-                    self.scheduler.set_paused(&key, s.paused, s.resume_from);
+        let counters = match self.store.change_counters().await {
+            Ok(counters) => Some(counters),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the store's change counters");
+                None
+            }
+        };
+        let followed = self.followed;
+        let jobs_read = match (followed, counters) {
+            (Some(seen), Some(now)) if seen.jobs == now.jobs => true,
+            (Some(seen), Some(_)) => self.follow_stored_jobs(seen.jobs).await,
+            _ => self.sync_stored_jobs().await,
+        };
+        let pauses_moved = match (followed, counters) {
+            (Some(seen), Some(now)) => seen.schedule_state != now.schedule_state,
+            _ => true,
+        };
+        let mut pauses_read = true;
+        if pauses_moved {
+            match self.store.schedule_states().await {
+                Ok(states) => {
+                    for s in states {
+                        let key = (s.namespace, s.job_id);
+                        self.scheduler.set_paused(&key, s.paused, s.resume_from);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read pause states");
+                    pauses_read = false;
                 }
             }
-            Err(error) => tracing::error!(%error, "cannot read pause states"),
         }
+        // The counters were read before what they count, so a change made meanwhile is
+        // read again next time rather than missed; after a failed read, everything is.
+        self.followed = if jobs_read && pauses_read {
+            counters
+        } else {
+            None
+        };
         match self.store.queued_run_ids().await {
             Ok(ids) => {
                 for id in ids {
@@ -477,46 +514,23 @@ impl Daemon {
         };
         let now = Timestamp::now();
         let changed = !changes.is_empty();
+        // Loaded files are saved in batches (one transaction each); a broken or removed
+        // file is handled after the loaded files before it, so the order of changes holds.
+        let mut loaded: Vec<LoadedFile> = Vec::new();
+        let mut batch_jobs = 0;
         for change in changes {
             match change {
                 Change::Loaded { path, source, jobs } => {
-                    let shown = path.display().to_string();
-                    let _ = self.store.clear_job_load_error(&shown).await;
-                    let declared = jobs
-                        .iter()
-                        .map(|job| {
-                            let namespace = job.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
-                            (namespace.to_owned(), job.id.clone())
-                        })
-                        .collect();
-                    self.file_declares.insert(path.clone(), declared);
-                    let mut keys = Vec::new();
-                    for job in jobs {
-                        match self.load_job(&path, &source, job, now).await {
-                            Ok(key) => keys.push(key),
-                            Err(error) => {
-                                tracing::error!(file = %shown, %error, "cannot load job");
-                                let _ = self
-                                    .store
-                                    .set_job_load_error(&shown, &error.to_string(), now)
-                                    .await;
-                            }
-                        }
-                    }
-                    let old = self
-                        .file_jobs
-                        .insert(path, keys.clone())
-                        .unwrap_or_default();
-                    for key in old.iter().filter(|k| !keys.contains(k)) {
-                        // A job that moved to another file stays scheduled from it.
-                        if self.file_jobs.values().any(|keys| keys.contains(key)) {
-                            continue;
-                        }
-                        tracing::info!(job = %key.1, "job removed from its file");
-                        self.scheduler.remove_job(key);
+                    batch_jobs += jobs.len();
+                    loaded.push(LoadedFile { path, source, jobs });
+                    if batch_jobs >= LOAD_BATCH {
+                        self.load_files(std::mem::take(&mut loaded), now).await;
+                        batch_jobs = 0;
                     }
                 }
                 Change::Broken { path, message } => {
+                    self.load_files(std::mem::take(&mut loaded), now).await;
+                    batch_jobs = 0;
                     let shown = path.display().to_string();
                     if self.file_jobs.contains_key(&path) {
                         tracing::error!(file = %shown, problems = %message, "job file does not load; its last good revision keeps running");
@@ -527,6 +541,8 @@ impl Daemon {
                     let _ = self.store.set_job_load_error(&shown, &message, now).await;
                 }
                 Change::Removed { path } => {
+                    self.load_files(std::mem::take(&mut loaded), now).await;
+                    batch_jobs = 0;
                     let _ = self
                         .store
                         .clear_job_load_error(&path.display().to_string())
@@ -542,9 +558,128 @@ impl Daemon {
                 }
             }
         }
+        self.load_files(loaded, now).await;
         if changed || !self.scanned {
             self.scanned = true;
             self.delete_vanished_jobs(now).await;
+        }
+    }
+
+    /// Saves the jobs of loaded files in one transaction ([`Store::save_file_jobs`]) and
+    /// gives them to the scheduler, file by file in order: a job a file no longer defines
+    /// leaves the scheduler, unless another loaded file defines it.
+    async fn load_files(&mut self, files: Vec<LoadedFile>, now: Timestamp) {
+        if files.is_empty() {
+            return;
+        }
+        // Each job's triggers are compiled before saving, so a job whose triggers cannot
+        // run is not recorded.
+        let mut compiled = Vec::new();
+        let mut saves = Vec::new();
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        for (index, file) in files.iter().enumerate() {
+            for job in &file.jobs {
+                let namespace = job.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+                match CompiledTrigger::compile_all(job) {
+                    Ok(triggers) => {
+                        let mut revision =
+                            NewJobRevision::of_job(namespace, job, file.source.as_str(), now);
+                        revision.source_path = Some(file.path.display().to_string());
+                        saves.push(rota_store::FileJobSave {
+                            revision,
+                            trigger_keys: triggers.iter().map(|t| t.key.clone()).collect(),
+                            wants_last_run: triggers.iter().map(end_anchored).collect(),
+                        });
+                        compiled.push((index, job.clone(), triggers));
+                    }
+                    Err(error) => failures.push((index, error.to_string())),
+                }
+            }
+        }
+        let paths: Vec<String> = files.iter().map(|f| f.path.display().to_string()).collect();
+        let saved = match self.store.save_file_jobs(&saves, &paths, now).await {
+            Ok(saved) => saved,
+            Err(error) => {
+                // Nothing of the batch was written: each file keeps what it had, and says why.
+                tracing::error!(%error, files = files.len(), "cannot save the jobs of job files");
+                for path in &paths {
+                    let _ = self
+                        .store
+                        .set_job_load_error(path, &error.to_string(), now)
+                        .await;
+                }
+                return;
+            }
+        };
+        for (index, error) in failures {
+            tracing::error!(file = %paths[index], %error, "cannot load job");
+            let _ = self
+                .store
+                .set_job_load_error(&paths[index], &error, now)
+                .await;
+        }
+        let mut keys_of: Vec<Vec<JobKey>> = vec![Vec::new(); files.len()];
+        let created = saved.iter().filter(|s| s.created).count();
+        let jobs = saved.len();
+        for ((index, job, triggers), saved) in compiled.into_iter().zip(saved) {
+            let namespace = job
+                .namespace
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+            tracing::debug!(job = %job.id, namespace = %namespace, revision = saved.revision, "job loaded");
+            let key = (namespace, job.id.clone());
+            let cursors: HashMap<String, Cursor> = triggers
+                .iter()
+                .zip(saved.triggers)
+                .map(|(t, (state, last_run))| {
+                    let cursor = Cursor {
+                        origin: state.origin,
+                        evaluated_until: state.evaluated_until,
+                        last_run: last_run.map(|run| TriggerRun {
+                            run_id: run.run_id,
+                            finished_at: run.finished_at,
+                        }),
+                    };
+                    (t.key.clone(), cursor)
+                })
+                .collect();
+            self.scheduler.upsert_job(
+                key.clone(),
+                job,
+                triggers,
+                |k| cursors.get(k).cloned().unwrap_or(Cursor::fresh(now)),
+                now,
+            );
+            keys_of[index].push(key);
+        }
+        tracing::info!(
+            files = files.len(),
+            jobs,
+            new_revisions = created,
+            "job files loaded"
+        );
+        for (file, keys) in files.into_iter().zip(keys_of) {
+            let declared = file
+                .jobs
+                .iter()
+                .map(|job| {
+                    let namespace = job.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+                    (namespace.to_owned(), job.id.clone())
+                })
+                .collect();
+            self.file_declares.insert(file.path.clone(), declared);
+            let old = self
+                .file_jobs
+                .insert(file.path, keys.clone())
+                .unwrap_or_default();
+            for key in old.iter().filter(|k| !keys.contains(k)) {
+                // A job that moved to another file stays scheduled from it.
+                if self.file_jobs.values().any(|keys| keys.contains(key)) {
+                    continue;
+                }
+                tracing::info!(job = %key.1, "job removed from its file");
+                self.scheduler.remove_job(key);
+            }
         }
     }
 
@@ -609,38 +744,15 @@ impl Daemon {
         }
     }
 
-    /// Saves a job file's revision and gives the job to the scheduler.
-    async fn load_job(
-        &mut self,
-        path: &Path,
-        source: &str,
-        job: Job,
-        now: Timestamp,
-    ) -> Result<JobKey, ServerError> {
-        let namespace = job
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
-        // Compiled before saving, so a job whose triggers cannot run is not recorded.
-        CompiledTrigger::compile_all(&job)?;
-        let mut revision = NewJobRevision::of_job(namespace.clone(), &job, source, now);
-        revision.source_path = Some(path.display().to_string());
-        let saved = self.store.save_job_revision(&revision).await?;
-        tracing::info!(job = %job.id, namespace = %namespace, revision = saved.revision, "job loaded");
-        let key = (namespace, job.id.clone());
-        self.schedule_job(key.clone(), job, now).await?;
-        Ok(key)
-    }
-
     /// Follows the jobs saved through the API (revisions without a source file): a new
     /// latest revision replaces the scheduled one, and a deleted job, or one whose latest
     /// revision now comes from a file, stops being scheduled from the store.
-    async fn sync_stored_jobs(&mut self) {
+    async fn sync_stored_jobs(&mut self) -> bool {
         let heads = match self.store.stored_job_heads().await {
             Ok(heads) => heads,
             Err(error) => {
                 tracing::error!(%error, "cannot list stored jobs");
-                return;
+                return false;
             }
         };
         let now = Timestamp::now();
@@ -652,27 +764,10 @@ impl Daemon {
                 continue;
             }
             // Read and scheduled only when its latest revision changed.
-            let scheduled = match self.store.job_revision(&key.0, &key.1, revision).await {
-                Ok(Some(saved)) => match saved.job() {
-                    Ok(job) => self.schedule_job(key.clone(), job, now).await,
-                    Err(e) => Err(ServerError::BadTrigger(format!(
-                        "stored job does not load: {e}"
-                    ))),
-                },
-                Ok(None) => continue,
-                Err(error) => Err(error.into()),
-            };
-            match scheduled {
-                Ok(()) => {
-                    tracing::info!(job = %key.1, namespace = %key.0, revision, "stored job scheduled")
-                }
-                // Recorded as seen all the same: the error is logged once per revision.
-                Err(error) => {
-                    tracing::error!(job = %key.1, namespace = %key.0, %error, "stored job cannot be scheduled")
-                }
-            }
+            self.schedule_stored(key, revision, now).await;
         }
-        let file_backed: Vec<JobKey> = self.file_jobs.values().flatten().cloned().collect();
+        let file_backed: std::collections::HashSet<&JobKey> =
+            self.file_jobs.values().flatten().collect();
         for key in self.stored_jobs.keys() {
             if !current.contains_key(key) && !file_backed.contains(key) {
                 tracing::info!(job = %key.1, namespace = %key.0, "stored job no longer scheduled");
@@ -680,6 +775,66 @@ impl Daemon {
             }
         }
         self.stored_jobs = current;
+        true
+    }
+
+    /// Follows the jobs changed in the store since the `jobs` counter was `since`: only
+    /// those are read ([`Store::job_changes_since`]).
+    async fn follow_stored_jobs(&mut self, since: i64) -> bool {
+        let changes = match self.store.job_changes_since(since).await {
+            Ok(changes) => changes,
+            Err(error) => {
+                tracing::error!(%error, "cannot list changed jobs");
+                return false;
+            }
+        };
+        let now = Timestamp::now();
+        for change in changes {
+            let key = (change.namespace, change.job_id);
+            match change.head {
+                Some((revision, None)) => {
+                    if self.stored_jobs.get(&key) == Some(&revision) {
+                        continue;
+                    }
+                    // Recorded as seen whatever the outcome: an error is logged once per
+                    // revision.
+                    self.stored_jobs.insert(key.clone(), revision);
+                    self.schedule_stored(key, revision, now).await;
+                }
+                // Deleted, or its latest revision now comes from a file.
+                _ => {
+                    if self.stored_jobs.remove(&key).is_some()
+                        && !self.file_jobs.values().any(|keys| keys.contains(&key))
+                    {
+                        tracing::info!(job = %key.1, namespace = %key.0, "stored job no longer scheduled");
+                        self.scheduler.remove_job(&key);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Reads a stored job's revision and schedules it.
+    async fn schedule_stored(&mut self, key: JobKey, revision: i64, now: Timestamp) {
+        let scheduled = match self.store.job_revision(&key.0, &key.1, revision).await {
+            Ok(Some(saved)) => match saved.job() {
+                Ok(job) => self.schedule_job(key.clone(), job, now).await,
+                Err(e) => Err(ServerError::BadTrigger(format!(
+                    "stored job does not load: {e}"
+                ))),
+            },
+            Ok(None) => return,
+            Err(error) => Err(error.into()),
+        };
+        match scheduled {
+            Ok(()) => {
+                tracing::info!(job = %key.1, namespace = %key.0, revision, "stored job scheduled")
+            }
+            Err(error) => {
+                tracing::error!(job = %key.1, namespace = %key.0, %error, "stored job cannot be scheduled")
+            }
+        }
     }
 
     /// Gives a job to the scheduler with its triggers' durable cursors.
@@ -1181,6 +1336,28 @@ impl Daemon {
         }
         while self.running.join_next().await.is_some() {}
     }
+}
+
+/// Jobs saved per transaction when job files load: large enough that loading 100,000 files
+/// is a few hundred transactions, small enough that the API's writes wait little for one.
+const LOAD_BATCH: usize = 500;
+
+/// A job file that loaded, waiting to be saved with its batch.
+struct LoadedFile {
+    path: PathBuf,
+    source: String,
+    jobs: Vec<Job>,
+}
+
+/// Whether a trigger is an end-anchored interval (it counts from its last run's end).
+fn end_anchored(trigger: &CompiledTrigger) -> bool {
+    matches!(
+        trigger.kind,
+        TriggerKind::Interval {
+            anchor: rota_core::model::IntervalAnchor::End,
+            ..
+        }
+    )
 }
 
 /// A verified webhook delivery being recorded.

@@ -1,12 +1,28 @@
 //! The `--jobs DIR` directory: which job files were added, changed or removed since the last
-//! scan. Scans are cheap (one `stat` per file; a file is read only when its size or
-//! modification time changed, and it counts as changed only when its text did).
+//! scan.
+//!
+//! The directory is watched with inotify, so a scan looks only at the files the kernel said
+//! changed: its cost does not grow with the files that did not. A file is read only when its
+//! size or modification time changed, and it counts as changed only when its text did.
+//! A full scan (one `stat` per file, reading none that did not change) still runs at the first
+//! scan, when the watch could not be set up or was lost (the directory was removed or moved,
+//! or the kernel's event queue overflowed), and every [`FULL_SCAN_EVERY`] as a safety net:
+//! inotify reports nothing for changes made on another machine to a network file system.
+//! At 100,000 files it costs about a tenth of a second per minute.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
+use inotify::{Inotify, WatchMask};
 use rota_core::model::Job;
+
+/// How often a watched directory is still compared in full (stat only), for the changes
+/// inotify does not see.
+pub const FULL_SCAN_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Below this many files to read, one thread reads and parses them all.
+const PARALLEL_FROM: usize = 64;
 
 /// What a scan found about one file.
 #[derive(Debug)]
@@ -41,19 +57,53 @@ struct Seen {
     text: String,
 }
 
+/// A file whose size or modification time changed: it is read (and parsed if its text did).
+struct Candidate {
+    path: PathBuf,
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// What reading a candidate found.
+enum Read {
+    /// It could not be read (or is too large); the message says why.
+    Unreadable(String),
+    /// Its text is what was seen before.
+    Same,
+    /// New text and what it loads to.
+    Changed(String, Result<Vec<Job>, String>),
+}
+
 /// A watched job directory.
 #[derive(Debug)]
 pub struct JobDir {
     dir: PathBuf,
-    seen: BTreeMap<PathBuf, Seen>,
+    /// What each file held at the last scan (hashed: paths compare slowly in a tree).
+    seen: HashMap<PathBuf, Seen>,
+    /// The inotify instance watching `dir`; `None` when inotify is unavailable.
+    inotify: Option<Inotify>,
+    /// Whether the watch on `dir` is in place (events since it was added are queued).
+    watching: bool,
+    /// When the directory was last compared in full.
+    last_full: Option<Instant>,
 }
 
 impl JobDir {
     /// Watches `dir` (nothing is read until [`JobDir::scan`]).
     pub fn new(dir: &Path) -> JobDir {
+        let inotify = match Inotify::init() {
+            Ok(inotify) => Some(inotify),
+            Err(error) => {
+                tracing::warn!(%error, "inotify is unavailable: the job directory is compared in full at each scan");
+                None
+            }
+        };
         JobDir {
             dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned()),
-            seen: BTreeMap::new(),
+            seen: HashMap::new(),
+            inotify,
+            watching: false,
+            last_full: None,
         }
     }
 
@@ -62,10 +112,130 @@ impl JobDir {
         &self.dir
     }
 
-    /// Compares the directory with the previous scan.
+    /// Compares the directory with the previous scan: the files inotify reported since, or
+    /// every file when a full comparison is due.
     pub fn scan(&mut self) -> std::io::Result<Vec<Change>> {
+        let (full, dirty) = self.take_events();
+        let full = full
+            || !self.watching
+            || self
+                .last_full
+                .is_none_or(|at| at.elapsed() >= FULL_SCAN_EVERY);
+        if full {
+            // Watched before listing, so a change made while listing is reported again
+            // rather than lost.
+            self.watch();
+            let changes = self.scan_all()?;
+            self.last_full = Some(Instant::now());
+            return Ok(changes);
+        }
+        let mut candidates = Vec::new();
         let mut changes = Vec::new();
-        let mut present = Vec::new();
+        for path in dirty {
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() => {
+                    if let Some(candidate) = self.candidate(path, &meta) {
+                        candidates.push(candidate);
+                    }
+                }
+                // Gone, or no longer a regular file: removed, like a full scan would find it.
+                _ => {
+                    if self.seen.remove(&path).is_some() {
+                        changes.push(Change::Removed { path });
+                    }
+                }
+            }
+        }
+        let mut loaded = self.read_all(candidates);
+        loaded.append(&mut changes);
+        Ok(loaded)
+    }
+
+    /// Adds the watch on the directory if it is not in place.
+    fn watch(&mut self) {
+        let Some(inotify) = &mut self.inotify else {
+            return;
+        };
+        if self.watching {
+            return;
+        }
+        // Every way a file's content or presence changes; `ATTRIB` for `touch` and for
+        // permissions that make an unreadable file readable.
+        let mask = WatchMask::CREATE
+            | WatchMask::MODIFY
+            | WatchMask::CLOSE_WRITE
+            | WatchMask::ATTRIB
+            | WatchMask::DELETE
+            | WatchMask::MOVED_FROM
+            | WatchMask::MOVED_TO
+            | WatchMask::DELETE_SELF
+            | WatchMask::MOVE_SELF;
+        match inotify.watches().add(&self.dir, mask) {
+            Ok(_) => self.watching = true,
+            Err(error) => {
+                tracing::debug!(dir = %self.dir.display(), %error, "cannot watch the job directory yet")
+            }
+        }
+    }
+
+    /// Drains inotify's queue: whether a full scan is needed, and the job files named.
+    fn take_events(&mut self) -> (bool, BTreeSet<PathBuf>) {
+        let mut full = false;
+        let mut dirty = BTreeSet::new();
+        let Some(inotify) = &mut self.inotify else {
+            return (true, dirty);
+        };
+        let mut buffer = [0u8; 16 * 1024];
+        loop {
+            let events = match inotify.read_events(&mut buffer) {
+                Ok(events) => events,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the job directory's events; comparing it in full");
+                    full = true;
+                    break;
+                }
+            };
+            let mut any = false;
+            for event in events {
+                any = true;
+                use inotify::EventMask;
+                if event.mask.intersects(
+                    EventMask::Q_OVERFLOW
+                        | EventMask::IGNORED
+                        | EventMask::DELETE_SELF
+                        | EventMask::MOVE_SELF,
+                ) {
+                    // Events were lost, or the watch is gone with the directory: compare in
+                    // full, watching again (the directory may come back).
+                    full = true;
+                    if !event.mask.contains(EventMask::Q_OVERFLOW) {
+                        self.watching = false;
+                    }
+                    continue;
+                }
+                if let Some(name) = event.name {
+                    let path = self.dir.join(name);
+                    if is_job_file(&path) {
+                        dirty.insert(path);
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        if !self.watching {
+            // The old watch descriptor is void; a full scan adds a new one.
+            full = true;
+        }
+        (full, dirty)
+    }
+
+    /// Compares every file of the directory with the previous scan.
+    fn scan_all(&mut self) -> std::io::Result<Vec<Change>> {
+        let mut candidates = Vec::new();
+        let mut present = HashSet::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
             let path = entry.path();
@@ -78,17 +248,104 @@ impl JobDir {
             if !meta.is_file() {
                 continue;
             }
-            present.push(path.clone());
-            let (len, modified) = (meta.len(), meta.modified().ok());
-            if let Some(seen) = self.seen.get(&path)
-                && seen.len == len
-                && seen.modified == modified
-            {
-                continue;
+            present.insert(path.clone());
+            if let Some(candidate) = self.candidate(path, &meta) {
+                candidates.push(candidate);
             }
-            let text = match read_bounded(&path) {
-                Ok(text) => text,
-                Err(problem) => {
+        }
+        candidates.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut changes = self.read_all(candidates);
+        let mut gone: Vec<PathBuf> = self
+            .seen
+            .keys()
+            .filter(|p| !present.contains(*p))
+            .cloned()
+            .collect();
+        gone.sort();
+        for path in gone {
+            self.seen.remove(&path);
+            changes.push(Change::Removed { path });
+        }
+        Ok(changes)
+    }
+
+    /// The file as a candidate to read, unless its size and modification time are those
+    /// seen before.
+    fn candidate(&self, path: PathBuf, meta: &std::fs::Metadata) -> Option<Candidate> {
+        let (len, modified) = (meta.len(), meta.modified().ok());
+        if let Some(seen) = self.seen.get(&path)
+            && seen.len == len
+            && seen.modified == modified
+        {
+            return None;
+        }
+        Some(Candidate {
+            path,
+            len,
+            modified,
+        })
+    }
+
+    /// Reads (and parses, when their text changed) the candidates, on several threads when
+    /// there are many (the first scan of a large directory), and records what was seen.
+    fn read_all(&mut self, candidates: Vec<Candidate>) -> Vec<Change> {
+        let seen = &self.seen;
+        let examine = |c: &Candidate| -> Read {
+            match read_bounded(&c.path) {
+                Err(problem) => Read::Unreadable(problem),
+                Ok(text) if seen.get(&c.path).is_some_and(|s| s.text == text) => Read::Same,
+                Ok(text) => {
+                    let loaded = load(&c.path, &text);
+                    Read::Changed(text, loaded)
+                }
+            }
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let reads: Vec<Read> = if candidates.len() < PARALLEL_FROM || threads < 2 {
+            candidates.iter().map(examine).collect()
+        } else {
+            let chunk = candidates.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = candidates
+                    .chunks(chunk)
+                    .map(|part| {
+                        let handle = scope.spawn(|| part.iter().map(examine).collect::<Vec<_>>());
+                        (part.len(), handle)
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|(len, handle)| {
+                        // `load` catches the parser's panics; a panic here would be a bug
+                        // of this function: each file of the part is reported with it.
+                        handle.join().unwrap_or_else(|_| {
+                            (0..len)
+                                .map(|_| {
+                                    Read::Unreadable(
+                                        "internal error while reading job files (a bug in Rota; please report it)"
+                                            .to_owned(),
+                                    )
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect()
+            })
+        };
+        let mut changes = Vec::new();
+        for (
+            Candidate {
+                path,
+                len,
+                modified,
+            },
+            read,
+        ) in candidates.into_iter().zip(reads)
+        {
+            match read {
+                Read::Unreadable(problem) => {
                     // Remembered by size and time like a loaded file, so the same unreadable
                     // file is reported once, not on every scan.
                     self.seen.insert(
@@ -103,45 +360,34 @@ impl JobDir {
                         message: format!("{}: {problem}", path.display()),
                         path,
                     });
-                    continue;
                 }
-            };
-            if let Some(seen) = self.seen.get_mut(&path)
-                && seen.text == text
-            {
-                seen.len = len;
-                seen.modified = modified;
-                continue;
-            }
-            self.seen.insert(
-                path.clone(),
-                Seen {
-                    len,
-                    modified,
-                    text: text.clone(),
-                },
-            );
-            match load(&path, &text) {
-                Ok(jobs) => changes.push(Change::Loaded {
-                    path,
-                    source: text,
-                    jobs,
-                }),
-                Err(message) => changes.push(Change::Broken { path, message }),
+                Read::Same => {
+                    if let Some(seen) = self.seen.get_mut(&path) {
+                        seen.len = len;
+                        seen.modified = modified;
+                    }
+                }
+                Read::Changed(text, loaded) => {
+                    self.seen.insert(
+                        path.clone(),
+                        Seen {
+                            len,
+                            modified,
+                            text: text.clone(),
+                        },
+                    );
+                    match loaded {
+                        Ok(jobs) => changes.push(Change::Loaded {
+                            path,
+                            source: text,
+                            jobs,
+                        }),
+                        Err(message) => changes.push(Change::Broken { path, message }),
+                    }
+                }
             }
         }
-        let present: BTreeSet<PathBuf> = present.into_iter().collect();
-        let gone: Vec<PathBuf> = self
-            .seen
-            .keys()
-            .filter(|p| !present.contains(*p))
-            .cloned()
-            .collect();
-        for path in gone {
-            self.seen.remove(&path);
-            changes.push(Change::Removed { path });
-        }
-        Ok(changes)
+        changes
     }
 }
 

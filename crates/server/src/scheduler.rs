@@ -18,6 +18,11 @@
 //! due while this server ran and is within the grace. It runs; under catch-up mode `last` it
 //! supersedes the late ones, so a trigger never makes more runs than its policy allows.
 //! Every occurrence that runs then meets the pause state and the overlap policy.
+//!
+//! Idle cost does not grow with the jobs that are not due: each job's next "check" instant
+//! (the earliest instant at which [`Scheduler::tick`] could decide anything for it) is kept
+//! in an ordered queue, so a tick and [`Scheduler::next_wake`] touch only the jobs due, and
+//! runs, `after` watchers and jobs with queued runs are indexed rather than searched.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -102,6 +107,8 @@ struct JobEntry {
     queued: VecDeque<String>,
     /// Which trigger queued each outstanding run.
     run_trigger: HashMap<String, String>,
+    /// The jobs (same namespace) its `after` triggers watch.
+    watches: BTreeSet<String>,
 }
 
 impl JobEntry {
@@ -115,6 +122,7 @@ impl JobEntry {
             active: BTreeSet::new(),
             queued: VecDeque::new(),
             run_trigger: HashMap::new(),
+            watches: BTreeSet::new(),
         }
     }
 }
@@ -157,6 +165,18 @@ pub struct Scheduler {
     jobs: BTreeMap<JobKey, JobEntry>,
     misfire_grace: Duration,
     new_id: Box<dyn FnMut() -> String + Send>,
+    /// Each job's next check instant (see [`check_at`]), ordered: the jobs a tick must look
+    /// at are a prefix of it. A job is in it at most once, with the instant of `checks`.
+    wakes: BTreeSet<(Timestamp, JobKey)>,
+    /// The instant each job is queued under in `wakes`.
+    checks: HashMap<JobKey, Timestamp>,
+    /// Which job each run that is queued, active or holding an end-anchored trigger belongs
+    /// to, so finding a run does not search every job.
+    run_jobs: HashMap<String, JobKey>,
+    /// Jobs that may have a queued run able to start (a run was queued, or a slot freed).
+    startable: BTreeSet<JobKey>,
+    /// (namespace, watched job) → the jobs with an `after` trigger on it.
+    watchers: BTreeMap<JobKey, BTreeSet<JobKey>>,
 }
 
 impl Scheduler {
@@ -166,6 +186,59 @@ impl Scheduler {
             jobs: BTreeMap::new(),
             misfire_grace,
             new_id,
+            wakes: BTreeSet::new(),
+            checks: HashMap::new(),
+            run_jobs: HashMap::new(),
+            startable: BTreeSet::new(),
+            watchers: BTreeMap::new(),
+        }
+    }
+
+    /// Recomputes a job's place in the wake queue after its triggers or their state changed.
+    fn reschedule(&mut self, key: &JobKey) {
+        let next = self.jobs.get(key).and_then(|entry| {
+            entry
+                .triggers
+                .iter()
+                .filter_map(check_at)
+                .min()
+                .filter(|_| entry.job.is_some())
+        });
+        let previous = match next {
+            Some(at) => self.checks.insert(key.clone(), at),
+            None => self.checks.remove(key),
+        };
+        if previous == next {
+            return;
+        }
+        if let Some(old) = previous {
+            self.wakes.remove(&(old, key.clone()));
+        }
+        if let Some(at) = next {
+            self.wakes.insert((at, key.clone()));
+        }
+    }
+
+    /// Records which jobs `key`'s `after` triggers watch, replacing what it watched before.
+    fn set_watches(&mut self, key: &JobKey, watched: BTreeSet<String>) {
+        let Some(entry) = self.jobs.get_mut(key) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.watches, watched.clone());
+        for job in old {
+            let target = (key.0.clone(), job);
+            if let Some(jobs) = self.watchers.get_mut(&target) {
+                jobs.remove(key);
+                if jobs.is_empty() {
+                    self.watchers.remove(&target);
+                }
+            }
+        }
+        for job in watched {
+            self.watchers
+                .entry((key.0.clone(), job))
+                .or_default()
+                .insert(key.clone());
         }
     }
 
@@ -180,9 +253,16 @@ impl Scheduler {
         cursor_of: impl Fn(&str) -> Cursor,
         now: Timestamp,
     ) {
+        let watched: BTreeSet<String> = triggers
+            .iter()
+            .filter_map(|t| match &t.kind {
+                TriggerKind::After { job, .. } => Some(job.clone()),
+                _ => None,
+            })
+            .collect();
         let entry = self
             .jobs
-            .entry(key)
+            .entry(key.clone())
             .or_insert_with(|| JobEntry::empty(job.policy.max_active_runs));
         let mut old: HashMap<String, TriggerEntry> = entry
             .triggers
@@ -190,6 +270,7 @@ impl Scheduler {
             .map(|t| (t.trigger.key.clone(), t))
             .collect();
         let run_trigger = &mut entry.run_trigger;
+        let mut resumed = Vec::new();
         let triggers = triggers
             .into_iter()
             .map(|trigger| match old.remove(&trigger.key) {
@@ -218,6 +299,7 @@ impl Scheduler {
                             finished_at: None,
                         }) => {
                             // Its end releases the trigger, as for a run queued in this life.
+                            resumed.push(run_id.clone());
                             run_trigger.insert(run_id, trigger.key.clone());
                             outstanding = 1;
                         }
@@ -237,6 +319,13 @@ impl Scheduler {
         entry.triggers = triggers;
         entry.max_active = job.policy.max_active_runs.max(1) as usize;
         entry.job = Some(job);
+        for run_id in resumed {
+            self.run_jobs.insert(run_id, key.clone());
+        }
+        // A larger `concurrency` may let queued runs start.
+        self.startable.insert(key.clone());
+        self.set_watches(&key, watched);
+        self.reschedule(&key);
     }
 
     /// Unloads a job (its file was removed): its triggers stop; its runs finish.
@@ -245,6 +334,8 @@ impl Scheduler {
             entry.job = None;
             entry.triggers.clear();
         }
+        self.set_watches(key, BTreeSet::new());
+        self.reschedule(key);
     }
 
     /// The loaded definition of a job.
@@ -290,32 +381,45 @@ impl Scheduler {
             return false;
         }
         entry.queued.push_back(run_id.to_owned());
+        self.run_jobs.insert(run_id.to_owned(), key.clone());
+        self.startable.insert(key.clone());
         true
     }
 
     /// Whether the run is queued or active here.
     pub fn knows_run(&self, run_id: &str) -> bool {
-        self.jobs
-            .values()
-            .any(|e| e.active.contains(run_id) || e.queued.iter().any(|r| r == run_id))
+        self.run_jobs
+            .get(run_id)
+            .and_then(|key| self.jobs.get(key))
+            .is_some_and(|e| e.active.contains(run_id) || e.queued.iter().any(|r| r == run_id))
     }
 
     /// Drops a queued run the store refused (its occurrence was already recorded).
     pub fn forget(&mut self, run_id: &str) {
-        for entry in self.jobs.values_mut() {
+        let Some(key) = self.run_jobs.remove(run_id) else {
+            return;
+        };
+        if let Some(entry) = self.jobs.get_mut(&key) {
             entry.queued.retain(|r| r != run_id);
             entry.active.remove(run_id);
-            if let Some(key) = entry.run_trigger.remove(run_id) {
-                release(entry, &key);
+            if let Some(trigger_key) = entry.run_trigger.remove(run_id) {
+                release(entry, &trigger_key);
             }
         }
+        self.startable.insert(key.clone());
+        self.reschedule(&key);
     }
 
     /// Moves queued runs to active while each job's `concurrency` allows, oldest first;
     /// returns them for the daemon to start.
     pub fn take_startable(&mut self) -> Vec<(JobKey, String)> {
         let mut out = Vec::new();
-        for (key, entry) in &mut self.jobs {
+        // A job left with queued runs is at its `concurrency`: it comes back here when one
+        // of its runs ends or is dropped.
+        for key in std::mem::take(&mut self.startable) {
+            let Some(entry) = self.jobs.get_mut(&key) else {
+                continue;
+            };
             while entry.active.len() < entry.max_active {
                 let Some(run_id) = entry.queued.pop_front() else {
                     break;
@@ -338,7 +442,14 @@ impl Scheduler {
     /// watch its job.
     pub fn run_finished(&mut self, run_id: &str, at: Timestamp, status: RunStatus) -> Decisions {
         let mut finished_job = None;
-        for (key, entry) in &mut self.jobs {
+        let owner = self.run_jobs.remove(run_id);
+        if let Some(key) = &owner {
+            self.startable.insert(key.clone());
+        }
+        if let Some((key, entry)) = owner
+            .as_ref()
+            .and_then(|key| self.jobs.get_mut(key).map(|entry| (key, entry)))
+        {
             let was_active = entry.active.remove(run_id);
             entry.queued.retain(|r| r != run_id);
             if let Some(trigger_key) = entry.run_trigger.remove(run_id) {
@@ -355,15 +466,18 @@ impl Scheduler {
                 finished_job = Some(key.clone());
             }
         }
+        if let Some(key) = &owner {
+            self.reschedule(key);
+        }
         let mut decisions = Decisions::default();
-        let Some((namespace, job_id)) = finished_job else {
+        let Some(finished) = finished_job else {
             return decisions;
         };
-        let job_id = &job_id;
-        let watchers: Vec<(JobKey, String)> = self
-            .jobs
+        let job_id = &finished.1;
+        let watching = self.watchers.get(&finished).cloned().unwrap_or_default();
+        let watchers: Vec<(JobKey, String)> = watching
             .iter()
-            .filter(|((ns, _), _)| *ns == namespace)
+            .filter_map(|key| self.jobs.get(key).map(|entry| (key, entry)))
             .flat_map(|(key, entry)| {
                 entry
                     .triggers
@@ -402,7 +516,15 @@ impl Scheduler {
     /// Decides every occurrence due at `now`.
     pub fn tick(&mut self, now: Timestamp) -> Decisions {
         let mut decisions = Decisions::default();
-        let keys: Vec<JobKey> = self.jobs.keys().cloned().collect();
+        // Only the jobs whose check instant has come can have anything due; they are
+        // decided in key order, as if every job had been looked at.
+        let mut keys: Vec<JobKey> = self
+            .wakes
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, key)| key.clone())
+            .collect();
+        keys.sort();
         for key in keys {
             let due = self.due_occurrences(&key, now);
             for (trigger_key, at, catchup) in due {
@@ -416,22 +538,14 @@ impl Scheduler {
                     None => self.fire(&key, &trigger_key, at, &mut decisions),
                 }
             }
+            self.reschedule(&key);
         }
         decisions
     }
 
     /// The next instant at which [`Scheduler::tick`] has something to decide.
     pub fn next_wake(&self) -> Option<Timestamp> {
-        let mut wake: Option<Timestamp> = None;
-        for entry in self.jobs.values() {
-            for t in &entry.triggers {
-                if let Some(at) = next_due(t) {
-                    let fire = at.checked_add(t.trigger.jitter_at(at)).unwrap_or(at);
-                    wake = Some(wake.map_or(fire, |w| w.min(fire)));
-                }
-            }
-        }
-        wake
+        self.wakes.first().map(|(at, _)| *at)
     }
 
     /// Lists the occurrences of `key`'s timed triggers due at `now`, advancing cursors:
@@ -560,6 +674,7 @@ impl Scheduler {
             decisions
                 .occurrences
                 .push(decision(Outcome::Skipped("paused".to_owned())));
+            self.reschedule(key);
             return;
         }
         let policy = match job.policy.overlap {
@@ -583,6 +698,7 @@ impl Scheduler {
                 decisions
                     .occurrences
                     .push(decision(Outcome::Skipped(reason.to_string())));
+                self.reschedule(key);
             }
             choice => {
                 if choice == OverlapDecision::CancelRunningThenStart {
@@ -595,6 +711,8 @@ impl Scheduler {
                 entry
                     .run_trigger
                     .insert(run_id.clone(), trigger_key.to_owned());
+                self.run_jobs.insert(run_id.clone(), key.clone());
+                self.startable.insert(key.clone());
                 decisions
                     .occurrences
                     .push(decision(Outcome::Run { run_id }));
@@ -612,6 +730,41 @@ fn release(entry: &mut JobEntry, trigger_key: &str) {
         .find(|t| t.trigger.key == trigger_key)
     {
         t.outstanding = t.outstanding.saturating_sub(1);
+    }
+}
+
+/// The earliest instant at which [`Scheduler::tick`] could decide anything for this trigger
+/// in its current state (`None`: nothing until its state changes). It mirrors the conditions
+/// of `due_occurrences`: an end-anchored interval acts once its jittered due instant came; a
+/// timed trigger acts at once on an occurrence due while no server had it loaded, else once
+/// its next occurrence's jitter passed or a second occurrence came due (then it is late).
+fn check_at(t: &TriggerEntry) -> Option<Timestamp> {
+    let jittered = |at: Timestamp| at.checked_add(t.trigger.jitter_at(at)).unwrap_or(at);
+    if let TriggerKind::Interval {
+        anchor: IntervalAnchor::End,
+        ..
+    } = t.trigger.kind
+    {
+        return next_due(t).map(jittered);
+    }
+    if !t.trigger.is_timed() {
+        return None;
+    }
+    let first = t
+        .trigger
+        .next_after(t.origin, t.cursor)
+        .filter(|&at| at > t.cursor)?;
+    if first <= t.live_since {
+        return Some(first);
+    }
+    let fire = jittered(first);
+    match t
+        .trigger
+        .next_after(t.origin, first)
+        .filter(|&at| at > first)
+    {
+        Some(second) => Some(fire.min(second)),
+        None => Some(fire),
     }
 }
 

@@ -68,6 +68,61 @@ fn scans_report_added_changed_broken_and_removed_files() -> Result<(), Box<dyn s
     Ok(())
 }
 
+/// Edits in quick succession between two scans — rewrites, an editor's save by renaming a
+/// temporary file over the job file, a removal followed by a new file of the same name — are
+/// reported once each, as the file's last text.
+#[test]
+fn rapid_successive_edits_report_the_last_text_once() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let mut jobs = JobDir::new(dir.path());
+    let a = dir.path().join("a.yaml");
+    std::fs::write(&a, job("alpha", "* * * * *"))?;
+    std::fs::write(dir.path().join("b.yaml"), job("beta", "* * * * *"))?;
+    assert_eq!(
+        kinds(&jobs.scan()?),
+        ["loaded a.yaml alpha", "loaded b.yaml beta"]
+    );
+
+    for minute in 1..=20 {
+        std::fs::write(&a, job("alpha", &format!("{minute} * * * *")))?;
+    }
+    let changes = jobs.scan()?;
+    assert_eq!(kinds(&changes), ["loaded a.yaml alpha"]);
+    let Change::Loaded { source, .. } = &changes[0] else {
+        unreachable!("checked above")
+    };
+    assert_eq!(source, &job("alpha", "20 * * * *"));
+
+    // An editor's save: a temporary file renamed over the job file, twice.
+    for minute in [30, 31] {
+        let tmp = dir.path().join(".a.yaml.tmp");
+        std::fs::write(&tmp, job("alpha", &format!("{minute} * * * *")))?;
+        std::fs::rename(&tmp, &a)?;
+    }
+    let changes = jobs.scan()?;
+    assert_eq!(kinds(&changes), ["loaded a.yaml alpha"]);
+    let Change::Loaded { source, .. } = &changes[0] else {
+        unreachable!("checked above")
+    };
+    assert_eq!(source, &job("alpha", "31 * * * *"));
+
+    // Removed and written again before the scan: changed, not removed.
+    std::fs::remove_file(dir.path().join("b.yaml"))?;
+    std::fs::write(dir.path().join("b.yaml"), job("beta", "5 * * * *"))?;
+    assert_eq!(kinds(&jobs.scan()?), ["loaded b.yaml beta"]);
+    // Written and removed before the scan: removed.
+    std::fs::write(&a, job("alpha", "40 * * * *"))?;
+    std::fs::remove_file(&a)?;
+    assert_eq!(kinds(&jobs.scan()?), ["removed a.yaml"]);
+    // Renamed away from a job file name: removed, and a new file under the new name.
+    std::fs::rename(dir.path().join("b.yaml"), dir.path().join("c.yaml"))?;
+    let mut changes = kinds(&jobs.scan()?);
+    changes.sort();
+    assert_eq!(changes, ["loaded c.yaml beta", "removed b.yaml"]);
+    assert!(jobs.scan()?.is_empty(), "nothing changed");
+    Ok(())
+}
+
 /// A file that used to panic the validator (an `http` step without `url` whose body names a
 /// step's outputs), one over a limit and one too large to read: each is reported as broken
 /// with its problem, and the scan goes on to the good file.

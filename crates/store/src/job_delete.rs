@@ -52,6 +52,7 @@ async fn mark_deleted(
     .bind(by)
     .execute(&mut **tx)
     .await?;
+    crate::changes::stamp_deletion(tx, namespace, job_id).await?;
     let data = json!({
         "namespace": namespace, "job_id": job_id, "revision": revision, "by": by,
     });

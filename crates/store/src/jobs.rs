@@ -57,6 +57,7 @@ impl Store {
         .bind(micros(rev.created_at))
         .execute(&mut *tx)
         .await?;
+        crate::changes::stamp_revision(&mut tx, &rev.namespace, &rev.job_id, revision).await?;
         tx.commit().await?;
         Ok(JobRevision {
             namespace: rev.namespace.clone(),

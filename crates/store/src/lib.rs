@@ -39,6 +39,7 @@
 
 mod audit;
 mod catalog;
+mod changes;
 mod control;
 mod convert;
 mod dialect;
@@ -71,6 +72,7 @@ mod write;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
+pub use changes::{ChangeCounters, FileJobSave, JobHeadChange, SavedFileJob};
 pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};

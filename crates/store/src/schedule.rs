@@ -235,6 +235,7 @@ impl Store {
         resume_from: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO schedule_state (namespace, job_id, paused, resume_from, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (namespace, job_id) DO UPDATE SET \
@@ -246,8 +247,10 @@ impl Store {
         .bind(paused)
         .bind(resume_from.map(micros))
         .bind(micros(now))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        crate::changes::bump(&mut tx, crate::changes::SCHEDULE_STATE).await?;
+        tx.commit().await?;
         Ok(())
     }
 

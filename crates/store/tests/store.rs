@@ -1255,6 +1255,9 @@ mod schedule;
 #[path = "store/api_state.rs"]
 mod api_state;
 
+#[path = "store/changes.rs"]
+mod changes;
+
 both!(every_run_state_change_is_an_audit_entry_in_the_chain);
 async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend) -> TestResult {
     let (_db, store) = fresh(backend).await?;
