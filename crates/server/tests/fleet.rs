@@ -351,7 +351,7 @@ fn when_the_scheduling_server_dies_another_takes_over_and_no_occurrence_is_lost(
     };
     let a = start(&a_home, &a_jobs)?;
     let b = start(&b_home, &b_jobs)?;
-    let mut servers = vec![Some(a), Some(b)];
+    let mut servers = [Some(a), Some(b)];
     let token = [&a_home, &b_home]
         .iter()
         .find_map(|home| std::fs::read_to_string(home.join("admin.token")).ok())
