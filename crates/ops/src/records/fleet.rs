@@ -14,23 +14,62 @@ pub const MAX_LINES_PER_CALL: usize = 1000;
 /// Longest time a claim waits for an attempt, in milliseconds.
 pub const MAX_CLAIM_WAIT_MS: u64 = 30_000;
 
+/// Reads a JSON integer the way JSON Schema counts integers: `3` and `3.0` alike (clients
+/// that hold every number as a float send the latter).
+fn whole<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    use serde::de::Error;
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Signed(i64),
+        Unsigned(u64),
+        Float(f64),
+    }
+    let out_of_range = || D::Error::custom("integer out of range");
+    match Number::deserialize(deserializer)? {
+        Number::Signed(n) => T::try_from(n).map_err(|_| out_of_range()),
+        Number::Unsigned(n) => T::try_from(n).map_err(|_| out_of_range()),
+        Number::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+            T::try_from(f as i64).map_err(|_| out_of_range())
+        }
+        Number::Float(f) => Err(D::Error::custom(format!("{f} is not an integer"))),
+    }
+}
+
+/// [`whole`] for an optional integer (`null` or absent: `None`).
+fn whole_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64> + TryFrom<u64>,
+{
+    #[derive(Deserialize)]
+    struct Whole<T: TryFrom<i64> + TryFrom<u64>>(#[serde(deserialize_with = "whole")] T);
+    Ok(Option::<Whole<T>>::deserialize(deserializer)?.map(|Whole(n)| n))
+}
+
 /// A worker, as it introduces itself with each call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerHello {
     /// Its id, unique per `rota worker` process (it makes one at start).
-    #[schema(max_length = 100)]
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,100}$", min_length = 1, max_length = 100)]
     pub id: String,
     /// A human name: its host, or `--name`.
-    #[schema(max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Its labels (`--label KEY=VALUE`), which `runs_on:` selects by.
     #[serde(default)]
+    #[schema(schema_with = super::schema::worker_labels_schema)]
     pub labels: BTreeMap<String, String>,
     /// How many attempts it runs at once.
     #[schema(minimum = 1, maximum = 1024)]
+    #[serde(deserialize_with = "whole")]
     pub slots: u32,
-    /// How many it runs now.
-    #[serde(default)]
+    /// How many it runs now (counted as at most `slots`).
+    #[serde(default, deserialize_with = "whole")]
     pub busy: u32,
 }
 
@@ -41,7 +80,7 @@ pub struct ClaimAttempt {
     pub worker: WorkerHello,
     /// How long to wait for an attempt before answering that there is none
     /// (milliseconds, at most 30000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
     #[schema(maximum = 30000)]
     pub wait_ms: u64,
 }
@@ -110,6 +149,7 @@ pub struct LeaseCall {
     /// Who calls.
     pub worker: WorkerHello,
     /// The epoch of its claim.
+    #[serde(deserialize_with = "whole")]
     pub epoch: i64,
 }
 
@@ -129,8 +169,10 @@ pub struct WorkerLogLine {
     #[schema(value_type = String, format = DateTime)]
     pub ts: Timestamp,
     /// `stdout`, `stderr` or `system`.
+    #[schema(schema_with = super::schema::log_stream_schema)]
     pub stream: String,
-    /// The line, redacted.
+    /// The line, redacted (at most 65536 characters).
+    #[schema(max_length = 65536)]
     pub text: String,
 }
 
@@ -141,6 +183,7 @@ pub struct AttemptLogs {
     #[serde(flatten)]
     pub lease: LeaseCall,
     /// The lines, oldest first (at most 1000).
+    #[schema(max_items = 1000)]
     pub lines: Vec<WorkerLogLine>,
 }
 
@@ -150,9 +193,11 @@ pub struct AttemptFinish {
     /// Who reports, under which lease.
     #[serde(flatten)]
     pub lease: LeaseCall,
-    /// `succeeded`, `failed`, `timed_out` or `cancelled`.
+    /// `succeeded`, `failed`, `timed_out`, `cancelled`, or `abandoned` (handed back).
+    #[schema(schema_with = super::schema::attempt_end_schema)]
     pub status: String,
     /// The process's exit code.
+    #[serde(default, deserialize_with = "whole_or_null")]
     pub exit_code: Option<i32>,
     /// Why, when not plain success.
     pub reason: Option<String>,

@@ -70,3 +70,38 @@ pub fn resume_from_schema() -> Schema {
         .build()
         .into()
 }
+
+/// How a worker may report an attempt's end (`abandoned`: handed back).
+pub fn attempt_end_schema() -> Object {
+    words(
+        [
+            StepStatus::Succeeded,
+            StepStatus::Failed,
+            StepStatus::TimedOut,
+            StepStatus::Cancelled,
+            StepStatus::Abandoned,
+        ]
+        .map(StepStatus::as_str),
+    )
+}
+
+/// A worker's labels: at most 32, names as `runs_on:` spells them, values of at most 200
+/// characters.
+pub fn worker_labels_schema() -> Object {
+    let value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(200))
+        .build();
+    let name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9_.-]{1,63}$"))
+        .build();
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(utoipa::openapi::schema::AdditionalProperties::RefOr(
+            utoipa::openapi::RefOr::T(Schema::Object(value)),
+        )))
+        .property_names(Some(name))
+        .max_properties(Some(32))
+        .build()
+}

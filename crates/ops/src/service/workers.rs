@@ -28,8 +28,8 @@ const SEEN_WITHIN: SignedDuration = SignedDuration::from_secs(60);
 /// Most labels a worker may carry.
 const MAX_LABELS: usize = 32;
 
-/// Longest line a worker may send, in bytes (the engine splits longer ones).
-const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Longest line a worker may send, in characters (the engine splits lines at 64 KiB).
+const MAX_LINE_CHARS: usize = 64 * 1024;
 
 /// How often a waiting claim looks at the store when nothing in this process woke it.
 const CLAIM_POLL: Duration = Duration::from_secs(1);
@@ -99,17 +99,15 @@ fn worker_info(hello: &WorkerHello) -> Result<WorkerInfo, OpsError> {
             )));
         }
     }
-    if !(1..=1024).contains(&hello.slots) || hello.busy > hello.slots {
-        return Err(OpsError::Invalid(
-            "a worker has 1–1024 `slots` and at most that many `busy`".into(),
-        ));
+    if !(1..=1024).contains(&hello.slots) {
+        return Err(OpsError::Invalid("a worker has 1–1024 `slots`".into()));
     }
     Ok(WorkerInfo {
         id: hello.id.clone(),
         name: hello.name.clone(),
         labels: hello.labels.clone(),
         slots: hello.slots,
-        busy: hello.busy,
+        busy: hello.busy.min(hello.slots),
     })
 }
 
@@ -125,7 +123,12 @@ impl Session {
     async fn claim(&self, claim: ClaimAttempt) -> Result<Claim, OpsError> {
         self.principal().require_worker()?;
         let worker = worker_info(&claim.worker)?;
-        let wait = Duration::from_millis(claim.wait_ms.min(MAX_CLAIM_WAIT_MS));
+        if claim.wait_ms > MAX_CLAIM_WAIT_MS {
+            return Err(OpsError::Invalid(format!(
+                "`wait_ms` is at most {MAX_CLAIM_WAIT_MS}"
+            )));
+        }
+        let wait = Duration::from_millis(claim.wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         let ops = self.ops();
         loop {
@@ -211,9 +214,9 @@ impl Session {
                     line.stream
                 ))
             })?;
-            if line.text.len() > MAX_LINE_BYTES {
+            if line.text.chars().count() > MAX_LINE_CHARS {
                 return Err(OpsError::Invalid(format!(
-                    "a line is at most {MAX_LINE_BYTES} bytes"
+                    "a line is at most {MAX_LINE_CHARS} characters"
                 )));
             }
             lines.push(WorkerLine {
