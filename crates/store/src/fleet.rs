@@ -271,6 +271,13 @@ fn dispatch_of(row: &BackendRow) -> Result<DispatchRecord, StoreError> {
     })
 }
 
+/// Whether a dispatch is still its step's current attempt, running: a run resumed after its
+/// server died records that attempt abandoned and starts the next, so a stale dispatch is
+/// neither claimed nor renewed.
+const CURRENT_ATTEMPT: &str = "EXISTS (SELECT 1 FROM step_runs s \
+     WHERE s.run_id = dispatches.run_id AND s.step_id = dispatches.step_id \
+     AND s.attempt = dispatches.attempt AND s.status = 'running')";
+
 const DISPATCH_COLUMNS: &str = "run_id, step_id, attempt, namespace, runs_on, state, epoch, \
      worker_id, lease_expires_at, CAST(cancel_requested AS INTEGER) AS cancel_requested, \
      result, nonce, payload";
@@ -337,7 +344,7 @@ impl crate::Store {
         upsert_worker(&mut tx, worker, now).await?;
         let rows = sqlx::query(&format!(
             "SELECT {DISPATCH_COLUMNS} FROM dispatches WHERE state = 'pending' \
-             ORDER BY created_at, run_id, step_id, attempt LIMIT $1"
+             AND {CURRENT_ATTEMPT} ORDER BY created_at, run_id, step_id, attempt LIMIT $1"
         ))
         .bind(CLAIM_SCAN)
         .fetch_all(&mut *tx)
@@ -801,10 +808,11 @@ async fn hold(
     epoch: i64,
     worker_id: &str,
 ) -> Result<Result<(), Fenced>, StoreError> {
-    let row = sqlx::query(
-        "SELECT state, epoch, worker_id FROM dispatches \
-         WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT state, epoch, worker_id, \
+         CASE WHEN {CURRENT_ATTEMPT} THEN 1 ELSE 0 END AS current FROM dispatches \
+         WHERE run_id = $1 AND step_id = $2 AND attempt = $3"
+    ))
     .bind(&key.run_id)
     .bind(&key.step_id)
     .bind(i64::from(key.attempt))
@@ -816,10 +824,28 @@ async fn hold(
     let state: String = row.try_get("state")?;
     let held_epoch: i64 = row.try_get("epoch")?;
     let holder: Option<String> = row.try_get("worker_id")?;
+    let current: i64 = row.try_get("current")?;
     let state = DispatchState::parse(&state)?;
     if state == DispatchState::Leased && held_epoch == epoch && holder.as_deref() == Some(worker_id)
     {
-        return Ok(Ok(()));
+        if current == 1 {
+            return Ok(Ok(()));
+        }
+        // The run moved on without this attempt (its server died and a resumed run
+        // abandoned it): the lease ends here, so its worker stops it.
+        sqlx::query(
+            "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, \
+             lease_expires_at = NULL WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
+        )
+        .bind(&key.run_id)
+        .bind(&key.step_id)
+        .bind(i64::from(key.attempt))
+        .execute(&mut **tx)
+        .await?;
+        return Ok(Err(Fenced::Lost {
+            state: DispatchState::Abandoned.as_str(),
+            epoch: held_epoch + 1,
+        }));
     }
     Ok(Err(Fenced::Lost {
         state: state.as_str(),

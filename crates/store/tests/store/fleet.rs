@@ -38,6 +38,17 @@ fn key(step: &str) -> AttemptKey {
     }
 }
 
+/// The engine's record of an attempt's start, as a server makes it before handing it over.
+fn started(step: &str, attempt: u32) -> RunEvent {
+    RunEvent::StepStarted {
+        run_id: "r1".to_owned(),
+        step_id: step.to_owned(),
+        attempt,
+        at: at(2),
+        pgid: None,
+    }
+}
+
 async fn seeded(
     backend: Backend,
 ) -> Result<(super::Db, rota_store::Store), Box<dyn std::error::Error>> {
@@ -49,6 +60,7 @@ async fn seeded(
         }])
         .await?;
     for step in ["build", "ship"] {
+        store.record(&[started(step, 1)]).await?;
         store
             .insert_dispatch(&NewDispatch {
                 key: key(step),
@@ -261,5 +273,54 @@ async fn one_server_holds_the_scheduler_lease_until_it_lapses(backend: Backend) 
         store.lease_holder("scheduler", t3).await?.is_none(),
         "released"
     );
+    Ok(())
+}
+
+both!(a_dispatch_its_run_moved_past_is_neither_claimed_nor_renewed);
+async fn a_dispatch_its_run_moved_past_is_neither_claimed_nor_renewed(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = seeded(backend).await?;
+    let now = Timestamp::now();
+    let a = worker("wa", "a");
+    store
+        .claim_dispatch(&a, now, LEASE)
+        .await?
+        .ok_or("a claims")?;
+    store
+        .renew_lease(&key("build"), 1, &a, now, LEASE)
+        .await??;
+    // The run's server died; the resumed run abandoned attempt 1 of both steps and started
+    // attempt 2 of `build`.
+    for step in ["build", "ship"] {
+        store
+            .record(&[RunEvent::StepFinished {
+                run_id: "r1".to_owned(),
+                step_id: step.to_owned(),
+                attempt: 1,
+                status: rota_core::model::StepStatus::Abandoned,
+                exit_code: None,
+                reason: Some("its server died".to_owned()),
+                outputs: BTreeMap::new(),
+                at: at(3),
+            }])
+            .await?;
+    }
+    store.record(&[started("build", 2)]).await?;
+    // The worker still holding attempt 1 is fenced out at its next heartbeat.
+    let renewed = store.renew_lease(&key("build"), 1, &a, now, LEASE).await?;
+    assert!(
+        matches!(
+            renewed,
+            Err(Fenced::Lost {
+                state: "abandoned",
+                epoch: 2
+            })
+        ),
+        "{renewed:?}"
+    );
+    // Attempt 1 of `ship`, still pending, goes to no one.
+    let b = worker("wb", "b");
+    assert!(store.claim_dispatch(&b, now, LEASE).await?.is_none());
     Ok(())
 }
