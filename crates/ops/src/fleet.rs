@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::records::ClaimedAttempt;
+use crate::records::{ClaimedAttempt, EnvVar};
 use crate::{Ops, OpsError};
 
 /// How long a lease lasts without a heartbeat. With [`REAP_EVERY`] and a worker's
@@ -219,7 +219,11 @@ impl Ops {
             lease_ms: millis(LEASE),
             program: attempt.program,
             args: attempt.args,
-            env: attempt.env,
+            env: attempt
+                .env
+                .into_iter()
+                .map(|(name, value)| EnvVar { name, value })
+                .collect(),
             timeout_ms: attempt.timeout_ms,
             grace_ms: attempt.grace_ms,
             log_cap_bytes: attempt.log_cap_bytes,
@@ -377,8 +381,8 @@ pub fn worker_spec(
     let mut env: Vec<(String, String)> = claimed
         .env
         .iter()
-        .filter(|(name, _)| name != "ROTA_OUTPUT")
-        .cloned()
+        .filter(|var| var.name != "ROTA_OUTPUT")
+        .map(|var| (var.name.clone(), var.value.clone()))
         .collect();
     env.push(("ROTA_OUTPUT".to_owned(), output.display().to_string()));
     ProcessSpec {

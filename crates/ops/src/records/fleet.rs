@@ -106,8 +106,9 @@ pub struct ClaimedAttempt {
     pub program: String,
     /// Its arguments.
     pub args: Vec<String>,
-    /// Its environment, secret values included (exactly those the step references).
-    pub env: Vec<(String, String)>,
+    /// Its environment in order (a later entry of a name wins), secret values included
+    /// (exactly those the step references).
+    pub env: Vec<EnvVar>,
     /// The attempt's time limit (milliseconds).
     pub timeout_ms: Option<u64>,
     /// Between SIGTERM and SIGKILL when it is stopped (milliseconds).
@@ -120,10 +121,19 @@ pub struct ClaimedAttempt {
     pub redact: Vec<String>,
 }
 
+/// One environment variable of an attempt.
+#[derive(Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct EnvVar {
+    /// Its name.
+    pub name: String,
+    /// Its value (may be a secret).
+    pub value: String,
+}
+
 // The environment and the values to redact hold secrets.
 impl fmt::Debug for ClaimedAttempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let env_names: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        let env_names: Vec<&str> = self.env.iter().map(|var| var.name.as_str()).collect();
         f.debug_struct("ClaimedAttempt")
             .field("run_id", &self.run_id)
             .field("step_id", &self.step_id)
