@@ -17,7 +17,7 @@ use std::io::{self, BufRead, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,26 @@ impl Guardian {
         self.send_line(&format!("-{pgid}\n"));
     }
 
+    /// From now on the guardian also acts as if its runner died when the runner goes silent
+    /// for `after`; a thread of the runner says it is alive four times as often. A server
+    /// sharing its store with others uses it: stopped (SIGSTOP) or frozen, it can neither
+    /// stop its steps nor tell the others, who take it for dead a little later and run its
+    /// steps again; the guardian, a process of its own, stops them first.
+    pub fn keep_alive(self: &Arc<Self>, after: Duration) {
+        self.send_line(&format!("!{}\n", after.as_millis()));
+        let guardian = Arc::downgrade(self);
+        let every = after / 4;
+        thread::spawn(move || {
+            loop {
+                thread::sleep(every);
+                let Some(guardian) = guardian.upgrade() else {
+                    return;
+                };
+                guardian.send_line(".\n");
+            }
+        });
+    }
+
     fn send_line(&self, line: &str) {
         // A line this short is written atomically, and the guardian reads continuously, so the
         // write returns at once. A dead guardian only loses its protection: the step still runs.
@@ -123,9 +143,10 @@ impl Drop for Guardian {
 /// The watchdog's body: call it from `main` of the process [`Guardian::spawn`] starts, and
 /// exit with its return value.
 ///
-/// Reads `+<pgid>` / `-<pgid>` lines from stdin until end-of-file, then SIGTERMs every group
-/// still watched, waits up to [`GUARDIAN_GRACE`] for them to go, SIGKILLs the rest and returns
-/// 0. SIGINT and SIGHUP are ignored so that a terminal closing or a Ctrl-C aimed at the
+/// Reads `+<pgid>` / `-<pgid>` lines from stdin until end-of-file (or, after a `!<millis>`
+/// line, until no line came for that long: [`Guardian::keep_alive`]), then SIGTERMs every
+/// group still watched, waits up to [`GUARDIAN_GRACE`] for them to go, SIGKILLs the rest and
+/// returns 0. SIGINT and SIGHUP are ignored so that a terminal closing or a Ctrl-C aimed at the
 /// runner cannot take the guardian down before the runner.
 pub fn guardian_main() -> i32 {
     for sig in [Signal::SIGINT, Signal::SIGHUP] {
@@ -135,9 +156,36 @@ pub fn guardian_main() -> i32 {
         }
     }
     let mut watched: BTreeMap<i32, Option<PathBuf>> = BTreeMap::new();
-    let stdin = io::stdin();
-    for line in stdin.lock().split(b'\n') {
-        let Ok(line) = line else { break };
+    let (lines_tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in io::stdin().lock().split(b'\n') {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut silence: Option<Duration> = None;
+    loop {
+        let line = match silence {
+            None => lines.recv().ok(),
+            Some(limit) => match lines.recv_timeout(limit) {
+                Ok(line) => Some(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    eprintln!(
+                        "rota guardian: the runner said nothing for {}ms; stopping its steps",
+                        limit.as_millis()
+                    );
+                    None
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        let Some(line) = line else { break };
+        if let Some(limit) = parse_keep_alive(&line) {
+            silence = Some(limit);
+            continue;
+        }
         match parse_command(&line) {
             Some(('+', pgid, cgroup)) => {
                 watched.insert(pgid, cgroup);
@@ -174,6 +222,13 @@ fn kill_cgroup(dir: &Path) {
         thread::sleep(pause);
         pause *= 2;
     }
+}
+
+/// Parses a `!<millis>` line: the longest silence the runner allows itself.
+fn parse_keep_alive(line: &[u8]) -> Option<Duration> {
+    let text = std::str::from_utf8(line).ok()?.trim().strip_prefix('!')?;
+    let millis: u64 = text.parse().ok()?;
+    (millis > 0).then(|| Duration::from_millis(millis))
 }
 
 /// Parses one `+<pgid>`, `+<pgid> <cgroup dir>` or `-<pgid>` line; anything else (or a

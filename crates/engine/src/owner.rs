@@ -26,6 +26,15 @@ pub fn own_start_token() -> String {
     start_token(std::process::id()).unwrap_or_default()
 }
 
+/// This process, as the owner of the runs it executes.
+pub fn this_process() -> rota_store::Owner {
+    rota_store::Owner {
+        host: host_name(),
+        pid: std::process::id(),
+        start_token: own_start_token(),
+    }
+}
+
 /// Whether the process recorded as (`host`, `pid`, `token`) is still running.
 /// Processes on other hosts are assumed alive: only a lease can tell (fleet mode).
 pub fn is_alive(host: &str, pid: u32, token: &str) -> bool {

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use rota_store::{RunEvent, Store, StoreError};
+use rota_store::{Owner, RunEvent, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -52,10 +52,12 @@ pub struct Recorder {
 pub struct RecordError(pub String);
 
 impl Recorder {
-    /// Starts the recorder task writing to `store`.
+    /// Starts the recorder task writing to `store` for this process, which must own the
+    /// runs it records (`Store::record_as`): once another process took this one for dead
+    /// and its runs over, every write is refused and the run cannot be recorded any more.
     pub fn spawn(store: Store) -> Recorder {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, rx));
+        tokio::spawn(write_loop(store, crate::owner::this_process(), rx));
         Recorder { tx }
     }
 
@@ -85,7 +87,7 @@ impl Recorder {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Message>) {
+async fn write_loop(store: Store, owner: Owner, mut rx: mpsc::UnboundedReceiver<Message>) {
     let mut batch: Vec<RunEvent> = Vec::new();
     let mut waiters: Vec<oneshot::Sender<Result<(), String>>> = Vec::new();
     let mut failure: Option<String> = None;
@@ -107,7 +109,7 @@ async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Message>) {
         }
         if failure.is_none()
             && !batch.is_empty()
-            && let Err(error) = write_with_retry(&store, &batch).await
+            && let Err(error) = write_with_retry(&store, &owner, &batch).await
         {
             tracing::error!(%error, "recording run events failed");
             failure = Some(error.to_string());
@@ -133,11 +135,17 @@ fn take(
 
 /// Another `rota` process may hold the write lock for a moment longer than the store's
 /// busy timeout; a few retries ride that out instead of losing the batch.
-async fn write_with_retry(store: &Store, batch: &[RunEvent]) -> Result<(), StoreError> {
+async fn write_with_retry(
+    store: &Store,
+    owner: &Owner,
+    batch: &[RunEvent],
+) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
-        match store.record(batch).await {
+        match store.record_as(owner, batch).await {
             Ok(()) => return Ok(()),
+            // Taken over: no retry changes that.
+            Err(error @ StoreError::NotOwner { .. }) => return Err(error),
             Err(error) if attempt < 5 => {
                 attempt += 1;
                 tracing::warn!(%error, attempt, "retrying a batch of run events");

@@ -14,7 +14,7 @@
 
 use jiff::Timestamp;
 use rota_core::model::Job;
-use rota_store::{ActiveRun, NewNotification, RunRecord, Store, StoreError};
+use rota_store::{ActiveRun, NewNotification, Owner, RunRecord, Store, StoreError};
 
 use crate::owner;
 
@@ -36,24 +36,49 @@ pub async fn mark_abandoned_runs(store: &Store) -> Result<Vec<String>, StoreErro
 /// Recovers every active run whose owner is gone: resumes it if it was started by a server
 /// and its running steps may be retried, marks it abandoned otherwise.
 pub async fn recover_runs(store: &Store) -> Result<Recovered, StoreError> {
+    recover_runs_of(store, |o| !owner::is_alive(&o.host, o.pid, &o.start_token)).await
+}
+
+/// Recovers the active runs of the servers taken for dead in a fleet (`dead`, by host and
+/// pid: their rows in the store stopped being renewed and were removed,
+/// `Store::fence_server`), wherever they ran.
+pub async fn recover_runs_of_servers(
+    store: &Store,
+    dead: &[(String, u32)],
+) -> Result<Recovered, StoreError> {
+    if dead.is_empty() {
+        return Ok(Recovered::default());
+    }
+    recover_runs_of(store, |o| {
+        dead.iter()
+            .any(|(host, pid)| *host == o.host && *pid == o.pid)
+    })
+    .await
+}
+
+async fn recover_runs_of(
+    store: &Store,
+    is_dead: impl Fn(&Owner) -> bool,
+) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered::default();
     for run in store.active_runs().await? {
         // A queued run is durable work waiting for a worker (the scheduler daemon queues
         // runs before starting them), not work of a process: it runs when a server takes it.
-        if run.status == rota_core::model::RunStatus::Queued {
+        if run.status == rota_core::model::RunStatus::Queued || !is_dead(&run.owner) {
             continue;
         }
         let o = &run.owner;
-        if owner::is_alive(&o.host, o.pid, &o.start_token) {
-            continue;
-        }
-        for step in &run.running_steps {
-            if let Some(pgid) = step.pgid.filter(|&pgid| pgid > 1) {
-                // The group may be gone already; the error is the expected case.
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pgid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+        // Process groups are only ours to kill on this host; elsewhere the dead owner's
+        // guardian (or the fenced server itself) stops them.
+        if o.host == owner::host_name() {
+            for step in &run.running_steps {
+                if let Some(pgid) = step.pgid.filter(|&pgid| pgid > 1) {
+                    // The group may be gone already; the error is the expected case.
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pgid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
         }
         let reason = format!(
@@ -61,16 +86,20 @@ pub async fn recover_runs(store: &Store) -> Result<Recovered, StoreError> {
             o.pid, o.host
         );
         let now = Timestamp::now();
-        if resumable(store, &run).await? && store.requeue_for_resume(&run.id, &reason, now).await? {
-            tracing::info!(run = %run.id, "run queued again to resume after its owner died");
-            recovered.resumed.push(run.id);
+        if resumable(store, &run).await? {
+            if store.requeue_for_resume(&run.id, o, &reason, now).await? {
+                tracing::info!(run = %run.id, "run queued again to resume after its owner died");
+                recovered.resumed.push(run.id);
+            }
             continue;
         }
         let notifications = abandoned_notifications(store, &run.id, &reason, now).await?;
-        store
-            .mark_abandoned(&run.id, &reason, now, &notifications)
-            .await?;
-        recovered.abandoned.push(run.id);
+        if store
+            .mark_abandoned(&run.id, o, &reason, now, &notifications)
+            .await?
+        {
+            recovered.abandoned.push(run.id);
+        }
     }
     Ok(recovered)
 }

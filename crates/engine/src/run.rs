@@ -13,7 +13,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use rota_core::model::{Job, RunStatus, StepStatus, Value, When};
 use rota_core::template::{self, Context, RunContext, StepContext};
-use rota_store::{NewRun, Owner, RunEvent, Store};
+use rota_store::{NewRun, RunEvent, Store};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -472,11 +472,7 @@ fn new_run(request: &RunRequest, now: Timestamp) -> NewRun {
         trigger: request.trigger.clone(),
         scheduled_at: request.scheduled_at,
         created_at: now,
-        owner: Owner {
-            host: crate::owner::host_name(),
-            pid: std::process::id(),
-            start_token: crate::owner::own_start_token(),
-        },
+        owner: crate::owner::this_process(),
         steps: request.job.steps.iter().map(|s| s.id.clone()).collect(),
     }
 }

@@ -12,7 +12,7 @@ use rota_core::model::{Job, RunStatus, Value};
 pub use rota_engine::process::Stream;
 pub use rota_engine::run::Update;
 use rota_engine::run::{EngineConfig, RunStop, StopReason};
-use rota_store::{CancelState, NewJobRevision, Owner, RunEvent, Store};
+use rota_store::{CancelState, NewJobRevision, RunEvent, Store};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::records::Run;
@@ -120,11 +120,7 @@ impl Ops {
     /// `rota serve` on this store took it first. A run claimed but not runnable (its
     /// secrets gone, its definition unreadable) ends here, failed, with the reason.
     pub async fn claim_here(&self, run_id: &str) -> Result<Option<RunRequest>, OpsError> {
-        let owner = Owner {
-            host: rota_engine::owner::host_name(),
-            pid: std::process::id(),
-            start_token: rota_engine::owner::own_start_token(),
-        };
+        let owner = rota_engine::owner::this_process();
         if !self
             .store()
             .claim_queued_run(run_id, &owner, Timestamp::now())

@@ -117,6 +117,13 @@ pub async fn serve(
         Some(url) => Store::open_url(url).await?,
         None => Store::open(&config.home).await?,
     };
+    // Sharing the store with other servers, this one's steps must stop when it goes silent
+    // (stopped, frozen), before the others take it for dead and run them again.
+    if store.backend() == rota_store::Backend::Postgres
+        && let Some(guardian) = &config.guardian
+    {
+        guardian.keep_alive(crate::fleet::SELF_FENCE_AFTER);
+    }
     let recovered = rota_engine::recovery::recover_runs(&store).await?;
     for run in recovered.abandoned {
         tracing::warn!(run = %run, "run abandoned: the process running it died");
@@ -151,7 +158,7 @@ pub async fn serve(
 
     let lateness = api.scheduler_metrics.clone();
     let hub = api.ops.hub().clone();
-    let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string()).await;
+    let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string()).await?;
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
     let http = tokio::spawn(async move {
@@ -171,10 +178,12 @@ pub async fn serve(
         rota_ops::Ops::new(store.clone()).with_run_dirs(config.home.join(RUNS_DIR)),
     );
     let mut daemon = Daemon::new(config, store, lateness, hub, fleet.leader.clone());
-    let result = daemon.run(hook_rx, shutdown).await;
+    let result = daemon.run(hook_rx, shutdown, fleet.fenced.clone()).await;
     let _ = stop_http_tx.send(());
     let _ = http.await;
-    daemon.drain().await;
+    if result.is_ok() {
+        daemon.drain().await;
+    }
     notifier.stop().await;
     fleet.stop().await;
     retention.stop().await;
@@ -299,11 +308,7 @@ impl Daemon {
             durable_step_starts: true,
             remote: Some(ops.dispatcher()),
         };
-        let owner = Owner {
-            host: rota_engine::owner::host_name(),
-            pid: std::process::id(),
-            start_token: rota_engine::owner::own_start_token(),
-        };
+        let owner = rota_engine::owner::this_process();
         Daemon {
             ops,
             scheduler: Scheduler::new(config.misfire_grace, Box::new(rota_store::ids::new_run_id)),
@@ -328,6 +333,7 @@ impl Daemon {
         &mut self,
         mut hooks: mpsc::Receiver<HookRequest>,
         shutdown: impl Future<Output = ()> + Send + 'static,
+        fenced: tokio_util::sync::CancellationToken,
     ) -> Result<(), ServerError> {
         self.control_poll().await;
         let mut poll = tokio::time::interval(self.config.poll_every);
@@ -352,6 +358,7 @@ impl Daemon {
                     tracing::info!("shutting down: no new work is taken");
                     return Ok(());
                 }
+                () = fenced.cancelled() => return Err(self.taken_for_dead().await),
                 () = sleep_until(sleep) => {}
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
                     match done {
@@ -1295,6 +1302,17 @@ impl Daemon {
             .values
             .remove(name)
             .ok_or_else(|| format!("secret {name} is not set"))
+    }
+
+    /// This server was taken for dead by the others (`crate::fleet`): its runs are theirs
+    /// now. Every run task is dropped at once, which kills its processes and records
+    /// nothing; what it had recorded stands, and the others resume from there.
+    async fn taken_for_dead(&mut self) -> ServerError {
+        eprintln!("rota serve: taken for dead by the other servers; stopping its runs and exiting");
+        self.running.abort_all();
+        while self.running.join_next().await.is_some() {}
+        self.stops.clear();
+        ServerError::TakenForDead
     }
 
     /// After shutdown: running runs get the grace period, then are cancelled; queued runs

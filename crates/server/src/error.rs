@@ -40,6 +40,10 @@ pub enum ServerError {
         /// What is wrong with it.
         why: String,
     },
+    /// The servers sharing the store took this one for dead (it could not renew its row in
+    /// time) and resumed its runs: it stopped them and must exit.
+    #[error("the other servers took this one for dead and resumed its runs; it stopped them")]
+    TakenForDead,
     /// The API could not be set up (e.g. the admin token file).
     #[error("cannot set up the API: {0}")]
     Api(String),

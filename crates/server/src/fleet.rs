@@ -4,6 +4,18 @@
 //! holder fires schedules. The lease lasts [`SCHEDULER_LEASE_TTL`] and is renewed every
 //! [`LEAD_EVERY`], so when the scheduling server dies another takes over within about six
 //! seconds; a server that stops releases it at once.
+//!
+//! Runs outlive the server that drives them. Each server renews its row every
+//! [`HEARTBEAT_EVERY`]; the scheduling server takes one whose row is older than
+//! [`SERVER_TTL`] for dead: it removes the row (`Store::fence_server`) and recovers that
+//! server's runs (`rota_engine::recovery::recover_runs_of_servers`: the attempts it was
+//! running are recorded `abandoned` and the run is queued again, so any server continues it
+//! where it stopped; a run that cannot continue is abandoned). On SQLite every server is on
+//! this host, so a server is taken for dead only when its process is gone. On PostgreSQL a
+//! server that could not renew its row for [`SELF_FENCE_AFTER`] (cut off from the
+//! database, or stopped) takes itself for dead before the others do: it stops its runs
+//! and exits ([`Fleet::fenced`]); one that finds its row removed does the same. Its late
+//! writes, if any, are refused (`Store::record_as`).
 
 use std::time::Duration;
 
@@ -16,7 +28,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// How often the server renews its row.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(2);
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// How old a server's row may grow before the scheduling server takes it for dead.
+pub const SERVER_TTL: Duration = Duration::from_secs(6);
+
+/// How long a server on PostgreSQL goes on without renewing its row before it takes itself
+/// for dead: well before the others would ([`SERVER_TTL`]).
+pub const SELF_FENCE_AFTER: Duration = Duration::from_secs(4);
 
 /// How long the scheduler's lease lasts unless renewed.
 pub const SCHEDULER_LEASE_TTL: Duration = Duration::from_secs(5);
@@ -28,6 +47,9 @@ pub const LEAD_EVERY: Duration = Duration::from_secs(1);
 pub struct Fleet {
     /// Whether this server holds the scheduler's lease.
     pub leader: watch::Receiver<bool>,
+    /// Cancelled when this server has to take itself for dead (see the module docs): it
+    /// must stop its runs at once, recording nothing more, and exit.
+    pub fenced: CancellationToken,
     stop: CancellationToken,
     task: JoinHandle<()>,
     ops: rota_ops::Ops,
@@ -35,9 +57,13 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Starts the task for a server listening on `listen`, once it has tried to take the
-    /// scheduler's lease (a lone server schedules from its first tick).
-    pub async fn start(ops: rota_ops::Ops, listen: String) -> Fleet {
+    /// Starts the task for a server listening on `listen`, once the server is registered
+    /// and has tried to take the scheduler's lease (a lone server schedules from its first
+    /// tick).
+    pub async fn start(
+        ops: rota_ops::Ops,
+        listen: String,
+    ) -> Result<Fleet, rota_store::StoreError> {
         let me = ServerRecord {
             id: server_id(),
             host: rota_ops::host::host_name(),
@@ -46,17 +72,26 @@ impl Fleet {
             started_at: Timestamp::now(),
             last_heartbeat: Timestamp::now(),
         };
+        ops.store().register_server(&me).await?;
         let stop = CancellationToken::new();
+        let fenced = CancellationToken::new();
         let id = me.id.clone();
         let (leader_tx, leader) = watch::channel(lead(&ops, &id).await);
-        let task = tokio::spawn(run(ops.clone(), me, leader_tx, stop.clone()));
-        Fleet {
+        let task = tokio::spawn(run(
+            ops.clone(),
+            me,
+            leader_tx,
+            stop.clone(),
+            fenced.clone(),
+        ));
+        Ok(Fleet {
             leader,
+            fenced,
             stop,
             task,
             ops,
             id,
-        }
+        })
     }
 
     /// Stops the task and removes this server's row.
@@ -116,12 +151,10 @@ fn died_here(holder: &str) -> bool {
     let Some(rest) = holder.strip_prefix(&format!("{}-", rota_ops::host::host_name())) else {
         return false;
     };
-    let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+    let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
         return false;
     };
-    pid != std::process::id() as i32
-        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
-            == Err(nix::errno::Errno::ESRCH)
+    pid != std::process::id() && !process_exists(pid)
 }
 
 async fn run(
@@ -129,6 +162,7 @@ async fn run(
     me: ServerRecord,
     leader: watch::Sender<bool>,
     stop: CancellationToken,
+    fenced: CancellationToken,
 ) {
     let mut lead_tick = tokio::time::interval(LEAD_EVERY);
     lead_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -136,12 +170,17 @@ async fn run(
     reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let self_fencing = ops.store().backend() == rota_store::Backend::Postgres;
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = reap.tick() => {
                 if let Err(error) = ops.expire_leases().await {
                     tracing::warn!(%error, "cannot expire workers' leases");
+                }
+                if *leader.borrow() {
+                    recover_dead_servers(&ops, &me.id).await;
                 }
             }
             _ = lead_tick.tick() => {
@@ -153,10 +192,78 @@ async fn run(
                 });
             }
             _ = beat.tick() => {
-                if let Err(error) = ops.store().server_heartbeat(&me, Timestamp::now()).await {
-                    tracing::warn!(%error, "cannot renew this server's heartbeat");
+                match ops.store().server_heartbeat(&me.id, Timestamp::now()).await {
+                    Ok(true) => renewed = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        tracing::error!("another server took this one for dead and took its runs over");
+                        fenced.cancel();
+                        return;
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot renew this server's heartbeat"),
+                }
+                if self_fencing && renewed.elapsed() > SELF_FENCE_AFTER {
+                    tracing::error!(
+                        "this server could not renew its heartbeat for {}s: the others take it for dead",
+                        SELF_FENCE_AFTER.as_secs()
+                    );
+                    fenced.cancel();
+                    return;
                 }
             }
         }
     }
+}
+
+/// Takes the servers whose rows went stale for dead and recovers their runs (run by the
+/// scheduling server only; the store's conditions make a second recoverer harmless).
+async fn recover_dead_servers(ops: &rota_ops::Ops, me: &str) {
+    let store = ops.store();
+    let Some(before) = Timestamp::now().checked_sub(SERVER_TTL).ok() else {
+        return;
+    };
+    let stale = match store.stale_servers(before).await {
+        Ok(stale) => stale,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the servers that stopped renewing their rows");
+            return;
+        }
+    };
+    let mut dead = Vec::new();
+    for server in stale {
+        // On SQLite a server's process is on this host, and alive means alive: nothing can
+        // take over its runs while it could still write.
+        if server.id == me
+            || (store.backend() == rota_store::Backend::Sqlite && process_exists(server.pid))
+        {
+            continue;
+        }
+        match store.fence_server(&server.id, before).await {
+            Ok(true) => {
+                tracing::warn!(server = %server.id, "server taken for dead: it stopped renewing its row");
+                dead.push((server.host, server.pid));
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, server = %server.id, "cannot remove a dead server")
+            }
+        }
+    }
+    match rota_engine::recovery::recover_runs_of_servers(store, &dead).await {
+        Ok(recovered) => {
+            for run in recovered.resumed {
+                tracing::warn!(run = %run, "run queued to resume: the server running it died");
+            }
+            for run in recovered.abandoned {
+                tracing::warn!(run = %run, "run abandoned: the server running it died");
+            }
+        }
+        Err(error) => tracing::error!(%error, "cannot recover the runs of a dead server"),
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH)
 }

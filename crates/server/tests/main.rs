@@ -11,3 +11,4 @@ mod process;
 mod process_sched;
 mod scheduler;
 mod support;
+mod takeover;

@@ -143,23 +143,21 @@ impl Store {
 
     /// Records that a run's owner process died: running steps become `abandoned`, pending
     /// ones `skipped`, the run `abandoned`, all with `reason`, with their events and the
-    /// `notifications` its end queues, in one transaction. Does nothing if the run has
-    /// already ended.
+    /// `notifications` its end queues, in one transaction. Does nothing (and returns `false`)
+    /// if the run has already ended or `owner` no longer owns it: another process recovered
+    /// it first, and may already run it again.
     pub async fn mark_abandoned(
         &self,
         run_id: &str,
+        owner: &Owner,
         reason: &str,
         at: Timestamp,
         notifications: &[crate::NewNotification],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT status FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
-        if run_status(&row, "status")?.is_terminal() {
-            return Ok(());
+        match status_if_owned(&mut tx, run_id, owner).await? {
+            Some(status) if !status.is_terminal() => {}
+            _ => return Ok(false),
         }
         let steps = sqlx::query(
             "SELECT step_id, status, attempt FROM step_runs \
@@ -215,9 +213,51 @@ impl Store {
                 .await?;
             }
         }
+        withdraw_pending_dispatches(&mut tx, run_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
+}
+
+/// The run's status while `owner` owns it; `None` once another process has claimed it.
+/// Recovery acts only through this check, inside its write transaction, so two servers
+/// recovering the same dead owner's runs (or one recovering a run another has just claimed
+/// again) cannot both act on it.
+pub(crate) async fn status_if_owned(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    owner: &Owner,
+) -> Result<Option<RunStatus>, StoreError> {
+    let row = sqlx::query(
+        "SELECT status, owner_host, owner_pid, owner_start_token FROM runs WHERE id = $1",
+    )
+    .bind(run_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
+    let owned = row.try_get::<String, _>("owner_host")? == owner.host
+        && u32_col(&row, "owner_pid")? == owner.pid
+        && row.try_get::<String, _>("owner_start_token")? == owner.start_token;
+    Ok(if owned {
+        Some(run_status(&row, "status")?)
+    } else {
+        None
+    })
+}
+
+/// Withdraws the run's dispatches no worker has claimed yet: the attempts they stand for
+/// were just abandoned, so no worker may start them.
+pub(crate) async fn withdraw_pending_dispatches(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE dispatches SET state = 'withdrawn' WHERE run_id = $1 AND state = 'pending'",
+    )
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Records a step whose process died with its runner: the step and its current attempt

@@ -42,6 +42,15 @@ pub enum StoreError {
     /// No run has this id (or id prefix).
     #[error("no run matches {0:?}")]
     RunNotFound(String),
+    /// A process recorded events of a run it no longer owns: it was taken for dead and
+    /// another process recovered the run.
+    #[error(
+        "run {run} is no longer this process's: another took it over after taking this one for dead"
+    )]
+    NotOwner {
+        /// The run.
+        run: String,
+    },
     /// A run id prefix matches more than one run.
     #[error("{prefix:?} matches several runs: {}", candidates.join(", "))]
     Ambiguous {

@@ -241,3 +241,19 @@ pub enum RunEvent {
         text: String,
     },
 }
+
+impl RunEvent {
+    /// The run the event belongs to.
+    pub fn run_id(&self) -> &str {
+        match self {
+            RunEvent::RunCreated { run } => &run.id,
+            RunEvent::NotificationQueued { notification } => &notification.run_id,
+            RunEvent::RunStarted { run_id, .. }
+            | RunEvent::RunFinished { run_id, .. }
+            | RunEvent::StepStarted { run_id, .. }
+            | RunEvent::StepFinished { run_id, .. }
+            | RunEvent::StepSkipped { run_id, .. }
+            | RunEvent::Log { run_id, .. } => run_id,
+        }
+    }
+}

@@ -659,12 +659,9 @@ impl crate::Store {
         Ok(workers)
     }
 
-    /// Records that server `server` is alive at `now` (its row is created on first call).
-    pub async fn server_heartbeat(
-        &self,
-        server: &ServerRecord,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
+    /// Adds server `server` to the servers sharing this store, alive at its
+    /// `last_heartbeat`.
+    pub async fn register_server(&self, server: &ServerRecord) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO servers (id, host, pid, listen, started_at, last_heartbeat) \
@@ -676,11 +673,54 @@ impl crate::Store {
         .bind(i64::from(server.pid))
         .bind(&server.listen)
         .bind(micros(server.started_at))
-        .bind(micros(now))
+        .bind(micros(server.last_heartbeat))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records that server `id` is alive at `now`. Returns `false` when its row is gone: the
+    /// other servers took it for dead ([`Store::fence_server`]) and its runs over, so it
+    /// must stop running them.
+    ///
+    /// One statement outside the store's serialized write transactions: a heartbeat must not
+    /// wait behind a long one (a prune batch), or its server would take itself for dead.
+    pub async fn server_heartbeat(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE servers SET last_heartbeat = $1 WHERE id = $2")
+            .bind(micros(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Servers whose last heartbeat is before `before`, oldest first.
+    pub async fn stale_servers(&self, before: Timestamp) -> Result<Vec<ServerRecord>, StoreError> {
+        self.servers_where("last_heartbeat < $1", before).await
+    }
+
+    /// Takes server `id` for dead: removes its row and the leases it held, unless it renewed
+    /// its heartbeat at or after `before` meanwhile. Returns whether it did; from then on
+    /// the server's heartbeats are refused ([`Store::server_heartbeat`]), and its runs are
+    /// for others to recover.
+    pub async fn fence_server(&self, id: &str, before: Timestamp) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("DELETE FROM servers WHERE id = $1 AND last_heartbeat < $2")
+            .bind(id)
+            .bind(micros(before))
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM leases WHERE holder = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Removes a server's row (it is shutting down).
@@ -700,11 +740,19 @@ impl crate::Store {
 
     /// Servers whose last heartbeat is at or after `since`, oldest first.
     pub async fn list_servers(&self, since: Timestamp) -> Result<Vec<ServerRecord>, StoreError> {
-        let rows = sqlx::query(
+        self.servers_where("last_heartbeat >= $1", since).await
+    }
+
+    async fn servers_where(
+        &self,
+        condition: &str,
+        at: Timestamp,
+    ) -> Result<Vec<ServerRecord>, StoreError> {
+        let rows = sqlx::query(&format!(
             "SELECT id, host, pid, listen, started_at, last_heartbeat FROM servers \
-             WHERE last_heartbeat >= $1 ORDER BY started_at, id",
-        )
-        .bind(micros(since))
+             WHERE {condition} ORDER BY started_at, id"
+        ))
+        .bind(micros(at))
         .fetch_all(&self.pool)
         .await?;
         let mut servers = Vec::with_capacity(rows.len());

@@ -5,8 +5,11 @@ use jiff::Timestamp;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::convert::{append_event, run_status};
-use crate::{Store, StoreError};
+use rota_core::model::RunStatus;
+
+use crate::control::{status_if_owned, withdraw_pending_dispatches};
+use crate::convert::append_event;
+use crate::{Owner, Store, StoreError};
 
 impl Store {
     /// Records that a run's owner died and that the run will continue: its running steps'
@@ -14,20 +17,17 @@ impl Store {
     /// resumed run sees what finished before), and the run is `queued` again for a server
     /// to claim, with the events, in one transaction.
     ///
-    /// Returns `false` (and changes nothing) unless the run is `running`.
+    /// Returns `false` (and changes nothing) unless the run is `running` and `owner` (the
+    /// process that died) still owns it.
     pub async fn requeue_for_resume(
         &self,
         run_id: &str,
+        owner: &Owner,
         reason: &str,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT status FROM runs WHERE id = $1")
-            .bind(run_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::RunNotFound(run_id.to_owned()))?;
-        if run_status(&row, "status")? != rota_core::model::RunStatus::Running {
+        if status_if_owned(&mut tx, run_id, owner).await? != Some(RunStatus::Running) {
             return Ok(false);
         }
         let steps = sqlx::query(
@@ -43,6 +43,7 @@ impl Store {
             crate::control::abandon_running_step(&mut tx, run_id, &step_id, attempt, reason, at)
                 .await?;
         }
+        withdraw_pending_dispatches(&mut tx, run_id).await?;
         sqlx::query("UPDATE runs SET status = 'queued' WHERE id = $1")
             .bind(run_id)
             .execute(&mut *tx)

@@ -287,7 +287,11 @@ impl Store {
     }
 
     /// Takes a queued run for execution by `owner`: it becomes `running`, owned by `owner`.
-    /// Returns `false` when the run is no longer queued (someone else took it, or it ended).
+    /// Returns `false` when the run is no longer queued (someone else took it, or it ended),
+    /// or, for a run queued again after its server died, while a worker may still run one of
+    /// its abandoned attempts: its dispatch stays `leased` until the worker's lease ends
+    /// (the worker is fenced out and kills that attempt by then), and the run is claimed
+    /// after, so no attempt of it runs twice at once.
     pub async fn claim_queued_run(
         &self,
         run_id: &str,
@@ -297,7 +301,9 @@ impl Store {
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE runs SET status = 'running', started_at = $1, owner_host = $2, \
-             owner_pid = $3, owner_start_token = $4 WHERE id = $5 AND status = 'queued'",
+             owner_pid = $3, owner_start_token = $4 WHERE id = $5 AND status = 'queued' \
+             AND NOT EXISTS (SELECT 1 FROM dispatches d \
+             WHERE d.run_id = runs.id AND d.state = 'leased')",
         )
         .bind(micros(at))
         .bind(&owner.host)

@@ -14,7 +14,7 @@
 //! attempt in two multi-row statements at the batch's end.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -24,16 +24,35 @@ use crate::dialect::{Backend, Sql};
 
 use crate::LogStream;
 use crate::convert::{micros, outputs_text};
-use crate::{NewRun, RunEvent, Store, StoreError};
+use crate::{NewRun, Owner, RunEvent, Store, StoreError};
 
 impl Store {
     /// Applies `batch` in order, in one transaction.
     pub async fn record(&self, batch: &[RunEvent]) -> Result<(), StoreError> {
+        self.record_batch(None, batch).await
+    }
+
+    /// Like [`Store::record`] for the process that runs the batch's runs: refused with
+    /// [`StoreError::NotOwner`], writing nothing, when any run the batch does not create is
+    /// no longer `owner`'s. A server taken for dead whose runs another server resumed (it
+    /// was cut off, or stopped, and came back) cannot write over what the other records.
+    pub async fn record_as(&self, owner: &Owner, batch: &[RunEvent]) -> Result<(), StoreError> {
+        self.record_batch(Some(owner), batch).await
+    }
+
+    async fn record_batch(
+        &self,
+        owner: Option<&Owner>,
+        batch: &[RunEvent],
+    ) -> Result<(), StoreError> {
         if batch.is_empty() {
             return Ok(());
         }
         let folds = fold_attempts(batch);
         let mut tx = self.write().await?;
+        if let Some(owner) = owner {
+            check_owner(&mut tx, owner, batch).await?;
+        }
         let mut rows = Rows::default();
         for (event, fold) in batch.iter().zip(folds) {
             apply(&mut tx, event, fold, &mut rows).await?;
@@ -42,6 +61,44 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Refuses the batch unless `owner` owns every run it names but does not create.
+async fn check_owner(
+    conn: &mut AnyConnection,
+    owner: &Owner,
+    batch: &[RunEvent],
+) -> Result<(), StoreError> {
+    let created: HashSet<&str> = batch
+        .iter()
+        .filter_map(|event| match event {
+            RunEvent::RunCreated { run } => Some(run.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut checked = HashSet::new();
+    for event in batch {
+        let run_id = event.run_id();
+        if created.contains(run_id) || !checked.insert(run_id) {
+            continue;
+        }
+        let owned = sqlx::query(
+            "SELECT 1 AS owned FROM runs WHERE id = $1 AND owner_host = $2 AND owner_pid = $3 \
+             AND owner_start_token = $4",
+        )
+        .bind(run_id)
+        .bind(&owner.host)
+        .bind(i64::from(owner.pid))
+        .bind(&owner.start_token)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if owned.is_none() {
+            return Err(StoreError::NotOwner {
+                run: run_id.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How one event of a batch is applied.

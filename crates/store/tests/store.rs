@@ -1001,9 +1001,28 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps(backend: Backend) 
     let (_db, store) = fresh(backend).await?;
     let before = run_with_a_busy_step(&store).await?;
 
-    store
-        .mark_abandoned("r-1", "owner process 4242 on host-a is gone", at(9), &[])
-        .await?;
+    // Only the owner that died is taken over: once another process owns the run (it was
+    // recovered and claimed again), a late recovery of the old owner changes nothing.
+    let other = Owner {
+        pid: 4343,
+        ..owner()
+    };
+    assert!(
+        !store
+            .mark_abandoned("r-1", &other, "late", at(9), &[])
+            .await?
+    );
+    assert!(
+        store
+            .mark_abandoned(
+                "r-1",
+                &owner(),
+                "owner process 4242 on host-a is gone",
+                at(9),
+                &[]
+            )
+            .await?
+    );
 
     let run = store.get_run("r-1").await?.ok_or("run missing")?;
     assert_eq!(run.status, RunStatus::Abandoned);
@@ -1049,7 +1068,11 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps(backend: Backend) 
     );
 
     // Already terminal: nothing changes, no event is added.
-    store.mark_abandoned("r-1", "again", at(10), &[]).await?;
+    assert!(
+        !store
+            .mark_abandoned("r-1", &owner(), "again", at(10), &[])
+            .await?
+    );
     assert_eq!(store.events_after(0, 1000).await?.len(), events.len());
     let run = store.get_run("r-1").await?.ok_or("run missing")?;
     assert_eq!(
@@ -1057,7 +1080,9 @@ async fn mark_abandoned_ends_the_run_and_its_unfinished_steps(backend: Backend) 
         Some("owner process 4242 on host-a is gone")
     );
     assert!(matches!(
-        store.mark_abandoned("ghost", "x", at(1), &[]).await,
+        store
+            .mark_abandoned("ghost", &owner(), "x", at(1), &[])
+            .await,
         Err(StoreError::RunNotFound(_))
     ));
     Ok(())
@@ -1070,9 +1095,18 @@ async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run(
     let (_db, store) = fresh(backend).await?;
     let before = run_with_a_busy_step(&store).await?;
 
+    let other = Owner {
+        start_token: "boot-2".into(),
+        ..owner()
+    };
+    assert!(
+        !store
+            .requeue_for_resume("r-1", &other, "not its owner", at(9))
+            .await?
+    );
     assert!(
         store
-            .requeue_for_resume("r-1", "server died", at(9))
+            .requeue_for_resume("r-1", &owner(), "server died", at(9))
             .await?
     );
 
@@ -1109,7 +1143,11 @@ async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run(
     );
 
     // Only a running run is requeued: a second call changes nothing.
-    assert!(!store.requeue_for_resume("r-1", "again", at(10)).await?);
+    assert!(
+        !store
+            .requeue_for_resume("r-1", &owner(), "again", at(10))
+            .await?
+    );
     assert_eq!(store.events_after(0, 1000).await?.len(), before + 2);
 
     // The next attempt of the abandoned step continues the step's history.
@@ -1126,7 +1164,9 @@ async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run(
     let attempts = store.step_attempts("r-1", "busy").await?;
     assert_eq!(attempts[0].status, StepStatus::Abandoned);
     assert!(matches!(
-        store.requeue_for_resume("ghost", "x", at(1)).await,
+        store
+            .requeue_for_resume("ghost", &owner(), "x", at(1))
+            .await,
         Err(StoreError::RunNotFound(_))
     ));
     Ok(())
@@ -1342,3 +1382,6 @@ async fn log_lines_keep_their_text(backend: Backend) -> TestResult {
 
 #[path = "store/fleet.rs"]
 mod fleet;
+
+#[path = "store/takeover.rs"]
+mod takeover;

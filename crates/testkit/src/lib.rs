@@ -278,6 +278,11 @@ impl Serve {
         &self.home
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The process.
     pub fn child(&mut self) -> &mut Child {
         &mut self.child

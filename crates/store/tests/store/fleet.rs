@@ -262,8 +262,12 @@ async fn one_server_holds_the_scheduler_lease_until_it_lapses(backend: Backend) 
         started_at: t0,
         last_heartbeat: t0,
     };
-    store.server_heartbeat(&server, t3).await?;
-    store.server_heartbeat(&server, t3).await?;
+    assert!(
+        !store.server_heartbeat("s3", t3).await?,
+        "a server beats only once registered"
+    );
+    store.register_server(&server).await?;
+    assert!(store.server_heartbeat("s3", t3).await?);
     let servers = store.list_servers(t0).await?;
     assert_eq!(servers.len(), 1);
     assert_eq!(servers[0].last_heartbeat, t3);
