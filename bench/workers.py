@@ -103,6 +103,27 @@ def busy_seconds():
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
+def enable_statements(db):
+    """pg_stat_statements in db, if the cluster preloads it."""
+    try:
+        fl.psql(db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        fl.psql(db, "SELECT pg_stat_statements_reset()")
+        return True
+    except subprocess.CalledProcessError:
+        print("  (pg_stat_statements is not available in this cluster)")
+        return False
+
+
+def statement_filter(db):
+    name = db.rsplit("/", 1)[1]
+    return (f"FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+            f"WHERE d.datname = '{name}' AND s.query NOT LIKE '%pg_stat_statements%'")
+
+
+def statement_calls(db):
+    return int(fl.psql(db, f"SELECT coalesce(sum(calls), 0) {statement_filter(db)}"))
+
+
 class Bench:
     def __init__(self, args, cluster, work):
         self.args = args
@@ -184,6 +205,7 @@ def throughput(args, cluster, work):
     server_pid = b.servers[0][0].pid
     configs = [("xargs", 0), ("server", 0)] + [("workers", n) for n in args.workers]
     results = {c: [] for c in configs}
+    statements = enable_statements(b.db)
     commands = b"".join(b"true\n" for _ in range(args.steps))
     try:
         # One run of each job first: warms the server's caches and the store's tables.
@@ -198,6 +220,9 @@ def throughput(args, cluster, work):
                 db = fl.CpuMeter(b.db_pids).start()
                 server0 = fl.cpu_seconds(server_pid)
                 workers0 = [fl.cpu_seconds(p) or 0 for p in worker_pids]
+                if statements:
+                    fl.psql(b.db, "SELECT pg_stat_statements_reset()")
+                x0 = b.cluster.transactions(b.db)
                 busy0 = busy_seconds()
                 t0 = time.perf_counter()
                 if kind == "xargs":
@@ -215,18 +240,23 @@ def throughput(args, cluster, work):
                     status = run["status"]
                 busy = busy_seconds() - busy0
                 db_cpu = db.stop()
+                tx = b.cluster.transactions(b.db) - x0 - 1
+                calls = statement_calls(b.db) if statements else None
                 server_cpu = fl.cpu_seconds(server_pid) - server0 if kind != "xargs" else 0.0
                 workers_cpu = sum((fl.cpu_seconds(p) or 0) - c0 for p, c0 in zip(worker_pids, workers0))
                 if status != "succeeded":
                     raise SystemExit(f"{kind} {n}: {status}")
                 r = dict(wall=wall, span=span, db=db_cpu, server=server_cpu,
-                         workers=workers_cpu, busy=busy)
+                         workers=workers_cpu, busy=busy, tx=tx, calls=calls)
                 results[cfg].append(r)
                 label = kind if kind != "workers" else f"{n} worker{'s' if n > 1 else ''}"
                 print(f"  round {rnd + 1} {label:>10}: {args.steps / span:7.1f} steps/s "
                       f"(span {span:.3f} s, from the request {wall:.3f} s), "
                       f"CPU: db {db_cpu:.2f} s, server {server_cpu:.2f} s, "
-                      f"workers {workers_cpu:.2f} s, machine {busy:.2f} s", flush=True)
+                      f"workers {workers_cpu:.2f} s, machine {busy:.2f} s; "
+                      f"{tx / args.steps:.1f} transactions/step"
+                      + (f", {calls / args.steps:.1f} statements/step" if calls is not None else ""),
+                      flush=True)
                 if kind == "workers":
                     b.stop_workers()
     finally:
@@ -237,8 +267,9 @@ def throughput(args, cluster, work):
     base = statistics.median(args.steps / r["span"] for r in results[("xargs", 0)])
     srv = statistics.median(args.steps / r["span"] for r in results[("server", 0)])
     print(f"| | steps/s | ratio to xargs | ratio to the server alone | from the request | "
-          f"DB CPU | DB CPU/step | server CPU | workers' CPU | machine busy |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"DB CPU | DB CPU/step | transactions/step | statements/step | server CPU | "
+          f"workers' CPU | machine busy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg in configs:
         rs = results[cfg]
         kind, n = cfg
@@ -247,8 +278,11 @@ def throughput(args, cluster, work):
         db = statistics.median(r["db"] for r in rs)
         label = {"xargs": f"`xargs -P{args.xargs_p}`", "server": "server runs the steps"}.get(
             kind, f"{n} worker{'s' if n > 1 else ''} × {args.slots} slots")
+        calls = (f"{statistics.median(r['calls'] for r in rs) / args.steps:.1f}"
+                 if rs[0]["calls"] is not None else "")
         print(f"| {label} | {rate:.1f} | {rate / base:.2f} | {rate / srv:.2f} | {e2e:.1f} steps/s | "
               f"{db:.2f} s | {db / args.steps * 1000:.2f} ms | "
+              f"{statistics.median(r['tx'] for r in rs) / args.steps:.1f} | {calls} | "
               f"{statistics.median(r['server'] for r in rs):.2f} s | "
               f"{statistics.median(r['workers'] for r in rs):.2f} s | "
               f"{statistics.median(r['busy'] for r in rs):.2f} s |")
@@ -320,15 +354,8 @@ def latency(args, cluster, work):
 def idle(args, cluster, work):
     b = Bench(args, cluster, work)
     b.setup("idle", {"idle": stamp_job("idle", "a")}, servers=2)
-    statements = False
     try:
-        try:
-            fl.psql(b.db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            fl.psql(b.db, "SELECT pg_stat_statements_reset()")
-            statements = True
-        except subprocess.CalledProcessError:
-            print("  (pg_stat_statements is not available in this cluster)")
-        dbname = b.db.rsplit("/", 1)[1]
+        statements = enable_statements(b.db)
         procs = [p.pid for p, _ in b.servers]
 
         def measure(seconds, label, extra_pids):
@@ -345,9 +372,8 @@ def idle(args, cluster, work):
             calls = None
             top = []
             if statements:
-                q = (f"FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
-                     f"WHERE d.datname = '{dbname}' AND s.query NOT LIKE '%pg_stat_statements%'")
-                calls = int(fl.psql(b.db, f"SELECT coalesce(sum(calls), 0) {q}"))
+                q = statement_filter(b.db)
+                calls = statement_calls(b.db)
                 top = fl.psql(b.db, f"SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
                                     f"{q} ORDER BY calls DESC LIMIT 8").splitlines()
             db_cpu = db.stop()
