@@ -225,7 +225,12 @@ def start_server(rota, home, store, jobs=None, key=None):
     if jobs:
         argv += ["--jobs", jobs]
     proc = subprocess.Popen(argv, env=rota_env(home, key), stdout=subprocess.DEVNULL, stderr=log)
-    return proc, _wait_addr(home, proc)
+    try:
+        return proc, _wait_addr(home, proc)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
 
 
 def admin_token(homes):

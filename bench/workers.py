@@ -30,6 +30,7 @@ import datetime
 import os
 import random
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -135,6 +136,14 @@ class Bench:
     def setup(self, name, jobs_text, servers=1):
         """A fresh database, a job directory and `servers` servers on it."""
         self.db = self.cluster.database(f"rota_{name}")
+        self.servers, self.workers = [], []
+        try:
+            self._setup(name, jobs_text, servers)
+        except BaseException:
+            self.teardown()
+            raise
+
+    def _setup(self, name, jobs_text, servers):
         root = os.path.join(self.work, name)
         jobs = os.path.join(root, "jobs")
         os.makedirs(jobs)
@@ -142,7 +151,6 @@ class Bench:
             with open(os.path.join(jobs, f"{job_id}.yaml"), "w") as f:
                 f.write(text)
         self.root = root
-        self.servers = []
         homes = []
         for i in range(servers):
             home = os.path.join(root, f"server{i}")
@@ -153,7 +161,6 @@ class Bench:
                 self.admin = fl.admin_token([home])
         self.addr = self.servers[0][1]
         self.worker_token = fl.create_token(self.rota, self.addr, self.admin, "bench", "worker")
-        self.workers = []
         # The servers load the job directory at start; wait until every job is stored.
         deadline = time.time() + 30
         for job_id in jobs_text:
@@ -304,7 +311,10 @@ def latency(args, cluster, work):
         for i in range(args.latency_runs):
             order = kinds[:] if i % 2 == 0 else kinds[::-1]
             for k in order:
-                time.sleep(random.uniform(0.05, 0.3))  # no phase lock with any periodic poll
+                # A pause drawn over more than a second: requests arrive at uniformly
+                # distributed phases of any periodic poll of at most a second (without it,
+                # each request would follow the previous run's pick-up by the same delay).
+                time.sleep(random.uniform(0.0, 1.0))
                 sent = time.time_ns()
                 run = b.start_run(f"stamp-{k}")
                 answered = time.time_ns()
@@ -406,6 +416,12 @@ def idle(args, cluster, work):
 
 
 def main():
+    # SIGTERM (and SIGINT, ignored in a background job) unwind as an exception, so that the
+    # servers, workers and the private cluster are stopped.
+    def interrupted(signum, _frame):
+        raise SystemExit(f"stopped by signal {signum}")
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rota", default=os.path.join(ROOT, "target", "release", "rota"),
@@ -425,9 +441,9 @@ def main():
     ap.add_argument("--idle-seconds", type=float, default=60)
     ap.add_argument("--idle-workers", type=int, default=10)
     ap.add_argument("--settle", type=float, default=5, help="seconds before an idle measurement")
+    if "--quick" in sys.argv[1:]:  # shorter defaults; flags given still win
+        ap.set_defaults(steps=50, rounds=1, latency_runs=10, idle_seconds=10, settle=2)
     args = ap.parse_args()
-    if args.quick:
-        args.steps, args.rounds, args.latency_runs, args.idle_seconds, args.settle = 50, 1, 10, 10, 2
     if not os.path.exists(args.rota):
         if args.rota != os.path.join(ROOT, "target", "release", "rota"):
             raise SystemExit(f"{args.rota}: no such file")
