@@ -343,18 +343,19 @@ def latency(args, cluster, work):
         b.teardown()
 
     print(f"\nenqueue -> step start, {args.latency_runs} runs of each (ms):")
-    print("| step runs on | p50 | p99 | max | of which: request answered (p50) | "
-          "created → run started (p50) | run started → step started (p50) | "
-          "step started → its stamp (p50) |")
+    print("| step runs on | p50 | p99 | max | of which, p50 / p99: request answered | "
+          "created → run started | run started → step started | step started → its stamp |")
     print("|---|---|---|---|---|---|---|---|")
     for k in kinds:
         rs = rows[k]
         tot = [r["total"] for r in rs]
+
+        def part(name):
+            xs = [r[name] for r in rs]
+            return f"{pct(xs, 50):.1f} / {pct(xs, 99):.1f}"
         print(f"| {k} | {pct(tot, 50):.1f} | {pct(tot, 99):.1f} | {max(tot):.1f} | "
-              f"{pct([r['answered'] for r in rs], 50):.1f} | "
-              f"{pct([r['run_started'] for r in rs], 50):.1f} | "
-              f"{pct([r['step_started'] for r in rs], 50):.1f} | "
-              f"{pct([r['process'] for r in rs], 50):.1f} |")
+              f"{part('answered')} | {part('run_started')} | {part('step_started')} | "
+              f"{part('process')} |")
     print(f"| floor: the client spawns `sh -c 'date +%s%N'` | {pct(floor, 50):.1f} | "
           f"{pct(floor, 99):.1f} | {max(floor):.1f} | | | | |")
 
