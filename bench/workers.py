@@ -121,8 +121,8 @@ def statement_filter(db):
             f"WHERE d.datname = '{name}' AND s.query NOT LIKE '%pg_stat_statements%'")
 
 
-def statement_calls(db):
-    return int(fl.psql(db, f"SELECT coalesce(sum(calls), 0) {statement_filter(db)}"))
+def statement_calls(db, where="true"):
+    return int(fl.psql(db, f"SELECT coalesce(sum(calls), 0) {statement_filter(db)} AND {where}"))
 
 
 class Bench:
@@ -229,7 +229,6 @@ def throughput(args, cluster, work):
                 workers0 = [fl.cpu_seconds(p) or 0 for p in worker_pids]
                 if statements:
                     fl.psql(b.db, "SELECT pg_stat_statements_reset()")
-                x0 = b.cluster.transactions(b.db)
                 busy0 = busy_seconds()
                 t0 = time.perf_counter()
                 if kind == "xargs":
@@ -247,8 +246,10 @@ def throughput(args, cluster, work):
                     status = run["status"]
                 busy = busy_seconds() - busy0
                 db_cpu = db.stop()
-                tx = b.cluster.transactions(b.db) - x0 - 1
                 calls = statement_calls(b.db) if statements else None
+                # Write transactions: the store opens each with BEGIN. (pg_stat_database's
+                # counters are no use here: backends report them up to 10 s late.)
+                tx = statement_calls(b.db, "s.query = 'BEGIN'") if statements else None
                 server_cpu = fl.cpu_seconds(server_pid) - server0 if kind != "xargs" else 0.0
                 workers_cpu = sum((fl.cpu_seconds(p) or 0) - c0 for p, c0 in zip(worker_pids, workers0))
                 if status != "succeeded":
@@ -261,8 +262,8 @@ def throughput(args, cluster, work):
                       f"(span {span:.3f} s, from the request {wall:.3f} s), "
                       f"CPU: db {db_cpu:.2f} s, server {server_cpu:.2f} s, "
                       f"workers {workers_cpu:.2f} s, machine {busy:.2f} s; "
-                      f"{tx / args.steps:.1f} transactions/step"
-                      + (f", {calls / args.steps:.1f} statements/step" if calls is not None else ""),
+                      + (f"{calls / args.steps:.1f} statements/step, "
+                         f"{tx / args.steps:.1f} write transactions/step" if statements else ""),
                       flush=True)
                 if kind == "workers":
                     b.stop_workers()
@@ -274,7 +275,7 @@ def throughput(args, cluster, work):
     base = statistics.median(args.steps / r["span"] for r in results[("xargs", 0)])
     srv = statistics.median(args.steps / r["span"] for r in results[("server", 0)])
     print(f"| | steps/s | ratio to xargs | ratio to the server alone | from the request | "
-          f"DB CPU | DB CPU/step | transactions/step | statements/step | server CPU | "
+          f"DB CPU | DB CPU/step | statements/step | write transactions/step | server CPU | "
           f"workers' CPU | machine busy |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for cfg in configs:
@@ -285,11 +286,12 @@ def throughput(args, cluster, work):
         db = statistics.median(r["db"] for r in rs)
         label = {"xargs": f"`xargs -P{args.xargs_p}`", "server": "server runs the steps"}.get(
             kind, f"{n} worker{'s' if n > 1 else ''} × {args.slots} slots")
-        calls = (f"{statistics.median(r['calls'] for r in rs) / args.steps:.1f}"
-                 if rs[0]["calls"] is not None else "")
+        calls = (f"{statistics.median(r['calls'] for r in rs) / args.steps:.1f} | "
+                 f"{statistics.median(r['tx'] for r in rs) / args.steps:.1f}"
+                 if rs[0]["calls"] is not None else " | ")
         print(f"| {label} | {rate:.1f} | {rate / base:.2f} | {rate / srv:.2f} | {e2e:.1f} steps/s | "
               f"{db:.2f} s | {db / args.steps * 1000:.2f} ms | "
-              f"{statistics.median(r['tx'] for r in rs) / args.steps:.1f} | {calls} | "
+              f"{calls} | "
               f"{statistics.median(r['server'] for r in rs):.2f} s | "
               f"{statistics.median(r['workers'] for r in rs):.2f} s | "
               f"{statistics.median(r['busy'] for r in rs):.2f} s |")
