@@ -15,7 +15,7 @@
    xact_rollback) and statements/s (pg_stat_statements calls) with 2 idle servers, then
    with 10 idle workers added; the CPU of the cluster, the servers and the workers.
 
-    python3 bench/workers.py --rota target/release/rota            # about 12 minutes
+    python3 bench/workers.py --rota target/release/rota            # about 8 minutes
     python3 bench/workers.py --rota target/debug/rota --quick      # about 2 minutes
 
 By default the script starts its own throwaway PostgreSQL cluster (as scripts/postgres does,
