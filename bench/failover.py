@@ -13,59 +13,17 @@ anchor is the issue's target (under 10 s); the lease lasts 5 s and is renewed ev
 """
 
 import argparse
-import json
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fleetlib import admin_token, cluster, psql, secret_key, start_server  # noqa: E402
 
 JOB = "id: tick\ntriggers:\n  - interval: 1s\nsteps:\n  - id: tick\n    sh: echo tick\n"
-
-
-def psql(url, sql):
-    out = subprocess.run(
-        ["psql", url, "-XAtqc", sql], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip()
-
-
-def start(rota, home, jobs, store):
-    os.makedirs(home, exist_ok=True)
-    # A SIGKILLed server leaves its address file behind.
-    try:
-        os.remove(os.path.join(home, "serve.addr"))
-    except FileNotFoundError:
-        pass
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROTA_")}
-    env["ROTA_HOME"] = home
-    log = open(os.path.join(home, "serve.log"), "ab")
-    proc = subprocess.Popen(
-        [rota, "serve", "--store", store, "--jobs", jobs, "--listen", "127.0.0.1:0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=log,
-    )
-    addr_file = os.path.join(home, "serve.addr")
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if os.path.exists(addr_file):
-            with open(addr_file) as f:
-                addr = f.read().strip()
-            if addr:
-                return proc, addr
-        time.sleep(0.05)
-    raise SystemExit(f"server in {home} did not start")
-
-
-def cluster(addr, token):
-    req = urllib.request.Request(
-        f"http://{addr}/api/v1/cluster", headers={"Authorization": f"Bearer {token}"}
-    )
-    with urllib.request.urlopen(req, timeout=2) as resp:
-        return json.load(resp)
 
 
 def scheduler_addr(addr, token):
@@ -87,21 +45,22 @@ def main():
     base = os.environ.get("ROTA_TEST_POSTGRES")
     if not base:
         raise SystemExit("eval \"$(scripts/setup)\" first: ROTA_TEST_POSTGRES is not set")
-    name = "rota_failover_" + uuid.uuid4().hex[:8]
+    name = "rota_failover_" + os.urandom(4).hex()
     psql(base, f"CREATE DATABASE {name}")
     store = base.rsplit("/", 1)[0] + "/" + name
+    key = secret_key()  # servers sharing a store share its key
     root = tempfile.mkdtemp(prefix="rota-failover-")
     jobs = os.path.join(root, "jobs")
     os.makedirs(jobs)
     with open(os.path.join(jobs, "tick.yaml"), "w") as f:
         f.write(JOB)
+
+    def start(home):
+        return start_server(args.rota, home, store, jobs=jobs, key=key)
+
     homes = [os.path.join(root, "a"), os.path.join(root, "b")]
-    servers = [start(args.rota, h, jobs, store) for h in homes]
-    token = None
-    for h in homes:
-        p = os.path.join(h, "admin.token")
-        if os.path.exists(p):
-            token = open(p).read().strip()
+    servers = [start(h) for h in homes]
+    token = admin_token(homes)
     takeovers, next_occurrence = [], []
     try:
         for round_no in range(args.kills):
@@ -131,7 +90,7 @@ def main():
                 time.sleep(0.02)
             print(f"round {round_no + 1}: lease taken after {took:.2f} s, "
                   f"next occurrence recorded after {next_occurrence[-1]:.2f} s", flush=True)
-            servers[dead] = start(args.rota, homes[dead], jobs, store)
+            servers[dead] = start(homes[dead])
             time.sleep(1.5)
     finally:
         for proc, _ in servers:
