@@ -219,7 +219,9 @@ async fn a_started_run_is_queued_for_a_server_with_resolved_params() {
         pid: 1,
         start_token: "s".to_owned(),
     };
-    let claimed = env.store.claim_queued_run(&id, &owner, Timestamp::now());
+    let claimed = env
+        .store
+        .claim_queued_run(&id, &owner, Timestamp::now(), None);
     assert!(claimed.await.expect("claim"));
 
     let entries = crate::support::api_audit(&env).await;

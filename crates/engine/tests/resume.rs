@@ -178,7 +178,7 @@ async fn a_resumed_run_retries_the_abandoned_step_and_does_not_rerun_finished_on
     // As the server does: claim the queued run, continue from its recorded steps.
     assert!(
         store
-            .claim_queued_run("run-1", &live_owner(), Timestamp::now())
+            .claim_queued_run("run-1", &live_owner(), Timestamp::now(), None)
             .await?
     );
     let (request, config) = resumed(job, &run, dir.path());
@@ -253,7 +253,7 @@ async fn a_resumed_step_waits_its_retry_backoff_before_the_next_attempt() -> Tes
     let run = store.get_run("run-1").await?.ok_or("run missing")?;
     assert!(
         store
-            .claim_queued_run("run-1", &live_owner(), Timestamp::now())
+            .claim_queued_run("run-1", &live_owner(), Timestamp::now(), None)
             .await?
     );
     let (request, config) = resumed(job, &run, dir.path());

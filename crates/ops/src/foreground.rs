@@ -123,7 +123,7 @@ impl Ops {
         let owner = rota_engine::owner::this_process();
         if !self
             .store()
-            .claim_queued_run(run_id, &owner, Timestamp::now())
+            .claim_queued_run(run_id, &owner, Timestamp::now(), None)
             .await?
         {
             return Ok(None);

@@ -456,7 +456,7 @@ impl Daemon {
                             .job(&key)
                             .map_or(1, |j| j.policy.max_active_runs);
                         self.scheduler.adopt_queued(&key, &id, max_active);
-                        tracing::info!(run = %id, job = %run.job_id, "queued run adopted");
+                        tracing::debug!(run = %id, job = %run.job_id, "queued run adopted");
                     }
                 }
             }
@@ -1072,19 +1072,27 @@ impl Daemon {
             if startable.is_empty() {
                 return;
             }
-            for (_key, run_id) in startable {
-                self.start_run(run_id).await;
+            for (key, run_id) in startable {
+                let max_active = self.scheduler.job(&key).map(|j| j.policy.max_active_runs);
+                self.start_run(run_id, max_active).await;
             }
         }
     }
 
-    async fn start_run(&mut self, run_id: String) {
+    /// Claims and starts a queued run, unless `max_active` runs of its job already run on
+    /// any server sharing the store.
+    async fn start_run(&mut self, run_id: String, max_active: Option<u32>) {
         {
             let now = Timestamp::now();
-            match self.store.claim_queued_run(&run_id, &self.owner, now).await {
+            match self
+                .store
+                .claim_queued_run(&run_id, &self.owner, now, max_active)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => {
-                    // Someone else took it, or it ended: not ours to run.
+                    // Someone else took it, it ended, or its job runs elsewhere as often as
+                    // it may: not ours to run now (a run still queued is adopted again).
                     self.scheduler.forget(&run_id);
                     return;
                 }

@@ -46,11 +46,16 @@ struct Pair {
 
 /// Two servers on one fresh PostgreSQL database, both with the `chain` job.
 fn two_servers(ledger: &Path) -> Result<Pair, Box<dyn std::error::Error>> {
+    two_servers_with("chain.yaml", &chain_job(ledger))
+}
+
+/// Two servers on one fresh PostgreSQL database, both with job file `name`.
+fn two_servers_with(name: &str, job: &str) -> Result<Pair, Box<dyn std::error::Error>> {
     let db = TestDatabase::create()?;
     let mut servers = Vec::new();
     let mut dirs = Vec::new();
     for _ in 0..2 {
-        let (dir, home, jobs) = server_dirs_with_job("chain.yaml", chain_job(ledger))?;
+        let (dir, home, jobs) = server_dirs_with_job(name, job)?;
         servers.push(Some(
             Serve::builder(&home, &jobs)
                 .args(["--store", db.url()])
@@ -77,19 +82,20 @@ fn two_servers(ledger: &Path) -> Result<Pair, Box<dyn std::error::Error>> {
 
 impl Pair {
     fn start_run(&self) -> Result<String, Box<dyn std::error::Error>> {
-        let via = self.servers.iter().flatten().next().ok_or("no server")?;
+        self.start_run_of("chain", 0)
+    }
+
+    /// Starts a run of `job` through server `via`.
+    fn start_run_of(&self, job: &str, via: usize) -> Result<String, Box<dyn std::error::Error>> {
+        let via = self.servers[via].as_ref().ok_or("no server")?;
+        let path = format!("/api/v1/namespaces/default/jobs/{job}");
         wait_for("the job to load", || {
-            get(
-                via.addr(),
-                "/api/v1/namespaces/default/jobs/chain",
-                Some(&self.token),
-            )
-            .is_ok_and(|(status, _, _)| status == 200)
+            get(via.addr(), &path, Some(&self.token)).is_ok_and(|(status, _, _)| status == 200)
         })?;
         let auth = format!("Bearer {}", self.token);
         let (status, body) = post(
             via.addr(),
-            "/api/v1/namespaces/default/jobs/chain/runs",
+            &format!("{path}/runs"),
             &[
                 ("Authorization", &auth),
                 ("Content-Type", "application/json"),
@@ -239,5 +245,27 @@ fn a_cut_off_server_is_taken_for_dead_and_stops_without_writing_over_the_run() -
         again["steps"], finished["steps"],
         "the run is as the survivor left it"
     );
+    Ok(())
+}
+
+#[test]
+fn a_jobs_max_active_runs_holds_across_servers() -> TestResult {
+    let scratch = tempfile::tempdir()?;
+    let ledger = scratch.path().join("ledger");
+    let job = format!(
+        "id: serial\npolicy: {{ max_active_runs: 1 }}\nsteps:\n  - id: work\n    sh: |\n      echo start >> {ledger}\n      sleep 1\n      echo end >> {ledger}\n",
+        ledger = ledger.display()
+    );
+    let pair = two_servers_with("serial.yaml", &job)?;
+    let runs = (0..4)
+        .map(|i| pair.start_run_of("serial", i % 2))
+        .collect::<Result<Vec<_>, _>>()?;
+    for run in &runs {
+        let finished = pair.finished_run(0, run)?;
+        assert_eq!(finished["status"], "succeeded", "{finished}");
+    }
+    let lines = ledger_lines(&ledger);
+    let expected: Vec<&str> = ["start", "end"].repeat(4);
+    assert_eq!(lines, expected, "one run at a time, on either server");
     Ok(())
 }

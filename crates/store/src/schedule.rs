@@ -291,25 +291,31 @@ impl Store {
     /// or, for a run queued again after its server died, while a worker may still run one of
     /// its abandoned attempts: its dispatch stays `leased` until the worker's lease ends
     /// (the worker is fenced out and kills that attempt by then), and the run is claimed
-    /// after, so no attempt of it runs twice at once.
+    /// after, so no attempt of it runs twice at once. With `max_active`, also while that many
+    /// runs of its job are `running`, wherever they run: servers sharing the store each see
+    /// only their own runs, and this is where the job's `max_active_runs` holds across them.
     pub async fn claim_queued_run(
         &self,
         run_id: &str,
         owner: &Owner,
         at: Timestamp,
+        max_active: Option<u32>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE runs SET status = 'running', started_at = $1, owner_host = $2, \
              owner_pid = $3, owner_start_token = $4 WHERE id = $5 AND status = 'queued' \
              AND NOT EXISTS (SELECT 1 FROM dispatches d \
-             WHERE d.run_id = runs.id AND d.state = 'leased')",
+             WHERE d.run_id = runs.id AND d.state = 'leased') \
+             AND (SELECT count(*) FROM runs other WHERE other.namespace = runs.namespace \
+             AND other.job_id = runs.job_id AND other.status = 'running') < $6",
         )
         .bind(micros(at))
         .bind(&owner.host)
         .bind(i64::from(owner.pid))
         .bind(&owner.start_token)
         .bind(run_id)
+        .bind(max_active.map_or(i64::MAX, i64::from))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {

@@ -1151,7 +1151,11 @@ async fn requeue_for_resume_abandons_the_running_attempt_and_queues_the_run(
     assert_eq!(store.events_after(0, 1000).await?.len(), before + 2);
 
     // The next attempt of the abandoned step continues the step's history.
-    assert!(store.claim_queued_run("r-1", &owner(), at(11)).await?);
+    assert!(
+        store
+            .claim_queued_run("r-1", &owner(), at(11), None)
+            .await?
+    );
     store
         .record(&[
             started("r-1", "busy", 2, 12, None),

@@ -155,8 +155,8 @@ async fn a_queued_run_is_claimed_by_one_owner_only(backend: Backend) -> TestResu
         pid: 7,
         start_token: "boot-2".into(),
     };
-    assert!(store.claim_queued_run("r1", &me, at(6)).await?);
-    assert!(!store.claim_queued_run("r1", &owner(), at(7)).await?);
+    assert!(store.claim_queued_run("r1", &me, at(6), None).await?);
+    assert!(!store.claim_queued_run("r1", &owner(), at(7), None).await?);
     let run = store.get_run("r1").await?.ok_or("r1 missing")?;
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.owner, me);

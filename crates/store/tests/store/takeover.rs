@@ -62,7 +62,7 @@ async fn a_resumed_run_is_claimed_once_its_abandoned_attempts_lease_ended(
             run: new_run("r1", "ops", "deploy", 1, &["build", "ship"]),
         }])
         .await?;
-    assert!(store.claim_queued_run("r1", &dead, at(2)).await?);
+    assert!(store.claim_queued_run("r1", &dead, at(2), None).await?);
     store
         .record(&[
             started("r1", "build", 1, 3, None),
@@ -114,11 +114,11 @@ async fn a_resumed_run_is_claimed_once_its_abandoned_attempts_lease_ended(
         pid: 5151,
         ..owner()
     };
-    assert!(!store.claim_queued_run("r1", &heir, at(6)).await?);
+    assert!(!store.claim_queued_run("r1", &heir, at(6), None).await?);
     // The worker was cut off and did not beat again: its lease ends, and with it the wait.
     let expired = store.expire_leases(at(10), |w| format!("{w} gone")).await?;
     assert_eq!(expired.abandoned, [key("build")]);
-    assert!(store.claim_queued_run("r1", &heir, at(11)).await?);
+    assert!(store.claim_queued_run("r1", &heir, at(11), None).await?);
     assert!(
         store
             .renew_lease(&claimed.key, claimed.epoch, &worker, at(12), lease)
@@ -149,7 +149,7 @@ async fn a_process_cannot_record_a_run_another_took_over(backend: Backend) -> Te
             }],
         )
         .await?;
-    assert!(store.claim_queued_run("r1", &first, at(2)).await?);
+    assert!(store.claim_queued_run("r1", &first, at(2), None).await?);
     store
         .record_as(&first, &[started("r1", "build", 1, 3, None)])
         .await?;
@@ -162,7 +162,7 @@ async fn a_process_cannot_record_a_run_another_took_over(backend: Backend) -> Te
         pid: 5151,
         ..owner()
     };
-    assert!(store.claim_queued_run("r1", &heir, at(5)).await?);
+    assert!(store.claim_queued_run("r1", &heir, at(5), None).await?);
     let events = store.events_after(0, 1000).await?.len();
 
     let late = store
@@ -209,4 +209,35 @@ fn key(step: &str) -> AttemptKey {
         step_id: step.to_owned(),
         attempt: 1,
     }
+}
+
+both!(a_claim_keeps_a_jobs_max_active_runs_across_servers);
+async fn a_claim_keeps_a_jobs_max_active_runs_across_servers(backend: Backend) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
+    job(&store, "ops", "deploy").await?;
+    for id in ["r1", "r2", "r3"] {
+        store
+            .record(&[RunEvent::RunCreated {
+                run: new_run(id, "ops", "deploy", 1, &["build"]),
+            }])
+            .await?;
+    }
+    let (a, b) = (
+        owner(),
+        Owner {
+            pid: 5151,
+            ..owner()
+        },
+    );
+    assert!(store.claim_queued_run("r1", &a, at(2), Some(2)).await?);
+    assert!(store.claim_queued_run("r2", &b, at(2), Some(2)).await?);
+    assert!(
+        !store.claim_queued_run("r3", &b, at(3), Some(2)).await?,
+        "two run already, on two servers"
+    );
+    assert!(
+        store.claim_queued_run("r3", &b, at(3), None).await?,
+        "no limit"
+    );
+    Ok(())
 }
