@@ -19,6 +19,7 @@ use sqlx::Row;
 
 use crate::StoreError;
 use crate::convert::{flag, micros, ts};
+use crate::dialect::Sql;
 use crate::events::LogStream;
 
 /// How many pending dispatches a claim looks at for one whose labels the worker carries.
@@ -286,6 +287,46 @@ fn lease_end(now: Timestamp, lease: Duration) -> i64 {
     micros(now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// Appends the condition that picks the dispatch of `key`, binding its three values.
+fn push_key<'a>(sql: &mut Sql<'a>, key: &'a AttemptKey) {
+    sql.push("run_id = ")
+        .push_bind(key.run_id.as_str())
+        .push(" AND step_id = ")
+        .push_bind(key.step_id.as_str())
+        .push(" AND attempt = ")
+        .push_bind(i64::from(key.attempt));
+}
+
+/// `UPDATE dispatches SET … WHERE <the row of key>`: `set` writes the SET clause, binding
+/// its values; more conditions (or a `RETURNING`) may be pushed after.
+fn update_dispatch<'a>(key: &'a AttemptKey, set: impl FnOnce(&mut Sql<'a>)) -> Sql<'a> {
+    let mut sql = Sql::new("UPDATE dispatches SET ");
+    set(&mut sql);
+    sql.push(" WHERE ");
+    push_key(&mut sql, key);
+    sql
+}
+
+/// Abandons the lease on `key` (`reason`: JSON text of the attempt's end), bumping the epoch;
+/// `only` narrows which rows qualify beyond `state = 'leased'`. Whether it did.
+async fn abandon_in(
+    tx: &mut Tx,
+    key: &AttemptKey,
+    reason: &str,
+    now: Timestamp,
+    only: &str,
+) -> Result<bool, StoreError> {
+    let mut sql = update_dispatch(key, |sql| {
+        sql.push("state = 'abandoned', epoch = epoch + 1, result = ")
+            .push_bind(reason)
+            .push(", finished_at = ")
+            .push_bind(micros(now))
+            .push(", lease_expires_at = NULL");
+    });
+    sql.push(" AND state = 'leased'").push(only);
+    Ok(sql.build()?.execute(&mut **tx).await?.rows_affected() == 1)
+}
+
 impl crate::Store {
     /// Hands an attempt to the workers: a `pending` dispatch at epoch 0.
     pub async fn insert_dispatch(&self, new: &NewDispatch) -> Result<(), StoreError> {
@@ -311,15 +352,9 @@ impl crate::Store {
 
     /// The dispatch of `key`, if the attempt was handed to workers.
     pub async fn dispatch(&self, key: &AttemptKey) -> Result<Option<DispatchRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {DISPATCH_COLUMNS} FROM dispatches \
-             WHERE run_id = $1 AND step_id = $2 AND attempt = $3"
-        ))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .fetch_optional(&self.pool)
-        .await?;
+        let mut sql = Sql::new(format!("SELECT {DISPATCH_COLUMNS} FROM dispatches WHERE "));
+        push_key(&mut sql, key);
+        let row = sql.build()?.fetch_optional(&self.pool).await?;
         row.as_ref().map(dispatch_of).transpose()
     }
 
@@ -362,19 +397,16 @@ impl crate::Store {
             return Ok(None);
         };
         let expires = lease_end(now, lease);
-        let done = sqlx::query(
-            "UPDATE dispatches SET state = 'leased', epoch = epoch + 1, worker_id = $1, \
-             lease_expires_at = $2, claimed_at = $3 \
-             WHERE run_id = $4 AND step_id = $5 AND attempt = $6 AND state = 'pending'",
-        )
-        .bind(&worker.id)
-        .bind(expires)
-        .bind(micros(now))
-        .bind(&dispatch.key.run_id)
-        .bind(&dispatch.key.step_id)
-        .bind(i64::from(dispatch.key.attempt))
-        .execute(&mut *tx)
-        .await?;
+        let mut sql = update_dispatch(&dispatch.key, |sql| {
+            sql.push("state = 'leased', epoch = epoch + 1, worker_id = ")
+                .push_bind(worker.id.as_str())
+                .push(", lease_expires_at = ")
+                .push_bind(expires)
+                .push(", claimed_at = ")
+                .push_bind(micros(now));
+        });
+        sql.push(" AND state = 'pending'");
+        let done = sql.build()?.execute(&mut *tx).await?;
         if done.rows_affected() != 1 {
             tx.commit().await?;
             return Ok(None);
@@ -403,19 +435,15 @@ impl crate::Store {
             tx.commit().await?;
             return Ok(Err(fenced));
         }
-        let row = sqlx::query(
-            "UPDATE dispatches SET lease_expires_at = $1, \
-             confirmed_at = COALESCE(confirmed_at, $2) \
-             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 \
-             RETURNING CAST(cancel_requested AS INTEGER) AS cancel_requested",
-        )
-        .bind(lease_end(now, lease))
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .fetch_one(&mut *tx)
-        .await?;
+        let mut sql = update_dispatch(key, |sql| {
+            sql.push("lease_expires_at = ")
+                .push_bind(lease_end(now, lease))
+                .push(", confirmed_at = COALESCE(confirmed_at, ")
+                .push_bind(micros(now))
+                .push(")");
+        });
+        sql.push(" RETURNING CAST(cancel_requested AS INTEGER) AS cancel_requested");
+        let row = sql.build()?.fetch_one(&mut *tx).await?;
         let cancel_requested = flag(&row, "cancel_requested")?;
         tx.commit().await?;
         Ok(Ok(Renewed { cancel_requested }))
@@ -467,15 +495,14 @@ impl crate::Store {
             tx.commit().await?;
             return Ok(Err(fenced));
         }
-        sqlx::query(
-            "UPDATE dispatches SET state = 'done', result = $1, finished_at = $2, \
-             lease_expires_at = NULL WHERE run_id = $3 AND step_id = $4 AND attempt = $5",
-        )
-        .bind(result)
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
+        update_dispatch(key, |sql| {
+            sql.push("state = 'done', result = ")
+                .push_bind(result)
+                .push(", finished_at = ")
+                .push_bind(micros(now))
+                .push(", lease_expires_at = NULL");
+        })
+        .build()?
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -485,13 +512,10 @@ impl crate::Store {
     /// Asks the worker holding `key` to stop it (it learns so at its next heartbeat).
     pub async fn request_dispatch_cancel(&self, key: &AttemptKey) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE dispatches SET cancel_requested = TRUE \
-             WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
-        )
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
+        update_dispatch(key, |sql| {
+            sql.push("cancel_requested = TRUE");
+        })
+        .build()?
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -505,16 +529,12 @@ impl crate::Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE dispatches SET state = 'withdrawn', finished_at = $1 \
-             WHERE run_id = $2 AND step_id = $3 AND attempt = $4 AND state = 'pending'",
-        )
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .execute(&mut *tx)
-        .await?;
+        let mut sql = update_dispatch(key, |sql| {
+            sql.push("state = 'withdrawn', finished_at = ")
+                .push_bind(micros(now));
+        });
+        sql.push(" AND state = 'pending'");
+        let done = sql.build()?.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -529,20 +549,9 @@ impl crate::Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, result = $1, \
-             finished_at = $2, lease_expires_at = NULL \
-             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 AND state = 'leased'",
-        )
-        .bind(reason)
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .execute(&mut *tx)
-        .await?;
+        let done = abandon_in(&mut tx, key, reason, now, "").await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done)
     }
 
     /// Ends every lease that expired before `now`: a claim its worker never confirmed (the
@@ -581,18 +590,8 @@ impl crate::Store {
                 step_id: row.try_get("step_id")?,
                 attempt: u32::try_from(attempt).unwrap_or(0),
             };
-            sqlx::query(
-                "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, result = $1, \
-                 finished_at = $2, lease_expires_at = NULL \
-                 WHERE run_id = $3 AND step_id = $4 AND attempt = $5 AND state = 'leased'",
-            )
-            .bind(reason(worker.as_deref().unwrap_or("?")))
-            .bind(micros(now))
-            .bind(&key.run_id)
-            .bind(&key.step_id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
+            let reason = reason(worker.as_deref().unwrap_or("?"));
+            abandon_in(&mut tx, &key, &reason, now, "").await?;
             expired.push(key);
         }
         tx.commit().await?;
@@ -808,16 +807,12 @@ async fn hold(
     epoch: i64,
     worker_id: &str,
 ) -> Result<Result<(), Fenced>, StoreError> {
-    let row = sqlx::query(&format!(
+    let mut sql = Sql::new(format!(
         "SELECT state, epoch, worker_id, \
-         CASE WHEN {CURRENT_ATTEMPT} THEN 1 ELSE 0 END AS current FROM dispatches \
-         WHERE run_id = $1 AND step_id = $2 AND attempt = $3"
-    ))
-    .bind(&key.run_id)
-    .bind(&key.step_id)
-    .bind(i64::from(key.attempt))
-    .fetch_optional(&mut **tx)
-    .await?;
+         CASE WHEN {CURRENT_ATTEMPT} THEN 1 ELSE 0 END AS current FROM dispatches WHERE "
+    ));
+    push_key(&mut sql, key);
+    let row = sql.build()?.fetch_optional(&mut **tx).await?;
     let Some(row) = row else {
         return Ok(Err(Fenced::Unknown(key_text(key))));
     };
@@ -833,13 +828,10 @@ async fn hold(
         }
         // The run moved on without this attempt (its server died and a resumed run
         // abandoned it): the lease ends here, so its worker stops it.
-        sqlx::query(
-            "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, \
-             lease_expires_at = NULL WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
-        )
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
+        update_dispatch(key, |sql| {
+            sql.push("state = 'abandoned', epoch = epoch + 1, lease_expires_at = NULL");
+        })
+        .build()?
         .execute(&mut **tx)
         .await?;
         return Ok(Err(Fenced::Lost {
