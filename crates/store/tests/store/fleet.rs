@@ -324,3 +324,89 @@ async fn a_dispatch_its_run_moved_past_is_neither_claimed_nor_renewed(
     assert!(store.claim_dispatch(&b, now, LEASE).await?.is_none());
     Ok(())
 }
+
+both!(
+    concurrent_claims_take_each_dispatch_exactly_once,
+    (flavor = "multi_thread", worker_threads = 4)
+);
+async fn concurrent_claims_take_each_dispatch_exactly_once(backend: Backend) -> TestResult {
+    const DISPATCHES: usize = 50;
+    const CLAIMERS: usize = 8;
+    let (_db, store) = fresh(backend).await?;
+    job(&store, "ops", "deploy").await?;
+    let steps: Vec<String> = (0..DISPATCHES).map(|i| format!("s{i:02}")).collect();
+    let names: Vec<&str> = steps.iter().map(String::as_str).collect();
+    store
+        .record(&[RunEvent::RunCreated {
+            run: new_run("r1", "ops", "deploy", 1, &names),
+        }])
+        .await?;
+    let starts: Vec<RunEvent> = steps.iter().map(|step| started(step, 1)).collect();
+    store.record(&starts).await?;
+    for (index, step) in steps.iter().enumerate() {
+        store
+            .insert_dispatch(&NewDispatch {
+                key: key(step),
+                namespace: "ops".to_owned(),
+                // Some no claimer's labels fit, so claims pass over rows others want.
+                runs_on: labels(&[("pool", if index % 5 == 0 { "z" } else { "a" })]),
+                nonce: vec![1; 24],
+                payload: vec![7],
+                created_at: at(2 + i64::try_from(index)?),
+            })
+            .await?;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for claimer in 0..CLAIMERS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let me = worker(&format!("w{claimer}"), "a");
+            let mut claimed = Vec::new();
+            while let Some(dispatch) = store.claim_dispatch(&me, at(3), LEASE).await? {
+                assert_eq!(dispatch.state, DispatchState::Leased);
+                assert_eq!(dispatch.epoch, 1);
+                claimed.push((dispatch.key, me.id.clone()));
+            }
+            Ok::<_, rota_store::StoreError>(claimed)
+        });
+    }
+    let mut claimed = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        claimed.extend(done??);
+    }
+    // A claim that found every row it wanted locked by others may have stopped early; one
+    // more claimer, alone, finds what is left (nothing, if the others took it all).
+    let last = worker("w-last", "a");
+    while let Some(dispatch) = store.claim_dispatch(&last, at(3), LEASE).await? {
+        claimed.push((dispatch.key, last.id.clone()));
+    }
+    let wanted: Vec<&String> = steps
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| index % 5 != 0)
+        .map(|(_, step)| step)
+        .collect();
+    let mut taken: Vec<&String> = claimed.iter().map(|(key, _)| &key.step_id).collect();
+    taken.sort();
+    assert_eq!(
+        taken, wanted,
+        "each dispatch that fits is claimed exactly once"
+    );
+    for (key, worker_id) in &claimed {
+        let stored = store
+            .dispatch(key)
+            .await?
+            .ok_or("a claimed dispatch is gone")?;
+        assert_eq!(stored.state, DispatchState::Leased);
+        assert_eq!(stored.epoch, 1);
+        assert_eq!(stored.worker_id.as_ref(), Some(worker_id));
+    }
+    for (index, step) in steps.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+        let stored = store
+            .dispatch(&key(step))
+            .await?
+            .ok_or("a dispatch is gone")?;
+        assert_eq!(stored.state, DispatchState::Pending, "dispatch {index}");
+    }
+    Ok(())
+}
