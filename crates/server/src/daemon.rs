@@ -151,6 +151,8 @@ pub async fn serve(
 
     let lateness = api.scheduler_metrics.clone();
     let hub = api.ops.hub().clone();
+    // Workers' claims and the engine's waits wake on other servers' changes too.
+    hub.follow(&store);
     let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string()).await;
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
@@ -275,6 +277,8 @@ struct Daemon {
     /// Whether this server holds the scheduler's lease: only the holder fires schedules
     /// (every server runs queued runs, webhooks and `after` triggers of the runs it ran).
     leader: tokio::sync::watch::Receiver<bool>,
+    /// When the control poll reads the store (`crate::wake`).
+    store_poll: crate::wake::StorePoll,
 }
 
 impl Daemon {
@@ -321,6 +325,7 @@ impl Daemon {
             stops: HashMap::new(),
             lateness,
             leader,
+            store_poll: crate::wake::StorePoll::default(),
         }
     }
 
@@ -329,6 +334,8 @@ impl Daemon {
         mut hooks: mpsc::Receiver<HookRequest>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        let mut wakes = self.store.wake_ups();
+        self.store_poll.listening(wakes.is_live());
         self.control_poll().await;
         let mut poll = tokio::time::interval(self.config.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -368,6 +375,11 @@ impl Daemon {
                     }
                 }
                 _ = poll.tick() => self.control_poll().await,
+                wake = wakes.next() => {
+                    if self.store_poll.woken(wake) {
+                        self.control_poll().await;
+                    }
+                }
             }
         }
     }
@@ -397,6 +409,9 @@ impl Daemon {
     /// change counters moved.
     async fn control_poll(&mut self) {
         self.reload_jobs().await;
+        if !self.store_poll.due() {
+            return;
+        }
         let counters = match self.store.change_counters().await {
             Ok(counters) => Some(counters),
             Err(error) => {

@@ -63,6 +63,8 @@ pub const DB_FILE: &str = "rota.db";
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Its wake-ups' listener ([`Store::wake_ups`]).
+    pub(crate) listener: std::sync::Arc<crate::wake::Listener>,
 }
 
 impl Store {
@@ -141,9 +143,11 @@ impl Store {
         loop {
             let pool = pool_options(backend).connect_with(options.clone()).await;
             let result = match pool {
-                Ok(pool) => migrate(&pool, backend)
-                    .await
-                    .map(|()| Store { pool, backend }),
+                Ok(pool) => migrate(&pool, backend).await.map(|()| Store {
+                    pool,
+                    backend,
+                    listener: crate::wake::Listener::new(backend, url),
+                }),
                 Err(source) => Err(StoreError::Open {
                     location: location.clone(),
                     source,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rota_store::{
     AttemptKey, Backend, DispatchState, Fenced, LogStream, NewDispatch, RunEvent, ServerRecord,
-    WorkerInfo, WorkerLine,
+    Wake, WorkerInfo, WorkerLine,
 };
 
 use super::{TestResult, at, fresh, job, new_run};
@@ -408,5 +408,53 @@ async fn concurrent_claims_take_each_dispatch_exactly_once(backend: Backend) -> 
             .ok_or("a dispatch is gone")?;
         assert_eq!(stored.state, DispatchState::Pending, "dispatch {index}");
     }
+    Ok(())
+}
+
+/// The next wake-up that is `wanted`, skipping others (a guard, not a threshold: only a lost
+/// notification takes this long).
+async fn wake_of(wakes: &mut rota_store::WakeUps, wanted: Wake) -> TestResult {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while wakes.next().await != wanted {}
+    })
+    .await
+    .map_err(|_| format!("no {wanted:?} wake-up"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dispatch_handed_over_or_ended_wakes_the_listeners_on_postgres() -> TestResult {
+    let (_db, store) = fresh(Backend::Postgres).await?;
+    job(&store, "ops", "deploy").await?;
+    store
+        .record(&[RunEvent::RunCreated {
+            run: new_run("r1", "ops", "deploy", 1, &["build"]),
+        }])
+        .await?;
+    store.record(&[started("build", 1)]).await?;
+    let mut wakes = store.wake_ups();
+    assert!(wakes.is_live());
+    // Listening has begun once it says so.
+    wake_of(&mut wakes, Wake::Resync).await?;
+    store
+        .insert_dispatch(&NewDispatch {
+            key: key("build"),
+            namespace: "ops".to_owned(),
+            runs_on: labels(&[("pool", "a")]),
+            nonce: vec![1; 24],
+            payload: vec![7],
+            created_at: at(2),
+        })
+        .await?;
+    wake_of(&mut wakes, Wake::Work).await?;
+    assert!(store.withdraw_dispatch(&key("build"), at(3)).await?);
+    wake_of(&mut wakes, Wake::Ended).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn there_are_no_wake_ups_on_sqlite() -> TestResult {
+    let (_db, store) = fresh(Backend::Sqlite).await?;
+    assert!(!store.wake_ups().is_live());
     Ok(())
 }
