@@ -68,8 +68,8 @@ pub struct Hub {
 
 impl Hub {
     /// Wakes this hub's waiters on what other processes change too, as `store` tells it
-    /// (PostgreSQL's `LISTEN/NOTIFY`), until the store closes; their fallback polls grow
-    /// to [`LISTENING_POLL`]. Nothing on SQLite, where waiters keep polling each second.
+    /// (PostgreSQL's `LISTEN/NOTIFY`), until the store closes; meanwhile their fallback
+    /// polls grow to [`LISTENING_POLL`]. Nothing on SQLite, where waiters keep polling each second.
     pub fn follow(&self, store: &rota_store::Store) {
         let mut wakes = store.wake_ups();
         if !wakes.is_live() {
@@ -78,8 +78,8 @@ impl Hub {
         self.following.store(true, Ordering::Relaxed);
         let hub = self.clone();
         tokio::spawn(async move {
-            loop {
-                match wakes.next().await {
+            while let Some(wake) = wakes.recv().await {
+                match wake {
                     Wake::Work => hub.work_handed_over(),
                     Wake::Ended => hub.attempt_ended(),
                     Wake::Resync => {
@@ -89,6 +89,8 @@ impl Hub {
                     Wake::Queued | Wake::Cancel | Wake::Changed => {}
                 }
             }
+            // The store closed: waiters that are left poll again each second.
+            hub.following.store(false, Ordering::Relaxed);
         });
     }
 

@@ -75,17 +75,24 @@ impl WakeUps {
         self.rx.is_some()
     }
 
-    /// The next wake-up; never, on SQLite or once the store is closed.
-    pub async fn next(&mut self) -> Wake {
-        loop {
-            let Some(rx) = &mut self.rx else {
-                return std::future::pending().await;
-            };
-            match rx.recv().await {
-                Ok(wake) => return wake,
-                Err(broadcast::error::RecvError::Lagged(_)) => return Wake::Resync,
-                Err(broadcast::error::RecvError::Closed) => self.rx = None,
+    /// The next wake-up; `None` on SQLite and once the store is closed.
+    pub async fn recv(&mut self) -> Option<Wake> {
+        let rx = self.rx.as_mut()?;
+        match rx.recv().await {
+            Ok(wake) => Some(wake),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Wake::Resync),
+            Err(broadcast::error::RecvError::Closed) => {
+                self.rx = None;
+                None
             }
+        }
+    }
+
+    /// The next wake-up; never, on SQLite or once the store is closed (for a `select!`).
+    pub async fn next(&mut self) -> Wake {
+        match self.recv().await {
+            Some(wake) => wake,
+            None => std::future::pending().await,
         }
     }
 }
