@@ -9,20 +9,23 @@
 //! leases whose worker stopped renewing them; the engine then retries the attempt per the
 //! step's retry policy, or fails the step.
 //!
-//! Waiting is woken in-process by [`Hub`] (a claim waits for new work, the engine for an
-//! end), with a slow poll of the store as the fallback that lets servers sharing one
-//! database see each other's changes.
+//! Waiting is woken by [`Hub`] (a claim waits for new work, the engine for an end): in
+//! process, and on PostgreSQL also by the store's wake-ups ([`Hub::follow`]: `LISTEN/NOTIFY`),
+//! so a server sees at once what another sharing its database handed over or ended. A poll
+//! of the store is the fallback: each second without wake-ups (SQLite), every
+//! [`LISTENING_POLL`] with them.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::model::StepStatus;
 use rota_engine::process::ProcessSpec;
 use rota_engine::remote::{AttemptEnd, RemoteAttempt, RemoteSteps};
-use rota_store::{AttemptKey, DispatchRecord, DispatchState, NewDispatch, SealedSecret};
+use rota_store::{AttemptKey, DispatchRecord, DispatchState, NewDispatch, SealedSecret, Wake};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -41,23 +44,66 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_millis(1500);
 /// How often each server abandons expired leases.
 pub const REAP_EVERY: Duration = Duration::from_secs(1);
 
-/// How often a waiter looks at the store when nothing in this process woke it (changes
-/// made through another server sharing the store).
+/// How often a waiter looks at the store when nothing woke it, without the store's
+/// wake-ups (changes made through another process sharing the store).
 const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// The same, for a hub following the store's wake-ups: only a safety net, as every change
+/// a waiter waits for is told.
+pub const LISTENING_POLL: Duration = Duration::from_secs(30);
 
 /// The cancel request's extra wait, beyond the attempt's grace period and a lease, before
 /// the server stops waiting for a worker that does not confirm a stop.
 const STOP_SLACK: Duration = Duration::from_secs(2);
 
 /// Wakes waiters in this process: claims when work is handed over, the engine when an
-/// attempt ends. Cheap to clone; a server's API and daemon share one.
+/// attempt ends, the daemon when a run is queued. Cheap to clone; a server's API and daemon share one.
 #[derive(Debug, Clone, Default)]
 pub struct Hub {
     work: Arc<Notify>,
     ends: Arc<Notify>,
+    queued: Arc<Notify>,
+    /// Whether it follows the store's wake-ups ([`Hub::follow`]).
+    following: Arc<AtomicBool>,
 }
 
 impl Hub {
+    /// Wakes this hub's waiters on what other processes change too, as `store` tells it
+    /// (PostgreSQL's `LISTEN/NOTIFY`), until the store closes; meanwhile their fallback
+    /// polls grow to [`LISTENING_POLL`]. Nothing on SQLite, where waiters keep polling each second.
+    pub fn follow(&self, store: &rota_store::Store) {
+        let mut wakes = store.wake_ups();
+        if !wakes.is_live() {
+            return;
+        }
+        self.following.store(true, Ordering::Relaxed);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            while let Some(wake) = wakes.recv().await {
+                match wake {
+                    Wake::Work => hub.work_handed_over(),
+                    Wake::Ended => hub.attempt_ended(),
+                    Wake::Resync => {
+                        hub.work_handed_over();
+                        hub.attempt_ended();
+                    }
+                    Wake::Queued | Wake::Cancel | Wake::Changed => {}
+                }
+            }
+            // The store closed: waiters that are left poll again each second.
+            hub.following.store(false, Ordering::Relaxed);
+        });
+    }
+
+    /// How long a waiter waits for a wake-up before it looks at the store anyway.
+    pub(crate) fn poll_every(&self) -> Duration {
+        if self.following.load(Ordering::Relaxed) {
+            LISTENING_POLL
+        } else {
+            POLL_EVERY
+        }
+    }
+
     pub(crate) fn work_handed_over(&self) {
         self.work.notify_waiters();
     }
@@ -68,6 +114,17 @@ impl Hub {
 
     pub(crate) fn work(&self) -> &Notify {
         &self.work
+    }
+
+    /// A run was queued in this process (through the API): the daemon adopts it at once
+    /// rather than at its next poll. A wake-up not waited for is kept for the next wait.
+    pub(crate) fn run_queued(&self) {
+        self.queued.notify_one();
+    }
+
+    /// What the daemon waits on for runs queued in this process ([`Hub::run_queued`]).
+    pub fn runs_queued(&self) -> &Notify {
+        &self.queued
     }
 }
 
@@ -282,7 +339,7 @@ impl Ops {
             }
             tokio::select! {
                 () = &mut ended => {}
-                () = tokio::time::sleep(POLL_EVERY) => {}
+                () = tokio::time::sleep(self.hub.poll_every()) => {}
                 () = stop.cancelled(), if stop_asked.is_none() => {}
             }
         }

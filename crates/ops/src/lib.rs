@@ -55,6 +55,8 @@ pub struct Ops {
     schedules: Option<std::sync::Arc<dyn schedules::ScheduleOps>>,
     /// The data directory whose key seals secrets ([`Ops::with_secrets_home`]).
     secrets_home: Option<PathBuf>,
+    /// That key, once loaded ([`Ops::sealing_key`]).
+    sealing_key: std::sync::Arc<std::sync::OnceLock<rota_secrets::SecretKey>>,
     /// Wakes the waiters on workers' calls in this process ([`Ops::with_hub`]).
     hub: fleet::Hub,
     /// Where runs keep their files, one directory per run id, removed when a run is pruned
@@ -106,6 +108,7 @@ impl Ops {
             runner: None,
             schedules: None,
             secrets_home: None,
+            sealing_key: std::sync::Arc::default(),
             hub: fleet::Hub::default(),
             run_dirs: None,
         }

@@ -182,6 +182,7 @@ impl Ops {
         };
         let id = run.id.clone();
         self.store.record(&[RunEvent::RunCreated { run }]).await?;
+        self.hub().run_queued();
         self.run(&id).await
     }
 
@@ -207,7 +208,8 @@ impl Ops {
             })?),
         };
         let new_id = rota_store::ids::new_run_id();
-        self.store
+        let retry = self
+            .store
             .create_retry_run(
                 &original.id,
                 &new_id,
@@ -221,7 +223,9 @@ impl Ops {
                     format!("run {run_id} has not ended yet ({status}); cancel it or wait"),
                 ),
                 other => other.into(),
-            })
+            })?;
+        self.hub().run_queued();
+        Ok(retry)
     }
 
     /// Asks the process running run `id` to cancel it; a conflict if it has already ended.

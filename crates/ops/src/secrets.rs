@@ -11,14 +11,26 @@ impl Ops {
     /// created (mode 0600) on the first secret set.
     pub fn with_secrets_home(mut self, home: impl Into<PathBuf>) -> Ops {
         self.secrets_home = Some(home.into());
+        self.sealing_key = std::sync::Arc::default();
         self
     }
 
-    /// The key that seals secrets, created on first use. Without a data directory, or when
-    /// the configured key is unusable (a malformed `ROTA_SECRET_KEY` or key file, or a key
-    /// file others may read), [`OpsError::Unavailable`]: that is the configuration of the
-    /// process, which its log explains, not a failure of the call.
+    /// The key that seals secrets, created on first use and then kept (every clone of this
+    /// `Ops` shares it): sealing each attempt handed to a worker and opening each claim
+    /// reads no file. Without a data directory, or when the configured key is unusable (a
+    /// malformed `ROTA_SECRET_KEY` or key file, or a key file others may read),
+    /// [`OpsError::Unavailable`]: that is the configuration of the process, which its log
+    /// explains, not a failure of the call. A failure is not kept: the next call tries again.
     pub(crate) fn sealing_key(&self) -> Result<SecretKey, OpsError> {
+        if let Some(key) = self.sealing_key.get() {
+            return Ok(key.clone());
+        }
+        let key = self.load_sealing_key()?;
+        // Two first calls at once may both load it: the same key, whichever is kept.
+        Ok(self.sealing_key.get_or_init(|| key).clone())
+    }
+
+    fn load_sealing_key(&self) -> Result<SecretKey, OpsError> {
         let home = self.secrets_home.as_deref().ok_or_else(|| {
             OpsError::Unavailable("secrets are not configured on this server".into())
         })?;

@@ -158,6 +158,8 @@ pub async fn serve(
 
     let lateness = api.scheduler_metrics.clone();
     let hub = api.ops.hub().clone();
+    // Workers' claims and the engine's waits wake on other servers' changes too.
+    hub.follow(&store);
     let fleet = crate::fleet::Fleet::start(api.ops.clone(), bound.to_string()).await?;
     let (hook_tx, hook_rx) = mpsc::channel(64);
     let (stop_http_tx, stop_http_rx) = tokio::sync::oneshot::channel::<()>();
@@ -284,6 +286,8 @@ struct Daemon {
     /// Whether this server holds the scheduler's lease: only the holder fires schedules
     /// (every server runs queued runs, webhooks and `after` triggers of the runs it ran).
     leader: tokio::sync::watch::Receiver<bool>,
+    /// When the control poll reads the store (`crate::wake`).
+    store_poll: crate::wake::StorePoll,
 }
 
 impl Daemon {
@@ -326,6 +330,7 @@ impl Daemon {
             stops: HashMap::new(),
             lateness,
             leader,
+            store_poll: crate::wake::StorePoll::default(),
         }
     }
 
@@ -335,6 +340,10 @@ impl Daemon {
         shutdown: impl Future<Output = ()> + Send + 'static,
         fenced: tokio_util::sync::CancellationToken,
     ) -> Result<(), ServerError> {
+        let hub = self.ops.hub().clone();
+        let queued = hub.runs_queued();
+        let mut wakes = self.store.wake_ups();
+        self.store_poll.listening(wakes.is_live());
         self.control_poll().await;
         let mut poll = tokio::time::interval(self.config.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -375,6 +384,15 @@ impl Daemon {
                     }
                 }
                 _ = poll.tick() => self.control_poll().await,
+                wake = wakes.next() => {
+                    if self.store_poll.woken(wake) {
+                        self.control_poll().await;
+                    }
+                }
+                () = queued.notified() => {
+                    self.store_poll.again();
+                    self.control_poll().await;
+                }
             }
         }
     }
@@ -404,6 +422,9 @@ impl Daemon {
     /// change counters moved.
     async fn control_poll(&mut self) {
         self.reload_jobs().await;
+        if !self.store_poll.due() {
+            return;
+        }
         let counters = match self.store.change_counters().await {
             Ok(counters) => Some(counters),
             Err(error) => {
@@ -1092,8 +1113,10 @@ impl Daemon {
                 Ok(true) => {}
                 Ok(false) => {
                     // Someone else took it, it ended, or its job runs elsewhere as often as
-                    // it may: not ours to run now (a run still queued is adopted again).
+                    // it may: not ours to run now (a run still queued is adopted again, at
+                    // the next poll).
                     self.scheduler.forget(&run_id);
+                    self.store_poll.again();
                     return;
                 }
                 Err(error) => {

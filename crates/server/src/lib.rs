@@ -50,6 +50,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod tls;
 pub mod trigger;
+mod wake;
 
 pub use daemon::{ServeConfig, serve};
 pub use error::ServerError;

@@ -1,12 +1,14 @@
 //! `rota serve` on a PostgreSQL store (`--store postgres://…` / `ROTA_STORE`), on a fresh
 //! database of the test cluster `scripts/setup` starts (`ROTA_TEST_POSTGRES`; without it these
 //! tests fail, saying so): a run started through the API runs to success, and two servers
-//! started at once on one database both come up (their migrations race) and both serve it.
+//! started at once on one database both come up (their migrations race) and both serve it,
+//! and a run queued through one server runs on a worker that long-polls the other (woken by
+//! `LISTEN/NOTIFY`).
 
 use rota_testkit::Serve;
 use rota_testkit::postgres::TestDatabase;
 
-use crate::support::{TestResult, get, post, server_dirs_with_job, wait_for};
+use crate::support::{TestResult, get, post, rota_bin, server_dirs_with_job, wait_for};
 
 const JOB: &str = "id: hello\nsteps:\n  - id: greet\n    sh: echo hello from postgres\n  \
                    - id: after\n    sh: echo done\n    needs: [greet]\n";
@@ -28,23 +30,23 @@ fn ended_run(addr: &str, token: &str, id: &str) -> Result<serde_json::Value, Str
 
 /// Starts a run of `default/hello` through the API; its id.
 fn start_hello(addr: &str, token: &str) -> Result<String, Box<dyn std::error::Error>> {
+    start_job(addr, token, "hello")
+}
+
+/// Starts a run of `default/<job>` through the API once the job is loaded; its id.
+fn start_job(addr: &str, token: &str, job: &str) -> Result<String, Box<dyn std::error::Error>> {
+    let path = format!("/api/v1/namespaces/default/jobs/{job}");
     wait_for("the job to load", || {
-        get(addr, "/api/v1/namespaces/default/jobs/hello", Some(token))
-            .is_ok_and(|(status, _, _)| status == 200)
+        get(addr, &path, Some(token)).is_ok_and(|(status, _, _)| status == 200)
     })?;
     let bearer = format!("Bearer {token}");
     let headers = [
         ("Authorization", bearer.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let (status, body) = post(
-        addr,
-        "/api/v1/namespaces/default/jobs/hello/runs",
-        &headers,
-        b"{}",
-    )?;
+    let (status, body) = post(addr, &format!("{path}/runs"), &headers, b"{}")?;
     if status != 202 {
-        return Err(format!("starting hello: {status} {body}").into());
+        return Err(format!("starting {job}: {status} {body}").into());
     }
     let run: serde_json::Value = serde_json::from_str(&body)?;
     Ok(run["id"].as_str().ok_or("no run id")?.to_owned())
@@ -145,5 +147,73 @@ async fn two_servers_start_together_on_one_postgres_database_and_both_serve_it()
         "SELECT count(*) FROM events WHERE run_id = '{id}' AND kind = 'run.started'"
     ))?;
     assert_eq!(started, "1", "one server claimed the run");
+    Ok(())
+}
+
+/// A `rota worker` child, killed when dropped.
+struct Worker(std::process::Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_run_queued_through_one_server_runs_on_a_worker_polling_another() -> TestResult {
+    const JOB: &str = "id: remote\nsteps:\n  - id: there\n    runs_on: { pool: a }\n    \
+                       sh: echo hello from a worker\n";
+    // The servers seal attempts for workers with their shared secret key.
+    const KEY: &str = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let db = TestDatabase::create()?;
+    let (dir, a_home, a_jobs) = server_dirs_with_job("remote.yaml", JOB)?;
+    let (_b_dir, b_home, b_jobs) = server_dirs_with_job("remote.yaml", JOB)?;
+    let a = Serve::builder(&a_home, &a_jobs)
+        .args(["--store", db.url()])
+        .env("ROTA_SECRET_KEY", KEY)
+        .start()?;
+    let token = a.admin_token()?;
+    let b = Serve::builder(&b_home, &b_jobs)
+        .args(["--store", db.url()])
+        .env("ROTA_SECRET_KEY", KEY)
+        .start()?;
+    let out = rota_testkit::rota_command(rota_bin(), &dir.path().join("cli-home"))
+        .args(["tokens", "create", "w", "--role", "worker", "--server"])
+        .arg(format!("http://{}", a.addr()))
+        .env("ROTA_TOKEN", &token)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("tokens create: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let worker_token = String::from_utf8(out.stdout)?.trim().to_owned();
+    let worker_log = dir.path().join("worker.log");
+    let _worker = Worker(
+        rota_testkit::rota_command(rota_bin(), &dir.path().join("worker-home"))
+            .args(["worker", "--server"])
+            .arg(format!("http://{}", a.addr()))
+            .args(["--name", "w-a", "--label", "pool=a", "--slots", "1"])
+            .env("ROTA_TOKEN", &worker_token)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&worker_log)?)
+            .spawn()?,
+    );
+    let id = start_job(b.addr(), &token, "remote")?;
+    let run = ended_run(b.addr(), &token, &id)?;
+    assert_eq!(
+        run["status"],
+        "succeeded",
+        "{run}\n{}\n{}\n{}",
+        a.log_text(),
+        b.log_text(),
+        std::fs::read_to_string(&worker_log).unwrap_or_default()
+    );
+    assert_eq!(
+        db.query(&format!(
+            "SELECT w.name FROM dispatches d JOIN workers w ON w.id = d.worker_id \
+             WHERE d.run_id = '{id}' AND d.state = 'done'"
+        ))?,
+        "w-a"
+    );
     Ok(())
 }

@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, HashMap};
 use jiff::Timestamp;
 use sqlx::{Any, Row, Transaction};
 
-use crate::convert::{micros, opt_ts, ts};
+use crate::convert::{micros, ts};
 use crate::job_delete::LIVE_JOB;
+use crate::schedule::last_trigger_run_with;
 use crate::{NewJobRevision, Store, StoreError, TriggerRunRecord, TriggerState};
 
 /// The counter of job revisions saved and jobs deleted.
@@ -272,7 +273,8 @@ impl Store {
                         ),
                     })?;
                 let last_run = if job.wants_last_run.get(index).copied().unwrap_or(false) {
-                    last_trigger_run_in(&mut tx, &rev.namespace, &rev.job_id, trigger_key).await?
+                    last_trigger_run_with(&mut *tx, &rev.namespace, &rev.job_id, trigger_key)
+                        .await?
                 } else {
                     None
                 };
@@ -464,30 +466,4 @@ async fn ensure_cursors(
         }
     }
     Ok(cursors)
-}
-
-/// [`Store::last_trigger_run`] inside a transaction.
-async fn last_trigger_run_in(
-    tx: &mut Transaction<'_, Any>,
-    namespace: &str,
-    job_id: &str,
-    trigger_key: &str,
-) -> Result<Option<TriggerRunRecord>, StoreError> {
-    let row = sqlx::query(
-        "SELECT r.id, r.finished_at FROM occurrences o JOIN runs r ON r.id = o.run_id \
-         WHERE o.namespace = $1 AND o.job_id = $2 AND o.trigger_key = $3 \
-         ORDER BY o.scheduled_at DESC LIMIT 1",
-    )
-    .bind(namespace)
-    .bind(job_id)
-    .bind(trigger_key)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.map(|row| {
-        Ok(TriggerRunRecord {
-            run_id: row.try_get("id")?,
-            finished_at: opt_ts(&row, "finished_at")?,
-        })
-    })
-    .transpose()
 }

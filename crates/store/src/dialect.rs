@@ -87,6 +87,29 @@ impl Backend {
         }
     }
 
+    /// The statement that begins a transaction that writes only rows it locks itself, row by
+    /// row: a claim of a dispatch and a lease's renewal (see `crate::fleet`). SQLite has one
+    /// writer at a time whatever the statement: `BEGIN IMMEDIATE`, as every write.
+    /// PostgreSQL: a plain `BEGIN`, without the store's write lock, so such transactions run
+    /// beside each other and beside the write transactions, serialized only by row locks.
+    pub(crate) fn begin_row_writes(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// What ends a `SELECT` that locks the rows it returns until the transaction ends:
+    /// skipping the rows another transaction holds (`skip`: the next free one will do), or
+    /// waiting for them. Nothing on SQLite, whose writer holds the whole database.
+    pub(crate) fn lock_rows(self, skip: bool) -> &'static str {
+        match (self, skip) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",
+            (Backend::Postgres, false) => " FOR UPDATE",
+        }
+    }
+
     /// A statement failing inside a PostgreSQL transaction aborts the transaction: nothing
     /// else runs in it until a rollback. Where the store looks into a failure before giving
     /// up (which run a log line names), it first sets this savepoint there, and rolls back to

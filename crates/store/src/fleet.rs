@@ -8,8 +8,39 @@
 //! bumps the dispatch's `epoch`; every call of a worker carries the epoch of its claim and
 //! is refused unless the dispatch is still `leased` at that epoch, so a worker that was cut
 //! off and comes back cannot renew, log to or finish an attempt that is no longer its own.
-//! Every state change is one conditional `UPDATE` inside a write transaction, so two
-//! workers can never hold the same attempt.
+//! Every state change is one conditional `UPDATE`, so two workers can never hold the same
+//! attempt.
+//!
+//! **Claims and renewals without the write lock.** Every worker claims and heartbeats, so on
+//! PostgreSQL these two run in transactions that do not take the store's one write lock
+//! ([`crate::Store::write_rows`]: plain `BEGIN`; SQLite keeps `BEGIN IMMEDIATE`, its single
+//! writer). Their safety rests on row locks instead, and on every other writer of a
+//! dispatch row re-checking what it read in its `UPDATE`:
+//! - A claim reads the oldest pending candidates without locking them, keeps those whose
+//!   labels the worker carries, then locks the oldest of these that is still pending and
+//!   current with `FOR UPDATE SKIP LOCKED` ([`crate::Backend::lock_rows`]) and leases it
+//!   (`… AND state = 'pending'`). PostgreSQL re-checks a locked row's conditions against its
+//!   newest committed version, so the row is pending when locked, and no one else changes
+//!   it until the claim commits: two claims never lease one dispatch, and a claim never
+//!   waits for another (it takes the next free row, and looks again, a few times, when every
+//!   row it wanted was taken meanwhile). Only the chosen row is locked: rows other workers'
+//!   labels fit stay free for their claims.
+//! - A renewal (and every call of a worker: `hold`) locks its dispatch row `FOR UPDATE`
+//!   before it checks state, epoch and holder, so nothing changes the row between the check
+//!   and the write that follows.
+//! - The writers under the write lock change a dispatch only by conditional `UPDATE`s whose
+//!   conditions PostgreSQL re-checks after waiting for a claim's or renewal's row lock:
+//!   withdrawing (`state = 'pending'`), abandoning (`state = 'leased'`), requeueing an
+//!   unconfirmed claim and abandoning an expired lease (`state = 'leased' AND
+//!   lease_expires_at < now`: a lease renewed after the reaper read it is left alone), asking
+//!   for a cancel (one flag, whatever the state). A worker's lines and its end go through
+//!   `hold`'s row lock too.
+//! - Whether the attempt is still its step's current one (`step_runs`) is read, not locked:
+//!   a claim that races a resumed run's abandoning of the attempt ends as if it came first,
+//!   which the write lock allowed too (the worker is fenced at its first heartbeat).
+//! - Neither writes an event or a log line, so the ids of those stay committed in order.
+//!   Lock order is the worker's row, then one dispatch row, and the write lock is never
+//!   taken while holding a row lock, so they cannot deadlock with the write transactions.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -19,10 +50,14 @@ use sqlx::Row;
 
 use crate::StoreError;
 use crate::convert::{flag, micros, ts};
+use crate::dialect::Sql;
 use crate::events::LogStream;
 
 /// How many pending dispatches a claim looks at for one whose labels the worker carries.
 const CLAIM_SCAN: i64 = 64;
+
+/// How many times a claim looks again when every dispatch it wanted was taken meanwhile.
+const CLAIM_ROUNDS: usize = 4;
 
 /// Which attempt of which step of which run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -286,6 +321,49 @@ fn lease_end(now: Timestamp, lease: Duration) -> i64 {
     micros(now).saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// Appends the condition that picks the dispatch of `key`, binding its three values.
+fn push_key<'a>(sql: &mut Sql<'a>, key: &'a AttemptKey) {
+    sql.push("run_id = ")
+        .push_bind(key.run_id.as_str())
+        .push(" AND step_id = ")
+        .push_bind(key.step_id.as_str())
+        .push(" AND attempt = ")
+        .push_bind(i64::from(key.attempt));
+}
+
+/// `UPDATE dispatches SET … WHERE <the row of key>`: `set` writes the SET clause, binding
+/// its values; more conditions (or a `RETURNING`) may be pushed after.
+fn update_dispatch<'a>(key: &'a AttemptKey, set: impl FnOnce(&mut Sql<'a>)) -> Sql<'a> {
+    let mut sql = Sql::new("UPDATE dispatches SET ");
+    set(&mut sql);
+    sql.push(" WHERE ");
+    push_key(&mut sql, key);
+    sql
+}
+
+/// Abandons the lease on `key` (`reason`: JSON text of the attempt's end), bumping the epoch;
+/// with `expired`, only if the lease ended before `now`. Whether it did.
+async fn abandon_in(
+    tx: &mut Tx,
+    key: &AttemptKey,
+    reason: &str,
+    now: Timestamp,
+    expired: bool,
+) -> Result<bool, StoreError> {
+    let mut sql = update_dispatch(key, |sql| {
+        sql.push("state = 'abandoned', epoch = epoch + 1, result = ")
+            .push_bind(reason)
+            .push(", finished_at = ")
+            .push_bind(micros(now))
+            .push(", lease_expires_at = NULL");
+    });
+    sql.push(" AND state = 'leased'");
+    if expired {
+        sql.push(" AND lease_expires_at < ").push_bind(micros(now));
+    }
+    Ok(sql.build()?.execute(&mut **tx).await?.rows_affected() == 1)
+}
+
 impl crate::Store {
     /// Hands an attempt to the workers: a `pending` dispatch at epoch 0.
     pub async fn insert_dispatch(&self, new: &NewDispatch) -> Result<(), StoreError> {
@@ -311,15 +389,9 @@ impl crate::Store {
 
     /// The dispatch of `key`, if the attempt was handed to workers.
     pub async fn dispatch(&self, key: &AttemptKey) -> Result<Option<DispatchRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {DISPATCH_COLUMNS} FROM dispatches \
-             WHERE run_id = $1 AND step_id = $2 AND attempt = $3"
-        ))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .fetch_optional(&self.pool)
-        .await?;
+        let mut sql = Sql::new(format!("SELECT {DISPATCH_COLUMNS} FROM dispatches WHERE "));
+        push_key(&mut sql, key);
+        let row = sql.build()?.fetch_optional(&self.pool).await?;
         row.as_ref().map(dispatch_of).transpose()
     }
 
@@ -340,41 +412,65 @@ impl crate::Store {
         now: Timestamp,
         lease: Duration,
     ) -> Result<Option<DispatchRecord>, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_rows().await?;
         upsert_worker(&mut tx, worker, now).await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {DISPATCH_COLUMNS} FROM dispatches WHERE state = 'pending' \
-             AND {CURRENT_ATTEMPT} ORDER BY created_at, run_id, step_id, attempt LIMIT $1"
-        ))
-        .bind(CLAIM_SCAN)
-        .fetch_all(&mut *tx)
-        .await?;
         let mut chosen = None;
-        for row in &rows {
-            let dispatch = dispatch_of(row)?;
-            if labels_match(&dispatch.runs_on, &worker.labels) {
-                chosen = Some(dispatch);
+        for _ in 0..CLAIM_ROUNDS {
+            let rows = sqlx::query(&format!(
+                "SELECT run_id, step_id, attempt, runs_on FROM dispatches \
+                 WHERE state = 'pending' AND {CURRENT_ATTEMPT} \
+                 ORDER BY created_at, run_id, step_id, attempt LIMIT $1"
+            ))
+            .bind(CLAIM_SCAN)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut wanted = Vec::new();
+            for row in &rows {
+                let runs_on: String = row.try_get("runs_on")?;
+                if labels_match(&labels_of(&runs_on)?, &worker.labels) {
+                    let attempt: i64 = row.try_get("attempt")?;
+                    wanted.push(AttemptKey {
+                        run_id: row.try_get("run_id")?,
+                        step_id: row.try_get("step_id")?,
+                        attempt: u32::try_from(attempt).unwrap_or(0),
+                    });
+                }
+            }
+            if wanted.is_empty() {
                 break;
             }
+            let mut sql = Sql::new(format!(
+                "SELECT {DISPATCH_COLUMNS} FROM dispatches WHERE state = 'pending' \
+                 AND {CURRENT_ATTEMPT} AND ("
+            ));
+            for (index, key) in wanted.iter().enumerate() {
+                sql.push(if index == 0 { "(" } else { " OR (" });
+                push_key(&mut sql, key);
+                sql.push(")");
+            }
+            sql.push(") ORDER BY created_at, run_id, step_id, attempt LIMIT 1")
+                .push(self.backend.lock_rows(true));
+            if let Some(row) = sql.build()?.fetch_optional(&mut *tx).await? {
+                chosen = Some(dispatch_of(&row)?);
+                break;
+            }
+            // Every one that fits was claimed (or is being claimed) meanwhile: look past it.
         }
         let Some(mut dispatch) = chosen else {
             tx.commit().await?;
             return Ok(None);
         };
         let expires = lease_end(now, lease);
-        let done = sqlx::query(
-            "UPDATE dispatches SET state = 'leased', epoch = epoch + 1, worker_id = $1, \
-             lease_expires_at = $2, claimed_at = $3 \
-             WHERE run_id = $4 AND step_id = $5 AND attempt = $6 AND state = 'pending'",
-        )
-        .bind(&worker.id)
-        .bind(expires)
-        .bind(micros(now))
-        .bind(&dispatch.key.run_id)
-        .bind(&dispatch.key.step_id)
-        .bind(i64::from(dispatch.key.attempt))
-        .execute(&mut *tx)
-        .await?;
+        let mut sql = update_dispatch(&dispatch.key, |sql| {
+            sql.push("state = 'leased', epoch = epoch + 1, worker_id = ")
+                .push_bind(worker.id.as_str())
+                .push(", lease_expires_at = ")
+                .push_bind(expires)
+                .push(", claimed_at = ")
+                .push_bind(micros(now));
+        });
+        sql.push(" AND state = 'pending'");
+        let done = sql.build()?.execute(&mut *tx).await?;
         if done.rows_affected() != 1 {
             tx.commit().await?;
             return Ok(None);
@@ -397,25 +493,21 @@ impl crate::Store {
         now: Timestamp,
         lease: Duration,
     ) -> Result<Result<Renewed, Fenced>, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = self.write_rows().await?;
         upsert_worker(&mut tx, worker, now).await?;
-        if let Err(fenced) = hold(&mut tx, key, epoch, &worker.id).await? {
+        if let Err(fenced) = hold(&mut tx, self.backend, key, epoch, &worker.id).await? {
             tx.commit().await?;
             return Ok(Err(fenced));
         }
-        let row = sqlx::query(
-            "UPDATE dispatches SET lease_expires_at = $1, \
-             confirmed_at = COALESCE(confirmed_at, $2) \
-             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 \
-             RETURNING CAST(cancel_requested AS INTEGER) AS cancel_requested",
-        )
-        .bind(lease_end(now, lease))
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .fetch_one(&mut *tx)
-        .await?;
+        let mut sql = update_dispatch(key, |sql| {
+            sql.push("lease_expires_at = ")
+                .push_bind(lease_end(now, lease))
+                .push(", confirmed_at = COALESCE(confirmed_at, ")
+                .push_bind(micros(now))
+                .push(")");
+        });
+        sql.push(" RETURNING CAST(cancel_requested AS INTEGER) AS cancel_requested");
+        let row = sql.build()?.fetch_one(&mut *tx).await?;
         let cancel_requested = flag(&row, "cancel_requested")?;
         tx.commit().await?;
         Ok(Ok(Renewed { cancel_requested }))
@@ -430,7 +522,7 @@ impl crate::Store {
         lines: &[WorkerLine],
     ) -> Result<Result<(), Fenced>, StoreError> {
         let mut tx = self.write().await?;
-        if let Err(fenced) = hold(&mut tx, key, epoch, worker_id).await? {
+        if let Err(fenced) = hold(&mut tx, self.backend, key, epoch, worker_id).await? {
             tx.commit().await?;
             return Ok(Err(fenced));
         }
@@ -463,19 +555,18 @@ impl crate::Store {
         now: Timestamp,
     ) -> Result<Result<(), Fenced>, StoreError> {
         let mut tx = self.write().await?;
-        if let Err(fenced) = hold(&mut tx, key, epoch, worker_id).await? {
+        if let Err(fenced) = hold(&mut tx, self.backend, key, epoch, worker_id).await? {
             tx.commit().await?;
             return Ok(Err(fenced));
         }
-        sqlx::query(
-            "UPDATE dispatches SET state = 'done', result = $1, finished_at = $2, \
-             lease_expires_at = NULL WHERE run_id = $3 AND step_id = $4 AND attempt = $5",
-        )
-        .bind(result)
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
+        update_dispatch(key, |sql| {
+            sql.push("state = 'done', result = ")
+                .push_bind(result)
+                .push(", finished_at = ")
+                .push_bind(micros(now))
+                .push(", lease_expires_at = NULL");
+        })
+        .build()?
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -485,13 +576,10 @@ impl crate::Store {
     /// Asks the worker holding `key` to stop it (it learns so at its next heartbeat).
     pub async fn request_dispatch_cancel(&self, key: &AttemptKey) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
-        sqlx::query(
-            "UPDATE dispatches SET cancel_requested = TRUE \
-             WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
-        )
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
+        update_dispatch(key, |sql| {
+            sql.push("cancel_requested = TRUE");
+        })
+        .build()?
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -505,16 +593,12 @@ impl crate::Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE dispatches SET state = 'withdrawn', finished_at = $1 \
-             WHERE run_id = $2 AND step_id = $3 AND attempt = $4 AND state = 'pending'",
-        )
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .execute(&mut *tx)
-        .await?;
+        let mut sql = update_dispatch(key, |sql| {
+            sql.push("state = 'withdrawn', finished_at = ")
+                .push_bind(micros(now));
+        });
+        sql.push(" AND state = 'pending'");
+        let done = sql.build()?.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -529,20 +613,9 @@ impl crate::Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, result = $1, \
-             finished_at = $2, lease_expires_at = NULL \
-             WHERE run_id = $3 AND step_id = $4 AND attempt = $5 AND state = 'leased'",
-        )
-        .bind(reason)
-        .bind(micros(now))
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
-        .execute(&mut *tx)
-        .await?;
+        let done = abandon_in(&mut tx, key, reason, now, false).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done)
     }
 
     /// Ends every lease that expired before `now`: a claim its worker never confirmed (the
@@ -581,19 +654,11 @@ impl crate::Store {
                 step_id: row.try_get("step_id")?,
                 attempt: u32::try_from(attempt).unwrap_or(0),
             };
-            sqlx::query(
-                "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, result = $1, \
-                 finished_at = $2, lease_expires_at = NULL \
-                 WHERE run_id = $3 AND step_id = $4 AND attempt = $5 AND state = 'leased'",
-            )
-            .bind(reason(worker.as_deref().unwrap_or("?")))
-            .bind(micros(now))
-            .bind(&key.run_id)
-            .bind(&key.step_id)
-            .bind(attempt)
-            .execute(&mut *tx)
-            .await?;
-            expired.push(key);
+            let reason = reason(worker.as_deref().unwrap_or("?"));
+            // Renewed since it was read (renewals do not take the write lock): left alone.
+            if abandon_in(&mut tx, &key, &reason, now, true).await? {
+                expired.push(key);
+            }
         }
         tx.commit().await?;
         Ok(Expired {
@@ -849,23 +914,22 @@ impl crate::Store {
     }
 }
 
-/// `Ok` if `worker_id` holds `key` at `epoch`, else why not.
+/// `Ok` if `worker_id` holds `key` at `epoch`, else why not. The row stays locked until `tx`
+/// ends, so what was checked holds for the writes that follow.
 async fn hold(
     tx: &mut Tx,
+    backend: crate::Backend,
     key: &AttemptKey,
     epoch: i64,
     worker_id: &str,
 ) -> Result<Result<(), Fenced>, StoreError> {
-    let row = sqlx::query(&format!(
+    let mut sql = Sql::new(format!(
         "SELECT state, epoch, worker_id, \
-         CASE WHEN {CURRENT_ATTEMPT} THEN 1 ELSE 0 END AS current FROM dispatches \
-         WHERE run_id = $1 AND step_id = $2 AND attempt = $3"
-    ))
-    .bind(&key.run_id)
-    .bind(&key.step_id)
-    .bind(i64::from(key.attempt))
-    .fetch_optional(&mut **tx)
-    .await?;
+         CASE WHEN {CURRENT_ATTEMPT} THEN 1 ELSE 0 END AS current FROM dispatches WHERE "
+    ));
+    push_key(&mut sql, key);
+    sql.push(backend.lock_rows(false));
+    let row = sql.build()?.fetch_optional(&mut **tx).await?;
     let Some(row) = row else {
         return Ok(Err(Fenced::Unknown(key_text(key))));
     };
@@ -881,13 +945,10 @@ async fn hold(
         }
         // The run moved on without this attempt (its server died and a resumed run
         // abandoned it): the lease ends here, so its worker stops it.
-        sqlx::query(
-            "UPDATE dispatches SET state = 'abandoned', epoch = epoch + 1, \
-             lease_expires_at = NULL WHERE run_id = $1 AND step_id = $2 AND attempt = $3",
-        )
-        .bind(&key.run_id)
-        .bind(&key.step_id)
-        .bind(i64::from(key.attempt))
+        update_dispatch(key, |sql| {
+            sql.push("state = 'abandoned', epoch = epoch + 1, lease_expires_at = NULL");
+        })
+        .build()?
         .execute(&mut **tx)
         .await?;
         return Ok(Err(Fenced::Lost {

@@ -68,6 +68,7 @@ mod test_postgres;
 #[cfg(test)]
 mod testing;
 mod tokens;
+mod wake;
 mod write;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
@@ -100,3 +101,4 @@ pub use schedule::{
 pub use secrets::{NewSecret, SealedSecret, SecretInfo, SecretRecord, SecretUse};
 pub use store::{Backend, DB_FILE, Store};
 pub use tokens::{Grant, NewToken, Role, TokenRecord};
+pub use wake::{Wake, WakeUps};

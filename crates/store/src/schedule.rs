@@ -408,25 +408,7 @@ impl Store {
         job_id: &str,
         trigger_key: &str,
     ) -> Result<Option<TriggerRunRecord>, StoreError> {
-        // The occurrences' primary key starts with these columns, so this reads one index
-        // range from its newest end.
-        let row = sqlx::query(
-            "SELECT r.id, r.finished_at FROM occurrences o JOIN runs r ON r.id = o.run_id \
-             WHERE o.namespace = $1 AND o.job_id = $2 AND o.trigger_key = $3 \
-             ORDER BY o.scheduled_at DESC LIMIT 1",
-        )
-        .bind(namespace)
-        .bind(job_id)
-        .bind(trigger_key)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(TriggerRunRecord {
-                run_id: row.try_get("id")?,
-                finished_at: opt_ts(&row, "finished_at")?,
-            })
-        })
-        .transpose()
+        last_trigger_run_with(&self.pool, namespace, job_id, trigger_key).await
     }
 
     /// Every trigger cursor of a job, by trigger key (read-only, for `rota schedule next`).
@@ -498,4 +480,35 @@ pub(crate) async fn record_occurrence_in(
     .execute(&mut **tx)
     .await?;
     Ok(true)
+}
+
+/// [`Store::last_trigger_run`] through `executor`: the pool, or a transaction.
+pub(crate) async fn last_trigger_run_with<'c, E>(
+    executor: E,
+    namespace: &str,
+    job_id: &str,
+    trigger_key: &str,
+) -> Result<Option<TriggerRunRecord>, StoreError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    // The occurrences' primary key starts with these columns, so this reads one index
+    // range from its newest end.
+    let row = sqlx::query(
+        "SELECT r.id, r.finished_at FROM occurrences o JOIN runs r ON r.id = o.run_id \
+         WHERE o.namespace = $1 AND o.job_id = $2 AND o.trigger_key = $3 \
+         ORDER BY o.scheduled_at DESC LIMIT 1",
+    )
+    .bind(namespace)
+    .bind(job_id)
+    .bind(trigger_key)
+    .fetch_optional(executor)
+    .await?;
+    row.map(|row| {
+        Ok(TriggerRunRecord {
+            run_id: row.try_get("id")?,
+            finished_at: opt_ts(&row, "finished_at")?,
+        })
+    })
+    .transpose()
 }

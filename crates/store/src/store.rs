@@ -20,8 +20,10 @@
 //! skips a row committed later with a smaller id. Single-statement writes outside
 //! [`Store::write`] (touching a token, pausing a schedule) are atomic by themselves on both.
 //! Reads never take the lock. The global lock costs parallelism between writers that touch
-//! unrelated rows; hot paths may later take row locks instead (e.g. claims of queued runs
-//! with `FOR UPDATE SKIP LOCKED`), each with its own argument.
+//! unrelated rows, so hot paths take row locks instead, each with its own argument: workers'
+//! claims of dispatches (`FOR UPDATE SKIP LOCKED`) and their lease renewals
+//! ([`Store::write_rows`]; the argument is in `crate::fleet`). Such a transaction writes no
+//! event and no log line, so the ids' argument above is untouched.
 //!
 //! Queries go through sqlx's `Any` driver, written once in SQL both accept (see
 //! [`crate::dialect`]). Each backend has its own migrations, one file per SQLite migration
@@ -61,6 +63,8 @@ pub const DB_FILE: &str = "rota.db";
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// Its wake-ups' listener ([`Store::wake_ups`]).
+    pub(crate) listener: std::sync::Arc<crate::wake::Listener>,
 }
 
 impl Store {
@@ -139,9 +143,11 @@ impl Store {
         loop {
             let pool = pool_options(backend).connect_with(options.clone()).await;
             let result = match pool {
-                Ok(pool) => migrate(&pool, backend)
-                    .await
-                    .map(|()| Store { pool, backend }),
+                Ok(pool) => migrate(&pool, backend).await.map(|()| Store {
+                    pool,
+                    backend,
+                    listener: crate::wake::Listener::new(backend, url),
+                }),
                 Err(source) => Err(StoreError::Open {
                     location: location.clone(),
                     source,
@@ -162,6 +168,15 @@ impl Store {
     /// Begins a write transaction holding the store's one write lock (see the module docs).
     pub(crate) async fn write(&self) -> Result<Transaction<'static, Any>, StoreError> {
         Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+    }
+
+    /// Begins a transaction that writes only rows it locks itself, without the store's
+    /// write lock on PostgreSQL ([`Backend::begin_row_writes`]).
+    pub(crate) async fn write_rows(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(self
+            .pool
+            .begin_with(self.backend.begin_row_writes())
+            .await?)
     }
 
     /// Closes the pool, waiting for connections in use to be returned.

@@ -31,9 +31,6 @@ const MAX_LABELS: usize = 32;
 /// Longest line a worker may send, in characters (the engine splits lines at 64 KiB).
 const MAX_LINE_CHARS: usize = 64 * 1024;
 
-/// How often a waiting claim looks at the store when nothing in this process woke it.
-const CLAIM_POLL: Duration = Duration::from_secs(1);
-
 /// The workers' operations.
 pub trait Workers {
     /// Claims one step attempt whose `runs_on` labels the worker carries, waiting up to
@@ -178,7 +175,7 @@ impl Session {
             }
             tokio::select! {
                 () = &mut handed_over => {}
-                () = tokio::time::sleep(CLAIM_POLL.min(deadline - now)) => {}
+                () = tokio::time::sleep(ops.hub().poll_every().min(deadline - now)) => {}
             }
         }
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use rota_store::{
     AttemptKey, Backend, DispatchState, Fenced, LogStream, NewDispatch, RunEvent, ServerRecord,
-    WorkerInfo, WorkerLine,
+    Wake, WorkerInfo, WorkerLine,
 };
 
 use super::{TestResult, at, fresh, job, new_run};
@@ -326,5 +326,139 @@ async fn a_dispatch_its_run_moved_past_is_neither_claimed_nor_renewed(
     // Attempt 1 of `ship`, still pending, goes to no one.
     let b = worker("wb", "b");
     assert!(store.claim_dispatch(&b, now, LEASE).await?.is_none());
+    Ok(())
+}
+
+both!(
+    concurrent_claims_take_each_dispatch_exactly_once,
+    (flavor = "multi_thread", worker_threads = 4)
+);
+async fn concurrent_claims_take_each_dispatch_exactly_once(backend: Backend) -> TestResult {
+    const DISPATCHES: usize = 50;
+    const CLAIMERS: usize = 8;
+    let (_db, store) = fresh(backend).await?;
+    job(&store, "ops", "deploy").await?;
+    let steps: Vec<String> = (0..DISPATCHES).map(|i| format!("s{i:02}")).collect();
+    let names: Vec<&str> = steps.iter().map(String::as_str).collect();
+    store
+        .record(&[RunEvent::RunCreated {
+            run: new_run("r1", "ops", "deploy", 1, &names),
+        }])
+        .await?;
+    let starts: Vec<RunEvent> = steps.iter().map(|step| started(step, 1)).collect();
+    store.record(&starts).await?;
+    for (index, step) in steps.iter().enumerate() {
+        store
+            .insert_dispatch(&NewDispatch {
+                key: key(step),
+                namespace: "ops".to_owned(),
+                // Some no claimer's labels fit, so claims pass over rows others want.
+                runs_on: labels(&[("pool", if index % 5 == 0 { "z" } else { "a" })]),
+                nonce: vec![1; 24],
+                payload: vec![7],
+                created_at: at(2 + i64::try_from(index)?),
+            })
+            .await?;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for claimer in 0..CLAIMERS {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let me = worker(&format!("w{claimer}"), "a");
+            let mut claimed = Vec::new();
+            while let Some(dispatch) = store.claim_dispatch(&me, at(3), LEASE).await? {
+                assert_eq!(dispatch.state, DispatchState::Leased);
+                assert_eq!(dispatch.epoch, 1);
+                claimed.push((dispatch.key, me.id.clone()));
+            }
+            Ok::<_, rota_store::StoreError>(claimed)
+        });
+    }
+    let mut claimed = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        claimed.extend(done??);
+    }
+    // A claim that found every row it wanted locked by others may have stopped early; one
+    // more claimer, alone, finds what is left (nothing, if the others took it all).
+    let last = worker("w-last", "a");
+    while let Some(dispatch) = store.claim_dispatch(&last, at(3), LEASE).await? {
+        claimed.push((dispatch.key, last.id.clone()));
+    }
+    let wanted: Vec<&String> = steps
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| index % 5 != 0)
+        .map(|(_, step)| step)
+        .collect();
+    let mut taken: Vec<&String> = claimed.iter().map(|(key, _)| &key.step_id).collect();
+    taken.sort();
+    assert_eq!(
+        taken, wanted,
+        "each dispatch that fits is claimed exactly once"
+    );
+    for (key, worker_id) in &claimed {
+        let stored = store
+            .dispatch(key)
+            .await?
+            .ok_or("a claimed dispatch is gone")?;
+        assert_eq!(stored.state, DispatchState::Leased);
+        assert_eq!(stored.epoch, 1);
+        assert_eq!(stored.worker_id.as_ref(), Some(worker_id));
+    }
+    for (index, step) in steps.iter().enumerate().filter(|(i, _)| i % 5 == 0) {
+        let stored = store
+            .dispatch(&key(step))
+            .await?
+            .ok_or("a dispatch is gone")?;
+        assert_eq!(stored.state, DispatchState::Pending, "dispatch {index}");
+    }
+    Ok(())
+}
+
+/// The next wake-up that is `wanted`, skipping others (a guard, not a threshold: only a lost
+/// notification takes this long).
+async fn wake_of(wakes: &mut rota_store::WakeUps, wanted: Wake) -> TestResult {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while wakes.next().await != wanted {}
+    })
+    .await
+    .map_err(|_| format!("no {wanted:?} wake-up"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dispatch_handed_over_or_ended_wakes_the_listeners_on_postgres() -> TestResult {
+    let (_db, store) = fresh(Backend::Postgres).await?;
+    job(&store, "ops", "deploy").await?;
+    store
+        .record(&[RunEvent::RunCreated {
+            run: new_run("r1", "ops", "deploy", 1, &["build"]),
+        }])
+        .await?;
+    store.record(&[started("build", 1)]).await?;
+    let mut wakes = store.wake_ups();
+    assert!(wakes.is_live());
+    // Listening has begun once it says so.
+    wake_of(&mut wakes, Wake::Resync).await?;
+    store
+        .insert_dispatch(&NewDispatch {
+            key: key("build"),
+            namespace: "ops".to_owned(),
+            runs_on: labels(&[("pool", "a")]),
+            nonce: vec![1; 24],
+            payload: vec![7],
+            created_at: at(2),
+        })
+        .await?;
+    wake_of(&mut wakes, Wake::Work).await?;
+    assert!(store.withdraw_dispatch(&key("build"), at(3)).await?);
+    wake_of(&mut wakes, Wake::Ended).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn there_are_no_wake_ups_on_sqlite() -> TestResult {
+    let (_db, store) = fresh(Backend::Sqlite).await?;
+    assert!(!store.wake_ups().is_live());
     Ok(())
 }
