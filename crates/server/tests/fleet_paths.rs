@@ -489,13 +489,10 @@ fn a_server_gives_up_on_a_worker_that_does_not_confirm_a_stop(db: Db) -> TestRes
     assert_eq!(work["attempts"], 1, "a cancel is not retried: {work}");
     let attempts = cluster.attempts(&run, "work")?;
     assert_eq!(attempts.len(), 1, "{attempts:?}");
-    assert!(
-        matches!(
-            attempts[0].status,
-            StepStatus::Abandoned | StepStatus::Cancelled
-        ),
-        "{attempts:?}"
-    );
+    // Cancelled, as on one node, whether its lease expired first or the server gave up
+    // waiting for the stop.
+    assert_eq!(work["status"], "cancelled", "{work}");
+    assert_eq!(attempts[0].status, StepStatus::Cancelled, "{attempts:?}");
     // Its process is orphaned meanwhile: the worker is alive, so its guardian waits.
     assert!(pid_alive(shell) && pid_alive(child));
 
