@@ -305,6 +305,14 @@ impl Ops {
             match self.store().dispatch(key).await {
                 Ok(Some(dispatch)) => {
                     if let Some(end) = dispatch_end(&dispatch) {
+                        // Asked to stop, its worker went silent and its lease expired (or
+                        // it handed the attempt back): the attempt was stopped, as when the
+                        // worker does not confirm the stop in time, not abandoned to retry.
+                        if stop_asked.is_some() && end.status == StepStatus::Abandoned {
+                            return stopped(
+                                "its worker did not confirm the stop; its lease expired",
+                            );
+                        }
                         return end;
                     }
                 }

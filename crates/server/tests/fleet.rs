@@ -13,28 +13,44 @@ use serde_json::Value;
 use crate::support::{Server, TestResult, get, rota_bin, server_dirs_with_job, wait_for};
 
 /// A `rota worker` child, killed when dropped; its stderr goes to a file.
-struct Worker {
-    child: Child,
+pub(crate) struct Worker {
+    pub(crate) child: Child,
     log: PathBuf,
 }
 
 impl Worker {
-    fn start(
+    /// A worker named `name` of the server, with one label, two slots and a 2 s grace.
+    pub(crate) fn start(
         root: &Path,
         name: &str,
         server: &Server,
         token: &str,
         label: &str,
     ) -> Result<Worker, Box<dyn std::error::Error>> {
+        Worker::start_with(root, name, &server.addr()?, token, label, 2, 2)
+    }
+
+    /// A worker named `name` of the server listening on `addr`, with its home (and so its
+    /// work directory, `<home>/worker`) at `<root>/worker-<name>`.
+    pub(crate) fn start_with(
+        root: &Path,
+        name: &str,
+        addr: &str,
+        token: &str,
+        label: &str,
+        slots: u32,
+        grace_secs: u32,
+    ) -> Result<Worker, Box<dyn std::error::Error>> {
         let home = root.join(format!("worker-{name}"));
         std::fs::create_dir_all(&home)?;
         let log = root.join(format!("worker-{name}.log"));
         let child = rota_testkit::rota_command(rota_bin(), &home)
             .args(["worker", "--server"])
-            .arg(format!("http://{}", server.addr()?))
-            .args([
-                "--name", name, "--label", label, "--slots", "2", "--grace", "2",
-            ])
+            .arg(format!("http://{addr}"))
+            .args(["--name", name, "--label", label, "--slots"])
+            .arg(slots.to_string())
+            .arg("--grace")
+            .arg(grace_secs.to_string())
             .env("ROTA_TOKEN", token)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -42,11 +58,11 @@ impl Worker {
         Ok(Worker { child, log })
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
@@ -59,7 +75,10 @@ impl Drop for Worker {
 }
 
 /// A worker token, made through the CLI against the server with its admin token.
-fn worker_token(server: &Server, root: &Path) -> Result<String, Box<dyn std::error::Error>> {
+pub(crate) fn worker_token(
+    server: &Server,
+    root: &Path,
+) -> Result<String, Box<dyn std::error::Error>> {
     let out = rota_testkit::rota_command(rota_bin(), &root.join("cli-home"))
         .args([
             "tokens",
@@ -79,7 +98,10 @@ fn worker_token(server: &Server, root: &Path) -> Result<String, Box<dyn std::err
 }
 
 /// The run's JSON once it has ended.
-fn finished_run(server: &Server, run: &str) -> Result<Value, Box<dyn std::error::Error>> {
+pub(crate) fn finished_run(
+    server: &Server,
+    run: &str,
+) -> Result<Value, Box<dyn std::error::Error>> {
     let (addr, token) = (server.addr()?, server.admin_token()?);
     let mut last = Value::Null;
     wait_for("the run to end", || {
@@ -96,7 +118,10 @@ fn finished_run(server: &Server, run: &str) -> Result<Value, Box<dyn std::error:
 }
 
 /// The run's log lines' texts.
-fn log_texts(server: &Server, run: &str) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+pub(crate) fn log_texts(
+    server: &Server,
+    run: &str,
+) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     let (_, _, body) = get(
         &server.addr()?,
         &format!("/api/v1/runs/{run}/logs?limit=500"),
@@ -111,14 +136,14 @@ fn log_texts(server: &Server, run: &str) -> Result<Vec<String>, Box<dyn std::err
         .collect())
 }
 
-fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
     run["steps"]
         .as_array()
         .and_then(|steps| steps.iter().find(|s| s["id"] == id))
         .unwrap_or(&Value::Null)
 }
 
-fn ledger_lines(path: &Path) -> Vec<String> {
+pub(crate) fn ledger_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

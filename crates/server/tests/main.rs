@@ -3,6 +3,7 @@
 
 mod api_features;
 mod fleet;
+mod fleet_paths;
 mod hooks;
 mod jobdir;
 mod notify;
