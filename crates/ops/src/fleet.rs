@@ -57,7 +57,8 @@ pub const LISTENING_POLL: Duration = Duration::from_secs(30);
 const STOP_SLACK: Duration = Duration::from_secs(2);
 
 /// Wakes waiters in this process: claims when work is handed over, the engine when an
-/// attempt ends, the daemon when a run is queued. Cheap to clone; a server's API and daemon share one.
+/// attempt ends, the daemon when a run is queued. Cheap to clone; a server's API and daemon
+/// share one.
 #[derive(Debug, Clone, Default)]
 pub struct Hub {
     work: Arc<Notify>,
