@@ -53,6 +53,10 @@ use crate::convert::{flag, micros, ts};
 use crate::dialect::Sql;
 use crate::events::LogStream;
 
+/// A server row's `last_heartbeat` once the server is taken for dead: older than any real
+/// heartbeat, so the row stays stale, and never written by a heartbeat.
+const FENCED: i64 = -1;
+
 /// How many pending dispatches a claim looks at for one whose labels the worker carries.
 const CLAIM_SCAN: i64 = 64;
 
@@ -752,11 +756,14 @@ impl crate::Store {
     /// One statement outside the store's serialized write transactions: a heartbeat must not
     /// wait behind a long one (a prune batch), or its server would take itself for dead.
     pub async fn server_heartbeat(&self, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE servers SET last_heartbeat = $1 WHERE id = $2")
-            .bind(micros(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE servers SET last_heartbeat = $1 WHERE id = $2 AND last_heartbeat <> $3",
+        )
+        .bind(micros(now))
+        .bind(id)
+        .bind(FENCED)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -765,17 +772,22 @@ impl crate::Store {
         self.servers_where("last_heartbeat < $1", before).await
     }
 
-    /// Takes server `id` for dead: removes its row and the leases it held, unless it renewed
-    /// its heartbeat at or after `before` meanwhile. Returns whether it did; from then on
-    /// the server's heartbeats are refused ([`Store::server_heartbeat`]), and its runs are
-    /// for others to recover.
+    /// Takes server `id` for dead, unless it renewed its heartbeat at or after `before`
+    /// meanwhile: from then on its heartbeats are refused ([`Store::server_heartbeat`]), the
+    /// leases it held are released, and its runs are for others to recover. Returns whether
+    /// it is taken for dead (again `true` for one already taken). Its row stays, marked,
+    /// until its runs are recovered and [`Store::server_gone`] removes it: a recoverer that
+    /// dies halfway leaves it for the next, so no run is left without an owner to recover.
     pub async fn fence_server(&self, id: &str, before: Timestamp) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("DELETE FROM servers WHERE id = $1 AND last_heartbeat < $2")
-            .bind(id)
-            .bind(micros(before))
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE servers SET last_heartbeat = $1 WHERE id = $2 AND last_heartbeat < $3",
+        )
+        .bind(FENCED)
+        .bind(id)
+        .bind(micros(before))
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             tx.commit().await?;
             return Ok(false);
