@@ -7,14 +7,14 @@
 //!
 //! Runs outlive the server that drives them. Each server renews its row every
 //! [`HEARTBEAT_EVERY`]; the scheduling server takes one whose row is older than
-//! [`SERVER_TTL`] for dead: it removes the row (`Store::fence_server`) and recovers that
-//! server's runs (`rota_engine::recovery::recover_runs_of_servers`: the attempts it was
-//! running are recorded `abandoned` and the run is queued again, so any server continues it
-//! where it stopped; a run that cannot continue is abandoned). On SQLite every server is on
-//! this host, so a server is taken for dead only when its process is gone. On PostgreSQL a
-//! server that could not renew its row for [`SELF_FENCE_AFTER`] (cut off from the
-//! database, or stopped) takes itself for dead before the others do: it stops its runs
-//! and exits ([`Fleet::fenced`]); one that finds its row removed does the same. Its late
+//! [`SERVER_TTL`] for dead: it marks the row (`Store::fence_server`), recovers that server's
+//! runs (`rota_engine::recovery::recover_runs_of_servers`: the attempts it was running are
+//! recorded `abandoned` and the run is queued again, so any server continues it where it
+//! stopped; a run that cannot continue is abandoned), then removes the row. On SQLite every
+//! server is on this host, so a server is taken for dead only when its process is gone. On
+//! PostgreSQL a server that could not renew its row for [`SELF_FENCE_AFTER`] (cut off from
+//! the database, or stopped) takes itself for dead before the others do: it stops its runs
+//! and exits ([`Fleet::fenced`]); one that finds its row marked does the same. Its late
 //! writes, if any, are refused (`Store::record_as`).
 
 use std::time::Duration;
@@ -192,6 +192,17 @@ async fn run(
                 });
             }
             _ = beat.tick() => {
+                // Judged before renewing: a server that was stopped (or its runtime stalled)
+                // longer than this must not renew a row the others may already have taken
+                // for dead and act on, whatever the renewal would answer.
+                if self_fencing && renewed.elapsed() > SELF_FENCE_AFTER {
+                    tracing::error!(
+                        "this server could not renew its heartbeat for {}s: the others take it for dead",
+                        SELF_FENCE_AFTER.as_secs()
+                    );
+                    fenced.cancel();
+                    return;
+                }
                 match ops.store().server_heartbeat(&me.id, Timestamp::now()).await {
                     Ok(true) => renewed = tokio::time::Instant::now(),
                     Ok(false) => {
@@ -200,14 +211,6 @@ async fn run(
                         return;
                     }
                     Err(error) => tracing::warn!(%error, "cannot renew this server's heartbeat"),
-                }
-                if self_fencing && renewed.elapsed() > SELF_FENCE_AFTER {
-                    tracing::error!(
-                        "this server could not renew its heartbeat for {}s: the others take it for dead",
-                        SELF_FENCE_AFTER.as_secs()
-                    );
-                    fenced.cancel();
-                    return;
                 }
             }
         }
@@ -240,15 +243,19 @@ async fn recover_dead_servers(ops: &rota_ops::Ops, me: &str) {
         match store.fence_server(&server.id, before).await {
             Ok(true) => {
                 tracing::warn!(server = %server.id, "server taken for dead: it stopped renewing its row");
-                dead.push((server.host, server.pid));
+                dead.push(server);
             }
             Ok(false) => {}
             Err(error) => {
-                tracing::warn!(%error, server = %server.id, "cannot remove a dead server")
+                tracing::warn!(%error, server = %server.id, "cannot take a dead server's row")
             }
         }
     }
-    match rota_engine::recovery::recover_runs_of_servers(store, &dead).await {
+    if dead.is_empty() {
+        return;
+    }
+    let owners: Vec<(String, u32)> = dead.iter().map(|s| (s.host.clone(), s.pid)).collect();
+    match rota_engine::recovery::recover_runs_of_servers(store, &owners).await {
         Ok(recovered) => {
             for run in recovered.resumed {
                 tracing::warn!(run = %run, "run queued to resume: the server running it died");
@@ -257,7 +264,16 @@ async fn recover_dead_servers(ops: &rota_ops::Ops, me: &str) {
                 tracing::warn!(run = %run, "run abandoned: the server running it died");
             }
         }
-        Err(error) => tracing::error!(%error, "cannot recover the runs of a dead server"),
+        Err(error) => {
+            // The marked rows stay: the next pass recovers what is left.
+            tracing::error!(%error, "cannot recover the runs of a dead server");
+            return;
+        }
+    }
+    for server in dead {
+        if let Err(error) = store.server_gone(&server.id).await {
+            tracing::warn!(%error, server = %server.id, "cannot remove a dead server's row");
+        }
     }
 }
 
