@@ -1094,8 +1094,12 @@ impl Daemon {
                 return;
             }
             for (key, run_id) in startable {
-                let max_active = self.scheduler.job(&key).map(|j| j.policy.max_active_runs);
-                self.start_run(run_id, max_active).await;
+                // As `adopt_queued` counts it: a job this server does not hold allows one.
+                let max_active = self
+                    .scheduler
+                    .job(&key)
+                    .map_or(1, |j| j.policy.max_active_runs);
+                self.start_run(run_id, Some(max_active)).await;
             }
         }
     }
