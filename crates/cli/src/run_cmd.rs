@@ -482,6 +482,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
             retry: Default::default(),
             dry_run: Default::default(),
             runs_on: BTreeMap::new(),
+            resources: Default::default(),
         }],
         notify: Vec::new(),
         approval: None,

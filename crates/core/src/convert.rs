@@ -36,7 +36,15 @@ const JOB_KEYS: &[&str] = &[
 /// those after (a kind's own step-level keys, such as a notebook's `params`, sit between).
 const STEP_KEYS_BEFORE: &[&str] = &["id", "needs"];
 const STEP_KEYS_AFTER: &[&str] = &[
-    "if", "when", "env", "workdir", "timeout", "retry", "dry_run", "runs_on",
+    "if",
+    "when",
+    "env",
+    "workdir",
+    "timeout",
+    "retry",
+    "dry_run",
+    "runs_on",
+    "resources",
 ];
 
 /// Keys a step mapping may hold: the common ones, every kind's name and their own keys.
@@ -460,6 +468,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                 retry: Retry::default(),
                 dry_run: DryRun::default(),
                 runs_on: BTreeMap::new(),
+                resources: Default::default(),
             });
             step_pos.push(node.pos);
             needs_pos.push(Vec::new());
@@ -1159,6 +1168,9 @@ fn step(
         Some(n) => labels(cx, n, &format!("`runs_on` of {label}")),
         None => BTreeMap::new(),
     };
+    let resources = get(entries, "resources")
+        .and_then(|n| crate::resources::convert(cx, n, &format!("`resources` of {label}")))
+        .unwrap_or_default();
     let retry = get(entries, "retry")
         .and_then(|n| retry(cx, n, &label))
         .unwrap_or_default();
@@ -1199,6 +1211,14 @@ fn step(
                 ),
             );
         }
+        if let Some((key, _)) = entries.iter().find(|(k, _)| k.name == "resources") {
+            cx.err(
+                key.pos,
+                format!(
+                    "`resources` in {label} does not apply to {kind_name} steps (no process runs)"
+                ),
+            );
+        }
         for name in ["env", "workdir"] {
             if let Some((key, _)) = entries.iter().find(|(k, _)| k.name == name) {
                 cx.err(
@@ -1229,6 +1249,7 @@ fn step(
             retry,
             dry_run,
             runs_on,
+            resources,
         },
         id_pos,
         needs_pos,

@@ -35,6 +35,7 @@ pub mod model;
 pub mod params;
 pub mod parse;
 pub mod plan;
+pub mod resources;
 pub mod stored;
 pub mod template;
 mod tree;

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::resources::Resources;
+
 /// A parameter, step-output or default value.
 pub type Value = serde_json::Value;
 
@@ -362,6 +364,10 @@ pub struct Step {
     /// definitions and plan hashes made before the key existed do not change.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub runs_on: BTreeMap<String, String>,
+    /// Limits on what one attempt's processes may use (`resources:`); left out of the
+    /// stored form when empty, like `runs_on`.
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
 }
 
 /// Whether `name` can name a worker label (`runs_on:`, `rota worker --label`): 1–63

@@ -174,6 +174,11 @@ impl StepCgroup {
         })())
     }
 
+    /// Which kind of hierarchy it is in.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     /// The cgroup's directory.
     pub fn dir(&self) -> &Path {
         &self.dir

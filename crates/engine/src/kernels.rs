@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use rota_core::resources::Resources;
 use rota_notebook::kernel::{Host, KernelCommand, KernelHost, KernelProcess};
 
 use crate::guardian::Guardian;
@@ -22,13 +23,24 @@ use crate::process::{self, ProcessSpec, SpawnError};
 pub struct Kernels {
     guardian: Option<Arc<Guardian>>,
     run_dir: Option<PathBuf>,
+    resources: Resources,
 }
 
 impl Kernels {
     /// Kernels watched by `guardian`, confined to `run_dir` inside `$ROTA_HOME` (when
     /// [`crate::sandbox::init`] set up confinement).
     pub fn new(guardian: Option<Arc<Guardian>>, run_dir: Option<PathBuf>) -> Kernels {
-        Kernels { guardian, run_dir }
+        Kernels {
+            guardian,
+            run_dir,
+            resources: Resources::default(),
+        }
+    }
+
+    /// Kernels whose processes are held to `resources` (the notebook step's `resources:`).
+    pub fn limited(mut self, resources: Resources) -> Kernels {
+        self.resources = resources;
+        self
     }
 
     /// This host, as the notebook crate's requests carry it.
@@ -43,6 +55,7 @@ impl KernelHost for Kernels {
         spec.env.clone_from(&command.env);
         spec.cwd.clone_from(&command.cwd);
         spec.run_dir.clone_from(&self.run_dir);
+        spec.resources = self.resources;
         let (child, group) = process::start(&spec, self.guardian.as_ref())
             .map_err(|error| match error {
                 SpawnError::Spawn { source, .. } => source,

@@ -18,6 +18,7 @@ pub mod recorder;
 pub mod recovery;
 pub mod redact;
 pub mod remote;
+pub mod resources;
 pub mod run;
 pub mod sandbox;
 mod step;

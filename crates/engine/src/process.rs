@@ -34,6 +34,7 @@ use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
+use rota_core::resources::Resources;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::{Instant, sleep_until};
 use tokio_util::sync::CancellationToken;
@@ -41,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cgroup::StepCgroup;
 use crate::guardian::Guardian;
 use crate::redact::Redactor;
+use crate::resources::StepLimits;
 
 /// Default time between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -79,6 +81,8 @@ pub struct ProcessSpec {
     /// The step's own run directory: the one place inside `$ROTA_HOME` the process may
     /// reach when steps are confined (see [`crate::sandbox`]).
     pub run_dir: Option<PathBuf>,
+    /// Limits on what its processes may use (see [`crate::resources`]).
+    pub resources: Resources,
 }
 
 impl ProcessSpec {
@@ -96,6 +100,7 @@ impl ProcessSpec {
             grace: DEFAULT_GRACE,
             log_cap_bytes: DEFAULT_LOG_CAP,
             run_dir: None,
+            resources: Resources::default(),
         }
     }
 }
@@ -113,6 +118,7 @@ impl fmt::Debug for ProcessSpec {
             .field("grace", &self.grace)
             .field("log_cap_bytes", &self.log_cap_bytes)
             .field("run_dir", &self.run_dir)
+            .field("resources", &self.resources)
             .finish()
     }
 }
@@ -161,6 +167,9 @@ pub struct ProcessOutcome {
     pub log_truncated: bool,
     /// From spawn until the group was gone and the pipes drained.
     pub duration: Duration,
+    /// Whether the kernel killed one of its processes for going over the memory limit of
+    /// `spec.resources`.
+    pub memory_exceeded: bool,
 }
 
 /// A process could not be started or waited for.
@@ -230,6 +239,7 @@ pub fn start(
         }
         None => None,
     };
+    let limits = StepLimits::apply(&spec.resources, cgroup.as_ref());
     let user_umask = crate::sandbox::user_umask();
     let parent = nix::unistd::getpid().as_raw();
     let mut command = tokio::process::Command::new(&spec.program);
@@ -252,6 +262,7 @@ pub fn start(
     // syscall) on values prepared before the fork; it allocates nothing.
     // The descriptors stay open (owned by `cgroup` and `confinement`) until after the spawn.
     let procs_fd = cgroup.as_ref().map(crate::cgroup::StepCgroup::procs_fd);
+    let limit_fds = limits.procs_fds();
     let ruleset_fd = confinement.as_ref().map(|c| c.ruleset_fd());
     unsafe {
         command.pre_exec(move || {
@@ -260,6 +271,9 @@ pub fn start(
                 libc::umask(mask);
             }
             if let Some(fd) = procs_fd {
+                crate::cgroup::join_in_child(fd)?;
+            }
+            for &fd in &limit_fds {
                 crate::cgroup::join_in_child(fd)?;
             }
             // The signal comes when the thread that forked exits: Rota forks on its runtime's
@@ -295,7 +309,7 @@ pub fn start(
     let pid = child
         .id()
         .expect("a child that has not been waited for has a pid");
-    let group = ProcessGroup::new(pid, cgroup, guardian.cloned());
+    let group = ProcessGroup::new(pid, cgroup, limits, guardian.cloned());
     Ok(Supervised {
         child,
         group,
@@ -376,6 +390,17 @@ impl Supervised {
             started,
         } = self;
         let pid = group.pgid();
+        if !group.limits.unenforced.is_empty() {
+            // A limit is never dropped silently: the step's log says which did not apply.
+            on_line(LogLine {
+                ts: jiff::Timestamp::now(),
+                stream: Stream::Stderr,
+                text: format!(
+                    "[rota] resources not enforced on this host: {}",
+                    group.limits.unenforced.join(", ")
+                ),
+            });
+        }
         let mut stdout = LineReader::new(child.stdout.take(), Stream::Stdout);
         let mut stderr = LineReader::new(child.stderr.take(), Stream::Stderr);
         let mut sink = LogSink {
@@ -467,6 +492,7 @@ impl Supervised {
         }
         stdout.finish(&mut sink);
         stderr.finish(&mut sink);
+        let memory_exceeded = group.limits.memory_exceeded();
         group.release();
 
         let status = exit.expect("the loop ends only after the leader exited");
@@ -480,6 +506,7 @@ impl Supervised {
             pid,
             log_truncated: sink.truncated,
             duration: started.elapsed(),
+            memory_exceeded,
         })
     }
 }
@@ -494,6 +521,8 @@ impl Supervised {
 pub struct ProcessGroup {
     pgid: Pid,
     cgroup: Option<StepCgroup>,
+    /// The cgroups enforcing the step's `resources:` (v1), removed after its own.
+    limits: StepLimits,
     /// Processes seen in the cgroup: those that became our children (orphans adopted by
     /// the subreaper) are reaped by pid, since they are not in the step's group.
     seen: Vec<i32>,
@@ -502,7 +531,12 @@ pub struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    fn new(pid: u32, cgroup: Option<StepCgroup>, guardian: Option<Arc<Guardian>>) -> ProcessGroup {
+    fn new(
+        pid: u32,
+        cgroup: Option<StepCgroup>,
+        limits: StepLimits,
+        guardian: Option<Arc<Guardian>>,
+    ) -> ProcessGroup {
         if let Some(g) = &guardian {
             g.watch(pid, cgroup.as_ref().map(StepCgroup::dir));
         }
@@ -510,6 +544,7 @@ impl ProcessGroup {
         ProcessGroup {
             pgid: Pid::from_raw(raw),
             cgroup,
+            limits,
             seen: Vec::new(),
             guardian,
             released: false,
@@ -602,6 +637,7 @@ impl ProcessGroup {
                 }
                 remove_cgroup(cgroup);
             }
+            self.limits.remove();
             // Once the cgroup is empty its former members have all ended.
             self.reap_seen();
             if let Some(g) = &self.guardian {

@@ -132,6 +132,12 @@ pub async fn run_here(
             (status, None, Some(reason))
         }
     };
+    let reason = match (outcome.memory_exceeded, spec.resources.memory) {
+        (true, Some(limit)) if status == StepStatus::Failed => {
+            Some(memory_reason(reason.as_deref(), limit))
+        }
+        _ => reason,
+    };
     match outputs {
         Ok(outputs) => AttemptEnd {
             status,
@@ -160,5 +166,18 @@ fn start_failure(spec: &ProcessSpec, error: &process::SpawnError) -> String {
     match &spec.cwd {
         Some(dir) if !dir.is_dir() => format!("workdir {} does not exist", dir.display()),
         _ => format!("cannot start {}: {error}", spec.program),
+    }
+}
+
+/// A failure after the kernel killed a process of the attempt for memory, said so: the
+/// process's own ending (`killed by signal 9`, or the exit code its shell passed on) reads
+/// like any crash otherwise.
+fn memory_reason(ending: Option<&str>, limit: u64) -> String {
+    let limit = rota_core::resources::format_bytes(limit);
+    match ending {
+        Some(ending) => {
+            format!("out of memory: killed for going over its {limit} memory limit ({ending})")
+        }
+        None => format!("out of memory: killed for going over its {limit} memory limit"),
     }
 }

@@ -495,6 +495,7 @@ pub(crate) fn process(
             grace: shared.config.grace,
             log_cap_bytes: shared.config.log_cap_bytes,
             run_dir: Some(shared.run_dir.clone()),
+            resources: step.resources,
         },
         display,
     })

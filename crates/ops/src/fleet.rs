@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::model::StepStatus;
+use rota_core::resources::Resources;
 use rota_engine::process::ProcessSpec;
 use rota_engine::remote::{AttemptEnd, RemoteAttempt, RemoteSteps};
 use rota_store::{AttemptKey, DispatchRecord, DispatchState, NewDispatch, SealedSecret, Wake};
@@ -142,6 +143,8 @@ struct SealedAttempt {
     log_cap_bytes: u64,
     display: String,
     redact: Vec<String>,
+    #[serde(default)]
+    resources: Resources,
 }
 
 /// The associated data that binds a sealed attempt to its dispatch row.
@@ -215,6 +218,7 @@ impl Ops {
             log_cap_bytes: u64::try_from(spec.log_cap_bytes).unwrap_or(u64::MAX),
             display: attempt.display.clone(),
             redact: attempt.secret_values.clone(),
+            resources: spec.resources,
         };
         let plain = serde_json::to_vec(&sealed)
             .map_err(|e| OpsError::Internal(format!("cannot encode an attempt: {e}")))?;
@@ -287,6 +291,7 @@ impl Ops {
             log_cap_bytes: attempt.log_cap_bytes,
             display: attempt.display,
             redact: attempt.redact,
+            resources: attempt.resources.into(),
         })
     }
 
@@ -460,5 +465,6 @@ pub fn worker_spec(
         grace: Duration::from_millis(claimed.grace_ms),
         log_cap_bytes: usize::try_from(claimed.log_cap_bytes).unwrap_or(usize::MAX),
         run_dir: Some(dir.to_path_buf()),
+        resources: claimed.resources.into(),
     }
 }

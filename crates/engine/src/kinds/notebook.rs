@@ -145,6 +145,7 @@ pub(crate) fn resolve(
             shared.config.guardian.clone(),
             Some(shared.run_dir.clone()),
         )
+        .limited(step.resources)
         .host(),
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),

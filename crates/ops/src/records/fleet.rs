@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use jiff::Timestamp;
+use rota_core::resources::Resources;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -119,6 +120,43 @@ pub struct ClaimedAttempt {
     pub display: String,
     /// Values to redact from every line and output sent back.
     pub redact: Vec<String>,
+    /// Limits on what its processes may use (the step's `resources:`).
+    #[serde(default)]
+    pub resources: AttemptResources,
+}
+
+/// Limits on what an attempt's processes may use; an absent one is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptResources {
+    /// CPU time, in CPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Processes and threads alive at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+}
+
+impl From<Resources> for AttemptResources {
+    fn from(r: Resources) -> AttemptResources {
+        AttemptResources {
+            cpus: r.cpus,
+            memory_bytes: r.memory,
+            pids: r.pids,
+        }
+    }
+}
+
+impl From<AttemptResources> for Resources {
+    fn from(r: AttemptResources) -> Resources {
+        Resources {
+            cpus: r.cpus,
+            memory: r.memory_bytes,
+            pids: r.pids,
+        }
+    }
 }
 
 /// One environment variable of an attempt.
