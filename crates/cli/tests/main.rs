@@ -16,6 +16,7 @@ mod notebook;
 mod plans;
 mod process;
 mod remote;
+mod resources;
 mod retention;
 mod retry;
 mod run;

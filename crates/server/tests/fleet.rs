@@ -231,6 +231,28 @@ fn workers_run_labelled_steps_and_the_records_name_the_worker() -> TestResult {
     Ok(())
 }
 
+/// A step's `resources:` travel with its attempt: the worker holds its process to them.
+#[test]
+fn a_workers_step_is_held_to_its_resources() -> TestResult {
+    let job = "id: limited\nsteps:\n  - id: hog\n    runs_on: { pool: a }\n    resources: { memory: 16m }\n    sh: python3 -c \"x = bytearray(200 * 1024 * 1024)\"\n";
+    let (dir, home, jobs) = server_dirs_with_job("limited.yaml", job)?;
+    let server = Server::start(&home, &jobs, &[])?;
+    let token = worker_token(&server, dir.path())?;
+    let worker = Worker::start(dir.path(), "w-a", &server, &token, "pool=a")?;
+
+    let run = server.start_run("limited")?;
+    let run_json = finished_run(&server, &run)?;
+    let hog = step(&run_json, "hog");
+    assert_eq!(hog["status"], "failed", "{run_json}\n{}", worker.log_text());
+    assert_eq!(hog["workers"][0]["worker"], "w-a", "{hog}");
+    let reason = hog["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("out of memory") && reason.contains("16m"),
+        "{hog}"
+    );
+    Ok(())
+}
+
 /// A job whose step `work` (on pool `a`, two attempts) logs its start and end to `ledger`,
 /// and in its first attempt sleeps until killed.
 fn ledger_job(ledger: &Path) -> String {
