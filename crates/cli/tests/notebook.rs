@@ -361,3 +361,57 @@ fn a_sigkilled_rota_run_leaves_no_kernel_nor_any_process_its_cell_started() {
     assert!(gone, "processes left behind: {left:?}");
     rota.assert_no_processes_left();
 }
+
+/// A notebook publishes outputs two ways — `key=value` lines to `$ROTA_OUTPUT`, and scraps
+/// glued as scrapbook's `glue` writes them — and a later step reads both; the kernel gets
+/// the step's environment like a process step; a secret value in an output is masked.
+#[test]
+fn a_notebook_publishes_outputs_a_later_step_reads() {
+    let rota = Rota::new().env("TOKEN", "hunter2-token");
+    rota.write(
+        "publish.ipynb",
+        &notebook(&[
+            "#parameters\ntoken = ''",
+            "import os\nwith open(os.environ['ROTA_OUTPUT'], 'a') as f:\n    \
+             f.write('rows=42\\n')\n    f.write('region=' + os.environ['REGION'] + '\\n')\n    \
+             f.write('leak=' + token + '\\n')",
+            "from IPython.display import display\n\
+             def glue(name, data):\n    \
+             display({'application/scrapbook.scrap.json+json': \
+             {'name': name, 'data': data, 'encoder': 'json', 'version': 1}}, raw=True)\n\
+             glue('summary', {'ok': True, 'n': 3})\nglue('label', 'nightly')",
+        ]),
+    );
+    rota.write(
+        "publish.yaml",
+        "id: nb-publish\nsecrets: [TOKEN]\nsteps:\n  - id: nb\n    notebook: publish.ipynb\n    \
+         params: { token: \"{{ secrets.TOKEN }}\" }\n    env: { REGION: eu-west }\n  \
+         - id: after\n    needs: [nb]\n    \
+         sh: echo \"got {{ steps.nb.outputs.rows }} {{ steps.nb.outputs.region }} {{ steps.nb.outputs.label }} {{ steps.nb.outputs.summary }}\"\n",
+    );
+    let out = rota.run(["run", "publish.yaml", "--output", "json"]);
+    assert_code(&out, 0);
+    let run = json(&out);
+    let nb = run["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["id"] == "nb"))
+        .expect("step nb");
+    let outputs = &nb["outputs"];
+    assert_eq!(outputs["rows"], "42", "{nb}");
+    assert_eq!(outputs["region"], "eu-west", "{nb}");
+    assert_eq!(outputs["label"], "nightly", "{nb}");
+    assert_eq!(outputs["summary"], r#"{"n":3,"ok":true}"#, "{nb}");
+    assert!(
+        !outputs["leak"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hunter2"),
+        "{nb}"
+    );
+    let logs = rota.run(["logs", run["id"].as_str().expect("run id")]);
+    assert!(
+        stdout(&logs).contains(r#"got 42 eu-west nightly {"n":3,"ok":true}"#),
+        "{}",
+        describe(&logs)
+    );
+}

@@ -24,6 +24,7 @@ pub struct Kernels {
     guardian: Option<Arc<Guardian>>,
     run_dir: Option<PathBuf>,
     resources: Resources,
+    env: Vec<(String, String)>,
 }
 
 impl Kernels {
@@ -34,7 +35,15 @@ impl Kernels {
             guardian,
             run_dir,
             resources: Resources::default(),
+            env: Vec::new(),
         }
+    }
+
+    /// Kernels that get `env` besides their kernelspec's (which it overrides): the step's
+    /// environment, as a process step would get it.
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> Kernels {
+        self.env = env;
+        self
     }
 
     /// Kernels whose processes are held to `resources` (the notebook step's `resources:`).
@@ -53,6 +62,7 @@ impl KernelHost for Kernels {
     fn spawn(&self, command: &KernelCommand) -> std::io::Result<KernelProcess> {
         let mut spec = ProcessSpec::new(command.program.clone(), command.args.clone());
         spec.env.clone_from(&command.env);
+        spec.env.extend(self.env.iter().cloned());
         spec.cwd.clone_from(&command.cwd);
         spec.run_dir.clone_from(&self.run_dir);
         spec.resources = self.resources;

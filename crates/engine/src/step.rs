@@ -467,22 +467,7 @@ pub(crate) fn process(
             verb: "would run",
         });
     }
-    let mut env = Vec::new();
-    for (name, value) in shared.job.env.iter().chain(&step.env) {
-        env.push((name.clone(), render_text(value, ctx)?));
-    }
-    env.extend([
-        ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
-        ("ROTA_JOB".to_owned(), shared.job.id.clone()),
-        ("ROTA_STEP".to_owned(), step.id.clone()),
-        ("ROTA_ATTEMPT".to_owned(), attempt_no.to_string()),
-        ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
-        ("ROTA_OUTPUT".to_owned(), output_path.display().to_string()),
-    ]);
-    env.extend(param_env(&ctx.params));
-    for (name, value) in &shared.secrets {
-        env.push((name.clone(), value.clone()));
-    }
+    let mut env = process_env(shared, step, attempt_no, ctx, output_path)?;
     // Last, so that no `env:` entry of the job can stand in for a value.
     env.extend(shell_values);
     Ok(Resolved::Process {
@@ -499,6 +484,35 @@ pub(crate) fn process(
         },
         display,
     })
+}
+
+/// The environment of a step's process (a notebook's kernel too): the job's and the step's
+/// `env:` rendered, the run's identity, `$ROTA_OUTPUT`, the parameters and the secrets the
+/// job references.
+pub(crate) fn process_env(
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
+    ctx: &Context,
+    output_path: &Path,
+) -> Result<Vec<(String, String)>, String> {
+    let mut env = Vec::new();
+    for (name, value) in shared.job.env.iter().chain(&step.env) {
+        env.push((name.clone(), render_text(value, ctx)?));
+    }
+    env.extend([
+        ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
+        ("ROTA_JOB".to_owned(), shared.job.id.clone()),
+        ("ROTA_STEP".to_owned(), step.id.clone()),
+        ("ROTA_ATTEMPT".to_owned(), attempt_no.to_string()),
+        ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
+        ("ROTA_OUTPUT".to_owned(), output_path.display().to_string()),
+    ]);
+    env.extend(param_env(&ctx.params));
+    for (name, value) in &shared.secrets {
+        env.push((name.clone(), value.clone()));
+    }
+    Ok(env)
 }
 
 /// Parameters as environment variables, for every step that runs a process:

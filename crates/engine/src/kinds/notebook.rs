@@ -12,7 +12,7 @@
 //! before it gets here.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
 use rota_core::kinds::notebook::NotebookStep;
@@ -37,7 +37,14 @@ impl Executor for Notebook {
     }
 
     fn resolve(&self, r: &ResolveCx<'_>) -> Result<Resolved, String> {
-        let work = resolve(r.shared, r.step, r.attempt_no, r.ctx, r.workdir.clone())?;
+        let work = resolve(
+            r.shared,
+            r.step,
+            r.attempt_no,
+            r.ctx,
+            r.workdir.clone(),
+            r.output_path,
+        )?;
         let display = work.display();
         Ok(Resolved::Work {
             work: Box::new(work),
@@ -57,7 +64,7 @@ impl Work for NotebookWork {
             Attempt {
                 status: result.status,
                 exit_code: result.exit_code,
-                outputs: BTreeMap::new(),
+                outputs: result.outputs,
                 reason: result.reason,
             }
         })
@@ -70,6 +77,8 @@ pub(crate) struct NotebookWork {
     log: tokio::sync::mpsc::UnboundedReceiver<String>,
     /// A dry run in `echo-only` mode: say what would run, execute nothing.
     echo_only: bool,
+    /// `$ROTA_OUTPUT` of the kernel.
+    output_path: PathBuf,
 }
 
 /// The notebook crate masks what it writes through the same redactor as the step's logs.
@@ -95,6 +104,8 @@ pub(crate) struct NotebookResult {
     pub status: StepStatus,
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
+    /// What its cells published (`$ROTA_OUTPUT`, glued scraps), redacted.
+    pub outputs: BTreeMap<String, String>,
 }
 
 pub(crate) fn resolve(
@@ -103,6 +114,7 @@ pub(crate) fn resolve(
     attempt_no: u32,
     ctx: &Context,
     workdir: PathBuf,
+    output_path: &Path,
 ) -> Result<NotebookWork, String> {
     let NotebookStep {
         path,
@@ -146,6 +158,13 @@ pub(crate) fn resolve(
             Some(shared.run_dir.clone()),
         )
         .limited(step.resources)
+        .with_env(crate::step::process_env(
+            shared,
+            step,
+            attempt_no,
+            ctx,
+            output_path,
+        )?)
         .host(),
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),
@@ -155,6 +174,7 @@ pub(crate) fn resolve(
         request,
         log: log_rx,
         echo_only,
+        output_path: output_path.to_owned(),
     })
 }
 
@@ -168,7 +188,9 @@ pub(crate) async fn run(
         request,
         mut log,
         echo_only,
+        output_path,
     } = work;
+    let executed = request.output.clone();
     if echo_only {
         let display = format!("notebook {}", request.input.display());
         system_line(
@@ -190,6 +212,91 @@ pub(crate) async fn run(
         }
     };
     let (outcome, ()) = tokio::join!(rota_notebook::run_notebook_step(request), forward);
+    let published = if echo_only {
+        Ok(BTreeMap::new())
+    } else {
+        published_outputs(&output_path, &executed)
+    };
+    let mut result = ended(shared, outcome);
+    match published {
+        Ok(outputs) => {
+            result.outputs = outputs
+                .into_iter()
+                .map(|(key, value)| (key, shared.redactor.redact(&value).into_owned()))
+                .collect();
+        }
+        Err(problem) if result.status == StepStatus::Succeeded => {
+            result.status = StepStatus::Failed;
+            result.reason = Some(problem);
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+/// What a notebook attempt published: the `key=value` lines its cells wrote to
+/// `$ROTA_OUTPUT`, then the scraps its cells glued (scrapbook's `glue(name, value)`, a
+/// display output of type [`SCRAP_MIME`]) in the executed notebook, which win.
+fn published_outputs(
+    output_path: &Path,
+    executed: &Path,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut outputs = crate::outputs::take_outputs(output_path)?;
+    outputs.extend(glued_scraps(executed)?);
+    if outputs.len() > MAX_SCRAPS {
+        return Err(format!(
+            "the notebook published {} outputs, more than {MAX_SCRAPS}",
+            outputs.len()
+        ));
+    }
+    Ok(outputs)
+}
+
+/// The display type scrapbook's `glue` writes a JSON-encoded scrap as.
+const SCRAP_MIME: &str = "application/scrapbook.scrap.json+json";
+/// The display type of a scrap glued with the `text` encoder.
+const SCRAP_TEXT_MIME: &str = "application/scrapbook.scrap.text+json";
+/// Most outputs one notebook attempt may publish.
+const MAX_SCRAPS: usize = 1_000;
+
+/// Scraps glued in the executed notebook at `path`, by name (a later glue of a name wins),
+/// each value as text: a string as it is, anything else as compact JSON.
+fn glued_scraps(path: &Path) -> Result<BTreeMap<String, String>, String> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(error) => return Err(format!("cannot read the executed notebook: {error}")),
+    };
+    let notebook: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| format!("cannot read the executed notebook: {e}"))?;
+    let mut scraps = BTreeMap::new();
+    let cells = notebook["cells"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for output in cells.iter().flat_map(|cell| {
+        cell["outputs"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }) {
+        for mime in [SCRAP_MIME, SCRAP_TEXT_MIME] {
+            let scrap = &output["data"][mime];
+            let Some(name) = scrap["name"].as_str() else {
+                continue;
+            };
+            let value = match &scrap["data"] {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            scraps.insert(name.to_owned(), value);
+        }
+    }
+    Ok(scraps)
+}
+
+/// The attempt's status and reason from the notebook's outcome.
+fn ended(shared: &Shared, outcome: rota_notebook::StepOutcome) -> NotebookResult {
     use rota_notebook::StepOutcome;
     match outcome {
         // Like other kinds' `would run`: nothing ran, so there is no exit code.
@@ -197,21 +304,25 @@ pub(crate) async fn run(
             status: StepStatus::Succeeded,
             exit_code: None,
             reason: None,
+            outputs: BTreeMap::new(),
         },
         StepOutcome::Succeeded => NotebookResult {
             status: StepStatus::Succeeded,
             exit_code: Some(0),
             reason: None,
+            outputs: BTreeMap::new(),
         },
         StepOutcome::Cancelled => NotebookResult {
             status: stopped_status(shared),
             exit_code: None,
             reason: Some(stopped_reason(shared)),
+            outputs: BTreeMap::new(),
         },
         other => NotebookResult {
             status: StepStatus::Failed,
             exit_code: None,
             reason: Some(other.reason()),
+            outputs: BTreeMap::new(),
         },
     }
 }
