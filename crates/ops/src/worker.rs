@@ -16,7 +16,7 @@
 //! per the step's retry policy).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -69,6 +69,45 @@ pub struct WorkerConfig {
     pub guardian: Option<Arc<Guardian>>,
 }
 
+/// This worker process's directory under `work_dir` (`<pid>`): each attempt it runs gets a
+/// fresh directory inside, removed when the attempt ends.
+fn own_work_dir(work_dir: &Path) -> PathBuf {
+    work_dir.join(std::process::id().to_string())
+}
+
+/// Removes what workers that died (SIGKILL, a crash) left under `work_dir`: the directory
+/// of each worker process that is gone, with its attempts' files. Workers sharing the
+/// directory keep theirs: a live process's is left alone.
+fn remove_dead_workers_dirs(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<i32>().ok())
+            .filter(|pid| *pid > 0)
+        else {
+            continue;
+        };
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if gone || pid.unsigned_abs() == std::process::id() {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => eprintln!(
+                    "rota worker: removed {}, left by a worker that is gone",
+                    entry.path().display()
+                ),
+                Err(error) => eprintln!(
+                    "rota worker: cannot remove {}, left by a worker that is gone: {error}",
+                    entry.path().display()
+                ),
+            }
+        }
+    }
+}
+
 /// A fresh worker id: the host's name, the process id and random bits.
 pub fn new_worker_id() -> String {
     let host: String = rota_engine::owner::host_name()
@@ -109,10 +148,12 @@ pub async fn run_worker<W>(
 where
     W: Workers + Send + Sync + 'static,
 {
-    std::fs::create_dir_all(&config.work_dir).map_err(|e| {
+    remove_dead_workers_dirs(&config.work_dir);
+    let own = own_work_dir(&config.work_dir);
+    std::fs::create_dir_all(&own).map_err(|e| {
         OpsError::Internal(format!(
             "cannot create the work directory {}: {e}",
-            config.work_dir.display()
+            own.display()
         ))
     })?;
     let grace = config.grace;
@@ -206,7 +247,7 @@ async fn run_attempt<W: Workers + Send + Sync + 'static>(
         "rota worker: running {}/{} attempt {} of run {}: {}",
         claimed.job, claimed.step_id, claimed.attempt, claimed.run_id, claimed.display
     );
-    let dir = shared.config.work_dir.join(format!(
+    let dir = own_work_dir(&shared.config.work_dir).join(format!(
         "{}-{}-{}-{}",
         claimed.run_id, claimed.step_id, claimed.attempt, claimed.epoch
     ));

@@ -41,6 +41,33 @@ impl Worker {
         slots: u32,
         grace_secs: u32,
     ) -> Result<Worker, Box<dyn std::error::Error>> {
+        Worker::spawn(root, name, addr, token, label, (slots, grace_secs), &[])
+    }
+
+    /// Like [`Worker::start`], with the work directory of the worker `other` (as two
+    /// workers on one host may share one).
+    pub(crate) fn start_in_work_dir_of(
+        root: &Path,
+        name: &str,
+        other: &str,
+        server: &Server,
+        token: &str,
+        label: &str,
+    ) -> Result<Worker, Box<dyn std::error::Error>> {
+        let work_dir = Worker::work_dir(root, other);
+        let extra = ["--work-dir".as_ref(), work_dir.as_os_str()];
+        Worker::spawn(root, name, &server.addr()?, token, label, (2, 2), &extra)
+    }
+
+    fn spawn(
+        root: &Path,
+        name: &str,
+        addr: &str,
+        token: &str,
+        label: &str,
+        (slots, grace_secs): (u32, u32),
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Worker, Box<dyn std::error::Error>> {
         let home = root.join(format!("worker-{name}"));
         std::fs::create_dir_all(&home)?;
         let log = root.join(format!("worker-{name}.log"));
@@ -51,11 +78,17 @@ impl Worker {
             .arg(slots.to_string())
             .arg("--grace")
             .arg(grace_secs.to_string())
+            .args(extra)
             .env("ROTA_TOKEN", token)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
             .spawn()?;
         Ok(Worker { child, log })
+    }
+
+    /// The work directory of the worker `name` started under `root`.
+    pub(crate) fn work_dir(root: &Path, name: &str) -> PathBuf {
+        root.join(format!("worker-{name}")).join("worker")
     }
 
     pub(crate) fn pid(&self) -> u32 {
@@ -279,7 +312,12 @@ fn a_killed_worker_loses_its_lease_and_the_attempt_is_retried_on_another() -> Te
     })?;
     rota_testkit::signal(first.pid(), Signal::SIGKILL)?;
     let _ = first.child.wait();
-    let second = Worker::start(dir.path(), "w-second", &server, &token, "pool=a")?;
+    // The killed worker's attempt directory is left; the next worker on the same work
+    // directory removes it.
+    let first_dir = Worker::work_dir(dir.path(), "w-first").join(first.pid().to_string());
+    assert!(first_dir.is_dir(), "{}", first_dir.display());
+    let second =
+        Worker::start_in_work_dir_of(dir.path(), "w-second", "w-first", &server, &token, "pool=a")?;
 
     let run_json = finished_run(&server, &run)?;
     assert_eq!(
@@ -309,6 +347,8 @@ fn a_killed_worker_loses_its_lease_and_the_attempt_is_retried_on_another() -> Te
         "{ledger:?}"
     );
     assert!(ledger.iter().any(|l| l.starts_with("end 2 ")), "{ledger:?}");
+    assert!(!first_dir.exists(), "{} is left", first_dir.display());
+    assert!(second.log_text().contains("left by a worker that is gone"));
     Ok(())
 }
 
