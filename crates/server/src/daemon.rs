@@ -25,6 +25,7 @@ use rota_store::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::ServerError;
 use crate::hooks::{self, HookReply, HookRequest};
@@ -186,10 +187,14 @@ pub async fn serve(
     if result.is_ok() {
         daemon.drain().await;
     }
-    notifier.stop().await;
-    fleet.stop().await;
-    retention.stop().await;
-    daemon.store.close().await;
+    // Each last step is bounded: with the store unreachable, a stop must not wait out pool
+    // timeouts one after another.
+    tokio::join!(
+        within_stop_limit("the notifier", notifier.stop()),
+        fleet.stop(),
+        within_stop_limit("the retention loop", retention.stop()),
+    );
+    within_stop_limit("the store", daemon.store.close()).await;
     let _ = std::fs::remove_file(&addr_path);
     result
 }
@@ -338,23 +343,48 @@ impl Daemon {
         &mut self,
         mut hooks: mpsc::Receiver<HookRequest>,
         shutdown: impl Future<Output = ()> + Send + 'static,
-        fenced: tokio_util::sync::CancellationToken,
+        fenced: CancellationToken,
     ) -> Result<(), ServerError> {
         let hub = self.ops.hub().clone();
         let queued = hub.runs_queued();
         let mut wakes = self.store.wake_ups();
         self.store_poll.listening(wakes.is_live());
-        self.control_poll().await;
+        // Shutdown also cuts short what only reads the store or decides what can be decided
+        // again (polls, schedule decisions, webhooks): with the store unreachable each such
+        // call waits out the pool's timeout, and a SIGTERM must not wait for a chain of them.
+        // Claims and run ends are never cut short: a run claimed must get its task.
+        let stopping = CancellationToken::new();
+        tokio::spawn({
+            let stopping = stopping.clone();
+            async move {
+                shutdown.await;
+                stopping.cancel();
+            }
+        });
+        let shut_down = || {
+            tracing::info!("shutting down: no new work is taken");
+            Ok(())
+        };
+        if unless_stopping(&stopping, self.control_poll())
+            .await
+            .is_none()
+        {
+            return shut_down();
+        }
         let mut poll = tokio::time::interval(self.config.poll_every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(shutdown);
         loop {
             let leads = *self.leader.borrow();
             if leads {
                 let now = Timestamp::now();
                 let decisions = self.scheduler.tick(now);
                 self.observe_lateness(&decisions, now);
-                self.apply(decisions, None).await;
+                if unless_stopping(&stopping, self.apply(decisions, None))
+                    .await
+                    .is_none()
+                {
+                    return shut_down();
+                }
             }
             self.start_runs().await;
             let sleep = self.scheduler.next_wake().filter(|_| leads).map(|wake| {
@@ -363,10 +393,8 @@ impl Daemon {
                 tokio::time::Instant::now() + wait
             });
             tokio::select! {
-                () = &mut shutdown => {
-                    tracing::info!("shutting down: no new work is taken");
-                    return Ok(());
-                }
+                biased;
+                () = stopping.cancelled() => return shut_down(),
                 () = fenced.cancelled() => return Err(self.taken_for_dead().await),
                 () = sleep_until(sleep) => {}
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
@@ -375,23 +403,37 @@ impl Daemon {
                         Err(error) => tracing::error!(%error, "a run task failed"),
                     }
                 }
-                Some(request) = hooks.recv() => self.webhook(request).await,
+                Some(request) = hooks.recv() => {
+                    if unless_stopping(&stopping, self.webhook(request)).await.is_none() {
+                        return shut_down();
+                    }
+                }
                 Ok(()) = self.leader.changed() => {
                     if *self.leader.borrow_and_update() {
-                        self.take_over_schedules().await;
+                        if unless_stopping(&stopping, self.take_over_schedules()).await.is_none() {
+                            return shut_down();
+                        }
                     } else {
                         tracing::warn!("the scheduler's lease is lost: another server schedules");
                     }
                 }
-                _ = poll.tick() => self.control_poll().await,
+                _ = poll.tick() => {
+                    if unless_stopping(&stopping, self.control_poll()).await.is_none() {
+                        return shut_down();
+                    }
+                }
                 wake = wakes.next() => {
-                    if self.store_poll.woken(wake) {
-                        self.control_poll().await;
+                    if self.store_poll.woken(wake)
+                        && unless_stopping(&stopping, self.control_poll()).await.is_none()
+                    {
+                        return shut_down();
                     }
                 }
                 () = queued.notified() => {
                     self.store_poll.again();
-                    self.control_poll().await;
+                    if unless_stopping(&stopping, self.control_poll()).await.is_none() {
+                        return shut_down();
+                    }
                 }
             }
         }
@@ -1387,7 +1429,40 @@ impl Daemon {
         for stop in self.stops.values() {
             stop.force(StopReason::Cancelled("server shutdown".to_owned()));
         }
-        while self.running.join_next().await.is_some() {}
+        // Forced runs end at once unless their last writes wait on a store that does not
+        // answer; then they are left to recovery, as after a crash.
+        let deadline = tokio::time::Instant::now() + crate::fleet::STOP_WRITES_LIMIT;
+        loop {
+            tokio::select! {
+                done = self.running.join_next() => if done.is_none() { return },
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        tracing::warn!(
+            runs = self.running.len(),
+            "gave up waiting for runs whose last writes the store does not take"
+        );
+        self.running.abort_all();
+    }
+}
+
+/// Waits for `stopping` (a part of the server shutting down) at most
+/// [`crate::fleet::STOP_WRITES_LIMIT`], then gives up on it.
+async fn within_stop_limit(what: &str, stopping: impl Future<Output = ()>) {
+    if tokio::time::timeout(crate::fleet::STOP_WRITES_LIMIT, stopping)
+        .await
+        .is_err()
+    {
+        tracing::warn!("gave up waiting for {what} to stop: the store does not answer");
+    }
+}
+
+/// `work`, unless `stopping` is cancelled first (then `None`, and `work` is dropped).
+async fn unless_stopping<F: Future>(stopping: &CancellationToken, work: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        () = stopping.cancelled() => None,
+        output = work => Some(output),
     }
 }
 

@@ -51,7 +51,8 @@ pub struct Fleet {
     /// must stop its runs at once, recording nothing more, and exit.
     pub fenced: CancellationToken,
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    /// The lease, reaping and heartbeat tasks.
+    tasks: [JoinHandle<()>; 3],
     ops: rota_ops::Ops,
     id: String,
 }
@@ -77,32 +78,51 @@ impl Fleet {
         let fenced = CancellationToken::new();
         let id = me.id.clone();
         let (leader_tx, leader) = watch::channel(lead(&ops, &id).await);
-        let task = tokio::spawn(run(
+        let beat = tokio::spawn(heartbeat(
             ops.clone(),
-            me,
-            leader_tx,
+            id.clone(),
             stop.clone(),
             fenced.clone(),
         ));
+        let reap = tokio::spawn(reap_loop(
+            ops.clone(),
+            id.clone(),
+            leader.clone(),
+            stop.clone(),
+        ));
+        let lead = tokio::spawn(lead_loop(ops.clone(), id.clone(), leader_tx, stop.clone()));
         Ok(Fleet {
             leader,
             fenced,
             stop,
-            task,
+            tasks: [lead, reap, beat],
             ops,
             id,
         })
     }
 
-    /// Stops the task and removes this server's row.
+    /// Stops the tasks and removes this server's row (given up after [`STOP_WRITES_LIMIT`]
+    /// when the store does not answer: the others then take the row for dead).
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.task.await;
-        if let Err(error) = self.ops.store().server_gone(&self.id).await {
-            tracing::warn!(%error, "cannot remove this server from the cluster's list");
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        match tokio::time::timeout(STOP_WRITES_LIMIT, self.ops.store().server_gone(&self.id)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "cannot remove this server from the cluster's list");
+            }
+            Err(_) => tracing::warn!(
+                "the store did not answer: this server's row is left for the others to take for dead"
+            ),
         }
     }
 }
+
+/// How long a stopping server waits for one last write (its row's removal).
+pub const STOP_WRITES_LIMIT: Duration = Duration::from_secs(5);
 
 /// This server's id: host, process id and random bits (a restarted server is a new one).
 fn server_id() -> String {
@@ -157,17 +177,84 @@ fn died_here(holder: &str) -> bool {
     pid != std::process::id() && !process_exists(pid)
 }
 
-async fn run(
+/// Takes or renews the scheduler's lease every [`LEAD_EVERY`] and publishes whether this
+/// server holds it.
+async fn lead_loop(
     ops: rota_ops::Ops,
-    me: ServerRecord,
+    me: String,
     leader: watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(LEAD_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // A lease that cannot be renewed in time is given up rather than assumed: past its
+        // TTL another server may hold it.
+        let holds = tokio::time::timeout(LEAD_ANSWER_LIMIT, lead(&ops, &me))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::warn!(
+                    "the store did not answer in time: this server stops scheduling until it does"
+                );
+                false
+            });
+        leader.send_if_modified(|held| {
+            let changed = *held != holds;
+            *held = holds;
+            changed
+        });
+    }
+}
+
+/// Every [`REAP_EVERY`]: expires workers' leases and, on the scheduling server, takes dead
+/// servers' runs over. A task of its own: a slow pass delays neither the lease nor the
+/// heartbeat.
+async fn reap_loop(
+    ops: rota_ops::Ops,
+    me: String,
+    leader: watch::Receiver<bool>,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let pass = async {
+            if let Err(error) = ops.expire_leases().await {
+                tracing::warn!(%error, "cannot expire workers' leases");
+            }
+            if *leader.borrow() {
+                recover_dead_servers(&ops, &me).await;
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = pass => {}
+        }
+    }
+}
+
+/// How long the scheduler's lease may take to answer before this server stops scheduling:
+/// well inside the lease's TTL, so it never schedules on a lease another server took.
+const LEAD_ANSWER_LIMIT: Duration = Duration::from_secs(2);
+
+/// Renews this server's row every [`HEARTBEAT_EVERY`], in a task of its own so that no
+/// slow store call of the fleet's other work delays it. On PostgreSQL a renewal that has not
+/// succeeded for [`SELF_FENCE_AFTER`] — refused, failing, or not answering — fences this
+/// server ([`Fleet::fenced`]): the others take it for dead soon after.
+async fn heartbeat(
+    ops: rota_ops::Ops,
+    me: String,
     stop: CancellationToken,
     fenced: CancellationToken,
 ) {
-    let mut lead_tick = tokio::time::interval(LEAD_EVERY);
-    lead_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut reap = tokio::time::interval(REAP_EVERY);
-    reap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let self_fencing = ops.store().backend() == rota_store::Backend::Postgres;
@@ -175,46 +262,45 @@ async fn run(
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = reap.tick() => {
-                if let Err(error) = ops.expire_leases().await {
-                    tracing::warn!(%error, "cannot expire workers' leases");
-                }
-                if *leader.borrow() {
-                    recover_dead_servers(&ops, &me.id).await;
-                }
-            }
-            _ = lead_tick.tick() => {
-                let holds = lead(&ops, &me.id).await;
-                leader.send_if_modified(|held| {
-                    let changed = *held != holds;
-                    *held = holds;
-                    changed
-                });
-            }
-            _ = beat.tick() => {
-                // Judged before renewing: a server that was stopped (or its runtime stalled)
-                // longer than this must not renew a row the others may already have taken
-                // for dead and act on, whatever the renewal would answer.
-                if self_fencing && renewed.elapsed() > SELF_FENCE_AFTER {
-                    tracing::error!(
-                        "this server could not renew its heartbeat for {}s: the others take it for dead",
-                        SELF_FENCE_AFTER.as_secs()
-                    );
-                    fenced.cancel();
+            _ = beat.tick() => {}
+        }
+        // Judged before renewing: a server that was stopped (or its runtime stalled) longer
+        // than this must not renew a row the others may already have taken for dead and
+        // act on, whatever the renewal would answer.
+        if self_fencing && renewed.elapsed() > SELF_FENCE_AFTER {
+            fence_self(&fenced, "could not renew its heartbeat");
+            return;
+        }
+        let renewal = ops.store().server_heartbeat(&me, Timestamp::now());
+        let answer = if self_fencing {
+            match tokio::time::timeout_at(renewed + SELF_FENCE_AFTER, renewal).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    fence_self(&fenced, "got no answer from the store");
                     return;
                 }
-                match ops.store().server_heartbeat(&me.id, Timestamp::now()).await {
-                    Ok(true) => renewed = tokio::time::Instant::now(),
-                    Ok(false) => {
-                        tracing::error!("another server took this one for dead and took its runs over");
-                        fenced.cancel();
-                        return;
-                    }
-                    Err(error) => tracing::warn!(%error, "cannot renew this server's heartbeat"),
-                }
             }
+        } else {
+            renewal.await
+        };
+        match answer {
+            Ok(true) => renewed = tokio::time::Instant::now(),
+            Ok(false) => {
+                tracing::error!("another server took this one for dead and took its runs over");
+                fenced.cancel();
+                return;
+            }
+            Err(error) => tracing::warn!(%error, "cannot renew this server's heartbeat"),
         }
     }
+}
+
+fn fence_self(fenced: &CancellationToken, what: &str) {
+    tracing::error!(
+        "this server {what} for {}s: the others take it for dead",
+        SELF_FENCE_AFTER.as_secs()
+    );
+    fenced.cancel();
 }
 
 /// Takes the servers whose rows went stale for dead and recovers their runs (run by the
