@@ -547,7 +547,8 @@ const CHAOS_ATTEMPTS: u32 = 5;
 /// The chaos job: [`CHAOS_STEPS`] steps on pool `c` (the second half each needing one of the
 /// first), each with [`CHAOS_ATTEMPTS`] attempts. Each attempt appends `start`, then `end`
 /// (or `term`, when it is stopped) lines `WHAT RUN STEP ATTEMPT NANOS PID WORKER` to
-/// `ledger`, the worker being the home its working directory lies in. When its worker dies,
+/// `ledger`, the worker being the home its working directory lies in
+/// (`<home>/worker/<worker pid>/<attempt>`). When its worker dies,
 /// the shell is killed at once (`PR_SET_PDEATHSIG`) and the rest of its process group by the
 /// worker's guardian: the subshell that sleeps says when (`term`).
 fn chaos_job(ledger: &Path) -> String {
@@ -560,7 +561,7 @@ fn chaos_job(ledger: &Path) -> String {
             job.push_str(&format!("    needs: [s{:02}]\n", i - CHAOS_STEPS / 2));
         }
         job.push_str(&format!(
-            "    sh: |\n      w=$(basename \"$(dirname \"$(dirname \"$(pwd -P)\")\")\")\n      note() {{ echo \"$1 $ROTA_RUN_ID $ROTA_STEP $ROTA_ATTEMPT $(date +%s%N) $$ $w\" >> {ledger}; }}\n      note start\n      (trap 'note term; exit 143' TERM; sleep 1 & wait $!)\n      note end\n",
+            "    sh: |\n      w=$(basename \"$(dirname \"$(dirname \"$(dirname \"$(pwd -P)\")\")\")\")\n      note() {{ echo \"$1 $ROTA_RUN_ID $ROTA_STEP $ROTA_ATTEMPT $(date +%s%N) $$ $w\" >> {ledger}; }}\n      note start\n      (trap 'note term; exit 143' TERM; sleep 1 & wait $!)\n      note end\n",
             ledger = ledger.display()
         ));
     }
