@@ -62,7 +62,7 @@ fn unique_table(prefix: &str) -> String {
 }
 
 /// `rota run FILE ARGS --output json`: the run record and the whole output.
-fn run(rota: &Rota, file: &str, args: &[&str]) -> (Value, std::process::Output) {
+fn run_job(rota: &Rota, file: &str, args: &[&str]) -> (Value, std::process::Output) {
     let mut all = vec!["run", file];
     all.extend(args);
     rota.run_json(&all)
@@ -79,7 +79,7 @@ fn the_answer_is_published_from_a_sqlite_query() {
             db.display()
         ),
     );
-    let (run, output) = run(&rota, "answer.yaml", &[]);
+    let (run, output) = run_job(&rota, "answer.yaml", &[]);
     assert_code(&output, 0);
     let q = step(&run, "q");
     assert_eq!(q["status"], "succeeded", "{run:#}");
@@ -115,7 +115,7 @@ steps:
     sh: echo "first={{ steps.fill.outputs.name }} rows={{ steps.fill.outputs.rows }}"
 "#,
     );
-    let (run, output) = run(&rota, "shop.yaml", &[]);
+    let (run, output) = run_job(&rota, "shop.yaml", &[]);
     assert_code(&output, 0);
     let fill = step(&run, "fill");
     assert_eq!(fill["status"], "succeeded", "{run:#}");
@@ -162,7 +162,7 @@ steps:
             db.display()
         ),
     );
-    let (run, output) = run(&rota, "fail.yaml", &[]);
+    let (run, output) = run_job(&rota, "fail.yaml", &[]);
     assert_code(&output, 1);
     let write = step(&run, "write");
     assert_eq!(write["status"], "failed", "{run:#}");
@@ -194,7 +194,7 @@ steps:
             db.display()
         ),
     );
-    let (run, output) = run(&rota, "p.yaml", &["-p", &format!("body={nasty}")]);
+    let (run, output) = run_job(&rota, "p.yaml", &["-p", &format!("body={nasty}")]);
     assert_code(&output, 0);
     assert_eq!(step(&run, "add")["outputs"]["rows"], "1", "{run:#}");
     assert_eq!(sqlite(&db, "select body from notes"), nasty);
@@ -237,7 +237,7 @@ steps:
             db.display()
         ),
     );
-    let (run, output) = run(&rota, "dry.yaml", &["--dry-run"]);
+    let (run, output) = run_job(&rota, "dry.yaml", &["--dry-run"]);
     assert_code(&output, 0);
     let write = step(&run, "write");
     assert_eq!(write["status"], "succeeded", "{run:#}");
@@ -265,7 +265,7 @@ steps:
         select x, 'row number ' || x as label from c
 "#,
     );
-    let (run, output) = run(&rota, "big.yaml", &[]);
+    let (run, output) = run_job(&rota, "big.yaml", &[]);
     assert_code(&output, 0);
     let q = step(&run, "q");
     assert_eq!(q["outputs"]["rows"], "1000000", "{run:#}");
@@ -302,7 +302,7 @@ fn postgres_writes_reads_types_and_rolls_back() {
     let rota = Rota::new().env("PG_URL", db.url());
     rota.write(
         "pg.yaml",
-        r#"id: pg
+        r#"id: pg-types
 secrets: [PG_URL]
 params:
   qty: { type: int, default: 7 }
@@ -326,7 +326,7 @@ steps:
         - insert into orders (qty) values (null)
 "#,
     );
-    let (run, output) = run(&rota, "pg.yaml", &[]);
+    let (run, output) = run_job(&rota, "pg.yaml", &[]);
     assert_code(&output, 1);
     let outputs = &step(&run, "fill")["outputs"];
     assert_eq!(step(&run, "fill")["status"], "succeeded", "{run:#}");
@@ -370,7 +370,7 @@ steps:
     sql: { url: "{{ secrets.DB_URL }}", query: "select * from no_such_table" }
 "#,
     );
-    let (run, output) = run(&rota, "s.yaml", &[]);
+    let (run, output) = run_job(&rota, "s.yaml", &[]);
     assert_code(&output, 1);
     assert_eq!(step(&run, "q")["outputs"]["who"], "postgres", "{run:#}");
     assert_reason_has(step(&run, "bad"), "no_such_table");
@@ -408,7 +408,7 @@ steps:
         - select pg_sleep(60)
 "#,
     );
-    let (run, output) = run(&rota, "slow.yaml", &[]);
+    let (run, output) = run_job(&rota, "slow.yaml", &[]);
     assert_code(&output, 1);
     assert_eq!(step(&run, "q")["status"], "timed_out", "{run:#}");
     assert_eq!(db.query("select count(*) from t").expect("psql"), "0");
@@ -426,7 +426,7 @@ fn mariadb_writes_reads_types_rolls_back_and_dry_runs() {
     rota.write(
         "my.yaml",
         &format!(
-            r#"id: my
+            r#"id: my-types
 secrets: [MY_URL]
 params:
   qty: {{ type: int, default: 7 }}
@@ -450,7 +450,7 @@ steps:
 "#
         ),
     );
-    let (run, output) = run(&rota, "my.yaml", &[]);
+    let (run, output) = run_job(&rota, "my.yaml", &[]);
     assert_code(&output, 1);
     let fill = step(&run, "fill");
     assert_eq!(fill["status"], "succeeded", "{run:#}");
@@ -469,7 +469,7 @@ steps:
     assert_eq!(mariadb(&format!("select count(*) from {table}")), "1");
 
     // A dry run of DML runs and is rolled back.
-    let (run, output) = run(&rota, "my.yaml", &["--dry-run"]);
+    let (run, output) = run_job(&rota, "my.yaml", &["--dry-run"]);
     assert_eq!(step(&run, "fill")["status"], "succeeded", "{}", describe(&output));
     assert_eq!(step(&run, "fill")["outputs"]["rows"], "2", "{run:#}");
     assert_eq!(mariadb(&format!("select count(*) from {table}")), "1");
@@ -486,7 +486,7 @@ fn mariadb_ddl_is_only_shown_in_a_dry_run() {
             "id: ddl\nsecrets: [MY_URL]\nsteps:\n  - id: make\n    sql: {{ url: \"{{{{ secrets.MY_URL }}}}\", query: \"create table {table} (x int)\" }}\n"
         ),
     );
-    let (run, output) = run(&rota, "ddl.yaml", &["--dry-run"]);
+    let (run, output) = run_job(&rota, "ddl.yaml", &["--dry-run"]);
     assert_code(&output, 0);
     assert!(stderr(&output).contains("would run"), "{}", describe(&output));
     assert_eq!(
