@@ -9,7 +9,7 @@ use std::process::Command;
 use rota_testkit::postgres::TestDatabase;
 use serde_json::Value;
 
-use crate::util::{Rota, assert_code, assert_reason_has, describe, step, stderr, stdout};
+use crate::util::{Rota, assert_code, assert_reason_has, describe, stderr, stdout, step};
 
 /// Runs `sql` on the SQLite file at `path` with Python's sqlite3 module and returns the
 /// rows, one per line, columns separated by `|`.
@@ -88,7 +88,10 @@ fn the_answer_is_published_from_a_sqlite_query() {
     assert_eq!(q["outputs"]["json"], r#"[{"answer":42}]"#, "{run:#}");
     // The result is a table in the log.
     let err = stderr(&output);
-    assert!(err.contains("q | answer") && err.contains("q | 42"), "{err}");
+    assert!(
+        err.contains("q | answer") && err.contains("q | 42"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,9 +138,16 @@ steps:
             { "id": 2, "name": "bob", "price": 2.5, "data": null, "gone": null },
         ])
     );
-    assert!(stderr(&output).contains("use | first=ada rows=2"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("use | first=ada rows=2"),
+        "{}",
+        describe(&output)
+    );
     // The relative URL is the job file's directory; the rows were committed.
-    assert_eq!(sqlite(&db, "select name from items order by id"), "ada\nbob");
+    assert_eq!(
+        sqlite(&db, "select name from items order by id"),
+        "ada\nbob"
+    );
 }
 
 #[test]
@@ -242,10 +252,17 @@ steps:
     let write = step(&run, "write");
     assert_eq!(write["status"], "succeeded", "{run:#}");
     assert_eq!(write["outputs"]["n"], "3", "{run:#}");
-    assert!(stderr(&output).contains("dry run: rolled back"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("dry run: rolled back"),
+        "{}",
+        describe(&output)
+    );
     assert_eq!(sqlite(&db, "select count(*) from t"), "0");
     assert_eq!(
-        sqlite(&db, "select count(*) from sqlite_master where name = 'made_in_dry_run'"),
+        sqlite(
+            &db,
+            "select count(*) from sqlite_master where name = 'made_in_dry_run'"
+        ),
         "0"
     );
 }
@@ -285,14 +302,20 @@ fn the_example_runs() {
     let db = rota.path("example.db");
     let (run, output) = rota.run_json(&[
         "run",
-        crate::util::example("sql.yaml").to_str().expect("utf-8 path"),
+        crate::util::example("sql.yaml")
+            .to_str()
+            .expect("utf-8 path"),
         "-p",
         &format!("db={}", db.display()),
     ]);
     assert_code(&output, 0);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert_eq!(step(&run, "summary")["outputs"]["rows"], "2", "{run:#}");
-    assert_eq!(step(&run, "summary")["outputs"]["customer"], "bob", "{run:#}");
+    assert_eq!(
+        step(&run, "summary")["outputs"]["customer"],
+        "bob",
+        "{run:#}"
+    );
     assert_eq!(sqlite(&db, "select count(*) from orders"), "3");
 }
 
@@ -470,7 +493,12 @@ steps:
 
     // A dry run of DML runs and is rolled back.
     let (run, output) = run_job(&rota, "my.yaml", &["--dry-run"]);
-    assert_eq!(step(&run, "fill")["status"], "succeeded", "{}", describe(&output));
+    assert_eq!(
+        step(&run, "fill")["status"],
+        "succeeded",
+        "{}",
+        describe(&output)
+    );
     assert_eq!(step(&run, "fill")["outputs"]["rows"], "2", "{run:#}");
     assert_eq!(mariadb(&format!("select count(*) from {table}")), "1");
     mariadb(&format!("drop table {table}"));
@@ -488,7 +516,11 @@ fn mariadb_ddl_is_only_shown_in_a_dry_run() {
     );
     let (run, output) = run_job(&rota, "ddl.yaml", &["--dry-run"]);
     assert_code(&output, 0);
-    assert!(stderr(&output).contains("would run"), "{}", describe(&output));
+    assert!(
+        stderr(&output).contains("would run"),
+        "{}",
+        describe(&output)
+    );
     assert_eq!(
         mariadb(&format!(
             "select count(*) from information_schema.tables where table_name = '{table}'"

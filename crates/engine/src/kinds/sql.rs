@@ -33,8 +33,8 @@ use self::cells::{Backend, Cell};
 use super::{Executor, ResolveCx};
 use crate::process::Stream;
 use crate::step::{
-    Attempt, AttemptCx, Interrupted, Resolved, Work, log_redacted, race, render_text,
-    render_value, stopped_reason, stopped_status,
+    Attempt, AttemptCx, Interrupted, Resolved, Work, log_redacted, race, render_text, render_value,
+    stopped_reason, stopped_status,
 };
 
 pub(crate) struct Sql;
@@ -126,7 +126,9 @@ impl SqlWork {
         let what = match &self.plan {
             Plan::Statements(list) if list.len() == 1 => one_line(&list[0].query),
             Plan::Statements(list) => format!("{} statements", list.len()),
-            Plan::Script(text) => format!("a script of {} statements", split_statements(text).len()),
+            Plan::Script(text) => {
+                format!("a script of {} statements", split_statements(text).len())
+            }
         };
         format!("{what} on {}", self.shown_url)
     }
@@ -156,7 +158,9 @@ impl SqlWork {
     fn mask(&self, text: &str) -> String {
         self.passwords
             .iter()
-            .fold(text.to_owned(), |text, password| text.replace(password.as_str(), "***"))
+            .fold(text.to_owned(), |text, password| {
+                text.replace(password.as_str(), "***")
+            })
     }
 }
 
@@ -216,7 +220,9 @@ fn connection_url(url: &str, base_dir: &Path) -> Result<(Dialect, String), Strin
         "mariadb" => Ok((Dialect::MySql, format!("mysql:{rest}"))),
         "sqlite" => {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
-            let (file, query) = rest.split_once('?').map_or((rest, None), |(f, q)| (f, Some(q)));
+            let (file, query) = rest
+                .split_once('?')
+                .map_or((rest, None), |(f, q)| (f, Some(q)));
             let file = if file.is_empty() || file == ":memory:" || Path::new(file).is_absolute() {
                 file.to_owned()
             } else {
@@ -294,34 +300,35 @@ impl Work for SqlWork {
                 );
             }
             log(Stream::Stderr, &format!("> connect {}", self.shown_url));
-            let (status, reason, outputs) =
-                match race(execute(&self, &log), at.stop, self.timeout).await {
-                    Ok(Ok(last)) => (StepStatus::Succeeded, None, outputs(&last)),
-                    Ok(Err(reason)) => {
-                        let reason = self.mask(&reason);
-                        log(Stream::Stderr, &format!("! {reason}"));
-                        (StepStatus::Failed, Some(reason), BTreeMap::new())
-                    }
-                    Err(Interrupted::Stopped) => {
-                        log(
-                            Stream::Stderr,
-                            "! stopped: the connection was dropped, nothing was committed",
-                        );
-                        let reason = stopped_reason(at.shared);
-                        (stopped_status(at.shared), Some(reason), BTreeMap::new())
-                    }
-                    Err(Interrupted::TimedOut) => {
-                        let reason = format!(
-                            "timed out after {}",
-                            crate::run::humantime(self.timeout.unwrap_or_default())
-                        );
-                        log(
-                            Stream::Stderr,
-                            &format!("! {reason}: the connection was dropped, nothing was committed"),
-                        );
-                        (StepStatus::TimedOut, Some(reason), BTreeMap::new())
-                    }
-                };
+            let (status, reason, outputs) = match race(execute(&self, &log), at.stop, self.timeout)
+                .await
+            {
+                Ok(Ok(last)) => (StepStatus::Succeeded, None, outputs(&last)),
+                Ok(Err(reason)) => {
+                    let reason = self.mask(&reason);
+                    log(Stream::Stderr, &format!("! {reason}"));
+                    (StepStatus::Failed, Some(reason), BTreeMap::new())
+                }
+                Err(Interrupted::Stopped) => {
+                    log(
+                        Stream::Stderr,
+                        "! stopped: the connection was dropped, nothing was committed",
+                    );
+                    let reason = stopped_reason(at.shared);
+                    (stopped_status(at.shared), Some(reason), BTreeMap::new())
+                }
+                Err(Interrupted::TimedOut) => {
+                    let reason = format!(
+                        "timed out after {}",
+                        crate::run::humantime(self.timeout.unwrap_or_default())
+                    );
+                    log(
+                        Stream::Stderr,
+                        &format!("! {reason}: the connection was dropped, nothing was committed"),
+                    );
+                    (StepStatus::TimedOut, Some(reason), BTreeMap::new())
+                }
+            };
             let outputs = outputs
                 .into_iter()
                 .map(|(k, v)| (k, at.shared.redactor.redact(&self.mask(&v)).into_owned()))
@@ -499,13 +506,16 @@ struct Outcome {
     rows: u64,
 }
 
+/// What the driver streams for a statement: rows, and a summary at each statement's end.
+type Results<'s, DB> = futures_util::stream::BoxStream<
+    's,
+    Result<Either<<DB as Database>::QueryResult, <DB as Database>::Row>, sqlx::Error>,
+>;
+
 /// Streams one statement's results (a script's: each statement's), logging each result
 /// set and keeping the last; memory stays bounded whatever the row count.
 async fn collect<DB: Backend>(
-    mut stream: futures_util::stream::BoxStream<
-        '_,
-        Result<Either<DB::QueryResult, DB::Row>, sqlx::Error>,
-    >,
+    mut stream: Results<'_, DB>,
     text_protocol: bool,
     log: &Log<'_>,
 ) -> Result<Outcome, sqlx::Error> {
@@ -537,10 +547,7 @@ async fn collect<DB: Backend>(
                     log_table(&current, log);
                 } else {
                     current.rows = DB::rows_affected(&result);
-                    log(
-                        Stream::Stdout,
-                        &format!("{} rows affected", current.rows),
-                    );
+                    log(Stream::Stdout, &format!("{} rows affected", current.rows));
                 }
                 last = Some(std::mem::take(&mut current));
                 returned_rows = false;
@@ -630,7 +637,11 @@ fn outputs(last: &Outcome) -> BTreeMap<String, String> {
         outputs.insert(name.clone(), value.clone());
     }
     outputs.insert("rows".to_owned(), last.rows.to_string());
-    let json = if last.json.is_empty() { "[]" } else { &last.json };
+    let json = if last.json.is_empty() {
+        "[]"
+    } else {
+        &last.json
+    };
     outputs.insert("json".to_owned(), json.to_owned());
     if last.json_cut {
         outputs.insert("json_truncated".to_owned(), "true".to_owned());
@@ -659,7 +670,10 @@ mod tests {
         let base = Path::new("/jobs");
         assert_eq!(
             connection_url("sqlite://data/x.db?mode=ro", base).unwrap(),
-            (Dialect::Sqlite, "sqlite:///jobs/data/x.db?mode=ro".to_owned())
+            (
+                Dialect::Sqlite,
+                "sqlite:///jobs/data/x.db?mode=ro".to_owned()
+            )
         );
         assert_eq!(
             connection_url("sqlite:///abs.db", base).unwrap().1,
@@ -674,7 +688,10 @@ mod tests {
 
     #[test]
     fn passwords_are_found_decoded() {
-        assert_eq!(url_passwords("postgres://u:p%40ss@h/db"), ["p@ss", "p%40ss"]);
+        assert_eq!(
+            url_passwords("postgres://u:p%40ss@h/db"),
+            ["p@ss", "p%40ss"]
+        );
         assert_eq!(url_passwords("mysql://u@h/db?password=x"), ["x"]);
         assert!(url_passwords("sqlite:///x.db").is_empty());
     }
@@ -689,7 +706,8 @@ mod tests {
         let big = Cell::Text("x".repeat(1000));
         for _ in 0..200 {
             outcome.rows += 1;
-            add_row(&mut outcome, std::slice::from_ref(&big), false, !outcome.json_cut);
+            let keep_json = !outcome.json_cut;
+            add_row(&mut outcome, std::slice::from_ref(&big), false, keep_json);
         }
         outcome.json.push(']');
         assert!(outcome.json_cut);

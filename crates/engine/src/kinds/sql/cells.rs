@@ -145,8 +145,11 @@ impl Backend for Sqlite {
             "BLOB" => row.try_get_unchecked::<Vec<u8>, _>(index).map(Cell::Bytes),
             _ => row.try_get_unchecked::<String, _>(index).map(Cell::Text),
         };
-        got.or_else(|_| row.try_get_unchecked::<Vec<u8>, _>(index).map(|b| text_or_bytes(&b)))
-            .unwrap_or(Cell::Null)
+        got.or_else(|_| {
+            row.try_get_unchecked::<Vec<u8>, _>(index)
+                .map(|b| text_or_bytes(&b))
+        })
+        .unwrap_or(Cell::Null)
     }
 
     fn rows_affected(result: &Self::QueryResult) -> u64 {
@@ -199,8 +202,12 @@ fn pg_text(type_name: &str, text: &str) -> Cell {
     match type_name {
         "BOOL" => Cell::Bool(text == "t"),
         "INT2" | "INT4" | "INT8" | "OID" => typed_text(text, true),
-        "FLOAT4" | "FLOAT8" => text.parse().map_or_else(|_| Cell::Shown(text.to_owned()), Cell::Float),
-        "JSON" | "JSONB" => serde_json::from_str(text).map_or_else(|_| Cell::Text(text.to_owned()), Cell::Json),
+        "FLOAT4" | "FLOAT8" => text
+            .parse()
+            .map_or_else(|_| Cell::Shown(text.to_owned()), Cell::Float),
+        "JSON" | "JSONB" => {
+            serde_json::from_str(text).map_or_else(|_| Cell::Text(text.to_owned()), Cell::Json)
+        }
         "NUMERIC" | "DATE" | "TIME" | "TIMESTAMP" | "TIMESTAMPTZ" | "BYTEA" => {
             Cell::Shown(text.to_owned())
         }
@@ -244,8 +251,9 @@ fn pg_binary(type_name: &str, bytes: &[u8]) -> Option<Cell> {
                 i64::MAX => "infinity".to_owned(),
                 i64::MIN => "-infinity".to_owned(),
                 _ => {
-                    let at = jiff::Timestamp::from_microsecond(micros.checked_add(PG_EPOCH_MICROS)?)
-                        .ok()?;
+                    let at =
+                        jiff::Timestamp::from_microsecond(micros.checked_add(PG_EPOCH_MICROS)?)
+                            .ok()?;
                     if type_name == "TIMESTAMPTZ" {
                         at.to_string()
                     } else {
@@ -285,7 +293,10 @@ fn uuid_text(bytes: &[u8]) -> Option<String> {
 /// first base-10000 digit, sign, display scale), then the base-10000 digits.
 fn pg_numeric(bytes: &[u8]) -> Option<String> {
     let word = |i: usize| -> Option<u16> {
-        Some(u16::from_be_bytes([*bytes.get(i * 2)?, *bytes.get(i * 2 + 1)?]))
+        Some(u16::from_be_bytes([
+            *bytes.get(i * 2)?,
+            *bytes.get(i * 2 + 1)?,
+        ]))
     };
     let ndigits = usize::from(word(0)?);
     let weight = i64::from(word(1)? as i16);
@@ -381,8 +392,12 @@ fn mysql_text(type_name: &str, bytes: &[u8]) -> Cell {
     };
     match type_name {
         "BOOLEAN" => Cell::Bool(text != "0"),
-        "FLOAT" | "DOUBLE" => text.parse().map_or_else(|_| Cell::Shown(text.to_owned()), Cell::Float),
-        "JSON" => serde_json::from_str(text).map_or_else(|_| Cell::Text(text.to_owned()), Cell::Json),
+        "FLOAT" | "DOUBLE" => text
+            .parse()
+            .map_or_else(|_| Cell::Shown(text.to_owned()), Cell::Float),
+        "JSON" => {
+            serde_json::from_str(text).map_or_else(|_| Cell::Text(text.to_owned()), Cell::Json)
+        }
         "DECIMAL" | "DATE" | "TIME" | "DATETIME" | "TIMESTAMP" => Cell::Shown(text.to_owned()),
         t if is_mysql_int(t) => typed_text(text, true),
         _ => Cell::Text(text.to_owned()),
@@ -408,7 +423,11 @@ fn mysql_binary(type_name: &str, bytes: &[u8]) -> Option<Cell> {
             } else {
                 // Sign-extend from the value's width.
                 let shift = 64 - 8 * bytes.len() as u32;
-                Cell::Int(i64::from_le_bytes(wide).wrapping_shl(shift).wrapping_shr(shift))
+                Cell::Int(
+                    i64::from_le_bytes(wide)
+                        .wrapping_shl(shift)
+                        .wrapping_shr(shift),
+                )
             }
         }
         t if is_mysql_binary(t) => Cell::Bytes(bytes.to_vec()),
@@ -422,14 +441,31 @@ fn mysql_datetime(type_name: &str, bytes: &[u8]) -> Option<String> {
     let len = usize::from(*bytes.first()?);
     let b = bytes.get(1..=len)?;
     let at = |i: usize| b.get(i).copied().unwrap_or(0);
-    let year = if len >= 2 { u16::from_le_bytes([b[0], b[1]]) } else { 0 };
+    let year = if len >= 2 {
+        u16::from_le_bytes([b[0], b[1]])
+    } else {
+        0
+    };
     let date = format!("{year:04}-{:02}-{:02}", at(2), at(3));
     if type_name == "DATE" {
         return Some(date);
     }
-    let micros = if len >= 11 { u32::from_le_bytes([b[7], b[8], b[9], b[10]]) } else { 0 };
-    let fraction = if micros > 0 { format!(".{micros:06}") } else { String::new() };
-    Some(format!("{date} {:02}:{:02}:{:02}{fraction}", at(4), at(5), at(6)))
+    let micros = if len >= 11 {
+        u32::from_le_bytes([b[7], b[8], b[9], b[10]])
+    } else {
+        0
+    };
+    let fraction = if micros > 0 {
+        format!(".{micros:06}")
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "{date} {:02}:{:02}:{:02}{fraction}",
+        at(4),
+        at(5),
+        at(6)
+    ))
 }
 
 /// `TIME` in the binary protocol: a length byte (0, 8 or 12), then a sign byte, days
@@ -443,8 +479,16 @@ fn mysql_time(bytes: &[u8]) -> Option<String> {
     let negative = *b.first()? == 1;
     let days = u32::from_le_bytes(b.get(1..5)?.try_into().ok()?);
     let hours = days * 24 + u32::from(*b.get(5)?);
-    let micros = if len >= 12 { u32::from_le_bytes(b.get(8..12)?.try_into().ok()?) } else { 0 };
-    let fraction = if micros > 0 { format!(".{micros:06}") } else { String::new() };
+    let micros = if len >= 12 {
+        u32::from_le_bytes(b.get(8..12)?.try_into().ok()?)
+    } else {
+        0
+    };
+    let fraction = if micros > 0 {
+        format!(".{micros:06}")
+    } else {
+        String::new()
+    };
     Some(format!(
         "{}{hours:02}:{:02}:{:02}{fraction}",
         if negative { "-" } else { "" },
