@@ -23,6 +23,7 @@ mod run;
 mod runs;
 mod sandbox;
 mod schedule;
+mod sql;
 mod templates;
 mod tls;
 mod validate;

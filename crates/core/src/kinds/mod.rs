@@ -40,6 +40,7 @@ step_kinds![
     notebook::Notebook,
     http::Http,
     check::Check,
+    sql::Sql,
 ];
 
 /// The step whose kind is being converted.

@@ -19,9 +19,10 @@ use crate::step::Resolved;
 mod check;
 pub(crate) mod http;
 mod notebook;
+mod sql;
 
 /// The executor of every kind that is not a process kind, one line each.
-static ALL: &[&dyn Executor] = &[&notebook::Notebook, &http::Http, &check::Check];
+static ALL: &[&dyn Executor] = &[&notebook::Notebook, &http::Http, &check::Check, &sql::Sql];
 
 /// What an executor resolves a step attempt with.
 pub(crate) struct ResolveCx<'a> {
