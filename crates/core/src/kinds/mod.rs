@@ -40,6 +40,7 @@ step_kinds![
     notebook::Notebook,
     http::Http,
     check::Check,
+    container::Container,
 ];
 
 /// The step whose kind is being converted.

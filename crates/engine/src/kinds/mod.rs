@@ -17,11 +17,17 @@ use crate::run::Shared;
 use crate::step::Resolved;
 
 mod check;
+pub(crate) mod container;
 pub(crate) mod http;
 mod notebook;
 
 /// The executor of every kind that is not a process kind, one line each.
-static ALL: &[&dyn Executor] = &[&notebook::Notebook, &http::Http, &check::Check];
+static ALL: &[&dyn Executor] = &[
+    &notebook::Notebook,
+    &http::Http,
+    &check::Check,
+    &container::Container,
+];
 
 /// What an executor resolves a step attempt with.
 pub(crate) struct ResolveCx<'a> {
