@@ -152,7 +152,7 @@ steps:
       image: {IMAGE}
       pull: never
       memory: 8m
-      command: ["sh", "-c", "x=$(head -c 50000000 /dev/zero | tr '\\0' a); echo ${{#x}}"]
+      command: ["sh", "-c", "x=$(head -c 50000000 /dev/zero | tr '\\0' a); echo \"$x\" | wc -c"]
 "#
         ),
     );
@@ -235,6 +235,7 @@ fn pull_policies_say_what_is_missing() {
     rota.write(
         "pull.yaml",
         r#"id: pull-job
+namespace: default
 steps:
   - id: never
     container:
@@ -274,6 +275,7 @@ fn a_dry_run_shows_the_resolved_container_with_secrets_masked() {
         "dry.yaml",
         &format!(
             r#"id: dry-box
+namespace: default
 secrets: [API_TOKEN]
 steps:
   - id: shown
@@ -331,6 +333,8 @@ fn validate_refuses_runs_on_and_bad_container_keys() {
 steps:
   - id: remote
     runs_on: { pool: gpu }
+    container: { image: busybox }
+  - id: keys
     container:
       image: busybox
       network: wifi
@@ -343,9 +347,9 @@ steps:
     let text = crate::util::describe(&output);
     for expected in [
         "bad.yaml:4:5: `runs_on` in step `remote`: container steps are not handed to workers",
-        "bad.yaml:7:16: invalid value \"wifi\" for `network`",
-        "bad.yaml:8:15: `memory` in `container` in step `remote`: invalid size `lots`",
-        "bad.yaml:9:15: invalid mount \"relative-only\"",
+        "bad.yaml:9:16: invalid value \"wifi\" for `network`",
+        "bad.yaml:10:15: `memory` in `container` in step `keys`: invalid size `lots`",
+        "bad.yaml:11:16: invalid mount \"relative-only\"",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -115,16 +115,14 @@ pub(crate) struct ContainerWork {
 impl ContainerWork {
     /// `container IMAGE: COMMAND`, before redaction.
     fn display(&self) -> String {
-        match &self.shown_command {
-            Some(command) => format!("container {}: {command}", self.image),
-            None => format!("container {}", self.image),
-        }
+        with_command(format!("container {}", self.image), self.shown_command.as_deref())
     }
 
     /// The whole resolved container, as a dry run shows it (before redaction): environment
     /// values are shown redacted by the caller, like every line that may hold a secret.
+    /// The command comes last: it may span lines.
     fn spec_text(&self) -> String {
-        let mut parts = vec![self.display()];
+        let mut parts = Vec::new();
         if let Some(entrypoint) = &self.entrypoint {
             parts.push(format!("entrypoint {}", entrypoint.join(" ")));
         }
@@ -152,7 +150,16 @@ impl ContainerWork {
             parts.push(self.resources.describe());
         }
         parts.push(format!("pull {}", self.pull.as_str()));
-        parts.join("; ")
+        let head = format!("container {} ({})", self.image, parts.join("; "));
+        with_command(head, self.shown_command.as_deref())
+    }
+}
+
+/// `head: command`, or `head` alone for the image's own command.
+fn with_command(head: String, command: Option<&str>) -> String {
+    match command {
+        Some(command) => format!("{head}: {command}"),
+        None => head,
     }
 }
 
@@ -179,7 +186,10 @@ fn resolve(r: &ResolveCx<'_>, config: &ContainerStep) -> Result<ContainerWork, S
     let (cmd, shown_command, shell_values) = match &config.command {
         Some(ContainerCommand::Argv(argv)) => {
             let argv: Vec<String> = render_all(argv)?;
-            let shown = argv.join(" ");
+            let shown = match argv.split_first() {
+                Some((program, args)) => crate::step::shell_display(program, args),
+                None => String::new(),
+            };
             (Some(argv), Some(shown), Vec::new())
         }
         Some(ContainerCommand::Shell(text)) => {
@@ -356,6 +366,7 @@ async fn run_container(
         Err(reason) => return Ended::failed(reason),
     };
     // Pulling counts against the step's timeout and stops with the step.
+    let started = std::time::Instant::now();
     match race(ensure_image(&docker, work, log), at.stop, work.timeout).await {
         Ok(Ok(())) => {}
         Ok(Err(reason)) => return Ended::failed(reason),
@@ -370,8 +381,8 @@ async fn run_container(
     };
     // Removed when this attempt ends, even if its future is dropped midway.
     let mut removal = Removal::armed(docker.clone(), id.clone());
-    let ended = match race(start_and_follow(&docker, &id, work, log), at.stop, work.timeout).await
-    {
+    let left = work.timeout.map(|t| t.saturating_sub(started.elapsed()));
+    let ended = match race(start_and_follow(&docker, &id, work, log), at.stop, left).await {
         Ok(ended) => ended,
         Err(interrupted) => {
             stop(&docker, &id, work.grace).await;
