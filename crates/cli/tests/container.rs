@@ -11,7 +11,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::util::{
-    Rota, assert_code, assert_reason_has, example, finish, json, step, stdout, wait_until,
+    Rota, assert_code, assert_reason_has, example, finish, json, stdout, step, wait_until,
 };
 
 /// The image `scripts/test-image` builds.
@@ -31,7 +31,9 @@ fn docker_ready() -> bool {
         return false;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-image");
-    let built = Command::new(&script).status().expect("run scripts/test-image");
+    let built = Command::new(&script)
+        .status()
+        .expect("run scripts/test-image");
     assert!(built.success(), "scripts/test-image failed");
     true
 }
@@ -161,7 +163,10 @@ steps:
     let hog = step(&run, "hog");
     assert_eq!(hog["status"], "failed", "{run:#}");
     assert_eq!(hog["exit_code"], 137, "{run:#}");
-    assert_reason_has(hog, "out of memory: killed for going over its 8m memory limit");
+    assert_reason_has(
+        hog,
+        "out of memory: killed for going over its 8m memory limit",
+    );
     assert!(containers_of(run_id(&run)).is_empty());
 }
 
@@ -223,7 +228,10 @@ steps:
     assert_code(&output, 130);
     let run = json(&output);
     assert_eq!(step(&run, "slow")["status"], "cancelled", "{run:#}");
-    assert!(containers_of(&id).is_empty(), "the cancelled container was left");
+    assert!(
+        containers_of(&id).is_empty(),
+        "the cancelled container was left"
+    );
 }
 
 #[test]
@@ -260,7 +268,10 @@ secrets: [REG_PASS]
     assert_reason_has(never, "image rota-test-absent:1 is not present");
     let always = step(&run, "always");
     assert_eq!(always["status"], "failed", "{run:#}");
-    assert_reason_has(always, "pulling image 127.0.0.1:9/rota-test-absent:1 failed");
+    assert_reason_has(
+        always,
+        "pulling image 127.0.0.1:9/rota-test-absent:1 failed",
+    );
     assert!(!run.to_string().contains("pull-sesame-77"));
 }
 
@@ -319,9 +330,18 @@ steps:
     ] {
         assert!(shown.contains(part), "missing {part:?} in {shown:?}");
     }
-    assert!(!text.contains("tok-secret-4242"), "a secret was shown:\n{text}");
-    assert!(!rota.path("data/ran").exists(), "a dry run ran the container");
-    assert!(rota.path("data/really").exists(), "`dry_run: run` did not run it");
+    assert!(
+        !text.contains("tok-secret-4242"),
+        "a secret was shown:\n{text}"
+    );
+    assert!(
+        !rota.path("data/ran").exists(),
+        "a dry run ran the container"
+    );
+    assert!(
+        rota.path("data/really").exists(),
+        "`dry_run: run` did not run it"
+    );
 }
 
 #[test]

@@ -35,7 +35,9 @@ fn docker_ready() -> bool {
         return false;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/test-image");
-    let built = Command::new(&script).status().expect("run scripts/test-image");
+    let built = Command::new(&script)
+        .status()
+        .expect("run scripts/test-image");
     assert!(built.success(), "scripts/test-image failed");
     true
 }

@@ -115,7 +115,10 @@ pub(crate) struct ContainerWork {
 impl ContainerWork {
     /// `container IMAGE: COMMAND`, before redaction.
     fn display(&self) -> String {
-        with_command(format!("container {}", self.image), self.shown_command.as_deref())
+        with_command(
+            format!("container {}", self.image),
+            self.shown_command.as_deref(),
+        )
     }
 
     /// The whole resolved container, as a dry run shows it (before redaction): environment
@@ -178,11 +181,8 @@ fn resolve(r: &ResolveCx<'_>, config: &ContainerStep) -> Result<ContainerWork, S
         return Err("the image renders to an empty name".to_owned());
     }
     let render_all = |items: &[String]| items.iter().map(|i| render(i)).collect();
-    let entrypoint: Option<Vec<String>> = config
-        .entrypoint
-        .as_deref()
-        .map(render_all)
-        .transpose()?;
+    let entrypoint: Option<Vec<String>> =
+        config.entrypoint.as_deref().map(render_all).transpose()?;
     let (cmd, shown_command, shell_values) = match &config.command {
         Some(ContainerCommand::Argv(argv)) => {
             let argv: Vec<String> = render_all(argv)?;
@@ -373,7 +373,10 @@ async fn run_container(
         Err(interrupted) => return interrupted_ending(at.shared, interrupted, work.timeout),
     }
     let id = match docker
-        .create_container(None::<bollard::query_parameters::CreateContainerOptions>, create_body(work))
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            create_body(work),
+        )
         .await
     {
         Ok(created) => created.id,
@@ -419,11 +422,18 @@ fn interrupted_ending(
 /// API version the engine knows.
 async fn connect() -> Result<Docker, String> {
     let unreachable = |e: &bollard::errors::Error| {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        format!("cannot reach the container engine at {host}: {}", message(e))
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        format!(
+            "cannot reach the container engine at {host}: {}",
+            message(e)
+        )
     };
     let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&e))?;
-    docker.negotiate_version().await.map_err(|e| unreachable(&e))
+    docker
+        .negotiate_version()
+        .await
+        .map_err(|e| unreachable(&e))
 }
 
 /// An engine error's own message (bollard's outer text repeats the status code).
@@ -514,7 +524,10 @@ fn split_tag(image: &str) -> (&str, &str) {
     // A colon after the last slash separates the tag; one before it is a registry's port.
     let last_slash = image.rfind('/').map_or(0, |i| i + 1);
     match image[last_slash..].rfind(':') {
-        Some(colon) => (&image[..last_slash + colon], &image[last_slash + colon + 1..]),
+        Some(colon) => (
+            &image[..last_slash + colon],
+            &image[last_slash + colon + 1..],
+        ),
         None => (image, "latest"),
     }
 }
@@ -610,7 +623,10 @@ async fn start_and_follow(
     };
     let _ = docker.wait_container(id, Some(options)).next().await;
     let state = match docker
-        .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+        .inspect_container(
+            id,
+            None::<bollard::query_parameters::InspectContainerOptions>,
+        )
         .await
     {
         Ok(inspected) => inspected.state.unwrap_or_default(),
@@ -786,9 +802,7 @@ pub async fn remove_orphans() -> Vec<String> {
 
 async fn sweep() -> Vec<String> {
     // Without an engine there is nothing to sweep: do not even try to connect.
-    if std::env::var_os("DOCKER_HOST").is_none()
-        && !Path::new("/var/run/docker.sock").exists()
-    {
+    if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists() {
         return Vec::new();
     }
     let Ok(docker) = connect().await else {
@@ -877,7 +891,10 @@ mod tests {
                 (Stream::Stderr, "err".to_owned()),
                 (Stream::Stdout, "hello".to_owned()),
                 (Stream::Stdout, "wor".to_owned()),
-                (Stream::Stdout, "[rota] log truncated after 14 bytes".to_owned()),
+                (
+                    Stream::Stdout,
+                    "[rota] log truncated after 14 bytes".to_owned()
+                ),
             ]
         );
     }
