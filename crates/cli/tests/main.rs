@@ -7,6 +7,7 @@
 mod util;
 
 mod admin;
+mod container;
 mod crash;
 mod dag;
 mod edges;

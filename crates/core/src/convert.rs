@@ -62,7 +62,7 @@ fn step_keys() -> Vec<&'static str> {
     keys
 }
 /// Step kinds the spec names that are not built yet.
-const FUTURE_STEP_KINDS: &[&str] = &["approval", "container", "job"];
+const FUTURE_STEP_KINDS: &[&str] = &["approval", "job"];
 /// Keys the spec names that are not built yet, at job level.
 const FUTURE_JOB_KEYS: &[&str] = &[];
 /// Keys a `notify:` rule may hold.
@@ -295,7 +295,7 @@ fn is_valid_step_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn is_identifier(name: &str) -> bool {
+pub(crate) fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

@@ -10,7 +10,8 @@
 //! `abandoned` and the run is queued again, for a server to claim and continue where it
 //! stopped (see [`crate::run::PriorStep`]). Other runs are marked `abandoned`: a `rota run`
 //! has no server to continue it. Queued runs are left alone: they belong to no process
-//! until a server claims them.
+//! until a server claims them. Containers of `container:` steps whose rota died are removed
+//! (found by their `rota.owner` label).
 
 use jiff::Timestamp;
 use rota_core::model::Job;
@@ -36,7 +37,14 @@ pub async fn mark_abandoned_runs(store: &Store) -> Result<Vec<String>, StoreErro
 /// Recovers every active run whose owner is gone: resumes it if it was started by a server
 /// and its running steps may be retried, marks it abandoned otherwise.
 pub async fn recover_runs(store: &Store) -> Result<Recovered, StoreError> {
-    recover_runs_of(store, |o| !owner::is_alive(&o.host, o.pid, &o.start_token)).await
+    let recovered =
+        recover_runs_of(store, |o| !owner::is_alive(&o.host, o.pid, &o.start_token)).await?;
+    // A container outlives the rota that started it; best-effort, bounded, quiet without an
+    // engine (see `kinds::container::remove_orphans`).
+    for id in crate::kinds::container::remove_orphans().await {
+        tracing::info!(container = %id, "removed the container of a step whose rota died");
+    }
+    Ok(recovered)
 }
 
 /// Recovers the active runs of the servers taken for dead in a fleet (`dead`, by host and

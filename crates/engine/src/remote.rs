@@ -172,7 +172,7 @@ fn start_failure(spec: &ProcessSpec, error: &process::SpawnError) -> String {
 /// A failure after the kernel killed a process of the attempt for memory, said so: the
 /// process's own ending (`killed by signal 9`, or the exit code its shell passed on) reads
 /// like any crash otherwise.
-fn memory_reason(ending: Option<&str>, limit: u64) -> String {
+pub(crate) fn memory_reason(ending: Option<&str>, limit: u64) -> String {
     let limit = rota_core::resources::format_bytes(limit);
     match ending {
         Some(ending) => {

@@ -730,7 +730,7 @@ pub(crate) fn stopped_reason(shared: &Shared) -> String {
 }
 
 /// A command line as a user would type it, for display only.
-fn shell_display(program: &str, args: &[String]) -> String {
+pub(crate) fn shell_display(program: &str, args: &[String]) -> String {
     if program == "sh" && args.len() == 2 && args[0] == "-c" {
         return args[1].trim_end().to_owned();
     }

@@ -2,6 +2,7 @@
 //! routing, the job directory, and the real `rota` binary killed and restarted.
 
 mod api_features;
+mod container;
 mod fleet;
 mod fleet_paths;
 mod hooks;

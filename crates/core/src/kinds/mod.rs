@@ -41,6 +41,7 @@ step_kinds![
     http::Http,
     check::Check,
     sql::Sql,
+    container::Container,
 ];
 
 /// The step whose kind is being converted.

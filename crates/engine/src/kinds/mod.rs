@@ -17,12 +17,19 @@ use crate::run::Shared;
 use crate::step::Resolved;
 
 mod check;
+pub(crate) mod container;
 pub(crate) mod http;
 mod notebook;
 mod sql;
 
 /// The executor of every kind that is not a process kind, one line each.
-static ALL: &[&dyn Executor] = &[&notebook::Notebook, &http::Http, &check::Check, &sql::Sql];
+static ALL: &[&dyn Executor] = &[
+    &notebook::Notebook,
+    &http::Http,
+    &check::Check,
+    &sql::Sql,
+    &container::Container,
+];
 
 /// What an executor resolves a step attempt with.
 pub(crate) struct ResolveCx<'a> {
