@@ -37,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attempts;
 mod audit;
 mod catalog;
 mod changes;
