@@ -227,11 +227,23 @@ impl Store {
     }
 
     /// Events with `id > after_id`, oldest first, at most `limit` (capped at 1,000).
+    /// `after_id` 0 reads from the oldest event the feed keeps; a later position whose next
+    /// events were dropped by age ([`Store::prune_event_feed`]) is refused with
+    /// [`StoreError::EventsPruned`].
     pub async fn events_after(
         &self,
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
+        if after_id > 0 {
+            let pruned_through = self.event_feed_pruned_through().await?;
+            if after_id < pruned_through {
+                return Err(StoreError::EventsPruned {
+                    after: after_id,
+                    pruned_through,
+                });
+            }
+        }
         let rows = sqlx::query(
             "SELECT id, at, kind, run_id, step_id, data FROM events \
              WHERE id > $1 ORDER BY id LIMIT $2",

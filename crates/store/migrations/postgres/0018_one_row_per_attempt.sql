@@ -18,3 +18,11 @@ WHERE s.run_id = a.run_id AND s.step_id = a.step_id AND s.attempt = a.attempt
   AND s.started_at IS NOT DISTINCT FROM a.started_at
   AND s.finished_at IS NOT DISTINCT FROM a.finished_at
   AND s.pgid IS NOT DISTINCT FROM a.pgid;
+
+-- The event feed keeps a window of recent events (`rota serve --event-feed-keep`, 24 hours
+-- by default); the runs and step tables keep the state. `pruned_through` is the last event
+-- id dropped by age, so a reader whose cursor is older is told, not silently skipped ahead.
+CREATE TABLE event_feed (
+    one            INTEGER PRIMARY KEY CHECK (one = 1),
+    pruned_through BIGINT  NOT NULL
+);

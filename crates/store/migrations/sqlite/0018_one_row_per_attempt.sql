@@ -63,3 +63,11 @@ DROP TABLE step_runs;
 -- Renaming the parent also renames it in step_attempts_new's foreign key.
 ALTER TABLE step_runs_new RENAME TO step_runs;
 ALTER TABLE step_attempts_new RENAME TO step_attempts;
+
+-- The event feed keeps a window of recent events (`rota serve --event-feed-keep`, 24 hours
+-- by default); the runs and step tables keep the state. `pruned_through` is the last event
+-- id dropped by age, so a reader whose cursor is older is told, not silently skipped ahead.
+CREATE TABLE event_feed (
+    one            INTEGER PRIMARY KEY CHECK (one = 1),
+    pruned_through BIGINT  NOT NULL
+);
