@@ -722,16 +722,20 @@ async fn write_attempts(
         }
     }
     // And a copy of an attempt the step now holds again is dropped (see `crate::attempts`).
-    let mut drop = Sql::new("WITH v (run_id, step_id, attempt) AS (");
-    drop.push_values(chunk, |row, a| {
+    let mut dropped_copies = Sql::new("WITH v (run_id, step_id, attempt) AS (");
+    dropped_copies.push_values(chunk, |row, a| {
         row.sep(a.run_id).sep(a.step_id).sep(a.attempt);
     });
-    drop.push(
+    dropped_copies.push(
         ") DELETE FROM step_attempts WHERE EXISTS (SELECT 1 FROM v \
          WHERE v.run_id = step_attempts.run_id AND v.step_id = step_attempts.step_id \
          AND v.attempt = step_attempts.attempt)",
     );
-    drop.build()?.persistent(false).execute(&mut *conn).await?;
+    dropped_copies
+        .build()?
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
