@@ -7,7 +7,9 @@ here) into a fresh SQLite file and a fresh PostgreSQL database, compacts both (`
 `VACUUM FULL` on PostgreSQL, whose updated rows leave dead versions until then), and divides
 each table's size (PostgreSQL: `pg_total_relation_size`, its indexes and TOAST included;
 SQLite: the `dbstat` pages of the table and of its indexes) by N. The empty store's size
-(schema, one job's revision) is measured the same way and subtracted.
+(schema, one job's revision) is measured the same way and subtracted. The total is given
+twice: with the runs' events, as while they are in the event feed's window, and without,
+as once `rota serve` has dropped them (24 hours later by default).
 
 Twice: runs whose steps print nothing, and runs whose steps print --lines lines each, which
 prices a log line.
@@ -134,6 +136,11 @@ def report(title, base, sizes, runs):
         if abs(data + index) >= 0.5:
             print(f"{table:<22}{data:>10,.0f}{index:>10,.0f}{data + index:>12,.0f}")
     print(f"{'total':<22}{'':>20}{total:>12,.0f}")
+    # The event feed keeps a window of recent events (24 h by default): past it, a
+    # finished run's events are gone and the rest is what the run costs for as long as it
+    # is kept.
+    kept = total - sum(per_table.get("events", (0, 0)))
+    print(f"{'total past the feed':<22}{'':>20}{kept:>12,.0f}")
     return total
 
 

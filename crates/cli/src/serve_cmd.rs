@@ -45,6 +45,15 @@ pub struct ServeArgs {
     /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1). Needs `--tls-cert`.
     #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// How long the event feed (`/api/v1/events`, its stream) keeps an event: `24h`, `7d`.
+    /// Runs and their steps are kept by the namespaces' retention, not this.
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_keep)]
+    pub event_feed_keep: Duration,
+}
+
+/// `--event-feed-keep`: a duration as job files write them.
+fn parse_keep(text: &str) -> Result<Duration, String> {
+    rota_core::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 /// `--auth`.
@@ -131,6 +140,7 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
     config.listen = args.listen;
     config.jobs_dir = args.jobs;
     config.grace = Duration::from_secs(args.grace);
+    config.event_feed_keep = args.event_feed_keep;
     config.auth = match args.auth {
         AuthArg::Token => rota_server::AuthMode::Tokens,
         AuthArg::None => rota_server::AuthMode::None,

@@ -106,11 +106,16 @@ pub enum OpsError {
 }
 
 impl From<rota_store::StoreError> for OpsError {
-    /// A run the store did not find is what was asked for not existing; the rest are
-    /// failures of the store.
+    /// A run the store did not find is what was asked for not existing, and an event-feed
+    /// cursor older than the feed keeps is the caller's to fix; the rest are failures of the
+    /// store.
     fn from(error: rota_store::StoreError) -> Self {
         match error {
             rota_store::StoreError::RunNotFound(id) => OpsError::NotFound(format!("run {id:?}")),
+            // The caller's cursor is older than the event feed's window: its query to fix.
+            pruned @ rota_store::StoreError::EventsPruned { .. } => {
+                OpsError::InvalidQuery(pruned.to_string())
+            }
             other => OpsError::Store(other),
         }
     }

@@ -75,6 +75,9 @@ pub struct ServeConfig {
     pub auth: rota_api::AuthMode,
     /// Serve HTTPS with this certificate and key instead of plain HTTP.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// How long the event feed (`/api/v1/events`) keeps an event; the retention pass drops
+    /// older ones.
+    pub event_feed_keep: Duration,
 }
 
 impl ServeConfig {
@@ -90,6 +93,7 @@ impl ServeConfig {
             step_grace: Duration::from_secs(5),
             misfire_grace: crate::scheduler::DEFAULT_MISFIRE_GRACE,
             poll_every: Duration::from_secs(1),
+            event_feed_keep: rota_store::EVENT_FEED_KEEP,
             auth: rota_api::AuthMode::Tokens,
             guardian: None,
             tls: None,
@@ -179,6 +183,7 @@ pub async fn serve(
     let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
     let retention = crate::retention::RetentionLoop::spawn(
         rota_ops::Ops::new(store.clone()).with_run_dirs(config.home.join(RUNS_DIR)),
+        config.event_feed_keep,
     );
     let mut daemon = Daemon::new(config, store, lateness, hub, fleet.leader.clone());
     let result = daemon.run(hook_rx, shutdown, fleet.fenced.clone()).await;

@@ -92,12 +92,13 @@ pub enum AuditBreakKind {
     OutOfOrder,
 }
 
-/// The run events that change a run's state, each of which is also an audit entry.
-/// (A cancel request is audited by whoever takes it, with the caller as actor; the state
-/// change it leads to is `run.finished`.)
-const RUN_STATE_CHANGES: [&str; 5] = [
+/// The run events that change a run's state, each of which is also an audit entry: what
+/// a run was asked to be and how it ended, and what recovery did to it. (A cancel request is
+/// audited by whoever takes it, with the caller as actor; the state change it leads to is
+/// `run.finished`.) A run's start is not: nobody decides it but the engine, between the two
+/// entries, and the run keeps its time; an entry per run less keeps the chain smaller.
+const RUN_STATE_CHANGES: [&str; 4] = [
     "run.created",
-    "run.started",
     "run.finished",
     "run.requeued",
     "run.abandoned",

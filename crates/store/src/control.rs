@@ -6,6 +6,7 @@ use rota_core::model::RunStatus;
 use serde_json::json;
 use sqlx::Row;
 
+use crate::attempts::Archive;
 use crate::convert::{append_event, micros, opt_i32, run_status, u32_col};
 use crate::{ActiveRun, Owner, RunningStep, Store, StoreError};
 
@@ -174,6 +175,7 @@ impl Store {
                 abandon_running_step(&mut tx, run_id, &step_id, attempt, reason, at).await?;
                 continue;
             }
+            crate::attempts::archive_current(&mut tx, run_id, &step_id, Archive::Any).await?;
             sqlx::query(
                 "UPDATE step_runs SET status = 'skipped', reason = $1, finished_at = $2, \
                  pgid = NULL \
@@ -272,7 +274,7 @@ pub(crate) async fn abandon_running_step(
     at: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE step_runs SET status = 'abandoned', reason = $1, finished_at = $2, pgid = NULL \
+        "UPDATE step_runs SET status = 'abandoned', reason = $1, finished_at = $2 \
          WHERE run_id = $3 AND step_id = $4",
     )
     .bind(reason)
@@ -281,6 +283,7 @@ pub(crate) async fn abandon_running_step(
     .bind(step_id)
     .execute(&mut **tx)
     .await?;
+    // A copy of the attempt in `step_attempts` (see `crate::attempts`) is abandoned too.
     sqlx::query(
         "UPDATE step_attempts SET status = 'abandoned', reason = $1, finished_at = $2 \
          WHERE run_id = $3 AND step_id = $4 AND attempt = $5",

@@ -107,6 +107,19 @@ pub enum StoreError {
         /// The file.
         path: String,
     },
+    /// A reader of the event feed asked for events after one the feed no longer holds:
+    /// events up to `pruned_through` were dropped by age, and some after `after` with them.
+    #[error(
+        "the event feed no longer holds the events after {after}: events through \
+         {pruned_through} were dropped by age; read the current state from the runs, then \
+         follow the feed from {pruned_through} (or from 0, its oldest event)"
+    )]
+    EventsPruned {
+        /// The position asked for.
+        after: i64,
+        /// The last event dropped.
+        pruned_through: i64,
+    },
     /// A stored value could not be decoded (a bad status, timestamp or JSON document).
     #[error("invalid stored {what}: {detail}")]
     Corrupt {

@@ -37,6 +37,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod attempts;
 mod audit;
 mod catalog;
 mod changes;
@@ -45,6 +46,7 @@ mod convert;
 mod dialect;
 mod error;
 mod events;
+mod feed;
 mod fleet;
 mod hooks;
 pub mod ids;
@@ -77,6 +79,7 @@ pub use changes::{ChangeCounters, FileJobSave, JobHeadChange, SavedFileJob};
 pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
 pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
+pub use feed::EVENT_FEED_KEEP;
 pub use fleet::{
     AttemptKey, DispatchRecord, DispatchState, Expired, Fenced, NewDispatch, Renewed, ServerRecord,
     WorkerInfo, WorkerLine, WorkerRecord, labels_match,

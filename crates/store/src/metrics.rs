@@ -2,7 +2,7 @@
 //! and the durations of recently finished step attempts.
 //!
 //! Both are read on every scrape, so each is a single query. Step durations reach
-//! `step_attempts` through recent runs (the `runs_by_created` index) with a row limit. Run
+//! `step_runs` and `step_attempts` through recent runs (the `runs_by_created` index) with a row limit. Run
 //! counts pass over every run once: no index covers `(namespace, status)` yet, so a
 //! history of millions of runs makes each scrape read them all.
 
@@ -11,6 +11,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use sqlx::Row;
 
+use crate::attempts::CURRENT_ONLY_IN_STEP_RUNS;
 use crate::convert::micros;
 use crate::{Store, StoreError};
 
@@ -62,22 +63,38 @@ impl Store {
         since: Timestamp,
     ) -> Result<Vec<Duration>, StoreError> {
         let runs_since = since.checked_sub(RUN_LOOKBACK).unwrap_or(Timestamp::MIN);
-        let rows = sqlx::query(
-            "SELECT a.finished_at - a.started_at AS took \
-             FROM runs r JOIN step_attempts a ON a.run_id = r.id \
-             WHERE r.created_at >= $1 AND a.started_at IS NOT NULL AND a.finished_at >= $2 \
-             LIMIT $3",
-        )
+        // An attempt is in `step_runs` (a step's latest) or `step_attempts` (an earlier one,
+        // or the latest as it ended before a skip; see `crate::attempts`): one query each,
+        // so each stays a walk from the recent runs rather than over a union of all history.
+        let mut took: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT s.finished_at - s.started_at AS took \
+             FROM runs r JOIN step_runs s ON s.run_id = r.id \
+             WHERE r.created_at >= $1 AND s.started_at IS NOT NULL \
+             AND s.finished_at >= $2 AND {CURRENT_ONLY_IN_STEP_RUNS} LIMIT $3"
+        ))
         .bind(micros(runs_since))
         .bind(micros(since))
         .bind(STEP_DURATION_LIMIT)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let took: i64 = row.try_get("took")?;
-                Ok(Duration::from_micros(u64::try_from(took).unwrap_or(0)))
-            })
-            .collect()
+        let room = STEP_DURATION_LIMIT - i64::try_from(took.len()).unwrap_or(i64::MAX);
+        if room > 0 {
+            let archived: Vec<i64> = sqlx::query_scalar(
+                "SELECT a.finished_at - a.started_at AS took \
+                 FROM runs r JOIN step_attempts a ON a.run_id = r.id \
+                 WHERE r.created_at >= $1 AND a.started_at IS NOT NULL \
+                 AND a.finished_at >= $2 LIMIT $3",
+            )
+            .bind(micros(runs_since))
+            .bind(micros(since))
+            .bind(room)
+            .fetch_all(&self.pool)
+            .await?;
+            took.extend(archived);
+        }
+        Ok(took
+            .into_iter()
+            .map(|took| Duration::from_micros(u64::try_from(took).unwrap_or(0)))
+            .collect())
     }
 }

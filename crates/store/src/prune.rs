@@ -29,6 +29,7 @@ use jiff::Timestamp;
 use rota_core::model::{ALL_RUN_STATUSES, RunStatus};
 use sqlx::{AnyConnection, Row};
 
+use crate::attempts::CURRENT_ONLY_IN_STEP_RUNS;
 use crate::audit::{NewAuditEntry, append_audit_in};
 use crate::convert::{micros, ts};
 use crate::{Store, StoreError};
@@ -236,6 +237,12 @@ impl Store {
             .await?;
             *counter = count(&row, "n")?;
         }
+        let row = one(format!(
+            "SELECT COUNT(*) AS n FROM step_runs s WHERE s.run_id IN ({runs}) AND {}",
+            CURRENT_ONLY_IN_STEP_RUNS
+        ))
+        .await?;
+        counts.attempts += count(&row, "n")?;
         if spec.audit && spec.namespace.is_none() {
             let mut conn = self.pool.acquire().await?;
             let (first, last) = audit_prunable(&mut conn, spec.cutoff).await?;
@@ -362,6 +369,16 @@ async fn prune_batch(
     let row = query.fetch_one(&mut *conn).await?;
     counts.log_lines = count(&row, "lines")?;
     counts.log_bytes = count(&row, "bytes")?;
+    // A step's latest attempt is often only in `step_runs` (see `crate::attempts`).
+    let current = format!(
+        "SELECT COUNT(*) AS n FROM step_runs s WHERE s.run_id IN ({list}) AND {}",
+        CURRENT_ONLY_IN_STEP_RUNS
+    );
+    let mut query = sqlx::query(&current);
+    for id in &ids {
+        query = query.bind(id.as_str());
+    }
+    let current_attempts = count(&query.fetch_one(&mut *conn).await?, "n")?;
     // Children before parents: the foreign keys (and PostgreSQL's checks) hold at each step.
     let deletes: [(&str, Option<&mut u64>); 9] = [
         ("DELETE FROM logs WHERE run_id IN ({list})", None),
@@ -406,6 +423,7 @@ async fn prune_batch(
             *counter = affected;
         }
     }
+    counts.attempts += current_attempts;
     let sql = format!("DELETE FROM runs WHERE id IN ({list})");
     let mut query = sqlx::query(&sql);
     for id in &ids {

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attempts::{ATTEMPTS_OF_STEP, CURRENT_ONLY_IN_STEP_RUNS};
 use crate::dialect::Sql;
 
 use crate::convert::{
@@ -20,12 +21,19 @@ const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, 
     finished_at, owner_host, owner_pid, owner_start_token, cancel_requested_at, \
     cancel_requested_by, retry_of";
 
-const STEP_COLUMNS: &str = "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
-    s.outputs, s.started_at, s.finished_at, \
-    (SELECT COUNT(*) FROM step_attempts a \
-     WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS attempts, \
-    (SELECT MIN(a.started_at) FROM step_attempts a \
-     WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS first_started_at";
+/// A step's latest attempt from `step_runs`, with what its earlier attempts add (they are in
+/// `step_attempts`, see [`crate::attempts`]): how many there were and when the first started.
+fn step_columns() -> String {
+    format!(
+        "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
+         s.outputs, s.started_at, s.finished_at, \
+         (SELECT COUNT(*) FROM step_attempts a \
+          WHERE a.run_id = s.run_id AND a.step_id = s.step_id) + \
+         CASE WHEN {CURRENT_ONLY_IN_STEP_RUNS} THEN 1 ELSE 0 END AS attempts, \
+         (SELECT MIN(a.started_at) FROM step_attempts a \
+          WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS archived_first_started_at"
+    )
+}
 
 /// Most candidates an ambiguous prefix reports.
 const MAX_CANDIDATES: usize = 10;
@@ -45,7 +53,8 @@ impl Store {
         };
         let mut run = run_record(&row)?;
         let steps = sqlx::query(&format!(
-            "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id = $1 ORDER BY s.position"
+            "SELECT {} FROM step_runs s WHERE s.run_id = $1 ORDER BY s.position",
+            step_columns()
         ))
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -130,7 +139,8 @@ impl Store {
         }
 
         let mut steps = Sql::new(format!(
-            "SELECT {STEP_COLUMNS} FROM step_runs s WHERE s.run_id IN ("
+            "SELECT {} FROM step_runs s WHERE s.run_id IN (",
+            step_columns()
         ));
         steps.push_list(&runs, |sql, run| {
             sql.push_bind(run.id.as_str());
@@ -154,14 +164,11 @@ impl Store {
         run_id: &str,
         step_id: &str,
     ) -> Result<Vec<StepAttemptRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT attempt, status, exit_code, reason, outputs, started_at, finished_at, pgid \
-             FROM step_attempts WHERE run_id = $1 AND step_id = $2 ORDER BY attempt",
-        )
-        .bind(run_id)
-        .bind(step_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(ATTEMPTS_OF_STEP)
+            .bind(run_id)
+            .bind(step_id)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(StepAttemptRecord {
@@ -220,11 +227,23 @@ impl Store {
     }
 
     /// Events with `id > after_id`, oldest first, at most `limit` (capped at 1,000).
+    /// `after_id` 0 reads from the oldest event the feed keeps; a later position whose next
+    /// events were dropped by age ([`Store::prune_event_feed`]) is refused with
+    /// [`StoreError::EventsPruned`].
     pub async fn events_after(
         &self,
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {
+        if after_id > 0 {
+            let pruned_through = self.event_feed_pruned_through().await?;
+            if after_id < pruned_through {
+                return Err(StoreError::EventsPruned {
+                    after: after_id,
+                    pruned_through,
+                });
+            }
+        }
         let rows = sqlx::query(
             "SELECT id, at, kind, run_id, step_id, data FROM events \
              WHERE id > $1 ORDER BY id LIMIT $2",
@@ -277,17 +296,25 @@ pub(crate) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
 }
 
 fn step_record(row: &AnyRow) -> Result<StepRunRecord, StoreError> {
+    let attempt = u32_col(row, "attempt")?;
+    let started_at = opt_ts(row, "started_at")?;
+    // The first start of all attempts: the earliest archived one, or the step's own.
+    let current_start = started_at.filter(|_| attempt >= 1);
+    let first_started_at = match (opt_ts(row, "archived_first_started_at")?, current_start) {
+        (Some(archived), Some(current)) => Some(archived.min(current)),
+        (archived, current) => archived.or(current),
+    };
     Ok(StepRunRecord {
         step_id: row.try_get("step_id")?,
         status: step_status(row, "status")?,
-        attempt: u32_col(row, "attempt")?,
+        attempt,
         attempts: u32_col(row, "attempts")?,
         exit_code: opt_i32(row, "exit_code")?,
         reason: row.try_get("reason")?,
         outputs: outputs(row, "outputs")?,
-        started_at: opt_ts(row, "started_at")?,
+        started_at,
         finished_at: opt_ts(row, "finished_at")?,
-        first_started_at: opt_ts(row, "first_started_at")?,
+        first_started_at,
     })
 }
 

@@ -1,17 +1,18 @@
 //! The engine's single write path: a batch of [`RunEvent`]s applied in one transaction.
 //!
-//! Each event updates the current-state tables (`runs`, `step_runs`, `step_attempts`) and,
-//! except for log lines, appends one row to `events`. An event naming an unknown run or
+//! Each event updates the current-state tables (`runs`, `step_runs`, and `step_attempts`
+//! for attempts a step no longer holds, see [`crate::attempts`]) and, except for log lines,
+//! appends one row to `events`. An event naming an unknown run or
 //! step fails the whole batch, so a batch is applied entirely or not at all.
 //!
 //! Event-log rows and log lines are collected while the batch is applied and written at
 //! its end with multi-row inserts, in batch order: every statement is a round trip to
 //! SQLite's connection thread, and these two tables take most of a busy run's rows.
 //! For the same reason an attempt that starts and finishes within one batch (a short step,
-//! as the engine's recorder batches events) has its `step_runs` and `step_attempts` rows
-//! written once, with the state the two events leave them in (its two event-log rows stay),
-//! and when nothing later in the batch changes that step, together with every other such
-//! attempt in two multi-row statements at the batch's end.
+//! as the engine's recorder batches events) has its `step_runs` row written once, with the
+//! state the two events leave it in (its two event-log rows stay), and when nothing later in
+//! the batch changes that step, together with every other such attempt in multi-row
+//! statements at the batch's end.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,7 @@ use jiff::Timestamp;
 use serde_json::json;
 use sqlx::{AnyConnection, Executor as _};
 
+use crate::attempts::{Archive, archive_current, drop_archived};
 use crate::dialect::{Backend, Sql};
 
 use crate::LogStream;
@@ -230,12 +232,14 @@ async fn apply<'a>(
             at,
             pgid,
         } => {
+            let attempt_no = i64::from(*attempt);
+            archive_current(conn, run_id, step_id, Archive::OtherThan(attempt_no)).await?;
             let done = sqlx::query(
                 "UPDATE step_runs SET status = 'running', attempt = $1, exit_code = NULL, \
                  reason = NULL, outputs = '{}', started_at = $2, finished_at = NULL, pgid = $3 \
                  WHERE run_id = $4 AND step_id = $5",
             )
-            .bind(i64::from(*attempt))
+            .bind(attempt_no)
             .bind(micros(*at))
             .bind(pgid)
             .bind(run_id)
@@ -243,20 +247,7 @@ async fn apply<'a>(
             .execute(&mut *conn)
             .await?;
             expect_step(done.rows_affected(), run_id, step_id)?;
-            sqlx::query(
-                "INSERT INTO step_attempts \
-                 (run_id, step_id, attempt, status, outputs, started_at, pgid) \
-                 VALUES ($1, $2, $3, 'running', '{}', $4, $5) \
-                 ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
-                 status = 'running', started_at = excluded.started_at, pgid = excluded.pgid",
-            )
-            .bind(run_id)
-            .bind(step_id)
-            .bind(i64::from(*attempt))
-            .bind(micros(*at))
-            .bind(pgid)
-            .execute(&mut *conn)
-            .await?;
+            drop_archived(conn, run_id, step_id, attempt_no).await?;
             let data = json!({ "attempt": attempt, "pgid": pgid });
             rows.event(*at, "step.started", run_id, Some(step_id), data);
             Ok(())
@@ -321,6 +312,8 @@ async fn apply<'a>(
             reason,
             at,
         } => {
+            // The skip overwrites the step's status; an attempt it had keeps how it ended.
+            archive_current(conn, run_id, step_id, Archive::Any).await?;
             let done = sqlx::query(
                 "UPDATE step_runs SET status = $1, reason = $2, finished_at = $3, pgid = NULL \
                  WHERE run_id = $4 AND step_id = $5",
@@ -372,10 +365,12 @@ struct Finish<'a> {
 
 /// Records the end of an attempt whose start was recorded before.
 async fn write_finish(conn: &mut AnyConnection, f: &Finish<'_>) -> Result<(), StoreError> {
-    // An older attempt finishing late must not overwrite a newer one's state.
+    archive_current(conn, f.run_id, f.step_id, Archive::OlderThan(f.attempt)).await?;
+    // An older attempt finishing late must not overwrite a newer one's state: it is
+    // recorded in `step_attempts`, where the newer one's start put it.
     let done = sqlx::query(
         "UPDATE step_runs SET status = $1, attempt = $2, exit_code = $3, reason = $4, \
-         outputs = $5, finished_at = $6, pgid = NULL \
+         outputs = $5, finished_at = $6 \
          WHERE run_id = $7 AND step_id = $8 AND attempt <= $9",
     )
     .bind(f.status)
@@ -389,9 +384,10 @@ async fn write_finish(conn: &mut AnyConnection, f: &Finish<'_>) -> Result<(), St
     .bind(f.attempt)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() == 0 {
-        step_exists(conn, f.run_id, f.step_id).await?;
+    if done.rows_affected() > 0 {
+        return drop_archived(conn, f.run_id, f.step_id, f.attempt).await;
     }
+    step_exists(conn, f.run_id, f.step_id).await?;
     sqlx::query(
         "INSERT INTO step_attempts \
          (run_id, step_id, attempt, status, exit_code, reason, outputs, finished_at) \
@@ -423,47 +419,26 @@ async fn write_whole_attempt(
     started_at: i64,
     pgid: Option<i32>,
 ) -> Result<(), StoreError> {
+    archive_current(conn, f.run_id, f.step_id, Archive::OtherThan(f.attempt)).await?;
     let done = sqlx::query(
         "UPDATE step_runs SET status = $1, attempt = $2, exit_code = $3, reason = $4, \
-         outputs = $5, started_at = $6, finished_at = $7, pgid = NULL \
-         WHERE run_id = $8 AND step_id = $9",
+         outputs = $5, started_at = $6, finished_at = $7, pgid = $8 \
+         WHERE run_id = $9 AND step_id = $10",
     )
     .bind(f.status)
     .bind(f.attempt)
-    .bind(f.exit_code)
-    .bind(f.reason)
-    .bind(f.outputs)
-    .bind(started_at)
-    .bind(f.at)
-    .bind(f.run_id)
-    .bind(f.step_id)
-    .execute(&mut *conn)
-    .await?;
-    expect_step(done.rows_affected(), f.run_id, f.step_id)?;
-    sqlx::query(
-        "INSERT INTO step_attempts \
-         (run_id, step_id, attempt, status, exit_code, reason, outputs, started_at, \
-         finished_at, pgid) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
-         status = excluded.status, exit_code = excluded.exit_code, \
-         reason = excluded.reason, outputs = excluded.outputs, \
-         started_at = excluded.started_at, finished_at = excluded.finished_at, \
-         pgid = excluded.pgid",
-    )
-    .bind(f.run_id)
-    .bind(f.step_id)
-    .bind(f.attempt)
-    .bind(f.status)
     .bind(f.exit_code)
     .bind(f.reason)
     .bind(f.outputs)
     .bind(started_at)
     .bind(f.at)
     .bind(pgid)
+    .bind(f.run_id)
+    .bind(f.step_id)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    expect_step(done.rows_affected(), f.run_id, f.step_id)?;
+    drop_archived(conn, f.run_id, f.step_id, f.attempt).await
 }
 
 pub(crate) async fn create_run<'a>(
@@ -695,9 +670,28 @@ async fn write_attempts(
     conn: &mut AnyConnection,
     chunk: &[AttemptRow<'_>],
 ) -> Result<(), StoreError> {
+    // The attempts the steps held before (a retry's earlier attempt) are kept first.
+    let mut archive = Sql::new("WITH v (run_id, step_id, attempt) AS (");
+    archive.push_values(chunk, |row, a| {
+        row.sep(a.run_id).sep(a.step_id).sep(a.attempt);
+    });
+    archive.push(
+        ") INSERT INTO step_attempts (run_id, step_id, attempt, status, exit_code, reason, \
+         outputs, started_at, finished_at, pgid) \
+         SELECT s.run_id, s.step_id, s.attempt, s.status, s.exit_code, s.reason, s.outputs, \
+         s.started_at, s.finished_at, s.pgid FROM step_runs s, v \
+         WHERE s.run_id = v.run_id AND s.step_id = v.step_id AND s.attempt >= 1 \
+         AND s.attempt <> v.attempt \
+         ON CONFLICT (run_id, step_id, attempt) DO NOTHING",
+    );
+    archive
+        .build()?
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
     let mut update = Sql::new(
         "WITH v (run_id, step_id, status, attempt, exit_code, reason, outputs, started_at, \
-         finished_at) AS (",
+         finished_at, pgid) AS (",
     );
     update.push_values(chunk, |row, a| {
         row.sep(a.run_id)
@@ -708,12 +702,13 @@ async fn write_attempts(
             .sep(a.reason)
             .sep(&a.outputs)
             .sep(a.started_at)
-            .sep(a.finished_at);
+            .sep(a.finished_at)
+            .sep(a.pgid);
     });
     update.push(
         ") UPDATE step_runs SET status = v.status, attempt = v.attempt, \
          exit_code = v.exit_code, reason = v.reason, outputs = v.outputs, \
-         started_at = v.started_at, finished_at = v.finished_at, pgid = NULL \
+         started_at = v.started_at, finished_at = v.finished_at, pgid = v.pgid \
          FROM v WHERE step_runs.run_id = v.run_id AND step_runs.step_id = v.step_id",
     );
     let done = update
@@ -726,30 +721,17 @@ async fn write_attempts(
             step_exists(conn, a.run_id, a.step_id).await?;
         }
     }
-    let mut insert = Sql::new(
-        "INSERT INTO step_attempts (run_id, step_id, attempt, status, exit_code, reason, \
-         outputs, started_at, finished_at, pgid) ",
-    );
-    insert.push_values(chunk, |row, a| {
-        row.sep(a.run_id)
-            .sep(a.step_id)
-            .sep(a.attempt)
-            .sep(a.status)
-            .sep(a.exit_code)
-            .sep(a.reason)
-            .sep(&a.outputs)
-            .sep(a.started_at)
-            .sep(a.finished_at)
-            .sep(a.pgid);
+    // And a copy of an attempt the step now holds again is dropped (see `crate::attempts`).
+    let mut dropped_copies = Sql::new("WITH v (run_id, step_id, attempt) AS (");
+    dropped_copies.push_values(chunk, |row, a| {
+        row.sep(a.run_id).sep(a.step_id).sep(a.attempt);
     });
-    insert.push(
-        " ON CONFLICT (run_id, step_id, attempt) DO UPDATE SET \
-         status = excluded.status, exit_code = excluded.exit_code, \
-         reason = excluded.reason, outputs = excluded.outputs, \
-         started_at = excluded.started_at, finished_at = excluded.finished_at, \
-         pgid = excluded.pgid",
+    dropped_copies.push(
+        ") DELETE FROM step_attempts WHERE EXISTS (SELECT 1 FROM v \
+         WHERE v.run_id = step_attempts.run_id AND v.step_id = step_attempts.step_id \
+         AND v.attempt = step_attempts.attempt)",
     );
-    insert
+    dropped_copies
         .build()?
         .persistent(false)
         .execute(&mut *conn)

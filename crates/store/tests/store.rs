@@ -1343,7 +1343,6 @@ async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend)
         entries,
         [
             entry("engine", "run.created", "ok"),
-            entry("engine", "run.started", "ok"),
             entry("engine", "run.finished", "failed"),
         ]
     );

@@ -279,6 +279,17 @@ impl Runs for Session {
     }
 
     async fn follow_events(&self, after: i64) -> Result<mpsc::Receiver<Event>, OpsError> {
+        self.principal().require(Scope::Global, Role::Viewer)?;
+        // A position the feed was cut past is refused before the stream starts, where the
+        // caller still gets an answer (`events_after` refuses it the same way).
+        let pruned_through = self.ops().store().event_feed_pruned_through().await?;
+        if after > 0 && after < pruned_through {
+            return Err(rota_store::StoreError::EventsPruned {
+                after,
+                pruned_through,
+            }
+            .into());
+        }
         self.events_from(after)
     }
 }
