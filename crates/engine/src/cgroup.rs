@@ -120,24 +120,31 @@ fn probe(kind: Kind, root: &Path, base: PathBuf) -> Option<Hierarchy> {
 /// Removes attempts' cgroups left by Rota processes that are gone (they died before
 /// cleaning up, and had no guardian); a cgroup with members is kept (the kernel refuses).
 fn remove_stale(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("rota-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if signal::kill(Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH) {
-            kill_dir(&entry.path());
-            let _ = std::fs::remove_dir(entry.path());
-        }
+    for dir in left_by_dead_rotas(base) {
+        kill_dir(&dir);
+        let _ = std::fs::remove_dir(dir);
     }
+}
+
+/// The cgroups under `base` that Rota processes made (`rota-<pid>-…`) and that outlived them.
+pub(crate) fn left_by_dead_rotas(base: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            let name = entry.file_name();
+            name.to_str()
+                .and_then(|n| n.strip_prefix("rota-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
+                .is_some_and(|pid| {
+                    signal::kill(Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH)
+                })
+        })
+        .map(|entry| entry.path())
+        .collect()
 }
 
 /// The cgroup of one step attempt.

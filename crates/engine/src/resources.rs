@@ -22,8 +22,6 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::sys::signal;
-use nix::unistd::Pid;
 use rota_core::resources::Resources;
 
 use crate::cgroup::{Kind, StepCgroup};
@@ -246,22 +244,10 @@ fn detect_v1(controller: &str) -> Option<PathBuf> {
 /// Removes the limit cgroups of Rota processes that are gone; one with members is kept
 /// (the kernel refuses).
 fn remove_stale(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("rota-"))
-            .filter(|rest| rest.contains("-limit-"))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if signal::kill(Pid::from_raw(pid), None) == Err(nix::errno::Errno::ESRCH) {
-            let _ = std::fs::remove_dir(entry.path());
+    for dir in crate::cgroup::left_by_dead_rotas(base) {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        if name.is_some_and(|n| n.contains("-limit-")) {
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

@@ -500,19 +500,29 @@ pub(crate) fn process_env(
     for (name, value) in shared.job.env.iter().chain(&step.env) {
         env.push((name.clone(), render_text(value, ctx)?));
     }
-    env.extend([
-        ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
-        ("ROTA_JOB".to_owned(), shared.job.id.clone()),
-        ("ROTA_STEP".to_owned(), step.id.clone()),
-        ("ROTA_ATTEMPT".to_owned(), attempt_no.to_string()),
-        ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
-        ("ROTA_OUTPUT".to_owned(), output_path.display().to_string()),
-    ]);
+    env.extend(run_identity_env(shared, step, attempt_no));
+    env.push(("ROTA_OUTPUT".to_owned(), output_path.display().to_string()));
     env.extend(param_env(&ctx.params));
     for (name, value) in &shared.secrets {
         env.push((name.clone(), value.clone()));
     }
     Ok(env)
+}
+
+/// The variables naming the attempt a step's process runs for (`ROTA_RUN_ID`, `ROTA_JOB`,
+/// `ROTA_STEP`, `ROTA_ATTEMPT`, `ROTA_DRY_RUN`), wherever it runs.
+pub(crate) fn run_identity_env(
+    shared: &Shared,
+    step: &Step,
+    attempt_no: u32,
+) -> [(String, String); 5] {
+    [
+        ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
+        ("ROTA_JOB".to_owned(), shared.job.id.clone()),
+        ("ROTA_STEP".to_owned(), step.id.clone()),
+        ("ROTA_ATTEMPT".to_owned(), attempt_no.to_string()),
+        ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
+    ]
 }
 
 /// Parameters as environment variables, for every step that runs a process:

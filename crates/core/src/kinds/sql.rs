@@ -46,7 +46,7 @@ impl StepKindDef for Sql {
                 Some((_, Value::Object(one))) => one
                     .get("query")
                     .and_then(Value::as_str)
-                    .map(one_line)
+                    .map(|sql| one_line(sql, 80))
                     .unwrap_or_default(),
                 _ => String::new(),
             },
@@ -441,14 +441,13 @@ pub fn transaction_control(sql: &str) -> Option<String> {
     })
 }
 
-/// A statement on one line, cut to a readable length, for descriptions.
-fn one_line(sql: &str) -> String {
-    const MAX: usize = 80;
+/// A statement on one line, cut to `max` characters, for descriptions and logs.
+pub fn one_line(sql: &str, max: usize) -> String {
     let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= MAX {
+    if flat.chars().count() <= max {
         return flat;
     }
-    let mut cut: String = flat.chars().take(MAX).collect();
+    let mut cut: String = flat.chars().take(max).collect();
     cut.push('…');
     cut
 }

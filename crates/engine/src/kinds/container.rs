@@ -214,17 +214,11 @@ fn resolve(r: &ResolveCx<'_>, config: &ContainerStep) -> Result<ContainerWork, S
         env.retain(|(n, _): &(String, String)| n != name);
         env.push((name.clone(), render(value)?));
     }
-    env.extend([
-        ("ROTA_RUN_ID".to_owned(), shared.run_id.clone()),
-        ("ROTA_JOB".to_owned(), shared.job.id.clone()),
-        ("ROTA_STEP".to_owned(), step.id.clone()),
-        ("ROTA_ATTEMPT".to_owned(), attempt_no.to_string()),
-        ("ROTA_DRY_RUN".to_owned(), shared.dry_run.to_string()),
-        (
-            "ROTA_OUTPUT".to_owned(),
-            format!("{OUTPUT_DIR}/{OUTPUT_FILE}"),
-        ),
-    ]);
+    env.extend(crate::step::run_identity_env(shared, step, attempt_no));
+    env.push((
+        "ROTA_OUTPUT".to_owned(),
+        format!("{OUTPUT_DIR}/{OUTPUT_FILE}"),
+    ));
     env.extend(param_env(&ctx.params));
     // Last, so that no `env:` entry can stand in for a value the shell command reads.
     env.extend(shell_values);

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use rota_core::kinds::sql::{
-    SqlSource, SqlStep, Statement, check_statement, first_words, redact_url_password,
+    SqlSource, SqlStep, Statement, check_statement, first_words, one_line, redact_url_password,
     split_statements,
 };
 use rota_core::model::{DryRun, StepStatus, Value};
@@ -43,6 +43,8 @@ pub(crate) struct Sql;
 pub const TABLE_ROWS: usize = 50;
 /// Characters of a cell shown in the log's table; longer ones are cut with `…`.
 pub const CELL_CHARS: usize = 60;
+/// Characters of a statement shown on one line in the log and the attempt's start.
+const SHOWN_CHARS: usize = 120;
 /// Rows kept in the `json` output.
 pub const JSON_ROWS: usize = 1000;
 /// Bytes of the `json` output; rows past it are left out whole.
@@ -124,7 +126,7 @@ impl SqlWork {
     /// `select …` on `postgres://app:***@db/prod`, before redaction.
     fn display(&self) -> String {
         let what = match &self.plan {
-            Plan::Statements(list) if list.len() == 1 => one_line(&list[0].query),
+            Plan::Statements(list) if list.len() == 1 => one_line(&list[0].query, SHOWN_CHARS),
             Plan::Statements(list) => format!("{} statements", list.len()),
             Plan::Script(text) => {
                 format!("a script of {} statements", split_statements(text).len())
@@ -443,7 +445,10 @@ where
         Plan::Statements(list) => {
             let mut last = Outcome::default();
             for (index, bound) in list.iter().enumerate() {
-                log(Stream::Stderr, &format!("> {}", one_line(&bound.query)));
+                log(
+                    Stream::Stderr,
+                    &format!("> {}", one_line(&bound.query, SHOWN_CHARS)),
+                );
                 let mut query = sqlx::query::<DB>(&bound.query);
                 for value in &bound.params {
                     query = DB::bind_value(query, value);
@@ -647,18 +652,6 @@ fn outputs(last: &Outcome) -> BTreeMap<String, String> {
         outputs.insert("json_truncated".to_owned(), "true".to_owned());
     }
     outputs
-}
-
-/// A statement on one line, cut to a readable length.
-fn one_line(sql: &str) -> String {
-    const MAX: usize = 120;
-    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= MAX {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(MAX).collect();
-    cut.push('…');
-    cut
 }
 
 #[cfg(test)]
