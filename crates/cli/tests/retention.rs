@@ -125,7 +125,8 @@ fn pruning_the_audit_log_keeps_it_verifiable_and_tampering_is_still_found() {
     }
     let before = rota.json_ok(&["audit", "list"]);
     let entries = before.as_array().map_or(0, Vec::len);
-    assert!(entries >= 9, "three runs' state changes: {before}");
+    // Each run is audited when it is created and when it finishes.
+    assert!(entries >= 6, "three runs' state changes: {before}");
     std::thread::sleep(AGE);
 
     let pruned = rota.json_ok(&["prune", "--older-than", "1s", "--audit"]);
