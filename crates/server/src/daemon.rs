@@ -397,8 +397,9 @@ impl Daemon {
                 let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
                 tokio::time::Instant::now() + wait
             });
+            // Not `biased`: a wake-up that is always due must not starve the other arms, and a
+            // cancelled `stopping` stays ready, so it is taken within a few turns anyway.
             tokio::select! {
-                biased;
                 () = stopping.cancelled() => return shut_down(),
                 () = fenced.cancelled() => return Err(self.taken_for_dead().await),
                 () = sleep_until(sleep) => {}
