@@ -84,18 +84,23 @@ fn detect() -> Option<Hierarchy> {
         return probe(Kind::V2, v2_root, base);
     }
     let v1_root = Path::new("/sys/fs/cgroup/freezer");
-    let path = own.lines().find_map(|line| {
+    let base = v1_root.join(v1_path_of(&own, "freezer")?.trim_start_matches('/'));
+    probe(Kind::V1Freezer, v1_root, base)
+}
+
+/// In `/proc/self/cgroup`'s text `own`, this process's cgroup in the v1 hierarchy of
+/// `controller`.
+pub(crate) fn v1_path_of<'a>(own: &'a str, controller: &str) -> Option<&'a str> {
+    own.lines().find_map(|line| {
         let mut parts = line.splitn(3, ':');
         let _id = parts.next()?;
         let controllers = parts.next()?;
         let path = parts.next()?;
         controllers
             .split(',')
-            .any(|c| c == "freezer")
+            .any(|c| c == controller)
             .then_some(path)
-    })?;
-    let base = v1_root.join(path.trim_start_matches('/'));
-    probe(Kind::V1Freezer, v1_root, base)
+    })
 }
 
 /// Whether a cgroup can be made (and used) under `base`.

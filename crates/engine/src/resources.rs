@@ -224,16 +224,7 @@ fn detect_v1(controller: &str) -> Option<PathBuf> {
         return None;
     }
     let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let path = own.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let _id = parts.next()?;
-        let controllers = parts.next()?;
-        let path = parts.next()?;
-        controllers
-            .split(',')
-            .any(|c| c == controller)
-            .then_some(path)
-    })?;
+    let path = crate::cgroup::v1_path_of(&own, controller)?;
     let base = root.join(path.trim_start_matches('/'));
     let probe = base.join(format!("rota-{}-probe", std::process::id()));
     std::fs::create_dir(&probe).ok()?;
