@@ -268,6 +268,7 @@ pub fn new_run(id: &str, namespace: &str, job: &str, revision: i64, at: Timestam
         params: serde_json::json!({}),
         dry_run: false,
         trigger: "manual".to_owned(),
+        started_by: None,
         scheduled_at: None,
         created_at: at,
         owner: Owner {

@@ -99,9 +99,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// List plans, newest first, or show one with its approvals.
     Plans(PlansArgs),
-    /// Approve a plan (bound to its hash).
+    /// Approve a plan (bound to its hash), or the `approval:` gate a run waits at.
     Approve(DecideArgs),
-    /// Reject a plan; one rejection ends it.
+    /// Reject a plan (one rejection ends it), or the `approval:` gate a run waits at.
     Reject(DecideArgs),
     /// Run an approved plan, if nothing it pinned changed since.
     Apply(ApplyArgs),
@@ -251,17 +251,28 @@ pub enum PlansCommand {
 /// `rota approve` and `rota reject`.
 #[derive(Debug, Args)]
 pub struct DecideArgs {
-    /// Plan id (or, locally, a unique prefix of it).
+    /// Plan id, or the id of a run waiting at an `approval:` gate (or, locally, a unique
+    /// prefix of either).
+    #[arg(value_name = "PLAN_OR_RUN")]
     pub plan: String,
 
-    /// Why, in your words; kept with the decision.
-    #[arg(long, short = 'm')]
+    /// The gate step of the run to decide (needed when it waits at several); makes the id
+    /// a run's.
+    #[arg(long, value_name = "STEP")]
+    pub step: Option<String>,
+
+    /// Why, in your words; kept with the decision (a rejected gate's reason).
+    #[arg(long, short = 'm', visible_alias = "reason")]
     pub comment: Option<String>,
 
-    /// The plan hash you reviewed (as `rota plan` printed it); the decision is refused
-    /// unless it is still the plan's.
+    /// The hash you reviewed (a plan's as `rota plan` printed it, a gate's as `rota runs
+    /// show` does); the decision is refused unless it is still that.
     #[arg(long, value_name = "SHA256")]
     pub hash: Option<String>,
+
+    /// With `--server`, or for a gate: do not run or follow the run the decision queued.
+    #[arg(long)]
+    pub detach: bool,
 }
 
 /// `rota apply`.

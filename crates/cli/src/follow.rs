@@ -119,7 +119,9 @@ pub async fn follow<R: Runs>(
         } else {
             output::write_stdout(&text);
         }
-        if run_ended(&run) {
+        // A run waiting at its gates stops being followed: it runs again only after a
+        // decision.
+        if run_ended(&run) || run.status == "awaiting_approval" {
             return Ok(run);
         }
         let interrupted = match interrupt.as_mut() {

@@ -1,5 +1,6 @@
 //! `rota plan`, `rota plans`, `rota approve`, `rota reject` and `rota apply`: plan →
-//! approve → apply, locally on the store or on a server (`--server`).
+//! approve → apply, locally on the store or on a server (`--server`); `approve` and
+//! `reject` also decide the `approval:` gate a run waits at.
 //!
 //! Locally the actor is `local:<user>` (from `USER`, else `LOGNAME`), holding the admin
 //! role: it matches `role:…` approvers and an approver listed by the user's name. That is
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use rota_core::model::Job;
 use rota_ops::Rota;
-use rota_ops::records::{CreatePlan, DecidePlan, Plan, PlanQuery};
+use rota_ops::records::{CreatePlan, DecideGate, DecidePlan, Plan, PlanQuery, Run};
 use rota_ops::service::plans::Verdict;
 use rota_ops::service::{Jobs, Plans};
 
@@ -182,19 +183,105 @@ pub async fn plans<R: Plans>(rota: &R, args: PlansArgs, out: &Printer) -> anyhow
 }
 
 /// `rota approve` / `rota reject`.
-pub async fn decide<R: Plans>(
+pub async fn decide<R: Rota + Drive>(
     rota: &R,
     args: DecideArgs,
     verdict: Verdict,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    let decision = DecidePlan {
+    if args.step.is_none() {
+        match rota.get_plan(&args.plan).await {
+            Ok(_) => {}
+            // Not a plan: a run waiting at a gate, or nothing (the run lookup says so).
+            Err(error) if error.is_not_found() => {
+                return decide_gate(rota, args, verdict, out).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+        let decision = DecidePlan {
+            comment: args.comment,
+            hash: args.hash,
+        };
+        let plan = rota.decide_plan(&args.plan, verdict, decision).await?;
+        print_plan(out, &plan);
+        return Ok(0);
+    }
+    decide_gate(rota, args, verdict, out).await
+}
+
+/// `rota approve RUN [--step STEP]` / `rota reject RUN … --reason …`: decides the gate the
+/// run waits at. The decision that settles the gate queues the run again: with the local
+/// store it then runs here, like `rota run` (unless `--detach`, which leaves it for a
+/// `rota serve` on this store); a server runs it itself.
+async fn decide_gate<R: Rota + Drive>(
+    rota: &R,
+    args: DecideArgs,
+    verdict: Verdict,
+    out: &Printer,
+) -> anyhow::Result<u8> {
+    let Some(run) = crate::runs_cmd::find(rota, &args.plan).await? else {
+        return Ok(EXIT_USAGE);
+    };
+    let decision = DecideGate {
+        step: args.step,
         comment: args.comment,
         hash: args.hash,
     };
-    let plan = rota.decide_plan(&args.plan, verdict, decision).await?;
-    print_plan(out, &plan);
+    let run = match rota.decide_gate(&run.id, verdict, decision).await {
+        Ok(run) => run,
+        Err(error) => return run_cmd::refused(error),
+    };
+    if rota.here().is_some() && !args.detach && run.status == "queued" {
+        if !out.is_json() {
+            eprintln!("rota: run {} continues here", run.id);
+        }
+        return rota.drive(run, false, out).await;
+    }
+    print_gates(out, &run);
     Ok(0)
+}
+
+/// A run's gates, or the run as JSON.
+pub fn print_gates(out: &Printer, run: &Run) {
+    if out.is_json() {
+        out.json(&crate::view::run_json(run));
+        return;
+    }
+    let mut text = format!(
+        "run {}  {}
+",
+        run.id, run.status
+    );
+    for gate in &run.gates {
+        let approvals = gate
+            .decisions
+            .iter()
+            .filter(|d| d.decision == "approve")
+            .count();
+        text.push_str(&format!(
+            "gate {}  {} ({approvals} of {} approvals; approvers {})
+hash {}
+",
+            gate.step,
+            gate.status,
+            gate.quorum,
+            gate.approvers.join(", "),
+            gate.hash
+        ));
+        for d in &gate.decisions {
+            let comment = d
+                .comment
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "  {} {}{comment}
+",
+                d.actor, d.decision
+            ));
+        }
+    }
+    out.text(&text);
 }
 
 /// `rota apply`: applies the approved plan (refused if it drifted) and runs its run.

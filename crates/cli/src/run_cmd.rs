@@ -301,9 +301,14 @@ fn exit_code(status: RunStatus) -> u8 {
     match status {
         RunStatus::Succeeded => 0,
         RunStatus::Cancelled => 130,
+        RunStatus::AwaitingApproval => EXIT_AWAITING_APPROVAL,
         _ => 1,
     }
 }
+
+/// The exit code of a run that stopped at an `approval:` gate: it has not failed, and has
+/// not finished either (`rota approve` continues it).
+pub const EXIT_AWAITING_APPROVAL: u8 = 3;
 
 async fn print_updates(mut updates: mpsc::UnboundedReceiver<Update>, json: bool) {
     use std::io::Write;
@@ -370,6 +375,12 @@ fn print_summary(out: &Printer, run: &Run) {
             .map(|r| format!(": {r}"))
             .unwrap_or_default()
     ));
+    if run.status == "awaiting_approval" {
+        out.text(&format!(
+            "decide with `rota approve {id}` or `rota reject {id} --reason …`\n",
+            id = run.id
+        ));
+    }
 }
 
 /// Finds what to run: an ad-hoc command, a job file, or a stored job.

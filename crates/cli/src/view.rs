@@ -32,6 +32,8 @@ pub fn run_json(run: &rota_ops::records::Run) -> Value {
             "finished_at": step.finished_at.map(|t| t.to_string()),
             "first_started_at": step.first_started_at.map(|t| t.to_string()),
         })).collect::<Vec<_>>(),
+        "started_by": run.started_by,
+        "gates": run.gates,
     })
 }
 

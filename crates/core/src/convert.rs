@@ -62,7 +62,7 @@ fn step_keys() -> Vec<&'static str> {
     keys
 }
 /// Step kinds the spec names that are not built yet.
-const FUTURE_STEP_KINDS: &[&str] = &["approval", "job"];
+const FUTURE_STEP_KINDS: &[&str] = &["job"];
 /// Keys the spec names that are not built yet, at job level.
 const FUTURE_JOB_KEYS: &[&str] = &[];
 /// Keys a `notify:` rule may hold.
@@ -1336,14 +1336,24 @@ fn dry_run(cx: &mut Cx, node: &Node, label: &str) -> Option<DryRun> {
 /// Roles an `approval:` approver may name as `role:<role>`.
 const APPROVER_ROLES: &[&str] = &["viewer", "operator", "editor", "admin"];
 
+/// The keys of approval rules, at job level and in an `approval:` step.
+pub(crate) const APPROVAL_KEYS: &[&str] = &["approvers", "quorum", "allow_self", "expires"];
+
 /// Converts the job-level `approval:` mapping.
 fn approval(cx: &mut Cx, node: &Node) -> Option<Approval> {
     let entries = cx.map(node, "`approval`")?;
-    cx.unknown_keys(
-        entries,
-        &["approvers", "quorum", "allow_self", "expires"],
-        "`approval`",
-    );
+    cx.unknown_keys(entries, APPROVAL_KEYS, "`approval`");
+    approval_rules(cx, node, entries, "`approval`")
+}
+
+/// Converts approval rules (the [`APPROVAL_KEYS`] of `entries`, the mapping `node` that
+/// `what` names), once the caller has refused keys it does not know.
+pub(crate) fn approval_rules(
+    cx: &mut Cx,
+    node: &Node,
+    entries: &[(Key, Node)],
+    what: &str,
+) -> Option<Approval> {
     let mut ok = true;
     let approvers: Vec<String> = match get(entries, "approvers") {
         Some(n) => {
@@ -1377,7 +1387,10 @@ fn approval(cx: &mut Cx, node: &Node) -> Option<Approval> {
                 .collect()
         }
         None => {
-            cx.err(node.pos, "missing required key `approvers` in `approval`");
+            cx.err(
+                node.pos,
+                format!("missing required key `approvers` in {what}"),
+            );
             ok = false;
             Vec::new()
         }

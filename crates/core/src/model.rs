@@ -93,6 +93,8 @@ pub enum NotifyEvent {
     Recovery,
     /// The run is still running `after` its start (fires once per run).
     DurationExceeded,
+    /// The run reached an `approval:` gate and waits for its approvers.
+    AwaitingApproval,
 }
 
 impl NotifyEvent {
@@ -104,16 +106,18 @@ impl NotifyEvent {
             NotifyEvent::Cancelled => "cancelled",
             NotifyEvent::Recovery => "recovery",
             NotifyEvent::DurationExceeded => "duration_exceeded",
+            NotifyEvent::AwaitingApproval => "awaiting_approval",
         }
     }
 
     /// Every event, in documentation order.
-    pub const ALL: [NotifyEvent; 5] = [
+    pub const ALL: [NotifyEvent; 6] = [
         NotifyEvent::Success,
         NotifyEvent::Failure,
         NotifyEvent::Cancelled,
         NotifyEvent::Recovery,
         NotifyEvent::DurationExceeded,
+        NotifyEvent::AwaitingApproval,
     ];
 
     /// Parses the job-file spelling.
@@ -622,6 +626,8 @@ pub enum StepStatus {
     TimedOut,
     /// Its process died with the process running the run.
     Abandoned,
+    /// An `approval:` gate waiting for its approvers; the run waits with it.
+    AwaitingApproval,
 }
 
 impl StepStatus {
@@ -636,6 +642,7 @@ impl StepStatus {
             StepStatus::Cancelled => "cancelled",
             StepStatus::TimedOut => "timed_out",
             StepStatus::Abandoned => "abandoned",
+            StepStatus::AwaitingApproval => "awaiting_approval",
         }
     }
 
@@ -646,12 +653,15 @@ impl StepStatus {
 
     /// Whether the step can change no more.
     pub fn is_terminal(self) -> bool {
-        !matches!(self, StepStatus::Pending | StepStatus::Running)
+        !matches!(
+            self,
+            StepStatus::Pending | StepStatus::Running | StepStatus::AwaitingApproval
+        )
     }
 }
 
 /// Every step status.
-pub const ALL_STEP_STATUSES: [StepStatus; 8] = [
+pub const ALL_STEP_STATUSES: [StepStatus; 9] = [
     StepStatus::Pending,
     StepStatus::Running,
     StepStatus::Succeeded,
@@ -660,6 +670,7 @@ pub const ALL_STEP_STATUSES: [StepStatus; 8] = [
     StepStatus::Cancelled,
     StepStatus::TimedOut,
     StepStatus::Abandoned,
+    StepStatus::AwaitingApproval,
 ];
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
 use crate::model::{Job, Value};
-use crate::template::{Context, RunContext, render};
+use crate::template::{Context, RunContext, StepContext, render};
 
 /// One secret a plan's job receives: its name and the stored version it would get.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,55 +69,32 @@ impl PlanContent {
         params: &BTreeMap<String, Value>,
         secret_version: impl Fn(&str) -> Option<i64>,
     ) -> PlanContent {
-        let ctx = Context {
-            params: params.clone(),
-            steps: BTreeMap::new(),
-            run: RunContext {
-                id: "{{ run.id }}".to_owned(),
-                job: job.id.clone(),
-                namespace: namespace.to_owned(),
-                scheduled_at: "{{ run.scheduled_at }}".to_owned(),
-                dry_run: false,
-            },
-            secrets: job
-                .secrets
-                .iter()
-                .map(|name| (name.clone(), format!("{{{{ secrets.{name} }}}}")))
-                .collect(),
+        let part = Part {
+            upstream: &BTreeMap::new(),
+            includes: &|_| true,
         };
-        let steps = job
-            .steps
-            .iter()
-            .map(|step| {
-                let mut resolved = serde_json::to_value(step).unwrap_or(Json::Null);
-                render_strings(&mut resolved, &ctx);
-                PlannedStep {
-                    id: step.id.clone(),
-                    kind: step.kind.name().to_owned(),
-                    resolved,
-                }
-            })
-            .collect();
-        PlanContent {
-            namespace: namespace.to_owned(),
-            job: job.id.clone(),
-            revision,
-            params: params.clone(),
-            env: job
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), render_or_keep(v, &ctx)))
-                .collect(),
-            steps,
-            secrets: job
-                .secrets
-                .iter()
-                .map(|name| PlanSecret {
-                    name: name.clone(),
-                    version: secret_version(name),
-                })
-                .collect(),
-        }
+        resolve_part(namespace, job, revision, params, &part, secret_version)
+    }
+
+    /// What an `approval:` gate in the middle of a run binds its decision to: the steps
+    /// from `gate` on (the gate and everything downstream of it), rendered with the run's
+    /// parameters and the outcomes of the steps that ended before it (`upstream`), so an
+    /// approver approves exactly what runs next. Secrets appear by name only; their
+    /// versions are not pinned, since the run read its secrets when it started.
+    pub fn after_gate(
+        namespace: &str,
+        job: &Job,
+        revision: i64,
+        params: &BTreeMap<String, Value>,
+        gate: &str,
+        upstream: &BTreeMap<String, StepContext>,
+    ) -> PlanContent {
+        let next = crate::dag::downstream(job, gate).unwrap_or_default();
+        let part = Part {
+            upstream,
+            includes: &|id| next.contains(id),
+        };
+        resolve_part(namespace, job, revision, params, &part, |_| None)
     }
 
     /// The content hash: lowercase hex SHA-256 of the canonical JSON.
@@ -192,6 +169,73 @@ impl PlanContent {
             changes.push("the plan's content changed".to_owned());
         }
         changes
+    }
+}
+
+/// Which steps a plan's content holds, and the outcomes of the steps before them.
+struct Part<'a> {
+    upstream: &'a BTreeMap<String, StepContext>,
+    includes: &'a dyn Fn(&str) -> bool,
+}
+
+/// Resolves the steps of `job` that `part` includes (see [`PlanContent::resolve`]).
+fn resolve_part(
+    namespace: &str,
+    job: &Job,
+    revision: i64,
+    params: &BTreeMap<String, Value>,
+    part: &Part<'_>,
+    secret_version: impl Fn(&str) -> Option<i64>,
+) -> PlanContent {
+    let ctx = Context {
+        params: params.clone(),
+        steps: part.upstream.clone(),
+        run: RunContext {
+            id: "{{ run.id }}".to_owned(),
+            job: job.id.clone(),
+            namespace: namespace.to_owned(),
+            scheduled_at: "{{ run.scheduled_at }}".to_owned(),
+            dry_run: false,
+        },
+        secrets: job
+            .secrets
+            .iter()
+            .map(|name| (name.clone(), format!("{{{{ secrets.{name} }}}}")))
+            .collect(),
+    };
+    let steps = job
+        .steps
+        .iter()
+        .filter(|step| (part.includes)(&step.id))
+        .map(|step| {
+            let mut resolved = serde_json::to_value(step).unwrap_or(Json::Null);
+            render_strings(&mut resolved, &ctx);
+            PlannedStep {
+                id: step.id.clone(),
+                kind: step.kind.name().to_owned(),
+                resolved,
+            }
+        })
+        .collect();
+    PlanContent {
+        namespace: namespace.to_owned(),
+        job: job.id.clone(),
+        revision,
+        params: params.clone(),
+        env: job
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), render_or_keep(v, &ctx)))
+            .collect(),
+        steps,
+        secrets: job
+            .secrets
+            .iter()
+            .map(|name| PlanSecret {
+                name: name.clone(),
+                version: secret_version(name),
+            })
+            .collect(),
     }
 }
 

@@ -237,6 +237,7 @@ fn end_event(on: &[NotifyEvent], end: &RunEnd) -> Option<NotifyEvent> {
         // A run whose process died is a failure to the people who wait for it.
         RunStatus::Failed | RunStatus::TimedOut | RunStatus::Abandoned => &[NotifyEvent::Failure],
         RunStatus::Cancelled => &[NotifyEvent::Cancelled],
+        RunStatus::AwaitingApproval => &[NotifyEvent::AwaitingApproval],
         _ => &[],
     };
     candidates.iter().copied().find(|e| on.contains(e))

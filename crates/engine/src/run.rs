@@ -43,6 +43,8 @@ pub struct RunRequest {
     pub dry_run: bool,
     /// What started the run (`cli`, `cron`, `webhook`, …).
     pub trigger: String,
+    /// Who asked for it (an actor as the audit log names it); `None` for a trigger.
+    pub started_by: Option<String>,
     /// When the run was due, for scheduled runs.
     pub scheduled_at: Option<Timestamp>,
     /// Directory relative step paths and working directories are resolved against.
@@ -50,6 +52,40 @@ pub struct RunRequest {
     /// What the run's steps did before, when a server resumes a run whose previous owner
     /// died; empty for a new run.
     pub prior: Vec<PriorStep>,
+    /// The `approval:` gates the run reached before, by step id: how each was decided, for
+    /// a run that resumes after one was; empty for a new run.
+    pub gates: BTreeMap<String, GateState>,
+}
+
+/// An `approval:` gate the run reached, as the store holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateState {
+    /// The hash its decisions bound to: the gate's step fails if what follows it now
+    /// hashes differently.
+    pub hash: String,
+    /// Where it stands.
+    pub outcome: GateOutcome,
+}
+
+/// How a gate was decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateOutcome {
+    /// Still open: the run waits again.
+    Waiting,
+    /// Its quorum approved it.
+    Approved {
+        /// The approvers, in order.
+        by: Vec<String>,
+    },
+    /// An approver rejected it.
+    Rejected {
+        /// Who.
+        by: String,
+        /// Their reason.
+        reason: Option<String>,
+    },
+    /// Nobody settled it in time.
+    Expired,
 }
 
 /// A step's recorded state from before a run was resumed.
@@ -266,6 +302,8 @@ pub(crate) struct Shared {
     pub secrets: BTreeMap<String, String>,
     pub updates: Option<UnboundedSender<Update>>,
     pub stop: RunStop,
+    pub job_revision: i64,
+    pub gates: BTreeMap<String, GateState>,
 }
 
 impl Shared {
@@ -281,6 +319,8 @@ impl Shared {
 struct StepState {
     outcome: Option<Outcome>,
     started: bool,
+    /// An `approval:` gate waiting for its approvers: nothing downstream of it starts.
+    parked: bool,
     attempts: u32,
     exit_code: Option<i32>,
     outputs: BTreeMap<String, String>,
@@ -394,6 +434,8 @@ async fn execute_run(
         recorder: recorder.clone(),
         updates,
         stop: stop.clone(),
+        job_revision: request.job_revision,
+        gates: request.gates.clone(),
     });
     let request = Arc::new(request);
     let states = {
@@ -421,6 +463,27 @@ async fn execute_run(
         overdue.abort();
     }
 
+    let mut states = states;
+    let waiting: Vec<&str> = request
+        .job
+        .steps
+        .iter()
+        .zip(&states)
+        .filter(|(_, s)| s.parked)
+        .map(|(step, _)| step.id.as_str())
+        .collect();
+    if !waiting.is_empty() && stop.is_stopped() {
+        // Stopped while gates waited: what never ran is cancelled, not left pending.
+        for (i, state) in states.iter_mut().enumerate() {
+            if state.outcome.is_none() {
+                let reason = "the run was stopped while it waited for approval".to_owned();
+                finish_without_running(&shared, state, i, Outcome::Cancelled, reason);
+            }
+        }
+    } else if !waiting.is_empty() {
+        let reason = format!("waiting for approval at {}", waiting.join(", "));
+        return park(store, &recorder, &request, &shared, states, reason).await;
+    }
     let (status, reason) = final_status(&request.job, &states, stop.reason());
     let finished_at = Timestamp::now();
     let failed_steps: Vec<String> = request
@@ -461,6 +524,45 @@ async fn execute_run(
     })
 }
 
+/// Ends this execution of a run that waits at its `approval:` gates: it becomes
+/// `awaiting_approval` (or `queued`, when a gate it waits at was decided meanwhile) with
+/// the `awaiting_approval` notifications, in one transaction, and nobody executes it until
+/// a decision queues it again.
+async fn park(
+    store: &Store,
+    recorder: &Recorder,
+    request: &RunRequest,
+    shared: &Shared,
+    states: Vec<StepState>,
+    reason: String,
+) -> Result<RunSummary, EngineError> {
+    let at = Timestamp::now();
+    let status = RunStatus::AwaitingApproval;
+    let mut batch = vec![RunEvent::RunAwaitingApproval {
+        run_id: request.run_id.clone(),
+        reason: reason.clone(),
+        at,
+    }];
+    let notifications = crate::notify::queue_end(
+        store,
+        request,
+        &shared.redactor,
+        status,
+        Some(&reason),
+        Vec::new(),
+        at,
+    );
+    batch.extend(notifications.await);
+    recorder.send_together(batch);
+    recorder.flush().await?;
+    Ok(RunSummary {
+        run_id: request.run_id.clone(),
+        status,
+        reason: Some(reason),
+        steps: summaries(&request.job, states),
+    })
+}
+
 fn new_run(request: &RunRequest, now: Timestamp) -> NewRun {
     NewRun {
         id: request.run_id.clone(),
@@ -470,6 +572,7 @@ fn new_run(request: &RunRequest, now: Timestamp) -> NewRun {
         params: Value::Object(request.params.clone().into_iter().collect()),
         dry_run: request.dry_run,
         trigger: request.trigger.clone(),
+        started_by: request.started_by.clone(),
         scheduled_at: request.scheduled_at,
         created_at: now,
         owner: crate::owner::this_process(),
@@ -501,6 +604,7 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
         StepState {
             outcome: None,
             started: false,
+            parked: false,
             attempts: 0,
             exit_code: None,
             outputs: BTreeMap::new(),
@@ -588,6 +692,12 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
 fn resume_state(state: &mut StepState, prior: &PriorStep) {
     state.attempts = prior.attempts;
     let outcome = match prior.status {
+        // A gate the run waited at: its attempt is made again, now that a decision came,
+        // as the same attempt (its runner did not die: no backoff).
+        StepStatus::AwaitingApproval => {
+            state.attempts = prior.attempts.saturating_sub(1);
+            return;
+        }
         StepStatus::Succeeded => Outcome::Succeeded,
         StepStatus::Failed => Outcome::Failed,
         StepStatus::TimedOut => Outcome::TimedOut,
@@ -723,6 +833,18 @@ fn finish_without_running(
 }
 
 fn apply_result(shared: &Shared, state: &mut StepState, index: usize, result: StepResult) {
+    if result.status == StepStatus::AwaitingApproval {
+        state.parked = true;
+        state.attempts = result.attempts;
+        state.reason = result.reason.clone();
+        shared.update(Update::StepFinished {
+            step: shared.job.steps[index].id.clone(),
+            status: result.status,
+            exit_code: None,
+            reason: result.reason,
+        });
+        return;
+    }
     let outcome = match result.status {
         StepStatus::Succeeded => Outcome::Succeeded,
         StepStatus::TimedOut => Outcome::TimedOut,
@@ -788,7 +910,11 @@ fn summaries(job: &Job, states: Vec<StepState>) -> Vec<StepSummary> {
         .zip(states)
         .map(|(step, state)| StepSummary {
             id: step.id.clone(),
-            status: state.outcome.map_or(StepStatus::Skipped, Outcome::status),
+            status: match state.outcome {
+                Some(outcome) => outcome.status(),
+                None if state.parked => StepStatus::AwaitingApproval,
+                None => StepStatus::Pending,
+            },
             exit_code: state.exit_code,
             attempts: state.attempts,
             outputs: state.outputs,

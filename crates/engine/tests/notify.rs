@@ -173,9 +173,11 @@ impl Home {
                 .collect(),
             dry_run: false,
             trigger: "cli".to_owned(),
+            started_by: None,
             scheduled_at: None,
             base_dir: self.dir.path().to_owned(),
             prior: Vec::new(),
+            gates: Default::default(),
         };
         let config = EngineConfig {
             artifacts_dir: self.dir.path().join("runs"),

@@ -115,6 +115,7 @@ async fn dead_run(
                     params: serde_json::json!({}),
                     dry_run: false,
                     trigger: trigger.into(),
+                    started_by: None,
                     scheduled_at: Some(now),
                     created_at: now,
                     owner: dead_owner(),
@@ -144,9 +145,11 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         secrets: BTreeMap::new(),
         dry_run: false,
         trigger: run.trigger.clone(),
+        started_by: None,
         scheduled_at: run.scheduled_at,
         base_dir: dir.to_owned(),
         prior: run.steps.iter().map(PriorStep::from).collect(),
+        gates: Default::default(),
     };
     let config = EngineConfig {
         artifacts_dir: dir.join("runs"),

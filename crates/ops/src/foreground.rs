@@ -110,6 +110,7 @@ impl Ops {
             params,
             dry_run,
             trigger: rota_store::FOREGROUND_TRIGGER.to_owned(),
+            started_by: Some(crate::Actor::local().name),
             scheduled_at: None,
             source_path: loaded.source_path,
             prior: Vec::new(),

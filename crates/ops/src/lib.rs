@@ -19,6 +19,7 @@ pub mod auth;
 mod error;
 pub mod fleet;
 pub mod foreground;
+mod gates;
 pub mod host;
 pub mod ids;
 mod jobs;

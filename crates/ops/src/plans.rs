@@ -22,7 +22,7 @@ impl Ops {
     ) -> Result<PlanRecord, OpsError> {
         // The plan pins the revision its parameters were resolved against.
         let content = self.store.plan_of(namespace, job, revision, params).await?;
-        let dry_run = dry_run.then(|| NewRun::of_plan(&content, true));
+        let dry_run = dry_run.then(|| NewRun::of_plan(&content, true, &actor.name));
         let plan = NewPlan {
             id: rota_store::ids::new_run_id(),
             content,
@@ -49,7 +49,11 @@ impl Ops {
             )
             .await?
             .map(|(content, _)| content);
-        let run = NewRun::of_plan(current.as_ref().unwrap_or(&plan.content), false);
+        let run = NewRun::of_plan(
+            current.as_ref().unwrap_or(&plan.content),
+            false,
+            &actor.name,
+        );
         let applied = self
             .store
             .apply_plan(

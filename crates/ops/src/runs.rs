@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use jiff::Timestamp;
-use rota_core::model::{Job, Value};
+use rota_core::model::{Job, RunStatus, Value};
 use rota_engine::run::{PriorStep, RunRequest};
 use rota_store::{JobRevision, NewRun, Owner, RunEvent, RunRecord};
 
@@ -51,6 +51,8 @@ pub struct RunSpec {
     pub dry_run: bool,
     /// What started it.
     pub trigger: String,
+    /// Who asked for it; `None` for a trigger.
+    pub started_by: Option<String>,
     /// The schedule occurrence it is for.
     pub scheduled_at: Option<Timestamp>,
     /// The job file the revision came from, if any.
@@ -70,6 +72,7 @@ impl RunSpec {
             params: params_of(run),
             dry_run: run.dry_run,
             trigger: run.trigger.clone(),
+            started_by: run.started_by.clone(),
             scheduled_at: run.scheduled_at,
             source_path: revision.source_path.clone(),
             prior: run.steps.iter().map(PriorStep::from).collect(),
@@ -162,6 +165,7 @@ impl Ops {
         given: BTreeMap<String, Value>,
         dry_run: bool,
         trigger: &str,
+        started_by: Option<&str>,
     ) -> Result<RunRecord, OpsError> {
         let (revision, job) = self.latest_job(namespace, job_id).await?;
         approval_gate(&job, namespace, Gated::Start)?;
@@ -174,6 +178,7 @@ impl Ops {
             params: Value::Object(params.into_iter().collect()),
             dry_run,
             trigger: trigger.to_owned(),
+            started_by: started_by.map(str::to_owned),
             scheduled_at: None,
             created_at: Timestamp::now(),
             // Nobody owns a queued run: the server that claims it becomes its owner.
@@ -231,6 +236,15 @@ impl Ops {
     /// Asks the process running run `id` to cancel it; a conflict if it has already ended.
     pub async fn cancel_run(&self, actor: &Actor, id: &str) -> Result<RunRecord, OpsError> {
         let run = self.run(id).await?;
+        // A run waiting at its gates has nobody executing it to ask: it ends here.
+        if run.status == RunStatus::AwaitingApproval
+            && self
+                .store
+                .cancel_waiting_run(&run.id, &actor.name, Timestamp::now())
+                .await?
+        {
+            return self.run(&run.id).await;
+        }
         if !self.store.request_cancel(&run.id, &actor.name).await? {
             return Err(OpsError::Conflict(format!(
                 "run {id} has already ended ({})",
@@ -255,6 +269,7 @@ impl Ops {
             params,
             dry_run,
             trigger,
+            started_by,
             scheduled_at,
             source_path,
             prior,
@@ -271,6 +286,7 @@ impl Ops {
                 body.display().to_string(),
             );
         }
+        let gates = self.gate_states(&run_id).await?;
         let base_dir = source_path
             .as_deref()
             .and_then(|p| Path::new(p).parent())
@@ -284,9 +300,11 @@ impl Ops {
             secrets: secrets.exposed(),
             dry_run,
             trigger,
+            started_by,
             scheduled_at,
             base_dir,
             prior,
+            gates,
         })
     }
 

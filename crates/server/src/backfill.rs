@@ -145,6 +145,7 @@ pub async fn backfill(
             params: params.clone(),
             dry_run: false,
             trigger: "backfill".to_owned(),
+            started_by: None,
             scheduled_at: Some(at),
             created_at: now,
             owner: owner.clone(),

@@ -512,6 +512,10 @@ impl Daemon {
         } else {
             None
         };
+        // A gate nobody decided in time fails; its run is queued again to say so.
+        if let Err(error) = self.store.expire_due_gates(Timestamp::now()).await {
+            tracing::error!(%error, "cannot expire approval gates");
+        }
         match self.store.queued_run_ids().await {
             Ok(ids) => {
                 for id in ids {
@@ -1127,6 +1131,7 @@ impl Daemon {
             params: serde_json::Value::Object(params.into_iter().collect()),
             dry_run: false,
             trigger: trigger_kind(trigger_key).to_owned(),
+            started_by: None,
             scheduled_at: Some(scheduled_at),
             created_at: now,
             owner: self.owner.clone(),

@@ -117,6 +117,7 @@ fn run_events(
             params: serde_json::json!({ "day": "2026-11-23" }),
             dry_run: false,
             trigger: "cron".to_owned(),
+            started_by: None,
             scheduled_at: Some(created),
             created_at: created,
             owner: owner.clone(),

@@ -108,6 +108,9 @@ pub struct NewRun {
     pub dry_run: bool,
     /// What started the run: `manual`, `cli`, `cron`, `webhook`, …
     pub trigger: String,
+    /// Who asked for it (an API token's actor, `local:<user>`); `None` for a run a
+    /// schedule, webhook or `after` trigger started.
+    pub started_by: Option<String>,
     /// The occurrence this run is for, when a schedule started it.
     pub scheduled_at: Option<Timestamp>,
     /// When the run was accepted.
@@ -219,6 +222,32 @@ pub enum RunEvent {
         /// When.
         at: Timestamp,
     },
+    /// A run reached an `approval:` gate (the step stays `awaiting_approval`): the gate
+    /// opens for decisions, once; a gate already open is left as it is.
+    GateOpened {
+        /// The run.
+        run_id: String,
+        /// The gate step.
+        step_id: String,
+        /// What decisions bind to (`rota_core::plan::PlanContent::after_gate`).
+        hash: String,
+        /// Its rules.
+        rules: rota_core::model::Approval,
+        /// What the approvers are asked, rendered and redacted.
+        message: Option<String>,
+        /// When.
+        at: Timestamp,
+    },
+    /// The run stopped at its open gates with nothing else to do: it waits as
+    /// `awaiting_approval`, executed by nobody, until a decision queues it again.
+    RunAwaitingApproval {
+        /// The run.
+        run_id: String,
+        /// Which gates it waits for, in words.
+        reason: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A notification was queued (into the outbox, with the event that caused it when both
     /// are in one batch).
     NotificationQueued {
@@ -253,6 +282,8 @@ impl RunEvent {
             | RunEvent::StepStarted { run_id, .. }
             | RunEvent::StepFinished { run_id, .. }
             | RunEvent::StepSkipped { run_id, .. }
+            | RunEvent::GateOpened { run_id, .. }
+            | RunEvent::RunAwaitingApproval { run_id, .. }
             | RunEvent::Log { run_id, .. } => run_id,
         }
     }

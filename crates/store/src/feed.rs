@@ -122,6 +122,7 @@ mod tests {
                     params: json!({}),
                     dry_run: false,
                     trigger: "cli".into(),
+                    started_by: None,
                     scheduled_at: None,
                     created_at: at(secs),
                     owner: Owner {

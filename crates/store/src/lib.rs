@@ -48,6 +48,7 @@ mod error;
 mod events;
 mod feed;
 mod fleet;
+mod gates;
 mod hooks;
 pub mod ids;
 mod job_delete;
@@ -84,6 +85,7 @@ pub use fleet::{
     AttemptKey, DispatchRecord, DispatchState, Expired, Fenced, NewDispatch, Renewed, ServerRecord,
     WorkerInfo, WorkerLine, WorkerRecord, labels_match,
 };
+pub use gates::{GateDecided, GateDecisionRecord, GateError, GateRecord, GateStatus};
 pub use hooks::{HookRecord, SeenDelivery};
 pub use job_delete::FileJobHead;
 pub use metrics::{RunCount, STEP_DURATION_LIMIT};

@@ -168,9 +168,9 @@ pub struct PlanRecord {
 pub const PLAN_TRIGGER: &str = "plan";
 
 impl NewRun {
-    /// A queued run of `plan` (a dry run of it with `dry_run`), owned by nobody until a
-    /// server claims it.
-    pub fn of_plan(plan: &PlanContent, dry_run: bool) -> NewRun {
+    /// A queued run of `plan` (a dry run of it with `dry_run`) that `by` asked for, owned
+    /// by nobody until a server claims it.
+    pub fn of_plan(plan: &PlanContent, dry_run: bool, by: &str) -> NewRun {
         NewRun {
             id: crate::ids::new_run_id(),
             namespace: plan.namespace.clone(),
@@ -184,6 +184,7 @@ impl NewRun {
             ),
             dry_run,
             trigger: PLAN_TRIGGER.to_owned(),
+            started_by: Some(by.to_owned()),
             scheduled_at: None,
             created_at: Timestamp::now(),
             owner: crate::Owner::nobody(),
@@ -313,7 +314,7 @@ impl From<sqlx::Error> for PlanError {
 
 /// Whether `who` may decide under `rules`: named directly, or holding a listed role; and
 /// holding at least `operator` in the namespace either way.
-fn is_approver(rules: &Approval, who: &Approver) -> bool {
+pub(crate) fn is_approver(rules: &Approval, who: &Approver) -> bool {
     let Some(role) = who.role else {
         return false;
     };
@@ -970,7 +971,7 @@ mod tests {
     }
 
     fn run_of(plan: &PlanRecord) -> NewRun {
-        NewRun::of_plan(&plan.content, false)
+        NewRun::of_plan(&plan.content, false, "alice")
     }
 
     async fn apply(store: &Store, plan: &PlanRecord) -> Result<PlanRecord, PlanError> {

@@ -380,7 +380,7 @@ async fn prune_batch(
     }
     let current_attempts = count(&query.fetch_one(&mut *conn).await?, "n")?;
     // Children before parents: the foreign keys (and PostgreSQL's checks) hold at each step.
-    let deletes: [(&str, Option<&mut u64>); 9] = [
+    let deletes: [(&str, Option<&mut u64>); 11] = [
         ("DELETE FROM logs WHERE run_id IN ({list})", None),
         (
             "DELETE FROM step_attempts WHERE run_id IN ({list})",
@@ -399,6 +399,8 @@ async fn prune_batch(
             Some(&mut counts.notifications),
         ),
         ("DELETE FROM run_secrets WHERE run_id IN ({list})", None),
+        ("DELETE FROM gate_decisions WHERE run_id IN ({list})", None),
+        ("DELETE FROM run_gates WHERE run_id IN ({list})", None),
         (
             "UPDATE webhook_deliveries SET run_id = NULL WHERE run_id IN ({list})",
             None,

@@ -19,7 +19,7 @@ use crate::{
 const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
     CAST(dry_run AS INTEGER) AS dry_run, triggered_by, scheduled_at, created_at, started_at, \
     finished_at, owner_host, owner_pid, owner_start_token, cancel_requested_at, \
-    cancel_requested_by, retry_of";
+    cancel_requested_by, retry_of, started_by";
 
 /// A step's latest attempt from `step_runs`, with what its earlier attempts add (they are in
 /// `step_attempts`, see [`crate::attempts`]): how many there were and when the first started.
@@ -291,6 +291,7 @@ pub(crate) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
         cancel_requested: opt_ts(row, "cancel_requested_at")?.is_some(),
         cancel_requested_by: row.try_get("cancel_requested_by")?,
         retry_of: row.try_get("retry_of")?,
+        started_by: row.try_get("started_by")?,
         steps: Vec::new(),
     })
 }

@@ -75,6 +75,8 @@ pub struct RunRecord {
     pub cancel_requested_by: Option<String>,
     /// The run this one retries ([`Store::create_retry_run`](crate::Store::create_retry_run)).
     pub retry_of: Option<String>,
+    /// Who asked for it; `None` for a run a trigger started.
+    pub started_by: Option<String>,
     /// Its steps, in file order.
     pub steps: Vec<StepRunRecord>,
 }

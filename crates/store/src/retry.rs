@@ -75,8 +75,9 @@ impl Store {
         let job_revision: i64 = original.try_get("job_revision")?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
-             triggered_by, created_at, owner_host, owner_pid, owner_start_token, retry_of) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, 'retry', $7, '', 0, '', $8)",
+             triggered_by, created_at, owner_host, owner_pid, owner_start_token, retry_of, \
+             started_by) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, 'retry', $7, '', 0, '', $8, $9)",
         )
         .bind(new_run_id)
         .bind(&namespace)
@@ -86,6 +87,7 @@ impl Store {
         .bind(flag(&original, "dry_run")?)
         .bind(micros(at))
         .bind(original_id)
+        .bind(by)
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {
@@ -193,6 +195,7 @@ mod tests {
             params: serde_json::json!({"n": 3}),
             dry_run: false,
             trigger: "api".to_owned(),
+            started_by: None,
             scheduled_at: None,
             created_at: Timestamp::now(),
             owner: Owner {

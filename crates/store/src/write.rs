@@ -206,6 +206,37 @@ async fn apply<'a>(
             rows.event(*at, "run.finished", run_id, None, data);
             Ok(())
         }
+        RunEvent::GateOpened {
+            run_id,
+            step_id,
+            hash,
+            rules,
+            message,
+            at,
+        } => {
+            if crate::gates::open(conn, run_id, step_id, hash, rules, message.as_deref(), *at)
+                .await?
+            {
+                let data = json!({ "hash": hash, "approvers": rules.approvers,
+                                   "quorum": rules.quorum });
+                rows.event(*at, "gate.opened", run_id, Some(step_id), data);
+            }
+            Ok(())
+        }
+        RunEvent::RunAwaitingApproval { run_id, reason, at } => {
+            let done = sqlx::query(&format!(
+                "UPDATE runs SET status = {}, reason = $1 WHERE id = $2",
+                crate::gates::PARKED_STATUS
+            ))
+            .bind(reason)
+            .bind(run_id)
+            .execute(&mut *conn)
+            .await?;
+            expect_run(done.rows_affected(), run_id)?;
+            let data = json!({ "status": "awaiting_approval", "reason": reason });
+            rows.event(*at, "run.awaiting_approval", run_id, None, data);
+            Ok(())
+        }
         RunEvent::NotificationQueued { notification: n } => {
             if crate::notify::insert_in(conn, n).await? {
                 let data = json!({ "id": n.id, "rule": n.rule, "event": n.event,
@@ -448,8 +479,9 @@ pub(crate) async fn create_run<'a>(
 ) -> Result<(), StoreError> {
     let inserted = sqlx::query(
         "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
-         triggered_by, scheduled_at, created_at, owner_host, owner_pid, owner_start_token) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12)",
+         triggered_by, scheduled_at, created_at, owner_host, owner_pid, owner_start_token, \
+         started_by) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&run.id)
     .bind(&run.namespace)
@@ -463,6 +495,7 @@ pub(crate) async fn create_run<'a>(
     .bind(&run.owner.host)
     .bind(i64::from(run.owner.pid))
     .bind(&run.owner.start_token)
+    .bind(&run.started_by)
     .execute(&mut *conn)
     .await;
     if let Err(e) = inserted {
@@ -798,6 +831,7 @@ mod tests {
             params: json!({}),
             dry_run: false,
             trigger: "cli".into(),
+            started_by: None,
             scheduled_at: None,
             created_at: at(0),
             owner: Owner {

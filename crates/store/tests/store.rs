@@ -101,6 +101,7 @@ fn new_run(id: &str, ns: &str, job: &str, created: i64, steps: &[&str]) -> NewRu
         params: json!({ "env": "staging", "n": 3 }),
         dry_run: false,
         trigger: "cli".into(),
+        started_by: None,
         scheduled_at: None,
         created_at: at(created),
         owner: owner(),

@@ -1,5 +1,6 @@
 //! Runs: list with filters and cursor pagination, get one with its steps, its log lines
-//! (paged, or followed live over SSE), cancel, retry, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
+//! (paged, or followed live over SSE), cancel, retry, decide the `approval:` gate it waits
+//! at, and start one (`POST /api/v1/namespaces/{namespace}/jobs/{job}/runs`).
 //!
 //! Starting a run records it as `queued` against the job's latest revision, with no owner;
 //! `rota serve` adopts queued runs from the store, claims them and executes them, exactly
@@ -17,8 +18,10 @@ use crate::auth::Asking;
 use crate::extract::{Json, OptionalJson, Path, Query};
 use rota_ops::ids::{JobId, Namespace, RunId};
 use rota_ops::records::{
-    CancelAccepted, CreateRun, LogPage, LogQuery, Problem, RetryRun, Run, RunPage, RunQuery,
+    CancelAccepted, CreateRun, DecideGate, LogPage, LogQuery, Problem, RetryRun, Run, RunPage,
+    RunQuery,
 };
+use rota_ops::service::plans::Verdict;
 
 /// Lists runs, newest first, a page at a time.
 #[utoipa::path(get, path = "/api/v1/runs", operation_id = "listRuns", tag = "runs", params(RunQuery),
@@ -117,6 +120,46 @@ pub(crate) async fn retry(
     OptionalJson(body): OptionalJson<RetryRun>,
 ) -> Result<Response, ApiError> {
     queued(session.retry_run(id.as_str(), body).await?)
+}
+
+/// Approves the `approval:` gate a run waits at (`step`, or its one waiting gate): the
+/// caller must be one of the gate's approvers with at least `operator` in its namespace
+/// (403 otherwise), not the run's starter unless the gate allows it, and not have decided
+/// before (409). The quorum'th approval settles the gate and queues the run again.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/approve", operation_id = "approveRunGate", tag = "runs",
+    params(("id" = RunId, Path, description = "Run id")),
+    request_body(content = Option<DecideGate>, description = "Optional"),
+    responses((status = 200, body = Run),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "Self-approval, a second decision, several gates waiting, or the gate is decided or expired"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn approve(
+    Asking(session): Asking,
+    Path(id): Path<RunId>,
+    OptionalJson(body): OptionalJson<DecideGate>,
+) -> Result<Json<Run>, ApiError> {
+    let verdict = Verdict::Approve;
+    Ok(Json(session.decide_gate(id.as_str(), verdict, body).await?))
+}
+
+/// Rejects the `approval:` gate a run waits at (same rules as approving; `comment` is the
+/// reason): the gate fails, and the run is queued again to run its `when: failure` steps.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/reject", operation_id = "rejectRunGate", tag = "runs",
+    params(("id" = RunId, Path, description = "Run id")),
+    request_body(content = Option<DecideGate>, description = "Optional"),
+    responses((status = 200, body = Run),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "A second decision, several gates waiting, or the gate is decided or expired"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn reject(
+    Asking(session): Asking,
+    Path(id): Path<RunId>,
+    OptionalJson(body): OptionalJson<DecideGate>,
+) -> Result<Json<Run>, ApiError> {
+    let verdict = Verdict::Reject;
+    Ok(Json(session.decide_gate(id.as_str(), verdict, body).await?))
 }
 
 /// `GET /api/v1/runs/{id}/logs/stream` parameters.
@@ -219,4 +262,6 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
         .routes(routes!(logs_stream))
         .routes(routes!(cancel))
         .routes(routes!(retry))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
 }

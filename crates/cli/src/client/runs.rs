@@ -9,10 +9,11 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use rota_ops::OpsError;
 use rota_ops::records::{
-    CancelAccepted, CreateRun, Event, EventPage, LogLine, LogPage, LogQuery, RetryRun, Run,
-    RunPage, RunQuery,
+    CancelAccepted, CreateRun, DecideGate, Event, EventPage, LogLine, LogPage, LogQuery, RetryRun,
+    Run, RunPage, RunQuery,
 };
 use rota_ops::service::Runs;
+use rota_ops::service::plans::Verdict;
 use rota_ops::service::runs::Followed;
 use tokio::sync::mpsc;
 
@@ -90,6 +91,20 @@ impl Runs for Remote {
         Ok(self
             .send(Method::POST, &path, &serde_json::json!({}))
             .await?)
+    }
+
+    async fn decide_gate(
+        &self,
+        id: &str,
+        verdict: Verdict,
+        decision: DecideGate,
+    ) -> Result<Run, OpsError> {
+        let action = match verdict {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+        };
+        let path = format!("/api/v1/runs/{}/{action}", seg(id));
+        Ok(self.send(Method::POST, &path, &decision).await?)
     }
 
     async fn retry_run(&self, id: &str, how: RetryRun) -> Result<Run, OpsError> {

@@ -16,6 +16,7 @@ use rota_core::template::Context;
 use crate::run::Shared;
 use crate::step::Resolved;
 
+mod approval;
 mod check;
 pub(crate) mod container;
 pub(crate) mod http;
@@ -29,6 +30,7 @@ static ALL: &[&dyn Executor] = &[
     &check::Check,
     &sql::Sql,
     &container::Container,
+    &approval::Approval,
 ];
 
 /// What an executor resolves a step attempt with.

@@ -108,9 +108,11 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
             .collect::<BTreeMap<_, _>>(),
         dry_run: options.dry_run,
         trigger: "cli".to_owned(),
+        started_by: None,
         scheduled_at: None,
         base_dir: dir.path().to_owned(),
         prior: Vec::new(),
+        gates: Default::default(),
     };
     let config = EngineConfig {
         artifacts_dir: dir.path().join("runs"),

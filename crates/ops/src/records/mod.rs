@@ -343,8 +343,110 @@ pub struct Run {
     /// The run this one retries, if it is a retry.
     #[schema(required = true)]
     pub retry_of: Option<String>,
+    /// Who asked for it (an API token's actor, `local:<user>`); `null` for a run a
+    /// schedule, webhook or `after` trigger started.
+    #[serde(default)]
+    pub started_by: Option<String>,
     /// Its steps, in file order.
     pub steps: Vec<StepRun>,
+    /// The `approval:` gates it reached, with their decisions (in `GET /runs/{id}`; empty
+    /// in listings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<Gate>,
+}
+
+/// An `approval:` gate a run reached.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Gate {
+    /// The gate's step.
+    pub step: String,
+    /// `awaiting_approval`, `approved`, `rejected`, `expired` or `cancelled`.
+    #[schema(schema_with = schema::gate_status_schema)]
+    pub status: String,
+    /// The hash of what runs after the gate, which decisions bind to.
+    pub hash: String,
+    /// Who may decide: token names, or `role:<role>`.
+    pub approvers: Vec<String>,
+    /// How many approvals it needs.
+    pub quorum: u32,
+    /// Whether the run's starter may approve it.
+    pub allow_self: bool,
+    /// What the approvers are asked.
+    #[schema(required = true)]
+    pub message: Option<String>,
+    /// When the run reached it.
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: Timestamp,
+    /// When it expires, if it does.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub expires_at: Option<Timestamp>,
+    /// When it was settled.
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    pub decided_at: Option<Timestamp>,
+    /// Its decisions, oldest first.
+    pub decisions: Vec<GateDecision>,
+}
+
+impl From<rota_store::GateRecord> for Gate {
+    fn from(g: rota_store::GateRecord) -> Gate {
+        Gate {
+            step: g.step_id,
+            status: g.status.as_str().to_owned(),
+            hash: g.hash,
+            approvers: g.rules.approvers,
+            quorum: g.rules.quorum,
+            allow_self: g.rules.allow_self,
+            message: g.message,
+            opened_at: g.opened_at,
+            expires_at: g.expires_at,
+            decided_at: g.decided_at,
+            decisions: g
+                .decisions
+                .into_iter()
+                .map(|d| GateDecision {
+                    actor: d.actor,
+                    at: d.at,
+                    decision: d.decision.as_str().to_owned(),
+                    comment: d.comment,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One approver's decision on a gate.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct GateDecision {
+    /// Who.
+    pub actor: String,
+    /// When.
+    #[schema(value_type = String, format = DateTime)]
+    pub at: Timestamp,
+    /// `approve` or `reject`.
+    #[schema(schema_with = schema::decision_schema)]
+    pub decision: String,
+    /// Their comment (a rejection's reason).
+    #[schema(required = true)]
+    pub comment: Option<String>,
+}
+
+/// A decision on a run's `approval:` gate (`POST /runs/{id}/approve`, `/reject`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideGate {
+    /// The gate's step; may be left out when the run waits at one gate only.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub step: Option<String>,
+    /// Why, in the approver's words (a rejection's reason).
+    #[serde(default)]
+    #[schema(max_length = 2000)]
+    pub comment: Option<String>,
+    /// The gate hash the approver reviewed; when given, the decision is refused (409)
+    /// unless it is the gate's hash.
+    #[serde(default)]
+    #[schema(pattern = "^[0-9a-f]{64}$")]
+    pub hash: Option<String>,
 }
 
 impl From<RunRecord> for Run {
@@ -370,7 +472,9 @@ impl From<RunRecord> for Run {
             finished_at: r.finished_at,
             cancel_requested: r.cancel_requested,
             retry_of: r.retry_of,
+            started_by: r.started_by,
             steps: r.steps.into_iter().map(StepRun::from).collect(),
+            gates: Vec::new(),
         }
     }
 }

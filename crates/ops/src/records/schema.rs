@@ -30,6 +30,11 @@ pub fn plan_status_schema() -> Object {
     words(rota_store::PlanStatus::ALL.map(rota_store::PlanStatus::as_str))
 }
 
+/// Every gate status, as the API spells it.
+pub fn gate_status_schema() -> Object {
+    words(rota_store::GateStatus::ALL.map(rota_store::GateStatus::as_str))
+}
+
 /// An approver's decision.
 pub fn decision_schema() -> Object {
     words(["approve", "reject"])

@@ -149,15 +149,7 @@ impl Plans for Session {
         decision: DecidePlan,
     ) -> Result<Plan, OpsError> {
         let outcome = async {
-            if decision
-                .comment
-                .as_ref()
-                .is_some_and(|c| c.chars().count() > MAX_COMMENT)
-            {
-                return Err(OpsError::Invalid(format!(
-                    "`comment` must be at most {MAX_COMMENT} characters"
-                )));
-            }
+            check_comment(decision.comment.as_deref())?;
             let plan = self.find_plan(id, Role::Operator).await?;
             let who = approver(self.principal(), &plan.content.namespace);
             let decision_kind = match verdict {
@@ -252,10 +244,20 @@ impl Session {
     }
 }
 
+/// Refuses a decision's comment over [`MAX_COMMENT`] characters.
+pub(crate) fn check_comment(comment: Option<&str>) -> Result<(), OpsError> {
+    match comment {
+        Some(c) if c.chars().count() > MAX_COMMENT => Err(OpsError::Invalid(format!(
+            "`comment` must be at most {MAX_COMMENT} characters"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The caller as the approval rules see it: approvers are listed by token name (token
 /// actors are `token:<id>:<name>`) or, for the CLI's local user (`local:<user>`), by the
 /// user's name, and by role (`role:<role>`) in the plan's namespace.
-fn approver(principal: &Principal, namespace: &str) -> Approver {
+pub(crate) fn approver(principal: &Principal, namespace: &str) -> Approver {
     let actor = principal.actor.as_str();
     let name = match actor.strip_prefix("local:") {
         Some(user) => user,

@@ -10,12 +10,14 @@ use rota_store::{Role, RunCursor, RunFilter};
 use tokio::sync::mpsc;
 
 use super::Session;
+use super::plans::{Verdict, approver, check_comment};
 use crate::OpsError;
 use crate::auth::Scope;
 use crate::records::{
-    AttemptWorker, CancelAccepted, CreateRun, Event, EventPage, LogLine, LogPage, LogQuery,
-    RetryRun, Run, RunPage, RunQuery,
+    AttemptWorker, CancelAccepted, CreateRun, DecideGate, Event, EventPage, Gate, LogLine, LogPage,
+    LogQuery, RetryRun, Run, RunPage, RunQuery,
 };
+use rota_store::Decision;
 
 pub use super::page::MAX_PAGE;
 use super::page::page_limit;
@@ -80,6 +82,16 @@ pub trait Runs {
     fn cancel_run(&self, id: &str)
     -> impl Future<Output = Result<CancelAccepted, OpsError>> + Send;
 
+    /// Approves or rejects, as the caller, the `approval:` gate `decision.step` of run
+    /// `id` (or the one gate it waits at); the decision that settles the gate queues the
+    /// run again. Answers the run with its gates.
+    fn decide_gate(
+        &self,
+        id: &str,
+        verdict: Verdict,
+        decision: DecideGate,
+    ) -> impl Future<Output = Result<Run, OpsError>> + Send;
+
     /// Queues a retry of the ended run `id`: a new run of the same job revision and
     /// parameters, from `how.from` on or whole.
     fn retry_run(
@@ -136,7 +148,7 @@ impl Runs for Session {
         let run = self.ops().run(id).await?;
         self.principal()
             .require(Scope::Namespace(&run.namespace), Role::Viewer)?;
-        self.with_workers(Run::from(run)).await
+        self.with_details(Run::from(run)).await
     }
 
     async fn find_run(&self, id_or_prefix: &str) -> Result<Run, OpsError> {
@@ -152,7 +164,7 @@ impl Runs for Session {
         };
         self.principal()
             .require(Scope::Namespace(&run.namespace), Role::Viewer)?;
-        self.with_workers(Run::from(run)).await
+        self.with_details(Run::from(run)).await
     }
 
     async fn run_logs(&self, id: &str, query: LogQuery) -> Result<LogPage, OpsError> {
@@ -200,7 +212,10 @@ impl Runs for Session {
                         return Ok(());
                     }
                 }
-            } else if current.status.is_terminal() {
+            } else if current.status.is_terminal() || current.status == RunStatus::AwaitingApproval
+            {
+                // A run waiting at its gates ends this follow: nothing runs until a
+                // decision, which may be days away.
                 let _ = to
                     .send(Followed::End {
                         status: current.status.as_str().to_owned(),
@@ -236,6 +251,53 @@ impl Runs for Session {
         })
     }
 
+    async fn decide_gate(
+        &self,
+        id: &str,
+        verdict: Verdict,
+        decision: DecideGate,
+    ) -> Result<Run, OpsError> {
+        let outcome = async {
+            check_comment(decision.comment.as_deref())?;
+            let run = self.ops().run(id).await?;
+            self.principal()
+                .require(Scope::Namespace(&run.namespace), Role::Operator)?;
+            let who = approver(self.principal(), &run.namespace);
+            let kind = match verdict {
+                Verdict::Approve => Decision::Approve,
+                Verdict::Reject => Decision::Reject,
+            };
+            let decided = self
+                .ops()
+                .store()
+                .decide_gate(
+                    &run.id,
+                    decision.step.as_deref(),
+                    &who,
+                    kind,
+                    decision.comment.as_deref(),
+                    decision.hash.as_deref(),
+                    Timestamp::now(),
+                )
+                .await;
+            // A decision, or an expiry found on the way, may have queued the run.
+            self.ops().hub().run_queued();
+            decided.map_err(crate::gates::gate_error)?;
+            Ok(run.id)
+        }
+        .await;
+        let action = match verdict {
+            Verdict::Approve => "run.approve",
+            Verdict::Reject => "run.reject",
+        };
+        let target = match &decision.step {
+            Some(step) => format!("run/{id}/{step}"),
+            None => format!("run/{id}"),
+        };
+        let run_id = self.audited(action, &target, outcome).await?;
+        self.get_run(&run_id).await
+    }
+
     async fn retry_run(&self, id: &str, how: RetryRun) -> Result<Run, OpsError> {
         let outcome = async {
             let original = self.ops().run(id).await?;
@@ -258,7 +320,14 @@ impl Runs for Session {
                 .require(Scope::Namespace(namespace), Role::Operator)?;
             let given = run.params.into_iter().collect();
             self.ops()
-                .queue_run(namespace, job, given, run.dry_run, "api")
+                .queue_run(
+                    namespace,
+                    job,
+                    given,
+                    run.dry_run,
+                    "api",
+                    Some(&self.actor().name),
+                )
                 .await
         }
         .await;
@@ -295,8 +364,11 @@ impl Runs for Session {
 }
 
 impl Session {
-    /// `run` with the worker that ran each attempt of its steps handed to workers.
-    async fn with_workers(&self, mut run: Run) -> Result<Run, OpsError> {
+    /// `run` with its gates and the worker that ran each attempt of its steps handed to
+    /// workers.
+    async fn with_details(&self, mut run: Run) -> Result<Run, OpsError> {
+        let gates = self.ops().store().run_gates(&run.id).await?;
+        run.gates = gates.into_iter().map(Gate::from).collect();
         let workers = self.ops().store().attempt_workers(&run.id).await?;
         if workers.is_empty() {
             return Ok(run);

@@ -1,0 +1,80 @@
+//! `approval:` gates in the middle of a run: what the engine is told of them when a run
+//! is prepared, and the rule that turns a refusal of the store into an [`OpsError`].
+//!
+//! The rules themselves (approvers, quorum, self-approval, one decision each, expiry, the
+//! hash) are enforced by the store in one transaction (`Store::decide_gate`), as for
+//! plans; the decision that settles a gate queues its run again there too, and this layer
+//! wakes whoever claims queued runs.
+
+use std::collections::BTreeMap;
+
+use rota_engine::run::{GateOutcome, GateState};
+use rota_store::{Decision, GateError, GateRecord, GateStatus};
+
+use crate::auth::Role;
+use crate::{Ops, OpsError};
+
+impl Ops {
+    /// How each gate run `run_id` reached was decided, for the engine.
+    pub(crate) async fn gate_states(
+        &self,
+        run_id: &str,
+    ) -> Result<BTreeMap<String, GateState>, OpsError> {
+        let gates = self.store.run_gates(run_id).await?;
+        Ok(gates
+            .into_iter()
+            .map(|gate| (gate.step_id.clone(), gate_state(gate)))
+            .collect())
+    }
+}
+
+/// A stored gate as the engine sees it. A cancelled gate belongs to a run that ended, so
+/// it never reaches the engine; it reads as still waiting.
+fn gate_state(gate: GateRecord) -> GateState {
+    let outcome = match gate.status {
+        GateStatus::Approved => GateOutcome::Approved {
+            by: gate
+                .decisions
+                .iter()
+                .filter(|d| d.decision == Decision::Approve)
+                .map(|d| d.actor.clone())
+                .collect(),
+        },
+        GateStatus::Rejected => {
+            let rejection = gate
+                .decisions
+                .iter()
+                .find(|d| d.decision == Decision::Reject);
+            GateOutcome::Rejected {
+                by: rejection.map_or_else(String::new, |d| d.actor.clone()),
+                reason: rejection.and_then(|d| d.comment.clone()),
+            }
+        }
+        GateStatus::Expired => GateOutcome::Expired,
+        GateStatus::AwaitingApproval | GateStatus::Cancelled => GateOutcome::Waiting,
+    };
+    GateState {
+        hash: gate.hash,
+        outcome,
+    }
+}
+
+/// A refusal of the gate rules as an [`OpsError`]: `Forbidden` for a caller who is not an
+/// approver, `NotFound` for a run or gate that does not exist, `Conflict` for the rest.
+pub(crate) fn gate_error(error: GateError) -> OpsError {
+    match error {
+        GateError::RunNotFound(id) => OpsError::NotFound(format!("run {id:?}")),
+        GateError::NoGate { .. } => OpsError::NotFound(error.to_string()),
+        GateError::NotApprover {
+            run,
+            step,
+            approvers,
+            ..
+        } => OpsError::Forbidden {
+            needed: Role::Operator,
+            scope: format!("as one of the approvers of the gate {step} of run {run} ({approvers})"),
+        },
+        GateError::Store(e) => e.into(),
+        other => OpsError::Conflict(other.to_string()),
+    }
+}
