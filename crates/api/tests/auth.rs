@@ -35,6 +35,9 @@ struct SeededPlans {
     to_approve: String,
     to_reject: String,
     to_apply: String,
+    /// Runs of `ops/deploy` waiting at a gate `hold` (approvers: `role:operator`).
+    gate_to_approve: String,
+    gate_to_reject: String,
 }
 
 impl SeededPlans {
@@ -44,6 +47,8 @@ impl SeededPlans {
             to_approve: "none".into(),
             to_reject: "none".into(),
             to_apply: "none".into(),
+            gate_to_approve: "none".into(),
+            gate_to_reject: "none".into(),
         }
     }
 
@@ -103,8 +108,68 @@ impl SeededPlans {
             to_approve: ids[0].clone(),
             to_reject: ids[1].clone(),
             to_apply: ids[2].clone(),
+            gate_to_approve: seed_gated_run(env, "gated1").await,
+            gate_to_reject: seed_gated_run(env, "gated2").await,
         }
     }
+}
+
+/// Records run `id` of `ops/deploy` as waiting at its gate `hold`.
+async fn seed_gated_run(env: &Env, id: &str) -> String {
+    use rota_core::model::{Approval, StepStatus};
+    use rota_store::RunEvent;
+    let at = jiff::Timestamp::now();
+    let mut run = crate::support::new_run(id, "ops", "deploy", 2, at);
+    run.steps = vec!["hold".into()];
+    let rules = Approval {
+        approvers: vec!["role:operator".into()],
+        quorum: 1,
+        allow_self: false,
+        expires: None,
+    };
+    let run_id = id.to_owned();
+    let step_id = "hold".to_owned();
+    env.store
+        .record(&[
+            RunEvent::RunCreated { run },
+            RunEvent::RunStarted {
+                run_id: run_id.clone(),
+                at,
+            },
+            RunEvent::StepStarted {
+                run_id: run_id.clone(),
+                step_id: step_id.clone(),
+                attempt: 1,
+                at,
+                pgid: None,
+            },
+            RunEvent::StepFinished {
+                run_id: run_id.clone(),
+                step_id: step_id.clone(),
+                attempt: 1,
+                status: StepStatus::AwaitingApproval,
+                exit_code: None,
+                reason: None,
+                outputs: Default::default(),
+                at,
+            },
+            RunEvent::GateOpened {
+                run_id: run_id.clone(),
+                step_id,
+                hash: "0".repeat(64),
+                rules,
+                message: None,
+                at,
+            },
+            RunEvent::RunAwaitingApproval {
+                run_id: run_id.clone(),
+                reason: "waiting for approval at hold".into(),
+                at,
+            },
+        ])
+        .await
+        .expect("seed a gated run");
+    run_id
 }
 
 fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
@@ -354,6 +419,25 @@ fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
                 Method::POST,
                 "/api/v1/plans/{id}/reject",
                 format!("/api/v1/plans/{}/reject", plans.to_reject),
+                "viewer_ops",
+                "operator_ops",
+                200,
+            )
+        },
+        case(
+            Method::POST,
+            "/api/v1/runs/{id}/approve",
+            format!("/api/v1/runs/{}/approve", plans.gate_to_approve),
+            "viewer_ops",
+            "operator_ops",
+            200,
+        ),
+        Case {
+            body: Some(r#"{"comment": "not today", "step": "hold"}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/runs/{id}/reject",
+                format!("/api/v1/runs/{}/reject", plans.gate_to_reject),
                 "viewer_ops",
                 "operator_ops",
                 200,

@@ -418,6 +418,16 @@ impl Rota {
     /// [`Rota::serve`] with more arguments of `rota serve`; with `--tls-cert`, the URL is
     /// `https://`.
     pub fn serve_with(&self, jobs_dir: &Path, args: &[&str]) -> Server {
+        self.start_serve(jobs_dir, args, None)
+    }
+
+    /// Starts `rota serve` again on this home, after a first start wrote the admin token
+    /// (`admin_token`; a later start removes the file).
+    pub fn serve_again(&self, jobs_dir: &Path, admin_token: &str) -> Server {
+        self.start_serve(jobs_dir, &[], Some(admin_token.to_owned()))
+    }
+
+    fn start_serve(&self, jobs_dir: &Path, args: &[&str], admin_token: Option<String>) -> Server {
         let mut builder = rota_testkit::Serve::builder(self.home(), jobs_dir)
             .bin(env!("CARGO_BIN_EXE_rota"))
             .grace(5)
@@ -430,7 +440,8 @@ impl Rota {
         let serve = builder
             .start()
             .unwrap_or_else(|error| panic!("rota serve did not start listening: {error}"));
-        let admin_token = serve.admin_token().expect("the admin token file");
+        let admin_token =
+            admin_token.unwrap_or_else(|| serve.admin_token().expect("the admin token file"));
         let url = if args.contains(&"--tls-cert") {
             format!("https://{}", serve.addr())
         } else {

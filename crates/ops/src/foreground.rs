@@ -15,7 +15,7 @@ use rota_engine::run::{EngineConfig, RunStop, StopReason};
 use rota_store::{CancelState, NewJobRevision, RunEvent, Store};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::records::Run;
+use crate::records::{Gate, Run};
 use crate::{Ops, OpsError, RunRequest, RunSpec};
 
 /// How long a foreground run keeps trying to deliver its notifications after it ended.
@@ -191,7 +191,14 @@ impl Ops {
             watcher.abort();
         }
         let summary = summary?;
-        let run = Run::from(self.store().find_run(&summary.run_id).await?);
+        let mut run = Run::from(self.store().find_run(&summary.run_id).await?);
+        run.gates = self
+            .store()
+            .run_gates(&run.id)
+            .await?
+            .into_iter()
+            .map(Gate::from)
+            .collect();
         Ok(Executed {
             run,
             status: summary.status,
