@@ -621,3 +621,189 @@ fn check_decider(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rota_core::model::{Approval, RunStatus, StepStatus};
+    use serde_json::json;
+
+    use crate::testing::{both, fresh};
+    use crate::{Backend, NewJobRevision, NewRun, Owner, RunEvent};
+
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + secs).expect("in range")
+    }
+
+    fn approver(name: &str) -> Approver {
+        Approver {
+            actor: format!("token:{name}"),
+            name: name.to_owned(),
+            role: Some(crate::Role::Operator),
+        }
+    }
+
+    /// Run `r` of one gate step `g` (approvers alice and bob, quorum 1, expiring after
+    /// 60 s), started by `token:carol`, stopped at its gate but still `running`.
+    async fn run_at_its_gate(store: &Store) -> TestResult {
+        let rev = NewJobRevision::new("ns", "job", "id: job\n", json!({}), at(0));
+        store.save_job_revision(&rev).await?;
+        let run = NewRun {
+            id: "r".into(),
+            namespace: "ns".into(),
+            job_id: "job".into(),
+            job_revision: 1,
+            params: json!({}),
+            dry_run: false,
+            trigger: "api".into(),
+            started_by: Some("token:carol".into()),
+            scheduled_at: None,
+            created_at: at(0),
+            owner: Owner::nobody(),
+            steps: vec!["g".into()],
+        };
+        let rules = Approval {
+            approvers: vec!["alice".into(), "bob".into(), "carol".into()],
+            quorum: 1,
+            allow_self: false,
+            expires: Some(std::time::Duration::from_secs(60)),
+        };
+        store
+            .record(&[
+                RunEvent::RunCreated { run },
+                RunEvent::RunStarted {
+                    run_id: "r".into(),
+                    at: at(1),
+                },
+                RunEvent::StepFinished {
+                    run_id: "r".into(),
+                    step_id: "g".into(),
+                    attempt: 1,
+                    status: StepStatus::AwaitingApproval,
+                    exit_code: None,
+                    reason: None,
+                    outputs: Default::default(),
+                    at: at(2),
+                },
+                RunEvent::GateOpened {
+                    run_id: "r".into(),
+                    step_id: "g".into(),
+                    hash: "h".into(),
+                    rules,
+                    message: None,
+                    at: at(2),
+                },
+            ])
+            .await?;
+        Ok(())
+    }
+
+    fn waits(run_id: &str) -> RunEvent {
+        RunEvent::RunAwaitingApproval {
+            run_id: run_id.into(),
+            reason: "waiting".into(),
+            at: at(3),
+        }
+    }
+
+    async fn status(store: &Store) -> Result<RunStatus, Box<dyn std::error::Error>> {
+        Ok(store.get_run("r").await?.ok_or("no run r")?.status)
+    }
+
+    both!(a_decision_queues_a_waiting_run_and_a_decision_before_it_waits_is_not_lost);
+    async fn a_decision_queues_a_waiting_run_and_a_decision_before_it_waits_is_not_lost(
+        backend: Backend,
+    ) -> TestResult {
+        let (_db, store) = fresh(backend).await?;
+        run_at_its_gate(&store).await?;
+        // Decided while the run still runs (another branch of it, say): nothing to queue yet.
+        let decided = store
+            .decide_gate(
+                "r",
+                None,
+                &approver("alice"),
+                Decision::Approve,
+                None,
+                None,
+                at(2),
+            )
+            .await?;
+        assert_eq!(decided.gate.status, GateStatus::Approved);
+        assert!(!decided.run_queued);
+        // When the run then stops at the gate, it is queued instead of left waiting.
+        store.record(&[waits("r")]).await?;
+        assert_eq!(status(&store).await?, RunStatus::Queued);
+        Ok(())
+    }
+
+    both!(the_rules_of_a_gate_hold_and_a_rejection_queues_the_run);
+    async fn the_rules_of_a_gate_hold_and_a_rejection_queues_the_run(
+        backend: Backend,
+    ) -> TestResult {
+        let (_db, store) = fresh(backend).await?;
+        run_at_its_gate(&store).await?;
+        store.record(&[waits("r")]).await?;
+        assert_eq!(status(&store).await?, RunStatus::AwaitingApproval);
+        let decide = |who: &str, hash: Option<&'static str>| {
+            let who = approver(who);
+            let store = store.clone();
+            async move {
+                store
+                    .decide_gate(
+                        "r",
+                        Some("g"),
+                        &who,
+                        Decision::Reject,
+                        Some("no"),
+                        hash,
+                        at(4),
+                    )
+                    .await
+            }
+        };
+        assert!(matches!(
+            decide("mallory", None).await,
+            Err(GateError::NotApprover { .. })
+        ));
+        assert!(matches!(
+            decide("carol", None).await,
+            Err(GateError::SelfApproval { .. })
+        ));
+        assert!(matches!(
+            decide("bob", Some("other")).await,
+            Err(GateError::HashMismatch { .. })
+        ));
+        let decided = decide("bob", Some("h")).await?;
+        assert_eq!(decided.gate.status, GateStatus::Rejected);
+        assert!(decided.run_queued);
+        assert_eq!(status(&store).await?, RunStatus::Queued);
+        assert!(matches!(
+            decide("alice", None).await,
+            Err(GateError::NotAwaiting { .. })
+        ));
+        Ok(())
+    }
+
+    both!(an_unattended_gate_expires_and_queues_its_run_once);
+    async fn an_unattended_gate_expires_and_queues_its_run_once(backend: Backend) -> TestResult {
+        let (_db, store) = fresh(backend).await?;
+        run_at_its_gate(&store).await?;
+        store.record(&[waits("r")]).await?;
+        assert!(
+            store.expire_due_gates(at(61)).await?.is_empty(),
+            "not due yet"
+        );
+        assert_eq!(store.expire_due_gates(at(62)).await?, ["r"]);
+        assert!(
+            store.expire_due_gates(at(63)).await?.is_empty(),
+            "expired once"
+        );
+        assert_eq!(status(&store).await?, RunStatus::Queued);
+        let gates = store.run_gates("r").await?;
+        assert_eq!(gates[0].status, GateStatus::Expired);
+        Ok(())
+    }
+}
