@@ -247,11 +247,17 @@ pub fn print_gates(out: &Printer, run: &Run) {
         out.json(&crate::view::run_json(run));
         return;
     }
-    let mut text = format!(
-        "run {}  {}
-",
-        run.id, run.status
-    );
+    out.text(&format!(
+        "run {}  {}\n{}",
+        run.id,
+        run.status,
+        gates_text(run)
+    ));
+}
+
+/// A line per gate of the run (status, approvals, approvers), its hash, then its decisions.
+pub fn gates_text(run: &Run) -> String {
+    let mut text = String::new();
     for gate in &run.gates {
         let approvals = gate
             .decisions
@@ -259,9 +265,7 @@ pub fn print_gates(out: &Printer, run: &Run) {
             .filter(|d| d.decision == "approve")
             .count();
         text.push_str(&format!(
-            "gate {}  {} ({approvals} of {} approvals; approvers {})
-hash {}
-",
+            "gate {}  {} ({approvals} of {} approvals; approvers {})\nhash {}\n",
             gate.step,
             gate.status,
             gate.quorum,
@@ -274,14 +278,10 @@ hash {}
                 .as_deref()
                 .map(|c| format!(": {c}"))
                 .unwrap_or_default();
-            text.push_str(&format!(
-                "  {} {}{comment}
-",
-                d.actor, d.decision
-            ));
+            text.push_str(&format!("  {} {}{comment}\n", d.actor, d.decision));
         }
     }
-    out.text(&text);
+    text
 }
 
 /// `rota apply`: applies the approved plan (refused if it drifted) and runs its run.

@@ -176,6 +176,10 @@ pub fn show(out: &Printer, run: &Run) {
         ],
         &rows,
     );
+    if !run.gates.is_empty() {
+        out.text("\n");
+        out.text(&crate::plan_cmd::gates_text(run));
+    }
 }
 
 /// `rota cancel RUN`: asks whoever executes the run to stop it (a foreground `rota run`

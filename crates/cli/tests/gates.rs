@@ -290,3 +290,27 @@ fn a_server_gate_nobody_decides_expires_and_fails() {
     assert!(!rota.path("jobs/expired-but-deployed").exists());
     assert_eq!(last["gates"][0]["status"], "expired");
 }
+
+#[test]
+fn a_dry_run_shows_the_gate_and_passes_it() {
+    let rota = Rota::new();
+    let file = gated_example(&rota);
+    let (run, output) = as_user(&rota, "carol", &["run", &file, "--dry-run"]);
+    assert_eq!(
+        step(&run, "approve-deploy")["status"],
+        "succeeded",
+        "{run:#}"
+    );
+    assert!(
+        run["gates"].as_array().is_none_or(Vec::is_empty),
+        "no gate opened"
+    );
+    let id = run_id(&run);
+    let logs = rota.run(["logs", &id, "approve-deploy"]);
+    let text = String::from_utf8_lossy(&logs.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        text.contains("would wait for approval by 2 of alice, bob"),
+        "{text}"
+    );
+}

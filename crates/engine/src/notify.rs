@@ -425,7 +425,9 @@ fn slack_text(
             RunStatus::Succeeded => format!(":white_check_mark: {who} succeeded"),
             RunStatus::TimedOut => format!(":x: {who} timed out{detail}"),
             RunStatus::Cancelled => format!(":no_entry_sign: {who} was cancelled{detail}"),
-            RunStatus::AwaitingApproval => format!(":raised_hand: {who} is awaiting approval{detail}"),
+            RunStatus::AwaitingApproval => {
+                format!(":raised_hand: {who} is awaiting approval{detail}")
+            }
             other => format!(":x: {who} {}{detail}", other.as_str()),
         },
     }

@@ -38,14 +38,14 @@ impl Executor for Approval {
     fn resolve(&self, r: &ResolveCx<'_>) -> Result<Resolved, String> {
         let gate: ApprovalStep = r.step.kind.decode()?;
         let message = match &gate.message {
-            Some(text) => Some(
-                r.shared
-                    .redactor
-                    .redact(&render_text(text, r.ctx)?)
-                    .into_owned(),
-            ),
+            // A dry run has no outputs of the steps before: the message shows as written.
+            Some(text) if r.dry_run.is_some() => {
+                Some(render_text(text, r.ctx).unwrap_or_else(|_| text.clone()))
+            }
+            Some(text) => Some(render_text(text, r.ctx)?),
             None => None,
-        };
+        }
+        .map(|text| r.shared.redactor.redact(&text).into_owned());
         let hash = PlanContent::after_gate(
             &r.shared.namespace,
             &r.shared.job,
