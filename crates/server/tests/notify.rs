@@ -206,3 +206,37 @@ async fn a_server_run_notifies_while_it_runs_too_long_and_when_it_fails() -> Tes
     store.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_stops_at_an_approval_gate_notifies_its_approvers() -> TestResult {
+    let (_dir, home, jobs) = server_dirs()?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let seen = endpoint(listener);
+    std::fs::write(
+        jobs.join("gated.yaml"),
+        format!(
+            "id: gated\nsteps:\n  - id: gate\n    \
+             approval: {{ approvers: [alice], message: \"ship it?\" }}\n\
+             notify:\n  - on: [awaiting_approval]\n    \
+             slack: {{ webhook: \"http://127.0.0.1:{port}/slack\" }}\n"
+        ),
+    )?;
+    let mut server = Server::start(&home, &jobs, &[])?;
+    let run_id = server.start_run("gated")?;
+    let count = || seen.lock().unwrap_or_else(|e| e.into_inner()).len();
+    wait_for("the awaiting_approval notification", || count() >= 1)?;
+    server.terminate()?;
+
+    let requests = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let text = format!(
+        ":raised_hand: default/gated run {run_id} is awaiting approval: waiting for approval at gate"
+    );
+    assert!(requests[0].contains(&text), "{}", requests[0]);
+    let store = Store::open(&home).await?;
+    let run = store.get_run(&run_id).await?.ok_or("the run")?;
+    assert_eq!(run.status, rota_core::model::RunStatus::AwaitingApproval);
+    store.close().await;
+    Ok(())
+}
