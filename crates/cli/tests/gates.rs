@@ -5,15 +5,9 @@
 
 use serde_json::Value;
 
-use crate::util::{Rota, Server, assert_code, assert_stderr_has, example, json, step, wait_until};
-
-/// `rota ARGS --output json` as local user `user`.
-fn as_user(rota: &Rota, user: &str, args: &[&str]) -> (Value, std::process::Output) {
-    let mut command = rota.command(args.iter().chain(&["--output", "json"]));
-    let output = command.env("USER", user).output().expect("run rota");
-    let value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (value, output)
-}
+use crate::util::{
+    Rota, as_user, assert_code, assert_stderr_has, example, json, remote_as, step, wait_until,
+};
 
 /// The example gated deploy, copied into the working directory (its steps touch files
 /// next to the job file).
@@ -169,14 +163,6 @@ fn a_waiting_run_is_cancelled_where_it_stands() {
     assert_code(&late, 2);
 }
 
-/// `rota --server URL --token TOKEN ARGS --output json`.
-fn remote(rota: &Rota, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--server", &server.url, "--token", token];
-    all.extend(args);
-    all.extend(["--output", "json"]);
-    rota.run(&all)
-}
-
 /// A token with `role` in every namespace, as `rota tokens create` prints it.
 fn token(rota: &Rota, name: &str, role: &str) -> String {
     let created = rota.run(["tokens", "create", name, "--role", role]);
@@ -221,7 +207,7 @@ fn a_server_gate_is_approved_by_two_other_tokens_across_a_restart() {
     let bob = token(&rota, "bob", "operator");
 
     // `rota run --server` follows the run until it waits at the gate.
-    let started = remote(&rota, &server, &admin, &["run", "gated"]);
+    let started = remote_as(&rota, &server, &admin, &["run", "gated"]);
     assert_code(&started, 3);
     let run = json(&started);
     assert_eq!(run["status"], "awaiting_approval", "{run:#}");
@@ -230,24 +216,24 @@ fn a_server_gate_is_approved_by_two_other_tokens_across_a_restart() {
     // The run waits in the store, not in the server: a new server finds it waiting.
     drop(server);
     let server = rota.serve_again(&rota.path("jobs"), &admin);
-    let shown = remote(&rota, &server, &alice, &["runs", "show", &id]);
+    let shown = remote_as(&rota, &server, &alice, &["runs", "show", &id]);
     assert_code(&shown, 0);
     assert_eq!(json(&shown)["status"], "awaiting_approval");
 
     // The admin started the run: an operator role matches, but self-approval does not.
-    let own = remote(&rota, &server, &admin, &["approve", &id]);
+    let own = remote_as(&rota, &server, &admin, &["approve", &id]);
     assert_code(&own, 2);
     assert_stderr_has(&own, "allow_self");
 
-    let first = remote(&rota, &server, &alice, &["approve", &id]);
+    let first = remote_as(&rota, &server, &alice, &["approve", &id]);
     assert_code(&first, 0);
     assert_eq!(json(&first)["status"], "awaiting_approval");
-    let second = remote(&rota, &server, &bob, &["approve", &id, "--step", "gate"]);
+    let second = remote_as(&rota, &server, &bob, &["approve", &id, "--step", "gate"]);
     assert_code(&second, 0);
 
     let mut last = Value::Null;
     wait_until("the approved run to finish on the server", || {
-        last = json(&remote(&rota, &server, &alice, &["runs", "show", &id]));
+        last = json(&remote_as(&rota, &server, &alice, &["runs", "show", &id]));
         last["status"] == "succeeded" || last["status"] == "failed"
     });
     assert_eq!(last["status"], "succeeded", "{last:#}");
@@ -272,13 +258,13 @@ fn a_server_gate_nobody_decides_expires_and_fails() {
     rota.write("jobs/expiring.yaml", SERVER_EXPIRING);
     let server = rota.serve(&rota.path("jobs"));
     let admin = server.admin_token.clone();
-    let started = remote(&rota, &server, &admin, &["run", "expiring"]);
+    let started = remote_as(&rota, &server, &admin, &["run", "expiring"]);
     assert_code(&started, 3);
     let id = run_id(&json(&started));
 
     let mut last = Value::Null;
     wait_until("the expired gate to fail the run", || {
-        last = json(&remote(&rota, &server, &admin, &["runs", "show", &id]));
+        last = json(&remote_as(&rota, &server, &admin, &["runs", "show", &id]));
         last["status"] == "failed" || last["status"] == "succeeded"
     });
     assert_eq!(last["status"], "failed", "{last:#}");

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::util::{Rota, Server, assert_code, assert_stderr_has, json, stdout};
+use crate::util::{Rota, as_user, assert_code, assert_stderr_has, json, remote_as, stdout};
 
 /// Touches `applied` in the working directory; two approvers of the local users.
 const GATED: &str = "\
@@ -15,14 +15,6 @@ steps:
   - id: touch
     sh: echo deploying {{ params.target }} && touch applied
 ";
-
-/// `rota ARGS --output json` as local user `user`.
-fn as_user(rota: &Rota, user: &str, args: &[&str]) -> (Value, std::process::Output) {
-    let mut command = rota.command(args.iter().chain(&["--output", "json"]));
-    let output = command.env("USER", user).output().expect("run rota");
-    let value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
-    (value, output)
-}
 
 fn plan_id(plan: &Value) -> String {
     plan["id"].as_str().expect("a plan id").to_owned()
@@ -198,14 +190,6 @@ fn local_dry_run_plan_runs_every_step_in_its_dry_run_mode() {
     assert_eq!(plans[0]["status"], "awaiting_approval");
 }
 
-/// `rota --server URL --token TOKEN ARGS --output json`.
-fn remote(rota: &Rota, server: &Server, token: &str, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["--server", &server.url, "--token", token];
-    all.extend(args);
-    all.extend(["--output", "json"]);
-    rota.run(&all)
-}
-
 #[test]
 fn remote_plan_is_approved_by_another_token_and_applied() {
     let rota = Rota::new();
@@ -222,11 +206,11 @@ fn remote_plan_is_approved_by_another_token_and_applied() {
     assert_code(&created, 0);
     let alice = stdout(&created).trim().to_owned();
 
-    let direct = remote(&rota, &server, &admin, &["run", "gated"]);
+    let direct = remote_as(&rota, &server, &admin, &["run", "gated"]);
     assert_code(&direct, 2);
     assert_stderr_has(&direct, "approval rules");
 
-    let output = remote(
+    let output = remote_as(
         &rota,
         &server,
         &admin,
@@ -237,20 +221,20 @@ fn remote_plan_is_approved_by_another_token_and_applied() {
     let id = plan_id(&plan);
     assert_eq!(plan["params"]["target"], "prod");
 
-    let own = remote(&rota, &server, &admin, &["approve", &id]);
+    let own = remote_as(&rota, &server, &admin, &["approve", &id]);
     assert_code(&own, 2);
     assert_stderr_has(&own, "allow_self");
 
-    let approved = remote(&rota, &server, &alice, &["approve", &id]);
+    let approved = remote_as(&rota, &server, &alice, &["approve", &id]);
     assert_code(&approved, 0);
     assert_eq!(json(&approved)["status"], "approved");
 
-    let applied = remote(&rota, &server, &admin, &["apply", &id]);
+    let applied = remote_as(&rota, &server, &admin, &["apply", &id]);
     assert_code(&applied, 0);
     let run = json(&applied);
     assert_eq!(run["status"], "succeeded", "{run:#}");
 
-    let shown = remote(&rota, &server, &alice, &["plans", "show", &id]);
+    let shown = remote_as(&rota, &server, &alice, &["plans", "show", &id]);
     assert_code(&shown, 0);
     assert_eq!(json(&shown)["status"], "applied");
     // The same plan read from the server's store without --server.

@@ -480,3 +480,19 @@ impl Server {
             .unwrap_or_default()
     }
 }
+
+/// `rota ARGS --output json` as local user `user` (`USER`): its JSON, and its output.
+pub fn as_user(rota: &Rota, user: &str, args: &[&str]) -> (Value, Output) {
+    let mut command = rota.command(args.iter().chain(&["--output", "json"]));
+    let output = command.env("USER", user).output().expect("run rota");
+    let value = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (value, output)
+}
+
+/// `rota --server URL --token TOKEN ARGS --output json`.
+pub fn remote_as(rota: &Rota, server: &Server, token: &str, args: &[&str]) -> Output {
+    let mut all = vec!["--server", &server.url, "--token", token];
+    all.extend(args);
+    all.extend(["--output", "json"]);
+    rota.run(&all)
+}
