@@ -1,10 +1,12 @@
 // A run: its header, the DAG with live step states (polled every second while the run is
 // active), the steps, live logs over SSE (resumed after a dropped connection), and the
-// Cancel / Retry actions when they apply.
+// Cancel / Retry actions when they apply; its `approval:` gates, with Approve / Reject while
+// one awaits approval (gates.js).
 
 import { api } from "../api.js";
 import { follow } from "../sse.js";
 import { drawDag } from "../dag.js";
+import { gatesSection } from "../gates.js";
 import { h, mount, problemBox, timeEl, badge, duration, fmtTime, enc, ACTIVE } from "../dom.js";
 
 /** Lines kept on the page; older ones are dropped (the API keeps them all). */
@@ -29,6 +31,15 @@ export function render(main, [runId]) {
   const actions = h("div", { class: "actions", id: "run-actions" });
   const actionStatus = h("div", { "aria-live": "polite", id: "action-status" });
   const dagBox = h("div", { class: "dag-wrap", id: "run-dag" });
+  const gates = gatesSection(runId, {
+    onDecided: (updated) => {
+      run = updated;
+      drawRun();
+      poll();
+    },
+    reload: () => poll(),
+    isAlive: () => alive,
+  });
   const stepsBody = h("tbody");
   const logBox = h("div", { class: "log", id: "log", role: "log", "aria-label": "run log", tabindex: "0" });
   const logState = h("span", { class: "muted small", id: "log-state" }, "connecting…");
@@ -48,7 +59,7 @@ export function render(main, [runId]) {
 
   mount(main,
     h("p", { class: "crumbs" }, h("a", { href: "#/runs" }, "Runs")),
-    head, status, actionStatus,
+    head, status, actionStatus, gates.box,
     h("div", { class: "grid-run" },
       summary,
       h("section", { class: "card" },
@@ -148,6 +159,7 @@ export function render(main, [runId]) {
         run.reason ? [h("dt", {}, "Reason"), h("dd", { id: "run-reason", class: "reason" }, run.reason)] : null,
         h("dt", {}, "Job"), h("dd", {}, `${run.namespace} / ${run.job_id}`, h("span", { class: "muted" }, ` revision ${run.job_revision}`)),
         h("dt", {}, "Trigger"), h("dd", {}, run.trigger, run.dry_run ? " (dry run)" : "", run.scheduled_at ? [" for ", timeEl(run.scheduled_at)] : null),
+        run.started_by ? [h("dt", {}, "Started by"), h("dd", { class: "mono small" }, run.started_by)] : null,
         run.retry_of ? [h("dt", {}, "Retry of"), h("dd", {}, h("a", { href: `#/runs/${enc(run.retry_of)}`, class: "mono" }, run.retry_of))] : null,
         h("dt", {}, "Created"), h("dd", {}, timeEl(run.created_at)),
         h("dt", {}, "Started"), h("dd", {}, timeEl(run.started_at)),
@@ -164,6 +176,7 @@ export function render(main, [runId]) {
       h("td", { class: "num" }, duration(st.started_at, st.finished_at)),
       h("td", { class: "small wrap" }, st.reason || ""))));
     updateDag(stepStatuses(run), selected);
+    gates.update(run);
     drawActions();
   }
 
