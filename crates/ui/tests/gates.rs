@@ -145,6 +145,9 @@ async fn two_approvers_approve_a_gate_in_the_ui_and_the_run_goes_on_to_succeed()
     f.browser.click("#runs-table a.review-gate").await?;
     f.browser.find("#run-gates .gate[data-step='gate']").await?;
     f.wait_text("#run-status", "awaiting approval").await?;
+    // The server ends the log stream while the run waits; the page says why.
+    f.wait_text("#log-state", "waiting for approval").await?;
+    f.wait_text("#log", "Deploy 1.2.3?").await?;
     assert_eq!(
         shown_gate(&f).await?,
         json!([
@@ -173,7 +176,8 @@ async fn two_approvers_approve_a_gate_in_the_ui_and_the_run_goes_on_to_succeed()
     f.browser.click("#run-gates button.gate-approve").await?;
     f.wait_text("#run-gates [data-approvals]", "approvals 1 / 2")
         .await?;
-    f.wait_text("#run-gates .gate-feedback", "Approved.").await?;
+    f.wait_text("#run-gates .gate-feedback", "Approved.")
+        .await?;
     f.wait_text("#run-gates .gate-decisions", "tested on staging")
         .await?;
     f.wait_text("#run-gates .gate-decisions", "alice").await?;
@@ -196,7 +200,18 @@ async fn two_approvers_approve_a_gate_in_the_ui_and_the_run_goes_on_to_succeed()
             "return document.querySelector('#run-status')?.dataset.status === 'succeeded'",
         )
         .await?;
+    // The log is followed again once the run resumes, without a line twice.
     f.wait_text("#log", "deployed").await?;
+    f.wait_text("#log-state", "ended").await?;
+    let lines = f
+        .browser
+        .js(
+            "const seqs = [...document.querySelectorAll('#log .line[data-seq]')].map(l => l.dataset.seq); \
+             return seqs.length === new Set(seqs).size && seqs.length;",
+            json!([]),
+        )
+        .await?;
+    assert!(lines.as_u64().is_some_and(|n| n >= 3), "log lines {lines}");
     let steps = f
         .browser
         .js(
@@ -208,8 +223,11 @@ async fn two_approvers_approve_a_gate_in_the_ui_and_the_run_goes_on_to_succeed()
         steps,
         json!({"build": "succeeded", "gate": "succeeded", "deploy": "succeeded", "on-fail": "skipped"})
     );
-    f.wait_text("#run-gates .gate[data-status='approved']", "approvals 2 / 2")
-        .await?;
+    f.wait_text(
+        "#run-gates .gate[data-status='approved']",
+        "approvals 2 / 2",
+    )
+    .await?;
     let offered = f
         .browser
         .js(
@@ -273,13 +291,19 @@ async fn a_gate_rejected_in_the_ui_fails_with_the_reason_and_runs_the_failure_st
         )
         .await?;
     assert_ne!(deploy, json!("succeeded"), "deploy ran after a rejection");
-    f.wait_text("#run-gates .gate[data-status='rejected']", "not on a Friday <b>")
-        .await?;
+    f.wait_text(
+        "#run-gates .gate[data-status='rejected']",
+        "not on a Friday <b>",
+    )
+    .await?;
     f.wait_text("#run-gates .gate-decisions", "alice").await?;
     f.assert_no_injection().await?;
     let markup = f
         .browser
-        .js("return document.querySelectorAll('main b').length", json!([]))
+        .js(
+            "return document.querySelectorAll('main b').length",
+            json!([]),
+        )
         .await?;
     assert_eq!(markup, json!(0), "a reason's markup became an element");
 

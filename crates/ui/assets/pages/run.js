@@ -1,5 +1,6 @@
 // A run: its header, the DAG with live step states (polled every second while the run is
-// active), the steps, live logs over SSE (resumed after a dropped connection), and the
+// active), the steps, live logs over SSE (resumed after a dropped connection, and once the
+// run resumes after waiting at a gate, which ends the stream), and the
 // Cancel / Retry actions when they apply; its `approval:` gates, with Approve / Reject while
 // one awaits approval (gates.js).
 
@@ -16,6 +17,10 @@ export function render(main, [runId]) {
   let alive = true;
   let pollTimer = null;
   let stopStream = null;
+  // "live", "gate" (the server ended the stream while the run waits at a gate: it is
+  // followed again, after the last line seen, once the run resumes) or "ended".
+  let streamState = "live";
+  let lastSeq = 0;
   let run = null;
   let lastRunJson = "";
   let lastActionsKey = "";
@@ -91,6 +96,8 @@ export function render(main, [runId]) {
   }
 
   function appendLine(line) {
+    if (line.seq <= lastSeq) return;
+    lastSeq = line.seq;
     const el = h("div", { class: `line ${line.stream === "stderr" ? "stderr" : ""}`, "data-step": line.step_id, "data-seq": String(line.seq) },
       h("span", { class: "ts", title: line.ts }, fmtTime(line.ts).slice(11)),
       h("span", { class: "step" }, line.step_id),
@@ -177,6 +184,7 @@ export function render(main, [runId]) {
       h("td", { class: "small wrap" }, st.reason || ""))));
     updateDag(stepStatuses(run), selected);
     gates.update(run);
+    if (streamState === "gate" && run.status !== "awaiting_approval") followLog();
     drawActions();
   }
 
@@ -216,9 +224,23 @@ export function render(main, [runId]) {
     drawRun();
     if (ACTIVE.has(run.status)) pollTimer = setTimeout(poll, 1000);
 
-    stopStream = follow(`/runs/${enc(runId)}/logs/stream`, {
+    followLog();
+  })();
+
+  function followLog() {
+    streamState = "live";
+    let atGate = false;
+    if (stopStream) stopStream();
+    stopStream = follow(`/runs/${enc(runId)}/logs/stream?after=${lastSeq}`, {
       onEvent: (ev) => {
-        if (ev.event === "end") return;
+        if (ev.event === "end") {
+          try {
+            atGate = JSON.parse(ev.data).status === "awaiting_approval";
+          } catch {
+            atGate = false;
+          }
+          return;
+        }
         let line;
         try {
           line = JSON.parse(ev.data);
@@ -233,6 +255,14 @@ export function render(main, [runId]) {
         logState.dataset.state = state;
       },
       onEnd: () => {
+        if (atGate) {
+          streamState = "gate";
+          mount(logState, `waiting for approval · ${lineCount} lines`);
+          logState.dataset.state = "gate";
+          poll();
+          return;
+        }
+        streamState = "ended";
         mount(logState, `ended · ${lineCount} lines`);
         logState.dataset.state = "ended";
         if (!lineCount) logBox.appendChild(h("div", { class: "line muted" }, "No log lines."));
@@ -243,7 +273,7 @@ export function render(main, [runId]) {
         logBox.appendChild(problemBox(problem));
       },
     });
-  })();
+  }
 
   return () => {
     alive = false;
