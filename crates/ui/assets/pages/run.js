@@ -163,7 +163,7 @@ export function render(main, [runId]) {
     mount(summary,
       h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", { id: "run-status", "data-status": run.status }, badge(run.status), run.cancel_requested && ACTIVE.has(run.status) ? " cancel requested" : ""),
-        run.reason ? [h("dt", {}, "Reason"), h("dd", { id: "run-reason", class: "reason" }, run.reason)] : null,
+        run.reason ? [h("dt", {}, "Reason"), h("dd", { id: "run-reason", class: run.status === "awaiting_approval" ? "" : "reason" }, run.reason)] : null,
         h("dt", {}, "Job"), h("dd", {}, `${run.namespace} / ${run.job_id}`, h("span", { class: "muted" }, ` revision ${run.job_revision}`)),
         h("dt", {}, "Trigger"), h("dd", {}, run.trigger, run.dry_run ? " (dry run)" : "", run.scheduled_at ? [" for ", timeEl(run.scheduled_at)] : null),
         run.started_by ? [h("dt", {}, "Started by"), h("dd", { class: "mono small" }, run.started_by)] : null,
