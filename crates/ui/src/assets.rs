@@ -47,6 +47,7 @@ const FILES: &[(&str, &str, &[u8])] = embedded![
     ("dag.js", JS),
     ("sse.js", JS),
     ("filters.js", JS),
+    ("gates.js", JS),
     ("pages/signin.js", JS),
     ("pages/jobs.js", JS),
     ("pages/job.js", JS),

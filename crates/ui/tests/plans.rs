@@ -29,7 +29,7 @@ steps:
 "#;
 
 /// An API call with the admin token; the parsed answer, or an error naming the status.
-async fn admin_api(
+pub(crate) async fn admin_api(
     f: &Fixture,
     method: reqwest::Method,
     path: &str,

@@ -1,10 +1,13 @@
 // A run: its header, the DAG with live step states (polled every second while the run is
-// active), the steps, live logs over SSE (resumed after a dropped connection), and the
-// Cancel / Retry actions when they apply.
+// active), the steps, live logs over SSE (resumed after a dropped connection, and once the
+// run resumes after waiting at a gate, which ends the stream), and the
+// Cancel / Retry actions when they apply; its `approval:` gates, with Approve / Reject while
+// one awaits approval (gates.js).
 
 import { api } from "../api.js";
 import { follow } from "../sse.js";
 import { drawDag } from "../dag.js";
+import { gatesSection } from "../gates.js";
 import { h, mount, problemBox, timeEl, badge, duration, fmtTime, enc, ACTIVE } from "../dom.js";
 
 /** Lines kept on the page; older ones are dropped (the API keeps them all). */
@@ -14,6 +17,10 @@ export function render(main, [runId]) {
   let alive = true;
   let pollTimer = null;
   let stopStream = null;
+  // "live", "gate" (the server ended the stream while the run waits at a gate: it is
+  // followed again, after the last line seen, once the run resumes) or "ended".
+  let streamState = "live";
+  let lastSeq = 0;
   let run = null;
   let lastRunJson = "";
   let lastActionsKey = "";
@@ -29,6 +36,15 @@ export function render(main, [runId]) {
   const actions = h("div", { class: "actions", id: "run-actions" });
   const actionStatus = h("div", { "aria-live": "polite", id: "action-status" });
   const dagBox = h("div", { class: "dag-wrap", id: "run-dag" });
+  const gates = gatesSection(runId, {
+    onDecided: (updated) => {
+      run = updated;
+      drawRun();
+      poll();
+    },
+    reload: () => poll(),
+    isAlive: () => alive,
+  });
   const stepsBody = h("tbody");
   const logBox = h("div", { class: "log", id: "log", role: "log", "aria-label": "run log", tabindex: "0" });
   const logState = h("span", { class: "muted small", id: "log-state" }, "connecting…");
@@ -48,7 +64,7 @@ export function render(main, [runId]) {
 
   mount(main,
     h("p", { class: "crumbs" }, h("a", { href: "#/runs" }, "Runs")),
-    head, status, actionStatus,
+    head, status, actionStatus, gates.box,
     h("div", { class: "grid-run" },
       summary,
       h("section", { class: "card" },
@@ -80,6 +96,8 @@ export function render(main, [runId]) {
   }
 
   function appendLine(line) {
+    if (line.seq <= lastSeq) return;
+    lastSeq = line.seq;
     const el = h("div", { class: `line ${line.stream === "stderr" ? "stderr" : ""}`, "data-step": line.step_id, "data-seq": String(line.seq) },
       h("span", { class: "ts", title: line.ts }, fmtTime(line.ts).slice(11)),
       h("span", { class: "step" }, line.step_id),
@@ -145,9 +163,10 @@ export function render(main, [runId]) {
     mount(summary,
       h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", { id: "run-status", "data-status": run.status }, badge(run.status), run.cancel_requested && ACTIVE.has(run.status) ? " cancel requested" : ""),
-        run.reason ? [h("dt", {}, "Reason"), h("dd", { id: "run-reason", class: "reason" }, run.reason)] : null,
+        run.reason ? [h("dt", {}, "Reason"), h("dd", { id: "run-reason", class: run.status === "awaiting_approval" ? "" : "reason" }, run.reason)] : null,
         h("dt", {}, "Job"), h("dd", {}, `${run.namespace} / ${run.job_id}`, h("span", { class: "muted" }, ` revision ${run.job_revision}`)),
         h("dt", {}, "Trigger"), h("dd", {}, run.trigger, run.dry_run ? " (dry run)" : "", run.scheduled_at ? [" for ", timeEl(run.scheduled_at)] : null),
+        run.started_by ? [h("dt", {}, "Started by"), h("dd", { class: "mono small" }, run.started_by)] : null,
         run.retry_of ? [h("dt", {}, "Retry of"), h("dd", {}, h("a", { href: `#/runs/${enc(run.retry_of)}`, class: "mono" }, run.retry_of))] : null,
         h("dt", {}, "Created"), h("dd", {}, timeEl(run.created_at)),
         h("dt", {}, "Started"), h("dd", {}, timeEl(run.started_at)),
@@ -164,6 +183,8 @@ export function render(main, [runId]) {
       h("td", { class: "num" }, duration(st.started_at, st.finished_at)),
       h("td", { class: "small wrap" }, st.reason || ""))));
     updateDag(stepStatuses(run), selected);
+    gates.update(run);
+    if (streamState === "gate" && run.status !== "awaiting_approval") followLog();
     drawActions();
   }
 
@@ -203,9 +224,23 @@ export function render(main, [runId]) {
     drawRun();
     if (ACTIVE.has(run.status)) pollTimer = setTimeout(poll, 1000);
 
-    stopStream = follow(`/runs/${enc(runId)}/logs/stream`, {
+    followLog();
+  })();
+
+  function followLog() {
+    streamState = "live";
+    let atGate = false;
+    if (stopStream) stopStream();
+    stopStream = follow(`/runs/${enc(runId)}/logs/stream?after=${lastSeq}`, {
       onEvent: (ev) => {
-        if (ev.event === "end") return;
+        if (ev.event === "end") {
+          try {
+            atGate = JSON.parse(ev.data).status === "awaiting_approval";
+          } catch {
+            atGate = false;
+          }
+          return;
+        }
         let line;
         try {
           line = JSON.parse(ev.data);
@@ -220,6 +255,14 @@ export function render(main, [runId]) {
         logState.dataset.state = state;
       },
       onEnd: () => {
+        if (atGate) {
+          streamState = "gate";
+          mount(logState, `waiting for approval · ${lineCount} lines`);
+          logState.dataset.state = "gate";
+          poll();
+          return;
+        }
+        streamState = "ended";
         mount(logState, `ended · ${lineCount} lines`);
         logState.dataset.state = "ended";
         if (!lineCount) logBox.appendChild(h("div", { class: "line muted" }, "No log lines."));
@@ -230,7 +273,7 @@ export function render(main, [runId]) {
         logBox.appendChild(problemBox(problem));
       },
     });
-  })();
+  }
 
   return () => {
     alive = false;

@@ -1,5 +1,6 @@
 // Runs: newest first, filtered by namespace, job and status (kept in the address, so a
 // filtered list can be linked), paged with "Load more", refreshed while a listed run is active.
+// A run waiting at an `approval:` gate stands out, with a link to review it.
 
 import { api } from "../api.js";
 import { namespaceSelect, openFirstNamespace } from "../filters.js";
@@ -50,7 +51,8 @@ export function render(main) {
     return h("tr", { "data-run": r.id, "data-status": r.status },
       h("td", {}, h("a", { href: `#/runs/${enc(r.id)}`, class: "mono" }, r.id.slice(0, 12))),
       h("td", {}, h("a", { href: `#/jobs/${enc(r.namespace)}/${enc(r.job_id)}` }, r.job_id), h("span", { class: "muted small" }, ` ${r.namespace} · r${r.job_revision}`)),
-      h("td", {}, badge(r.status), r.cancel_requested && ACTIVE.has(r.status) ? h("span", { class: "muted small" }, " cancelling") : null),
+      h("td", {}, badge(r.status), r.cancel_requested && ACTIVE.has(r.status) ? h("span", { class: "muted small" }, " cancelling") : null,
+        r.status === "awaiting_approval" ? [" ", h("a", { href: `#/runs/${enc(r.id)}`, class: "small review-gate", title: "approve or reject its gate" }, "review")] : null),
       h("td", { class: "small" }, r.trigger, r.dry_run ? " (dry run)" : ""),
       h("td", {}, timeEl(r.created_at)),
       h("td", { class: "num" }, duration(r.started_at, r.finished_at)),

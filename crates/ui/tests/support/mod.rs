@@ -100,11 +100,23 @@ impl Server {
         role: &str,
         namespace: Option<&str>,
     ) -> Result<String, Box<dyn std::error::Error>> {
+        self.create_named_token(&format!("ui test {role}"), role, namespace)
+            .await
+    }
+
+    /// Creates an API token named `name` (the name `approval:` rules list approvers by)
+    /// with one role, in one namespace or (None) in every namespace, and returns its text.
+    pub async fn create_named_token(
+        &self,
+        name: &str,
+        role: &str,
+        namespace: Option<&str>,
+    ) -> Result<String, Box<dyn std::error::Error>> {
         let created: serde_json::Value = reqwest::Client::new()
             .post(format!("{}/api/v1/tokens", self.base))
             .bearer_auth(self.admin_token()?)
             .json(&serde_json::json!({
-                "name": format!("ui test {role}"),
+                "name": name,
                 "grants": [{"role": role, "namespace": namespace}],
             }))
             .send()
