@@ -474,6 +474,7 @@ fn new_run(request: &RunRequest, now: Timestamp) -> NewRun {
         created_at: now,
         owner: crate::owner::this_process(),
         steps: request.job.steps.iter().map(|s| s.id.clone()).collect(),
+        parent: None,
     }
 }
 

@@ -119,6 +119,7 @@ async fn dead_run(
                     created_at: now,
                     owner: dead_owner(),
                     steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+                    parent: None,
                 },
             },
             RunEvent::RunStarted {

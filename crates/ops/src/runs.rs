@@ -179,6 +179,7 @@ impl Ops {
             // Nobody owns a queued run: the server that claims it becomes its owner.
             owner: Owner::nobody(),
             steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+            parent: None,
         };
         let id = run.id.clone();
         self.store.record(&[RunEvent::RunCreated { run }]).await?;

@@ -1131,6 +1131,7 @@ impl Daemon {
             created_at: now,
             owner: self.owner.clone(),
             steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+            parent: None,
         })
     }
 

@@ -75,6 +75,8 @@ pub struct RunRecord {
     pub cancel_requested_by: Option<String>,
     /// The run this one retries ([`Store::create_retry_run`](crate::Store::create_retry_run)).
     pub retry_of: Option<String>,
+    /// The run and `job:` step that started it, for a child run.
+    pub parent: Option<crate::RunParent>,
     /// Its steps, in file order.
     pub steps: Vec<StepRunRecord>,
 }
@@ -123,6 +125,8 @@ pub struct StepRunRecord {
     /// Start of the first attempt: with `finished_at`, the step's whole time, retries and
     /// their waits included.
     pub first_started_at: Option<Timestamp>,
+    /// The latest run this step started, for a `job:` step.
+    pub child_run: Option<String>,
 }
 
 /// One attempt of one step.

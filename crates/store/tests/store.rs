@@ -105,6 +105,7 @@ fn new_run(id: &str, ns: &str, job: &str, created: i64, steps: &[&str]) -> NewRu
         created_at: at(created),
         owner: owner(),
         steps: steps.iter().map(|s| s.to_string()).collect(),
+        parent: None,
     }
 }
 

@@ -42,6 +42,7 @@ step_kinds![
     check::Check,
     sql::Sql,
     container::Container,
+    job::JobCall,
 ];
 
 /// The step whose kind is being converted.
