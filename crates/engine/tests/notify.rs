@@ -176,6 +176,7 @@ impl Home {
             scheduled_at: None,
             base_dir: self.dir.path().to_owned(),
             prior: Vec::new(),
+            parent: None,
         };
         let config = EngineConfig {
             artifacts_dir: self.dir.path().join("runs"),
@@ -184,6 +185,7 @@ impl Home {
             guardian: None,
             durable_step_starts: false,
             remote: None,
+            children: None,
         };
         let run = execute(&self.store, &config, request, RunStop::new(), None);
         Ok(tokio::time::timeout(LIMIT, run).await??)

@@ -148,6 +148,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         scheduled_at: run.scheduled_at,
         base_dir: dir.to_owned(),
         prior: run.steps.iter().map(PriorStep::from).collect(),
+        parent: None,
     };
     let config = EngineConfig {
         artifacts_dir: dir.join("runs"),
@@ -156,6 +157,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         guardian: None,
         durable_step_starts: true,
         remote: None,
+        children: None,
     };
     (request, config)
 }

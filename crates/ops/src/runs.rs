@@ -288,6 +288,8 @@ impl Ops {
             scheduled_at,
             base_dir,
             prior,
+            // A child run's link is set by `children::Children`, which starts it.
+            parent: None,
         })
     }
 

@@ -321,6 +321,7 @@ impl Daemon {
             guardian: config.guardian.clone(),
             durable_step_starts: true,
             remote: Some(ops.dispatcher()),
+            children: Some(ops.children()),
         };
         let owner = rota_engine::owner::this_process();
         Daemon {

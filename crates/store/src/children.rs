@@ -15,6 +15,8 @@ pub struct Ancestor {
     pub namespace: String,
     /// Its job.
     pub job_id: String,
+    /// What started it (`cli` for a `rota run` in the foreground).
+    pub trigger: String,
 }
 
 impl Store {
@@ -32,11 +34,12 @@ impl Store {
             if chain.len() >= limit || chain.iter().any(|a| a.run_id == id) {
                 break;
             }
-            let Some(row) =
-                sqlx::query("SELECT id, namespace, job_id, parent_run_id FROM runs WHERE id = $1")
-                    .bind(&id)
-                    .fetch_optional(&self.pool)
-                    .await?
+            let Some(row) = sqlx::query(
+                "SELECT id, namespace, job_id, triggered_by, parent_run_id FROM runs WHERE id = $1",
+            )
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?
             else {
                 break;
             };
@@ -45,6 +48,7 @@ impl Store {
                 run_id: row.try_get("id")?,
                 namespace: row.try_get("namespace")?,
                 job_id: row.try_get("job_id")?,
+                trigger: row.try_get("triggered_by")?,
             });
         }
         Ok(chain)

@@ -19,6 +19,7 @@ use crate::step::Resolved;
 mod check;
 pub(crate) mod container;
 pub(crate) mod http;
+mod job;
 mod notebook;
 mod sql;
 
@@ -29,6 +30,7 @@ static ALL: &[&dyn Executor] = &[
     &check::Check,
     &sql::Sql,
     &container::Container,
+    &job::Job,
 ];
 
 /// What an executor resolves a step attempt with.

@@ -111,6 +111,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         scheduled_at: None,
         base_dir: dir.path().to_owned(),
         prior: Vec::new(),
+        parent: None,
     };
     let config = EngineConfig {
         artifacts_dir: dir.path().join("runs"),
@@ -119,6 +120,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         guardian: None,
         durable_step_starts: false,
         remote: None,
+        children: None,
     };
     let stop = options.stop.unwrap_or_default();
     let summary = tokio::time::timeout(
