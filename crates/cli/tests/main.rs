@@ -11,6 +11,7 @@ mod container;
 mod crash;
 mod dag;
 mod edges;
+mod job_steps;
 mod jobs;
 mod logs;
 mod notebook;
