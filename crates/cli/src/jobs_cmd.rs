@@ -317,8 +317,24 @@ async fn put<R: Jobs>(
         format: put.format,
         source: put.source,
     };
-    let saved = rota.put_job(&namespace, &job.id, submission).await?;
-    let saved = saved.job;
+    let saved = match rota.put_job(&namespace, &job.id, submission).await {
+        Ok(saved) => saved.job,
+        // Each problem at its position in the file, as `rota validate` shows them (a cycle
+        // of job calls with the stored jobs is only found here).
+        Err(rota_ops::OpsError::InvalidJob { detail, problems }) if !problems.is_empty() => {
+            eprintln!("rota: {}: {detail}", file.display());
+            for problem in problems {
+                match (problem.line, problem.column) {
+                    (Some(line), Some(col)) => {
+                        eprintln!("{}:{line}:{col}: {}", file.display(), problem.message);
+                    }
+                    _ => eprintln!("{}: {}", file.display(), problem.message),
+                }
+            }
+            return Ok(EXIT_USAGE);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let summary = JobSummary {
         namespace: saved.namespace,
         id: saved.id,
