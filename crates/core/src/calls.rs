@@ -165,6 +165,49 @@ fn path_between<'g>(
     None
 }
 
+/// The cycles of calls across files loaded together (`rota validate a.yaml b.yaml`, a job
+/// directory), namespace by namespace (a job without `namespace:` is in the namespace the
+/// files are loaded into, the same for all); `known` holds the calls of other jobs of
+/// that namespace (stored ones), by job id.
+pub fn across_files(
+    files: &[(&str, &crate::parse::JobFile)],
+    known: &BTreeMap<String, Vec<String>>,
+) -> Vec<Diagnostic> {
+    let namespaces: BTreeSet<Option<&str>> = files
+        .iter()
+        .flat_map(|(_, f)| f.jobs.iter().map(|j| j.namespace.as_deref()))
+        .collect();
+    let mut out = Vec::new();
+    for namespace in namespaces {
+        let sites: Vec<Vec<CallSite>> = files
+            .iter()
+            .map(|(_, f)| {
+                f.calls
+                    .iter()
+                    .filter(|c| c.namespace.as_deref() == namespace)
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let loaded: Vec<LoadedCalls<'_>> = files
+            .iter()
+            .zip(&sites)
+            .map(|((origin, f), calls)| LoadedCalls {
+                file: origin,
+                jobs: f
+                    .jobs
+                    .iter()
+                    .filter(|j| j.namespace.as_deref() == namespace)
+                    .map(|j| j.id.clone())
+                    .collect(),
+                calls,
+            })
+            .collect();
+        out.extend(cycles(&loaded, known));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,47 +293,4 @@ mod tests {
             found[0].message
         );
     }
-}
-
-/// The cycles of calls across files loaded together (`rota validate a.yaml b.yaml`, a job
-/// directory), namespace by namespace (a job without `namespace:` is in the namespace the
-/// files are loaded into, the same for all); `known` holds the calls of other jobs of
-/// that namespace (stored ones), by job id.
-pub fn across_files(
-    files: &[(&str, &crate::parse::JobFile)],
-    known: &BTreeMap<String, Vec<String>>,
-) -> Vec<Diagnostic> {
-    let namespaces: BTreeSet<Option<&str>> = files
-        .iter()
-        .flat_map(|(_, f)| f.jobs.iter().map(|j| j.namespace.as_deref()))
-        .collect();
-    let mut out = Vec::new();
-    for namespace in namespaces {
-        let sites: Vec<Vec<CallSite>> = files
-            .iter()
-            .map(|(_, f)| {
-                f.calls
-                    .iter()
-                    .filter(|c| c.namespace.as_deref() == namespace)
-                    .cloned()
-                    .collect()
-            })
-            .collect();
-        let loaded: Vec<LoadedCalls<'_>> = files
-            .iter()
-            .zip(&sites)
-            .map(|((origin, f), calls)| LoadedCalls {
-                file: origin,
-                jobs: f
-                    .jobs
-                    .iter()
-                    .filter(|j| j.namespace.as_deref() == namespace)
-                    .map(|j| j.id.clone())
-                    .collect(),
-                calls,
-            })
-            .collect();
-        out.extend(cycles(&loaded, known));
-    }
-    out
 }
