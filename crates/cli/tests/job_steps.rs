@@ -282,3 +282,38 @@ fn a_server_runs_job_steps_and_rota_cancel_of_the_parent_cancels_the_child() {
     });
     assert_eq!(child["status"], "cancelled", "{child:#}");
 }
+
+#[test]
+fn a_dry_run_starts_the_child_as_a_dry_run_and_shows_its_parameters() {
+    let rota = Rota::new();
+    rota.write("child.yaml", "id: dry-child\nparams:\n  env: { type: string }\nsteps:\n  - id: touch\n    sh: touch child.ran\n");
+    rota.write("parent.yaml", "id: dry-parent\nparams:\n  env: { type: string, default: prod }\nsteps:\n  - id: call\n    job: { id: dry-child, params: { env: \"{{ params.env }}\" } }\n");
+    assert_code(&rota.run(["jobs", "put", "child.yaml"]), 0);
+    let output = rota.run([
+        "run",
+        "-n",
+        "default",
+        "--dry-run",
+        "parent.yaml",
+        "--output",
+        "json",
+    ]);
+    assert_code(&output, 0);
+    let run = json(&output);
+    assert!(
+        stderr(&output).contains("dry run of job dry-child (env=prod)"),
+        "{}",
+        stderr(&output)
+    );
+    let child_id = step(&run, "call")["child_run"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let child = show(&rota, &child_id);
+    assert_eq!(child["dry_run"], true, "{child:#}");
+    assert_eq!(child["params"]["env"], "prod");
+    assert!(
+        !rota.path("child.ran").exists(),
+        "the child's step only echoed"
+    );
+}

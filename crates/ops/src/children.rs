@@ -114,6 +114,9 @@ impl Children {
                 namespace: parent.namespace.clone(),
             })?;
         let job = revision.job().map_err(OpsError::from)?;
+        // A job with `approval:` rules runs only through a plan, also when another job
+        // calls it.
+        crate::approval_gate(&job, &parent.namespace, crate::Gated::Start)?;
         let params = crate::resolve_params(&job, request.params.clone())?;
         // The child of a `rota run` is a foreground run too: no server ever resumes it.
         let foreground = chain
