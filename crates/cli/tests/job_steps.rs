@@ -317,3 +317,27 @@ fn a_dry_run_starts_the_child_as_a_dry_run_and_shows_its_parameters() {
         "the child's step only echoed"
     );
 }
+
+#[test]
+fn a_servers_job_directory_refuses_a_file_that_closes_a_call_cycle() {
+    let rota = Rota::new();
+    rota.write(
+        "jobs/aaa.yaml",
+        "id: aaa\nsteps:\n  - id: call-b\n    job: { id: bbb }\n",
+    );
+    rota.write(
+        "jobs/bbb.yaml",
+        "id: bbb\nsteps:\n  - id: call-a\n    job: { id: aaa }\n",
+    );
+    let _server = rota.serve(&rota.path("jobs"));
+    let mut problems = String::new();
+    wait_until("the cycle to be reported", || {
+        let output = rota.run(["jobs"]);
+        problems = stderr(&output);
+        problems.contains("job call cycle")
+    });
+    assert!(
+        problems.contains("aaa.yaml:3:9: job call cycle: aaa → bbb → aaa"),
+        "{problems}"
+    );
+}
