@@ -277,6 +277,7 @@ pub fn new_run(id: &str, namespace: &str, job: &str, revision: i64, at: Timestam
             start_token: "t".to_owned(),
         },
         steps: vec!["build".to_owned(), "ship".to_owned()],
+        parent: None,
     }
 }
 

@@ -16,11 +16,38 @@ use crate::output::{self, Printer};
 const DEFAULT_NAMESPACE: &str = "default";
 
 pub fn validate(args: ValidateArgs, out: &Printer) -> u8 {
+    let loads: Vec<(
+        String,
+        Result<rota_core::parse::JobFile, rota_core::parse::LoadError>,
+    )> = args
+        .files
+        .iter()
+        .map(|path| {
+            (
+                path.display().to_string(),
+                rota_core::parse::load_file(path),
+            )
+        })
+        .collect();
+    // Calls between the jobs of different files: a cycle is reported in the file whose
+    // `job:` step closes it, which then does not validate.
+    let loaded: Vec<(&str, &rota_core::parse::JobFile)> = loads
+        .iter()
+        .filter_map(|(name, load)| load.as_ref().ok().map(|f| (name.as_str(), f)))
+        .collect();
+    let cycles = rota_core::calls::across_files(&loaded, &Default::default());
     let mut reports = Vec::new();
     let mut all_valid = true;
-    for path in &args.files {
-        let name = path.display().to_string();
-        match rota_core::parse::load_file(path) {
+    for (name, load) in loads {
+        let mine: Vec<rota_core::diag::Diagnostic> =
+            cycles.iter().filter(|d| d.file == name).cloned().collect();
+        let load = match load {
+            Ok(_) if !mine.is_empty() => Err(rota_core::parse::LoadError::Invalid(
+                rota_core::diag::Diagnostics(mine),
+            )),
+            other => other,
+        };
+        match load {
             Ok(file) => {
                 let ids: Vec<&str> = file.jobs.iter().map(|j| j.id.as_str()).collect();
                 if !out.is_json() {
@@ -290,8 +317,24 @@ async fn put<R: Jobs>(
         format: put.format,
         source: put.source,
     };
-    let saved = rota.put_job(&namespace, &job.id, submission).await?;
-    let saved = saved.job;
+    let saved = match rota.put_job(&namespace, &job.id, submission).await {
+        Ok(saved) => saved.job,
+        // Each problem at its position in the file, as `rota validate` shows them (a cycle
+        // of job calls with the stored jobs is only found here).
+        Err(rota_ops::OpsError::InvalidJob { detail, problems }) if !problems.is_empty() => {
+            eprintln!("rota: {}: {detail}", file.display());
+            for problem in problems {
+                match (problem.line, problem.column) {
+                    (Some(line), Some(col)) => {
+                        eprintln!("{}:{line}:{col}: {}", file.display(), problem.message);
+                    }
+                    _ => eprintln!("{}: {}", file.display(), problem.message),
+                }
+            }
+            return Ok(EXIT_USAGE);
+        }
+        Err(error) => return Err(error.into()),
+    };
     let summary = JobSummary {
         namespace: saved.namespace,
         id: saved.id,

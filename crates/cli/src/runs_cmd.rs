@@ -150,6 +150,23 @@ pub fn show(out: &Printer, run: &Run) {
         run.params,
     );
     out.text(&text);
+    // The links of `job:` steps: this run's parent, and each step's child run.
+    let mut links = String::new();
+    if let Some(parent) = &run.parent {
+        links.push_str(&format!(
+            "parent     run {} (step {})\n",
+            parent.run, parent.step
+        ));
+    }
+    for step in &run.steps {
+        if let Some(child) = &step.child_run {
+            links.push_str(&format!("child      run {child} (step {})\n", step.id));
+        }
+    }
+    if !links.is_empty() {
+        links.push('\n');
+        out.text(&links);
+    }
     let rows: Vec<Vec<String>> = run
         .steps
         .iter()

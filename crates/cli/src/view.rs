@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 /// The JSON contract of a run (`rota run --output json`, `rota runs --output json`): the
 /// record with `job` for `job_id`, and without the fields the CLI never printed.
 pub fn run_json(run: &rota_ops::records::Run) -> Value {
-    json!({
+    let mut value = json!({
         "id": run.id,
         "job": run.job_id,
         "namespace": run.namespace,
@@ -34,7 +34,19 @@ pub fn run_json(run: &rota_ops::records::Run) -> Value {
         })).collect::<Vec<_>>(),
         "started_by": run.started_by,
         "gates": run.gates,
-    })
+    });
+    // The links of `job:` steps, present only where there is one (as in the API's JSON).
+    if let Some(parent) = &run.parent {
+        value["parent"] = json!({"run": parent.run, "step": parent.step});
+    }
+    if let Some(steps) = value["steps"].as_array_mut() {
+        for (shown, step) in steps.iter_mut().zip(&run.steps) {
+            if let Some(child) = &step.child_run {
+                shown["child_run"] = json!(child);
+            }
+        }
+    }
+    value
 }
 
 /// A step's whole time, from its first attempt's start to its last attempt's end (retries

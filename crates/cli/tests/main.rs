@@ -12,6 +12,7 @@ mod crash;
 mod dag;
 mod edges;
 mod gates;
+mod job_steps;
 mod jobs;
 mod logs;
 mod notebook;

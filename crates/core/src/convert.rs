@@ -62,7 +62,7 @@ fn step_keys() -> Vec<&'static str> {
     keys
 }
 /// Step kinds the spec names that are not built yet.
-const FUTURE_STEP_KINDS: &[&str] = &["job"];
+const FUTURE_STEP_KINDS: &[&str] = &[];
 /// Keys the spec names that are not built yet, at job level.
 const FUTURE_JOB_KEYS: &[&str] = &[];
 /// Keys a `notify:` rule may hold.

@@ -24,6 +24,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod calls;
 mod check;
 mod convert;
 pub mod dag;

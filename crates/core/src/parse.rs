@@ -76,6 +76,8 @@ pub struct JobFile {
     pub source: String,
     /// The syntax it was parsed as.
     pub format: Format,
+    /// Its `job:` steps, with their positions, for cycle checks across files.
+    pub calls: Vec<crate::calls::CallSite>,
 }
 
 /// Errors loading a job file.
@@ -113,17 +115,29 @@ pub fn load_file(path: &Path) -> Result<JobFile, LoadError> {
     let source = String::from_utf8(bytes)
         .map_err(|e| io_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     let format = Format::from_path(path);
-    let jobs = parse_str(&source, &path.display().to_string(), format)?;
+    let (jobs, calls) = parse_str_with_calls(&source, &path.display().to_string(), format)?;
     Ok(JobFile {
         jobs,
         source,
         format,
+        calls,
     })
 }
 
 /// Parses and validates a job document; `origin` names it in diagnostics. A document over
 /// the bounds of [`crate::limits`] is refused with a diagnostic naming the bound.
 pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>, Diagnostics> {
+    parse_str_with_calls(source, origin, format).map(|(jobs, _)| jobs)
+}
+
+/// [`parse_str`], also answering the document's `job:` steps with their positions, for the
+/// cycle checks of jobs loaded together with others ([`crate::calls::cycles`]). A cycle
+/// among the document's own jobs is already one of its diagnostics.
+pub fn parse_str_with_calls(
+    source: &str,
+    origin: &str,
+    format: Format,
+) -> Result<(Vec<Job>, Vec<crate::calls::CallSite>), Diagnostics> {
     if source.len() > MAX_FILE_BYTES {
         return Err(too_large(origin));
     }
@@ -131,9 +145,13 @@ pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>,
         errors: Vec::new(),
         lines: source.lines().map(str::to_owned).collect(),
     };
-    let jobs = parse_into(&mut cx, source, origin, format);
+    let (jobs, calls) = parse_into(&mut cx, source, origin, format);
+    let mut extra = Vec::new();
     if cx.errors.is_empty() {
-        return Ok(jobs);
+        extra = file_cycles(origin, &jobs, &calls);
+        if extra.is_empty() {
+            return Ok((jobs, calls));
+        }
     }
     let mut errors = cx.errors;
     errors.sort_by_key(|a| a.0);
@@ -147,17 +165,42 @@ pub fn parse_str(source: &str, origin: &str, format: Format) -> Result<Vec<Job>,
             format!("… and {more} more problems (at most {MAX_DIAGNOSTICS} are reported)"),
         ));
     }
-    Err(Diagnostics(
-        errors
-            .into_iter()
-            .map(|(pos, message)| Diagnostic {
-                file: origin.to_owned(),
-                line: pos.line,
-                col: pos.col,
-                message,
-            })
-            .collect(),
-    ))
+    let mut all: Vec<Diagnostic> = errors
+        .into_iter()
+        .map(|(pos, message)| Diagnostic {
+            file: origin.to_owned(),
+            line: pos.line,
+            col: pos.col,
+            message,
+        })
+        .collect();
+    all.extend(extra);
+    Err(Diagnostics(all))
+}
+
+/// The cycles of calls among one file's jobs, namespace by namespace.
+fn file_cycles(origin: &str, jobs: &[Job], calls: &[crate::calls::CallSite]) -> Vec<Diagnostic> {
+    let namespaces: std::collections::BTreeSet<Option<&str>> =
+        jobs.iter().map(|j| j.namespace.as_deref()).collect();
+    let mut out = Vec::new();
+    for namespace in namespaces {
+        let sites: Vec<crate::calls::CallSite> = calls
+            .iter()
+            .filter(|c| c.namespace.as_deref() == namespace)
+            .cloned()
+            .collect();
+        let loaded = [crate::calls::LoadedCalls {
+            file: origin,
+            jobs: jobs
+                .iter()
+                .filter(|j| j.namespace.as_deref() == namespace)
+                .map(|j| j.id.clone())
+                .collect(),
+            calls: &sites,
+        }];
+        out.extend(crate::calls::cycles(&loaded, &Default::default()));
+    }
+    out
 }
 
 /// The one diagnostic of a file over [`MAX_FILE_BYTES`].
@@ -184,7 +227,12 @@ pub fn job_digest(source: &str) -> String {
 
 const START: Pos = Pos { line: 1, col: 1 };
 
-fn parse_into(cx: &mut Cx, source: &str, origin: &str, format: Format) -> Vec<Job> {
+fn parse_into(
+    cx: &mut Cx,
+    source: &str,
+    origin: &str,
+    format: Format,
+) -> (Vec<Job>, Vec<crate::calls::CallSite>) {
     let report = |cx: &mut Cx, errors: Vec<TreeError>| {
         for e in errors {
             cx.err(e.pos, e.message);
@@ -215,12 +263,12 @@ fn parse_into(cx: &mut Cx, source: &str, origin: &str, format: Format) -> Vec<Jo
             }
             Err(e) => {
                 report(cx, vec![e]);
-                Vec::new()
+                (Vec::new(), Vec::new())
             }
         },
         Format::ScriptHeader => {
             let Some(doc) = script_header(cx, source) else {
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             };
             let info = script_info(source, origin);
             let drafts: Vec<_> = convert::job(cx, &doc, Some(&info)).into_iter().collect();
@@ -286,8 +334,9 @@ fn top_level(cx: &mut Cx, doc: &Node, script: Option<&ScriptInfo>) -> Vec<conver
     }
 }
 
-/// Runs the cross-field checks and rejects duplicate job ids within the file.
-fn finish(cx: &mut Cx, drafts: Vec<convert::Draft>) -> Vec<Job> {
+/// Runs the cross-field checks and rejects duplicate job ids within the file; answers the
+/// jobs and their `job:` steps.
+fn finish(cx: &mut Cx, drafts: Vec<convert::Draft>) -> (Vec<Job>, Vec<crate::calls::CallSite>) {
     let mut seen: std::collections::HashMap<&str, Pos> = std::collections::HashMap::new();
     for draft in &drafts {
         check::check(cx, draft);
@@ -307,7 +356,27 @@ fn finish(cx: &mut Cx, drafts: Vec<convert::Draft>) -> Vec<Job> {
             seen.insert(id, draft.pos);
         }
     }
-    drafts.into_iter().map(|d| d.job).collect()
+    let mut calls = Vec::new();
+    for draft in &drafts {
+        for (i, step) in draft.job.steps.iter().enumerate() {
+            if step.kind.name() != "job" {
+                continue;
+            }
+            let Ok(call) = step.kind.decode::<crate::kinds::job::JobStep>() else {
+                continue;
+            };
+            let pos = draft.step_pos.get(i).copied().unwrap_or(draft.pos);
+            calls.push(crate::calls::CallSite {
+                job: draft.job.id.clone(),
+                namespace: draft.job.namespace.clone(),
+                step: step.id.clone(),
+                callee: call.id,
+                line: pos.line,
+                col: pos.col,
+            });
+        }
+    }
+    (drafts.into_iter().map(|d| d.job).collect(), calls)
 }
 
 /// Finds the `# /// rota` block and reads its TOML, with positions mapped back to the file.

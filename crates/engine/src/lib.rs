@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod cgroup;
+pub mod children;
 pub mod guardian;
 pub mod kernels;
 mod kinds;

@@ -52,6 +52,8 @@ pub struct RunRequest {
     /// What the run's steps did before, when a server resumes a run whose previous owner
     /// died; empty for a new run.
     pub prior: Vec<PriorStep>,
+    /// The run and `job:` step that started this run, for a child run.
+    pub parent: Option<rota_store::RunParent>,
     /// The `approval:` gates the run reached before, by step id: how each was decided, for
     /// a run that resumes after one was; empty for a new run.
     pub gates: BTreeMap<String, GateState>,
@@ -140,6 +142,8 @@ pub struct EngineConfig {
     /// Hands the attempts of steps with `runs_on:` labels to workers (a server's); `None`
     /// runs every step here.
     pub remote: Option<Arc<dyn crate::remote::RemoteSteps>>,
+    /// Starts and follows the child runs of `job:` steps; `None` fails those steps.
+    pub children: Option<Arc<dyn crate::children::ChildRuns>>,
 }
 
 /// Live progress of a run, for a terminal or an SSE stream.
@@ -577,6 +581,7 @@ fn new_run(request: &RunRequest, now: Timestamp) -> NewRun {
         created_at: now,
         owner: crate::owner::this_process(),
         steps: request.job.steps.iter().map(|s| s.id.clone()).collect(),
+        parent: request.parent.clone(),
     }
 }
 

@@ -178,6 +178,7 @@ impl Home {
             base_dir: self.dir.path().to_owned(),
             prior: Vec::new(),
             gates: Default::default(),
+            parent: None,
         };
         let config = EngineConfig {
             artifacts_dir: self.dir.path().join("runs"),
@@ -186,6 +187,7 @@ impl Home {
             guardian: None,
             durable_step_starts: false,
             remote: None,
+            children: None,
         };
         let run = execute(&self.store, &config, request, RunStop::new(), None);
         Ok(tokio::time::timeout(LIMIT, run).await??)

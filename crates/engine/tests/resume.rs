@@ -120,6 +120,7 @@ async fn dead_run(
                     created_at: now,
                     owner: dead_owner(),
                     steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+                    parent: None,
                 },
             },
             RunEvent::RunStarted {
@@ -150,6 +151,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         base_dir: dir.to_owned(),
         prior: run.steps.iter().map(PriorStep::from).collect(),
         gates: Default::default(),
+        parent: None,
     };
     let config = EngineConfig {
         artifacts_dir: dir.join("runs"),
@@ -158,6 +160,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         guardian: None,
         durable_step_starts: true,
         remote: None,
+        children: None,
     };
     (request, config)
 }

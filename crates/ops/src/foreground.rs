@@ -169,6 +169,7 @@ impl Ops {
             guardian: crate::host::spawn_guardian(),
             durable_step_starts: false,
             remote: None,
+            children: Some(self.children()),
         };
         let store = self.store().clone();
         let stop = RunStop::new();
@@ -243,7 +244,7 @@ async fn stop_on_signals(stop: RunStop) {
 /// `rota cancel` from another terminal sets a flag in the store (and signals this process
 /// when it can); polling the flag covers the cases where no signal arrives. A second
 /// `rota cancel` forces the stop, as a second Ctrl-C does.
-async fn stop_on_cancel_request(store: Store, run_id: String, stop: RunStop) {
+pub(crate) async fn stop_on_cancel_request(store: Store, run_id: String, stop: RunStop) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;

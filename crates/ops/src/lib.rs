@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod children;
 mod error;
 pub mod fleet;
 pub mod foreground;

@@ -184,6 +184,7 @@ impl Ops {
             // Nobody owns a queued run: the server that claims it becomes its owner.
             owner: Owner::nobody(),
             steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+            parent: None,
         };
         let id = run.id.clone();
         self.store.record(&[RunEvent::RunCreated { run }]).await?;
@@ -305,6 +306,8 @@ impl Ops {
             base_dir,
             prior,
             gates,
+            // A child run's link is set by `children::Children`, which starts it.
+            parent: None,
         })
     }
 

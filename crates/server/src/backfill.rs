@@ -150,6 +150,7 @@ pub async fn backfill(
             created_at: now,
             owner: owner.clone(),
             steps: steps.clone(),
+            parent: None,
         };
         let occurrence = NewOccurrence {
             namespace: namespace.to_owned(),

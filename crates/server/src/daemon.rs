@@ -321,6 +321,7 @@ impl Daemon {
             guardian: config.guardian.clone(),
             durable_step_starts: true,
             remote: Some(ops.dispatcher()),
+            children: Some(ops.children()),
         };
         let owner = rota_engine::owner::this_process();
         Daemon {
@@ -1136,6 +1137,7 @@ impl Daemon {
             created_at: now,
             owner: self.owner.clone(),
             steps: job.steps.iter().map(|s| s.id.clone()).collect(),
+            parent: None,
         })
     }
 

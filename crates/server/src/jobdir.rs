@@ -86,6 +86,9 @@ pub struct JobDir {
     watching: bool,
     /// When the directory was last compared in full.
     last_full: Option<Instant>,
+    /// The jobs each file that loads defines and the jobs each of them calls, for the
+    /// cycle check of files that change later.
+    calls: HashMap<PathBuf, Vec<(String, Vec<String>)>>,
 }
 
 impl JobDir {
@@ -104,6 +107,7 @@ impl JobDir {
             inotify,
             watching: false,
             last_full: None,
+            calls: HashMap::new(),
         }
     }
 
@@ -115,6 +119,84 @@ impl JobDir {
     /// Compares the directory with the previous scan: the files inotify reported since, or
     /// every file when a full comparison is due.
     pub fn scan(&mut self) -> std::io::Result<Vec<Change>> {
+        let mut changes = self.scan_files()?;
+        self.refuse_cycles(&mut changes);
+        Ok(changes)
+    }
+
+    /// Turns each new or changed file that closes a cycle of job calls (`job:` steps) with
+    /// the directory's other files into a broken one (its last good revision keeps
+    /// running), and remembers the calls of the files that load.
+    fn refuse_cycles(&mut self, changes: &mut [Change]) {
+        for change in changes.iter() {
+            if let Change::Removed { path } = change {
+                self.calls.remove(path);
+            }
+        }
+        let mut fresh: Vec<(usize, String, rota_core::parse::JobFile)> = Vec::new();
+        for (index, change) in changes.iter().enumerate() {
+            let Change::Loaded { path, source, jobs } = change else {
+                continue;
+            };
+            let calls = if jobs
+                .iter()
+                .any(|j| !rota_core::calls::callees(j).is_empty())
+            {
+                let format = rota_core::parse::Format::from_path(path);
+                rota_core::parse::parse_str_with_calls(source, &path.display().to_string(), format)
+                    .map(|(_, calls)| calls)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let file = rota_core::parse::JobFile {
+                jobs: jobs.clone(),
+                source: String::new(),
+                format: rota_core::parse::Format::from_path(path),
+                calls,
+            };
+            fresh.push((index, path.display().to_string(), file));
+        }
+        if fresh.is_empty() {
+            return;
+        }
+        let fresh_paths: BTreeSet<&str> = fresh.iter().map(|(_, p, _)| p.as_str()).collect();
+        let known: std::collections::BTreeMap<String, Vec<String>> = self
+            .calls
+            .iter()
+            .filter(|(path, _)| !fresh_paths.contains(path.display().to_string().as_str()))
+            .flat_map(|(_, jobs)| jobs.iter().cloned())
+            .collect();
+        let files: Vec<(&str, &rota_core::parse::JobFile)> =
+            fresh.iter().map(|(_, p, f)| (p.as_str(), f)).collect();
+        let cycles = rota_core::calls::across_files(&files, &known);
+        for (index, origin, file) in &fresh {
+            let problems: Vec<String> = cycles
+                .iter()
+                .filter(|d| &d.file == origin)
+                .map(ToString::to_string)
+                .collect();
+            let Change::Loaded { path, .. } = &changes[*index] else {
+                continue;
+            };
+            let path = path.clone();
+            if problems.is_empty() {
+                let calls = file
+                    .jobs
+                    .iter()
+                    .map(|j| (j.id.clone(), rota_core::calls::callees(j)))
+                    .collect();
+                self.calls.insert(path, calls);
+            } else {
+                changes[*index] = Change::Broken {
+                    path,
+                    message: problems.join("\n"),
+                };
+            }
+        }
+    }
+
+    fn scan_files(&mut self) -> std::io::Result<Vec<Change>> {
         let (full, dirty) = self.take_events();
         let full = full
             || !self.watching

@@ -122,6 +122,7 @@ fn run_events(
             created_at: created,
             owner: owner.clone(),
             steps: steps.to_vec(),
+            parent: None,
         },
     });
     events.push(RunEvent::RunStarted {

@@ -119,6 +119,17 @@ pub struct NewRun {
     pub owner: Owner,
     /// Step ids in file order.
     pub steps: Vec<String>,
+    /// The run and step that started it, for a run of a `job:` step.
+    pub parent: Option<RunParent>,
+}
+
+/// The run and `job:` step that started a run (its child).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunParent {
+    /// The parent run's id.
+    pub run_id: String,
+    /// The parent run's step that started the child.
+    pub step_id: String,
 }
 
 /// Which stream a log line came from.

@@ -131,6 +131,7 @@ mod tests {
                         start_token: "t".into(),
                     },
                     steps: vec!["a".into()],
+                    parent: None,
                 },
             },
             RunEvent::RunStarted {

@@ -660,6 +660,7 @@ mod tests {
             dry_run: false,
             trigger: "api".into(),
             started_by: Some("token:carol".into()),
+            parent: None,
             scheduled_at: None,
             created_at: at(0),
             owner: Owner::nobody(),

@@ -41,6 +41,7 @@ mod attempts;
 mod audit;
 mod catalog;
 mod changes;
+mod children;
 mod control;
 mod convert;
 mod dialect;
@@ -77,9 +78,10 @@ mod write;
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use changes::{ChangeCounters, FileJobSave, JobHeadChange, SavedFileJob};
+pub use children::Ancestor;
 pub use control::{CancelState, PendingCancel};
 pub use error::StoreError;
-pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent};
+pub use events::{LogStream, NewJobRevision, NewRun, Owner, RunEvent, RunParent};
 pub use feed::EVENT_FEED_KEEP;
 pub use fleet::{
     AttemptKey, DispatchRecord, DispatchState, Expired, Fenced, NewDispatch, Renewed, ServerRecord,

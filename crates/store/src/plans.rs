@@ -189,6 +189,7 @@ impl NewRun {
             created_at: Timestamp::now(),
             owner: crate::Owner::nobody(),
             steps: plan.steps.iter().map(|s| s.id.clone()).collect(),
+            parent: None,
         }
     }
 }

@@ -16,14 +16,14 @@ use crate::{
     StepRunRecord, Store, StoreError,
 };
 
-const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
+pub(crate) const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
     CAST(dry_run AS INTEGER) AS dry_run, triggered_by, scheduled_at, created_at, started_at, \
     finished_at, owner_host, owner_pid, owner_start_token, cancel_requested_at, \
-    cancel_requested_by, retry_of, started_by";
+    cancel_requested_by, retry_of, started_by, parent_run_id, parent_step_id";
 
 /// A step's latest attempt from `step_runs`, with what its earlier attempts add (they are in
 /// `step_attempts`, see [`crate::attempts`]): how many there were and when the first started.
-fn step_columns() -> String {
+pub(crate) fn step_columns() -> String {
     format!(
         "s.run_id, s.step_id, s.status, s.attempt, s.exit_code, s.reason, \
          s.outputs, s.started_at, s.finished_at, \
@@ -31,7 +31,9 @@ fn step_columns() -> String {
           WHERE a.run_id = s.run_id AND a.step_id = s.step_id) + \
          CASE WHEN {CURRENT_ONLY_IN_STEP_RUNS} THEN 1 ELSE 0 END AS attempts, \
          (SELECT MIN(a.started_at) FROM step_attempts a \
-          WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS archived_first_started_at"
+          WHERE a.run_id = s.run_id AND a.step_id = s.step_id) AS archived_first_started_at, \
+         (SELECT MAX(c.id) FROM runs c \
+          WHERE c.parent_run_id = s.run_id AND c.parent_step_id = s.step_id) AS child_run"
     )
 }
 
@@ -292,11 +294,18 @@ pub(crate) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
         cancel_requested_by: row.try_get("cancel_requested_by")?,
         retry_of: row.try_get("retry_of")?,
         started_by: row.try_get("started_by")?,
+        parent: match (
+            row.try_get::<Option<String>, _>("parent_run_id")?,
+            row.try_get::<Option<String>, _>("parent_step_id")?,
+        ) {
+            (Some(run_id), Some(step_id)) => Some(crate::RunParent { run_id, step_id }),
+            _ => None,
+        },
         steps: Vec::new(),
     })
 }
 
-fn step_record(row: &AnyRow) -> Result<StepRunRecord, StoreError> {
+pub(crate) fn step_record(row: &AnyRow) -> Result<StepRunRecord, StoreError> {
     let attempt = u32_col(row, "attempt")?;
     let started_at = opt_ts(row, "started_at")?;
     // The first start of all attempts: the earliest archived one, or the step's own.
@@ -316,6 +325,7 @@ fn step_record(row: &AnyRow) -> Result<StepRunRecord, StoreError> {
         started_at,
         finished_at: opt_ts(row, "finished_at")?,
         first_started_at,
+        child_run: row.try_get("child_run")?,
     })
 }
 

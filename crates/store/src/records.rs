@@ -77,6 +77,8 @@ pub struct RunRecord {
     pub retry_of: Option<String>,
     /// Who asked for it; `None` for a run a trigger started.
     pub started_by: Option<String>,
+    /// The run and `job:` step that started it, for a child run.
+    pub parent: Option<crate::RunParent>,
     /// Its steps, in file order.
     pub steps: Vec<StepRunRecord>,
 }
@@ -125,6 +127,8 @@ pub struct StepRunRecord {
     /// Start of the first attempt: with `finished_at`, the step's whole time, retries and
     /// their waits included.
     pub first_started_at: Option<Timestamp>,
+    /// The latest run this step started, for a `job:` step.
+    pub child_run: Option<String>,
 }
 
 /// One attempt of one step.

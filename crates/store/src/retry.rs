@@ -204,6 +204,7 @@ mod tests {
                 start_token: "t".to_owned(),
             },
             steps: vec!["a".to_owned(), "b".to_owned(), "c".to_owned()],
+            parent: None,
         };
         store.record(&[RunEvent::RunCreated { run }]).await?;
         Ok((db, store))

@@ -480,8 +480,8 @@ pub(crate) async fn create_run<'a>(
     let inserted = sqlx::query(
         "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
          triggered_by, scheduled_at, created_at, owner_host, owner_pid, owner_start_token, \
-         started_by) \
-         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         started_by, parent_run_id, parent_step_id) \
+         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&run.id)
     .bind(&run.namespace)
@@ -496,6 +496,8 @@ pub(crate) async fn create_run<'a>(
     .bind(i64::from(run.owner.pid))
     .bind(&run.owner.start_token)
     .bind(&run.started_by)
+    .bind(run.parent.as_ref().map(|p| p.run_id.as_str()))
+    .bind(run.parent.as_ref().map(|p| p.step_id.as_str()))
     .execute(&mut *conn)
     .await;
     if let Err(e) = inserted {
@@ -532,6 +534,7 @@ pub(crate) async fn create_run<'a>(
         "dry_run": run.dry_run,
         "scheduled_at": run.scheduled_at.map(|t| t.to_string()),
         "steps": run.steps,
+        "parent": run.parent.as_ref().map(|p| json!({"run": p.run_id, "step": p.step_id})),
     });
     rows.event(run.created_at, "run.created", &run.id, None, data);
     Ok(())
@@ -840,6 +843,7 @@ mod tests {
                 start_token: "t".into(),
             },
             steps: steps.iter().map(|s| s.to_string()).collect(),
+            parent: None,
         }
     }
 

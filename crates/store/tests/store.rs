@@ -106,6 +106,7 @@ fn new_run(id: &str, ns: &str, job: &str, created: i64, steps: &[&str]) -> NewRu
         created_at: at(created),
         owner: owner(),
         steps: steps.iter().map(|s| s.to_string()).collect(),
+        parent: None,
     }
 }
 
@@ -1389,3 +1390,55 @@ mod fleet;
 
 #[path = "store/takeover.rs"]
 mod takeover;
+
+both!(child_runs_name_their_parent_and_their_ancestry_is_bounded);
+async fn child_runs_name_their_parent_and_their_ancestry_is_bounded(
+    backend: Backend,
+) -> TestResult {
+    let (_db, store) = fresh(backend).await?;
+    for name in ["top", "mid", "leaf"] {
+        job(&store, "ns", name).await?;
+    }
+    let link = |run: &str, step: &str| {
+        Some(rota_store::RunParent {
+            run_id: run.into(),
+            step_id: step.into(),
+        })
+    };
+    create(&store, new_run("r1", "ns", "top", 1, &["call"])).await?;
+    let mut mid = new_run("r2", "ns", "mid", 2, &["call"]);
+    mid.parent = link("r1", "call");
+    create(&store, mid).await?;
+    let mut leaf = new_run("r3", "ns", "leaf", 3, &["work"]);
+    leaf.parent = link("r2", "call");
+    create(&store, leaf).await?;
+
+    let chain = store.run_ancestry("r3", 10).await?;
+    let jobs: Vec<&str> = chain.iter().map(|a| a.job_id.as_str()).collect();
+    assert_eq!(jobs, ["leaf", "mid", "top"]);
+    assert_eq!(store.run_ancestry("r3", 2).await?.len(), 2, "bounded");
+
+    // Both directions: the child names its parent, the parent's step names its child.
+    let r2 = store.find_run("r2").await?;
+    assert_eq!(r2.parent, link("r1", "call"));
+    assert_eq!(r2.steps[0].child_run.as_deref(), Some("r3"));
+    let r1 = store.find_run("r1").await?;
+    assert_eq!(r1.parent, None);
+    assert_eq!(r1.steps[0].child_run.as_deref(), Some("r2"));
+    assert_eq!(store.child_runs("r1").await?, ["r2"]);
+
+    // A queued child is unfinished, and adopted; once it ended it is not.
+    let unfinished = store.unfinished_child("r1", "call").await?;
+    assert_eq!(unfinished.map(|r| r.id).as_deref(), Some("r2"));
+    assert!(store.unfinished_child("r1", "other").await?.is_none());
+    store
+        .record(&[RunEvent::RunFinished {
+            run_id: "r2".into(),
+            status: RunStatus::Failed,
+            reason: None,
+            at: at(5),
+        }])
+        .await?;
+    assert!(store.unfinished_child("r1", "call").await?.is_none());
+    Ok(())
+}

@@ -43,6 +43,7 @@ step_kinds![
     sql::Sql,
     container::Container,
     approval::ApprovalGate,
+    job::JobCall,
 ];
 
 /// The step whose kind is being converted.

@@ -20,6 +20,7 @@ mod approval;
 mod check;
 pub(crate) mod container;
 pub(crate) mod http;
+mod job;
 mod notebook;
 mod sql;
 
@@ -31,6 +32,7 @@ static ALL: &[&dyn Executor] = &[
     &sql::Sql,
     &container::Container,
     &approval::Approval,
+    &job::Job,
 ];
 
 /// What an executor resolves a step attempt with.

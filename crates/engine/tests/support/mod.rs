@@ -113,6 +113,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         base_dir: dir.path().to_owned(),
         prior: Vec::new(),
         gates: Default::default(),
+        parent: None,
     };
     let config = EngineConfig {
         artifacts_dir: dir.path().join("runs"),
@@ -121,6 +122,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         guardian: None,
         durable_step_starts: false,
         remote: None,
+        children: None,
     };
     let stop = options.stop.unwrap_or_default();
     let summary = tokio::time::timeout(

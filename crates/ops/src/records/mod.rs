@@ -347,6 +347,9 @@ pub struct Run {
     /// schedule, webhook or `after` trigger started.
     #[serde(default)]
     pub started_by: Option<String>,
+    /// The run and `job:` step that started it, for a child run; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRun>,
     /// Its steps, in file order.
     pub steps: Vec<StepRun>,
     /// The `approval:` gates it reached, with their decisions (in `GET /runs/{id}`; empty
@@ -449,6 +452,15 @@ pub struct DecideGate {
     pub hash: Option<String>,
 }
 
+/// The run and `job:` step that started a child run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ParentRun {
+    /// The parent run's id.
+    pub run: String,
+    /// Its `job:` step.
+    pub step: String,
+}
+
 impl From<RunRecord> for Run {
     fn from(r: RunRecord) -> Self {
         Run {
@@ -473,6 +485,10 @@ impl From<RunRecord> for Run {
             cancel_requested: r.cancel_requested,
             retry_of: r.retry_of,
             started_by: r.started_by,
+            parent: r.parent.map(|p| ParentRun {
+                run: p.run_id,
+                step: p.step_id,
+            }),
             steps: r.steps.into_iter().map(StepRun::from).collect(),
             gates: Vec::new(),
         }
@@ -513,6 +529,9 @@ pub struct StepRun {
     /// first; absent for a step that ran on its server.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workers: Vec<AttemptWorker>,
+    /// The latest run a `job:` step started; absent for other steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run: Option<String>,
 }
 
 impl From<StepRunRecord> for StepRun {
@@ -529,6 +548,7 @@ impl From<StepRunRecord> for StepRun {
             finished_at: s.finished_at,
             first_started_at: s.first_started_at,
             workers: Vec::new(),
+            child_run: s.child_run,
         }
     }
 }

@@ -201,7 +201,10 @@ impl Jobs for Session {
         let outcome = async {
             self.principal()
                 .require(Scope::Namespace(namespace), Role::Editor)?;
-            let parsed = only_job(parse_submission(&file, namespace)?, job)?;
+            let parsed = only_job(
+                parse_submission(self.ops().store(), &file, namespace).await?,
+                job,
+            )?;
             let saved = self
                 .ops()
                 .put_job(namespace, &parsed, file.source.as_str())
@@ -234,7 +237,7 @@ impl Jobs for Session {
     ) -> Result<Validation, OpsError> {
         self.principal()
             .require(Scope::Namespace(namespace), Role::Viewer)?;
-        let jobs = parse_submission(&file, namespace)?;
+        let jobs = parse_submission(self.ops().store(), &file, namespace).await?;
         Ok(Validation {
             valid: true,
             jobs: jobs.into_iter().map(validated).collect(),
@@ -289,29 +292,31 @@ fn only_job(
 }
 
 /// Parses and validates a submitted job file; its jobs must not name a namespace other than
-/// `namespace`. Every problem is a [`ProblemItem`] of one `InvalidJob`.
-fn parse_submission(
+/// `namespace`, nor close a cycle of calls (`job:` steps) with the jobs stored there.
+/// Every problem is a [`ProblemItem`] of one `InvalidJob`.
+async fn parse_submission(
+    store: &rota_store::Store,
     file: &JobSubmission,
     namespace: &str,
 ) -> Result<Vec<rota_core::model::Job>, OpsError> {
-    let jobs = rota_core::parse::parse_str(&file.source, ORIGIN, file.format.to_core()).map_err(
-        |diagnostics| {
-            let problems: Vec<ProblemItem> = diagnostics
-                .0
-                .into_iter()
-                .map(|d| ProblemItem {
-                    line: Some(d.line),
-                    column: Some(d.col),
-                    param: None,
-                    message: d.message,
-                })
-                .collect();
-            OpsError::InvalidJob {
-                detail: format!("the job file has {} problem(s)", problems.len()),
-                problems,
-            }
-        },
-    )?;
+    let (jobs, calls) =
+        rota_core::parse::parse_str_with_calls(&file.source, ORIGIN, file.format.to_core())
+            .map_err(|diagnostics| {
+                let problems: Vec<ProblemItem> = diagnostics
+                    .0
+                    .into_iter()
+                    .map(|d| ProblemItem {
+                        line: Some(d.line),
+                        column: Some(d.col),
+                        param: None,
+                        message: d.message,
+                    })
+                    .collect();
+                OpsError::InvalidJob {
+                    detail: format!("the job file has {} problem(s)", problems.len()),
+                    problems,
+                }
+            })?;
     let elsewhere: Vec<ProblemItem> = jobs
         .iter()
         .filter(|j| j.namespace.as_deref().is_some_and(|ns| ns != namespace))
@@ -332,6 +337,35 @@ fn parse_submission(
             detail: format!("the job file belongs to another namespace than {namespace:?}"),
             problems: elsewhere,
         });
+    }
+    if !calls.is_empty() {
+        let mut known = std::collections::BTreeMap::new();
+        for revision in store.list_jobs(Some(namespace)).await? {
+            // A stored definition this release cannot read calls nothing it can check.
+            if let Ok(job) = revision.job() {
+                known.insert(revision.job_id.clone(), rota_core::calls::callees(&job));
+            }
+        }
+        let loaded = [rota_core::calls::LoadedCalls {
+            file: ORIGIN,
+            jobs: jobs.iter().map(|j| j.id.clone()).collect(),
+            calls: &calls,
+        }];
+        let cycles: Vec<ProblemItem> = rota_core::calls::cycles(&loaded, &known)
+            .into_iter()
+            .map(|d| ProblemItem {
+                line: Some(d.line),
+                column: Some(d.col),
+                param: None,
+                message: d.message,
+            })
+            .collect();
+        if !cycles.is_empty() {
+            return Err(OpsError::InvalidJob {
+                detail: "the job file closes a cycle of job calls with the stored jobs".into(),
+                problems: cycles,
+            });
+        }
     }
     Ok(jobs)
 }

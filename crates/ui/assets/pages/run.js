@@ -168,6 +168,9 @@ export function render(main, [runId]) {
         h("dt", {}, "Trigger"), h("dd", {}, run.trigger, run.dry_run ? " (dry run)" : "", run.scheduled_at ? [" for ", timeEl(run.scheduled_at)] : null),
         run.started_by ? [h("dt", {}, "Started by"), h("dd", { class: "mono small" }, run.started_by)] : null,
         run.retry_of ? [h("dt", {}, "Retry of"), h("dd", {}, h("a", { href: `#/runs/${enc(run.retry_of)}`, class: "mono" }, run.retry_of))] : null,
+        run.parent ? [h("dt", {}, "Started by"), h("dd", {}, "step ", run.parent.step, " of run ", h("a", { href: `#/runs/${enc(run.parent.run)}`, class: "mono" }, run.parent.run))] : null,
+        (run.steps || []).filter((st) => st.child_run).map((st) =>
+          [h("dt", {}, "Child run"), h("dd", {}, h("a", { href: `#/runs/${enc(st.child_run)}`, class: "mono" }, st.child_run), " (step ", st.id, ")")]),
         h("dt", {}, "Created"), h("dd", {}, timeEl(run.created_at)),
         h("dt", {}, "Started"), h("dd", {}, timeEl(run.started_at)),
         h("dt", {}, "Finished"), h("dd", {}, timeEl(run.finished_at)),
