@@ -33,9 +33,12 @@ pub fn run_json(run: &rota_ops::records::Run) -> Value {
             "first_started_at": step.first_started_at.map(|t| t.to_string()),
         })).collect::<Vec<_>>(),
         "started_by": run.started_by,
-        "gates": run.gates,
     });
-    // The links of `job:` steps, present only where there is one (as in the API's JSON).
+    // A run's `approval:` gates and the links of `job:` steps, present only where there is
+    // one (as in the API's JSON).
+    if !run.gates.is_empty() {
+        value["gates"] = json!(run.gates);
+    }
     if let Some(parent) = &run.parent {
         value["parent"] = json!({"run": parent.run, "step": parent.step});
     }
@@ -102,7 +105,8 @@ mod tests {
                 "created_at",
                 "started_at",
                 "finished_at",
-                "steps"
+                "steps",
+                "started_by"
             ]
         );
     }

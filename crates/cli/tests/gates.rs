@@ -300,3 +300,53 @@ fn a_dry_run_shows_the_gate_and_passes_it() {
         "{text}"
     );
 }
+
+#[test]
+fn a_parent_waits_for_a_child_run_that_stops_at_a_gate_until_it_is_approved() {
+    let rota = Rota::new();
+    let child = rota.write(
+        "gated-child.yaml",
+        "id: gated-child\nsteps:\n  - id: gate\n    approval: { approvers: [alice] }\n  \
+         - id: after\n    needs: [gate]\n    sh: echo \"done=yes\" >> \"$ROTA_OUTPUT\"\n",
+    );
+    let put = rota.run(["jobs", "put", child.to_str().expect("utf-8 path")]);
+    assert_code(&put, 0);
+    let parent = rota.write(
+        "calls-gated.yaml",
+        "id: calls-gated\nsteps:\n  - id: call\n    job: { id: gated-child }\n",
+    );
+    let parent = parent.to_str().expect("utf-8 path").to_owned();
+    let mut waiting = rota
+        .command(["run", "-n", "default", &parent, "--output", "json"])
+        .env("USER", "carol")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start rota run");
+
+    let mut child_id = String::new();
+    wait_until("the child run to wait at its gate", || {
+        let runs = rota.runs();
+        match runs.iter().find(|r| r["job"] == "gated-child") {
+            Some(run) if run["status"] == "awaiting_approval" => {
+                child_id = run_id(run);
+                true
+            }
+            _ => false,
+        }
+    });
+    // The parent still waits for its child.
+    assert!(waiting.try_wait().expect("poll rota run").is_none());
+    let (approved, output) = as_user(&rota, "alice", &["approve", &child_id]);
+    assert_code(&output, 0);
+    assert_eq!(approved["status"], "succeeded", "{approved:#}");
+
+    let parent_output = crate::util::finish(waiting, "the parent run");
+    assert_code(&parent_output, 0);
+    let run = json(&parent_output);
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert_eq!(
+        step(&run, "call")["outputs"]["after.done"],
+        "yes",
+        "{run:#}"
+    );
+}

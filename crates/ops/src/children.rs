@@ -187,17 +187,24 @@ impl Children {
                 let _ = done.send(end);
             });
         }
-        let lost = run_id.clone();
+        let (lost, waited) = (run_id.clone(), store.clone());
+        let (cancel_store, cancel_id) = (store.clone(), run_id.clone());
         Ok(ChildRun {
             run_id,
             adopted: false,
             end: Box::pin(async move {
-                ended.await.unwrap_or_else(|_| ChildEnd {
+                let end = ended.await.unwrap_or_else(|_| ChildEnd {
                     run_id: lost,
                     status: RunStatus::Failed,
                     reason: Some("the child run's task ended without a result".to_owned()),
                     steps: Vec::new(),
-                })
+                });
+                // A child stopped at an `approval:` gate has not ended: the parent waits
+                // for whoever continues it after the decision.
+                if end.status == RunStatus::AwaitingApproval {
+                    return wait_in_store(waited, end.run_id).await;
+                }
+                end
             }),
             stop: Box::new(move |force| {
                 let reason = StopReason::Cancelled("its parent run".to_owned());
@@ -206,6 +213,14 @@ impl Children {
                 } else {
                     stop.stop(reason);
                 }
+                // A child waiting at its gate is executed by nobody: it ends in the store.
+                let (store, run_id) = (cancel_store.clone(), cancel_id.clone());
+                tokio::spawn(async move {
+                    let now = jiff::Timestamp::now();
+                    let _ = store
+                        .cancel_waiting_run(&run_id, "its parent run", now)
+                        .await;
+                });
             }),
         })
     }
@@ -220,7 +235,12 @@ fn adopt(store: Store, run: RunRecord) -> ChildRun {
         move |force: bool| {
             let (store, run_id) = (store.clone(), run_id.clone());
             tokio::spawn(async move {
-                // A second request forces the stop, as a second `rota cancel` does.
+                // One waiting at an `approval:` gate ends in the store; a running one is
+                // asked to stop (a second request forces it, as a second `rota cancel` does).
+                let now = jiff::Timestamp::now();
+                let _ = store
+                    .cancel_waiting_run(&run_id, "its parent run", now)
+                    .await;
                 let _ = store.request_cancel(&run_id, "its parent run").await;
                 if force {
                     let _ = store.request_cancel(&run_id, "its parent run").await;
@@ -228,41 +248,41 @@ fn adopt(store: Store, run: RunRecord) -> ChildRun {
             });
         }
     };
-    let end = {
-        let run_id = run_id.clone();
-        async move {
-            loop {
-                match store.get_run(&run_id).await {
-                    Ok(Some(run)) if run.status.is_terminal() => {
-                        return ChildEnd {
-                            run_id,
-                            status: run.status,
-                            reason: run.reason,
-                            steps: run
-                                .steps
-                                .into_iter()
-                                .map(|s| (s.step_id, s.outputs))
-                                .collect(),
-                        };
-                    }
-                    Ok(Some(_)) | Err(_) => {}
-                    Ok(None) => {
-                        return ChildEnd {
-                            run_id,
-                            status: RunStatus::Failed,
-                            reason: Some("the child run is gone from the store".to_owned()),
-                            steps: Vec::new(),
-                        };
-                    }
-                }
-                tokio::time::sleep(POLL).await;
+    ChildRun {
+        run_id: run_id.clone(),
+        adopted: true,
+        end: Box::pin(wait_in_store(store, run_id)),
+        stop: Box::new(cancel),
+    }
+}
+
+/// The end of child run `run_id`, executed elsewhere (a server that resumed it, or whoever
+/// continues it after an `approval:` decision), read from the store until it has ended.
+async fn wait_in_store(store: Store, run_id: String) -> ChildEnd {
+    loop {
+        match store.get_run(&run_id).await {
+            Ok(Some(run)) if run.status.is_terminal() => {
+                return ChildEnd {
+                    run_id,
+                    status: run.status,
+                    reason: run.reason,
+                    steps: run
+                        .steps
+                        .into_iter()
+                        .map(|s| (s.step_id, s.outputs))
+                        .collect(),
+                };
+            }
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => {
+                return ChildEnd {
+                    run_id,
+                    status: RunStatus::Failed,
+                    reason: Some("the child run is gone from the store".to_owned()),
+                    steps: Vec::new(),
+                };
             }
         }
-    };
-    ChildRun {
-        run_id,
-        adopted: true,
-        end: Box::pin(end),
-        stop: Box::new(cancel),
+        tokio::time::sleep(POLL).await;
     }
 }
