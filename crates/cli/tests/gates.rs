@@ -138,10 +138,10 @@ fn a_rejected_gate_fails_with_its_reason_and_runs_the_failure_steps() {
     assert!(!rota.path("deployed").exists());
     assert_eq!(done["gates"][0]["status"], "rejected");
 
-    // A settled gate takes no more decisions.
+    // An ended run's gates take no more decisions.
     let (_, late) = as_user(&rota, "bob", &["approve", &id]);
     assert_code(&late, 2);
-    assert_stderr_has(&late, "no approval gate waiting");
+    assert_stderr_has(&late, "has ended (failed)");
 }
 
 #[test]

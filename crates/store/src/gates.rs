@@ -138,6 +138,14 @@ pub enum GateError {
         /// The step asked for.
         step: Option<String>,
     },
+    /// The run has ended: its gates take no decisions.
+    #[error("run {run} has ended ({status}): its gates take no more decisions")]
+    RunEnded {
+        /// The run.
+        run: String,
+        /// Its status.
+        status: &'static str,
+    },
     /// Several gates wait and none was named.
     #[error("run {run} waits at several gates ({}); name one with --step", steps.join(", "))]
     SeveralGates {
@@ -406,7 +414,13 @@ impl Store {
             .await?
             .ok_or_else(|| GateError::RunNotFound(run_id.to_owned()))?;
         let started_by: Option<String> = run.try_get("started_by")?;
-        run_status(&run, "status")?;
+        let status = run_status(&run, "status")?;
+        if status.is_terminal() {
+            return Err(GateError::RunEnded {
+                run: run_id.to_owned(),
+                status: status.as_str(),
+            });
+        }
         let gates = load_gates(&mut tx, run_id).await?;
         let mut gate = pick_gate(run_id, step, gates)?;
         if expire_if_due(&mut tx, &mut gate, at).await?.is_some() {
@@ -785,6 +799,34 @@ mod tests {
             decide("alice", None).await,
             Err(GateError::NotAwaiting { .. })
         ));
+        Ok(())
+    }
+
+    both!(a_run_stopped_while_its_gate_waits_closes_the_gate);
+    async fn a_run_stopped_while_its_gate_waits_closes_the_gate(backend: Backend) -> TestResult {
+        let (_db, store) = fresh(backend).await?;
+        run_at_its_gate(&store).await?;
+        store
+            .record(&[RunEvent::RunFinished {
+                run_id: "r".into(),
+                status: RunStatus::Cancelled,
+                reason: Some("cancelled by SIGINT".into()),
+                at: at(3),
+            }])
+            .await?;
+        assert_eq!(store.run_gates("r").await?[0].status, GateStatus::Cancelled);
+        let late = store
+            .decide_gate(
+                "r",
+                Some("g"),
+                &approver("alice"),
+                Decision::Approve,
+                None,
+                None,
+                at(4),
+            )
+            .await;
+        assert!(matches!(late, Err(GateError::RunEnded { .. })), "{late:?}");
         Ok(())
     }
 

@@ -202,6 +202,15 @@ async fn apply<'a>(
             .execute(&mut *conn)
             .await?;
             expect_run(done.rows_affected(), run_id)?;
+            // A gate the run still waited at when it was stopped takes no more decisions.
+            sqlx::query(
+                "UPDATE run_gates SET status = 'cancelled', decided_at = $1 \
+                 WHERE run_id = $2 AND status = 'awaiting_approval'",
+            )
+            .bind(micros(*at))
+            .bind(run_id)
+            .execute(&mut *conn)
+            .await?;
             let data = json!({ "status": status.as_str(), "reason": reason });
             rows.event(*at, "run.finished", run_id, None, data);
             Ok(())
