@@ -61,8 +61,6 @@ fn step_keys() -> Vec<&'static str> {
     keys.extend(STEP_KEYS_AFTER);
     keys
 }
-/// Step kinds the spec names that are not built yet.
-const FUTURE_STEP_KINDS: &[&str] = &[];
 /// Keys the spec names that are not built yet, at job level.
 const FUTURE_JOB_KEYS: &[&str] = &[];
 /// Keys a `notify:` rule may hold.
@@ -997,20 +995,7 @@ fn step(
     templates: &mut Vec<TemplateSite>,
 ) -> Option<(Step, Pos, Vec<Pos>)> {
     let entries = cx.map(node, "a step")?;
-    for (key, _) in entries {
-        if FUTURE_STEP_KINDS.contains(&key.name.as_str()) {
-            cx.err(
-                key.pos,
-                format!("step kind `{}` is not supported yet", key.name),
-            );
-        }
-    }
-    let known: Vec<(Key, Node)> = entries
-        .iter()
-        .filter(|(k, _)| !FUTURE_STEP_KINDS.contains(&k.name.as_str()))
-        .cloned()
-        .collect();
-    cx.unknown_keys(&known, &step_keys(), "step");
+    cx.unknown_keys(entries, &step_keys(), "step");
 
     let (id, id_pos) = match get(entries, "id") {
         Some(n) => {
@@ -1050,10 +1035,7 @@ fn step(
         .iter()
         .filter_map(|(k, v)| crate::kinds::find(&k.name).map(|def| (k, v, def)))
         .collect();
-    let has_future_kind = entries
-        .iter()
-        .any(|(k, _)| FUTURE_STEP_KINDS.contains(&k.name.as_str()));
-    if kinds.is_empty() && !has_future_kind {
+    if kinds.is_empty() {
         let names: Vec<&str> = crate::kinds::names().collect();
         cx.err(
             id_pos,

@@ -302,16 +302,8 @@ async fn parse_submission(
     let (jobs, calls) =
         rota_core::parse::parse_str_with_calls(&file.source, ORIGIN, file.format.to_core())
             .map_err(|diagnostics| {
-                let problems: Vec<ProblemItem> = diagnostics
-                    .0
-                    .into_iter()
-                    .map(|d| ProblemItem {
-                        line: Some(d.line),
-                        column: Some(d.col),
-                        param: None,
-                        message: d.message,
-                    })
-                    .collect();
+                let problems: Vec<ProblemItem> =
+                    diagnostics.0.into_iter().map(problem_at).collect();
                 OpsError::InvalidJob {
                     detail: format!("the job file has {} problem(s)", problems.len()),
                     problems,
@@ -353,12 +345,7 @@ async fn parse_submission(
         }];
         let cycles: Vec<ProblemItem> = rota_core::calls::cycles(&loaded, &known)
             .into_iter()
-            .map(|d| ProblemItem {
-                line: Some(d.line),
-                column: Some(d.col),
-                param: None,
-                message: d.message,
-            })
+            .map(problem_at)
             .collect();
         if !cycles.is_empty() {
             return Err(OpsError::InvalidJob {
@@ -376,4 +363,14 @@ fn revision_cursor(text: &str) -> Result<i64, OpsError> {
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| OpsError::InvalidQuery(format!("{text:?} is not a cursor from this API")))
+}
+
+/// A job file's problem as a problem item, at its line and column.
+fn problem_at(d: rota_core::diag::Diagnostic) -> ProblemItem {
+    ProblemItem {
+        line: Some(d.line),
+        column: Some(d.col),
+        param: None,
+        message: d.message,
+    }
 }
