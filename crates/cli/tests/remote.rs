@@ -524,11 +524,20 @@ fn completions_offer_the_server_flags() {
 #[test]
 fn ctrl_c_while_following_a_remote_run_asks_the_server_to_cancel_it() {
     let (rota, server) = setup();
-    let follower = rota.spawn(remote_args(&server, &["run", "waits"]));
+    let mut follower = rota.spawn(remote_args(&server, &["run", "waits"]));
+    let mut ended = false;
     wait_until("the remote run to be running", || {
+        ended = follower.try_wait().ok().flatten().is_some();
         let runs = remote_json(&rota, &server, &["runs", "--status", "running"]);
-        runs.as_array().is_some_and(|r| !r.is_empty())
+        ended || runs.as_array().is_some_and(|r| !r.is_empty())
     });
+    if ended {
+        let output = finish(follower, "rota run (remote)");
+        panic!(
+            "the follower ended before its run ran: {}",
+            describe(&output)
+        );
+    }
     crate::util::signal(follower.id(), nix::sys::signal::Signal::SIGINT);
     wait_until("the cancel request in the audit log", || {
         let entries = remote_json(&rota, &server, &["audit", "list"]);

@@ -119,7 +119,10 @@ pub const LISTENING: &str = "rota serve: listening on ";
 /// How to start a `rota serve`: see [`Serve::builder`].
 #[derive(Debug, Clone)]
 pub struct ServeBuilder {
-    bin: PathBuf,
+    /// `None`: [`rota_bin`], resolved only when the server starts. Resolving it earlier
+    /// would run its `cargo build` even for a caller that names its own executable, and
+    /// that build relinks `target/<profile>/rota` while other tests run it.
+    bin: Option<PathBuf>,
     home: PathBuf,
     jobs: PathBuf,
     listen: String,
@@ -133,7 +136,7 @@ pub struct ServeBuilder {
 impl ServeBuilder {
     /// The `rota` executable (default: [`rota_bin`]).
     pub fn bin(mut self, bin: impl Into<PathBuf>) -> Self {
-        self.bin = bin.into();
+        self.bin = Some(bin.into());
         self
     }
 
@@ -187,7 +190,8 @@ impl ServeBuilder {
             .append(true)
             .open(&log_path)?;
         let offset = log.metadata()?.len();
-        let mut command = rota_command(&self.bin, &self.home);
+        let bin = self.bin.clone().unwrap_or_else(|| rota_bin().to_owned());
+        let mut command = rota_command(&bin, &self.home);
         command
             .args([
                 "serve",
@@ -251,7 +255,7 @@ impl Serve {
     /// A server of `bin` on `home` (created if missing) and the job directory `jobs`.
     pub fn builder(home: impl Into<PathBuf>, jobs: impl Into<PathBuf>) -> ServeBuilder {
         ServeBuilder {
-            bin: rota_bin().to_owned(),
+            bin: None,
             home: home.into(),
             jobs: jobs.into(),
             listen: "127.0.0.1:0".to_owned(),
