@@ -22,6 +22,7 @@ mod remote;
 mod resources;
 mod retention;
 mod retry;
+mod rollback;
 mod run;
 mod runs;
 mod sandbox;

@@ -70,6 +70,7 @@ pub(crate) fn check(cx: &mut Cx, draft: &Draft) {
             }
         }
     }
+    check_phases(cx, draft, &index_of, &mut edges);
     for cycle in cycles(&edges) {
         let Some(&first) = cycle.first() else {
             continue;
@@ -82,6 +83,93 @@ pub(crate) fn check(cx: &mut Cx, draft: &Draft) {
     let env = template_env();
     for site in &draft.templates {
         check_template(cx, &env, draft, site, &index_of, &mut ancestors);
+    }
+}
+
+/// `rollback:` names a step of the job that runs only as that rollback, for one step only,
+/// and no main-pass step needs a rollback or `finally` step (it would never start). A
+/// rollback step sees the step it undoes as an ancestor (`edges`), so its templates may
+/// read that step's outputs.
+fn check_phases(
+    cx: &mut Cx,
+    draft: &Draft,
+    index_of: &HashMap<&str, usize>,
+    edges: &mut [Vec<usize>],
+) {
+    let job = &draft.job;
+    let mut undone_by: HashMap<usize, usize> = HashMap::new();
+    for (i, step) in job.steps.iter().enumerate() {
+        let Some(target) = &step.rollback else {
+            continue;
+        };
+        let pos = draft
+            .rollback_pos
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(draft.step_pos[i]);
+        let Some(&r) = index_of.get(target.as_str()) else {
+            let hint = closest(
+                target,
+                index_of.keys().copied().filter(|c| *c != step.id.as_str()),
+            )
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+            cx.err(
+                pos,
+                format!(
+                    "step `{}` names unknown rollback step `{target}`{hint}",
+                    step.id
+                ),
+            );
+            continue;
+        };
+        let problem = if r == i {
+            Some("a step cannot be its own rollback".to_owned())
+        } else if job.steps[r].finally {
+            Some(format!("`{target}` is a `finally` step, which always runs"))
+        } else if job.steps[r].rollback.is_some() {
+            Some(format!("`{target}` declares a rollback of its own"))
+        } else if let Some(&first) = undone_by.get(&r) {
+            Some(format!(
+                "`{target}` is already the rollback of `{}`",
+                job.steps[first].id
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => cx.err(pos, format!("`rollback` of step `{}`: {problem}", step.id)),
+            None => {
+                undone_by.insert(r, i);
+                edges[r].push(i);
+            }
+        }
+    }
+    for (i, step) in job.steps.iter().enumerate() {
+        for (j, need) in step.needs.iter().enumerate() {
+            let Some(&n) = index_of.get(need.as_str()) else {
+                continue;
+            };
+            let only = match (job.steps[n].finally, undone_by.get(&n)) {
+                (true, _) => "a `finally` step".to_owned(),
+                (false, Some(&owner)) => format!("the rollback of `{}`", job.steps[owner].id),
+                (false, None) => continue,
+            };
+            let pos = draft
+                .needs_pos
+                .get(i)
+                .and_then(|p| p.get(j))
+                .copied()
+                .unwrap_or(draft.pos);
+            cx.err(
+                pos,
+                format!(
+                    "step `{}` needs `{need}`, which runs only as {only}",
+                    step.id
+                ),
+            );
+        }
     }
 }
 

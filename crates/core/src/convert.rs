@@ -45,6 +45,9 @@ const STEP_KEYS_AFTER: &[&str] = &[
     "dry_run",
     "runs_on",
     "resources",
+    "confirm",
+    "rollback",
+    "finally",
 ];
 
 /// Keys a step mapping may hold: the common ones, every kind's name and their own keys.
@@ -91,7 +94,19 @@ pub(crate) struct Draft {
     pub step_pos: Vec<Pos>,
     /// Position of each entry of each step's `needs`.
     pub needs_pos: Vec<Vec<Pos>>,
+    /// Position of each step's `rollback` value, if it has one.
+    pub rollback_pos: Vec<Option<Pos>>,
     pub templates: Vec<TemplateSite>,
+}
+
+/// Where a step's parts are written, for the checks that come after conversion.
+pub(crate) struct StepPositions {
+    /// The step's id (or the step, when it has none).
+    id: Pos,
+    /// Each entry of its `needs`.
+    needs: Vec<Pos>,
+    /// Its `rollback` value.
+    rollback: Option<Pos>,
 }
 
 /// Where the job comes from, for script-header defaults.
@@ -411,6 +426,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
 
     let mut step_pos = Vec::new();
     let mut needs_pos = Vec::new();
+    let mut rollback_pos = Vec::new();
     let mut steps = Vec::new();
     match (get(entries, "steps"), script) {
         (Some(n), _) => {
@@ -439,10 +455,11 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                         // would be checked against the next step (or past the last one).
                         let before = templates.len();
                         match step(cx, item, steps.len(), &mut templates) {
-                            Some((step, pos, needs)) => {
+                            Some((step, pos)) => {
                                 steps.push(step);
-                                step_pos.push(pos);
-                                needs_pos.push(needs);
+                                step_pos.push(pos.id);
+                                needs_pos.push(pos.needs);
+                                rollback_pos.push(pos.rollback);
                             }
                             None => templates.truncate(before),
                         }
@@ -467,9 +484,13 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                 dry_run: DryRun::default(),
                 runs_on: BTreeMap::new(),
                 resources: Default::default(),
+                confirm: None,
+                rollback: None,
+                finally: false,
             });
             step_pos.push(node.pos);
             needs_pos.push(Vec::new());
+            rollback_pos.push(None);
         }
         (None, None) => cx.err(node.pos, "missing required key `steps` in job"),
     }
@@ -492,6 +513,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
         pos: node.pos,
         step_pos,
         needs_pos,
+        rollback_pos,
         templates,
     })
 }
@@ -993,7 +1015,7 @@ fn step(
     node: &Node,
     index: usize,
     templates: &mut Vec<TemplateSite>,
-) -> Option<(Step, Pos, Vec<Pos>)> {
+) -> Option<(Step, StepPositions)> {
     let entries = cx.map(node, "a step")?;
     cx.unknown_keys(entries, &step_keys(), "step");
 
@@ -1085,6 +1107,7 @@ fn step(
     }
 
     let mut needs = Vec::new();
+    let mut rollback_pos = None;
     let mut needs_pos = Vec::new();
     if let Some(n) = get(entries, "needs") {
         if let Kind::Seq(items) = &n.kind
@@ -1176,6 +1199,47 @@ fn step(
         })
         .unwrap_or_default();
 
+    let confirm = get(entries, "confirm").and_then(|n| {
+        let text = cx.string(n, &format!("`confirm` in {label}"))?;
+        templates.push(TemplateSite {
+            text: text.clone(),
+            pos: n.pos,
+            step: Some(index),
+            is_expr: false,
+            notify: false,
+        });
+        Some(text)
+    });
+    let rollback = get(entries, "rollback").and_then(|n| {
+        let target = cx.string(n, &format!("`rollback` in {label}"))?;
+        rollback_pos.replace(n.pos);
+        Some(target)
+    });
+    let finally = match get(entries, "finally") {
+        Some(Node {
+            kind: Kind::Bool(b),
+            ..
+        }) => *b,
+        Some(n) => {
+            cx.expected(n, "true or false", &format!("`finally` in {label}"));
+            false
+        }
+        None => false,
+    };
+    if finally {
+        for name in ["needs", "when"] {
+            if let Some((key, _)) = entries.iter().find(|(k, _)| k.name == name) {
+                cx.err(
+                    key.pos,
+                    format!(
+                        "`{name}` in {label}: a `finally` step runs after every other step, \
+                         whatever happened"
+                    ),
+                );
+            }
+        }
+    }
+
     if let Some((def, no_process)) = chosen.and_then(|def| def.no_process().map(|n| (def, n))) {
         let kind_name = def.name();
         let templated = no_process.templated;
@@ -1232,9 +1296,15 @@ fn step(
             dry_run,
             runs_on,
             resources,
+            confirm,
+            rollback,
+            finally,
         },
-        id_pos,
-        needs_pos,
+        StepPositions {
+            id: id_pos,
+            needs: needs_pos,
+            rollback: rollback_pos,
+        },
     ))
 }
 

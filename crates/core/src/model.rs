@@ -372,6 +372,32 @@ pub struct Step {
     /// stored form when empty, like `runs_on`.
     #[serde(default, skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
+    /// What a person confirms before the step's first attempt (`confirm:`, a template):
+    /// asked at an interactive terminal, else the step waits as an approval gate, unless
+    /// the run was started with `--yes`. Left out of the stored form when absent, like
+    /// every key below, so definitions and plan hashes made before it do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<String>,
+    /// The step that undoes this one (`rollback:`): when a later step fails, the rollbacks
+    /// of the steps that succeeded run, the last one first. A rollback step runs only so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
+    /// Runs at the end of the run whatever happened (`finally: true`), after every other
+    /// step and every rollback; it has no `needs`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finally: bool,
+}
+
+impl Step {
+    /// Whether the step runs in the run's main pass: neither `finally` nor a rollback.
+    pub fn is_main(&self, job: &Job) -> bool {
+        !self.finally && rollback_owner(job, &self.id).is_none()
+    }
+}
+
+/// The step whose `rollback:` names step `id`, if one does (at most one may).
+pub fn rollback_owner<'a>(job: &'a Job, id: &str) -> Option<&'a Step> {
+    job.steps.iter().find(|s| s.rollback.as_deref() == Some(id))
 }
 
 /// Whether `name` can name a worker label (`runs_on:`, `rota worker --label`): 1–63

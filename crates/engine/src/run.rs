@@ -308,9 +308,31 @@ pub(crate) struct Shared {
     pub stop: RunStop,
     pub job_revision: i64,
     pub gates: BTreeMap<String, GateState>,
+    /// The rollback steps of the steps that succeeded so far, in the order those ended.
+    pub undo: std::sync::Mutex<Vec<String>>,
 }
 
 impl Shared {
+    /// What undoes the run so far if it fails now, as a failed `check` step says it.
+    pub(crate) fn rollback_plan(&self) -> String {
+        let undo = self.undo.lock().map(|u| u.clone()).unwrap_or_default();
+        if undo.is_empty() {
+            "no rollback will run: no step that succeeded declares one (`rollback:`)".to_owned()
+        } else {
+            let order: Vec<&str> = undo.iter().rev().map(String::as_str).collect();
+            format!("rollback to run: {}", order.join(", "))
+        }
+    }
+
+    /// Notes that step `index` succeeded: its rollback, if any, joins the undo stack.
+    fn succeeded(&self, index: usize) {
+        if let Some(rollback) = &self.job.steps[index].rollback
+            && let Ok(mut undo) = self.undo.lock()
+        {
+            undo.push(rollback.clone());
+        }
+    }
+
     pub(crate) fn update(&self, update: Update) {
         if let Some(updates) = &self.updates {
             let _ = updates.send(update);
@@ -440,6 +462,7 @@ async fn execute_run(
         stop: stop.clone(),
         job_revision: request.job_revision,
         gates: request.gates.clone(),
+        undo: std::sync::Mutex::new(Vec::new()),
     });
     let request = Arc::new(request);
     let states = {
@@ -595,13 +618,24 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
+    let phases: Vec<Phase> = job
+        .steps
+        .iter()
+        .map(|s| Phase::of(job, s, &index_of))
+        .collect();
+    // A rollback step also waits for the step it undoes, whose outputs its templates see.
     let needs: Vec<Vec<usize>> = job
         .steps
         .iter()
-        .map(|s| {
+        .zip(&phases)
+        .map(|(s, phase)| {
             s.needs
                 .iter()
                 .filter_map(|n| index_of.get(n.as_str()).copied())
+                .chain(match phase {
+                    Phase::Rollback { of } => Some(*of),
+                    _ => None,
+                })
                 .collect()
         })
         .collect();
@@ -622,6 +656,19 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
             resume_state(&mut states[i], prior);
         }
     }
+    // The order steps ended in (rollbacks undo the last first); resumed steps, which ended
+    // before, in the order the store gave them.
+    let mut ended_at: Vec<u64> = vec![0; job.steps.len()];
+    let mut ends: u64 = 0;
+    for (i, state) in states.iter().enumerate() {
+        if state.outcome.is_some() {
+            ends += 1;
+            ended_at[i] = ends;
+            if state.outcome == Some(Outcome::Succeeded) {
+                shared.succeeded(i);
+            }
+        }
+    }
     let limit = job.concurrency.max(1) as usize;
     let mut running: JoinSet<(usize, StepResult)> = JoinSet::new();
     // Steps not yet started, in topological order; scanned after every completion.
@@ -637,9 +684,25 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
         // Read once per scan (it takes a lock): a stop that lands during the scan is seen by
         // the next one, which comes, since a step skipped here means every slot is busy.
         let stopped = shared.stop.is_stopped();
+        let mut decided = false;
         for &i in &waiting {
             if states[i].started {
                 continue;
+            }
+            match phases[i].turn(i, &phases, &states, &ended_at) {
+                Turn::NotYet => {
+                    still_waiting.push(i);
+                    continue;
+                }
+                Turn::Skip(reason) => {
+                    let outcome = Outcome::SkippedByCondition;
+                    finish_without_running(shared, &mut states[i], i, outcome, reason);
+                    ends += 1;
+                    ended_at[i] = ends;
+                    decided = true;
+                    continue;
+                }
+                Turn::Now => {}
             }
             if running.len() >= limit && passed_gate[i] && !stopped {
                 still_waiting.push(i);
@@ -651,6 +714,9 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
             }
             if let Some((outcome, reason)) = gate(shared, &states, &needs[i], i) {
                 finish_without_running(shared, &mut states[i], i, outcome, reason);
+                ends += 1;
+                ended_at[i] = ends;
+                decided = true;
                 continue;
             }
             passed_gate[i] = true;
@@ -661,20 +727,44 @@ async fn drive(shared: &Arc<Shared>, request: &RunRequest) -> Vec<StepState> {
             let ctx = template_context(shared, request, &states, &needs, i);
             if let Some((outcome, reason)) = check_condition(shared, &ctx, i) {
                 finish_without_running(shared, &mut states[i], i, outcome, reason);
+                ends += 1;
+                ended_at[i] = ends;
+                decided = true;
                 continue;
             }
             states[i].started = true;
+            if let Phase::Rollback { of } = phases[i] {
+                let undone = &job.steps[of].id;
+                step::system_line(
+                    shared,
+                    &job.steps[i],
+                    states[i].attempts + 1,
+                    format!("rollback of `{undone}`, which succeeded before the run failed"),
+                );
+            }
             let shared = Arc::clone(shared);
             let before = states[i].attempts;
-            // A `when: always` step that starts after the stop is cleanup: only a forced
-            // stop ends it. Any other step that got here is stopped by the run's stop.
-            let cleanup = shared.job.steps[i].when == When::Always && shared.stop.is_stopped();
+            // A `when: always` or `finally` step that starts after the stop is cleanup: only
+            // a forced stop ends it. Any other step that got here is stopped by the run's stop.
+            let cleanup = is_cleanup(&shared.job.steps[i]) && shared.stop.is_stopped();
             let stop = shared.stop.step_token(cleanup);
             running.spawn(async move { (i, step::run_step(&shared, i, ctx, before, stop).await) });
         }
         waiting = still_waiting;
+        if running.is_empty() && decided {
+            // A step decided in this scan may let a step scanned before it take its turn
+            // (the rollbacks and `finally` steps wait for the whole main pass).
+            continue;
+        }
         match running.join_next().await {
-            Some(Ok((i, result))) => apply_result(shared, &mut states[i], i, result),
+            Some(Ok((i, result))) => {
+                apply_result(shared, &mut states[i], i, result);
+                ends += 1;
+                ended_at[i] = ends;
+                if states[i].outcome == Some(Outcome::Succeeded) {
+                    shared.succeeded(i);
+                }
+            }
             Some(Err(join_error)) => {
                 // A panicking step task is a bug; the run records it rather than hanging.
                 tracing::error!(%join_error, "step task failed");
@@ -725,7 +815,7 @@ fn gate(
     index: usize,
 ) -> Option<(Outcome, String)> {
     let step = &shared.job.steps[index];
-    let cleanup = step.when == When::Always && !shared.stop.is_forced();
+    let cleanup = is_cleanup(step) && !shared.stop.is_forced();
     if let Some(reason) = shared.stop.reason().filter(|_| !cleanup) {
         let why = match reason {
             StopReason::Cancelled(_) => "run cancelled before the step started",
@@ -747,6 +837,95 @@ fn gate(
             "no needed step failed (when: failure)".to_owned(),
         )),
         _ => None,
+    }
+}
+
+/// Whether a step runs after a stop, as cleanup: `when: always` and `finally` steps.
+fn is_cleanup(step: &rota_core::model::Step) -> bool {
+    step.when == When::Always || step.finally
+}
+
+/// When a step may run: in the main pass, as the rollback of the step at `of`, or at the
+/// very end (`finally`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Main,
+    Rollback { of: usize },
+    Finally,
+}
+
+/// Whether a step that is not in the main pass takes its turn in this scan.
+enum Turn {
+    NotYet,
+    Now,
+    Skip(String),
+}
+
+impl Phase {
+    fn of(
+        job: &rota_core::model::Job,
+        step: &rota_core::model::Step,
+        index_of: &BTreeMap<&str, usize>,
+    ) -> Phase {
+        if step.finally {
+            return Phase::Finally;
+        }
+        rota_core::model::rollback_owner(job, &step.id)
+            .and_then(|owner| index_of.get(owner.id.as_str()))
+            .map_or(Phase::Main, |&of| Phase::Rollback { of })
+    }
+
+    /// Rollbacks wait for the whole main pass, then run only if it failed, only for steps
+    /// that succeeded, one at a time and the last-ended first; `finally` steps wait for the
+    /// main pass and every rollback. A main pass that waits at a gate lets neither start.
+    fn turn(self, index: usize, phases: &[Phase], states: &[StepState], ended_at: &[u64]) -> Turn {
+        let settled = |i: usize| states[i].outcome.is_some();
+        let main_done = phases
+            .iter()
+            .enumerate()
+            .all(|(i, p)| *p != Phase::Main || settled(i));
+        match self {
+            Phase::Main => Turn::Now,
+            _ if !main_done => Turn::NotYet,
+            Phase::Finally => {
+                let rollbacks_done = phases
+                    .iter()
+                    .enumerate()
+                    .all(|(i, p)| !matches!(p, Phase::Rollback { .. }) || settled(i));
+                if rollbacks_done {
+                    Turn::Now
+                } else {
+                    Turn::NotYet
+                }
+            }
+            Phase::Rollback { of } => {
+                let failed = phases
+                    .iter()
+                    .zip(states)
+                    .any(|(p, s)| *p == Phase::Main && s.outcome.is_some_and(Outcome::is_failure));
+                if !failed {
+                    return Turn::Skip("no step failed: nothing to roll back".to_owned());
+                }
+                if states[of].outcome != Some(Outcome::Succeeded) {
+                    return Turn::Skip("the step it undoes did not succeed".to_owned());
+                }
+                // Rollbacks of steps that ended later go first.
+                let later_pending = phases.iter().enumerate().any(|(i, p)| match p {
+                    Phase::Rollback { of: other } => {
+                        i != index
+                            && !settled(i)
+                            && states[*other].outcome == Some(Outcome::Succeeded)
+                            && ended_at[*other] > ended_at[of]
+                    }
+                    _ => false,
+                });
+                if later_pending {
+                    Turn::NotYet
+                } else {
+                    Turn::Now
+                }
+            }
+        }
     }
 }
 

@@ -370,6 +370,16 @@ fn record_start(shared: &Shared, step: &Step, attempt_no: u32, command: String) 
 /// Records an attempt's end. Its reason is redacted first: errors quote what they could
 /// not run, and a rendered command or path may hold a secret.
 fn finish(shared: &Shared, step: &Step, attempt_no: u32, mut attempt: Attempt) -> Attempt {
+    if step.kind.name() == "check"
+        && matches!(attempt.status, StepStatus::Failed | StepStatus::TimedOut)
+    {
+        // A failed post-check is where an operator looks for what happens next.
+        let next = shared.rollback_plan();
+        attempt.reason = Some(match attempt.reason {
+            Some(reason) => format!("{reason}; {next}"),
+            None => next,
+        });
+    }
     attempt.reason = attempt
         .reason
         .map(|reason| shared.redactor.redact(&reason).into_owned());
