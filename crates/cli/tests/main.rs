@@ -23,6 +23,7 @@ mod resources;
 mod retention;
 mod retry;
 mod run;
+mod runbooks;
 mod runs;
 mod sandbox;
 mod schedule;
