@@ -135,8 +135,7 @@ fn runbook_instance(
 ) -> anyhow::Result<Option<crate::runbook_cmd::Instance>> {
     use rota_core::parse::Format;
     let path = Path::new(target);
-    if !path.is_file() || !matches!(Format::from_path(path), Format::Markdown | Format::Notebook)
-    {
+    if !path.is_file() || !matches!(Format::from_path(path), Format::Markdown | Format::Notebook) {
         return Ok(None);
     }
     let params = plan.params.as_object().cloned().unwrap_or_default();

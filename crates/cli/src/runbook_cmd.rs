@@ -627,7 +627,9 @@ pub fn secret_like(line: &str) -> Option<String> {
                     || literal.starts_with("secrets.")
                     || literal.starts_with("getpass");
                 if literal.len() >= 4 && !reference {
-                    return Some(format!("looks like a secret: a literal assigned to `{name}`"));
+                    return Some(format!(
+                        "looks like a secret: a literal assigned to `{name}`"
+                    ));
                 }
             }
             from += i + name.len();
@@ -691,8 +693,8 @@ pub fn write_instance(
     plan_hash: &str,
 ) -> anyhow::Result<Instance> {
     use anyhow::Context as _;
-    let source = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let base = path
         .parent()
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::util::{Rota, as_user, assert_code, assert_stderr_has, example, json, step, stdout};
+use crate::util::{Rota, as_user, assert_code, assert_stderr_has, example, stdout, step};
 
 /// A Markdown runbook whose second block fails when `fail` is true.
 const FAILING: &str = r#"---
@@ -85,7 +85,10 @@ fn markdown_runbook_dry_run_echoes_blocks() {
     assert_code(&output, 0);
     assert_eq!(run["status"], "succeeded", "{run:#}");
     assert!(!rota.path("touched").exists(), "echo-only by default");
-    assert!(rota.path("always").exists(), "dry_run=run from the info string");
+    assert!(
+        rota.path("always").exists(),
+        "dry_run=run from the info string"
+    );
 }
 
 #[test]
@@ -129,12 +132,16 @@ fn notebook_with(cells: Value) -> String {
 fn notebook_runbook_runs_with_inferred_params_in_a_real_kernel() {
     let rota = Rota::new();
     let file = example("runbook.ipynb");
-    let (run, output) = rota.run_json(&["run", path_str(&file), "-p", "target=prod", "-p", "count=5"]);
+    let (run, output) =
+        rota.run_json(&["run", path_str(&file), "-p", "target=prod", "-p", "count=5"]);
     assert_code(&output, 0);
     assert_eq!(run["job"], "runbook");
     assert_eq!(run["status"], "succeeded", "{run:#}");
     // `count` was inferred as an int: the kernel computed 5 * 2.
-    assert_eq!(step(&run, "notebook")["outputs"]["greeting"], "hello prod x10");
+    assert_eq!(
+        step(&run, "notebook")["outputs"]["greeting"],
+        "hello prod x10"
+    );
 
     // A value that is not of the inferred type is a usage error.
     let output = rota.run(["run", path_str(&file), "-p", "count=many"]);
@@ -172,10 +179,9 @@ fn notebook_runbook_problems_name_the_cell() {
     assert_stderr_has(&output, "`y`");
 
     // Job keys live in `metadata.rota`; a bad one is reported where it is in the file.
-    let mut nb: Value = serde_json::from_str(
-        &std::fs::read_to_string(example("runbook.ipynb")).expect("read"),
-    )
-    .expect("json");
+    let mut nb: Value =
+        serde_json::from_str(&std::fs::read_to_string(example("runbook.ipynb")).expect("read"))
+            .expect("json");
     nb["metadata"]["rota"] = json!({"concurrency": "lots"});
     let text = serde_json::to_string_pretty(&nb).expect("json");
     let line = text
@@ -240,12 +246,26 @@ fn init_new_and_lint_contract_for_both_formats() {
         assert_eq!(run["job"], name.as_str());
 
         // Starting the same runbook twice would overwrite it: refused.
-        let again = rota.run(["runbook", "new", &name, "--format", format, "--dir", path_str(&lib)]);
+        let again = rota.run([
+            "runbook",
+            "new",
+            &name,
+            "--format",
+            format,
+            "--dir",
+            path_str(&lib),
+        ]);
         assert_code(&again, 2);
     }
     // --from a template in the library, by name.
     let output = rota.run([
-        "runbook", "new", "from-template", "--from", "runbook", "--dir", path_str(&lib),
+        "runbook",
+        "new",
+        "from-template",
+        "--from",
+        "runbook",
+        "--dir",
+        path_str(&lib),
     ]);
     assert_code(&output, 0);
     let text = std::fs::read_to_string(lib.join("from-template.md")).expect("read");
@@ -263,16 +283,31 @@ fn lint_reports_each_problem_with_its_position() {
     assert_code(&output, 2);
     let text = stdout(&output);
     let name = path_str(&md);
-    for section in ["Description", "Parameters", "Rollback", "Cleanup", "Learnings"] {
+    for section in [
+        "Description",
+        "Parameters",
+        "Rollback",
+        "Cleanup",
+        "Learnings",
+    ] {
         assert!(
             text.contains(&format!("{name}:1: missing section {section}")),
             "{text}"
         );
     }
     assert!(!text.contains("missing section Steps"), "{text}");
-    assert!(text.contains(&format!("{name}:2: no `dry_run` parameter")), "{text}");
-    assert!(text.contains(&format!("{name}:13: looks like a secret")), "{text}");
-    assert!(!text.contains("hunter2"), "a secret is never echoed: {text}");
+    assert!(
+        text.contains(&format!("{name}:2: no `dry_run` parameter")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{name}:13: looks like a secret")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2"),
+        "a secret is never echoed: {text}"
+    );
 
     // A notebook template with outputs left, no parameters cell and an AWS key.
     let templates = rota.path("lib/templates");
@@ -296,7 +331,12 @@ fn lint_reports_each_problem_with_its_position() {
         .as_array()
         .expect("problems")
         .iter()
-        .map(|p| (p["cell"].clone(), p["message"].as_str().expect("m").to_owned()))
+        .map(|p| {
+            (
+                p["cell"].clone(),
+                p["message"].as_str().expect("m").to_owned(),
+            )
+        })
         .collect();
     let has = |cell: i64, text: &str| {
         problems
@@ -329,7 +369,14 @@ fn plan_writes_a_dated_instance_and_apply_runs_it() {
     let (plan, output) = as_user(
         &rota,
         "carol",
-        &["plan", path_str(&file), "-p", "target=prod", "-p", "dry_run=false"],
+        &[
+            "plan",
+            path_str(&file),
+            "-p",
+            "target=prod",
+            "-p",
+            "dry_run=false",
+        ],
     );
     assert_code(&output, 0);
     let instance = &plan["runbook"];
@@ -342,7 +389,10 @@ fn plan_writes_a_dated_instance_and_apply_runs_it() {
     assert!(copy.contains(r#""default":"prod""#), "{copy}");
     assert!(copy.contains(r#""default":false"#), "{copy}");
     assert!(copy.contains("# Deploy"), "{copy}");
-    assert!(dir.join("helper.sh").is_file(), "a referenced file is copied");
+    assert!(
+        dir.join("helper.sh").is_file(),
+        "a referenced file is copied"
+    );
     let digest = sha256_hex(copy.as_bytes());
     assert_eq!(instance["sha256"], digest.as_str());
     let record: Value =

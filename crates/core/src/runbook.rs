@@ -137,7 +137,11 @@ pub fn read_markdown(source: &str) -> Markdown {
         }
         match event {
             Event::Start(Tag::Heading { level, .. }) => {
-                heading = Some((level as u8, String::new(), lines.pos(source, range.start).line));
+                heading = Some((
+                    level as u8,
+                    String::new(),
+                    lines.pos(source, range.start).line,
+                ));
             }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((level, text, line)) = heading.take() {
@@ -437,7 +441,10 @@ fn block_step(block: &Block, n: usize) -> Node {
     };
     let mut entries: Vec<(Key, Node)> = Vec::new();
     if !block.attrs.iter().any(|(k, _, _)| k == "id") {
-        entries.push((key("id", fence), str_node(&format!("step-{}", n + 1), fence)));
+        entries.push((
+            key("id", fence),
+            str_node(&format!("step-{}", n + 1), fence),
+        ));
     }
     let kind = if block.language == "python" {
         let argv = ["python3", "-c", block.code.as_str()]
@@ -800,10 +807,13 @@ fn merge_params(entries: &mut Vec<(Key, Node)>, inferred: Vec<(Key, Node)>, star
         return;
     }
     match entries.iter_mut().find(|(k, _)| k.name == "params") {
-        Some((_, Node {
-            kind: Kind::Map(declared),
-            ..
-        })) => {
+        Some((
+            _,
+            Node {
+                kind: Kind::Map(declared),
+                ..
+            },
+        )) => {
             for (k, v) in inferred {
                 if !declared.iter().any(|(d, _)| d.name == k.name) {
                     declared.push((k, v));
@@ -836,7 +846,10 @@ mod tests {
         );
         assert_eq!(lang, "sh");
         assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(attrs[0], ("id".into(), AttrValue::Bare("restart".into()), 8));
+        assert_eq!(
+            attrs[0],
+            ("id".into(), AttrValue::Bare("restart".into()), 8)
+        );
         assert_eq!(
             attrs[1].1,
             AttrValue::Quoted("Restart \"prod\"?".into()),
@@ -854,9 +867,13 @@ mod tests {
 
     #[test]
     fn parameters_are_inferred_like_papermill() {
-        let (params, problems) =
-            infer_params("x = 1\nname: str = 'a' # who\nratio=0.5\nflag = True\nreq = None\nbad = f(2)\n");
-        let names: Vec<_> = params.iter().map(|p| (p.name.as_str(), p.type_name)).collect();
+        let (params, problems) = infer_params(
+            "x = 1\nname: str = 'a' # who\nratio=0.5\nflag = True\nreq = None\nbad = f(2)\n",
+        );
+        let names: Vec<_> = params
+            .iter()
+            .map(|p| (p.name.as_str(), p.type_name))
+            .collect();
         assert_eq!(
             names,
             [
