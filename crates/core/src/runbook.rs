@@ -716,7 +716,7 @@ pub(crate) fn notebook_job(cx: &mut Cx, source: &str, origin: &str) -> Option<No
 }
 
 /// The index and node of the first cell tagged `parameters`.
-pub(crate) fn parameters_cell<'n>(root: &'n [(Key, Node)]) -> Option<(usize, &'n Node)> {
+pub(crate) fn parameters_cell(root: &[(Key, Node)]) -> Option<(usize, &Node)> {
     let Some(Kind::Seq(cells)) = get(root, "cells").map(|n| &n.kind) else {
         return None;
     };
