@@ -862,7 +862,11 @@ fn prepared_markdown(
         }
         block.push_str(&format!("  {}: {}\n", spec.name, Value::Object(fields)));
     }
-    let Some((yaml, _)) = runbook::read_markdown(source).front_matter else {
+    if job.params.is_empty() {
+        return source.to_owned();
+    }
+    let doc = runbook::read_markdown(source);
+    let Some((yaml, _)) = doc.front_matter else {
         return format!("---\n{block}---\n{source}");
     };
     let mut kept = String::new();
@@ -870,7 +874,6 @@ fn prepared_markdown(
     for line in yaml.split_inclusive('\n') {
         if line.starts_with("params:") {
             in_params = true;
-            kept.push_str(&block);
             continue;
         }
         if in_params && (line.starts_with([' ', '\t']) || line.trim().is_empty()) {
@@ -879,8 +882,11 @@ fn prepared_markdown(
         in_params = false;
         kept.push_str(line);
     }
-    let rest = &source[4 + yaml.len()..];
-    format!("---\n{kept}{rest}")
+    if !kept.is_empty() && !kept.ends_with('\n') {
+        kept.push('\n');
+    }
+    let rest = source.get(doc.body_start..).unwrap_or_default();
+    format!("---\n{kept}{block}---\n{rest}")
 }
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ pub struct Heading {
 pub struct Markdown {
     /// The front matter's YAML text and the 1-based line it starts at.
     pub front_matter: Option<(String, usize)>,
+    /// The byte offset where the document after the front matter starts (0 without one).
+    pub body_start: usize,
     /// Every heading, in order.
     pub headings: Vec<Heading>,
     /// Every fenced code block, in order.
@@ -116,17 +118,15 @@ impl Lines {
 pub fn read_markdown(source: &str) -> Markdown {
     use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag, TagEnd};
     let lines = Lines::new(source);
+    let (front_matter, body_start) = match front_matter(source) {
+        Some((yaml, body_start)) => (Some((yaml, 2)), body_start),
+        None => (None, 0),
+    };
     let mut out = Markdown {
-        front_matter: front_matter(source),
+        front_matter,
+        body_start,
         ..Markdown::default()
     };
-    let body_start = out.front_matter.as_ref().map_or(0, |(text, _)| {
-        // `---\n` + text + `---` line.
-        let after = 4 + text.len();
-        source[after.min(source.len())..]
-            .find('\n')
-            .map_or(source.len(), |i| after + i + 1)
-    });
     let mut prose_from = body_start;
     let mut heading: Option<(u8, String, usize)> = None;
     let mut block: Option<Block> = None;
@@ -199,16 +199,18 @@ pub fn read_markdown(source: &str) -> Markdown {
     out
 }
 
-/// The YAML between a leading `---` line and the next `---` (or `...`) line.
+/// The YAML between a leading `---` line and the next `---` (or `...`) line, and the byte
+/// offset of the line after that closing one.
 fn front_matter(source: &str) -> Option<(String, usize)> {
     let rest = source
         .strip_prefix("---\n")
         .or_else(|| source.strip_prefix("---\r\n"))?;
+    let opening = source.len() - rest.len();
     let mut offset = 0;
     for line in rest.split_inclusive('\n') {
         let bare = line.trim_end();
         if bare == "---" || bare == "..." {
-            return Some((rest[..offset].to_owned(), 2));
+            return Some((rest[..offset].to_owned(), opening + offset + line.len()));
         }
         offset += line.len();
     }
