@@ -408,7 +408,12 @@ pub fn lint(path: &Path) -> Vec<Problem> {
             } else {
                 Place::Line(d.line)
             };
-            problems.push(problem(at, format!("{}:{}: {}", d.line, d.col, d.message)));
+            let message = if notebook {
+                d.message
+            } else {
+                format!("{} (column {})", d.message, d.col)
+            };
+            problems.push(problem(at, message));
         }
     }
     problems

@@ -428,3 +428,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .expect("digest")
         .to_owned()
 }
+
+#[test]
+fn jobs_put_stores_a_markdown_runbook_that_runs_by_id() {
+    let rota = Rota::new();
+    let file = rota.write(
+        "stored.md",
+        "---\nid: stored-runbook\nparams:\n  who: { type: string, default: x }\n---\n# Stored\n\n```sh\necho \"hi $ROTA_PARAM_WHO\" > \"$ROTA_OUTPUT.txt\"; echo who=$ROTA_PARAM_WHO >> \"$ROTA_OUTPUT\"\n```\n",
+    );
+    let output = rota.run(["jobs", "put", path_str(&file)]);
+    assert_code(&output, 0);
+    let (run, output) = rota.run_json(&["run", "stored-runbook", "-p", "who=ops"]);
+    assert_code(&output, 0);
+    assert_eq!(step(&run, "step-1")["outputs"]["who"], "ops", "{run:#}");
+}
