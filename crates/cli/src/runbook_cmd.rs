@@ -758,10 +758,15 @@ pub fn write_instance(
 /// files beside the runbook.
 fn referenced_files(job: &rota_core::model::Job, base: &Path) -> Vec<String> {
     let mut found = std::collections::BTreeSet::new();
+    let mut texts = Vec::new();
     for step in &job.steps {
-        let config = serde_json::to_string(&step.kind).unwrap_or_default();
-        for word in config.split(|c: char| c.is_whitespace() || "\"'`,;()[]{}<>|&=".contains(c)) {
-            let word = word.trim_end_matches("\\n");
+        strings_of(
+            &serde_json::to_value(&step.kind).unwrap_or_default(),
+            &mut texts,
+        );
+    }
+    for text in &texts {
+        for word in text.split(|c: char| c.is_whitespace() || "\"'`,;()[]{}<>|&=".contains(c)) {
             let relative = Path::new(word);
             if word.is_empty()
                 || relative.is_absolute()
@@ -777,6 +782,16 @@ fn referenced_files(job: &rota_core::model::Job, base: &Path) -> Vec<String> {
     // The runbook itself is written as the prepared copy.
     found.retain(|w| !w.ends_with(".ipynb") || job.steps.len() > 1);
     found.into_iter().collect()
+}
+
+/// Every string inside `value`.
+fn strings_of(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(items) => items.iter().for_each(|v| strings_of(v, out)),
+        Value::Object(map) => map.values().for_each(|v| strings_of(v, out)),
+        _ => {}
+    }
 }
 
 /// The notebook with its parameters injected after the `parameters` cell, in a cell tagged

@@ -360,10 +360,11 @@ fn plan_writes_a_dated_instance_and_apply_runs_it() {
     let lib = rota.path("lib");
     assert_code(&rota.run(["runbook", "init", path_str(&lib)]), 0);
     std::fs::write(lib.join("helper.sh"), "echo helper ran\n").expect("write");
+    std::fs::write(lib.join("notes.txt"), "notes\n").expect("write");
     let file = lib.join("deploy.md");
     std::fs::write(
         &file,
-        "---\nparams:\n  target: { type: string, default: staging, help: where }\n  dry_run: { type: bool, default: true }\n---\n# Deploy\n\n```sh {id=deploy}\nsh helper.sh && echo \"to $ROTA_PARAM_TARGET\" && touch deployed\n```\n",
+        "---\nparams:\n  target: { type: string, default: staging, help: where }\n  dry_run: { type: bool, default: true }\n---\n# Deploy\n\n```sh {id=deploy}\ncat notes.txt\nsh helper.sh && echo \"to $ROTA_PARAM_TARGET\" && touch deployed\n```\n",
     )
     .expect("write");
     let (plan, output) = as_user(
@@ -393,6 +394,11 @@ fn plan_writes_a_dated_instance_and_apply_runs_it() {
         dir.join("helper.sh").is_file(),
         "a referenced file is copied"
     );
+    assert!(
+        dir.join("notes.txt").is_file(),
+        "each referenced file is copied"
+    );
+    assert_eq!(instance["copied"], json!(["helper.sh", "notes.txt"]));
     let digest = sha256_hex(copy.as_bytes());
     assert_eq!(instance["sha256"], digest.as_str());
     let record: Value =
