@@ -448,3 +448,53 @@ fn jobs_put_stores_a_markdown_runbook_that_runs_by_id() {
     assert_code(&output, 0);
     assert_eq!(step(&run, "step-1")["outputs"]["who"], "ops", "{run:#}");
 }
+
+#[test]
+fn plan_of_a_notebook_injects_its_parameters_into_the_prepared_copy() {
+    let rota = Rota::new();
+    let file = rota.write(
+        "nb/greet.ipynb",
+        &std::fs::read_to_string(example("runbook.ipynb")).expect("read"),
+    );
+    let (plan, output) = as_user(
+        &rota,
+        "carol",
+        &[
+            "plan",
+            path_str(&file),
+            "-p",
+            "count=5",
+            "-p",
+            "target=it's",
+        ],
+    );
+    assert_code(&output, 0);
+    let dir = Path::new(plan["runbook"]["dir"].as_str().expect("dir"));
+    // No library above it: `runs/` beside the runbook.
+    assert_eq!(dir.parent(), Some(rota.path("nb/runs").as_path()));
+    let copy = std::fs::read_to_string(dir.join("greet.ipynb")).expect("copy");
+    assert_eq!(
+        plan["runbook"]["sha256"],
+        sha256_hex(copy.as_bytes()).as_str()
+    );
+    let nb: Value = serde_json::from_str(&copy).expect("json");
+    let cells = nb["cells"].as_array().expect("cells");
+    let at = cells
+        .iter()
+        .position(|c| c["metadata"]["tags"] == json!(["injected-parameters"]))
+        .expect("an injected-parameters cell");
+    assert_eq!(cells[at - 1]["metadata"]["tags"], json!(["parameters"]));
+    let source = cells[at]["source"].as_str().expect("source");
+    assert!(source.contains("count = 5\n"), "{source}");
+    assert!(source.contains("target = \"it's\"\n"), "{source}");
+    assert!(source.contains("dry_run = True\n"), "{source}");
+
+    // Applying the plan runs the notebook with the planned values.
+    let id = plan["id"].as_str().expect("id");
+    let (run, output) = as_user(&rota, "carol", &["apply", id]);
+    assert_code(&output, 0);
+    assert_eq!(
+        step(&run, "notebook")["outputs"]["greeting"],
+        "hello it's x10"
+    );
+}
