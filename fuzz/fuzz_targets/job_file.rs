@@ -1,4 +1,5 @@
-//! Arbitrary bytes as a job file of every format (YAML, JSON, TOML, script header) through
+//! Arbitrary bytes as a job file of every format (YAML, JSON, TOML, script header,
+//! Markdown and notebook runbooks) through
 //! parsing and validation, then through what is done with a valid job (its step order and
 //! downstream sets); and as a parameters file. None of it may panic, whatever the input.
 #![no_main]
@@ -13,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
         Format::Json,
         Format::Toml,
         Format::ScriptHeader,
+        Format::Markdown,
+        Format::Notebook,
     ] {
         if let Ok(jobs) = parse_str(&source, "fuzz.yaml", format) {
             for job in &jobs {

@@ -535,3 +535,37 @@ async fn durations_on_the_wire_are_texts() {
     assert_eq!(plan.body["steps"][0]["resolved"]["timeout"], "1m30s");
     assert!(!plan.body.to_string().contains("nanos"), "{}", plan.body);
 }
+
+#[tokio::test]
+async fn a_markdown_runbook_is_a_job_file_too() {
+    let env = Env::new().await;
+    let uri = "/api/v1/namespaces/ops/jobs/rotate";
+    let runbook = "---\nid: rotate\n---\n# Rotate\n\n```sh {id=check}\necho check\n```\n\n```python\nprint(1)\n```\n";
+    let saved = env
+        .call(
+            Method::PUT,
+            uri,
+            Some("editor_ops"),
+            Some(&submission("markdown", runbook)),
+        )
+        .await;
+    assert_eq!(saved.status, 201, "{}", saved.body);
+    let job = env.call(Method::GET, uri, Some("viewer_ops"), None).await;
+    assert_eq!(job.status, 200, "{}", job.body);
+    let text = job.body.to_string();
+    assert!(text.contains("check") && text.contains("step-2"), "{text}");
+
+    // A bad step key is a 422 problem at its line and column in the Markdown.
+    let broken = "---\nid: rotate\n---\n# Rotate\n\n```sh {id=check retry=lots}\necho\n```\n";
+    let answer = env
+        .call(
+            Method::POST,
+            "/api/v1/namespaces/ops/jobs/validate",
+            Some("viewer_ops"),
+            Some(&submission("markdown", broken)),
+        )
+        .await;
+    answer.assert_problem(422, "invalid-job");
+    assert_eq!(answer.body["problems"][0]["line"], 6, "{}", answer.body);
+    assert_eq!(answer.body["problems"][0]["column"], 23, "{}", answer.body);
+}

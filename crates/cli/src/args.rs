@@ -138,6 +138,9 @@ pub enum Command {
     /// Execute and inspect Jupyter notebooks, papermill-compatible.
     #[command(subcommand)]
     Notebook(rota_notebook::cli::NotebookCommand),
+    /// Runbook libraries: `init` a library, start a `new` runbook, `lint` runbooks.
+    #[command(subcommand)]
+    Runbook(crate::runbook_cmd::RunbookCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell.

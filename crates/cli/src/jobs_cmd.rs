@@ -259,9 +259,10 @@ fn read_put_file(file: &Path) -> Option<PutFile> {
         Format::Yaml => JobFormat::Yaml,
         Format::Toml => JobFormat::Toml,
         Format::Json => JobFormat::Json,
+        Format::Markdown => JobFormat::Markdown,
         _ => {
             eprintln!(
-                "rota: {}: `rota jobs put` takes YAML, TOML or JSON job files",
+                "rota: {}: `rota jobs put` takes YAML, TOML, JSON or Markdown job files",
                 file.display()
             );
             return None;

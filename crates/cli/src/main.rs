@@ -15,6 +15,7 @@ mod plan_cmd;
 mod render_helper;
 mod retention_cmd;
 mod run_cmd;
+mod runbook_cmd;
 mod runs_cmd;
 mod schedule_cmd;
 mod secrets_cmd;
@@ -153,6 +154,7 @@ async fn local_only(
             let code = rota_notebook::cli::run(command, host).await;
             Ok(u8::try_from(code).unwrap_or(1))
         }
+        Command::Runbook(command) => Ok(runbook_cmd::runbook(command, &out)),
         Command::Completions { shell } => Ok(completions(shell)),
         Command::Guardian | Command::Render => Ok(0),
         other => return Err(other),

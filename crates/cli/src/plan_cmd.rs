@@ -102,8 +102,12 @@ pub async fn plan<R: Rota + Drive>(rota: &R, args: PlanArgs, out: &Printer) -> a
         dry_run: args.dry_run,
     };
     let plan = rota.create_plan(&namespace, &job_id, request).await?;
+    let instance = match rota.here() {
+        Some(_) => runbook_instance(&args.target, &job, &plan)?,
+        None => None,
+    };
     let Some(run_id) = &plan.dry_run_id else {
-        print_plan(out, &plan);
+        print_planned(out, &plan, instance.as_ref());
         return Ok(0);
     };
     let Some(here) = rota.here() else {
@@ -119,8 +123,43 @@ pub async fn plan<R: Rota + Drive>(rota: &R, args: PlanArgs, out: &Printer) -> a
     if !out.is_json() {
         out.text("\n");
     }
-    print_plan(out, &rota.get_plan(&plan.id).await?);
+    print_planned(out, &rota.get_plan(&plan.id).await?, instance.as_ref());
     Ok(code)
+}
+
+/// For a runbook file, its dated instance with the prepared copy (`rota plan RUNBOOK`).
+fn runbook_instance(
+    target: &str,
+    job: &Job,
+    plan: &Plan,
+) -> anyhow::Result<Option<crate::runbook_cmd::Instance>> {
+    use rota_core::parse::Format;
+    let path = Path::new(target);
+    if !path.is_file() || !matches!(Format::from_path(path), Format::Markdown | Format::Notebook) {
+        return Ok(None);
+    }
+    let params = plan.params.as_object().cloned().unwrap_or_default();
+    crate::runbook_cmd::write_instance(path, job, &params, &plan.id, &plan.hash).map(Some)
+}
+
+/// The plan, and where its runbook's prepared copy was written, if it has one.
+fn print_planned(out: &Printer, plan: &Plan, instance: Option<&crate::runbook_cmd::Instance>) {
+    let Some(instance) = instance else {
+        print_plan(out, plan);
+        return;
+    };
+    if out.is_json() {
+        let mut value = serde_json::to_value(plan).unwrap_or_default();
+        value["runbook"] = serde_json::to_value(instance).unwrap_or_default();
+        out.json(&value);
+        return;
+    }
+    print_plan(out, plan);
+    out.text(&format!(
+        "runbook  {} (sha256 {})\n",
+        instance.copy.display(),
+        instance.sha256
+    ));
 }
 
 /// Loads the job `rota plan` names on this machine (a file, or a stored job's id) and saves

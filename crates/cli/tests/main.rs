@@ -24,6 +24,7 @@ mod retention;
 mod retry;
 mod rollback;
 mod run;
+mod runbooks;
 mod runs;
 mod sandbox;
 mod schedule;

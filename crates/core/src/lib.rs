@@ -37,6 +37,7 @@ pub mod params;
 pub mod parse;
 pub mod plan;
 pub mod resources;
+pub mod runbook;
 pub mod stored;
 pub mod template;
 mod tree;

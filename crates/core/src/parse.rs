@@ -13,6 +13,9 @@
 //! JSON is read by the YAML 1.2 parser, of which it is a subset; positions and duplicate-key
 //! checks therefore work the same for both.
 //!
+//! Markdown (`.md`) and notebook (`.ipynb`) runbooks are read into the same tree by
+//! [`crate::runbook`].
+//!
 //! A script (any other extension) carries TOML job metadata in a leading comment block, like
 //! PEP 723:
 //!
@@ -52,16 +55,22 @@ pub enum Format {
     Json,
     /// A script whose leading comment block `# /// rota` … `# ///` holds TOML job metadata.
     ScriptHeader,
+    /// A Markdown runbook: front matter and fenced code blocks ([`crate::runbook`]).
+    Markdown,
+    /// A Jupyter notebook runbook ([`crate::runbook`]).
+    Notebook,
 }
 
 impl Format {
-    /// Guesses the format from a file name: `.yaml`/`.yml`, `.toml`, `.json`; anything else is
-    /// treated as a script with a header.
+    /// Guesses the format from a file name: `.yaml`/`.yml`, `.toml`, `.json`, `.md`/`.markdown`,
+    /// `.ipynb`; anything else is treated as a script with a header.
     pub fn from_path(path: &Path) -> Format {
         match path.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => Format::Yaml,
             Some("toml") => Format::Toml,
             Some("json") => Format::Json,
+            Some("md" | "markdown") => Format::Markdown,
+            Some("ipynb") => Format::Notebook,
             _ => Format::ScriptHeader,
         }
     }
@@ -274,6 +283,18 @@ fn parse_into(
             let drafts: Vec<_> = convert::job(cx, &doc, Some(&info)).into_iter().collect();
             finish(cx, drafts)
         }
+        Format::Markdown | Format::Notebook => {
+            let doc = if format == Format::Markdown {
+                crate::runbook::markdown_job(cx, source, origin)
+            } else {
+                crate::runbook::notebook_job(cx, source, origin)
+            };
+            let drafts: Vec<_> = doc
+                .and_then(|doc| convert::job(cx, &doc, None))
+                .into_iter()
+                .collect();
+            finish(cx, drafts)
+        }
     }
 }
 
@@ -438,7 +459,7 @@ fn script_header(cx: &mut Cx, source: &str) -> Option<Node> {
     }
 }
 
-fn shift_positions(node: &mut Node, shift: &impl Fn(Pos) -> Pos) {
+pub(crate) fn shift_positions(node: &mut Node, shift: &impl Fn(Pos) -> Pos) {
     node.pos = shift(node.pos);
     match &mut node.kind {
         Kind::Seq(items) => items.iter_mut().for_each(|n| shift_positions(n, shift)),

@@ -3,11 +3,13 @@
 use proptest::prelude::*;
 use rota_core::parse::{Format, parse_str};
 
-const FORMATS: [Format; 4] = [
+const FORMATS: [Format; 6] = [
     Format::Yaml,
     Format::Json,
     Format::Toml,
     Format::ScriptHeader,
+    Format::Markdown,
+    Format::Notebook,
 ];
 
 fn parse_all(source: &str) {

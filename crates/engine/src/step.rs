@@ -563,12 +563,30 @@ pub(crate) fn param_env(
 }
 
 /// Renders every string inside a JSON value.
+/// The parameter a value that is exactly `{{ params.NAME }}` names, so that it keeps its type
+/// (a notebook runbook's `int` parameter reaches the kernel as an int, not as its text).
+fn whole_param<'c>(text: &str, ctx: &'c Context) -> Option<&'c serde_json::Value> {
+    let name = text
+        .trim()
+        .strip_prefix("{{")?
+        .strip_suffix("}}")?
+        .trim()
+        .strip_prefix("params.")?;
+    if !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+        return None;
+    }
+    ctx.params.get(name)
+}
+
 pub(crate) fn render_value(
     value: &serde_json::Value,
     ctx: &Context,
 ) -> Result<serde_json::Value, String> {
     use serde_json::Value as J;
     Ok(match value {
+        J::String(text) if whole_param(text, ctx).is_some() => {
+            whole_param(text, ctx).cloned().unwrap_or_default()
+        }
         J::String(text) => {
             J::String(template::render(text, ctx).map_err(|e| template::failure_reason(text, &e))?)
         }

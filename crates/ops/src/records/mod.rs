@@ -851,6 +851,9 @@ pub enum JobFormat {
     Toml,
     /// JSON.
     Json,
+    /// A Markdown runbook (docs/runbooks.md); its front matter names the job's `id`, since
+    /// a submission has no file name to take it from.
+    Markdown,
 }
 
 impl JobFormat {
@@ -860,6 +863,7 @@ impl JobFormat {
             JobFormat::Yaml => rota_core::parse::Format::Yaml,
             JobFormat::Toml => rota_core::parse::Format::Toml,
             JobFormat::Json => rota_core::parse::Format::Json,
+            JobFormat::Markdown => rota_core::parse::Format::Markdown,
         }
     }
 }
@@ -873,7 +877,7 @@ impl JobFormat {
     "source": "id: hello\nsteps:\n  - id: greet\n    sh: echo hello\n"
 }))]
 pub struct JobSubmission {
-    /// `yaml`, `toml` or `json`.
+    /// `yaml`, `toml`, `json` or `markdown`.
     pub format: JobFormat,
     /// The job file's text.
     pub source: String,
