@@ -192,6 +192,12 @@ pub struct RunArgs {
     /// With `--server`: print the queued run's id and return without following it.
     #[arg(long)]
     pub detach: bool,
+
+    /// Confirm the job's `confirm:` steps beforehand, as yourself (you must be one of
+    /// those who may confirm them); without it they are asked at a terminal, else they
+    /// wait as approval gates.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `rota plan`.

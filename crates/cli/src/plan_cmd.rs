@@ -53,6 +53,7 @@ fn run_args(
         dry_run: false,
         argv: Vec::new(),
         detach: false,
+        yes: false,
     }
 }
 

@@ -65,7 +65,14 @@ pub async fn run<R: Rota + Drive>(rota: &R, args: RunArgs, out: &Printer) -> any
         }
     };
     match rota.here() {
-        Some(here) => run_here(here.ops(), loaded, params, args.dry_run, out).await,
+        Some(here) => run_here(here.ops(), loaded, params, &args, out).await,
+        None if args.yes => {
+            eprintln!(
+                "rota: --yes confirms steps only for a run in this process; a server's run \
+                 waits at each `confirm:` step for `rota approve RUN --step STEP`"
+            );
+            Ok(EXIT_USAGE)
+        }
         None => {
             let body = CreateRun {
                 params: params.into_iter().collect(),
@@ -86,14 +93,49 @@ async fn run_here(
     ops: &rota_ops::Ops,
     loaded: Loaded,
     params: BTreeMap<String, Value>,
-    dry_run: bool,
+    args: &RunArgs,
     out: &Printer,
 ) -> anyhow::Result<u8> {
+    let principal = rota_ops::auth::Principal::local();
+    let confirmations =
+        match rota_ops::Ops::confirmations(&principal, &loaded.job, &loaded.namespace, args.yes) {
+            Ok(rota_ops::Confirmations::Gate) if at_a_terminal() => {
+                rota_ops::Confirmations::Ask(std::sync::Arc::new(TerminalConfirm))
+            }
+            Ok(confirmations) => confirmations,
+            Err(error) => return refused(error),
+        };
     let revision = ops.save_loaded(&loaded).await?;
-    let spec = rota_ops::Ops::foreground_spec(loaded, revision, params, dry_run);
+    let spec = rota_ops::Ops::foreground_spec(loaded, revision, params, args.dry_run);
     match ops.prepare_run(spec).await {
-        Ok(request) => execute(ops, request, out, false).await,
+        Ok(mut request) => {
+            request.confirmations = confirmations;
+            execute(ops, request, out, false).await
+        }
         Err(error) => refused(error),
+    }
+}
+
+/// Whether someone can answer a question here: stdin and stderr are a terminal.
+fn at_a_terminal() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// Asks a `confirm:` step's question on this terminal: y or yes confirms.
+struct TerminalConfirm;
+
+impl rota_ops::Confirm for TerminalConfirm {
+    fn ask(&self, question: &str) -> bool {
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\n{question}\nProceed? [y/N] ");
+        let _ = stderr.flush();
+        let mut answer = String::new();
+        if std::io::stdin().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
     }
 }
 

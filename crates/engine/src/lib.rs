@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod children;
+pub mod confirm;
 pub mod guardian;
 pub mod kernels;
 mod kinds;

@@ -57,6 +57,8 @@ pub struct RunRequest {
     /// The `approval:` gates the run reached before, by step id: how each was decided, for
     /// a run that resumes after one was; empty for a new run.
     pub gates: BTreeMap<String, GateState>,
+    /// How its `confirm:` steps are confirmed.
+    pub confirmations: crate::confirm::Confirmations,
 }
 
 /// An `approval:` gate the run reached, as the store holds it.
@@ -308,6 +310,7 @@ pub(crate) struct Shared {
     pub stop: RunStop,
     pub job_revision: i64,
     pub gates: BTreeMap<String, GateState>,
+    pub confirmations: crate::confirm::Confirmations,
     /// The rollback steps of the steps that succeeded so far, in the order those ended.
     pub undo: std::sync::Mutex<Vec<String>>,
 }
@@ -462,6 +465,7 @@ async fn execute_run(
         stop: stop.clone(),
         job_revision: request.job_revision,
         gates: request.gates.clone(),
+        confirmations: request.confirmations.clone(),
         undo: std::sync::Mutex::new(Vec::new()),
     });
     let request = Arc::new(request);

@@ -262,6 +262,13 @@ async fn run_attempt(
             );
         }
     };
+    if let Resolved::Process { display, .. } | Resolved::Work { display, .. } = &resolved
+        && let Some(ended) =
+            crate::confirm::before_attempt(shared, step, attempt_no, ctx, display).await
+    {
+        record_start(shared, step, attempt_no, display.clone());
+        return finish(shared, step, attempt_no, ended);
+    }
     let attempt = match resolved {
         Resolved::Skip => {
             record_start(shared, step, attempt_no, "(dry run: skip)".to_owned());

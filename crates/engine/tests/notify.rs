@@ -178,6 +178,7 @@ impl Home {
             base_dir: self.dir.path().to_owned(),
             prior: Vec::new(),
             gates: Default::default(),
+            confirmations: Default::default(),
             parent: None,
         };
         let config = EngineConfig {

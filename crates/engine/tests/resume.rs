@@ -151,6 +151,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         base_dir: dir.to_owned(),
         prior: run.steps.iter().map(PriorStep::from).collect(),
         gates: Default::default(),
+        confirmations: Default::default(),
         parent: None,
     };
     let config = EngineConfig {

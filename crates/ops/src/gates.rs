@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use rota_engine::confirm::Confirmations;
 use rota_engine::run::{GateOutcome, GateState};
 use rota_store::{Decision, GateError, GateRecord, GateStatus};
 
@@ -15,6 +16,35 @@ use crate::auth::Role;
 use crate::{Ops, OpsError};
 
 impl Ops {
+    /// How a run `principal` starts confirms its `confirm:` steps: with `yes`, beforehand
+    /// as `principal`, who must be allowed to settle the confirmation gates
+    /// (`rota_engine::confirm::rules`); else each waits as a gate.
+    pub fn confirmations(
+        principal: &crate::auth::Principal,
+        job: &rota_core::model::Job,
+        namespace: &str,
+        yes: bool,
+    ) -> Result<Confirmations, OpsError> {
+        if !yes {
+            return Ok(Confirmations::Gate);
+        }
+        let rules = rota_engine::confirm::rules(job.approval.as_ref());
+        let who = crate::service::plans::approver(principal, namespace);
+        if !rota_store::is_approver(&rules, &who) {
+            return Err(OpsError::Forbidden {
+                needed: Role::Operator,
+                scope: format!(
+                    "to confirm the steps of job {} beforehand (--yes): one of {}",
+                    job.id,
+                    rules.approvers.join(", ")
+                ),
+            });
+        }
+        Ok(Confirmations::Given {
+            by: principal.actor.clone(),
+        })
+    }
+
     /// How each gate run `run_id` reached was decided, for the engine.
     pub(crate) async fn gate_states(
         &self,

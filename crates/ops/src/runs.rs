@@ -306,6 +306,9 @@ impl Ops {
             base_dir,
             prior,
             gates,
+            // A terminal to ask, or a `--yes`, is the caller's to add; anywhere else a
+            // confirmation waits as a gate.
+            confirmations: Default::default(),
             // A child run's link is set by `children::Children`, which starts it.
             parent: None,
         })

@@ -94,7 +94,7 @@ pub use metrics::{RunCount, STEP_DURATION_LIMIT};
 pub use notify::{DeliveryOutcome, NewNotification, NotificationRecord, NotificationStatus};
 pub use plans::{
     Approver, Decision, NewPlan, PLAN_TRIGGER, PlanDecisionRecord, PlanError, PlanFilter,
-    PlanRecord, PlanStatus,
+    PlanRecord, PlanStatus, is_approver,
 };
 pub use prune::{AUDIT_CHECKPOINT, PRUNE_BATCH, PruneCounts, PruneSpec, RetentionSetting};
 pub use records::{

@@ -315,7 +315,7 @@ impl From<sqlx::Error> for PlanError {
 
 /// Whether `who` may decide under `rules`: named directly, or holding a listed role; and
 /// holding at least `operator` in the namespace either way.
-pub(crate) fn is_approver(rules: &Approval, who: &Approver) -> bool {
+pub fn is_approver(rules: &Approval, who: &Approver) -> bool {
     let Some(role) = who.role else {
         return false;
     };

@@ -113,6 +113,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         base_dir: dir.path().to_owned(),
         prior: Vec::new(),
         gates: Default::default(),
+        confirmations: Default::default(),
         parent: None,
     };
     let config = EngineConfig {
