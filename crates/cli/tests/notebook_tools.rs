@@ -25,7 +25,11 @@ fn tool(dir: &Path, name: &str, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("{name} must be installed (run scripts/setup): {e}"));
-    assert!(out.status.success(), "{name} {args:?} failed: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        describe(&out)
+    );
     out
 }
 
@@ -106,7 +110,11 @@ fn executed() -> Value {
 fn write_with_nbformat(rota: &Rota, name: &str, nb: &Value) -> PathBuf {
     let path = rota.write(name, &nb.to_string());
     let code = "import sys, nbformat; nb = nbformat.read(sys.argv[1], as_version=4); nbformat.write(nb, sys.argv[1])";
-    tool(&rota.path(""), "python", &["-c", code, &path.to_string_lossy()]);
+    tool(
+        &rota.path(""),
+        "python",
+        &["-c", code, &path.to_string_lossy()],
+    );
     path
 }
 
@@ -119,7 +127,11 @@ fn strip_removes_outputs_counts_and_run_metadata_and_check_guards_it() {
     let check = rota.run(["notebook", "strip", "--check", "nb.ipynb"]);
     assert_code(&check, 1);
     assert_eq!(stdout(&check).trim(), "nb.ipynb");
-    assert_eq!(std::fs::read(&path).expect("notebook"), before, "--check changes nothing");
+    assert_eq!(
+        std::fs::read(&path).expect("notebook"),
+        before,
+        "--check changes nothing"
+    );
 
     assert_code(&rota.run(["notebook", "strip", "nb.ipynb"]), 0);
     let stripped = read_json(&path);
@@ -134,8 +146,14 @@ fn strip_removes_outputs_counts_and_run_metadata_and_check_guards_it() {
     }
     assert!(stripped["metadata"].get("papermill").is_none());
     assert_eq!(stripped["metadata"]["custom"], json!({"keep": true}));
-    assert_eq!(stripped["cells"][1]["metadata"], json!({"tags": ["parameters"]}));
-    assert_eq!(stripped["cells"][3]["metadata"], json!({"tags": ["keep"], "custom": {"x": 1}}));
+    assert_eq!(
+        stripped["cells"][1]["metadata"],
+        json!({"tags": ["parameters"]})
+    );
+    assert_eq!(
+        stripped["cells"][3]["metadata"],
+        json!({"tags": ["keep"], "custom": {"x": 1}})
+    );
     assert_eq!(stripped["cells"][3]["id"], "s1", "cell ids are kept");
     validate(&path);
 
@@ -151,7 +169,11 @@ fn strip_removes_outputs_counts_and_run_metadata_and_check_guards_it() {
     assert_code(&check, 0);
     assert_eq!(stdout(&check), "");
     assert_code(&rota.run(["notebook", "strip", "nb.ipynb"]), 0);
-    assert_eq!(std::fs::read(&path).expect("notebook"), ours, "stripping twice is stripping once");
+    assert_eq!(
+        std::fs::read(&path).expect("notebook"),
+        ours,
+        "stripping twice is stripping once"
+    );
 }
 
 #[test]
@@ -166,7 +188,12 @@ fn strip_agrees_with_nbstripout() {
     tool(
         &rota.path(""),
         "nbstripout",
-        &["--keep-id", "--extra-keys", "metadata.papermill cell.metadata.papermill", "theirs.ipynb"],
+        &[
+            "--keep-id",
+            "--extra-keys",
+            "metadata.papermill cell.metadata.papermill",
+            "theirs.ipynb",
+        ],
     );
     assert_eq!(read_json(&ours), read_json(&theirs));
     assert_eq!(
@@ -187,47 +214,99 @@ fn strip_stdin_is_a_filter_that_passes_clean_notebooks_through_untouched() {
     );
     assert_code(&piped, 0);
     assert_code(&rota.run(["notebook", "strip", "nb.ipynb"]), 0);
-    assert_eq!(stdout(&piped), std::fs::read_to_string(&path).expect("stripped"));
+    assert_eq!(
+        stdout(&piped),
+        std::fs::read_to_string(&path).expect("stripped")
+    );
 
     // A notebook with nothing to strip comes out as it went in, whatever its layout.
     let clean = serde_json::to_string(&notebook(vec![code("c", "x = 1", json!({}))], kernelspec()))
         .expect("JSON");
-    let piped = finish(rota.spawn_with_stdin(["notebook", "strip", "-"], &clean), "strip -");
+    let piped = finish(
+        rota.spawn_with_stdin(["notebook", "strip", "-"], &clean),
+        "strip -",
+    );
     assert_code(&piped, 0);
     assert_eq!(stdout(&piped), clean);
 
-    let bad = finish(rota.spawn_with_stdin(["notebook", "strip", "--stdin"], "{\"cells\": ["), "strip");
+    let bad = finish(
+        rota.spawn_with_stdin(["notebook", "strip", "--stdin"], "{\"cells\": ["),
+        "strip",
+    );
     assert_code(&bad, 2);
-    assert!(stderr(&bad).contains("<stdin>: not JSON"), "{}", describe(&bad));
+    assert!(
+        stderr(&bad).contains("<stdin>: not JSON"),
+        "{}",
+        describe(&bad)
+    );
 }
 
 #[test]
 fn bad_input_is_a_clear_error_naming_the_file() {
     let rota = Rota::new();
     rota.write("broken.ipynb", "{\n \"cells\": [\n  }\n");
-    rota.write("v9.ipynb", r#"{"cells": [], "metadata": {}, "nbformat": 9, "nbformat_minor": 0}"#);
+    rota.write(
+        "v9.ipynb",
+        r#"{"cells": [], "metadata": {}, "nbformat": 9, "nbformat_minor": 0}"#,
+    );
     rota.write("cell.ipynb", r#"{"cells": [{"cell_type": "code", "source": 3}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}"#);
     rota.write("plain.txt", "hello");
     let cases: &[(&[&str], &str)] = &[
-        (&["notebook", "strip", "broken.ipynb"], "broken.ipynb: not JSON: "),
-        (&["notebook", "strip", "--check", "v9.ipynb"], "v9.ipynb: unsupported nbformat 9"),
-        (&["notebook", "strip", "cell.ipynb"], "cell.ipynb: cell 0: `source` is not"),
-        (&["notebook", "strip", "missing.ipynb"], "missing.ipynb: No such file"),
-        (&["notebook", "convert", "plain.txt", "--to", "py"], "plain.txt: unknown input format"),
-        (&["notebook", "convert", "broken.ipynb", "--to", "md"], "broken.ipynb: not JSON: "),
-        (&["notebook", "convert", "v9.ipynb", "--to", "rst"], "invalid value 'rst'"),
-        (&["notebook", "diff", "v9.ipynb", "broken.ipynb"], "v9.ipynb: unsupported nbformat 9"),
+        (
+            &["notebook", "strip", "broken.ipynb"],
+            "broken.ipynb: not JSON: ",
+        ),
+        (
+            &["notebook", "strip", "--check", "v9.ipynb"],
+            "v9.ipynb: unsupported nbformat 9",
+        ),
+        (
+            &["notebook", "strip", "cell.ipynb"],
+            "cell.ipynb: cell 0: `source` is not",
+        ),
+        (
+            &["notebook", "strip", "missing.ipynb"],
+            "missing.ipynb: No such file",
+        ),
+        (
+            &["notebook", "convert", "plain.txt", "--to", "py"],
+            "plain.txt: unknown input format",
+        ),
+        (
+            &["notebook", "convert", "broken.ipynb", "--to", "md"],
+            "broken.ipynb: not JSON: ",
+        ),
+        (
+            &["notebook", "convert", "v9.ipynb", "--to", "rst"],
+            "invalid value 'rst'",
+        ),
+        (
+            &["notebook", "diff", "v9.ipynb", "broken.ipynb"],
+            "v9.ipynb: unsupported nbformat 9",
+        ),
         (&["notebook", "report", "cell.ipynb"], "cell.ipynb: cell 0:"),
     ];
     for (args, message) in cases {
         let out = rota.run(*args);
         assert_code(&out, 2);
-        assert!(stderr(&out).contains(message), "{args:?}: {}", describe(&out));
-        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains(message),
+            "{args:?}: {}",
+            describe(&out)
+        );
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            describe(&out)
+        );
     }
     // The JSON error says where.
     let out = rota.run(["notebook", "strip", "broken.ipynb"]);
-    assert!(stderr(&out).contains("line 3 column 3"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("line 3 column 3"),
+        "{}",
+        describe(&out)
+    );
 }
 
 /// Cells as the text forms keep them: type, source, metadata (ids are new on the way back).
@@ -260,7 +339,11 @@ fn convert_fixtures() -> Vec<(&'static str, Value)> {
     );
     let mut stripped = executed();
     rota_notebook::tools::strip::strip(&mut stripped);
-    vec![("executed.ipynb", executed()), ("plain.ipynb", plain), ("stripped.ipynb", stripped)]
+    vec![
+        ("executed.ipynb", executed()),
+        ("plain.ipynb", plain),
+        ("stripped.ipynb", stripped),
+    ]
 }
 
 #[test]
@@ -270,7 +353,11 @@ fn convert_to_py_writes_what_jupytext_writes_and_jupytext_reads_it_back() {
         write_with_nbformat(&rota, name, &nb);
         let ours = rota.run(["notebook", "convert", name, "--to", "py"]);
         assert_code(&ours, 0);
-        let theirs = tool(&rota.path(""), "jupytext", &["--to", "py:percent", name, "-o", "-"]);
+        let theirs = tool(
+            &rota.path(""),
+            "jupytext",
+            &["--to", "py:percent", name, "-o", "-"],
+        );
         // jupytext also records its own version in the header; nothing else differs.
         let theirs: String = String::from_utf8_lossy(&theirs.stdout)
             .lines()
@@ -284,9 +371,17 @@ fn convert_to_py_writes_what_jupytext_writes_and_jupytext_reads_it_back() {
         let script = name.replace(".ipynb", ".py");
         let own = name.replace(".ipynb", ".jupytext.py");
         rota.write(&script, &stdout(&ours));
-        tool(&rota.path(""), "jupytext", &["--to", "py:percent", name, "-o", &own]);
+        tool(
+            &rota.path(""),
+            "jupytext",
+            &["--to", "py:percent", name, "-o", &own],
+        );
         let read_back = |file: &str| {
-            let out = tool(&rota.path(""), "jupytext", &["--to", "ipynb", file, "-o", "-"]);
+            let out = tool(
+                &rota.path(""),
+                "jupytext",
+                &["--to", "ipynb", file, "-o", "-"],
+            );
             parse(&String::from_utf8_lossy(&out.stdout))
         };
         let back = read_back(&script);
@@ -299,7 +394,11 @@ fn convert_to_py_writes_what_jupytext_writes_and_jupytext_reads_it_back() {
                 .map(|c| (c["cell_type"].clone(), c["metadata"]["tags"].clone()))
                 .collect()
         };
-        assert_eq!(kinds_and_tags(&back), kinds_and_tags(&read_json(&rota.path(name))), "{name}");
+        assert_eq!(
+            kinds_and_tags(&back),
+            kinds_and_tags(&read_json(&rota.path(name))),
+            "{name}"
+        );
     }
 }
 
@@ -312,8 +411,16 @@ fn convert_round_trips_through_py_and_md() {
         for format in ["py", "md"] {
             let text = format!("{name}.{format}");
             let back = format!("{name}.{format}.ipynb");
-            assert_code(&rota.run(["notebook", "convert", name, "--to", format, "--out", &text]), 0);
-            assert_code(&rota.run(["notebook", "convert", &text, "--to", "ipynb", "--out", &back]), 0);
+            assert_code(
+                &rota.run(["notebook", "convert", name, "--to", format, "--out", &text]),
+                0,
+            );
+            assert_code(
+                &rota.run([
+                    "notebook", "convert", &text, "--to", "ipynb", "--out", &back,
+                ]),
+                0,
+            );
             validate(&rota.path(&back));
             let back_nb = read_json(&rota.path(&back));
             let shapes = |nb: &Value| -> Vec<(Value, String, Value)> {
@@ -323,10 +430,16 @@ fn convert_round_trips_through_py_and_md() {
                     .collect()
             };
             assert_eq!(shapes(&back_nb), shapes(&original), "{name} via {format}");
-            assert_eq!(back_nb["metadata"]["kernelspec"], original["metadata"]["kernelspec"]);
+            assert_eq!(
+                back_nb["metadata"]["kernelspec"],
+                original["metadata"]["kernelspec"]
+            );
             // And once in text form, the text form is stable.
             let again = rota.run(["notebook", "convert", &back, "--to", format]);
-            assert_eq!(stdout(&again), std::fs::read_to_string(rota.path(&text)).expect("text"));
+            assert_eq!(
+                stdout(&again),
+                std::fs::read_to_string(rota.path(&text)).expect("text")
+            );
         }
     }
 }
@@ -335,13 +448,18 @@ fn convert_round_trips_through_py_and_md() {
 fn diff_reports_cells_and_exits_by_difference() {
     let rota = Rota::new();
     let a = notebook(
-        vec![markdown("m", "# T"), code("x", "a = 1\nb = 2\n", json!({})), code("y", "gone", json!({}))],
+        vec![
+            markdown("m", "# T"),
+            code("x", "a = 1\nb = 2\n", json!({})),
+            code("y", "gone", json!({})),
+        ],
         kernelspec(),
     );
     rota.write("a.ipynb", &a.to_string());
     let mut ran = a.clone();
     ran["cells"][1]["execution_count"] = json!(5);
-    ran["cells"][1]["outputs"] = json!([{"name": "stdout", "output_type": "stream", "text": "1\n"}]);
+    ran["cells"][1]["outputs"] =
+        json!([{"name": "stdout", "output_type": "stream", "text": "1\n"}]);
     rota.write("ran.ipynb", &ran.to_string());
     let b = notebook(
         vec![
@@ -358,27 +476,50 @@ fn diff_reports_cells_and_exits_by_difference() {
     assert_eq!(stdout(&same), "");
     let outputs = rota.run(["notebook", "diff", "a.ipynb", "ran.ipynb", "--outputs"]);
     assert_code(&outputs, 1);
-    assert!(stdout(&outputs).contains("cell 1 (code) changed: outputs, execution_count"), "{}", describe(&outputs));
+    assert!(
+        stdout(&outputs).contains("cell 1 (code) changed: outputs, execution_count"),
+        "{}",
+        describe(&outputs)
+    );
 
     let human = rota.run(["notebook", "diff", "a.ipynb", "b.ipynb"]);
     assert_code(&human, 1);
     let text = stdout(&human);
-    assert!(text.contains("+ cell 1 (code) added\n+ new = True\n"), "{text}");
-    assert!(text.contains("~ cell 1 → 2 (code) changed: source, metadata\n"), "{text}");
-    assert!(text.contains("--- a.ipynb cell 1\n+++ b.ipynb cell 2\n"), "{text}");
+    assert!(
+        text.contains("+ cell 1 (code) added\n+ new = True\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("~ cell 1 → 2 (code) changed: source, metadata\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("--- a.ipynb cell 1\n+++ b.ipynb cell 2\n"),
+        "{text}"
+    );
     assert!(text.contains(" a = 1\n-b = 2\n+b = 3\n"), "{text}");
     assert!(text.contains("- cell 2 (code) removed\n- gone\n"), "{text}");
 
     let (changes, out) = rota.run_json(&["notebook", "diff", "a.ipynb", "b.ipynb"]);
     assert_code(&out, 1);
     assert_eq!(changes.as_array().map(Vec::len), Some(3), "{changes}");
-    assert_eq!(changes[0], json!({"change": "added", "index_b": 1, "cell_type": "code", "source": "new = True"}));
+    assert_eq!(
+        changes[0],
+        json!({"change": "added", "index_b": 1, "cell_type": "code", "source": "new = True"})
+    );
     assert_eq!(changes[1]["change"], "changed");
     assert_eq!(changes[1]["index_a"], 1);
     assert_eq!(changes[1]["index_b"], 2);
     assert_eq!(changes[1]["fields"], json!(["source", "metadata"]));
-    assert!(changes[1]["source_diff"].as_str().is_some_and(|d| d.contains("+b = 3")));
-    assert_eq!(changes[2], json!({"change": "removed", "index_a": 2, "cell_type": "code", "source": "gone"}));
+    assert!(
+        changes[1]["source_diff"]
+            .as_str()
+            .is_some_and(|d| d.contains("+b = 3"))
+    );
+    assert_eq!(
+        changes[2],
+        json!({"change": "removed", "index_a": 2, "cell_type": "code", "source": "gone"})
+    );
     let (none, out) = rota.run_json(&["notebook", "diff", "a.ipynb", "a.ipynb"]);
     assert_code(&out, 0);
     assert_eq!(none, json!([]));
@@ -387,14 +528,34 @@ fn diff_reports_cells_and_exits_by_difference() {
 #[test]
 fn report_renders_a_notebook_that_never_ran() {
     let rota = Rota::new();
-    let nb = notebook(vec![markdown("m", "# Plain <b>"), code("c", "x = 1 < 2", json!({}))], kernelspec());
+    let nb = notebook(
+        vec![
+            markdown("m", "# Plain <b>"),
+            code("c", "x = 1 < 2", json!({})),
+        ],
+        kernelspec(),
+    );
     rota.write("plain.ipynb", &nb.to_string());
     let md = rota.run(["notebook", "report", "plain.ipynb", "--format", "md"]);
     assert_code(&md, 0);
     let text = stdout(&md);
     assert!(text.starts_with("# plain.ipynb\n"), "{text}");
-    assert!(text.contains("## cell 2 · code · -\n\n```\nx = 1 < 2\n```\n"), "{text}");
-    assert_code(&rota.run(["notebook", "report", "plain.ipynb", "--format", "html", "--out", "r.html"]), 0);
+    assert!(
+        text.contains("## cell 2 · code · -\n\n```\nx = 1 < 2\n```\n"),
+        "{text}"
+    );
+    assert_code(
+        &rota.run([
+            "notebook",
+            "report",
+            "plain.ipynb",
+            "--format",
+            "html",
+            "--out",
+            "r.html",
+        ]),
+        0,
+    );
     let html = std::fs::read_to_string(rota.path("r.html")).expect("report written");
     assert!(html.contains("<pre># Plain &lt;b&gt;</pre>"), "{html}");
     assert!(html.contains("<pre>x = 1 &lt; 2</pre>"), "{html}");
@@ -419,7 +580,10 @@ fn git(dir: &Path, home: &Path, args: &[&str]) -> String {
 
 /// `PATH` with the directory of the `rota` under test first, as an installed `rota` is.
 fn path_with_rota() -> std::ffi::OsString {
-    let bin = Path::new(env!("CARGO_BIN_EXE_rota")).parent().expect("bin dir").to_path_buf();
+    let bin = Path::new(env!("CARGO_BIN_EXE_rota"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf();
     let rest = std::env::var_os("PATH").unwrap_or_default();
     std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(&rest))).expect("PATH")
 }
@@ -470,11 +634,17 @@ fn git_filter_stages_notebooks_stripped() {
     install(true);
     install(true);
     assert_eq!(
-        std::fs::read_to_string(home.path().join(".config/git/attributes")).expect("global attributes"),
+        std::fs::read_to_string(home.path().join(".config/git/attributes"))
+            .expect("global attributes"),
         "*.ipynb filter=rota-strip\n"
     );
     assert_eq!(
-        git(&repo, home.path(), &["config", "--global", "filter.rota-strip.required"]).trim(),
+        git(
+            &repo,
+            home.path(),
+            &["config", "--global", "filter.rota-strip.required"]
+        )
+        .trim(),
         "true"
     );
 }

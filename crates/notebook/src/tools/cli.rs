@@ -106,7 +106,9 @@ fn emit(text: &str, out: Option<&Path>) -> Result<(), ToolError> {
 pub fn strip_cmd(args: &StripArgs) -> i32 {
     if args.stdin || args.files.iter().any(|f| f == Path::new("-")) {
         if args.files.len() > 1 {
-            return fail(ToolError::Usage("`-` (standard input) must be the only file".into()));
+            return fail(ToolError::Usage(
+                "`-` (standard input) must be the only file".into(),
+            ));
         }
         return match strip_stream(args.check) {
             Ok(code) => code,
@@ -188,7 +190,11 @@ pub fn git_filter_cmd(command: &GitFilterCommand) -> i32 {
                 "git filter `{}` set (clean: {}); {} {}",
                 git_filter::FILTER,
                 done.clean,
-                if done.added_line { "added to" } else { "already in" },
+                if done.added_line {
+                    "added to"
+                } else {
+                    "already in"
+                },
                 done.attributes.display()
             );
             0

@@ -184,7 +184,8 @@ fn parse_metadata(text: &str) -> Result<Map<String, Value>, String> {
         match rest[..word_end].split_once('=') {
             Some((key, _)) if is_plain_key(key) => {
                 let value_text = &rest[key.len() + 1..];
-                let mut values = serde_json::Deserializer::from_str(value_text).into_iter::<Value>();
+                let mut values =
+                    serde_json::Deserializer::from_str(value_text).into_iter::<Value>();
                 let value = match values.next() {
                     Some(Ok(v)) => v,
                     _ => return Err(format!("metadata `{key}`: its value is not JSON")),
@@ -195,7 +196,10 @@ fn parse_metadata(text: &str) -> Result<Map<String, Value>, String> {
             }
             _ => {
                 if !meta.is_empty() {
-                    return Err(format!("unexpected `{}` after cell metadata", &rest[..word_end]));
+                    return Err(format!(
+                        "unexpected `{}` after cell metadata",
+                        &rest[..word_end]
+                    ));
                 }
                 title.push(&rest[..word_end]);
                 rest = rest[word_end..].trim_start();
@@ -215,8 +219,9 @@ fn yaml_scalar(value: &Value) -> String {
         return value.to_string();
     };
     let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '.' | '-' | '(' | ')' | '/'))
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, ' ' | '_' | '.' | '-' | '(' | ')' | '/')
+        })
         && !s.starts_with([' ', '-', '.'])
         && !s.ends_with(' ')
         && s.parse::<f64>().is_err()
@@ -241,7 +246,10 @@ fn header_lines(nb: &Value, extension: &str, format_name: &str) -> Vec<String> {
         format!("      format_name: {format_name}"),
         format!("      format_version: '{FORMAT_VERSION}'"),
     ];
-    if let Some(spec) = nb.pointer("/metadata/kernelspec").and_then(Value::as_object) {
+    if let Some(spec) = nb
+        .pointer("/metadata/kernelspec")
+        .and_then(Value::as_object)
+    {
         lines.push("  kernelspec:".to_owned());
         let mut keys: Vec<&String> = spec.keys().collect();
         keys.sort();
@@ -254,14 +262,19 @@ fn header_lines(nb: &Value, extension: &str, format_name: &str) -> Vec<String> {
 
 /// The notebook metadata a header gives: its `kernelspec` (the `jupytext` part only
 /// describes the text file and is dropped).
-fn header_metadata(yaml: &str, path: &Path, first_line: usize) -> Result<Map<String, Value>, ToolError> {
+fn header_metadata(
+    yaml: &str,
+    path: &Path,
+    first_line: usize,
+) -> Result<Map<String, Value>, ToolError> {
     let bad = |reason: String| ToolError::BadText {
         path: path.to_path_buf(),
         line: first_line,
         reason,
     };
     use saphyr::LoadableYamlNode as _;
-    let docs = saphyr::Yaml::load_from_str(yaml).map_err(|e| bad(format!("header is not YAML: {e}")))?;
+    let docs =
+        saphyr::Yaml::load_from_str(yaml).map_err(|e| bad(format!("header is not YAML: {e}")))?;
     let mut meta = Map::new();
     let Some(doc) = docs.first() else {
         return Ok(meta);
@@ -351,7 +364,9 @@ fn text_lines(text: &str) -> Vec<&str> {
     if text.is_empty() {
         return Vec::new();
     }
-    text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect()
+    text.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -410,7 +425,11 @@ fn percent_marker(line: &str, c: &str) -> Option<(&'static str, String)> {
         return None;
     }
     let rest = rest.trim_start();
-    for (tag, kind) in [("[markdown]", "markdown"), ("[md]", "markdown"), ("[raw]", "raw")] {
+    for (tag, kind) in [
+        ("[markdown]", "markdown"),
+        ("[md]", "markdown"),
+        ("[raw]", "raw"),
+    ] {
         if let Some(meta) = rest.strip_prefix(tag) {
             return Some((kind, meta.to_owned()));
         }
@@ -633,7 +652,11 @@ fn read_markdown(text: &str, path: &Path) -> Result<Value, ToolError> {
         let first = prose.iter().position(|l| !l.trim().is_empty());
         let last = prose.iter().rposition(|l| !l.trim().is_empty());
         if let (Some(first), Some(last)) = (first, last) {
-            cells.push(new_cell("markdown", prose[first..=last].join("\n"), Map::new()));
+            cells.push(new_cell(
+                "markdown",
+                prose[first..=last].join("\n"),
+                Map::new(),
+            ));
         }
         prose.clear();
     };
@@ -657,7 +680,9 @@ fn read_markdown(text: &str, path: &Path) -> Result<Value, ToolError> {
                 while i < lines.len() {
                     prose.push(lines[i]);
                     i += 1;
-                    if lines[i - 1].starts_with(&"`".repeat(ticks)) && lines[i - 1].trim_end().chars().all(|c| c == '`') {
+                    if lines[i - 1].starts_with(&"`".repeat(ticks))
+                        && lines[i - 1].trim_end().chars().all(|c| c == '`')
+                    {
                         break;
                     }
                 }
@@ -688,7 +713,13 @@ mod tests {
 
     fn roundtrip(nb: &Value, format: Format) -> Value {
         let path = Path::new("t");
-        let text = convert(&super::super::notebook_text(nb), path, Format::Ipynb, format).expect("to text");
+        let text = convert(
+            &super::super::notebook_text(nb),
+            path,
+            Format::Ipynb,
+            format,
+        )
+        .expect("to text");
         let back = convert(&text, path, format, Format::Ipynb).expect("from text");
         serde_json::from_str(&back).expect("notebook JSON")
     }
@@ -740,7 +771,10 @@ mod tests {
             r#"tags=["parameters", "\u00e9"] papermill={"duration": 0.1, "status": "ok"}"#
         );
         assert_eq!(parse_metadata(&text), Ok(meta));
-        assert_eq!(parse_metadata("Title words").expect("title")["title"], "Title words");
+        assert_eq!(
+            parse_metadata("Title words").expect("title")["title"],
+            "Title words"
+        );
         assert!(parse_metadata("tags=[oops").is_err());
     }
 }

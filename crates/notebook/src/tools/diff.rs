@@ -60,12 +60,18 @@ pub struct DiffOptions {
 fn match_key(cell: &Value, by_id: bool) -> String {
     match cell.get("id").and_then(Value::as_str) {
         Some(id) if by_id => format!("id:{id}"),
-        _ => format!("{}\u{0}{}", document::cell_type(cell), document::source(cell)),
+        _ => format!(
+            "{}\u{0}{}",
+            document::cell_type(cell),
+            document::source(cell)
+        ),
     }
 }
 
 fn all_have_ids(cells: &[Value]) -> bool {
-    cells.iter().all(|c| c.get("id").is_some_and(Value::is_string))
+    cells
+        .iter()
+        .all(|c| c.get("id").is_some_and(Value::is_string))
 }
 
 /// Fields of two matched cells that differ.
@@ -113,7 +119,13 @@ fn unified(a: &str, b: &str, label_a: &str, label_b: &str) -> String {
 }
 
 /// The differences between notebooks `a` and `b` (named `name_a`, `name_b` in diffs).
-pub fn diff(a: &Value, b: &Value, name_a: &str, name_b: &str, options: DiffOptions) -> Vec<CellChange> {
+pub fn diff(
+    a: &Value,
+    b: &Value,
+    name_a: &str,
+    name_b: &str,
+    options: DiffOptions,
+) -> Vec<CellChange> {
     let cells_a = document::cells(a);
     let cells_b = document::cells(b);
     let by_id = all_have_ids(cells_a) && all_have_ids(cells_b);
@@ -151,18 +163,31 @@ pub fn diff(a: &Value, b: &Value, name_a: &str, name_b: &str, options: DiffOptio
     };
     for op in ops {
         match op {
-            DiffOp::Equal { old_index, new_index, len } => {
+            DiffOp::Equal {
+                old_index,
+                new_index,
+                len,
+            } => {
                 for k in 0..len {
                     compare(old_index + k, new_index + k, &mut changes);
                 }
             }
-            DiffOp::Delete { old_index, old_len, .. } => {
+            DiffOp::Delete {
+                old_index, old_len, ..
+            } => {
                 changes.extend((old_index..old_index + old_len).map(removed));
             }
-            DiffOp::Insert { new_index, new_len, .. } => {
+            DiffOp::Insert {
+                new_index, new_len, ..
+            } => {
                 changes.extend((new_index..new_index + new_len).map(added));
             }
-            DiffOp::Replace { old_index, old_len, new_index, new_len } => {
+            DiffOp::Replace {
+                old_index,
+                old_len,
+                new_index,
+                new_len,
+            } => {
                 // Cells replaced in place pair up as changed; the rest are added/removed.
                 let paired = old_len.min(new_len);
                 for k in 0..paired {
@@ -181,25 +206,42 @@ pub fn render_human(changes: &[CellChange]) -> String {
     let mut out = String::new();
     for change in changes {
         match change {
-            CellChange::Added { index_b, cell_type, source } => {
+            CellChange::Added {
+                index_b,
+                cell_type,
+                source,
+            } => {
                 out.push_str(&format!("+ cell {index_b} ({cell_type}) added\n"));
                 for line in source.lines() {
                     out.push_str(&format!("+ {line}\n"));
                 }
             }
-            CellChange::Removed { index_a, cell_type, source } => {
+            CellChange::Removed {
+                index_a,
+                cell_type,
+                source,
+            } => {
                 out.push_str(&format!("- cell {index_a} ({cell_type}) removed\n"));
                 for line in source.lines() {
                     out.push_str(&format!("- {line}\n"));
                 }
             }
-            CellChange::Changed { index_a, index_b, cell_type, fields, source_diff } => {
+            CellChange::Changed {
+                index_a,
+                index_b,
+                cell_type,
+                fields,
+                source_diff,
+            } => {
                 let at = if index_a == index_b {
                     format!("cell {index_a}")
                 } else {
                     format!("cell {index_a} → {index_b}")
                 };
-                out.push_str(&format!("~ {at} ({cell_type}) changed: {}\n", fields.join(", ")));
+                out.push_str(&format!(
+                    "~ {at} ({cell_type}) changed: {}\n",
+                    fields.join(", ")
+                ));
                 out.push_str(source_diff);
             }
         }
@@ -216,8 +258,10 @@ mod tests {
     fn nb(cells: &[(&str, &str)]) -> Value {
         let cells: Vec<Value> = cells
             .iter()
-            .map(|(id, src)| json!({"cell_type": "code", "id": id, "metadata": {}, "source": src,
-                                    "outputs": [], "execution_count": null}))
+            .map(|(id, src)| {
+                json!({"cell_type": "code", "id": id, "metadata": {}, "source": src,
+                                    "outputs": [], "execution_count": null})
+            })
             .collect();
         json!({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5})
     }
@@ -230,7 +274,13 @@ mod tests {
         assert_eq!(changes.len(), 2, "{changes:?}");
         assert!(matches!(&changes[0], CellChange::Added { index_b: 1, .. }));
         match &changes[1] {
-            CellChange::Changed { index_a: 1, index_b: 2, fields, source_diff, .. } => {
+            CellChange::Changed {
+                index_a: 1,
+                index_b: 2,
+                fields,
+                source_diff,
+                ..
+            } => {
                 assert_eq!(fields, &["source"]);
                 assert!(source_diff.contains("-b = 2\n+b = 3\n"), "{source_diff}");
             }
@@ -245,6 +295,8 @@ mod tests {
         b["cells"][0]["execution_count"] = json!(1);
         assert!(diff(&a, &b, "A", "B", DiffOptions::default()).is_empty());
         let changes = diff(&a, &b, "A", "B", DiffOptions { outputs: true });
-        assert!(matches!(&changes[..], [CellChange::Changed { fields, .. }] if fields == &["execution_count"]));
+        assert!(
+            matches!(&changes[..], [CellChange::Changed { fields, .. }] if fields == &["execution_count"])
+        );
     }
 }

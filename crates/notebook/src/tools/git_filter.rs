@@ -80,7 +80,11 @@ fn shell_quote(s: &str) -> String {
 
 /// Set up the filter for the repository around `dir` (or globally), idempotently.
 pub fn install(dir: &Path, global: bool, exe: &Path) -> Result<Installed, ToolError> {
-    let scope: &[&str] = if global { &["config", "--global"] } else { &["config", "--local"] };
+    let scope: &[&str] = if global {
+        &["config", "--global"]
+    } else {
+        &["config", "--local"]
+    };
     let attributes = if global {
         global_attributes_file(dir)?
     } else {
@@ -109,8 +113,10 @@ pub fn install(dir: &Path, global: bool, exe: &Path) -> Result<Installed, ToolEr
 /// Git's global attributes file: `core.attributesFile`, else
 /// `$XDG_CONFIG_HOME/git/attributes`, else `~/.config/git/attributes`.
 fn global_attributes_file(dir: &Path) -> Result<PathBuf, ToolError> {
-    if let Ok(path) = git(dir, &["config", "--global", "--path", "core.attributesFile"])
-        && !path.is_empty()
+    if let Ok(path) = git(
+        dir,
+        &["config", "--global", "--path", "core.attributesFile"],
+    ) && !path.is_empty()
     {
         return Ok(PathBuf::from(path));
     }

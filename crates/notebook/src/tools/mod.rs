@@ -124,13 +124,19 @@ pub fn read_text(path: &Path) -> Result<String, ToolError> {
 /// notebooks are upgraded (as Jupyter does on open). Nothing is added: unlike
 /// [`crate::document::parse`], no papermill bookkeeping, ids or tags.
 pub fn parse_notebook(text: &str, path: &Path) -> Result<Value, ToolError> {
-    let nb: Value = serde_json::from_str(text).map_err(|e| ToolError::bad(path, format!("not JSON: {e}")))?;
+    let nb: Value =
+        serde_json::from_str(text).map_err(|e| ToolError::bad(path, format!("not JSON: {e}")))?;
     let major = nb.get("nbformat").and_then(Value::as_i64);
     let nb = match major {
         Some(4) => nb,
         Some(m) if m < 4 => upgrade(text, path)?,
         Some(m) => return Err(ToolError::bad(path, format!("unsupported nbformat {m}"))),
-        None => return Err(ToolError::bad(path, "not a notebook: no integer `nbformat`")),
+        None => {
+            return Err(ToolError::bad(
+                path,
+                "not a notebook: no integer `nbformat`",
+            ));
+        }
     };
     let obj = nb
         .as_object()
@@ -140,10 +146,14 @@ pub fn parse_notebook(text: &str, path: &Path) -> Result<Value, ToolError> {
         .and_then(Value::as_array)
         .ok_or_else(|| ToolError::bad(path, "not a notebook: no `cells` list"))?;
     if obj.get("metadata").is_some_and(|m| !m.is_object()) {
-        return Err(ToolError::bad(path, "not a notebook: `metadata` is not an object"));
+        return Err(ToolError::bad(
+            path,
+            "not a notebook: `metadata` is not an object",
+        ));
     }
     for (index, cell) in cells.iter().enumerate() {
-        check_cell(cell).map_err(|reason| ToolError::bad(path, format!("cell {index}: {reason}")))?;
+        check_cell(cell)
+            .map_err(|reason| ToolError::bad(path, format!("cell {index}: {reason}")))?;
     }
     Ok(nb)
 }

@@ -89,6 +89,9 @@ mod tests {
                 "nbformat": 4, "nbformat_minor": 5
             })
         );
-        assert!(!strip(&mut nb), "a stripped notebook has nothing left to strip");
+        assert!(
+            !strip(&mut nb),
+            "a stripped notebook has nothing left to strip"
+        );
     }
 }
