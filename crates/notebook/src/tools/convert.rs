@@ -439,7 +439,7 @@ fn percent_marker(line: &str, c: &str) -> Option<(&'static str, String)> {
 
 /// Split `text` into an optional commented YAML header and the rest, with the 1-based
 /// line where the rest starts.
-fn split_header<'a>(lines: &[&'a str], open: &str, prefix: &str) -> Option<(String, usize)> {
+fn split_header(lines: &[&str], open: &str, prefix: &str) -> Option<(String, usize)> {
     if lines.first() != Some(&open) {
         return None;
     }
@@ -634,6 +634,26 @@ fn code_fence(line: &str) -> Option<(&str, &str)> {
     (lang_end > 0 && !info[..lang_end].contains('`')).then(|| (&line[..ticks], &info[lang_end..]))
 }
 
+/// A line opening a cell: its kind, the metadata text and the line that closes it.
+fn block_start(line: &str) -> Option<(&'static str, &str, String)> {
+    if let Some((fence, meta)) = code_fence(line) {
+        return Some(("code", meta, fence.to_owned()));
+    }
+    if let Some(meta) = comment_open(line, REGION) {
+        return Some(("markdown", meta, END_REGION.to_owned()));
+    }
+    comment_open(line, RAW).map(|meta| ("raw", meta, END_RAW.to_owned()))
+}
+
+/// The index after the fence that closes the language-less fence at `start` (or the end).
+fn plain_fence_end(lines: &[&str], start: usize) -> usize {
+    let ticks = lines[start].chars().take_while(|c| *c == '`').count();
+    lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_end().len() >= ticks && l.trim_end().chars().all(|c| c == '`'))
+        .map_or(lines.len(), |p| start + 1 + p + 1)
+}
+
 fn read_markdown(text: &str, path: &Path) -> Result<Value, ToolError> {
     let lines = text_lines(text);
     let (metadata, start) = match split_header(&lines, "---", "") {
@@ -662,34 +682,15 @@ fn read_markdown(text: &str, path: &Path) -> Result<Value, ToolError> {
     };
     while i < lines.len() {
         let line = lines[i];
-        let block = if let Some((fence, meta)) = code_fence(line) {
-            Some(("code", meta, fence.to_owned()))
-        } else if let Some(meta) = comment_open(line, REGION) {
-            Some(("markdown", meta, END_REGION.to_owned()))
-        } else if let Some(meta) = comment_open(line, RAW) {
-            Some(("raw", meta, END_RAW.to_owned()))
-        } else {
-            None
-        };
-        let Some((kind, meta, close)) = block else {
+        let Some((kind, meta, close)) = block_start(line) else {
             // A fence without a language is part of the markdown, to its closing fence.
-            if line.starts_with("```") {
-                let ticks = line.chars().take_while(|c| *c == '`').count();
-                prose.push(line);
-                i += 1;
-                while i < lines.len() {
-                    prose.push(lines[i]);
-                    i += 1;
-                    if lines[i - 1].starts_with(&"`".repeat(ticks))
-                        && lines[i - 1].trim_end().chars().all(|c| c == '`')
-                    {
-                        break;
-                    }
-                }
-                continue;
-            }
-            prose.push(line);
-            i += 1;
+            let end = if line.starts_with("```") {
+                plain_fence_end(&lines, i)
+            } else {
+                i + 1
+            };
+            prose.extend(&lines[i..end]);
+            i = end;
             continue;
         };
         flush(&mut prose, &mut cells);
@@ -698,7 +699,7 @@ fn read_markdown(text: &str, path: &Path) -> Result<Value, ToolError> {
             .iter()
             .position(|l| *l == close)
             .map(|p| p + i + 1)
-            .ok_or_else(|| bad(i + 1, format!("no closing `{close}`")))?;
+            .ok_or_else(|| bad(i + 1, format!("no closing {close:?} line")))?;
         let body = &lines[i + 1..end];
         cells.push(new_cell(kind, body.join("\n"), metadata));
         i = end + 1;
@@ -758,6 +759,22 @@ mod tests {
             assert_eq!(shape(&back), shape(&nb), "{format:?}");
             assert_eq!(back["metadata"]["kernelspec"], nb["metadata"]["kernelspec"]);
         }
+    }
+
+    #[test]
+    fn hand_written_markdown_reads_as_cells() {
+        let text =
+            "Intro\n\n```\nnot code\n```\n\n```python tags=[\"parameters\"]\nx = 1\n```\nafter\n";
+        let nb = read_markdown(text, Path::new("t.md")).expect("reads");
+        let cells = document::cells(&nb);
+        assert_eq!(cells.len(), 3, "{nb}");
+        assert_eq!(document::source(&cells[0]), "Intro\n\n```\nnot code\n```");
+        assert_eq!(document::cell_type(&cells[1]), "code");
+        assert_eq!(cells[1]["metadata"]["tags"], json!(["parameters"]));
+        assert_eq!(document::source(&cells[2]), "after");
+        let unclosed =
+            read_markdown("```python\nx = 1\n", Path::new("t.md")).expect_err("unclosed");
+        assert_eq!(unclosed.to_string(), "t.md:1: no closing \"```\" line");
     }
 
     #[test]

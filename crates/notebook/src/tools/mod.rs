@@ -95,15 +95,19 @@ pub const STDIN_NAME: &str = "<stdin>";
 
 /// Read all of `reader` as UTF-8, refusing more than [`MAX_INPUT_BYTES`].
 pub fn read_bounded(reader: impl std::io::Read, path: &Path) -> Result<String, ToolError> {
+    read_at_most(reader, path, MAX_INPUT_BYTES)
+}
+
+fn read_at_most(reader: impl std::io::Read, path: &Path, limit: u64) -> Result<String, ToolError> {
     let mut bytes = Vec::new();
     reader
-        .take(MAX_INPUT_BYTES + 1)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| ToolError::io(path, e))?;
-    if bytes.len() as u64 > MAX_INPUT_BYTES {
+    if bytes.len() as u64 > limit {
         return Err(ToolError::TooLarge {
             path: path.to_path_buf(),
-            limit: MAX_INPUT_BYTES,
+            limit,
         });
     }
     String::from_utf8(bytes).map_err(|_| ToolError::NotText {
@@ -200,4 +204,22 @@ pub fn notebook_text(nb: &Value) -> String {
     let mut text = crate::document::to_string(nb);
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_bounded_and_must_be_text() {
+        let path = Path::new("nb.ipynb");
+        assert_eq!(read_at_most(&b"{}"[..], path, 2).expect("fits"), "{}");
+        let too_large = read_at_most(&b"{} "[..], path, 2).expect_err("too large");
+        assert_eq!(
+            too_large.to_string(),
+            "nb.ipynb: larger than 2 bytes, not read"
+        );
+        let binary = read_at_most(&[0xff, 0xfe][..], path, 10).expect_err("not text");
+        assert_eq!(binary.to_string(), "nb.ipynb: not UTF-8 text");
+    }
 }
