@@ -141,14 +141,10 @@ async fn local_only(
         },
         Command::Notebook(mut command) => {
             // `--output` is global to `rota`; the notebook commands take it from here.
-            if let rota_notebook::cli::NotebookCommand::Inspect { output: format, .. } =
-                &mut command
-            {
-                *format = match output {
-                    args::OutputFormat::Human => rota_notebook::cli::OutputFormat::Human,
-                    args::OutputFormat::Json => rota_notebook::cli::OutputFormat::Json,
-                };
-            }
+            command.set_output(match output {
+                args::OutputFormat::Human => rota_notebook::cli::OutputFormat::Human,
+                args::OutputFormat::Json => rota_notebook::cli::OutputFormat::Json,
+            });
             let runs_a_kernel = matches!(command, rota_notebook::cli::NotebookCommand::Run(_));
             let host = rota_ops::host::notebook_kernels(runs_a_kernel);
             let code = rota_notebook::cli::run(command, host).await;

@@ -17,6 +17,7 @@ mod job_steps;
 mod jobs;
 mod logs;
 mod notebook;
+mod notebook_tools;
 mod plans;
 mod process;
 mod remote;

@@ -1,4 +1,5 @@
-//! `rota notebook inspect|run`: the clap definitions and their dispatch.
+//! `rota notebook inspect|run` (and the kernel-less tools of [`crate::tools`]): the clap
+//! definitions and their dispatch.
 //!
 //! Exit codes follow papermill: 0 ok, 1 a cell failed (or the run could not start),
 //! 2 usage or input error, 130 interrupted (Ctrl-C), 138 the kernel died.
@@ -15,6 +16,7 @@ use crate::inspect;
 use crate::kernel::Host;
 use crate::params::{self, Param, Params};
 use crate::report::{self, ReportFormat};
+use crate::tools;
 
 /// Output format of `inspect`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -41,6 +43,28 @@ pub enum NotebookCommand {
     },
     /// Execute a notebook like `papermill IN OUT` (exit 0 ok, 1 cell failed, 138 kernel died).
     Run(RunArgs),
+    /// Remove outputs, execution counts and run metadata, in place (`--check`: only list).
+    Strip(tools::cli::StripArgs),
+    /// Set up git to strip notebooks as they are staged.
+    #[command(subcommand)]
+    GitFilter(tools::cli::GitFilterCommand),
+    /// Convert between a notebook and a percent script (`.py`) or Markdown (`.md`).
+    Convert(tools::cli::ConvertArgs),
+    /// Cell-aware diff of two notebooks (exit 0 same, 1 different, 2 error).
+    Diff(tools::cli::DiffArgs),
+    /// Render a notebook (executed or not) as HTML or Markdown.
+    Report(tools::cli::ReportArgs),
+}
+
+impl NotebookCommand {
+    /// Copy in `rota`'s global `--output` format, for the subcommands that use it.
+    pub fn set_output(&mut self, format: OutputFormat) {
+        match self {
+            NotebookCommand::Inspect { output, .. } => *output = format,
+            NotebookCommand::Diff(args) => args.output = format,
+            _ => {}
+        }
+    }
 }
 
 /// Arguments of `rota notebook run`.
@@ -176,6 +200,11 @@ pub async fn run(cmd: NotebookCommand, host: Host) -> i32 {
     match cmd {
         NotebookCommand::Inspect { notebook, output } => inspect_cmd(&notebook, output),
         NotebookCommand::Run(args) => run_cmd(&args, host).await,
+        NotebookCommand::Strip(args) => tools::cli::strip_cmd(&args),
+        NotebookCommand::GitFilter(command) => tools::cli::git_filter_cmd(&command),
+        NotebookCommand::Convert(args) => tools::cli::convert_cmd(&args),
+        NotebookCommand::Diff(args) => tools::cli::diff_cmd(&args),
+        NotebookCommand::Report(args) => tools::cli::report_cmd(&args),
     }
 }
 

@@ -33,6 +33,7 @@ mod ports;
 pub mod redact;
 pub mod report;
 pub mod step;
+pub mod tools;
 
 pub use error::{NotebookError, Result};
 pub use execute::{RunOutcome, RunReport, RunRequest};

@@ -102,13 +102,19 @@ fn numbered(nb: &Value) -> impl Iterator<Item = (String, &Value)> {
 
 /// Render `nb` in `format`.
 pub fn render(nb: &Value, format: ReportFormat) -> String {
+    render_titled(nb, format, "-")
+}
+
+/// Render `nb` in `format`, titled `title` unless the notebook records its input path
+/// (a notebook that never ran through papermill or Rota records none).
+pub fn render_titled(nb: &Value, format: ReportFormat, title: &str) -> String {
     match format {
-        ReportFormat::Html => render_html(nb),
-        ReportFormat::Md => render_md(nb),
+        ReportFormat::Html => render_html(nb, title),
+        ReportFormat::Md => render_md(nb, title),
     }
 }
 
-fn summary(nb: &Value) -> (String, String, String) {
+fn summary(nb: &Value, title: &str) -> (String, String, String) {
     let pm = nb.pointer("/metadata/papermill");
     let s = |k: &str| {
         pm.and_then(|p| p.get(k))
@@ -119,8 +125,12 @@ fn summary(nb: &Value) -> (String, String, String) {
             })
             .unwrap_or_else(|| "-".into())
     };
+    let input = match s("input_path") {
+        path if path == "-" => title.to_owned(),
+        path => path,
+    };
     (
-        s("input_path"),
+        input,
         format!(
             "start {} · duration {} s · exception {}",
             s("start_time"),
@@ -133,8 +143,8 @@ fn summary(nb: &Value) -> (String, String, String) {
     )
 }
 
-fn render_html(nb: &Value) -> String {
-    let (input, line, params) = summary(nb);
+fn render_html(nb: &Value, title: &str) -> String {
+    let (input, line, params) = summary(nb, title);
     let mut h = String::from(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Notebook run</title>\n<style>\
 body{font-family:sans-serif;max-width:60em;margin:auto}pre{background:#f6f6f6;padding:.5em;overflow-x:auto}\
@@ -195,8 +205,8 @@ fn fence(s: &str) -> String {
     format!("{ticks}\n{}\n{ticks}\n", s.trim_end_matches('\n'))
 }
 
-fn render_md(nb: &Value) -> String {
-    let (input, line, params) = summary(nb);
+fn render_md(nb: &Value, title: &str) -> String {
+    let (input, line, params) = summary(nb, title);
     let mut m = format!("# {input}\n\n{line}\n\nparameters: `{params}`\n");
     for (label, cell) in numbered(nb) {
         let kind = document::cell_type(cell);
