@@ -23,7 +23,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "rota", version, propagate_version = true)]
 pub struct Cli {
     /// Output format of results (diagnostics always go to stderr).
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     pub output: OutputFormat,
 
     /// Data directory holding the store (default: the platform data dir, e.g. ~/.local/share/rota).

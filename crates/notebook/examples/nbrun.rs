@@ -9,7 +9,7 @@ use rota_notebook::cli::{NotebookCommand, OutputFormat};
 #[derive(Parser)]
 struct Args {
     /// Output format of results.
-    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Human)]
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
     output: OutputFormat,
     #[command(subcommand)]
     cmd: NotebookCommand,

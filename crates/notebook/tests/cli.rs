@@ -132,7 +132,7 @@ fn embeds_under_a_parent_with_a_global_output_flag() {
     }
     #[derive(Parser)]
     struct Parent {
-        #[arg(long, short = 'o', global = true, value_enum, default_value_t = Format::Human)]
+        #[arg(long, global = true, value_enum, default_value_t = Format::Human)]
         output: Format,
         #[command(subcommand)]
         cmd: rota_notebook::cli::NotebookCommand,

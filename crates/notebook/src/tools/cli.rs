@@ -48,8 +48,8 @@ pub struct ConvertArgs {
     /// Target format.
     #[arg(long, value_enum)]
     pub to: Format,
-    /// Where to write (default: standard output). `-o` is `rota`'s output format flag.
-    #[arg(long = "out", value_name = "FILE")]
+    /// Where to write (default: standard output).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -77,7 +77,7 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
     pub format: ReportFormat,
     /// Where to write (default: standard output).
-    #[arg(long = "out", value_name = "FILE")]
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
