@@ -160,3 +160,49 @@ steps:
     );
     assert_stderr_has(&output, "`finally` step runs after every other step");
 }
+
+#[test]
+fn a_markdown_runbook_declares_rollback_finally_and_confirm_in_its_info_strings() {
+    let rota = Rota::new();
+    let file = rota.write(
+        "deploy.md",
+        "---
+id: md-deploy
+---
+# Deploy
+
+```sh {id=deploy rollback=undeploy}
+echo deploy >> journal.txt
+```
+
+```sh {id=check}
+echo check-failed >> journal.txt; exit 1
+```
+
+## Rollback
+
+```sh {id=undeploy}
+echo undeploy >> journal.txt
+```
+
+## Cleanup
+
+```sh {id=tidy finally=true}
+echo tidy >> journal.txt
+```
+
+```sh {id=announce confirm=\"Announce it?\"}
+echo announce >> journal.txt
+```
+",
+    );
+    let (run, output) = rota.run_json(&["run", file.to_str().expect("utf-8")]);
+    // `announce` follows `check` in the main pass (the rollback and finally blocks are
+    // out of the chain), so it never asks: `check` failed first.
+    assert_code(&output, 1);
+    assert_eq!(
+        journal(&rota),
+        ["deploy", "check-failed", "undeploy", "tidy"]
+    );
+    assert_eq!(step(&run, "announce")["status"], "skipped", "{run:#}");
+}

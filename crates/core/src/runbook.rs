@@ -503,17 +503,34 @@ fn attr_node(name: &str, value: &AttrValue, pos: Pos) -> Node {
     Node { kind, pos }
 }
 
-/// Makes each step need the one before it unless it says what it needs.
+/// Makes each step of the main pass need the one before it unless it says what it needs.
+/// Rollback steps (named by another block's `rollback=`) and `finally=true` steps are left
+/// out of the chain: the run decides when they run.
 fn chain_steps(mut steps: Vec<Node>) -> Vec<Node> {
+    let str_of = |entries: &[(Key, Node)], name: &str| match get(entries, name).map(|n| &n.kind) {
+        Some(Kind::Str(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let rollbacks: Vec<String> = steps
+        .iter()
+        .filter_map(|step| match &step.kind {
+            Kind::Map(entries) => str_of(entries, "rollback"),
+            _ => None,
+        })
+        .collect();
     let mut previous: Option<String> = None;
     for step in &mut steps {
         let Kind::Map(entries) = &mut step.kind else {
             continue;
         };
-        let id = match get(entries, "id").map(|n| &n.kind) {
-            Some(Kind::Str(id)) => Some(id.clone()),
-            _ => None,
-        };
+        let id = str_of(entries, "id");
+        let finally = matches!(
+            get(entries, "finally").map(|n| &n.kind),
+            Some(Kind::Bool(true))
+        );
+        if finally || id.as_ref().is_some_and(|id| rollbacks.contains(id)) {
+            continue;
+        }
         if let Some(prev) = &previous
             && get(entries, "needs").is_none()
         {
