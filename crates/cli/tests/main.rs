@@ -7,6 +7,7 @@
 mod util;
 
 mod admin;
+mod artifacts;
 mod container;
 mod crash;
 mod dag;

@@ -144,6 +144,9 @@ pub struct EngineConfig {
     pub remote: Option<Arc<dyn crate::remote::RemoteSteps>>,
     /// Starts and follows the child runs of `job:` steps; `None` fails those steps.
     pub children: Option<Arc<dyn crate::children::ChildRuns>>,
+    /// Where the files steps leave in `$ROTA_ARTIFACTS` go; `None` gives steps no
+    /// `$ROTA_ARTIFACTS`.
+    pub artifacts: Option<crate::artifacts::Artifacts>,
 }
 
 /// Live progress of a run, for a terminal or an SSE stream.
@@ -308,6 +311,10 @@ pub(crate) struct Shared {
     pub stop: RunStop,
     pub job_revision: i64,
     pub gates: BTreeMap<String, GateState>,
+    /// When this execution began: the date of its artifacts' keys.
+    pub started: Timestamp,
+    /// Bytes of artifacts this execution kept so far, against the run's cap.
+    pub artifact_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -440,6 +447,8 @@ async fn execute_run(
         stop: stop.clone(),
         job_revision: request.job_revision,
         gates: request.gates.clone(),
+        started: Timestamp::now(),
+        artifact_bytes: std::sync::atomic::AtomicU64::new(0),
     });
     let request = Arc::new(request);
     let states = {

@@ -161,6 +161,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         durable_step_starts: true,
         remote: None,
         children: None,
+        artifacts: None,
     };
     (request, config)
 }
