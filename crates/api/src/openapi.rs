@@ -26,6 +26,7 @@ use rota_ops::{ids, records as wire};
         ids::TokenId,
         ids::StepId,
         ids::AttemptNo,
+        ids::ArtifactPath,
         ids::SecretName,
         EventFrame,
         LogFrame,

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use rota_ops::ids::RunId;
+use rota_ops::ids::{ArtifactPath, RunId, StepId};
 use rota_ops::records::{Artifact, Problem};
 use rota_ops::service::Artifacts as _;
 use serde::Deserialize;
@@ -45,18 +45,20 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/runs/{id}/artifacts/{step}/{*path}",
     operation_id = "getRunArtifact", tag = "runs",
     params(("id" = RunId, Path, description = "Run id"),
-           ("step" = String, Path, description = "Step id"),
-           ("path" = String, Path, description = "The artifact's path, `/`s included")),
+           ("step" = StepId, Path, description = "Step id"),
+           ("path" = ArtifactPath, Path, description = "The artifact's path, `/`s included")),
     responses((status = 200, description = "The artifact's bytes",
                content_type = "application/octet-stream", body = Vec<u8>),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn get(
     Asking(session): Asking,
-    Path((id, step, path)): Path<(RunId, String, String)>,
+    Path((id, step, path)): Path<(RunId, StepId, ArtifactPath)>,
 ) -> Result<Response, ApiError> {
-    let bytes = session.artifact_bytes(id.as_str(), &step, &path).await?;
-    let disposition = format!("attachment; filename=\"{}\"", file_name(&path));
+    let bytes = session
+        .artifact_bytes(id.as_str(), step.as_str(), path.as_str())
+        .await?;
+    let disposition = format!("attachment; filename=\"{}\"", file_name(path.as_str()));
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
     headers.insert(
