@@ -26,6 +26,7 @@ use rota_ops::{ids, records as wire};
         ids::TokenId,
         ids::StepId,
         ids::AttemptNo,
+        ids::ArtifactPath,
         ids::SecretName,
         EventFrame,
         LogFrame,
@@ -191,7 +192,7 @@ fn spell_out_client_errors(doc: &mut serde_json::Value) {
 /// `routes::<area>::router`, on `utoipa-axum`).
 pub(crate) fn routes() -> (axum::Router<crate::ApiState>, utoipa::openapi::OpenApi) {
     use utoipa_axum::router::OpenApiRouter;
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::namespaces::router())
         .merge(routes::jobs::router())
         .merge(routes::runs::router())
@@ -204,7 +205,20 @@ pub(crate) fn routes() -> (axum::Router<crate::ApiState>, utoipa::openapi::OpenA
         .merge(routes::workers::router())
         .merge(routes::retention::router())
         .merge(crate::metrics::router())
-        .split_for_parts()
+        .merge(routes::artifacts::router())
+        .split_for_parts();
+    (router, catch_all_as_parameters(doc))
+}
+
+/// A route's catch-all `{*name}` (what the router needs to match the rest of a URL) is an
+/// ordinary path parameter `{name}` in the document, where `*` has no meaning.
+fn catch_all_as_parameters(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+    doc
 }
 
 /// `GET /api/v1/openapi.json`. Public: it describes the API, it reveals no data.

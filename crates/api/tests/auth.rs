@@ -356,6 +356,23 @@ fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
         ),
         case(
             Method::GET,
+            "/api/v1/runs/{id}/artifacts",
+            format!("/api/v1/runs/{run}/artifacts"),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        // Allowed to read, it finds no such artifact (none is seeded).
+        case(
+            Method::GET,
+            "/api/v1/runs/{id}/artifacts/{step}/{path}",
+            format!("/api/v1/runs/{run}/artifacts/a/dir/file.txt"),
+            "viewer_web",
+            "viewer_ops",
+            404,
+        ),
+        case(
+            Method::GET,
             "/api/v1/runs/{id}/logs/stream",
             format!("/api/v1/runs/{run}/logs/stream"),
             "viewer_web",

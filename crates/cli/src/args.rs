@@ -89,6 +89,11 @@ pub enum Command {
     /// With `--output json`, one JSON object per line (JSON Lines: `seq`, `step_id`,
     /// `attempt`, `ts`, `stream`, `text`), also while following.
     Logs(LogsArgs),
+    /// List a run's artifacts (the files its steps left in $ROTA_ARTIFACTS), or get one.
+    ///
+    /// With `--output json`, an array of `{step, path, size}`. `--get PATH -o FILE` writes
+    /// the artifact PATH (of STEP, needed when several steps have one) to FILE, or stdout.
+    Artifacts(ArtifactsArgs),
     /// Cancel a run started from another terminal.
     Cancel(CancelArgs),
     /// Run a finished run again, whole or from one step on (finished steps before it are kept).
@@ -362,6 +367,21 @@ pub struct LogsArgs {
     /// Prefix each line with its timestamp.
     #[arg(long, short = 't')]
     pub timestamps: bool,
+}
+
+/// `rota artifacts`.
+#[derive(Debug, Args)]
+pub struct ArtifactsArgs {
+    /// Run id or a unique prefix of it.
+    pub run: String,
+    /// Only this step's artifacts.
+    pub step: Option<String>,
+    /// Write this artifact (its path as listed) instead of listing.
+    #[arg(long, value_name = "PATH")]
+    pub get: Option<String>,
+    /// With `--get`: the file to write (also `-o FILE`; default stdout).
+    #[arg(long, value_name = "FILE", requires = "get")]
+    pub to: Option<PathBuf>,
 }
 
 /// `rota cancel`.

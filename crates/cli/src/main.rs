@@ -4,6 +4,7 @@
 //! failed or timed out, 2 usage or validation error, 130 the run was cancelled.
 
 mod args;
+mod artifacts_cmd;
 mod audit_cmd;
 mod client;
 mod follow;
@@ -38,7 +39,7 @@ pub const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     // Before any thread exists: the secret key and API token leave /proc/PID/environ.
     rota_ops::host::hide_sensitive_environment();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(artifacts_cmd::file_flag(std::env::args_os()));
     if matches!(cli.command, Command::Guardian) {
         // The watchdog must not start a runtime or touch the store: it only waits.
         return ExitCode::from(rota_ops::host::guardian_main() as u8);
@@ -171,6 +172,7 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Runs(args) => runs_cmd::runs(rota, args, out).await,
         Command::Logs(args) => logs_cmd::logs(rota, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await,
+        Command::Artifacts(args) => artifacts_cmd::artifacts(rota, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await,
         Command::Namespaces(args) => match args.command {
             None => jobs_cmd::namespaces(rota, out).await,

@@ -74,6 +74,7 @@ fn print_report(out: &Printer, report: &PruneReport) {
             "log_bytes": report.log_bytes,
             "events": report.events,
             "notifications": report.notifications,
+            "artifacts": report.artifacts,
             "audit_entries": report.audit_entries,
         }));
         return;
@@ -89,7 +90,7 @@ fn print_report(out: &Printer, report: &PruneReport) {
     );
     out.text(&format!(
         "{verb} {} runs of {scope} finished before {}: {} step runs, {} attempts, \
-         {} log lines ({}), {} events, {} notifications",
+         {} log lines ({}), {} events, {} notifications, {} artifacts",
         report.runs,
         report.cutoff,
         report.step_runs,
@@ -98,6 +99,7 @@ fn print_report(out: &Printer, report: &PruneReport) {
         bytes(report.log_bytes),
         report.events,
         report.notifications,
+        report.artifacts,
     ));
     if report.audit_entries > 0 {
         out.text(&format!(", {} audit entries", report.audit_entries));

@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// Runs and their steps are kept by the namespaces' retention, not this.
     #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = parse_keep)]
     pub event_feed_keep: Duration,
+    /// Where run artifacts are kept: a directory, or `s3://BUCKET/PREFIX` on S3 or an
+    /// S3-compatible server (endpoint, region and credentials from the usual `AWS_*`
+    /// variables; `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint). Default:
+    /// `$ROTA_HOME/artifacts`.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
+    pub artifacts: Option<String>,
 }
 
 /// `--event-feed-keep`: a duration as job files write them.
@@ -141,6 +147,7 @@ pub async fn serve(home: Home, args: ServeArgs) -> anyhow::Result<u8> {
     config.jobs_dir = args.jobs;
     config.grace = Duration::from_secs(args.grace);
     config.event_feed_keep = args.event_feed_keep;
+    config.artifacts = args.artifacts;
     config.auth = match args.auth {
         AuthArg::Token => rota_server::AuthMode::Tokens,
         AuthArg::None => rota_server::AuthMode::None,

@@ -7,6 +7,7 @@
 mod util;
 
 mod admin;
+mod artifacts;
 mod confirm;
 mod container;
 mod crash;

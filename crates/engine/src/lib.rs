@@ -6,6 +6,7 @@
 //! a store and watch the run through its events.
 #![warn(missing_docs)]
 
+pub mod artifacts;
 pub mod cgroup;
 pub mod children;
 pub mod confirm;

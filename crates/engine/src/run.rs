@@ -146,6 +146,9 @@ pub struct EngineConfig {
     pub remote: Option<Arc<dyn crate::remote::RemoteSteps>>,
     /// Starts and follows the child runs of `job:` steps; `None` fails those steps.
     pub children: Option<Arc<dyn crate::children::ChildRuns>>,
+    /// Where the files steps leave in `$ROTA_ARTIFACTS` go; `None` gives steps no
+    /// `$ROTA_ARTIFACTS`.
+    pub artifacts: Option<crate::artifacts::Artifacts>,
 }
 
 /// Live progress of a run, for a terminal or an SSE stream.
@@ -313,6 +316,10 @@ pub(crate) struct Shared {
     pub confirmations: crate::confirm::Confirmations,
     /// The rollback steps of the steps that succeeded so far, in the order those ended.
     pub undo: std::sync::Mutex<Vec<String>>,
+    /// When this execution began: the date of its artifacts' keys.
+    pub started: Timestamp,
+    /// Bytes of artifacts this execution kept so far, against the run's cap.
+    pub artifact_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -467,6 +474,8 @@ async fn execute_run(
         gates: request.gates.clone(),
         confirmations: request.confirmations.clone(),
         undo: std::sync::Mutex::new(Vec::new()),
+        started: Timestamp::now(),
+        artifact_bytes: std::sync::atomic::AtomicU64::new(0),
     });
     let request = Arc::new(request);
     let states = {

@@ -213,6 +213,14 @@ async fn run_attempt(
     let output_path = shared
         .run_dir
         .join(format!("{}.{attempt_no}.output", step.id));
+    if shared.config.artifacts.is_some() {
+        let dir = crate::artifacts::attempt_dir(shared, step, attempt_no);
+        if let Err(error) = crate::artifacts::prepare(&dir) {
+            record_start(shared, step, attempt_no, "(not started)".to_owned());
+            let reason = format!("cannot create {}: {error}", dir.display());
+            return finish(shared, step, attempt_no, failed(reason));
+        }
+    }
     // Templates come from job files and may be made to run long: they render on the
     // blocking pool (never on the runtime's workers, which serve the API), raced against the
     // step's stop and timeout. A render that loses the race is bounded by its fuel and ends
@@ -344,6 +352,8 @@ async fn run_attempt(
             work.run(at).await
         }
     };
+    // Whatever the status: a failed attempt's files are often what explains it.
+    crate::artifacts::collect(shared, step, attempt_no).await;
     finish(shared, step, attempt_no, attempt)
 }
 
@@ -519,6 +529,13 @@ pub(crate) fn process_env(
     }
     env.extend(run_identity_env(shared, step, attempt_no));
     env.push(("ROTA_OUTPUT".to_owned(), output_path.display().to_string()));
+    if shared.config.artifacts.is_some() {
+        let dir = crate::artifacts::attempt_dir(shared, step, attempt_no);
+        env.push((
+            crate::artifacts::ARTIFACTS_VAR.to_owned(),
+            dir.display().to_string(),
+        ));
+    }
     env.extend(param_env(&ctx.params));
     for (name, value) in &shared.secrets {
         env.push((name.clone(), value.clone()));
@@ -646,6 +663,10 @@ async fn run_remote(
     display: String,
     stop: &CancellationToken,
 ) -> Attempt {
+    // The directory is this machine's: a worker's process has none (not collected yet).
+    let mut spec = spec;
+    spec.env
+        .retain(|(name, _)| name != crate::artifacts::ARTIFACTS_VAR);
     let attempt = RemoteAttempt {
         run_id: shared.run_id.clone(),
         namespace: shared.namespace.clone(),

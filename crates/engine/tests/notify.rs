@@ -189,6 +189,7 @@ impl Home {
             durable_step_starts: false,
             remote: None,
             children: None,
+            artifacts: None,
         };
         let run = execute(&self.store, &config, request, RunStop::new(), None);
         Ok(tokio::time::timeout(LIMIT, run).await??)

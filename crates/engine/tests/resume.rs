@@ -162,6 +162,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         durable_step_starts: true,
         remote: None,
         children: None,
+        artifacts: None,
     };
     (request, config)
 }

@@ -170,6 +170,7 @@ impl Ops {
             durable_step_starts: false,
             remote: None,
             children: Some(self.children()),
+            artifacts: self.artifacts().cloned(),
         };
         let store = self.store().clone();
         let stop = RunStop::new();

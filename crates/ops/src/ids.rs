@@ -65,6 +65,15 @@ fn is_attempt_number(text: &str) -> bool {
 /// [`is_attempt_number`] as a JSON Schema pattern.
 const ATTEMPT_PATTERN: &str = "^[1-9][0-9]{0,8}$";
 
+/// Whether `path` can be an artifact's path: 1–1024 characters, no control characters.
+/// (An artifact is looked up by its recorded path, never by joining this to a file name.)
+fn is_artifact_path(path: &str) -> bool {
+    (1..=1024).contains(&path.chars().count()) && !path.chars().any(|c| c.is_control())
+}
+
+/// [`is_artifact_path`] as a JSON Schema pattern.
+const ARTIFACT_PATH_PATTERN: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,1024}$";
+
 macro_rules! checked_id {
     (
         $(#[$doc:meta])* $name:ident, $check:ident, $what:literal,
@@ -185,6 +194,15 @@ checked_id!(
     "secret name (a letter or _, then letters, digits and _, at most 128 characters)",
     schema: "SecretName", SECRET_PATTERN, 1..=128,
     example: "API_TOKEN"
+);
+
+checked_id!(
+    /// An artifact's path relative to its step's `$ROTA_ARTIFACTS`, `/`-separated.
+    ArtifactPath,
+    is_artifact_path,
+    "artifact path (1–1024 characters, no control characters)",
+    schema: "ArtifactPath", ARTIFACT_PATH_PATTERN, 1..=1024,
+    example: "reports/summary.txt"
 );
 
 #[cfg(test)]

@@ -65,7 +65,13 @@ pub struct Ops {
     /// Where runs keep their files, one directory per run id, removed when a run is pruned
     /// ([`Ops::with_run_dirs`]; [`Ops::runs_here`] sets it too).
     run_dirs: Option<PathBuf>,
+    /// Where run artifacts' bytes are and the caps steps keep them under
+    /// ([`Ops::with_artifacts`]; [`Ops::runs_here`] sets `$ROTA_HOME/artifacts`).
+    artifacts: Option<rota_engine::artifacts::Artifacts>,
 }
+
+/// The directory of `$ROTA_HOME` where artifacts are kept by default.
+pub const ARTIFACTS_DIR: &str = "artifacts";
 
 /// Where a process that executes runs keeps what they need (see [`Ops::runs_here`]).
 #[derive(Debug, Clone)]
@@ -114,6 +120,7 @@ impl Ops {
             sealing_key: std::sync::Arc::default(),
             hub: fleet::Hub::default(),
             run_dirs: None,
+            artifacts: None,
         }
     }
 
@@ -127,13 +134,43 @@ impl Ops {
         default_dir: impl Into<PathBuf>,
     ) -> Ops {
         let artifacts_dir = artifacts_dir.into();
+        let home = home.into();
         self.run_dirs = Some(artifacts_dir.clone());
+        if self.artifacts.is_none() {
+            let limits = rota_engine::artifacts::ArtifactLimits::from_env();
+            match (
+                rota_store::ArtifactBlobs::local(&home.join(ARTIFACTS_DIR)),
+                limits,
+            ) {
+                (Ok(blobs), Ok(limits)) => {
+                    self.artifacts = Some(rota_engine::artifacts::Artifacts { blobs, limits });
+                }
+                // Runs still run; their steps get no `$ROTA_ARTIFACTS`.
+                (Err(error), _) => {
+                    eprintln!("rota: WARNING: artifacts are not kept: {error}");
+                }
+                (_, Err(error)) => {
+                    eprintln!("rota: WARNING: artifacts are not kept: {error}");
+                }
+            }
+        }
         self.runner = Some(Runner {
-            home: home.into(),
+            home,
             artifacts_dir,
             default_dir: default_dir.into(),
         });
         self
+    }
+
+    /// Keeps run artifacts in `artifacts` (a server's `--artifacts`, or its caps).
+    pub fn with_artifacts(mut self, artifacts: rota_engine::artifacts::Artifacts) -> Ops {
+        self.artifacts = Some(artifacts);
+        self
+    }
+
+    /// Where run artifacts are kept, when this process knows.
+    pub fn artifacts(&self) -> Option<&rota_engine::artifacts::Artifacts> {
+        self.artifacts.as_ref()
     }
 
     /// Runs keep their files in `dir/<run id>`: a pruned run's directory is removed. (A

@@ -78,6 +78,9 @@ pub struct ServeConfig {
     /// How long the event feed (`/api/v1/events`) keeps an event; the retention pass drops
     /// older ones.
     pub event_feed_keep: Duration,
+    /// Where run artifacts are kept: a directory or `s3://bucket/prefix`; `None` for
+    /// `$ROTA_HOME/artifacts`.
+    pub artifacts: Option<String>,
 }
 
 impl ServeConfig {
@@ -97,6 +100,7 @@ impl ServeConfig {
             auth: rota_api::AuthMode::Tokens,
             guardian: None,
             tls: None,
+            artifacts: None,
         }
     }
 }
@@ -118,6 +122,14 @@ pub async fn serve(
         .map(crate::tls::server_config)
         .transpose()?;
     let _lock = lock_home(&config.home)?;
+    let artifacts = rota_engine::artifacts::Artifacts {
+        blobs: match &config.artifacts {
+            Some(location) => rota_store::ArtifactBlobs::open(location)?,
+            None => rota_store::ArtifactBlobs::local(&config.home.join(rota_ops::ARTIFACTS_DIR))?,
+        },
+        limits: rota_engine::artifacts::ArtifactLimits::from_env()
+            .map_err(ServerError::ArtifactLimits)?,
+    };
     let store = match &config.store {
         Some(url) => Store::open_url(url).await?,
         None => Store::open(&config.home).await?,
@@ -150,7 +162,7 @@ pub async fn serve(
         })?;
     // The admin token exists before the address is announced, so whoever reads the
     // address (a test, a script waiting for the server) finds the token too.
-    let api = api_state(&config, &store).await?;
+    let api = api_state(&config, &store, &artifacts).await?;
     let addr_path = config.home.join(ADDR_FILE);
     std::fs::write(&addr_path, bound.to_string()).map_err(|source| ServerError::Io {
         path: addr_path.clone(),
@@ -182,10 +194,19 @@ pub async fn serve(
 
     let notifier = crate::notifier::Notifier::spawn(store.clone(), config.home.clone());
     let retention = crate::retention::RetentionLoop::spawn(
-        rota_ops::Ops::new(store.clone()).with_run_dirs(config.home.join(RUNS_DIR)),
+        rota_ops::Ops::new(store.clone())
+            .with_run_dirs(config.home.join(RUNS_DIR))
+            .with_artifacts(artifacts.clone()),
         config.event_feed_keep,
     );
-    let mut daemon = Daemon::new(config, store, lateness, hub, fleet.leader.clone());
+    let mut daemon = Daemon::new(
+        config,
+        store,
+        artifacts,
+        lateness,
+        hub,
+        fleet.leader.clone(),
+    );
     let result = daemon.run(hook_rx, shutdown, fleet.fenced.clone()).await;
     let _ = stop_http_tx.send(());
     let _ = http.await;
@@ -206,7 +227,11 @@ pub async fn serve(
 
 /// The API's state; on first start with token auth, creates the admin token file and says
 /// where it is (once: the token itself is never logged).
-async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiState, ServerError> {
+async fn api_state(
+    config: &ServeConfig,
+    store: &Store,
+    artifacts: &rota_engine::artifacts::Artifacts,
+) -> Result<rota_api::ApiState, ServerError> {
     match config.auth {
         rota_api::AuthMode::None => {
             tracing::warn!(
@@ -244,6 +269,7 @@ async fn api_state(config: &ServeConfig, store: &Store) -> Result<rota_api::ApiS
         .ops
         .with_secrets_home(&config.home)
         .with_run_dirs(config.home.join(RUNS_DIR))
+        .with_artifacts(artifacts.clone())
         .with_schedules(Arc::new(crate::backfill::Schedules::api()));
     Ok(state)
 }
@@ -304,6 +330,7 @@ impl Daemon {
     fn new(
         config: ServeConfig,
         store: Store,
+        artifacts: rota_engine::artifacts::Artifacts,
         lateness: rota_api::SchedulerMetrics,
         hub: rota_ops::fleet::Hub,
         leader: tokio::sync::watch::Receiver<bool>,
@@ -313,7 +340,8 @@ impl Daemon {
         let ops = rota_ops::Ops::new(store.clone())
             .runs_here(&config.home, config.home.join("runs"), &config.home)
             .with_secrets_home(&config.home)
-            .with_hub(hub);
+            .with_hub(hub)
+            .with_artifacts(artifacts);
         let engine = EngineConfig {
             artifacts_dir: config.home.join(RUNS_DIR),
             grace: config.step_grace,
@@ -322,6 +350,7 @@ impl Daemon {
             durable_step_starts: true,
             remote: Some(ops.dispatcher()),
             children: Some(ops.children()),
+            artifacts: ops.artifacts().cloned(),
         };
         let owner = rota_engine::owner::this_process();
         Daemon {

@@ -9,6 +9,12 @@ pub enum ServerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] rota_store::StoreError),
+    /// The artifact store (`--artifacts`) cannot be used.
+    #[error("cannot use the artifact store: {0}")]
+    Artifacts(#[from] rota_store::BlobError),
+    /// An artifact cap set in the environment does not parse.
+    #[error("artifact caps: {0}")]
+    ArtifactLimits(String),
     /// Another `rota serve` holds the data directory.
     #[error("another rota serve is running on {0} (its lock file is held)")]
     AlreadyRunning(PathBuf),

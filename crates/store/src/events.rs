@@ -265,6 +265,20 @@ pub enum RunEvent {
         /// What to send.
         notification: crate::NewNotification,
     },
+    /// The files an attempt left in `$ROTA_ARTIFACTS`, their bytes already in the
+    /// artifact store (no event-log row).
+    ArtifactsKept {
+        /// The run.
+        run_id: String,
+        /// The step.
+        step_id: String,
+        /// Attempt number.
+        attempt: u32,
+        /// When they were collected.
+        at: Timestamp,
+        /// The files.
+        artifacts: Vec<crate::NewArtifact>,
+    },
     /// One captured output line (no event-log row).
     Log {
         /// The run.
@@ -295,6 +309,7 @@ impl RunEvent {
             | RunEvent::StepSkipped { run_id, .. }
             | RunEvent::GateOpened { run_id, .. }
             | RunEvent::RunAwaitingApproval { run_id, .. }
+            | RunEvent::ArtifactsKept { run_id, .. }
             | RunEvent::Log { run_id, .. } => run_id,
         }
     }

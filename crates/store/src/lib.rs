@@ -37,8 +37,10 @@
 //! ```
 #![warn(missing_docs)]
 
+mod artifacts;
 mod attempts;
 mod audit;
+mod blobs;
 mod catalog;
 mod changes;
 mod children;
@@ -75,7 +77,9 @@ mod tokens;
 mod wake;
 mod write;
 
+pub use artifacts::{ArtifactRecord, NewArtifact};
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
+pub use blobs::{ArtifactBlobs, BlobError, artifact_key};
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use changes::{ChangeCounters, FileJobSave, JobHeadChange, SavedFileJob};
 pub use children::Ancestor;

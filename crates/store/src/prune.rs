@@ -3,7 +3,8 @@
 //! settings `rota serve` applies.
 //!
 //! What a pruned run takes with it, following every reference to `runs.id` in the schema:
-//! its step runs and attempts, log lines, events, notifications, and the secret versions it
+//! its step runs and attempts, log lines, events, notifications, artifacts (their rows here;
+//! their bytes by the caller, from `PruneCounts::artifact_keys`), and the secret versions it
 //! was recorded to use. What it leaves, on purpose:
 //! - schedule occurrences (`occurrences.run_id`): they are the schedule's memory that an
 //!   occurrence was decided, which keeps a backfill from running it again;
@@ -76,8 +77,13 @@ pub struct PruneCounts {
     pub notifications: u64,
     /// Audit entries.
     pub audit_entries: u64,
+    /// Artifacts of those runs.
+    pub artifacts: u64,
     /// The ids of the runs deleted (not filled in a dry run), so their files can go too.
     pub run_ids: Vec<String>,
+    /// The artifact-store keys of the artifacts deleted (not filled in a dry run), so their
+    /// bytes can go too.
+    pub artifact_keys: Vec<String>,
 }
 
 /// A namespace's retention setting.
@@ -230,6 +236,7 @@ impl Store {
             ("step_attempts", &mut counts.attempts),
             ("events", &mut counts.events),
             ("notifications", &mut counts.notifications),
+            ("artifacts", &mut counts.artifacts),
         ] {
             let row = one(format!(
                 "SELECT COUNT(*) AS n FROM {table} WHERE run_id IN ({runs})"
@@ -315,14 +322,16 @@ fn add(total: &mut PruneCounts, batch: PruneCounts) {
     total.log_bytes += batch.log_bytes;
     total.events += batch.events;
     total.notifications += batch.notifications;
+    total.artifacts += batch.artifacts;
     total.run_ids.extend(batch.run_ids);
+    total.artifact_keys.extend(batch.artifact_keys);
 }
 
 /// `runs/<namespace or *> before <cut-off>: N runs, …`: what the audit entry says.
 fn prune_target(spec: &PruneSpec, counts: &PruneCounts) -> String {
     let mut text = format!(
         "runs/{} before {}: {} runs, {} step runs, {} attempts, {} log lines ({} bytes), \
-         {} events, {} notifications",
+         {} events, {} notifications, {} artifacts",
         spec.namespace.as_deref().unwrap_or("*"),
         spec.cutoff,
         counts.runs,
@@ -332,6 +341,7 @@ fn prune_target(spec: &PruneSpec, counts: &PruneCounts) -> String {
         counts.log_bytes,
         counts.events,
         counts.notifications,
+        counts.artifacts,
     );
     if spec.audit && spec.namespace.is_none() {
         text.push_str(&format!(", {} audit entries", counts.audit_entries));
@@ -379,9 +389,24 @@ async fn prune_batch(
         query = query.bind(id.as_str());
     }
     let current_attempts = count(&query.fetch_one(&mut *conn).await?, "n")?;
+    let keys = format!("SELECT stored_key FROM artifacts WHERE run_id IN ({list})");
+    let mut query = sqlx::query(&keys);
+    for id in &ids {
+        query = query.bind(id.as_str());
+    }
+    counts.artifact_keys = query
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get("stored_key"))
+        .collect::<Result<_, _>>()?;
     // Children before parents: the foreign keys (and PostgreSQL's checks) hold at each step.
-    let deletes: [(&str, Option<&mut u64>); 11] = [
+    let deletes: [(&str, Option<&mut u64>); 12] = [
         ("DELETE FROM logs WHERE run_id IN ({list})", None),
+        (
+            "DELETE FROM artifacts WHERE run_id IN ({list})",
+            Some(&mut counts.artifacts),
+        ),
         (
             "DELETE FROM step_attempts WHERE run_id IN ({list})",
             Some(&mut counts.attempts),

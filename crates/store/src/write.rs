@@ -370,6 +370,13 @@ async fn apply<'a>(
             rows.event(*at, "step.skipped", run_id, Some(step_id), data);
             Ok(())
         }
+        RunEvent::ArtifactsKept {
+            run_id,
+            step_id,
+            attempt,
+            at,
+            artifacts,
+        } => crate::artifacts::record_kept(conn, run_id, step_id, *attempt, *at, artifacts).await,
         RunEvent::Log {
             run_id,
             step_id,

@@ -1388,6 +1388,9 @@ async fn log_lines_keep_their_text(backend: Backend) -> TestResult {
 #[path = "store/fleet.rs"]
 mod fleet;
 
+#[path = "store/artifacts.rs"]
+mod artifacts;
+
 #[path = "store/takeover.rs"]
 mod takeover;
 

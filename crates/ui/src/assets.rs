@@ -48,6 +48,7 @@ const FILES: &[(&str, &str, &[u8])] = embedded![
     ("sse.js", JS),
     ("filters.js", JS),
     ("gates.js", JS),
+    ("artifacts.js", JS),
     ("pages/signin.js", JS),
     ("pages/jobs.js", JS),
     ("pages/job.js", JS),

@@ -13,8 +13,8 @@ pub(crate) static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
-/// A job that succeeds: a three-step chain, typed params, a cron trigger, and a description
-/// and a log line holding markup that must be shown as text.
+/// A job that succeeds: a three-step chain, typed params, a cron trigger, and a description,
+/// a log line and an artifact's name holding markup that must be shown as text.
 const GREET: &str = r#"id: greet
 description: "Says hello <img src=x onerror=alert(1)>"
 params:
@@ -27,7 +27,9 @@ steps:
     sh: echo "hello from {{ params.env }}"; echo "oops on stderr" >&2
   - id: second
     needs: [first]
-    sh: echo 'markup <img src=x onerror=alert(2)> stays text'
+    sh: |
+      echo 'markup <img src=x onerror=alert(2)> stays text'
+      echo kept > "$ROTA_ARTIFACTS/<img src=x onerror=alert(3)>.txt"
   - id: third
     needs: [second]
     sh: echo "count is {{ params.count }}"
@@ -276,6 +278,10 @@ async fn a_run_started_from_the_job_page_shows_its_dag_and_logs_live() -> TestRe
         .await?;
     f.wait_text("#log", "count is 7").await?;
     f.wait_text("#log .line.stderr", "oops on stderr").await?;
+    // The file the second step kept is listed, its markup of a name as text.
+    f.wait_text("#artifacts-table", "<img src=x onerror=alert(3)>.txt")
+        .await?;
+    f.wait_text("#artifacts-table", "5 bytes").await?;
     f.assert_no_injection().await?;
 
     // Clicking a node shows only that step's lines.

@@ -2,6 +2,7 @@
 //! caller), asks the application layer (`rota_ops::Session`, which checks the caller's role,
 //! does the work and audits it) and answers with the record it returns.
 
+pub(crate) mod artifacts;
 pub(crate) mod audit;
 pub(crate) mod events;
 pub(crate) mod jobs;

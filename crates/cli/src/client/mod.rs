@@ -20,6 +20,7 @@ use rota_ops::records::Problem;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+mod artifacts;
 mod audit;
 mod jobs;
 mod plans;

@@ -124,6 +124,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         durable_step_starts: false,
         remote: None,
         children: None,
+        artifacts: None,
     };
     let stop = options.stop.unwrap_or_default();
     let summary = tokio::time::timeout(

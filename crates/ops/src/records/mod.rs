@@ -205,6 +205,9 @@ pub struct PruneReport {
     pub events: u64,
     /// Notifications of those runs.
     pub notifications: u64,
+    /// Artifacts of those runs (rows and bytes).
+    #[serde(default)]
+    pub artifacts: u64,
     /// Audit entries.
     pub audit_entries: u64,
 }
@@ -561,6 +564,37 @@ pub struct RunPage {
     /// Pass as `cursor` to get the next (older) page; absent on the last page.
     #[schema(required = true)]
     pub next_cursor: Option<String>,
+}
+
+/// A file a step left in `$ROTA_ARTIFACTS`, kept with its run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Artifact {
+    /// The step.
+    pub step: String,
+    /// Its path relative to the step's `$ROTA_ARTIFACTS`, `/`-separated.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+    /// The attempt that left it.
+    pub attempt: u32,
+    /// When it was kept.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<rota_store::ArtifactRecord> for Artifact {
+    fn from(a: rota_store::ArtifactRecord) -> Self {
+        Artifact {
+            step: a.step_id,
+            path: a.path,
+            size: a.size,
+            sha256: a.sha256,
+            attempt: a.attempt,
+            created_at: a.created_at,
+        }
+    }
 }
 
 /// One captured output line.

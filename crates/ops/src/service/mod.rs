@@ -13,6 +13,7 @@
 use crate::auth::Principal;
 use crate::{Actor, Ops};
 
+pub mod artifacts;
 pub mod audit;
 pub mod jobs;
 pub mod page;
@@ -24,6 +25,7 @@ pub mod secrets;
 pub mod tokens;
 pub mod workers;
 
+pub use artifacts::Artifacts;
 pub use audit::Audit;
 pub use jobs::Jobs;
 pub use plans::Plans;
@@ -37,12 +39,13 @@ pub use workers::Workers;
 /// Everything that can be asked of Rota: implemented by [`Session`] (in this process) and
 /// by the CLI's HTTP client (of a server).
 pub trait Rota:
-    Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers
+    Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Artifacts
 {
 }
 
-impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers> Rota
-    for T
+impl<
+    T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Artifacts,
+> Rota for T
 {
 }
 

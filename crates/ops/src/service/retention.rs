@@ -124,6 +124,9 @@ impl Session {
         };
         let counts = self.ops().store().prune(&spec, &by).await?;
         self.ops().remove_run_dirs(&counts.run_ids);
+        self.ops()
+            .remove_artifact_bytes(&counts.artifact_keys)
+            .await;
         Ok(PruneReport {
             cutoff,
             namespace,
@@ -135,6 +138,7 @@ impl Session {
             log_bytes: counts.log_bytes,
             events: counts.events,
             notifications: counts.notifications,
+            artifacts: counts.artifacts,
             audit_entries: counts.audit_entries,
         })
     }

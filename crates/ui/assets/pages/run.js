@@ -2,12 +2,13 @@
 // active), the steps, live logs over SSE (resumed after a dropped connection, and once the
 // run resumes after waiting at a gate, which ends the stream), and the
 // Cancel / Retry actions when they apply; its `approval:` gates, with Approve / Reject while
-// one awaits approval (gates.js).
+// one awaits approval (gates.js); the files its steps kept, with downloads (artifacts.js).
 
 import { api } from "../api.js";
 import { follow } from "../sse.js";
 import { drawDag } from "../dag.js";
 import { gatesSection } from "../gates.js";
+import { artifactsSection } from "../artifacts.js";
 import { h, mount, problemBox, timeEl, badge, duration, fmtTime, enc, ACTIVE } from "../dom.js";
 
 /** Lines kept on the page; older ones are dropped (the API keeps them all). */
@@ -45,6 +46,7 @@ export function render(main, [runId]) {
     reload: () => poll(),
     isAlive: () => alive,
   });
+  const artifacts = artifactsSection(runId);
   const stepsBody = h("tbody");
   const logBox = h("div", { class: "log", id: "log", role: "log", "aria-label": "run log", tabindex: "0" });
   const logState = h("span", { class: "muted small", id: "log-state" }, "connecting…");
@@ -73,6 +75,7 @@ export function render(main, [runId]) {
         h("table", { class: "list", id: "steps-table" },
           h("thead", {}, h("tr", {}, ["Step", "Status", "Attempt", "Exit", "Duration", "Reason"].map((t) => h("th", { scope: "col" }, t)))),
           stepsBody))),
+    artifacts.box,
     h("section", { class: "card" },
       h("div", { class: "section-head" }, h("h2", {}, "Log"), filterNote,
         h("span", { class: "spacer" }),
@@ -187,6 +190,7 @@ export function render(main, [runId]) {
       h("td", { class: "small wrap" }, st.reason || ""))));
     updateDag(stepStatuses(run), selected);
     gates.update(run);
+    artifacts.update(run);
     if (streamState === "gate" && run.status !== "awaiting_approval") followLog();
     drawActions();
   }
