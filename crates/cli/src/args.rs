@@ -379,9 +379,15 @@ pub struct ArtifactsArgs {
     /// Write this artifact (its path as listed) instead of listing.
     #[arg(long, value_name = "PATH")]
     pub get: Option<String>,
-    /// With `--get`: the file to write (also `-o FILE`; default stdout).
-    #[arg(long, value_name = "FILE", requires = "get")]
-    pub to: Option<PathBuf>,
+    /// With `--get`: the file to write (default stdout).
+    #[arg(
+        short = 'o',
+        long = "out",
+        alias = "to",
+        value_name = "FILE",
+        requires = "get"
+    )]
+    pub out: Option<PathBuf>,
 }
 
 /// `rota cancel`.

@@ -2,7 +2,6 @@
 //! artifacts listed (`--output json`: an array of `{step, path, size}`), or one of them
 //! written to FILE (stdout without it).
 
-use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -57,7 +56,7 @@ pub async fn artifacts<R: Rota>(
     let bytes = rota
         .artifact_bytes(&run.id, &artifact.step, &artifact.path)
         .await?;
-    match &args.to {
+    match &args.out {
         Some(file) if file != Path::new("-") => std::fs::write(file, &bytes)
             .with_context(|| format!("cannot write {}", file.display()))?,
         _ => std::io::stdout()
@@ -82,76 +81,4 @@ fn print_list(out: &Printer, listed: &[Artifact]) {
         .map(|a| vec![a.step.clone(), a.path.clone(), a.size.to_string()])
         .collect();
     out.table(&["STEP", "PATH", "SIZE"], &rows);
-}
-
-/// `-o` is the global output format (`-o json`), but `rota artifacts RUN --get PATH -o FILE`
-/// names the file to write: in an `artifacts` command with `--get`, a `-o` whose value is
-/// not a format becomes `--to FILE` before the arguments are parsed. (A file named `json` or
-/// `human` is written `./json`.)
-pub fn file_flag(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    let mut args: Vec<OsString> = args.into_iter().collect();
-    let Some(command) = args.iter().position(|a| a == "artifacts") else {
-        return args;
-    };
-    if !args[command..]
-        .iter()
-        .any(|a| a == "--get" || a.to_string_lossy().starts_with("--get="))
-    {
-        return args;
-    }
-    let is_format = |value: &str| matches!(value, "json" | "human");
-    let mut i = command + 1;
-    while i < args.len() {
-        let arg = args[i].to_string_lossy().into_owned();
-        if arg == "--" {
-            break;
-        }
-        if arg == "-o" && i + 1 < args.len() && !is_format(&args[i + 1].to_string_lossy()) {
-            args[i] = OsString::from("--to");
-            i += 2;
-            continue;
-        }
-        if let Some(value) = arg.strip_prefix("-o").map(|v| v.trim_start_matches('='))
-            && !arg.starts_with("--")
-            && !value.is_empty()
-            && !is_format(value)
-        {
-            args.splice(i..=i, [OsString::from("--to"), OsString::from(value)]);
-            i += 2;
-            continue;
-        }
-        i += 1;
-    }
-    args
-}
-
-#[cfg(test)]
-mod tests {
-    use super::file_flag;
-
-    fn rewrite(line: &str) -> String {
-        let args = file_flag(line.split(' ').map(Into::into));
-        args.iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    #[test]
-    fn only_an_artifacts_get_has_its_dash_o_file_read_as_the_file() {
-        assert_eq!(
-            rewrite("rota artifacts R --get a/b.txt -o out.txt"),
-            "rota artifacts R --get a/b.txt --to out.txt"
-        );
-        assert_eq!(
-            rewrite("rota artifacts R --get a -oout.txt"),
-            "rota artifacts R --get a --to out.txt"
-        );
-        assert_eq!(
-            rewrite("rota artifacts R --get a -o json"),
-            "rota artifacts R --get a -o json"
-        );
-        assert_eq!(rewrite("rota artifacts R -o x"), "rota artifacts R -o x");
-        assert_eq!(rewrite("rota runs R -o json"), "rota runs R -o json");
-    }
 }

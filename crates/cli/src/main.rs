@@ -39,7 +39,7 @@ pub const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     // Before any thread exists: the secret key and API token leave /proc/PID/environ.
     rota_ops::host::hide_sensitive_environment();
-    let cli = Cli::parse_from(artifacts_cmd::file_flag(std::env::args_os()));
+    let cli = Cli::parse();
     if matches!(cli.command, Command::Guardian) {
         // The watchdog must not start a runtime or touch the store: it only waits.
         return ExitCode::from(rota_ops::host::guardian_main() as u8);

@@ -127,16 +127,35 @@ struct TerminalConfirm;
 
 impl rota_ops::Confirm for TerminalConfirm {
     fn ask(&self, question: &str) -> bool {
-        use std::io::Write as _;
-        let mut stderr = std::io::stderr().lock();
-        let _ = write!(stderr, "\n{question}\nProceed? [y/N] ");
-        let _ = stderr.flush();
-        let mut answer = String::new();
-        if std::io::stdin().read_line(&mut answer).is_err() {
-            return false;
-        }
-        matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+        let answer = prompt(&format!("\n{question}\nProceed? [y/N] "));
+        matches!(answer.as_str(), "y" | "yes")
     }
+
+    fn after_failure(&self, question: &str) -> rota_ops::FailureAnswer {
+        use rota_ops::FailureAnswer;
+        loop {
+            let answer = prompt(&format!("\n{question}\n[r]etry, [s]kip or [a]bort? "));
+            match answer.as_str() {
+                "r" | "retry" => return FailureAnswer::Retry,
+                "s" | "skip" => return FailureAnswer::Skip,
+                // End of input (nobody left to answer) aborts.
+                "a" | "abort" | "" => return FailureAnswer::Abort,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Prints `question` on stderr and reads one answer line, trimmed and lower-cased; empty
+/// at the end of input.
+fn prompt(question: &str) -> String {
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr().lock();
+    let _ = write!(stderr, "{question}");
+    let _ = stderr.flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    answer.trim().to_ascii_lowercase()
 }
 
 /// The job `rota run --server` names: stored on the server (ad-hoc commands and job files
@@ -539,6 +558,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
             confirm: None,
             rollback: None,
             finally: false,
+            on_failure: Default::default(),
         }],
         notify: Vec::new(),
         approval: None,

@@ -112,3 +112,81 @@ fn at_a_terminal_the_resolved_step_is_shown_and_asked() {
     assert_eq!(code, 0, "{screen}");
     assert!(restarted(&rota));
 }
+
+/// Fails until the file `fixed` exists beside it, counting its attempts in `tries.txt`.
+const FLAKY: &str = "\
+id: flaky
+steps:
+  - id: call-api
+    on_failure: ask
+    sh: echo try >> tries.txt; test -e fixed
+  - id: after
+    needs: [call-api]
+    sh: echo after >> tries.txt
+";
+
+fn tries(rota: &Rota) -> usize {
+    std::fs::read_to_string(rota.path("tries.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == "try")
+        .count()
+}
+
+#[test]
+fn a_failed_step_asks_at_the_terminal_to_retry_skip_or_abort() {
+    let rota = Rota::new();
+    let file = rota.write("flaky.yaml", FLAKY);
+    let file = file.to_str().expect("utf-8");
+    // Retry once (still failing), then skip: `after` runs, the run succeeds.
+    let (code, screen) = run_at_a_terminal(&rota, file, "r\ns\n");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("[r]etry, [s]kip or [a]bort?"), "{screen}");
+    assert_eq!(tries(&rota), 2, "{screen}");
+    assert!(screen.contains("skipped at the terminal"), "{screen}");
+
+    // Abort: the step fails and the run with it.
+    let (code, screen) = run_at_a_terminal(&rota, file, "a\n");
+    assert_eq!(code, 1, "{screen}");
+    assert!(screen.contains("aborted at the terminal"), "{screen}");
+}
+
+#[test]
+fn without_a_terminal_a_failed_step_waits_for_an_operator_to_retry_or_abort_it() {
+    let rota = Rota::new();
+    let file = rota.write("flaky.yaml", FLAKY);
+    let file = file.to_str().expect("utf-8");
+    let (run, output) = rota.run_json(&["run", file]);
+    assert_code(&output, 3);
+    assert_eq!(run["status"], "awaiting_approval", "{run:#}");
+    assert_eq!(step(&run, "call-api")["status"], "awaiting_approval");
+    assert_eq!(run["gates"][0]["step"], "call-api#failed-1", "{run:#}");
+    let id = run["id"].as_str().expect("run id");
+
+    // The operator fixes the cause and asks for a retry: attempt 2 succeeds.
+    std::fs::write(rota.path("fixed"), "").expect("fix");
+    let (done, output) = rota.run_json(&["approve", id, "--step", "call-api#failed-1"]);
+    assert_code(&output, 0);
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    assert_eq!(step(&done, "call-api")["attempts"], 2);
+    assert_eq!(tries(&rota), 2);
+
+    // Another run that fails is aborted with a reason.
+    std::fs::remove_file(rota.path("fixed")).expect("unfix");
+    let (run, output) = rota.run_json(&["run", file]);
+    assert_code(&output, 3);
+    let id = run["id"].as_str().expect("run id");
+    let (done, output) = rota.run_json(&[
+        "reject",
+        id,
+        "--step",
+        "call-api#failed-1",
+        "-m",
+        "API down",
+    ]);
+    assert_code(&output, 1);
+    assert_eq!(done["status"], "failed", "{done:#}");
+    assert_reason_has(step(&done, "call-api"), "aborted by");
+    assert_reason_has(step(&done, "call-api"), "API down");
+    assert_eq!(step(&done, "after")["status"], "skipped");
+}

@@ -12,8 +12,8 @@ use crate::kinds::{KindSite, StepKindDef, StepSite};
 use crate::limits::{MAX_NEEDS, MAX_PARAMS, MAX_STEPS};
 use crate::model::{
     AfterOutcome, Approval, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job,
-    Notification, NotifyChannel, NotifyEvent, Overlap, ParamSpec, ParamType, Policy, Retry, Step,
-    StepKind, Trigger, Value, WebhookSignature, When,
+    Notification, NotifyChannel, NotifyEvent, OnFailure, Overlap, ParamSpec, ParamType, Policy,
+    Retry, Step, StepKind, Trigger, Value, WebhookSignature, When,
 };
 use crate::tree::{Key, Kind, Node, Pos};
 
@@ -48,6 +48,7 @@ const STEP_KEYS_AFTER: &[&str] = &[
     "confirm",
     "rollback",
     "finally",
+    "on_failure",
 ];
 
 /// Keys a step mapping may hold: the common ones, every kind's name and their own keys.
@@ -487,6 +488,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
                 confirm: None,
                 rollback: None,
                 finally: false,
+                on_failure: OnFailure::Fail,
             });
             step_pos.push(node.pos);
             needs_pos.push(Vec::new());
@@ -1226,6 +1228,15 @@ fn step(
         }
         None => false,
     };
+    let on_failure = get(entries, "on_failure")
+        .and_then(|n| {
+            cx.choice(
+                n,
+                &format!("`on_failure` in {label}"),
+                &[("fail", OnFailure::Fail), ("ask", OnFailure::Ask)],
+            )
+        })
+        .unwrap_or_default();
     if finally {
         for name in ["needs", "when"] {
             if let Some((key, _)) = entries.iter().find(|(k, _)| k.name == name) {
@@ -1299,6 +1310,7 @@ fn step(
             confirm,
             rollback,
             finally,
+            on_failure,
         },
         StepPositions {
             id: id_pos,

@@ -386,6 +386,26 @@ pub struct Step {
     /// step and every rollback; it has no `needs`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub finally: bool,
+    /// What happens once the step's attempts are spent and it failed (`on_failure:`).
+    #[serde(default, skip_serializing_if = "OnFailure::is_fail")]
+    pub on_failure: OnFailure,
+}
+
+/// A step's `on_failure:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// The step fails (the default).
+    #[default]
+    Fail,
+    /// An operator chooses: retry it, skip it (its dependents run), or abort (it fails).
+    Ask,
+}
+
+impl OnFailure {
+    fn is_fail(&self) -> bool {
+        *self == OnFailure::Fail
+    }
 }
 
 impl Step {

@@ -7,6 +7,11 @@
 //! ends `awaiting_approval` after recording `GateOpened`, bound to the hash of the steps
 //! from this one on ([`PlanContent::after_gate`]), and `rota approve RUN --step STEP`
 //! (or the API or the web UI) settles it. A retry of a confirmed step is not asked again.
+//!
+//! `on_failure: ask` asks the other question through the same means: once a step's
+//! attempts are spent and it failed, retry, skip or abort? At a terminal all three; at a
+//! gate (one per failed attempt, [`failure_gate`]) an approval retries and a rejection
+//! aborts.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -22,10 +27,118 @@ use crate::process::Stream;
 use crate::run::{GateOutcome, GateState, Shared};
 use crate::step::{Attempt, log_redacted, render_text};
 
-/// Asks a person at a terminal; `true` means confirmed.
+/// Asks a person at a terminal.
 pub trait Confirm: Send + Sync {
-    /// Shows `question` (with the resolved step) and waits for the answer. Blocking.
+    /// Shows `question` (with the resolved step) and waits for the answer; `true` means
+    /// confirmed. Blocking.
     fn ask(&self, question: &str) -> bool;
+
+    /// Shows what failed (`question`) and waits for the choice. Blocking.
+    fn after_failure(&self, question: &str) -> FailureAnswer;
+}
+
+/// What an operator chose after a step with `on_failure: ask` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureAnswer {
+    /// Another attempt.
+    Retry,
+    /// The step ends skipped; its dependents run.
+    Skip,
+    /// The step ends failed.
+    Abort,
+}
+
+/// What the engine does after a step with `on_failure: ask` failed.
+pub(crate) enum AfterFailure {
+    /// Another attempt, at the request of `by`.
+    Retry { by: String },
+    /// The step ends skipped, with this reason.
+    Skip { why: String },
+    /// The step ends failed, with this reason.
+    Abort { why: String },
+    /// The question waits at a gate: the step waits as `awaiting_approval`.
+    Wait,
+}
+
+/// The gate that holds the question asked after attempt `attempt` of `step` failed: one
+/// per failure, so a retried step that fails again asks again.
+pub fn failure_gate(step: &str, attempt: u32) -> String {
+    format!("{step}#failed-{attempt}")
+}
+
+/// The answer to the question asked after attempt `attempt_no` of `step` failed with
+/// `failure`: given at its gate already (a resumed run), asked at the terminal, or asked
+/// at a gate opened now (approve: retry; reject: abort).
+pub(crate) async fn after_failure(
+    shared: &Arc<Shared>,
+    step: &Step,
+    attempt_no: u32,
+    ctx: &Context,
+    failure: &str,
+) -> AfterFailure {
+    let gate = failure_gate(&step.id, attempt_no);
+    match shared.gates.get(&gate).map(|g| &g.outcome) {
+        Some(GateOutcome::Approved { by }) => {
+            return AfterFailure::Retry { by: by.join(", ") };
+        }
+        Some(GateOutcome::Rejected { by, reason }) => {
+            let why = match reason {
+                Some(reason) => format!("{failure}; aborted by {by}: {reason}"),
+                None => format!("{failure}; aborted by {by}"),
+            };
+            return AfterFailure::Abort { why };
+        }
+        Some(GateOutcome::Expired) => {
+            return AfterFailure::Abort {
+                why: format!("{failure}; nobody chose to retry it in time"),
+            };
+        }
+        Some(GateOutcome::Waiting) | None => {}
+    }
+    let question = format!("step {} failed: {failure}", step.id);
+    if let Confirmations::Ask(terminal) = &shared.confirmations {
+        let terminal = Arc::clone(terminal);
+        let asked = question.clone();
+        let answer = tokio::task::spawn_blocking(move || terminal.after_failure(&asked))
+            .await
+            .unwrap_or(FailureAnswer::Abort);
+        return match answer {
+            FailureAnswer::Retry => AfterFailure::Retry {
+                by: "the terminal".to_owned(),
+            },
+            FailureAnswer::Skip => AfterFailure::Skip {
+                why: format!("{failure}; skipped at the terminal"),
+            },
+            FailureAnswer::Abort => AfterFailure::Abort {
+                why: format!("{failure}; aborted at the terminal"),
+            },
+        };
+    }
+    let hash = PlanContent::after_gate(
+        &shared.namespace,
+        &shared.job,
+        shared.job_revision,
+        &ctx.params,
+        &step.id,
+        &ctx.steps,
+    )
+    .hash();
+    let rules = rules(shared.job.approval.as_ref());
+    let log = |text: &str| log_redacted(shared, step, attempt_no, Stream::Stdout, text);
+    log(&format!(
+        "{question}; waiting for one of {} to retry it (rota approve RUN --step {gate}) or \
+         abort (rota reject RUN --step {gate})",
+        rules.approvers.join(", ")
+    ));
+    shared.recorder.send(RunEvent::GateOpened {
+        run_id: shared.run_id.clone(),
+        step_id: gate,
+        hash,
+        rules,
+        message: Some(format!("{question}. Approve to retry it, reject to abort.")),
+        at: Timestamp::now(),
+    });
+    AfterFailure::Wait
 }
 
 /// How a run's `confirm:` steps are confirmed.

@@ -14,12 +14,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rota_core::kinds::{Command, CommandCx};
-use rota_core::model::{DryRun, Step, StepStatus};
+use rota_core::model::{DryRun, OnFailure, Step, StepStatus};
 pub(crate) use rota_core::template::render_text;
 use rota_core::template::{self, Context};
 use rota_store::{LogStream, RunEvent};
 use tokio_util::sync::CancellationToken;
 
+use crate::confirm::AfterFailure;
 use crate::kinds::ResolveCx;
 use crate::process::{LogLine, ProcessSpec, Stream};
 use crate::remote::{RemoteAttempt, RemoteSteps};
@@ -121,7 +122,17 @@ pub(crate) async fn run_step(
 ) -> StepResult {
     let step = &shared.job.steps[index];
     let mut attempt_no = before;
-    if before > 0 {
+    // A run resumed at the question asked after attempt `before + 1` failed.
+    let asked_after = crate::confirm::failure_gate(&step.id, before + 1);
+    if shared.gates.contains_key(&asked_after) {
+        let failed = before + 1;
+        let last_reason = "it failed".to_owned();
+        match answer_failure(shared, step, failed, &ctx, &last_reason).await {
+            Some(result) => return result,
+            // Retry: the next attempt comes right away, the operator asked for it.
+            None => attempt_no = failed,
+        }
+    } else if before > 0 {
         // A resumed step's last attempt died with its runner: it waits the backoff a
         // failure would have, so a crash loop does not turn into a retry storm.
         let delay = step.retry.delay_before(before + 1);
@@ -156,6 +167,20 @@ pub(crate) async fn run_step(
             && !over_bounds
             && !stop.is_cancelled();
         if !retryable {
+            let ask = step.on_failure == OnFailure::Ask
+                && matches!(attempt.status, StepStatus::Failed | StepStatus::TimedOut)
+                && !stop.is_cancelled()
+                && !shared.dry_run;
+            if ask {
+                let failure = attempt
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "failed".to_owned());
+                match answer_failure(shared, step, attempt_no, &ctx, &failure).await {
+                    Some(result) => return result,
+                    None => continue,
+                }
+            }
             return StepResult {
                 status: attempt.status,
                 attempts: attempt_no,
@@ -197,6 +222,53 @@ pub(crate) async fn run_step(
             }
         }
     }
+}
+
+/// Asks what to do after attempt `attempt_no` of a step with `on_failure: ask` failed
+/// (`failure`: why) and records the step's end as answered: `None` means retry it.
+async fn answer_failure(
+    shared: &Arc<Shared>,
+    step: &Step,
+    attempt_no: u32,
+    ctx: &Context,
+    failure: &str,
+) -> Option<StepResult> {
+    let (status, reason) =
+        match crate::confirm::after_failure(shared, step, attempt_no, ctx, failure).await {
+            AfterFailure::Retry { by } => {
+                system_line(
+                    shared,
+                    step,
+                    attempt_no,
+                    format!("attempt {attempt_no} failed; retrying at the request of {by}"),
+                );
+                return None;
+            }
+            AfterFailure::Skip { why } => (StepStatus::Skipped, why),
+            AfterFailure::Abort { why } => (StepStatus::Failed, why),
+            AfterFailure::Wait => (
+                StepStatus::AwaitingApproval,
+                format!("{failure}; waiting for an operator to retry or abort it"),
+            ),
+        };
+    let ended = finish(
+        shared,
+        step,
+        attempt_no,
+        Attempt {
+            status,
+            exit_code: None,
+            outputs: BTreeMap::new(),
+            reason: Some(reason),
+        },
+    );
+    Some(StepResult {
+        status: ended.status,
+        attempts: attempt_no,
+        exit_code: ended.exit_code,
+        outputs: ended.outputs,
+        reason: ended.reason,
+    })
 }
 
 /// How a failed template render starts every reason (see `TemplateError::Bounds`).

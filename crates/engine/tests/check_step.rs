@@ -319,13 +319,13 @@ steps:
     ran.assert_status(RunStatus::Failed);
     assert_eq!(ran.step("precheck").status, StepStatus::Failed);
     assert_eq!(
-        ran.reason("precheck"),
+        ran.check_reason("precheck"),
         r#"rota_breaking_gauge = 0.2 {job="api"}: not below 0.01"#
     );
     assert_eq!(ran.output("precheck", "evaluations"), Some("1"));
     assert_eq!(ran.output("precheck", "value"), Some("0.2"));
     assert_eq!(
-        ran.reason("band"),
+        ran.check_reason("band"),
         r#"rota_breaking_gauge = 0.2 {job="api"}: not above 0.5"#
     );
     Ok(())
@@ -381,7 +381,7 @@ steps:
     ran.assert_status(RunStatus::Failed);
     assert_eq!(ran.step("gate").status, StepStatus::TimedOut);
     assert_eq!(
-        ran.reason("gate"),
+        ran.check_reason("gate"),
         r#"condition did not hold for 1s before the step timeout of 3s; last evaluation: rota_never_gauge = 7 {job="api"} (below 1: not ok, waiting)"#
     );
     assert_eq!(ran.output("gate", "value"), Some("7"));
@@ -403,7 +403,7 @@ steps:
     let ran = run_job(&source, Options::default()).await?;
     ran.assert_status(RunStatus::Failed);
     assert_eq!(ran.step("strict").status, StepStatus::Failed);
-    assert_eq!(ran.reason("strict"), "no data for rota_absent_metric");
+    assert_eq!(ran.check_reason("strict"), "no data for rota_absent_metric");
     assert_eq!(ran.step("lenient").status, StepStatus::Succeeded);
     assert_eq!(ran.output("lenient", "value"), None);
     assert_eq!(ran.output("lenient", "evaluations"), Some("1"));
@@ -422,7 +422,7 @@ steps:
     );
     let ran = run_job(&source, Options::default()).await?;
     ran.assert_status(RunStatus::Failed);
-    let reason = ran.reason("typo");
+    let reason = ran.check_reason("typo");
     assert!(
         reason.starts_with("prometheus error for rate(rota_x[5m]: ")
             && reason.contains("parse error")
@@ -571,10 +571,10 @@ steps:
     ran.assert_status(RunStatus::Failed);
     let refused = format!("connection refused to {base}/api/v1/query?query=up");
     assert_eq!(ran.step("verify").status, StepStatus::Failed);
-    assert_eq!(ran.reason("verify"), refused);
+    assert_eq!(ran.check_reason("verify"), refused);
     assert_eq!(ran.step("gate").status, StepStatus::TimedOut);
     assert_eq!(
-        ran.reason("gate"),
+        ran.check_reason("gate"),
         format!("condition did not hold before the step timeout of 3s; last evaluation: {refused}")
     );
     // Timed out rather than failed: the gate waited through the refusals.

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 
 pub use error::OpsError;
 pub use jobs::SavedJob;
-pub use rota_engine::confirm::{Confirm, Confirmations};
+pub use rota_engine::confirm::{Confirm, Confirmations, FailureAnswer};
 pub use rota_engine::run::RunRequest;
 pub use rota_store::Store;
 pub use runs::{Gated, RunSpec, approval_gate, ephemeral_namespace, is_ephemeral, resolve_params};

@@ -48,6 +48,17 @@ impl Ran {
         self.step(id).reason.as_deref().unwrap_or_default()
     }
 
+    /// A failed `check` step's reason without what it says of rollbacks, which it must
+    /// say (`; rollback to run: …` or `; no rollback will run: …`).
+    #[allow(dead_code)] // Not every test binary has check steps.
+    pub fn check_reason(&self, id: &str) -> &str {
+        let reason = self.reason(id);
+        ["; rollback to run: ", "; no rollback will run: "]
+            .iter()
+            .find_map(|suffix| reason.rfind(suffix).map(|at| &reason[..at]))
+            .unwrap_or_else(|| panic!("{id}'s reason says nothing of rollbacks: {reason}"))
+    }
+
     /// Every stored log line of the run.
     pub async fn log(&self) -> Result<Vec<String>, Box<dyn std::error::Error>> {
         let mut lines = Vec::new();
