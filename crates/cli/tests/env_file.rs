@@ -24,7 +24,10 @@ steps:
 ";
 
 fn setup(rota: &Rota) -> String {
-    rota.write("job.env", &format!("# test\nexport TOKEN='{VALUE}'\nUSER_NAME=alice\n"));
+    rota.write(
+        "job.env",
+        &format!("# test\nexport TOKEN='{VALUE}'\nUSER_NAME=alice\n"),
+    );
     path_str(&rota.write("env-job.yaml", JOB))
 }
 
@@ -101,7 +104,10 @@ fn env_file_flag_works_for_an_ad_hoc_command() {
 fn assert_redacted_plain(rota: &Rota, run_output: &str, run_id: &str, value: &str) {
     let logs = stdout(&rota.run(["logs", run_id]));
     assert!(logs.contains("got ***"), "{logs}");
-    assert!(!logs.contains(value) && !run_output.contains(value), "{logs}");
+    assert!(
+        !logs.contains(value) && !run_output.contains(value),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -152,7 +158,10 @@ fn a_notebook_s_kept_output_holds_no_env_file_value() {
     assert_code(&output, 0);
     let id = run["id"].as_str().expect("run id");
     let logs = stdout(&rota.run(["logs", id]));
-    assert!(logs.contains("key ***"), "the cell printed it masked: {logs}");
+    assert!(
+        logs.contains("key ***"),
+        "the cell printed it masked: {logs}"
+    );
     assert_redacted_nb(&rota, &format!("{run}{}", stderr(&output)), id);
 }
 
@@ -213,15 +222,9 @@ fn env_file_with_server_is_refused() {
 const PARAMS_JOB: &str = "\
 id: asks
 params:
-  - name: count
-    type: int
-    help: How many copies
-  - name: region
-    type: enum
-    enum: [eu, us]
-    help: Where to run
-  - name: note
-    default: none
+  count: { type: int, help: How many copies }
+  region: { type: string, enum: [eu, us], help: Where to run }
+  note: { type: string, default: none }
 steps:
   - id: main
     sh: echo \"count={{ params.count }} region={{ params.region }}\" > answers.txt
@@ -257,13 +260,19 @@ fn a_missing_parameter_is_asked_at_a_terminal_until_it_fits() {
         screen.contains("Parameter count (int, required): How many copies"),
         "{screen}"
     );
-    assert!(screen.contains("expected int, got \"many\"; try again"), "{screen}");
     assert!(
-        screen.contains("Parameter region (enum, required): Where to run"),
+        screen.contains("expected int, got \"many\"; try again"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("Parameter region (string, required): Where to run"),
         "{screen}"
     );
     assert!(screen.contains("choices: eu, us"), "{screen}");
-    assert!(!screen.contains("Parameter note"), "defaults are not asked: {screen}");
+    assert!(
+        !screen.contains("Parameter note"),
+        "defaults are not asked: {screen}"
+    );
     let answers = std::fs::read_to_string(rota.path("answers.txt")).expect("the step ran");
     assert_eq!(answers.trim(), "count=3 region=us");
 }
@@ -274,11 +283,28 @@ fn without_a_terminal_a_missing_parameter_is_a_clear_error() {
     let file = path_str(&rota.write("asks.yaml", PARAMS_JOB));
     let output = rota.run(["run", &file, "-p", "region=eu"]);
     assert_code(&output, 2);
-    assert_stderr_has(&output, "parameter count: required (no default); pass -p count=<int>");
+    assert_stderr_has(
+        &output,
+        "parameter count: required (no default); pass -p count=<int>",
+    );
     assert!(!rota.path("answers.txt").exists());
 
     // Given on the command line, nothing is asked at a terminal either.
     let (code, screen) = run_at_a_terminal(&rota, &format!("{file} -p count=2 -p region=eu"), "");
     assert_eq!(code, 0, "{screen}");
     assert!(!screen.contains("Parameter "), "{screen}");
+}
+
+#[test]
+fn a_declared_secret_the_env_file_gives_is_not_asked_of_the_store() {
+    let rota = Rota::new();
+    rota.write("s.env", &format!("TOKEN={VALUE}\n"));
+    let file = rota.write(
+        "s.yaml",
+        "id: s-job\nenv_file: s.env\nsecrets: [TOKEN]\nsteps:\n  - id: main\n    \
+         sh: printf '%s' '{{ secrets.TOKEN }}' | rev > seen.txt\n",
+    );
+    let output = rota.run(["run", &path_str(&file)]);
+    assert_code(&output, 0);
+    assert_eq!(seen(&rota), VALUE);
 }

@@ -123,7 +123,12 @@ fn unquoted(rest: &str) -> String {
 
 /// A quoted value starting at `rest` (on line index `first`), perhaps continued on the
 /// following lines: the value and how many more lines it took.
-fn quoted(lines: &[&str], first: usize, rest: &str, quote: char) -> Result<(String, usize), String> {
+fn quoted(
+    lines: &[&str],
+    first: usize,
+    rest: &str,
+    quote: char,
+) -> Result<(String, usize), String> {
     let mut value = String::new();
     let mut chars = rest[1..].chars();
     let mut extra = 0;
