@@ -203,6 +203,11 @@ pub struct RunArgs {
     /// wait as approval gates.
     #[arg(long)]
     pub yes: bool,
+
+    /// Read variables from a `.env` file as secrets of the run: in every step's environment,
+    /// redacted everywhere (repeatable; later files win, over the job's `env_file:` too).
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_files: Vec<PathBuf>,
 }
 
 /// `rota plan`.

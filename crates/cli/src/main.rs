@@ -13,6 +13,7 @@ mod jobs_cmd;
 mod logs_cmd;
 mod output;
 mod plan_cmd;
+mod prompt;
 mod render_helper;
 mod retention_cmd;
 mod run_cmd;

@@ -54,6 +54,7 @@ fn run_args(
         argv: Vec::new(),
         detach: false,
         yes: false,
+        env_files: Vec::new(),
     }
 }
 

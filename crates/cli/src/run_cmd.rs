@@ -38,6 +38,15 @@ pub async fn run<R: Rota + Drive>(rota: &R, args: RunArgs, out: &Printer) -> any
         eprintln!("{DETACH_NEEDS_SERVER}");
         return Ok(EXIT_USAGE);
     }
+    if rota.here().is_none() && !args.env_files.is_empty() {
+        // The values would have to travel with the request and be kept with the queued run.
+        eprintln!(
+            "rota: --env-file reads a file on this machine, and a server's run cannot get its \
+             values from here: use `env_file:` in the job on the server, or its secrets \
+             (`rota secrets set`)"
+        );
+        return Ok(EXIT_USAGE);
+    }
     let loaded = match rota.here() {
         Some(here) => load(here.ops(), &args).await,
         None => stored_on_server(rota, &args).await?,
@@ -105,8 +114,16 @@ async fn run_here(
             Ok(confirmations) => confirmations,
             Err(error) => return refused(error),
         };
+    let env_values = match read_env_files(&args.env_files) {
+        Ok(values) => values,
+        Err(error) => {
+            eprintln!("rota: {error}");
+            return Ok(EXIT_USAGE);
+        }
+    };
     let revision = ops.save_loaded(&loaded).await?;
-    let spec = rota_ops::Ops::foreground_spec(loaded, revision, params, args.dry_run);
+    let mut spec = rota_ops::Ops::foreground_spec(loaded, revision, params, args.dry_run);
+    spec.env_values = env_values;
     match ops.prepare_run(spec).await {
         Ok(mut request) => {
             request.confirmations = confirmations;
@@ -114,6 +131,17 @@ async fn run_here(
         }
         Err(error) => refused(error),
     }
+}
+
+/// The variables of `--env-file`s, read in order (a later file wins).
+fn read_env_files(
+    paths: &[std::path::PathBuf],
+) -> Result<BTreeMap<String, String>, rota_core::dotenv::EnvFileError> {
+    let mut values = BTreeMap::new();
+    for path in paths {
+        values.extend(rota_core::dotenv::read(path)?);
+    }
+    Ok(values)
 }
 
 /// Whether someone can answer a question here: stdin and stderr are a terminal.
@@ -562,6 +590,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
         }],
         notify: Vec::new(),
         approval: None,
+        env_file: None,
     };
     let namespace = args
         .namespace
@@ -583,7 +612,11 @@ pub(crate) fn resolve_params(
         Some(path) => read_params_file(path)?,
         None => BTreeMap::new(),
     };
-    rota_core::params::resolve(job, &file_values, &args.params).map_err(|errors| {
+    let mut given = args.params.clone();
+    if at_a_terminal() {
+        given.extend(crate::prompt::ask_missing(job, &file_values, &given)?);
+    }
+    rota_core::params::resolve(job, &file_values, &given).map_err(|errors| {
         UsageError(
             errors
                 .iter()

@@ -13,6 +13,7 @@ mod container;
 mod crash;
 mod dag;
 mod edges;
+mod env_file;
 mod gates;
 mod job_steps;
 mod jobs;

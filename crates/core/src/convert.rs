@@ -25,6 +25,7 @@ const JOB_KEYS: &[&str] = &[
     "concurrency",
     "secrets",
     "env",
+    "env_file",
     "params",
     "triggers",
     "policy",
@@ -398,6 +399,13 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
     let env = get(entries, "env")
         .map(|n| env_map(cx, n, "`env`", None, &mut templates))
         .unwrap_or_default();
+    let env_file = get(entries, "env_file").and_then(|n| {
+        let path = cx.string(n, "`env_file`")?;
+        if path.trim().is_empty() {
+            cx.err(n.pos, "`env_file` must name a file");
+        }
+        Some(path)
+    });
     let params = get(entries, "params")
         .map(|n| params(cx, n))
         .unwrap_or_default();
@@ -511,6 +519,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
             steps,
             notify,
             approval,
+            env_file,
         },
         pos: node.pos,
         step_pos,

@@ -29,6 +29,7 @@ mod check;
 mod convert;
 pub mod dag;
 pub mod diag;
+pub mod dotenv;
 pub mod duration;
 pub mod kinds;
 pub mod limits;

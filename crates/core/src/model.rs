@@ -50,6 +50,12 @@ pub struct Job {
     /// their revision hashes) stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// A `.env` file (`env_file:`) whose variables every step gets as secrets: in its
+    /// environment and redacted everywhere. Relative to the job file's directory; read
+    /// when a run is prepared. Left out of the stored definition when absent, so older
+    /// definitions (and their revision hashes) stay as they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<String>,
 }
 
 /// A job's `approval:` rules: who may approve a plan of it, how many must, and for how long

@@ -154,6 +154,17 @@ pub fn coerce(spec: &ParamSpec, text: &str) -> Result<Value, String> {
     }
 }
 
+/// Command-line text as a value of the parameter: coerced to its type and checked
+/// against its choices (what `-p NAME=VALUE` accepts).
+pub fn accept(spec: &ParamSpec, text: &str) -> Result<Value, String> {
+    coerce(spec, text).and_then(|v| check_value(spec, v))
+}
+
+/// The name of a parameter type, as job files write it.
+pub fn type_name_of(ty: ParamType) -> &'static str {
+    type_name(ty)
+}
+
 /// Checks that an already-typed value fits the declaration (type and choices).
 fn check_value(spec: &ParamSpec, value: Value) -> Result<Value, String> {
     let value = match (spec.ty, value) {

@@ -144,6 +144,7 @@ impl Children {
             scheduled_at: None,
             source_path: revision.source_path.clone(),
             prior: Vec::new(),
+            env_values: std::collections::BTreeMap::new(),
         };
         let mut prepared = self.ops.prepare_run(spec).await?;
         prepared.parent = Some(RunParent {

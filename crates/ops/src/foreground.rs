@@ -114,6 +114,7 @@ impl Ops {
             scheduled_at: None,
             source_path: loaded.source_path,
             prior: Vec::new(),
+            env_values: BTreeMap::new(),
         }
     }
 

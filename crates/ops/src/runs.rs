@@ -59,6 +59,9 @@ pub struct RunSpec {
     pub source_path: Option<String>,
     /// Steps already recorded (a retry's copied steps, a resumed run's finished ones).
     pub prior: Vec<PriorStep>,
+    /// Variables read from `--env-file`s on the machine that started the run: secrets
+    /// like the job's `env_file:` ones, and winning over them. Never stored.
+    pub env_values: BTreeMap<String, String>,
 }
 
 impl RunSpec {
@@ -76,6 +79,7 @@ impl RunSpec {
             scheduled_at: run.scheduled_at,
             source_path: revision.source_path.clone(),
             prior: run.steps.iter().map(PriorStep::from).collect(),
+            env_values: BTreeMap::new(),
         })
     }
 }
@@ -95,6 +99,17 @@ pub fn resolve_params(
     given: BTreeMap<String, Value>,
 ) -> Result<BTreeMap<String, Value>, OpsError> {
     rota_core::params::resolve(job, &given, &[]).map_err(OpsError::InvalidParams)
+}
+
+/// The variables of the job's `env_file:` (relative to `base_dir`, the job file's
+/// directory), or none; a file that is missing or does not parse refuses the run.
+fn read_env_file(job: &Job, base_dir: &Path) -> Result<BTreeMap<String, String>, OpsError> {
+    let Some(path) = &job.env_file else {
+        return Ok(BTreeMap::new());
+    };
+    let vars = rota_core::dotenv::read(&base_dir.join(path))
+        .map_err(|e| OpsError::Invalid(format!("job {}: env_file: {e}", job.id)))?;
+    Ok(vars.into_iter().collect())
 }
 
 /// How an ephemeral namespace's name starts.
@@ -274,12 +289,33 @@ impl Ops {
             scheduled_at,
             source_path,
             prior,
+            env_values,
         } = spec;
         let runner = self.runner.as_ref().ok_or(OpsError::NotARunner)?;
-        let secrets = self.read_secrets(&runner.home, &job, &namespace).await?;
+        let base_dir = source_path
+            .as_deref()
+            .and_then(|p| Path::new(p).parent())
+            .map_or_else(|| runner.default_dir.clone(), Path::to_owned);
+        let mut env_file = read_env_file(&job, &base_dir)?;
+        env_file.extend(env_values);
+        // A name an env file gives is not looked up in the secrets store.
+        let store_secrets = Job {
+            secrets: job
+                .secrets
+                .iter()
+                .filter(|name| !env_file.contains_key(*name))
+                .cloned()
+                .collect(),
+            ..job.clone()
+        };
+        let secrets = self
+            .read_secrets(&runner.home, &store_secrets, &namespace)
+            .await?;
         self.store
             .record_secret_use(&run_id, &secrets.uses, Timestamp::now())
             .await?;
+        let mut exposed = secrets.exposed();
+        exposed.extend(env_file);
         let body = runner.artifacts_dir.join(&run_id).join(WEBHOOK_BODY_FILE);
         if body.exists() {
             job.env.insert(
@@ -288,17 +324,13 @@ impl Ops {
             );
         }
         let gates = self.gate_states(&run_id).await?;
-        let base_dir = source_path
-            .as_deref()
-            .and_then(|p| Path::new(p).parent())
-            .map_or_else(|| runner.default_dir.clone(), Path::to_owned);
         Ok(RunRequest {
             run_id,
             job,
             job_revision,
             namespace,
             params,
-            secrets: secrets.exposed(),
+            secrets: exposed,
             dry_run,
             trigger,
             started_by,
