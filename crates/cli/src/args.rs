@@ -89,6 +89,9 @@ pub enum Command {
     /// With `--output json`, one JSON object per line (JSON Lines: `seq`, `step_id`,
     /// `attempt`, `ts`, `stream`, `text`), also while following.
     Logs(LogsArgs),
+    /// Write a run's report: one self-contained HTML page or Markdown file with its
+    /// parameters, plan and approvals, steps, redacted logs and executed notebooks.
+    Report(crate::report_cmd::ReportArgs),
     /// Cancel a run started from another terminal.
     Cancel(CancelArgs),
     /// Run a finished run again, whole or from one step on (finished steps before it are kept).

@@ -13,6 +13,7 @@ mod logs_cmd;
 mod output;
 mod plan_cmd;
 mod render_helper;
+mod report_cmd;
 mod retention_cmd;
 mod run_cmd;
 mod runbook_cmd;
@@ -170,6 +171,7 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Retry(args) => run_cmd::retry(rota, args, out).await,
         Command::Runs(args) => runs_cmd::runs(rota, args, out).await,
         Command::Logs(args) => logs_cmd::logs(rota, args, out).await,
+        Command::Report(args) => report_cmd::report(rota, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await,
         Command::Namespaces(args) => match args.command {

@@ -20,6 +20,7 @@ mod notebook;
 mod notebook_tools;
 mod plans;
 mod process;
+mod reports;
 mod remote;
 mod resources;
 mod retention;

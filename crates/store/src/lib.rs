@@ -62,6 +62,7 @@ mod read;
 mod records;
 mod resume;
 mod retry;
+mod run_digest;
 mod schedule;
 mod secrets;
 mod store;
@@ -76,6 +77,7 @@ mod wake;
 mod write;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
+pub use run_digest::{RUN_DIGEST, RunChanged};
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use changes::{ChangeCounters, FileJobSave, JobHeadChange, SavedFileJob};
 pub use children::Ancestor;

@@ -17,6 +17,7 @@ pub mod audit;
 pub mod jobs;
 pub mod page;
 pub mod plans;
+pub mod reports;
 pub mod retention;
 pub mod runs;
 pub mod schedules;
@@ -27,6 +28,7 @@ pub mod workers;
 pub use audit::Audit;
 pub use jobs::Jobs;
 pub use plans::Plans;
+pub use reports::Reports;
 pub use retention::Retention;
 pub use runs::Runs;
 pub use schedules::Schedules;
@@ -37,11 +39,11 @@ pub use workers::Workers;
 /// Everything that can be asked of Rota: implemented by [`Session`] (in this process) and
 /// by the CLI's HTTP client (of a server).
 pub trait Rota:
-    Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers
+    Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Reports
 {
 }
 
-impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers> Rota
+impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Reports> Rota
     for T
 {
 }
