@@ -11,6 +11,7 @@ const SECRET: &str = "s3cr3t-report-77";
 /// the other fails with exit code 3.
 const FAILS: &str = "\
 id: reported
+namespace: default
 params:
   who: { type: string, default: nobody }
 secrets: [REPORT_TOKEN]

@@ -101,7 +101,7 @@ fn step_section(out: &mut String, report: &RunReport, step: &crate::records::Ste
             ("Started", when(step.first_started_at.or(step.started_at))),
             ("Finished", when(step.finished_at)),
             ("Duration", took(step.started_at, step.finished_at)),
-            ("Outputs", outputs.join("; ")),
+            ("Outputs", if outputs.is_empty() { "-".to_owned() } else { outputs.join("; ") }),
         ],
     );
     if let Some(resolved) = resolved_text(report, &step.id) {
