@@ -361,7 +361,11 @@ fn is_text(headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         // `text/plain`: the Prometheus text of `/metrics`; `text/html`, `text/markdown`:
         // a run's report.
-        .is_some_and(|v| ["text/plain", "text/html", "text/markdown"].iter().any(|t| v.starts_with(t)))
+        .is_some_and(|v| {
+            ["text/plain", "text/html", "text/markdown"]
+                .iter()
+                .any(|t| v.starts_with(t))
+        })
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

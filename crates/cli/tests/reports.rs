@@ -46,7 +46,14 @@ fn failed_run(rota: &Rota) -> String {
 /// What any report of any run must not hold: the secret, scripts, network references.
 fn assert_self_contained(html: &str) {
     assert!(!html.contains(SECRET), "the secret leaked:\n{html}");
-    for banned in ["<script", "http://", "https://", "src=\"http", "@import", "<link"] {
+    for banned in [
+        "<script",
+        "http://",
+        "https://",
+        "src=\"http",
+        "@import",
+        "<link",
+    ] {
         assert!(!html.contains(banned), "{banned:?} in:\n{html}");
     }
 }
@@ -89,14 +96,24 @@ fn html_report_is_one_escaped_offline_file_written_with_dash_o() {
     assert!(html.starts_with("<!DOCTYPE html>"), "{html}");
     assert!(html.contains("<style>"), "{html}");
     assert!(html.contains(&run), "{html}");
-    assert!(html.contains("&lt;b&gt;bold&lt;/b&gt; &amp; more"), "{html}");
-    assert!(!html.contains("<b>bold</b>"), "log markup must be escaped:\n{html}");
+    assert!(
+        html.contains("&lt;b&gt;bold&lt;/b&gt; &amp; more"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<b>bold</b>"),
+        "log markup must be escaped:\n{html}"
+    );
     assert!(html.contains("token ***"), "{html}");
     assert_self_contained(&html);
 
     let missing = rota.run(["report", "0000000000nosuchrun", "--format", "md"]);
     assert_code(&missing, 2);
-    assert!(stderr(&missing).contains("not found"), "{}", describe(&missing));
+    assert!(
+        stderr(&missing).contains("not found"),
+        "{}",
+        describe(&missing)
+    );
 }
 
 /// Two approvers of the local users.
@@ -171,8 +188,11 @@ fn a_notebook_step_is_rendered_inline_with_its_outputs() {
         .map(|(_, rest)| rest)
         .unwrap_or_else(|| panic!("no notebook section in:\n{html}"));
     // The cell's source (escaped) and both outputs, from the executed notebook.
-    assert!(notebook.contains("print(&#39;from&#39; + &#39; the kernel&#39;)")
-        || notebook.contains("print('from' + ' the kernel')"), "{notebook}");
+    assert!(
+        notebook.contains("print(&#39;from&#39; + &#39; the kernel&#39;)")
+            || notebook.contains("print('from' + ' the kernel')"),
+        "{notebook}"
+    );
     assert!(notebook.contains("from the kernel"), "{notebook}");
     assert!(notebook.contains("42"), "{notebook}");
     assert_self_contained(&html);

@@ -77,7 +77,6 @@ mod wake;
 mod write;
 
 pub use audit::{AuditBreak, AuditBreakKind, AuditRecord, GENESIS_HASH, NewAuditEntry};
-pub use run_digest::{RUN_DIGEST, RunChanged};
 pub use catalog::{DEFAULT_NAMESPACE, NamespaceRecord};
 pub use changes::{ChangeCounters, FileJobSave, JobHeadChange, SavedFileJob};
 pub use children::Ancestor;
@@ -103,6 +102,7 @@ pub use records::{
     ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,
 };
+pub use run_digest::{RUN_DIGEST, RunChanged};
 pub use schedule::{
     JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerRunRecord,
     TriggerState,

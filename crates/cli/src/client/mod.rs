@@ -159,8 +159,14 @@ impl Remote {
     }
 
     /// `GET path?query` answered with text (a report).
-    pub async fn get_text(&self, path: &str, query: &[(&str, String)]) -> Result<String, ApiFailure> {
-        let response = self.call(self.request(Method::GET, path).query(query)).await?;
+    pub async fn get_text(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<String, ApiFailure> {
+        let response = self
+            .call(self.request(Method::GET, path).query(query))
+            .await?;
         response.text().await.map_err(|e| self.unreachable(e))
     }
 

@@ -17,6 +17,8 @@ impl Reports for Remote {
             ReportFormat::Md => "md",
         };
         let path = format!("/api/v1/runs/{}/report", seg(&run.id));
-        Ok(self.get_text(&path, &[("format", format.to_owned())]).await?)
+        Ok(self
+            .get_text(&path, &[("format", format.to_owned())])
+            .await?)
     }
 }

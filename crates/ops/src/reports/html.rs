@@ -5,9 +5,7 @@ use std::fmt::Write as _;
 
 use rota_notebook::report::ReportFormat as NotebookFormat;
 
-use super::{
-    RunReport, log_line, param_lines, plan_facts, resolved_text, run_facts, took, when,
-};
+use super::{RunReport, log_line, param_lines, plan_facts, resolved_text, run_facts, took, when};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;\
@@ -28,7 +26,12 @@ fn esc(s: &str) -> String {
 fn facts(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("<table>\n");
     for (label, value) in rows {
-        let _ = writeln!(out, "<tr><th>{}</th><td>{}</td></tr>", esc(label), esc(value));
+        let _ = writeln!(
+            out,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            esc(label),
+            esc(value)
+        );
     }
     out.push_str("</table>\n");
 }
@@ -60,8 +63,10 @@ pub(super) fn render(report: &RunReport) -> String {
         facts(&mut out, &plan_facts(plan));
     }
     if !run.gates.is_empty() {
-        out.push_str("<h2>Gates</h2>\n<table><tr><th>Step</th><th>Status</th><th>Hash</th>\
-                      <th>Decisions</th></tr>\n");
+        out.push_str(
+            "<h2>Gates</h2>\n<table><tr><th>Step</th><th>Status</th><th>Hash</th>\
+                      <th>Decisions</th></tr>\n",
+        );
         for gate in &run.gates {
             let decisions: Vec<String> = gate
                 .decisions
@@ -111,15 +116,24 @@ fn step_section(out: &mut String, report: &RunReport, step: &crate::records::Ste
             ("Started", when(step.first_started_at.or(step.started_at))),
             ("Finished", when(step.finished_at)),
             ("Duration", took(step.started_at, step.finished_at)),
-            ("Outputs", if outputs.is_empty() { "-".to_owned() } else { outputs.join("\n") }),
+            (
+                "Outputs",
+                if outputs.is_empty() {
+                    "-".to_owned()
+                } else {
+                    outputs.join("\n")
+                },
+            ),
         ],
     );
     if let Some(resolved) = resolved_text(report, &step.id) {
         let _ = writeln!(out, "<h4>Resolved step</h4>\n<pre>{}</pre>", esc(&resolved));
     }
     if let Some(attempts) = report.attempts.get(&step.id) {
-        out.push_str("<h4>Attempts</h4>\n<table><tr><th>#</th><th>Status</th><th>Exit</th>\
-                      <th>Reason</th><th>Started</th><th>Duration</th></tr>\n");
+        out.push_str(
+            "<h4>Attempts</h4>\n<table><tr><th>#</th><th>Status</th><th>Exit</th>\
+                      <th>Reason</th><th>Started</th><th>Duration</th></tr>\n",
+        );
         for a in attempts {
             let _ = writeln!(
                 out,

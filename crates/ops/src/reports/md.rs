@@ -4,9 +4,7 @@ use std::fmt::Write as _;
 
 use rota_notebook::report::ReportFormat as NotebookFormat;
 
-use super::{
-    RunReport, log_line, param_lines, plan_facts, resolved_text, run_facts, took, when,
-};
+use super::{RunReport, log_line, param_lines, plan_facts, resolved_text, run_facts, took, when};
 
 /// Text for a Markdown table cell: one line, pipes and markup escaped.
 fn cell(s: &str) -> String {
@@ -101,7 +99,14 @@ fn step_section(out: &mut String, report: &RunReport, step: &crate::records::Ste
             ("Started", when(step.first_started_at.or(step.started_at))),
             ("Finished", when(step.finished_at)),
             ("Duration", took(step.started_at, step.finished_at)),
-            ("Outputs", if outputs.is_empty() { "-".to_owned() } else { outputs.join("; ") }),
+            (
+                "Outputs",
+                if outputs.is_empty() {
+                    "-".to_owned()
+                } else {
+                    outputs.join("; ")
+                },
+            ),
         ],
     );
     if let Some(resolved) = resolved_text(report, &step.id) {

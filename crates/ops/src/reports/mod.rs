@@ -28,9 +28,7 @@ pub const LOG_LINES_PER_STEP: usize = 5_000;
 const LOG_PAGE: u32 = 1_000;
 
 /// The formats a report is written in.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ReportFormat {
     /// A self-contained HTML page.
@@ -135,13 +133,7 @@ async fn resolve_steps(ops: &Ops, run: &Run) -> Result<Vec<PlannedStep>, OpsErro
 async fn read_logs(
     ops: &Ops,
     run_id: &str,
-) -> Result<
-    (
-        BTreeMap<String, Vec<LogRecord>>,
-        BTreeMap<String, usize>,
-    ),
-    OpsError,
-> {
+) -> Result<(BTreeMap<String, Vec<LogRecord>>, BTreeMap<String, usize>), OpsError> {
     let mut logs: BTreeMap<String, Vec<LogRecord>> = BTreeMap::new();
     let mut left_out: BTreeMap<String, usize> = BTreeMap::new();
     let mut after = 0;

@@ -43,8 +43,8 @@ pub trait Rota:
 {
 }
 
-impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Reports> Rota
-    for T
+impl<T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Reports>
+    Rota for T
 {
 }
 
