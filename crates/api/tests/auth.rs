@@ -373,6 +373,14 @@ fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
         ),
         case(
             Method::GET,
+            "/api/v1/runs/{id}/report",
+            format!("/api/v1/runs/{run}/report?format=md"),
+            "viewer_web",
+            "viewer_ops",
+            200,
+        ),
+        case(
+            Method::GET,
             "/api/v1/runs/{id}/logs/stream",
             format!("/api/v1/runs/{run}/logs/stream"),
             "viewer_web",

@@ -246,7 +246,7 @@ pub async fn send(app: &Router, request: Request<Body>) -> Answer {
     let body = if bytes.is_empty() {
         serde_json::Value::Null
     } else if is_text(&headers) {
-        // The Prometheus text of `/metrics`: kept as one JSON string.
+        // Text (`/metrics`, a run's report): kept as one JSON string.
         serde_json::Value::String(String::from_utf8(bytes.to_vec()).expect("UTF-8 text"))
     } else {
         serde_json::from_slice(&bytes).expect("JSON body")
@@ -359,7 +359,13 @@ fn is_text(headers: &HeaderMap) -> bool {
     headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"))
+        // `text/plain`: the Prometheus text of `/metrics`; `text/html`, `text/markdown`:
+        // a run's report.
+        .is_some_and(|v| {
+            ["text/plain", "text/html", "text/markdown"]
+                .iter()
+                .any(|t| v.starts_with(t))
+        })
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {

@@ -94,6 +94,10 @@ pub enum Command {
     /// With `--output json`, an array of `{step, path, size}`. `--get PATH -o FILE` writes
     /// the artifact PATH (of STEP, needed when several steps have one) to FILE, or stdout.
     Artifacts(ArtifactsArgs),
+
+    /// Write a run's report: one self-contained HTML page or Markdown file with its
+    /// parameters, plan and approvals, steps, redacted logs and executed notebooks.
+    Report(crate::report_cmd::ReportArgs),
     /// Cancel a run started from another terminal.
     Cancel(CancelArgs),
     /// Run a finished run again, whole or from one step on (finished steps before it are kept).

@@ -15,6 +15,7 @@ mod output;
 mod plan_cmd;
 mod prompt;
 mod render_helper;
+mod report_cmd;
 mod retention_cmd;
 mod run_cmd;
 mod runbook_cmd;
@@ -172,6 +173,7 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Retry(args) => run_cmd::retry(rota, args, out).await,
         Command::Runs(args) => runs_cmd::runs(rota, args, out).await,
         Command::Logs(args) => logs_cmd::logs(rota, args, out).await,
+        Command::Report(args) => report_cmd::report(rota, args, out).await,
         Command::Cancel(args) => runs_cmd::cancel(rota, args, out).await,
         Command::Artifacts(args) => artifacts_cmd::artifacts(rota, args, out).await,
         Command::Jobs(args) => jobs_cmd::jobs(rota, args, out).await,

@@ -23,6 +23,7 @@ mod notebook_tools;
 mod plans;
 mod process;
 mod remote;
+mod reports;
 mod resources;
 mod retention;
 mod retry;

@@ -27,6 +27,7 @@ mod jobs;
 pub mod metrics;
 mod plans;
 pub mod records;
+pub mod reports;
 mod runs;
 pub mod schedules;
 mod secrets;
@@ -179,6 +180,17 @@ impl Ops {
     pub fn with_run_dirs(mut self, dir: impl Into<PathBuf>) -> Ops {
         self.run_dirs = Some(dir.into());
         self
+    }
+
+    /// The directory run `run_id` keeps its files in, where this process knows it (ids
+    /// other than the store's own spelling are never joined to a path).
+    pub fn run_dir(&self, run_id: &str) -> Option<PathBuf> {
+        let dir = self.run_dirs.as_ref()?;
+        let plain = !run_id.is_empty()
+            && run_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        plain.then(|| dir.join(run_id))
     }
 
     /// Removes the file directories of pruned runs, where this process knows them. A

@@ -132,7 +132,7 @@ pub(crate) async fn append_event(
         .await?;
     // A run's state change is also an audit entry, in the same transaction.
     if let Some(entry) = crate::audit::run_change_entry(at, kind, run_id, &data) {
-        crate::audit::append_audit_in(conn, &entry).await?;
+        crate::run_digest::append_run_change_in(conn, &entry).await?;
     }
     Ok(())
 }

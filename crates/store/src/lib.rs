@@ -64,6 +64,7 @@ mod read;
 mod records;
 mod resume;
 mod retry;
+mod run_digest;
 mod schedule;
 mod secrets;
 mod store;
@@ -105,6 +106,7 @@ pub use records::{
     ActiveRun, EventRecord, FOREGROUND_TRIGGER, JobRevision, LogRecord, RunCursor, RunFilter,
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,
 };
+pub use run_digest::{RUN_DIGEST, RunChanged};
 pub use schedule::{
     JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerRunRecord,
     TriggerState,

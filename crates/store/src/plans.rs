@@ -607,6 +607,19 @@ impl Store {
         Ok(plan)
     }
 
+    /// The plan whose apply created run `run_id`, with its decisions, if any.
+    pub async fn plan_of_run(&self, run_id: &str) -> Result<Option<PlanRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM plans WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match id {
+            Some(id) => load(&mut conn, &id).await,
+            None => Ok(None),
+        }
+    }
+
     /// Plans newest first, with their decisions. Plans past their time show as `expired`
     /// (they are marked so when next read one by one), also for the status filter.
     pub async fn list_plans(&self, filter: &PlanFilter) -> Result<Vec<PlanRecord>, StoreError> {

@@ -707,7 +707,7 @@ impl<'a> Rows<'a> {
             }
         }
         for entry in &self.audits {
-            crate::audit::append_audit_in(conn, entry).await?;
+            crate::run_digest::append_run_change_in(conn, entry).await?;
         }
         Ok(())
     }

@@ -94,6 +94,32 @@ export async function api(method, path, body, opts = {}) {
   return text ? JSON.parse(text) : null;
 }
 
+/**
+ * Downloads the text at `path` (e.g. a run's report) as the file `name`: fetched with the
+ * tab's token (never put in a URL), saved through a short-lived blob link.
+ */
+export async function download(path, name) {
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, { headers: authHeaders({ Accept: "*/*" }), cache: "no-store", credentials: "omit" });
+  } catch (err) {
+    throw unreachable(err);
+  }
+  if (!res.ok) {
+    const problem = await problemOf(res);
+    if (res.status === 401) onUnauthorized(problem);
+    throw problem;
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 /** Every item of a cursor-paged list (`items`, `next_cursor`), up to `max` items. */
 export async function all(path, max = 2000) {
   const items = [];

@@ -21,6 +21,7 @@ use rota_ops::records::{
     CancelAccepted, CreateRun, DecideGate, LogPage, LogQuery, Problem, RetryRun, Run, RunPage,
     RunQuery,
 };
+use rota_ops::reports::ReportQuery;
 use rota_ops::service::plans::Verdict;
 
 /// Lists runs, newest first, a page at a time.
@@ -60,6 +61,31 @@ pub(crate) async fn logs(
     Query(query): Query<LogQuery>,
 ) -> Result<Json<LogPage>, ApiError> {
     Ok(Json(session.run_logs(id.as_str(), query).await?))
+}
+
+/// The run's report: one self-contained HTML page (inline CSS, no scripts, no external
+/// references) or a Markdown document with its parameters, plan, gates, steps, redacted
+/// logs and executed notebooks.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/report", operation_id = "getRunReport", tag = "runs",
+    params(("id" = RunId, Path, description = "Run id"), ReportQuery),
+    responses((status = 200, body = String, content_type = "text/html",
+               description = "The report (`text/markdown` with `format=md`)"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn report(
+    Asking(session): Asking,
+    Path(id): Path<RunId>,
+    Query(query): Query<ReportQuery>,
+) -> Result<Response, ApiError> {
+    use rota_ops::service::Reports as _;
+    let format = query.format.unwrap_or_default();
+    let text = session.run_report(id.as_str(), format).await?;
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.media_type()),
+    );
+    Ok(response)
 }
 
 /// Asks the process running the run to cancel it (`409` if it has already ended). Its
@@ -260,6 +286,7 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
         .routes(routes!(get))
         .routes(routes!(logs))
         .routes(routes!(logs_stream))
+        .routes(routes!(report))
         .routes(routes!(cancel))
         .routes(routes!(retry))
         .routes(routes!(approve))

@@ -24,6 +24,7 @@ mod artifacts;
 mod audit;
 mod jobs;
 mod plans;
+mod reports;
 mod retention;
 mod runs;
 mod schedules;
@@ -156,6 +157,18 @@ impl Remote {
     ) -> Result<T, ApiFailure> {
         let request = self.request(Method::GET, path).query(query);
         self.json(request).await
+    }
+
+    /// `GET path?query` answered with text (a report).
+    pub async fn get_text(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<String, ApiFailure> {
+        let response = self
+            .call(self.request(Method::GET, path).query(query))
+            .await?;
+        response.text().await.map_err(|e| self.unreachable(e))
     }
 
     /// `method path` with a JSON body, answered with JSON.

@@ -52,6 +52,11 @@ impl Audit for Session {
                 broken_entry: Some(broken.entry_id),
                 problem: Some(broken.what.to_string()),
             },
+            Err(crate::audit::VerifyAuditError::RunChanged(changed)) => AuditVerification {
+                intact: false,
+                broken_entry: Some(changed.entry_id),
+                problem: Some(crate::audit::run_changed_problem(&changed)),
+            },
             Err(crate::audit::VerifyAuditError::Store(error)) => return Err(error.into()),
         })
     }

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod jobs;
 pub mod page;
 pub mod plans;
+pub mod reports;
 pub mod retention;
 pub mod runs;
 pub mod schedules;
@@ -29,6 +30,7 @@ pub use artifacts::Artifacts;
 pub use audit::Audit;
 pub use jobs::Jobs;
 pub use plans::Plans;
+pub use reports::Reports;
 pub use retention::Retention;
 pub use runs::Runs;
 pub use schedules::Schedules;
@@ -39,13 +41,32 @@ pub use workers::Workers;
 /// Everything that can be asked of Rota: implemented by [`Session`] (in this process) and
 /// by the CLI's HTTP client (of a server).
 pub trait Rota:
-    Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Artifacts
+    Runs
+    + Jobs
+    + Plans
+    + Schedules
+    + Secrets
+    + Tokens
+    + Audit
+    + Retention
+    + Workers
+    + Artifacts
+    + Reports
 {
 }
 
-impl<
-    T: Runs + Jobs + Plans + Schedules + Secrets + Tokens + Audit + Retention + Workers + Artifacts,
-> Rota for T
+impl<T> Rota for T where
+    T: Runs
+        + Jobs
+        + Plans
+        + Schedules
+        + Secrets
+        + Tokens
+        + Audit
+        + Retention
+        + Workers
+        + Artifacts
+        + Reports
 {
 }
 

@@ -4,7 +4,7 @@
 // Cancel / Retry actions when they apply; its `approval:` gates, with Approve / Reject while
 // one awaits approval (gates.js); the files its steps kept, with downloads (artifacts.js).
 
-import { api } from "../api.js";
+import { api, download } from "../api.js";
 import { follow } from "../sse.js";
 import { drawDag } from "../dag.js";
 import { gatesSection } from "../gates.js";
@@ -178,6 +178,11 @@ export function render(main, [runId]) {
         h("dt", {}, "Started"), h("dd", {}, timeEl(run.started_at)),
         h("dt", {}, "Finished"), h("dd", {}, timeEl(run.finished_at)),
         h("dt", {}, "Duration"), h("dd", {}, duration(run.started_at, run.finished_at)),
+        h("dt", {}, "Report"), h("dd", { id: "run-report" },
+          [["html", "HTML"], ["md", "Markdown"]].map(([format, label]) =>
+            h("button", { type: "button", class: "link", "data-format": format,
+              onclick: () => download(`/runs/${enc(run.id)}/report?format=${format}`, `run-${run.id}.${format}`)
+                .catch((err) => mount(actionStatus, problemBox(err))) }, label, " "))),
         h("dt", {}, "Params"), h("dd", {}, params.length
           ? h("ul", { class: "params" }, params.map(([k, v]) => h("li", {}, h("span", { class: "mono" }, k), " = ", h("span", { class: "mono" }, typeof v === "string" ? v : JSON.stringify(v)))))
           : h("span", { class: "muted" }, "none"))));
