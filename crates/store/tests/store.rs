@@ -1341,12 +1341,19 @@ async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend)
             result.to_owned(),
         )
     };
+    // The run's end also records the digest of what it recorded (`run.digest`).
+    let (digests, entries): (Vec<_>, Vec<_>) =
+        entries.into_iter().partition(|e| e.1 == "run.digest");
     assert_eq!(
         entries,
         [
             entry("engine", "run.created", "ok"),
             entry("engine", "run.finished", "failed"),
         ]
+    );
+    assert!(
+        digests.len() == 1 && digests[0].3.starts_with("sha256:"),
+        "{digests:?}"
     );
     assert_eq!(store.check_audit_chain().await?, None);
     Ok(())
