@@ -68,8 +68,8 @@ pub(crate) async fn logs(
 /// logs and executed notebooks.
 #[utoipa::path(get, path = "/api/v1/runs/{id}/report", operation_id = "getRunReport", tag = "runs",
     params(("id" = RunId, Path, description = "Run id"), ReportQuery),
-    responses((status = 200, body = String, content_type = "text/html",
-               description = "The report (`text/markdown` with `format=md`)"),
+    responses((status = 200, description = "The report: HTML, or Markdown with `format=md`",
+               content((String = "text/html"), (String = "text/markdown"))),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn report(
