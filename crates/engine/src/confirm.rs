@@ -114,15 +114,7 @@ pub(crate) async fn after_failure(
             },
         };
     }
-    let hash = PlanContent::after_gate(
-        &shared.namespace,
-        &shared.job,
-        shared.job_revision,
-        &ctx.params,
-        &step.id,
-        &ctx.steps,
-    )
-    .hash();
+    let hash = gate_hash(shared, step, ctx);
     let rules = rules(shared.job.approval.as_ref());
     let log = |text: &str| log_redacted(shared, step, attempt_no, Stream::Stdout, text);
     log(&format!(
@@ -191,15 +183,7 @@ pub(crate) async fn before_attempt(
     let log = |text: &str| log_redacted(shared, step, attempt_no, Stream::Stdout, text);
     let question = render_text(question, ctx).unwrap_or_else(|_| question.clone());
     let question = shared.redactor.redact(&question).into_owned();
-    let hash = PlanContent::after_gate(
-        &shared.namespace,
-        &shared.job,
-        shared.job_revision,
-        &ctx.params,
-        &step.id,
-        &ctx.steps,
-    )
-    .hash();
+    let hash = gate_hash(shared, step, ctx);
     match shared.gates.get(&step.id) {
         Some(GateState { outcome, .. }) if *outcome == GateOutcome::Waiting => {}
         Some(GateState { hash: bound, .. }) if *bound != hash => {
@@ -287,6 +271,19 @@ fn open_gate(
         outputs: BTreeMap::new(),
         reason: Some("waiting for confirmation".to_owned()),
     }
+}
+
+/// What a confirmation or failure gate binds to: the hash of the steps from `step` on.
+fn gate_hash(shared: &Shared, step: &Step, ctx: &Context) -> String {
+    PlanContent::after_gate(
+        &shared.namespace,
+        &shared.job,
+        shared.job_revision,
+        &ctx.params,
+        &step.id,
+        &ctx.steps,
+    )
+    .hash()
 }
 
 /// The first 12 characters of a hash, as messages show it.
