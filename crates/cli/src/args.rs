@@ -317,6 +317,11 @@ pub struct RetryArgs {
     /// Start again from this step: it and every step downstream of it run again.
     #[arg(long, value_name = "STEP")]
     pub from: Option<String>,
+    /// With `--from` naming a notebook step that failed: continue its executed notebook
+    /// from the failed cell in a fresh kernel, replaying the parameters and the cells
+    /// tagged `setup` before it (every cell before it when none is tagged).
+    #[arg(long, requires = "from")]
+    pub resume: bool,
     /// With `--server`: print the new run's id and return without following it.
     #[arg(long)]
     pub detach: bool,

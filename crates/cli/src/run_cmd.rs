@@ -340,7 +340,10 @@ pub async fn retry<R: Drive>(rota: &R, args: RetryArgs, out: &Printer) -> anyhow
     let Some(original) = crate::runs_cmd::find(rota, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
-    let how = RetryRun { from: args.from };
+    let how = RetryRun {
+        from: args.from,
+        resume: args.resume,
+    };
     let run = match rota.retry_run(&original.id, how).await {
         Ok(run) => run,
         Err(error) => return refused(error),

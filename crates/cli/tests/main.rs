@@ -19,6 +19,7 @@ mod job_steps;
 mod jobs;
 mod logs;
 mod notebook;
+mod notebook_resume;
 mod notebook_tools;
 mod plans;
 mod process;

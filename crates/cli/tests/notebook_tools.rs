@@ -35,7 +35,7 @@ fn tool(dir: &Path, name: &str, args: &[&str]) -> Output {
 
 /// `nbformat.validate` on a notebook file.
 #[track_caller]
-fn validate(path: &Path) {
+pub(crate) fn validate(path: &Path) {
     let code = "import sys, nbformat; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))";
     tool(
         path.parent().expect("file in a dir"),

@@ -59,6 +59,20 @@ pub struct RunRequest {
     pub gates: BTreeMap<String, GateState>,
     /// How its `confirm:` steps are confirmed.
     pub confirmations: crate::confirm::Confirmations,
+    /// A notebook step this run resumes from the cell where it failed in an earlier run.
+    pub resume: Option<NotebookResume>,
+}
+
+/// A notebook step that continues a failed run's executed notebook from its failed cell
+/// (`rota retry RUN --from STEP --resume`) instead of starting over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotebookResume {
+    /// The step.
+    pub step: String,
+    /// The run whose executed notebook it continues.
+    pub from_run: String,
+    /// That executed notebook.
+    pub notebook: Value,
 }
 
 /// An `approval:` gate the run reached, as the store holds it.
@@ -320,6 +334,8 @@ pub(crate) struct Shared {
     pub started: Timestamp,
     /// Bytes of artifacts this execution kept so far, against the run's cap.
     pub artifact_bytes: std::sync::atomic::AtomicU64,
+    /// The notebook step that resumes an earlier run's failed notebook, if any.
+    pub resume: Option<NotebookResume>,
 }
 
 impl Shared {
@@ -476,6 +492,7 @@ async fn execute_run(
         undo: std::sync::Mutex::new(Vec::new()),
         started: Timestamp::now(),
         artifact_bytes: std::sync::atomic::AtomicU64::new(0),
+        resume: request.resume.clone(),
     });
     let request = Arc::new(request);
     let states = {

@@ -179,6 +179,7 @@ impl Home {
             prior: Vec::new(),
             gates: Default::default(),
             confirmations: Default::default(),
+            resume: None,
             parent: None,
         };
         let config = EngineConfig {

@@ -152,6 +152,7 @@ fn resumed(job: Job, run: &RunRecord, dir: &Path) -> (RunRequest, EngineConfig) 
         prior: run.steps.iter().map(PriorStep::from).collect(),
         gates: Default::default(),
         confirmations: Default::default(),
+        resume: None,
         parent: None,
     };
     let config = EngineConfig {

@@ -129,6 +129,12 @@ pub struct RunArgs {
     /// Print cell outputs as they arrive.
     #[arg(long)]
     pub log_output: bool,
+    /// The executed notebook of a failed run of INPUT: start a fresh kernel, replay the
+    /// parameters and `setup`-tagged cells before the failed cell (or every cell before it
+    /// when none is tagged), keep the other earlier cells' outputs, and continue from the
+    /// failed cell.
+    #[arg(long, value_name = "FAILED")]
+    pub resume_from: Option<PathBuf>,
 }
 
 fn seconds(v: f64, what: &str) -> Result<Duration, String> {
@@ -183,6 +189,13 @@ pub fn run_request(args: &RunArgs, host: Host) -> Result<RunRequest, String> {
     req.prepare_only = args.prepare_only;
     req.report_mode = args.report_mode;
     req.record_env = args.record_env.clone();
+    if let Some(failed) = &args.resume_from {
+        let previous = document::load(failed).map_err(|e| e.to_string())?;
+        req.resume = Some(crate::resume::Resume {
+            previous,
+            source: failed.display().to_string(),
+        });
+    }
     Ok(req)
 }
 
@@ -279,6 +292,7 @@ async fn run_cmd(args: &RunArgs, host: Host) -> i32 {
     let log_output = args.log_output;
     let mut progress = |p: Progress| match p {
         Progress::Warning(w) => eprintln!("warning: {w}"),
+        Progress::Resuming(plan) => eprintln!("{}", plan.describe()),
         Progress::CellEnd {
             index,
             total,

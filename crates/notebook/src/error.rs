@@ -62,6 +62,9 @@ pub enum NotebookError {
     /// Talking to the kernel failed (socket or message error).
     #[error("kernel protocol error: {0}")]
     Protocol(String),
+    /// A failed notebook cannot be resumed as asked (see `resume`).
+    #[error("cannot resume the notebook: {0}")]
+    Resume(String),
 }
 
 impl NotebookError {

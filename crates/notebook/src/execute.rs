@@ -1,7 +1,7 @@
 //! Running a notebook like `papermill IN OUT`: parameters, papermill's metadata, the
 //! output notebook saved after every cell, error banner and anchor cells, and outcomes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use crate::kernel::{ExecuteEnd, Host, Kernel, KernelMessage, KernelOptions};
 use crate::kernelspec;
 use crate::params::{Language, Params};
 use crate::redact::Redaction;
+use crate::resume::{Resume, ResumePlan};
 
 /// How long a cell runs before the output notebook is saved showing it `running`.
 ///
@@ -66,6 +67,8 @@ pub struct RunRequest {
     pub redact: Option<Redaction>,
     /// Starts the kernel's process.
     pub host: Host,
+    /// Resume a failed run of this notebook from its failed cell (see [`crate::resume`]).
+    pub resume: Option<Resume>,
 }
 
 impl RunRequest {
@@ -86,6 +89,7 @@ impl RunRequest {
             record_env: Vec::new(),
             redact: None,
             host,
+            resume: None,
         }
     }
 }
@@ -122,6 +126,8 @@ pub enum Progress {
     },
     /// A line the kernel process printed itself.
     KernelLog(String),
+    /// The run resumes a failed one: what it replays and where it continues.
+    Resuming(ResumePlan),
 }
 
 /// The first failing cell.
@@ -534,6 +540,16 @@ pub async fn run(
     for w in warnings {
         progress(Progress::Warning(w));
     }
+    // Nothing executes in a prepare-only run, so there is nothing to resume either.
+    let resume = match &req.resume {
+        Some(resume) if !req.prepare_only => {
+            let plan = crate::resume::apply(&mut nb, resume)?;
+            progress(Progress::Resuming(plan.clone()));
+            Some(plan)
+        }
+        _ => None,
+    };
+    let kept = resume.map(|plan| plan.kept).unwrap_or_default();
     if req.prepare_only {
         NotebookWriter::new(&req.output)
             .redacting(req.redact.clone())
@@ -555,7 +571,11 @@ pub async fn run(
         meta.insert("duration".into(), Value::Null);
         meta.insert("exception".into(), Value::Null);
     }
-    for cell in document::cells_mut(&mut nb) {
+    for (index, cell) in document::cells_mut(&mut nb).iter_mut().enumerate() {
+        // A resumed run's kept cells show what the failed run gave them.
+        if kept.contains(&index) {
+            continue;
+        }
         let code = document::cell_type(cell) == "code";
         if code {
             cell["execution_count"] = Value::Null;
@@ -601,8 +621,11 @@ pub async fn run(
         &mut nb,
         &mut kernel,
         &mut writer,
-        req,
-        cancel,
+        CellsRun {
+            req,
+            kept: &kept,
+            cancel,
+        },
         progress,
         &mut log_rx,
     )
@@ -649,15 +672,23 @@ fn notebook_complete(nb: &mut Value, started: Instant) {
     }
 }
 
+/// What [`execute_cells`] runs and how.
+struct CellsRun<'a> {
+    req: &'a RunRequest,
+    /// Cells that do not run (a resumed run's kept cells).
+    kept: &'a BTreeSet<usize>,
+    cancel: &'a CancellationToken,
+}
+
 async fn execute_cells(
     nb: &mut Value,
     kernel: &mut Kernel,
     writer: &mut NotebookWriter,
-    req: &RunRequest,
-    cancel: &CancellationToken,
+    run: CellsRun<'_>,
     progress: &mut (dyn FnMut(Progress) + Send),
     log_rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> Result<RunOutcome> {
+    let CellsRun { req, kept, cancel } = run;
     let total = document::cells(nb).len();
     let mut state = OutputState {
         clear_before_next: false,
@@ -668,10 +699,12 @@ async fn execute_cells(
     // cells overlaps our bookkeeping. An error aborts the queued request (stop_on_error).
     let runnable = |nb: &Value, i: usize| {
         let cell = &document::cells(nb)[i];
-        document::cell_type(cell) == "code" && !document::source(cell).trim().is_empty()
+        document::cell_type(cell) == "code"
+            && !document::source(cell).trim().is_empty()
+            && !kept.contains(&i)
     };
     let mut sent: HashMap<usize, String> = HashMap::new();
-    for idx in 0..total {
+    for idx in (0..total).filter(|i| !kept.contains(i)) {
         while let Ok(line) = log_rx.try_recv() {
             progress(Progress::KernelLog(line));
         }

@@ -32,6 +32,7 @@ pub mod params;
 mod ports;
 pub mod redact;
 pub mod report;
+pub mod resume;
 pub mod step;
 pub mod tools;
 

@@ -47,6 +47,8 @@ pub struct StepRequest {
     pub cancel: CancellationToken,
     /// Human progress lines and the cells' stream output, line by line.
     pub log: UnboundedSender<String>,
+    /// Resume a failed run's notebook from its failed cell.
+    pub resume: Option<crate::resume::Resume>,
 }
 
 /// How a `notebook:` step ended.
@@ -131,11 +133,15 @@ pub async fn run_notebook_step(req: StepRequest) -> StepOutcome {
     run.cell_timeout = req.cell_timeout;
     run.prepare_only = req.prepare_only;
     run.redact = req.redact.clone();
+    run.resume = req.resume.clone();
     let log = req.log.clone();
     let mut pending: String = String::new();
     let mut progress = |p: Progress| match p {
         Progress::Warning(w) => {
             let _ = log.send(format!("warning: {w}"));
+        }
+        Progress::Resuming(plan) => {
+            let _ = log.send(plan.describe());
         }
         Progress::CellEnd {
             index,

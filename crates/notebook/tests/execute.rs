@@ -253,6 +253,7 @@ async fn step_dry_run_injects_dry_run_true_without_executing() {
         host: crate::util::host(),
         cancel: CancellationToken::new(),
         log: tx,
+        resume: None,
     };
     let outcome = rota_notebook::run_notebook_step(req.clone()).await;
     assert_eq!(outcome, rota_notebook::StepOutcome::Prepared);
@@ -288,6 +289,7 @@ async fn step_failure_names_cell_and_error_and_writes_report() {
         host: crate::util::host(),
         cancel: CancellationToken::new(),
         log: tx,
+        resume: None,
     };
     let outcome = rota_notebook::run_notebook_step(req).await;
     // One numbering everywhere: the log's `cell 2/3`, the reason's and the report's
@@ -340,6 +342,7 @@ async fn step_streams_cell_output_line_by_line() {
         host: crate::util::host(),
         cancel: CancellationToken::new(),
         log: tx,
+        resume: None,
     };
     assert_eq!(
         rota_notebook::run_notebook_step(req).await,

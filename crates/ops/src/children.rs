@@ -145,6 +145,7 @@ impl Children {
             source_path: revision.source_path.clone(),
             prior: Vec::new(),
             env_values: std::collections::BTreeMap::new(),
+            resume: None,
         };
         let mut prepared = self.ops.prepare_run(spec).await?;
         prepared.parent = Some(RunParent {

@@ -115,6 +115,7 @@ impl Ops {
             source_path: loaded.source_path,
             prior: Vec::new(),
             env_values: BTreeMap::new(),
+            resume: None,
         }
     }
 

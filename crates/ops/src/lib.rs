@@ -28,6 +28,7 @@ pub mod metrics;
 mod plans;
 pub mod records;
 pub mod reports;
+pub mod resume;
 mod runs;
 pub mod schedules;
 mod secrets;

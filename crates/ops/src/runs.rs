@@ -9,6 +9,8 @@ use rota_core::model::{Job, RunStatus, Value};
 use rota_engine::run::{PriorStep, RunRequest};
 use rota_store::{JobRevision, NewRun, Owner, RunEvent, RunRecord};
 
+use crate::records::RetryRun;
+use crate::resume::ResumeSource;
 use crate::{Actor, Ops, OpsError, WEBHOOK_BODY_FILE};
 
 /// What the approval gate was asked to let through.
@@ -62,6 +64,8 @@ pub struct RunSpec {
     /// Variables read from `--env-file`s on the machine that started the run: secrets
     /// like the job's `env_file:` ones, and winning over them. Never stored.
     pub env_values: BTreeMap<String, String>,
+    /// The notebook step it resumes from an earlier run's failed cell, if any.
+    pub resume: Option<ResumeSource>,
 }
 
 impl RunSpec {
@@ -80,6 +84,7 @@ impl RunSpec {
             source_path: revision.source_path.clone(),
             prior: run.steps.iter().map(PriorStep::from).collect(),
             env_values: BTreeMap::new(),
+            resume: ResumeSource::of(run),
         })
     }
 }
@@ -214,11 +219,24 @@ impl Ops {
         &self,
         actor: &Actor,
         id: &str,
-        from: Option<&str>,
+        how: &RetryRun,
     ) -> Result<RunRecord, OpsError> {
+        let from = how.from.as_deref();
         let original = self.run(id).await?;
         let job = self.revision_of(&original).await?.job()?;
         approval_gate(&job, &original.namespace, Gated::Retry)?;
+        let resume_step = match (how.resume, from) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(OpsError::Invalid(
+                    "--resume needs --from STEP: the notebook step to resume".to_owned(),
+                ));
+            }
+            (true, Some(step)) => {
+                self.check_resumable(&original, &job, step).await?;
+                Some(step)
+            }
+        };
         let rerun: Option<BTreeSet<String>> = match from {
             None => None,
             Some(from) => Some(rota_core::dag::downstream(&job, from).ok_or_else(|| {
@@ -235,6 +253,7 @@ impl Ops {
                 &original.id,
                 &new_id,
                 rerun.as_ref(),
+                resume_step,
                 &actor.name,
                 Timestamp::now(),
             )
@@ -290,6 +309,7 @@ impl Ops {
             source_path,
             prior,
             env_values,
+            resume,
         } = spec;
         let runner = self.runner.as_ref().ok_or(OpsError::NotARunner)?;
         let base_dir = source_path
@@ -324,6 +344,10 @@ impl Ops {
             );
         }
         let gates = self.gate_states(&run_id).await?;
+        let resume = match resume {
+            Some(source) => Some(self.notebook_resume(&source).await?),
+            None => None,
+        };
         Ok(RunRequest {
             run_id,
             job,
@@ -343,6 +367,7 @@ impl Ops {
             confirmations: Default::default(),
             // A child run's link is set by `children::Children`, which starts it.
             parent: None,
+            resume,
         })
     }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rota_core::parse::{Format, parse_str};
+use rota_ops::records::RetryRun;
 use rota_ops::{Actor, Ops, OpsError, RunSpec};
 use rota_store::{NewJobRevision, Store};
 
@@ -138,13 +139,20 @@ async fn a_retry_of_a_run_still_active_is_a_conflict_and_a_cancel_of_an_ended_on
     let actor = Actor::local();
     let active = f
         .ops
-        .queue_retry(&actor, &run.id, None)
+        .queue_retry(&actor, &run.id, &RetryRun::default())
         .await
         .expect_err("a queued run is still active");
     assert!(matches!(active, OpsError::Conflict(_)), "{active}");
     let unknown_step = f
         .ops
-        .queue_retry(&actor, &run.id, Some("nope"))
+        .queue_retry(
+            &actor,
+            &run.id,
+            &RetryRun {
+                from: Some("nope".to_owned()),
+                ..RetryRun::default()
+            },
+        )
         .await
         .expect_err("no such step");
     assert!(

@@ -75,6 +75,9 @@ pub struct RunRecord {
     pub cancel_requested_by: Option<String>,
     /// The run this one retries ([`Store::create_retry_run`](crate::Store::create_retry_run)).
     pub retry_of: Option<String>,
+    /// The notebook step this retry resumes from its failed cell (the executed notebook
+    /// of that step in `retry_of` is where it continues).
+    pub resume_step: Option<String>,
     /// Who asked for it; `None` for a run a trigger started.
     pub started_by: Option<String>,
     /// The run and `job:` step that started it, for a child run.

@@ -24,6 +24,10 @@ impl Store {
     /// transaction: same namespace, job, revision, parameters and dry-run flag; status
     /// `queued` with no owner (a server claims it); trigger `retry`; `retry_of` set.
     ///
+    /// `resume_step` names a notebook step in `rerun` that resumes from the cell where it
+    /// failed in the original instead of starting over (the engine reads it as
+    /// [`RunRecord::resume_step`]).
+    ///
     /// `rerun = None` reruns every step. Otherwise the steps in `rerun` are pending and
     /// every other step's state is copied from the original (when it had ended there), so
     /// the engine does not run it again. Compute `rerun` for "from a step" with
@@ -39,6 +43,7 @@ impl Store {
         original_id: &str,
         new_run_id: &str,
         rerun: Option<&BTreeSet<String>>,
+        resume_step: Option<&str>,
         by: &str,
         at: Timestamp,
     ) -> Result<RunRecord, StoreError> {
@@ -76,8 +81,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO runs (id, namespace, job_id, job_revision, status, params, dry_run, \
              triggered_by, created_at, owner_host, owner_pid, owner_start_token, retry_of, \
-             started_by) \
-             VALUES ($1, $2, $3, $4, 'queued', $5, $6, 'retry', $7, '', 0, '', $8, $9)",
+             started_by, resume_step) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, 'retry', $7, '', 0, '', $8, $9, $10)",
         )
         .bind(new_run_id)
         .bind(&namespace)
@@ -88,6 +93,7 @@ impl Store {
         .bind(micros(at))
         .bind(original_id)
         .bind(by)
+        .bind(resume_step)
         .execute(&mut *tx)
         .await;
         if let Err(e) = inserted {
@@ -146,7 +152,7 @@ impl Store {
             .await?;
         }
         let rerun_steps: Vec<&String> = steps.iter().filter(|s| !copied.contains(s)).collect();
-        let data = json!({
+        let mut data = json!({
             "namespace": namespace,
             "job_id": job_id,
             "job_revision": job_revision,
@@ -156,6 +162,9 @@ impl Store {
             "by": by,
             "steps": steps,
         });
+        if let Some(step) = resume_step {
+            data["resume_step"] = json!(step);
+        }
         append_event(&mut tx, at, "run.created", new_run_id, None, data).await?;
         tx.commit().await?;
         self.get_run(new_run_id)
@@ -236,20 +245,49 @@ mod tests {
     async fn retry_of_an_active_run_is_refused(backend: Backend) -> TestResult {
         let (_db, store) = store_with_run(backend).await?;
         let refused = store
-            .create_retry_run("r1", "r2", None, "me", Timestamp::now())
+            .create_retry_run("r1", "r2", None, None, "me", Timestamp::now())
             .await;
         assert!(
             matches!(&refused, Err(StoreError::RunNotEnded { status, .. }) if status == "queued"),
             "{refused:?}"
         );
         let unknown = store
-            .create_retry_run("nope", "r2", None, "me", Timestamp::now())
+            .create_retry_run("nope", "r2", None, None, "me", Timestamp::now())
             .await;
         assert!(
             matches!(unknown, Err(StoreError::RunNotFound(_))),
             "{unknown:?}"
         );
         assert!(store.get_run("r2").await?.is_none());
+        Ok(())
+    }
+
+    both!(a_resuming_retry_names_its_step_and_others_none);
+    async fn a_resuming_retry_names_its_step_and_others_none(backend: Backend) -> TestResult {
+        let (_db, store) = store_with_run(backend).await?;
+        let now = Timestamp::now();
+        store
+            .record(&[
+                finished("a", StepStatus::Failed, &[]),
+                RunEvent::RunFinished {
+                    run_id: "r1".to_owned(),
+                    status: RunStatus::Failed,
+                    reason: None,
+                    at: now,
+                },
+            ])
+            .await?;
+        let rerun: BTreeSet<String> = ["a".to_owned(), "b".to_owned(), "c".to_owned()].into();
+        let resumed = store
+            .create_retry_run("r1", "r2", Some(&rerun), Some("a"), "me", now)
+            .await?;
+        assert_eq!(resumed.resume_step.as_deref(), Some("a"));
+        let stored = store.get_run("r2").await?.ok_or("no run r2")?;
+        assert_eq!(stored.resume_step.as_deref(), Some("a"));
+        let plain = store
+            .create_retry_run("r1", "r3", None, None, "me", now)
+            .await?;
+        assert_eq!(plain.resume_step, None);
         Ok(())
     }
 
@@ -272,7 +310,7 @@ mod tests {
         let rerun: BTreeSet<String> = ["b".to_owned(), "c".to_owned()].into();
         let bad: BTreeSet<String> = ["zz".to_owned()].into();
         let unknown = store
-            .create_retry_run("r1", "r2", Some(&bad), "me", now)
+            .create_retry_run("r1", "r2", Some(&bad), None, "me", now)
             .await;
         assert!(
             matches!(unknown, Err(StoreError::UnknownStep { .. })),
@@ -280,7 +318,7 @@ mod tests {
         );
 
         let retry = store
-            .create_retry_run("r1", "r2", Some(&rerun), "me", now)
+            .create_retry_run("r1", "r2", Some(&rerun), None, "me", now)
             .await?;
         assert_eq!(retry.status, RunStatus::Queued);
         assert_eq!(retry.retry_of.as_deref(), Some("r1"));
@@ -311,9 +349,13 @@ mod tests {
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].status, StepStatus::Succeeded);
 
-        let all = store.create_retry_run("r1", "r3", None, "me", now).await?;
+        let all = store
+            .create_retry_run("r1", "r3", None, None, "me", now)
+            .await?;
         assert!(all.steps.iter().all(|s| s.status == StepStatus::Pending));
-        let again = store.create_retry_run("r1", "r3", None, "me", now).await;
+        let again = store
+            .create_retry_run("r1", "r3", None, None, "me", now)
+            .await;
         assert!(
             matches!(again, Err(StoreError::DuplicateRun(_))),
             "{again:?}"

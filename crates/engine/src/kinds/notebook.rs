@@ -169,6 +169,14 @@ pub(crate) fn resolve(
         // Replaced by the step's own stop when it runs (`step::run_attempt`).
         cancel: CancellationToken::new(),
         log: log_tx,
+        resume: shared
+            .resume
+            .as_ref()
+            .filter(|resume| resume.step == step.id)
+            .map(|resume| rota_notebook::resume::Resume {
+                previous: resume.notebook.clone(),
+                source: format!("run {}", resume.from_run),
+            }),
     };
     Ok(NotebookWork {
         request,

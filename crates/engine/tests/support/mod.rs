@@ -125,6 +125,7 @@ pub async fn run_job(source: &str, options: Options) -> Result<Ran, Box<dyn std:
         prior: Vec::new(),
         gates: Default::default(),
         confirmations: Default::default(),
+        resume: None,
         parent: None,
     };
     let config = EngineConfig {

@@ -1100,6 +1100,12 @@ pub struct RetryRun {
     /// keep the results of the original run. Absent: rerun every step.
     #[serde(default)]
     pub from: Option<String>,
+    /// With `from` naming a notebook step that failed: continue its executed notebook from
+    /// the failed cell in a fresh kernel (replaying the parameters and `setup`-tagged
+    /// cells before it, or every cell before it when none is tagged) instead of running
+    /// it from the start.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resume: bool,
 }
 
 /// Which runs to list (`GET /api/v1/runs`'s query): filters and a keyset cursor page.

@@ -303,9 +303,7 @@ impl Runs for Session {
             let original = self.ops().run(id).await?;
             self.principal()
                 .require(Scope::Namespace(&original.namespace), Role::Operator)?;
-            self.ops()
-                .queue_retry(&self.actor(), id, how.from.as_deref())
-                .await
+            self.ops().queue_retry(&self.actor(), id, &how).await
         }
         .await;
         let run = self
