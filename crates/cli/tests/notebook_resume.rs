@@ -28,7 +28,7 @@ fn notebook(tag_setup: bool) -> String {
                 log("check")
             )),
             code("publish", &[], &format!(
-                "{}open(os.environ['ROTA_OUTPUT'], 'a').write(f'answer={{answer}}\\n')",
+                "{}open(os.environ.get('ROTA_OUTPUT', os.devnull), 'a').write(f'answer={{answer}}\\n')",
                 log("publish")
             )),
         ],
@@ -236,4 +236,78 @@ fn a_resume_through_a_server_continues_the_notebook_there() {
     );
     let nb = executed(&rota, retry["id"].as_str().expect("run id"), &over);
     assert_eq!(nb["metadata"]["rota"]["resume"]["failed_cell"], 6);
+}
+
+#[test]
+fn the_resumable_runbook_example_resumes_without_announcing_twice() {
+    let rota = Rota::new();
+    let example = crate::util::example("resume.ipynb");
+    let example = example.to_str().expect("utf-8");
+    let ready = rota.path("upstream-ready");
+    let ready_param = format!("ready_file={}", ready.display());
+    let lint = rota.run(["runbook", "lint", example]);
+    assert_code(&lint, 0);
+    let out = rota.run(["run", example, "-p", &ready_param, "--output", "json"]);
+    assert_code(&out, 1);
+    let original = json(&out);
+    let reason = step(&original, "notebook")["reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(reason.contains("is not there yet"), "{original:#}");
+    let id = original["id"].as_str().expect("run id");
+    rota.write("upstream-ready", "");
+    let out = rota.run([
+        "retry", id, "--from", "notebook", "--resume", "--output", "json",
+    ]);
+    assert_code(&out, 0);
+    let retry = json(&out);
+    let outputs = &step(&retry, "notebook")["outputs"];
+    assert_eq!(outputs["rows"], "3", "{retry:#}");
+    assert_eq!(outputs["total"], "16");
+    let logs = stdout(&rota.run(["logs", retry["id"].as_str().expect("run id")]));
+    assert!(!logs.contains("announcing"), "announced twice: {logs}");
+    assert!(logs.contains("published"), "{logs}");
+}
+
+#[test]
+fn rota_notebook_run_resumes_from_a_failed_output_notebook() {
+    let rota = Rota::new();
+    let input = rota.write("nb.ipynb", &notebook(true));
+    let flag = rota.path("flag");
+    let log = rota.path("ran.log");
+    let params = [
+        "-p",
+        "flag",
+        flag.to_str().expect("utf-8"),
+        "-p",
+        "log_path",
+        log.to_str().expect("utf-8"),
+    ];
+    let input = input.to_str().expect("utf-8");
+    let mut first = vec!["notebook", "run", input, "failed.ipynb"];
+    first.extend(params);
+    assert_code(&rota.run(&first), 1);
+    rota.write("flag", "");
+    let mut resumed = vec!["notebook", "run", input, "resumed.ipynb"];
+    resumed.extend(params);
+    resumed.extend(["--resume-from", "failed.ipynb"]);
+    let out = rota.run(&resumed);
+    assert_code(&out, 0);
+    assert!(
+        crate::util::stderr(&out).contains("resuming at cell 6"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(
+        ran(&rota),
+        ["setup", "work", "check", "setup", "check", "publish"]
+    );
+    validate(&rota.path("resumed.ipynb"));
+    // A notebook that did not fail has nothing to resume: a usage error.
+    let mut again = vec!["notebook", "run", input, "again.ipynb"];
+    again.extend(params);
+    again.extend(["--resume-from", "resumed.ipynb"]);
+    let out = rota.run(&again);
+    assert_code(&out, 1);
+    crate::util::assert_stderr_has(&out, "no failed or interrupted cell to resume from");
 }

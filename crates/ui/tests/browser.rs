@@ -65,9 +65,10 @@ impl Fixture {
     ) -> Result<Fixture, Box<dyn std::error::Error>> {
         let driver = Driver::start()?;
         let server = Server::start_with(jobs, serve_args)?;
+        // Other files (a notebook a job runs) sit beside the job files.
         let ids: Vec<&str> = jobs
             .iter()
-            .map(|(file, _)| file.trim_end_matches(".yaml"))
+            .filter_map(|(file, _)| file.strip_suffix(".yaml"))
             .collect();
         server.wait_for_jobs(&ids).await?;
         let browser = driver.session().await?;
@@ -433,6 +434,72 @@ async fn a_failed_run_shows_its_reason_and_a_long_run_is_cancelled_from_its_page
             "return location.hash.includes('namespace=default') && document.querySelectorAll('#runs-table tbody tr[data-run]').length === 3",
         )
         .await?;
+    Ok(())
+}
+
+/// A notebook whose last cell fails until the file its `flag` parameter names exists.
+fn flaky_notebook() -> String {
+    let code = |id: &str, tags: &[&str], source: &str| {
+        json!({"cell_type": "code", "execution_count": null, "id": id,
+               "metadata": {"tags": tags}, "outputs": [], "source": source})
+    };
+    json!({
+        "cells": [
+            code("params", &["parameters"], "flag = ''"),
+            code("setup", &["setup"], "import os"),
+            code("check", &[], "assert os.path.exists(flag), 'flag missing'\nprint('flag found')"),
+        ],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_notebook_step_that_failed_at_a_cell_is_resumed_from_its_run_page() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let flag_dir = tempfile::tempdir()?;
+    let flag = flag_dir.path().join("flag");
+    let job = format!(
+        "id: flaky-nb\nsteps:\n  - id: nb\n    notebook: flaky.ipynb\n    params:\n      flag: {}\n",
+        flag.display()
+    );
+    let notebook = flaky_notebook();
+    let jobs = [
+        ("flaky-nb.yaml", job.as_str()),
+        ("flaky.ipynb", notebook.as_str()),
+    ];
+    let f = Fixture::with_jobs(&jobs, &[]).await?;
+    f.sign_in().await?;
+    f.open("/jobs/default/flaky-nb").await?;
+    f.browser.click("#run-job").await?;
+    f.browser
+        .wait_for(
+            "the failed run",
+            "return document.querySelector('#run-status')?.dataset.status === 'failed'",
+        )
+        .await?;
+    f.wait_text("#steps-table", "flag missing").await?;
+    let failed_run = f.browser.js("return location.hash", json!([])).await?;
+    std::fs::write(&flag, "")?;
+    f.browser.click("#resume-notebook").await?;
+    f.browser
+        .wait_for(
+            "the resumed run's page",
+            &format!(
+                "return location.hash.startsWith('#/runs/') && location.hash !== {failed_run}"
+            ),
+        )
+        .await?;
+    f.wait_text("#run-summary", "Retry of").await?;
+    f.browser
+        .wait_for(
+            "the resumed run to succeed",
+            "return document.querySelector('#run-status')?.dataset.status === 'succeeded'",
+        )
+        .await?;
+    f.wait_text("#log", "resuming at cell 4").await?;
+    f.wait_text("#log", "flag found").await?;
     Ok(())
 }
 

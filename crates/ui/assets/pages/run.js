@@ -1,7 +1,8 @@
 // A run: its header, the DAG with live step states (polled every second while the run is
 // active), the steps, live logs over SSE (resumed after a dropped connection, and once the
 // run resumes after waiting at a gate, which ends the stream), and the
-// Cancel / Retry actions when they apply; its `approval:` gates, with Approve / Reject while
+// Cancel / Retry actions when they apply (Resume, for a notebook step that failed at a
+// cell); its `approval:` gates, with Approve / Reject while
 // one awaits approval (gates.js); the files its steps kept, with downloads (artifacts.js).
 
 import { api, download } from "../api.js";
@@ -14,6 +15,9 @@ import { h, mount, problemBox, timeEl, badge, duration, fmtTime, enc, ACTIVE } f
 /** Lines kept on the page; older ones are dropped (the API keeps them all). */
 const MAX_LINES = 20000;
 
+/** Step statuses a notebook step can be resumed from (`rota retry --resume`). */
+const STOPPED_AT_A_CELL = new Set(["failed", "timed_out", "cancelled"]);
+
 export function render(main, [runId]) {
   let alive = true;
   let pollTimer = null;
@@ -25,6 +29,8 @@ export function render(main, [runId]) {
   let run = null;
   let lastRunJson = "";
   let lastActionsKey = "";
+  /** The job's notebook steps, from its definition. */
+  let notebookSteps = new Set();
   let selected = null;
   let updateDag = () => {};
   let autoscroll = true;
@@ -130,6 +136,13 @@ export function render(main, [runId]) {
         (run.steps || []).map((st) => h("option", { value: st.id, selected: failed && failed.id === st.id }, st.id)));
       buttons.push(h("span", { class: "retry-from" }, from,
         h("button", { type: "button", id: "retry-from-step", onclick: () => retry(from.value) }, "Retry from step")));
+      // A notebook step that stopped at a cell can continue from there instead.
+      if (failed && notebookSteps.has(failed.id) && STOPPED_AT_A_CELL.has(failed.status)) {
+        buttons.push(h("button", {
+          type: "button", id: "resume-notebook", onclick: () => retry(failed.id, true),
+          title: "A fresh kernel replays the parameters and setup cells before the failed cell, then continues from it",
+        }, `Resume ${failed.id} from its failed cell`));
+      }
     }
     mount(actions, buttons);
   }
@@ -144,10 +157,11 @@ export function render(main, [runId]) {
     }
   }
 
-  async function retry(from) {
+  async function retry(from, resume = false) {
     mount(actionStatus);
     try {
-      const next = await api("POST", `/runs/${enc(runId)}/retry`, from ? { from } : {});
+      const body = from ? (resume ? { from, resume } : { from }) : {};
+      const next = await api("POST", `/runs/${enc(runId)}/retry`, body);
       location.hash = `#/runs/${enc(next.id)}`;
     } catch (err) {
       mount(actionStatus, problemBox(err));
@@ -227,7 +241,9 @@ export function render(main, [runId]) {
     let needs = new Map();
     try {
       const job = await api("GET", `/namespaces/${enc(run.namespace)}/jobs/${enc(run.job_id)}`);
-      needs = new Map(((job.definition && job.definition.steps) || []).map((st) => [st.id, st.needs || []]));
+      const steps = (job.definition && job.definition.steps) || [];
+      needs = new Map(steps.map((st) => [st.id, st.needs || []]));
+      notebookSteps = new Set(steps.filter((st) => st.kind && st.kind.notebook).map((st) => st.id));
     } catch {
       /* a deleted job still shows its run, without edges */
     }
