@@ -271,3 +271,42 @@ fn a_jobs_max_active_runs_holds_across_servers() -> TestResult {
     assert_eq!(lines, expected, "one run at a time, on either server");
     Ok(())
 }
+
+#[test]
+fn a_run_waiting_at_a_gate_outlives_its_server_and_continues_on_another_once_approved() -> TestResult
+{
+    let scratch = tempfile::tempdir()?;
+    let ledger = scratch.path().join("ledger");
+    let job = format!(
+        "id: gated\nsteps:\n  - id: a\n    sh: echo a >> {ledger}\n  - id: gate\n    needs: [a]\n    approval: {{ approvers: [\"role:operator\"], allow_self: true }}\n  - id: c\n    needs: [gate]\n    sh: echo c >> {ledger}\n",
+        ledger = ledger.display()
+    );
+    let mut pair = two_servers_with("gated.yaml", &job)?;
+    let run = pair.start_run_of("gated", 0)?;
+    let first = pair.servers[0].as_ref().ok_or("server 0")?;
+    let path = format!("/api/v1/runs/{run}");
+    wait_for("the run to wait at its gate", || {
+        get(first.addr(), &path, Some(&pair.token)).is_ok_and(|(status, _, body)| {
+            status == 200 && body.contains("\"status\":\"awaiting_approval\"")
+        })
+    })?;
+    // The server that drove the run up to its gate dies while the run waits.
+    pair.servers[0].as_mut().ok_or("server 0")?.kill9()?;
+    let survivor = pair.servers[1].as_ref().ok_or("server 1")?;
+    let auth = format!("Bearer {}", pair.token);
+    let (status, body) = post(
+        survivor.addr(),
+        &format!("{path}/approve"),
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"step": "gate"}"#,
+    )?;
+    assert_eq!(status, 200, "{body}");
+    let finished = pair.finished_run(1, &run)?;
+    let log = survivor.log_text();
+    assert_eq!(finished["status"], "succeeded", "{finished}\n{log}");
+    assert_eq!(ledger_lines(&ledger), ["a", "c"], "each step ran once");
+    Ok(())
+}
