@@ -2,9 +2,7 @@
 //! pseudo-terminal with `script`), confirmed beforehand with `--yes`, and otherwise waiting
 //! as an approval gate that `rota approve|reject RUN --step STEP` settles.
 
-use std::process::{Command, Stdio};
-
-use crate::util::{Rota, as_user, assert_code, assert_reason_has, step};
+use crate::util::{Rota, as_user, assert_code, assert_reason_has, run_at_a_terminal, step};
 
 const JOB: &str = "\
 id: confirmed
@@ -71,26 +69,6 @@ fn yes_confirms_beforehand_as_the_starter() {
     let logs = rota.run(["logs", run["id"].as_str().expect("run id")]);
     let text = String::from_utf8_lossy(&logs.stdout);
     assert!(text.contains("confirmed beforehand by local:"), "{text}");
-}
-
-/// `rota run FILE` on a pseudo-terminal (util-linux `script`), answering `answer`.
-fn run_at_a_terminal(rota: &Rota, file: &str, answer: &str) -> (i32, String) {
-    let command = format!("{} run {file}", env!("CARGO_BIN_EXE_rota"));
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("ROTA_HOME", rota.home())
-        .current_dir(rota.path(""))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start script(1)");
-    if let Some(mut stdin) = child.stdin.take() {
-        std::io::Write::write_all(&mut stdin, answer.as_bytes()).expect("answer");
-    }
-    let output = child.wait_with_output().expect("script(1) ends");
-    let code = output.status.code().unwrap_or(-1);
-    (code, String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //! terminal (a real pseudo-terminal through `script`), a clear error elsewhere.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use crate::util::{Rota, assert_code, assert_stderr_has, example, stderr, stdout};
+use crate::util::{
+    Rota, assert_code, assert_stderr_has, example, run_at_a_terminal, stderr, stdout,
+};
 
 const VALUE: &str = "envf-s3cr3t-Value/7";
 const OTHER: &str = "other-s3cr3t-Value/8";
@@ -229,26 +230,6 @@ steps:
   - id: main
     sh: echo \"count={{ params.count }} region={{ params.region }}\" > answers.txt
 ";
-
-/// `rota run FILE` on a pseudo-terminal (util-linux `script`), typing `typed`.
-fn run_at_a_terminal(rota: &Rota, file: &str, typed: &str) -> (i32, String) {
-    let command = format!("{} run {file}", env!("CARGO_BIN_EXE_rota"));
-    let mut child = Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .env("ROTA_HOME", rota.home())
-        .current_dir(rota.path(""))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start script(1)");
-    if let Some(mut stdin) = child.stdin.take() {
-        std::io::Write::write_all(&mut stdin, typed.as_bytes()).expect("type");
-    }
-    let output = child.wait_with_output().expect("script(1) ends");
-    let code = output.status.code().unwrap_or(-1);
-    (code, String::from_utf8_lossy(&output.stdout).into_owned())
-}
 
 #[test]
 fn a_missing_parameter_is_asked_at_a_terminal_until_it_fits() {

@@ -496,3 +496,25 @@ pub fn remote_as(rota: &Rota, server: &Server, token: &str, args: &[&str]) -> Ou
     all.extend(["--output", "json"]);
     rota.run(&all)
 }
+
+/// `rota run FILE` on a pseudo-terminal (util-linux `script`), typing `typed`: its exit
+/// code and what the terminal showed.
+pub fn run_at_a_terminal(rota: &Rota, file: &str, typed: &str) -> (i32, String) {
+    use std::process::{Command, Stdio};
+    let command = format!("{} run {file}", env!("CARGO_BIN_EXE_rota"));
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("ROTA_HOME", rota.home())
+        .current_dir(rota.path(""))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start script(1)");
+    if let Some(mut stdin) = child.stdin.take() {
+        std::io::Write::write_all(&mut stdin, typed.as_bytes()).expect("type");
+    }
+    let output = child.wait_with_output().expect("script(1) ends");
+    let code = output.status.code().unwrap_or(-1);
+    (code, String::from_utf8_lossy(&output.stdout).into_owned())
+}

@@ -286,7 +286,7 @@ fn gate_hash(shared: &Shared, step: &Step, ctx: &Context) -> String {
     .hash()
 }
 
-/// The first 12 characters of a hash, as messages show it.
-fn short(hash: &str) -> &str {
+/// The first 12 characters of a hash, as gate messages show it.
+pub(crate) fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)
 }

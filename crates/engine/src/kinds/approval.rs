@@ -24,6 +24,7 @@ use rota_core::plan::PlanContent;
 use rota_store::RunEvent;
 
 use super::{Executor, ResolveCx};
+use crate::confirm::short;
 use crate::process::Stream;
 use crate::run::{GateOutcome, GateState};
 use crate::step::{Attempt, AttemptCx, Resolved, Work, log_redacted, render_text};
@@ -158,9 +159,4 @@ impl GateWork {
             reason: Some(format!("waiting for {}", self.gate.describe())),
         }
     }
-}
-
-/// The first 12 characters of a hash, as messages show it.
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
