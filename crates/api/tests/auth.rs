@@ -38,6 +38,7 @@ struct SeededPlans {
     /// Runs of `ops/deploy` waiting at a gate `hold` (approvers: `role:operator`).
     gate_to_approve: String,
     gate_to_reject: String,
+    gate_to_skip: String,
 }
 
 impl SeededPlans {
@@ -49,6 +50,7 @@ impl SeededPlans {
             to_apply: "none".into(),
             gate_to_approve: "none".into(),
             gate_to_reject: "none".into(),
+            gate_to_skip: "none".into(),
         }
     }
 
@@ -108,14 +110,16 @@ impl SeededPlans {
             to_approve: ids[0].clone(),
             to_reject: ids[1].clone(),
             to_apply: ids[2].clone(),
-            gate_to_approve: seed_gated_run(env, "gated1").await,
-            gate_to_reject: seed_gated_run(env, "gated2").await,
+            gate_to_approve: seed_gated_run(env, "gated1", "hold").await,
+            gate_to_reject: seed_gated_run(env, "gated2", "hold").await,
+            // A failed step's question (`on_failure: ask`): the one kind of gate skipped.
+            gate_to_skip: seed_gated_run(env, "gated3", "hold#failed-1").await,
         }
     }
 }
 
 /// Records run `id` of `ops/deploy` as waiting at its gate `hold`.
-async fn seed_gated_run(env: &Env, id: &str) -> String {
+async fn seed_gated_run(env: &Env, id: &str, gate: &str) -> String {
     use rota_core::model::{Approval, StepStatus};
     use rota_store::RunEvent;
     let at = jiff::Timestamp::now();
@@ -155,7 +159,7 @@ async fn seed_gated_run(env: &Env, id: &str) -> String {
             },
             RunEvent::GateOpened {
                 run_id: run_id.clone(),
-                step_id,
+                step_id: gate.to_owned(),
                 hash: "0".repeat(64),
                 rules,
                 message: None,
@@ -463,6 +467,17 @@ fn cases(env: &Env, plans: &SeededPlans) -> Vec<Case> {
                 Method::POST,
                 "/api/v1/runs/{id}/reject",
                 format!("/api/v1/runs/{}/reject", plans.gate_to_reject),
+                "viewer_ops",
+                "operator_ops",
+                200,
+            )
+        },
+        Case {
+            body: Some(r#"{"comment": "done by hand", "step": "hold#failed-1"}"#),
+            ..case(
+                Method::POST,
+                "/api/v1/runs/{id}/skip",
+                format!("/api/v1/runs/{}/skip", plans.gate_to_skip),
                 "viewer_ops",
                 "operator_ops",
                 200,

@@ -112,6 +112,8 @@ pub enum Command {
     Approve(DecideArgs),
     /// Reject a plan (one rejection ends it), or the `approval:` gate a run waits at.
     Reject(DecideArgs),
+    /// Skip the failed step a run waits on (`on_failure: ask`: its gate STEP#failed-N).
+    Skip(DecideArgs),
     /// Run an approved plan, if nothing it pinned changed since.
     Apply(ApplyArgs),
     /// List namespaces with their job and run counts and retention, or set a retention.

@@ -189,6 +189,7 @@ async fn dispatch<R: rota_ops::Rota + run_cmd::Drive>(
         Command::Plans(args) => plan_cmd::plans(rota, args, out).await,
         Command::Approve(args) => plan_cmd::decide(rota, args, Verdict::Approve, out).await,
         Command::Reject(args) => plan_cmd::decide(rota, args, Verdict::Reject, out).await,
+        Command::Skip(args) => plan_cmd::decide(rota, args, Verdict::Skip, out).await,
         Command::Apply(args) => plan_cmd::apply(rota, args, out).await,
         Command::Schedule(args::ScheduleCommand::Next(args)) => {
             serve_cmd::next(rota, args, out).await

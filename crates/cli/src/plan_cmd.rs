@@ -230,7 +230,8 @@ pub async fn decide<R: Rota + Drive>(
     verdict: Verdict,
     out: &Printer,
 ) -> anyhow::Result<u8> {
-    if args.step.is_none() {
+    // Only a run's failed step is skipped: the id is a run's.
+    if args.step.is_none() && verdict != Verdict::Skip {
         match rota.get_plan(&args.plan).await {
             Ok(_) => {}
             // Not a plan: a run waiting at a gate, or nothing (the run lookup says so).

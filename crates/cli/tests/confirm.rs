@@ -168,3 +168,48 @@ fn without_a_terminal_a_failed_step_waits_for_an_operator_to_retry_or_abort_it()
     assert_reason_has(step(&done, "call-api"), "API down");
     assert_eq!(step(&done, "after")["status"], "skipped");
 }
+
+#[test]
+fn without_a_terminal_a_failed_step_is_skipped_by_an_operator_and_its_dependents_run() {
+    let rota = Rota::new();
+    let file = rota.write("flaky.yaml", FLAKY);
+    let file = file.to_str().expect("utf-8");
+    let (run, output) = rota.run_json(&["run", file]);
+    assert_code(&output, 3);
+    let id = run["id"].as_str().expect("run id");
+    let (done, output) = rota.run_json(&[
+        "skip",
+        id,
+        "--step",
+        "call-api#failed-1",
+        "-m",
+        "done by hand",
+    ]);
+    assert_code(&output, 0);
+    assert_eq!(done["status"], "succeeded", "{done:#}");
+    assert_eq!(step(&done, "call-api")["status"], "skipped");
+    assert_reason_has(step(&done, "call-api"), "skipped by");
+    assert_reason_has(step(&done, "call-api"), "done by hand");
+    assert_eq!(step(&done, "after")["status"], "succeeded");
+    assert_eq!(tries(&rota), 1, "a skip runs no other attempt");
+    assert_eq!(done["gates"][0]["status"], "skipped", "{done:#}");
+}
+
+#[test]
+fn only_a_failed_step_s_question_is_skipped() {
+    let rota = Rota::new();
+    let file = job(&rota);
+    let (run, output) = rota.run_json(&["run", &file]);
+    assert_code(&output, 3);
+    let id = run["id"].as_str().expect("run id");
+    let refused = rota.run(["skip", id, "--step", "restart"]);
+    assert_code(&refused, 2);
+    crate::util::assert_stderr_has(&refused, "is not a failed step's question");
+    // Without --step, the one waiting gate is the one judged.
+    let refused = rota.run(["skip", id]);
+    assert_code(&refused, 2);
+    crate::util::assert_stderr_has(&refused, "gate restart");
+    let (still, _) = rota.run_json(&["runs", "show", id]);
+    assert_eq!(still["status"], "awaiting_approval", "{still:#}");
+    assert!(!restarted(&rota));
+}

@@ -10,8 +10,8 @@
 //!
 //! `on_failure: ask` asks the other question through the same means: once a step's
 //! attempts are spent and it failed, retry, skip or abort? At a terminal all three; at a
-//! gate (one per failed attempt, [`failure_gate`]) an approval retries and a rejection
-//! aborts.
+//! gate (one per failed attempt, [`failure_gate`]) an approval retries, a skip skips and a
+//! rejection aborts.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -63,7 +63,19 @@ pub(crate) enum AfterFailure {
 /// The gate that holds the question asked after attempt `attempt` of `step` failed: one
 /// per failure, so a retried step that fails again asks again.
 pub fn failure_gate(step: &str, attempt: u32) -> String {
-    format!("{step}#failed-{attempt}")
+    format!("{step}#{FAILURE_GATE_MARK}{attempt}")
+}
+
+/// What sets a failure gate's name apart from a step id (which holds no `#`).
+const FAILURE_GATE_MARK: &str = "failed-";
+
+/// Whether `gate` is the gate of a failed step's question ([`failure_gate`]): the only
+/// kind of gate a skip settles.
+pub fn is_failure_gate(gate: &str) -> bool {
+    gate.split_once('#').is_some_and(|(_, rest)| {
+        rest.strip_prefix(FAILURE_GATE_MARK)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// The answer to the question asked after attempt `attempt_no` of `step` failed with
@@ -87,6 +99,13 @@ pub(crate) async fn after_failure(
                 None => format!("{failure}; aborted by {by}"),
             };
             return AfterFailure::Abort { why };
+        }
+        Some(GateOutcome::Skipped { by, reason }) => {
+            let why = match reason {
+                Some(reason) => format!("{failure}; skipped by {by}: {reason}"),
+                None => format!("{failure}; skipped by {by}"),
+            };
+            return AfterFailure::Skip { why };
         }
         Some(GateOutcome::Expired) => {
             return AfterFailure::Abort {
@@ -118,8 +137,8 @@ pub(crate) async fn after_failure(
     let rules = rules(shared.job.approval.as_ref());
     let log = |text: &str| log_redacted(shared, step, attempt_no, Stream::Stdout, text);
     log(&format!(
-        "{question}; waiting for one of {} to retry it (rota approve RUN --step {gate}) or \
-         abort (rota reject RUN --step {gate})",
+        "{question}; waiting for one of {} to retry it (rota approve RUN --step {gate}), \
+         skip it (rota skip RUN --step {gate}) or abort (rota reject RUN --step {gate})",
         rules.approvers.join(", ")
     ));
     shared.recorder.send(RunEvent::GateOpened {
@@ -127,7 +146,9 @@ pub(crate) async fn after_failure(
         step_id: gate,
         hash,
         rules,
-        message: Some(format!("{question}. Approve to retry it, reject to abort.")),
+        message: Some(format!(
+            "{question}. Approve to retry it, skip it, or reject to abort."
+        )),
         at: Timestamp::now(),
     });
     AfterFailure::Wait
@@ -231,10 +252,12 @@ fn decided(outcome: &GateOutcome, log: &dyn Fn(&str)) -> Option<Attempt> {
             log(&format!("confirmed by {}", by.join(", ")));
             None
         }
-        GateOutcome::Rejected { by, reason } => Some(Attempt::failed(match reason {
-            Some(reason) => format!("not confirmed: rejected by {by}: {reason}"),
-            None => format!("not confirmed: rejected by {by}"),
-        })),
+        GateOutcome::Rejected { by, reason } | GateOutcome::Skipped { by, reason } => {
+            Some(Attempt::failed(match reason {
+                Some(reason) => format!("not confirmed: rejected by {by}: {reason}"),
+                None => format!("not confirmed: rejected by {by}"),
+            }))
+        }
         GateOutcome::Expired => Some(Attempt::failed(
             "not confirmed in time (the job's approval `expires`)".to_owned(),
         )),

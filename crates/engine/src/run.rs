@@ -102,6 +102,14 @@ pub enum GateOutcome {
         /// Their reason.
         reason: Option<String>,
     },
+    /// An approver skipped the failed step the gate held (only a gate of
+    /// `on_failure: ask` is skipped; any other reads it as a rejection).
+    Skipped {
+        /// Who.
+        by: String,
+        /// Their reason.
+        reason: Option<String>,
+    },
     /// Nobody settled it in time.
     Expired,
 }

@@ -80,12 +80,53 @@ fn gate_state(gate: GateRecord) -> GateState {
                 reason: rejection.and_then(|d| d.comment.clone()),
             }
         }
+        GateStatus::Skipped => {
+            let skip = gate.decisions.iter().find(|d| d.decision == Decision::Skip);
+            GateOutcome::Skipped {
+                by: skip.map_or_else(String::new, |d| d.actor.clone()),
+                reason: skip.and_then(|d| d.comment.clone()),
+            }
+        }
         GateStatus::Expired => GateOutcome::Expired,
         GateStatus::AwaitingApproval | GateStatus::Cancelled => GateOutcome::Waiting,
     };
     GateState {
         hash: gate.hash,
         outcome,
+    }
+}
+
+impl Ops {
+    /// Refuses a skip of any gate of run `run_id` but a failed step's question
+    /// (`on_failure: ask`): the gate `step`, or the one the run waits at. The store then
+    /// checks the rest (an approver, once, while it waits), as for any decision.
+    pub(crate) async fn check_skippable(
+        &self,
+        run_id: &str,
+        step: Option<&str>,
+    ) -> Result<(), OpsError> {
+        let gate = match step {
+            Some(step) => step.to_owned(),
+            None => {
+                let gates = self.store.run_gates(run_id).await?;
+                let mut waiting = gates
+                    .into_iter()
+                    .filter(|g| g.status == GateStatus::AwaitingApproval);
+                match (waiting.next(), waiting.next()) {
+                    (Some(gate), None) => gate.step_id,
+                    // None or several: the decision fails as any would, with the reason.
+                    _ => return Ok(()),
+                }
+            }
+        };
+        if rota_engine::confirm::is_failure_gate(&gate) {
+            return Ok(());
+        }
+        Err(OpsError::Invalid(format!(
+            "gate {gate} of run {run_id} is not a failed step's question: only a step with \
+             `on_failure: ask` that failed is skipped (its gate is STEP#failed-N); approve or \
+             reject this one"
+        )))
     }
 }
 

@@ -28,6 +28,8 @@ pub enum GateStatus {
     Approved,
     /// An approver rejected it.
     Rejected,
+    /// An approver skipped the failed step it held (`on_failure: ask`).
+    Skipped,
     /// Its `expires` passed before the quorum approved it.
     Expired,
     /// The run was cancelled while it waited.
@@ -36,10 +38,11 @@ pub enum GateStatus {
 
 impl GateStatus {
     /// Every status.
-    pub const ALL: [GateStatus; 5] = [
+    pub const ALL: [GateStatus; 6] = [
         GateStatus::AwaitingApproval,
         GateStatus::Approved,
         GateStatus::Rejected,
+        GateStatus::Skipped,
         GateStatus::Expired,
         GateStatus::Cancelled,
     ];
@@ -50,6 +53,7 @@ impl GateStatus {
             GateStatus::AwaitingApproval => "awaiting_approval",
             GateStatus::Approved => "approved",
             GateStatus::Rejected => "rejected",
+            GateStatus::Skipped => "skipped",
             GateStatus::Expired => "expired",
             GateStatus::Cancelled => "cancelled",
         }
@@ -86,7 +90,7 @@ pub struct GateRecord {
     pub opened_at: Timestamp,
     /// When it expires, if it does.
     pub expires_at: Option<Timestamp>,
-    /// When it was settled (approved, rejected, expired, cancelled).
+    /// When it was settled (approved, rejected, skipped, expired, cancelled).
     pub decided_at: Option<Timestamp>,
     /// Its decisions, oldest first.
     pub decisions: Vec<GateDecisionRecord>,
@@ -295,6 +299,7 @@ async fn load_gates(conn: &mut AnyConnection, run_id: &str) -> Result<Vec<GateRe
         let decision = match decision.as_str() {
             "approve" => Decision::Approve,
             "reject" => Decision::Reject,
+            "skip" => Decision::Skip,
             other => return Err(corrupt("gate decision", other)),
         };
         if let Some(gate) = gates.iter_mut().find(|g| g.step_id == step_id) {
@@ -455,12 +460,14 @@ impl Store {
         let kind = match decision {
             Decision::Approve => "gate.approval",
             Decision::Reject => "gate.rejection",
+            Decision::Skip => "gate.skip",
         };
         let data = json!({ "by": who.actor, "hash": gate.hash, "approvals": gate.approvals(),
                            "quorum": gate.rules.quorum });
         append_event(&mut tx, at, kind, run_id, Some(&gate.step_id), data).await?;
         let settled = match decision {
             Decision::Reject => Some(GateStatus::Rejected),
+            Decision::Skip => Some(GateStatus::Skipped),
             Decision::Approve if gate.approvals() >= gate.rules.quorum as usize => {
                 Some(GateStatus::Approved)
             }

@@ -71,13 +71,16 @@ impl FromStr for PlanStatus {
     }
 }
 
-/// An approver's decision.
+/// An approver's decision (on a plan or a run's gate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Decision {
     /// Approve the plan.
     Approve,
     /// Reject it; one rejection ends the plan.
     Reject,
+    /// Skip the failed step a gate of `on_failure: ask` holds; one skip settles the gate.
+    /// Plans refuse it ([`PlanError::NotSkippable`]).
+    Skip,
 }
 
 impl Decision {
@@ -86,6 +89,7 @@ impl Decision {
         match self {
             Decision::Approve => "approve",
             Decision::Reject => "reject",
+            Decision::Skip => "skip",
         }
     }
 }
@@ -258,6 +262,9 @@ pub enum PlanError {
         /// The caller.
         actor: String,
     },
+    /// A plan is approved or rejected, never skipped.
+    #[error("plan {0} is approved or rejected; only a failed step's question is skipped")]
+    NotSkippable(String),
     /// The caller already decided on this plan.
     #[error("{actor} already decided on plan {id}")]
     AlreadyDecided {
@@ -704,6 +711,9 @@ impl Store {
         hash: Option<&str>,
         at: Timestamp,
     ) -> Result<PlanRecord, PlanError> {
+        if decision == Decision::Skip {
+            return Err(PlanError::NotSkippable(id.to_owned()));
+        }
         let mut tx = self.write().await?;
         let mut plan = load(&mut tx, id)
             .await?
@@ -766,7 +776,7 @@ impl Store {
         .await?;
         let approvals = plan.approvals() + usize::from(decision == Decision::Approve);
         let status = match decision {
-            Decision::Reject => PlanStatus::Rejected,
+            Decision::Reject | Decision::Skip => PlanStatus::Rejected,
             Decision::Approve if approvals >= rules.quorum as usize => PlanStatus::Approved,
             Decision::Approve => PlanStatus::AwaitingApproval,
         };
@@ -777,7 +787,7 @@ impl Store {
             .await?;
         let kind = match decision {
             Decision::Approve => "plan.approved",
-            Decision::Reject => "plan.rejected",
+            Decision::Reject | Decision::Skip => "plan.rejected",
         };
         plan_event(
             &mut tx,

@@ -1,11 +1,19 @@
 // A run's `approval:` gates, for the run page: each gate's step, status, message, approvals
 // against the quorum, approvers, expiry, hash and decisions, and, while it awaits approval,
-// Approve / Reject with a comment (a rejection's reason). A decision sends the gate's step
+// Approve / Reject with a comment (a rejection's reason), and Skip at a failed step's
+// question (`on_failure: ask`, a gate named STEP#failed-N: approve retries the step, skip
+// skips it, reject aborts it). A decision sends the gate's step
 // and the hash shown, so it binds to what the approver saw; the server judges it and its
 // refusal (problem detail) is shown as it is.
 
 import { api } from "./api.js";
 import { h, mount, problemBox, timeEl, badge, enc } from "./dom.js";
+
+/** Whether `gate` holds a failed step's question (`STEP#failed-N`), the one kind skipped. */
+const isFailureGate = (gate) => /#failed-\d+$/.test(gate.step);
+
+/** What a decision of `verb` is shown as, done and in the decisions table. */
+const DONE = { approve: ["Approved.", "approved"], reject: ["Rejected.", "rejected"], skip: ["Skipped.", "skipped"] };
 
 /** "1 / 2": approvals so far against the quorum. */
 export function gateApprovals(gate) {
@@ -42,7 +50,7 @@ export function gatesSection(runId, { onDecided, reload, isAlive }) {
       const run = await api("POST", `/runs/${enc(runId)}/${verb}`, body);
       if (!isAlive()) return;
       comments.delete(gate.step);
-      mount(feedback, h("p", { class: "ok gate-done" }, verb === "approve" ? "Approved." : "Rejected."));
+      mount(feedback, h("p", { class: "ok gate-done" }, DONE[verb][0]));
       onDecided(run);
     } catch (err) {
       if (!isAlive()) return;
@@ -59,16 +67,22 @@ export function gatesSection(runId, { onDecided, reload, isAlive }) {
     const comment = h("textarea", { id, class: "gate-comment", name: "comment", rows: 2, placeholder: "Why (optional; a rejection's reason)", spellcheck: "true" });
     comment.value = comments.get(gate.step) || "";
     comment.addEventListener("input", () => comments.set(gate.step, comment.value));
-    const approve = h("button", { type: "button", class: "primary gate-approve", "data-step": gate.step }, "Approve");
-    const reject = h("button", { type: "button", class: "danger gate-reject", "data-step": gate.step }, "Reject");
+    const failure = isFailureGate(gate);
+    const approve = h("button", { type: "button", class: "primary gate-approve", "data-step": gate.step }, failure ? "Retry" : "Approve");
+    const reject = h("button", { type: "button", class: "danger gate-reject", "data-step": gate.step }, failure ? "Abort" : "Reject");
     const buttons = [approve, reject];
     approve.addEventListener("click", () => decide(gate, "approve", comment, feedback, buttons));
     reject.addEventListener("click", () => decide(gate, "reject", comment, feedback, buttons));
+    if (failure) {
+      const skip = h("button", { type: "button", class: "gate-skip", "data-step": gate.step }, "Skip");
+      skip.addEventListener("click", () => decide(gate, "skip", comment, feedback, buttons));
+      buttons.push(skip);
+    }
     return [
       h("p", { class: "small muted" }, "Your decision binds to hash ", h("span", { class: "mono" }, gate.hash.slice(0, 12)),
         ": if what follows the gate changed, the server refuses it."),
       h("div", { class: "field" }, h("label", { for: id }, "Comment or reason"), comment),
-      h("div", { class: "actions-left" }, approve, reject),
+      h("div", { class: "actions-left" }, buttons),
     ];
   }
 
@@ -95,7 +109,7 @@ export function gatesSection(runId, { onDecided, reload, isAlive }) {
         h("tbody", {}, decisions.length
           ? decisions.map((d) => h("tr", { "data-decision": d.decision },
             h("td", { class: "mono small wrap" }, d.actor),
-            h("td", {}, badge(d.decision === "approve" ? "approved" : "rejected")),
+            h("td", {}, badge((DONE[d.decision] || DONE.reject)[1])),
             h("td", {}, timeEl(d.at)),
             h("td", { class: "wrap gate-reason" }, d.comment || "")))
           : h("tr", {}, h("td", { colspan: 4, class: "empty" }, "No decisions yet.")))),

@@ -32,10 +32,15 @@ steps:
 
 /// Starts a run of `gated` as the admin and returns its id once it waits at the gate.
 async fn run_to_the_gate(f: &Fixture) -> Result<String, Box<dyn std::error::Error>> {
+    run_job_to_a_gate(f, "gated").await
+}
+
+/// Starts a run of `job` as the admin and returns its id once it waits at a gate.
+async fn run_job_to_a_gate(f: &Fixture, job: &str) -> Result<String, Box<dyn std::error::Error>> {
     let run = admin_api(
         f,
         reqwest::Method::POST,
-        "/namespaces/default/jobs/gated/runs",
+        &format!("/namespaces/default/jobs/{job}/runs"),
         Some(json!({})),
     )
     .await?;
@@ -318,5 +323,63 @@ async fn a_gate_rejected_in_the_ui_fails_with_the_reason_and_runs_the_failure_st
             ),
         )
         .await?;
+    Ok(())
+}
+
+/// A step that fails and asks what to do (`on_failure: ask`), and one that needs it.
+const ASKS: &str = r#"id: asks
+steps:
+  - id: call
+    on_failure: ask
+    sh: echo "the API said no"; exit 1
+  - id: after
+    needs: [call]
+    sh: echo after ran
+"#;
+
+#[tokio::test]
+async fn a_failed_step_s_question_offers_retry_skip_and_abort_and_a_skip_lets_the_run_go_on()
+-> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::with_jobs(&[("asks.yaml", ASKS)], &[]).await?;
+    let id = run_job_to_a_gate(&f, "asks").await?;
+    f.sign_in().await?;
+    f.open(&format!("/runs/{id}")).await?;
+    let gate = "#run-gates .gate[data-step='call#failed-1']";
+    f.browser.find(gate).await?;
+    let buttons = f
+        .browser
+        .js(
+            &format!(
+                "return [...document.querySelectorAll(\"{gate} .actions-left button\")].map(b => b.textContent);"
+            ),
+            json!([]),
+        )
+        .await?;
+    assert_eq!(buttons, json!(["Retry", "Abort", "Skip"]));
+    f.browser
+        .type_into("#run-gates .gate-comment", "done by hand")
+        .await?;
+    f.browser.click("#run-gates button.gate-skip").await?;
+    f.browser
+        .wait_for(
+            "the run to succeed after the skip",
+            "return document.querySelector('#run-status')?.dataset.status === 'succeeded'",
+        )
+        .await?;
+    f.browser
+        .wait_for(
+            "the step skipped with the reason, and its dependent run",
+            "const call = document.querySelector('#steps-table tr[data-step=\"call\"]'); \
+             const after = document.querySelector('#steps-table tr[data-step=\"after\"]'); \
+             return call?.dataset.status === 'skipped' && call.textContent.includes('done by hand') \
+               && after?.dataset.status === 'succeeded';",
+        )
+        .await?;
+    f.wait_text(
+        "#run-gates .gate[data-status='skipped'] .gate-decisions",
+        "skipped",
+    )
+    .await?;
     Ok(())
 }

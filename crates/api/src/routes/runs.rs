@@ -188,6 +188,27 @@ pub(crate) async fn reject(
     Ok(Json(session.decide_gate(id.as_str(), verdict, body).await?))
 }
 
+/// Skips the failed step whose question a run waits at (a step with `on_failure: ask`; its
+/// gate is `STEP#failed-N`; same rules as approving; `comment` is the reason): the step
+/// ends `skipped` and the run is queued again, so the steps that need it run as after any
+/// skip. Any other gate is approved or rejected, not skipped (400).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/skip", operation_id = "skipRunGate", tag = "runs",
+    params(("id" = RunId, Path, description = "Run id")),
+    request_body(content = Option<DecideGate>, description = "Optional"),
+    responses((status = 200, body = Run),
+              (status = 409, body = Problem, content_type = "application/problem+json",
+               description = "A second decision, several gates waiting, or the gate is decided or expired"),
+              (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub(crate) async fn skip(
+    Asking(session): Asking,
+    Path(id): Path<RunId>,
+    OptionalJson(body): OptionalJson<DecideGate>,
+) -> Result<Json<Run>, ApiError> {
+    let verdict = Verdict::Skip;
+    Ok(Json(session.decide_gate(id.as_str(), verdict, body).await?))
+}
+
 /// `GET /api/v1/runs/{id}/logs/stream` parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -291,4 +312,5 @@ pub(crate) fn router() -> utoipa_axum::router::OpenApiRouter<crate::ApiState> {
         .routes(routes!(retry))
         .routes(routes!(approve))
         .routes(routes!(reject))
+        .routes(routes!(skip))
 }

@@ -44,11 +44,7 @@ impl Plans for Remote {
         verdict: Verdict,
         decision: DecidePlan,
     ) -> Result<Plan, OpsError> {
-        let action = match verdict {
-            Verdict::Approve => "approve",
-            Verdict::Reject => "reject",
-        };
-        let path = format!("/api/v1/plans/{}/{action}", seg(id));
+        let path = format!("/api/v1/plans/{}/{}", seg(id), verdict.as_str());
         Ok(self.send(Method::POST, &path, &decision).await?)
     }
 

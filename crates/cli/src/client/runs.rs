@@ -99,11 +99,7 @@ impl Runs for Remote {
         verdict: Verdict,
         decision: DecideGate,
     ) -> Result<Run, OpsError> {
-        let action = match verdict {
-            Verdict::Approve => "approve",
-            Verdict::Reject => "reject",
-        };
-        let path = format!("/api/v1/runs/{}/{action}", seg(id));
+        let path = format!("/api/v1/runs/{}/{}", seg(id), verdict.as_str());
         Ok(self.send(Method::POST, &path, &decision).await?)
     }
 

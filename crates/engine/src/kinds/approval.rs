@@ -116,10 +116,12 @@ impl GateWork {
                     reason: None,
                 }
             }
-            GateOutcome::Rejected { by, reason } => Attempt::failed(match reason {
-                Some(reason) => format!("rejected by {by}: {reason}"),
-                None => format!("rejected by {by}"),
-            }),
+            GateOutcome::Rejected { by, reason } | GateOutcome::Skipped { by, reason } => {
+                Attempt::failed(match reason {
+                    Some(reason) => format!("rejected by {by}: {reason}"),
+                    None => format!("rejected by {by}"),
+                })
+            }
             GateOutcome::Expired => Attempt::failed(match self.gate.rules.expires {
                 Some(expires) => format!(
                     "not approved within {} (the gate's `expires`)",

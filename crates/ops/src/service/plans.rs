@@ -23,13 +23,38 @@ use super::page::page_limit;
 /// Longest comment a decision may carry, in characters.
 const MAX_COMMENT: usize = 2000;
 
-/// What an approver decides on a plan.
+/// What an approver decides on a plan or a run's gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Approve it (the quorum'th approval makes it `approved`).
+    /// Approve it (the quorum'th approval makes it `approved`; at a failed step's question,
+    /// retry the step).
     Approve,
-    /// Reject it (one rejection ends it).
+    /// Reject it (one rejection ends it; at a failed step's question, abort the step).
     Reject,
+    /// Skip the failed step whose question a gate holds (`on_failure: ask`); nothing else
+    /// is skipped.
+    Skip,
+}
+
+impl Verdict {
+    /// The verb: the API route's last segment (`/runs/{id}/skip`) and the audit action's
+    /// (`run.skip`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Approve => "approve",
+            Verdict::Reject => "reject",
+            Verdict::Skip => "skip",
+        }
+    }
+
+    /// The decision as the store records it.
+    pub fn decision(self) -> Decision {
+        match self {
+            Verdict::Approve => Decision::Approve,
+            Verdict::Reject => Decision::Reject,
+            Verdict::Skip => Decision::Skip,
+        }
+    }
 }
 
 /// The plans operations.
@@ -152,16 +177,12 @@ impl Plans for Session {
             check_comment(decision.comment.as_deref())?;
             let plan = self.find_plan(id, Role::Operator).await?;
             let who = approver(self.principal(), &plan.content.namespace);
-            let decision_kind = match verdict {
-                Verdict::Approve => Decision::Approve,
-                Verdict::Reject => Decision::Reject,
-            };
             self.ops()
                 .store()
                 .decide_plan(
                     &plan.id,
                     &who,
-                    decision_kind,
+                    verdict.decision(),
                     decision.comment.as_deref(),
                     decision.hash.as_deref(),
                     Timestamp::now(),
@@ -170,11 +191,10 @@ impl Plans for Session {
                 .map_err(plan_error)
         }
         .await;
-        let action = match verdict {
-            Verdict::Approve => "plan.approve",
-            Verdict::Reject => "plan.reject",
-        };
-        let plan = self.audited(action, &format!("plan/{id}"), outcome).await?;
+        let action = format!("plan.{}", verdict.as_str());
+        let plan = self
+            .audited(&action, &format!("plan/{id}"), outcome)
+            .await?;
         Ok(Plan::from(plan))
     }
 
@@ -289,6 +309,7 @@ fn plan_error(error: PlanError) -> OpsError {
             scope: format!("as one of the approvers of plan {id} ({approvers})"),
         },
         PlanError::Store(e) => e.into(),
+        PlanError::NotSkippable(_) => OpsError::Invalid(error.to_string()),
         other => OpsError::Conflict(other.to_string()),
     }
 }

@@ -17,7 +17,6 @@ use crate::records::{
     AttemptWorker, CancelAccepted, CreateRun, DecideGate, Event, EventPage, Gate, LogLine, LogPage,
     LogQuery, RetryRun, Run, RunPage, RunQuery,
 };
-use rota_store::Decision;
 
 pub use super::page::MAX_PAGE;
 use super::page::page_limit;
@@ -263,10 +262,11 @@ impl Runs for Session {
             self.principal()
                 .require(Scope::Namespace(&run.namespace), Role::Operator)?;
             let who = approver(self.principal(), &run.namespace);
-            let kind = match verdict {
-                Verdict::Approve => Decision::Approve,
-                Verdict::Reject => Decision::Reject,
-            };
+            if verdict == Verdict::Skip {
+                self.ops()
+                    .check_skippable(&run.id, decision.step.as_deref())
+                    .await?;
+            }
             let decided = self
                 .ops()
                 .store()
@@ -274,7 +274,7 @@ impl Runs for Session {
                     &run.id,
                     decision.step.as_deref(),
                     &who,
-                    kind,
+                    verdict.decision(),
                     decision.comment.as_deref(),
                     decision.hash.as_deref(),
                     Timestamp::now(),
@@ -286,15 +286,12 @@ impl Runs for Session {
             Ok(run.id)
         }
         .await;
-        let action = match verdict {
-            Verdict::Approve => "run.approve",
-            Verdict::Reject => "run.reject",
-        };
+        let action = format!("run.{}", verdict.as_str());
         let target = match &decision.step {
             Some(step) => format!("run/{id}/{step}"),
             None => format!("run/{id}"),
         };
-        let run_id = self.audited(action, &target, outcome).await?;
+        let run_id = self.audited(&action, &target, outcome).await?;
         self.get_run(&run_id).await
     }
 
