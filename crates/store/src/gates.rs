@@ -809,6 +809,35 @@ mod tests {
         Ok(())
     }
 
+    both!(a_skip_settles_the_gate_as_skipped_with_its_reason_and_queues_the_run);
+    async fn a_skip_settles_the_gate_as_skipped_with_its_reason_and_queues_the_run(
+        backend: Backend,
+    ) -> TestResult {
+        let (_db, store) = fresh(backend).await?;
+        run_at_its_gate(&store).await?;
+        store.record(&[waits("r")]).await?;
+        let decided = store
+            .decide_gate(
+                "r",
+                Some("g"),
+                &approver("bob"),
+                Decision::Skip,
+                Some("done by hand"),
+                None,
+                at(4),
+            )
+            .await?;
+        assert_eq!(decided.gate.status, GateStatus::Skipped);
+        assert!(decided.run_queued);
+        // As read back: the decision and its reason, for the engine to skip the step.
+        let gate = store.run_gates("r").await?.remove(0);
+        assert_eq!(gate.status, GateStatus::Skipped);
+        assert_eq!(gate.decisions[0].decision, Decision::Skip);
+        assert_eq!(gate.decisions[0].comment.as_deref(), Some("done by hand"));
+        assert_eq!(status(&store).await?, RunStatus::Queued);
+        Ok(())
+    }
+
     both!(a_run_stopped_while_its_gate_waits_closes_the_gate);
     async fn a_run_stopped_while_its_gate_waits_closes_the_gate(backend: Backend) -> TestResult {
         let (_db, store) = fresh(backend).await?;
