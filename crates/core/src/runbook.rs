@@ -199,6 +199,21 @@ pub fn read_markdown(source: &str) -> Markdown {
     out
 }
 
+/// Whether `source` (a file of `format`) says it is a runbook rather than a document or
+/// notebook that happens to sit among job files: a Markdown file with front matter, a
+/// notebook whose metadata holds a `rota` mapping. Any other format is a job file anyway.
+/// A server's job directory loads only these (a `README.md`, or the notebook a job's step
+/// runs, is not a job).
+pub fn declares_runbook(format: crate::parse::Format, source: &str) -> bool {
+    use crate::parse::Format;
+    match format {
+        Format::Markdown => front_matter(source).is_some(),
+        Format::Notebook => serde_json::from_str::<serde_json::Value>(source)
+            .is_ok_and(|nb| nb.pointer("/metadata/rota").is_some_and(|r| r.is_object())),
+        _ => true,
+    }
+}
+
 /// The YAML between a leading `---` line and the next `---` (or `...`) line, and the byte
 /// offset of the line after that closing one.
 fn front_matter(source: &str) -> Option<(String, usize)> {

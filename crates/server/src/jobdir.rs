@@ -55,6 +55,9 @@ struct Seen {
     len: u64,
     modified: Option<SystemTime>,
     text: String,
+    /// A Markdown file or notebook that is not a runbook: its coming and going is no
+    /// change of jobs.
+    not_a_job: bool,
 }
 
 /// A file whose size or modification time changed: it is read (and parsed if its text did).
@@ -72,6 +75,9 @@ enum Read {
     Same,
     /// New text and what it loads to.
     Changed(String, Result<Vec<Job>, String>),
+    /// A Markdown file or notebook that is not a runbook (a `README.md`, the notebook a
+    /// step runs): no job, no problem.
+    NotAJob,
 }
 
 /// A watched job directory.
@@ -222,7 +228,7 @@ impl JobDir {
                 }
                 // Gone, or no longer a regular file: removed, like a full scan would find it.
                 _ => {
-                    if self.seen.remove(&path).is_some() {
+                    if self.seen.remove(&path).is_some_and(|seen| !seen.not_a_job) {
                         changes.push(Change::Removed { path });
                     }
                 }
@@ -345,8 +351,9 @@ impl JobDir {
             .collect();
         gone.sort();
         for path in gone {
-            self.seen.remove(&path);
-            changes.push(Change::Removed { path });
+            if self.seen.remove(&path).is_some_and(|seen| !seen.not_a_job) {
+                changes.push(Change::Removed { path });
+            }
         }
         Ok(changes)
     }
@@ -373,8 +380,13 @@ impl JobDir {
     fn read_all(&mut self, candidates: Vec<Candidate>) -> Vec<Change> {
         let seen = &self.seen;
         let examine = |c: &Candidate| -> Read {
+            let format = rota_core::parse::Format::from_path(&c.path);
             match read_bounded(&c.path) {
+                // A notebook with its outputs may be large; one too large to be a job file
+                // is not taken for a broken one.
+                Err(_) if is_document(format) => Read::NotAJob,
                 Err(problem) => Read::Unreadable(problem),
+                Ok(text) if !rota_core::runbook::declares_runbook(format, &text) => Read::NotAJob,
                 Ok(text) if seen.get(&c.path).is_some_and(|s| s.text == text) => Read::Same,
                 Ok(text) => {
                     let loaded = load(&c.path, &text);
@@ -436,12 +448,29 @@ impl JobDir {
                             len,
                             modified,
                             text: String::new(),
+                            not_a_job: false,
                         },
                     );
                     changes.push(Change::Broken {
                         message: format!("{}: {problem}", path.display()),
                         path,
                     });
+                }
+                Read::NotAJob => {
+                    // A runbook that stopped being one (its front matter removed) is gone.
+                    let was_a_job = self.seen.get(&path).is_some_and(|s| !s.not_a_job);
+                    self.seen.insert(
+                        path.clone(),
+                        Seen {
+                            len,
+                            modified,
+                            text: String::new(),
+                            not_a_job: true,
+                        },
+                    );
+                    if was_a_job {
+                        changes.push(Change::Removed { path });
+                    }
                 }
                 Read::Same => {
                     if let Some(seen) = self.seen.get_mut(&path) {
@@ -456,6 +485,7 @@ impl JobDir {
                             len,
                             modified,
                             text: text.clone(),
+                            not_a_job: false,
                         },
                     );
                     match loaded {
@@ -514,7 +544,9 @@ fn load(path: &Path, text: &str) -> Result<Vec<Job>, String> {
     }
 }
 
-/// Job files are YAML, TOML or JSON; editors' backup and swap files are ignored.
+/// Job files are YAML, TOML or JSON, and runbooks (Markdown and notebooks that declare
+/// themselves: [`rota_core::runbook::declares_runbook`]); editors' backup and swap files are
+/// ignored.
 fn is_job_file(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     if name.starts_with('.') || name.ends_with('~') {
@@ -522,6 +554,12 @@ fn is_job_file(path: &Path) -> bool {
     }
     matches!(
         path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml" | "toml" | "json")
+        Some("yaml" | "yml" | "toml" | "json" | "md" | "markdown" | "ipynb")
     )
+}
+
+/// A format that is a job file only when the file says so (a runbook).
+fn is_document(format: rota_core::parse::Format) -> bool {
+    use rota_core::parse::Format;
+    matches!(format, Format::Markdown | Format::Notebook)
 }

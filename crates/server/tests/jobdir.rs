@@ -229,3 +229,48 @@ fn serve_skips_broken_files_and_schedules_the_rest() -> Result<(), Box<dyn std::
     }
     Ok(())
 }
+
+#[test]
+fn runbooks_load_from_the_directory_and_other_documents_are_left_alone()
+-> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let mut jobs = JobDir::new(dir.path());
+    let runbook = "---\ndescription: Restart the web tier\n---\n# Restart\n\n```sh {id=restart}\necho restarted\n```\n";
+    std::fs::write(dir.path().join("restart.md"), runbook)?;
+    std::fs::write(
+        dir.path().join("README.md"),
+        "# Our jobs\n\n```sh\nrm -rf /\n```\n",
+    )?;
+    let notebook = |rota: Option<serde_json::Value>| {
+        let mut nb = serde_json::json!({
+            "cells": [{"cell_type": "code", "execution_count": null, "id": "c0",
+                       "metadata": {"tags": ["parameters"]}, "outputs": [], "source": "n = 1"}],
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "nbformat": 4, "nbformat_minor": 5
+        });
+        if let Some(rota) = rota {
+            nb["metadata"]["rota"] = rota;
+        }
+        nb.to_string()
+    };
+    std::fs::write(
+        dir.path().join("report.ipynb"),
+        notebook(Some(serde_json::json!({"description": "A report"}))),
+    )?;
+    // The notebook a job's step runs, beside the job file.
+    std::fs::write(dir.path().join("analysis.ipynb"), notebook(None))?;
+    let mut loaded = kinds(&jobs.scan()?);
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        ["loaded report.ipynb report", "loaded restart.md restart"]
+    );
+
+    // A runbook that loses its front matter is no job any more; a document that goes
+    // away is no change.
+    std::fs::write(dir.path().join("restart.md"), "# Restart\n")?;
+    std::fs::remove_file(dir.path().join("README.md"))?;
+    assert_eq!(kinds(&jobs.scan()?), ["removed restart.md"]);
+    assert!(jobs.scan()?.is_empty());
+    Ok(())
+}
