@@ -498,3 +498,39 @@ fn plan_of_a_notebook_injects_its_parameters_into_the_prepared_copy() {
         "hello it's x10"
     );
 }
+
+#[test]
+fn runbooks_in_a_server_s_job_directory_run_there_by_id() {
+    let rota = Rota::new();
+    let notebook = std::fs::read_to_string(example("runbook.ipynb")).expect("read");
+    rota.write("jobs/runbook.ipynb", &notebook);
+    let markdown = std::fs::read_to_string(example("runbook.md")).expect("read");
+    rota.write("jobs/rotate.md", &markdown);
+    rota.write("jobs/README.md", "# The team's jobs\n");
+    let server = rota.serve(&rota.path("jobs"));
+    let over = |args: &[&str]| {
+        let mut all = vec!["--server", &server.url, "--token", &server.admin_token];
+        all.extend(args);
+        all.extend(["--output", "json"]);
+        rota.run(&all)
+    };
+    let jobs = crate::util::json(&over(&["jobs"]));
+    let mut ids: Vec<&str> = jobs
+        .as_array()
+        .expect("a list of jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["rotate", "runbook"], "{jobs:#}");
+    let output = over(&["run", "runbook", "-p", "target=prod", "-p", "count=5"]);
+    assert_code(&output, 0);
+    let run = crate::util::json(&output);
+    assert_eq!(
+        step(&run, "notebook")["outputs"]["greeting"],
+        "hello prod x10",
+        "{run:#}"
+    );
+    let output = over(&["run", "rotate", "--dry-run"]);
+    assert_code(&output, 0);
+}
