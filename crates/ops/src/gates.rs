@@ -97,32 +97,28 @@ fn gate_state(gate: GateRecord) -> GateState {
 }
 
 impl Ops {
-    /// Refuses a skip of any gate of run `run_id` but a failed step's question
-    /// (`on_failure: ask`): the gate `step`, or the one the run waits at. The store then
-    /// checks the rest (an approver, once, while it waits), as for any decision.
+    /// Refuses (409) a skip of any gate of run `run_id` but a failed step's question
+    /// (`on_failure: ask`): the gate `step`, or the one the run waits at. A gate that is
+    /// not there, or several waiting, are left to the store, which refuses them as for any
+    /// decision and checks the rest (an approver, once, while it waits).
     pub(crate) async fn check_skippable(
         &self,
         run_id: &str,
         step: Option<&str>,
     ) -> Result<(), OpsError> {
-        let gate = match step {
-            Some(step) => step.to_owned(),
-            None => {
-                let gates = self.store.run_gates(run_id).await?;
-                let mut waiting = gates
-                    .into_iter()
-                    .filter(|g| g.status == GateStatus::AwaitingApproval);
-                match (waiting.next(), waiting.next()) {
-                    (Some(gate), None) => gate.step_id,
-                    // None or several: the decision fails as any would, with the reason.
-                    _ => return Ok(()),
-                }
-            }
+        let gates = self.store.run_gates(run_id).await?;
+        let mut candidates = gates.into_iter().filter(|g| match step {
+            Some(step) => g.step_id == step,
+            None => g.status == GateStatus::AwaitingApproval,
+        });
+        let gate = match (candidates.next(), candidates.next()) {
+            (Some(gate), None) => gate.step_id,
+            _ => return Ok(()),
         };
         if rota_engine::confirm::is_failure_gate(&gate) {
             return Ok(());
         }
-        Err(OpsError::Invalid(format!(
+        Err(OpsError::Conflict(format!(
             "gate {gate} of run {run_id} is not a failed step's question: only a step with \
              `on_failure: ask` that failed is skipped (its gate is STEP#failed-N); approve or \
              reject this one"

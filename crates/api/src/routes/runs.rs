@@ -191,13 +191,13 @@ pub(crate) async fn reject(
 /// Skips the failed step whose question a run waits at (a step with `on_failure: ask`; its
 /// gate is `STEP#failed-N`; same rules as approving; `comment` is the reason): the step
 /// ends `skipped` and the run is queued again, so the steps that need it run as after any
-/// skip. Any other gate is approved or rejected, not skipped (400).
+/// skip. Any other gate is approved or rejected, not skipped (409).
 #[utoipa::path(post, path = "/api/v1/runs/{id}/skip", operation_id = "skipRunGate", tag = "runs",
     params(("id" = RunId, Path, description = "Run id")),
     request_body(content = Option<DecideGate>, description = "Optional"),
     responses((status = 200, body = Run),
               (status = 409, body = Problem, content_type = "application/problem+json",
-               description = "A second decision, several gates waiting, or the gate is decided or expired"),
+               description = "Not a failed step's question, a second decision, several gates waiting, or the gate is decided or expired"),
               (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub(crate) async fn skip(
