@@ -28,6 +28,7 @@ pub mod metrics;
 mod plans;
 pub mod records;
 pub mod reports;
+mod run_end;
 mod runs;
 pub mod schedules;
 mod secrets;

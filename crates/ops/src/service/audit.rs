@@ -41,23 +41,31 @@ impl Audit for Session {
 
     async fn verify_audit(&self) -> Result<AuditVerification, OpsError> {
         self.principal().require(Scope::Global, Role::Admin)?;
-        Ok(match crate::audit::verify_audit(self.ops().store()).await {
-            Ok(()) => AuditVerification {
-                intact: true,
-                broken_entry: None,
-                problem: None,
+        let blobs = self.ops().artifacts().map(|a| &a.blobs);
+        Ok(
+            match crate::audit::verify_audit(self.ops().store(), blobs).await {
+                Ok(()) => AuditVerification {
+                    intact: true,
+                    broken_entry: None,
+                    problem: None,
+                },
+                Err(crate::audit::VerifyAuditError::Broken(broken)) => AuditVerification {
+                    intact: false,
+                    broken_entry: Some(broken.entry_id),
+                    problem: Some(broken.what.to_string()),
+                },
+                Err(crate::audit::VerifyAuditError::RunChanged(changed)) => AuditVerification {
+                    intact: false,
+                    broken_entry: Some(changed.entry_id),
+                    problem: Some(crate::audit::run_changed_problem(&changed)),
+                },
+                Err(crate::audit::VerifyAuditError::ReportChanged(changed)) => AuditVerification {
+                    intact: false,
+                    broken_entry: Some(changed.entry_id),
+                    problem: Some(crate::audit::report_changed_problem(&changed)),
+                },
+                Err(crate::audit::VerifyAuditError::Store(error)) => return Err(error.into()),
             },
-            Err(crate::audit::VerifyAuditError::Broken(broken)) => AuditVerification {
-                intact: false,
-                broken_entry: Some(broken.entry_id),
-                problem: Some(broken.what.to_string()),
-            },
-            Err(crate::audit::VerifyAuditError::RunChanged(changed)) => AuditVerification {
-                intact: false,
-                broken_entry: Some(changed.entry_id),
-                problem: Some(crate::audit::run_changed_problem(&changed)),
-            },
-            Err(crate::audit::VerifyAuditError::Store(error)) => return Err(error.into()),
-        })
+        )
     }
 }
