@@ -25,6 +25,7 @@ use rota_ops::{ids, records as wire};
         ids::RunId,
         ids::TokenId,
         ids::StepId,
+        ids::ArtifactStep,
         ids::AttemptNo,
         ids::ArtifactPath,
         ids::SecretName,

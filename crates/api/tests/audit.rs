@@ -52,7 +52,7 @@ async fn mutating_calls_are_audited_with_their_outcome() {
             .await
             .expect("cancel flag")
     );
-    verify_audit(&env.store)
+    verify_audit(&env.store, None)
         .await
         .expect("an untouched chain verifies");
 }
@@ -72,7 +72,7 @@ async fn chain() -> (tempfile::TempDir, Store, sqlx::SqlitePool) {
         };
         store.append_audit(&entry).await.expect("append");
     }
-    verify_audit(&store).await.expect("intact");
+    verify_audit(&store, None).await.expect("intact");
     let raw = raw_connection(home.path()).await;
     (home, store, raw)
 }
@@ -108,7 +108,7 @@ async fn break_after(sql: &str) -> (i64, AuditBreakKind) {
 }
 
 async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
-    match verify_audit(store).await {
+    match verify_audit(store, None).await {
         Err(VerifyAuditError::Broken(b)) => (b.entry_id, b.what),
         other => panic!("expected a break, got {other:?}"),
     }

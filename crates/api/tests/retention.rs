@@ -156,7 +156,9 @@ async fn prune_deletes_old_finished_runs_with_what_they_hold_and_nothing_else() 
         entry.target
     );
     assert_eq!(entry.id, audited_before + 1);
-    verify_audit(&env.store).await.expect("the chain verifies");
+    verify_audit(&env.store, None)
+        .await
+        .expect("the chain verifies");
 
     // Every namespace: the old web run goes too.
     let all = env
@@ -240,7 +242,7 @@ fn prune_audit(older_than: &str) -> PruneRequest {
 }
 
 async fn broken_at(store: &Store) -> (i64, AuditBreakKind) {
-    match verify_audit(store).await {
+    match verify_audit(store, None).await {
         Err(VerifyAuditError::Broken(b)) => (b.entry_id, b.what),
         other => panic!("expected a break, got {other:?}"),
     }
@@ -280,19 +282,19 @@ async fn pruned_audit_entries_leave_a_checkpointed_chain_that_verifies() {
         "{}",
         entries[4].target
     );
-    verify_audit(&store)
+    verify_audit(&store, None)
         .await
         .expect("the pruned chain verifies");
 
     // A second prune with nothing old enough moves nothing and still verifies.
     let again = session.prune(prune_audit("30d")).await.expect("prune");
     assert_eq!(again.audit_entries, 0);
-    verify_audit(&store).await.expect("still verifies");
+    verify_audit(&store, None).await.expect("still verifies");
     // Pruning up to now moves the anchor past the first checkpoint: still verifies.
     let all = session.prune(prune_audit("1s")).await;
     // Entries appended within the last second stay; either way the chain holds.
     all.expect("prune");
-    verify_audit(&store)
+    verify_audit(&store, None)
         .await
         .expect("verifies after a second checkpoint");
 }
@@ -399,7 +401,9 @@ async fn a_namespace_retention_is_listed_and_applied_like_a_prune() {
     // A pass that deletes nothing adds no entry.
     server.apply_retention().await.expect("retention pass");
     assert_eq!(last_audit(&env.store).await.id, entry.id);
-    verify_audit(&env.store).await.expect("the chain verifies");
+    verify_audit(&env.store, None)
+        .await
+        .expect("the chain verifies");
 
     // `null` keeps runs forever again.
     let cleared = env

@@ -93,6 +93,7 @@ pub enum Command {
     ///
     /// With `--output json`, an array of `{step, path, size}`. `--get PATH -o FILE` writes
     /// the artifact PATH (of STEP, needed when several steps have one) to FILE, or stdout.
+    /// The report a run kept when it ended (`report:` in its job) is step `@run`'s.
     Artifacts(ArtifactsArgs),
 
     /// Write a run's report: one self-contained HTML page or Markdown file with its
@@ -390,7 +391,7 @@ pub struct LogsArgs {
 pub struct ArtifactsArgs {
     /// Run id or a unique prefix of it.
     pub run: String,
-    /// Only this step's artifacts.
+    /// Only this step's artifacts (`@run`: the run's kept report).
     pub step: Option<String>,
     /// Write this artifact (its path as listed) instead of listing.
     #[arg(long, value_name = "PATH")]

@@ -23,7 +23,9 @@ pub async fn artifacts<R: Rota>(
     let Some(run) = find(rota, &args.run).await? else {
         return Ok(EXIT_USAGE);
     };
+    // The run's kept report is the run's own, under a step id no job step can have.
     if let Some(step) = &args.step
+        && step != rota_ops::reports::RUN_STEP
         && !run.steps.iter().any(|s| &s.id == step)
     {
         eprintln!("rota: run {} has no step {step:?}", run.id);

@@ -2,7 +2,8 @@
 //! store or a server's.
 //!
 //! `verify` recomputes the whole chain and names the first entry that was modified, deleted
-//! or reordered (exit 1); `list` shows entries oldest first.
+//! or reordered, or the first run whose logs or kept report changed (exit 1); `list` shows
+//! entries oldest first.
 
 use clap::{Args, Subcommand};
 use rota_ops::records::{AfterQuery, AuditEntry};
@@ -15,7 +16,8 @@ use crate::output::{self, Printer};
 /// `rota audit`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain; exit 1 naming the first entry that was tampered with.
+    /// Check the hash chain, then ended runs' logs and kept reports against it; exit 1
+    /// naming the first entry that was tampered with.
     Verify,
     /// List audit entries, oldest first.
     List(ListArgs),

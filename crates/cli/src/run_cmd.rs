@@ -594,6 +594,7 @@ fn ad_hoc(kind: StepKind, text: &str, cwd: &Path, args: &RunArgs) -> Loaded {
         notify: Vec::new(),
         approval: None,
         env_file: None,
+        report: rota_core::model::KeptReport::None,
     };
     let namespace = args
         .namespace

@@ -230,6 +230,7 @@ pub fn template_text(name: &str, format: RunbookFormat) -> String {
 }
 
 const MD_TEMPLATE: &str = r#"---
+report: html
 params:
   dry_run: { type: bool, default: true, help: "say what would change, change nothing" }
 ---
@@ -243,6 +244,7 @@ What this runbook does, when to use it, and who owns it.
 
 The front matter above declares them; `dry_run` defaults to true, so a first run changes
 nothing. Steps read each as `$ROTA_PARAM_<NAME>` (here `$ROTA_PARAM_DRY_RUN`).
+`report: html` keeps each run's report with it (`rota artifacts RUN`).
 
 ## Steps
 
@@ -314,7 +316,7 @@ fn notebook_template(name: &str) -> String {
         "metadata": {
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
-            "rota": {}
+            "rota": {"report": "html"}
         },
         "nbformat": 4,
         "nbformat_minor": 5

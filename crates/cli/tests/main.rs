@@ -17,6 +17,7 @@ mod env_file;
 mod gates;
 mod job_steps;
 mod jobs;
+mod kept_reports;
 mod logs;
 mod notebook;
 mod notebook_resume;

@@ -244,6 +244,10 @@ fn init_new_and_lint_contract_for_both_formats() {
         let (run, output) = rota.run_json(&["run", path_str(&file)]);
         assert_code(&output, 0);
         assert_eq!(run["job"], name.as_str());
+        // The template says `report: html`: each run keeps its report.
+        let id = run["id"].as_str().expect("a run id");
+        let listed = rota.json_ok(&["artifacts", id, "@run"]);
+        assert_eq!(listed[0]["path"], "report.html", "{listed}");
 
         // Starting the same runbook twice would overwrite it: refused.
         let again = rota.run([

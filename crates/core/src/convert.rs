@@ -11,7 +11,7 @@ use crate::duration::parse_duration;
 use crate::kinds::{KindSite, StepKindDef, StepSite};
 use crate::limits::{MAX_NEEDS, MAX_PARAMS, MAX_STEPS};
 use crate::model::{
-    AfterOutcome, Approval, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job,
+    AfterOutcome, Approval, Backoff, Catchup, CatchupMode, DryRun, IntervalAnchor, Job, KeptReport,
     Notification, NotifyChannel, NotifyEvent, OnFailure, Overlap, ParamSpec, ParamType, Policy,
     Retry, Step, StepKind, Trigger, Value, WebhookSignature, When,
 };
@@ -32,6 +32,7 @@ const JOB_KEYS: &[&str] = &[
     "steps",
     "notify",
     "approval",
+    "report",
 ];
 /// Keys every step may hold besides its kind's: those before the kinds in messages, and
 /// those after (a kind's own step-level keys, such as a notebook's `params`, sit between).
@@ -419,6 +420,19 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
         .map(|n| notify(cx, n, &mut templates))
         .unwrap_or_default();
     let approval = get(entries, "approval").and_then(|n| approval(cx, n));
+    let report = get(entries, "report")
+        .and_then(|n| {
+            cx.choice(
+                n,
+                "`report`",
+                &[
+                    ("html", KeptReport::Html),
+                    ("md", KeptReport::Md),
+                    ("none", KeptReport::None),
+                ],
+            )
+        })
+        .unwrap_or_default();
 
     let interpreter = match (script, get(entries, "interpreter")) {
         (Some(_), Some(n)) => {
@@ -520,6 +534,7 @@ pub(crate) fn job(cx: &mut Cx, node: &Node, script: Option<&ScriptInfo>) -> Opti
             notify,
             approval,
             env_file,
+            report,
         },
         pos: node.pos,
         step_pos,

@@ -56,6 +56,32 @@ pub struct Job {
     /// definitions (and their revision hashes) stay as they were.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_file: Option<String>,
+    /// The report kept as an artifact of each run when it ends (`report:`). Left out of
+    /// the stored definition when `none`, so older definitions (and their revision
+    /// hashes) stay as they were.
+    #[serde(default, skip_serializing_if = "KeptReport::is_none")]
+    pub report: KeptReport,
+}
+
+/// A job's `report:`: whether each run keeps its report as an artifact when it ends, and
+/// in which format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptReport {
+    /// No report is kept (the default): `rota report` still writes one on demand.
+    #[default]
+    None,
+    /// A self-contained HTML page, `report.html`.
+    Html,
+    /// Markdown, `report.md`.
+    Md,
+}
+
+impl KeptReport {
+    /// Whether no report is kept.
+    pub fn is_none(&self) -> bool {
+        *self == KeptReport::None
+    }
 }
 
 /// A job's `approval:` rules: who may approve a plan of it, how many must, and for how long

@@ -83,7 +83,7 @@ impl Children {
             .unfinished_child(&parent.run_id, &parent.step_id)
             .await?
         {
-            return Ok(adopt(store, run));
+            return Ok(adopt(self.ops.clone(), run));
         }
         let chain = store.run_ancestry(&parent.run_id, MAX_DEPTH + 1).await?;
         if let Some(at) = chain
@@ -157,16 +157,15 @@ impl Children {
         let config = request.config;
         let (done, ended) = tokio::sync::oneshot::channel();
         {
-            let (store, stop, run_id) = (store.clone(), stop.clone(), run_id.clone());
+            let (ops, stop, run_id) = (self.ops.clone(), stop.clone(), run_id.clone());
             tokio::spawn(async move {
                 // `rota cancel` of the child itself: its own flag in the store.
                 let watcher = tokio::spawn(crate::foreground::stop_on_cancel_request(
-                    store.clone(),
+                    ops.store().clone(),
                     run_id.clone(),
                     stop.clone(),
                 ));
-                let summary =
-                    rota_engine::run::execute(&store, &config, prepared, stop, None).await;
+                let summary = ops.execute_run(&config, prepared, stop, None, false).await;
                 watcher.abort();
                 let end = match summary {
                     Ok(summary) => ChildEnd {
@@ -190,7 +189,7 @@ impl Children {
             });
         }
         let (lost, waited) = (run_id.clone(), store.clone());
-        let (cancel_store, cancel_id) = (store.clone(), run_id.clone());
+        let (cancel_ops, cancel_id) = (self.ops.clone(), run_id.clone());
         Ok(ChildRun {
             run_id,
             adopted: false,
@@ -216,12 +215,9 @@ impl Children {
                     stop.stop(reason);
                 }
                 // A child waiting at its gate is executed by nobody: it ends in the store.
-                let (store, run_id) = (cancel_store.clone(), cancel_id.clone());
+                let (ops, run_id) = (cancel_ops.clone(), cancel_id.clone());
                 tokio::spawn(async move {
-                    let now = jiff::Timestamp::now();
-                    let _ = store
-                        .cancel_waiting_run(&run_id, "its parent run", now)
-                        .await;
+                    let _ = ops.cancel_waiting_run(&run_id, "its parent run").await;
                 });
             }),
         })
@@ -230,19 +226,17 @@ impl Children {
 
 /// Waits for a child run another attempt started (executed by whoever owns it now: a
 /// server that resumed it), reading the store; a stop asks its owner to cancel it there.
-fn adopt(store: Store, run: RunRecord) -> ChildRun {
+fn adopt(ops: Ops, run: RunRecord) -> ChildRun {
     let run_id = run.id.clone();
     let cancel = {
-        let (store, run_id) = (store.clone(), run_id.clone());
+        let (ops, run_id) = (ops.clone(), run_id.clone());
         move |force: bool| {
-            let (store, run_id) = (store.clone(), run_id.clone());
+            let (ops, run_id) = (ops.clone(), run_id.clone());
             tokio::spawn(async move {
                 // One waiting at an `approval:` gate ends in the store; a running one is
                 // asked to stop (a second request forces it, as a second `rota cancel` does).
-                let now = jiff::Timestamp::now();
-                let _ = store
-                    .cancel_waiting_run(&run_id, "its parent run", now)
-                    .await;
+                let _ = ops.cancel_waiting_run(&run_id, "its parent run").await;
+                let store = ops.store();
                 let _ = store.request_cancel(&run_id, "its parent run").await;
                 if force {
                     let _ = store.request_cancel(&run_id, "its parent run").await;
@@ -253,7 +247,7 @@ fn adopt(store: Store, run: RunRecord) -> ChildRun {
     ChildRun {
         run_id: run_id.clone(),
         adopted: true,
-        end: Box::pin(wait_in_store(store, run_id)),
+        end: Box::pin(wait_in_store(ops.store().clone(), run_id)),
         stop: Box::new(cancel),
     }
 }

@@ -186,11 +186,9 @@ impl Ops {
             )),
         ];
         let notifications = Notifications::start(&store, &request);
-        let summary = if claimed {
-            rota_engine::run::execute_claimed(&store, &config, request, stop, Some(updates)).await
-        } else {
-            rota_engine::run::execute(&store, &config, request, stop, Some(updates)).await
-        };
+        let summary = self
+            .execute_run(&config, request, stop, Some(updates), claimed)
+            .await;
         for watcher in watchers {
             watcher.abort();
         }

@@ -55,6 +55,15 @@ fn is_step_id(id: &str) -> bool {
 /// [`is_step_id`] as a JSON Schema pattern.
 const STEP_PATTERN: &str = "^[a-z0-9_-]{1,64}$";
 
+/// Whether `id` names a step in a run's artifacts: a step id, or [`rota_store::RUN_STEP`]
+/// for the run's own (its kept report).
+fn is_artifact_step(id: &str) -> bool {
+    is_step_id(id) || id == rota_store::RUN_STEP
+}
+
+/// [`is_artifact_step`] as a JSON Schema pattern.
+const ARTIFACT_STEP_PATTERN: &str = "^(@run|[a-z0-9_-]{1,64})$";
+
 /// Whether `text` is an attempt number: 1 to 999999999, without leading zeros.
 fn is_attempt_number(text: &str) -> bool {
     (1..=9).contains(&text.len())
@@ -164,6 +173,15 @@ checked_id!(
     example: "build"
 );
 checked_id!(
+    /// The step of a run's artifact: a step id, or `@run` for the report the run kept
+    /// when it ended.
+    ArtifactStep,
+    is_artifact_step,
+    "artifact step (a step id, or @run for the run's kept report)",
+    schema: "ArtifactStep", ARTIFACT_STEP_PATTERN, 1..=64,
+    example: "build"
+);
+checked_id!(
     /// An attempt number, as it appears in a path.
     AttemptNo,
     is_attempt_number,
@@ -234,5 +252,10 @@ mod tests {
         assert!(SecretName::try_from(format!("A{}", "b".repeat(127))).is_ok());
         assert!(SecretName::try_from(format!("A{}", "b".repeat(128))).is_err());
         assert!(SecretName::try_from("1A".to_owned()).is_err());
+        assert!(StepId::try_from(rota_store::RUN_STEP.to_owned()).is_err());
+        assert!(ArtifactStep::try_from(rota_store::RUN_STEP.to_owned()).is_ok());
+        assert!(ArtifactStep::try_from("build_2".to_owned()).is_ok());
+        assert!(ArtifactStep::try_from("@runs".to_owned()).is_err());
+        assert!(ArtifactStep::try_from("a".repeat(65)).is_err());
     }
 }

@@ -29,6 +29,7 @@ mod plans;
 pub mod records;
 pub mod reports;
 pub mod resume;
+mod run_end;
 mod runs;
 pub mod schedules;
 mod secrets;

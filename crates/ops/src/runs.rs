@@ -273,10 +273,7 @@ impl Ops {
         let run = self.run(id).await?;
         // A run waiting at its gates has nobody executing it to ask: it ends here.
         if run.status == RunStatus::AwaitingApproval
-            && self
-                .store
-                .cancel_waiting_run(&run.id, &actor.name, Timestamp::now())
-                .await?
+            && self.cancel_waiting_run(&run.id, &actor.name).await?
         {
             return self.run(&run.id).await;
         }

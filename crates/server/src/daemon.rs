@@ -1217,16 +1217,12 @@ impl Daemon {
                 Ok(request) => {
                     let stop = RunStop::new();
                     self.stops.insert(run_id.clone(), stop.clone());
-                    let store = self.store.clone();
+                    let ops = self.ops.clone();
                     let engine = self.engine.clone();
                     tracing::info!(run = %run_id, job = %request.job.id, "run started");
                     self.running.spawn(async move {
                         let id = request.run_id.clone();
-                        match rota_engine::run::execute_claimed(
-                            &store, &engine, request, stop, None,
-                        )
-                        .await
-                        {
+                        match ops.execute_run(&engine, request, stop, None, true).await {
                             Ok(summary) => (id, summary.status),
                             Err(error) => {
                                 tracing::error!(%error, run = %id, "the run could not be recorded");

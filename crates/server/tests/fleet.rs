@@ -1,5 +1,5 @@
 //! The fleet with real processes: `rota serve` hands the steps with `runs_on:` labels to
-//! `rota worker` processes over its API; workers are SIGKILLed and SIGSTOPped (cut off)
+//! `rota worker` processes over its API (and keeps the run's report when it ends); workers are SIGKILLed and SIGSTOPped (cut off)
 //! mid-attempt, and the tests check that the attempt is abandoned and retried elsewhere,
 //! that a cut-off worker's late calls are refused and its process killed, and that no
 //! attempt ran twice at once (each attempt appends its start and end to a ledger file).
@@ -213,7 +213,7 @@ fn assert_never_concurrent(ledger: &[String], killed_attempts: &[&str]) {
 
 #[test]
 fn workers_run_labelled_steps_and_the_records_name_the_worker() -> TestResult {
-    let job = "id: fleet\nsteps:\n  - id: here\n    sh: echo on the server\n  - id: there\n    needs: [here]\n    runs_on: { pool: a }\n    sh: |\n      echo \"hello from $ROTA_STEP\"\n      echo answer=42 >> \"$ROTA_OUTPUT\"\n";
+    let job = "id: fleet\nreport: md\nsteps:\n  - id: here\n    sh: echo on the server\n  - id: there\n    needs: [here]\n    runs_on: { pool: a }\n    sh: |\n      echo \"hello from $ROTA_STEP\"\n      echo answer=42 >> \"$ROTA_OUTPUT\"\n";
     let (dir, home, jobs) = server_dirs_with_job("fleet.yaml", job)?;
     let server = Server::start(&home, &jobs, &[])?;
     let token = worker_token(&server, dir.path())?;
@@ -233,6 +233,18 @@ fn workers_run_labelled_steps_and_the_records_name_the_worker() -> TestResult {
     assert!(step(&run_json, "here")["workers"].is_null(), "{run_json}");
     let lines = log_texts(&server, &run)?;
     assert!(lines.iter().any(|l| l == "hello from there"), "{lines:?}");
+
+    // The run kept its report (`report: md`) once it ended, the worker's lines in it.
+    let (addr, admin) = (server.addr()?, server.admin_token()?);
+    wait_for("the kept report to be listed", || {
+        let listed = format!("/api/v1/runs/{run}/artifacts?step=@run");
+        matches!(get(&addr, &listed, Some(&admin)), Ok((200, _, body)) if body.contains("report.md"))
+    })?;
+    let kept = format!("/api/v1/runs/{run}/artifacts/@run/report.md");
+    let (code, _, report) = get(&addr, &kept, Some(&admin))?;
+    assert_eq!(code, 200, "{report}");
+    assert!(report.contains("hello from there"), "{report}");
+    assert!(report.contains("| Status | succeeded |"), "{report}");
 
     // `rota status` lists the server and the worker with its labels and slots.
     let out = rota_testkit::rota_command(rota_bin(), &dir.path().join("cli-home"))

@@ -65,6 +65,7 @@ mod records;
 mod resume;
 mod retry;
 mod run_digest;
+mod run_report;
 mod schedule;
 mod secrets;
 mod store;
@@ -107,6 +108,7 @@ pub use records::{
     RunRecord, RunningStep, StepAttemptRecord, StepRunRecord,
 };
 pub use run_digest::{RUN_DIGEST, RunChanged};
+pub use run_report::{RUN_REPORT, RUN_STEP, ReportChanged, ReportProblem};
 pub use schedule::{
     JobLoadError, NewOccurrence, OccurrenceKind, OccurrenceRecord, ScheduleState, TriggerRunRecord,
     TriggerState,

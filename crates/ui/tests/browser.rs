@@ -14,9 +14,11 @@ pub(crate) static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_ne
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
 /// A job that succeeds: a three-step chain, typed params, a cron trigger, and a description,
-/// a log line and an artifact's name holding markup that must be shown as text.
+/// a log line and an artifact's name holding markup that must be shown as text; each run
+/// keeps its report.
 const GREET: &str = r#"id: greet
 description: "Says hello <img src=x onerror=alert(1)>"
+report: html
 params:
   env: { type: string, enum: [staging, prod], default: staging, help: Target environment }
   count: { type: int, default: 3 }
@@ -284,6 +286,11 @@ async fn a_run_started_from_the_job_page_shows_its_dag_and_logs_live() -> TestRe
         .await?;
     f.wait_text("#artifacts-table", "5 bytes").await?;
     f.assert_no_injection().await?;
+    // The report the run kept as it ended: listed, and offered beside the Report buttons.
+    f.wait_text("#run-report #kept-report", "kept report (HTML)")
+        .await?;
+    f.wait_text("#artifacts-table tr[data-step='@run']", "report.html")
+        .await?;
 
     // Clicking a node shows only that step's lines.
     f.browser.click("#run-dag g.node[data-step=third]").await?;

@@ -4,7 +4,7 @@
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use rota_ops::ids::{ArtifactPath, RunId, StepId};
+use rota_ops::ids::{ArtifactPath, ArtifactStep, RunId};
 use rota_ops::records::{Artifact, Problem};
 use rota_ops::service::Artifacts as _;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use crate::extract::{Json, Path, Query};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ArtifactQuery {
-    /// Only this step's artifacts.
+    /// Only this step's artifacts (`@run`: the run's kept report).
     step: Option<String>,
 }
 
@@ -45,7 +45,7 @@ pub(crate) async fn list(
 #[utoipa::path(get, path = "/api/v1/runs/{id}/artifacts/{step}/{*path}",
     operation_id = "getRunArtifact", tag = "runs",
     params(("id" = RunId, Path, description = "Run id"),
-           ("step" = StepId, Path, description = "Step id"),
+           ("step" = ArtifactStep, Path, description = "Step id, or `@run` for the run's kept report"),
            ("path" = ArtifactPath, Path, description = "The artifact's path, `/`s included")),
     responses((status = 200, description = "The artifact's bytes",
                content_type = "application/octet-stream", body = Vec<u8>),
@@ -53,7 +53,7 @@ pub(crate) async fn list(
     security(("bearer" = [])))]
 pub(crate) async fn get(
     Asking(session): Asking,
-    Path((id, step, path)): Path<(RunId, StepId, ArtifactPath)>,
+    Path((id, step, path)): Path<(RunId, ArtifactStep, ArtifactPath)>,
 ) -> Result<Response, ApiError> {
     let bytes = session
         .artifact_bytes(id.as_str(), step.as_str(), path.as_str())

@@ -566,18 +566,20 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
-/// A file a step left in `$ROTA_ARTIFACTS`, kept with its run.
+/// A file a step left in `$ROTA_ARTIFACTS`, kept with its run; or the report the run kept
+/// when it ended (`report:` in its job), step `@run`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Artifact {
-    /// The step.
+    /// The step; `@run` (no job step can have it) for the run's kept report.
     pub step: String,
-    /// Its path relative to the step's `$ROTA_ARTIFACTS`, `/`-separated.
+    /// Its path relative to the step's `$ROTA_ARTIFACTS`, `/`-separated; `report.html` or
+    /// `report.md` for the run's kept report.
     pub path: String,
     /// Its size in bytes.
     pub size: u64,
     /// The SHA-256 of its bytes, lowercase hex.
     pub sha256: String,
-    /// The attempt that left it.
+    /// The attempt that left it; 0 for the run's kept report.
     pub attempt: u32,
     /// When it was kept.
     #[schema(value_type = String, format = DateTime)]
@@ -866,10 +868,12 @@ pub struct AuditPage {
 /// The outcome of checking the audit log's hash chain.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditVerification {
-    /// Whether every entry is as it was appended, in order, with none missing.
+    /// Whether every entry is as it was appended, in order, with none missing, and every
+    /// ended run's record and kept report still as their entries recorded.
     pub intact: bool,
     /// Where the chain breaks: the first entry that was modified, deleted or reordered
-    /// (for a deleted one, the id it should have had).
+    /// (for a deleted one, the id it should have had), or the `run.digest` or
+    /// `run.report` entry of a run whose logs or kept report changed since.
     pub broken_entry: Option<i64>,
     /// What is wrong there.
     pub problem: Option<String>,

@@ -21,6 +21,10 @@ mod html;
 mod md;
 use crate::{Ops, OpsError};
 
+/// The step a run's kept report is listed under among its artifacts (no job step can
+/// have this id): `rota artifacts RUN @run --get report.html`.
+pub use rota_store::RUN_STEP;
+
 /// Log lines shown per step; past that, a note says how many were left out.
 pub const LOG_LINES_PER_STEP: usize = 5_000;
 
@@ -50,6 +54,23 @@ pub struct ReportQuery {
 }
 
 impl ReportFormat {
+    /// The format of the report a run keeps when its job says `report:`, if any.
+    pub fn kept(report: rota_core::model::KeptReport) -> Option<ReportFormat> {
+        match report {
+            rota_core::model::KeptReport::None => None,
+            rota_core::model::KeptReport::Html => Some(ReportFormat::Html),
+            rota_core::model::KeptReport::Md => Some(ReportFormat::Md),
+        }
+    }
+
+    /// The path of a kept report among its run's artifacts (step [`rota_store::RUN_STEP`]).
+    pub fn kept_path(self) -> &'static str {
+        match self {
+            ReportFormat::Html => "report.html",
+            ReportFormat::Md => "report.md",
+        }
+    }
+
     /// The media type of a report in this format.
     pub fn media_type(self) -> &'static str {
         match self {

@@ -18,7 +18,8 @@ pub trait Audit {
     ) -> impl Future<Output = Result<AuditPage, OpsError>> + Send;
 
     /// Checks the whole hash chain: intact, or the first entry that was modified, deleted
-    /// or reordered since it was appended.
+    /// or reordered since it was appended; then each ended run's steps and logs and each
+    /// kept report against the entries that recorded them.
     fn verify_audit(&self) -> impl Future<Output = Result<AuditVerification, OpsError>> + Send;
 }
 
@@ -41,23 +42,37 @@ impl Audit for Session {
 
     async fn verify_audit(&self) -> Result<AuditVerification, OpsError> {
         self.principal().require(Scope::Global, Role::Admin)?;
-        Ok(match crate::audit::verify_audit(self.ops().store()).await {
-            Ok(()) => AuditVerification {
+        // Kept reports are read from this process's artifact store.
+        let blobs = self.ops().artifacts().map(|a| &a.blobs);
+        verification(crate::audit::verify_audit(self.ops().store(), blobs).await)
+    }
+}
+
+/// The record of a verification's outcome: intact, or the entry where it fails and why.
+fn verification(
+    outcome: Result<(), crate::audit::VerifyAuditError>,
+) -> Result<AuditVerification, OpsError> {
+    use crate::audit::{VerifyAuditError, report_changed_problem, run_changed_problem};
+    let (entry, problem) = match outcome {
+        Ok(()) => {
+            return Ok(AuditVerification {
                 intact: true,
                 broken_entry: None,
                 problem: None,
-            },
-            Err(crate::audit::VerifyAuditError::Broken(broken)) => AuditVerification {
-                intact: false,
-                broken_entry: Some(broken.entry_id),
-                problem: Some(broken.what.to_string()),
-            },
-            Err(crate::audit::VerifyAuditError::RunChanged(changed)) => AuditVerification {
-                intact: false,
-                broken_entry: Some(changed.entry_id),
-                problem: Some(crate::audit::run_changed_problem(&changed)),
-            },
-            Err(crate::audit::VerifyAuditError::Store(error)) => return Err(error.into()),
-        })
-    }
+            });
+        }
+        Err(VerifyAuditError::Broken(broken)) => (broken.entry_id, broken.what.to_string()),
+        Err(VerifyAuditError::RunChanged(changed)) => {
+            (changed.entry_id, run_changed_problem(&changed))
+        }
+        Err(VerifyAuditError::ReportChanged(changed)) => {
+            (changed.entry_id, report_changed_problem(&changed))
+        }
+        Err(VerifyAuditError::Store(error)) => return Err(error.into()),
+    };
+    Ok(AuditVerification {
+        intact: false,
+        broken_entry: Some(entry),
+        problem: Some(problem),
+    })
 }

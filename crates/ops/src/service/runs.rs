@@ -361,24 +361,8 @@ impl Runs for Session {
 impl Session {
     /// `run` with its gates and the worker that ran each attempt of its steps handed to
     /// workers.
-    async fn with_details(&self, mut run: Run) -> Result<Run, OpsError> {
-        let gates = self.ops().store().run_gates(&run.id).await?;
-        run.gates = gates.into_iter().map(Gate::from).collect();
-        let workers = self.ops().store().attempt_workers(&run.id).await?;
-        if workers.is_empty() {
-            return Ok(run);
-        }
-        for step in &mut run.steps {
-            step.workers = workers
-                .iter()
-                .filter(|((step_id, _), _)| *step_id == step.id)
-                .map(|((_, attempt), worker)| AttemptWorker {
-                    attempt: *attempt,
-                    worker: worker.clone(),
-                })
-                .collect();
-        }
-        Ok(run)
+    async fn with_details(&self, run: Run) -> Result<Run, OpsError> {
+        self.ops().run_details(run).await
     }
 
     /// See [`Runs::list_events`].
@@ -493,4 +477,28 @@ fn decode_cursor(text: &str) -> Result<RunCursor, OpsError> {
             .map_err(|_| bad())?
             .to_string(),
     })
+}
+
+impl crate::Ops {
+    /// `run` with its gates and the worker that ran each attempt of its steps handed to
+    /// workers: the run as `GET /runs/{id}` and a report show it.
+    pub(crate) async fn run_details(&self, mut run: Run) -> Result<Run, OpsError> {
+        let gates = self.store().run_gates(&run.id).await?;
+        run.gates = gates.into_iter().map(Gate::from).collect();
+        let workers = self.store().attempt_workers(&run.id).await?;
+        if workers.is_empty() {
+            return Ok(run);
+        }
+        for step in &mut run.steps {
+            step.workers = workers
+                .iter()
+                .filter(|((step_id, _), _)| *step_id == step.id)
+                .map(|((_, attempt), worker)| AttemptWorker {
+                    attempt: *attempt,
+                    worker: worker.clone(),
+                })
+                .collect();
+        }
+        Ok(run)
+    }
 }

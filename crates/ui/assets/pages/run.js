@@ -2,8 +2,9 @@
 // active), the steps, live logs over SSE (resumed after a dropped connection, and once the
 // run resumes after waiting at a gate, which ends the stream), and the
 // Cancel / Retry actions when they apply (Resume, for a notebook step that failed at a
-// cell); its `approval:` gates, with Approve / Reject while
-// one awaits approval (gates.js); the files its steps kept, with downloads (artifacts.js).
+// cell); its `approval:` gates, with Approve / Reject while one awaits approval (gates.js);
+// the files its steps kept, with downloads, and the report the run kept when it ended,
+// beside its Report buttons (artifacts.js).
 
 import { api, download } from "../api.js";
 import { follow } from "../sse.js";
@@ -196,7 +197,8 @@ export function render(main, [runId]) {
           [["html", "HTML"], ["md", "Markdown"]].map(([format, label]) =>
             h("button", { type: "button", class: "link", "data-format": format,
               onclick: () => download(`/runs/${enc(run.id)}/report?format=${format}`, `run-${run.id}.${format}`)
-                .catch((err) => mount(actionStatus, problemBox(err))) }, label, " "))),
+                .catch((err) => mount(actionStatus, problemBox(err))) }, label, " ")),
+          artifacts.keptReport),
         h("dt", {}, "Params"), h("dd", {}, params.length
           ? h("ul", { class: "params" }, params.map(([k, v]) => h("li", {}, h("span", { class: "mono" }, k), " = ", h("span", { class: "mono" }, typeof v === "string" ? v : JSON.stringify(v)))))
           : h("span", { class: "muted" }, "none"))));
