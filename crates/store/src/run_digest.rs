@@ -1,7 +1,9 @@
-//! Tamper evidence for what a run recorded: when a run ends, a `run.digest` audit entry
-//! holds the SHA-256 of its steps (every attempt's status, exit code, reason and outputs)
-//! and of every log line, in a stable order. [`Store::check_run_digests`] recomputes each
-//! and names the first run whose record changed after it ended.
+//! Tamper evidence for what a run recorded: when a run ends, its `run.finished` audit entry
+//! also holds the SHA-256 of its steps (every attempt's status, exit code, reason and
+//! outputs) and of every log line, in a stable order: its result is `<status>
+//! sha256:<hex>`. [`Store::check_run_digests`] recomputes each and names the first run
+//! whose record changed after it ended. (Stores written before the digest moved into the
+//! run's end have it in an entry of its own, [`RUN_DIGEST`], checked the same way.)
 
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
@@ -9,8 +11,15 @@ use sqlx::{AnyConnection, Row};
 use crate::audit::{NewAuditEntry, append_audit_in};
 use crate::{Store, StoreError};
 
-/// The action of the audit entry that holds a finished run's digest (in its `result`).
+/// The action of the audit entry that held a finished run's digest (in its `result`) in
+/// stores written before it moved into the `run.finished` entry; still verified.
 pub const RUN_DIGEST: &str = "run.digest";
+
+/// The audit action of a run's end, whose result carries the run's digest.
+const RUN_FINISHED: &str = "run.finished";
+
+/// The digest's token in an audit entry's result.
+const DIGEST_PREFIX: &str = "sha256:";
 
 /// Digest entries checked per page while verifying.
 const VERIFY_PAGE: i64 = 200;
@@ -25,31 +34,31 @@ pub struct RunChanged {
     pub entry_id: i64,
 }
 
-/// Appends a run's state change to the audit chain and, when it is the run's end, the
-/// digest of what the run recorded (read inside the same transaction, so it covers the
-/// logs and steps written with the end).
+/// Appends a run's state change to the audit chain; when it is the run's end, its result
+/// also carries the digest of what the run recorded (read inside the same transaction, so
+/// it covers the logs and steps written with the end): one entry per end, not two.
 pub(crate) async fn append_run_change_in(
     conn: &mut AnyConnection,
     entry: &NewAuditEntry,
 ) -> Result<(), StoreError> {
-    append_audit_in(conn, entry).await?;
-    if entry.action != "run.finished" {
-        return Ok(());
-    }
-    let Some(run_id) = entry.target.strip_prefix("run/") else {
-        return Ok(());
+    let run_id = entry.target.strip_prefix("run/");
+    let (Some(run_id), RUN_FINISHED) = (run_id, entry.action.as_str()) else {
+        return append_audit_in(conn, entry).await.map(drop);
     };
     let digest = run_digest_in(conn, run_id).await?;
-    let digest_entry = NewAuditEntry {
-        at: entry.at,
-        actor: "engine".to_owned(),
-        action: RUN_DIGEST.to_owned(),
-        target: entry.target.clone(),
-        source: None,
-        result: format!("sha256:{digest}"),
+    let with_digest = NewAuditEntry {
+        result: format!("{} {DIGEST_PREFIX}{digest}", entry.result),
+        ..entry.clone()
     };
-    append_audit_in(conn, &digest_entry).await?;
-    Ok(())
+    append_audit_in(conn, &with_digest).await.map(drop)
+}
+
+/// The digest an audit entry's result carries (its `sha256:` token), if any: a
+/// `run.finished` entry written before digests were kept has none.
+fn recorded_digest(result: &str) -> Option<&str> {
+    result
+        .split_whitespace()
+        .find_map(|token| token.strip_prefix(DIGEST_PREFIX))
 }
 
 /// The SHA-256 (hex) of a run's steps, their earlier attempts and its log lines, each row
@@ -129,8 +138,9 @@ impl Store {
             let entries = sqlx::query(
                 "SELECT a.id, a.target, a.result FROM audit a \
                  JOIN runs r ON a.target = 'run/' || r.id \
-                 WHERE a.action = $1 AND a.id > $2 ORDER BY a.id LIMIT $3",
+                 WHERE a.action IN ($1, $2) AND a.id > $3 ORDER BY a.id LIMIT $4",
             )
+            .bind(RUN_FINISHED)
             .bind(RUN_DIGEST)
             .bind(after_id)
             .bind(VERIFY_PAGE)
@@ -144,8 +154,11 @@ impl Store {
                 let target: String = entry.try_get("target")?;
                 let recorded: String = entry.try_get("result")?;
                 let run_id = target.strip_prefix("run/").unwrap_or(&target);
+                let Some(recorded) = recorded_digest(&recorded) else {
+                    continue;
+                };
                 let digest = run_digest_in(&mut conn, run_id).await?;
-                if recorded != format!("sha256:{digest}") {
+                if recorded != digest {
                     return Ok(Some(RunChanged {
                         run_id: run_id.to_owned(),
                         entry_id: entry.try_get("id")?,
@@ -153,5 +166,97 @@ impl Store {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::Timestamp;
+    use rota_core::model::RunStatus;
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::{both, fresh};
+    use crate::{Backend, NewJobRevision, NewRun, Owner, RunEvent};
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A store with run `r`, ended.
+    async fn ended_run(
+        backend: Backend,
+    ) -> Result<(crate::testing::TestDb, Store), Box<dyn std::error::Error>> {
+        let (db, store) = fresh(backend).await?;
+        let now = Timestamp::now();
+        store
+            .save_job_revision(&NewJobRevision::new(
+                "ns",
+                "job",
+                "id: job\n",
+                json!({}),
+                now,
+            ))
+            .await?;
+        let run = NewRun {
+            id: "r".into(),
+            namespace: "ns".into(),
+            job_id: "job".into(),
+            job_revision: 1,
+            params: json!({}),
+            dry_run: false,
+            trigger: "api".into(),
+            started_by: None,
+            parent: None,
+            scheduled_at: None,
+            created_at: now,
+            owner: Owner::nobody(),
+            steps: vec!["s".into()],
+        };
+        store
+            .record(&[
+                RunEvent::RunCreated { run },
+                RunEvent::RunFinished {
+                    run_id: "r".into(),
+                    status: RunStatus::Succeeded,
+                    reason: None,
+                    at: now,
+                },
+            ])
+            .await?;
+        Ok((db, store))
+    }
+
+    both!(an_earlier_store_s_separate_digest_entry_is_still_checked);
+    async fn an_earlier_store_s_separate_digest_entry_is_still_checked(
+        backend: Backend,
+    ) -> TestResult {
+        let (_db, store) = ended_run(backend).await?;
+        assert_eq!(store.check_run_digests().await?, None);
+        let entry = |result: String| NewAuditEntry {
+            at: Timestamp::now(),
+            actor: "engine".to_owned(),
+            action: RUN_DIGEST.to_owned(),
+            target: "run/r".to_owned(),
+            source: None,
+            result,
+        };
+        let mut tx = store.write().await?;
+        let digest = run_digest_in(&mut tx, "r").await?;
+        append_audit_in(&mut tx, &entry(format!("{DIGEST_PREFIX}{digest}"))).await?;
+        tx.commit().await?;
+        assert_eq!(
+            store.check_run_digests().await?,
+            None,
+            "a matching old entry"
+        );
+        let mut tx = store.write().await?;
+        append_audit_in(
+            &mut tx,
+            &entry(format!("{DIGEST_PREFIX}{}", "0".repeat(64))),
+        )
+        .await?;
+        tx.commit().await?;
+        let changed = store.check_run_digests().await?.ok_or("not detected")?;
+        assert_eq!(changed.run_id, "r");
+        Ok(())
     }
 }

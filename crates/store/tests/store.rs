@@ -1341,20 +1341,18 @@ async fn every_run_state_change_is_an_audit_entry_in_the_chain(backend: Backend)
             result.to_owned(),
         )
     };
-    // The run's end also records the digest of what it recorded (`run.digest`).
-    let (digests, entries): (Vec<_>, Vec<_>) =
-        entries.into_iter().partition(|e| e.1 == "run.digest");
+    // The run's end also records the digest of what it recorded, in the same entry.
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0], entry("engine", "run.created", "ok"));
+    let (actor, action, target, result) = &entries[1];
     assert_eq!(
-        entries,
-        [
-            entry("engine", "run.created", "ok"),
-            entry("engine", "run.finished", "failed"),
-        ]
+        (actor.as_str(), action.as_str(), target.as_str()),
+        ("engine", "run.finished", "run/r-1")
     );
-    assert!(
-        digests.len() == 1 && digests[0].3.starts_with("sha256:"),
-        "{digests:?}"
-    );
+    let digest = result
+        .strip_prefix("failed sha256:")
+        .ok_or_else(|| format!("no digest in {result:?}"))?;
+    assert_eq!(digest.len(), 64, "{result}");
     assert_eq!(store.check_audit_chain().await?, None);
     Ok(())
 }

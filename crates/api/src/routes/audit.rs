@@ -20,8 +20,8 @@ pub(crate) async fn list(
 }
 
 /// Checks the whole hash chain: `intact`, or the first entry that was modified, deleted or
-/// reordered since it was appended; then each ended run's steps and logs against its
-/// `run.digest` entry and each kept report's bytes against its `run.report` entry (as
+/// reordered since it was appended; then each ended run's steps and logs against the
+/// digest its `run.finished` entry holds and each kept report's bytes against its `run.report` entry (as
 /// `rota audit verify` does on the server's store).
 #[utoipa::path(get, path = "/api/v1/audit/verify", operation_id = "verifyAuditChain", tag = "audit",
     responses((status = 200, body = AuditVerification),

@@ -872,8 +872,8 @@ pub struct AuditVerification {
     /// ended run's record and kept report still as their entries recorded.
     pub intact: bool,
     /// Where the chain breaks: the first entry that was modified, deleted or reordered
-    /// (for a deleted one, the id it should have had), or the `run.digest` or
-    /// `run.report` entry of a run whose logs or kept report changed since.
+    /// (for a deleted one, the id it should have had), or the `run.finished` (holding its
+    /// digest) or `run.report` entry of a run whose logs or kept report changed since.
     pub broken_entry: Option<i64>,
     /// What is wrong there.
     pub problem: Option<String>,

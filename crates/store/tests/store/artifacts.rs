@@ -195,8 +195,8 @@ async fn a_kept_report_is_listed_audited_and_checked_against_its_bytes(
     );
     assert_eq!(last.result, format!("sha256:{} report.html", report.sha256));
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
-    let digest = actions.iter().position(|a| *a == "run.digest");
-    assert!(digest < Some(audit.len() - 1), "{actions:?}");
+    let end = actions.iter().position(|a| *a == "run.finished");
+    assert!(end < Some(audit.len() - 1), "{actions:?}");
 
     assert_eq!(store.check_audit_chain().await?, None);
     assert_eq!(store.check_run_reports(Some(&blobs)).await?, None);
