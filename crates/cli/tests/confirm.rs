@@ -213,3 +213,41 @@ fn only_a_failed_step_s_question_is_skipped() {
     assert_eq!(still["status"], "awaiting_approval", "{still:#}");
     assert!(!restarted(&rota));
 }
+
+#[test]
+fn a_server_run_s_failed_step_question_outlives_a_restart_and_a_retry_continues_it() {
+    use serde_json::Value;
+
+    use crate::util::{json, remote_as, wait_until};
+
+    let rota = Rota::new();
+    // `fixed` is looked for beside the job files, where the server runs the steps.
+    rota.write("jobs/flaky.yaml", FLAKY);
+    let server = rota.serve(&rota.path("jobs"));
+    let admin = server.admin_token.clone();
+    let started = remote_as(&rota, &server, &admin, &["run", "flaky"]);
+    assert_code(&started, 3);
+    let run = json(&started);
+    assert_eq!(run["gates"][0]["step"], "call-api#failed-1", "{run:#}");
+    let id = run["id"].as_str().expect("run id").to_owned();
+
+    // The question waits in the store: a new server finds it, and the retry runs there.
+    drop(server);
+    std::fs::write(rota.path("jobs/fixed"), "").expect("fix");
+    let server = rota.serve_again(&rota.path("jobs"), &admin);
+    let retried = remote_as(
+        &rota,
+        &server,
+        &admin,
+        &["approve", &id, "--step", "call-api#failed-1"],
+    );
+    assert_code(&retried, 0);
+    let mut last = Value::Null;
+    wait_until("the retried run to finish on the new server", || {
+        last = json(&remote_as(&rota, &server, &admin, &["runs", "show", &id]));
+        last["status"] == "succeeded" || last["status"] == "failed"
+    });
+    assert_eq!(last["status"], "succeeded", "{last:#}");
+    assert_eq!(step(&last, "call-api")["attempts"], 2, "{last:#}");
+    assert_eq!(step(&last, "after")["status"], "succeeded");
+}

@@ -206,3 +206,43 @@ echo announce >> journal.txt
     );
     assert_eq!(step(&run, "announce")["status"], "skipped", "{run:#}");
 }
+
+/// A deploy that hangs after it succeeded once, with a rollback and a `finally` step.
+const HANGS: &str = "\
+id: hangs
+steps:
+  - id: deploy
+    sh: echo deploy >> journal.txt
+    rollback: undeploy
+  - id: wait
+    needs: [deploy]
+    sh: echo $$ > wait.pid; sleep 600
+  - id: undeploy
+    sh: echo undeploy >> journal.txt
+  - id: tidy
+    finally: true
+    sh: echo tidy >> journal.txt
+";
+
+#[test]
+fn a_cancelled_run_does_not_roll_back_but_runs_its_finally_steps() {
+    use nix::sys::signal::Signal;
+
+    use crate::util::{finish, json, read_pid, signal, wait_gone};
+
+    let rota = Rota::new();
+    rota.write("hangs.yaml", HANGS);
+    let child = rota.spawn(["run", "hangs.yaml", "--output", "json"]);
+    let pid = read_pid(&rota.path("wait.pid"));
+    signal(child.id(), Signal::SIGINT);
+    let output = finish(child, "rota run");
+    assert_code(&output, 130);
+    let run = json(&output);
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(step(&run, "wait")["status"], "cancelled");
+    assert_eq!(step(&run, "undeploy")["status"], "skipped", "{run:#}");
+    assert_eq!(step(&run, "tidy")["status"], "succeeded", "{run:#}");
+    assert_eq!(journal(&rota), ["deploy", "tidy"]);
+    wait_gone(pid, "the cancelled step");
+    rota.assert_no_processes_left();
+}
