@@ -206,8 +206,8 @@ pub struct RunArgs {
     pub detach: bool,
 
     /// Confirm the job's `confirm:` steps beforehand, as yourself (you must be one of
-    /// those who may confirm them); without it they are asked at a terminal, else they
-    /// wait as approval gates.
+    /// those who may confirm them; with `--server`, your token); without it they are asked
+    /// at a terminal, else they wait as approval gates.
     #[arg(long)]
     pub yes: bool,
 

@@ -75,17 +75,11 @@ pub async fn run<R: Rota + Drive>(rota: &R, args: RunArgs, out: &Printer) -> any
     };
     match rota.here() {
         Some(here) => run_here(here.ops(), loaded, params, &args, out).await,
-        None if args.yes => {
-            eprintln!(
-                "rota: --yes confirms steps only for a run in this process; a server's run \
-                 waits at each `confirm:` step for `rota approve RUN --step STEP`"
-            );
-            Ok(EXIT_USAGE)
-        }
         None => {
             let body = CreateRun {
                 params: params.into_iter().collect(),
                 dry_run: args.dry_run,
+                confirm: args.yes,
             };
             let run = rota
                 .start_run(&loaded.namespace, &loaded.job.id, body)

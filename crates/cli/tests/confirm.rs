@@ -251,3 +251,26 @@ fn a_server_run_s_failed_step_question_outlives_a_restart_and_a_retry_continues_
     assert_eq!(step(&last, "call-api")["attempts"], 2, "{last:#}");
     assert_eq!(step(&last, "after")["status"], "succeeded");
 }
+
+#[test]
+fn yes_through_a_server_confirms_beforehand_as_the_token_and_is_kept_with_the_run() {
+    use crate::util::{json, remote_as};
+
+    let rota = Rota::new();
+    rota.write("jobs/confirmed.yaml", JOB);
+    let server = rota.serve(&rota.path("jobs"));
+    let admin = server.admin_token.clone();
+    let done = remote_as(&rota, &server, &admin, &["run", "confirmed", "--yes"]);
+    assert_code(&done, 0);
+    let run = json(&done);
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    assert!(rota.path("jobs/restarted.txt").exists());
+    let id = run["id"].as_str().expect("run id");
+    let logs = remote_as(&rota, &server, &admin, &["logs", id]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(text.contains("confirmed beforehand by token:"), "{text}");
+    // Without it, the server's run waits at the step.
+    let waits = remote_as(&rota, &server, &admin, &["run", "confirmed"]);
+    assert_code(&waits, 3);
+    assert_eq!(json(&waits)["status"], "awaiting_approval");
+}

@@ -146,6 +146,7 @@ impl Children {
             prior: Vec::new(),
             env_values: std::collections::BTreeMap::new(),
             resume: None,
+            confirmed_by: None,
         };
         let mut prepared = self.ops.prepare_run(spec).await?;
         prepared.parent = Some(RunParent {

@@ -116,6 +116,7 @@ impl Ops {
             prior: Vec::new(),
             env_values: BTreeMap::new(),
             resume: None,
+            confirmed_by: None,
         }
     }
 

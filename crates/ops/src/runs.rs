@@ -6,6 +6,7 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use rota_core::model::{Job, RunStatus, Value};
+use rota_engine::confirm::Confirmations;
 use rota_engine::run::{PriorStep, RunRequest};
 use rota_store::{JobRevision, NewRun, Owner, RunEvent, RunRecord};
 
@@ -66,6 +67,8 @@ pub struct RunSpec {
     pub env_values: BTreeMap<String, String>,
     /// The notebook step it resumes from an earlier run's failed cell, if any.
     pub resume: Option<ResumeSource>,
+    /// Who confirmed its `confirm:` steps beforehand, as recorded with a queued run.
+    pub confirmed_by: Option<String>,
 }
 
 impl RunSpec {
@@ -85,6 +88,7 @@ impl RunSpec {
             prior: run.steps.iter().map(PriorStep::from).collect(),
             env_values: BTreeMap::new(),
             resume: ResumeSource::of(run),
+            confirmed_by: run.confirmed_by.clone(),
         })
     }
 }
@@ -178,6 +182,9 @@ impl Ops {
 
     /// Queues a run of the job's latest revision with `given` parameters (coerced to the
     /// job's declarations), behind the approval gate; `rota serve` claims and executes it.
+    /// With `confirmed_by`, its `confirm:` steps are confirmed beforehand by that principal,
+    /// who must be allowed to ([`Ops::confirmations`]), recorded with the run.
+    #[allow(clippy::too_many_arguments)]
     pub async fn queue_run(
         &self,
         namespace: &str,
@@ -186,10 +193,18 @@ impl Ops {
         dry_run: bool,
         trigger: &str,
         started_by: Option<&str>,
+        confirmed_by: Option<&crate::auth::Principal>,
     ) -> Result<RunRecord, OpsError> {
         let (revision, job) = self.latest_job(namespace, job_id).await?;
         approval_gate(&job, namespace, Gated::Start)?;
         let params = resolve_params(&job, given)?;
+        let confirmed = match confirmed_by {
+            Some(principal) => match Ops::confirmations(principal, &job, namespace, true)? {
+                Confirmations::Given { by } => Some(by),
+                _ => None,
+            },
+            None => None,
+        };
         let run = NewRun {
             id: rota_store::ids::new_run_id(),
             namespace: namespace.to_owned(),
@@ -207,7 +222,14 @@ impl Ops {
             parent: None,
         };
         let id = run.id.clone();
-        self.store.record(&[RunEvent::RunCreated { run }]).await?;
+        let mut events = vec![RunEvent::RunCreated { run }];
+        if let Some(by) = confirmed {
+            events.push(RunEvent::RunConfirmed {
+                run_id: id.clone(),
+                by,
+            });
+        }
+        self.store.record(&events).await?;
         self.hub().run_queued();
         self.run(&id).await
     }
@@ -307,6 +329,7 @@ impl Ops {
             prior,
             env_values,
             resume,
+            confirmed_by,
         } = spec;
         let runner = self.runner.as_ref().ok_or(OpsError::NotARunner)?;
         let base_dir = source_path
@@ -359,9 +382,10 @@ impl Ops {
             base_dir,
             prior,
             gates,
-            // A terminal to ask, or a `--yes`, is the caller's to add; anywhere else a
-            // confirmation waits as a gate.
-            confirmations: Default::default(),
+            // Confirmed beforehand when it was queued so; a terminal to ask, or a local
+            // `--yes`, is the caller's to add; anywhere else a confirmation waits as a gate.
+            confirmations: confirmed_by
+                .map_or_else(Default::default, |by| Confirmations::Given { by }),
             // A child run's link is set by `children::Children`, which starts it.
             parent: None,
             resume,

@@ -62,7 +62,7 @@ async fn a_job_with_approval_rules_is_neither_started_nor_retried_without_a_plan
     save(&f.ops, GATED, None).await;
     let refused = f
         .ops
-        .queue_run("ops", "deploy", BTreeMap::new(), false, "api", None)
+        .queue_run("ops", "deploy", BTreeMap::new(), false, "api", None, None)
         .await
         .expect_err("the gate refuses a direct start");
     assert!(matches!(refused, OpsError::NeedsPlan { .. }), "{refused}");
@@ -75,7 +75,7 @@ async fn a_run_of_a_job_without_a_file_runs_in_the_runner_s_default_directory() 
     save(&f.ops, PLAIN, None).await;
     let run = f
         .ops
-        .queue_run("ops", "report", BTreeMap::new(), false, "api", None)
+        .queue_run("ops", "report", BTreeMap::new(), false, "api", None, None)
         .await;
     // The secret is missing from store and environment: preparing fails by name, and
     // nothing is recorded as used.
@@ -117,7 +117,7 @@ async fn a_run_of_a_job_file_runs_in_the_file_s_directory() {
     save(&f.ops, PLAIN, Some(&file)).await;
     let run = f
         .ops
-        .queue_run("ops", "report", BTreeMap::new(), true, "api", None)
+        .queue_run("ops", "report", BTreeMap::new(), true, "api", None, None)
         .await
         .expect("a plain job queues");
     let mut spec = f.ops.claimed_run(&run.id).await.expect("the run loads");
@@ -133,7 +133,7 @@ async fn a_retry_of_a_run_still_active_is_a_conflict_and_a_cancel_of_an_ended_on
     save(&f.ops, PLAIN, None).await;
     let run = f
         .ops
-        .queue_run("ops", "report", BTreeMap::new(), false, "api", None)
+        .queue_run("ops", "report", BTreeMap::new(), false, "api", None, None)
         .await
         .expect("queued");
     let actor = Actor::local();

@@ -170,6 +170,14 @@ pub enum RunEvent {
         /// The run.
         run: NewRun,
     },
+    /// The run's `confirm:` steps were confirmed beforehand, by `by` (recorded with its
+    /// creation, so whoever executes it reads it: `RunRecord::confirmed_by`).
+    RunConfirmed {
+        /// The run.
+        run_id: String,
+        /// Who confirmed them (an actor as the audit log names it).
+        by: String,
+    },
     /// The run began executing (status `running`).
     RunStarted {
         /// The run.
@@ -303,6 +311,7 @@ impl RunEvent {
             RunEvent::RunCreated { run } => &run.id,
             RunEvent::NotificationQueued { notification } => &notification.run_id,
             RunEvent::RunStarted { run_id, .. }
+            | RunEvent::RunConfirmed { run_id, .. }
             | RunEvent::RunFinished { run_id, .. }
             | RunEvent::StepStarted { run_id, .. }
             | RunEvent::StepFinished { run_id, .. }

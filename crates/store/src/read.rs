@@ -19,7 +19,8 @@ use crate::{
 pub(crate) const RUN_COLUMNS: &str = "id, namespace, job_id, job_revision, status, reason, params, \
     CAST(dry_run AS INTEGER) AS dry_run, triggered_by, scheduled_at, created_at, started_at, \
     finished_at, owner_host, owner_pid, owner_start_token, cancel_requested_at, \
-    cancel_requested_by, retry_of, resume_step, started_by, parent_run_id, parent_step_id";
+    cancel_requested_by, retry_of, resume_step, confirmed_by, started_by, parent_run_id, \
+    parent_step_id";
 
 /// A step's latest attempt from `step_runs`, with what its earlier attempts add (they are in
 /// `step_attempts`, see [`crate::attempts`]): how many there were and when the first started.
@@ -294,6 +295,7 @@ pub(crate) fn run_record(row: &AnyRow) -> Result<RunRecord, StoreError> {
         cancel_requested_by: row.try_get("cancel_requested_by")?,
         retry_of: row.try_get("retry_of")?,
         resume_step: row.try_get("resume_step")?,
+        confirmed_by: row.try_get("confirmed_by")?,
         started_by: row.try_get("started_by")?,
         parent: match (
             row.try_get::<Option<String>, _>("parent_run_id")?,

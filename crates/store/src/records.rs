@@ -78,6 +78,8 @@ pub struct RunRecord {
     /// The notebook step this retry resumes from its failed cell (the executed notebook
     /// of that step in `retry_of` is where it continues).
     pub resume_step: Option<String>,
+    /// Who confirmed its `confirm:` steps beforehand (`rota run --yes`), if anyone.
+    pub confirmed_by: Option<String>,
     /// Who asked for it; `None` for a run a trigger started.
     pub started_by: Option<String>,
     /// The run and `job:` step that started it, for a child run.

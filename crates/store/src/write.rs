@@ -175,6 +175,14 @@ async fn apply<'a>(
 ) -> Result<(), StoreError> {
     match event {
         RunEvent::RunCreated { run } => create_run(conn, run, rows).await,
+        RunEvent::RunConfirmed { run_id, by } => {
+            let done = sqlx::query("UPDATE runs SET confirmed_by = $1 WHERE id = $2")
+                .bind(by)
+                .bind(run_id)
+                .execute(&mut *conn)
+                .await?;
+            expect_run(done.rows_affected(), run_id)
+        }
         RunEvent::RunStarted { run_id, at } => {
             let done =
                 sqlx::query("UPDATE runs SET status = 'running', started_at = $1 WHERE id = $2")

@@ -957,6 +957,11 @@ pub struct CreateRun {
     /// Plan only: steps are not executed.
     #[serde(default)]
     pub dry_run: bool,
+    /// Confirm the job's `confirm:` steps beforehand (`rota run --yes`): the caller must be
+    /// one who may confirm them (the job's approvers, else an operator of its namespace);
+    /// without it each waits as an approval gate.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm: bool,
 }
 
 /// One schedule occurrence and what became of it.

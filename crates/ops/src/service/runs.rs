@@ -314,6 +314,8 @@ impl Runs for Session {
             self.principal()
                 .require(Scope::Namespace(namespace), Role::Operator)?;
             let given = run.params.into_iter().collect();
+            // `confirm`: its `confirm:` steps confirmed by the caller, if they may.
+            let confirmed_by = run.confirm.then(|| self.principal());
             self.ops()
                 .queue_run(
                     namespace,
@@ -322,6 +324,7 @@ impl Runs for Session {
                     run.dry_run,
                     "api",
                     Some(&self.actor().name),
+                    confirmed_by,
                 )
                 .await
         }
