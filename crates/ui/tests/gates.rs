@@ -383,3 +383,31 @@ async fn a_failed_step_s_question_offers_retry_skip_and_abort_and_a_skip_lets_th
     .await?;
     Ok(())
 }
+
+/// A step that asks its question before it runs.
+const CONFIRMS: &str = r#"id: confirms
+steps:
+  - id: restart
+    confirm: "Restart the web tier?"
+    sh: echo restarted
+"#;
+
+#[tokio::test]
+async fn a_run_started_from_the_job_page_with_its_steps_confirmed_does_not_wait() -> TestResult {
+    let _one = BROWSER.lock().await;
+    let f = Fixture::with_jobs(&[("confirms.yaml", CONFIRMS)], &[]).await?;
+    f.sign_in().await?;
+    f.open("/jobs/default/confirms").await?;
+    f.wait_text("#run-form", "Confirm its 1 confirm: step(s) now")
+        .await?;
+    f.browser.click("#confirm-steps").await?;
+    f.browser.click("#run-job").await?;
+    f.browser
+        .wait_for(
+            "the confirmed run to succeed without waiting",
+            "return document.querySelector('#run-status')?.dataset.status === 'succeeded'",
+        )
+        .await?;
+    f.wait_text("#log", "confirmed beforehand by").await?;
+    Ok(())
+}

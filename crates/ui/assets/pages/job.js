@@ -157,6 +157,10 @@ export function render(main, [namespace, jobId]) {
     const gated = !!def.approval;
     const runStatus = h("div", { "aria-live": "polite", id: "run-status-box" });
     const dry = h("input", { type: "checkbox", id: "dry-run", name: "dry_run" });
+    // `rota run --yes`: the steps that ask `confirm:` questions, confirmed now by the signed-in
+    // token (the server checks it may); unchecked, each waits for a decision as a gate.
+    const questions = steps.filter((st) => st.confirm).map((st) => `${st.id}: ${st.confirm}`);
+    const confirm = h("input", { type: "checkbox", id: "confirm-steps", name: "confirm" });
     const runButton = h("button", { type: "submit", class: gated ? "" : "primary", id: "run-job", disabled: gated,
       "aria-describedby": gated ? "run-needs-plan" : undefined,
       title: gated ? "This job has approval rules: runs go through a plan" : undefined }, "Run");
@@ -198,7 +202,9 @@ export function render(main, [namespace, jobId]) {
       if (!vals) return;
       runButton.disabled = true;
       try {
-        const run = await api("POST", `${base}/runs`, { params: vals, dry_run: dry.checked });
+        const body = { params: vals, dry_run: dry.checked };
+        if (confirm.checked) body.confirm = true;
+        const run = await api("POST", `${base}/runs`, body);
         location.hash = `#/runs/${enc(run.id)}`;
       } catch (err) {
         mount(runStatus, problemBox(err));
@@ -213,6 +219,11 @@ export function render(main, [namespace, jobId]) {
       : null,
     fields.length ? fields.map((f) => f.field) : h("p", { class: "muted" }, "This job declares no parameters."),
     h("div", { class: "field inline" }, dry, h("label", { for: "dry-run" }, gated ? "Dry run (with the plan)" : "Dry run (plan only)")),
+    questions.length && !gated
+      ? h("div", { class: "field inline" }, confirm,
+        h("label", { for: "confirm-steps", title: questions.join("\n") },
+          `Confirm its ${questions.length} confirm: step(s) now, as you (else each waits for a decision)`))
+      : null,
     h("div", { class: "run-buttons" }, runButton, planButton,
       h("a", { href: `#/plans?namespace=${enc(namespace)}`, class: "small" }, "Plans →")),
     runStatus);
