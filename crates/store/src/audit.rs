@@ -334,3 +334,47 @@ fn audit_record(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         hash: row.try_get("hash")?,
     })
 }
+
+/// An audit entry about a run still stored, as `rota audit verify` rechecks it.
+pub(crate) struct RunEntry {
+    /// The entry's id.
+    pub id: i64,
+    /// The run it names (`run/<id>`).
+    pub run_id: String,
+    /// Its result.
+    pub result: String,
+}
+
+/// Run entries read per page while verifying (each may cost a run's recomputed digest).
+const RUN_ENTRY_PAGE: i64 = 200;
+
+/// The next page of audit entries with either of `actions` (the same one twice for one)
+/// about runs still stored, after entry `after_id`, oldest first; empty once there are no
+/// more. Runs removed by retention are left out: there is nothing left to check.
+pub(crate) async fn run_entries_after(
+    conn: &mut AnyConnection,
+    [first, second]: [&str; 2],
+    after_id: i64,
+) -> Result<Vec<RunEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT a.id, a.target, a.result FROM audit a \
+         JOIN runs r ON a.target = 'run/' || r.id \
+         WHERE a.action IN ($1, $2) AND a.id > $3 ORDER BY a.id LIMIT $4",
+    )
+    .bind(first)
+    .bind(second)
+    .bind(after_id)
+    .bind(RUN_ENTRY_PAGE)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let target: String = row.try_get("target")?;
+            Ok(RunEntry {
+                id: row.try_get("id")?,
+                run_id: target.strip_prefix("run/").unwrap_or(&target).to_owned(),
+                result: row.try_get("result")?,
+            })
+        })
+        .collect()
+}

@@ -8,7 +8,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::{AnyConnection, Row};
 
-use crate::audit::{NewAuditEntry, append_audit_in};
+use crate::audit::{NewAuditEntry, append_audit_in, run_entries_after};
 use crate::{Store, StoreError};
 
 /// The action of the audit entry that held a finished run's digest (in its `result`) in
@@ -20,9 +20,6 @@ const RUN_FINISHED: &str = "run.finished";
 
 /// The digest's token in an audit entry's result.
 const DIGEST_PREFIX: &str = "sha256:";
-
-/// Digest entries checked per page while verifying.
-const VERIFY_PAGE: i64 = 200;
 
 /// A finished run whose steps or logs no longer match the digest recorded when it ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,33 +132,21 @@ impl Store {
         let mut after_id = 0_i64;
         let mut conn = self.pool.acquire().await?;
         loop {
-            let entries = sqlx::query(
-                "SELECT a.id, a.target, a.result FROM audit a \
-                 JOIN runs r ON a.target = 'run/' || r.id \
-                 WHERE a.action IN ($1, $2) AND a.id > $3 ORDER BY a.id LIMIT $4",
-            )
-            .bind(RUN_FINISHED)
-            .bind(RUN_DIGEST)
-            .bind(after_id)
-            .bind(VERIFY_PAGE)
-            .fetch_all(&mut *conn)
-            .await?;
+            let entries =
+                run_entries_after(&mut conn, [RUN_FINISHED, RUN_DIGEST], after_id).await?;
             let Some(last) = entries.last() else {
                 return Ok(None);
             };
-            after_id = last.try_get("id")?;
-            for entry in &entries {
-                let target: String = entry.try_get("target")?;
-                let recorded: String = entry.try_get("result")?;
-                let run_id = target.strip_prefix("run/").unwrap_or(&target);
-                let Some(recorded) = recorded_digest(&recorded) else {
+            after_id = last.id;
+            for entry in entries {
+                let Some(recorded) = recorded_digest(&entry.result) else {
                     continue;
                 };
-                let digest = run_digest_in(&mut conn, run_id).await?;
+                let digest = run_digest_in(&mut conn, &entry.run_id).await?;
                 if recorded != digest {
                     return Ok(Some(RunChanged {
-                        run_id: run_id.to_owned(),
-                        entry_id: entry.try_get("id")?,
+                        run_id: entry.run_id,
+                        entry_id: entry.id,
                     }));
                 }
             }

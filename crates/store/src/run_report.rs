@@ -10,10 +10,9 @@
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::artifacts::record_kept;
-use crate::audit::{NewAuditEntry, append_audit_in};
+use crate::audit::{NewAuditEntry, append_audit_in, run_entries_after};
 use crate::convert::run_status;
 use crate::{ArtifactBlobs, BlobError, NewArtifact, Store, StoreError};
 
@@ -26,9 +25,6 @@ pub const RUN_REPORT: &str = "run.report";
 /// step, path) cannot collide with a step's `report.html` (a notebook step keeps one).
 /// It is a plain character in URLs, object keys and file names alike.
 pub const RUN_STEP: &str = "@run";
-
-/// Kept report entries checked per page while verifying.
-const VERIFY_PAGE: i64 = 200;
 
 /// A kept report that no longer matches the hash its `run.report` entry recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,31 +115,24 @@ impl Store {
     ) -> Result<Option<ReportChanged>, StoreError> {
         let mut after_id = 0_i64;
         loop {
-            let entries = sqlx::query(
-                "SELECT a.id, a.target, a.result FROM audit a \
-                 JOIN runs r ON a.target = 'run/' || r.id \
-                 WHERE a.action = $1 AND a.id > $2 ORDER BY a.id LIMIT $3",
-            )
-            .bind(RUN_REPORT)
-            .bind(after_id)
-            .bind(VERIFY_PAGE)
-            .fetch_all(&self.pool)
-            .await?;
+            let entries = {
+                let mut conn = self.pool.acquire().await?;
+                run_entries_after(&mut conn, [RUN_REPORT, RUN_REPORT], after_id).await?
+            };
             let Some(last) = entries.last() else {
                 return Ok(None);
             };
-            after_id = last.try_get("id")?;
-            for entry in &entries {
-                let target: String = entry.try_get("target")?;
-                let result: String = entry.try_get("result")?;
-                let run_id = target.strip_prefix("run/").unwrap_or(&target);
-                let (sha256, path) = parse_result(&result);
-                let problem = self.check_report(blobs, run_id, sha256, path).await?;
+            after_id = last.id;
+            for entry in entries {
+                let (sha256, path) = parse_result(&entry.result);
+                let problem = self
+                    .check_report(blobs, &entry.run_id, sha256, path)
+                    .await?;
                 if let Some(what) = problem {
                     return Ok(Some(ReportChanged {
-                        run_id: run_id.to_owned(),
+                        run_id: entry.run_id.clone(),
                         path: path.to_owned(),
-                        entry_id: entry.try_get("id")?,
+                        entry_id: entry.id,
                         what,
                     }));
                 }
