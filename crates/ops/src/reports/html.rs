@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 
 use rota_notebook::report::ReportFormat as NotebookFormat;
 
-use super::{RunReport, log_line, param_lines, plan_facts, resolved_text, run_facts, took, when};
+use super::{
+    ATTEMPT_COLUMNS, GATE_COLUMNS, RunReport, attempt_rows, gate_rows, log_line, param_lines,
+    plan_facts, resolved_text, run_facts, step_facts,
+};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:70em;margin:auto;padding:0 1em}\
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;\
@@ -32,6 +35,23 @@ fn facts(out: &mut String, rows: &[(&str, String)]) {
             esc(label),
             esc(value)
         );
+    }
+    out.push_str("</table>\n");
+}
+
+/// A table with a header row, every cell escaped.
+fn table(out: &mut String, columns: &[&str], rows: &[Vec<String>]) {
+    out.push_str("<table><tr>");
+    for column in columns {
+        let _ = write!(out, "<th>{}</th>", esc(column));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for value in row {
+            let _ = write!(out, "<td>{}</td>", esc(value));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
 }
@@ -63,26 +83,8 @@ pub(super) fn render(report: &RunReport) -> String {
         facts(&mut out, &plan_facts(plan));
     }
     if !run.gates.is_empty() {
-        out.push_str(
-            "<h2>Gates</h2>\n<table><tr><th>Step</th><th>Status</th><th>Hash</th>\
-                      <th>Decisions</th></tr>\n",
-        );
-        for gate in &run.gates {
-            let decisions: Vec<String> = gate
-                .decisions
-                .iter()
-                .map(|d| format!("{} {} at {}", d.actor, d.decision, d.at))
-                .collect();
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&gate.step),
-                esc(&gate.status),
-                esc(&gate.hash),
-                esc(&decisions.join("; "))
-            );
-        }
-        out.push_str("</table>\n");
+        out.push_str("<h2>Gates</h2>\n");
+        table(&mut out, &GATE_COLUMNS, &gate_rows(run));
     }
     out.push_str("<h2>Steps</h2>\n");
     for step in &run.steps {
@@ -99,54 +101,13 @@ fn step_section(out: &mut String, report: &RunReport, step: &crate::records::Ste
         esc(&step.id),
         esc(&step.status)
     );
-    let outputs: Vec<String> = step
-        .outputs
-        .iter()
-        .map(|(k, v)| format!("{k} = {v}"))
-        .collect();
-    facts(
-        out,
-        &[
-            ("Attempts", step.attempts.to_string()),
-            (
-                "Exit code",
-                step.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
-            ),
-            ("Reason", step.reason.clone().unwrap_or_else(|| "-".into())),
-            ("Started", when(step.first_started_at.or(step.started_at))),
-            ("Finished", when(step.finished_at)),
-            ("Duration", took(step.started_at, step.finished_at)),
-            (
-                "Outputs",
-                if outputs.is_empty() {
-                    "-".to_owned()
-                } else {
-                    outputs.join("\n")
-                },
-            ),
-        ],
-    );
+    facts(out, &step_facts(step, "\n"));
     if let Some(resolved) = resolved_text(report, &step.id) {
         let _ = writeln!(out, "<h4>Resolved step</h4>\n<pre>{}</pre>", esc(&resolved));
     }
     if let Some(attempts) = report.attempts.get(&step.id) {
-        out.push_str(
-            "<h4>Attempts</h4>\n<table><tr><th>#</th><th>Status</th><th>Exit</th>\
-                      <th>Reason</th><th>Started</th><th>Duration</th></tr>\n",
-        );
-        for a in attempts {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                a.attempt,
-                esc(a.status.as_str()),
-                a.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
-                esc(a.reason.as_deref().unwrap_or("-")),
-                esc(&when(a.started_at)),
-                esc(&took(a.started_at, a.finished_at))
-            );
-        }
-        out.push_str("</table>\n");
+        out.push_str("<h4>Attempts</h4>\n");
+        table(out, &ATTEMPT_COLUMNS, &attempt_rows(attempts));
     }
     out.push_str("<h4>Log</h4>\n");
     match report.logs.get(&step.id) {

@@ -4,7 +4,10 @@ use std::fmt::Write as _;
 
 use rota_notebook::report::ReportFormat as NotebookFormat;
 
-use super::{RunReport, log_line, param_lines, plan_facts, resolved_text, run_facts, took, when};
+use super::{
+    ATTEMPT_COLUMNS, GATE_COLUMNS, RunReport, attempt_rows, gate_rows, log_line, param_lines,
+    plan_facts, resolved_text, run_facts, step_facts,
+};
 
 /// Text for a Markdown table cell: one line, pipes and markup escaped.
 fn cell(s: &str) -> String {
@@ -27,6 +30,17 @@ fn facts(out: &mut String, rows: &[(&str, String)]) {
     out.push_str("| | |\n|---|---|\n");
     for (label, value) in rows {
         let _ = writeln!(out, "| {} | {} |", cell(label), cell(value));
+    }
+    out.push('\n');
+}
+
+/// A table with a header row, every cell made one line.
+fn table(out: &mut String, columns: &[&str], rows: &[Vec<String>]) {
+    let _ = writeln!(out, "| {} |", columns.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(columns.len()));
+    for row in rows {
+        let cells: Vec<String> = row.iter().map(|value| cell(value)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out.push('\n');
 }
@@ -55,23 +69,8 @@ pub(super) fn render(report: &RunReport) -> String {
         facts(&mut out, &plan_facts(plan));
     }
     if !run.gates.is_empty() {
-        out.push_str("## Gates\n\n| Step | Status | Hash | Decisions |\n|---|---|---|---|\n");
-        for gate in &run.gates {
-            let decisions: Vec<String> = gate
-                .decisions
-                .iter()
-                .map(|d| format!("{} {} at {}", d.actor, d.decision, d.at))
-                .collect();
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} |",
-                cell(&gate.step),
-                cell(&gate.status),
-                cell(&gate.hash),
-                cell(&decisions.join("; "))
-            );
-        }
-        out.push('\n');
+        out.push_str("## Gates\n\n");
+        table(&mut out, &GATE_COLUMNS, &gate_rows(run));
     }
     out.push_str("## Steps\n\n");
     for step in &run.steps {
@@ -82,55 +81,14 @@ pub(super) fn render(report: &RunReport) -> String {
 
 fn step_section(out: &mut String, report: &RunReport, step: &crate::records::StepRun) {
     let _ = writeln!(out, "### Step {}: {}\n", cell(&step.id), cell(&step.status));
-    let outputs: Vec<String> = step
-        .outputs
-        .iter()
-        .map(|(k, v)| format!("{k} = {v}"))
-        .collect();
-    facts(
-        out,
-        &[
-            ("Attempts", step.attempts.to_string()),
-            (
-                "Exit code",
-                step.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
-            ),
-            ("Reason", step.reason.clone().unwrap_or_else(|| "-".into())),
-            ("Started", when(step.first_started_at.or(step.started_at))),
-            ("Finished", when(step.finished_at)),
-            ("Duration", took(step.started_at, step.finished_at)),
-            (
-                "Outputs",
-                if outputs.is_empty() {
-                    "-".to_owned()
-                } else {
-                    outputs.join("; ")
-                },
-            ),
-        ],
-    );
+    facts(out, &step_facts(step, "; "));
     if let Some(resolved) = resolved_text(report, &step.id) {
         out.push_str("#### Resolved step\n\n");
         fenced(out, "json", &resolved);
     }
     if let Some(attempts) = report.attempts.get(&step.id) {
-        out.push_str(
-            "#### Attempts\n\n| # | Status | Exit | Reason | Started | Duration |\n\
-             |---|---|---|---|---|---|\n",
-        );
-        for a in attempts {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                a.attempt,
-                a.status.as_str(),
-                a.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
-                cell(a.reason.as_deref().unwrap_or("-")),
-                when(a.started_at),
-                took(a.started_at, a.finished_at)
-            );
-        }
-        out.push('\n');
+        out.push_str("#### Attempts\n\n");
+        table(out, &ATTEMPT_COLUMNS, &attempt_rows(attempts));
     }
     out.push_str("#### Log\n\n");
     match report.logs.get(&step.id) {

@@ -15,7 +15,7 @@ use rota_core::plan::PlannedStep;
 use rota_store::{LogRecord, StepAttemptRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::records::{Plan, Run};
+use crate::records::{Plan, Run, StepRun};
 
 mod html;
 mod md;
@@ -248,12 +248,89 @@ pub(crate) fn run_facts(run: &Run) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// One decision as the report shows it: `who decision at time`.
+fn decision_text(actor: &str, decision: &str, at: impl std::fmt::Display) -> String {
+    format!("{actor} {decision} at {at}")
+}
+
+/// The report's facts about one step, in order, its outputs joined with `separator`.
+pub(crate) fn step_facts(step: &StepRun, separator: &str) -> Vec<(&'static str, String)> {
+    let outputs: Vec<String> = step
+        .outputs
+        .iter()
+        .map(|(k, v)| format!("{k} = {v}"))
+        .collect();
+    vec![
+        ("Attempts", step.attempts.to_string()),
+        (
+            "Exit code",
+            step.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+        ),
+        ("Reason", step.reason.clone().unwrap_or_else(|| "-".into())),
+        ("Started", when(step.first_started_at.or(step.started_at))),
+        ("Finished", when(step.finished_at)),
+        ("Duration", took(step.started_at, step.finished_at)),
+        (
+            "Outputs",
+            if outputs.is_empty() {
+                "-".to_owned()
+            } else {
+                outputs.join(separator)
+            },
+        ),
+    ]
+}
+
+/// The columns of the gates table.
+pub(crate) const GATE_COLUMNS: [&str; 4] = ["Step", "Status", "Hash", "Decisions"];
+
+/// The gates table's rows, one per gate of the run.
+pub(crate) fn gate_rows(run: &Run) -> Vec<Vec<String>> {
+    run.gates
+        .iter()
+        .map(|gate| {
+            let decisions: Vec<String> = gate
+                .decisions
+                .iter()
+                .map(|d| decision_text(&d.actor, &d.decision, d.at))
+                .collect();
+            vec![
+                gate.step.clone(),
+                gate.status.clone(),
+                gate.hash.clone(),
+                decisions.join("; "),
+            ]
+        })
+        .collect()
+}
+
+/// The columns of a step's earlier attempts table.
+pub(crate) const ATTEMPT_COLUMNS: [&str; 6] =
+    ["#", "Status", "Exit", "Reason", "Started", "Duration"];
+
+/// A step's earlier attempts table's rows.
+pub(crate) fn attempt_rows(attempts: &[StepAttemptRecord]) -> Vec<Vec<String>> {
+    attempts
+        .iter()
+        .map(|a| {
+            vec![
+                a.attempt.to_string(),
+                a.status.as_str().to_owned(),
+                a.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+                a.reason.clone().unwrap_or_else(|| "-".into()),
+                when(a.started_at),
+                took(a.started_at, a.finished_at),
+            ]
+        })
+        .collect()
+}
+
 /// The report's facts about the plan: (label, value).
 pub(crate) fn plan_facts(plan: &Plan) -> Vec<(&'static str, String)> {
     let approvals: Vec<String> = plan
         .decisions
         .iter()
-        .map(|d| format!("{} {} at {}", d.actor, d.decision, d.at))
+        .map(|d| decision_text(&d.actor, &d.decision, d.at))
         .collect();
     vec![
         ("Plan", plan.id.clone()),
