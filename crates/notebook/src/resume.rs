@@ -405,6 +405,20 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_notebook_resumes_at_the_cell_that_was_running() -> Result<()> {
+        // A kernel that died, or a run that was cancelled, leaves its cell `running`.
+        let mut previous = failed_run(true);
+        let cells = document::cells_mut(&mut previous);
+        cells[6]["metadata"]["papermill"]["status"] = json!("running");
+        cells[6]["outputs"] = json!([]);
+        let mut nb = current(true);
+        let plan = apply(&mut nb, &resume(previous))?;
+        assert_eq!(plan.failed, 5);
+        assert_eq!(plan.replayed, vec![0, 1, 2]);
+        Ok(())
+    }
+
+    #[test]
     fn a_notebook_that_did_not_fail_is_refused() {
         let mut previous = failed_run(true);
         document::cells_mut(&mut previous)[6]["metadata"]["papermill"]["status"] =

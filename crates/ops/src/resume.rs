@@ -12,6 +12,7 @@ use rota_engine::run::NotebookResume;
 use rota_store::RunRecord;
 use serde_json::Value;
 
+use crate::service::artifacts::Kept;
 use crate::{Ops, OpsError};
 
 /// The artifact a notebook step's executed notebook is kept as.
@@ -111,23 +112,22 @@ impl Ops {
         })
     }
 
+    /// The kept `executed.ipynb` artifact's bytes, when this process has an artifact store
+    /// that holds them.
     async fn kept_notebook(
         &self,
         run: &RunRecord,
         step: &str,
     ) -> Result<Option<Vec<u8>>, OpsError> {
-        let (Some(artifacts), Some(found)) = (
-            self.artifacts(),
-            self.store()
-                .artifact(&run.id, step, EXECUTED_NOTEBOOK)
-                .await?,
-        ) else {
+        if self.artifacts().is_none() {
             return Ok(None);
-        };
-        match artifacts.blobs.get(&found.stored_key).await {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(rota_store::BlobError::Missing(_)) => Ok(None),
-            Err(other) => Err(OpsError::Internal(other.to_string())),
+        }
+        match self
+            .artifact_bytes(&run.id, step, EXECUTED_NOTEBOOK)
+            .await?
+        {
+            Kept::Bytes(bytes) => Ok(Some(bytes)),
+            Kept::NotListed | Kept::BytesMissing => Ok(None),
         }
     }
 

@@ -48,25 +48,49 @@ impl Artifacts for Session {
 
     async fn artifact_bytes(&self, id: &str, step: &str, path: &str) -> Result<Vec<u8>, OpsError> {
         let run = self.readable_run(id).await?;
-        let found = self
-            .ops()
-            .store()
-            .artifact(&run, step, path)
-            .await?
-            .ok_or_else(|| OpsError::NotFound(format!("artifact {step}/{path} of run {run}")))?;
-        let artifacts = self.ops().artifacts().ok_or_else(|| {
+        match self.ops().artifact_bytes(&run, step, path).await? {
+            Kept::Bytes(bytes) => Ok(bytes),
+            Kept::NotListed => Err(OpsError::NotFound(format!(
+                "artifact {step}/{path} of run {run}"
+            ))),
+            Kept::BytesMissing => Err(OpsError::NotFound(format!(
+                "the bytes of artifact {step}/{path} of run {run}"
+            ))),
+        }
+    }
+}
+
+/// What the artifact store holds of an artifact.
+pub(crate) enum Kept {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// The run lists no such artifact.
+    NotListed,
+    /// It is listed, but its bytes are gone from the artifact store.
+    BytesMissing,
+}
+
+impl crate::Ops {
+    /// The bytes of the artifact `path` of step `step` of run `run_id` (no permission
+    /// check: callers check theirs). An error when this process has no artifact store or
+    /// it cannot be read.
+    pub(crate) async fn artifact_bytes(
+        &self,
+        run_id: &str,
+        step: &str,
+        path: &str,
+    ) -> Result<Kept, OpsError> {
+        let Some(found) = self.store().artifact(run_id, step, path).await? else {
+            return Ok(Kept::NotListed);
+        };
+        let artifacts = self.artifacts().ok_or_else(|| {
             OpsError::Unavailable("this process has no artifact store".to_owned())
         })?;
-        artifacts
-            .blobs
-            .get(&found.stored_key)
-            .await
-            .map_err(|error| match error {
-                rota_store::BlobError::Missing(_) => {
-                    OpsError::NotFound(format!("the bytes of artifact {step}/{path} of run {run}"))
-                }
-                other => OpsError::Internal(other.to_string()),
-            })
+        match artifacts.blobs.get(&found.stored_key).await {
+            Ok(bytes) => Ok(Kept::Bytes(bytes)),
+            Err(rota_store::BlobError::Missing(_)) => Ok(Kept::BytesMissing),
+            Err(other) => Err(OpsError::Internal(other.to_string())),
+        }
     }
 }
 
