@@ -38,8 +38,14 @@ pub struct AttemptEnd {
 impl AttemptEnd {
     /// A failure before or around the process, with its reason.
     pub fn failed(reason: String) -> AttemptEnd {
+        AttemptEnd::ended(StepStatus::Failed, reason)
+    }
+
+    /// An end with `status` and its reason, no process having said otherwise (no exit
+    /// code, no outputs).
+    pub fn ended(status: StepStatus, reason: String) -> AttemptEnd {
         AttemptEnd {
-            status: StepStatus::Failed,
+            status,
             exit_code: None,
             outputs: BTreeMap::new(),
             reason: Some(reason),

@@ -251,17 +251,7 @@ async fn answer_failure(
                 format!("{failure}; waiting for an operator to retry or abort it"),
             ),
         };
-    let ended = finish(
-        shared,
-        step,
-        attempt_no,
-        Attempt {
-            status,
-            exit_code: None,
-            outputs: BTreeMap::new(),
-            reason: Some(reason),
-        },
-    );
+    let ended = finish(shared, step, attempt_no, Attempt::ended(status, reason));
     Some(StepResult {
         status: ended.status,
         attempts: attempt_no,
@@ -290,7 +280,7 @@ async fn run_attempt(
         if let Err(error) = crate::artifacts::prepare(&dir) {
             record_start(shared, step, attempt_no, "(not started)".to_owned());
             let reason = format!("cannot create {}: {error}", dir.display());
-            return finish(shared, step, attempt_no, failed(reason));
+            return finish(shared, step, attempt_no, Attempt::failed(reason));
         }
     }
     // Templates come from job files and may be made to run long: they render on the
@@ -308,17 +298,7 @@ async fn run_attempt(
     };
     let unresolved = |status: StepStatus, reason: String| {
         record_start(shared, step, attempt_no, "(not started)".to_owned());
-        finish(
-            shared,
-            step,
-            attempt_no,
-            Attempt {
-                status,
-                exit_code: None,
-                outputs: BTreeMap::new(),
-                reason: Some(reason),
-            },
-        )
+        finish(shared, step, attempt_no, Attempt::ended(status, reason))
     };
     let resolved = match race(rendering, stop, step.timeout).await {
         Ok(Ok(Ok(resolved))) => resolved,
@@ -379,7 +359,7 @@ async fn run_attempt(
             if shared.config.durable_step_starts
                 && let Err(error) = shared.recorder.flush().await
             {
-                return finish(shared, step, attempt_no, failed(error.to_string()));
+                return finish(shared, step, attempt_no, Attempt::failed(error.to_string()));
             }
             match (&shared.config.remote, step.runs_on.is_empty()) {
                 (Some(remote), false) => {
@@ -413,7 +393,7 @@ async fn run_attempt(
             if shared.config.durable_step_starts
                 && let Err(error) = shared.recorder.flush().await
             {
-                return finish(shared, step, attempt_no, failed(error.to_string()));
+                return finish(shared, step, attempt_no, Attempt::failed(error.to_string()));
             }
             let at = AttemptCx {
                 shared,
@@ -427,15 +407,6 @@ async fn run_attempt(
     // Whatever the status: a failed attempt's files are often what explains it.
     crate::artifacts::collect(shared, step, attempt_no).await;
     finish(shared, step, attempt_no, attempt)
-}
-
-fn failed(reason: String) -> Attempt {
-    Attempt {
-        status: StepStatus::Failed,
-        exit_code: None,
-        outputs: BTreeMap::new(),
-        reason: Some(reason),
-    }
 }
 
 /// Records an attempt's start. Before a process starts, callers flush it when the run can be
