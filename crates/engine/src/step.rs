@@ -248,7 +248,7 @@ async fn answer_failure(
             AfterFailure::Abort { why } => (StepStatus::Failed, why),
             AfterFailure::Wait => (
                 StepStatus::AwaitingApproval,
-                format!("{failure}; waiting for an operator to retry or abort it"),
+                format!("{failure}; waiting for an operator to retry, skip or abort it"),
             ),
         };
     let ended = finish(shared, step, attempt_no, Attempt::ended(status, reason));
