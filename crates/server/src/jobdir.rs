@@ -60,6 +60,18 @@ struct Seen {
     not_a_job: bool,
 }
 
+impl Seen {
+    /// A file read as `text` (empty when it could not be read or is no job).
+    fn new(len: u64, modified: Option<SystemTime>, text: String, not_a_job: bool) -> Seen {
+        Seen {
+            len,
+            modified,
+            text,
+            not_a_job,
+        }
+    }
+}
+
 /// A file whose size or modification time changed: it is read (and parsed if its text did).
 struct Candidate {
     path: PathBuf,
@@ -442,15 +454,8 @@ impl JobDir {
                 Read::Unreadable(problem) => {
                     // Remembered by size and time like a loaded file, so the same unreadable
                     // file is reported once, not on every scan.
-                    self.seen.insert(
-                        path.clone(),
-                        Seen {
-                            len,
-                            modified,
-                            text: String::new(),
-                            not_a_job: false,
-                        },
-                    );
+                    self.seen
+                        .insert(path.clone(), Seen::new(len, modified, String::new(), false));
                     changes.push(Change::Broken {
                         message: format!("{}: {problem}", path.display()),
                         path,
@@ -459,15 +464,8 @@ impl JobDir {
                 Read::NotAJob => {
                     // A runbook that stopped being one (its front matter removed) is gone.
                     let was_a_job = self.seen.get(&path).is_some_and(|s| !s.not_a_job);
-                    self.seen.insert(
-                        path.clone(),
-                        Seen {
-                            len,
-                            modified,
-                            text: String::new(),
-                            not_a_job: true,
-                        },
-                    );
+                    self.seen
+                        .insert(path.clone(), Seen::new(len, modified, String::new(), true));
                     if was_a_job {
                         changes.push(Change::Removed { path });
                     }
@@ -479,15 +477,8 @@ impl JobDir {
                     }
                 }
                 Read::Changed(text, loaded) => {
-                    self.seen.insert(
-                        path.clone(),
-                        Seen {
-                            len,
-                            modified,
-                            text: text.clone(),
-                            not_a_job: false,
-                        },
-                    );
+                    self.seen
+                        .insert(path.clone(), Seen::new(len, modified, text.clone(), false));
                     match loaded {
                         Ok(jobs) => changes.push(Change::Loaded {
                             path,
