@@ -308,3 +308,19 @@ fn a_child_run_of_a_job_step_keeps_its_own_report() {
     assert!(kept.contains("from the child"), "{kept}");
     assert_code(&rota.run(["audit", "verify"]), 0);
 }
+
+#[test]
+fn a_runbook_keeps_an_html_report_unless_it_says_report_none() {
+    let rota = Rota::new();
+    let runbook = "---\ndescription: Greet\n---\n# Greet\n\n```sh {id=hello}\necho hello\n```\n";
+    rota.write("greet.md", runbook);
+    let run = run_here(&rota, "greet.md", 0);
+    let listed = rota.json_ok(&["artifacts", &run]);
+    assert_eq!(listed[0]["step"], "@run", "{listed}");
+    assert_eq!(listed[0]["path"], "report.html", "{listed}");
+
+    let quiet = runbook.replace("description: Greet", "description: Greet\nreport: none");
+    rota.write("quiet.md", &quiet);
+    let run = run_here(&rota, "quiet.md", 0);
+    assert_eq!(rota.json_ok(&["artifacts", &run]), json!([]));
+}

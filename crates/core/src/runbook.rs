@@ -351,6 +351,23 @@ fn default_id(origin: &str) -> Option<String> {
         .filter(|s| is_valid_job_id(s))
 }
 
+/// The report a runbook's runs keep when its keys do not say: an HTML one, since a runbook
+/// is written for people and its record is part of it (SPEC §7); `report: none` opts out.
+const RUNBOOK_REPORT: &str = "html";
+
+/// Fills in the job keys a runbook has by default and its own keys left out: its id, from
+/// the file name, and the report its runs keep.
+fn runbook_defaults(entries: &mut Vec<(Key, Node)>, origin: &str, start: Pos) {
+    if get(entries, "id").is_none()
+        && let Some(id) = default_id(origin)
+    {
+        entries.push((key("id", start), str_node(&id, start)));
+    }
+    if get(entries, "report").is_none() {
+        entries.push((key("report", start), str_node(RUNBOOK_REPORT, start)));
+    }
+}
+
 /// Builds the job tree of a Markdown runbook, reporting its problems into `cx`.
 pub(crate) fn markdown_job(cx: &mut Cx, source: &str, origin: &str) -> Option<Node> {
     let doc = read_markdown(source);
@@ -405,11 +422,7 @@ pub(crate) fn markdown_job(cx: &mut Cx, source: &str, origin: &str) -> Option<No
         );
         return None;
     }
-    if get(&entries, "id").is_none()
-        && let Some(id) = default_id(origin)
-    {
-        entries.push((key("id", start), str_node(&id, start)));
-    }
+    runbook_defaults(&mut entries, origin, start);
     if get(&entries, "description").is_none()
         && let Some(title) = doc.headings.iter().find(|h| h.level == 1)
     {
@@ -693,11 +706,7 @@ pub(crate) fn notebook_job(cx: &mut Cx, source: &str, origin: &str) -> Option<No
     }
     let params = notebook_params(cx, root);
     merge_params(&mut entries, params, start);
-    if get(&entries, "id").is_none()
-        && let Some(id) = default_id(origin)
-    {
-        entries.push((key("id", start), str_node(&id, start)));
-    }
+    runbook_defaults(&mut entries, origin, start);
     let file_name = Path::new(origin)
         .file_name()
         .map_or_else(|| origin.to_owned(), |n| n.to_string_lossy().into_owned());
